@@ -1,0 +1,1 @@
+"""Benchmarks. Each writes its own section of docs/benchmarks.md (see bench/common.py)."""

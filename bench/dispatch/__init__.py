@@ -1,0 +1,1 @@
+"""Dispatch benchmark (recommendation latency): ``python -m bench.dispatch``; see run.py."""

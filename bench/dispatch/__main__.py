@@ -1,0 +1,5 @@
+import sys
+
+from bench.dispatch.run import main
+
+sys.exit(main())

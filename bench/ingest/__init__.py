@@ -1,0 +1,1 @@
+"""Ingest benchmark (MQTT → PostgreSQL): ``python -m bench.ingest``; see run.py."""

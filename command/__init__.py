@@ -1,0 +1,1 @@
+"""The command service: incidents, contingency plans, reserve, rosters and dispatch."""

@@ -1,0 +1,126 @@
+"""The command service's FastAPI application.
+
+Clients (PostgreSQL pool, Redis, the MQTT side) are owned by the lifespan and handed
+to routes as typed state; routes call services; the domain core stays pure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+
+import redis.asyncio as aioredis
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+
+from command.routes import auth, field, grid, health, incidents, ws
+from command.routes import dispatch as dispatch_routes
+from command.routes import kpis as kpis_routes
+from command.routes import plans as plans_routes
+from command.routes import reserve as reserve_routes
+from command.routes import teams as teams_routes
+from command.security import LoginLimiter
+from command.services import grid as grid_service
+from command.services import incidents as incidents_service
+from command.services import mqtt_side
+from command.services import plans as plans_service
+from command.services import reserve as reserve_service
+from command.services import rosters as rosters_service
+from command.services.alarm_feed import AlarmFeed
+from command.services.incidents import AlarmIntake
+from command.services.live import LiveHub, snapshot_providers
+from command.state import CommandState, Worker
+from wuwang.settings import Settings, token_secret
+
+log = logging.getLogger(__name__)
+
+#: Oldest schema this code runs on (see wuwang/migrations).
+REQUIRED_SCHEMA = "0006"
+
+WorkerFactory = Callable[[CommandState], Worker]
+
+
+def default_workers() -> list[WorkerFactory]:
+    """Background parts started with the service, in order."""
+    return [
+        lambda state: LiveHub(state.settings.command_ws_queue),
+        lambda state: AlarmFeed(AlarmIntake.default()),
+        *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
+    ]
+
+
+def register_snapshots(state: CommandState) -> None:
+    """What a (re)connecting live client receives first."""
+    providers = snapshot_providers(state)
+    providers["incidents"] = incidents_service.snapshot
+    providers["teams"] = rosters_service.snapshot  # the roster: status, position, duty, order
+    providers["stock"] = reserve_service.snapshot  # city-wide totals per reserve item
+    providers["grid_events"] = grid_service.snapshot  # open grid cases (网格化管理)
+
+
+def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = None) -> FastAPI:
+    if not settings.database_url or not settings.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be set (python -m wuwang demo sets them)")
+    secret = token_secret(settings)
+    factories = list(default_workers() if workers is None else workers)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, CommandState]]:
+        plans = plans_service.load_library(settings.command_plans_dir)  # a bad library stops start-up
+        pool = AsyncConnectionPool(
+            settings.database_url or "", min_size=2, max_size=16, open=False, kwargs={"connect_timeout": 5}
+        )
+        await pool.open(wait=True, timeout=30)
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT max(version) FROM schema_migrations")
+            row = await cur.fetchone()
+            if row is None or row[0] is None or row[0] < REQUIRED_SCHEMA:
+                await pool.close()
+                raise RuntimeError(
+                    f"database schema is {row[0] if row else None}, need {REQUIRED_SCHEMA}: "
+                    "run python -m wuwang migrate"
+                )
+        redis = aioredis.Redis.from_url(settings.redis_url or "")
+        state = CommandState(
+            settings=settings,
+            pool=pool,
+            redis=redis,
+            limiter=LoginLimiter(
+                redis, settings.command_login_limit, settings.command_login_limit_per_address
+            ),
+            token_secret=secret,
+            metrics=CollectorRegistry(),
+        )
+        state.parts[plans_service.PART] = plans
+        register_snapshots(state)
+        started: list[Worker] = []
+        try:
+            for factory in factories:
+                worker = factory(state)
+                await worker.start(state)
+                started.append(worker)
+                state.workers.append(worker)
+            yield {"command": state}
+        finally:
+            for worker in reversed(started):
+                try:
+                    await worker.stop()
+                except Exception:
+                    log.exception("worker %s did not stop cleanly", worker.name)
+            await redis.aclose()
+            await pool.close()
+
+    app = FastAPI(
+        title="五网同构 command service",
+        version="1",
+        description="Incidents, contingency plans, reserve, rosters and dispatch. "
+        "Every route but /healthz and /metrics needs a bearer token from POST /auth/login.",
+        lifespan=lifespan,
+    )
+    for router in (health.router, auth.router, incidents.router, grid.router, ws.router,
+                   plans_routes.router, reserve_routes.router, kpis_routes.router,
+                   teams_routes.router, dispatch_routes.router, field.router):
+        app.include_router(router)
+    return app

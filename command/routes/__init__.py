@@ -1,0 +1,1 @@
+"""HTTP and WebSocket routes; each module owns one feature's router."""

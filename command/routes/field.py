@@ -1,0 +1,184 @@
+"""/field: what the field teams' mobile page sends when it has no MQTT client.
+
+- acknowledging an order is the same act as an ack on ``teams/v1/<id>/ack``;
+- a report is put on the MQTT path the devices use (``teams/v1/<own id>/report``,
+  through the order outbox, so nothing is lost while the broker is away): ingest
+  stores it, raises the alarm, and the command service takes it as any other
+  report — one path, one record. Its ``id`` is chosen by the phone, so a report
+  sent twice after a flaky network is stored once;
+- photos are uploaded first (base64 JSON, so the page needs no multipart) and the
+  report carries their URL.
+
+Field users only, for their own team (the token says which).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from datetime import UTC, datetime
+from pathlib import Path as FsPath
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+
+from command import audit
+from command.deps import Caller, State, forbid
+from command.domain.vocabulary import Role
+from command.services.dispatch import OrderAck, apply_ack, wake_relay
+from wuwang.contract import ContractError, encode, parse_message, team_topic
+
+router = APIRouter(prefix="/field", tags=["field"])
+
+MAX_PHOTO_BYTES = 5 * 1024 * 1024
+PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+PhotoName = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.(jpg|png|webp)$")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated"},
+    403: {"description": "field users only, for their own team"},
+    404: {"description": "no such order or photo"},
+    409: {"description": "the order is not this team's or no longer in force"},
+    413: {"description": "photo too large"},
+    422: {"description": "invalid report"},
+}
+
+
+class AckIn(BaseModel):
+    id: str = Field(min_length=1, max_length=64, description="chosen by the phone; repeats are harmless")
+    status: Literal["accepted", "refused"] = "accepted"
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class AckOut(BaseModel):
+    applied: bool
+    outcome: str
+
+
+class ReportIn(BaseModel):
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="chosen by the phone (idempotent)",
+    )
+    category: str = Field(min_length=1, max_length=64)
+    description: str = Field(max_length=4000)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    photo_url: str | None = Field(default=None, max_length=2048)
+    ts: datetime | None = Field(default=None, description="when it was written (offline queue)")
+
+
+class ReportOut(BaseModel):
+    id: str
+    topic: str
+    queued: bool
+
+
+class PhotoIn(BaseModel):
+    content_type: Literal["image/jpeg", "image/png", "image/webp"]
+    data_base64: str = Field(min_length=4, max_length=MAX_PHOTO_BYTES * 4 // 3 + 8)
+
+
+class PhotoOut(BaseModel):
+    url: str
+    bytes: int
+
+
+async def _team_of(state: State, who: Caller, action: str) -> str:
+    if who.role is not Role.FIELD or who.team_id is None:
+        raise await forbid(state, who, action, "only a field team's own account may do this")
+    return who.team_id
+
+
+@router.post("/orders/{order_id}/ack", response_model=AckOut, responses=ERRORS)
+async def acknowledge(order_id: OrderId, body: AckIn, state: State, who: Caller) -> AckOut:
+    """确认接令: the team accepts (or refuses, with a reason) its dispatch order."""
+    team_id = await _team_of(state, who, "dispatch.ack")
+    now = datetime.now(UTC)
+    outcome = await apply_ack(
+        state,
+        team_id,
+        OrderAck(id=body.id, ts=now, order_id=order_id, status=body.status, reason=body.reason),
+        now,
+        via="http",
+    )
+    if outcome.why == "unknown order":
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no order {order_id}")
+    if outcome.why in ("not this team's order", "not in force"):
+        raise HTTPException(status.HTTP_409_CONFLICT, f"order {order_id}: {outcome.why}")
+    return AckOut(applied=outcome.applied, outcome=outcome.why)
+
+
+@router.post("/reports", response_model=ReportOut, status_code=202, responses=ERRORS)
+async def report(body: ReportIn, state: State, who: Caller) -> ReportOut:
+    """现场报告: queued for the broker on the team's own report topic."""
+    team_id = await _team_of(state, who, "field.report")
+    topic = team_topic(team_id, "report")
+    message: dict[str, Any] = {
+        "id": body.id,
+        "ts": (body.ts or datetime.now(UTC)).isoformat(),
+        "reporter": who.user_id,
+        "category": body.category,
+        "description": body.description,
+        "lat": body.lat,
+        "lon": body.lon,
+    }
+    if body.photo_url:
+        message["photo_url"] = body.photo_url
+    payload = encode(message)
+    try:
+        parse_message(topic, payload, datetime.now(UTC))  # the same rules as ingest's
+    except ContractError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.reason) from None
+    async with state.pool.connection() as conn, conn.transaction():
+        await conn.execute("INSERT INTO mqtt_outbox (topic, payload) VALUES (%s, %s)", (topic, payload))
+        await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
+        await audit.record(
+            conn,
+            who,
+            "field.report",
+            object_type="field_report",
+            object_id=body.id,
+            detail={"team_id": team_id, "category": body.category},
+        )
+    wake_relay(state)
+    return ReportOut(id=body.id, topic=topic, queued=True)
+
+
+def _photo_dir(state: State) -> FsPath:
+    path = state.settings.data_dir / "photos"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@router.post("/photos", response_model=PhotoOut, status_code=201, responses=ERRORS)
+async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
+    """A photo for a report; stored by its SHA-256, so a retried upload is stored once."""
+    await _team_of(state, who, "field.photo")
+    try:
+        data = base64.b64decode(body.data_base64, validate=True)
+    except (binascii.Error, ValueError):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "data_base64 is not base64") from None
+    if len(data) > MAX_PHOTO_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {MAX_PHOTO_BYTES} bytes")
+    name = f"{hashlib.sha256(data).hexdigest()}.{PHOTO_TYPES[body.content_type]}"
+    target = _photo_dir(state) / name
+    if not target.exists():
+        target.write_bytes(data)
+    return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
+
+
+@router.get("/photos/{name}", response_class=FileResponse, responses=ERRORS)
+async def get_photo(name: PhotoName, state: State, who: Caller) -> FileResponse:
+    """A report's photo, for anyone signed in."""
+    del who  # any signed-in user
+    target = _photo_dir(state) / name
+    if not target.is_file():
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
+    return FileResponse(target)

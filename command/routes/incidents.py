@@ -1,0 +1,332 @@
+"""/incidents: the queue, the record, and the operators' and commanders' acts.
+
+Every act names the version it was decided on (``expected_version``); a stale one gets
+409. Illegal transitions and invalid commands get 422 with the domain's reason; acts
+a role may not do get 403 (and an audit record).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Query, status
+from pydantic import BaseModel, Field
+
+from command import audit
+from command.deps import Caller, State
+from command.domain import incidents as domain
+from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
+from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.services import incident_store as store
+from command.services import incidents as service
+from command.services.incident_store import NotFound, event_body, incident_body
+from command.services.live import publish
+
+router = APIRouter(prefix="/incidents", tags=["incidents"])
+
+IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not authenticated"},
+    403: {"description": "this role may not do this to this incident"},
+    404: {"description": "no such incident"},
+    409: {"description": "stale expected_version: reload and decide again"},
+    422: {"description": "illegal transition or invalid command (the reason says which)"},
+}
+
+
+class IncidentOut(BaseModel):
+    """An incident as the console shows it (see docs/incidents.md)."""
+
+    model_config = {"extra": "allow"}
+
+    id: str
+    type: str
+    level: int
+    state: str
+    title: str
+    version: int
+    is_open: bool
+    exercise_id: str | None
+
+
+class EventOut(BaseModel):
+    seq: int
+    kind: str
+    at: str
+    actor: str
+    actor_role: str
+    reason: str | None
+    data: dict[str, Any]
+
+
+class IncidentDetail(BaseModel):
+    incident: IncidentOut
+    timeline: list[EventOut]
+
+
+class Act(BaseModel):
+    expected_version: int = Field(ge=1, description="the version the decision was made on")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+class LevelChange(Act):
+    level: Annotated[int, Field(ge=1, le=4)] = Field(description="1 = I (特别重大) … 4 = IV (一般)")
+
+
+class Reclassify(Act):
+    type: IncidentType
+
+
+class Note(Act):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class Split(Act):
+    alarm_id: str = Field(min_length=1, max_length=200)
+
+
+class Merge(Act):
+    into: str = Field(min_length=1, max_length=64, description="the incident that survives")
+    into_expected_version: int = Field(ge=1)
+
+
+class Arrival(BaseModel):
+    team_id: str = Field(min_length=1, max_length=64)
+    expected_version: int | None = Field(default=None, ge=1)
+
+
+class NewIncident(BaseModel):
+    type: IncidentType
+    level: Annotated[int, Field(ge=1, le=4)] = 4
+    title: str = Field(min_length=1, max_length=200)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+def domain_error(exc: DomainError | NotFound) -> HTTPException:
+    if isinstance(exc, NotFound):
+        return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
+    if isinstance(exc, Forbidden):
+        return HTTPException(status.HTTP_403_FORBIDDEN, exc.reason)
+    if isinstance(exc, StaleVersion):
+        return HTTPException(status.HTTP_409_CONFLICT, exc.reason)
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.reason)
+
+
+async def guarded(call: Awaitable[Incident]) -> IncidentOut:
+    try:
+        return IncidentOut.model_validate(incident_body(await call))
+    except (DomainError, NotFound) as exc:
+        raise domain_error(exc) from None
+
+
+@router.get("", response_model=list[IncidentOut], responses={401: ERRORS[401]})
+async def list_incidents(
+    state: State,
+    who: Caller,
+    open: Annotated[bool, Query(description="only open incidents")] = True,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+) -> list[dict[str, Any]]:
+    """The incident queue, gravest level first, then newest."""
+    return await service.list_incidents(state, who, open_only=open, limit=limit)
+
+
+@router.post("", response_model=IncidentOut, status_code=201, responses=ERRORS)
+async def open_incident(body: NewIncident, state: State, who: Caller) -> IncidentOut:
+    """Open an incident by hand (e.g. a walk-in report)."""
+
+    async def act() -> Incident:
+        at = service.now()
+        async with state.pool.connection() as conn, conn.transaction():
+            incident_id = await service.new_incident_id(conn, at)
+            events = domain.decide_open(
+                incident_id,
+                incident_type=body.type,
+                level=ResponseLevel(body.level),
+                title=body.title,
+                actor=service.actor_of(who),
+                at=at,
+                lat=body.lat,
+                lon=body.lon,
+                reason=body.reason,
+            )
+            new = await store.append(conn, None, events, audit_action="incident.open")
+        assert new is not None
+        await publish(state.redis, store.change_for(new))
+        return new
+
+    try:
+        return await guarded(act())
+    except HTTPException as exc:
+        if exc.status_code == 403:
+            await audit.record_denied(state.pool, who, "incident.open", str(exc.detail))
+        raise
+
+
+@router.get("/{incident_id}", response_model=IncidentDetail, responses=ERRORS)
+async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> IncidentDetail:
+    """The incident with its whole timeline (the event record)."""
+    try:
+        incident, events = await service.incident_detail(state, incident_id)
+    except NotFound as exc:
+        raise domain_error(exc) from None
+    body = incident_body(incident)
+    if not service.visible_incident(who, body):
+        raise await _forbid(state, who, "incident.read", incident_id)
+    return IncidentDetail(
+        incident=IncidentOut.model_validate(body),
+        timeline=[EventOut.model_validate(event_body(e)) for e in events],
+    )
+
+
+async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> HTTPException:
+    from command.deps import forbid
+
+    return await forbid(
+        state,
+        who,
+        action,
+        f"{who.role} may not see incident {incident_id}",
+        object_type="incident",
+        object_id=incident_id,
+    )
+
+
+def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[..., Awaitable[IncidentOut]]:
+    async def endpoint(incident_id: IncidentId, body: Act, state: State, who: Caller) -> IncidentOut:
+        def run(inc: Incident) -> list[domain.Event]:
+            return decide(
+                inc,
+                actor=service.actor_of(who),
+                at=service.now(),
+                expected_version=body.expected_version,
+                reason=body.reason,
+            )
+
+        return await guarded(service.run_command(state, who, incident_id, run, action))
+
+    return endpoint
+
+
+for _path, _action, _decide, _summary in (
+    ("verify", "incident.verify", domain.decide_verify, "立案: confirm the incident and take it on"),
+    ("resolve", "incident.resolve", domain.decide_resolve, "the situation is under control (处置完毕)"),
+    ("reopen", "incident.reopen", domain.decide_reopen, "back on scene after resolve"),
+    ("close", "incident.close", domain.decide_close, "结案"),
+    ("cancel", "incident.cancel", domain.decide_cancel, "cancel (reason required)"),
+    (
+        "false-alarm",
+        "incident.false_alarm",
+        domain.decide_false_alarm,
+        "mark a false alarm (reason required)",
+    ),
+):
+    router.add_api_route(
+        f"/{{incident_id}}/{_path}",
+        _simple(_action, _decide),
+        methods=["POST"],
+        response_model=IncidentOut,
+        responses=ERRORS,
+        summary=_summary,
+        name=f"incident_{_path.replace('-', '_')}",
+    )
+
+
+@router.post("/{incident_id}/level", response_model=IncidentOut, responses=ERRORS)
+async def change_level(incident_id: IncidentId, body: LevelChange, state: State, who: Caller) -> IncidentOut:
+    """Raise or lower the response level: a commander's act."""
+
+    def run(inc: Incident) -> list[domain.Event]:
+        return domain.decide_change_level(
+            inc,
+            level=ResponseLevel(body.level),
+            actor=service.actor_of(who),
+            at=service.now(),
+            expected_version=body.expected_version,
+            reason=body.reason,
+        )
+
+    return await guarded(service.run_command(state, who, incident_id, run, "incident.level_change"))
+
+
+@router.post("/{incident_id}/type", response_model=IncidentOut, responses=ERRORS)
+async def reclassify(incident_id: IncidentId, body: Reclassify, state: State, who: Caller) -> IncidentOut:
+    def run(inc: Incident) -> list[domain.Event]:
+        return domain.decide_reclassify(
+            inc,
+            incident_type=body.type,
+            actor=service.actor_of(who),
+            at=service.now(),
+            expected_version=body.expected_version,
+            reason=body.reason,
+        )
+
+    return await guarded(service.run_command(state, who, incident_id, run, "incident.reclassify"))
+
+
+@router.post("/{incident_id}/notes", response_model=IncidentOut, responses=ERRORS)
+async def add_note(incident_id: IncidentId, body: Note, state: State, who: Caller) -> IncidentOut:
+    def run(inc: Incident) -> list[domain.Event]:
+        return domain.decide_add_note(
+            inc,
+            text=body.text,
+            actor=service.actor_of(who),
+            at=service.now(),
+            expected_version=body.expected_version,
+        )
+
+    return await guarded(service.run_command(state, who, incident_id, run, "incident.note"))
+
+
+@router.post("/{incident_id}/arrived", response_model=IncidentOut, responses=ERRORS)
+async def team_arrived(incident_id: IncidentId, body: Arrival, state: State, who: Caller) -> IncidentOut:
+    """A team is on scene (到场): the team itself (field user) or the command centre."""
+
+    def run(inc: Incident) -> list[domain.Event]:
+        return domain.decide_team_arrived(
+            inc,
+            team_id=body.team_id,
+            actor=service.actor_of(who),
+            at=service.now(),
+            expected_version=body.expected_version,
+        )
+
+    return await guarded(service.run_command(state, who, incident_id, run, "incident.team_arrived"))
+
+
+class PairOut(BaseModel):
+    first: IncidentOut
+    second: IncidentOut
+
+
+@router.post("/{incident_id}/split", response_model=PairOut, responses=ERRORS)
+async def split(incident_id: IncidentId, body: Split, state: State, who: Caller) -> PairOut:
+    """Move a wrongly joined alarm out into a new incident (拆分)."""
+    try:
+        old, new = await service.split(
+            state, who, incident_id, body.alarm_id, body.reason, body.expected_version
+        )
+    except (DomainError, NotFound) as exc:
+        raise domain_error(exc) from None
+    return PairOut(
+        first=IncidentOut.model_validate(incident_body(old)),
+        second=IncidentOut.model_validate(incident_body(new)),
+    )
+
+
+@router.post("/{incident_id}/merge", response_model=PairOut, responses=ERRORS)
+async def merge(incident_id: IncidentId, body: Merge, state: State, who: Caller) -> PairOut:
+    """Merge this incident into ``into`` (合并); this one ends as merged."""
+    try:
+        merged, survivor = await service.merge(
+            state, who, incident_id, body.into, body.reason, body.expected_version, body.into_expected_version
+        )
+    except (DomainError, NotFound) as exc:
+        raise domain_error(exc) from None
+    return PairOut(
+        first=IncidentOut.model_validate(incident_body(merged)),
+        second=IncidentOut.model_validate(incident_body(survivor)),
+    )

@@ -1,0 +1,1 @@
+"""Services: the I/O edge around the pure domain core."""

@@ -1,0 +1,310 @@
+"""Incident use-cases at the edge: alarms in (correlation), operator commands, queries.
+
+Each use-case is one PostgreSQL transaction around a pure decision from
+``command.domain``; the change is published to live clients after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from command import audit
+from command.domain.correlation import (
+    AlreadyLinked,
+    CorrelationRules,
+    IncidentView,
+    JoinIncident,
+    alarm_exercise_id,
+    correlate,
+    default_rules,
+    link_alarm,
+    open_from_alarm,
+)
+from command.domain.incidents import (
+    Actor,
+    Event,
+    Forbidden,
+    Incident,
+    IncidentState,
+)
+from command.domain.vocabulary import IncidentType, Role
+from command.security import Principal
+from command.services import grid as grid_service
+from command.services import incident_store as store
+from command.services.live import Change, publish
+from command.state import CommandState
+from wuwang.contract import Alarm
+
+log = logging.getLogger(__name__)
+
+SYSTEM = Actor("system:correlator", Role.SYSTEM)
+
+#: Serialises correlation across command processes: two duplicate 110 calls taken at
+#: the same instant by two processes must not open two incidents.
+_CORRELATION_LOCK = 0x434F_5252  # "CORR"
+
+#: How far back an open incident can still attract alarms (the widest window + margin).
+_VIEW_HORIZON = "12 hours"
+
+
+def actor_of(who: Principal) -> Actor:
+    return Actor(who.user_id, who.role, who.team_id)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def new_incident_id(conn: AsyncConnection[Any], at: datetime) -> str:
+    cur = await conn.execute("SELECT nextval('incident_number_seq')")
+    row = await cur.fetchone()
+    assert row is not None
+    return f"INC-{at:%Y%m%d}-{int(row[0]):06d}"
+
+
+async def open_views(conn: AsyncConnection[Any], exercise_id: str | None) -> list[IncidentView]:
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(
+            "SELECT id, incident_type, state, exercise_id, lat, lon, first_alarm_at, latest_alarm_at,"
+            " body->'sources' AS sources FROM incident WHERE is_open AND exercise_id IS NOT DISTINCT FROM %s"
+            f" AND latest_alarm_at > now() - interval '{_VIEW_HORIZON}'",
+            (exercise_id,),
+        )
+        rows = await cur.fetchall()
+    return [
+        IncidentView(
+            incident_id=r["id"],
+            incident_type=IncidentType(r["incident_type"]),
+            state=IncidentState(r["state"]),
+            exercise_id=r["exercise_id"],
+            lat=r["lat"],
+            lon=r["lon"],
+            first_source_at=r["first_alarm_at"],
+            last_source_at=r["latest_alarm_at"],
+            source_keys=frozenset(s["source"] for s in r["sources"] or []),
+            alarm_ids=frozenset(s["alarm_id"] for s in r["sources"] or []),
+        )
+        for r in rows
+    ]
+
+
+@dataclass
+class AlarmIntake:
+    """The handler the alarm feed calls: correlate, then open or join, exactly once."""
+
+    rules: CorrelationRules
+
+    @classmethod
+    def default(cls) -> AlarmIntake:
+        return cls(default_rules())
+
+    async def __call__(self, state: CommandState, alarm: Alarm) -> None:
+        at = now()
+        exercise_id = alarm_exercise_id(alarm)
+        changed: Incident | None = None
+        async with state.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "INSERT INTO alarm_inbox (alarm_id, exercise_id, payload) VALUES (%s, %s, %s)"
+                " ON CONFLICT (alarm_id) DO NOTHING",
+                (alarm.alarm_id, exercise_id, Jsonb(alarm.model_dump(mode="json"))),
+            )
+            if cur.rowcount == 0:
+                return  # seen before: at-least-once delivery
+            if grid_service.takes(alarm):  # a report in a grid category: 网格化管理, not an incident
+                return await grid_service.discover_from_alarm(state, conn, alarm, at=at)
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
+            decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
+            if isinstance(decision, AlreadyLinked):
+                return
+            if isinstance(decision, JoinIncident):
+                incident, _ = await store.load(conn, decision.incident_id, for_update=True)
+                events = link_alarm(incident, alarm, actor=SYSTEM, at=at, reason=decision.reason)
+                changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
+            else:
+                incident_id = await new_incident_id(conn, at)
+                events = open_from_alarm(
+                    alarm, decision, incident_id=incident_id, actor=SYSTEM, at=at, exercise_id=exercise_id
+                )
+                changed = await store.append(conn, None, events, audit_action="incident.open")
+            if changed is not None:
+                await conn.execute(
+                    "UPDATE alarm_inbox SET incident_id = %s WHERE alarm_id = %s",
+                    (changed.incident_id, alarm.alarm_id),
+                )
+        await publish(
+            state.redis,
+            Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
+        )
+        if changed is not None:
+            await publish(state.redis, store.change_for(changed))
+
+
+Decide = Callable[[Incident], list[Event]]
+
+
+async def run_command(
+    state: CommandState, who: Principal, incident_id: str, decide: Decide, action: str
+) -> Incident:
+    """Load, decide, append — one transaction, the incident row locked meanwhile.
+    Domain errors propagate (the route maps them to 403/409/422); a refusal is audited."""
+    try:
+        async with state.pool.connection() as conn, conn.transaction():
+            incident, _ = await store.load(conn, incident_id, for_update=True)
+            events = decide(incident)
+            new = await store.append(conn, incident, events, audit_action=action)
+    except Forbidden as exc:
+        await audit.record_denied(
+            state.pool, who, action, exc.reason, object_type="incident", object_id=incident_id
+        )
+        raise
+    assert new is not None
+    if events:
+        await publish(state.redis, store.change_for(new))
+    return new
+
+
+async def run_pair(
+    state: CommandState,
+    who: Principal,
+    first_id: str,
+    second_id: str,
+    decide: Callable[[Incident, Incident], tuple[Sequence[Event], Sequence[Event]]],
+    action: str,
+) -> tuple[Incident, Incident]:
+    """Split and merge: two incidents in one transaction, locked in id order (no deadlock)."""
+    try:
+        async with state.pool.connection() as conn, conn.transaction():
+            for incident_id in sorted({first_id, second_id}):
+                await conn.execute("SELECT 1 FROM incident WHERE id = %s FOR UPDATE", (incident_id,))
+            first, _ = await store.load(conn, first_id)
+            second = (await store.load(conn, second_id))[0] if second_id != first_id else first
+            a_events, b_events = decide(first, second)
+            new_first = await store.append(conn, first, a_events, audit_action=action)
+            created = b_events and b_events[0].seq == 1
+            new_second = await store.append(conn, None if created else second, b_events, audit_action=action)
+    except Forbidden as exc:
+        await audit.record_denied(
+            state.pool, who, action, exc.reason, object_type="incident", object_id=first_id
+        )
+        raise
+    assert new_first is not None and new_second is not None
+    for inc in (new_first, new_second):
+        await publish(state.redis, store.change_for(inc))
+    return new_first, new_second
+
+
+async def split(
+    state: CommandState,
+    who: Principal,
+    incident_id: str,
+    alarm_id: str,
+    reason: str | None,
+    expected_version: int | None,
+) -> tuple[Incident, Incident]:
+    from command.domain.incidents import decide_split
+
+    at = now()
+    async with state.pool.connection() as conn:
+        new_id = await new_incident_id(conn, at)
+
+    def decide(inc: Incident, _same: Incident) -> tuple[Sequence[Event], Sequence[Event]]:
+        result = decide_split(
+            inc,
+            alarm_id=alarm_id,
+            new_incident_id=new_id,
+            actor=actor_of(who),
+            at=at,
+            expected_version=expected_version,
+            reason=reason,
+        )
+        return result.from_events, result.new_events
+
+    return await run_pair(state, who, incident_id, incident_id, decide, "incident.split")
+
+
+async def merge(
+    state: CommandState,
+    who: Principal,
+    merged_id: str,
+    survivor_id: str,
+    reason: str | None,
+    expected_merged_version: int | None,
+    expected_survivor_version: int | None,
+) -> tuple[Incident, Incident]:
+    from command.domain.incidents import decide_merge
+
+    at = now()
+
+    def decide(merged: Incident, survivor: Incident) -> tuple[Sequence[Event], Sequence[Event]]:
+        result = decide_merge(
+            merged,
+            survivor,
+            actor=actor_of(who),
+            at=at,
+            expected_merged_version=expected_merged_version,
+            expected_survivor_version=expected_survivor_version,
+            reason=reason,
+        )
+        return result.merged_events, result.survivor_events
+
+    merged, survivor = await run_pair(state, who, merged_id, survivor_id, decide, "incident.merge")
+    # Orders in force follow their team to the surviving incident.
+    async with state.pool.connection() as conn:
+        await conn.execute(
+            "UPDATE dispatch_order SET incident_id = %s WHERE incident_id = %s"
+            " AND status IN ('pending','sent','acked')",
+            (survivor_id, merged_id),
+        )
+    return merged, survivor
+
+
+# --- queries -------------------------------------------------------------------------
+
+
+def visible_incident(who: Principal, body: dict[str, Any]) -> bool:
+    """Planners see exercises only; others live only (admin both); field users only
+    incidents their own team is on."""
+    is_exercise = body.get("exercise_id") is not None
+    if str(who.role) == "planner":
+        return is_exercise
+    if is_exercise and str(who.role) != "admin":
+        return False
+    if str(who.role) == "field":
+        return any(t["team_id"] == who.team_id for t in body.get("teams", []))
+    return True
+
+
+async def list_incidents(
+    state: CommandState, who: Principal, *, open_only: bool, limit: int, exercise_id: str | None = None
+) -> list[dict[str, Any]]:
+    exercise_filter = "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
+    if str(who.role) == "admin":
+        exercise_filter = "TRUE"
+    if exercise_id is not None:
+        exercise_filter = "exercise_id = %(ex)s"
+    async with state.pool.connection() as conn, conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT body FROM incident WHERE ({exercise_filter}) AND (is_open OR NOT %(open)s)"
+            " ORDER BY is_open DESC, level ASC, opened_at DESC LIMIT %(limit)s",
+            {"open": open_only, "limit": limit, "ex": exercise_id},
+        )
+        rows = await cur.fetchall()
+    return [r[0] for r in rows if visible_incident(who, r[0])]
+
+
+async def incident_detail(state: CommandState, incident_id: str) -> tuple[Incident, list[Event]]:
+    async with state.pool.connection() as conn:
+        return await store.load(conn, incident_id)
+
+
+async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
+    """Open incidents for a (re)connecting live client."""
+    return await list_incidents(state, who, open_only=True, limit=500)

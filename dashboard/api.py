@@ -1,0 +1,195 @@
+"""The command service as the console's server side calls it: always with the
+logged-in user's token, so the command service decides what each user may see and do.
+
+Nothing here trusts an identity the browser sends: the token is the identity, and who
+it belongs to is asked of the command service (``GET /auth/me``), cached for a few
+seconds per token (:class:`CommandApi.me`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+log = logging.getLogger(__name__)
+
+#: How long a verified token is trusted without asking the command service again.
+ME_CACHE_S = 20.0
+ME_CACHE_SIZE = 2048
+STAFF_ROLES = frozenset({"operator", "commander", "planner", "admin"})
+
+
+class ApiError(Exception):
+    """The command service refused or failed; ``status`` 0 means it was unreachable."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status}: {detail}")
+        self.status = status
+        self.detail = detail
+
+    @property
+    def unauthorised(self) -> bool:
+        return self.status == 401
+
+    @property
+    def missing_route(self) -> bool:
+        """404/405 on a route (not "no such incident"): the command service lacks it."""
+        return self.status == 405 or (self.status == 404 and self.detail in ("Not Found", ""))
+
+
+@dataclass(frozen=True)
+class Me:
+    """Who a token belongs to, as the command service says."""
+
+    user_id: str
+    role: str
+    team_id: str | None
+    display_name: str
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    @property
+    def is_field(self) -> bool:
+        return self.role == "field"
+
+    @property
+    def may_change_level(self) -> bool:
+        return self.role in ("commander", "admin")
+
+    @property
+    def is_planner(self) -> bool:
+        return self.role == "planner"
+
+
+def _detail(response: httpx2.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300] or response.reason_phrase
+    if isinstance(body, dict):
+        detail = body.get("detail", body)
+        if isinstance(detail, list):  # FastAPI validation errors
+            return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)[:500]
+        if isinstance(detail, dict):
+            return str(detail.get("reason") or detail.get("message") or detail)[:500]
+        return str(detail)[:500]
+    return str(body)[:500]
+
+
+class CommandApi:
+    """An HTTP client of the command service (one connection pool per event loop)."""
+
+    def __init__(
+        self, base_url: str, *, timeout_s: float = 10.0, transport: httpx2.AsyncBaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._timeout = timeout_s
+        self._transport = transport
+        self._clients: dict[int, httpx2.AsyncClient] = {}
+        self._me: OrderedDict[str, tuple[float, Me]] = OrderedDict()
+
+    def _client(self) -> httpx2.AsyncClient:
+        loop_id = id(asyncio.get_running_loop())
+        client = self._clients.get(loop_id)
+        if client is None:
+            client = httpx2.AsyncClient(
+                base_url=self.base_url, timeout=self._timeout, transport=self._transport
+            )
+            self._clients[loop_id] = client
+        return client
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            with contextlib.suppress(RuntimeError):  # its loop is gone
+                await client.aclose()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        token: str | None,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        sent = dict(headers or {})
+        if token:
+            sent["Authorization"] = f"Bearer {token}"
+        try:
+            response = await self._client().request(method, path, json=json, params=params, headers=sent)
+        except httpx2.HTTPError as exc:
+            log.warning("command service unreachable: %s %s: %s", method, path, exc)
+            raise ApiError(0, f"command service unreachable ({type(exc).__name__})") from None
+        if response.status_code >= 400:
+            if response.status_code == 401 and token:
+                self.forget(token)
+            raise ApiError(response.status_code, _detail(response))
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    async def get(self, path: str, token: str, **params: Any) -> Any:
+        return await self.request(
+            "GET", path, token, params={k: v for k, v in params.items() if v is not None}
+        )
+
+    async def post(
+        self, path: str, token: str, body: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+    ) -> Any:
+        return await self.request("POST", path, token, json=body or {}, headers=headers)
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        body = await self.request(
+            "POST", "/auth/login", None, json={"username": username, "password": password}
+        )
+        if not isinstance(body, dict) or "access_token" not in body:
+            raise ApiError(502, "unexpected login answer")
+        return body
+
+    @staticmethod
+    def _key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def forget(self, token: str) -> None:
+        self._me.pop(self._key(token), None)
+
+    async def me(self, token: str | None) -> Me | None:
+        """Who ``token`` belongs to, or None when it is missing, expired or forged.
+        Answers are cached for :data:`ME_CACHE_S`; the command service stays the judge of
+        every act (each call carries the token)."""
+        if not token or len(token) > 4096:
+            return None
+        key = self._key(token)
+        now = time.monotonic()
+        hit = self._me.get(key)
+        if hit is not None and hit[0] > now:
+            self._me.move_to_end(key)
+            return hit[1]
+        try:
+            body = await self.request("GET", "/auth/me", token)
+        except ApiError as exc:
+            if exc.status in (401, 403):
+                return None
+            raise
+        who = Me(
+            user_id=str(body["user_id"]),
+            role=str(body["role"]),
+            team_id=str(body["team_id"]) if body.get("team_id") else None,
+            display_name=str(body.get("display_name") or body["user_id"]),
+        )
+        self._me[key] = (now + ME_CACHE_S, who)
+        while len(self._me) > ME_CACHE_SIZE:
+            self._me.popitem(last=False)
+        return who

@@ -1,0 +1,142 @@
+"""``create_app(settings)``: the Dash application (FastAPI backend, served by uvicorn).
+
+Everything the browser loads is served from here — Dash's and dash-leaflet's bundles,
+``assets/`` (styles, the font stack, the live and field scripts) — and a Content
+Security Policy tells the browser to load nothing from anywhere else: the console
+works air-gapped. The only other origins allowed are the command service's WebSocket
+and, when configured, the self-hosted basemap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from dash import Dash
+from fastapi import FastAPI, Request, Response
+
+from dashboard import field_api, geoserve
+from dashboard.api import CommandApi
+from dashboard.callbacks import register_all
+from dashboard.context import Console, ws_url
+from dashboard.i18n import t
+from dashboard.layout.shell import shell
+from wuwang.settings import Settings, dashboard_secret
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+
+INDEX = """<!DOCTYPE html>
+<html lang="zh-CN">
+  <head>
+    {%metas%}
+    <title>{%title%}</title>
+    {%favicon%}
+    {%css%}
+  </head>
+  <body class="theme-dark">
+    <noscript>{noscript}</noscript>
+    {%app_entry%}
+    <footer>
+      {%config%}
+      {%scripts%}
+      {%renderer%}
+    </footer>
+  </body>
+</html>"""
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(settings: Settings, script_hashes: list[str]) -> str:
+    """Load only from here; talk only to here and the command service's WebSocket;
+    images also from the basemap (when one is configured) and data: URLs (photos)."""
+    connect = ["'self'", _origin(ws_url(settings))]
+    images = ["'self'", "data:", "blob:"]
+    if settings.dashboard_tile_url:
+        images.append(_origin(settings.dashboard_tile_url.replace("{s}", "a")))
+    scripts = ["'self'", "'unsafe-eval'", *script_hashes]  # the hashes come quoted
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src {' '.join(scripts)}",
+            "style-src 'self' 'unsafe-inline'",
+            f"img-src {' '.join(images)}",
+            "font-src 'self' data:",
+            f"connect-src {' '.join(connect)}",
+            "worker-src 'self' blob:",
+            "object-src 'none'",
+            "base-uri 'self'",
+            "frame-ancestors 'self'",
+            "form-action 'self'",
+        ]
+    )
+
+
+def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
+    """The console for ``settings`` (``api`` replaces the command client in tests)."""
+    console = Console.create(settings, api)
+    app = Dash(
+        __name__,
+        backend="fastapi",
+        title=t(settings.dashboard_language, "app.title"),
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        update_title=None,  # type: ignore[arg-type]  # None: leave the title alone
+        meta_tags=[
+            {"name": "viewport", "content": "width=device-width, initial-scale=1"},
+            {"name": "theme-color", "content": "#0b1220"},
+        ],
+    )
+    app.index_string = INDEX.replace("{noscript}", t(settings.dashboard_language, "app.noscript"))
+    server = cast(FastAPI, app.server)
+    # Signs the per-page-load tokens Dash hands out (dash._callback_signing): every
+    # dashboard process must share it, and outside demo mode it must be a real secret.
+    server.secret_key = dashboard_secret(settings)  # type: ignore[attr-defined]
+    server.state.wuwang_console = console
+    server.router.lifespan_context = _lifespan(console, server.router.lifespan_context)
+    app.layout = shell()
+    register_all(app, console)
+    field_api.mount(server, console)
+    geoserve.mount(server, console)
+
+    policy: dict[str, str] = {}
+
+    @server.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if response.headers.get("content-type", "").startswith("text/html"):
+            if "csp" not in policy:
+                policy["csp"] = content_security_policy(settings, list(app.csp_hashes()))
+            response.headers["Content-Security-Policy"] = policy["csp"]
+            response.headers["X-Content-Type-Options"] = "nosniff"
+            response.headers["Referrer-Policy"] = "same-origin"
+        return response
+
+    return app
+
+
+def _lifespan(console: Console, inner: Any) -> Any:
+    """Dash's own lifespan, then close the console's pools on shutdown (same loop)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Any) -> AsyncIterator[Any]:
+        async with inner(app) as state:
+            try:
+                yield state
+            finally:
+                await console.aclose()
+
+    return lifespan
+
+
+def console_of(app: Dash) -> Console:
+    console = cast(FastAPI, app.server).state.wuwang_console
+    assert isinstance(console, Console)
+    return console

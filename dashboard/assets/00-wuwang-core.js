@@ -1,0 +1,196 @@
+/* 五网同构 console — shared browser helpers: translation, time, GCJ-02.
+ * Served locally by Dash from dashboard/assets (no CDN). */
+(function () {
+  "use strict";
+  var W = (window.wuwang = window.wuwang || {});
+
+  /* Translation: the catalogue of the chosen language arrives in the "i18n" store. */
+  W.catalogue = W.catalogue || {};
+  W.t = function (key, values) {
+    var text = W.catalogue[key];
+    if (text === undefined) return key;
+    if (values) {
+      text = text.replace(/\{(\w+)\}/g, function (m, name) {
+        return values[name] === undefined ? m : String(values[name]);
+      });
+    }
+    return text;
+  };
+
+  W.escape = function (s) {
+    return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
+      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+    });
+  };
+
+  /* Times: the command centre's wall clock (Asia/Shanghai), whatever the browser's zone. */
+  var TZ = "Asia/Shanghai";
+  var fmt = {};
+  function formatter(opts) {
+    var key = JSON.stringify(opts);
+    if (!fmt[key]) {
+      try {
+        fmt[key] = new Intl.DateTimeFormat("zh-CN", Object.assign({ timeZone: TZ, hour12: false }, opts));
+      } catch (e) {
+        fmt[key] = new Intl.DateTimeFormat("zh-CN", Object.assign({ hour12: false }, opts));
+      }
+    }
+    return fmt[key];
+  }
+  W.clock = function (ms) {
+    return formatter({ hour: "2-digit", minute: "2-digit", second: "2-digit" }).format(new Date(ms));
+  };
+  W.dateTime = function (ms) {
+    return formatter({ month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit" })
+      .format(new Date(ms));
+  };
+  /* "m:ss" or "h:mm:ss" for a duration in seconds. */
+  W.duration = function (s) {
+    s = Math.max(0, Math.floor(s));
+    var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    var pad = function (n) { return (n < 10 ? "0" : "") + n; };
+    return h > 0 ? h + ":" + pad(m) + ":" + pad(sec) : m + ":" + pad(sec);
+  };
+  W.parseTime = function (iso) {
+    if (!iso) return null;
+    var t = Date.parse(iso);
+    return isNaN(t) ? null : t;
+  };
+
+  /* WGS-84 → GCJ-02, the formula of eviltransform (wuwang.geo.wgs84_to_gcj02);
+   * tests/dashboard/test_geo_js.py compares the two. */
+  var EARTH_R = 6378137.0, EE = 0.00669342162296594323, PI = Math.PI;
+  function outOfChina(lat, lon) {
+    return !(lon >= 72.004 && lon <= 137.8347 && lat >= 0.8293 && lat <= 55.8271);
+  }
+  function transform(x, y) {
+    var xy = x * y, absX = Math.sqrt(Math.abs(x)), xPi = x * PI, yPi = y * PI;
+    var d = 20.0 * Math.sin(6.0 * xPi) + 20.0 * Math.sin(2.0 * xPi);
+    var lat = d, lon = d;
+    lat += 20.0 * Math.sin(yPi) + 40.0 * Math.sin(yPi / 3.0);
+    lon += 20.0 * Math.sin(xPi) + 40.0 * Math.sin(xPi / 3.0);
+    lat += 160.0 * Math.sin(yPi / 12.0) + 320 * Math.sin(yPi / 30.0);
+    lon += 150.0 * Math.sin(xPi / 12.0) + 300.0 * Math.sin(xPi / 30.0);
+    lat *= 2.0 / 3.0;
+    lon *= 2.0 / 3.0;
+    lat += -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * xy + 0.2 * absX;
+    lon += 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * xy + 0.1 * absX;
+    return [lat, lon];
+  }
+  W.wgs2gcj = function (lat, lon) {
+    if (outOfChina(lat, lon)) return [lat, lon];
+    var d = transform(lon - 105.0, lat - 35.0);
+    var radLat = (lat / 180.0) * PI;
+    var magic = Math.sin(radLat);
+    magic = 1 - EE * magic * magic;
+    var sqrtMagic = Math.sqrt(magic);
+    var dLat = (d[0] * 180.0) / (((EARTH_R * (1 - EE)) / (magic * sqrtMagic)) * PI);
+    var dLon = (d[1] * 180.0) / ((EARTH_R / sqrtMagic) * Math.cos(radLat) * PI);
+    return [lat + dLat, lon + dLon];
+  };
+  /* [lon, lat] for GeoJSON, in the map's datum. */
+  W.position = function (lat, lon, datum) {
+    if (datum === "gcj02") {
+      var p = W.wgs2gcj(lat, lon);
+      return [Math.round(p[1] * 1e6) / 1e6, Math.round(p[0] * 1e6) / 1e6];
+    }
+    return [lon, lat];
+  };
+
+  W.setProps = function (id, props) {
+    if (window.dash_clientside && window.dash_clientside.set_props) {
+      window.dash_clientside.set_props(id, props);
+    }
+  };
+
+  /* The wall clock in the header. */
+  setInterval(function () {
+    var el = document.getElementById("clock");
+    if (el) el.textContent = W.clock(Date.now());
+  }, 1000);
+})();
+
+/* A WebSocket to the command service's /ws that reconnects by itself (jittered
+ * exponential back-off, 0.5 s … 10 s). Every (re)connection starts with a snapshot,
+ * so nothing missed while away stays missing. handlers: open(), message(obj),
+ * close(event, willRetry), expired(). */
+(function () {
+  "use strict";
+  var W = window.wuwang;
+  function Socket(url, token, handlers) {
+    this.url = url;
+    this.token = token;
+    this.h = handlers;
+    this.ws = null;
+    this.attempt = 0;
+    this.stopped = false;
+    this.timer = null;
+    this.openedAt = null;
+    this.connect();
+  }
+  Socket.prototype.connect = function () {
+    var self = this;
+    if (self.stopped) return;
+    var sep = self.url.indexOf("?") >= 0 ? "&" : "?";
+    var ws;
+    try {
+      ws = new WebSocket(self.url + sep + "token=" + encodeURIComponent(self.token));
+    } catch (e) {
+      self.retry();
+      return;
+    }
+    self.ws = ws;
+    var guard = setTimeout(function () { if (ws.readyState !== 1) ws.close(); }, 10000);
+    ws.onopen = function () {
+      clearTimeout(guard);
+      self.attempt = 0;
+      self.openedAt = Date.now();
+      if (self.h.open) self.h.open();
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      self.h.message(msg);
+    };
+    ws.onerror = function () { /* onclose follows */ };
+    ws.onclose = function (ev) {
+      clearTimeout(guard);
+      if (self.ws !== ws) return;
+      self.ws = null;
+      if (ev.code === 4401) {  // token expired or refused: only a new login helps
+        self.stopped = true;
+        if (self.h.close) self.h.close(ev, false);
+        if (self.h.expired) self.h.expired();
+        return;
+      }
+      var again = !self.stopped;
+      if (self.h.close) self.h.close(ev, again);
+      if (again) self.retry();
+    };
+  };
+  Socket.prototype.retry = function () {
+    var self = this;
+    if (self.stopped) return;
+    var base = Math.min(10000, 500 * Math.pow(2, self.attempt));
+    self.attempt += 1;
+    clearTimeout(self.timer);
+    self.timer = setTimeout(function () { self.connect(); }, base * (0.5 + Math.random() * 0.5));
+  };
+  Socket.prototype.reconnectNow = function () {
+    if (this.stopped || this.ws) return;
+    clearTimeout(this.timer);
+    this.attempt = 0;
+    this.connect();
+  };
+  Socket.prototype.stop = function () {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    if (this.ws) {
+      var ws = this.ws;
+      this.ws = null;
+      try { ws.close(1000, "bye"); } catch (e) { /* closing anyway */ }
+    }
+  };
+  Socket.prototype.isOpen = function () { return !!this.ws && this.ws.readyState === 1; };
+  W.Socket = Socket;
+})();

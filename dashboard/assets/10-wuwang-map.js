@@ -1,0 +1,110 @@
+/* 五网同构 console — how map features are drawn (dash-leaflet functional props).
+ * Everything is a canvas circle marker except the few DOM labels and cluster icons,
+ * so 10,000 points stay smooth. Colours: level I–IV red/orange/yellow/blue. */
+(function () {
+  "use strict";
+  var W = (window.wuwang = window.wuwang || {});
+  var LEVEL = { 1: "#e53935", 2: "#fb8c00", 3: "#fdd835", 4: "#1e88e5" };
+  var STATUS = {
+    available: "#22c55e", dispatched: "#a78bfa", en_route: "#22d3ee",
+    on_scene: "#f472b6", returning: "#94a3b8", off_duty: "#475569"
+  };
+  W.colours = { level: LEVEL, status: STATUS };
+
+  function tip(layer, html) {
+    layer.bindTooltip(html, { direction: "top", offset: [0, -8], className: "map-tip" });
+  }
+
+  W.map = {
+    /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
+    incidentPoint: function (feature, latlng) {
+      var p = feature.properties, L = window.L;
+      var colour = LEVEL[p.l] || "#9e9e9e";
+      var parts = [];
+      var age = p.a || 0;  // minutes since the first alarm
+      var rings = age >= 60 ? 3 : age >= 30 ? 2 : age >= 10 ? 1 : 0;
+      for (var r = rings; r >= 1; r--) {
+        parts.push(L.circleMarker(latlng, {
+          radius: 11 + r * 5, color: colour, weight: 2, opacity: 0.9 - r * 0.2, fill: false, pane: "incidents"
+        }));
+      }
+      parts.push(L.circleMarker(latlng, {
+        radius: p.sel ? 11 : 9, color: p.sel ? "#ffffff" : "#0b1220", weight: p.sel ? 4 : 2,
+        fillColor: colour, fillOpacity: 1, pane: "incidents"
+      }));
+      return L.featureGroup(parts);
+    },
+    onEachIncident: function (feature, layer) {
+      var p = feature.properties;
+      tip(layer, "<b>" + W.escape(p.t) + "</b><br>" + W.escape(p.i) + " · " + W.escape(W.t("state." + p.s)));
+      layer.on("click", function () { if (W.live) W.live.select(p.i); });
+    },
+    teamPoint: function (feature, latlng) {
+      var p = feature.properties;
+      return window.L.circleMarker(latlng, {
+        radius: 6, color: "#0b1220", weight: 1.5, fillColor: STATUS[p.s] || "#9e9e9e", fillOpacity: 1, pane: "teams"
+      });
+    },
+    onEachTeam: function (feature, layer) {
+      var p = feature.properties;
+      tip(layer, "<b>" + W.escape(p.n || p.i) + "</b><br>" + W.escape(p.i) + " · " + W.escape(W.t("team_status." + p.s)));
+    },
+    networkPoint: function (feature, latlng, context) {
+      return window.L.circleMarker(latlng, {
+        radius: 4, weight: 1, color: "#0b1220", fillColor: context.hideout.colour, fillOpacity: 0.9
+      });
+    },
+    clusterIcon: function (feature, latlng, index, context) {
+      var n = feature.properties.point_count;
+      var size = n < 50 ? 30 : n < 500 ? 38 : 46;
+      var icon = window.L.divIcon({
+        html: '<div style="background:' + context.hideout.colour + '"><span>' +
+          feature.properties.point_count_abbreviated + "</span></div>",
+        className: "net-cluster", iconSize: window.L.point(size, size)
+      });
+      return window.L.marker(latlng, { icon: icon });
+    },
+    /* Heat: weighted discs in a blurred pane ("heat", see console.css). */
+    heatPoint: function (feature, latlng) {
+      var r = feature.properties.r || 0;
+      var colour = r > 0.66 ? "#ff1744" : r > 0.33 ? "#ff9100" : "#ffea00";
+      return window.L.circleMarker(latlng, {
+        radius: 10 + 26 * Math.sqrt(r), stroke: false, fillColor: colour, fillOpacity: 0.25 + 0.45 * r,
+        pane: "heat", interactive: false
+      });
+    },
+    warehousePoint: function (feature, latlng) {
+      var p = feature.properties;
+      var m = window.L.circleMarker(latlng, {
+        radius: 7, color: p.low ? "#e53935" : "#e0e0e0", weight: p.low ? 3 : 1.5,
+        fillColor: "#8d6e63", fillOpacity: 1, pane: "warehouses"
+      });
+      if (p.html) tip(m, p.html);
+      return m;
+    },
+    labelPoint: function (feature, latlng) {
+      return window.L.marker(latlng, {
+        interactive: false, keyboard: false,
+        icon: window.L.divIcon({ className: "district-label", html: W.escape(feature.properties.n), iconSize: null })
+      });
+    },
+    orderPoint: function (feature, latlng) {
+      var p = feature.properties;
+      return window.L.circleMarker(latlng, {
+        radius: 11, color: "#ffffff", weight: 3, fillColor: LEVEL[p.l] || "#e53935", fillOpacity: 1
+      });
+    },
+    districtStyle: function () {
+      return { color: "#6f8fbf", weight: 2, opacity: 0.9, fill: true, fillColor: "#13213a", fillOpacity: 0.55 };
+    },
+    gridStyle: function () {
+      return { color: "#3b5278", weight: 0.6, opacity: 0.7, fill: false };
+    },
+    riverStyle: function () {
+      return { color: "#2f80c8", weight: 5, opacity: 0.85 };
+    },
+    streetStyle: function () {
+      return { color: "#56657f", weight: 1.2, opacity: 0.8 };
+    }
+  };
+})();

@@ -1,0 +1,471 @@
+/* 五网同构 console — the live picture.
+ *
+ * The browser holds one WebSocket to the command service's /ws (W.Socket). The first
+ * message is a snapshot (open incidents, and whatever else the service registers);
+ * then one JSON change per message: {type, id, version, exercise_id, team_id, data}.
+ * Changes are applied to the state here and, at most every `flush_ms`, only the parts
+ * that changed are handed to Dash with set_props: the incident and team layers, the
+ * queue, the teams summary, and small "tick" stores that tell server callbacks (the
+ * open incident, the KPI tiles, the reserve board) to fetch again. Nothing is polled.
+ *
+ * A lost connection shows the stale banner at once; the socket reconnects by itself
+ * and the new snapshot replaces the whole state (so a missed change cannot linger).
+ */
+(function () {
+  "use strict";
+  var W = (window.wuwang = window.wuwang || {});
+  var ROMAN = { 1: "I", 2: "II", 3: "III", 4: "IV" };
+  var KPI_DEBOUNCE_MS = 2000;
+  var HEAT_MIN_MS = 60000;
+  var AGE_REDRAW_MS = 30000;
+
+  var live = (W.live = W.live || {});
+  live.incidents = new Map();
+  live.teams = new Map();
+  live.stats = { received: 0, snapshots: 0, flushes: 0, lastFlushAt: 0 };
+  live.selected = null;
+  live.cfg = null;
+  live.socket = null;
+  live.status = { connected: false, stale: true, expired: false, since: null };
+  live.onChange = null;  // a hook for benchmarks: called with every change after it is applied
+  live.onFlush = null;
+  var dirty = { incidents: false, teams: false, teamStatus: false };
+  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0 };
+
+  function tick(name, storeId) {
+    ticks[name] += 1;
+    W.setProps(storeId, { data: ticks[name] });
+  }
+  function bumpKpi() {
+    if (kpiTimer) return;
+    kpiTimer = setTimeout(function () { kpiTimer = null; tick("kpi", "kpi-tick"); }, KPI_DEBOUNCE_MS);
+  }
+
+  live.attach = function (cfg, token, catalogue) {
+    W.catalogue = catalogue || W.catalogue;
+    var same = live.socket && !live.socket.stopped && live.token === token && live.cfg && live.cfg.ws_url === cfg.ws_url;
+    live.cfg = cfg;
+    if (same) {  // the page was drawn again (language switch): push the whole state to it
+      dirty.incidents = dirty.teams = dirty.teamStatus = true;
+      schedule(true);
+      pushStatus();
+      return live.status;
+    }
+    live.stop();
+    live.token = token;
+    live.status = { connected: false, stale: true, expired: false, since: null };
+    live.socket = new W.Socket(cfg.ws_url, token, {
+      open: function () { /* the snapshot marks us fresh */ },
+      message: handle,
+      close: function (ev, retry) {
+        live.status = { connected: false, stale: true, expired: false, since: Date.now(), code: ev.code };
+        pushStatus();
+      },
+      expired: function () {
+        live.status = { connected: false, stale: true, expired: true, since: Date.now() };
+        pushStatus();
+      }
+    });
+    return live.status;
+  };
+
+  live.stop = function () {
+    if (live.socket) live.socket.stop();
+    live.socket = null;
+    live.incidents = new Map();
+    live.teams = new Map();
+    live.selected = null;
+  };
+
+  function pushStatus() {
+    W.setProps("live-status", { data: Object.assign({}, live.status) });
+  }
+
+  live.select = function (id) {
+    live.selected = id;
+    W.setProps("selected-incident", { data: id });
+    W.setProps("side-tabs", { value: "detail" });
+    dirty.incidents = true;
+    schedule(true);
+  };
+
+  /* Teams read over HTTP when the snapshot carried none (or to fill names in). */
+  live.seedTeams = function (rows) {
+    (rows || []).forEach(function (t) {
+      var id = t.id || t.team_id;
+      if (!id) return;
+      var prev = live.teams.get(id);
+      live.teams.set(id, Object.assign({}, normaliseTeam(t, null), prev || {}));
+    });
+    dirty.teams = dirty.teamStatus = true;
+    schedule(true);
+  };
+
+  /* A team as the map needs it, from a roster row (GET /teams, the snapshot) or a
+   * change (a status change carries the summary, a position change only the fix).
+   * Without a fix the team is drawn at its base until one arrives. */
+  function normaliseTeam(t, prev) {
+    var out = Object.assign({}, t);
+    out.id = t.id || t.team_id;
+    var pos = t.position || t.last_position;
+    if (pos && pos.lat !== undefined && pos.lat !== null) {
+      out.lat = pos.lat; out.lon = pos.lon; out.at_base = false;
+    } else if (t.lat === undefined || t.lat === null) {
+      if (prev && prev.lat !== undefined && prev.lat !== null) {
+        out.lat = prev.lat; out.lon = prev.lon; out.at_base = prev.at_base;
+      } else {
+        var base = t.base || (t.base_lat !== undefined ? { lat: t.base_lat, lon: t.base_lon } : null);
+        if (base) { out.lat = base.lat; out.lon = base.lon; out.at_base = true; }
+      }
+    }
+    out.type = t.type || t.team_type || (prev ? prev.type : undefined);
+    if (t.active_order !== undefined) out.incident_id = t.active_order ? t.active_order.incident_id : null;
+    return out;
+  }
+
+  function handle(msg) {
+    live.stats.received += 1;
+    if (msg.type === "snapshot") {
+      live.stats.snapshots += 1;
+      applySnapshot(msg);
+    } else if (msg.type === "incident") {
+      applyIncident(msg.data || {}, msg.version);
+    } else if (msg.type === "team") {
+      applyTeam(msg.id, msg.data || {});
+    } else if (msg.type === "alarm") {
+      if ((msg.data || {}).kind === "call" && Date.now() - lastHeat > HEAT_MIN_MS) {
+        lastHeat = Date.now();
+        setTimeout(function () { tick("heat", "heat-tick"); }, HEAT_MIN_MS);  // after the aggregate refresh
+      }
+    } else if (msg.type === "stock") {
+      tick("reserve", "reserve-tick");
+      bumpKpi();
+    } else if (msg.type === "order") {
+      var d = msg.data || {};
+      if (d.incident_id && d.incident_id === live.selected) tick("detail", "detail-tick");
+    }
+    if (live.onChange) live.onChange(msg);
+    schedule(msg.type === "snapshot" || msg.type === "incident");
+  }
+
+  function applySnapshot(msg) {
+    live.incidents = new Map();
+    (msg.incidents || []).forEach(function (inc) { if (inc && inc.id && inc.is_open !== false) live.incidents.set(inc.id, inc); });
+    if (Array.isArray(msg.teams)) {
+      var old = live.teams;
+      live.teams = new Map();
+      msg.teams.forEach(function (t) {
+        var n = normaliseTeam(t, old.get(t.id || t.team_id));
+        if (n.id) live.teams.set(n.id, Object.assign({}, old.get(n.id) || {}, n));
+      });
+    }
+    live.status = { connected: true, stale: false, expired: false, since: Date.now() };
+    pushStatus();
+    dirty.incidents = dirty.teams = dirty.teamStatus = true;
+    tick("kpi", "kpi-tick");
+    tick("reserve", "reserve-tick");
+    if (live.selected) tick("detail", "detail-tick");
+  }
+
+  function applyIncident(body, version) {
+    var id = body.id;
+    if (!id) return;
+    var prev = live.incidents.get(id);
+    var v = version || body.version || 0;
+    if (prev && (prev.version || 0) > v) return;  // an older change arriving late
+    if (body.is_open === false) live.incidents.delete(id);
+    else live.incidents.set(id, body);
+    dirty.incidents = true;
+    if (id === live.selected || body.merged_into === live.selected) tick("detail", "detail-tick");
+    if (!prev || !body.is_open || prev.state !== body.state || prev.level !== body.level) bumpKpi();
+  }
+
+  function applyTeam(id, data) {
+    id = id || data.team_id || data.id;
+    if (!id) return;
+    var prev = live.teams.get(id) || { id: id };
+    var next = Object.assign({}, prev, normaliseTeam(Object.assign({ id: id }, data), prev));
+    live.teams.set(id, next);
+    dirty.teams = true;
+    if (prev.status !== next.status) { dirty.teamStatus = true; bumpKpi(); }
+  }
+
+  /* When to hand the changes to Dash. An incident (or a snapshot) goes out at once —
+   * at most one update per URGENT_MS, so a burst is still one redraw; team positions,
+   * which may come a thousand a second, are batched every `flush_ms`. */
+  var URGENT_MS = 40, flushDue = 0;
+  function schedule(urgent) {
+    if (!dirty.incidents && !dirty.teams && !dirty.teamStatus) return;
+    var now = Date.now();
+    var wait = urgent ? Math.max(0, URGENT_MS - (now - live.stats.lastFlushAt))
+                      : (live.cfg ? live.cfg.flush_ms : 250);
+    if (flushTimer !== null) {
+      if (now + wait >= flushDue) return;  // an earlier flush is already due
+      clearTimeout(flushTimer);
+    }
+    flushDue = now + wait;
+    flushTimer = setTimeout(flush, wait);
+  }
+
+  function ageMinutes(inc, now) {
+    var t = W.parseTime(inc.first_alarm_at) || W.parseTime(inc.opened_at) || now;
+    return Math.max(0, (now - t) / 60000);
+  }
+
+  function incidentFeatures() {
+    var now = Date.now(), datum = live.cfg ? live.cfg.datum : "wgs84", out = [];
+    live.incidents.forEach(function (inc) {
+      if (inc.lat === null || inc.lat === undefined) return;
+      out.push({
+        type: "Feature",
+        geometry: { type: "Point", coordinates: W.position(inc.lat, inc.lon, datum) },
+        properties: { i: inc.id, l: inc.level, s: inc.state, t: inc.title, a: Math.floor(ageMinutes(inc, now)),
+                      sel: inc.id === live.selected }
+      });
+    });
+    // gravest last, so it is drawn on top
+    out.sort(function (a, b) { return b.properties.l - a.properties.l; });
+    return { type: "FeatureCollection", features: out };
+  }
+
+  function teamFeatures() {
+    var datum = live.cfg ? live.cfg.datum : "wgs84", out = [];
+    live.teams.forEach(function (t) {
+      if (t.lat === null || t.lat === undefined) return;
+      out.push({
+        type: "Feature",
+        geometry: { type: "Point", coordinates: W.position(t.lat, t.lon, datum) },
+        properties: { i: t.id, s: t.status || "available", n: t.name, y: t.type }
+      });
+    });
+    return { type: "FeatureCollection", features: out };
+  }
+
+  function queueRows() {
+    var rows = [];
+    live.incidents.forEach(function (inc) {
+      rows.push({
+        id: inc.id, level: inc.level, title: inc.title, state: inc.state, type: inc.type,
+        first_alarm: W.parseTime(inc.first_alarm_at) || W.parseTime(inc.opened_at),
+        first_dispatch: W.parseTime(inc.first_dispatch_at),
+        opened: W.parseTime(inc.opened_at), sources: (inc.sources || []).length,
+        exercise: inc.exercise_id || null
+      });
+    });
+    rows.sort(function (a, b) { return a.level - b.level || (a.first_alarm || 0) - (b.first_alarm || 0); });
+    var byLevel = { 1: 0, 2: 0, 3: 0, 4: 0 };
+    rows.forEach(function (r) { byLevel[r.level] = (byLevel[r.level] || 0) + 1; });
+    var limit = live.cfg ? live.cfg.queue_limit : 200;
+    return { total: rows.length, rows: rows.slice(0, limit), selected: live.selected, by_level: byLevel };
+  }
+
+  /* The queue, drawn straight into its element (a few hundred rows redrawn in a few
+   * milliseconds; through Dash components it took a hundred times longer). Text goes
+   * in as text, never as HTML. */
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function drawQueue(q) {
+    var box = document.getElementById("queue");
+    var count = document.getElementById("queue-count");
+    if (count) count.textContent = String(q.total);
+    if (!box) return;
+    var frag = document.createDocumentFragment();
+    if (!q.rows.length) frag.appendChild(el("div", "muted empty", W.t("queue.empty")));
+    q.rows.forEach(function (r) {
+      var row = el("div", "qrow level-" + r.level + " state-" + r.state + (r.id === q.selected ? " selected" : ""));
+      row.setAttribute("data-incident", r.id);
+      row.appendChild(el("span", "level-badge level-" + r.level, ROMAN[r.level] || "?"));
+      var main = el("div", "qmain");
+      main.appendChild(el("div", "qtitle", r.title));
+      var sub = [W.t("state." + r.state), r.id];
+      if (r.sources > 1) sub.push(W.t("queue.sources", { n: r.sources }));
+      if (r.exercise) sub.push(W.t("app.exercise"));
+      main.appendChild(el("div", "qsub", sub.join(" · ")));
+      row.appendChild(main);
+      var age = el("span", "age");
+      age.setAttribute("data-since", String(r.first_alarm || ""));
+      row.appendChild(age);
+      var timer = el("span", "timer");
+      timer.title = W.t("queue.timer_help");
+      timer.setAttribute("data-since", String(r.first_alarm || ""));
+      timer.setAttribute("data-until", String(r.first_dispatch || ""));
+      row.appendChild(timer);
+      frag.appendChild(row);
+    });
+    if (q.total > q.rows.length) frag.appendChild(el("div", "muted", W.t("queue.more", { n: q.total - q.rows.length })));
+    box.replaceChildren(frag);
+    tickTimers();
+  }
+
+  function teamsSummary() {
+    var counts = {}, byType = {}, active = [], total = 0;
+    live.teams.forEach(function (t) {
+      var s = t.status || "available";
+      total += 1;
+      counts[s] = (counts[s] || 0) + 1;
+      var ty = t.type || "other";
+      byType[ty] = byType[ty] || { available: 0, total: 0 };
+      byType[ty].total += 1;
+      if (s === "available") byType[ty].available += 1;
+      if (s !== "available" && s !== "off_duty") active.push({ id: t.id, name: t.name, status: s, type: ty, incident: t.incident_id || null });
+    });
+    var order = { on_scene: 0, en_route: 1, dispatched: 2, returning: 3 };
+    active.sort(function (a, b) { return (order[a.status] || 9) - (order[b.status] || 9) || (a.id < b.id ? -1 : 1); });
+    return { total: total, counts: counts, by_type: byType, active: active.slice(0, 60), active_total: active.length };
+  }
+
+  function flush() {
+    flushTimer = null;
+    var page = live.cfg ? live.cfg.page : null;
+    if (page !== "desk" && page !== "wall") return;
+    if (dirty.incidents) {
+      dirty.incidents = false;
+      W.setProps("layer-incidents", { data: incidentFeatures() });
+      var q = queueRows();
+      drawQueue(q);
+      W.setProps("live-queue", { data: { total: q.total, by_level: q.by_level } });
+    }
+    if (dirty.teams) {
+      dirty.teams = false;
+      W.setProps("layer-teams", { data: teamFeatures() });
+    }
+    if (dirty.teamStatus) {
+      dirty.teamStatus = false;
+      W.setProps("live-teams", { data: teamsSummary() });
+    }
+    live.stats.flushes += 1;
+    live.stats.lastFlushAt = Date.now();
+    if (live.onFlush) live.onFlush();
+  }
+
+  /* Age rings grow while an incident waits. */
+  setInterval(function () {
+    if (live.incidents.size) { dirty.incidents = true; schedule(false); }
+  }, AGE_REDRAW_MS);
+
+  /* Timers in the queue: call-processing time (first alarm → first dispatch) turns red
+   * past the target; age counts on. Text only, once a second, no re-render. */
+  function tickTimers() {
+    var now = Date.now();
+    var target = (live.cfg ? live.cfg.call_target_s : 60) * 1000;
+    var timers = document.querySelectorAll("[data-since]");
+    for (var i = 0; i < timers.length; i++) {
+      var el = timers[i];
+      var since = Number(el.getAttribute("data-since"));
+      if (!since) continue;
+      var until = Number(el.getAttribute("data-until")) || 0;
+      var span = (until || now) - since;
+      el.textContent = W.duration(span / 1000);
+      if (el.classList.contains("timer")) {
+        el.classList.toggle("late", span > target);
+        el.classList.toggle("stopped", !!until);
+      }
+    }
+  }
+  setInterval(tickTimers, 1000);
+
+  /* A click on anything that names an incident (queue rows) opens it. */
+  document.addEventListener("click", function (ev) {
+    var el = ev.target && ev.target.closest ? ev.target.closest("[data-incident]") : null;
+    if (el) live.select(el.getAttribute("data-incident"));
+  });
+
+  /* Back online, or the tab shown again: do not wait for the back-off. */
+  window.addEventListener("online", function () { if (live.socket) live.socket.reconnectNow(); });
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && live.socket) live.socket.reconnectNow();
+  });
+
+  /* ---- clientside callbacks (dashboard/callbacks/*.py registers them) ---- */
+  function h(type, props) { return { type: type, namespace: "dash_html_components", props: props }; }
+  function setCatalogue(cat) { if (cat) W.catalogue = cat; }
+
+  var cs = (window.dash_clientside = window.dash_clientside || {});
+  cs.wuwang = Object.assign({}, cs.wuwang, {
+    attachLive: function (cfg, catalogue, session) {
+      setCatalogue(catalogue);
+      if (!cfg || !session || !session.token) return cs.no_update;
+      if (cfg.page === "field") {
+        if (W.field) W.field.attach(cfg, session, catalogue);
+        return cs.no_update;
+      }
+      return live.attach(cfg, session.token, catalogue);
+    },
+    renderKpiLive: function (q, teams, catalogue) {
+      setCatalogue(catalogue);
+      var byLevel = (q && q.by_level) || { 1: 0, 2: 0, 3: 0, 4: 0 };
+      var tiles = [1, 2, 3, 4].map(function (lv) {
+        return h("Div", { className: "kpi kpi-level level-" + lv, "data-kpi": "open-" + lv, children: [
+          h("Div", { className: "kpi-value", children: String(byLevel[lv]) }),
+          h("Div", { className: "kpi-label", children: ROMAN[lv] + " " + W.t("level." + lv) })
+        ] });
+      });
+      var avail = teams ? (teams.counts.available || 0) : 0;
+      tiles.push(h("Div", { className: "kpi", "data-kpi": "teams-available", children: [
+        h("Div", { className: "kpi-value", children: teams ? avail + " / " + teams.total : "—" }),
+        h("Div", { className: "kpi-label", children: W.t("kpi.teams_available") })
+      ] }));
+      return tiles;
+    },
+    renderTeamsBoard: function (s, tab, catalogue) {
+      setCatalogue(catalogue);
+      if (!s || tab !== "teams") return cs.no_update;  // drawn while its tab is open
+      var statuses = ["available", "dispatched", "en_route", "on_scene", "returning", "off_duty"];
+      var counts = h("Div", { className: "team-counts", children: statuses.map(function (st) {
+        return h("Div", { className: "team-count status-" + st, children: [
+          h("Span", { className: "dot status-" + st }), h("Span", { children: W.t("team_status." + st) }),
+          h("Strong", { children: String(s.counts[st] || 0) })
+        ] });
+      }) });
+      var types = Object.keys(s.by_type).sort().map(function (ty) {
+        var b = s.by_type[ty];
+        return h("Tr", { children: [h("Td", { children: W.t("team_type." + ty) }),
+          h("Td", { className: "num", children: b.available + " / " + b.total })] });
+      });
+      var active = s.active.map(function (t) {
+        return h("Tr", { children: [
+          h("Td", { children: [h("Span", { className: "dot status-" + t.status }), t.name || t.id] }),
+          h("Td", { className: "mono small", children: t.id }),
+          h("Td", { children: W.t("team_status." + t.status) }),
+          h("Td", { className: "mono small", children: t.incident || "" })
+        ] });
+      });
+      return [
+        h("H3", { children: W.t("teams.board_title", { n: s.total }) }), counts,
+        h("Table", { className: "table", children: [h("Thead", { children: h("Tr", { children: [
+          h("Th", { children: W.t("teams.type") }), h("Th", { children: W.t("teams.available") })] }) }),
+          h("Tbody", { children: types })] }),
+        h("H3", { children: W.t("teams.active", { n: s.active_total }) }),
+        h("Table", { className: "table", children: h("Tbody", { children: active }) })
+      ];
+    },
+    renderStatus: function (st, catalogue) {
+      setCatalogue(catalogue);
+      if (!st) return [cs.no_update, cs.no_update, cs.no_update];
+      var text, cls;
+      if (st.expired) {  // the token ran out: back to the login page, saying why
+        text = W.t("live.expired"); cls = "connection bad";
+        W.setProps("session-note", { data: "expired" });
+        W.setProps("session", { data: null });
+      }
+      else if (st.connected) { text = W.t("live.connected"); cls = "connection ok"; }
+      else { text = W.t("live.reconnecting"); cls = "connection bad"; }
+      return [text, cls, !st.stale];
+    },
+    switchTab: function (tab) {
+      var names = ["detail", "teams", "reserve", "charts"];
+      return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
+    },
+    setLang: function (value) { return value || cs.no_update; },
+    logout: function (n) {
+      if (!n) return cs.no_update;
+      live.stop();
+      if (W.field) W.field.stop();
+      return null;
+    }
+  });
+})();

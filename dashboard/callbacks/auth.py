@@ -1,0 +1,143 @@
+"""Login, logout, the language, and the router that decides which page a user gets:
+field users the field page, planners the console showing exercises only (the command
+service gives them nothing else), everyone else the operator's desk or the wall."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+from dash import Dash, Input, Output, State, html, no_update
+from dash.exceptions import PreventUpdate
+
+from dashboard import geoserve, ids
+from dashboard.api import ApiError
+from dashboard.callbacks.common import clientside, token_of
+from dashboard.context import Console
+from dashboard.i18n import lang_of, t
+from dashboard.layout.console import console_page
+from dashboard.layout.field import field_page
+from dashboard.layout.login import login_page
+
+log = logging.getLogger(__name__)
+
+
+async def network_counts(console: Console) -> dict[str, dict[str, int]] | None:
+    """Points per network (the legend); None when the registries cannot be read — the
+    map then shows what the live stream brings and nothing static."""
+    if not console.db.configured:
+        return None
+    try:
+        return (await console.registries.layers()).counts
+    except Exception:
+        log.warning("the city's registries cannot be read: no static map layers", exc_info=True)
+        return None
+
+
+async def field_context(console: Console) -> list[str]:
+    """District outlines and the river (signed URLs) for the field page's map when there
+    is no basemap: a team needs to see where its order is."""
+    if console.settings.dashboard_tile_url or await network_counts(console) is None:
+        return []
+    urls = geoserve.urls(console)
+    return [urls["districts"], urls["river"]]
+
+
+def register(app: Dash, console: Console) -> None:
+    @app.callback(
+        Output(ids.PAGE, "children"),
+        Input(ids.URL, "pathname"),
+        Input(ids.URL, "search"),
+        Input(ids.SESSION, "data"),
+        Input(ids.LANG, "data"),
+        State(ids.SESSION_NOTE, "data"),
+    )
+    async def route(path: str | None, search: str | None, session: Any, lang_value: Any, note: Any) -> Any:
+        lang = lang_of(lang_value or console.settings.dashboard_language)
+        token = token_of(session)
+        if token is None:
+            return login_page(lang, t(lang, "login.expired") if note == "expired" else None)
+        try:
+            me = await console.api.me(token)
+        except ApiError:
+            return login_page(lang, t(lang, "error.unreachable"))
+        if me is None:
+            return login_page(lang, t(lang, "login.expired"))
+        if me.is_field:
+            return field_page(console, lang, me, await field_context(console))
+        if not me.is_staff:
+            return login_page(lang, t(lang, "login.no_role"))
+        wall = (path or "").rstrip("/").endswith("/wall")
+        # ?layers=networks switches the five networks on, ?layers=all the grid too
+        # (both are off by default: no clutter)
+        layers = parse_qs((search or "").lstrip("?")).get("layers", [""])[0]
+        counts = await network_counts(console)
+        return console_page(
+            console,
+            lang,
+            me,
+            wall=wall,
+            urls=geoserve.urls(console) if counts else None,
+            counts=counts,
+            networks_on=layers in ("networks", "all"),
+            grid_on=layers == "all",
+        )
+
+    @app.callback(
+        Output(ids.SESSION, "data"),
+        Output(ids.LOGIN_ERROR, "children"),
+        Output(ids.SESSION_NOTE, "data"),
+        Input(ids.LOGIN_BUTTON, "n_clicks"),
+        Input(ids.LOGIN_PASSWORD, "n_submit"),
+        State(ids.LOGIN_USER, "value"),
+        State(ids.LOGIN_PASSWORD, "value"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    async def login(_clicks: Any, _submit: Any, username: Any, password: Any, lang_value: Any) -> Any:
+        lang = lang_of(lang_value or console.settings.dashboard_language)
+        if not _clicks and not _submit:
+            raise PreventUpdate
+        if (
+            not isinstance(username, str)
+            or not username.strip()
+            or not isinstance(password, str)
+            or not password
+        ):
+            return no_update, t(lang, "login.missing"), no_update
+        try:
+            body = await console.api.login(username.strip(), password)
+        except ApiError as exc:
+            if exc.status == 401:
+                return no_update, t(lang, "login.refused"), no_update
+            if exc.status == 429:
+                return no_update, t(lang, "login.rate_limited"), no_update
+            if exc.status == 0:
+                return no_update, t(lang, "error.unreachable"), no_update
+            return no_update, t(lang, "error.refused", status=exc.status, detail=exc.detail), no_update
+        session = {
+            "token": body["access_token"],
+            # Shown to the user only; every callback asks the command service again.
+            "user_id": body.get("user_id"),
+            "role": body.get("role"),
+            "team_id": body.get("team_id"),
+            "expires_at": body.get("expires_at"),
+        }
+        return session, html.Span(t(lang, "login.ok")), None
+
+    clientside(
+        app,
+        "function (value) { return window.dash_clientside.wuwang.setLang(value); }",
+        Output(ids.LANG, "data"),
+        Input(ids.LANG_SWITCH, "value"),
+        prevent_initial_call=True,
+    )
+
+    clientside(
+        app,
+        "function (n) { return window.dash_clientside.wuwang.logout(n); }",
+        Output(ids.SESSION, "data", allow_duplicate=True),
+        Input(ids.LOGOUT, "n_clicks"),
+        prevent_initial_call=True,
+    )

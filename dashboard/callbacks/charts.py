@@ -1,0 +1,45 @@
+"""Charts from the time-series store's per-minute aggregate (never raw rows): 110
+calls per hour by network. The chart of an incident's area is drawn with its detail
+(callbacks/incident.py). The token is verified first, like every server callback."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from dash import Dash, Input, Output, State, dcc
+from dash.exceptions import PreventUpdate
+
+from dashboard import ids
+from dashboard.callbacks.common import require_staff, tz
+from dashboard.charts import figure
+from dashboard.context import Console
+from dashboard.data.aggregates import calls_per_hour
+from dashboard.i18n import lang_of
+
+log = logging.getLogger(__name__)
+
+
+def register(app: Dash, console: Console) -> None:
+    @app.callback(
+        Output(ids.CHART_CALLS, "children"),
+        Input(ids.SIDE_TABS, "value"),
+        Input(ids.HEAT_TICK, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def calls_chart(tab: Any, _tick: Any, session: Any, lang_value: Any) -> Any:
+        if tab != "charts":
+            raise PreventUpdate
+        await require_staff(console, session)
+        lang = lang_of(lang_value or console.settings.dashboard_language)
+        try:
+            series = await calls_per_hour(console.db, datetime.now(UTC), tz(console))
+        except Exception:
+            log.warning("calls per hour query failed", exc_info=True)
+            series = []
+        return dcc.Graph(
+            figure=figure(lang, series, kind="network", empty_key="chart.no_data"),
+            config={"displayModeBar": False, "displaylogo": False},
+        )

@@ -1,0 +1,105 @@
+"""What every server-side callback does first: find the token in the session store
+and ask the command service whose it is. No identity is ever taken from the browser:
+not a user id, not a role, not a team id — only the token, which the command service
+verifies."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dash import ClientsideFunction, Dash, ctx
+from dash.exceptions import PreventUpdate
+
+from dashboard.api import ApiError, Me
+from dashboard.context import Console
+from dashboard.i18n import Lang, lang_of, t
+
+
+def token_of(session: Any) -> str | None:
+    if isinstance(session, dict):
+        token = session.get("token")
+        if isinstance(token, str) and token:
+            return token
+    return None
+
+
+async def who(console: Console, session: Any) -> Me | None:
+    """The logged-in user, or None (no token, expired, refused, or the command
+    service is unreachable — then nobody is trusted)."""
+    try:
+        return await console.api.me(token_of(session))
+    except ApiError:
+        return None
+
+
+async def require(console: Console, session: Any) -> tuple[Me, str]:
+    """The user and token, or stop this callback (nothing is updated)."""
+    me = await who(console, session)
+    token = token_of(session)
+    if me is None or token is None:
+        raise PreventUpdate
+    return me, token
+
+
+async def require_staff(console: Console, session: Any) -> tuple[Me, str]:
+    me, token = await require(console, session)
+    if not me.is_staff:
+        raise PreventUpdate
+    return me, token
+
+
+def clicked() -> dict[str, Any] | str | None:
+    """The id of the button that was really clicked, or None. Pattern-matching
+    buttons are drawn again with n_clicks 0 whenever their panel is redrawn; that
+    fires the callback too, and must not count as a click."""
+    trig = ctx.triggered
+    if not trig or not trig[0].get("value"):
+        return None
+    tid = ctx.triggered_id
+    return tid if isinstance(tid, (dict, str)) else None
+
+
+def clientside(app: Dash, function: str | ClientsideFunction, *dependencies: Any, **options: Any) -> None:
+    """``app.clientside_callback`` (untyped in dash) with a typed signature."""
+    app.clientside_callback(function, *dependencies, **options)  # type: ignore[no-untyped-call]
+
+
+def browser(name: str) -> ClientsideFunction:
+    """A function of ``window.dash_clientside.wuwang`` (assets/20-wuwang-live.js)."""
+    return ClientsideFunction(namespace="wuwang", function_name=name)
+
+
+def tz(console: Console) -> ZoneInfo:
+    try:
+        return ZoneInfo(console.settings.command_timezone)
+    except Exception:  # a bad zone name must not break the page
+        return ZoneInfo("Asia/Shanghai")
+
+
+def error_text(lang: Lang, exc: ApiError) -> str:
+    if exc.status == 0:
+        return t(lang, "error.unreachable")
+    if exc.status == 401:
+        return t(lang, "error.expired")
+    if exc.status == 403:
+        return t(lang, "error.forbidden", detail=exc.detail)
+    if exc.status == 409:
+        return t(lang, "error.conflict", detail=exc.detail)
+    if exc.missing_route:
+        return t(lang, "error.missing_route")
+    return t(lang, "error.refused", status=exc.status, detail=exc.detail)
+
+
+__all__ = [
+    "browser",
+    "clicked",
+    "clientside",
+    "error_text",
+    "lang_of",
+    "require",
+    "require_staff",
+    "token_of",
+    "tz",
+    "who",
+]

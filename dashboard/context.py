@@ -1,0 +1,57 @@
+"""What every callback needs: settings, the command API client, the read-only
+database, the cached map layers. One :class:`Console` per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from dashboard.api import CommandApi
+from dashboard.data.db import ReadOnlyDatabase
+from dashboard.data.registries import Registries
+from wuwang.settings import Settings
+
+
+def ws_url(settings: Settings) -> str:
+    """The command service's /ws as the browser reaches it."""
+    if settings.dashboard_command_ws_url:
+        return settings.dashboard_command_ws_url
+    parts = urlsplit(settings.dashboard_command_url)
+    scheme = "wss" if parts.scheme == "https" else "ws"
+    return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+@dataclass
+class Console:
+    settings: Settings
+    api: CommandApi
+    db: ReadOnlyDatabase
+    registries: Registries
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, settings: Settings, api: CommandApi | None = None) -> Console:
+        db = ReadOnlyDatabase(settings.database_url)
+        return cls(
+            settings=settings,
+            api=api or CommandApi(settings.dashboard_command_url),
+            db=db,
+            registries=Registries(db, settings.dashboard_tile_datum, settings.dashboard_streets_file),
+        )
+
+    def browser_config(self, page: str) -> dict[str, Any]:
+        """What assets/*.js needs (nothing secret: the token travels separately)."""
+        s = self.settings
+        return {
+            "page": page,
+            "ws_url": ws_url(s),
+            "datum": s.dashboard_tile_datum,
+            "call_target_s": s.dashboard_call_target_s,
+            "flush_ms": 250,
+            "queue_limit": 200,
+        }
+
+    async def aclose(self) -> None:
+        await self.api.aclose()
+        await self.db.aclose()

@@ -1,0 +1,273 @@
+"""``/field/api/*``: what the field page's outbox posts to (assets/30-wuwang-field.js).
+
+Each route takes the team's token from the ``Authorization`` header, asks the command
+service whose it is, and acts for that team — the team id always comes from the token,
+never from the request. The outbox's id travels on as ``Idempotency-Key`` (and as the
+message's ``id``), so a resend after a lost answer is stored once. Answers the outbox
+understands: 2xx stored; 409 stored before (a repeat); 401 log in again; 4xx refused
+(kept on the phone, shown); 501 the command service has no route for this yet (kept,
+retried later); 503 unreachable (kept, retried).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any, Literal
+from urllib.parse import quote
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
+
+from dashboard.api import ApiError, Me
+from dashboard.context import Console
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 4 * 1024 * 1024  # a downscaled photo is ~150 KB; a raw one is refused
+_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+_DATA_URL = re.compile(r"^data:image/(jpeg|png|webp);base64,[A-Za-z0-9+/=]+$")
+
+TeamStatus = Literal["available", "dispatched", "en_route", "on_scene", "returning", "off_duty"]
+
+
+class StatusIn(BaseModel):
+    id: str = Field(pattern=_ID)
+    ts: str | None = Field(default=None, max_length=40)
+    status: TeamStatus
+    seq: int | None = Field(default=None, ge=0)
+    incident_id: str | None = Field(default=None, max_length=64)
+
+
+class ReportIn(BaseModel):
+    id: str = Field(pattern=_ID)
+    ts: str | None = Field(default=None, max_length=40)
+    category: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
+    description: str = Field(min_length=1, max_length=2000)
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+    position_from_order: bool = False
+    photo: str | None = Field(default=None, max_length=MAX_BODY)
+    incident_id: str | None = Field(default=None, max_length=64)
+
+
+class AckIn(BaseModel):
+    id: str = Field(pattern=_ID)
+    ts: str | None = Field(default=None, max_length=40)
+    order_id: str = Field(min_length=1, max_length=128)
+    incident_id: str | None = Field(default=None, max_length=64)
+
+
+def _answer(code: int, **body: Any) -> JSONResponse:
+    return JSONResponse(body, status_code=code)
+
+
+def _from_error(exc: ApiError) -> JSONResponse:
+    if exc.status == 0 or exc.status >= 500:
+        return _answer(503, detail=exc.detail)
+    if exc.missing_route:
+        return _answer(501, detail="the command service has no route for this yet")
+    return _answer(exc.status, detail=exc.detail)
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:] if header.lower().startswith("bearer ") else None
+
+
+def router(console: Console) -> APIRouter:
+    api = console.api
+    r = APIRouter(prefix="/field/api", include_in_schema=False)
+
+    async def caller(request: Request) -> tuple[Me, str] | JSONResponse:
+        token = _token(request)
+        try:
+            me = await api.me(token)
+        except ApiError as exc:
+            return _from_error(exc)
+        if me is None or token is None:
+            return _answer(401, detail="log in again")
+        if not me.is_field or not me.team_id:
+            return _answer(403, detail="the field page is for rescue teams")
+        return me, token
+
+    async def body_of(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+        raw = await request.body()
+        if len(raw) > MAX_BODY:
+            return _answer(413, detail="too large")
+        try:
+            return model.model_validate_json(raw)
+        except ValidationError as exc:
+            return _answer(422, detail="; ".join(str(e["msg"]) for e in exc.errors())[:500])
+
+    @r.post("/status")
+    async def status(request: Request) -> JSONResponse:
+        who = await caller(request)
+        if isinstance(who, JSONResponse):
+            return who
+        me, token = who
+        body = await body_of(request, StatusIn)
+        if isinstance(body, JSONResponse):
+            return body
+        assert isinstance(body, StatusIn)
+        sent = {
+            "status": body.status,
+            "seq": body.seq,
+            "ts": body.ts,
+            "incident_id": body.incident_id,
+            "id": body.id,
+        }
+        if body.status == "on_scene" and body.incident_id:
+            # 到场: the incident moves on only through a team's arrival. Recorded first
+            # and harmless to repeat, so a retried item can never lose it.
+            try:
+                await api.post(
+                    f"/incidents/{quote(body.incident_id, safe='')}/arrived",
+                    token,
+                    {"team_id": me.team_id},
+                    headers={"Idempotency-Key": body.id},
+                )
+            except ApiError as exc:
+                if exc.status in (0, 401) or exc.status >= 500:
+                    return _from_error(exc)
+                log.info("arrival of %s at %s not recorded: %s", me.team_id, body.incident_id, exc)
+        try:
+            result = await api.post(
+                f"/teams/{quote(me.team_id or '', safe='')}/status",
+                token,
+                {k: v for k, v in sent.items() if v is not None},
+                headers={"Idempotency-Key": body.id},
+            )
+        except ApiError as exc:
+            return _from_error(exc)
+        return _answer(200, ok=True, result=result)
+
+    @r.post("/report")
+    async def report(request: Request) -> JSONResponse:
+        who = await caller(request)
+        if isinstance(who, JSONResponse):
+            return who
+        _me, token = who
+        body = await body_of(request, ReportIn)
+        if isinstance(body, JSONResponse):
+            return body
+        assert isinstance(body, ReportIn)
+        photo = _DATA_URL.match(body.photo) if body.photo is not None else None
+        if body.photo is not None and photo is None:
+            return _answer(422, detail="the photo must be a JPEG, PNG or WebP data URL")
+        description = body.description
+        if body.position_from_order:  # no GPS fix: the place is the order's, and the report says so
+            description += " [位置取自指令 / position from the order]"
+        sent: dict[str, Any] = {
+            "id": body.id,
+            "ts": body.ts,
+            "category": body.category,
+            "description": description,
+            "lat": body.lat,
+            "lon": body.lon,
+        }
+        try:
+            if photo is not None and body.photo is not None:
+                # Stored by its SHA-256 on the command service: a retried upload is stored once.
+                uploaded = await api.post(
+                    "/field/photos",
+                    token,
+                    {"content_type": f"image/{photo.group(1)}", "data_base64": body.photo.split(",", 1)[1]},
+                )
+                sent["photo_url"] = uploaded["url"]
+            result = await api.post(
+                "/field/reports",
+                token,
+                {k: v for k, v in sent.items() if v is not None},
+                headers={"Idempotency-Key": body.id},
+            )
+        except ApiError as exc:
+            return _from_error(exc)
+        return _answer(200, ok=True, result=result)
+
+    @r.post("/ack")
+    async def ack(request: Request) -> JSONResponse:
+        who = await caller(request)
+        if isinstance(who, JSONResponse):
+            return who
+        _me, token = who
+        body = await body_of(request, AckIn)
+        if isinstance(body, JSONResponse):
+            return body
+        assert isinstance(body, AckIn)
+        try:
+            result = await api.post(
+                f"/field/orders/{quote(body.order_id, safe='')}/ack",
+                token,
+                {"id": body.id, "status": "accepted"},
+                headers={"Idempotency-Key": body.id},
+            )
+        except ApiError as exc:
+            return _from_error(exc)
+        return _answer(200, ok=True, result=result)
+
+    @r.get("/current")
+    async def current(request: Request) -> JSONResponse:
+        """The team's status and the order in force, for the page to show."""
+        who = await caller(request)
+        if isinstance(who, JSONResponse):
+            return who
+        me, token = who
+        status: str | None = None
+        try:
+            team = await api.get(f"/teams/{quote(me.team_id or '', safe='')}", token)
+            if isinstance(team, dict):
+                status = team.get("status")
+        except ApiError as exc:
+            if exc.status in (0, 401) or exc.status >= 500:
+                return _from_error(exc)
+        try:
+            incidents = await api.get("/incidents", token)
+        except ApiError as exc:
+            return _from_error(exc)
+        order = current_order(me, incidents if isinstance(incidents, list) else [])
+        if order is not None:
+            try:
+                orders = await api.get(f"/incidents/{quote(order['incident_id'], safe='')}/orders", token)
+                for o in orders if isinstance(orders, list) else []:
+                    if o.get("order_id") == order.get("order_id") or (
+                        o.get("team_id") == me.team_id and o.get("status") in ("pending", "sent", "acked")
+                    ):
+                        order["status"] = o.get("status", order.get("status"))
+                        order["order_id"] = o.get("order_id", order.get("order_id"))
+                        body = o.get("body") or {}
+                        order["address"] = body.get("address") or order.get("address")
+            except ApiError:
+                pass  # the incident itself is enough to go
+        return _answer(200, team_id=me.team_id, status=status, order=order)
+
+    return r
+
+
+def current_order(me: Me, incidents: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest open incident this team is assigned to and not released from."""
+    best: dict[str, Any] | None = None
+    for inc in incidents:
+        if not inc.get("is_open"):
+            continue
+        for a in inc.get("teams", []):
+            if a.get("team_id") != me.team_id or a.get("released_at"):
+                continue
+            candidate = {
+                "incident_id": inc.get("id"),
+                "order_id": a.get("order_id"),
+                "title": inc.get("title"),
+                "level": inc.get("level"),
+                "lat": inc.get("lat"),
+                "lon": inc.get("lon"),
+                "status": "acked" if a.get("arrived_at") else "sent",
+                "dispatched_at": a.get("dispatched_at"),
+            }
+            if best is None or str(candidate["dispatched_at"] or "") > str(best["dispatched_at"] or ""):
+                best = candidate
+    return best
+
+
+def mount(server: FastAPI, console: Console) -> None:
+    server.include_router(router(console))

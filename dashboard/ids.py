@@ -1,0 +1,97 @@
+"""Component ids shared by layouts, callbacks and the browser code (assets/*.js use
+the same strings). One place, so a typo is a name error, not a silent dead callback."""
+
+from __future__ import annotations
+
+# Shell (every page).
+URL = "url"
+SESSION = "session"  # {token, user_id, role, team_id, expires_at} — sessionStorage
+LANG = "lang"  # "zh_CN" | "en" — localStorage
+PAGE = "page"
+I18N = "i18n"  # the chosen language's catalogue (for clientside code)
+CONFIG = "config"  # what the browser code needs: WebSocket URL, datum, targets
+LIVE_STATUS = "live-status"  # set by the browser: {connected, stale, since}
+SESSION_NOTE = "session-note"  # why the login page is shown (expired, refused)
+
+# Login page.
+LOGIN_USER = "login-user"
+LOGIN_PASSWORD = "login-password"  # noqa: S105 - a component id
+LOGIN_BUTTON = "login-button"
+LOGIN_ERROR = "login-error"
+
+# Console header.
+LANG_SWITCH = "lang-switch"
+LOGOUT = "logout"
+CLOCK = "clock"
+STALE_BANNER = "stale-banner"
+CONNECTION = "connection"
+
+# Map.
+MAP = "map"
+LAYERS = "layers"  # the layers control: which overlays are on
+LAYER_DISTRICTS = "layer-districts"
+LAYER_DISTRICT_LABELS = "layer-district-labels"
+LAYER_GRID = "layer-grid"
+LAYER_RIVER = "layer-river"
+LAYER_STREETS = "layer-streets"
+LAYER_HEAT = "layer-heat"
+LAYER_INCIDENTS = "layer-incidents"
+LAYER_TEAMS = "layer-teams"
+LAYER_WAREHOUSES = "layer-warehouses"
+NETWORK_LEGEND = "network-legend"
+
+
+def layer_network(network: str) -> str:
+    return f"layer-net-{network}"
+
+
+# Live state pushed by the browser code (assets/wuwang-live.js).
+LIVE_QUEUE = "live-queue"  # open incidents, sorted, summarised
+LIVE_TEAMS = "live-teams"  # counts by status + the board's rows
+SELECTED = "selected-incident"  # the incident id the operator opened
+DETAIL_TICK = "detail-tick"  # bumped when the open incident changed
+KPI_TICK = "kpi-tick"  # bumped (debounced) when incidents or stock changed
+RESERVE_TICK = "reserve-tick"
+HEAT_TICK = "heat-tick"
+
+# Panels.
+QUEUE = "queue"
+QUEUE_COUNT = "queue-count"
+KPI_TILES = "kpi-tiles"
+KPI_LIVE = "kpi-live"  # the tiles computed in the browser (open by level, teams available)
+SIDE_TABS = "side-tabs"
+PANEL_DETAIL = "panel-detail"
+PANEL_TEAMS = "panel-teams"
+PANEL_RESERVE = "panel-reserve"
+PANEL_CHARTS = "panel-charts"
+DETAIL = "detail"
+DETAIL_META = "detail-meta"  # {id, version} of what the operator sees
+FEEDBACK = "feedback"
+TEAMS_BOARD = "teams-board"
+RESERVE_BOARD = "reserve-board"
+CHART_CALLS = "chart-calls"
+CHART_AREA = "chart-area"
+
+# Pattern-matching button types ({"type": ..., ...}).
+ACT = "act"  # {"type": "act", "action": "verify"}
+DISPATCH = "dispatch"  # {"type": "dispatch", "team": id}
+RESERVE = "reserve"  # {"type": "reserve", "item": code, "qty": n, "wh": warehouse id}
+TICK = "tick"  # {"type": "tick", "item": id, "done": bool}
+SPLIT = "split"  # {"type": "split", "alarm": id}
+
+# Field page.
+FIELD = "field"
+FIELD_STATUS = "field-status"
+FIELD_ORDER = "field-order"
+FIELD_MAP = "field-map"
+FIELD_ORDER_LAYER = "field-order-layer"
+FIELD_QUEUE = "field-queue"
+
+
+def detail_input(name: str) -> dict[str, str]:
+    """Inputs of the incident detail (reason, note, plan, level, merge). Read through a
+    pattern (ALL) so that a callback never depends on one being drawn."""
+    return {"type": "detail-input", "name": name}
+
+
+DETAIL_INPUT = "detail-input"

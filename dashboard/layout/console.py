@@ -1,0 +1,194 @@
+"""The console: the operator's desk (map, queue, detail, boards, charts) and the wall
+display (map, queue and KPI tiles in large type, nothing to click)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.api import Me
+from dashboard.context import Console
+from dashboard.i18n import Lang, catalogue, t
+from dashboard.layout import data_attrs
+from dashboard.layout.login import lang_switch
+from dashboard.layout.map import map_panel
+
+SIDE_TABS = ("detail", "teams", "reserve", "charts")
+
+
+def stores(console: Console, page: str, lang: Lang) -> list[Any]:
+    return [
+        dcc.Store(id=ids.CONFIG, data=console.browser_config(page)),
+        dcc.Store(id=ids.I18N, data=catalogue(lang)),
+        dcc.Store(id=ids.LIVE_STATUS),
+        dcc.Store(id=ids.LIVE_QUEUE),
+        dcc.Store(id=ids.LIVE_TEAMS),
+        dcc.Store(id=ids.SELECTED),
+        dcc.Store(id=ids.DETAIL_TICK, data=0),
+        dcc.Store(id=ids.KPI_TICK, data=0),
+        dcc.Store(id=ids.RESERVE_TICK, data=0),
+        dcc.Store(id=ids.HEAT_TICK, data=0),
+        dcc.Store(id=ids.DETAIL_META),
+    ]
+
+
+def header(lang: Lang, who: Me, *, wall: bool) -> html.Header:
+    role = t(lang, f"role.{who.role}")
+    links = []
+    if who.is_staff:
+        links.append(
+            dcc.Link(
+                t(lang, "nav.desk" if wall else "nav.wall"),
+                href="/" if wall else "/wall",
+                className="nav-link",
+            )
+        )
+    return html.Header(
+        className="topbar",
+        children=[
+            html.Div(
+                className="brand",
+                children=[
+                    html.Span(t(lang, "app.title"), className="brand-title"),
+                    html.Span(t(lang, "app.exercise_only"), className="badge badge-exercise")
+                    if who.is_planner
+                    else None,
+                ],
+            ),
+            html.Div(id=ids.CONNECTION, className="connection", children=t(lang, "live.connecting")),
+            html.Div(id=ids.CLOCK, className="clock"),
+            html.Div(className="user", children=f"{who.display_name} · {role}"),
+            *links,
+            lang_switch(lang),
+            html.Button(t(lang, "nav.logout"), id=ids.LOGOUT, n_clicks=0, className="btn btn-ghost"),
+        ],
+    )
+
+
+def kpi_bar(lang: Lang) -> html.Div:
+    return html.Div(
+        className="kpis",
+        children=[
+            html.Div(id=ids.KPI_LIVE, className="kpi-group kpi-live"),
+            html.Div(
+                id=ids.KPI_TILES,
+                className="kpi-group",
+                children=html.Div(t(lang, "common.loading"), className="muted"),
+            ),
+        ],
+    )
+
+
+def queue_panel(lang: Lang) -> html.Section:
+    return html.Section(
+        className="queue-panel",
+        children=[
+            html.H2(children=[t(lang, "queue.title"), html.Span(id=ids.QUEUE_COUNT, className="count")]),
+            html.Div(
+                className="queue-head",
+                children=[
+                    html.Span(t(lang, "queue.col_level")),
+                    html.Span(t(lang, "queue.col_incident")),
+                    html.Span(t(lang, "queue.col_age")),
+                    html.Span(t(lang, "queue.col_timer")),
+                ],
+            ),
+            # Rows are drawn by the browser straight into this element (assets/20-wuwang-live.js):
+            # no Dash children, so React never touches them.
+            html.Div(id=ids.QUEUE, className="queue", **data_attrs(empty=t(lang, "live.connecting"))),
+        ],
+    )
+
+
+def side_panel(lang: Lang) -> html.Aside:
+    return html.Aside(
+        className="side",
+        children=[
+            dcc.RadioItems(
+                id=ids.SIDE_TABS,
+                className="tabs",
+                inline=True,
+                value="detail",
+                options=[{"label": t(lang, f"tab.{name}"), "value": name} for name in SIDE_TABS],
+            ),
+            html.Div(
+                id=ids.PANEL_DETAIL,
+                className="panel",
+                children=[
+                    html.Div(id=ids.FEEDBACK, className="feedback", role="status"),
+                    html.Div(id=ids.DETAIL, children=html.P(t(lang, "detail.none"), className="muted")),
+                ],
+            ),
+            html.Div(
+                id=ids.PANEL_TEAMS,
+                className="panel",
+                style={"display": "none"},
+                children=[
+                    html.Div(id=ids.TEAMS_BOARD),
+                ],
+            ),
+            html.Div(
+                id=ids.PANEL_RESERVE,
+                className="panel",
+                style={"display": "none"},
+                children=[
+                    html.Div(
+                        id=ids.RESERVE_BOARD, children=html.P(t(lang, "common.loading"), className="muted")
+                    ),
+                ],
+            ),
+            html.Div(
+                id=ids.PANEL_CHARTS,
+                className="panel",
+                style={"display": "none"},
+                children=[
+                    html.H3(t(lang, "chart.calls_title")),
+                    # The graph (and Plotly with it, 3.5 MB) is drawn when the tab is opened, not at
+                    # load: the wall and the desk come up faster.
+                    html.Div(id=ids.CHART_CALLS, className="chart"),
+                ],
+            ),
+        ],
+    )
+
+
+def console_page(
+    console: Console,
+    lang: Lang,
+    who: Me,
+    *,
+    wall: bool,
+    urls: dict[str, str] | None = None,
+    counts: dict[str, dict[str, int]] | None = None,
+    networks_on: bool = False,
+    grid_on: bool = False,
+) -> html.Div:
+    page = "wall" if wall else "desk"
+    body: list[Any] = [
+        queue_panel(lang),
+        map_panel(
+            console.settings,
+            lang,
+            wall=wall,
+            urls=urls,
+            counts=counts,
+            networks_on=networks_on,
+            grid_on=grid_on,
+        ),
+    ]
+    if not wall:
+        body.append(side_panel(lang))
+    return html.Div(
+        className=f"console {page}" + (" exercise" if who.is_planner else ""),
+        children=[
+            *stores(console, page, lang),
+            header(lang, who, wall=wall),
+            html.Div(
+                id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "live.stale")
+            ),
+            kpi_bar(lang),
+            html.Main(className="console-main", children=body),
+        ],
+    )

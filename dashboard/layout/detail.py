@@ -1,0 +1,677 @@
+"""The incident detail as components, from what the command API returned (pure: the
+callback fetches, this draws). Buttons carry pattern-matching ids handled in
+``dashboard.callbacks.incident``; what a role may not do is not drawn, and the command
+service refuses it anyway."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.api import Me
+from dashboard.i18n import Lang, has, t
+
+LEVELS = (1, 2, 3, 4)
+ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
+OPEN_STATES = ("new", "verified", "dispatched", "on_scene", "resolved")
+
+#: Which lifecycle acts make sense in which state (the command service decides; this
+#: only keeps buttons that cannot succeed off the screen).
+ACTS_BY_STATE: dict[str, tuple[str, ...]] = {
+    "new": ("verify", "cancel", "false-alarm"),
+    "verified": ("cancel", "false-alarm"),
+    "dispatched": ("cancel", "false-alarm"),
+    "on_scene": ("resolve", "false-alarm"),
+    "resolved": ("close", "reopen"),
+}
+NEEDS_REASON = frozenset({"cancel", "false-alarm", "reopen"})
+
+
+@dataclass
+class DetailData:
+    """What the detail callback fetched; a part that failed is None with its error."""
+
+    incident: dict[str, Any]
+    timeline: list[dict[str, Any]]
+    plan: dict[str, Any] | None = None
+    plans: list[dict[str, Any]] = field(default_factory=list)
+    recommendations: dict[str, Any] | None = None
+    orders: list[dict[str, Any]] = field(default_factory=list)
+    reserve: dict[str, Any] | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+    area_chart: Any = None
+
+
+def level_badge(lang: Lang, level: int, *, big: bool = False) -> html.Span:
+    return html.Span(
+        f"{ROMAN.get(level, '?')} {t(lang, f'level.{level}')}",
+        className=f"level-badge level-{level}" + (" big" if big else ""),
+    )
+
+
+def clock(value: str | None, tz: ZoneInfo, *, with_date: bool = False) -> str:
+    if not value:
+        return "—"
+    try:
+        when = datetime.fromisoformat(value).astimezone(tz)
+    except ValueError:
+        return value
+    return when.strftime("%m-%d %H:%M:%S" if with_date else "%H:%M:%S")
+
+
+def minutes(seconds: float | None, lang: Lang) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return t(lang, "unit.seconds", n=round(seconds))
+    return t(lang, "unit.minutes", n=round(seconds / 60))
+
+
+def state_label(lang: Lang, state: str) -> str:
+    key = f"state.{state}"
+    return t(lang, key) if has(lang, key) else state
+
+
+def _type_label(lang: Lang, kind: str) -> str:
+    key = f"type.{kind}"
+    return t(lang, key) if has(lang, key) else kind
+
+
+def team_type_label(lang: Lang, kind: str) -> str:
+    key = f"team_type.{kind}"
+    return t(lang, key) if has(lang, key) else kind
+
+
+def _section(title: str, *children: Any, cls: str = "") -> html.Section:
+    return html.Section(className=f"detail-section {cls}".strip(), children=[html.H3(title), *children])
+
+
+def _error(lang: Lang, data: DetailData, part: str) -> html.P | None:
+    if part in data.errors:
+        return html.P(t(lang, "detail.part_unavailable", detail=data.errors[part]), className="muted small")
+    return None
+
+
+def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
+    return html.Div(
+        className="detail-head",
+        children=[
+            level_badge(lang, int(inc.get("level", 4)), big=True),
+            html.Div(
+                className="detail-title",
+                children=[
+                    html.H2(inc.get("title", inc.get("id", ""))),
+                    html.Div(
+                        className="detail-meta",
+                        children=[
+                            html.Span(inc.get("id", ""), className="mono"),
+                            html.Span(
+                                state_label(lang, str(inc.get("state", ""))),
+                                className=f"state state-{inc.get('state')}",
+                            ),
+                            html.Span(_type_label(lang, str(inc.get("type", "")))),
+                            html.Span(
+                                t(
+                                    lang,
+                                    "detail.opened_at",
+                                    at=clock(inc.get("opened_at"), tz, with_date=True),
+                                )
+                            ),
+                            html.Span(t(lang, "detail.grid_cell", cell=inc.get("grid_cell_id") or "—")),
+                            html.Span(
+                                t(lang, "detail.exercise", id=inc["exercise_id"]),
+                                className="badge badge-exercise",
+                            )
+                            if inc.get("exercise_id")
+                            else None,
+                        ],
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
+    if not who.is_staff or not inc.get("is_open", False):
+        return None
+    acts = ACTS_BY_STATE.get(str(inc.get("state")), ())
+    buttons = [
+        html.Button(
+            t(lang, f"act.{a}"),
+            id={"type": ids.ACT, "action": a},
+            n_clicks=0,
+            className="btn " + ("btn-danger" if a in ("cancel", "false-alarm") else "btn-primary"),
+        )
+        for a in acts
+    ]
+    level = None
+    if who.may_change_level:
+        level = html.Div(
+            className="row",
+            children=[
+                dcc.Dropdown(
+                    id=ids.detail_input("level"),
+                    className="dropdown",
+                    clearable=False,
+                    value=int(inc.get("level", 4)),
+                    options=[
+                        {"label": f"{ROMAN[lv]} {t(lang, f'level.{lv}')}", "value": lv} for lv in LEVELS
+                    ],
+                ),
+                html.Button(
+                    t(lang, "act.level"),
+                    id={"type": ids.ACT, "action": "level"},
+                    n_clicks=0,
+                    className="btn btn-warning",
+                ),
+            ],
+        )
+    return html.Div(
+        className="actions",
+        children=[
+            html.Div(className="row wrap", children=buttons),
+            dcc.Input(
+                id=ids.detail_input("reason"),
+                type="text",
+                placeholder=t(lang, "detail.reason_placeholder"),
+                className="input",
+                maxLength=1000,
+            ),
+            level,
+            html.Div(
+                className="row",
+                children=[
+                    dcc.Input(
+                        id=ids.detail_input("note"),
+                        type="text",
+                        placeholder=t(lang, "detail.note_placeholder"),
+                        className="input",
+                        maxLength=4000,
+                    ),
+                    html.Button(
+                        t(lang, "act.note"),
+                        id={"type": ids.ACT, "action": "note"},
+                        n_clicks=0,
+                        className="btn",
+                    ),
+                ],
+            ),
+        ],
+    )
+
+
+def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Section:
+    inc = data.incident
+    plan = data.plan
+    children: list[Any] = []
+    err = _error(lang, data, "plan")
+    if err is not None:
+        children.append(err)
+    title_key = "title_zh" if lang == "zh_CN" else "title_en"
+    if plan is None or not plan.get("active"):
+        covering = set((plan or {}).get("covering_plans", []))
+        options = [
+            {
+                "label": f"{p.get(title_key) or p.get('id')}" + ("" if p.get("id") in covering else " *"),
+                "value": p.get("id"),
+            }
+            for p in sorted(data.plans, key=lambda p: (p.get("id") not in covering, str(p.get("id"))))
+        ]
+        if who.is_staff and inc.get("is_open") and options:
+            children.append(
+                html.Div(
+                    className="row",
+                    children=[
+                        dcc.Dropdown(
+                            id=ids.detail_input("plan"),
+                            className="dropdown",
+                            options=options,
+                            clearable=False,
+                            value=options[0]["value"],
+                        ),
+                        html.Button(
+                            t(lang, "act.plan"),
+                            id={"type": ids.ACT, "action": "plan"},
+                            n_clicks=0,
+                            className="btn btn-primary",
+                        ),
+                    ],
+                )
+            )
+            if any(o["value"] not in covering for o in options):
+                children.append(html.P(t(lang, "plan.star_note"), className="muted small"))
+        elif not inc.get("is_open"):
+            children.append(html.P(t(lang, "plan.not_activated"), className="muted"))
+        elif not data.plans and "plans" not in data.errors:
+            children.append(html.P(t(lang, "plan.none"), className="muted"))
+        return _section(t(lang, "detail.plan"), *children)
+    act = plan.get("activation") or {}
+    children.append(
+        html.P(
+            className="plan-title",
+            children=[
+                html.Strong(act.get(title_key) or act.get("plan_id", "")),
+                html.Span(
+                    " · "
+                    + t(
+                        lang,
+                        "plan.at_level",
+                        level=ROMAN.get(int(act.get("level", inc.get("level", 4))), "?"),
+                    )
+                ),
+                html.Span(" · " + t(lang, "plan.pending", n=act.get("pending", 0))),
+            ],
+        )
+    )
+    roles = act.get("roles", [])
+    role_key = "role_zh" if lang == "zh_CN" else "role_en"
+    if roles:
+        children.append(
+            html.Ul(
+                className="roles",
+                children=[
+                    html.Li(f"{r.get(role_key, r.get('id'))}: {r.get('held_by') or '—'}") for r in roles
+                ],
+            )
+        )
+    items = []
+    for item in act.get("checklist", []):
+        done = bool(item.get("done"))
+        text = item.get("text_zh" if lang == "zh_CN" else "text_en") or item.get("id")
+        who_when = (
+            t(lang, "plan.done_by", by=item.get("done_by") or "", at=clock(item.get("done_at"), tz))
+            if done
+            else ""
+        )
+        button = None
+        if who.is_staff and inc.get("is_open") and item.get("applies", True):
+            button = html.Button(
+                "☑" if done else "☐",
+                title=t(lang, "plan.untick" if done else "plan.tick"),
+                id={"type": ids.TICK, "item": str(item.get("id")), "done": not done},
+                n_clicks=0,
+                className="tick" + (" done" if done else ""),
+            )
+        items.append(
+            html.Li(
+                className="check"
+                + (" done" if done else "")
+                + ("" if item.get("applies", True) else " stale"),
+                children=[button, html.Span(text), html.Span(who_when, className="muted small")],
+            )
+        )
+    children.append(html.Ul(className="checklist", children=items))
+    return _section(t(lang, "detail.plan"), *children)
+
+
+def _eta(lang: Lang, r: dict[str, Any]) -> str:
+    eta = r.get("eta_s", r.get("eta"))
+    return minutes(float(eta), lang) if isinstance(eta, (int, float)) else "—"
+
+
+def _reasons(r: dict[str, Any]) -> str:
+    reasons = r.get("reasons", r.get("reason", []))
+    if isinstance(reasons, str):
+        return reasons
+    return "; ".join(str(x) for x in reasons or [])
+
+
+def _km(metres: Any) -> str:
+    return f"{float(metres) / 1000:.1f} km" if isinstance(metres, (int, float)) else ""
+
+
+def team_recommendations(lang: Lang, who: Me, data: DetailData) -> html.Section:
+    """Per team type the plan (or the type's first response) needs: how many are still
+    needed, the candidates ranked by ETA with the recommender's reasons, and a
+    dispatch button for each; when nobody qualifies, why the teams were skipped."""
+    recs = data.recommendations if isinstance(data.recommendations, dict) else {}
+    may = who.is_staff and bool(data.incident.get("is_open"))
+    body: list[Any] = []
+    err = _error(lang, data, "recommendations")
+    if err is not None:
+        body.append(err)
+    for req in recs.get("teams", []):
+        kind = str(req.get("type", ""))
+        needed = int(req.get("needed", 0))
+        head = t(
+            lang,
+            "rec.requirement",
+            type=team_type_label(lang, kind),
+            count=req.get("count", 0),
+            assigned=req.get("assigned", 0),
+            needed=needed,
+        )
+        rows: list[Any] = []
+        for c in req.get("candidates", [])[: max(needed, 1) + 2]:
+            team_id = str(c.get("team_id", ""))
+            rows.append(
+                html.Tr(
+                    className="suggested" if team_id in req.get("suggested", []) else "",
+                    children=[
+                        html.Td(
+                            [
+                                html.Strong(c.get("name") or team_id),
+                                html.Div(team_id, className="mono small muted"),
+                            ]
+                        ),
+                        html.Td(
+                            [
+                                html.Div(c.get("eta") or _eta(lang, c)),
+                                html.Div(_km(c.get("distance_m")), className="small muted"),
+                            ],
+                            className="num",
+                        ),
+                        html.Td(_reasons(c), className="small"),
+                        html.Td(
+                            html.Button(
+                                t(lang, "act.dispatch"),
+                                id={"type": ids.DISPATCH, "team": team_id},
+                                n_clicks=0,
+                                className="btn btn-primary btn-small dispatch-button",
+                            )
+                            if may and team_id
+                            else None
+                        ),
+                    ],
+                )
+            )
+        skipped = req.get("skipped", [])
+        if not rows and skipped:
+            why: dict[str, int] = {}
+            for sk in skipped:
+                why[str(sk.get("detail") or sk.get("reason"))] = (
+                    why.get(str(sk.get("detail") or sk.get("reason")), 0) + 1
+                )
+            rows.append(
+                html.Tr(
+                    html.Td(
+                        t(
+                            lang,
+                            "rec.all_skipped",
+                            n=len(skipped),
+                            why="; ".join(f"{k} × {v}" for k, v in why.items()),
+                        ),
+                        colSpan=4,
+                        className="small muted",
+                    )
+                )
+            )
+        body.append(
+            html.Table(
+                className="table rec-table",
+                children=[
+                    html.Thead(
+                        html.Tr(
+                            html.Th(
+                                head,
+                                colSpan=4,
+                                className="rec-head" + (" short" if int(req.get("short", 0)) else ""),
+                            )
+                        )
+                    ),
+                    html.Tbody(rows),
+                ],
+            )
+        )
+    if not recs.get("teams") and not err:
+        body.append(html.P(t(lang, "rec.no_teams"), className="muted"))
+    return _section(t(lang, "detail.recommended_teams"), *body, cls="recommendations")
+
+
+def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
+    """Supplies the plan requires that the incident does not hold yet: the warehouses
+    the recommender ranked (ETA, reasons) and a reserve button for each line of its
+    plan; what is already held."""
+    recs = data.recommendations if isinstance(data.recommendations, dict) else {}
+    names = {str(s.get("key")): str(s.get("name")) for s in (data.plan or {}).get("shortfall", [])}
+    may = who.is_staff and bool(data.incident.get("is_open"))
+    body: list[Any] = []
+    for need in recs.get("supplies", []):
+        item = str(need.get("item", ""))
+        unit = str(need.get("unit", ""))
+        rows: list[Any] = []
+        wh_names = {str(c.get("warehouse_id")): c for c in need.get("candidates", [])}
+        for line in need.get("plan", []):
+            wid = str(line.get("warehouse_id"))
+            cand = wh_names.get(wid, {})
+            rows.append(
+                html.Tr(
+                    [
+                        html.Td(
+                            [
+                                html.Div(cand.get("name") or wid),
+                                html.Div(
+                                    t(lang, f"warehouse.{cand.get('kind')}") if cand.get("kind") else "",
+                                    className="small muted",
+                                ),
+                            ]
+                        ),
+                        html.Td(f"{line.get('quantity')} {unit}", className="num"),
+                        html.Td(
+                            [
+                                html.Div(cand.get("eta") or _eta(lang, line)),
+                                html.Div(_reasons(cand), className="small"),
+                            ]
+                        ),
+                        html.Td(
+                            html.Button(
+                                t(lang, "act.reserve"),
+                                n_clicks=0,
+                                className="btn btn-small reserve-button",
+                                id={
+                                    "type": ids.RESERVE,
+                                    "item": item,
+                                    "qty": int(line.get("quantity", 0)),
+                                    "wh": wid,
+                                },
+                            )
+                            if may
+                            else None
+                        ),
+                    ]
+                )
+            )
+        head = t(
+            lang,
+            "stock.requirement",
+            item=names.get(item, item),
+            quantity=need.get("quantity"),
+            unit=unit,
+            held=need.get("held", 0),
+            needed=need.get("needed", 0),
+        )
+        if int(need.get("short", 0)):
+            head += " · " + t(lang, "stock.short", n=need.get("short"), unit=unit)
+        body.append(
+            html.Table(
+                className="table",
+                children=[
+                    html.Thead(html.Tr(html.Th(head, colSpan=4, className="rec-head"))),
+                    html.Tbody(rows),
+                ],
+            )
+        )
+    if not recs.get("supplies"):
+        active = bool((data.plan or {}).get("active"))
+        body.append(
+            html.P(t(lang, "stock.nothing_missing" if active else "stock.no_plan"), className="muted")
+        )
+    held = (data.reserve or {}).get("allocations") or []
+    if held:
+        body.append(html.P(t(lang, "stock.held", n=len(held)), className="muted small"))
+    return _section(t(lang, "detail.stock"), *body)
+
+
+def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section | None:
+    teams = data.incident.get("teams", [])
+    if not teams:
+        return None
+    orders = {o.get("team_id"): o for o in data.orders}
+    rows = []
+    for a in teams:
+        order = orders.get(a.get("team_id"), {})
+        status = "released" if a.get("released_at") else ("arrived" if a.get("arrived_at") else "dispatched")
+        rows.append(
+            html.Tr(
+                [
+                    html.Td(a.get("team_id"), className="mono"),
+                    html.Td(t(lang, f"assignment.{status}")),
+                    html.Td(clock(a.get("dispatched_at"), tz)),
+                    html.Td(clock(a.get("arrived_at"), tz)),
+                    html.Td(
+                        t(lang, f"order.{order['status']}")
+                        if has(lang, f"order.{order.get('status')}")
+                        else str(order.get("status", "—"))
+                    ),
+                ]
+            )
+        )
+    return _section(
+        t(lang, "detail.teams"),
+        html.Table(
+            className="table",
+            children=[
+                html.Thead(
+                    html.Tr(
+                        [
+                            html.Th(t(lang, h))
+                            for h in (
+                                "teams.team",
+                                "teams.state",
+                                "teams.dispatched",
+                                "teams.arrived",
+                                "teams.order",
+                            )
+                        ]
+                    )
+                ),
+                html.Tbody(rows),
+            ],
+        ),
+    )
+
+
+def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Section:
+    items = inc.get("sources", [])
+    may_split = who.is_staff and inc.get("is_open") and len(items) > 1
+    rows = []
+    for s in items:
+        kind = str(s.get("kind", ""))
+        rows.append(
+            html.Li(
+                className=f"source source-{kind}",
+                children=[
+                    html.Span(
+                        t(lang, f"source.{kind}") if has(lang, f"source.{kind}") else kind, className="tag"
+                    ),
+                    html.Span(clock(s.get("ts"), tz), className="mono small"),
+                    html.Span(s.get("summary") or s.get("category") or ""),
+                    html.Span(s.get("source", ""), className="muted small mono"),
+                    html.Button(
+                        t(lang, "act.split"),
+                        id={"type": ids.SPLIT, "alarm": str(s.get("alarm_id"))},
+                        n_clicks=0,
+                        className="btn btn-small btn-ghost",
+                    )
+                    if may_split
+                    else None,
+                ],
+            )
+        )
+    merge = None
+    if who.is_staff and inc.get("is_open"):
+        merge = html.Div(
+            className="row",
+            children=[
+                dcc.Input(
+                    id=ids.detail_input("merge"),
+                    type="text",
+                    placeholder=t(lang, "detail.merge_placeholder"),
+                    className="input mono",
+                    maxLength=64,
+                ),
+                html.Button(
+                    t(lang, "act.merge"), id={"type": ids.ACT, "action": "merge"}, n_clicks=0, className="btn"
+                ),
+            ],
+        )
+    return _section(
+        t(lang, "detail.sources", n=len(items)), html.Ul(className="sources", children=rows), merge
+    )
+
+
+def _event_text(lang: Lang, e: dict[str, Any]) -> str:
+    d = e.get("data") or {}
+    kind = e.get("kind", "")
+    if kind == "state_changed":
+        return f"{state_label(lang, str(d.get('from_state')))} → {state_label(lang, str(d.get('to_state')))}"
+    if kind == "level_changed":
+        return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
+    if kind in ("team_dispatched", "team_arrived", "team_released"):
+        return str(d.get("team_id", ""))
+    if kind == "plan_activated":
+        return f"{d.get('plan_id')} v{d.get('plan_version')}"
+    if kind == "checklist_item_ticked":
+        return f"{d.get('item_id')} {'✓' if d.get('done', True) else '✗'}"
+    if kind == "note_added":
+        return str(d.get("text", ""))
+    if kind in ("opened", "source_linked"):
+        src = d.get("source") or {}
+        return str(src.get("summary") or d.get("title") or "")
+    if kind == "merged_into":
+        return str(d.get("target_incident_id", ""))
+    if kind == "absorbed":
+        return str(d.get("from_incident_id", ""))
+    if kind == "source_split":
+        return str(d.get("to_incident_id", ""))
+    if kind == "reclassified":
+        return f"{_type_label(lang, str(d.get('from_type')))} → {_type_label(lang, str(d.get('to_type')))}"
+    return ""
+
+
+def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Section:
+    rows = []
+    for e in reversed(events[-200:]):
+        kind = str(e.get("kind", ""))
+        rows.append(
+            html.Li(
+                className=f"event event-{kind}",
+                children=[
+                    html.Span(clock(e.get("at"), tz), className="mono small"),
+                    html.Span(
+                        t(lang, f"event.{kind}") if has(lang, f"event.{kind}") else kind,
+                        className="event-kind",
+                    ),
+                    html.Span(_event_text(lang, e)),
+                    html.Span(
+                        f"{e.get('actor', '')}" + (f" — {e['reason']}" if e.get("reason") else ""),
+                        className="muted small",
+                    ),
+                ],
+            )
+        )
+    return _section(t(lang, "detail.timeline", n=len(events)), html.Ol(className="timeline", children=rows))
+
+
+def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list[Any]:
+    inc = data.incident
+    parts: list[Any] = [summary(lang, inc, tz)]
+    if inc.get("merged_into"):
+        parts.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
+    parts.append(actions(lang, who, inc))
+    parts.append(plan_section(lang, who, data, tz))
+    if inc.get("is_open"):
+        parts.append(team_recommendations(lang, who, data))
+        parts.append(stock_section(lang, who, data))
+    parts.append(teams_on_incident(lang, data, tz))
+    parts.append(sources(lang, who, inc, tz))
+    if data.area_chart is not None:
+        parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
+    parts.append(timeline(lang, data.timeline, tz))
+    return [p for p in parts if p is not None]

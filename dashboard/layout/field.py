@@ -1,0 +1,176 @@
+"""The field page (mobile web) for a rescue team: one-tap status, the current order on
+a small map with an acknowledge button, and an on-scene report with photo and GPS.
+
+Everything a team sends goes through the browser's outbox (``assets/wuwang-field.js``,
+IndexedDB): it is stored first, then sent with an idempotent id, and stays on the
+page as "waiting" until the server has it — so a report made in a basement with no
+signal is sent, exactly once, when the network returns. This page therefore has no
+Dash callbacks of its own: the outbox posts to ``/field/api/*`` (``dashboard.field_api``).
+"""
+
+from __future__ import annotations
+
+import dash_leaflet as dl
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.api import Me
+from dashboard.context import Console
+from dashboard.i18n import Lang, catalogue, t
+from dashboard.layout import data_attrs, js
+from dashboard.layout.login import lang_switch
+from dashboard.layout.map import CENTER
+
+FIELD_STATUSES = ("en_route", "on_scene", "returning", "available", "off_duty")
+REPORT_CATEGORIES = ("fire", "flood", "traffic", "gas", "crowd", "fight", "medical", "rescue", "other")
+
+
+def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None = None) -> html.Div:
+    settings = console.settings
+    tiles = (
+        [
+            dl.TileLayer(
+                url=settings.dashboard_tile_url,
+                attribution=settings.dashboard_tile_attribution,
+                maxZoom=settings.dashboard_tile_max_zoom,
+            )
+        ]
+        if settings.dashboard_tile_url
+        else []
+    )
+    config = {**console.browser_config("field"), "team_id": who.team_id}
+    return html.Div(
+        className="field-page",
+        id=ids.FIELD,
+        children=[
+            dcc.Store(id=ids.CONFIG, data=config),
+            dcc.Store(id=ids.I18N, data=catalogue(lang)),
+            dcc.Store(id=ids.LIVE_STATUS),
+            html.Header(
+                className="field-top",
+                children=[
+                    html.Div(
+                        className="field-team",
+                        children=[
+                            html.Strong(who.display_name),
+                            html.Span(who.team_id or "", className="mono muted"),
+                        ],
+                    ),
+                    html.Div(id=ids.CONNECTION, className="connection", children=t(lang, "live.connecting")),
+                    html.Button(
+                        t(lang, "nav.logout"), id=ids.LOGOUT, n_clicks=0, className="btn btn-ghost btn-small"
+                    ),
+                ],
+            ),
+            html.Div(
+                id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "field.offline")
+            ),
+            html.Section(
+                className="field-section",
+                children=[
+                    html.H2(t(lang, "field.status")),
+                    html.Div(
+                        id=ids.FIELD_STATUS,
+                        className="status-current muted",
+                        children=t(lang, "field.status_unknown"),
+                    ),
+                    html.Div(
+                        className="status-buttons",
+                        children=[
+                            html.Button(
+                                t(lang, f"team_status.{s}"),
+                                className=f"status-btn status-{s}",
+                                **data_attrs(status=s),
+                            )
+                            for s in FIELD_STATUSES
+                        ],
+                    ),
+                ],
+            ),
+            html.Section(
+                className="field-section",
+                children=[
+                    html.H2(t(lang, "field.order")),
+                    html.Div(id=ids.FIELD_ORDER, className="order-card", children=t(lang, "field.no_order")),
+                    dl.MapContainer(
+                        id=ids.FIELD_MAP,
+                        center=list(CENTER),
+                        zoom=9,
+                        preferCanvas=True,
+                        className="field-map" + ("" if tiles else " no-basemap"),
+                        attributionControl=bool(tiles),
+                        children=[
+                            *tiles,
+                            # district outlines and the river (signed URLs) when there is no basemap
+                            *[
+                                dl.GeoJSON(url=url, style=js(style), interactive=False)
+                                for url, style in zip(
+                                    context or [], ("districtStyle", "riverStyle"), strict=False
+                                )
+                            ],
+                            dl.GeoJSON(
+                                id=ids.FIELD_ORDER_LAYER,
+                                data={"type": "FeatureCollection", "features": []},
+                                pointToLayer=js("orderPoint"),
+                            ),
+                        ],
+                    ),
+                    html.Button(
+                        t(lang, "field.ack"),
+                        className="btn btn-primary btn-block",
+                        disabled=True,
+                        **data_attrs(action="ack"),
+                    ),
+                ],
+            ),
+            html.Section(
+                className="field-section",
+                children=[
+                    html.H2(t(lang, "field.report")),
+                    html.Label(t(lang, "field.category"), htmlFor="field-category"),
+                    html.Select(
+                        id="field-category",
+                        className="input",
+                        children=[html.Option(t(lang, f"report.{c}"), value=c) for c in REPORT_CATEGORIES],
+                    ),
+                    html.Label(t(lang, "field.description"), htmlFor="field-description"),
+                    dcc.Textarea(
+                        id="field-description",
+                        className="input",
+                        maxLength=2000,
+                        placeholder=t(lang, "field.description_placeholder"),
+                    ),
+                    html.Label(t(lang, "field.photo")),
+                    # Dash has no file input that keeps the file in the browser: the outbox code
+                    # puts an <input type=file accept=image/*> here and reads the photo itself.
+                    html.Div(className="photo-input", **data_attrs(input="photo")),
+                    html.Div(
+                        className="row",
+                        children=[
+                            html.Button(
+                                t(lang, "field.locate"), className="btn", **data_attrs(action="locate")
+                            ),
+                            html.Span(
+                                id="field-position",
+                                className="muted small",
+                                children=t(lang, "field.no_position"),
+                            ),
+                        ],
+                    ),
+                    html.Button(
+                        t(lang, "field.send"),
+                        className="btn btn-primary btn-block",
+                        **data_attrs(action="report"),
+                    ),
+                ],
+            ),
+            html.Section(
+                className="field-section",
+                children=[
+                    html.H2(t(lang, "field.outbox")),
+                    html.Div(id=ids.FIELD_QUEUE, className="outbox"),
+                ],
+            ),
+            html.Footer(className="field-foot", children=[lang_switch(lang)]),
+        ],
+    )

@@ -1,0 +1,180 @@
+"""Pure conversion of a parsed ``Message`` into a row of its feed table. No I/O.
+
+A message that parsed but cannot be stored as it is (a NUL character, which
+PostgreSQL text and jsonb refuse; an integer beyond bigint; an extra field orjson
+cannot encode) raises ``Unstorable``: the writer dead-letters it instead of letting
+one message fail its whole batch again and again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from wuwang.city import grid_cell_id
+from wuwang.contract import (
+    ContractError,
+    EmergencyCall,
+    Feed,
+    FieldReport,
+    Message,
+    SensorReading,
+    TeamPosition,
+    TeamStatusUpdate,
+    VideoAlert,
+)
+
+BIGINT_MAX = 2**63 - 1
+
+#: Column order of each feed table as the writer COPYs it (migration 0001).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "sensor_reading": (
+        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
+        "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id", "extra",
+    ),
+    "video_alert": (
+        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
+        "camera_id", "event", "confidence", "lat", "lon", "snapshot_url", "bbox", "grid_cell_id", "extra",
+    ),
+    "emergency_call": (
+        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
+        "call_id", "category", "lat", "lon", "address", "description", "caller", "priority",
+        "grid_cell_id", "extra",
+    ),
+    "field_report": (
+        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id", "team_id",
+        "reporter", "category", "description", "lat", "lon", "photo_url", "grid_cell_id", "extra",
+    ),
+    "team_position": (
+        "ts", "received_at", "ts_from_receipt", "team_id", "msg_id",
+        "lat", "lon", "speed", "heading", "seq", "grid_cell_id", "extra",
+    ),
+    "team_status": (
+        "ts", "received_at", "ts_from_receipt", "team_id", "msg_id", "status", "incident_id", "seq", "extra",
+    ),
+}
+
+FEED_TABLES: dict[Feed, str] = {
+    Feed.SENSOR: "sensor_reading",
+    Feed.VIDEO: "video_alert",
+    Feed.CALL: "emergency_call",
+    Feed.REPORT: "field_report",
+    Feed.POSITION: "team_position",
+    Feed.STATUS: "team_status",
+}
+
+
+class Unstorable(ContractError):
+    """Parsed, but the database would refuse it (reason says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message is: its own coordinates, or its registered device's."""
+
+    lat: float | None
+    lon: float | None
+    grid_cell_id: str | None
+
+
+NOWHERE = Place(None, None, None)
+
+#: device id → (lat, lon) from the ``device`` registry.
+DevicePositions = Mapping[str, tuple[float, float]]
+
+
+def place_of(msg: Message, grid_deg: float, devices: DevicePositions) -> Place:
+    p = msg.payload
+    lat: float | None = getattr(p, "lat", None)
+    lon: float | None = getattr(p, "lon", None)
+    if lat is None or lon is None:
+        if isinstance(p, SensorReading) and p.device_id in devices:
+            lat, lon = devices[p.device_id]
+        else:
+            return NOWHERE
+    return Place(lat, lon, grid_cell_id(lat, lon, grid_deg))
+
+
+def table_for(msg: Message) -> str:
+    return FEED_TABLES[msg.feed]
+
+
+def _check_text(value: Any, where: str) -> None:
+    """Reject what PostgreSQL refuses in text/jsonb: NUL, and unencodable surrogates."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise Unstorable(f"{where}: text contains NUL (U+0000), which PostgreSQL cannot store")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise Unstorable(f"{where}: text is not valid Unicode (lone surrogate)") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_text(k, where)
+            _check_text(v, where)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            _check_text(v, where)
+
+
+def _json(value: Any, where: str) -> str:
+    _check_text(value, where)
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise Unstorable(f"{where}: cannot be stored as JSON ({exc})") from None
+
+
+def _bigint(value: int | None, where: str) -> int | None:
+    if value is not None and value > BIGINT_MAX:
+        raise Unstorable(f"{where}: {value} exceeds the 64-bit range")
+    return value
+
+
+def row_for(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
+    """(table, values in TABLE_COLUMNS order). Raises Unstorable."""
+    p = msg.payload
+    for name in type(p).model_fields:
+        _check_text(getattr(p, name), name)
+    extra = _json(msg.extra, "extra fields")
+    common = (msg.ts, msg.received_at, msg.ts_from_receipt)
+    topic = msg.topic
+    network = str(topic.network) if topic.network is not None else None
+    cell = place.grid_cell_id
+    if isinstance(p, SensorReading):
+        return "sensor_reading", (
+            *common, network, topic.source_id, p.id,
+            p.device_id, p.kind, p.value, p.unit, place.lat, place.lon, cell, extra,
+        )
+    if isinstance(p, VideoAlert):
+        bbox = _json(p.bbox, "bbox") if p.bbox is not None else None
+        return "video_alert", (
+            *common, network, topic.source_id, p.id,
+            p.camera_id, p.event, p.confidence, p.lat, p.lon, p.snapshot_url, bbox, cell, extra,
+        )
+    if isinstance(p, EmergencyCall):
+        return "emergency_call", (
+            *common, network, topic.source_id, p.id,
+            p.call_id, str(p.category), p.lat, p.lon, p.address, p.description, p.caller, p.priority,
+            cell, extra,
+        )
+    if isinstance(p, FieldReport):
+        # A team's report (teams/v1/<id>/report) has no network; team_id says who sent it.
+        team_id = topic.source_id if topic.is_team else None
+        return "field_report", (
+            *common, network, topic.source_id, p.id, team_id,
+            p.reporter, p.category, p.description, p.lat, p.lon, p.photo_url, cell, extra,
+        )
+    if isinstance(p, TeamPosition):
+        return "team_position", (
+            *common, topic.source_id, p.id,
+            p.lat, p.lon, p.speed, p.heading, _bigint(p.seq, "seq"), cell, extra,
+        )
+    if isinstance(p, TeamStatusUpdate):
+        return "team_status", (
+            *common, topic.source_id, p.id, str(p.status), p.incident_id, _bigint(p.seq, "seq"), extra,
+        )
+    raise Unstorable(f"no table for feed {msg.feed}")  # pragma: no cover - contract and table list agree

@@ -1,0 +1,464 @@
+"""The writer thread: batches from the inbox, one transaction per batch, acks after commit.
+
+Per batch, in one transaction:
+
+a. parse (``wuwang.contract.parse_message``; done once, before any retry) and dedupe
+   inside the batch by (source, msg_id);
+b. COPY the keys into a temporary staging table and insert them into
+   ``message_ledger`` with ON CONFLICT DO NOTHING RETURNING — what comes back is new;
+c. COPY only the new messages into their feed tables;
+d. COPY dead letters (unreadable or unstorable messages: topic, capped raw bytes,
+   size, reason);
+e. sensor hysteresis: lock the batch's (device, kind) rows of ``sensor_alarm_state``,
+   apply the rule in time order, update;
+f. alarms of new messages into ``alarm_outbox`` (ON CONFLICT (alarm_id) DO NOTHING).
+
+Only after COMMIT are the batch's messages acknowledged — new, duplicate and
+dead-lettered alike. A connection error rolls back, is retried with a jittered
+back-off on a new connection, with the same batch: nothing lost, nothing doubled,
+and meanwhile the full queue and the broker's in-flight window hold the feeds back.
+A batch the database refuses for its content is split up, and the one message it
+refuses is dead-lettered with the database's reason; the ingest never stops on a
+message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+from psycopg import sql
+
+from ingest import alarms as rules
+from ingest.metrics import IngestMetrics
+from ingest.ratelog import RateLimitedLog, truncated
+from ingest.rows import TABLE_COLUMNS, DevicePositions, Place, Unstorable, place_of, row_for
+from wuwang.contract import (
+    MAX_PAYLOAD_BYTES,
+    Alarm,
+    ContractError,
+    Message,
+    SensorReading,
+    parse_message,
+    parse_topic,
+)
+from wuwang.mqtt import Backoff
+from wuwang.mqttlink import Delivery
+from wuwang.settings import Settings
+
+log = logging.getLogger(__name__)
+
+#: Queues the PUBACK of (connection generation, packet id): ``MqttLink.ack_mid``.
+AckFn = Callable[[int, int], None]
+
+#: sensor_alarm_state.changed_at of a pair never seen before (any reading is newer).
+NEVER = datetime(1900, 1, 1, tzinfo=UTC)
+
+_STAGING = (
+    "CREATE TEMP TABLE IF NOT EXISTS ingest_keys ("
+    " source text NOT NULL, msg_id text NOT NULL, feed text NOT NULL) ON COMMIT DELETE ROWS"
+)
+_LEDGER = (
+    "INSERT INTO message_ledger (source, msg_id, feed)"
+    " SELECT source, msg_id, feed FROM ingest_keys ORDER BY source, msg_id"
+    " ON CONFLICT DO NOTHING RETURNING source, msg_id"
+)
+_STATE_ENSURE = (
+    "INSERT INTO sensor_alarm_state (device_id, kind, raised, changed_at)"
+    " SELECT d, k, false, %s FROM unnest(%b::text[], %b::text[]) AS u(d, k) ORDER BY d, k"
+    " ON CONFLICT (device_id, kind) DO NOTHING"
+)
+_STATE_LOCK = (
+    "SELECT s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
+    " FROM sensor_alarm_state s JOIN unnest(%b::text[], %b::text[]) AS u(d, k)"
+    " ON s.device_id = u.d AND s.kind = u.k ORDER BY s.device_id, s.kind FOR UPDATE OF s"
+)
+_STATE_UPDATE = (
+    "UPDATE sensor_alarm_state s SET raised = u.r, changed_at = u.c"
+    " FROM unnest(%b::text[], %b::text[], %b::bool[], %b::timestamptz[]) AS u(d, k, r, c)"
+    " WHERE s.device_id = u.d AND s.kind = u.k"
+)
+# %b: arrays go in binary; the text array format escapes every element with a regex.
+_OUTBOX = (
+    "INSERT INTO alarm_outbox (alarm_id, payload)"
+    " SELECT a, p::jsonb FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS u(a, p, n) ORDER BY n"
+    " ON CONFLICT (alarm_id) DO NOTHING RETURNING payload->>'kind'"
+)
+
+Key = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    item: Delivery
+    msg: Message | None
+    reason: str | None  # why it is a dead letter (msg is None)
+    feed: str  # metrics label
+
+
+@dataclass
+class Outcome:
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)  # (feed, outcome) → n
+    alarms: Counter[str] = field(default_factory=Counter)  # alarm kind → n
+
+    def merge(self, other: Outcome) -> None:
+        self.counts.update(other.counts)
+        self.alarms.update(other.alarms)
+
+
+def feed_label(topic: str) -> str:
+    try:
+        return str(parse_topic(topic).feed)
+    except ContractError:
+        return "unknown"
+
+
+def _clean(text: str) -> str:
+    """Text PostgreSQL accepts (no NUL, valid UTF-8) for topic and reason columns."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")
+
+
+class DeviceRegistry:
+    """Positions of registered devices (table ``device``), cached: sensors that leave
+    out lat/lon get their device's position. The registry may be empty."""
+
+    TTL_S = 300.0
+    MISS_TTL_S = 60.0
+    MAX_ENTRIES = 100_000
+
+    def __init__(self) -> None:
+        self._cache: dict[str, tuple[float, tuple[float, float] | None]] = {}
+
+    def positions(self, conn: psycopg.Connection, device_ids: set[str]) -> DevicePositions:
+        now = time.monotonic()
+        missing = [d for d in device_ids if d not in self._cache or self._cache[d][0] < now]
+        if missing:
+            if len(self._cache) > self.MAX_ENTRIES:
+                self._cache.clear()
+            found = {
+                r[0]: (float(r[1]), float(r[2]))
+                for r in conn.execute("SELECT id, lat, lon FROM device WHERE id = ANY(%s)", (missing,))
+            }
+            for d in missing:
+                pos = found.get(d)
+                self._cache[d] = (now + (self.TTL_S if pos else self.MISS_TTL_S), pos)
+        return {d: pos for d in device_ids if (pos := self._cache[d][1]) is not None}
+
+
+class BatchWriter:
+    def __init__(self, settings: Settings, inbox: queue.Queue[Delivery], ack: AckFn, metrics: IngestMetrics,
+                 *, on_alarms: Callable[[], None] | None = None,
+                 on_abandoned: Callable[[], None] | None = None) -> None:
+        if not settings.database_url:
+            raise ValueError("DATABASE_URL is not set")
+        self._settings = settings
+        self._url = settings.database_url
+        self._inbox = inbox
+        self._ack = ack
+        self._metrics = metrics
+        self._on_alarms = on_alarms
+        self._on_abandoned = on_abandoned
+        self._thresholds = rules.thresholds(settings.sensor_thresholds)
+        self._devices = DeviceRegistry()
+        self._badlog = RateLimitedLog(log)
+        self._conn: psycopg.Connection | None = None
+        self._draining = threading.Event()
+        self._abort = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
+        self.pending = 0  # messages taken from the inbox and not yet committed
+
+    # --- control -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def drain(self, timeout: float) -> bool:
+        """Write what is in the inbox, then stop. False when the timeout ran out first
+        (the rest stays unacknowledged: the broker redelivers it to the next start)."""
+        self._draining.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._abort.set()
+            self._thread.join(10)
+        drained = not self._thread.is_alive() and self.pending == 0 and self._inbox.empty()
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        return drained
+
+    # --- the thread ----------------------------------------------------------------
+
+    def _run(self) -> None:
+        batch: list[Delivery] = []
+        first_at = 0.0
+        flush_s = self._settings.ingest_flush_ms / 1000
+        size = self._settings.ingest_batch_size
+        while not self._abort.is_set():
+            timeout = max(0.0, first_at + flush_s - time.monotonic()) if batch else 0.05
+            try:
+                item = self._inbox.get(timeout=timeout)
+            except queue.Empty:
+                pass
+            else:
+                if not batch:
+                    first_at = time.monotonic()
+                batch.append(item)
+                while len(batch) < size:
+                    try:
+                        batch.append(self._inbox.get_nowait())
+                    except queue.Empty:
+                        break
+            self.pending = len(batch)
+            if batch and (len(batch) >= size or time.monotonic() - first_at >= flush_s
+                          or self._draining.is_set()):
+                try:
+                    committed = self.write(batch)
+                except Exception:  # a bug must not kill the writer; the batch is redelivered
+                    log.exception("unexpected error writing a batch of %d; left unacknowledged", len(batch))
+                    committed = False
+                    if self._on_abandoned is not None:
+                        self._on_abandoned()
+                    self._abort.wait(1.0)
+                if committed or not self._abort.is_set():
+                    batch = []
+                self.pending = len(batch)
+            elif not batch and self._draining.is_set() and self._inbox.empty():
+                return
+
+    def write(self, batch: Sequence[Delivery]) -> bool:
+        """Write one batch and queue its acks. False if aborted before commit."""
+        parsed = [self._parse(item) for item in batch]
+        started = time.monotonic()
+        outcome = self._commit_with_retry(parsed)
+        if outcome is None:
+            return False
+        self._metrics.commit_seconds.observe(time.monotonic() - started)
+        self._metrics.batch_size.observe(len(batch))
+        for (feed, result), n in outcome.counts.items():
+            self._metrics.messages.labels(feed=feed, outcome=result).inc(n)
+        for kind, n in outcome.alarms.items():
+            self._metrics.alarms.labels(kind=kind).inc(n)
+        for item in batch:
+            if item.qos > 0:
+                self._ack(item.generation, item.mid)
+        if outcome.alarms and self._on_alarms is not None:
+            self._on_alarms()
+        return True
+
+    def _parse(self, item: Delivery) -> Parsed:
+        if item.size > MAX_PAYLOAD_BYTES:  # the link kept only its head
+            reason = f"payload of {item.size} bytes exceeds {MAX_PAYLOAD_BYTES}"
+            self._bad(item, reason)
+            return Parsed(item, None, reason, feed_label(item.topic))
+        try:
+            msg = parse_message(item.topic, item.payload, item.received_at)
+        except ContractError as exc:
+            self._bad(item, exc.reason)
+            return Parsed(item, None, exc.reason, feed_label(item.topic))
+        return Parsed(item, msg, None, str(msg.feed))
+
+    def _bad(self, item: Delivery, reason: str) -> None:
+        self._badlog.log(logging.WARNING, "bad message on %r: %s; payload %s", item.topic, reason,
+                         truncated(item.payload))
+
+    # --- database ------------------------------------------------------------------
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            if self._conn is not None:
+                self._conn.close()
+            self._conn = None
+            conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=5,
+                application_name=f"ingest {self._settings.ingest_client_id}"[:63],
+                keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
+            )
+            conn.execute(_STAGING)
+            self._conn = conn
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    def _commit_with_retry(self, parsed: list[Parsed]) -> Outcome | None:
+        backoff = Backoff(base=0.1, cap=5.0)
+        while not self._abort.is_set():
+            try:
+                return self._commit(self._connection(), parsed)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                # Connection lost, server restarting, deadlock, serialization: retry as is.
+                self._metrics.db_errors.labels(kind="retry").inc()
+                if self._conn is None or self._conn.broken or self._conn.closed:
+                    self._drop_connection()
+                delay = backoff.next_delay()
+                log.warning("database unavailable (%s: %s); batch of %d retried in %.1f s",
+                            type(exc).__name__, str(exc).strip()[:200], len(parsed), delay)
+                self._abort.wait(delay)
+            except Exception as exc:
+                # The database refused the content of the batch (or our code choked on it):
+                # find the message that causes it, and keep that one as a dead letter.
+                if isinstance(exc, psycopg.Error):
+                    self._metrics.db_errors.labels(kind="refused").inc()
+                    reason = f"refused by the database: {type(exc).__name__}: {str(exc).strip()[:300]}"
+                else:
+                    self._metrics.db_errors.labels(kind="ingest_error").inc()
+                    log.exception("error while writing a batch")
+                    reason = f"ingest could not store it: {type(exc).__name__}: {str(exc).strip()[:300]}"
+                if len(parsed) > 1:
+                    log.error("%s; writing the batch of %d one by one", reason, len(parsed))
+                    total = Outcome()
+                    for one in parsed:
+                        outcome = self._commit_with_retry([one])
+                        if outcome is None:
+                            return None
+                        total.merge(outcome)
+                    return total
+                only = parsed[0]
+                if only.msg is None:
+                    # Even its dead letter is refused: not the message's fault (schema?).
+                    delay = backoff.next_delay()
+                    log.error("cannot write a dead letter (%s); retrying in %.1f s", reason, delay)
+                    self._abort.wait(delay)
+                    continue
+                self._bad(only.item, reason)
+                parsed = [Parsed(only.item, None, reason, only.feed)]
+        return None
+
+    def _commit(self, conn: psycopg.Connection, parsed: list[Parsed]) -> Outcome:
+        settings = self._settings
+        outcome = Outcome()
+        dead: list[Parsed] = [p for p in parsed if p.msg is None]
+        with conn.transaction(), conn.cursor() as cur:
+            need = {
+                p.msg.payload.device_id for p in parsed if p.msg is not None
+                and isinstance(p.msg.payload, SensorReading) and p.msg.payload.lat is None
+            }
+            devices = self._devices.positions(conn, need) if need else {}
+
+            # (a) rows, unstorable → dead letters, dedupe inside the batch
+            seen: set[Key] = set()
+            candidates: list[tuple[Message, Place, str, tuple[object, ...]]] = []
+            for p in parsed:
+                msg = p.msg
+                if msg is None:
+                    continue
+                place = place_of(msg, settings.grid_cell_deg, devices)
+                try:
+                    table, row = row_for(msg, place)
+                except Unstorable as exc:
+                    self._bad(p.item, exc.reason)
+                    dead.append(Parsed(p.item, None, exc.reason, p.feed))
+                    continue
+                key = (msg.source, msg.msg_id)
+                if key in seen:
+                    outcome.counts[(p.feed, "duplicate")] += 1
+                    continue
+                seen.add(key)
+                candidates.append((msg, place, table, row))
+
+            # (b) the ledger says which are new
+            fresh: list[tuple[Message, Place, str, tuple[object, ...]]] = []
+            if candidates:
+                with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN") as copy:
+                    for msg, _, _, _ in candidates:
+                        copy.write_row((msg.source, msg.msg_id, str(msg.feed)))
+                cur.execute(_LEDGER)
+                new: set[Key] = {(r[0], r[1]) for r in cur.fetchall()}
+                for c in candidates:
+                    is_new = (c[0].source, c[0].msg_id) in new
+                    outcome.counts[(str(c[0].feed), "stored" if is_new else "duplicate")] += 1
+                    if is_new:
+                        fresh.append(c)
+
+            # (c) feed rows
+            by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
+            for _, _, table, row in fresh:
+                by_table[table].append(row)
+            for table, rows in by_table.items():
+                stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                    sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
+                )
+                with cur.copy(stmt) as copy:
+                    for row in rows:
+                        copy.write_row(row)
+
+            # (d) dead letters
+            if dead:
+                cap = settings.dead_letter_raw_cap
+                with cur.copy(
+                    "COPY dead_letter (received_at, topic, payload, payload_size, reason) FROM STDIN"
+                ) as copy:
+                    for p in dead:
+                        copy.write_row((p.item.received_at, _clean(p.item.topic), p.item.payload[:cap],
+                                        p.item.size, _clean(p.reason or "unreadable")))
+                        outcome.counts[(p.feed, "dead_letter")] += 1
+
+            # (e, f) alarms
+            new_alarms = self._alarms(cur, [(m, pl) for m, pl, _, _ in fresh])
+            if new_alarms:
+                new_alarms.sort(key=lambda a: a.ts)
+                cur.execute(_OUTBOX, (
+                    [a.alarm_id for a in new_alarms],
+                    [orjson.dumps(a.model_dump(mode="json")).decode() for a in new_alarms],
+                ))
+                outcome.alarms.update(r[0] for r in cur.fetchall())
+        return outcome
+
+    def _alarms(self, cur: psycopg.Cursor[Any],
+                fresh: list[tuple[Message, Place]]) -> list[Alarm]:
+        found: list[Alarm] = []
+        readings: dict[Key, list[tuple[Message, Place]]] = defaultdict(list)
+        for msg, place in fresh:
+            p = msg.payload
+            if isinstance(p, SensorReading):
+                if p.kind in self._thresholds:
+                    readings[(p.device_id, p.kind)].append((msg, place))
+                continue
+            alarm = rules.message_alarm(msg, place, video_confidence=self._settings.video_alarm_confidence)
+            if alarm is not None:
+                found.append(alarm)
+        if not readings:
+            return found
+
+        keys = sorted(readings)
+        devices, kinds = [k[0] for k in keys], [k[1] for k in keys]
+        cur.execute(_STATE_ENSURE, (NEVER, devices, kinds))
+        cur.execute(_STATE_LOCK, (devices, kinds))
+        state: dict[Key, tuple[bool, float]] = {(str(r[0]), str(r[1])): (bool(r[2]), float(r[3]))
+                                                 for r in cur.fetchall()}
+        changed: list[tuple[str, str, bool, datetime]] = []
+        for key in keys:
+            raised, changed_epoch = state.get(key, (False, NEVER.timestamp()))
+            threshold = self._thresholds[key[1]]
+            changed_at: datetime | None = None
+            for msg, place in sorted(readings[key], key=lambda mp: mp[0].ts):
+                if msg.ts.timestamp() < changed_epoch:
+                    continue  # older than the last change (late delivery): no say in the state
+                assert isinstance(msg.payload, SensorReading)
+                after, fires = rules.step(raised, msg.payload.value, threshold)
+                if fires:
+                    found.append(rules.sensor_alarm(msg, place, threshold))
+                if after != raised:
+                    raised, changed_at, changed_epoch = after, msg.ts, msg.ts.timestamp()
+            if changed_at is not None:
+                changed.append((key[0], key[1], raised, changed_at))
+        if changed:
+            cur.execute(_STATE_UPDATE, tuple(list(col) for col in zip(*changed, strict=True)))
+        return found

@@ -1,0 +1,66 @@
+"""A running command service (real PostgreSQL and Redis) and logged-in clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from command.app import create_app
+from command.users import DEMO_PASSWORD, NewUser, demo_users, upsert_users
+from wuwang.settings import Settings
+
+FIELD_TEAM = "T-FIRE-01"
+OTHER_TEAM = "T-FIRE-02"
+
+
+def _seed_minimal_city(database_url: str) -> None:
+    """Two teams in one district: enough for users bound to teams."""
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "INSERT INTO district (adcode, name, center_lat, center_lon, boundary) VALUES"
+            " (420606, '樊城区', 32.045, 112.135, '{}') ON CONFLICT DO NOTHING"
+        )
+        for team in (FIELD_TEAM, OTHER_TEAM):
+            conn.execute(
+                "INSERT INTO team (id, name, team_type, district_adcode, base_lat, base_lon, size)"
+                " VALUES (%s, %s, 'fire', 420606, 32.05, 112.14, 20) ON CONFLICT DO NOTHING",
+                (team, f"消防救援队 {team}"),
+            )
+        upsert_users(conn, demo_users([FIELD_TEAM, OTHER_TEAM]))
+
+
+@pytest.fixture
+def command_settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings(account="command")
+
+
+@pytest.fixture
+def command_client(command_settings: Settings) -> Iterator[TestClient]:
+    assert command_settings.database_url
+    _seed_minimal_city(command_settings.database_url)
+    app = create_app(command_settings)
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def login(command_client: TestClient) -> Callable[[str], dict[str, str]]:
+    """Log in once per user; returns the Authorization header."""
+    cache: dict[str, dict[str, str]] = {}
+
+    def headers(user: str, password: str = DEMO_PASSWORD) -> dict[str, str]:
+        if user not in cache:
+            r = command_client.post("/auth/login", json={"username": user, "password": password})
+            assert r.status_code == 200, r.text
+            cache[user] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return cache[user]
+
+    return headers
+
+
+def add_user(database_url: str, user: NewUser) -> None:
+    with psycopg.connect(database_url) as conn:
+        upsert_users(conn, [user])

@@ -1,0 +1,79 @@
+from collections.abc import Callable
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from command.security import Principal, Role, issue_token
+from wuwang.settings import DEMO_TOKEN_SECRET, Settings
+
+
+def test_login_gives_a_short_lived_token(command_client: TestClient, command_settings: Settings) -> None:
+    r = command_client.post("/auth/login", json={"username": "operator1", "password": "demo"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["role"] == "operator" and body["team_id"] is None
+    me = command_client.get("/auth/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status_code == 200 and me.json()["user_id"] == "operator1"
+
+
+def test_field_user_token_carries_its_team(
+    login: Callable[[str], dict[str, str]], command_client: TestClient
+) -> None:
+    me = command_client.get("/auth/me", headers=login("T-FIRE-01")).json()
+    assert me == {
+        "user_id": "T-FIRE-01",
+        "role": "field",
+        "team_id": "T-FIRE-01",
+        "display_name": "队伍 T-FIRE-01",
+    }
+
+
+@pytest.mark.parametrize(
+    ("user", "password"), [("operator1", "wrong"), ("nobody", "demo"), ("operator1", "")]
+)
+def test_bad_credentials_refused(command_client: TestClient, user: str, password: str) -> None:
+    r = command_client.post("/auth/login", json={"username": user, "password": password})
+    assert r.status_code in (401, 422)
+
+
+def test_login_is_rate_limited_per_user(command_client: TestClient, command_settings: Settings) -> None:
+    codes = [
+        command_client.post("/auth/login", json={"username": "operator2", "password": "x"}).status_code
+        for _ in range(7)
+    ]
+    assert codes[:5] == [401] * 5 and codes[5:] == [429, 429]
+    # the limit holds even for the right password now
+    r = command_client.post("/auth/login", json={"username": "operator2", "password": "demo"})
+    assert r.status_code == 429
+    with psycopg.connect(command_settings.database_url or "") as conn:
+        denied = conn.execute(
+            "SELECT count(*) FROM audit_log"
+            " WHERE action = 'auth.login' AND actor = 'operator2' AND outcome = 'denied'"
+        ).fetchone()
+    assert denied is not None and denied[0] == 8
+
+
+def test_tokens_expired_forged_or_missing_are_refused(command_client: TestClient) -> None:
+    assert command_client.get("/auth/me").status_code == 401
+    who = Principal("operator1", Role.OPERATOR)
+    expired, _ = issue_token(who, secret=DEMO_TOKEN_SECRET, ttl_s=-10)
+    r = command_client.get("/auth/me", headers={"Authorization": f"Bearer {expired}"})
+    assert r.status_code == 401 and r.json()["detail"] == "token expired"
+    forged, _ = issue_token(Principal("admin1", Role.ADMIN), secret="x" * 40, ttl_s=600)
+    assert command_client.get("/auth/me", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_health_and_metrics_need_no_token(command_client: TestClient) -> None:
+    r = command_client.get("/healthz")
+    assert r.status_code == 200, r.text
+    assert r.json()["checks"]["postgresql"] == "ok" and r.json()["checks"]["redis"] == "ok"
+    assert command_client.get("/metrics").status_code == 200
+
+
+def test_audit_log_is_append_only(command_client: TestClient, command_settings: Settings) -> None:
+    command_client.post("/auth/login", json={"username": "operator1", "password": "demo"})
+    with psycopg.connect(command_settings.database_url or "", autocommit=True) as conn:
+        for stmt in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                conn.execute(stmt)

@@ -1,0 +1,296 @@
+"""Every role × every endpoint, including someone else's object.
+
+One seeded world: a live incident (the field user's team is not on it), an exercise
+incident, a grid case, two teams and a stock lot. Acts are sent with a stale
+``expected_version`` (999) wherever the route takes one, so an allowed role is
+stopped by the version check (409) after the role check, and nothing changes; a role
+that may not act gets 403 and an audit row. The table below is the policy; a route
+added without a row here fails the test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from command.domain.incidents import Actor, decide_open
+from command.domain.vocabulary import IncidentType, ResponseLevel, Role
+from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
+
+Login = Callable[[str], dict[str, str]]
+
+USERS = {
+    "operator": "operator1",
+    "commander": "commander1",
+    "planner": "planner1",
+    "field": FIELD_TEAM,
+    "admin": "admin1",
+}
+ALL = frozenset(USERS)
+STAFF = frozenset({"operator", "commander", "admin"})
+READERS = frozenset({"operator", "commander", "planner", "admin"})
+
+STALE = 999
+ACT = {"expected_version": STALE, "reason": "authorisation matrix"}
+
+# (method, path) -> (roles allowed, request body or query). Paths use {live}, {exercise},
+# {case}, {team}, {other_team}, {lot}, {plan}, {item}.
+POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
+    ("GET", "/auth/me"): (ALL, None),
+    ("GET", "/incidents"): (ALL, None),  # each sees its own view (filtered)
+    ("POST", "/incidents"): (
+        STAFF,
+        {"type": "fire", "level": 4, "title": "矩阵", "lat": 32.04, "lon": 112.14},
+    ),
+    ("GET", "/incidents/{live}"): (STAFF, None),
+    ("POST", "/incidents/{live}/verify"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/resolve"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/reopen"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/close"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/cancel"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/false-alarm"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/level"): (frozenset({"commander", "admin"}), {**ACT, "level": 2}),
+    ("POST", "/incidents/{live}/type"): (STAFF, {**ACT, "type": "flood"}),
+    ("POST", "/incidents/{live}/notes"): (STAFF, {**ACT, "text": "note"}),
+    ("POST", "/incidents/{live}/arrived"): (STAFF, {"team_id": OTHER_TEAM, "expected_version": STALE}),
+    ("POST", "/incidents/{live}/split"): (STAFF, {**ACT, "alarm_id": "x"}),
+    ("POST", "/incidents/{live}/merge"): (STAFF, {**ACT, "into": "{live2}", "into_expected_version": STALE}),
+    ("GET", "/incidents/{live}/plan"): (STAFF, None),
+    ("POST", "/incidents/{live}/plan"): (STAFF, {"plan_id": "{plan}", "expected_version": STALE}),
+    ("POST", "/incidents/{live}/checklist/{item}"): (STAFF, {"expected_version": STALE, "done": True}),
+    ("GET", "/incidents/{live}/reserve"): (STAFF, None),
+    ("POST", "/incidents/{live}/reserve"): (STAFF, {"item_code": "{item_code}", "quantity": 10**6}),
+    ("POST", "/incidents/{live}/reserve/{lot}/issue"): (STAFF, {"quantity": 10**6}),
+    ("POST", "/incidents/{live}/reserve/{lot}/return"): (STAFF, {"quantity": 10**6}),
+    ("POST", "/incidents/{live}/reserve/{lot}/consume"): (STAFF, {"quantity": 10**6}),
+    ("POST", "/incidents/{live}/reserve/{lot}/release"): (STAFF, {"quantity": 10**6}),
+    ("GET", "/incidents/{live}/recommendations"): (STAFF, None),
+    ("POST", "/incidents/{live}/dispatch"): (STAFF, {"team_id": FIELD_TEAM, "expected_version": STALE}),
+    ("POST", "/incidents/{live}/release"): (STAFF, {"team_id": FIELD_TEAM, **ACT}),
+    ("GET", "/incidents/{live}/orders"): (STAFF, None),
+    ("GET", "/plans"): (READERS, None),
+    ("GET", "/plans/{plan}"): (READERS, None),
+    ("GET", "/reserve/warehouses"): (READERS, None),
+    ("GET", "/reserve/items"): (READERS, None),
+    ("GET", "/reserve/stock"): (READERS, None),
+    ("GET", "/reserve/alerts"): (READERS, None),
+    ("GET", "/kpis"): (STAFF, None),  # planners must name an exercise (see below)
+    ("GET", "/teams"): (ALL, None),
+    ("GET", "/teams/near"): (READERS, {"lat": 32.04, "lon": 112.14, "radius_m": 5000}),
+    ("GET", "/teams/{team}"): (ALL, None),  # a field user reads its own team
+    ("GET", "/teams/{other_team}"): (READERS, None),
+    ("POST", "/teams/{team}/status"): (
+        frozenset({"operator", "commander", "admin", "field"}),
+        {"status": "available"},
+    ),
+    ("POST", "/teams/{other_team}/status"): (STAFF, {"status": "available"}),
+    ("GET", "/grid/cases"): (ALL, None),
+    ("POST", "/grid/cases"): (
+        ALL - {"planner"},
+        {"category": "illegal_parking", "lat": 32.04, "lon": 112.14, "description": "矩阵"},
+    ),
+    ("GET", "/grid/cases/{case}"): (STAFF, None),
+    ("POST", "/grid/cases/{case}/file"): (STAFF, {"expected_version": STALE}),
+    ("POST", "/grid/cases/{case}/dismiss"): (STAFF, {"expected_version": STALE, "note": "x"}),
+    ("POST", "/grid/cases/{case}/dispatch"): (STAFF, {"expected_version": STALE, "assignee": "w1"}),
+    ("POST", "/grid/cases/{case}/handle"): (STAFF, {"expected_version": STALE}),
+    ("POST", "/grid/cases/{case}/verify"): (STAFF, {"expected_version": STALE}),
+    ("POST", "/grid/cases/{case}/reject"): (STAFF, {"expected_version": STALE, "note": "x"}),
+    ("POST", "/grid/cases/{case}/close"): (STAFF, {"expected_version": STALE}),
+    ("GET", "/grid/overdue"): (READERS | {"admin"}, None),
+    ("POST", "/field/orders/{order}/ack"): (frozenset({"field"}), {"id": "ack-1"}),
+    ("POST", "/field/reports"): (
+        frozenset({"field"}),
+        {"id": "r-1", "category": "illegal_parking", "description": "x", "lat": 32.04, "lon": 112.14},
+    ),
+    ("POST", "/field/photos"): (
+        frozenset({"field"}),
+        {"content_type": "image/png", "data_base64": "iVBORw=="},
+    ),
+    ("GET", "/field/photos/{photo}"): (ALL, None),
+    ("GET", "/grid/kpis"): (READERS, None),
+}
+
+#: Routes that need no token at all.
+PUBLIC = {("GET", "/healthz"), ("GET", "/metrics"), ("POST", "/auth/login")}
+
+
+def _world(database_url: str, client: TestClient, login: Login) -> dict[str, str]:
+    op = login("operator1")
+    live = client.post(
+        "/incidents",
+        headers=op,
+        json={"type": "high_rise_fire", "level": 3, "title": "高层火灾", "lat": 32.04, "lon": 112.14},
+    ).json()["id"]
+    live2 = client.post(
+        "/incidents",
+        headers=op,
+        json={"type": "fire", "level": 4, "title": "另一起", "lat": 32.05, "lon": 112.15},
+    ).json()["id"]
+    case = client.post(
+        "/grid/cases",
+        headers=op,
+        json={"category": "illegal_parking", "lat": 32.04, "lon": 112.14, "description": "占道"},
+    ).json()["id"]
+    plan = client.get("/plans", headers=op).json()[0]["id"]
+    item = client.get(f"/plans/{plan}", headers=op).json()["checklist"][0]["id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO warehouse (id, name, kind, lat, lon) VALUES"
+            " ('W1', '襄阳市应急物资储备库', 'government_stock', 32.0, 112.1)"
+        )
+        conn.execute(
+            "INSERT INTO reserve_item (code, name_zh, name_en, category, unit, unit_zh)"
+            " VALUES ('sandbag', '沙袋', 'sandbag', 'rescue_equipment', 'bag', '袋')"
+        )
+        conn.execute(
+            "INSERT INTO stock_lot (id, warehouse_id, item_code, quantity)"
+            " VALUES ('L1', 'W1', 'sandbag', 100)"
+        )
+    return {
+        "live": live,
+        "live2": live2,
+        "case": case,
+        "team": FIELD_TEAM,
+        "other_team": OTHER_TEAM,
+        "lot": "L1",
+        "plan": plan,
+        "item": item,
+        "item_code": "sandbag",
+        "order": "ORD-NONE",
+        "photo": "0" * 64 + ".png",
+    }
+
+
+def _fill(value: Any, world: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**world) if "{" in value else value
+    if isinstance(value, dict):
+        return {k: _fill(v, world) for k, v in value.items()}
+    return value
+
+
+@pytest.fixture
+def world(command_client: TestClient, command_settings: Any, login: Login) -> dict[str, str]:
+    return _world(command_settings.database_url, command_client, login)
+
+
+def _call(
+    client: TestClient, method: str, path: str, body: dict[str, Any] | None, headers: dict[str, str]
+) -> int:
+    if method == "GET":
+        return client.get(path, params=body, headers=headers).status_code
+    return client.post(path, json=body or {}, headers=headers).status_code
+
+
+def test_every_route_has_a_policy(command_client: TestClient) -> None:
+    routes = {(m.upper(), p) for p, ops in command_client.app.openapi()["paths"].items() for m in ops}  # type: ignore[attr-defined]
+    templated = {(m, p.split("?")[0]) for m, p in POLICY}
+    placeholders = {
+        "{live}": "{incident_id}",
+        "{case}": "{case_id}",
+        "{team}": "{team_id}",
+        "{other_team}": "{team_id}",
+        "{lot}": "{lot_id}",
+        "{plan}": "{plan_id}",
+        "{item}": "{item_id}",
+        "{order}": "{order_id}",
+        "{photo}": "{name}",
+    }
+    covered = set()
+    for method, path in templated:
+        for ours, theirs in placeholders.items():
+            path = path.replace(ours, theirs)
+        covered.add((method, path))
+    missing = routes - covered - PUBLIC
+    assert not missing, f"routes without a row in POLICY: {sorted(missing)}"
+
+
+def test_no_token_means_401(command_client: TestClient, world: dict[str, str]) -> None:
+    for (method, path), (_, body) in POLICY.items():
+        status = _call(command_client, method, path.format(**world), _fill(body, world), {})
+        assert status == 401, f"{method} {path} without a token gave {status}"
+
+
+def test_roles_on_every_route(
+    command_client: TestClient, command_settings: Any, login: Login, world: dict[str, str]
+) -> None:
+    wrong: list[str] = []
+    for (method, path), (allowed, body) in POLICY.items():
+        url = path.format(**world)
+        for role, user in USERS.items():
+            status = _call(command_client, method, url, _fill(body, world), login(user))
+            refused = status == 403
+            if refused == (role in allowed) or status >= 500:
+                wrong.append(f"{role:9} {method} {path}: {status}")
+    assert not wrong, "\n".join(wrong)
+    with psycopg.connect(command_settings.database_url) as conn:
+        denied = conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'denied'").fetchone()
+    assert denied is not None and denied[0] > 50  # every 403 above left an audit row
+
+
+def test_someone_elses_objects(command_client: TestClient, login: Login, world: dict[str, str]) -> None:
+    field = login(FIELD_TEAM)
+    # a field user cannot record another team's arrival, nor change its status
+    assert (
+        command_client.post(
+            f"/incidents/{world['live']}/arrived", headers=field, json={"team_id": OTHER_TEAM}
+        ).status_code
+        == 403
+    )
+    assert (
+        command_client.post(
+            f"/teams/{OTHER_TEAM}/status", headers=field, json={"status": "off_duty"}
+        ).status_code
+        == 403
+    )
+    # a planner cannot touch a live incident, nor see live KPIs without naming an exercise
+    planner = login("planner1")
+    assert (
+        command_client.post(
+            f"/incidents/{world['live']}/notes", headers=planner, json={"expected_version": 1, "text": "x"}
+        ).status_code
+        == 403
+    )
+    assert command_client.get("/kpis", headers=planner).status_code == 403
+
+
+def test_planner_may_work_an_exercise_incident(
+    command_client: TestClient, command_settings: Any, login: Login
+) -> None:
+    """The other side of the planner rule: exercise incidents are theirs."""
+    from command.services import incident_store
+
+    async def open_exercise() -> str:
+        from psycopg import AsyncConnection
+
+        at = datetime.now(UTC)
+        events = decide_open(
+            "EX-MATRIX-1",
+            incident_type=IncidentType.FIRE,
+            level=ResponseLevel.IV,
+            title="演练火情",
+            actor=Actor("planner1", Role.PLANNER),
+            at=at,
+            lat=32.0,
+            lon=112.1,
+            exercise_id="EX-1",
+        )
+        async with await AsyncConnection.connect(command_settings.database_url) as conn, conn.transaction():
+            await incident_store.append(conn, None, events, audit_action="incident.open")
+        return "EX-MATRIX-1"
+
+    import asyncio
+
+    incident_id = asyncio.run(open_exercise())
+    planner, operator = login("planner1"), login("operator1")
+    r = command_client.post(
+        f"/incidents/{incident_id}/notes", headers=planner, json={"expected_version": 1, "text": "演练记录"}
+    )
+    assert r.status_code == 200, r.text
+    assert command_client.get(f"/incidents/{incident_id}", headers=operator).status_code == 403

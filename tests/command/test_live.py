@@ -1,0 +1,90 @@
+import asyncio
+from collections.abc import Callable
+
+import orjson
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from command.security import Principal, Role, issue_token
+from command.services.live import CHANNEL, Change, LiveHub, visible_to
+from wuwang.settings import DEMO_TOKEN_SECRET, Settings
+
+
+def _token(headers: dict[str, str]) -> str:
+    return headers["Authorization"].removeprefix("Bearer ")
+
+
+def test_ws_refuses_missing_expired_and_foreign_origin(
+    command_client: TestClient, login: Callable[[str], dict[str, str]]
+) -> None:
+    with pytest.raises(WebSocketDisconnect) as missing, command_client.websocket_connect("/ws"):
+        pass
+    assert missing.value.code == 4401
+    expired, _ = issue_token(Principal("operator1", Role.OPERATOR), secret=DEMO_TOKEN_SECRET, ttl_s=-5)
+    with pytest.raises(WebSocketDisconnect) as old, command_client.websocket_connect(f"/ws?token={expired}"):
+        pass
+    assert old.value.code == 4401
+    token = _token(login("operator1"))
+    with (
+        pytest.raises(WebSocketDisconnect) as foreign,
+        command_client.websocket_connect(f"/ws?token={token}", headers={"Origin": "https://evil.example"}),
+    ):
+        pass
+    assert foreign.value.code == 4403
+
+
+def test_ws_sends_snapshot_then_changes_by_role(
+    command_client: TestClient, command_settings: Settings, login: Callable[[str], dict[str, str]]
+) -> None:
+    op = _token(login("operator1"))
+    planner = _token(login("planner1"))
+    with (
+        command_client.websocket_connect(f"/ws?token={op}", headers={"Origin": "http://127.0.0.1:8050"}) as a,
+        command_client.websocket_connect(f"/ws?token={planner}") as b,
+    ):
+        snap_a, snap_b = orjson.loads(a.receive_text()), orjson.loads(b.receive_text())
+        assert snap_a["type"] == "snapshot" and snap_a["user"]["role"] == "operator"
+        assert snap_b["user"]["role"] == "planner"
+        bus = redis.Redis.from_url(command_settings.redis_url or "")
+        bus.publish(CHANNEL, Change("incident", "INC-1", {"state": "new"}, version=1).encode())
+        bus.publish(
+            CHANNEL, Change("incident", "EX-1", {"state": "new"}, version=1, exercise_id="EX").encode()
+        )
+        bus.close()
+        got_a = orjson.loads(a.receive_text())
+        got_b = orjson.loads(b.receive_text())
+        assert got_a["id"] == "INC-1"  # the operator sees live data only
+        assert got_b["id"] == "EX-1"  # the planner sees the exercise only
+
+
+def test_slow_client_is_dropped_others_keep_receiving() -> None:
+    async def scenario() -> None:
+        hub = LiveHub(queue_size=3)
+        slow = hub.register(Principal("operator1", Role.OPERATOR))
+        fast = hub.register(Principal("operator2", Role.OPERATOR))
+        for i in range(10):
+            hub.offer(Change("team", f"T{i}", {}).encode())
+            fast.queue.get_nowait()  # the fast client keeps up
+        assert slow.overflowed.is_set() and slow.queue.qsize() == 3
+        assert not fast.overflowed.is_set()
+        assert hub.dropped_clients == 1
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("role", "team", "envelope", "seen"),
+    [
+        (Role.OPERATOR, None, {"exercise_id": None}, True),
+        (Role.OPERATOR, None, {"exercise_id": "EX"}, False),
+        (Role.PLANNER, None, {"exercise_id": None}, False),
+        (Role.PLANNER, None, {"exercise_id": "EX"}, True),
+        (Role.FIELD, "T1", {"exercise_id": None, "team_id": "T1"}, True),
+        (Role.FIELD, "T1", {"exercise_id": None, "team_id": "T2"}, False),
+        (Role.FIELD, "T1", {"exercise_id": None, "team_id": None}, False),
+    ],
+)
+def test_visibility(role: Role, team: str | None, envelope: dict[str, object], seen: bool) -> None:
+    assert visible_to(Principal("u", role, team), envelope) is seen

@@ -1,0 +1,180 @@
+"""Real services for the tests, found or started by the same rule as ``make demo``
+(``wuwang.endpoints``): a configured URL, else the local default port, else embedded.
+
+The broker is always a private one on a free port — the project's own Mosquitto
+configuration when the binary exists (so ACLs, persistence and queue limits are the
+ones we ship), embedded amqtt otherwise — so tests may stop and restart it.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from wuwang import db
+from wuwang.endpoints import Endpoints, LocalServices, ManagedProcess, free_port, private_mosquitto
+from wuwang.mqtt import MqttTarget
+from wuwang.settings import Settings
+
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def test_data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp dir: as root that is mode 0700, and embedded PostgreSQL
+    # runs as another user who could not enter it.
+    path = Path(tempfile.mkdtemp(prefix="wuwang-services-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def local_services(test_data_dir: Path) -> Iterator[tuple[Endpoints, LocalServices]]:
+    base = Settings(demo_mode=True, data_dir=test_data_dir)
+    services = LocalServices(base, database_name="wuwang_test", broker_mode="private")
+    endpoints = services.start()
+    yield endpoints, services
+    services.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(local_services: tuple[Endpoints, LocalServices]) -> Endpoints:
+    return local_services[0]
+
+
+@pytest.fixture(scope="session")
+def template_database(endpoints: Endpoints) -> str:
+    """A migrated database that each test's database is cloned from (fast)."""
+    name = f"wuwang_tpl_{os.getpid()}"
+    url = _database_url(endpoints.database_url, name)
+    _drop(endpoints.database_url, name)
+    with psycopg.connect(_database_url(endpoints.database_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db.migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def clone_database(endpoints: Endpoints, template_database: str) -> Iterator[Callable[[], str]]:
+    """Makes freshly migrated, empty databases (clones of the template); all are
+    dropped at the end of the session unless dropped earlier."""
+    made: list[str] = []
+    admin = _database_url(endpoints.database_url, "postgres")
+    template = urlsplit(template_database).path.lstrip("/")
+
+    def clone() -> str:
+        name = f"wuwang_t_{os.getpid()}_{next(_counter)}"
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                    sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+        made.append(name)
+        return _database_url(endpoints.database_url, name)
+
+    yield clone
+    for name in made:
+        _drop(endpoints.database_url, name)
+
+
+@pytest.fixture
+def database_url(endpoints: Endpoints, clone_database: Callable[[], str]) -> Iterator[str]:
+    """A freshly migrated, empty database of this test's own."""
+    url = clone_database()
+    yield url
+    _drop(endpoints.database_url, urlsplit(url).path.lstrip("/"))
+
+
+@pytest.fixture
+def redis_url(endpoints: Endpoints) -> Iterator[str]:
+    """Redis database 9, emptied before and after the test."""
+    url = endpoints.redis_url.rsplit("/", 1)[0] + "/9"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@dataclass
+class Broker:
+    target: MqttTarget
+    protocol: str
+    kind: str
+    process: ManagedProcess | None
+    endpoints: Endpoints
+
+    def url_for(self, account: str) -> str:
+        return self.endpoints.mqtt_url_for(account)
+
+    @property
+    def is_mosquitto(self) -> bool:
+        return self.kind == "mosquitto"
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker(endpoints: Endpoints, local_services: tuple[Endpoints, LocalServices]) -> Broker:
+    """The session's private broker (shared; do not stop it — use ``own_mosquitto``)."""
+    return Broker(
+        endpoints.mqtt, endpoints.mqtt_protocol, endpoints.broker, local_services[1].broker_process, endpoints
+    )
+
+
+@pytest.fixture
+def own_mosquitto(endpoints: Endpoints, tmp_path: Path) -> Iterator[Broker]:
+    """A Mosquitto of this test's own (project configuration), free to kill and restart."""
+    if endpoints.broker != "mosquitto":
+        pytest.skip("needs the mosquitto binary (apt-get install mosquitto)")
+    tmp_path.chmod(0o755)
+    port = free_port()
+    proc = private_mosquitto(tmp_path / "mosquitto", port)
+    proc.start()
+    target = MqttTarget("127.0.0.1", port, None, None, False)
+    own = Endpoints(endpoints.database_url, endpoints.redis_url, target, "5", "mosquitto")
+    yield Broker(target, "5", "mosquitto", proc, own)
+    proc.stop()
+
+
+@pytest.fixture
+def make_settings(database_url: str, redis_url: str, mqtt_broker: Broker) -> object:
+    """Settings for a service under test: demo secrets allowed, real endpoints."""
+
+    def build(account: str = "ingest", broker: Broker | None = None, **overrides: object) -> Settings:
+        chosen = broker or mqtt_broker
+        values: dict[str, object] = {
+            "demo_mode": True,
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "mqtt_url": chosen.url_for(account),
+            "mqtt_protocol": chosen.protocol,
+            "ingest_shared_group": "ingest" if chosen.kind != "amqtt" else "",
+            "ingest_client_id": f"ingest-test-{os.getpid()}-{next(_counter)}",
+            "alarm_stream": f"test:alarms:{os.getpid()}:{next(_counter)}",
+        }
+        values.update(overrides)
+        return Settings(**values)  # type: ignore[arg-type]
+
+    return build
+
+
+def _database_url(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _drop(admin_url: str, name: str) -> None:
+    with psycopg.connect(_database_url(admin_url, "postgres"), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))

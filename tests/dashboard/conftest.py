@@ -1,0 +1,82 @@
+"""Fixtures for the console's tests: a whole stack (dashboard/testing.py) for the
+browser tests, and Chromium through Playwright (Debian's /usr/bin/chromium; the
+browser tests are skipped without it)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dashboard.testing import Stack, running_stack
+from wuwang.endpoints import embedded_redis, free_port
+
+CHROMIUM = os.environ.get("WUWANG_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--lang=zh-CN",
+]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "browser: drives the console in a real browser (Chromium, Playwright)")
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Any]:
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
+def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis of the console tests' own: pub/sub channels span every database of a
+    server, so on a shared Redis the stack would hear other test runs' live changes
+    (and they would hear ours)."""
+    workdir = tmp_path_factory.mktemp("console-redis")
+    workdir.chmod(0o755)
+    server = embedded_redis(workdir, free_port())
+    server.start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def console_stack(
+    endpoints: Any, template_database: str, mqtt_broker: Any, private_redis: str
+) -> Iterator[Stack]:
+    with running_stack(
+        endpoints,
+        template_database,
+        mqtt_broker.url_for,
+        mqtt_broker.protocol,
+        mqtt_broker.kind,
+        redis_url=private_redis,
+    ) as stack:
+        yield stack

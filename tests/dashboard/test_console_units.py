@@ -1,0 +1,533 @@
+"""The console's server side without a browser: settings, the command API client and
+its token cache, the field page's API (identity from the token only), map data in the
+map's datum, the incident detail by role, and that every callback has its components."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx2
+import pytest
+from dash import html
+from dash.development.base_component import Component
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from pydantic import ValidationError
+
+from dashboard import geo, ids
+from dashboard.api import ApiError, CommandApi, Me
+from dashboard.app import content_security_policy, create_app
+from dashboard.charts import figure
+from dashboard.context import Console, ws_url
+from dashboard.data.aggregates import neighbourhood
+from dashboard.field_api import current_order, router
+from dashboard.layout.console import console_page
+from dashboard.layout.detail import DetailData, incident_detail
+from dashboard.layout.field import field_page
+from dashboard.layout.login import login_page
+from wuwang.geo import wgs84_to_gcj02
+from wuwang.settings import Settings
+
+TZ = ZoneInfo("Asia/Shanghai")
+OPERATOR = Me("operator1", "operator", None, "值班员")
+COMMANDER = Me("commander1", "commander", None, "指挥长")
+FIELD = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+
+
+def run_async(coro: Any) -> Any:
+    """asyncio.run in a thread of its own: Playwright's sync API (the browser tests in
+    this session) keeps an event loop running in the main thread."""
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = asyncio.run(coro)
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+# --- settings -------------------------------------------------------------------------
+
+
+def test_dashboard_secret_must_be_real_outside_demo_mode() -> None:
+    with pytest.raises(ValidationError, match="DASHBOARD_SECRET"):
+        Settings(demo_mode=False, dashboard_secret="demo")
+    with pytest.raises(ValidationError, match="DASHBOARD_SECRET"):
+        Settings(demo_mode=False, dashboard_secret="short")
+    assert Settings(demo_mode=False, dashboard_secret="x" * 40).dashboard_secret == "x" * 40
+    assert Settings(demo_mode=True, dashboard_secret="demo").dashboard_secret == "demo"
+
+
+def test_the_app_refuses_to_start_without_a_secret_outside_demo_mode() -> None:
+    with pytest.raises(RuntimeError, match="DASHBOARD_SECRET"):
+        create_app(Settings(demo_mode=False))
+
+
+def test_websocket_url_follows_the_command_url() -> None:
+    assert ws_url(Settings(demo_mode=True)) == "ws://127.0.0.1:8000/ws"
+    assert ws_url(Settings(demo_mode=True, dashboard_command_url="https://cmd.example/api/")) == (
+        "wss://cmd.example/api/ws"
+    )
+    assert ws_url(Settings(demo_mode=True, dashboard_command_ws_url="ws://10.0.0.5:8000/ws")) == (
+        "ws://10.0.0.5:8000/ws"
+    )
+
+
+def test_content_security_policy_allows_nothing_foreign() -> None:
+    policy = content_security_policy(Settings(demo_mode=True), ["'sha256-abc='"])
+    assert "default-src 'self'" in policy
+    assert "connect-src 'self' ws://127.0.0.1:8000" in policy
+    assert "'sha256-abc='" in policy
+    assert "https:" not in policy and "http:" not in policy
+    tiles = content_security_policy(
+        Settings(demo_mode=True, dashboard_tile_url="http://tiles.local:8080/{z}/{x}/{y}.png"), []
+    )
+    assert "img-src 'self' data: blob: http://tiles.local:8080" in tiles
+
+
+# --- the command API client ------------------------------------------------------------
+
+
+def mock_api(handler: Callable[[httpx2.Request], httpx2.Response]) -> CommandApi:
+    return CommandApi("http://command.test", transport=httpx2.MockTransport(handler))
+
+
+def test_me_is_asked_of_the_command_service_and_cached() -> None:
+    run_async(_test_me_is_asked_of_the_command_service_and_cached())
+
+
+async def _test_me_is_asked_of_the_command_service_and_cached() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        calls.append(request.headers.get("authorization", ""))
+        if request.headers.get("authorization") == "Bearer good":
+            return httpx2.Response(
+                200,
+                json={"user_id": "operator1", "role": "operator", "team_id": None, "display_name": "值班员"},
+            )
+        return httpx2.Response(401, json={"detail": "invalid token"})
+
+    api = mock_api(handler)
+    me = await api.me("good")
+    assert me == Me("operator1", "operator", None, "值班员")
+    assert await api.me("good") == me
+    assert calls == ["Bearer good"]  # cached
+    assert await api.me("forged") is None
+    assert await api.me(None) is None
+    assert await api.me("") is None
+    await api.aclose()
+
+
+def test_api_errors_carry_status_and_detail() -> None:
+    run_async(_test_api_errors_carry_status_and_detail())
+
+
+async def _test_api_errors_carry_status_and_detail() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/incidents/X/verify":
+            return httpx2.Response(409, json={"detail": "stale expected_version"})
+        return httpx2.Response(404, json={"detail": "Not Found"})
+
+    api = mock_api(handler)
+    with pytest.raises(ApiError) as stale:
+        await api.post("/incidents/X/verify", "t", {"expected_version": 1})
+    assert stale.value.status == 409 and "stale" in stale.value.detail
+    with pytest.raises(ApiError) as missing:
+        await api.post("/orders/O-1/ack", "t", {})
+    assert missing.value.missing_route
+    await api.aclose()
+
+
+def test_an_unreachable_command_service_is_status_0() -> None:
+    run_async(_test_an_unreachable_command_service_is_status_0())
+
+
+async def _test_an_unreachable_command_service_is_status_0() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        raise httpx2.ConnectError("refused", request=request)
+
+    api = mock_api(handler)
+    with pytest.raises(ApiError) as exc:
+        await api.get("/incidents", "t")
+    assert exc.value.status == 0
+    with pytest.raises(ApiError):
+        await api.me("t")  # unreachable is not "nobody": the caller decides (callbacks deny)
+    await api.aclose()
+
+
+# --- the field page's API -----------------------------------------------------------------
+
+
+class FakeCommand:
+    """The command service as far as the field API uses it."""
+
+    def __init__(self, *, reports: bool = False) -> None:
+        self.seen: list[tuple[str, str, dict[str, Any], str | None]] = []
+        self.reports = reports
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        token = request.headers.get("authorization", "")
+        body = json.loads(request.content) if request.content else {}
+        self.seen.append((request.method, request.url.path, body, request.headers.get("idempotency-key")))
+        if request.url.path == "/auth/me":
+            if token == "Bearer team":
+                return httpx2.Response(
+                    200,
+                    json={
+                        "user_id": "T-FIRE-01",
+                        "role": "field",
+                        "team_id": "T-FIRE-01",
+                        "display_name": "队伍",
+                    },
+                )
+            if token == "Bearer operator":
+                return httpx2.Response(
+                    200,
+                    json={
+                        "user_id": "operator1",
+                        "role": "operator",
+                        "team_id": None,
+                        "display_name": "值班员",
+                    },
+                )
+            return httpx2.Response(401, json={"detail": "invalid token"})
+        if request.url.path in ("/field/reports", "/field/photos") and not self.reports:
+            return httpx2.Response(404, json={"detail": "Not Found"})
+        if request.url.path == "/field/photos":
+            return httpx2.Response(201, json={"url": "/field/photos/" + "a" * 64 + ".jpg", "bytes": 4})
+        return httpx2.Response(200, json={"ok": True})
+
+
+def field_client(fake: FakeCommand) -> TestClient:
+    console = Console.create(Settings(demo_mode=True), api=mock_api(fake))
+    app = FastAPI()
+    app.include_router(router(console))
+    return TestClient(app)
+
+
+def test_status_goes_to_the_team_named_by_the_token_never_the_body() -> None:
+    fake = FakeCommand()
+    client = field_client(fake)
+    r = client.post(
+        "/field/api/status",
+        headers={"Authorization": "Bearer team"},
+        json={"id": "web-status-1", "status": "en_route", "seq": 5, "team_id": "T-FIRE-99"},
+    )
+    assert r.status_code == 200, r.text
+    posted = [s for s in fake.seen if s[0] == "POST"]
+    assert posted == [
+        (
+            "POST",
+            "/teams/T-FIRE-01/status",
+            {"status": "en_route", "seq": 5, "id": "web-status-1"},
+            "web-status-1",
+        )
+    ]
+
+
+def test_on_scene_records_the_arrival_first() -> None:
+    fake = FakeCommand()
+    client = field_client(fake)
+    r = client.post(
+        "/field/api/status",
+        headers={"Authorization": "Bearer team"},
+        json={"id": "web-status-2", "status": "on_scene", "incident_id": "INC-1"},
+    )
+    assert r.status_code == 200
+    paths = [s[1] for s in fake.seen if s[0] == "POST"]
+    assert paths == ["/incidents/INC-1/arrived", "/teams/T-FIRE-01/status"]
+    assert fake.seen[-2][2] == {"team_id": "T-FIRE-01"}
+
+
+def test_field_api_refuses_strangers_and_staff() -> None:
+    client = field_client(FakeCommand())
+    assert client.post("/field/api/status", json={"id": "a", "status": "available"}).status_code == 401
+    r = client.post(
+        "/field/api/status",
+        headers={"Authorization": "Bearer operator"},
+        json={"id": "a", "status": "available"},
+    )
+    assert r.status_code == 403
+    r = client.post(
+        "/field/api/status", headers={"Authorization": "Bearer team"}, json={"id": "a", "status": "x"}
+    )
+    assert r.status_code == 422
+
+
+def test_a_report_goes_with_its_photo_and_is_kept_when_it_cannot() -> None:
+    body = {
+        "id": "web-report-1",
+        "category": "fire",
+        "description": "三楼起火",
+        "lat": 32.05,
+        "lon": 112.14,
+        "photo": "data:image/jpeg;base64,/9j/4AAQ",
+    }
+    r = field_client(FakeCommand()).post(
+        "/field/api/report", headers={"Authorization": "Bearer team"}, json=body
+    )
+    assert r.status_code == 501  # the outbox keeps it ("held") and tries again later
+    fake = FakeCommand(reports=True)
+    r = field_client(fake).post("/field/api/report", headers={"Authorization": "Bearer team"}, json=body)
+    assert r.status_code == 200
+    photo = next(s for s in fake.seen if s[1] == "/field/photos")
+    assert photo[2] == {"content_type": "image/jpeg", "data_base64": "/9j/4AAQ"}
+    sent = next(s for s in fake.seen if s[1] == "/field/reports")
+    assert sent[2]["photo_url"].startswith("/field/photos/") and sent[3] == "web-report-1"
+    assert "team_id" not in sent[2]  # the command service takes the team from the token
+    bad = {**body, "photo": "javascript:alert(1)"}
+    assert (
+        field_client(fake)
+        .post("/field/api/report", headers={"Authorization": "Bearer team"}, json=bad)
+        .status_code
+        == 422
+    )
+
+
+def test_current_order_is_the_newest_assignment_in_force() -> None:
+    incidents = [
+        {
+            "id": "INC-1",
+            "is_open": True,
+            "title": "旧",
+            "level": 4,
+            "lat": 32.0,
+            "lon": 112.0,
+            "teams": [
+                {
+                    "team_id": "T-FIRE-01",
+                    "order_id": "O-1",
+                    "dispatched_at": "2025-01-01T00:00:00Z",
+                    "released_at": "2025-01-01T01:00:00Z",
+                }
+            ],
+        },
+        {
+            "id": "INC-2",
+            "is_open": True,
+            "title": "新",
+            "level": 2,
+            "lat": 32.1,
+            "lon": 112.1,
+            "teams": [
+                {"team_id": "T-FIRE-01", "order_id": "O-2", "dispatched_at": "2025-01-01T02:00:00Z"},
+                {"team_id": "T-FIRE-02", "order_id": "O-3", "dispatched_at": "2025-01-01T03:00:00Z"},
+            ],
+        },
+    ]
+    order = current_order(FIELD, incidents)
+    assert order is not None and order["order_id"] == "O-2" and order["incident_id"] == "INC-2"
+    assert current_order(FIELD, []) is None
+
+
+# --- map data ---------------------------------------------------------------------------
+
+
+def test_positions_are_shifted_for_a_gcj02_basemap_and_left_alone_otherwise() -> None:
+    lat, lon = 32.0426, 112.1441
+    plain = geo.feature(lat, lon, "wgs84", {})
+    shifted = geo.feature(lat, lon, "gcj02", {})
+    assert plain["geometry"]["coordinates"] == [112.1441, 32.0426]
+    glat, glon = wgs84_to_gcj02(lat, lon)
+    assert shifted["geometry"]["coordinates"] == [round(glon, 5), round(glat, 5)]
+    poly = {"type": "Polygon", "coordinates": [[[112.1, 32.0], [112.2, 32.0], [112.2, 32.1], [112.1, 32.0]]]}
+    assert geo.geometry(poly, "gcj02")["coordinates"][0][0] != [112.1, 32.0]
+    assert geo.geometry(poly, "wgs84")["coordinates"][0][0] == [112.1, 32.0]
+
+
+def test_neighbourhood_is_lattice_arithmetic() -> None:
+    assert neighbourhood("r10c20") == [
+        "r9c19",
+        "r9c20",
+        "r9c21",
+        "r10c19",
+        "r10c20",
+        "r10c21",
+        "r11c19",
+        "r11c20",
+        "r11c21",
+    ]
+    assert neighbourhood(None) == []
+    assert neighbourhood("odd") == ["odd"]
+
+
+def test_an_empty_chart_says_so() -> None:
+    fig = figure("zh_CN", [], kind="feed", empty_key="chart.no_data")
+    assert fig["data"] == [] and fig["layout"]["annotations"][0]["text"] == "暂无数据"
+
+
+# --- the incident detail by role ----------------------------------------------------------
+
+
+def sample() -> DetailData:
+    incident = {
+        "id": "INC-1",
+        "type": "fire",
+        "level": 4,
+        "state": "new",
+        "is_open": True,
+        "title": "火灾",
+        "version": 3,
+        "opened_at": "2025-01-01T00:00:00+00:00",
+        "grid_cell_id": "r1c1",
+        "exercise_id": None,
+        "sources": [
+            {"alarm_id": "a#1", "kind": "call", "summary": "110", "ts": "2025-01-01T00:00:00+00:00"},
+            {"alarm_id": "a#2", "kind": "sensor", "summary": "smoke", "ts": "2025-01-01T00:01:00+00:00"},
+        ],
+        "teams": [],
+    }
+    recs = {
+        "teams": [
+            {
+                "type": "fire",
+                "count": 1,
+                "assigned": 0,
+                "needed": 1,
+                "short": 0,
+                "suggested": ["T-1"],
+                "candidates": [
+                    {
+                        "team_id": "T-1",
+                        "name": "消防一站",
+                        "eta_s": 300,
+                        "eta": "5 min",
+                        "distance_m": 2000,
+                        "reasons": ["nearest"],
+                    }
+                ],
+                "skipped": [],
+            }
+        ],
+        "supplies": [
+            {
+                "item": "sandbag",
+                "quantity": 100,
+                "unit": "bag",
+                "held": 0,
+                "needed": 100,
+                "short": 0,
+                "candidates": [
+                    {
+                        "warehouse_id": "W-1",
+                        "name": "一号库",
+                        "kind": "government_stock",
+                        "eta": "20 min",
+                        "reasons": ["near"],
+                    }
+                ],
+                "plan": [{"warehouse_id": "W-1", "quantity": 100, "eta_s": 1200}],
+            }
+        ],
+    }
+    return DetailData(
+        incident=incident,
+        timeline=[
+            {
+                "seq": 1,
+                "kind": "opened",
+                "at": incident["opened_at"],
+                "actor": "system",
+                "data": {"title": "火灾"},
+            }
+        ],
+        plan={"active": False, "covering_plans": ["high_rise_fire"]},
+        plans=[{"id": "high_rise_fire", "title_zh": "高层建筑火灾应急预案", "title_en": "x"}],
+        recommendations=recs,
+    )
+
+
+def component_ids(tree: Any) -> list[Any]:
+    found: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, Component):
+            ident = getattr(node, "id", None)
+            if ident is not None:
+                found.append(ident)
+            for prop in ("children",):
+                walk(getattr(node, prop, None))
+        elif isinstance(node, (list, tuple)):
+            for child in node:
+                walk(child)
+
+    walk(tree)
+    return found
+
+
+def test_operators_get_the_acts_of_the_state_but_not_the_level() -> None:
+    found = component_ids(html.Div(incident_detail("zh_CN", OPERATOR, sample(), TZ)))
+    acts = {i["action"] for i in found if isinstance(i, dict) and i.get("type") == ids.ACT}
+    assert acts == {"verify", "cancel", "false-alarm", "note", "plan", "merge"}
+    assert {"type": ids.DISPATCH, "team": "T-1"} in found
+    assert {"type": ids.RESERVE, "item": "sandbag", "qty": 100, "wh": "W-1"} in found
+    assert {"type": ids.SPLIT, "alarm": "a#1"} in found
+
+
+def test_commanders_also_change_the_level() -> None:
+    found = component_ids(html.Div(incident_detail("zh_CN", COMMANDER, sample(), TZ)))
+    assert {"type": ids.ACT, "action": "level"} in found
+    assert ids.detail_input("level") in found
+
+
+def test_a_closed_incident_has_nothing_to_click() -> None:
+    data = sample()
+    data.incident.update(state="closed", is_open=False)
+    found = component_ids(html.Div(incident_detail("en", COMMANDER, data, TZ)))
+    assert not [
+        i
+        for i in found
+        if isinstance(i, dict) and i.get("type") in (ids.ACT, ids.DISPATCH, ids.RESERVE, ids.SPLIT, ids.TICK)
+    ]
+
+
+# --- wiring ---------------------------------------------------------------------------------
+
+
+def test_every_callback_names_components_that_a_page_draws() -> None:
+    settings = Settings(demo_mode=True, dashboard_streets_file=None)
+    app = create_app(settings)
+    console = Console.create(settings)
+    pages = [
+        login_page("zh_CN"),
+        console_page(console, "zh_CN", OPERATOR, wall=False),
+        console_page(console, "en", COMMANDER, wall=True),
+        field_page(console, "zh_CN", FIELD),
+    ]
+    drawn = {i for page in pages for i in component_ids(page) if isinstance(i, str)}
+    drawn |= {i for i in component_ids(app.layout) if isinstance(i, str)}
+    for callback in app.callback_map.values():
+        for dep in [*callback["inputs"], *callback["state"]]:
+            if not dep["id"].startswith("{"):
+                assert dep["id"] in drawn, dep
+    for key in app.callback_map:
+        for part in key.strip(".").split("..."):
+            ident = part.rsplit(".", 1)[0].lstrip(".")
+            if ident and not ident.startswith("{"):
+                assert ident in drawn, key
+
+
+def test_acknowledging_goes_to_the_command_services_field_route() -> None:
+    fake = FakeCommand()
+    r = field_client(fake).post(
+        "/field/api/ack",
+        headers={"Authorization": "Bearer team"},
+        json={"id": "web-ack-1", "order_id": "ORD-1"},
+    )
+    assert r.status_code == 200
+    assert [s for s in fake.seen if s[0] == "POST"] == [
+        ("POST", "/field/orders/ORD-1/ack", {"id": "web-ack-1", "status": "accepted"}, "web-ack-1")
+    ]

@@ -1,0 +1,425 @@
+"""Property tests of the MQTT contract (hypothesis).
+
+- Whatever arrives (any bytes, any topic), parse_message returns a Message or raises
+  ContractError: never anything else, so a bad message can only end in the
+  dead-letter store, never stop the ingest.
+- Valid payloads, generated from each feed's fields and ranges, parse, round-trip
+  through encode, keep their extra fields and validate against the exported schema.
+- Valid payloads with a required key dropped or a value of the wrong type are refused.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import orjson
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from wuwang.contract import (
+    MAX_PAYLOAD_BYTES,
+    CallCategory,
+    ContractError,
+    Feed,
+    Message,
+    Network,
+    TeamStatus,
+    encode,
+    parse_message,
+)
+
+RECEIVED = datetime(2025, 3, 12, 2, 0, 0, tzinfo=UTC)
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((SCHEMA_DIR / f"{name}.schema.json").read_text(encoding="utf-8"))
+    return jsonschema.Draft202012Validator(schema)
+
+
+VALIDATORS = {
+    name: _validator(name) for name in ("sensor", "video", "call", "report", "team-position", "team-status")
+}
+
+
+def parse_or_refuse(topic: str, payload: bytes) -> Message | None:
+    """The property every input must have: a Message, or a ContractError with a reason."""
+    try:
+        return parse_message(topic, payload, RECEIVED)
+    except ContractError as exc:
+        refused = exc
+    assert isinstance(refused.reason, str)
+    assert refused.reason
+    assert len(refused.reason) < 1000  # stored in the dead-letter row; never the whole payload
+    return None
+
+
+# --- building blocks -----------------------------------------------------------------
+
+SOURCE_CHARS = string.ascii_letters + string.digits + "_.-"
+source_ids = st.text(SOURCE_CHARS, min_size=1, max_size=64)
+# what JSON text can carry: UTF-8 encodable (no lone surrogates), and no U+0000
+chars = st.characters(codec="utf-8", exclude_characters="\x00")
+text = st.text(chars, max_size=40)
+identifiers = st.text(chars, min_size=1, max_size=64)
+snake = st.from_regex(r"\A[a-z][a-z0-9_]{0,31}\Z")
+latitudes = st.floats(-90, 90, allow_nan=False)
+longitudes = st.floats(-180, 180, allow_nan=False)
+finite = st.floats(allow_nan=False, allow_infinity=False)
+int64 = st.integers(-(2**63), 2**63 - 1)
+
+
+@st.composite
+def rfc3339(draw: st.DrawFn) -> str:
+    moment = draw(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31)))
+    offset = draw(st.integers(-14 * 60, 14 * 60))
+    aware = moment.replace(tzinfo=timezone(timedelta(minutes=offset)))
+    spec = draw(st.sampled_from(["seconds", "milliseconds", "microseconds"]))
+    value = aware.isoformat(timespec=spec)
+    if offset == 0 and draw(st.booleans()):
+        value = value.removesuffix("+00:00") + "Z"
+    return value
+
+
+json_scalars = st.one_of(st.none(), st.booleans(), int64, finite, text)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(text, inner, max_size=4)),
+    max_leaves=12,
+)
+
+
+def payloads(
+    required: dict[str, st.SearchStrategy[Any]], optional: dict[str, st.SearchStrategy[Any]]
+) -> st.SearchStrategy[dict[str, Any]]:
+    base = {"id": identifiers, **required}
+    return st.fixed_dictionaries(base, optional={"ts": rfc3339(), **optional})
+
+
+SENSOR_FIELDS = {
+    "device_id": identifiers,
+    "kind": snake,
+    "value": finite,
+    "unit": st.text(chars, min_size=1, max_size=16),
+}
+
+
+@st.composite
+def sensor_payloads(draw: st.DrawFn) -> dict[str, Any]:
+    payload = draw(payloads(SENSOR_FIELDS, {}))
+    if draw(st.booleans()):  # lat and lon together, or neither
+        payload["lat"], payload["lon"] = draw(latitudes), draw(longitudes)
+    return payload
+
+
+def _video() -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(
+        {
+            "camera_id": identifiers,
+            "event": snake,
+            "confidence": st.floats(0, 1),
+            "lat": latitudes,
+            "lon": longitudes,
+        },
+        {
+            "snapshot_url": st.text(chars, max_size=100).map(lambda s: "https://x.cn/" + s),
+            "bbox": st.lists(finite, min_size=4, max_size=4),
+        },
+    )
+
+
+def _call() -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(
+        {
+            "call_id": identifiers,
+            "category": st.sampled_from([str(c) for c in CallCategory]),
+            "lat": latitudes,
+            "lon": longitudes,
+            "address": text,
+            "description": text,
+            "caller": st.text(chars, max_size=64),
+        },
+        {"priority": st.integers(1, 4)},
+    )
+
+
+def _report() -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(
+        {
+            "reporter": identifiers,
+            "category": identifiers,
+            "description": text,
+            "lat": latitudes,
+            "lon": longitudes,
+        },
+        {"photo_url": st.just("https://grid.example.cn/p.jpg")},
+    )
+
+
+def _position() -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(
+        {"lat": latitudes, "lon": longitudes},
+        {"speed": st.floats(0, 150), "heading": st.floats(0, 360), "seq": st.integers(0, 2**63 - 1)},
+    )
+
+
+def _status() -> st.SearchStrategy[dict[str, Any]]:
+    return payloads(
+        {"status": st.sampled_from([str(s) for s in TeamStatus])},
+        {"incident_id": identifiers, "seq": st.integers(0, 2**63 - 1)},
+    )
+
+
+# (topic strategy, payload strategy, schema name, required keys)
+FEEDS: dict[str, tuple[st.SearchStrategy[str], st.SearchStrategy[dict[str, Any]], str]] = {
+    "sensor": (
+        st.builds("wuwang/v1/{}/sensor/{}".format, st.sampled_from(list(Network)), source_ids),
+        sensor_payloads(),
+        "sensor",
+    ),
+    "video": (
+        st.builds("wuwang/v1/{}/video/{}".format, st.sampled_from(list(Network)), source_ids),
+        _video(),
+        "video",
+    ),
+    "call": (
+        st.builds("wuwang/v1/{}/call/{}".format, st.sampled_from(list(Network)), source_ids),
+        _call(),
+        "call",
+    ),
+    "report": (
+        st.builds("wuwang/v1/{}/report/{}".format, st.sampled_from(list(Network)), source_ids),
+        _report(),
+        "report",
+    ),
+    "team-report": (st.builds("teams/v1/{}/report".format, source_ids), _report(), "report"),
+    "team-position": (st.builds("teams/v1/{}/position".format, source_ids), _position(), "team-position"),
+    "team-status": (st.builds("teams/v1/{}/status".format, source_ids), _status(), "team-status"),
+}
+REQUIRED = {
+    "sensor": ["id", "device_id", "kind", "value", "unit"],
+    "video": ["id", "camera_id", "event", "confidence", "lat", "lon"],
+    "call": ["id", "call_id", "category", "lat", "lon", "address", "description", "caller"],
+    "report": ["id", "reporter", "category", "description", "lat", "lon"],
+    "team-report": ["id", "reporter", "category", "description", "lat", "lon"],
+    "team-position": ["id", "lat", "lon"],
+    "team-status": ["id", "status"],
+}
+NUMBER_FIELDS = {"value", "confidence", "lat", "lon", "speed", "heading"}
+INTEGER_FIELDS = {"priority", "seq"}
+
+
+@st.composite
+def valid_messages(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
+    name = draw(st.sampled_from(sorted(FEEDS)))
+    topics, bodies, _ = FEEDS[name]
+    return name, draw(topics), draw(bodies)
+
+
+extra_fields = st.dictionaries(st.text(chars, max_size=12), json_values, max_size=4)
+
+
+# --- 1. nothing but a Message or a ContractError ---------------------------------------------
+
+any_topics = st.one_of(
+    st.text(max_size=80),  # surrogates too: a topic is a str from the MQTT client
+    st.builds(
+        "/".join,
+        st.lists(
+            st.sampled_from(
+                [
+                    "wuwang",
+                    "teams",
+                    "v1",
+                    "v2",
+                    "police",
+                    "video",
+                    "sensor",
+                    "call",
+                    "report",
+                    "position",
+                    "status",
+                    "dispatch",
+                    "ack",
+                    "T-1",
+                    "",
+                    "+",
+                    "#",
+                    "网格",
+                ]
+            ),
+            max_size=6,
+        ),
+    ),
+    *(topics for topics, _, _ in FEEDS.values()),
+)
+
+
+@FAST
+@given(topic=any_topics, payload=st.binary(max_size=300))
+def test_arbitrary_bytes_never_escape(topic: str, payload: bytes) -> None:
+    parse_or_refuse(topic, payload)
+
+
+@FAST
+@given(topic=any_topics, value=json_values)
+def test_arbitrary_json_never_escapes(topic: str, value: Any) -> None:
+    parse_or_refuse(topic, orjson.dumps(value))
+
+
+@FAST
+@given(message=valid_messages(), data=st.data())
+def test_arbitrary_json_near_valid_payloads_never_escapes(
+    message: tuple[str, str, dict[str, Any]], data: st.DataObject
+) -> None:
+    """Valid keys with arbitrary JSON values: reaches the field validators, not just the parser."""
+    _, topic, payload = message
+    keys = sorted(payload)
+    replaced = data.draw(st.dictionaries(st.sampled_from(keys), json_values, max_size=3))
+    parse_or_refuse(topic, orjson.dumps({**payload, **replaced}))
+
+
+@FAST
+@given(
+    message=valid_messages(),
+    cut=st.integers(0, 400),
+    junk=st.binary(max_size=8),
+    tokens=st.sampled_from(
+        [
+            b"NaN",
+            b"Infinity",
+            b"-Infinity",
+            b"1e999",
+            b'"\\ud800"',
+            b"[" * 300,
+            b"99999999999999999999999",
+            b'"\\u0000"',
+            b"\xff",
+            b"{}",
+            b"null",
+        ]
+    ),
+)
+def test_corrupted_payloads_never_escape(
+    message: tuple[str, str, dict[str, Any]], cut: int, junk: bytes, tokens: bytes
+) -> None:
+    _, topic, payload = message
+    raw = encode(payload)
+    parse_or_refuse(topic, raw[:cut] + junk + raw[cut:])  # spliced bytes
+    parse_or_refuse(topic, raw[:cut])  # truncated
+    parse_or_refuse(topic, raw[:-1] + b',"x":' + tokens + b"}")  # odd values in an extra field
+
+
+@settings(max_examples=20, deadline=None)
+@given(filler=st.sampled_from([b" ", b"[", b"x", b"\xff", b'{"a":']), extra=st.integers(1, 5000))
+def test_oversized_payloads_are_refused_by_size(filler: bytes, extra: int) -> None:
+    payload = (filler * (MAX_PAYLOAD_BYTES + extra))[: MAX_PAYLOAD_BYTES + extra]
+    with pytest.raises(ContractError) as info:
+        parse_message("teams/v1/T1/status", payload, RECEIVED)
+    assert info.value.reason == f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}"
+
+
+# --- 2. valid payloads parse, round-trip and validate against the schema -------------------
+
+
+@FAST
+@given(message=valid_messages(), extra=extra_fields)
+def test_valid_payloads_parse_and_round_trip(
+    message: tuple[str, str, dict[str, Any]], extra: dict[str, Any]
+) -> None:
+    name, topic, payload = message
+    extra = {k: v for k, v in extra.items() if k not in payload and k not in _model_fields(name)}
+    sent = {**payload, **extra}
+    raw = encode(sent)
+    assume(len(raw) <= MAX_PAYLOAD_BYTES)
+
+    msg = parse_message(topic, raw, RECEIVED)
+    assert msg.msg_id == payload["id"]
+    assert msg.extra == extra
+    for key, value in payload.items():
+        assert getattr(msg.payload, key) == value, key
+    if "ts" in payload:
+        assert msg.ts_from_receipt is False
+        assert msg.ts == datetime.fromisoformat(payload["ts"])
+    else:
+        assert (msg.ts, msg.ts_from_receipt) == (RECEIVED, True)
+
+    # encode → parse again: the same fields, the same extra, the same time. (The dump holds
+    # the extra fields too; exclude_none would also drop an extra field whose value is null.)
+    again = parse_message(topic, encode(msg.payload.model_dump(mode="json")), RECEIVED)
+    assert again.payload == msg.payload
+    assert again.extra == msg.extra
+    assert (again.ts, again.ts_from_receipt) == (msg.ts, msg.ts_from_receipt)
+
+    VALIDATORS[FEEDS[name][2]].validate(orjson.loads(raw))
+
+
+def _model_fields(name: str) -> set[str]:
+    from wuwang.contract import PAYLOAD_MODELS
+
+    feed = {"team-position": Feed.POSITION, "team-status": Feed.STATUS, "team-report": Feed.REPORT}.get(
+        name, Feed(name) if name in {f.value for f in Feed} else Feed.REPORT
+    )
+    return set(PAYLOAD_MODELS[feed].model_fields)
+
+
+# --- 3. mutated valid payloads are refused ------------------------------------------------
+
+
+@FAST
+@given(message=valid_messages(), data=st.data())
+def test_dropping_a_required_key_is_refused(
+    message: tuple[str, str, dict[str, Any]], data: st.DataObject
+) -> None:
+    name, topic, payload = message
+    key = data.draw(st.sampled_from(REQUIRED[name]))
+    del payload[key]
+    with pytest.raises(ContractError) as info:
+        parse_message(topic, encode(payload), RECEIVED)
+    assert f"missing required field {key}" in info.value.reason, name
+
+
+def _wrong_values(key: str) -> st.SearchStrategy[Any]:
+    containers = st.one_of(st.lists(int64, max_size=2), st.dictionaries(text, int64, max_size=2))
+    if key in NUMBER_FIELDS:
+        return st.one_of(st.booleans(), text, containers)
+    if key in INTEGER_FIELDS:
+        return st.one_of(st.booleans(), text, containers, finite)  # 2.0 is not an integer here
+    if key == "bbox":
+        return st.one_of(st.booleans(), text, finite, st.dictionaries(text, int64, max_size=2))
+    # strings (ids, enums, text, ts)
+    return st.one_of(st.booleans(), int64, finite, containers)
+
+
+@FAST
+@given(message=valid_messages(), data=st.data())
+def test_a_value_of_the_wrong_type_is_refused(
+    message: tuple[str, str, dict[str, Any]], data: st.DataObject
+) -> None:
+    name, topic, payload = message
+    key = data.draw(st.sampled_from(sorted(payload)))
+    payload[key] = data.draw(_wrong_values(key))
+    with pytest.raises(ContractError) as info:
+        parse_message(topic, encode(payload), RECEIVED)
+    reason = info.value.reason
+    assert reason.startswith(f"{key}:") or f"; {key}:" in reason, (name, reason)
+
+
+@FAST
+@given(message=valid_messages(), data=st.data())
+def test_whatever_parses_also_satisfies_the_schema(
+    message: tuple[str, str, dict[str, Any]], data: st.DataObject
+) -> None:
+    """The exported schema is never stricter than the ingest (senders may trust it)."""
+    name, topic, payload = message
+    replaced = data.draw(st.dictionaries(st.sampled_from(sorted(payload)), json_values, max_size=2))
+    mutated = {**payload, **replaced}
+    if parse_or_refuse(topic, orjson.dumps(mutated)) is not None:
+        VALIDATORS[FEEDS[name][2]].validate(mutated)

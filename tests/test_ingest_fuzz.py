@@ -1,0 +1,157 @@
+"""10,000 random and malformed messages through the real broker into the ingest: it
+never stops, and every message is stored, counted as a duplicate or dead-lettered."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+import pytest
+
+from ingest.rows import TABLE_COLUMNS, Unstorable, place_of, row_for
+from ingest.service import IngestService
+from ingest.testing import Publisher, sample, scrape, total, wait_for
+from wuwang.contract import MAX_PAYLOAD_BYTES, ContractError, parse_message
+
+N = 10_000
+CAP = 256
+
+
+def _mutate_type(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
+    key = rng.choice(sorted(body))
+    body[key] = rng.choice([None, "12", 12, 1.5, True, [], {}, "x" * 70, -1e308, "\u0000"])
+    return body
+
+
+def _weird_json(rng: random.Random, body: dict[str, Any]) -> bytes:
+    choice = rng.randrange(9)
+    if choice == 0:
+        return b"[" + orjson.dumps(body) + b"]"
+    if choice == 1:
+        return rng.choice([b"null", b"42", b'"text"', b"true", b"", b" ", b"{}"])
+    if choice == 2:
+        return b'{"a":' * 300 + b"1" + b"}" * 300  # deep nesting
+    if choice == 3:
+        return orjson.dumps(body)[:-1] + b', "big": 123456789012345678901234567890}'
+    if choice == 4:
+        return orjson.dumps(body)[:-1] + b', "bad": "\\ud800"}'  # lone surrogate escape
+    if choice == 5:
+        return orjson.dumps(body).replace(b'"id":', b'"id":"dup","id":', 1)  # duplicate key
+    if choice == 6:
+        return orjson.dumps(body)[:-1] + b', "x": "\xff\xfe"}'  # not UTF-8
+    if choice == 7:
+        body["ts"] = rng.choice(["2025-05-01", "2025-05-01T08:00:00", "yesterday", "2025-13-01T00:00:00Z",
+                                 "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-12:00"])
+        return orjson.dumps(body)
+    body["嵌套"] = {"列表": [1, "二", {"三": None}], "emoji": "🚒"}
+    return orjson.dumps(body)
+
+
+def _bad_topic(rng: random.Random, topic: str) -> str:
+    parts = topic.split("/")
+    if parts[0] == "teams":
+        parts[2] = rng.choice(["", "bad id", "x" * 65, "团队", "a#b".replace("#", "_") + "é"])
+        return "/".join(parts)
+    i = rng.choice([2, 3, 4])
+    parts[i] = rng.choice(["", "atlantis", "PATROL", "sensors", "x" * 65, "bad id", "网格", "a.b-c_d"])
+    return "/".join(parts)
+
+
+def fuzz_messages(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    sent_valid: list[tuple[str, bytes]] = []
+    for i in range(n):
+        base = sample(rng, f"f{i}")
+        body = orjson.loads(base.payload)
+        r = rng.random()
+        if r < 0.30:
+            item = base.item()
+            sent_valid.append(item)
+        elif r < 0.36 and sent_valid:
+            item = rng.choice(sent_valid)  # a resend
+        elif r < 0.44:
+            item = base.topic, rng.randbytes(rng.randrange(0, 300))
+        elif r < 0.52:
+            item = base.topic, base.payload[: rng.randrange(0, len(base.payload))]
+        elif r < 0.62:
+            item = base.topic, orjson.dumps(_mutate_type(rng, body))
+        elif r < 0.70:
+            body.pop(rng.choice(sorted(body)))
+            item = base.topic, orjson.dumps(body)
+        elif r < 0.71:
+            item = base.topic, base.payload + b" " * (MAX_PAYLOAD_BYTES + rng.randrange(1, 30000))
+        elif r < 0.82:
+            item = _bad_topic(rng, base.topic), base.payload
+        else:
+            item = base.topic, _weird_json(rng, body)
+        yield item
+
+
+def expected_outcomes(items: list[tuple[str, bytes]]) -> Counter[str]:
+    """What the ingest must do with each message, in publish order (one publisher,
+    one subscriber: the broker keeps the order)."""
+    out: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    now = datetime.now(UTC)
+    for topic, payload in items:
+        try:
+            msg = parse_message(topic, payload, now)
+            row_for(msg, place_of(msg, 0.025, {}))
+        except (ContractError, Unstorable):
+            out["dead_letter"] += 1
+            continue
+        key = (msg.source, msg.msg_id)
+        out["duplicate" if key in seen else "stored"] += 1
+        seen.add(key)
+    return out
+
+
+@pytest.mark.slow
+def test_fuzz_10000_never_stops_and_accounts_for_every_message(make_settings: Any, mqtt_broker: Any,
+                                                                database_url: str) -> None:
+    items = list(fuzz_messages(N, seed=20250501))
+    expected = expected_outcomes(items)
+    assert expected["dead_letter"] > 3000 and expected["stored"] > 2500 and expected["duplicate"] > 300
+    group = f"t{uuid.uuid4().hex[:10]}" if mqtt_broker.is_mosquitto else ""
+    settings = make_settings(ingest_metrics_port=0, dead_letter_raw_cap=CAP, ingest_shared_group=group,
+                             ingest_flush_ms=20)
+    svc = IngestService(settings, metrics_addr="127.0.0.1")
+    svc.start()
+    try:
+        assert svc.wait_ready(20)
+        pub = Publisher(mqtt_broker.url_for("simulator"), protocol=mqtt_broker.protocol)
+        try:
+            assert pub.publish_all(items, timeout=180) == N
+            assert pub.refused == 0
+        finally:
+            pub.close()
+        wait_for(lambda: total(scrape(svc.metrics_url), "ingest_messages_total") >= N, 120,
+                 what=f"all {N} messages accounted for")
+        assert svc.healthy
+        metrics = scrape(svc.metrics_url)
+    finally:
+        svc.stop(forget_session=True)
+
+    got = {o: total(metrics, "ingest_messages_total", outcome=o)
+           for o in ("stored", "duplicate", "dead_letter")}
+    assert sum(got.values()) == N
+    assert got == {o: float(expected[o]) for o in got}
+    with psycopg.connect(database_url) as conn:
+        ledger = conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0]
+        rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLE_COLUMNS)
+        dead = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE reason = ''),"
+            " count(*) FILTER (WHERE octet_length(payload) > %s OR octet_length(payload) > payload_size),"
+            " count(*) FILTER (WHERE payload_size > %s)"
+            " FROM dead_letter", (CAP, MAX_PAYLOAD_BYTES)).fetchone()
+    assert ledger == rows == got["stored"]
+    assert dead[0] == got["dead_letter"]
+    assert dead[1] == 0, "every dead letter has a reason"
+    assert dead[2] == 0, "dead-letter payloads are capped copies"
+    assert dead[3] > 0, "oversized payloads were dead-lettered with their real size"

@@ -1,0 +1,105 @@
+"""Settings: defaults, environment variables, and the refusal of the repo's demo secrets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from wuwang.service import ConfigError, load_settings
+from wuwang.settings import DEMO_SECRETS, REPO_ROOT, Settings
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No setting leaks in from the machine's environment (e.g. a CI's DATABASE_URL)."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert (s.command_port, s.dashboard_port, s.ingest_metrics_port) == (8000, 8050, 9101)
+    assert s.database_url is None
+    assert s.redis_url is None
+    assert s.mqtt_url is None
+    assert s.mqtt_protocol == "5"
+    assert s.demo_mode is False
+    assert s.ingest_client_id == "ingest-1"
+    assert s.ingest_shared_group == "ingest"
+    assert s.data_dir == REPO_ROOT / ".wuwang"
+
+
+def test_environment_variables_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://app:s3cr3t-x@db.example:5432/wuwang")
+    monkeypatch.setenv("REDIS_URL", "redis://:s3cr3t-y@cache:6379/1")
+    monkeypatch.setenv("MQTT_URL", "mqtt://ingest:s3cr3t-z@broker:1883")
+    monkeypatch.setenv("MQTT_PROTOCOL", "3.1.1")
+    monkeypatch.setenv("COMMAND_PORT", "18000")
+    monkeypatch.setenv("DASHBOARD_PORT", "18050")
+    monkeypatch.setenv("INGEST_METRICS_PORT", "19101")
+    monkeypatch.setenv("INGEST_CLIENT_ID", "ingest-7")
+    monkeypatch.setenv("INGEST_SHARED_GROUP", "")
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    s = Settings()
+    assert s.database_url == "postgresql://app:s3cr3t-x@db.example:5432/wuwang"
+    assert s.redis_url == "redis://:s3cr3t-y@cache:6379/1"
+    assert s.mqtt_url == "mqtt://ingest:s3cr3t-z@broker:1883"
+    assert s.mqtt_protocol == "3.1.1"
+    assert (s.command_port, s.dashboard_port, s.ingest_metrics_port) == (18000, 18050, 19101)
+    assert s.ingest_client_id == "ingest-7"
+    assert not s.ingest_shared_group
+    assert s.data_dir == tmp_path
+
+
+def test_bad_value_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMMAND_PORT", "eight thousand")
+    with pytest.raises(ConfigError, match="COMMAND_PORT"):
+        load_settings()
+    monkeypatch.delenv("COMMAND_PORT")
+    monkeypatch.setenv("MQTT_PROTOCOL", "4")
+    with pytest.raises(ConfigError, match="MQTT_PROTOCOL"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "url"),
+    [
+        ("MQTT_URL", "mqtt://ingest:demo-ingest@broker:1883"),
+        ("MQTT_URL", "mqtt://SEN-0001:demo@broker:1883"),
+        ("DATABASE_URL", "postgresql://postgres:wuwang@db:5432/wuwang"),
+        ("REDIS_URL", "redis://:change-me@cache:6379/0"),
+    ],
+)
+def test_demo_secrets_refused_outside_demo_mode(
+    monkeypatch: pytest.MonkeyPatch, variable: str, url: str
+) -> None:
+    monkeypatch.setenv(variable, url)
+    with pytest.raises(ValidationError, match=variable):
+        Settings()
+    with pytest.raises(ConfigError, match=f"{variable} uses a password that ships in this repository"):
+        load_settings()
+    monkeypatch.setenv("DEMO_MODE", "0")
+    with pytest.raises(ConfigError, match=variable):
+        load_settings()
+
+
+def test_demo_secrets_accepted_in_demo_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MQTT_URL", "mqtt://ingest:demo-ingest@broker:1883")
+    monkeypatch.setenv("DEMO_MODE", "1")
+    assert Settings().mqtt_url == "mqtt://ingest:demo-ingest@broker:1883"
+    monkeypatch.delenv("DEMO_MODE")
+    assert load_settings(demo_mode=True).demo_mode is True  # what `python -m wuwang demo` does
+
+
+def test_every_demo_password_is_refused() -> None:
+    for secret in DEMO_SECRETS:
+        with pytest.raises(ValidationError, match="MQTT_URL"):
+            Settings(mqtt_url=f"mqtt://someone:{secret}@broker:1883")
+
+
+def test_urls_without_password_are_fine() -> None:
+    s = Settings(database_url="postgresql://postgres@127.0.0.1:5432/wuwang", mqtt_url="mqtt://127.0.0.1:1883")
+    assert s.demo_mode is False

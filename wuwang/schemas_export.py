@@ -1,0 +1,97 @@
+"""Write the contract's JSON Schemas to ``docs/schemas/<feed>.schema.json``.
+
+    python -m wuwang.schemas_export            # (re)write the files
+    python -m wuwang.schemas_export --check    # exit 1 if a file is missing, stale or extra
+
+The schemas come from ``wuwang.contract.json_schemas()`` (the pydantic models are the
+truth); the files are what the other teams read. Sorted keys, 2-space indent, UTF-8,
+trailing newline, so that the output is stable and diffs stay small.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wuwang.contract import json_schemas
+
+DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+SUFFIX = ".schema.json"
+
+
+def render(schema: dict[str, Any]) -> str:
+    return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def expected_files() -> dict[str, str]:
+    """File name → content, for every feed."""
+    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(json_schemas().items())}
+
+
+def check(directory: Path) -> list[str]:
+    """What differs between ``directory`` and the contract (empty when current)."""
+    problems = []
+    wanted = expected_files()
+    for name, content in wanted.items():
+        path = directory / name
+        if not path.is_file():
+            problems.append(f"missing: {path}")
+        elif path.read_text(encoding="utf-8") != content:
+            problems.append(f"stale: {path}")
+    if directory.is_dir():
+        for path in sorted(directory.glob(f"*{SUFFIX}")):
+            if path.name not in wanted:
+                problems.append(f"not in the contract: {path}")
+    return problems
+
+
+def write(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    wanted = expected_files()
+    for name, content in wanted.items():
+        path = directory / name
+        if not path.is_file() or path.read_text(encoding="utf-8") != content:
+            path.write_text(content, encoding="utf-8")
+            written.append(path)
+    for path in sorted(directory.glob(f"*{SUFFIX}")):
+        if path.name not in wanted:  # a feed that left the contract must not linger in docs
+            path.unlink()
+            written.append(path)
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m wuwang.schemas_export",
+        description="Write the MQTT contract's JSON Schemas to docs/schemas/.",
+    )
+    parser.add_argument("--check", action="store_true", help="only compare; exit 1 when the files differ")
+    parser.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="target directory (default: docs/schemas)"
+    )
+    args = parser.parse_args(argv)
+    directory: Path = args.dir
+    if args.check:
+        problems = check(directory)
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print("run: python -m wuwang.schemas_export", file=sys.stderr)
+            return 1
+        print(f"{directory}: {len(expected_files())} schemas are current")
+        return 0
+    changed = write(directory)
+    for path in changed:
+        print(f"wrote {path}" if path.exists() else f"removed {path}")
+    if not changed:
+        print(f"{directory}: {len(expected_files())} schemas already current")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

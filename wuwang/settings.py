@@ -1,0 +1,221 @@
+"""The one settings object. Every service reads its configuration from here.
+
+Values come from the environment (upper-case names, e.g. ``DATABASE_URL``). Where
+``DATABASE_URL``/``REDIS_URL``/``MQTT_URL`` are unset, ``wuwang.endpoints`` decides:
+the default local service if it answers, otherwise an embedded one (demo and tests).
+Outside demo mode the service refuses to start with a password that ships in this
+repository.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+#: Passwords that are written in this repository (demo users, the demo broker's
+#: password file). Real deployments must set their own; see ``Settings._no_demo_secrets``.
+DEMO_SECRETS = frozenset(
+    {"demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password"}
+)
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/wuwang"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    demo_mode: bool = Field(default=False, description="DEMO_MODE: allows the repo's demo secrets")
+
+    # Endpoints. None means "not configured": wuwang.endpoints resolves them.
+    database_url: str | None = None
+    redis_url: str | None = None
+    mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port")
+    mqtt_protocol: Literal["5", "3.1.1"] = Field(
+        default="5", description="MQTT 5 unless the broker only speaks 3.1.1 (amqtt)"
+    )
+    mqtt_keepalive: int = 30
+
+    # Where embedded services keep their data (one ignored folder).
+    data_dir: Path = REPO_ROOT / ".wuwang"
+
+    # Service ports.
+    command_port: int = 8000
+    dashboard_port: int = 8050
+    ingest_metrics_port: int = 9101
+
+    # Ingest.
+    ingest_client_id: str = Field(default="ingest-1", description="fixed MQTT client id")
+    ingest_shared_group: str | None = Field(
+        default="ingest", description="$share group; empty to subscribe without sharing"
+    )
+    ingest_batch_size: int = Field(default=1000, ge=1)
+    ingest_flush_ms: int = Field(default=100, ge=1)
+    ingest_queue_size: int = Field(default=20000, ge=10, le=65535)
+    ingest_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
+    dead_letter_raw_cap: int = Field(default=4096, ge=64)
+    video_alarm_confidence: float = Field(default=0.8, ge=0, le=1)
+    sensor_thresholds: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="SENSOR_THRESHOLDS: per sensor kind (raise, clear) over the ingest defaults, "
+        'e.g. {"smoke": [8, 4]}',
+    )
+    alarm_stream: str = "wuwang:alarms"
+    alarm_stream_maxlen: int = 100_000
+    aggregate_refresh_s: float = 60.0
+    retention_days: int = 400
+    compress_after_days: int = 7
+
+    # Demo city grid lattice (degrees); cells are computed, not looked up.
+    grid_cell_deg: float = 0.025
+
+    # Command service.
+    command_token_secret: str | None = Field(
+        default=None, description="COMMAND_TOKEN_SECRET: signs access tokens; required outside demo mode"
+    )
+    command_token_ttl_s: int = Field(default=900, ge=60, description="access tokens are short-lived")
+    command_login_limit: str = Field(default="5/minute", description="login attempts per user name")
+    command_login_limit_per_address: str = "60/minute"
+    command_allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://127.0.0.1:8050", "http://localhost:8050"],
+        description="Origins allowed to open /ws (the map console)",
+    )
+    command_alarm_group: str = "command"
+    command_ack_timeout_s: float = Field(
+        default=60.0, gt=0, description="an order not acked by then raises an alert"
+    )
+    command_position_stale_s: float = 300.0
+    # Command service: the MQTT link (dispatch orders out; acks, statuses, positions in).
+    command_mqtt_client_id: str = Field(
+        default="command-1",
+        description="fixed MQTT client id of this command process (its persistent session); "
+        "give every command process its own",
+    )
+    command_shared_group: str | None = Field(
+        default="command",
+        description="$share group for acks and statuses; empty to subscribe without sharing",
+    )
+    command_mqtt_session_expiry_s: int = Field(
+        default=24 * 3600,
+        ge=1,
+        description="how long the broker keeps this process's session while it is away",
+    )
+    command_mqtt_forget_session_on_stop: bool = Field(
+        default=False, description="end the broker session on shutdown (decommissioning, tests)"
+    )
+    command_outbox_window: int = Field(
+        default=50, ge=1, le=1000, description="dispatch orders in flight (awaiting PUBACK) at once"
+    )
+    command_position_db_interval_s: float = Field(
+        default=10.0, ge=0, description="a team's position is written to PostgreSQL at most this often"
+    )
+    command_road_factor: float = Field(
+        default=1.3, ge=1.0, description="route length / straight line, for recommendation ETAs"
+    )
+    command_recommend_from_base: bool = Field(
+        default=False,
+        description="rank teams without a fresh position from their home base (flagged) instead of skipping",
+    )
+    command_ws_queue: int = Field(
+        default=1000, ge=10, description="per-client backlog before a slow client is dropped"
+    )
+    command_plans_dir: Path = REPO_ROOT / "command" / "plans"
+    command_expiring_days: int = Field(
+        default=30, ge=0, le=366, description="reserve lots expiring within this many days raise an alert"
+    )
+    command_timezone: str = Field(
+        default="Asia/Shanghai", description="the command centre's calendar (expiry days, 'today')"
+    )
+
+    # Map console (dashboard).
+    dashboard_command_url: str = Field(
+        default="http://127.0.0.1:8000", description="the command service as the dashboard server reaches it"
+    )
+    dashboard_command_ws_url: str | None = Field(
+        default=None,
+        description="the command service's /ws as the operators' browsers reach it "
+        "(default: DASHBOARD_COMMAND_URL with ws://)",
+    )
+    dashboard_tile_url: str | None = Field(
+        default=None,
+        description="a self-hosted basemap, e.g. http://tiles.local/{z}/{x}/{y}.png; none: plain background",
+    )
+    dashboard_tile_datum: Literal["wgs84", "gcj02"] = Field(
+        default="wgs84", description="the basemap's datum; gcj02 shifts every position drawn on it"
+    )
+    dashboard_tile_attribution: str = ""
+    dashboard_tile_max_zoom: int = Field(default=18, ge=1, le=22)
+    dashboard_streets_file: Path | None = Field(
+        default=None, description="an optional GeoJSON file of streets (WGS-84) drawn without a basemap"
+    )
+    dashboard_secret: str | None = Field(
+        default=None, description="DASHBOARD_SECRET: signs the console's cookies; required outside demo mode"
+    )
+    dashboard_language: Literal["zh_CN", "en"] = "zh_CN"
+    dashboard_call_target_s: float = Field(
+        default=60.0, gt=0, description="call-processing target: queue timers turn red past it"
+    )
+    dashboard_heat_hours: int = Field(default=6, ge=1, le=72, description="110 calls shown on the heat layer")
+
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_demo_secrets(self) -> Settings:
+        if self.demo_mode:
+            return self
+        if self.command_token_secret is not None and (
+            self.command_token_secret in DEMO_SECRETS or len(self.command_token_secret) < 32
+        ):
+            raise ValueError("COMMAND_TOKEN_SECRET must be a real secret of at least 32 characters")
+        if self.dashboard_secret is not None and (
+            self.dashboard_secret in DEMO_SECRETS or len(self.dashboard_secret) < 32
+        ):
+            raise ValueError("DASHBOARD_SECRET must be a real secret of at least 32 characters")
+        for name, url in (
+            ("MQTT_URL", self.mqtt_url),
+            ("DATABASE_URL", self.database_url),
+            ("REDIS_URL", self.redis_url),
+        ):
+            if url and urlsplit(url).password in DEMO_SECRETS:
+                raise ValueError(
+                    f"{name} uses a password that ships in this repository; set a real one "
+                    "or run with DEMO_MODE=1"
+                )
+        return self
+
+
+DEMO_TOKEN_SECRET = "demo-only-token-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+
+
+def token_secret(settings: Settings) -> str:
+    """The access-token signing secret; the demo one only in demo mode."""
+    if settings.command_token_secret:
+        return settings.command_token_secret
+    if settings.demo_mode:
+        return DEMO_TOKEN_SECRET
+    raise RuntimeError("COMMAND_TOKEN_SECRET is not set (required outside DEMO_MODE)")
+
+
+DEMO_DASHBOARD_SECRET = "demo-only-dashboard-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+
+
+def dashboard_secret(settings: Settings) -> str:
+    """The console's cookie-signing secret; the demo one only in demo mode."""
+    if settings.dashboard_secret:
+        return settings.dashboard_secret
+    if settings.demo_mode:
+        return DEMO_DASHBOARD_SECRET
+    raise RuntimeError("DASHBOARD_SECRET is not set (required outside DEMO_MODE)")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
