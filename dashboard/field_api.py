@@ -2,8 +2,8 @@
 
 Each route takes the team's token from the ``Authorization`` header, asks the command
 service whose it is, and acts for that team — the team id always comes from the token,
-never from the request. The outbox's id travels on as ``Idempotency-Key`` (and as the
-message's ``id``), so a resend after a lost answer is stored once. Answers the outbox
+never from the request. The outbox's id travels on as the message's ``id`` (the command
+service keys idempotency on it), so a resend after a lost answer is stored once. Answers the outbox
 understands: 2xx stored; 409 stored before (a repeat); 401 log in again; 4xx refused
 (kept on the phone, shown); 501 the command service has no route for this yet (kept,
 retried later); 503 unreachable (kept, retried).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 4 * 1024 * 1024  # a downscaled photo is ~150 KB; a raw one is refused
 _ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 _DATA_URL = re.compile(r"^data:image/(jpeg|png|webp);base64,[A-Za-z0-9+/=]+$")
+
+_In = TypeVar("_In", bound=BaseModel)
 
 TeamStatus = Literal["available", "dispatched", "en_route", "on_scene", "returning", "off_duty"]
 
@@ -92,7 +94,7 @@ def router(console: Console) -> APIRouter:
             return _answer(403, detail="the field page is for rescue teams")
         return me, token
 
-    async def body_of(request: Request, model: type[BaseModel]) -> BaseModel | JSONResponse:
+    async def body_of(request: Request, model: type[_In]) -> _In | JSONResponse:
         raw = await request.body()
         if len(raw) > MAX_BODY:
             return _answer(413, detail="too large")
@@ -101,16 +103,22 @@ def router(console: Console) -> APIRouter:
         except ValidationError as exc:
             return _answer(422, detail="; ".join(str(e["msg"]) for e in exc.errors())[:500])
 
-    @r.post("/status")
-    async def status(request: Request) -> JSONResponse:
+    async def team_request(request: Request, model: type[_In]) -> tuple[Me, str, _In] | JSONResponse:
+        """The calling team and its validated body, or the answer that refuses it."""
         who = await caller(request)
         if isinstance(who, JSONResponse):
             return who
-        me, token = who
-        body = await body_of(request, StatusIn)
+        body = await body_of(request, model)
         if isinstance(body, JSONResponse):
             return body
-        assert isinstance(body, StatusIn)
+        return (*who, body)
+
+    @r.post("/status")
+    async def status(request: Request) -> JSONResponse:
+        got = await team_request(request, StatusIn)
+        if isinstance(got, JSONResponse):
+            return got
+        me, token, body = got
         sent = {
             "status": body.status,
             "seq": body.seq,
@@ -125,8 +133,7 @@ def router(console: Console) -> APIRouter:
                 await api.post(
                     f"/incidents/{quote(body.incident_id, safe='')}/arrived",
                     token,
-                    {"team_id": me.team_id},
-                    headers={"Idempotency-Key": body.id},
+                    {"team_id": me.team_id}
                 )
             except ApiError as exc:
                 if exc.status in (0, 401) or exc.status >= 500:
@@ -136,8 +143,7 @@ def router(console: Console) -> APIRouter:
             result = await api.post(
                 f"/teams/{quote(me.team_id or '', safe='')}/status",
                 token,
-                {k: v for k, v in sent.items() if v is not None},
-                headers={"Idempotency-Key": body.id},
+                {k: v for k, v in sent.items() if v is not None}
             )
         except ApiError as exc:
             return _from_error(exc)
@@ -145,14 +151,10 @@ def router(console: Console) -> APIRouter:
 
     @r.post("/report")
     async def report(request: Request) -> JSONResponse:
-        who = await caller(request)
-        if isinstance(who, JSONResponse):
-            return who
-        _me, token = who
-        body = await body_of(request, ReportIn)
-        if isinstance(body, JSONResponse):
-            return body
-        assert isinstance(body, ReportIn)
+        got = await team_request(request, ReportIn)
+        if isinstance(got, JSONResponse):
+            return got
+        _me, token, body = got
         photo = _DATA_URL.match(body.photo) if body.photo is not None else None
         if body.photo is not None and photo is None:
             return _answer(422, detail="the photo must be a JPEG, PNG or WebP data URL")
@@ -179,8 +181,7 @@ def router(console: Console) -> APIRouter:
             result = await api.post(
                 "/field/reports",
                 token,
-                {k: v for k, v in sent.items() if v is not None},
-                headers={"Idempotency-Key": body.id},
+                {k: v for k, v in sent.items() if v is not None}
             )
         except ApiError as exc:
             return _from_error(exc)
@@ -188,20 +189,15 @@ def router(console: Console) -> APIRouter:
 
     @r.post("/ack")
     async def ack(request: Request) -> JSONResponse:
-        who = await caller(request)
-        if isinstance(who, JSONResponse):
-            return who
-        _me, token = who
-        body = await body_of(request, AckIn)
-        if isinstance(body, JSONResponse):
-            return body
-        assert isinstance(body, AckIn)
+        got = await team_request(request, AckIn)
+        if isinstance(got, JSONResponse):
+            return got
+        _me, token, body = got
         try:
             result = await api.post(
                 f"/field/orders/{quote(body.order_id, safe='')}/ack",
                 token,
-                {"id": body.id, "status": "accepted"},
-                headers={"Idempotency-Key": body.id},
+                {"id": body.id, "status": "accepted"}
             )
         except ApiError as exc:
             return _from_error(exc)

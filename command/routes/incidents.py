@@ -302,31 +302,31 @@ class PairOut(BaseModel):
     second: IncidentOut
 
 
-@router.post("/{incident_id}/split", response_model=PairOut, responses=ERRORS)
-async def split(incident_id: IncidentId, body: Split, state: State, who: Caller) -> PairOut:
-    """Move a wrongly joined alarm out into a new incident (拆分)."""
+async def guarded_pair(call: Awaitable[tuple[Incident, Incident]]) -> PairOut:
+    """``guarded`` for the acts that change two incidents at once."""
     try:
-        old, new = await service.split(
-            state, who, incident_id, body.alarm_id, body.reason, body.expected_version
-        )
+        first, second = await call
     except (DomainError, NotFound) as exc:
         raise domain_error(exc) from None
     return PairOut(
-        first=IncidentOut.model_validate(incident_body(old)),
-        second=IncidentOut.model_validate(incident_body(new)),
+        first=IncidentOut.model_validate(incident_body(first)),
+        second=IncidentOut.model_validate(incident_body(second)),
+    )
+
+
+@router.post("/{incident_id}/split", response_model=PairOut, responses=ERRORS)
+async def split(incident_id: IncidentId, body: Split, state: State, who: Caller) -> PairOut:
+    """Move a wrongly joined alarm out into a new incident (拆分)."""
+    return await guarded_pair(
+        service.split(state, who, incident_id, body.alarm_id, body.reason, body.expected_version)
     )
 
 
 @router.post("/{incident_id}/merge", response_model=PairOut, responses=ERRORS)
 async def merge(incident_id: IncidentId, body: Merge, state: State, who: Caller) -> PairOut:
     """Merge this incident into ``into`` (合并); this one ends as merged."""
-    try:
-        merged, survivor = await service.merge(
+    return await guarded_pair(
+        service.merge(
             state, who, incident_id, body.into, body.reason, body.expected_version, body.into_expected_version
         )
-    except (DomainError, NotFound) as exc:
-        raise domain_error(exc) from None
-    return PairOut(
-        first=IncidentOut.model_validate(incident_body(merged)),
-        second=IncidentOut.model_validate(incident_body(survivor)),
     )
