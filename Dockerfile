@@ -1,5 +1,5 @@
 # One image for every service of the console; docker-compose.yml picks the command
-# (python -m wuwang migrate | ingest | command | dashboard).
+# (python -m wuwang migrate | ingest | command | dashboard | simulators exercises).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -40,6 +40,7 @@ KNOWN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("ingest", "## Ingest\n\nNot run yet: `python -m bench.ingest`."),
     ("dispatch", "## Dispatch\n\nNot run yet: `python -m bench.dispatch`."),
     ("console", "## Console\n\nThis section is written by bench/console (not run yet)."),
+    ("replay", "## Replay timing\n\nNot run yet: `python -m bench.replay`."),
 )
 
 INTRO = """# Benchmarks
@@ -58,6 +59,7 @@ only proves that the benchmarks run.
 | ingest (MQTT → PostgreSQL) | `.venv/bin/python -m bench.ingest` | [Ingest](#ingest) |
 | dispatch recommendation | `.venv/bin/python -m bench.dispatch` | [Dispatch](#dispatch) |
 | console (/ws fan-out, map) | see bench/console | [Console](#console) |
+| replay (×1–×100 timing) | `.venv/bin/python -m bench.replay` | [Replay timing](#replay-timing) |
 """
 
 

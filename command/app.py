@@ -17,8 +17,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
+from command.routes import exercises as exercises_routes
 from command.routes import kpis as kpis_routes
 from command.routes import plans as plans_routes
+from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
 from command.routes import teams as teams_routes
 from command.security import LoginLimiter
@@ -37,7 +39,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0006"
+REQUIRED_SCHEMA = "0008"
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -121,6 +123,8 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     )
     for router in (health.router, auth.router, incidents.router, grid.router, ws.router,
                    plans_routes.router, reserve_routes.router, kpis_routes.router,
-                   teams_routes.router, dispatch_routes.router, field.router):
+                   teams_routes.router, dispatch_routes.router, field.router,
+                   exercises_routes.router):
         app.include_router(router)
+    app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     return app

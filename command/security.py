@@ -9,7 +9,7 @@ command processes share one budget.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -37,6 +37,9 @@ class Principal:
     user_id: str
     role: Role
     team_id: str | None = None
+    #: When the password was typed (the token's ``auth_time``): a refreshed token keeps
+    #: it, so a refresh chain ends a fixed time after the login however often it runs.
+    signed_in_at: datetime | None = field(default=None, compare=False)
 
     @property
     def label(self) -> str:
@@ -60,6 +63,7 @@ def issue_token(
     issued = now or datetime.now(UTC)
     expires = issued + timedelta(seconds=ttl_s)
     claims = {
+        "auth_time": int((principal.signed_in_at or issued).timestamp()),  # PyJWT converts only exp/iat
         "sub": principal.user_id,
         "role": str(principal.role),
         "team": principal.team_id,
@@ -97,7 +101,13 @@ def read_token(token: str, *, secret: str) -> Principal:
     except ValueError:
         raise InvalidToken("invalid token") from None
     team = claims.get("team")
-    return Principal(user_id=str(claims["sub"]), role=role, team_id=str(team) if team else None)
+    auth_time = claims.get("auth_time")
+    return Principal(
+        user_id=str(claims["sub"]),
+        role=role,
+        team_id=str(team) if team else None,
+        signed_in_at=datetime.fromtimestamp(auth_time, UTC) if isinstance(auth_time, int | float) else None,
+    )
 
 
 class LoginLimiter:

@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 ME_CACHE_S = 20.0
 ME_CACHE_SIZE = 2048
 STAFF_ROLES = frozenset({"operator", "commander", "planner", "admin"})
+#: Who plans, runs, steers and purges exercises and reads their reports (docs/exercises.md).
+EXERCISE_ROLES = frozenset({"planner", "commander", "admin"})
 
 
 class ApiError(Exception):
@@ -69,6 +71,17 @@ class Me:
     @property
     def is_planner(self) -> bool:
         return self.role == "planner"
+
+    @property
+    def may_run_exercises(self) -> bool:
+        """Plan, start, steer and purge exercises, read their reports (演练)."""
+        return self.role in EXERCISE_ROLES
+
+    @property
+    def may_watch_exercises(self) -> bool:
+        """See an exercise's incidents on the console: the command service's live stream
+        carries exercise changes to planners and admins only."""
+        return self.role in ("planner", "admin")
 
 
 def _detail(response: httpx2.Response) -> str:
@@ -150,12 +163,38 @@ class CommandApi:
     ) -> Any:
         return await self.request("POST", path, token, json=body or {}, headers=headers)
 
+    async def delete(self, path: str, token: str) -> Any:
+        return await self.request("DELETE", path, token)
+
+    async def open_stream(
+        self, path: str, token: str, params: dict[str, Any] | None = None
+    ) -> httpx2.Response:
+        """GET ``path`` and hand back the response with its body unread (the caller
+        streams it on and must ``aclose()`` it) — for reports passed through to the
+        browser. Status codes are not judged here: the caller passes them on."""
+        client = self._client()
+        request = client.build_request(
+            "GET", path, params=params, headers={"Authorization": f"Bearer {token}"}
+        )
+        try:
+            return await client.send(request, stream=True)
+        except httpx2.HTTPError as exc:
+            log.warning("command service unreachable: GET %s: %s", path, exc)
+            raise ApiError(0, f"command service unreachable ({type(exc).__name__})") from None
+
     async def login(self, username: str, password: str) -> dict[str, Any]:
         body = await self.request(
             "POST", "/auth/login", None, json={"username": username, "password": password}
         )
         if not isinstance(body, dict) or "access_token" not in body:
             raise ApiError(502, "unexpected login answer")
+        return body
+
+    async def refresh(self, token: str) -> dict[str, Any]:
+        """A renewed token for a still-valid one (POST /auth/refresh)."""
+        body = await self.request("POST", "/auth/refresh", token, json={})
+        if not isinstance(body, dict) or "access_token" not in body:
+            raise ApiError(502, "unexpected refresh answer")
         return body
 
     @staticmethod

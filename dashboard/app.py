@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from dash import Dash
 from fastapi import FastAPI, Request, Response
 
-from dashboard import field_api, geoserve
+from dashboard import field_api, geoserve, report_proxy
 from dashboard.api import CommandApi
 from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
@@ -101,17 +101,20 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     server.secret_key = dashboard_secret(settings)  # type: ignore[attr-defined]
     server.state.wuwang_console = console
     server.router.lifespan_context = _lifespan(console, server.router.lifespan_context)
-    app.layout = shell()
+    app.layout = shell(settings.dashboard_token_check_s)
     register_all(app, console)
     field_api.mount(server, console)
     geoserve.mount(server, console)
+    report_proxy.mount(server, console)
 
     policy: dict[str, str] = {}
 
     @server.middleware("http")
     async def security_headers(request: Request, call_next: Any) -> Response:
         response: Response = await call_next(request)
-        if response.headers.get("content-type", "").startswith("text/html"):
+        if response.headers.get("content-type", "").startswith("text/html") and (
+            "content-security-policy" not in response.headers  # a report's own (dashboard/report_proxy.py)
+        ):
             if "csp" not in policy:
                 policy["csp"] = content_security_policy(settings, list(app.csp_hashes()))
             response.headers["Content-Security-Policy"] = policy["csp"]

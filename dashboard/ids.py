@@ -12,6 +12,9 @@ I18N = "i18n"  # the chosen language's catalogue (for clientside code)
 CONFIG = "config"  # what the browser code needs: WebSocket URL, datum, targets
 LIVE_STATUS = "live-status"  # set by the browser: {connected, stale, since}
 SESSION_NOTE = "session-note"  # why the login page is shown (expired, refused)
+TOKEN_TICK = "token-tick"  # noqa: S105 - a component id; an interval: renew the token before it runs out (POST /auth/refresh)
+RENDERED_FOR = "rendered-for"  # whose page is drawn: a renewed token does not redraw it
+TOKEN_SYNC = "token-sync"  # noqa: S105 - a component id; set by the browser once its sockets and outbox hold the renewed token
 
 # Login page.
 LOGIN_USER = "login-user"

@@ -244,3 +244,29 @@ def running_stack(
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+@contextmanager
+def exercise_runner(stack: Stack, *, workers: int = 1, poll_s: float = 0.3) -> Iterator[threading.Thread]:
+    """The exercise runner (``python -m simulators exercises``) for ``stack``, in a
+    thread: it claims the exercises the command API registers and publishes them with
+    the simulator's MQTT account (the only one the broker lets publish exercise topics)."""
+    from simulators.exercise_daemon import serve
+
+    settings = stack.command_settings.model_copy(
+        update={"mqtt_url": stack.mqtt_simulator_url, "dashboard_command_url": stack.command_url}
+    )
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=serve,
+        args=(settings, stop),
+        kwargs={"workers": workers, "poll_s": poll_s},
+        name="exercise-runner",
+        daemon=True,
+    )
+    thread.start()
+    try:
+        yield thread
+    finally:
+        stop.set()
+        thread.join(timeout=30)

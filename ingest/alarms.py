@@ -8,6 +8,11 @@
   level, so a noisy sensor oscillating around the threshold raises one alarm, not
   hundreds. Unknown kinds raise nothing.
 
+A message published in an exercise (``exercise/v1/<id>/...``) raises its alarm like a
+live one, marked with ``details["exercise_id"]``; its alarm id differs from a live
+one's because its source key does (``ex/<id>/...``), and its sensor hysteresis is the
+exercise's own (``sensor_alarm_state.scope``).
+
 The sensor state itself lives in PostgreSQL (``sensor_alarm_state``), because a
 shared subscription may hand one device's readings to different ingest workers; the
 writer locks the rows and runs ``advance`` over each batch in time order.
@@ -132,7 +137,8 @@ def _alarm(msg: Message, place: Place, kind: AlarmKind, category: str, summary: 
         grid_cell_id=place.grid_cell_id,
         category=category,
         summary=summary,
-        details={k: v for k, v in details.items() if v is not None},
+        # command keeps an exercise's alarms in that exercise (correlation.alarm_exercise_id)
+        details={k: v for k, v in {**details, "exercise_id": msg.topic.exercise_id}.items() if v is not None},
     )
 
 

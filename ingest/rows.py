@@ -29,31 +29,35 @@ from wuwang.contract import (
 
 BIGINT_MAX = 2**63 - 1
 
-#: Column order of each feed table as the writer COPYs it (migration 0001).
+#: Column order of each feed table as the writer COPYs it (migrations 0001 and 0007:
+#: ``exercise_id`` last, NULL for live messages).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
     "sensor_reading": (
         "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
-        "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id", "extra",
+        "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id", "extra", "exercise_id",
     ),
     "video_alert": (
         "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
         "camera_id", "event", "confidence", "lat", "lon", "snapshot_url", "bbox", "grid_cell_id", "extra",
+        "exercise_id",
     ),
     "emergency_call": (
         "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
         "call_id", "category", "lat", "lon", "address", "description", "caller", "priority",
-        "grid_cell_id", "extra",
+        "grid_cell_id", "extra", "exercise_id",
     ),
     "field_report": (
         "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id", "team_id",
         "reporter", "category", "description", "lat", "lon", "photo_url", "grid_cell_id", "extra",
+        "exercise_id",
     ),
     "team_position": (
         "ts", "received_at", "ts_from_receipt", "team_id", "msg_id",
-        "lat", "lon", "speed", "heading", "seq", "grid_cell_id", "extra",
+        "lat", "lon", "speed", "heading", "seq", "grid_cell_id", "extra", "exercise_id",
     ),
     "team_status": (
         "ts", "received_at", "ts_from_receipt", "team_id", "msg_id", "status", "incident_id", "seq", "extra",
+        "exercise_id",
     ),
 }
 
@@ -136,6 +140,12 @@ def _bigint(value: int | None, where: str) -> int | None:
 
 def row_for(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
     """(table, values in TABLE_COLUMNS order). Raises Unstorable."""
+    table, values = _values(msg, place)
+    # The exercise the message was published in (exercise/v1/<id>/...); NULL when live.
+    return table, (*values, msg.topic.exercise_id)
+
+
+def _values(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
     p = msg.payload
     for name in type(p).model_fields:
         _check_text(getattr(p, name), name)

@@ -8,9 +8,10 @@ b. COPY the keys into a temporary staging table and insert them into
    ``message_ledger`` with ON CONFLICT DO NOTHING RETURNING — what comes back is new;
 c. COPY only the new messages into their feed tables;
 d. COPY dead letters (unreadable or unstorable messages: topic, capped raw bytes,
-   size, reason);
-e. sensor hysteresis: lock the batch's (device, kind) rows of ``sensor_alarm_state``,
-   apply the rule in time order, update;
+   size, reason, and the exercise id when the topic's exercise prefix was readable);
+e. sensor hysteresis: lock the batch's (scope, device, kind) rows of
+   ``sensor_alarm_state`` (scope: '' live, else the exercise id), apply the rule in time
+   order, update;
 f. alarms of new messages into ``alarm_outbox`` (ON CONFLICT (alarm_id) DO NOTHING).
 
 Only after COMMIT are the batch's messages acknowledged — new, duplicate and
@@ -51,6 +52,7 @@ from wuwang.contract import (
     SensorReading,
     parse_message,
     parse_topic,
+    topic_exercise_id,
 )
 from wuwang.mqtt import Backoff
 from wuwang.mqttlink import Delivery
@@ -73,21 +75,25 @@ _LEDGER = (
     " SELECT source, msg_id, feed FROM ingest_keys ORDER BY source, msg_id"
     " ON CONFLICT DO NOTHING RETURNING source, msg_id"
 )
+# Hysteresis state is keyed (scope, device, kind): scope '' is live, else an exercise id,
+# so a drill's readings on a real device id never raise or clear the live state.
 _STATE_ENSURE = (
-    "INSERT INTO sensor_alarm_state (device_id, kind, raised, changed_at)"
-    " SELECT d, k, false, %s FROM unnest(%b::text[], %b::text[]) AS u(d, k) ORDER BY d, k"
-    " ON CONFLICT (device_id, kind) DO NOTHING"
+    "INSERT INTO sensor_alarm_state (scope, device_id, kind, raised, changed_at)"
+    " SELECT s, d, k, false, %s FROM unnest(%b::text[], %b::text[], %b::text[]) AS u(s, d, k)"
+    " ORDER BY s, d, k ON CONFLICT (scope, device_id, kind) DO NOTHING"
 )
 _STATE_LOCK = (
-    "SELECT s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
-    " FROM sensor_alarm_state s JOIN unnest(%b::text[], %b::text[]) AS u(d, k)"
-    " ON s.device_id = u.d AND s.kind = u.k ORDER BY s.device_id, s.kind FOR UPDATE OF s"
+    "SELECT s.scope, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
+    " FROM sensor_alarm_state s JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(sc, d, k)"
+    " ON s.scope = u.sc AND s.device_id = u.d AND s.kind = u.k"
+    " ORDER BY s.scope, s.device_id, s.kind FOR UPDATE OF s"
 )
 _STATE_UPDATE = (
     "UPDATE sensor_alarm_state s SET raised = u.r, changed_at = u.c"
-    " FROM unnest(%b::text[], %b::text[], %b::bool[], %b::timestamptz[]) AS u(d, k, r, c)"
-    " WHERE s.device_id = u.d AND s.kind = u.k"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bool[], %b::timestamptz[]) AS u(sc, d, k, r, c)"
+    " WHERE s.scope = u.sc AND s.device_id = u.d AND s.kind = u.k"
 )
+LIVE_SCOPE = ""  # sensor_alarm_state.scope of live readings
 # %b: arrays go in binary; the text array format escapes every element with a regex.
 _OUTBOX = (
     "INSERT INTO alarm_outbox (alarm_id, payload)"
@@ -96,6 +102,7 @@ _OUTBOX = (
 )
 
 Key = tuple[str, str]
+StateKey = tuple[str, str, str]  # sensor_alarm_state: (scope, device_id, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,11 +410,13 @@ class BatchWriter:
             if dead:
                 cap = settings.dead_letter_raw_cap
                 with cur.copy(
-                    "COPY dead_letter (received_at, topic, payload, payload_size, reason) FROM STDIN"
+                    "COPY dead_letter (received_at, topic, payload, payload_size, reason, exercise_id)"
+                    " FROM STDIN"
                 ) as copy:
                     for p in dead:
                         copy.write_row((p.item.received_at, _clean(p.item.topic), p.item.payload[:cap],
-                                        p.item.size, _clean(p.reason or "unreadable")))
+                                        p.item.size, _clean(p.reason or "unreadable"),
+                                        topic_exercise_id(p.item.topic)))
                         outcome.counts[(p.feed, "dead_letter")] += 1
 
             # (e, f) alarms
@@ -424,12 +433,13 @@ class BatchWriter:
     def _alarms(self, cur: psycopg.Cursor[Any],
                 fresh: list[tuple[Message, Place]]) -> list[Alarm]:
         found: list[Alarm] = []
-        readings: dict[Key, list[tuple[Message, Place]]] = defaultdict(list)
+        readings: dict[StateKey, list[tuple[Message, Place]]] = defaultdict(list)
         for msg, place in fresh:
             p = msg.payload
             if isinstance(p, SensorReading):
                 if p.kind in self._thresholds:
-                    readings[(p.device_id, p.kind)].append((msg, place))
+                    scope = msg.topic.exercise_id or LIVE_SCOPE
+                    readings[(scope, p.device_id, p.kind)].append((msg, place))
                 continue
             alarm = rules.message_alarm(msg, place, video_confidence=self._settings.video_alarm_confidence)
             if alarm is not None:
@@ -438,15 +448,16 @@ class BatchWriter:
             return found
 
         keys = sorted(readings)
-        devices, kinds = [k[0] for k in keys], [k[1] for k in keys]
-        cur.execute(_STATE_ENSURE, (NEVER, devices, kinds))
-        cur.execute(_STATE_LOCK, (devices, kinds))
-        state: dict[Key, tuple[bool, float]] = {(str(r[0]), str(r[1])): (bool(r[2]), float(r[3]))
-                                                 for r in cur.fetchall()}
-        changed: list[tuple[str, str, bool, datetime]] = []
+        scopes, devices, kinds = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
+        cur.execute(_STATE_ENSURE, (NEVER, scopes, devices, kinds))
+        cur.execute(_STATE_LOCK, (scopes, devices, kinds))
+        state: dict[StateKey, tuple[bool, float]] = {
+            (str(r[0]), str(r[1]), str(r[2])): (bool(r[3]), float(r[4])) for r in cur.fetchall()
+        }
+        changed: list[tuple[str, str, str, bool, datetime]] = []
         for key in keys:
             raised, changed_epoch = state.get(key, (False, NEVER.timestamp()))
-            threshold = self._thresholds[key[1]]
+            threshold = self._thresholds[key[2]]
             changed_at: datetime | None = None
             for msg, place in sorted(readings[key], key=lambda mp: mp[0].ts):
                 if msg.ts.timestamp() < changed_epoch:
@@ -458,7 +469,7 @@ class BatchWriter:
                 if after != raised:
                     raised, changed_at, changed_epoch = after, msg.ts, msg.ts.timestamp()
             if changed_at is not None:
-                changed.append((key[0], key[1], raised, changed_at))
+                changed.append((*key, raised, changed_at))
         if changed:
             cur.execute(_STATE_UPDATE, tuple(list(col) for col in zip(*changed, strict=True)))
         return found

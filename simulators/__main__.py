@@ -1,4 +1,5 @@
 """``python -m simulators feeds --rate R --seed S --bad-fraction F [--duration S] [--count N]``
+and ``python -m simulators drill run|validate|list`` (scripted exercises, docs/exercises.md).
 
 Publishes every feed (sensors, video alerts, 110 calls, grid reports, team positions and
 statuses) over MQTT at R messages per second. The broker comes from MQTT_URL
@@ -17,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
+from simulators import drill, exercise_daemon
 from simulators.feeds import CST, FeedGenerator, FeedMix
 from simulators.publish import BrokerConfig, RunConfig, broker_from_settings, run_processes, run_single
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
@@ -65,11 +67,19 @@ def build_parser() -> argparse.ArgumentParser:
     default = CitySize()
     for name in ("venues", "devices", "cameras", "patrol_units", "teams"):
         f.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
+    # Exercises: the daemon, CSV import and replay (H4, simulators/exercise_daemon.py).
+    exercise_daemon.add_subcommands(sub)
+    drill.add_subcommand(sub)  # scripted scenarios (H2, simulators/drill.py)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ns = build_parser().parse_args(argv)
+    if ns.cmd in exercise_daemon.COMMANDS:
+        return exercise_daemon.main(ns)
+    if ns.cmd == drill.COMMAND:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        return drill.main(ns)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if ns.processes < 1:
         print("--processes must be at least 1", file=sys.stderr)

@@ -1,5 +1,5 @@
 """The benchmarks run (tiny sizes). No timing is asserted: speed is measured by
-``python -m bench.ingest`` / ``python -m bench.dispatch`` and written to
+``python -m bench.ingest`` / ``python -m bench.dispatch`` / ``python -m bench.replay`` and written to
 docs/benchmarks.md, never checked by a test."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from bench.dispatch import live as dispatch_live
 from bench.dispatch import run as dispatch
 from bench.ingest import run as ingest
 from bench.ingest.worker import bench_t
+from bench.replay import run as replay
 from wuwang.city import CitySize, build_city
 from wuwang.endpoints import Endpoints
 
@@ -104,3 +105,30 @@ def test_ingest_benchmark_runs(endpoints: Endpoints, mqtt_broker: object, tmp_pa
     common.write_section("ingest", ingest.render(results, "test"), doc)
     text = doc.read_text(encoding="utf-8")
     assert "### Against the targets" in text and "bare paho" in text
+
+
+@pytest.mark.slow
+@pytest.mark.mosquitto
+def test_replay_benchmark_runs(endpoints: Endpoints, mqtt_broker: object, tmp_path: Path) -> None:
+    if endpoints.broker != "mosquitto":
+        pytest.skip("needs mosquitto")
+    cfg = replay.Config(
+        span_s=120.0, background_per_s=1.0, bursts=1, calls_per_burst=20, x10_window_s=30.0, x1_window_s=2.0,
+        flood=100, control_window_s=60.0, pause_at_s=1.0, pause_for_s=0.5, seek_after_s=1.0, seek_jump_s=10.0,
+    )
+    results = replay.run(cfg, endpoints=endpoints)
+
+    assert {(t.case, t.who) for t in results.timings} == {
+        (case, who) for case in ("x1", "x10", "x100", "flood") for who in ("runner", "baseline")
+    }
+    for t in results.timings:
+        assert t.received == t.items and len(t.errors_ms) == t.items and t.duplicates == 0
+    c = results.control
+    assert c is not None
+    assert c.sent_while_paused == 0 and c.position_still  # a property of the runner, not a timing
+    assert c.sent + c.skipped == c.items and c.received == c.sent and c.missing_after_seek == 0
+
+    doc = tmp_path / "benchmarks.md"
+    common.write_section("replay", replay.render(results, "test"), doc)
+    text = doc.read_text(encoding="utf-8")
+    assert "## Replay timing" in text and "### What it means for a drill planner" in text

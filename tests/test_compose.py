@@ -69,7 +69,9 @@ def published(svc: dict[str, Any]) -> list[tuple[int, int]]:
 
 
 def test_expected_services(services: dict[str, dict[str, Any]]) -> None:
-    expected = {"db", "redis", "mosquitto", "migrate", "ingest", "ingest-2", "command", "dashboard"}
+    expected = {
+        "db", "redis", "mosquitto", "migrate", "ingest", "ingest-2", "command", "dashboard", "exercises"
+    }
     assert expected <= set(services)
 
 
@@ -92,7 +94,7 @@ def test_every_dependency_waits_on_a_condition(services: dict[str, dict[str, Any
 
 
 def test_app_services_wait_for_migrate(services: dict[str, dict[str, Any]]) -> None:
-    for name in ("ingest", "ingest-2", "command", "dashboard"):
+    for name in ("ingest", "ingest-2", "command", "dashboard", "exercises"):
         assert set(services[name]["depends_on"]) >= {"db", "redis", "mosquitto", "migrate"}, name
 
 
@@ -123,7 +125,7 @@ def test_ports_agree_with_settings_defaults(services: dict[str, dict[str, Any]])
 def test_app_environment_is_made_of_settings_fields(services: dict[str, dict[str, Any]]) -> None:
     fields = {name.upper() for name in Settings.model_fields}
     apps = app_services(services)
-    assert set(apps) == {"migrate", "ingest", "ingest-2", "command", "dashboard"}
+    assert set(apps) == {"migrate", "ingest", "ingest-2", "command", "dashboard", "exercises"}
     for name, svc in apps.items():
         unknown = set(environment(svc)) - fields
         assert not unknown, f"{name} sets {sorted(unknown)}, which Settings does not read"
@@ -142,6 +144,9 @@ def test_app_services_connect_to_the_compose_services(services: dict[str, dict[s
     assert ingest["INGEST_SHARED_GROUP"] == ingest2["INGEST_SHARED_GROUP"] == "ingest"
     assert urlsplit(ingest["MQTT_URL"]).username == "ingest"
     assert urlsplit(environment(services["command"])["MQTT_URL"]).username == "command"
+    # the drill runner is the only account the ACL lets publish on exercise/v1/#
+    assert urlsplit(environment(services["exercises"])["MQTT_URL"]).username == "simulator"
+    assert urlsplit(environment(services["exercises"])["DRILL_API_URL"]).hostname == "command"
 
 
 def test_mosquitto_mounts_exactly_the_project_files(services: dict[str, dict[str, Any]]) -> None:

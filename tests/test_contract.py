@@ -36,8 +36,10 @@ from wuwang.contract import (
     parse_message,
     parse_topic,
     team_topic,
+    topic_exercise_id,
     wuwang_topic,
 )
+from wuwang.exercises import exercise_topic
 
 RECEIVED = datetime(2025, 3, 12, 2, 0, 0, tzinfo=UTC)
 
@@ -229,6 +231,92 @@ NOT_V1 = "topic is not part of MQTT contract v1"
 BAD_SOURCE = "source_id in topic does not match [A-Za-z0-9_.-]{1,64}"
 BAD_TEAM = "team id in topic does not match [A-Za-z0-9_.-]{1,64}"
 
+
+# --- exercise topics (exercise/v1/<exercise_id>/<a contract v1 inbound topic>) --------
+
+
+@pytest.mark.parametrize("network", list(Network))
+@pytest.mark.parametrize("feed", ["sensor", "video", "call", "report"])
+def test_exercise_copy_of_every_wuwang_topic(network: Network, feed: str) -> None:
+    live = parse_topic(f"wuwang/v1/{network}/{feed}/dev-01")
+    topic = parse_topic(f"exercise/v1/EX-1/wuwang/v1/{network}/{feed}/dev-01")
+    assert (topic.network, topic.feed, topic.source_id) == (network, Feed(feed), "dev-01")
+    assert topic.exercise_id == "EX-1"
+    assert live.exercise_id is None
+    assert topic.source == f"ex/EX-1/{network}/dev-01"
+
+
+@pytest.mark.parametrize("leaf", ["position", "status", "report"])
+def test_exercise_copy_of_every_team_topic(leaf: str) -> None:
+    topic = parse_topic(exercise_topic("EX-20261123-1930-chem", team_topic("T-01", leaf)))
+    assert (topic.network, topic.feed, topic.source_id) == (None, Feed(leaf), "T-01")
+    assert topic.is_team
+    assert topic.exercise_id == "EX-20261123-1930-chem"
+    assert topic.source == "ex/EX-20261123-1930-chem/team/T-01"
+
+
+def test_exercise_sources_never_meet_live_ones_nor_each_other() -> None:
+    # A replay republishes recorded messages with their original ids: the ledger and
+    # the alarm ids must see them as other sources than the live one, per exercise.
+    sources = {
+        parse_topic(t).source
+        for t in ("wuwang/v1/police/call/sys110", "exercise/v1/A/wuwang/v1/police/call/sys110",
+                  "exercise/v1/B/wuwang/v1/police/call/sys110", "teams/v1/T1/status",
+                  "exercise/v1/A/teams/v1/T1/status")
+    }
+    assert len(sources) == 5
+
+
+def test_exercise_message_parses_like_the_live_one() -> None:
+    topic, _, payload = CASES["call"]
+    live = parse(topic, payload)
+    drill = parse(exercise_topic("EX-1", topic), payload)
+    assert drill.payload == live.payload and drill.ts == live.ts and drill.extra == live.extra
+    assert drill.topic.exercise_id == "EX-1" and drill.msg_id == live.msg_id
+    assert drill.source == f"ex/EX-1/{live.source}"
+
+
+BAD_EXERCISE = "exercise id in topic does not match [A-Za-z0-9_.-]{1,64}"
+
+
+@pytest.mark.parametrize(
+    ("topic", "reason", "exercise_id"),
+    [
+        ("exercise/v1/EX 1/wuwang/v1/police/call/sys110", BAD_EXERCISE, None),
+        ("exercise/v1//wuwang/v1/police/call/sys110", BAD_EXERCISE, None),
+        ("exercise/v1/" + "E" * 65 + "/wuwang/v1/police/call/sys110", BAD_EXERCISE, None),
+        ("exercise/v1/演练/teams/v1/T1/status", BAD_EXERCISE, None),
+        ("exercise/v1/EX-1\n/teams/v1/T1/status", BAD_EXERCISE, None),
+        ("exercise/v1/+/teams/v1/T1/status", BAD_EXERCISE, None),
+        ("exercise/v1/EX-1", NOT_V1, None),
+        ("exercise/v1/", NOT_V1, None),
+        ("exercise/v2/EX-1/wuwang/v1/police/call/sys110", NOT_V1, None),
+        ("Exercise/v1/EX-1/wuwang/v1/police/call/sys110", NOT_V1, None),
+        ("exercise/v1/EX-1/", NOT_V1, "EX-1"),
+        ("exercise/v1/EX-1/wuwang/v2/police/call/sys110", NOT_V1, "EX-1"),
+        ("exercise/v1/EX-1/exercise/v1/EX-2/wuwang/v1/police/call/sys110", NOT_V1, "EX-1"),
+        ("exercise/v1/EX-1/wuwang/v1/fire/call/sys110", "unknown network 'fire'", "EX-1"),
+        ("exercise/v1/EX-1/wuwang/v1/police/call/sys 110", BAD_SOURCE, "EX-1"),
+        ("exercise/v1/EX-1/teams/v1/T1/dispatch", "not an inbound team topic: 'dispatch'", "EX-1"),
+        ("exercise/v1/EX-1/teams/v1/+/status", BAD_TEAM, "EX-1"),
+    ],
+)
+def test_bad_exercise_topics(topic: str, reason: str, exercise_id: str | None) -> None:
+    with pytest.raises(ContractError) as info:
+        parse_topic(topic)
+    assert info.value.reason == reason
+    assert reason_of(topic, CASES["call"][2]) == reason
+    # a dead letter keeps the exercise id when the prefix itself was readable
+    assert topic_exercise_id(topic) == exercise_id
+
+
+def test_topic_exercise_id_of_live_and_exercise_topics() -> None:
+    assert topic_exercise_id("wuwang/v1/police/call/sys110") is None
+    assert topic_exercise_id("exercise/v1/EX-1/wuwang/v1/police/call/sys110") == "EX-1"
+    assert topic_exercise_id("") is None
+
+
+
 BAD_TOPICS = [
     ("wuwang/v2/police/call/sys110", NOT_V1),
     ("wuwang/V1/police/call/sys110", NOT_V1),
@@ -304,6 +392,10 @@ def test_ingest_subscribes_to_inbound_topics_only() -> None:
         "teams/v1/+/position",
         "teams/v1/+/status",
         "teams/v1/+/report",
+        "exercise/v1/+/wuwang/v1/+/+/+",
+        "exercise/v1/+/teams/v1/+/position",
+        "exercise/v1/+/teams/v1/+/status",
+        "exercise/v1/+/teams/v1/+/report",
     }
     assert not any(s.endswith(("/dispatch", "/ack", "/#")) for s in INGEST_SUBSCRIPTIONS)
 

@@ -6,6 +6,9 @@
 - Valid payloads, generated from each feed's fields and ranges, parse, round-trip
   through encode, keep their extra fields and validate against the exported schema.
 - Valid payloads with a required key dropped or a value of the wrong type are refused.
+- Exercise topics (exercise/v1/<exercise_id>/<v1 topic>) read as their live topic,
+  marked with the exercise, under a source key no live topic and no other exercise has;
+  a bad exercise id is refused.
 """
 
 from __future__ import annotations
@@ -30,9 +33,13 @@ from wuwang.contract import (
     Message,
     Network,
     TeamStatus,
+    Topic,
     encode,
     parse_message,
+    parse_topic,
+    topic_exercise_id,
 )
+from wuwang.exercises import EXERCISE_ID_RE, exercise_topic
 
 RECEIVED = datetime(2025, 3, 12, 2, 0, 0, tzinfo=UTC)
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
@@ -65,6 +72,7 @@ def parse_or_refuse(topic: str, payload: bytes) -> Message | None:
 
 SOURCE_CHARS = string.ascii_letters + string.digits + "_.-"
 source_ids = st.text(SOURCE_CHARS, min_size=1, max_size=64)
+exercise_ids = st.text(SOURCE_CHARS, min_size=1, max_size=64)
 # what JSON text can carry: UTF-8 encodable (no lone surrogates), and no U+0000
 chars = st.characters(codec="utf-8", exclude_characters="\x00")
 text = st.text(chars, max_size=40)
@@ -220,7 +228,10 @@ INTEGER_FIELDS = {"priority", "seq"}
 def valid_messages(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
     name = draw(st.sampled_from(sorted(FEEDS)))
     topics, bodies, _ = FEEDS[name]
-    return name, draw(topics), draw(bodies)
+    topic = draw(topics)
+    if draw(st.booleans()):  # the payload rules are the same behind an exercise's prefix
+        topic = exercise_topic(draw(exercise_ids), topic)
+    return name, topic, draw(bodies)
 
 
 extra_fields = st.dictionaries(st.text(chars, max_size=12), json_values, max_size=4)
@@ -237,6 +248,8 @@ any_topics = st.one_of(
                 [
                     "wuwang",
                     "teams",
+                    "exercise",
+                    "EX-1",
                     "v1",
                     "v2",
                     "police",
@@ -255,10 +268,11 @@ any_topics = st.one_of(
                     "网格",
                 ]
             ),
-            max_size=6,
+            max_size=9,
         ),
     ),
     *(topics for topics, _, _ in FEEDS.values()),
+    *(st.builds(exercise_topic, exercise_ids, topics) for topics, _, _ in FEEDS.values()),
 )
 
 
@@ -423,3 +437,68 @@ def test_whatever_parses_also_satisfies_the_schema(
     mutated = {**payload, **replaced}
     if parse_or_refuse(topic, orjson.dumps(mutated)) is not None:
         VALIDATORS[FEEDS[name][2]].validate(mutated)
+
+
+# --- 4. exercise topics ---------------------------------------------------------------------
+
+live_topics = st.one_of(*(topics for topics, _, _ in FEEDS.values()))
+
+
+@FAST
+@given(exercise_id=exercise_ids, topic=live_topics)
+def test_an_exercise_topic_reads_as_its_live_topic_marked(exercise_id: str, topic: str) -> None:
+    live = parse_topic(topic)
+    drill = parse_topic(exercise_topic(exercise_id, topic))
+    assert live.exercise_id is None
+    assert drill == Topic(live.feed, live.network, live.source_id, exercise_id)
+    assert drill.source == f"ex/{exercise_id}/{live.source}"
+    assert topic_exercise_id(exercise_topic(exercise_id, topic)) == exercise_id
+    assert topic_exercise_id(topic) is None
+
+
+# Small pools as well, so that equal pairs come up often.
+scoped_topics = st.tuples(
+    st.sampled_from([None, "EX-1", "EX-2", "team", "police"]) | exercise_ids,
+    st.sampled_from(["wuwang/v1/police/call/T1", "wuwang/v1/patrol/call/T1", "teams/v1/T1/status",
+                     "teams/v1/T1/report", "wuwang/v1/police/report/T1"]) | live_topics,
+)
+
+
+@FAST
+@given(first=scoped_topics, second=scoped_topics)
+def test_source_keys_identify_exercise_and_live_source(
+    first: tuple[str | None, str], second: tuple[str | None, str]
+) -> None:
+    """Message ids are unique per source key: two keys are equal only for the same live
+    source in the same exercise (or both live), so a replay's original ids never collide."""
+
+    def key(exercise_id: str | None, topic: str) -> tuple[str, str | None, str]:
+        parsed = parse_topic(topic if exercise_id is None else exercise_topic(exercise_id, topic))
+        return parsed.source, exercise_id, parse_topic(topic).source
+
+    source_a, *who_a = key(*first)
+    source_b, *who_b = key(*second)
+    assert (source_a == source_b) == (who_a == who_b)
+
+
+@FAST
+@given(exercise_id=st.text(max_size=70).filter(lambda e: "/" not in e), topic=live_topics)
+def test_a_bad_exercise_id_is_refused(exercise_id: str, topic: str) -> None:
+    assume(EXERCISE_ID_RE.fullmatch(exercise_id) is None)
+    full = f"exercise/v1/{exercise_id}/{topic}"
+    with pytest.raises(ContractError) as info:
+        parse_topic(full)
+    assert info.value.reason == "exercise id in topic does not match [A-Za-z0-9_.-]{1,64}"
+    assert topic_exercise_id(full) is None
+
+
+@FAST
+@given(topic=any_topics)
+def test_the_exercise_id_a_dead_letter_keeps_is_the_parsed_one(topic: str) -> None:
+    try:
+        parsed = parse_topic(topic)
+    except ContractError:
+        if topic_exercise_id(topic) is not None:  # readable prefix, unreadable rest
+            assert topic.startswith(f"exercise/v1/{topic_exercise_id(topic)}/")
+        return
+    assert topic_exercise_id(topic) == parsed.exercise_id

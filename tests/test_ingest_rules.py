@@ -14,8 +14,10 @@ from ingest import alarms
 from ingest.alarms import DEFAULT_THRESHOLDS, Threshold, advance, step
 from ingest.ratelog import RateLimitedLog, truncated
 from ingest.rows import NOWHERE, TABLE_COLUMNS, Place, Unstorable, place_of, row_for
+from ingest.testing import samples
 from wuwang.city import grid_cell_id
 from wuwang.contract import Message, encode, parse_message, team_topic, wuwang_topic
+from wuwang.exercises import exercise_topic
 
 NOW = datetime(2025, 5, 1, 0, 0, tzinfo=UTC)
 DEG = 0.025
@@ -94,6 +96,17 @@ def test_unstorable_extra_is_refused() -> None:
         row_for(bad, NOWHERE)
 
 
+def test_exercise_rows_are_the_live_rows_with_their_exercise_id() -> None:
+    for sample in samples(len(TABLE_COLUMNS) * 2, seed=3):
+        live = parse_message(sample.topic, sample.payload, NOW)
+        drill = parse_message(exercise_topic("EX-1", sample.topic), sample.payload, NOW)
+        live_table, live_row = row_for(live, place_of(live, DEG, {}))
+        drill_table, drill_row = row_for(drill, place_of(drill, DEG, {}))
+        assert TABLE_COLUMNS[live_table][-1] == "exercise_id"
+        assert drill_table == live_table and live_row[-1] is None and drill_row[-1] == "EX-1"
+        assert drill_row[:-1] == live_row[:-1]  # source_id and team_id stay the device's and team's
+
+
 # --- alarm rules --------------------------------------------------------------------
 
 
@@ -127,6 +140,14 @@ def test_message_alarms() -> None:
 
     status = msg(team_topic("T-1", "status"), {"id": "s", "status": "available"})
     assert alarms.message_alarm(status, NOWHERE, video_confidence=0.8) is None
+
+    # The same call in an exercise: the same alarm, marked, under an id of its own.
+    body = encode(call.payload.model_dump(exclude_none=True))
+    drill = parse_message(exercise_topic("EX-1", wuwang_topic("police", "call", "sys110")), body, NOW)
+    d = alarms.message_alarm(drill, place_of(drill, DEG, {}), video_confidence=0.8)
+    assert d is not None and d.alarm_id == "ex/EX-1/police/sys110#c1" and d.source == "ex/EX-1/police/sys110"
+    assert d.details == {**a.details, "exercise_id": "EX-1"} and "exercise_id" not in a.details
+    assert (d.summary, d.kind, d.category, d.ts) == (a.summary, a.kind, a.category, a.ts)
 
 
 def test_sensor_alarm_summary_and_json() -> None:

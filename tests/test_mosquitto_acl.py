@@ -210,6 +210,37 @@ def test_team_writes_its_own_topics_and_reads_only_its_own_dispatch(peers: MakeP
     assert ingest.received.empty()
 
 
+def test_only_the_drill_runner_publishes_exercise_topics(peers: MakePeer) -> None:
+    """exercise/v1/<id>/...: the simulator (drill runner) writes, ingest reads it all,
+    command reads the exercise's team statuses only; devices and teams cannot write there."""
+    make = peers
+    ingest = make("ingest")
+    assert ingest.subscribe("exercise/v1/+/wuwang/v1/+/+/+").value == 1
+    assert ingest.subscribe("exercise/v1/+/teams/v1/+/status").value == 1
+    command = make("command")
+    assert command.subscribe("exercise/v1/+/teams/v1/+/status").value == 1
+    assert command.subscribe("exercise/v1/+/wuwang/v1/+/+/+").value == 1  # granted, nothing delivered
+    call = "exercise/v1/EX-1/wuwang/v1/police/call/sys110"
+    status = "exercise/v1/EX-1/teams/v1/T-FIRE-01/status"
+
+    sensor = "exercise/v1/EX-1/wuwang/v1/community/sensor/SEN-0001"
+    forgers = (("sys110", call), ("SEN-0001", sensor), ("T-FIRE-01", status), ("ingest", call),
+               ("command", status))
+    for user, topic in forgers:
+        assert make(user).publish(topic, b"forged").value == NOT_AUTHORIZED, user
+    sim = make("simulator")
+    assert sim.publish("exercise/v2/EX-1/wuwang/v1/police/call/sys110", b"not v1").value == NOT_AUTHORIZED
+
+    assert sim.publish(call, b"drill call").value == 0
+    assert ingest.expect() == (call, b"drill call")
+    assert sim.publish(status, b"drill status").value == 0
+    assert ingest.expect() == (status, b"drill status")
+    assert command.expect() == (status, b"drill status")
+    time.sleep(0.2)
+    assert ingest.received.empty(), "a refused message was delivered"
+    assert command.received.empty(), "command read an exercise's feed other than team statuses"
+
+
 def test_ingest_shared_subscription(peers: MakePeer) -> None:
     make = peers
     first = make("ingest", client_id="ingest-1")

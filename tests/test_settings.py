@@ -100,6 +100,13 @@ def test_every_demo_password_is_refused() -> None:
             Settings(mqtt_url=f"mqtt://someone:{secret}@broker:1883")
 
 
+def test_the_drill_planners_demo_password_is_refused_outside_demo_mode() -> None:
+    with pytest.raises(ValidationError, match="DRILL_PASSWORD"):
+        Settings(drill_password="demo")
+    assert Settings(drill_password="demo", demo_mode=True).drill_password == "demo"
+    assert Settings(drill_password="a-real-one-from-the-vault").drill_user == "planner1"
+
+
 def test_urls_without_password_are_fine() -> None:
     s = Settings(database_url="postgresql://postgres@127.0.0.1:5432/wuwang", mqtt_url="mqtt://127.0.0.1:1883")
     assert s.demo_mode is False

@@ -22,6 +22,8 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
+
 CONTRACT_VERSION = "v1"
 
 #: Payloads larger than this are refused before any parsing (a device sending
@@ -98,6 +100,7 @@ class Topic:
     feed: Feed
     network: Network | None  # None for team topics
     source_id: str  # device/camera/system id on wuwang topics, team id on team topics
+    exercise_id: str | None = None  # set for exercise/v1/<exercise_id>/... (a drill's copy)
 
     @property
     def is_team(self) -> bool:
@@ -106,7 +109,18 @@ class Topic:
     @property
     def source(self) -> str:
         # Ids are unique per source; a source is one device of one network, or one team.
-        return f"team/{self.source_id}" if self.network is None else f"{self.network}/{self.source_id}"
+        # A drill (a replay above all) republishes recorded messages with their original
+        # ids, so each exercise has sources of its own: "ex/<exercise_id>/police/sys110".
+        # No network is called "ex", so these never meet a live source.
+        live = f"team/{self.source_id}" if self.network is None else f"{self.network}/{self.source_id}"
+        return live if self.exercise_id is None else f"{exercise_source_prefix(self.exercise_id)}{live}"
+
+
+def exercise_source_prefix(exercise_id: str) -> str:
+    """What every source key of one exercise starts with (message ledger, alarm ids).
+
+    Match it with ``starts_with(source, %s)`` in SQL, not LIKE: ``_`` is a wildcard there."""
+    return f"ex/{exercise_id}/"
 
 
 def wuwang_topic(network: Network | str, feed: Feed | str, source_id: str) -> str:
@@ -117,16 +131,59 @@ def team_topic(team_id: str, leaf: str) -> str:
     return f"teams/{CONTRACT_VERSION}/{team_id}/{leaf}"
 
 
-#: What the ingest subscribes to (inbound feeds only; dispatch/ack belong to command).
-INGEST_SUBSCRIPTIONS = (
+_LIVE_SUBSCRIPTIONS = (
     f"wuwang/{CONTRACT_VERSION}/+/+/+",
     f"teams/{CONTRACT_VERSION}/+/position",
     f"teams/{CONTRACT_VERSION}/+/status",
     f"teams/{CONTRACT_VERSION}/+/report",
 )
 
+#: What the ingest subscribes to (inbound feeds only; dispatch/ack belong to command):
+#: the live feeds, and the same feeds behind every exercise's prefix.
+INGEST_SUBSCRIPTIONS = (
+    *_LIVE_SUBSCRIPTIONS,
+    *(f"{EXERCISE_PREFIX}/+/{t}" for t in _LIVE_SUBSCRIPTIONS),
+)
+
+NOT_V1 = "topic is not part of MQTT contract v1"
+BAD_EXERCISE_ID = f"exercise id in topic does not match {EXERCISE_ID_RE.pattern}"
+_EXERCISE_HEAD = f"{EXERCISE_PREFIX}/"
+
+
+def _split_exercise(topic: str) -> tuple[str, str] | None:
+    """(exercise id, the rest) of an ``exercise/v1/...`` topic; None for any other topic."""
+    if not topic.startswith(_EXERCISE_HEAD):
+        return None
+    exercise_id, slash, rest = topic[len(_EXERCISE_HEAD):].partition("/")
+    if not slash:
+        raise ContractError(NOT_V1)
+    return exercise_id, rest
+
+
+def topic_exercise_id(topic: str) -> str | None:
+    """The exercise id of an ``exercise/v1/<id>/...`` topic, when that much is readable
+    (the rest may still be wrong: a dead letter keeps the id of its exercise)."""
+    try:
+        split = _split_exercise(topic)
+    except ContractError:
+        return None
+    return split[0] if split is not None and EXERCISE_ID_RE.fullmatch(split[0]) else None
+
 
 def parse_topic(topic: str) -> Topic:
+    """A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``."""
+    split = _split_exercise(topic)
+    if split is None:
+        return _parse_live_topic(topic)
+    exercise_id, rest = split
+    if not EXERCISE_ID_RE.fullmatch(exercise_id):
+        raise ContractError(BAD_EXERCISE_ID)
+    # Only a live topic may follow: an exercise inside an exercise is not v1.
+    live = _parse_live_topic(rest)
+    return Topic(feed=live.feed, network=live.network, source_id=live.source_id, exercise_id=exercise_id)
+
+
+def _parse_live_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) == 5 and parts[0] == "wuwang" and parts[1] == CONTRACT_VERSION:
         _, _, network, feed, source_id = parts
@@ -146,7 +203,7 @@ def parse_topic(topic: str) -> Topic:
         if not _SOURCE_ID_RE.fullmatch(team_id):
             raise ContractError("team id in topic does not match [A-Za-z0-9_.-]{1,64}")
         return Topic(feed=Feed(leaf), network=None, source_id=team_id)
-    raise ContractError("topic is not part of MQTT contract v1")
+    raise ContractError(NOT_V1)
 
 
 # --- payloads ---------------------------------------------------------------

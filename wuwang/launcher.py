@@ -84,6 +84,7 @@ DEMO_LOADERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("city-load", "wuwang.city", ("load",), "districts, grid cells, devices, cameras, venues, teams"),
     ("rosters-load", "command.demo_rosters", (), "team members, certificates, shifts and demo users"),
     ("reserve-load", "command.demo_reserve", (), "warehouses, items and stock lots"),
+    ("calls-import", "simulators.demo_datasets", (), "imported historical 110 calls for replays"),
 )
 
 
@@ -133,6 +134,17 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
                 f"http://127.0.0.1:{settings.command_port}/docs",
                 f"http://127.0.0.1:{settings.command_port}/healthz",
             ),
+        )
+    )
+    specs.append(
+        ServiceSpec(
+            "exercises",
+            "simulators",
+            "simulator",
+            "drill runner: exercises started from the console (演练)",
+            args=("exercises",),
+            # Scenario injects (warehouse short, escalation) go to the command API.
+            env={"DRILL_API_URL": f"http://127.0.0.1:{settings.command_port}"},
         )
     )
     specs.append(ServiceSpec("dashboard", "dashboard", "command", "map console: desk, wall display, field page", env={"DASHBOARD_COMMAND_URL": f"http://127.0.0.1:{settings.command_port}"}, ready_port=settings.dashboard_port, urls=(f"http://127.0.0.1:{settings.dashboard_port}/", f"http://127.0.0.1:{settings.dashboard_port}/wall")))  # noqa: E501

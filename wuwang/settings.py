@@ -82,6 +82,12 @@ class Settings(BaseSettings):
         default=None, description="COMMAND_TOKEN_SECRET: signs access tokens; required outside demo mode"
     )
     command_token_ttl_s: int = Field(default=900, ge=60, description="access tokens are short-lived")
+    command_session_max_s: int = Field(
+        default=12 * 3600,
+        ge=300,
+        description="COMMAND_SESSION_MAX_S: POST /auth/refresh renews a token until this long after the"
+        " login (a shift); then the user types the password again",
+    )
     command_login_limit: str = Field(default="5/minute", description="login attempts per user name")
     command_login_limit_per_address: str = "60/minute"
     command_allowed_origins: list[str] = Field(
@@ -160,10 +166,25 @@ class Settings(BaseSettings):
         default=None, description="DASHBOARD_SECRET: signs the console's cookies; required outside demo mode"
     )
     dashboard_language: Literal["zh_CN", "en"] = "zh_CN"
+    dashboard_token_check_s: float = Field(
+        default=60.0, ge=0.5, le=240.0, description="how often the console checks whether to renew its token"
+    )
     dashboard_call_target_s: float = Field(
         default=60.0, gt=0, description="call-processing target: queue timers turn red past it"
     )
     dashboard_heat_hours: int = Field(default=6, ge=1, le=72, description="110 calls shown on the heat layer")
+
+    drill_api_url: str | None = Field(
+        default=None,
+        description="DRILL_API_URL: the command API the drill runner sends scenario injects to"
+        " (default: DASHBOARD_COMMAND_URL)",
+    )
+    drill_user: str = Field(
+        default="planner1", description="DRILL_USER: the drill planner the runner acts as"
+    )
+    drill_password: str | None = Field(
+        default=None, description="DRILL_PASSWORD: required outside demo mode (the demo planner's otherwise)"
+    )
 
     log_level: str = "INFO"
 
@@ -179,6 +200,10 @@ class Settings(BaseSettings):
             self.dashboard_secret in DEMO_SECRETS or len(self.dashboard_secret) < 32
         ):
             raise ValueError("DASHBOARD_SECRET must be a real secret of at least 32 characters")
+        if self.drill_password is not None and self.drill_password in DEMO_SECRETS:
+            raise ValueError(
+                "DRILL_PASSWORD ships in this repository; set a real one or run with DEMO_MODE=1"
+            )
         for name, url in (
             ("MQTT_URL", self.mqtt_url),
             ("DATABASE_URL", self.database_url),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request, status
 from pydantic import BaseModel, Field
@@ -60,7 +60,13 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenResp
         )
     if not ok or row is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
-    principal = Principal(user_id=body.username, role=Role(row[0]), team_id=row[1])
+    principal = Principal(
+        user_id=body.username, role=Role(row[0]), team_id=row[1], signed_in_at=datetime.now(UTC)
+    )
+    return _token_for(principal, state)
+
+
+def _token_for(principal: Principal, state: State) -> TokenResponse:
     token, expires = issue_token(
         principal, secret=state.token_secret, ttl_s=state.settings.command_token_ttl_s
     )
@@ -71,6 +77,32 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenResp
         role=principal.role,
         team_id=principal.team_id,
     )
+
+
+@router.post("/refresh", response_model=TokenResponse, responses={401: {}})
+async def refresh(who: Caller, state: State) -> TokenResponse:
+    """A fresh short-lived token for a caller whose token is still valid, so a wall
+    display stays signed in through a shift. The user is read again (a disabled user,
+    or a changed role or team, gets 401), and the chain ends ``COMMAND_SESSION_MAX_S``
+    after the password was typed."""
+    signed_in = who.signed_in_at
+    now = datetime.now(UTC)
+    async with state.pool.connection() as conn:
+        cur = await conn.execute("SELECT role, team_id, disabled FROM app_user WHERE id = %s", (who.user_id,))
+        row = await cur.fetchone()
+        if signed_in is None or now - signed_in > timedelta(seconds=state.settings.command_session_max_s):
+            reason = "the session is older than a shift: log in again"
+        elif row is None or row[2] or Role(row[0]) is not who.role or row[1] != who.team_id:
+            reason = "the account changed: log in again"
+        else:
+            reason = None
+        if reason is None:
+            await audit.record(conn, who, "auth.refresh")
+        else:
+            await audit.record(conn, who, "auth.refresh", outcome="denied", detail={"reason": reason})
+    if reason is not None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, reason)
+    return _token_for(who, state)
 
 
 @router.get("/me", response_model=Me, responses={401: {}})

@@ -128,6 +128,11 @@ class StatusChange(BaseModel):
     status: TeamStatus
     incident_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=1000)
+    # From a team's terminal (the field page), as on MQTT: the message id, and the
+    # terminal's sequence number that orders its changes (a resent or overtaken change
+    # is not applied twice).
+    id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    seq: int | None = Field(default=None, ge=0, le=2**63 - 1)
 
 
 def _error(exc: Forbidden | NotFound) -> HTTPException:
@@ -197,6 +202,8 @@ async def get_team(team_id: TeamId, state: State, who: Caller) -> dict[str, Any]
 async def set_status(team_id: TeamId, body: StatusChange, state: State, who: Caller) -> dict[str, Any]:
     """Change a team's status (the API path beside MQTT ``teams/v1/<id>/status``)."""
     try:
-        return await rosters.set_status(state, who, team_id, body.status, body.incident_id, body.reason)
+        return await rosters.set_status(
+            state, who, team_id, body.status, body.incident_id, body.reason, seq=body.seq, msg_id=body.id
+        )
     except (Forbidden, NotFound) as exc:
         raise _error(exc) from None

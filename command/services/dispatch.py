@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from command import audit
+from command.domain.exercises import apply_stock_cuts, overlay_team_statuses
 from command.domain.incidents import (
     DomainError,
     Forbidden,
@@ -54,8 +55,8 @@ from command.domain.recommend import (
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
 from command.security import Principal
+from command.services import exercises, rosters
 from command.services import incident_store as store
-from command.services import rosters
 from command.services.incident_store import NotFound
 from command.services.incidents import actor_of, now, visible_incident
 from command.services.live import Change, publish
@@ -624,6 +625,9 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     config = recommend_config(state)
     async with state.pool.connection() as conn:
         teams = await rosters.teams_with_positions(conn, state.redis)
+        if incident.exercise_id is not None:  # the drill's statuses over the live roster
+            drill_states, drill_orders = await exercises.team_overlay(conn, incident.exercise_id)
+            teams = overlay_team_statuses(teams, drill_states, drill_orders)
         roster = await rosters.duty_roster(conn, at)
         supplies = await _supply_rankings(conn, incident, requirements, location, at, state, config)
     by_id = {t.id: t for t in teams}
@@ -728,6 +732,8 @@ async def _supply_rankings(
             )
             for r in await cur.fetchall()
         ]
+        if incident.exercise_id is not None:  # stock the drill cut is gone, for the drill
+            lots = apply_stock_cuts(lots, await exercises.stock_cuts(conn, incident.exercise_id, items))
         await cur.execute(
             "SELECT warehouse_id, item_code, per_day, lead_time_s FROM production_capacity"
             " WHERE item_code = ANY(%s)",

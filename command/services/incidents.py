@@ -96,6 +96,12 @@ async def open_views(conn: AsyncConnection[Any], exercise_id: str | None) -> lis
     ]
 
 
+async def _exercise_takes_alarms(conn: AsyncConnection[Any], exercise_id: str) -> bool:
+    cur = await conn.execute("SELECT status FROM exercise WHERE id = %s", (exercise_id,))
+    row = await cur.fetchone()
+    return row is not None and row[0] != "purged"
+
+
 @dataclass
 class AlarmIntake:
     """The handler the alarm feed calls: correlate, then open or join, exactly once."""
@@ -111,6 +117,15 @@ class AlarmIntake:
         exercise_id = alarm_exercise_id(alarm)
         changed: Incident | None = None
         async with state.pool.connection() as conn, conn.transaction():
+            if exercise_id is not None and not await _exercise_takes_alarms(conn, exercise_id):
+                # A late message of a purged drill (or one nobody registered) must not
+                # bring the purged exercise back to life as new incidents.
+                log.warning(
+                    "alarm %s of exercise %s dropped: no such exercise, or purged",
+                    alarm.alarm_id,
+                    exercise_id,
+                )
+                return
             cur = await conn.execute(
                 "INSERT INTO alarm_inbox (alarm_id, exercise_id, payload) VALUES (%s, %s, %s)"
                 " ON CONFLICT (alarm_id) DO NOTHING",

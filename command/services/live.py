@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 CHANNEL = "wuwang:live"
 
-ChangeType = Literal["incident", "alarm", "team", "stock", "order", "grid_event", "alert"]
+ChangeType = Literal["incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,8 @@
                                                    restarts; PUBACK only after the commit
   ``teams/v1/+/position``                   QoS 0  every process sees every position; no
                                                    backlog of stale fixes after an outage
+  ``$share/command/exercise/v1/+/teams/``   QoS 1  team statuses inside a drill →
+  ``v1/+/status``                                  ``exercise_team_state`` (never ``team``)
   ========================================  =====  ==========================================
 
   Positions are not shared because Redis is shared anyway (the newer-only Lua write makes
@@ -51,7 +53,7 @@ import psycopg
 import redis.exceptions
 from pydantic import ValidationError
 
-from command.services import dispatch, rosters
+from command.services import dispatch, exercises, rosters
 from wuwang.contract import (
     CONTRACT_VERSION,
     ContractError,
@@ -60,6 +62,7 @@ from wuwang.contract import (
     parse_message,
     team_topic,
 )
+from wuwang.exercises import EXERCISE_PREFIX
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
 
@@ -87,6 +90,8 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
         (shared(team_topic("+", "ack")), 1),
         (shared(team_topic("+", "status")), 1),
         (team_topic("+", "position"), 0),
+        # team statuses inside a running exercise: exercise_team_state only, never the live row
+        (shared(f"{EXERCISE_PREFIX}/+/{team_topic('+', 'status')}"), 1),
     ]
 
 
@@ -216,6 +221,8 @@ class TeamFeed:
         return team_id in self._known
 
     async def handle(self, state: CommandState, delivery: Delivery) -> None:
+        if delivery.topic.startswith(f"{EXERCISE_PREFIX}/"):
+            return await self._exercise_status(state, delivery)
         where = _team_of(delivery.topic)
         if where is None:
             self.ignored += 1
@@ -256,6 +263,30 @@ class TeamFeed:
             reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
             log.warning("unreadable %s from %s (%s): %r", leaf, team_id, reason, delivery.payload[:200])
             return
+        self.handled += 1
+
+
+    async def _exercise_status(self, state: CommandState, delivery: Delivery) -> None:
+        """``exercise/v1/<id>/teams/v1/<team>/status``: the team's status in that drill."""
+        try:
+            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+        except ContractError as exc:
+            self.rejected += 1
+            log.warning("unreadable exercise status on %s (%s)", delivery.topic, exc.reason)
+            return
+        if msg.topic.exercise_id is None or not isinstance(msg.payload, TeamStatusUpdate):
+            self.ignored += 1
+            return
+        result = await exercises.apply_team_status(
+            state,
+            msg.topic.exercise_id,
+            msg.topic.source_id,
+            msg.payload.status,
+            min(msg.ts, delivery.received_at),
+            msg.payload.id,
+        )
+        if not result.applied:
+            log.info("exercise status %s of %s ignored: %s", msg.payload.id, msg.topic.source_id, result.why)
         self.handled += 1
 
 

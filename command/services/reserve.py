@@ -47,6 +47,7 @@ from psycopg.rows import dict_row
 
 from command import audit
 from command.deps import forbid
+from command.domain.exercises import apply_stock_cuts
 from command.domain.incidents import IllegalTransition, InvalidCommand
 from command.domain.reserve import (
     Allocation,
@@ -66,6 +67,7 @@ from command.domain.reserve import (
 )
 from command.domain.vocabulary import Role
 from command.security import Principal
+from command.services import exercises
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -554,6 +556,10 @@ async def reserve_for_incident(
                     for lot_id, wh, code, free, held, expires in await cur.fetchall():
                         free = max(int(free), 0)
                         usable.append(StockLot(lot_id, wh, code, free, min(int(held), free), expires))
+                    # Less what the drill's "warehouse runs short" injects took away.
+                    usable = apply_stock_cuts(
+                        usable, await exercises.stock_cuts(conn, inc.exercise_id, [item_code])
+                    )
                 last_available = sum(lot.available for lot in usable)
                 picks = pick_lots(usable, item_code, quantity, today, warehouse_id)
                 by_id = {lot.id: lot for lot in usable}

@@ -450,6 +450,64 @@ def _may_set_status(who: Principal, team_id: str) -> str | None:
     return f"role {who.role} may not set team statuses"
 
 
+@dataclass(frozen=True, slots=True)
+class StatusOutcome:
+    applied: bool
+    why: str  # "applied", "stale", "unknown team"
+
+
+def is_stale_report(
+    seq: int | None, at: datetime, stored_seq: int | None, stored_at: datetime | None
+) -> bool:
+    """A terminal's status report whose seq is not above the stored one was reordered or
+    resent, unless it is much newer in time (a restarted device counts from 0 again)."""
+    return (
+        seq is not None
+        and stored_seq is not None
+        and seq <= stored_seq
+        and not (stored_at is not None and at > stored_at + SEQ_RESTART_AFTER)
+    )
+
+
+async def _write_status(
+    state: CommandState,
+    actor: Principal | str,
+    team_id: str,
+    status: TeamStatus,
+    at: datetime | None,
+    seq: int | None,
+    detail: dict[str, Any],
+) -> StatusOutcome:
+    """Store one status change (ordered by the terminal's ``seq`` when it sends one),
+    audit it and publish the team. ``at`` None: the database's time."""
+    async with state.pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT status, status_seq, status_at, now() FROM team WHERE id = %s FOR UPDATE", (team_id,)
+        )
+        row = await cur.fetchone()
+        if row is None:
+            return StatusOutcome(False, "unknown team")
+        old_status, old_seq, old_at, db_now = row
+        when = at or db_now
+        if is_stale_report(seq, when, old_seq, old_at):
+            return StatusOutcome(False, "stale")
+        await conn.execute(
+            "UPDATE team SET status = %s, status_at = %s, status_seq = coalesce(%s, status_seq)"
+            " WHERE id = %s",
+            (status.value, when, seq, team_id),
+        )
+        await audit.record(
+            conn,
+            actor,
+            "team.status",
+            object_type="team",
+            object_id=team_id,
+            detail={"from": old_status, "to": status.value, "seq": seq, **detail},
+        )
+    await publish_team(state, team_id)
+    return StatusOutcome(True, "applied")
+
+
 async def set_status(
     state: CommandState,
     who: Principal,
@@ -457,45 +515,34 @@ async def set_status(
     status: TeamStatus,
     incident_id: str | None,
     reason: str | None,
+    *,
+    seq: int | None = None,
+    msg_id: str | None = None,
 ) -> dict[str, Any]:
-    """POST /teams/{id}/status: field users for their own team, command staff for any."""
+    """POST /teams/{id}/status: field users for their own team, command staff for any.
+    A field page sends its terminal's ``seq`` and a message ``id`` like the MQTT path:
+    a resent or overtaken change is not applied again (the answer is the team as it is)."""
     refusal = _may_set_status(who, team_id)
     if refusal is not None:
         await audit.record_denied(
             state.pool, who, "team.status", refusal, object_type="team", object_id=team_id
         )
         raise Forbidden(refusal)
-    async with state.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("SELECT status FROM team WHERE id = %s FOR UPDATE", (team_id,))
-        row = await cur.fetchone()
-        if row is None:
-            raise NotFound(f"no team {team_id}")
-        await conn.execute(
-            "UPDATE team SET status = %s, status_at = now() WHERE id = %s", (status.value, team_id)
-        )
-        await audit.record(
-            conn,
-            who,
-            "team.status",
-            object_type="team",
-            object_id=team_id,
-            detail={
-                "from": row[0],
-                "to": status.value,
-                "incident_id": incident_id,
-                "reason": reason,
-                "via": "api",
-            },
-        )
-    summary = await publish_team(state, team_id)
-    assert summary is not None
-    return summary
-
-
-@dataclass(frozen=True, slots=True)
-class StatusOutcome:
-    applied: bool
-    why: str  # "applied", "stale", "unknown team", "unchanged"
+    outcome = await _write_status(
+        state,
+        who,
+        team_id,
+        status,
+        None,
+        seq,
+        {"incident_id": incident_id, "reason": reason, "via": "api", "msg_id": msg_id},
+    )
+    if outcome.why == "unknown team":
+        raise NotFound(f"no team {team_id}")
+    if not outcome.applied:
+        log.info("status %s for %s over the API not applied: %s", msg_id, team_id, outcome.why)
+    found = await team_summaries(state, [team_id])
+    return found[0]
 
 
 async def apply_status_report(
@@ -507,46 +554,9 @@ async def apply_status_report(
     incident_id: str | None,
     msg_id: str,
 ) -> StatusOutcome:
-    """A status from the team's terminal (MQTT). Ordered by ``seq``: a report whose seq
-    is not above the stored one is ignored (reordered or redelivered), unless it is much
-    newer in time (a restarted device counts from 0 again). Audited; published."""
-    async with state.pool.connection() as conn, conn.transaction():
-        cur = await conn.execute(
-            "SELECT status, status_seq, status_at FROM team WHERE id = %s FOR UPDATE", (team_id,)
-        )
-        row = await cur.fetchone()
-        if row is None:
-            return StatusOutcome(False, "unknown team")
-        old_status, old_seq, old_at = row
-        if (
-            seq is not None
-            and old_seq is not None
-            and seq <= old_seq
-            and not (old_at is not None and at > old_at + SEQ_RESTART_AFTER)
-        ):
-            return StatusOutcome(False, "stale")
-        await conn.execute(
-            "UPDATE team SET status = %s, status_at = %s, status_seq = coalesce(%s, status_seq)"
-            " WHERE id = %s",
-            (status.value, at, seq, team_id),
-        )
-        await audit.record(
-            conn,
-            team_id,
-            "team.status",
-            object_type="team",
-            object_id=team_id,
-            detail={
-                "from": old_status,
-                "to": status.value,
-                "seq": seq,
-                "incident_id": incident_id,
-                "via": "mqtt",
-                "msg_id": msg_id,
-            },
-        )
-    await publish_team(state, team_id)
-    return StatusOutcome(True, "applied")
+    """A status from the team's terminal (MQTT), ordered by ``seq``. Audited; published."""
+    detail = {"incident_id": incident_id, "via": "mqtt", "msg_id": msg_id}
+    return await _write_status(state, team_id, team_id, status, at, seq, detail)
 
 
 class PositionWriter:

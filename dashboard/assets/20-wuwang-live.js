@@ -28,9 +28,22 @@
   live.socket = null;
   live.status = { connected: false, stale: true, expired: false, since: null };
   live.onChange = null;  // a hook for benchmarks: called with every change after it is applied
+  /* Exercise mode (演练): which incidents the picture shows. null: live only (exercise_id
+   * null); "*": every exercise (a planner who has not chosen one); an id: that exercise
+   * only. Set by the server (the exercise-scope store, callbacks/exercise.py) after it
+   * checked the user may watch it; the command service never sends an operator an
+   * exercise change in the first place — this only keeps exercises and live apart on a
+   * screen that may receive both (admins). */
+  live.scope = null;
+  function inScope(exerciseId) {
+    var id = exerciseId || null;
+    if (live.scope === "*") return id !== null;
+    return id === (live.scope || null);
+  }
+  live.inScope = inScope;
   live.onFlush = null;
   var dirty = { incidents: false, teams: false, teamStatus: false };
-  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0 };
+  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0 };
 
   function tick(name, storeId) {
     ticks[name] += 1;
@@ -131,7 +144,13 @@
     } else if (msg.type === "incident") {
       applyIncident(msg.data || {}, msg.version);
     } else if (msg.type === "team") {
-      applyTeam(msg.id, msg.data || {});
+      if (!msg.exercise_id || inScope(msg.exercise_id)) applyTeam(msg.id, msg.data || {});
+    } else if (msg.type === "exercise") {
+      if ((msg.data || {}).status === "purged") {  // its incidents are gone: drop them here too
+        live.incidents.forEach(function (inc, id) { if (inc.exercise_id === msg.exercise_id) live.incidents.delete(id); });
+        dirty.incidents = true;
+      }
+      if (inScope(msg.exercise_id) || live.scope === msg.exercise_id) tick("exercise", "exercise-tick");
     } else if (msg.type === "alarm") {
       if ((msg.data || {}).kind === "call" && Date.now() - lastHeat > HEAT_MIN_MS) {
         lastHeat = Date.now();
@@ -177,8 +196,27 @@
     else live.incidents.set(id, body);
     dirty.incidents = true;
     if (id === live.selected || body.merged_into === live.selected) tick("detail", "detail-tick");
+    if (!inScope(body.exercise_id)) return;
     if (!prev || !body.is_open || prev.state !== body.state || prev.level !== body.level) bumpKpi();
   }
+
+  /* The exercise-scope store changed: draw the picture again for the new scope and fetch
+   * the KPI tiles for it. */
+  live.setScope = function (scope) {
+    var next = null;
+    if (scope && scope.mode === "all") next = "*";
+    else if (scope && scope.mode === "one" && scope.id) next = String(scope.id);
+    if (next === live.scope) return live.scope;
+    live.scope = next;
+    if (live.selected) {
+      var sel = live.incidents.get(live.selected);
+      if (sel && !inScope(sel.exercise_id)) live.selected = null;
+    }
+    dirty.incidents = true;
+    schedule(true);
+    tick("kpi", "kpi-tick");
+    return live.scope;
+  };
 
   function applyTeam(id, data) {
     id = id || data.team_id || data.id;
@@ -215,7 +253,7 @@
   function incidentFeatures() {
     var now = Date.now(), datum = live.cfg ? live.cfg.datum : "wgs84", out = [];
     live.incidents.forEach(function (inc) {
-      if (inc.lat === null || inc.lat === undefined) return;
+      if (inc.lat === null || inc.lat === undefined || !inScope(inc.exercise_id)) return;
       out.push({
         type: "Feature",
         geometry: { type: "Point", coordinates: W.position(inc.lat, inc.lon, datum) },
@@ -244,6 +282,7 @@
   function queueRows() {
     var rows = [];
     live.incidents.forEach(function (inc) {
+      if (!inScope(inc.exercise_id)) return;
       rows.push({
         id: inc.id, level: inc.level, title: inc.title, state: inc.state, type: inc.type,
         first_alarm: W.parseTime(inc.first_alarm_at) || W.parseTime(inc.opened_at),
@@ -461,6 +500,17 @@
       return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
     },
     setLang: function (value) { return value || cs.no_update; },
+    /* A renewed token (POST /auth/refresh): the open sockets keep running and use it
+       when they next reconnect; the field outbox sends with it from now on. */
+    renewToken: function (session) {
+      if (!session || !session.token) return cs.no_update;
+      if (live.socket && live.token !== session.token) { live.token = session.token; live.socket.token = session.token; }
+      if (W.field && W.field.session && W.field.session.token !== session.token) {
+        W.field.session = Object.assign({}, W.field.session, { token: session.token, expires_at: session.expires_at });
+        if (W.field.socket) W.field.socket.token = session.token;
+      }
+      return session.expires_at || null;
+    },
     logout: function (n) {
       if (!n) return cs.no_update;
       live.stop();

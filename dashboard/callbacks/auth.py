@@ -5,10 +5,11 @@ service gives them nothing else), everyone else the operator's desk or the wall.
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
-from dash import Dash, Input, Output, State, html, no_update
+from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
@@ -44,16 +45,61 @@ async def field_context(console: Console) -> list[str]:
     return [urls["districts"], urls["river"]]
 
 
+#: Renew a token once less than this is left of it (the tick runs every minute).
+RENEW_BEFORE = timedelta(minutes=5)
+
+
+def identity(session: Any) -> list[Any] | None:
+    """Whose page a session draws; a renewed token for the same user keeps the page."""
+    if not isinstance(session, dict) or not session.get("token"):
+        return None
+    return [session.get("user_id"), session.get("role"), session.get("team_id")]
+
+
+def renewal_due(session: Any, now: datetime) -> bool:
+    if not isinstance(session, dict) or not session.get("token"):
+        return False
+    try:
+        expires = datetime.fromisoformat(str(session.get("expires_at")))
+    except ValueError:
+        return True  # unknown expiry: ask; the command service decides
+    if expires.tzinfo is None:
+        expires = expires.replace(tzinfo=UTC)
+    return expires - now < RENEW_BEFORE
+
+
+def session_of(body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "token": body["access_token"],
+        # Shown to the user only; every callback asks the command service again.
+        "user_id": body.get("user_id"),
+        "role": body.get("role"),
+        "team_id": body.get("team_id"),
+        "expires_at": body.get("expires_at"),
+    }
+
+
 def register(app: Dash, console: Console) -> None:
     @app.callback(
         Output(ids.PAGE, "children"),
+        Output(ids.RENDERED_FOR, "data"),
         Input(ids.URL, "pathname"),
         Input(ids.URL, "search"),
         Input(ids.SESSION, "data"),
         Input(ids.LANG, "data"),
         State(ids.SESSION_NOTE, "data"),
+        State(ids.RENDERED_FOR, "data"),
     )
-    async def route(path: str | None, search: str | None, session: Any, lang_value: Any, note: Any) -> Any:
+    async def route(
+        path: str | None, search: str | None, session: Any, lang_value: Any, note: Any, rendered_for: Any
+    ) -> Any:
+        if ctx.triggered_id == ids.SESSION and rendered_for is not None and identity(session) == rendered_for:
+            raise PreventUpdate  # only the token was renewed: the page stays as it is
+        page = await draw(path, search, session, lang_value, note)
+        # The login page is drawn for nobody: the next login must draw the user's page.
+        return page, None if page.className == "login-page" else identity(session)
+
+    async def draw(path: str | None, search: str | None, session: Any, lang_value: Any, note: Any) -> Any:
         lang = lang_of(lang_value or console.settings.dashboard_language)
         token = token_of(session)
         if token is None:
@@ -116,15 +162,37 @@ def register(app: Dash, console: Console) -> None:
             if exc.status == 0:
                 return no_update, t(lang, "error.unreachable"), no_update
             return no_update, t(lang, "error.refused", status=exc.status, detail=exc.detail), no_update
-        session = {
-            "token": body["access_token"],
-            # Shown to the user only; every callback asks the command service again.
-            "user_id": body.get("user_id"),
-            "role": body.get("role"),
-            "team_id": body.get("team_id"),
-            "expires_at": body.get("expires_at"),
-        }
-        return session, html.Span(t(lang, "login.ok")), None
+        return session_of(body), html.Span(t(lang, "login.ok")), None
+
+    @app.callback(
+        Output(ids.SESSION, "data", allow_duplicate=True),
+        Input(ids.TOKEN_TICK, "n_intervals"),
+        State(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
+    async def renew(_tick: Any, session: Any) -> Any:
+        """Renew the token shortly before it runs out. A refusal (a shift is over, the
+        account changed) leaves the session alone: it runs out and the page says so."""
+        token = token_of(session)
+        if token is None or not renewal_due(session, datetime.now(UTC)):
+            raise PreventUpdate
+        try:
+            body = await console.api.refresh(token)
+        except ApiError as exc:
+            log.info("token not renewed: %s %s", exc.status, exc.detail)
+            raise PreventUpdate from None
+        renewed = session_of(body)
+        if identity(renewed) != identity(session):
+            raise PreventUpdate  # never swap users under a drawn page
+        return renewed
+
+    clientside(
+        app,
+        "function (session) { return window.dash_clientside.wuwang.renewToken(session); }",
+        Output(ids.TOKEN_SYNC, "data"),
+        Input(ids.SESSION, "data"),
+        prevent_initial_call=True,
+    )
 
     clientside(
         app,

@@ -16,6 +16,7 @@ from dashboard.callbacks.common import error_text, require_staff
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layout import data_attrs
+from dashboard.layout import exercise as ex
 
 
 def tile(value: str, label: str, *, key: str, state: str = "", title: str | None = None) -> html.Div:
@@ -76,15 +77,19 @@ def register(app: Dash, console: Console) -> None:
         Input(ids.KPI_TICK, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
+        State(ex.SCOPE, "data"),
         prevent_initial_call=True,  # the live stream's snapshot asks for them (and every change after)
     )
-    async def kpi_tiles(_tick: Any, session: Any, lang_value: Any) -> Any:
+    async def kpi_tiles(_tick: Any, session: Any, lang_value: Any, scope: Any) -> Any:
         me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
-        if me.is_planner:  # planners read one exercise's KPIs (the after-action report)
+        # Exercise mode (演练): the watched exercise's KPIs; the scope's id is checked
+        # against the role here and authorised again by the command service.
+        exercise_mode, exercise_id = ex.kpi_exercise(me, scope)
+        if exercise_mode and exercise_id is None:  # a planner who has not chosen an exercise
             return html.Div(t(lang, "kpi.planner"), className="muted")
         try:
-            k = await console.api.get("/kpis", token, window_hours=24)
+            k = await console.api.get("/kpis", token, window_hours=24, exercise_id=exercise_id)
         except ApiError as exc:
             return html.Div(error_text(lang, exc), className="muted")
         return tiles(lang, k, console.settings.dashboard_call_target_s)

@@ -12,6 +12,7 @@ from dashboard.api import Me
 from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
 from dashboard.layout import data_attrs
+from dashboard.layout import exercise as ex
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import map_panel
 
@@ -102,7 +103,9 @@ def queue_panel(lang: Lang) -> html.Section:
     )
 
 
-def side_panel(lang: Lang) -> html.Aside:
+def side_panel(lang: Lang, who: Me) -> html.Aside:
+    # 演练: the exercises panel's tab for planners, commanders and admins (layout/exercise.py)
+    tabs = (*SIDE_TABS, "exercises") if who.may_run_exercises else SIDE_TABS
     return html.Aside(
         className="side",
         children=[
@@ -111,13 +114,14 @@ def side_panel(lang: Lang) -> html.Aside:
                 className="tabs",
                 inline=True,
                 value="detail",
-                options=[{"label": t(lang, f"tab.{name}"), "value": name} for name in SIDE_TABS],
+                options=[{"label": t(lang, f"tab.{name}"), "value": name} for name in tabs],
             ),
             html.Div(
                 id=ids.PANEL_DETAIL,
                 className="panel",
                 children=[
                     html.Div(id=ids.FEEDBACK, className="feedback", role="status"),
+                    html.Div(id=ex.INCIDENT_REPORTS, className="row wrap report-links"),
                     html.Div(id=ids.DETAIL, children=html.P(t(lang, "detail.none"), className="muted")),
                 ],
             ),
@@ -150,6 +154,7 @@ def side_panel(lang: Lang) -> html.Aside:
                     html.Div(id=ids.CHART_CALLS, className="chart"),
                 ],
             ),
+            ex.exercise_panel(lang, who),
         ],
     )
 
@@ -179,16 +184,21 @@ def console_page(
         ),
     ]
     if not wall:
-        body.append(side_panel(lang))
+        body.append(side_panel(lang, who))
     return html.Div(
         className=f"console {page}" + (" exercise" if who.is_planner else ""),
         children=[
             *stores(console, page, lang),
+            *ex.exercise_stores(who),
+            # 演练 EXERCISE: across the top, above everything, in exercise mode only
+            ex.banner(lang, who),
             header(lang, who, wall=wall),
             html.Div(
                 id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "live.stale")
             ),
             kpi_bar(lang),
             html.Main(className="console-main", children=body),
+            # the wall has no side panel: its exercise components, hidden, for the callbacks
+            ex.exercise_panel(lang, who, hidden=True) if wall else None,
         ],
     )

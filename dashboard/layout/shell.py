@@ -8,7 +8,7 @@ from dash import dcc, html
 from dashboard import ids
 
 
-def shell() -> html.Div:
+def shell(token_check_s: float = 60.0) -> html.Div:
     return html.Div(
         id="shell",
         children=[
@@ -18,6 +18,11 @@ def shell() -> html.Div:
             dcc.Store(id=ids.SESSION, storage_type="session"),
             dcc.Store(id=ids.LANG, storage_type="local"),
             dcc.Store(id=ids.SESSION_NOTE, storage_type="memory"),
+            # Tokens live 15 minutes; a wall display runs a whole shift. Once a minute the
+            # token is renewed when it is near its end, without redrawing the page.
+            dcc.Interval(id=ids.TOKEN_TICK, interval=int(token_check_s * 1000)),
+            dcc.Store(id=ids.RENDERED_FOR, storage_type="memory"),
+            dcc.Store(id=ids.TOKEN_SYNC, storage_type="memory"),
             html.Div(id=ids.PAGE, className="page"),
         ],
     )

@@ -1,5 +1,7 @@
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+import jwt
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
@@ -77,3 +79,48 @@ def test_audit_log_is_append_only(command_client: TestClient, command_settings: 
         for stmt in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(stmt)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_refresh_renews_a_valid_token_and_keeps_the_login_time(
+    command_client: TestClient, command_settings: Settings
+) -> None:
+    first = command_client.post("/auth/login", json={"username": "commander1", "password": "demo"}).json()
+    r = command_client.post("/auth/refresh", headers=_bearer(first["access_token"]))
+    assert r.status_code == 200, r.text
+    second = r.json()
+    assert second["access_token"] != first["access_token"]
+    assert second["expires_at"] >= first["expires_at"] and second["role"] == "commander"
+    signed_in = [
+        jwt.decode(b["access_token"], options={"verify_signature": False})["auth_time"]
+        for b in (first, second)
+    ]
+    assert signed_in[0] == signed_in[1]
+    assert command_client.get("/auth/me", headers=_bearer(second["access_token"])).status_code == 200
+    with psycopg.connect(command_settings.database_url or "") as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM audit_log"
+            " WHERE action = 'auth.refresh' AND actor = 'commander1' AND outcome = 'ok'"
+        ).fetchone()
+    assert row is not None and row[0] == 1
+
+
+def test_refresh_is_refused_past_a_shift_for_a_disabled_user_and_without_a_token(
+    command_client: TestClient, command_settings: Settings
+) -> None:
+    assert command_client.post("/auth/refresh").status_code == 401
+    long_ago = datetime.now(UTC) - timedelta(seconds=command_settings.command_session_max_s + 60)
+    stale, _ = issue_token(
+        Principal("operator1", Role.OPERATOR, signed_in_at=long_ago), secret=DEMO_TOKEN_SECRET, ttl_s=600
+    )
+    assert command_client.get("/auth/me", headers=_bearer(stale)).status_code == 200  # still valid itself
+    r = command_client.post("/auth/refresh", headers=_bearer(stale))
+    assert r.status_code == 401 and "shift" in r.json()["detail"]
+    token = command_client.post("/auth/login", json={"username": "operator2", "password": "demo"}).json()
+    with psycopg.connect(command_settings.database_url or "", autocommit=True) as conn:
+        conn.execute("UPDATE app_user SET disabled = true WHERE id = 'operator2'")
+    r = command_client.post("/auth/refresh", headers=_bearer(token["access_token"]))
+    assert r.status_code == 401 and "changed" in r.json()["detail"]

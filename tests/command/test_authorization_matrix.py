@@ -34,6 +34,7 @@ USERS = {
 ALL = frozenset(USERS)
 STAFF = frozenset({"operator", "commander", "admin"})
 READERS = frozenset({"operator", "commander", "planner", "admin"})
+MANAGERS = frozenset({"planner", "commander", "admin"})  # exercises (演练)
 
 STALE = 999
 ACT = {"expected_version": STALE, "reason": "authorisation matrix"}
@@ -42,6 +43,7 @@ ACT = {"expected_version": STALE, "reason": "authorisation matrix"}
 # {case}, {team}, {other_team}, {lot}, {plan}, {item}.
 POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("GET", "/auth/me"): (ALL, None),
+    ("POST", "/auth/refresh"): (ALL, None),
     ("GET", "/incidents"): (ALL, None),  # each sees its own view (filtered)
     ("POST", "/incidents"): (
         STAFF,
@@ -114,6 +116,25 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ),
     ("GET", "/field/photos/{photo}"): (ALL, None),
     ("GET", "/grid/kpis"): (READERS, None),
+    # after-action reports (复盘报告): planners read exercises, not live incidents
+    ("GET", "/exercises/{report_ex}/report"): (READERS, None),
+    ("GET", "/exercises/{report_ex}/report.html"): (READERS, None),
+    ("GET", "/exercises/{report_ex}/report.csv"): (READERS, None),
+    ("GET", "/incidents/{live}/report"): (STAFF, None),
+    ("GET", "/incidents/{live}/report.html"): (STAFF, None),
+    ("GET", "/incidents/{live}/report.csv"): (STAFF, None),
+    # exercises (演练): planners, commanders and admins manage; operators read. The world's
+    # exercise is running, so an allowed purge gets 409; the bodies below are refused with
+    # 422 after the role check (no scenario file, speed out of range, no warehouse).
+    ("GET", "/exercises"): (READERS, None),
+    ("POST", "/exercises"): (MANAGERS, {"kind": "scenario", "scenario": "no_such_scenario.yaml"}),
+    ("GET", "/exercises/{exercise}"): (READERS, None),
+    ("POST", "/exercises/{exercise}/control"): (MANAGERS, {"action": "speed", "value": 1000}),
+    ("POST", "/exercises/{exercise}/injects"): (
+        MANAGERS,
+        {"kind": "warehouse_short", "warehouse_id": "W-NONE", "item_code": "sandbag", "quantity": 1},
+    ),
+    ("DELETE", "/exercises/{exercise}"): (MANAGERS, None),
 }
 
 #: Routes that need no token at all.
@@ -177,7 +198,31 @@ def _fill(value: Any, world: dict[str, str]) -> Any:
 
 @pytest.fixture
 def world(command_client: TestClient, command_settings: Any, login: Login) -> dict[str, str]:
-    return _world(command_settings.database_url, command_client, login)
+    return {
+        **_world(command_settings.database_url, command_client, login),
+        **_report_world(command_settings),
+        **_exercise_world(command_settings),
+    }
+
+
+def _exercise_world(settings: Any) -> dict[str, str]:
+    """A running exercise to manage (running: a purge is refused, nothing is lost)."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO exercise (id, name, kind, source, status, created_by) VALUES"
+            " ('EX-MATRIX-RUN', '矩阵演练', 'scenario', 'matrix.yaml', 'running', 'planner1')"
+        )
+    return {"exercise": "EX-MATRIX-RUN"}
+
+
+def _report_world(settings: Any) -> dict[str, str]:
+    """An exercise to read the after-action report of."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO exercise (id, name, kind, source, created_by) VALUES"
+            " ('EX-MATRIX-R', '矩阵演练', 'scenario', 'matrix.yaml', 'planner1')"
+        )
+    return {"report_ex": "EX-MATRIX-R"}
 
 
 def _call(
@@ -185,6 +230,8 @@ def _call(
 ) -> int:
     if method == "GET":
         return client.get(path, params=body, headers=headers).status_code
+    if method == "DELETE":
+        return client.delete(path, headers=headers).status_code
     return client.post(path, json=body or {}, headers=headers).status_code
 
 
@@ -201,6 +248,8 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{item}": "{item_id}",
         "{order}": "{order_id}",
         "{photo}": "{name}",
+        "{report_ex}": "{exercise_id}",
+        "{exercise}": "{exercise_id}",
     }
     covered = set()
     for method, path in templated:

@@ -176,6 +176,39 @@ def test_status_changes_by_role_are_audited_and_published(
     assert command_client.get(f"/teams/{OTHER_TEAM}", headers=field).status_code == 403
 
 
+def test_a_field_page_status_is_ordered_by_seq_and_stored_once(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    """The field page's outbox may resend a change whose answer was lost, or deliver an
+    older one late: with the terminal's seq, neither is applied twice or over a newer."""
+    url = command_settings.database_url or ""
+    field = login(FIELD_TEAM)
+
+    def post(msg_id: str, seq: int, status: str) -> dict[str, Any]:
+        r = command_client.post(
+            f"/teams/{FIELD_TEAM}/status", headers=field, json={"id": msg_id, "seq": seq, "status": status}
+        )
+        assert r.status_code == 200, r.text
+        body: dict[str, Any] = r.json()
+        return body
+
+    assert post("web-1", 7, "en_route")["status"] == "en_route"
+    assert post("web-1", 7, "en_route")["status"] == "en_route"  # resent: stored once
+    assert post("web-2", 8, "on_scene")["status"] == "on_scene"
+    assert post("web-0", 6, "available")["status"] == "on_scene"  # overtaken: not applied
+    audited = db_rows(
+        url,
+        "SELECT detail->>'msg_id', (detail->>'seq')::int, detail->>'to' FROM audit_log"
+        " WHERE action = 'team.status' AND outcome = 'ok' ORDER BY id",
+    )
+    assert audited == [("web-1", 7, "en_route"), ("web-2", 8, "on_scene")]
+    # a console change (no seq) always applies, and the terminal's order goes on from its seq
+    op = login("operator1")
+    r = command_client.post(f"/teams/{FIELD_TEAM}/status", headers=op, json={"status": "returning"})
+    assert r.status_code == 200 and r.json()["status"] == "returning"
+    assert post("web-3", 9, "available")["status"] == "available"
+
+
 def test_near_uses_the_live_positions(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:

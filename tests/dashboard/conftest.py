@@ -78,5 +78,6 @@ def console_stack(
         mqtt_broker.protocol,
         mqtt_broker.kind,
         redis_url=private_redis,
+        dashboard_token_check_s=1.0,  # token renewal is tested without waiting minutes
     ) as stack:
         yield stack

@@ -369,3 +369,34 @@ def test_stale_warning_and_resynchronisation_after_a_restart(console_stack: Stac
     iid = incident_of(stack, token, msg_id)["id"]
     page.wait_for_selector(f'.qrow[data-incident="{iid}"]', timeout=20_000)
     assert page.evaluate("() => window.wuwang.live.stats.snapshots") >= 2
+
+
+def test_a_wall_display_renews_its_token_without_redrawing(console_stack: Stack, chromium: Any) -> None:
+    """Tokens live 15 minutes, a wall display a whole shift: the console renews the
+    token near its end (POST /auth/refresh) and keeps the page, the map and the socket."""
+    ctx = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    wall = Watched(ctx.new_page())
+    page = wall.page
+    login(page, console_stack, "commander1", "/wall")
+    page.wait_for_selector(".console.wall .connection.ok", timeout=30_000)
+    page.evaluate("() => { document.querySelector('.console').dataset.drawnOnce = 'yes'; }")
+    first = json.loads(page.evaluate("() => sessionStorage.getItem('session')"))
+    # Pretend the token has a minute left: the next tick (1 s in tests) renews it.
+    soon = datetime.now(UTC).replace(microsecond=0).isoformat()
+    page.evaluate(
+        "(s) => window.dash_clientside.set_props('session', {data: s})", {**first, "expires_at": soon}
+    )
+    page.wait_for_function(
+        "(old) => { const s = JSON.parse(sessionStorage.getItem('session') || 'null');"
+        " return s && s.token && s.token !== old; }",
+        arg=first["token"],
+        timeout=20_000,
+    )
+    renewed = json.loads(page.evaluate("() => sessionStorage.getItem('session')"))
+    assert renewed["user_id"] == "commander1" and renewed["expires_at"] > soon
+    assert page.evaluate("() => document.querySelector('.console').dataset.drawnOnce") == "yes"
+    assert page.query_selector(".console.wall .connection.ok") is not None
+    # The socket reconnects with the renewed token.
+    assert page.evaluate("() => window.wuwang.live.token") == renewed["token"]
+    assert wall.errors == [], wall.errors
+    ctx.close()

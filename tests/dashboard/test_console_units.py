@@ -8,6 +8,7 @@ import asyncio
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -530,3 +531,18 @@ def test_acknowledging_goes_to_the_command_services_field_route() -> None:
     assert [s for s in fake.seen if s[0] == "POST"] == [
         ("POST", "/field/orders/ORD-1/ack", {"id": "web-ack-1", "status": "accepted"})
     ]
+
+
+def test_a_token_is_renewed_only_near_its_end_and_never_redraws_for_the_same_user() -> None:
+    from dashboard.callbacks.auth import RENEW_BEFORE, identity, renewal_due
+
+    now = datetime(2026, 11, 23, 20, 0, tzinfo=UTC)
+    session = {"token": "t", "user_id": "commander1", "role": "commander", "team_id": None}
+    assert not renewal_due({**session, "expires_at": (now + RENEW_BEFORE * 2).isoformat()}, now)
+    assert renewal_due({**session, "expires_at": (now + RENEW_BEFORE / 2).isoformat()}, now)
+    assert renewal_due({**session, "expires_at": "2026-11-23T20:01:00Z"}, now)  # the API's form
+    assert renewal_due({**session, "expires_at": "garbled"}, now)  # unknown: ask the command service
+    assert not renewal_due(None, now) and not renewal_due({"token": None}, now)
+    assert identity({**session, "token": "other"}) == identity(session)
+    assert identity({**session, "role": "admin"}) != identity(session)
+    assert identity(None) is None

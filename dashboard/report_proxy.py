@@ -1,0 +1,225 @@
+"""``/report/*``: after-action reports (复盘报告) fetched with the user's token, server side.
+
+The browser never puts its token in a URL. A report link's click
+(``assets/40-wuwang-exercise.js``) first asks ``POST /report/ticket`` — with the
+token in the ``Authorization`` header — for a **ticket**: a random one-time value,
+bound to that one report path, good for 60 seconds, kept in this process. The new tab
+(HTML) or the download (``?download=1``, CSV) then goes to the report's URL with
+``?ticket=…``. Each route takes the token from the header or from its ticket, asks the
+command service whose it is, refuses who may not read such a report, and passes the
+command service's answer through as it streams in:
+
+| console route | command service |
+|---|---|
+| ``/report/exercise/<id>.html`` (``?download=1``) | ``GET /exercises/<id>/report.html`` |
+| ``/report/exercise/<id>.csv`` | ``GET /exercises/<id>/report.csv`` |
+| ``/report/incident/<id>.html`` (``?download=1``) | ``GET /incidents/<id>/report.html`` |
+| ``/report/incident/<id>.csv`` | ``GET /incidents/<id>/report.csv`` |
+
+Exercise reports are for planners, commanders and admins (operators see live only);
+incident reports for every console user — the command service still decides per
+incident (a planner gets exercise incidents only, an operator live ones only).
+
+The HTML report draws its plots with inline scripts, which the console's own
+Content-Security-Policy forbids; it is served with a policy of its own that lets it run
+them in a **sandbox** (an opaque origin: it cannot read the console's storage or call
+anything, and loads nothing from anywhere).
+
+Tickets live in the dashboard process that issued them: with several dashboard
+processes behind one address, ``/report/*`` must reach the same process (sticky
+sessions), or the report link says the ticket expired.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from collections import OrderedDict
+from typing import Literal
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from dashboard.api import ApiError, Me
+from dashboard.context import Console
+
+log = logging.getLogger(__name__)
+
+_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_PASSED_HEADERS = ("content-type", "last-modified", "etag")  # the body is passed on decoded
+Kind = Literal["exercise", "incident"]
+Format = Literal["html", "csv"]
+_REPORT_PATH = re.compile(r"^/report/(exercise|incident)/([A-Za-z0-9_.:-]{1,64})\.(html|csv)$")
+TICKET_TTL_S = 60.0
+TICKETS_MAX = 2048
+#: What the HTML report may do in its tab: run its own inline plots, in a sandbox.
+REPORT_CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'unsafe-inline' 'unsafe-eval'",
+        "style-src 'unsafe-inline'",
+        "img-src data: blob:",
+        "font-src data:",
+        "connect-src 'none'",
+        "base-uri 'none'",
+        "form-action 'none'",
+        "frame-ancestors 'none'",
+        "sandbox allow-scripts allow-downloads allow-popups",
+    ]
+)
+
+
+class Tickets:
+    """One-time, path-bound, short-lived stand-ins for a token in a report URL."""
+
+    def __init__(self, ttl_s: float = TICKET_TTL_S, size: int = TICKETS_MAX) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._held: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
+
+    def issue(self, token: str, path: str) -> str:
+        now = time.monotonic()
+        while self._held and (len(self._held) >= self.size or next(iter(self._held.values()))[0] < now):
+            self._held.popitem(last=False)
+        ticket = secrets.token_urlsafe(24)
+        self._held[ticket] = (now + self.ttl_s, path, token)
+        return ticket
+
+    def take(self, ticket: str, path: str) -> str | None:
+        """The token, once, if the ticket is for ``path`` and still good."""
+        held = self._held.pop(ticket, None)
+        if held is None:
+            return None
+        expires, bound, token = held
+        return token if bound == path and expires >= time.monotonic() else None
+
+
+def _token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() or None if header.lower().startswith("bearer ") else None
+
+
+def _answer(code: int, detail: str) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=code, headers={"Cache-Control": "no-store"})
+
+
+def filename(kind: Kind, ident: str, fmt: Format) -> str:
+    """What a downloaded report is called (the id is already checked against ``_ID``)."""
+    safe = ident.replace(":", "_")
+    return f"after-action-{kind}-{safe}.{fmt}"
+
+
+def upstream_path(kind: Kind, ident: str, fmt: Format) -> str:
+    return f"/{'exercises' if kind == 'exercise' else 'incidents'}/{ident}/report.{fmt}"
+
+
+def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
+    api = console.api
+    held = tickets or Tickets()
+    r = APIRouter(prefix="/report", include_in_schema=False)
+
+    async def allowed(token: str | None, kind: str) -> tuple[Me, str] | JSONResponse:
+        try:
+            me = await api.me(token)
+        except ApiError as exc:
+            return _answer(503, exc.detail)
+        if me is None or token is None:
+            return _answer(401, "log in again")
+        if not me.is_staff:
+            return _answer(403, "reports are for the command centre")
+        if kind == "exercise" and not me.may_run_exercises:
+            return _answer(403, f"{me.role} sees live operations only, not exercise reports")
+        return me, token
+
+    @r.post("/ticket")
+    async def ticket(request: Request) -> JSONResponse:
+        """A one-time ticket for one report URL (the token comes in the header)."""
+        try:
+            body = await request.json()
+        except ValueError:
+            return _answer(422, "a JSON body with the report's path")
+        href = body.get("path") if isinstance(body, dict) else None
+        path, _, query = (href if isinstance(href, str) else "").partition("?")
+        found = _REPORT_PATH.fullmatch(path)
+        if found is None or query not in ("", "download=1"):
+            return _answer(422, "not a report path")
+        who = await allowed(_token(request), found.group(1))
+        if isinstance(who, JSONResponse):
+            return who
+        _me, token = who
+        sep = "&" if query else "?"
+        url = f"{path}{'?' + query if query else ''}{sep}ticket={held.issue(token, path)}"
+        return JSONResponse({"url": url, "expires_in": held.ttl_s}, headers={"Cache-Control": "no-store"})
+
+    async def report(request: Request, kind: Kind, ident: str, fmt: Format) -> Response:
+        if not _ID.fullmatch(ident):
+            return _answer(404, "no such report")
+        token = _token(request)
+        if token is None and request.query_params.get("ticket"):
+            token = held.take(request.query_params["ticket"], request.url.path)
+            if token is None:
+                return _answer(401, "this report link has expired: open it again from the console")
+        who = await allowed(token, kind)
+        if isinstance(who, JSONResponse):
+            return who
+        me, token = who
+        download = request.query_params.get("download") in ("1", "true") or fmt == "csv"
+        try:
+            upstream = await api.open_stream(upstream_path(kind, ident, fmt), token)
+        except ApiError as exc:
+            return _answer(503, exc.detail)
+        if upstream.status_code >= 400:
+            body = await upstream.aread()
+            await upstream.aclose()
+            if upstream.status_code == 401:
+                api.forget(token)
+            detail = body.decode("utf-8", "replace")[:500]
+            if upstream.status_code in (404, 405) and '"Not Found"' in detail and kind == "exercise":
+                # the route itself is missing (an older command service), not the exercise
+                return _answer(501, "the command service has no report route yet")
+            return Response(
+                body[:20_000],
+                status_code=upstream.status_code,
+                media_type=upstream.headers.get("content-type", "text/plain"),
+                headers={"Cache-Control": "no-store"},
+            )
+        headers = {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
+        headers["Cache-Control"] = "no-store"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        if fmt == "html":
+            headers["Content-Security-Policy"] = REPORT_CSP
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="{filename(kind, ident, fmt)}"'
+        log.info("report %s %s.%s for %s (%s)", kind, ident, fmt, me.user_id, me.role)
+        return StreamingResponse(
+            upstream.aiter_bytes(),
+            status_code=upstream.status_code,
+            headers=headers,
+            background=BackgroundTask(upstream.aclose),
+        )
+
+    @r.get("/exercise/{ident}.html")
+    async def exercise_html(request: Request, ident: str) -> Response:
+        return await report(request, "exercise", ident, "html")
+
+    @r.get("/exercise/{ident}.csv")
+    async def exercise_csv(request: Request, ident: str) -> Response:
+        return await report(request, "exercise", ident, "csv")
+
+    @r.get("/incident/{ident}.html")
+    async def incident_html(request: Request, ident: str) -> Response:
+        return await report(request, "incident", ident, "html")
+
+    @r.get("/incident/{ident}.csv")
+    async def incident_csv(request: Request, ident: str) -> Response:
+        return await report(request, "incident", ident, "csv")
+
+    return r
+
+
+def mount(server: FastAPI, console: Console) -> None:
+    server.include_router(router(console))

@@ -1,0 +1,632 @@
+"""The exercise runner: send an exercise's timed items at their exercise time.
+
+``run_exercise(settings, exercise_id, items, speed=…)`` takes what a scenario
+(simulators/scenario.py) or a replay expands into — :class:`TimedMessage` (a contract v1
+message at an offset from the exercise start) and :class:`TimedInject` (a command-API
+inject at an offset) — and, on an :class:`~simulators.exercise_clock.ExerciseClock`:
+
+- publishes each message when it is due to ``exercise/v1/<id>/<v1 topic>`` at QoS 1 as
+  the simulator's MQTT user, with ``ts`` the actual send time and the scheduled exercise
+  time in the extra field ``exercise_offset_s``;
+- POSTs each inject to ``/exercises/{id}/injects`` of the command API with a planner's
+  token, in a thread of its own so a slow answer never delays the messages; an
+  ``escalate`` answered 404 is tried again for a while (the alarm it names may not have
+  joined an incident yet);
+- reads control commands (play, pause, seek, speed, stop) from the exercise's Redis
+  stream and applies them to the clock;
+- keeps the ``exercise`` row (created when missing) up to date: status, speed,
+  position, and ``stats`` with the timing drift of every item (actual send minus due
+  wall time; p50/p95/p99/max in ms), which :class:`RunReport` carries too.
+
+Each item is sent at most once: a seek forward skips what lies between (counted as
+``skipped``), a seek back re-sends nothing already sent and picks up what was skipped.
+Publishing happens in this thread only (paho #354); paho's network loop runs in its own.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx2
+import orjson
+import paho.mqtt.client as mqtt
+import psycopg
+import redis
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from simulators.exercise_clock import ExerciseClock, check_speed
+from simulators.feeds import CST
+from simulators.publish import BrokerConfig
+from wuwang.contract import encode
+from wuwang.exercises import (
+    ControlAction,
+    ExerciseKind,
+    ExerciseStatus,
+    control_stream,
+    exercise_topic,
+    valid_exercise_id,
+)
+from wuwang.mqtt import apply_target
+from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, DEMO_SECRETS, Settings
+
+log = logging.getLogger("simulators.exercise")
+
+#: Control commands are looked for at least this often while waiting (seconds).
+CONTROL_POLL_S = 0.05
+#: The exercise row's position is written at most this often (seconds).
+POSITION_WRITE_S = 1.0
+DEMO_PLANNER = "planner1"
+
+
+@dataclass(frozen=True, slots=True)
+class TimedMessage:
+    offset_s: float  # exercise seconds from the start
+    topic: str  # a contract v1 topic WITHOUT the exercise prefix
+    payload: dict[str, Any]  # with its ``id``; ``ts`` is stamped at sending
+    label: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimedInject:
+    offset_s: float
+    body: dict[str, Any]  # POSTed to the command API /exercises/{id}/injects
+    label: str = ""
+
+
+Item = TimedMessage | TimedInject
+
+
+@dataclass(frozen=True)
+class InjectApi:
+    """Where injects go and as whom: a drill planner's account on the command API."""
+
+    url: str
+    username: str
+    password: str
+    escalate_retry_s: float = 120.0  # how long an escalate answered 404 is tried again
+    retry_every_s: float = 2.0
+    timeout_s: float = 10.0
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        url: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> InjectApi:
+        """CLI options, else the settings (DRILL_API_URL / DRILL_USER / DRILL_PASSWORD),
+        else the command service the console uses and, in demo mode only, the demo planner."""
+        url = url or settings.drill_api_url or settings.dashboard_command_url
+        username = username or settings.drill_user or DEMO_PLANNER
+        password = password or settings.drill_password or ("demo" if settings.demo_mode else "")
+        if not password:
+            raise ValueError("no password for the drill planner: set DRILL_PASSWORD or pass --password")
+        if password in DEMO_SECRETS and not settings.demo_mode:
+            raise ValueError(
+                "the drill planner's password ships in this repository: set a real one or DEMO_MODE=1"
+            )
+        return cls(url.rstrip("/"), username, password)
+
+
+@dataclass(frozen=True)
+class DriftStats:
+    """Actual send minus due wall time, per item, in milliseconds."""
+
+    count: int = 0
+    p50: float = 0.0
+    p95: float = 0.0
+    p99: float = 0.0
+    max: float = 0.0
+
+    @classmethod
+    def of(cls, samples_ms: Sequence[float]) -> DriftStats:
+        if not samples_ms:
+            return cls()
+        s = sorted(samples_ms)
+        return cls(len(s), _quantile(s, 0.5), _quantile(s, 0.95), _quantile(s, 0.99), round(s[-1], 3))
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {"count": self.count, "p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max}
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default)."""
+    pos = (len(sorted_values) - 1) * q
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return round(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo), 3)
+
+
+@dataclass
+class RunReport:
+    """What a run did; the same numbers are in the exercise row's ``stats``."""
+
+    exercise_id: str
+    status: ExerciseStatus = ExerciseStatus.RUNNING
+    items: int = 0
+    sent: int = 0  # messages published
+    acked: int = 0  # … and acknowledged by the broker
+    refused: int = 0  # … acknowledged with a failure code (e.g. not authorised)
+    skipped: int = 0  # items a seek jumped over and never sent
+    injects: int = 0  # injects the command API accepted
+    injects_failed: int = 0
+    position_s: float = 0.0
+    speed: float = 1.0
+    stopped: bool = False
+    wall_s: float = 0.0
+    drift: DriftStats = field(default_factory=DriftStats)
+    errors: list[str] = field(default_factory=list)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "sent": self.sent,
+            "acked": self.acked,
+            "refused": self.refused,
+            "skipped": self.skipped,
+            "injects": self.injects,
+            "injects_failed": self.injects_failed,
+            "position_s": round(self.position_s, 3),
+            "wall_s": round(self.wall_s, 3),
+            "stopped": self.stopped,
+            "drift_ms": self.drift.as_dict(),
+            "errors": self.errors[-20:],
+        }
+
+
+# --- the exercise row -------------------------------------------------------------------
+
+
+class _ExerciseRow:
+    """The ``exercise`` row of this run (autocommit: every update is visible at once)."""
+
+    def __init__(self, conn: psycopg.Connection[Any], exercise_id: str) -> None:
+        self.conn, self.id = conn, exercise_id
+
+    def ensure(self, *, name: str, kind: str, source: str, created_by: str, speed: float) -> datetime:
+        """Create the row when missing; refuse one that has run to the end or was purged."""
+        # Inserted as running, never planned: the exercise daemon claims planned rows,
+        # and must not pick up (and run a second time) a drill started from the CLI.
+        self.conn.execute(
+            "INSERT INTO exercise (id, name, kind, source, created_by, speed, status)"
+            " VALUES (%s, %s, %s, %s, %s, %s, 'running') ON CONFLICT (id) DO NOTHING",
+            (self.id, name, kind, source, created_by, speed),
+        )
+        row = self.conn.execute(
+            "SELECT status, created_at FROM exercise WHERE id = %s", (self.id,)
+        ).fetchone()
+        assert row is not None
+        if row[0] in (ExerciseStatus.FINISHED, ExerciseStatus.PURGED):
+            raise RuntimeError(f"exercise {self.id} is {row[0]}: start a new exercise instead")
+        created: datetime = row[1]
+        return created
+
+    def start(self, speed: float, sim_start: datetime, sim_end: datetime) -> None:
+        self.conn.execute(
+            "UPDATE exercise SET status = 'running', speed = %s, started_at = now(), finished_at = NULL,"
+            " sim_start = %s, sim_end = %s, sim_position = %s WHERE id = %s",
+            (speed, sim_start, sim_end, sim_start, self.id),
+        )
+
+    def progress(self, status: ExerciseStatus, speed: float, position: datetime) -> None:
+        self.conn.execute(
+            "UPDATE exercise SET status = %s, speed = %s, sim_position = %s WHERE id = %s",
+            (str(status), speed, position, self.id),
+        )
+
+    def finish(
+        self, status: ExerciseStatus, speed: float, position: datetime, stats: Mapping[str, Any]
+    ) -> None:
+        self.conn.execute(
+            "UPDATE exercise SET status = %s, speed = %s, sim_position = %s, finished_at = now(),"
+            " stats = stats || %s::jsonb WHERE id = %s",
+            (str(status), speed, position, orjson.dumps(dict(stats)).decode(), self.id),
+        )
+
+
+# --- MQTT ---------------------------------------------------------------------------------
+
+
+class _Publisher:
+    """One paho client at QoS 1 that counts acknowledgements. paho reconnects on its own;
+    QoS 1 messages published while it is away are kept in memory and sent afterwards."""
+
+    def __init__(self, broker: BrokerConfig, client_id: str) -> None:
+        self.broker = broker
+        protocol = mqtt.MQTTv311 if broker.protocol == "3.1.1" else mqtt.MQTTv5
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
+        apply_target(self.client, broker.target)
+        self.client.max_inflight_messages_set(200)
+        self.client.reconnect_delay_set(1, 30)
+        self.client.on_connect = self._on_connect
+        self.client.on_publish = self._on_publish
+        self.connected = threading.Event()
+        self.connect_error: str | None = None
+        self._lock = threading.Lock()
+        self.published = self.acked = self.refused = 0
+
+    # Callbacks run in paho's network thread: they count, never publish (paho #354).
+    def _on_connect(
+        self, client: mqtt.Client, userdata: Any, flags: Any, reason: ReasonCode, props: Any
+    ) -> None:
+        if reason.is_failure:
+            self.connect_error = str(reason)
+        self.connected.set()
+
+    def _on_publish(
+        self, client: mqtt.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any
+    ) -> None:
+        with self._lock:
+            self.acked += 1
+            if reason.is_failure:
+                self.refused += 1
+
+    def connect(self, timeout: float) -> None:
+        b = self.broker
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.client.connect(b.host, b.port, b.keepalive)
+                break
+            except OSError as exc:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError(f"cannot reach the MQTT broker at {b.host}:{b.port}: {exc}") from exc
+                time.sleep(0.5)
+        self.client.loop_start()
+        if not self.connected.wait(max(0.1, deadline - time.monotonic())) or self.connect_error:
+            self.close()
+            raise RuntimeError(
+                f"the MQTT broker at {b.host}:{b.port} refused {b.username}: "
+                f"{self.connect_error or 'no CONNACK'}"
+            )
+
+    def publish(self, topic: str, payload: bytes) -> None:
+        self.client.publish(topic, payload, qos=1)
+        self.published += 1
+
+    def drain(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.acked < self.published and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+# --- injects over HTTP --------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    inject: TimedInject
+    first_try: float
+    next_try: float
+    attempts: int = 0
+
+
+class _InjectSender(threading.Thread):
+    """POSTs injects in order of arrival, off the publishing thread."""
+
+    def __init__(
+        self, api: InjectApi, exercise_id: str, on_result: Callable[[TimedInject, str | None], None]
+    ) -> None:
+        super().__init__(name=f"drill-injects-{exercise_id}", daemon=True)
+        self.api, self.exercise_id, self.on_result = api, exercise_id, on_result
+        self.queue: queue.Queue[TimedInject] = queue.Queue()
+        self.closing = threading.Event()
+        self.abandon = threading.Event()
+        self._token: str | None = None
+        self._http = httpx2.Client(base_url=api.url, timeout=api.timeout_s)
+
+    def run(self) -> None:
+        pending: list[_Pending] = []
+        try:
+            while True:
+                now = time.monotonic()
+                if self.abandon.is_set():
+                    for p in pending:
+                        self.on_result(p.inject, "abandoned: the exercise was stopped")
+                    return
+                if self.closing.is_set() and not pending and self.queue.empty():
+                    return
+                wait = min((p.next_try for p in pending), default=now + 0.2) - now
+                try:
+                    inj = self.queue.get(timeout=min(max(wait, 0.0), 0.2))
+                    pending.append(_Pending(inj, time.monotonic(), time.monotonic()))
+                except queue.Empty:
+                    pass
+                for p in [p for p in pending if p.next_try <= time.monotonic()]:
+                    verdict = self._attempt(p)
+                    if verdict == "retry":
+                        p.next_try = time.monotonic() + self.api.retry_every_s
+                    else:
+                        pending.remove(p)
+                        self.on_result(p.inject, None if verdict == "ok" else verdict)
+        finally:
+            self._http.close()
+
+    def _login(self) -> None:
+        r = self._http.post(
+            "/auth/login", json={"username": self.api.username, "password": self.api.password}
+        )
+        if r.status_code != 200:
+            raise _ApiRefused(f"login as {self.api.username} refused: {r.status_code} {r.text[:200]}")
+        self._token = str(r.json()["access_token"])
+
+    def _attempt(self, p: _Pending) -> str:
+        """'ok', 'retry', or the reason it failed."""
+        p.attempts += 1
+        body = p.inject.body
+        try:
+            if self._token is None:
+                self._login()
+            for fresh in (False, True):
+                r = self._http.post(
+                    f"/exercises/{self.exercise_id}/injects",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self._token}"},
+                )
+                if r.status_code == 401 and not fresh:  # the short-lived token ran out
+                    self._login()
+                    continue
+                break
+        except _ApiRefused as exc:
+            return str(exc)
+        except httpx2.HTTPError as exc:
+            # The command service restarting: try again a few times.
+            return "retry" if p.attempts < 5 else f"command API unreachable: {exc}"
+        if 200 <= r.status_code < 300:
+            return "ok"
+        late = time.monotonic() - p.first_try
+        if r.status_code == 404 and body.get("kind") == "escalate" and late < self.api.escalate_retry_s:
+            return "retry"  # the alarm has not joined an incident yet
+        return f"{r.status_code} {r.text[:200]}"
+
+
+class _ApiRefused(Exception):
+    pass
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(CST).isoformat(timespec="milliseconds")
+
+
+def run_exercise(
+    settings: Settings,
+    exercise_id: str,
+    items: Sequence[Item],
+    *,
+    speed: float,
+    api: InjectApi | None = None,
+    stop: threading.Event | None = None,
+    name: str | None = None,
+    kind: ExerciseKind | str = ExerciseKind.SCENARIO,
+    source: str = "",
+    created_by: str | None = None,
+    sim_start: datetime | None = None,
+    client_id: str | None = None,
+    connect_timeout: float = 15.0,
+    drain_timeout: float = 10.0,
+) -> RunReport:
+    """Run one exercise to its end (or a stop). See the module docstring.
+
+    ``sim_start`` is the exercise's own start time (a replayed window's start); default
+    now. ``api`` is needed only when there are injects (default: from the settings).
+    """
+    if not valid_exercise_id(exercise_id):
+        raise ValueError(f"not an exercise id: {exercise_id[:70]!r}")
+    clock = ExerciseClock(check_speed(speed))
+    ordered = sorted(items, key=lambda it: it.offset_s)
+    offsets = [it.offset_s for it in ordered]
+    if any(isinstance(it, TimedInject) for it in ordered) and api is None:
+        api = InjectApi.from_settings(settings)
+    stop = stop or threading.Event()
+    report = RunReport(exercise_id, items=len(ordered), speed=clock.speed)
+    sim_start = sim_start or datetime.now(CST).replace(microsecond=0)
+    sim_end = sim_start + timedelta(seconds=offsets[-1] if offsets else 0.0)
+
+    conn = psycopg.connect(settings.database_url or DEFAULT_DATABASE_URL, autocommit=True)
+    rds = redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL)
+    row = _ExerciseRow(conn, exercise_id)
+    publisher: _Publisher | None = None
+    sender: _InjectSender | None = None
+    lock = threading.Lock()
+    drift: list[float] = []
+    owned = False  # the row is this run's to mark failed (not when it was refused)
+    t0 = time.monotonic()
+    try:
+        created = row.ensure(
+            name=name or exercise_id,
+            kind=str(kind),
+            source=source or exercise_id,
+            created_by=created_by or (api.username if api else "simulator"),
+            speed=clock.speed,
+        )
+        owned = True
+        # Commands sent since the exercise was registered count (e.g. a pause before the
+        # runner picked it up); the ids of a Redis stream are milliseconds since the epoch.
+        control_from = f"{max(0, int(created.timestamp() * 1000) - 1)}-0"
+        broker = BrokerConfig.from_url(
+            settings.mqtt_url or DEFAULT_MQTT_URL,
+            settings.mqtt_protocol,
+            settings.mqtt_keepalive,
+            settings.demo_mode,
+        )
+        publisher = _Publisher(broker, client_id or f"wuwang-drill-{exercise_id}-{os.getpid()}")
+        publisher.connect(connect_timeout)
+
+        def on_inject(inj: TimedInject, error: str | None) -> None:
+            with lock:
+                if error is None:
+                    report.injects += 1
+                else:
+                    report.injects_failed += 1
+                    report.errors.append(f"{inj.label or inj.body.get('kind')}: {error}")
+                    log.warning("exercise %s: inject %s failed: %s", exercise_id, inj.label, error)
+
+        if api is not None:
+            sender = _InjectSender(api, exercise_id, on_inject)
+            sender.start()
+        row.start(clock.speed, sim_start, sim_end)
+        log.info(
+            "exercise %s: %d items over %.0f s of exercise time at ×%g",
+            exercise_id,
+            len(ordered),
+            offsets[-1] if offsets else 0.0,
+            clock.speed,
+        )
+
+        sent_mark = [False] * len(ordered)
+        cursor = 0
+        clock.play(time.monotonic())
+        next_poll = next_write = 0.0
+        dirty = False
+
+        def apply(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+            nonlocal cursor, dirty, control_from
+            for entry_id, fields in entries:
+                control_from = entry_id.decode()
+                action = fields.get(b"action", b"").decode()
+                value = fields.get(b"value", b"").decode()
+                now = time.monotonic()
+                try:
+                    if action == ControlAction.PLAY:
+                        clock.play(now)
+                    elif action == ControlAction.PAUSE:
+                        clock.pause(now)
+                    elif action == ControlAction.SEEK:
+                        clock.seek(float(value), now)
+                        cursor = bisect.bisect_left(offsets, clock.position(now))
+                    elif action == ControlAction.SPEED:
+                        clock.set_speed(float(value), now)
+                    elif action == ControlAction.STOP:
+                        report.stopped = True
+                    else:
+                        raise ValueError(f"unknown action {action!r}")
+                except ValueError as exc:
+                    report.errors.append(f"control {action} {value}: {exc}")
+                    log.warning("exercise %s: control %s %s refused: %s", exercise_id, action, value, exc)
+                    continue
+                log.info(
+                    "exercise %s: %s %s (position %.1f s)", exercise_id, action, value, clock.position(now)
+                )
+                dirty = True
+
+        def poll(block_ms: int | None = None) -> None:
+            got: Any = rds.xread({control_stream(exercise_id): control_from}, count=100, block=block_ms)
+            for _stream, entries in got or []:
+                apply(entries)
+
+        while not report.stopped and not stop.is_set():
+            now = time.monotonic()
+            if now >= next_poll:
+                poll()
+                next_poll = now + CONTROL_POLL_S
+                if report.stopped:
+                    break
+            if dirty or now >= next_write:
+                status = ExerciseStatus.RUNNING if clock.playing else ExerciseStatus.PAUSED
+                row.progress(status, clock.speed, sim_start + timedelta(seconds=clock.position(now)))
+                dirty, next_write = False, now + POSITION_WRITE_S
+            while cursor < len(ordered) and sent_mark[cursor]:
+                cursor += 1
+            if cursor >= len(ordered):
+                break
+            if not clock.playing:
+                poll(block_ms=int(CONTROL_POLL_S * 1000 * 4))  # paused: wait for a command
+                continue
+            item = ordered[cursor]
+            due = clock.wall_time_of(item.offset_s)
+            assert due is not None
+            wait = due - time.monotonic()
+            if wait > 0:
+                stop.wait(min(wait, max(0.0, next_poll - time.monotonic()), POSITION_WRITE_S))
+                continue
+            if isinstance(item, TimedMessage):
+                payload = dict(item.payload)
+                payload["ts"] = _now_rfc3339()
+                payload["exercise_offset_s"] = round(item.offset_s, 3)
+                body = encode(payload)
+                sent_at = time.monotonic()
+                publisher.publish(exercise_topic(exercise_id, item.topic), body)
+                report.sent += 1
+            else:
+                sent_at = time.monotonic()
+                assert sender is not None
+                sender.queue.put(item)
+            drift.append((sent_at - due) * 1000.0)
+            sent_mark[cursor] = True
+            cursor += 1
+
+        end = time.monotonic()
+        report.position_s = min(clock.position(end), offsets[-1] if offsets else 0.0)
+        if report.stopped or stop.is_set():
+            report.stopped = True
+        publisher.drain(drain_timeout)
+        if sender is not None:
+            if report.stopped:
+                sender.abandon.set()
+            sender.closing.set()
+            sender.join(timeout=(api.escalate_retry_s if api else 0) + 30.0)
+        with lock:
+            report.skipped = sent_mark.count(False)
+            report.acked, report.refused = publisher.acked, publisher.refused
+            report.drift = DriftStats.of(drift)
+            report.speed = clock.speed
+            report.wall_s = time.monotonic() - t0
+            report.status = ExerciseStatus.FINISHED
+        row.finish(
+            report.status, clock.speed, sim_start + timedelta(seconds=report.position_s), report.stats()
+        )
+        log.info(
+            "exercise %s finished: sent %d (acked %d), injects %d (failed %d), skipped %d, "
+            "drift p50 %.1f ms p99 %.1f ms max %.1f ms",
+            exercise_id,
+            report.sent,
+            report.acked,
+            report.injects,
+            report.injects_failed,
+            report.skipped,
+            report.drift.p50,
+            report.drift.p99,
+            report.drift.max,
+        )
+        return report
+    except BaseException as exc:
+        report.status = ExerciseStatus.FAILED
+        report.errors.append(f"{type(exc).__name__}: {exc}")
+        report.drift = DriftStats.of(drift)
+        report.wall_s = time.monotonic() - t0
+        if sender is not None:
+            sender.abandon.set()
+        try:
+            if owned:
+                row.finish(
+                    report.status,
+                    clock.speed,
+                    sim_start + timedelta(seconds=report.position_s),
+                    report.stats(),
+                )
+        except psycopg.Error:
+            log.exception("exercise %s: could not record the failure", exercise_id)
+        raise
+    finally:
+        if publisher is not None:
+            publisher.close()
+        rds.close()
+        conn.close()
