@@ -392,7 +392,7 @@ def alarm_exercise_id(alarm: Alarm) -> str | None:
 
 
 def _fmt_s(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+    return f"{seconds / 60:.0f} 分钟" if seconds >= 120 else f"{seconds:.0f} 秒"
 
 
 def title_for(alarm: Alarm, incident_type: IncidentType) -> str:
@@ -423,7 +423,7 @@ def correlate(
     for view in open_incidents:
         if alarm.alarm_id in view.alarm_ids:
             return AlreadyLinked(
-                view.incident_id, f"alarm {alarm.alarm_id} is already linked (repeat delivery)"
+                view.incident_id, f"告警 {alarm.alarm_id} 已关联（重复投递）"
             )
 
     exercise = exercise_id if exercise_id is not None else alarm_exercise_id(alarm)
@@ -461,25 +461,26 @@ def correlate(
         if best is None or key < best:
             best, best_distance = key, distance
 
-    window = f"{rule.distance_m:.0f} m / {_fmt_s(rule.window_s)}"
+    # Reasons are read by the operators in the incident's timeline: in their words.
+    window = f"{rule.distance_m:.0f} 米 / {_fmt_s(rule.window_s)}"
+    head = f"{KIND_LABEL_ZH.get(alarm.kind, alarm.kind)} {alarm.category}"
     if best is not None:
         _, gap, incident_id = best
-        where = f"{best_distance:.0f} m" if best_distance is not None else f"same source {alarm.source}"
+        where = f"相距 {best_distance:.0f} 米" if best_distance is not None else f"同一来源 {alarm.source}"
         return JoinIncident(
             incident_id=incident_id,
             distance_m=best_distance,
-            reason=f"{alarm.kind} {alarm.category}: {where} and {_fmt_s(gap)} from incident "
-            f"{incident_id}, within {window}",
+            reason=f"{head}：与事件 {incident_id} {where}、相隔 {_fmt_s(gap)}，在 {window} 范围内，并入",
         )
     if has_point:
-        why = f"no open incident of a compatible type ({', '.join(sorted(rule.joins))}) within {window}"
+        why = f"{window} 范围内无在办同类事件（{', '.join(sorted(rule.joins))}），新立事件"
     else:
-        why = f"no position, and no open compatible incident from the same source {alarm.source}"
+        why = f"无位置，且同一来源 {alarm.source} 无在办同类事件，新立事件"
     return OpenIncident(
         incident_type=rule.incident_type,
         level_suggestion=rule.level,
         title_zh=title_for(alarm, rule.incident_type),
-        reason=f"{alarm.kind} {alarm.category}: {why}",
+        reason=f"{head}：{why}",
     )
 
 

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import yaml
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
@@ -210,6 +211,17 @@ async def _dataset_span(
     return (span[0], span[1]) if span is not None else (None, None)
 
 
+def scenario_title(path: Path) -> str:
+    """The scenario's own name (its YAML ``name``), else its file name: what the banner,
+    the exercises list and the report call the drill. The runner validates the file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        data = None
+    name = data.get("name") if isinstance(data, dict) else None
+    return str(name)[:200] if isinstance(name, str) and name.strip() else f"演练：{path.stem}"
+
+
 async def _centres(
     conn: AsyncConnection[Any], dataset_id: str
 ) -> tuple[tuple[float, float] | None, tuple[float, float] | None]:
@@ -237,7 +249,7 @@ async def create(state: CommandState, who: Principal, new: NewExercise) -> dict[
         scenario = rules.check_scenario_name(new.scenario or "")
         if not (SCENARIOS_DIR / scenario).is_file():
             raise InvalidExercise(f"no scenario {scenario} in simulators/scenarios")
-        source, name = scenario, new.name or f"演练：{Path(scenario).stem}"
+        source, name = scenario, new.name or scenario_title(SCENARIOS_DIR / scenario)
     elif new.kind is ExerciseKind.REPLAY:
         rules.check_window(new.start, new.end, at)
         options = dict(new.options or {})

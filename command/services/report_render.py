@@ -33,8 +33,9 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from command.domain import after_action as aa
+from command.domain.correlation import TYPE_LABEL_ZH
 from command.domain.incidents import IncidentState
-from command.domain.vocabulary import ResponseLevel
+from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.services.reports import LoadedReport, MapLayer
 
 Lang = Literal["zh", "en"]
@@ -283,6 +284,15 @@ def parse_lang(value: str | None) -> Lang:
 def state_label(state: IncidentState | str, lang: Lang) -> str:
     s = IncidentState(state)
     return s.label_zh if lang == "zh" else s.value.replace("_", " ")
+
+
+def type_label(incident_type: str, lang: Lang) -> str:
+    """An incident type in the reader's words (the type's id when it is not one we know)."""
+    try:
+        known = IncidentType(incident_type)
+    except ValueError:
+        return incident_type
+    return TYPE_LABEL_ZH[known] if lang == "zh" else known.value.replace("_", " ").capitalize()
 
 
 def level_label(level: ResponseLevel, lang: Lang) -> str:
@@ -764,7 +774,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <th>{{ t('first_alarm') }}</th><th>{{ t('verified') }}</th><th>{{ t('first_dispatch') }}</th><th>{{ t('first_on_scene') }}</th>
 <th>{{ t('resolved') }}</th><th>{{ t('closed') }}</th><th>{{ t('call_processing') }}</th><th>{{ t('teams') }}</th><th>{{ t('plan') }}</th></tr>
 {% for row in r.incidents %}
-<tr><td><b>{{ row.incident_id }}</b><br>{{ row.title }}</td><td>{{ row.incident_type }}</td>
+<tr><td><b>{{ row.incident_id }}</b><br>{{ row.title }}</td><td>{{ incident_type(row.incident_type) }}</td>
 <td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if step.reason %} <span class="muted">({{ step.reason }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
 <td>{{ state(row.state) }}</td>
 <td>{{ when(row.first_alarm_at) }}</td><td>{{ when(row.verified_at) }}</td><td>{{ when(row.first_dispatch_at) }}</td>
@@ -842,6 +852,7 @@ def to_html(
         when=when,
         state=lambda st: state_label(st, lang),
         level=lambda lv: level_label(ResponseLevel(lv), lang),
+        incident_type=lambda ty: type_label(ty, lang),
         summary=lambda e: event_summary(e, lang),
         tz_name=f"{timezone} (UTC{hours:+g})",
         generated=generated or datetime.now(tz),

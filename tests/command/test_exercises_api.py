@@ -132,7 +132,7 @@ def test_register_a_scenario_list_and_read_it(
     assert ex["speed"] == 10 and ex["created_by"] == "planner1" and ex["stats"] == {}
     generated = create(command_client, login("commander1"))
     assert generated["id"].startswith("EX-") and "-scenario-" in generated["id"]
-    assert generated["name"] == "演练：chem_leak_drill"
+    assert generated["name"] == "化工园区泄漏演练"  # the scenario's own name
 
     listed = command_client.get("/exercises", headers=operator)  # operators read
     assert listed.status_code == 200, listed.text

@@ -127,7 +127,7 @@ def test_duplicate_110_calls_100_m_and_2_min_apart_join() -> None:
     second = w.feed(alarm(2, north_m=100, minutes=2))
     assert isinstance(second, JoinIncident) and second.incident_id == "INC-1"
     assert second.distance_m is not None and second.distance_m == pytest.approx(100, abs=1)
-    assert "100 m and 2 min from incident INC-1, within 500 m / 30 min" in second.reason
+    assert "与事件 INC-1 相距 100 米、相隔 2 分钟，在 500 米 / 30 分钟 范围内" in second.reason
     assert w.incidents["INC-1"].alarm_ids == ("police/sys110#1", "police/sys110#2")
 
 
@@ -136,10 +136,7 @@ def test_calls_2_km_apart_open_separate_incidents() -> None:
     w.feed(alarm(1))
     decision = w.feed(alarm(2, east_m=2000, minutes=1))
     assert isinstance(decision, OpenIncident)
-    assert (
-        "no open incident of a compatible type (fire, high_rise_fire) within 500 m / 30 min"
-        in decision.reason
-    )
+    assert "500 米 / 30 分钟 范围内无在办同类事件（fire, high_rise_fire）" in decision.reason
     assert len(w.incidents) == 2
 
 
@@ -164,7 +161,7 @@ def test_traffic_accident_40_min_later_opens_new_but_15_min_later_joins() -> Non
     assert isinstance(w.feed(alarm(2, category="traffic", north_m=50, minutes=15)), JoinIncident)
     # the window runs from the latest source (15 min): 40 min after the first is 25 min after it
     late = w.feed(alarm(3, category="traffic", minutes=40))
-    assert isinstance(late, OpenIncident) and "within 300 m / 20 min" in late.reason
+    assert isinstance(late, OpenIncident) and "300 米 / 20 分钟 范围内" in late.reason
     assert isinstance(w.feed(alarm(4, "video", "traffic_accident", east_m=100, minutes=30)), JoinIncident)
 
 
@@ -231,10 +228,10 @@ def test_alarms_without_position_join_only_their_own_device() -> None:
     w = World()
     w.feed(alarm(1))  # a fire call at HOME
     first = w.feed(alarm(2, "sensor", "smoke", source="venue/smoke-9", no_position=True, minutes=1))
-    assert isinstance(first, OpenIncident) and "no position" in first.reason
+    assert isinstance(first, OpenIncident) and "无位置" in first.reason
     again = w.feed(alarm(3, "sensor", "smoke", source="venue/smoke-9", no_position=True, minutes=4))
     assert isinstance(again, JoinIncident) and again.incident_id == "INC-2" and again.distance_m is None
-    assert "same source venue/smoke-9" in again.reason
+    assert "同一来源 venue/smoke-9" in again.reason
     other = w.feed(alarm(4, "sensor", "smoke", source="venue/smoke-10", no_position=True, minutes=5))
     assert isinstance(other, OpenIncident)
     assert w.incidents["INC-2"].lat is None
