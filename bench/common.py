@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import math
 import os
 import platform
@@ -23,11 +24,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: ``speed_gauge()`` at a quiet, fast moment of the development VM (for the reader's scale).
@@ -440,3 +446,38 @@ def write_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> Path:
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def subscribed_sink(
+    host: str,
+    port: int,
+    username: str,
+    password: str,
+    topics: Sequence[str],
+    client_id: str,
+    on_message: Callable[[paho.Client, Any, paho.MQTTMessage], None],
+) -> paho.Client | None:
+    """The benchmarks' baseline receiver: a bare paho subscriber (MQTT 5, QoS 1, paho's
+    own automatic PUBACK, ``loop_start``). Returns the running client once the broker
+    has granted the subscription, after printing ``{"ready": true}`` for the parent
+    process; None (after printing the error line) when that takes over 15 s."""
+    ready = threading.Event()
+
+    def on_connect(client: paho.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        client.subscribe([(t, 1) for t in topics])
+
+    def on_subscribe(_c: paho.Client, _u: Any, _mid: int, _rcs: Any, _p: Any) -> None:
+        ready.set()
+
+    client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
+    client.username_pw_set(username, password)
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(host, port, keepalive=60)
+    client.loop_start()
+    if not ready.wait(15):
+        print(json.dumps({"error": "not subscribed after 15 s"}), flush=True)
+        return None
+    print(json.dumps({"ready": True}), flush=True)
+    return client

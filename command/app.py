@@ -6,6 +6,7 @@ to routes as typed state; routes call services; the domain core stays pure.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -104,8 +105,14 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                 await worker.start(state)
                 started.append(worker)
                 state.workers.append(worker)
+            # What start-up built (plans, modules, pools) lives as long as the process: moved
+            # out of the collector's generations, full collections no longer walk it, and the
+            # request-time tail (dispatch recommendations) loses most of its GC pauses.
+            gc.collect()
+            gc.freeze()
             yield {"command": state}
         finally:
+            gc.unfreeze()  # a test process starts many apps: let their objects be collected
             for worker in reversed(started):
                 try:
                     await worker.stop()

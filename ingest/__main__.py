@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from ingest.service import IngestService, missing_endpoints
+from ingest.service import IngestService, missing_endpoints, tune_gc
 from wuwang.service import EXIT_CONFIG, Service, run
 
 #: Longest a stop may take to write what was taken (the rest is redelivered).
@@ -23,6 +23,7 @@ def main(svc: Service) -> int:
               "REDIS_URL=redis://…, MQTT_URL=mqtt://user:password@host:1883)", file=sys.stderr)
         return EXIT_CONFIG
     service = IngestService(svc.settings)
+    tune_gc()
     service.start()
     svc.log.info("client id %s, shared group %r, metrics port %d", svc.settings.ingest_client_id,
                  svc.settings.ingest_shared_group or "", service.metrics_port)

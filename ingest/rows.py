@@ -8,7 +8,7 @@ one message fail its whole batch again and again.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,8 +124,48 @@ def _check_text(value: Any, where: str) -> None:
             _check_text(v, where)
 
 
+def _all_plain(values: Iterable[Any]) -> bool:
+    """True when every value is certainly storable as it is: None, a bool or number, or
+    a str (or StrEnum member) without NUL that encodes as UTF-8. False means "ask
+    ``_check_text``" (which names the problem, if there is one), never "refused"."""
+    for value in values:
+        kind = type(value)
+        if kind is float or kind is int or kind is bool or value is None:
+            continue
+        if kind is not str and not isinstance(value, str):
+            return False  # nested, or another type: the full check decides
+        if "\x00" in value:
+            return False
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+    return True
+
+
+#: Field names of each payload model (``model_fields`` is a slow descriptor on the class).
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _check_payload(p: Any) -> None:
+    """``_check_text`` on every field of the payload, in field order: one quick pass
+    over the values (``_all_plain``); the field-by-field check only when a value needs
+    it (nested, or possibly refused), so the reason is always ``_check_text``'s."""
+    model = type(p)
+    fields = _FIELDS.get(model)
+    if fields is None:
+        fields = _FIELDS[model] = tuple(model.model_fields)
+    values = p.__dict__
+    if len(values) == len(fields) and _all_plain(values.values()):
+        return
+    for name in fields:
+        _check_text(getattr(p, name), name)
+
+
 def _json(value: Any, where: str) -> str:
-    _check_text(value, where)
+    if type(value) is not dict or not (_all_plain(value) and _all_plain(value.values())):
+        _check_text(value, where)  # else flat and clean: no or a few scalar extra fields
     try:
         return orjson.dumps(value).decode()
     except (orjson.JSONEncodeError, TypeError) as exc:
@@ -147,8 +187,7 @@ def row_for(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
 
 def _values(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
     p = msg.payload
-    for name in type(p).model_fields:
-        _check_text(getattr(p, name), name)
+    _check_payload(p)
     extra = _json(msg.extra, "extra fields")
     common = (msg.ts, msg.received_at, msg.ts_from_receipt)
     topic = msg.topic

@@ -63,6 +63,10 @@ log = logging.getLogger(__name__)
 #: Queues the PUBACK of (connection generation, packet id): ``MqttLink.ack_mid``.
 AckFn = Callable[[int, int], None]
 
+#: While a batch's window is open, the writer looks at the inbox this often (rather than
+#: being woken by every message put into it).
+FILL_POLL_S = 0.005
+
 #: sensor_alarm_state.changed_at of a pair never seen before (any reading is newer).
 NEVER = datetime(1900, 1, 1, tzinfo=UTC)
 
@@ -211,40 +215,56 @@ class BatchWriter:
 
     def _run(self) -> None:
         batch: list[Delivery] = []
-        first_at = 0.0
+        deadline = 0.0  # time.monotonic() by which the current batch is written
         flush_s = self._settings.ingest_flush_ms / 1000
         size = self._settings.ingest_batch_size
+        inbox = self._inbox
         while not self._abort.is_set():
-            timeout = max(0.0, first_at + flush_s - time.monotonic()) if batch else 0.05
-            try:
-                item = self._inbox.get(timeout=timeout)
-            except queue.Empty:
-                pass
-            else:
-                if not batch:
-                    first_at = time.monotonic()
-                batch.append(item)
-                while len(batch) < size:
-                    try:
-                        batch.append(self._inbox.get_nowait())
-                    except queue.Empty:
-                        break
-            self.pending = len(batch)
-            if batch and (len(batch) >= size or time.monotonic() - first_at >= flush_s
-                          or self._draining.is_set()):
+            if not batch:
                 try:
-                    committed = self.write(batch)
-                except Exception:  # a bug must not kill the writer; the batch is redelivered
-                    log.exception("unexpected error writing a batch of %d; left unacknowledged", len(batch))
-                    committed = False
-                    if self._on_abandoned is not None:
-                        self._on_abandoned()
-                    self._abort.wait(1.0)
-                if committed or not self._abort.is_set():
-                    batch = []
-                self.pending = len(batch)
-            elif not batch and self._draining.is_set() and self._inbox.empty():
-                return
+                    item = inbox.get(timeout=0.05)
+                except queue.Empty:
+                    if self._draining.is_set() and inbox.empty():
+                        return
+                    continue
+                deadline = self._deadline(item, flush_s)
+                batch.append(item)
+            while len(batch) < size:
+                try:
+                    batch.append(inbox.get_nowait())
+                except queue.Empty:
+                    break
+            self.pending = len(batch)
+            if len(batch) < size and not self._draining.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    # Let the window fill up without taking messages one by one: a writer
+                    # blocked in inbox.get() is woken by every put (a thread switch per
+                    # message). Look again every FILL_POLL_S, or at once when draining.
+                    self._draining.wait(min(remaining, FILL_POLL_S))
+                    continue
+            try:
+                committed = self.write(batch)
+            except Exception:  # a bug must not kill the writer; the batch is redelivered
+                log.exception("unexpected error writing a batch of %d; left unacknowledged", len(batch))
+                committed = False
+                if self._on_abandoned is not None:
+                    self._on_abandoned()
+                self._abort.wait(1.0)
+            if committed or not self._abort.is_set():
+                batch = []
+            self.pending = len(batch)
+
+    @staticmethod
+    def _deadline(first: Delivery, flush_s: float) -> float:
+        """When a batch that starts with ``first`` is due: ``INGEST_FLUSH_MS`` after that
+        message was *received* (``received_at``, set by the network thread), not after the
+        writer took it — a message that waited in the queue while the previous batch was
+        written has used up part of its window already. Never later than a full window
+        from now (a wall clock that stepped back cannot hold a batch up)."""
+        now_mono = time.monotonic()
+        waited = max(0.0, time.time() - first.received_at.timestamp())
+        return now_mono + max(0.0, flush_s - waited)
 
     def write(self, batch: Sequence[Delivery]) -> bool:
         """Write one batch and queue its acks. False if aborted before commit."""
@@ -361,50 +381,60 @@ class BatchWriter:
 
             # (a) rows, unstorable → dead letters, dedupe inside the batch
             seen: set[Key] = set()
-            candidates: list[tuple[Message, Place, str, tuple[object, ...]]] = []
+            candidates: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
+            grid_deg = settings.grid_cell_deg
             for p in parsed:
                 msg = p.msg
                 if msg is None:
                     continue
-                place = place_of(msg, settings.grid_cell_deg, devices)
+                place = place_of(msg, grid_deg, devices)
                 try:
                     table, row = row_for(msg, place)
                 except Unstorable as exc:
                     self._bad(p.item, exc.reason)
                     dead.append(Parsed(p.item, None, exc.reason, p.feed))
                     continue
-                key = (msg.source, msg.msg_id)
+                key = (msg.topic.source, msg.payload.id)
                 if key in seen:
                     outcome.counts[(p.feed, "duplicate")] += 1
                     continue
                 seen.add(key)
-                candidates.append((msg, place, table, row))
+                candidates.append((msg, place, table, row, key, p.feed))
 
             # (b) the ledger says which are new
-            fresh: list[tuple[Message, Place, str, tuple[object, ...]]] = []
+            fresh: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
             if candidates:
                 with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN") as copy:
-                    for msg, _, _, _ in candidates:
-                        copy.write_row((msg.source, msg.msg_id, str(msg.feed)))
+                    write_row = copy.write_row
+                    for c in candidates:
+                        write_row((*c[4], c[5]))
                 cur.execute(_LEDGER)
                 new: set[Key] = {(r[0], r[1]) for r in cur.fetchall()}
+                stored: Counter[str] = Counter()
+                duplicate: Counter[str] = Counter()
                 for c in candidates:
-                    is_new = (c[0].source, c[0].msg_id) in new
-                    outcome.counts[(str(c[0].feed), "stored" if is_new else "duplicate")] += 1
-                    if is_new:
+                    if c[4] in new:
+                        stored[c[5]] += 1
                         fresh.append(c)
+                    else:
+                        duplicate[c[5]] += 1
+                for feed, n in stored.items():
+                    outcome.counts[(feed, "stored")] += n
+                for feed, n in duplicate.items():
+                    outcome.counts[(feed, "duplicate")] += n
 
             # (c) feed rows
             by_table: dict[str, list[tuple[object, ...]]] = defaultdict(list)
-            for _, _, table, row in fresh:
-                by_table[table].append(row)
+            for c in fresh:
+                by_table[c[2]].append(c[3])
             for table, rows in by_table.items():
                 stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
                     sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
                 )
                 with cur.copy(stmt) as copy:
+                    write_row = copy.write_row
                     for row in rows:
-                        copy.write_row(row)
+                        write_row(row)
 
             # (d) dead letters
             if dead:
@@ -420,7 +450,7 @@ class BatchWriter:
                         outcome.counts[(p.feed, "dead_letter")] += 1
 
             # (e, f) alarms
-            new_alarms = self._alarms(cur, [(m, pl) for m, pl, _, _ in fresh])
+            new_alarms = self._alarms(cur, [(c[0], c[1]) for c in fresh])
             if new_alarms:
                 new_alarms.sort(key=lambda a: a.ts)
                 cur.execute(_OUTBOX, (
@@ -459,7 +489,10 @@ class BatchWriter:
             raised, changed_epoch = state.get(key, (False, NEVER.timestamp()))
             threshold = self._thresholds[key[2]]
             changed_at: datetime | None = None
-            for msg, place in sorted(readings[key], key=lambda mp: mp[0].ts):
+            pairs = readings[key]
+            if len(pairs) > 1:
+                pairs.sort(key=lambda mp: mp[0].ts)  # stable: as the original sorted()
+            for msg, place in pairs:
                 if msg.ts.timestamp() < changed_epoch:
                     continue  # older than the last change (late delivery): no say in the state
                 assert isinstance(msg.payload, SensorReading)

@@ -36,6 +36,8 @@ def add_subcommand(sub: argparse._SubParsersAction[Any]) -> None:
     r.add_argument("--user", default=None, help="drill planner (default: DRILL_USER, else planner1)")
     r.add_argument("--password", default=None, help="default: DRILL_PASSWORD (demo mode: the demo one)")
     r.add_argument("--dry-run", action="store_true", help="print the expanded timeline, send nothing")
+    r.add_argument("--no-virtual-crews", dest="virtual_crews", action="store_false",
+                   help="do not answer the drill's dispatch orders with virtual crews (模拟队伍)")
     v = dsub.add_parser("validate", help="check scenario files (exit 2 with file:line errors)")
     v.add_argument("files", nargs="+")
     dsub.add_parser("list", help="the shipped scenarios")
@@ -121,11 +123,13 @@ def main(ns: argparse.Namespace) -> int:
     report = run_exercise(
         settings, exercise_id, items, speed=ns.speed, api=api, stop=stop, name=scenario.name,
         kind=ExerciseKind.SCENARIO, source=path.name, created_by=api.username if api else None,
+        virtual_crews=ns.virtual_crews,  # on unless --no-virtual-crews
     )
     d = report.drift
     print(f"[drill] {exercise_id} {report.status}: sent {report.sent} (acked {report.acked}, refused "
           f"{report.refused}), injects {report.injects} (failed {report.injects_failed}), skipped "
-          f"{report.skipped}; drift ms p50 {d.p50:.1f} p95 {d.p95:.1f} p99 {d.p99:.1f} max {d.max:.1f}",
+          f"{report.skipped}, crews {report.crew_orders} orders ({report.crew_sent} messages); "
+          f"drift ms p50 {d.p50:.1f} p95 {d.p95:.1f} p99 {d.p99:.1f} max {d.max:.1f}",
           file=sys.stderr)
     for err in report.errors:
         print(f"[drill]   {err}", file=sys.stderr)

@@ -199,6 +199,7 @@ def run_claimed(settings: Settings, conn: psycopg.Connection[Any], claimed: Clai
         return run_exercise(
             settings, claimed.id, plan.items, speed=claimed.speed, stop=stop, name=claimed.name,
             kind=claimed.kind, source=claimed.source, created_by=claimed.created_by, sim_start=plan.sim_start,
+            virtual_crews=True,  # the drill's dispatch orders are answered by virtual crews
         )
     except Exception as exc:  # run_exercise has marked the row failed where it could
         log.exception("exercise %s failed", claimed.id)
@@ -392,7 +393,7 @@ def cmd_replay(svc: Service, ns: argparse.Namespace) -> int:
             with registered(conn, exercise_id, name, source, ns.speed, os.environ.get("USER") or "cli"):
                 report = run_exercise(svc.settings, exercise_id, plan.items, speed=ns.speed, stop=svc.stop,
                                       name=name, kind=ExerciseKind.REPLAY, source=source.to_source(),
-                                      sim_start=plan.sim_start)
+                                      sim_start=plan.sim_start, virtual_crews=True)
         except psycopg.errors.UniqueViolation:
             print(f"replay: exercise {exercise_id} already exists", file=sys.stderr)
             return 1

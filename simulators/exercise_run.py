@@ -21,6 +21,12 @@ inject at an offset) — and, on an :class:`~simulators.exercise_clock.ExerciseC
 Each item is sent at most once: a seek forward skips what lies between (counted as
 ``skipped``), a seek back re-sends nothing already sent and picks up what was skipped.
 Publishing happens in this thread only (paho #354); paho's network loop runs in its own.
+
+With ``virtual_crews`` the runner also plays the drill's teams (simulators/virtual_crews.py):
+it subscribes to the exercise's dispatch orders (``exercise/v1/<id>/teams/v1/+/dispatch``;
+paho's callback only queues them), plans each crew on the exercise clock and publishes
+its ack, statuses and positions when due, like any scripted item. The run then ends
+when the script is done *and* no crew is still out.
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ from paho.mqtt.reasoncodes import ReasonCode
 from simulators.exercise_clock import ExerciseClock, check_speed
 from simulators.feeds import CST
 from simulators.publish import BrokerConfig
-from wuwang.contract import encode
+from simulators.virtual_crews import CrewConfig, CrewOrder, CrewTeam, StreetRouter, VirtualCrews
+from wuwang.city import load_districts
+from wuwang.contract import encode, team_topic
 from wuwang.exercises import (
     ControlAction,
     ExerciseKind,
@@ -161,6 +169,8 @@ class RunReport:
     skipped: int = 0  # items a seek jumped over and never sent
     injects: int = 0  # injects the command API accepted
     injects_failed: int = 0
+    crew_orders: int = 0  # drill orders the virtual crews took
+    crew_sent: int = 0  # their acks, statuses and positions published (acked counts these too)
     position_s: float = 0.0
     speed: float = 1.0
     stopped: bool = False
@@ -177,6 +187,7 @@ class RunReport:
             "skipped": self.skipped,
             "injects": self.injects,
             "injects_failed": self.injects_failed,
+            "crews": {"orders": self.crew_orders, "sent": self.crew_sent},
             "position_s": round(self.position_s, 3),
             "wall_s": round(self.wall_s, 3),
             "stopped": self.stopped,
@@ -242,8 +253,11 @@ class _Publisher:
     """One paho client at QoS 1 that counts acknowledgements. paho reconnects on its own;
     QoS 1 messages published while it is away are kept in memory and sent afterwards."""
 
-    def __init__(self, broker: BrokerConfig, client_id: str) -> None:
+    def __init__(self, broker: BrokerConfig, client_id: str, inbox_topic: str | None = None) -> None:
         self.broker = broker
+        #: What arrives on ``inbox_topic`` (subscribed on every connect): (topic, payload).
+        self.inbox: queue.Queue[tuple[str, bytes]] = queue.Queue()
+        self._inbox_topic = inbox_topic
         protocol = mqtt.MQTTv311 if broker.protocol == "3.1.1" else mqtt.MQTTv5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         apply_target(self.client, broker.target)
@@ -251,6 +265,7 @@ class _Publisher:
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
+        self.client.on_message = lambda _c, _u, m: self.inbox.put((m.topic, bytes(m.payload)))
         self.connected = threading.Event()
         self.connect_error: str | None = None
         self._lock = threading.Lock()
@@ -262,6 +277,8 @@ class _Publisher:
     ) -> None:
         if reason.is_failure:
             self.connect_error = str(reason)
+        elif self._inbox_topic is not None:  # again after a reconnect (the session is clean)
+            client.subscribe(self._inbox_topic, qos=1)
         self.connected.set()
 
     def _on_publish(
@@ -406,6 +423,23 @@ def _now_rfc3339() -> str:
     return datetime.now(CST).isoformat(timespec="milliseconds")
 
 
+def _crew_team(
+    conn: psycopg.Connection[Any], exercise_id: str, team_id: str
+) -> tuple[CrewTeam, tuple[float, float] | None] | None:
+    """The team as a crew (type, base, district) and where it last was in this exercise
+    (its stored exercise positions: a crew of an earlier run of the runner)."""
+    row = conn.execute(
+        "SELECT team_type, base_lat, base_lon, district_adcode FROM team WHERE id = %s", (team_id,)
+    ).fetchone()
+    if row is None:
+        return None
+    last = conn.execute(
+        "SELECT lat, lon FROM team_position WHERE team_id = %s AND exercise_id = %s ORDER BY ts DESC LIMIT 1",
+        (team_id, exercise_id),
+    ).fetchone()
+    return CrewTeam(team_id, row[0], row[1], row[2], row[3]), (last[0], last[1]) if last else None
+
+
 def run_exercise(
     settings: Settings,
     exercise_id: str,
@@ -422,11 +456,15 @@ def run_exercise(
     client_id: str | None = None,
     connect_timeout: float = 15.0,
     drain_timeout: float = 10.0,
+    virtual_crews: bool = False,
+    crew_config: CrewConfig | None = None,
 ) -> RunReport:
     """Run one exercise to its end (or a stop). See the module docstring.
 
     ``sim_start`` is the exercise's own start time (a replayed window's start); default
     now. ``api`` is needed only when there are injects (default: from the settings).
+    ``virtual_crews``: answer the exercise's dispatch orders with virtual crews
+    (``crew_config``: their delays, report interval and time on scene).
     """
     if not valid_exercise_id(exercise_id):
         raise ValueError(f"not an exercise id: {exercise_id[:70]!r}")
@@ -467,8 +505,18 @@ def run_exercise(
             settings.mqtt_keepalive,
             settings.demo_mode,
         )
-        publisher = _Publisher(broker, client_id or f"wuwang-drill-{exercise_id}-{os.getpid()}")
+        publisher = _Publisher(
+            broker,
+            client_id or f"wuwang-drill-{exercise_id}-{os.getpid()}",
+            exercise_topic(exercise_id, team_topic("+", "dispatch")) if virtual_crews else None,
+        )
         publisher.connect(connect_timeout)
+        crews = (
+            VirtualCrews(seed=exercise_id, config=crew_config, route=StreetRouter(load_districts()))
+            if virtual_crews
+            else None
+        )
+        crew_horizon = 0.0  # the latest exercise time a crew reported at
 
         def on_inject(inj: TimedInject, error: str | None) -> None:
             with lock:
@@ -527,6 +575,35 @@ def run_exercise(
                 )
                 dirty = True
 
+        def take_orders(position_s: float) -> None:
+            """The drill's orders paho queued: each becomes a crew's plan from now on."""
+            assert crews is not None and publisher is not None
+            while True:
+                try:
+                    topic, raw = publisher.inbox.get_nowait()
+                except queue.Empty:
+                    return
+                team_id = topic.split("/")[-2]
+                try:
+                    payload = orjson.loads(raw)
+                except orjson.JSONDecodeError:
+                    payload = None
+                order = CrewOrder.from_payload(team_id, payload) if isinstance(payload, dict) else None
+                found = _crew_team(conn, exercise_id, team_id) if order is not None else None
+                if order is None or found is None:
+                    report.errors.append(f"crew {team_id}: not an order for a known team on {topic}")
+                    continue
+                team, last = found
+                if crews.order(order, team, position_s, start=last):
+                    report.crew_orders += 1
+                    log.info(
+                        "exercise %s: crew %s takes %s to %s",
+                        exercise_id,
+                        team_id,
+                        order.order_id,
+                        order.incident_id,
+                    )
+
         def poll(block_ms: int | None = None) -> None:
             got: Any = rds.xread({control_stream(exercise_id): control_from}, count=100, block=block_ms)
             for _stream, entries in got or []:
@@ -545,18 +622,39 @@ def run_exercise(
                 dirty, next_write = False, now + POSITION_WRITE_S
             while cursor < len(ordered) and sent_mark[cursor]:
                 cursor += 1
-            if cursor >= len(ordered):
-                break
+            if crews is not None:
+                take_orders(clock.position(now))
+            crew_next = crews.next_offset() if crews is not None else None
+            if cursor >= len(ordered) and crew_next is None:
+                break  # the script is done and no crew is out
             if not clock.playing:
                 poll(block_ms=int(CONTROL_POLL_S * 1000 * 4))  # paused: wait for a command
                 continue
-            item = ordered[cursor]
-            due = clock.wall_time_of(item.offset_s)
+            next_offset = min(
+                o
+                for o in (ordered[cursor].offset_s if cursor < len(ordered) else None, crew_next)
+                if o is not None
+            )
+            due = clock.wall_time_of(next_offset)
             assert due is not None
             wait = due - time.monotonic()
             if wait > 0:
                 stop.wait(min(wait, max(0.0, next_poll - time.monotonic()), POSITION_WRITE_S))
                 continue
+            if crews is not None and crew_next is not None and crew_next <= next_offset:
+                # max(): the float round trip offset → wall time → offset may fall just short
+                for action in crews.due(max(clock.position(time.monotonic()), crew_next)):
+                    payload = {
+                        **action.payload,
+                        "ts": _now_rfc3339(),
+                        "exercise_offset_s": round(action.offset_s, 3),
+                    }
+                    topic = exercise_topic(exercise_id, team_topic(action.team_id, action.leaf))
+                    publisher.publish(topic, encode(payload))
+                    report.crew_sent += 1
+                    crew_horizon = max(crew_horizon, action.offset_s)
+                continue
+            item = ordered[cursor]
             if isinstance(item, TimedMessage):
                 payload = dict(item.payload)
                 payload["ts"] = _now_rfc3339()
@@ -574,7 +672,7 @@ def run_exercise(
             cursor += 1
 
         end = time.monotonic()
-        report.position_s = min(clock.position(end), offsets[-1] if offsets else 0.0)
+        report.position_s = min(clock.position(end), max(offsets[-1] if offsets else 0.0, crew_horizon))
         if report.stopped or stop.is_set():
             report.stopped = True
         publisher.drain(drain_timeout)

@@ -758,7 +758,9 @@ def expand(scenario: Scenario, world: ScenarioWorld) -> list[Item]:
             items.append(TimedInject(inj.at, body, _label(i, inj)))
         elif inj.escalate is not None:
             e = inj.escalate
-            body = {"kind": "escalate", "msg_id": first_alarm_id[e.of], "level": e.level, "reason": e.reason}
+            # The command API takes the level as its number (1 = I … 4 = IV).
+            level = ("I", "II", "III", "IV").index(e.level) + 1
+            body = {"kind": "escalate", "msg_id": first_alarm_id[e.of], "level": level, "reason": e.reason}
             items.append(TimedInject(inj.at, body, _label(i, inj)))
         if inj.name is not None and inj.kind in MESSAGE_KINDS:
             alarms = _alarm_messages(inj, world)

@@ -53,7 +53,10 @@ def test_helpers() -> None:
 def test_dispatch_benchmark_runs(tmp_path: Path) -> None:
     cfg = dispatch.Config(teams=60, warehouses=12, lots=300, iterations=5, warmup=1, retries=0)
     results = dispatch.run(cfg)
-    assert set(results.cases) == {"floor", "teams", "warehouses", "roster", "request", "request_no_gc"}
+    assert set(results.cases) == {
+        "floor", "teams", "warehouses", "warehouses_indexed", "roster", "request", "request_rebuilt",
+        "request_no_gc",
+    }
     assert all(len(c.samples_ms) == 5 and len(c.cpu_ms) == 5 for c in results.cases.values())
     text = dispatch.render(results, "test")
     assert "### Part 2: MQTT → /ws latency with 200 clients" in text

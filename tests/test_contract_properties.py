@@ -502,3 +502,86 @@ def test_the_exercise_id_a_dead_letter_keeps_is_the_parsed_one(topic: str) -> No
             assert topic.startswith(f"exercise/v1/{topic_exercise_id(topic)}/")
         return
     assert topic_exercise_id(topic) == parsed.exercise_id
+
+
+# --- 5. the quick storable check answers as the full walk ---------------------------------
+#
+# parse_message checks a flat payload in one pass (``_unstorable_body``) and leaves
+# anything else to the full walk (``_unstorable``). Same accept/reject, same reason, on
+# values the JSON parser lets through and the database could not keep.
+
+awkward_scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.integers(min_value=2**62, max_value=2**66),
+    st.integers(min_value=-(2**66), max_value=-(2**62)),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1e308, "1e400", "-1e400", "NaN", "Infinity", "-Infinity"]),  # raw tokens
+    st.text(st.characters(codec="utf-8"), max_size=8),  # U+0000 included
+)
+awkward_values = st.recursive(
+    awkward_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=8,
+)
+_RAW_TOKENS = {"1e400", "-1e400", "NaN", "Infinity", "-Infinity"}
+
+
+def _json_text(value: Any) -> str:
+    """JSON text as a device might send it: NaN, Infinity and 1e400 as bare tokens."""
+    if isinstance(value, str) and value in _RAW_TOKENS:
+        return value
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{json.dumps(k)}:{_json_text(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value, allow_nan=True)
+
+
+@FAST
+@given(
+    message=valid_messages(),
+    extra=st.dictionaries(st.text(st.characters(codec="utf-8"), max_size=6), awkward_values, max_size=4),
+    data=st.data(),
+)
+def test_the_quick_storable_check_answers_as_the_full_walk(
+    message: tuple[str, str, dict[str, Any]], extra: dict[str, Any], data: st.DataObject
+) -> None:
+    from wuwang.contract import PAYLOAD_MODELS, _unstorable, _unstorable_body
+
+    _name, topic, body = message
+    fields = dict(body)
+    text_keys = [k for k, v in fields.items() if isinstance(v, str)]
+    if text_keys and data.draw(st.booleans()):  # a NUL (or other text) in a field of the contract
+        key = data.draw(st.sampled_from(text_keys))
+        fields[key] = data.draw(st.text(st.characters(codec="utf-8"), max_size=8))
+    fields.update({k: v for k, v in extra.items() if k not in fields})
+    raw = _json_text(fields).encode()
+    model = PAYLOAD_MODELS[parse_topic(topic).feed]
+    try:
+        parsed = model.model_validate_json(raw)
+    except Exception:  # refused before the check (type, range, ...): nothing to compare
+        assume(False)
+        return
+    assert _unstorable_body(parsed) == _unstorable(dict(parsed))
+    # and parse_message, which uses it, agrees with the walk on accept/reject and reason
+    problem = _unstorable(dict(parsed))
+    got = parse_or_refuse(topic, raw)
+    if problem is not None:
+        assert got is None
+        with pytest.raises(ContractError) as refused:
+            parse_message(topic, raw, RECEIVED)
+        assert refused.value.reason in (problem, "lat and lon must be given together")
+
+
+def test_the_topic_cache_gives_what_parsing_gives() -> None:
+    topic = "wuwang/v1/police/call/sys110"
+    assert parse_topic(topic) == parse_topic.__wrapped__(topic)
+    assert parse_topic(topic) is parse_topic(topic)  # cached (Topic is frozen)
+    for bad in ("wuwang/v1/nope/call/x", "teams/v1/T1/dispatch", "exercise/v1/EX 1/teams/v1/T1/status"):
+        with pytest.raises(ContractError) as cached:
+            parse_topic(bad)
+        with pytest.raises(ContractError) as fresh:
+            parse_topic.__wrapped__(bad)
+        assert cached.value.reason == fresh.value.reason

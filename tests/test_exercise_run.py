@@ -21,12 +21,16 @@ import psycopg
 import pytest
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
+from pydantic import TypeAdapter, ValidationError
 
+from command.routes.exercises import InjectBody
 from simulators.exercise_run import InjectApi, RunReport, TimedInject, TimedMessage, run_exercise
 from simulators.scenario import demo_world, expand, parse_scenario
 from wuwang.exercises import control_stream
 from wuwang.mqtt import MqttTarget
 from wuwang.settings import Settings
+
+INJECT_BODY: TypeAdapter[Any] = TypeAdapter(InjectBody)
 
 pytestmark = pytest.mark.slow
 
@@ -62,6 +66,7 @@ class FakeCommandApi:
     injects: list[dict[str, Any]] = field(default_factory=list)
     logins: int = 0
     escalate_404s: int = 2  # answer 404 this many times first: the incident is not there yet
+    invalid: list[str] = field(default_factory=list)  # bodies the command service would refuse (422)
     refused: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -91,6 +96,11 @@ def command_api() -> Iterator[FakeCommandApi]:
             if self.headers.get("Authorization") != "Bearer tok":
                 return self._reply(401, {"detail": "not authenticated"})
             if self.path.startswith("/exercises/") and self.path.endswith("/injects"):
+                try:  # the command service's own request model: the stand-in takes what it takes
+                    INJECT_BODY.validate_python(body)
+                except ValidationError as exc:
+                    state.invalid.append(str(exc))
+                    return self._reply(422, {"detail": exc.errors(include_url=False)})
                 if body.get("kind") == "escalate" and state.escalate_404s > 0:
                     state.escalate_404s -= 1
                     state.refused.append(body)
@@ -223,6 +233,7 @@ def test_a_scenario_runs_at_speed_100_on_the_exercise_prefix(
     leak = [p["exercise_offset_s"] for _, p in got.messages if p.get("device_id") == "SEN-1930"]
     assert leak == sorted(leak)
     # The injects reached the command API; the escalation survived two 404s.
+    assert command_api.invalid == []
     assert [i["kind"] for i in command_api.injects] == ["warehouse_short", "escalate"]
     assert all(i["path"] == "/exercises/EX-T1/injects" for i in command_api.injects)
     assert len(command_api.refused) == 2

@@ -233,3 +233,49 @@ def test_truncated_payload() -> None:
     long = truncated(b"\x00" * 1000)
     assert long.endswith("(1000 bytes)") and long.startswith("b'\\x00")
     assert len(long) < 1000
+
+
+# The row's quick storable check (one pass over flat values) answers as the field-by-field
+# ``_check_text`` it stands in for: same accept/reject, same reason.
+_row_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),  # NUL, surrogates
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _reason(fn: object, *args: object) -> str | None:
+    try:
+        fn(*args)  # type: ignore[operator]
+    except Unstorable as exc:
+        return exc.reason
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(unit=_row_values, kind=_row_values,
+       extra=st.dictionaries(st.text(max_size=4), _row_values, max_size=3))
+def test_quick_row_checks_answer_as_the_field_by_field_check(unit: object, kind: object,
+                                                              extra: dict[str, object]) -> None:
+    from ingest.rows import _check_payload, _check_text, _json
+    from wuwang.contract import SensorReading
+
+    p = SensorReading.model_construct(id="r1", device_id="D1", kind=kind, value=1.0, unit=unit)
+
+    def by_field(payload: SensorReading) -> None:
+        for name in type(payload).model_fields:
+            _check_text(getattr(payload, name), name)
+
+    assert _reason(_check_payload, p) == _reason(by_field, p)
+
+    def full_json(value: object, where: str) -> str:
+        _check_text(value, where)
+        import orjson
+        try:
+            return orjson.dumps(value).decode()
+        except (orjson.JSONEncodeError, TypeError) as exc:
+            raise Unstorable(f"{where}: cannot be stored as JSON ({exc})") from None
+
+    assert _reason(_json, extra, "extra fields") == _reason(full_json, extra, "extra fields")
+    if _reason(full_json, extra, "extra fields") is None:
+        assert _json(extra, "extra fields") == full_json(extra, "extra fields")

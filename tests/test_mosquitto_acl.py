@@ -241,6 +241,35 @@ def test_only_the_drill_runner_publishes_exercise_topics(peers: MakePeer) -> Non
     assert command.received.empty(), "command read an exercise's feed other than team statuses"
 
 
+def test_drill_orders_reach_the_virtual_crews_only_and_their_answers_reach_command(peers: MakePeer) -> None:
+    """A drill's order: command writes exercise/v1/<id>/teams/v1/<team>/dispatch, only
+    the drill runner (simulator) reads it — never the real team's device; the crew's
+    ack, position and status reach command; nobody else may forge an order there."""
+    make = peers
+    team = make("T-FIRE-01")
+    assert team.subscribe("exercise/v1/+/teams/v1/T-FIRE-01/dispatch").value == 1  # granted, never delivered
+    assert team.subscribe("teams/v1/T-FIRE-01/dispatch").value == 1
+    runner = make("simulator")
+    assert runner.subscribe("exercise/v1/EX-1/teams/v1/+/dispatch").value == 1
+    command = make("command")
+    for leaf in ("ack", "position", "status"):
+        assert command.subscribe(f"exercise/v1/+/teams/v1/+/{leaf}").value == 1
+    order = "exercise/v1/EX-1/teams/v1/T-FIRE-01/dispatch"
+
+    for user in ("T-FIRE-01", "sys110", "ingest"):
+        assert make(user).publish(order, b"forged").value == NOT_AUTHORIZED, user
+    assert command.publish("exercise/v1/EX-1/teams/v1/T-FIRE-01/ack", b"forged").value == NOT_AUTHORIZED
+    assert command.publish(order, b"drill order").value == 0
+    assert runner.expect() == (order, b"drill order")
+    for leaf in ("ack", "position", "status"):
+        topic = f"exercise/v1/EX-1/teams/v1/T-FIRE-01/{leaf}"
+        assert runner.publish(topic, leaf.encode()).value == 0
+        assert command.expect() == (topic, leaf.encode())
+    time.sleep(0.2)
+    assert team.received.empty(), "a real team's device read a drill order"
+    assert runner.received.empty() and command.received.empty()
+
+
 def test_ingest_shared_subscription(peers: MakePeer) -> None:
     make = peers
     first = make("ingest", client_id="ingest-1")

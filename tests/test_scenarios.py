@@ -96,7 +96,7 @@ def test_escalations_name_an_alarm_sent_before_them(
         for esc in escalations:
             alarm = sent[esc.body["msg_id"]]
             assert alarm.offset_s <= esc.offset_s
-            assert esc.body["level"] in ("I", "II", "III", "IV")
+            assert esc.body["level"] in (1, 2, 3, 4)  # the command API's number for I–IV
             p = alarm.payload
             if "device_id" in p:  # the reading that crosses, not the first of the ramp
                 assert p["value"] >= world.thresholds[p["kind"]].raise_at

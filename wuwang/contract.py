@@ -12,6 +12,7 @@ reason an operator can read. No I/O.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field
@@ -170,8 +171,17 @@ def topic_exercise_id(topic: str) -> str | None:
     return split[0] if split is not None and EXERCISE_ID_RE.fullmatch(split[0]) else None
 
 
+#: How many distinct readable topics ``parse_topic`` remembers. A valid topic is short
+#: (ids of at most 64 characters), so the cache stays small; an unreadable topic raises
+#: and is never cached.
+TOPIC_CACHE_SIZE = 16_384
+
+
+@functools.lru_cache(maxsize=TOPIC_CACHE_SIZE)
 def parse_topic(topic: str) -> Topic:
-    """A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``."""
+    """A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``.
+
+    Cached: a feed's topics repeat (one per device, camera, team), and ``Topic`` is frozen."""
     split = _split_exercise(topic)
     if split is None:
         return _parse_live_topic(topic)
@@ -183,26 +193,33 @@ def parse_topic(topic: str) -> Topic:
     return Topic(feed=live.feed, network=live.network, source_id=live.source_id, exercise_id=exercise_id)
 
 
+# str → member lookups (the same as ``Network(value)`` / ``value in WUWANG_FEEDS``, cheaper).
+_NETWORK_OF: dict[str, Network] = {n.value: n for n in Network}
+_WUWANG_FEED_OF: dict[str, Feed] = {f.value: f for f in WUWANG_FEEDS}
+_TEAM_FEED_OF: dict[str, Feed] = {f.value: f for f in TEAM_FEEDS}
+
+
 def _parse_live_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) == 5 and parts[0] == "wuwang" and parts[1] == CONTRACT_VERSION:
         _, _, network, feed, source_id = parts
-        try:
-            net = Network(network)
-        except ValueError:
-            raise ContractError(f"unknown network {network[:32]!r}") from None
-        if feed not in WUWANG_FEEDS:
+        net = _NETWORK_OF.get(network)
+        if net is None:
+            raise ContractError(f"unknown network {network[:32]!r}")
+        wuwang_feed = _WUWANG_FEED_OF.get(feed)
+        if wuwang_feed is None:
             raise ContractError(f"unknown feed {feed[:32]!r}")
         if not _SOURCE_ID_RE.fullmatch(source_id):
             raise ContractError("source_id in topic does not match [A-Za-z0-9_.-]{1,64}")
-        return Topic(feed=Feed(feed), network=net, source_id=source_id)
+        return Topic(feed=wuwang_feed, network=net, source_id=source_id)
     if len(parts) == 4 and parts[0] == "teams" and parts[1] == CONTRACT_VERSION:
         _, _, team_id, leaf = parts
-        if leaf not in TEAM_FEEDS:
+        team_feed = _TEAM_FEED_OF.get(leaf)
+        if team_feed is None:
             raise ContractError(f"not an inbound team topic: {leaf[:32]!r}")
         if not _SOURCE_ID_RE.fullmatch(team_id):
             raise ContractError("team id in topic does not match [A-Za-z0-9_.-]{1,64}")
-        return Topic(feed=Feed(leaf), network=None, source_id=team_id)
+        return Topic(feed=team_feed, network=None, source_id=team_id)
     raise ContractError(NOT_V1)
 
 
@@ -401,6 +418,43 @@ def _unstorable(values: Any) -> str | None:
     return None
 
 
+def _unstorable_body(body: BaseModel) -> str | None:
+    """``_unstorable(dict(body))``, without building the dict when nothing is wrong.
+
+    A flat payload (the common case: strings, numbers, booleans, nulls, no nesting) is
+    checked in one pass with the very tests of ``_unstorable``; anything else — a nested
+    value, a value of another type, or a problem found — goes to ``_unstorable`` itself,
+    so that the answer (and which problem is named first) is always its answer.
+    tests/test_contract_properties.py checks the two agree.
+    """
+    extra = body.__pydantic_extra__
+    for values in (body.__dict__.values(), extra.values() if extra else ()):
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                if "\x00" in value:
+                    break
+            elif kind is float:
+                if not math.isfinite(value):
+                    break
+            elif kind is int:
+                if not -(2**63) <= value < 2**64:
+                    break
+            elif value is None or kind is bool:
+                continue
+            elif isinstance(value, str):  # a field of an enum type (a StrEnum member)
+                if "\x00" in value:
+                    break
+            else:  # nested (or unexpected): the full walk decides
+                break
+        else:
+            continue
+        return _unstorable(dict(body))
+    if extra and any("\x00" in key for key in extra):
+        return _unstorable(dict(body))
+    return None
+
+
 def parse_message(topic: str, payload: bytes, received_at: datetime) -> Message:
     """Read one message. Raises ContractError with the reason when it cannot be read."""
     if len(payload) > MAX_PAYLOAD_BYTES:
@@ -414,7 +468,7 @@ def parse_message(topic: str, payload: bytes, received_at: datetime) -> Message:
         raise ContractError(_describe(exc)) from None
     if isinstance(body, SensorReading) and (body.lat is None) != (body.lon is None):
         raise ContractError("lat and lon must be given together")
-    problem = _unstorable(dict(body))
+    problem = _unstorable_body(body)
     if problem is not None:
         raise ContractError(problem)
     extra = dict(body.model_extra or {})

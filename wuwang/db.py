@@ -116,7 +116,7 @@ def migrate(url: str, *, use_timescale: bool | None = None) -> list[str]:
 
 
 _FEED_AGGREGATES = ("sensor", "video", "call", "report")
-_TIMESERIES_TABLES = (
+TIMESERIES_TABLES = (
     "sensor_reading",
     "video_alert",
     "emergency_call",
@@ -150,7 +150,7 @@ def apply_policies(conn: psycopg.Connection, *, retention_days: int, compress_af
     """Retention (and compression on TimescaleDB). On plain PostgreSQL retention is a
     scheduled delete; call this from a maintenance loop."""
     if backend(conn) == "timescale":
-        for table in _TIMESERIES_TABLES:
+        for table in TIMESERIES_TABLES:
             conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (table,))
             conn.execute(
                 "SELECT add_retention_policy(%s, make_interval(days => %s))", (table, retention_days)
@@ -160,7 +160,7 @@ def apply_policies(conn: psycopg.Connection, *, retention_days: int, compress_af
                 "SELECT add_compression_policy(%s, make_interval(days => %s))", (table, compress_after_days)
             )
         return
-    for table in _TIMESERIES_TABLES:
+    for table in TIMESERIES_TABLES:
         conn.execute(
             sql.SQL("DELETE FROM {} WHERE ts < now() - make_interval(days => %s)").format(
                 sql.Identifier(table)

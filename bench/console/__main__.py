@@ -49,6 +49,7 @@ import redis
 from psycopg import sql
 
 from bench.common import describe_machine, fmt_ratio, load_average, percentile, table, utc_now, write_section
+from command.services.live import channel_of
 from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
 from dashboard.testing import ServerThread, Stack, running_stack
@@ -373,6 +374,7 @@ def bench_teams(env: tuple[Endpoints, str, str], seconds: int) -> dict[str, Any]
             page.wait_for_selector(".connection.ok", timeout=60_000)
             page.wait_for_function(f"() => window.wuwang.live.teams.size >= {len(teams)}", timeout=60_000)
             r = redis.Redis.from_url(stack.redis_url)
+            live_channel = channel_of(r)
             rng = random.Random(1)
             pos = {tid: [lat, lon] for tid, lat, lon in teams}
             published = 0
@@ -406,7 +408,7 @@ def bench_teams(env: tuple[Endpoints, str, str], seconds: int) -> dict[str, Any]
                                 },
                             },
                         }
-                        pipe.publish("wuwang:live", orjson.dumps(change))
+                        pipe.publish(live_channel, orjson.dumps(change))
                         published += 1
                     pipe.execute()
             page.wait_for_timeout(2000)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import math
 import os
@@ -79,6 +80,7 @@ from bench.ingest.data import (
 )
 from ingest.metrics import IngestMetrics
 from ingest.rows import TABLE_COLUMNS
+from ingest.service import tune_gc
 from ingest.subscriber import Inbound
 from ingest.writer import BatchWriter
 from wuwang import db
@@ -627,6 +629,20 @@ def writer_alone(rig: Rig, items: Sequence[Inbound], timeout: float) -> Run:
             done.set()
 
     writer = BatchWriter(rig.settings(), inbox, ack, IngestMetrics())
+    # The collector as in an ingest process (ingest.service.tune_gc): this process's
+    # own data (the stream, the rows, the filled inbox) frozen out of its way.
+    thresholds = gc.get_threshold()
+    tune_gc()
+    try:
+        return _writer_alone(rig, writer, done, n, timeout, lambda: acked)
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def _writer_alone(
+    rig: Rig, writer: BatchWriter, done: threading.Event, n: int, timeout: float, acked: Callable[[], int]
+) -> Run:
     with psycopg.connect(rig.db_url, autocommit=True) as probe:
         with OtherJobs(rig.db_name) as other:
             cpu0 = time.process_time()
@@ -638,7 +654,7 @@ def writer_alone(rig: Rig, items: Sequence[Inbound], timeout: float) -> Run:
         pg = rig.backend_cpu_s(probe)
         writer.drain(10)
     if not finished:
-        raise RuntimeError(f"the writer acknowledged {acked} of {n} within {timeout} s")
+        raise RuntimeError(f"the writer acknowledged {acked()} of {n} within {timeout} s")
     stored = rig.feed_rows()
     if stored != n:
         raise RuntimeError(f"the writer stored {stored} of {n}")
@@ -1119,17 +1135,21 @@ def explanations(r: Results) -> list[str]:
             f"beforehand. The writer takes {writer_us:.0f} µs: its thread used {w_cpu:.0f} µs of CPU per "
             f"message and its PostgreSQL backend {w_pg:.0f} µs, mostly one after the other. Measured "
             f"alone, reading a payload against the contract costs {r.parse_us:.0f} µs (of which "
-            f"pydantic's validator {r.validate_us:.0f} µs; the rest is Python around it: topic parsing, "
-            "the walk over every value looking for NUL/NaN/huge integers, the RFC 3339 check) and "
-            f"building its row {r.row_us - r.parse_us:.0f} µs more — together {r.row_us / w_cpu:.0%} of "
-            "the writer's CPU. The rest is psycopg formatting the rows and the ledger keys for COPY, the "
-            "ledger itself (every key COPYed into a staging table, then `INSERT … ON CONFLICT DO NOTHING "
-            "RETURNING` into its B-tree: a second indexed row per message), the sensor-hysteresis rules, "
-            "lock and update, and the alarm outbox. 0.7× would need the writer's whole work within "
-            f"{budget:.0f} µs per message, {compare}. What would reach it: a compiled decoder for the hot "
-            "path (e.g. msgspec) and a cheaper value walk; parsing the next batch while the previous one "
-            "is being committed — in another process, since a thread shares the GIL. The ledger check "
-            "is what makes delivery exactly-once and should stay."
+            f"pydantic's validator {r.validate_us:.0f} µs; the rest is the RFC 3339 check of `ts`, a "
+            "Python validator, the one-pass check for NUL/NaN/huge integers and the `Message` itself — "
+            "topics are parsed once per distinct topic) and building its row "
+            f"{r.row_us - r.parse_us:.0f} µs more — together {r.row_us / w_cpu:.0%} of the writer's CPU "
+            "(the collector tuned as in `python -m ingest`, `ingest.service.tune_gc`). The rest is "
+            "psycopg formatting the rows and the ledger keys for COPY, the ledger itself (every key "
+            "COPYed into a staging table, then `INSERT … ON CONFLICT DO NOTHING RETURNING` into its "
+            "B-tree: a second indexed row per message), the sensor-hysteresis rules, lock and update, "
+            "and the alarm outbox. 0.7× would need the writer's whole work within "
+            f"{budget:.0f} µs per message, {compare}. What would reach it: overlapping the two halves "
+            "— parsing the next batch while the backend works on the previous one (a process of its own "
+            "for the parsing: a thread shares the GIL) — and fewer Python steps per message than the "
+            "contract's validators take now; a second, compiled decoder (msgspec) would be a second "
+            "definition of a valid message, and is not used. The ledger check is what makes delivery "
+            "exactly-once and should stay."
         )
     if w and ins and r.ratio("writer", "insert") < TARGETS["writer_vs_insert"]:
         out.append(
@@ -1145,6 +1165,13 @@ def explanations(r: Results) -> list[str]:
         worker_us = one.cpu_us.get("ingest worker(s)", float("nan"))
         sink_us = paho.cpu_us.get("receiver process", float("nan"))
         net_us, wr_us = _threads(one, "network"), _threads(one, "writer")
+        busy = worker_us * one.rate / 1e6
+        gil = (
+            ""
+            if busy >= 0.9
+            else " (the rest of the time neither thread ran: waiting for PostgreSQL, for packets, or "
+            "for the GIL to be handed over)"
+        )
         out.append(
             f"- **Pipeline ÷ bare paho ({fmt_ratio(r.ratio('one', 'paho'))}, target ≥ 0.8×).** Receiving "
             f"is not free in Python: the bare subscriber used {sink_us:.0f} µs of CPU per message for "
@@ -1153,15 +1180,13 @@ def explanations(r: Results) -> list[str]:
             f"queue and the acks released after commit) and the writer's work in its writer thread "
             f"({wr_us:.0f} µs) — {worker_us:.0f} µs in all, in one process under one GIL, so the two "
             "threads take turns. At the measured rate the worker process was busy "
-            f"{worker_us * one.rate / 1e6:.2f} of a core: one worker is bound by its own GIL at about "
+            f"{busy:.2f} of a core{gil}: one worker is bound by its own GIL at about "
             f"{fmt_rate(1e6 / worker_us)} msg/s, {1e6 / worker_us / paho.rate:.2f}× the bare receiver, "
             f"whatever the rest of the machine does. 0.8× would need the whole store path within "
             f"≈{sink_us / 0.8 - sink_us:.0f} µs of CPU per message on top of receiving. What would reach it: "
-            "fewer µs per message in both threads — the decoder changes above for the writer; for the "
-            "network thread, less than a `select()`, a `Delivery` object, a `datetime.now()` and a "
-            "locked `queue.put` (which wakes the writer) per message, e.g. by handing messages over "
-            "in small batches — or the writer's parsing in a process of its own; and more workers in "
-            "the `$share` group, each with a core of its own."
+            "the writer's parsing and writing in a process of its own (the network thread alone is close "
+            "to the bare receiver), or more workers in the `$share` group, each with a core of its own; "
+            "within one process the writer's CPU per message would have to shrink to that budget."
         )
     if one and two and r.ratio("two", "one") < TARGETS["two_vs_one"]:
         total_one, total_two = sum(one.cpu_us.values()), sum(two.cpu_us.values())
@@ -1188,11 +1213,8 @@ def explanations(r: Results) -> list[str]:
             f"{lat.batches}, {lat.batch_size_p50:.0f} messages each) the newest message waited "
             f"{lat.newest_wait_ms_p50:.0f} ms from receipt to commit — the time to parse and write the "
             f"batch on this machine (other jobs took {lat.others:.2f} of its {cores} cores meanwhile) — "
-            f"and the oldest {lat.oldest_wait_ms_p50:.0f} ms: the 100 ms window plus "
-            "that write plus the time it sat in the queue while the previous batch was written, because "
-            "the writer starts a batch's window when it *takes* the first message from the queue, not "
-            "when that message was received. What would reach it: start the window at the oldest "
-            "message's `received_at` (bounds the wait at about one window plus one write), "
+            f"and the oldest {lat.oldest_wait_ms_p50:.0f} ms: the window (`INGEST_FLUSH_MS`, counted "
+            "from the first message's receipt) plus that write. What would reach it: "
             "`INGEST_FLUSH_MS=50` (at this rate batches are far from 1,000 messages, so a shorter "
             "window costs little), and a writer that spends fewer µs per message (above), which "
             "shortens the write itself."
@@ -1325,7 +1347,9 @@ def render(r: Results, command: str) -> str:
         "transaction. The rate is extrapolated from the smaller count.",
         "- Writer alone: `ingest.writer.BatchWriter` with its own thread and batching, its inbox filled "
         "with the messages as the network thread would hand them over (`Inbound`, QoS 1) before the clock "
-        "starts; the clock stops when the last acknowledgement is released (after its COMMIT).",
+        "starts; the clock stops when the last acknowledgement is released (after its COMMIT). The garbage "
+        "collector is set as `python -m ingest` sets it (`ingest.service.tune_gc`), this process's own "
+        "data (stream, rows, the filled inbox) frozen out of its way.",
         "- Bare paho: `bench/ingest/sink.py`, paho MQTT 5, QoS 1, "
         "automatic PUBACK, `loop_start`, a callback that only counts. Fed by one `mosquitto_pub -l -q 1 "
         f"-M {cfg.inflight} -V mqttv5` per topic ({cfg.sensor_publishers} sensor topics and one per other "

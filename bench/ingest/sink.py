@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
+from bench.common import subscribed_sink
 from wuwang.contract import INGEST_SUBSCRIPTIONS
 
 
@@ -38,14 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     received = 0
     first_at = 0.0
     done_at = 0.0
-    ready = threading.Event()
     done = threading.Event()
-
-    def on_connect(client: paho.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
-        client.subscribe([(t, 1) for t in INGEST_SUBSCRIPTIONS])
-
-    def on_subscribe(_c: paho.Client, _u: Any, _mid: int, _rcs: Any, _p: Any) -> None:
-        ready.set()
 
     def on_message(_c: paho.Client, _u: Any, _m: paho.MQTTMessage) -> None:
         nonlocal received, first_at, done_at
@@ -56,20 +49,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             done_at = time.time()
             done.set()
 
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-sink-{os.getpid()}", protocol=paho.MQTTv5
+    client = subscribed_sink(
+        ns.host, ns.port, ns.username, ns.password, INGEST_SUBSCRIPTIONS, f"bench-sink-{os.getpid()}",
+        on_message,
     )
-    client.username_pw_set(ns.username, ns.password)
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    client.connect(ns.host, ns.port, keepalive=60)
-    client.loop_start()
-    if not ready.wait(15):
-        print(json.dumps({"error": "not subscribed after 15 s"}), flush=True)
+    if client is None:
         return 1
     cpu0 = time.process_time()
-    print(json.dumps({"ready": True}), flush=True)
     done.wait(ns.timeout)
     cpu = time.process_time() - cpu0
     client.disconnect()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ingest.service import IngestService
+from ingest.service import IngestService, tune_gc
 from ingest.subscriber import Inbound
 from wuwang.service import Service, run
 
@@ -78,6 +78,7 @@ def main(svc: Service) -> int:
             return committed
 
         service.writer.write = write  # type: ignore[method-assign]
+    tune_gc()  # as python -m ingest does
     service.start()
     if not service.wait_ready(30):
         svc.log.error("not subscribed after 30 s")

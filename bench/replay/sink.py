@@ -23,7 +23,8 @@ from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+
+from bench.common import subscribed_sink
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,14 +40,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ids: list[str] = []
     times: list[float] = []
     lock = threading.Lock()
-    ready = threading.Event()
     more = threading.Condition(lock)
-
-    def on_connect(client: paho.Client, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
-        client.subscribe(ns.topic, qos=1)
-
-    def on_subscribe(_c: paho.Client, _u: Any, _mid: int, _rcs: Any, _p: Any) -> None:
-        ready.set()
 
     def on_message(_c: paho.Client, _u: Any, m: paho.MQTTMessage) -> None:
         at = time.monotonic()
@@ -56,20 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             times.append(at)
             more.notify_all()
 
-    client = paho.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"bench-replay-sink-{os.getpid()}", protocol=paho.MQTTv5
+    client = subscribed_sink(
+        ns.host, ns.port, ns.username, ns.password, [ns.topic], f"bench-replay-sink-{os.getpid()}", on_message
     )
-    client.username_pw_set(ns.username, ns.password)
-    client.on_connect = on_connect
-    client.on_subscribe = on_subscribe
-    client.on_message = on_message
-    client.connect(ns.host, ns.port, keepalive=60)
-    client.loop_start()
-    if not ready.wait(15):
-        print(json.dumps({"error": "not subscribed after 15 s"}), flush=True)
+    if client is None:
         return 1
     cpu0 = time.process_time()
-    print(json.dumps({"ready": True}), flush=True)
     line = sys.stdin.readline().strip()
     want = int(line) if line else 0
     deadline = time.monotonic() + ns.grace

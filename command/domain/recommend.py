@@ -16,20 +16,31 @@ stock, by the time to make and deliver the quantity. A greedy supply plan follow
 
 Speed: one pass over the teams computing a distance per eligible team, then
 ``heapq.nsmallest`` on plain tuples, and explanations built only for the teams returned
-— O(n log k). 1,000 teams rank in about a millisecond in CPython.
+— O(n log k). Warehouses likewise: the ranking is plain tuples, and only the best
+``config.limit`` (plus any the supply plan needs beyond them) become candidates with
+explanations. :class:`StockIndex` groups the lots by item once per request, and
+:func:`recommend_supplies` ranks every supply item of a request sharing it and one
+drive-time computation per warehouse.
+
+Reasons are :class:`~command.domain.reasons.Reason` values — a stable code and its
+parameters — never sentences: whoever shows them renders them in the reader's language
+(:func:`command.domain.reasons.render` for the API, the console's own catalogues), so
+nothing here formats text.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from operator import itemgetter
 from types import MappingProxyType
 from typing import Protocol
 
 from command.domain.plans import Requirements, TeamRequirement
+from command.domain.reasons import Reason, duration
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.rosters import DutyRoster, Shift, Team
 from command.domain.vocabulary import TeamType
@@ -62,8 +73,9 @@ class TravelTimeModel(Protocol):
         """(route distance in metres, travel time in seconds)."""
         ...
 
-    def explain(self, straight_m: float, route_m: float, mode: str) -> str:
-        """One line saying how the estimate was made."""
+    def explain(self, straight_m: float, route_m: float, mode: str) -> Reason:
+        """How the estimate was made, as a reason (a code of
+        :data:`command.domain.reasons.CATALOGUE`, e.g. ``travel.great_circle``)."""
         ...
 
 
@@ -89,10 +101,15 @@ class GreatCircleModel:
         route = haversine_m(from_lat, from_lon, to_lat, to_lon) * self.road_factor
         return route, route / self._mps[mode]
 
-    def explain(self, straight_m: float, route_m: float, mode: str) -> str:
-        return (
-            f"{straight_m / 1000:.1f} km straight line × road factor {self.road_factor:g} ≈ "
-            f"{route_m / 1000:.1f} km at {self.speeds_kmh[mode]:g} km/h"
+    def explain(self, straight_m: float, route_m: float, mode: str) -> Reason:
+        return Reason(
+            "travel.great_circle",
+            {
+                "straight_km": straight_m / 1000,
+                "road_factor": self.road_factor,
+                "route_km": route_m / 1000,
+                "speed_kmh": self.speeds_kmh[mode],
+            },
         )
 
 
@@ -128,12 +145,9 @@ DEFAULT_CONFIG = RecommendConfig()
 
 
 def format_duration(seconds: float) -> str:
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    """A duration in English (``6 min 14 s``); :func:`command.domain.reasons.duration`
+    says it in either language."""
+    return duration(seconds, "en")
 
 
 # --- teams ---------------------------------------------------------------------------
@@ -152,7 +166,7 @@ class SkipReason(StrEnum):
 class SkippedTeam:
     team_id: str
     reason: SkipReason
-    detail: str
+    detail: Reason  # code team.skipped.<reason>, with what it needs (status, age_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +179,7 @@ class TeamCandidate:
     from_base: bool  # ETA computed from the home base (position stale or missing)
     position_age_s: float | None
     on_shift_until: datetime | None
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,12 +200,25 @@ class TeamRanking:
         return max(0, self.count - self.eligible)
 
 
+#: Skip details of a status, made once: most teams skipped on a call are busy or off
+#: duty, and building a detail per team per call was measurable.
+_STATUS_SKIPS: Mapping[TeamStatus, tuple[SkipReason, Reason]] = MappingProxyType(
+    {
+        s: (SkipReason.OFF_DUTY, Reason("team.skipped.off_duty"))
+        if s is TeamStatus.OFF_DUTY
+        else (SkipReason.BUSY, Reason("team.skipped.busy", MappingProxyType({"status": s.value})))
+        for s in TeamStatus
+        if s is not TeamStatus.AVAILABLE
+    }
+)
+_EXCLUDED = Reason("team.skipped.excluded")
+_NOT_ON_SHIFT = Reason("team.skipped.not_on_shift")
+_NO_POSITION = Reason("team.skipped.no_position")
+_FROM_BASE_NO_POSITION = Reason("team.from_base.no_position")
+
+
 def _as_roster(shifts: DutyRoster | Iterable[Shift]) -> DutyRoster:
     return shifts if isinstance(shifts, DutyRoster) else DutyRoster(shifts)
-
-
-def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.0f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
 def recommend_teams(
@@ -222,7 +249,8 @@ def recommend_teams(
     stale_s = config.stale_after.total_seconds()
     skipped: list[SkippedTeam] = []
     scored: list[tuple[float, float, str, Team, bool, float | None]] = []
-    available, off_duty = TeamStatus.AVAILABLE, TeamStatus.OFF_DUTY  # no enum lookups in the loop
+    available = TeamStatus.AVAILABLE  # no enum lookups in the loop
+    status_skips = _STATUS_SKIPS
     on_shift = roster.on_shift
     travel = model.travel
     for team in teams:
@@ -230,35 +258,30 @@ def recommend_teams(
             continue
         tid = team.id
         if tid in exclude:
-            skipped.append(SkippedTeam(tid, SkipReason.EXCLUDED, "already assigned to this incident"))
+            skipped.append(SkippedTeam(tid, SkipReason.EXCLUDED, _EXCLUDED))
             continue
         status = team.status
         if status is not available:
-            if status is off_duty:
-                skipped.append(SkippedTeam(tid, SkipReason.OFF_DUTY, "status off_duty"))
-            else:
-                skipped.append(SkippedTeam(tid, SkipReason.BUSY, f"status {status.value}"))
+            reason, detail = status_skips[status]
+            skipped.append(SkippedTeam(tid, reason, detail))
             continue
         if not on_shift(tid, now):
-            skipped.append(SkippedTeam(tid, SkipReason.NOT_ON_SHIFT, "not on duty (no shift covers now)"))
+            skipped.append(SkippedTeam(tid, SkipReason.NOT_ON_SHIFT, _NOT_ON_SHIFT))
             continue
         pos = team.position
         age: float | None = None
         from_base = False
         if pos is None:
             if not config.stale_fallback_to_base:
-                skipped.append(SkippedTeam(tid, SkipReason.NO_POSITION, "no position reported"))
+                skipped.append(SkippedTeam(tid, SkipReason.NO_POSITION, _NO_POSITION))
                 continue
             from_base = True
         else:
             age = max(0.0, (now - pos.at).total_seconds())
             if age > stale_s:
                 if not config.stale_fallback_to_base:
-                    skipped.append(
-                        SkippedTeam(
-                            tid, SkipReason.STALE_POSITION, f"position stale (last {_minutes(age)} ago)"
-                        )
-                    )
+                    stale = Reason("team.skipped.stale_position", {"age_s": age})
+                    skipped.append(SkippedTeam(tid, SkipReason.STALE_POSITION, stale))
                     continue
                 from_base = True
         if from_base:
@@ -279,15 +302,18 @@ def recommend_teams(
         )
         straight = haversine_m(src_lat, src_lon, lat, lon)
         until = roster.duty_until(tid, now)
-        reasons = [model.explain(straight, route, mode), f"ETA {format_duration(eta)}"]
+        reasons = [model.explain(straight, route, mode), Reason("eta", {"eta_s": eta})]
         if from_base:
-            why = "no position" if age is None else f"position stale ({_minutes(age)} old)"
-            reasons.append(f"from home base: {why}")
+            reasons.append(
+                _FROM_BASE_NO_POSITION
+                if age is None
+                else Reason("team.from_base.stale_position", {"age_s": age})
+            )
         else:
             assert age is not None
-            reasons.append(f"position {_minutes(age)} old")
+            reasons.append(Reason("team.position_age", {"age_s": age}))
         if until is not None:
-            reasons.append(f"on shift until {until.astimezone(now.tzinfo):%H:%M}")
+            reasons.append(Reason("team.on_shift_until", {"until": f"{until.astimezone(now.tzinfo):%H:%M}"}))
         candidates.append(
             TeamCandidate(tid, rank, straight, route, eta, from_base, age, until, tuple(reasons))
         )
@@ -327,7 +353,7 @@ class WarehouseCandidate:
     distance_m: float
     route_m: float
     eta_s: float  # lead time (+ production time) + travel
-    reasons: tuple[str, ...]
+    reasons: tuple[Reason, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,13 +371,196 @@ class WarehouseRanking:
     #: Greedy plan: the best covering warehouse, else partial stock by ETA, then production.
     plan: tuple[SupplyPick, ...] = field(default=())
     short: int = 0  # what even the plan cannot supply
-    skipped: tuple[tuple[str, str], ...] = ()  # (warehouse id, why) for those holding the item unusably
+    skipped: tuple[tuple[str, Reason], ...] = ()  # (warehouse id, why) for those holding the item unusably
+    eligible: int = 0  # warehouses ranked before the limit was applied
+
+
+@dataclass(frozen=True, slots=True)
+class ItemStock:
+    """Usable stock of one item: units per warehouse, and for warehouses holding the item
+    only unusably (expired or fully reserved lots) why, as the ranking lists them."""
+
+    available: Mapping[str, int]
+    unusable: Mapping[str, Reason]
+
+
+_NO_STOCK = ItemStock(MappingProxyType({}), MappingProxyType({}))
+
+#: Why a warehouse holding an item cannot supply it, by the kinds of its unusable lots.
+_UNUSABLE: Mapping[frozenset[str], Reason] = MappingProxyType(
+    {
+        frozenset({"expired"}): Reason("warehouse.skipped.expired"),
+        frozenset({"reserved"}): Reason("warehouse.skipped.reserved"),
+        frozenset({"expired", "reserved"}): Reason("warehouse.skipped.expired_or_reserved"),
+    }
+)
+
+
+class StockIndex:
+    """Lots grouped by item for one day, built once per request: each supply item's
+    ranking then reads its own totals instead of scanning every lot again."""
+
+    __slots__ = ("_items", "today")
+
+    def __init__(self, lots: Iterable[StockLot], today: date) -> None:
+        self.today = today
+        available: dict[str, dict[str, int]] = {}
+        unusable: dict[str, dict[str, set[str]]] = {}
+        for lot in lots:
+            if lot.quantity == 0:
+                continue
+            if lot.expired(today):
+                unusable.setdefault(lot.item_code, {}).setdefault(lot.warehouse_id, set()).add("expired")
+            elif lot.quantity == lot.reserved:
+                unusable.setdefault(lot.item_code, {}).setdefault(lot.warehouse_id, set()).add("reserved")
+            else:
+                per_wh = available.setdefault(lot.item_code, {})
+                per_wh[lot.warehouse_id] = per_wh.get(lot.warehouse_id, 0) + lot.quantity - lot.reserved
+        self._items: dict[str, ItemStock] = {}
+        for item in available.keys() | unusable.keys():
+            why = {wid: _UNUSABLE[frozenset(kinds)] for wid, kinds in unusable.get(item, {}).items()}
+            self._items[item] = ItemStock(available.get(item, {}), why)
+
+    def item(self, item_code: str) -> ItemStock:
+        return self._items.get(item_code, _NO_STOCK)
+
+
+#: (group, eta, route, warehouse id, warehouse, available): group 0 covers the whole
+#: quantity, 1 covers part, 2 is production capacity (available None).
+_Scored = tuple[int, float, float, str, Warehouse, int | None]
+_RANK_KEY = itemgetter(0, 1, 2, 3)
+
+
+def _greedy_plan(
+    ranked: Sequence[_Scored], quantity: int, caps: Mapping[str, ProductionCapacity]
+) -> tuple[list[SupplyPick], int, int]:
+    """(picks, what is left short, how many of ``ranked`` the plan looked at)."""
+    if ranked and ranked[0][0] == 0:  # the best covering warehouse alone
+        return [SupplyPick(ranked[0][3], quantity, ranked[0][1])], 0, 1
+    plan: list[SupplyPick] = []
+    left = quantity
+    used = 0
+    for _group, eta, _route, wid, _wh, have in ranked:
+        if left == 0:
+            break
+        used += 1
+        if have is not None:
+            take = min(left, have)
+            plan.append(SupplyPick(wid, take, eta))
+            left -= take
+        else:
+            cap = caps[wid]
+            travel = eta - cap.seconds_to_produce(quantity)
+            plan.append(SupplyPick(wid, left, cap.seconds_to_produce(left) + travel))
+            left = 0
+    return plan, left, used
+
+
+def _rank_warehouses(
+    item_code: str,
+    quantity: int,
+    stock: ItemStock,
+    warehouses: Iterable[Warehouse],
+    location: tuple[float, float],
+    caps: Mapping[str, ProductionCapacity],
+    config: RecommendConfig,
+    drives: dict[str, tuple[float, float]],
+) -> WarehouseRanking:
+    """One item's ranking. ``drives`` memoises (route, travel) per warehouse id (ids are
+    unique: the table's primary key): the drive is the same for every item of a request."""
+    if quantity <= 0:
+        raise ValueError("quantity must be positive")
+    model = config.model()
+    lat, lon = location
+    available, unusable = stock.available, stock.unusable
+
+    def drive(wh: Warehouse) -> tuple[float, float]:
+        d = drives.get(wh.id)
+        if d is None:
+            d = drives[wh.id] = model.travel(wh.lat, wh.lon, lat, lon, SUPPLY_TRUCK)
+        return d
+
+    scored: list[_Scored] = []
+    skipped: list[tuple[str, Reason]] = []
+    production = WarehouseKind.PRODUCTION_CAPACITY
+    for wh in warehouses:
+        if wh.kind is production:
+            cap = caps.get(wh.id)
+            if cap is None:
+                continue
+            route, travel = drive(wh)
+            scored.append((2, cap.seconds_to_produce(quantity) + travel, route, wh.id, wh, None))
+            continue
+        units = available.get(wh.id, 0)
+        if units == 0:
+            why = unusable.get(wh.id)
+            if why is not None:
+                skipped.append((wh.id, why))
+            continue
+        route, travel = drive(wh)
+        scored.append((0 if units >= quantity else 1, wh.lead_time_s + travel, route, wh.id, wh, units))
+
+    # A few hundred tuples sort in C in microseconds; what is worth saving is the
+    # explanations, built below only for the warehouses shown.
+    scored.sort(key=_RANK_KEY)
+    plan, left, used = _greedy_plan(scored, quantity, caps)
+    shown = scored[: max(config.limit, used)]  # every planned warehouse is shown and explained
+
+    candidates: list[WarehouseCandidate] = []
+    for rank, (group, eta, route, wid, wh, have) in enumerate(shown, start=1):
+        straight = haversine_m(wh.lat, wh.lon, lat, lon)
+        reasons = [model.explain(straight, route, SUPPLY_TRUCK)]
+        kind = wh.kind.value
+        if group == 2:
+            cap = caps[wid]
+            reasons.append(
+                Reason(
+                    "warehouse.production",
+                    {
+                        "kind": kind,
+                        "per_day": cap.per_day,
+                        "lead_time_s": cap.lead_time_s,
+                        "quantity": quantity,
+                        "ready_s": cap.seconds_to_produce(quantity),
+                    },
+                )
+            )
+        else:
+            assert have is not None
+            reasons.append(
+                Reason("warehouse.stock.covers", {"kind": kind, "available": have})
+                if group == 0
+                else Reason(
+                    "warehouse.stock.partial", {"kind": kind, "available": have, "quantity": quantity}
+                )
+            )
+            if wh.lead_time_s:
+                reasons.append(Reason("warehouse.lead_time", {"lead_time_s": wh.lead_time_s}))
+        reasons.append(Reason("eta", {"eta_s": eta}))
+        candidates.append(
+            WarehouseCandidate(wid, wh.kind, rank, have, group != 1, straight, route, eta, tuple(reasons))
+        )
+    return WarehouseRanking(
+        item_code, quantity, tuple(candidates), tuple(plan), left, tuple(skipped), len(scored)
+    )
+
+
+def _capacities_of(item_code: str, capacities: Iterable[ProductionCapacity]) -> dict[str, ProductionCapacity]:
+    return {c.warehouse_id: c for c in capacities if c.item_code == item_code and c.per_day > 0}
+
+
+def _as_index(lots: Iterable[StockLot] | StockIndex, today: date) -> StockIndex:
+    if isinstance(lots, StockIndex):
+        if lots.today != today:
+            raise ValueError(f"stock index is for {lots.today}, not {today}: expiry depends on the day")
+        return lots
+    return StockIndex(lots, today)
 
 
 def recommend_warehouses(
     item_code: str,
     quantity: int,
-    lots: Iterable[StockLot],
+    lots: Iterable[StockLot] | StockIndex,
     warehouses: Iterable[Warehouse],
     location: tuple[float, float],
     today: date,
@@ -362,90 +571,40 @@ def recommend_warehouses(
 
     Order: stock that covers the whole quantity (by ETA), then stock that covers part
     (by ETA), then production capacity (by time to make and deliver it all). Only
-    unexpired, unreserved stock counts.
+    unexpired, unreserved stock counts. The best ``config.limit`` are returned as
+    candidates — more when the greedy plan needs more. ``lots`` may be a prebuilt
+    :class:`StockIndex` for ``today``.
     """
     if quantity <= 0:
         raise ValueError("quantity must be positive")
-    available: dict[str, int] = {}
-    unusable: dict[str, list[str]] = {}
-    for lot in lots:
-        if lot.item_code != item_code or lot.quantity == 0:
-            continue
-        if lot.expired(today):
-            unusable.setdefault(lot.warehouse_id, []).append("expired")
-        elif lot.available == 0:
-            unusable.setdefault(lot.warehouse_id, []).append("reserved")
-        else:
-            available[lot.warehouse_id] = available.get(lot.warehouse_id, 0) + lot.available
-    caps = {c.warehouse_id: c for c in capacities if c.item_code == item_code and c.per_day > 0}
-    model = config.model()
-    lat, lon = location
-    scored: list[tuple[int, float, float, str, Warehouse, int | None]] = []
-    skipped: list[tuple[str, str]] = []
-    for wh in warehouses:
-        if wh.kind is WarehouseKind.PRODUCTION_CAPACITY:
-            cap = caps.get(wh.id)
-            if cap is None:
-                continue
-            route, travel = model.travel(wh.lat, wh.lon, lat, lon, SUPPLY_TRUCK)
-            scored.append((2, cap.seconds_to_produce(quantity) + travel, route, wh.id, wh, None))
-            continue
-        stock = available.get(wh.id, 0)
-        if stock == 0:
-            if wh.id in unusable:
-                kinds = sorted(set(unusable[wh.id]))
-                skipped.append(
-                    (
-                        wh.id,
-                        "only "
-                        + " or ".join("expired" if k == "expired" else "fully reserved" for k in kinds)
-                        + " stock",
-                    )
-                )
-            continue
-        route, travel = model.travel(wh.lat, wh.lon, lat, lon, SUPPLY_TRUCK)
-        scored.append((0 if stock >= quantity else 1, wh.lead_time_s + travel, route, wh.id, wh, stock))
-    scored.sort(key=lambda s: (s[0], s[1], s[2], s[3]))
+    if not isinstance(lots, StockIndex):  # one item: group only its lots
+        lots = StockIndex((lot for lot in lots if lot.item_code == item_code), today)
+    stock = _as_index(lots, today).item(item_code)
+    caps = _capacities_of(item_code, capacities)
+    return _rank_warehouses(item_code, quantity, stock, warehouses, location, caps, config, {})
 
-    candidates: list[WarehouseCandidate] = []
-    for rank, (group, eta, route, wid, wh, have) in enumerate(scored, start=1):
-        straight = haversine_m(wh.lat, wh.lon, lat, lon)
-        reasons = [model.explain(straight, route, SUPPLY_TRUCK)]
-        if group == 2:
-            cap = caps[wid]
-            reasons.append(
-                f"{wh.kind.label_zh}: {cap.per_day}/day after {format_duration(cap.lead_time_s)} lead time; "
-                f"{quantity} ready in {format_duration(cap.seconds_to_produce(quantity))}"
-            )
-        else:
-            assert have is not None
-            reasons.append(
-                f"{wh.kind.label_zh}: {have} available, "
-                + ("covers all" if group == 0 else f"covers {have} of {quantity}")
-            )
-            if wh.lead_time_s:
-                reasons.append(f"call-up lead time {format_duration(wh.lead_time_s)}")
-        reasons.append(f"ETA {format_duration(eta)}")
-        candidates.append(
-            WarehouseCandidate(wid, wh.kind, rank, have, group != 1, straight, route, eta, tuple(reasons))
+
+def recommend_supplies(
+    needs: Iterable[tuple[str, int]],
+    lots: Iterable[StockLot] | StockIndex,
+    warehouses: Iterable[Warehouse],
+    location: tuple[float, float],
+    today: date,
+    capacities: Iterable[ProductionCapacity] = (),
+    config: RecommendConfig = DEFAULT_CONFIG,
+) -> list[WarehouseRanking]:
+    """:func:`recommend_warehouses` for every (item, quantity) of a request, in order:
+    the lots are grouped by item once and each warehouse's drive computed once."""
+    needs = list(needs)
+    if any(q <= 0 for _, q in needs):
+        raise ValueError("quantity must be positive")
+    index = _as_index(lots, today)
+    warehouses = tuple(warehouses)
+    capacities = tuple(capacities)
+    drives: dict[str, tuple[float, float]] = {}
+    return [
+        _rank_warehouses(
+            item, q, index.item(item), warehouses, location, _capacities_of(item, capacities), config, drives
         )
-
-    plan: list[SupplyPick] = []
-    left = quantity
-    if candidates and candidates[0].covers and candidates[0].available is not None:
-        plan.append(SupplyPick(candidates[0].warehouse_id, quantity, candidates[0].eta_s))
-        left = 0
-    else:
-        for c in candidates:
-            if left == 0:
-                break
-            if c.available is not None:
-                take = min(left, c.available)
-                plan.append(SupplyPick(c.warehouse_id, take, c.eta_s))
-                left -= take
-            else:
-                cap = caps[c.warehouse_id]
-                travel = c.eta_s - cap.seconds_to_produce(quantity)
-                plan.append(SupplyPick(c.warehouse_id, left, cap.seconds_to_produce(left) + travel))
-                left = 0
-    return WarehouseRanking(item_code, quantity, tuple(candidates), tuple(plan), left, tuple(skipped))
+        for item, q in needs
+    ]

@@ -70,6 +70,108 @@ class DispatchOut(BaseModel):
     incident: IncidentOut
 
 
+ReasonParams = dict[str, str | int | float]
+
+
+class ReasonOut(BaseModel):
+    """Why, as a code with parameters and as Chinese text (docs/reserve-and-rosters.md,
+    "Reason codes"). Clients that speak another language render the code themselves."""
+
+    code: str = Field(description="a stable reason code, e.g. team.skipped.busy, eta, warehouse.stock.covers")
+    params: ReasonParams = Field(
+        description="what the code's text needs; names ending in _s are seconds, status a team status,"
+        " kind a warehouse kind"
+    )
+    text: str = Field(description="the reason in Chinese (zh-CN)")
+
+
+class TeamCandidateOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    team_id: str
+    name: str
+    rank: int
+    eta_s: float
+    eta: str = Field(description="eta_s as a duration, in Chinese")
+    distance_m: float = Field(description="great-circle, from the team's position (or its base)")
+    route_m: float
+    from_base: bool
+    position_age_s: float | None
+    on_shift_until: str | None
+    reasons: list[str] = Field(description="the texts of reason_codes, in Chinese")
+    reason_codes: list[ReasonOut]
+
+
+class SkippedTeamOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    team_id: str
+    name: str
+    reason: str = Field(description="excluded, busy, off_duty, not_on_shift, no_position or stale_position")
+    detail: str = Field(description="the reason's text, in Chinese")
+    code: str = Field(description="team.skipped.<reason>")
+    params: ReasonParams
+
+
+class TeamNeedOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    type: str
+    count: int
+    assigned: int
+    needed: int
+    eligible: int
+    short: int
+    suggested: list[str]
+    candidates: list[TeamCandidateOut]
+    skipped: list[SkippedTeamOut]
+
+
+class WarehouseCandidateOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    warehouse_id: str
+    name: str | None
+    kind: str
+    rank: int
+    available: int | None = Field(description="usable stock; null for production capacity")
+    covers: bool
+    eta_s: float
+    eta: str = Field(description="eta_s as a duration, in Chinese")
+    distance_m: float
+    reasons: list[str] = Field(description="the texts of reason_codes, in Chinese")
+    reason_codes: list[ReasonOut]
+
+
+class SupplyPickOut(BaseModel):
+    warehouse_id: str
+    quantity: int
+    eta_s: float
+
+
+class SkippedWarehouseOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    warehouse_id: str
+    reason: str = Field(description="why it cannot supply, in Chinese")
+    code: str = Field(description="warehouse.skipped.<why>")
+    params: ReasonParams
+
+
+class SupplyNeedOut(BaseModel):
+    model_config = {"extra": "allow"}
+
+    item: str
+    quantity: int
+    unit: str | None
+    held: int
+    needed: int
+    candidates: list[WarehouseCandidateOut]
+    plan: list[SupplyPickOut]
+    short: int
+    skipped: list[SkippedWarehouseOut]
+
+
 class Recommendations(BaseModel):
     """See docs/command-api-teams-dispatch.md, "Recommendation"."""
 
@@ -79,8 +181,8 @@ class Recommendations(BaseModel):
     version: int
     basis: dict[str, Any]
     config: dict[str, Any]
-    teams: list[dict[str, Any]]
-    supplies: list[dict[str, Any]]
+    teams: list[TeamNeedOut]
+    supplies: list[SupplyNeedOut]
 
 
 def _error(exc: DomainError | NotFound) -> HTTPException:

@@ -45,12 +45,12 @@ from command.domain.incidents import (
     decide_release_team,
 )
 from command.domain.plans import PlanLibrary, Requirements, TeamRequirement, activate, load_plans
+from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
     DEFAULT_SPEEDS_KMH,
     RecommendConfig,
-    format_duration,
     recommend_for_requirements,
-    recommend_warehouses,
+    recommend_supplies,
 )
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
@@ -62,6 +62,7 @@ from command.services.incidents import actor_of, now, visible_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
+from wuwang.exercises import exercise_topic
 
 log = logging.getLogger(__name__)
 
@@ -86,12 +87,21 @@ def new_order_id(at: datetime) -> str:
     return f"ORD-{at:%Y%m%d}-{secrets.token_hex(5)}"
 
 
+def order_topic(team_id: str, exercise_id: str | None, leaf: str = "dispatch") -> str:
+    """Where an order goes (and its ack comes back): a drill's order to the drill's copy
+    of the team's topic, which only the drill runner's virtual crews read — a real
+    team's device never gets a drill order."""
+    topic = team_topic(team_id, leaf)
+    return topic if exercise_id is None else exercise_topic(exercise_id, topic)
+
+
 def order_message(
     order_id: str, incident: Incident, team_id: str, who: Principal, at: datetime, reason: str | None
 ) -> dict[str, Any]:
-    """The payload published on ``teams/v1/<team_id>/dispatch`` (docs/mqtt-contract.md,
-    "Dispatch orders and acks"). ``id`` is the order id: a team that receives the same
-    order twice (at-least-once delivery) keeps one."""
+    """The payload published on ``teams/v1/<team_id>/dispatch`` (an exercise's:
+    ``exercise/v1/<id>/teams/v1/<team_id>/dispatch``; docs/mqtt-contract.md, "Dispatch
+    orders and acks"). ``id`` is the order id: a team that receives the same order twice
+    (at-least-once delivery) keeps one."""
     return {
         "id": order_id,
         "ts": at.isoformat(),
@@ -108,7 +118,7 @@ def order_message(
         "grid_cell_id": incident.grid_cell_id,
         "issued_by": who.user_id,
         "reason": reason,
-        "ack_topic": team_topic(team_id, "ack"),
+        "ack_topic": order_topic(team_id, incident.exercise_id, "ack"),
     }
 
 
@@ -294,11 +304,11 @@ async def dispatch(
                 await conn.execute(
                     "UPDATE team SET status = 'dispatched', status_at = %s WHERE id = %s", (at, team_id)
                 )
-                await conn.execute(
-                    "INSERT INTO mqtt_outbox (topic, payload, order_id) VALUES (%s, %s, %s)",
-                    (team_topic(team_id, "dispatch"), encode(message), order_id),
-                )
-                await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
+            await conn.execute(
+                "INSERT INTO mqtt_outbox (topic, payload, order_id) VALUES (%s, %s, %s)",
+                (order_topic(team_id, incident.exercise_id), encode(message), order_id),
+            )
+            await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
             await audit.record(
                 conn,
                 who,
@@ -399,11 +409,18 @@ class AckOutcome:
 
 
 async def apply_ack(
-    state: CommandState, team_id: str, ack: OrderAck, received_at: datetime, *, via: str = "mqtt"
+    state: CommandState,
+    team_id: str,
+    ack: OrderAck,
+    received_at: datetime,
+    *,
+    via: str = "mqtt",
+    exercise_id: str | None = None,
 ) -> AckOutcome:
     """A team's answer to an order: ``accepted`` → acked; ``refused`` → refused (no longer
     in force; the team is available again and the console gets an alert to send
-    another). Idempotent; audited."""
+    another). Idempotent; audited. ``exercise_id``: the world the ack came from (a drill's
+    ack topic, or None for a live one); it must be the order's."""
     at = min(ack.ts, received_at) if ack.ts is not None else received_at
     async with state.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
@@ -414,8 +431,9 @@ async def apply_ack(
         row = await cur.fetchone()
         if row is None:
             return AckOutcome(False, "unknown order")
-        order_team, status, exercise_id, incident_id = row
-        if order_team != team_id:
+        order_team, status, order_exercise, incident_id = row
+
+        async def refused(why: str, detail: dict[str, Any]) -> AckOutcome:
             await audit.record(
                 conn,
                 team_id,
@@ -423,9 +441,17 @@ async def apply_ack(
                 object_type="dispatch_order",
                 object_id=ack.order_id,
                 outcome="denied",
-                detail={"reason": f"order is for team {order_team}"},
+                detail=detail,
             )
-            return AckOutcome(False, "not this team's order")
+            return AckOutcome(False, why)
+
+        if order_exercise != exercise_id:
+            # A real device never got a drill order, and a virtual crew must not answer a
+            # live one (the same team ids live in both worlds).
+            detail = {"reason": "ack from another world", "ack_exercise_id": exercise_id}
+            return await refused("not this exercise's order", detail)
+        if order_team != team_id:
+            return await refused("not this team's order", {"reason": f"order is for team {order_team}"})
         wanted = "acked" if ack.status == "accepted" else "refused"
         if status == wanted:
             return AckOutcome(False, "duplicate")
@@ -521,7 +547,7 @@ async def raise_overdue_acks(state: CommandState, timeout_s: float) -> list[Over
                     "sent_at": o.sent_at.isoformat(),
                     "waited_s": round(waited, 1),
                     "timeout_s": timeout_s,
-                    "text": f"队伍 {o.team_id} 未在 {format_duration(timeout_s)} 内确认调度指令 {o.order_id}"
+                    "text": f"队伍 {o.team_id} 未在 {duration(timeout_s)} 内确认调度指令 {o.order_id}"
                     f"（事件 {o.incident_id}）：请电话联系或改派",
                 },
                 exercise_id=o.exercise_id,
@@ -607,9 +633,33 @@ def requirements_for(state: CommandState, incident: Incident) -> tuple[Requireme
     }
 
 
+def _reason_out(reason: Reason) -> dict[str, Any]:
+    """A reason as the API gives it: its code and parameters (for clients that say it in
+    their own words, like the console) and its Chinese text."""
+    return {"code": reason.code, "params": dict(reason.params), "text": render(reason)}
+
+
+class _Reasons:
+    """Reasons rendered once per object: most skipped teams share the few reasons made
+    once per status, and a thousand skips must not cost a thousand renderings."""
+
+    __slots__ = ("_seen",)
+
+    def __init__(self) -> None:
+        self._seen: dict[int, tuple[Reason, dict[str, Any]]] = {}
+
+    def __call__(self, reason: Reason) -> dict[str, Any]:
+        seen = self._seen.get(id(reason))
+        if seen is None:  # the reason is kept with its id, so the id is never reused
+            seen = self._seen[id(reason)] = (reason, _reason_out(reason))
+        return seen[1]
+
+
 async def recommendations(state: CommandState, who: Principal, incident_id: str) -> dict[str, Any]:
     """Ranked available on-duty teams for every team requirement, with reasons, and the
-    teams skipped with why; warehouses for the plan's supplies."""
+    teams skipped with why; warehouses for the plan's supplies. Every reason comes as
+    Chinese text (``reasons``, ``detail``) and as a code with parameters
+    (``reason_codes``, ``code`` + ``params``; command.domain.reasons)."""
     if str(who.role) == "field":
         reason = "field users may not read dispatch recommendations"
         await audit.record_denied(
@@ -628,15 +678,48 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
         if incident.exercise_id is not None:  # the drill's statuses over the live roster
             drill_states, drill_orders = await exercises.team_overlay(conn, incident.exercise_id)
             teams = overlay_team_statuses(teams, drill_states, drill_orders)
-        roster = await rosters.duty_roster(conn, at)
+        roster = await rosters.kept_duty_roster(state, conn, at)  # shifts only; statuses are fresh
         supplies = await _supply_rankings(conn, incident, requirements, location, at, state, config)
     by_id = {t.id: t for t in teams}
     assigned = incident.active_team_ids
     rankings = recommend_for_requirements(requirements, teams, roster, at, location, config, exclude=assigned)
+    said = _Reasons()
     out_teams = []
     for req in requirements.teams:
         ranking = rankings[req.type]
         have = sum(1 for t in assigned if t in by_id and by_id[t].type is req.type)
+        candidates = []
+        for c in ranking.candidates:
+            coded = [_reason_out(r) for r in c.reasons]
+            candidates.append(
+                {
+                    "team_id": c.team_id,
+                    "name": by_id[c.team_id].name,
+                    "rank": c.rank,
+                    "eta_s": round(c.eta_s, 1),
+                    "eta": duration(c.eta_s),
+                    "distance_m": round(c.distance_m, 1),
+                    "route_m": round(c.route_m, 1),
+                    "from_base": c.from_base,
+                    "position_age_s": round(c.position_age_s, 1) if c.position_age_s is not None else None,
+                    "on_shift_until": _iso(c.on_shift_until),
+                    "reasons": [r["text"] for r in coded],
+                    "reason_codes": coded,
+                }
+            )
+        skipped = []
+        for s in ranking.skipped:
+            why = said(s.detail)
+            skipped.append(
+                {
+                    "team_id": s.team_id,
+                    "name": by_id[s.team_id].name,
+                    "reason": s.reason.value,
+                    "detail": why["text"],
+                    "code": why["code"],
+                    "params": why["params"],
+                }
+            )
         out_teams.append(
             {
                 "type": req.type.value,
@@ -646,33 +729,8 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
                 "eligible": ranking.eligible,
                 "short": max(0, req.count - have - ranking.eligible),
                 "suggested": [c.team_id for c in ranking.candidates[: max(0, req.count - have)]],
-                "candidates": [
-                    {
-                        "team_id": c.team_id,
-                        "name": by_id[c.team_id].name,
-                        "rank": c.rank,
-                        "eta_s": round(c.eta_s, 1),
-                        "eta": format_duration(c.eta_s),
-                        "distance_m": round(c.distance_m, 1),
-                        "route_m": round(c.route_m, 1),
-                        "from_base": c.from_base,
-                        "position_age_s": round(c.position_age_s, 1)
-                        if c.position_age_s is not None
-                        else None,
-                        "on_shift_until": _iso(c.on_shift_until),
-                        "reasons": list(c.reasons),
-                    }
-                    for c in ranking.candidates
-                ],
-                "skipped": [
-                    {
-                        "team_id": s.team_id,
-                        "name": by_id[s.team_id].name,
-                        "reason": s.reason.value,
-                        "detail": s.detail,
-                    }
-                    for s in ranking.skipped
-                ],
+                "candidates": candidates,
+                "skipped": skipped,
             }
         )
     return {
@@ -751,6 +809,22 @@ async def _supply_rankings(
         )
         held = {r["item_code"]: int(r["held"]) for r in await cur.fetchall()}
     names = {w.id: w.name for w in warehouses}
+    # every item ranked at once: lots grouped by item and each warehouse's drive computed once
+    rankings = iter(
+        recommend_supplies(
+            [
+                (n.item, n.quantity - held.get(n.item, 0))
+                for n in requirements.supplies
+                if n.quantity > held.get(n.item, 0)
+            ],
+            lots,
+            warehouses,
+            location,
+            today,
+            caps,
+            config,
+        )
+    )
     out = []
     for need in requirements.supplies:
         have = held.get(need.item, 0)
@@ -767,27 +841,34 @@ async def _supply_rankings(
             "skipped": [],
         }
         if still > 0:
-            r = recommend_warehouses(need.item, still, lots, warehouses, location, today, caps, config)
-            entry["candidates"] = [
-                {
-                    "warehouse_id": c.warehouse_id,
-                    "name": names.get(c.warehouse_id),
-                    "kind": c.kind.value,
-                    "rank": c.rank,
-                    "available": c.available,
-                    "covers": c.covers,
-                    "eta_s": round(c.eta_s, 1),
-                    "eta": format_duration(c.eta_s),
-                    "distance_m": round(c.distance_m, 1),
-                    "reasons": list(c.reasons),
-                }
-                for c in r.candidates
-            ]
+            r = next(rankings)  # the same needs in the same order as above
+            candidates = []
+            for c in r.candidates:
+                coded = [_reason_out(why) for why in c.reasons]
+                candidates.append(
+                    {
+                        "warehouse_id": c.warehouse_id,
+                        "name": names.get(c.warehouse_id),
+                        "kind": c.kind.value,
+                        "rank": c.rank,
+                        "available": c.available,
+                        "covers": c.covers,
+                        "eta_s": round(c.eta_s, 1),
+                        "eta": duration(c.eta_s),
+                        "distance_m": round(c.distance_m, 1),
+                        "reasons": [why["text"] for why in coded],
+                        "reason_codes": coded,
+                    }
+                )
+            entry["candidates"] = candidates
             entry["plan"] = [
                 {"warehouse_id": p.warehouse_id, "quantity": p.quantity, "eta_s": round(p.eta_s, 1)}
                 for p in r.plan
             ]
             entry["short"] = r.short
-            entry["skipped"] = [{"warehouse_id": w, "reason": why} for w, why in r.skipped]
+            entry["skipped"] = [
+                {"warehouse_id": w, "reason": render(why), "code": why.code, "params": dict(why.params)}
+                for w, why in r.skipped
+            ]
         out.append(entry)
     return out

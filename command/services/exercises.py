@@ -51,6 +51,7 @@ from command.services.incidents import actor_of
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import exercise_source_prefix
+from wuwang.db import TIMESERIES_TABLES
 from wuwang.exercises import ControlAction, ExerciseKind, ExerciseStatus, control_stream
 from wuwang.settings import REPO_ROOT
 
@@ -457,15 +458,7 @@ async def inject_escalate(
 # --- purge ----------------------------------------------------------------------------------------
 
 #: Feed tables (0001, exercise_id from 0007) and dead letters: rows marked with the exercise.
-_FEED_TABLES = (
-    "sensor_reading",
-    "video_alert",
-    "emergency_call",
-    "field_report",
-    "team_position",
-    "team_status",
-    "dead_letter",
-)
+_FEED_TABLES = (*TIMESERIES_TABLES, "dead_letter")
 
 
 async def purge(state: CommandState, who: Principal, exercise_id: str) -> dict[str, Any]:

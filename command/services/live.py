@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 import redis.asyncio as aioredis
+from redis import Redis as SyncRedis
 
 from command.domain.vocabulary import Role
 from command.security import Principal
@@ -29,6 +30,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHANNEL = "wuwang:live"
+
+
+def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
+    """The live channel of the Redis database in use. Pub/sub is server-wide (database
+    numbers do not separate it), so the channel carries the database number: two
+    consoles, or two test sessions, sharing one Redis server on different databases
+    never hear each other's changes."""
+    return f"{CHANNEL}:{redis.connection_pool.connection_kwargs.get('db', 0)}"
 
 ChangeType = Literal["incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise"]
 
@@ -58,11 +67,12 @@ class Change:
 
 
 def visible_to(who: Principal, envelope: dict[str, Any]) -> bool:
-    """Who sees which change: planners only exercises, everyone else only live data;
-    field users only what concerns their own team."""
+    """Who sees which change: planners exercises, plus the live roster (teams) that a
+    drill works on top of; everyone else only live data; field users only what concerns
+    their own team."""
     is_exercise = envelope.get("exercise_id") is not None
     if who.role == Role.PLANNER:
-        return is_exercise
+        return is_exercise or envelope.get("type") == "team"
     if is_exercise:
         return who.role == Role.ADMIN
     if who.role == Role.FIELD:
@@ -74,7 +84,7 @@ async def publish(redis: aioredis.Redis, change: Change) -> None:
     """Publish after commit. Pub/sub is at-most-once: a client that misses a change
     notices by the object's version and resynchronises."""
     try:
-        await redis.publish(CHANNEL, change.encode())
+        await redis.publish(channel_of(redis), change.encode())
     except Exception:  # the change is committed; losing its broadcast must not fail the request
         log.warning("could not publish live change %s %s", change.type, change.id, exc_info=True)
 
@@ -143,7 +153,7 @@ class LiveHub:
         while True:
             try:
                 async with redis.pubsub() as pubsub:
-                    await pubsub.subscribe(CHANNEL)
+                    await pubsub.subscribe(channel_of(redis))
                     self._subscribed.set()
                     delay = 0.2
                     while True:

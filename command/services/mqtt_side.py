@@ -10,7 +10,14 @@
   ``teams/v1/+/position``                   QoS 0  every process sees every position; no
                                                    backlog of stale fixes after an outage
   ``$share/command/exercise/v1/+/teams/``   QoS 1  team statuses inside a drill →
-  ``v1/+/status``                                  ``exercise_team_state`` (never ``team``)
+  ``v1/+/status``                                  ``exercise_team_state`` (never ``team``);
+                                                   ``on_scene`` with an ``incident_id`` of
+                                                   that drill records the arrival
+  ``$share/command/exercise/v1/+/teams/``   QoS 1  virtual crews' acks of a drill's orders
+  ``v1/+/ack``                                     (the live ack path, same exercise only)
+  ``exercise/v1/+/teams/v1/+/position``     QoS 0  a drill's team positions → a ``team``
+                                                   change with ``exercise_id`` (planners'
+                                                   map); never Redis GEO or the team row
   ========================================  =====  ==========================================
 
   Positions are not shared because Redis is shared anyway (the newer-only Lua write makes
@@ -47,22 +54,30 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 import redis.exceptions
 from pydantic import ValidationError
 
+from command.domain.incidents import DomainError, Event, Incident, decide_team_arrived
+from command.domain.vocabulary import Role
+from command.security import Principal
 from command.services import dispatch, exercises, rosters
+from command.services import incidents as incident_service
+from command.services.incidents import actor_of
+from command.services.live import Change, publish
 from wuwang.contract import (
     CONTRACT_VERSION,
     ContractError,
     TeamPosition,
+    TeamStatus,
     TeamStatusUpdate,
     parse_message,
     team_topic,
 )
-from wuwang.exercises import EXERCISE_PREFIX
+from wuwang.exercises import EXERCISE_PREFIX, valid_exercise_id
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
 
@@ -92,6 +107,9 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
         (team_topic("+", "position"), 0),
         # team statuses inside a running exercise: exercise_team_state only, never the live row
         (shared(f"{EXERCISE_PREFIX}/+/{team_topic('+', 'status')}"), 1),
+        # the drill runner's virtual crews answering a drill's orders
+        (shared(f"{EXERCISE_PREFIX}/+/{team_topic('+', 'ack')}"), 1),
+        (f"{EXERCISE_PREFIX}/+/{team_topic('+', 'position')}", 0),
     ]
 
 
@@ -154,6 +172,15 @@ def _team_of(topic: str) -> tuple[str, str] | None:
     if len(parts) == 4 and parts[0] == "teams" and parts[1] == CONTRACT_VERSION:
         return parts[2], parts[3]
     return None
+
+
+def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
+    """``exercise/v1/<exercise>/teams/v1/<team>/<leaf>`` → (exercise, team, leaf)."""
+    if not topic.startswith(f"{EXERCISE_PREFIX}/"):
+        return None
+    exercise_id, _, rest = topic.removeprefix(f"{EXERCISE_PREFIX}/").partition("/")
+    where = _team_of(rest)
+    return (exercise_id, *where) if where is not None and valid_exercise_id(exercise_id) else None
 
 
 class TeamFeed:
@@ -222,7 +249,7 @@ class TeamFeed:
 
     async def handle(self, state: CommandState, delivery: Delivery) -> None:
         if delivery.topic.startswith(f"{EXERCISE_PREFIX}/"):
-            return await self._exercise_status(state, delivery)
+            return await self._exercise_message(state, delivery)
         where = _team_of(delivery.topic)
         if where is None:
             self.ignored += 1
@@ -265,29 +292,115 @@ class TeamFeed:
             return
         self.handled += 1
 
-
-    async def _exercise_status(self, state: CommandState, delivery: Delivery) -> None:
-        """``exercise/v1/<id>/teams/v1/<team>/status``: the team's status in that drill."""
-        try:
-            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
-        except ContractError as exc:
-            self.rejected += 1
-            log.warning("unreadable exercise status on %s (%s)", delivery.topic, exc.reason)
-            return
-        if msg.topic.exercise_id is None or not isinstance(msg.payload, TeamStatusUpdate):
+    async def _exercise_message(self, state: CommandState, delivery: Delivery) -> None:
+        """``exercise/v1/<id>/teams/v1/<team>/status|ack|position``: a team inside that
+        drill (in practice the drill runner's virtual crew). Never the live team row."""
+        where = _exercise_team_of(delivery.topic)
+        if where is None:
             self.ignored += 1
             return
-        result = await exercises.apply_team_status(
-            state,
-            msg.topic.exercise_id,
-            msg.topic.source_id,
-            msg.payload.status,
-            min(msg.ts, delivery.received_at),
-            msg.payload.id,
-        )
-        if not result.applied:
-            log.info("exercise status %s of %s ignored: %s", msg.payload.id, msg.topic.source_id, result.why)
+        exercise_id, team_id, leaf = where
+        try:
+            if leaf == "ack":
+                ack = dispatch.OrderAck.model_validate_json(delivery.payload)
+                outcome = await dispatch.apply_ack(
+                    state, team_id, ack, delivery.received_at, exercise_id=exercise_id
+                )
+                log.info(
+                    "exercise %s: ack from %s for %s: %s", exercise_id, team_id, ack.order_id, outcome.why
+                )
+                self.handled += 1
+                return
+            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+        except (ContractError, ValidationError) as exc:
+            self.rejected += 1
+            reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
+            log.warning("unreadable exercise %s on %s (%s)", leaf, delivery.topic, reason)
+            return
+        at = min(msg.ts, delivery.received_at)
+        if isinstance(msg.payload, TeamStatusUpdate):
+            await self._exercise_status(state, exercise_id, team_id, msg.payload, at)
+        elif isinstance(msg.payload, TeamPosition) and await self._known_team(state, team_id):
+            await _publish_exercise_position(state, exercise_id, team_id, msg.payload, at)
+        else:
+            self.ignored += 1
+            return
         self.handled += 1
+
+    async def _exercise_status(
+        self, state: CommandState, exercise_id: str, team_id: str, p: TeamStatusUpdate, at: datetime
+    ) -> None:
+        """The team's status in that drill; ``on_scene`` with an incident of the same drill
+        is also its arrival there (as ``POST /incidents/{id}/arrived`` by the team)."""
+        result = await exercises.apply_team_status(state, exercise_id, team_id, p.status, at, p.id)
+        if not result.applied:
+            log.info("exercise status %s of %s ignored: %s", p.id, team_id, result.why)
+            if result.why != "stale":  # unknown or purged exercise, unknown team
+                return
+        else:
+            await publish(
+                state.redis,
+                Change(
+                    "team",
+                    team_id,
+                    {
+                        "id": team_id,
+                        "kind": "status",
+                        "status": p.status.value,
+                        "status_at": at.isoformat(),
+                        "incident_id": p.incident_id,
+                        "exercise_id": exercise_id,
+                    },
+                    exercise_id=exercise_id,
+                    team_id=team_id,
+                ),
+            )
+        if p.status is TeamStatus.ON_SCENE and p.incident_id:
+            await _exercise_arrival(state, exercise_id, team_id, p.incident_id, at)
+
+
+async def _exercise_arrival(
+    state: CommandState, exercise_id: str, team_id: str, incident_id: str, at: datetime
+) -> None:
+    async with state.pool.connection() as conn:
+        cur = await conn.execute("SELECT exercise_id FROM incident WHERE id = %s", (incident_id,))
+        row = await cur.fetchone()
+    if row is None or row[0] != exercise_id:  # a crew never reaches a live or another drill's incident
+        log.warning(
+            "exercise %s: %s on scene of %s, not an incident of this exercise",
+            exercise_id,
+            team_id,
+            incident_id,
+        )
+        return
+    crew = Principal(team_id, Role.FIELD, team_id)
+
+    def arrived(incident: Incident) -> list[Event]:
+        return decide_team_arrived(incident, team_id=team_id, actor=actor_of(crew), at=at)
+
+    try:
+        await incident_service.run_command(state, crew, incident_id, arrived, "incident.team_arrived")
+    except DomainError as exc:  # e.g. released meanwhile, or the incident is closed
+        log.info("exercise %s: arrival of %s at %s not recorded: %s", exercise_id, team_id, incident_id, exc)
+
+
+async def _publish_exercise_position(
+    state: CommandState, exercise_id: str, team_id: str, p: TeamPosition, at: datetime
+) -> None:
+    """A drill's position goes to the planners' map only (``visible_to``: planners and
+    admins); Redis GEO and the team row stay the live team's."""
+    extra = {k: v for k, v in (("speed", p.speed), ("heading", p.heading), ("seq", p.seq)) if v is not None}
+    position = {"lat": p.lat, "lon": p.lon, "at": at.isoformat(), "source": "exercise", **extra}
+    await publish(
+        state.redis,
+        Change(
+            "team",
+            team_id,
+            {"id": team_id, "kind": "position", "exercise_id": exercise_id, "position": position},
+            exercise_id=exercise_id,
+            team_id=team_id,
+        ),
+    )
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -161,6 +161,62 @@ async def duty_roster(
     return DutyRoster(Shift(t, s, e) for t, s, e in await cur.fetchall())
 
 
+# --- the duty roster kept between shift changes (for the recommender) -----------------
+
+#: The kept roster is for a time bucket: it holds the shifts from the bucket's start − 1 day
+#: to its end + 7 days, a superset of what :func:`duty_roster` reads for any moment in it.
+ROSTER_BUCKET = timedelta(minutes=15)
+ROSTER_PART = "duty-roster"
+
+#: Count and order-free sum of row hashes of the window's shifts: one row back, and any
+#: insert, update or delete of a shift in the window changes it.
+_SHIFT_FINGERPRINT = """
+SELECT count(*), coalesce(sum(hashtextextended(
+         team_id || ' ' || extract(epoch FROM starts_at)::text || ' ' || extract(epoch FROM ends_at)::text,
+         0)), 0)
+  FROM team_shift WHERE ends_at > %(from)s AND starts_at < %(to)s
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class KeptRoster:
+    window: tuple[datetime, datetime]
+    fingerprint: tuple[int, int]
+    roster: DutyRoster
+
+
+def roster_window(now: datetime) -> tuple[datetime, datetime]:
+    bucket_s = ROSTER_BUCKET.total_seconds()
+    start = datetime.fromtimestamp(now.timestamp() // bucket_s * bucket_s, UTC)
+    return start - timedelta(days=1), start + ROSTER_BUCKET + timedelta(days=7)
+
+
+async def kept_duty_roster(state: CommandState, conn: AsyncConnection[Any], now: datetime) -> DutyRoster:
+    """Every team's duty roster for ``now``, rebuilt only when the shifts changed.
+
+    Only shifts are kept: statuses (off duty, dispatched …) and positions are no part of a
+    ``DutyRoster`` and the caller reads them fresh, so a kept roster can never put forward
+    a busy or off-duty team. Shifts are written by other processes too (the roster loader,
+    another command process, SQL), so each call compares the window's fingerprint with the
+    kept one. The fingerprint is read before the rows: a change in between costs one more
+    rebuild, never a stale roster.
+    """
+    window = roster_window(now)
+    cur = await conn.execute(_SHIFT_FINGERPRINT, {"from": window[0], "to": window[1]})
+    row = await cur.fetchone()
+    assert row is not None  # an aggregate always returns a row
+    fingerprint = (int(row[0]), int(row[1]))
+    kept = state.parts.get(ROSTER_PART)
+    if isinstance(kept, KeptRoster) and kept.window == window and kept.fingerprint == fingerprint:
+        return kept.roster
+    cur = await conn.execute(
+        "SELECT team_id, starts_at, ends_at FROM team_shift WHERE ends_at > %s AND starts_at < %s", window
+    )
+    roster = DutyRoster(Shift(t, s, e) for t, s, e in await cur.fetchall())
+    state.parts[ROSTER_PART] = KeptRoster(window, fingerprint, roster)
+    return roster
+
+
 def _position(row: dict[str, Any], live: LivePosition | None) -> LivePosition | None:
     stored = (
         LivePosition(row["lat"], row["lon"], row["position_at"], "db")
@@ -608,8 +664,7 @@ class PositionWriter:
 
 
 async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
-    """Teams for a (re)connecting live client: what ``visible_to`` would let through."""
-    if who.role == Role.PLANNER:
-        return []  # team changes are live data; planners see exercises only
+    """Teams for a (re)connecting live client: what ``visible_to`` would let through
+    (planners too: a drill's recommendations and map start from the real roster)."""
     only = visible_team_ids(who)
     return await team_summaries(state, sorted(only) if only is not None else None)

@@ -27,6 +27,7 @@ from dashboard.callbacks.common import clicked, clientside, error_text, require_
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
 from dashboard.layout import exercise as ex
+from wuwang.exercises import MAX_SPEED, MIN_SPEED
 from wuwang.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,7 @@ def new_exercise_body(
         pace = float(speed)
     except (TypeError, ValueError):
         return "exercise.err_speed"
-    if not ex.MIN_SPEED <= pace <= ex.MAX_SPEED:
+    if not MIN_SPEED <= pace <= MAX_SPEED:
         return "exercise.err_speed"
     if kind == "scenario":
         if not isinstance(scenario, str) or not scenario:
@@ -339,7 +340,7 @@ def register(app: Dash, console: Console) -> None:
                     raise PreventUpdate
                 body = {"action": "seek", "value": float(seek)}
             elif which == ex.SPEED_BUTTON:
-                if not isinstance(speed, (int, float)) or not ex.MIN_SPEED <= speed <= ex.MAX_SPEED:
+                if not isinstance(speed, (int, float)) or not MIN_SPEED <= speed <= MAX_SPEED:
                     return html.Span(t(lang, "exercise.err_speed"), className="error"), no_update, no_update
                 body = {"action": "speed", "value": float(speed)}
             else:

@@ -87,6 +87,11 @@ def team_type_label(lang: Lang, kind: str) -> str:
     return t(lang, key) if has(lang, key) else kind
 
 
+def team_status_label(lang: Lang, status: str) -> str:
+    key = f"team_status.{status}"
+    return t(lang, key) if has(lang, key) else status
+
+
 def _section(title: str, *children: Any, cls: str = "") -> html.Section:
     return html.Section(className=f"detail-section {cls}".strip(), children=[html.H3(title), *children])
 
@@ -311,15 +316,66 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
 
 
 def _eta(lang: Lang, r: dict[str, Any]) -> str:
-    eta = r.get("eta_s", r.get("eta"))
-    return minutes(float(eta), lang) if isinstance(eta, (int, float)) else "—"
+    """The ETA in the console's language, from ``eta_s`` (the API's ``eta`` text is
+    Chinese)."""
+    eta = r.get("eta_s")
+    return duration(lang, float(eta)) if isinstance(eta, (int, float)) else "—"
 
 
-def _reasons(r: dict[str, Any]) -> str:
-    reasons = r.get("reasons", r.get("reason", []))
+def duration(lang: Lang, seconds: float) -> str:
+    """Seconds as the recommender's reasons say them: 42 秒, 6 分 14 秒, 2 小时 05 分."""
+    s = round(seconds)
+    if s < 60:
+        return t(lang, "unit.duration_s", s=s)
+    if s < 3600:
+        return t(lang, "unit.duration_min_s", m=s // 60, s=s % 60)
+    return t(lang, "unit.duration_h_min", h=s // 3600, m=s % 3600 // 60)
+
+
+def _reason_value(lang: Lang, name: str, value: Any) -> Any:
+    """A reason's parameter as the text shows it: ``*_s`` seconds as a duration, ``status``
+    a team status and ``kind`` a warehouse kind by their names (docs/reserve-and-rosters.md)."""
+    if name.endswith("_s") and isinstance(value, (int, float)):
+        return duration(lang, value)
+    if name == "status":
+        return team_status_label(lang, str(value))
+    if name == "kind":
+        key = f"warehouse.{value}"
+        return t(lang, key) if has(lang, key) else str(value)
+    return value
+
+
+def reason_text(lang: Lang, reason: dict[str, Any]) -> str:
+    """One reason of the recommender in the console's language, from its code and
+    parameters (``reason.<code>``); the command service's text when the code is one this
+    console does not know, or its parameters do not fit."""
+    fallback = str(reason.get("text") or reason.get("code") or "")
+    key = f"reason.{reason.get('code')}"
+    params = reason.get("params")
+    if not has(lang, key) or not isinstance(params, dict):
+        return fallback
+    try:
+        return t(lang, key, **{k: _reason_value(lang, k, v) for k, v in params.items()})
+    except (KeyError, ValueError, IndexError):  # a parameter missing or of another kind
+        return fallback
+
+
+def _reasons(lang: Lang, r: dict[str, Any]) -> str:
+    coded = r.get("reason_codes")
+    if isinstance(coded, list):
+        return "; ".join(reason_text(lang, x) for x in coded if isinstance(x, dict))
+    reasons = r.get("reasons", r.get("reason", []))  # a command service without codes
     if isinstance(reasons, str):
         return reasons
     return "; ".join(str(x) for x in reasons or [])
+
+
+def _skip_text(lang: Lang, skipped: dict[str, Any]) -> str:
+    """Why a team was skipped: from its code (``team.skipped.*``), else the text."""
+    text = str(skipped.get("detail") or skipped.get("reason"))
+    if skipped.get("code"):
+        return reason_text(lang, {"code": skipped["code"], "params": skipped.get("params"), "text": text})
+    return text
 
 
 def _km(metres: Any) -> str:
@@ -362,12 +418,12 @@ def team_recommendations(lang: Lang, who: Me, data: DetailData) -> html.Section:
                         ),
                         html.Td(
                             [
-                                html.Div(c.get("eta") or _eta(lang, c)),
+                                html.Div(_eta(lang, c)),
                                 html.Div(_km(c.get("distance_m")), className="small muted"),
                             ],
                             className="num",
                         ),
-                        html.Td(_reasons(c), className="small"),
+                        html.Td(_reasons(lang, c), className="small"),
                         html.Td(
                             html.Button(
                                 t(lang, "act.dispatch"),
@@ -385,9 +441,8 @@ def team_recommendations(lang: Lang, who: Me, data: DetailData) -> html.Section:
         if not rows and skipped:
             why: dict[str, int] = {}
             for sk in skipped:
-                why[str(sk.get("detail") or sk.get("reason"))] = (
-                    why.get(str(sk.get("detail") or sk.get("reason")), 0) + 1
-                )
+                text = _skip_text(lang, sk)
+                why[text] = why.get(text, 0) + 1
             rows.append(
                 html.Tr(
                     html.Td(
@@ -455,8 +510,8 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
                         html.Td(f"{line.get('quantity')} {unit}", className="num"),
                         html.Td(
                             [
-                                html.Div(cand.get("eta") or _eta(lang, line)),
-                                html.Div(_reasons(cand), className="small"),
+                                html.Div(_eta(lang, cand if "eta_s" in cand else line)),
+                                html.Div(_reasons(lang, cand), className="small"),
                             ]
                         ),
                         html.Td(

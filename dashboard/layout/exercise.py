@@ -24,6 +24,7 @@ from dash import dcc, html
 from dashboard.api import Me
 from dashboard.i18n import Lang, t
 from dashboard.layout import data_attrs
+from wuwang.exercises import EXERCISE_ID_RE, MAX_SPEED, MIN_SPEED
 
 # Component ids (the browser code, assets/40-wuwang-exercise.js, uses the same strings).
 WATCH = "exercise-watch"  # the exercise chosen in the panel (an id; validated on every use)
@@ -61,16 +62,28 @@ INCIDENT_REPORTS = "incident-report-links"
 CONTROL = "ex-control"  # {"type": "ex-control", "action": "play" | "pause" | "stop"}
 CHOOSE = "ex-choose"  # {"type": "ex-choose", "id": exercise id}
 
-EXERCISE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 INCIDENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 KINDS = ("scenario", "replay", "import")
 STATUSES = ("planned", "running", "paused", "finished", "failed", "purged")
 ACTIVE = ("planned", "running", "paused")
-MIN_SPEED, MAX_SPEED = 1, 100
+
+
+def speed_row(lang: Lang, input_id: str, button: html.Button) -> html.Div:
+    """A speed field (×1–×100) with the button that applies it."""
+    return html.Div(
+        className="row",
+        children=[
+            html.Label(t(lang, "exercise.speed"), htmlFor=input_id),
+            dcc.Input(
+                id=input_id, type="number", min=MIN_SPEED, max=MAX_SPEED, step=1, value=10, className="input"
+            ),
+            button,
+        ],
+    )
 
 
 def valid_exercise_id(value: Any) -> str | None:
-    return value if isinstance(value, str) and EXERCISE_ID.fullmatch(value) else None
+    return value if isinstance(value, str) and EXERCISE_ID_RE.fullmatch(value) else None
 
 
 def valid_incident_id(value: Any) -> str | None:
@@ -379,24 +392,9 @@ def controls(lang: Lang) -> html.Div:
                     ),
                 ],
             ),
-            html.Div(
-                className="row",
-                children=[
-                    html.Label(t(lang, "exercise.speed"), htmlFor=SPEED),
-                    dcc.Input(
-                        id=SPEED,
-                        type="number",
-                        min=MIN_SPEED,
-                        max=MAX_SPEED,
-                        step=1,
-                        value=10,
-                        className="input",
-                    ),
-                    html.Button(
-                        t(lang, "exercise.speed_set"), id=SPEED_BUTTON, n_clicks=0, className="btn btn-small"
-                    ),
-                ],
-            ),
+            speed_row(lang, SPEED, html.Button(
+                t(lang, "exercise.speed_set"), id=SPEED_BUTTON, n_clicks=0, className="btn btn-small"
+            )),
             html.Div(id=REPORTS, className="row wrap ex-reports"),
             html.Div(
                 className="row",
@@ -465,24 +463,9 @@ def new_exercise_form(lang: Lang) -> html.Details:
                     html.P(t(lang, "exercise.window_help"), className="muted small"),
                 ],
             ),
-            html.Div(
-                className="row",
-                children=[
-                    html.Label(t(lang, "exercise.speed"), htmlFor=NEW_SPEED),
-                    dcc.Input(
-                        id=NEW_SPEED,
-                        type="number",
-                        min=MIN_SPEED,
-                        max=MAX_SPEED,
-                        step=1,
-                        value=10,
-                        className="input",
-                    ),
-                    html.Button(
-                        t(lang, "exercise.start"), id=NEW_BUTTON, n_clicks=0, className="btn btn-primary"
-                    ),
-                ],
-            ),
+            speed_row(lang, NEW_SPEED, html.Button(
+                t(lang, "exercise.start"), id=NEW_BUTTON, n_clicks=0, className="btn btn-primary"
+            )),
         ],
     )
 

@@ -288,9 +288,14 @@ def test_recommendation_ranks_by_eta_and_explains_skipped_teams(
     assert fire["suggested"] == ["F-NEAR"] and fire["needed"] == 1
     near = fire["candidates"][0]
     assert near["eta_s"] < fire["candidates"][1]["eta_s"]
-    assert any("road factor 1.3" in r for r in near["reasons"]) and any(
-        r.startswith("ETA") for r in near["reasons"]
-    )
+    # every reason as a code with parameters, and its text in Chinese for API clients
+    codes = [r["code"] for r in near["reason_codes"]]
+    assert codes == ["travel.great_circle", "eta", "team.position_age", "team.on_shift_until"]
+    assert near["reasons"] == [r["text"] for r in near["reason_codes"]]
+    assert near["reason_codes"][0]["params"]["road_factor"] == 1.3
+    assert near["reason_codes"][1]["params"]["eta_s"] == pytest.approx(near["eta_s"], abs=0.05)
+    assert "道路系数 1.3" in near["reasons"][0] and near["reasons"][1].startswith("预计")
+    assert near["eta"].endswith("秒")
     skipped = {s["team_id"]: s["reason"] for s in fire["skipped"]}
     assert skipped == {
         "F-REST": "not_on_shift",
@@ -300,7 +305,18 @@ def test_recommendation_ranks_by_eta_and_explains_skipped_teams(
         FIELD_TEAM: "not_on_shift",
         OTHER_TEAM: "not_on_shift",
     }
-    assert "position stale" in next(s["detail"] for s in fire["skipped"] if s["team_id"] == "F-STALE")
+    by_team = {s["team_id"]: s for s in fire["skipped"]}
+    for s in fire["skipped"]:
+        assert s["code"] == f"team.skipped.{s['reason']}"
+    stale = by_team["F-STALE"]
+    assert stale["params"]["age_s"] == pytest.approx(3600, abs=60)
+    assert stale["detail"].startswith("位置已过时（最后上报于 1 小时")
+    assert (by_team["F-BUSY"]["params"], by_team["F-BUSY"]["detail"]) == (
+        {"status": "en_route"},
+        "状态：在途",
+    )
+    assert (by_team["F-OFF"]["params"], by_team["F-OFF"]["detail"]) == ({}, "不在岗")
+    assert by_team["F-REST"]["detail"] == "不在班（此刻无排班）"
 
     # dispatching the first recommendation takes it out of the next ranking
     assert dispatch(command_client, op, inc, "F-NEAR").status_code == 201
@@ -370,6 +386,15 @@ def test_recommendation_follows_the_active_plan_at_the_current_level(
     assert comprehensive["eligible"] == 0 and comprehensive["short"] == 2
     sandbags = next(s for s in body["supplies"] if s["item"] == "sandbag")
     assert sandbags["candidates"][0]["warehouse_id"] == "W-CITY" and sandbags["candidates"][0]["covers"]
+    city = sandbags["candidates"][0]
+    assert [r["code"] for r in city["reason_codes"]] == [
+        "travel.great_circle",
+        "warehouse.stock.covers",
+        "eta",
+    ]
+    assert city["reason_codes"][1]["params"] == {"kind": "government_stock", "available": 5000}
+    assert city["reasons"][1] == "政府实物储备：可用 5000，足以满足"
+    assert city["reasons"] == [r["text"] for r in city["reason_codes"]]
     assert sandbags["plan"] == [
         {
             "warehouse_id": "W-CITY",

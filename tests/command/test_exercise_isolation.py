@@ -200,12 +200,13 @@ def exercise_rows(settings: Settings, incidents: list[str]) -> dict[str, int]:
             )
         },
         "message_ledger": "starts_with(source, %(prefix)s)",
+        "mqtt_outbox": "starts_with(topic, %(topic_prefix)s)",
         "alarm_outbox": "starts_with(alarm_id, %(prefix)s)",
         "incident_source": "starts_with(alarm_id, %(prefix)s)",
         "stock_allocation": "incident_id = ANY(%(incidents)s)",
         "stock_movement": "incident_id = ANY(%(incidents)s)",
     }
-    params = {"ex": EX, "prefix": PREFIX, "incidents": incidents}
+    params = {"ex": EX, "prefix": PREFIX, "topic_prefix": f"exercise/v1/{EX}/", "incidents": incidents}
     with psycopg.connect(settings.database_url or "") as conn:
         return {
             table: int(conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}", params).fetchone()[0])  # type: ignore[index]
@@ -362,16 +363,14 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
             "orders": 1,
             "grid_cases": 1,
         }
-        # A drill's order never goes to a real team's device.
-        assert (
-            one(
-                s,
-                "SELECT count(*) FROM mqtt_outbox o JOIN dispatch_order d ON d.order_id = o.order_id"
-                " WHERE d.exercise_id = %s",
-                EX,
-            )
-            == 0
-        )
+        # A drill's order never goes to a real team's device: only to the drill's copy of
+        # the team's topic (the drill runner's virtual crews).
+        assert one(
+            s,
+            "SELECT array_agg(o.topic) FROM mqtt_outbox o JOIN dispatch_order d ON d.order_id = o.order_id"
+            " WHERE d.exercise_id = %s",
+            EX,
+        ) == [f"exercise/v1/{EX}/teams/v1/{OTHER_TEAM}/dispatch"]
 
         # /ws for an operator: a live sentinel, and nothing of the drill before it.
         version = command_client.get(f"/incidents/{live_fire}", headers=operator).json()["incident"][

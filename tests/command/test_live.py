@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from command.security import Principal, Role, issue_token
-from command.services.live import CHANNEL, Change, LiveHub, visible_to
+from command.services.live import Change, LiveHub, channel_of, visible_to
 from wuwang.settings import DEMO_TOKEN_SECRET, Settings
 
 
@@ -48,15 +48,17 @@ def test_ws_sends_snapshot_then_changes_by_role(
         assert snap_a["type"] == "snapshot" and snap_a["user"]["role"] == "operator"
         assert snap_b["user"]["role"] == "planner"
         bus = redis.Redis.from_url(command_settings.redis_url or "")
-        bus.publish(CHANNEL, Change("incident", "INC-1", {"state": "new"}, version=1).encode())
-        bus.publish(
-            CHANNEL, Change("incident", "EX-1", {"state": "new"}, version=1, exercise_id="EX").encode()
-        )
+        bus.publish(channel_of(bus), Change("incident", "INC-1", {"state": "new"}, version=1).encode())
+        drill = Change("incident", "EX-1", {"state": "new"}, version=1, exercise_id="EX")
+        bus.publish(channel_of(bus), drill.encode())
+        team = Change("team", "T-FIRE-01", {"status": "available"}, team_id="T-FIRE-01")
+        bus.publish(channel_of(bus), team.encode())
         bus.close()
-        got_a = orjson.loads(a.receive_text())
-        got_b = orjson.loads(b.receive_text())
-        assert got_a["id"] == "INC-1"  # the operator sees live data only
-        assert got_b["id"] == "EX-1"  # the planner sees the exercise only
+        got_a = [orjson.loads(a.receive_text())["id"] for _ in range(2)]
+        got_b = [orjson.loads(b.receive_text())["id"] for _ in range(2)]
+        assert got_a == ["INC-1", "T-FIRE-01"]  # the operator sees live data only
+        # the planner sees the exercise, and the live roster a drill works on top of
+        assert got_b == ["EX-1", "T-FIRE-01"]
 
 
 def test_slow_client_is_dropped_others_keep_receiving() -> None:

@@ -220,7 +220,22 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     page.wait_for_selector('.detail-meta .state:has-text("已派遣")', timeout=20_000)
     page.set_viewport_size({"width": 1920, "height": 1700})  # the detail down to the recommendations
     page.wait_for_timeout(800)
+    # the recommender's reasons in the console's language, from their codes
+    page.wait_for_selector('.recommendations:has-text("道路系数")', timeout=20_000)
+    assert "road factor" not in page.inner_text(".recommendations")
     shot(page, artifacts, "incident-detail")
+    page.click("text=English")  # the page is drawn again in English: open the incident again
+    page.wait_for_selector("text=Incident queue", timeout=15_000)
+    page.click(row)
+    page.wait_for_selector('.recommendations:has-text("road factor")', timeout=20_000)
+    page.wait_for_timeout(800)
+    recommended = page.inner_text(".recommendations")
+    assert "ETA " in recommended and "道路系数" not in recommended and "预计" not in recommended
+    shot(page, artifacts, "incident-detail-en")
+    page.click("text=中文")
+    page.wait_for_selector("text=事件队列", timeout=15_000)
+    page.click(row)
+    page.wait_for_selector('.recommendations:has-text("道路系数")', timeout=20_000)
     page.set_viewport_size({"width": 1920, "height": 1080})
 
     # The team, on its phone: status "on scene" from the field page.

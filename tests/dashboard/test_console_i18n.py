@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from command.domain.incidents import IncidentState
+from command.domain.reasons import CATALOGUE, CODES
 from command.domain.vocabulary import IncidentType, TeamType
 from dashboard.i18n import LANGUAGES, catalogue, lang_of, t
 from dashboard.layout.field import FIELD_STATUSES, REPORT_CATEGORIES
@@ -63,6 +64,7 @@ def test_every_key_the_code_uses_exists() -> None:
         ("team_status", list(FIELD_STATUSES)),
         ("warehouse", ["government_stock", "commercial_agreement", "production_capacity"]),
         ("role", ["operator", "commander", "planner", "admin", "field"]),
+        ("reason", sorted(CODES)),
         (
             "event",
             [
@@ -88,6 +90,16 @@ def test_every_value_of_the_domain_has_words(prefix: str, values: list[str]) -> 
     for lang in LANGUAGES:
         missing = [v for v in values if f"{prefix}.{v}" not in catalogue(lang)]
         assert missing == [], (lang, prefix)
+
+
+def test_every_reason_code_is_said_with_the_command_sides_parameters() -> None:
+    """The console says the recommender's reasons itself (``reason.<code>``): with exactly
+    the parameters the command service sends, and nothing else under ``reason.``."""
+    for lang in LANGUAGES:
+        said = {k.removeprefix("reason.") for k in catalogue(lang) if k.startswith("reason.")}
+        assert said == set(CODES), (lang, said ^ set(CODES))
+        for code, entry in CATALOGUE.items():
+            assert placeholders(catalogue(lang)[f"reason.{code}"]) == set(entry.params), (lang, code)
 
 
 def test_translation_fills_placeholders_and_never_crashes() -> None:

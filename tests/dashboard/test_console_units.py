@@ -403,14 +403,64 @@ def sample() -> DetailData:
                     {
                         "team_id": "T-1",
                         "name": "消防一站",
-                        "eta_s": 300,
-                        "eta": "5 min",
+                        "eta_s": 374.2,
+                        "eta": "6 分 14 秒",
                         "distance_m": 2000,
-                        "reasons": ["nearest"],
+                        "reasons": ["（命令服务的中文）", "…", "…", "路网 2.1 公里"],
+                        "reason_codes": [
+                            {
+                                "code": "travel.great_circle",
+                                "params": {
+                                    "straight_km": 3.21,
+                                    "road_factor": 1.3,
+                                    "route_km": 4.17,
+                                    "speed_kmh": 40,
+                                },
+                                "text": "（命令服务的中文）",
+                            },
+                            {"code": "eta", "params": {"eta_s": 374.2}, "text": "…"},
+                            {"code": "team.position_age", "params": {"age_s": 35}, "text": "…"},
+                            # a code this console does not know: the command service's text
+                            {
+                                "code": "travel.road_graph",
+                                "params": {"route_km": 2.1},
+                                "text": "路网 2.1 公里",
+                            },
+                        ],
                     }
                 ],
                 "skipped": [],
-            }
+            },
+            {
+                "type": "medical",
+                "count": 1,
+                "assigned": 0,
+                "needed": 1,
+                "short": 1,
+                "suggested": [],
+                "candidates": [],
+                "skipped": [
+                    {
+                        "team_id": f"M-{n}",
+                        "name": "急救",
+                        "reason": "busy",
+                        "detail": "状态：在途",
+                        "code": "team.skipped.busy",
+                        "params": {"status": "en_route"},
+                    }
+                    for n in (1, 2)
+                ]
+                + [
+                    {
+                        "team_id": "M-3",
+                        "name": "急救",
+                        "reason": "stale_position",
+                        "detail": "位置已过时（最后上报于 12 分 00 秒 前）",
+                        "code": "team.skipped.stale_position",
+                        "params": {"age_s": 720.0},
+                    }
+                ],
+            },
         ],
         "supplies": [
             {
@@ -425,8 +475,17 @@ def sample() -> DetailData:
                         "warehouse_id": "W-1",
                         "name": "一号库",
                         "kind": "government_stock",
-                        "eta": "20 min",
-                        "reasons": ["near"],
+                        "eta_s": 1200.0,
+                        "eta": "20 分 00 秒",
+                        "reasons": ["…", "…"],
+                        "reason_codes": [
+                            {
+                                "code": "warehouse.stock.covers",
+                                "params": {"kind": "government_stock", "available": 300},
+                                "text": "…",
+                            },
+                            {"code": "warehouse.lead_time", "params": {"lead_time_s": 7200}, "text": "…"},
+                        ],
                     }
                 ],
                 "plan": [{"warehouse_id": "W-1", "quantity": 100, "eta_s": 1200}],
@@ -481,6 +540,53 @@ def test_commanders_also_change_the_level() -> None:
     found = component_ids(html.Div(incident_detail("zh_CN", COMMANDER, sample(), TZ)))
     assert {"type": ids.ACT, "action": "level"} in found
     assert ids.detail_input("level") in found
+
+
+def texts_of(tree: Any) -> list[str]:
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, str):
+            found.append(node)
+        elif isinstance(node, Component):
+            walk(getattr(node, "children", None))
+        elif isinstance(node, (list, tuple)):
+            for child in node:
+                walk(child)
+
+    walk(tree)
+    return found
+
+
+def test_recommendation_reasons_are_said_in_the_consoles_language_from_their_codes() -> None:
+    zh = texts_of(html.Div(incident_detail("zh_CN", OPERATOR, sample(), TZ)))
+    assert (
+        "直线 3.2 公里 × 道路系数 1.3 ≈ 4.2 公里，时速 40 公里; 预计 6 分 14 秒 到达; 位置 35 秒 前上报;"
+        " 路网 2.1 公里" in zh
+    )
+    assert "6 分 14 秒" in zh  # the ETA column from eta_s
+    assert "3 支队伍不符合：状态：在途 × 2; 位置已过时（最后上报于 12 分 00 秒 前） × 1" in zh
+    assert "政府实物储备：可用 300，足以满足; 调用准备时间 2 小时 00 分" in zh
+    en = texts_of(html.Div(incident_detail("en", OPERATOR, sample(), TZ)))
+    assert (
+        "3.2 km straight line × road factor 1.3 ≈ 4.2 km at 40 km/h; ETA 6 min 14 s; Position 35 s old;"
+        " 路网 2.1 公里" in en  # an unknown code keeps the command service's text
+    )
+    assert "6 min 14 s" in en and "20 min 00 s" in en
+    assert "3 teams do not qualify: Status: En route × 2; Position stale (last 12 min 00 s ago) × 1" in en
+    assert "Government stock: 300 available, covers all; Call-up lead time 2 h 00 min" in en
+    assert not [x for x in en if "分" in x or "秒" in x or "状态" in x]  # no Chinese reasons left
+
+
+def test_a_command_service_without_codes_still_shows_its_reasons() -> None:
+    data = sample()
+    candidate = data.recommendations["teams"][0]["candidates"][0]  # type: ignore[index]
+    del candidate["reason_codes"]
+    skipped = data.recommendations["teams"][1]["skipped"][0]  # type: ignore[index]
+    del skipped["code"], skipped["params"]
+    en = texts_of(html.Div(incident_detail("en", OPERATOR, data, TZ)))
+    assert "（命令服务的中文）; …; …; 路网 2.1 公里" in en
+    assert any("状态：在途 × 1" in x for x in en)
 
 
 def test_a_closed_incident_has_nothing_to_click() -> None:
