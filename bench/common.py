@@ -33,7 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
+import psycopg
 from paho.mqtt.enums import CallbackAPIVersion
+from psycopg import sql
+
+from wuwang import db, stats
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: ``speed_gauge()`` at a quiet, fast moment of the development VM (for the reader's scale).
@@ -259,15 +263,8 @@ def wait_until_quiet(max_cores: float, timeout_s: float, *, window_s: float = 5.
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100), linear interpolation between closest ranks."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    if len(ordered) == 1:
-        return ordered[0]
-    pos = (len(ordered) - 1) * q / 100
-    lo, hi = math.floor(pos), math.ceil(pos)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    """:func:`wuwang.stats.percentile`, NaN (shown as "–") when nothing was measured."""
+    return stats.percentile(values, q) if values else float("nan")
 
 
 def fmt_rate(per_s: float) -> str:
@@ -481,3 +478,27 @@ def subscribed_sink(
         return None
     print(json.dumps({"ready": True}), flush=True)
     return client
+
+
+# --- scratch databases ---------------------------------------------------------------
+
+
+def create_scratch_database(database_url: str, name: str) -> tuple[str, str]:
+    """Create and migrate database ``name`` beside ``database_url``'s; returns
+    (admin URL, the new database's URL). :func:`drop_scratch_database` removes it."""
+    admin_url = psycopg.conninfo.make_conninfo(database_url, dbname="postgres")
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    db_url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    db.migrate(db_url)
+    return admin_url, db_url
+
+
+def drop_scratch_database(admin_url: str, name: str) -> None:
+    """Drop a benchmark's database, its connections too; a failure is said, not raised
+    (the benchmark's results stand)."""
+    try:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    except psycopg.Error as exc:
+        print(f"[bench] could not drop database {name}: {exc}", file=sys.stderr)

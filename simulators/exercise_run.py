@@ -66,6 +66,7 @@ from wuwang.exercises import (
 )
 from wuwang.mqtt import apply_target
 from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, DEMO_SECRETS, Settings
+from wuwang.stats import percentile
 
 log = logging.getLogger("simulators.exercise")
 
@@ -141,19 +142,13 @@ class DriftStats:
     def of(cls, samples_ms: Sequence[float]) -> DriftStats:
         if not samples_ms:
             return cls()
-        s = sorted(samples_ms)
-        return cls(len(s), _quantile(s, 0.5), _quantile(s, 0.95), _quantile(s, 0.99), round(s[-1], 3))
+        def p(q: float) -> float:
+            return round(percentile(samples_ms, q), 3)
+
+        return cls(len(samples_ms), p(50), p(95), p(99), round(max(samples_ms), 3))
 
     def as_dict(self) -> dict[str, float | int]:
         return {"count": self.count, "p50": self.p50, "p95": self.p95, "p99": self.p99, "max": self.max}
-
-
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    pos = (len(sorted_values) - 1) * q
-    lo = int(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return round(sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo), 3)
 
 
 @dataclass

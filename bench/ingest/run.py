@@ -56,7 +56,9 @@ from bench.common import (
     Machine,
     OtherJobs,
     children_cpu_s,
+    create_scratch_database,
     describe_machine,
+    drop_scratch_database,
     fmt_load,
     fmt_rate,
     fmt_ratio,
@@ -83,7 +85,6 @@ from ingest.rows import TABLE_COLUMNS
 from ingest.service import tune_gc
 from ingest.subscriber import Inbound
 from ingest.writer import BatchWriter
-from wuwang import db
 from wuwang.city import City, build_city, load_city
 from wuwang.contract import PAYLOAD_MODELS, parse_message, parse_topic
 from wuwang.endpoints import Endpoints, LocalServices, mosquitto_binary
@@ -191,10 +192,6 @@ class Results:
 # --- the rig: services, database, processes ---------------------------------------------
 
 
-def _db_url(base: str, name: str) -> str:
-    return psycopg.conninfo.make_conninfo(base, dbname=name)
-
-
 class Rig:
     """A private Mosquitto, a fresh migrated database, Redis; what the stages share."""
 
@@ -249,11 +246,7 @@ class Rig:
             self.endpoints = self._given
         if self.endpoints.broker != "mosquitto":
             raise RuntimeError(f"the benchmark needs a Mosquitto broker, not {self.endpoints.broker}")
-        self.admin_url = _db_url(self.endpoints.database_url, "postgres")
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db_name)))
-        self.db_url = _db_url(self.endpoints.database_url, self.db_name)
-        db.migrate(self.db_url)
+        self.admin_url, self.db_url = create_scratch_database(self.endpoints.database_url, self.db_name)
 
     def load_city(self, city: City) -> None:
         self.city = city
@@ -268,15 +261,7 @@ class Rig:
             close_pipes(proc)
         self._procs.clear()
         if self.admin_url:
-            try:
-                with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(self.db_name)
-                        )
-                    )
-            except psycopg.Error as exc:
-                print(f"[bench] could not drop database {self.db_name}: {exc}", file=sys.stderr)
+            drop_scratch_database(self.admin_url, self.db_name)
         if self._services is not None:
             self._services.stop()
         if self._own_tmp:

@@ -56,14 +56,15 @@ import psycopg
 import redis
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
-from psycopg import sql
 
 from bench.common import (
     BENCHMARKS_MD,
     REPO_ROOT,
     Machine,
     OtherJobs,
+    create_scratch_database,
     describe_machine,
+    drop_scratch_database,
     fmt_load,
     fmt_rate,
     fmt_ratio,
@@ -79,7 +80,6 @@ from bench.replay.schedule import RECORDED_START, Recording, build_recording, pe
 from simulators.exercise_run import DriftStats, RunReport, TimedMessage, run_exercise
 from simulators.feeds import CST
 from simulators.publish import BrokerConfig
-from wuwang import db
 from wuwang.contract import encode
 from wuwang.endpoints import Endpoints, LocalServices, mosquitto_binary
 from wuwang.exercises import control_stream, exercise_topic
@@ -241,11 +241,7 @@ class Rig:
             self.endpoints = self._given
         if self.endpoints.broker != "mosquitto":
             raise RuntimeError(f"the benchmark needs a Mosquitto broker, not {self.endpoints.broker}")
-        self.admin_url = psycopg.conninfo.make_conninfo(self.endpoints.database_url, dbname="postgres")
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.db_name)))
-        self.db_url = psycopg.conninfo.make_conninfo(self.endpoints.database_url, dbname=self.db_name)
-        db.migrate(self.db_url)
+        self.admin_url, self.db_url = create_scratch_database(self.endpoints.database_url, self.db_name)
 
     def close(self) -> None:
         if self.streams:
@@ -255,15 +251,7 @@ class Rig:
             except redis.RedisError:
                 pass
         if self.admin_url:
-            try:
-                with psycopg.connect(self.admin_url, autocommit=True) as conn:
-                    conn.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(self.db_name)
-                        )
-                    )
-            except psycopg.Error as exc:
-                print(f"[bench] could not drop database {self.db_name}: {exc}", file=sys.stderr)
+            drop_scratch_database(self.admin_url, self.db_name)
         if self._services is not None:
             self._services.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)

@@ -62,12 +62,12 @@ from command.domain.kpi import (
     NFPA_1225_TARGET_SHARE,
     call_processing_s,
     compute_kpis,
-    percentile,
     time_to_on_scene_s,
 )
 from command.domain.plans import Activation, Requirements, shortfall
 from command.domain.vocabulary import ResponseLevel
 from wuwang.geo import haversine_m
+from wuwang.stats import percentile
 
 # --- inputs the edge hands in -------------------------------------------------------
 

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 from types import MappingProxyType
 
-from command.domain.kpi import percentile
+from wuwang.stats import percentile
 
 
 class GridCategory(StrEnum):

@@ -24,7 +24,6 @@ pass ``exercise_id`` to report on one exercise instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,6 +31,7 @@ from types import MappingProxyType
 
 from command.domain.incidents import Event, Incident, IncidentState, apply
 from command.domain.vocabulary import ResponseLevel
+from wuwang.stats import percentile
 
 #: The alarm-processing target named in the issue: 90 % of alarms within 60 s.
 NFPA_1225_TARGET_S = 60.0
@@ -40,21 +40,6 @@ NFPA_1225_TARGET_SHARE = 0.90
 _NOT_COUNTED_FOR_CLOSURE = frozenset(
     {IncidentState.CANCELLED, IncidentState.FALSE_ALARM, IncidentState.MERGED}
 )
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0–100) by linear interpolation between closest ranks:
-    with the values sorted ``x[0..n-1]``, ``h = (n-1)·q/100`` and the result is
-    ``x[⌊h⌋] + (h-⌊h⌋)·(x[⌊h⌋+1] - x[⌊h⌋])`` — numpy's default method."""
-    if not values:
-        raise ValueError("percentile of no values")
-    if not 0 <= q <= 100:
-        raise ValueError("q must be within 0..100")
-    xs = sorted(values)
-    h = (len(xs) - 1) * q / 100
-    lo = math.floor(h)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (h - lo) * (xs[hi] - xs[lo])
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,8 +76,9 @@ from wuwang.contract import (
     TeamStatusUpdate,
     parse_message,
     team_topic,
+    topic_exercise_id,
 )
-from wuwang.exercises import EXERCISE_PREFIX, valid_exercise_id
+from wuwang.exercises import EXERCISE_PREFIX, exercise_topic
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
 
@@ -176,11 +177,16 @@ def _team_of(topic: str) -> tuple[str, str] | None:
 
 def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
     """``exercise/v1/<exercise>/teams/v1/<team>/<leaf>`` → (exercise, team, leaf)."""
-    if not topic.startswith(f"{EXERCISE_PREFIX}/"):
+    exercise_id = topic_exercise_id(topic)
+    if exercise_id is None:
         return None
-    exercise_id, _, rest = topic.removeprefix(f"{EXERCISE_PREFIX}/").partition("/")
-    where = _team_of(rest)
-    return (exercise_id, *where) if where is not None and valid_exercise_id(exercise_id) else None
+    where = _team_of(topic.removeprefix(exercise_topic(exercise_id, "")))
+    return (exercise_id, *where) if where is not None else None
+
+
+def _motion(p: TeamPosition) -> dict[str, float | int]:
+    """The optional parts of a position report that were sent."""
+    return {k: v for k, v in (("speed", p.speed), ("heading", p.heading), ("seq", p.seq)) if v is not None}
 
 
 class TeamFeed:
@@ -276,12 +282,7 @@ class TeamFeed:
                         log.info("status %s from %s ignored: %s", p.id, team_id, result.why)
                 elif isinstance(msg.payload, TeamPosition) and self._positions is not None:
                     p2 = msg.payload
-                    extra = {
-                        k: v
-                        for k, v in (("speed", p2.speed), ("heading", p2.heading), ("seq", p2.seq))
-                        if v is not None
-                    }
-                    await self._positions.apply(state, team_id, p2.lat, p2.lon, at, extra)
+                    await self._positions.apply(state, team_id, p2.lat, p2.lon, at, _motion(p2))
             else:
                 self.ignored += 1
                 return
@@ -389,8 +390,7 @@ async def _publish_exercise_position(
 ) -> None:
     """A drill's position goes to the planners' map only (``visible_to``: planners and
     admins); Redis GEO and the team row stay the live team's."""
-    extra = {k: v for k, v in (("speed", p.speed), ("heading", p.heading), ("seq", p.seq)) if v is not None}
-    position = {"lat": p.lat, "lon": p.lon, "at": at.isoformat(), "source": "exercise", **extra}
+    position = {"lat": p.lat, "lon": p.lon, "at": at.isoformat(), "source": "exercise", **_motion(p)}
     await publish(
         state.redis,
         Change(

@@ -509,30 +509,16 @@ def _map_figure(report: aa.AfterActionReport, layer: MapLayer, lang: Lang, tz: t
     half_lon = max((max(lons) - min(lons)) / 2 * 1.15, 0.01 / cos)
     lon0 = (min(lons) + max(lons)) / 2
     fig = go.Figure()
-    xs, ys = _outline(g for _, g in layer.districts)
-    if xs:
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": "#999", "width": 1},
-                name=t(lang, "district"),
-                hoverinfo="skip",
+    outlines = (
+        (layer.districts, {"color": "#999", "width": 1}, "district"),
+        (layer.cells, {"color": "#bbb", "width": 1, "dash": "dot"}, "cell"),
+    )
+    for shapes, line, label in outlines:
+        xs, ys = _outline(g for _, g in shapes)
+        if xs:
+            fig.add_trace(
+                go.Scatter(x=xs, y=ys, mode="lines", line=line, name=t(lang, label), hoverinfo="skip")
             )
-        )
-    xs, ys = _outline(g for _, g in layer.cells)
-    if xs:
-        fig.add_trace(
-            go.Scatter(
-                x=xs,
-                y=ys,
-                mode="lines",
-                line={"color": "#bbb", "width": 1, "dash": "dot"},
-                name=t(lang, "cell"),
-                hoverinfo="skip",
-            )
-        )
     for i, tr in enumerate(report.tracks):
         if not tr.points:
             continue

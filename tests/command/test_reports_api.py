@@ -20,13 +20,13 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from command.domain.kpi import percentile
 from command.domain.vocabulary import IncidentType
 from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
 from tests.command.test_dispatch_api import add_team, isolated_settings
 from tests.command.test_incidents_api import push_alarm, wait_for
 from tests.command.test_kpis_api import open_by_domain
 from wuwang.settings import Settings
+from wuwang.stats import percentile
 
 Login = Callable[[str], dict[str, str]]
 EX = "EX-RPT-1"

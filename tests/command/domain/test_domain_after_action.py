@@ -31,9 +31,10 @@ from command.domain.incidents import (
     decide_tick_checklist,
     decide_verify,
 )
-from command.domain.kpi import compute_kpis, percentile
+from command.domain.kpi import compute_kpis
 from command.domain.plans import activate, load_plans
 from command.domain.vocabulary import IncidentType, ResponseLevel
+from wuwang.stats import percentile
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 11, 23, 19, 30, tzinfo=CST)
