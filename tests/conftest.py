@@ -8,6 +8,7 @@ ones we ship), embedded amqtt otherwise — so tests may stop and restart it.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import shutil
@@ -23,7 +24,14 @@ import redis
 from psycopg import sql
 
 from wuwang import db
-from wuwang.endpoints import Endpoints, LocalServices, ManagedProcess, free_port, private_mosquitto
+from wuwang.endpoints import (
+    Endpoints,
+    LocalServices,
+    ManagedProcess,
+    embedded_redis,
+    free_port,
+    private_mosquitto,
+)
 from wuwang.mqtt import MqttTarget
 from wuwang.settings import Settings
 
@@ -50,8 +58,19 @@ def local_services(test_data_dir: Path) -> Iterator[tuple[Endpoints, LocalServic
 
 
 @pytest.fixture(scope="session")
-def endpoints(local_services: tuple[Endpoints, LocalServices]) -> Endpoints:
-    return local_services[0]
+def private_redis_server(test_data_dir: Path) -> Iterator[str]:
+    """A Redis of the test session's own: tests flush databases and listen on pub/sub
+    channels (which span every database of a server), so they never touch a Redis that
+    anyone else uses — not the one on 6379, not another test run's."""
+    server = embedded_redis(test_data_dir / "redis", free_port())
+    server.start()
+    yield f"redis://127.0.0.1:{server.port}/0"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def endpoints(local_services: tuple[Endpoints, LocalServices], private_redis_server: str) -> Endpoints:
+    return dataclasses.replace(local_services[0], redis_url=private_redis_server)
 
 
 @pytest.fixture(scope="session")
@@ -100,7 +119,7 @@ def database_url(endpoints: Endpoints, clone_database: Callable[[], str]) -> Ite
 
 @pytest.fixture
 def redis_url(endpoints: Endpoints) -> Iterator[str]:
-    """Redis database 9, emptied before and after the test."""
+    """Database 9 of the session's private Redis, emptied before and after the test."""
     url = endpoints.redis_url.rsplit("/", 1)[0] + "/9"
     client = redis.Redis.from_url(url)
     client.flushdb()
