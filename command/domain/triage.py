@@ -1005,18 +1005,33 @@ TriageOutcome = ToIncident | ToInbox
 def triage(
     rows: Sequence[InboxRow], alarm: Alarm, context: TriageContext, rules: TriageRules
 ) -> tuple[tuple[InboxRow, ...], TriageOutcome]:
-    """:func:`decide`, then either an incident (with the open rows it takes along: the
-    corroborating ones and the alarm's own open row) or :func:`fold` into the inbox.
-    ``rows`` are the inbox rows to fold into; ``context.rows`` may be the same."""
+    """:func:`decide`, then either an incident or :func:`fold` into the inbox.
+
+    A promoted alarm takes along the open rows of its story: its own source's open row,
+    and every open row that would corroborate it under a corroboration rule (whatever
+    rule promoted it — a 110 call about a fire takes the camera's smoke row nearby).
+    ``rows`` are the inbox rows to fold into; ``context.rows`` may hold them too."""
     promotion = decide(alarm, context, rules)
     if promotion is None:
         rows2, folded = fold(rows, alarm, context.now, rules)
         return rows2, ToInbox(folded, mute_reason(alarm, context, rules))
     key, t = RowKey.of(alarm), _when(alarm, context.now)
+    every = tuple({r.row_id: r for r in (*context.rows, *rows)}.values())
     take = set(promotion.supporting_row_ids)
-    take.update(r.row_id for r in rows if _can_fold(r, key, t, rules.fold))
-    open_ids = {r.row_id for r in (*rows, *context.rows) if r.is_open}
+    take.update(r.row_id for r in every if _can_fold(r, key, t, rules.fold))
+    rows_only = replace(context, recent_alarms=(), rows=every)
+    for rule in rules.corroboration:
+        take.update(w.row_id for w in _witnesses(alarm, rows_only, rule, rules) if w.row_id is not None)
+    open_ids = {r.row_id for r in every if r.is_open}
     return tuple(rows), ToIncident(promotion, tuple(sorted(take & open_ids)))
+
+
+def inbox_reason(row: InboxRow, rules: TriageRules) -> Reason | None:
+    """Why a row is in the inbox: its kind's rule (``video_inbox``, ``sensor_inbox``)."""
+    rule = rules.by_kind.get(row.alarm_kind)
+    if rule is None:
+        return None
+    return reason_for(rule.id, kind=row.alarm_kind, category=row.key.category, source=row.key.source)
 
 
 # --- operator actions -----------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from command.domain.triage import (
     flapping_reason,
     fold,
     inbox_order,
+    inbox_reason,
     link,
     mute_reason,
     parse_rules,
@@ -561,6 +562,53 @@ def test_exercise_alarms_only_fold_and_corroborate_within_their_exercise() -> No
     assert len(rows) == 2 and {r.exercise_id for r in rows} == {None, "EX-1"}
 
 
+_OTHER_SCOPE = st.sampled_from(["EX-1", "EX-2", None])
+_FIRE_LIKE: list[tuple[AlarmKind, str]] = [
+    ("call", "fire"),
+    ("video", "fire_smoke"),
+    ("sensor", "temperature"),
+    ("video", "fall"),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.sampled_from([None, "EX-1"]),
+    st.lists(
+        st.tuples(
+            _OTHER_SCOPE,
+            st.sampled_from(_FIRE_LIKE),
+            st.integers(-300, 300),
+            st.integers(-900, 0),
+        ),
+        max_size=12,
+    ),
+)
+def test_decisions_never_depend_on_alarms_or_rows_of_another_scope(
+    scope: str | None, others: list[tuple[str | None, tuple[AlarmKind, str], int, int]]
+) -> None:
+    me = alarm("video", "fire_smoke", confidence=0.85, exercise_id=scope)
+    foreign = [
+        alarm(
+            kind,
+            cat,
+            north_m=north,
+            seconds=sec,
+            exercise_id=s,
+            source=f"video/CAM-{i}" if kind == "video" else None,
+        )
+        for i, (s, (kind, cat), north, sec) in enumerate(others)
+        if s != scope
+    ]
+    foreign_rows = fold_all([a for a in foreign if a.kind != "call"])
+    alone = decide(me, ctx(), RULES)
+    assert alone is None
+    assert decide(me, ctx(recent=foreign, rows=foreign_rows), RULES) is None
+    rows, outcome = triage(foreign_rows, me, ctx(recent=foreign, rows=foreign_rows), RULES)
+    assert isinstance(outcome, ToInbox) and isinstance(outcome.fold, Folded) and outcome.fold.opened
+    assert next(r for r in rows if r.row_id == outcome.fold.row_id).exercise_id == scope
+
+
 def test_a_source_dismissed_as_false_alarm_is_muted_for_a_while() -> None:
     first = fold_all([alarm("video", "fire_smoke", confidence=0.86)])
     dismissed = dismiss(first[0], reason="false_alarm", actor=OP, at=T0 + timedelta(seconds=60)).after
@@ -602,6 +650,29 @@ def test_triage_promotes_and_takes_the_sources_open_rows_along() -> None:
     changes = [link(r, incident("INC-9"), actor=SYSTEM, at=T0, rule_id=outcome2.promotion.rule_id)
                for r in rows if r.row_id in outcome2.link_row_ids]  # fmt: skip
     assert all(c.after.state == InboxState.LINKED and c.after.rule_id == "video_fire_smoke" for c in changes)
+
+
+def test_a_110_call_takes_the_nearby_open_rows_of_its_story_along() -> None:
+    cam_row = fold_all([alarm("video", "fire_smoke", source="video/CAM-0009", confidence=0.83, seconds=-90)])[
+        0
+    ]
+    far_row = fold_all([alarm("video", "fire_smoke", source="video/CAM-0010", north_m=900, seconds=-90)])[0]
+    unrelated = fold_all([alarm("video", "loitering", source="video/CAM-0011", seconds=-90)])[0]
+    rows = (cam_row, far_row, unrelated)
+    _, outcome = triage(rows, alarm("call", "fire", east_m=40), ctx(rows=rows), RULES)
+    assert isinstance(outcome, ToIncident) and outcome.promotion.rule_id == "call_110"
+    assert outcome.link_row_ids == (cam_row.row_id,)
+    # rows no longer open stay where they are
+    gone = dismiss(cam_row, reason="duplicate", actor=OP, at=T0).after
+    _, outcome = triage((gone,), alarm("call", "fire", east_m=40), ctx(rows=(gone,)), RULES)
+    assert isinstance(outcome, ToIncident) and outcome.link_row_ids == ()
+
+
+def test_an_inbox_row_says_which_rule_put_it_there() -> None:
+    row = one_row()
+    reason = inbox_reason(row, RULES)
+    assert reason is not None and reason.code == "triage.video_inbox"
+    assert RULES.render(reason) == "视频 loitering 告警，进入告警收件箱待研判"
 
 
 def test_triage_folds_what_no_rule_promotes() -> None:
