@@ -426,10 +426,11 @@ def test_one_source_alone_does_not_promote() -> None:
 def test_a_call_and_a_camera_within_radius_and_window_promote_by_corroboration() -> None:
     call = alarm("call", "fire", north_m=120, seconds=-120)
     cam = alarm("video", "fire_smoke", confidence=0.85)
-    p = decide(cam, ctx(recent=[call]), RULES)
+    same_camera_before = alarm("video", "fire_smoke", confidence=0.84, seconds=-30)
+    p = decide(cam, ctx(recent=[call, same_camera_before]), RULES)
     assert isinstance(p, Promotion)
     assert p.rule_id == "corroborated"
-    assert p.supporting_alarm_ids == (call.alarm_id,)
+    assert p.supporting_alarm_ids == (call.alarm_id,)  # the camera's own earlier alarm is no witness
     assert p.reason.params["sources"] == 2
     assert p.reason.params["kinds"] == "call+video"
     assert p.reason.params["distance_m"] == 120
@@ -523,6 +524,10 @@ def test_a_crowd_at_a_planned_event_promotes_while_it_runs() -> None:
     p = decide(crowd, ctx(events=[fest]), RULES)  # 30 min before the start: within the hour before
     assert p is not None and p.rule_id == "risk_planned_event"
     assert "汉江音乐节" in RULES.render(p.reason)
+    outside = alarm("video", "crowd", north_m=300 + 500 + 200 + 50, confidence=0.81)  # radius + margin + 50 m
+    assert decide(outside, ctx(events=[fest]), RULES) is None
+    at_the_edge = alarm("video", "crowd", north_m=300 + 500 + 150, confidence=0.81)
+    assert decide(at_the_edge, ctx(events=[fest]), RULES) is not None
     long_before = alarm("video", "crowd", seconds=-2 * 3600, confidence=0.81)
     assert decide(long_before, ctx(seconds=-2 * 3600, events=[fest]), RULES) is None
     # an event of an exercise never promotes a live alarm
@@ -624,6 +629,9 @@ def test_a_source_dismissed_as_false_alarm_is_muted_for_a_while() -> None:
     call = alarm("call", "fire", seconds=590)
     p = decide(again, ctx(seconds=600, rows=[dismissed], recent=[call]), RULES)
     assert p is not None and p.rule_id == "corroborated"
+    # only a false alarm mutes: a row dismissed as a duplicate does not
+    dup = dismiss(first[0], reason="duplicate", actor=OP, at=T0 + timedelta(seconds=60)).after
+    assert decide(again, ctx(seconds=600, rows=[dup]), RULES) is not None
     # after the mute: promoted again
     later = alarm("video", "fire_smoke", confidence=0.95, seconds=60 + 1801)
     assert decide(later, ctx(seconds=60 + 1801, rows=[dismissed]), RULES) is not None
