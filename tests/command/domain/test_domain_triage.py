@@ -938,3 +938,14 @@ def test_every_problem_is_reported_not_just_the_first() -> None:
     found = problems(bad)
     assert len(found) == 2
     assert any("flapping.window_s" in p for p in found) and any("expiry[1].after_s" in p for p in found)
+
+
+# --- docs/triage.md cannot drift from the shipped rules -------------------------------------------
+
+
+def test_docs_table_names_every_shipped_rule() -> None:
+    docs = (DEFAULT_RULES_FILE.parents[2] / "docs" / "triage.md").read_text(encoding="utf-8")
+    table = docs.split("### The shipped rules", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    documented = re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \|", table, flags=re.MULTILINE)
+    assert {rule_id for rule_id, _ in documented} == set(RULES.rule_ids)
+    assert f"(version {RULES.version})" in docs
