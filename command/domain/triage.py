@@ -555,8 +555,8 @@ class InboxRow:
     grid_cell_id: str | None
     summary: str  # the latest alarm's summary
     first_alarm_id: str
-    alarm_ids: tuple[str, ...]  # the latest ``fold.keep_alarm_ids``, oldest first
-    recent: tuple[datetime, ...]  # times of the latest alarms (for flapping), oldest first
+    alarm_ids: tuple[str, ...]  # the last ``fold.keep_alarm_ids`` folded in, in the order folded
+    recent: tuple[datetime, ...]  # times of the latest alarms (for flapping), in time order
     identity: str  # source_identity of its alarms
     flapping: bool = False
     flapping_since: datetime | None = None
@@ -583,6 +583,7 @@ class InboxRow:
 
     @property
     def last_alarm_id(self) -> str:
+        """The alarm folded in last (the edge opens an incident from it on promotion)."""
         return self.alarm_ids[-1]
 
 
