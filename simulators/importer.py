@@ -484,6 +484,15 @@ class _RowReader:
         return None if not any(key) else key  # rows without a call number are never folded
 
 
+def _nul_column(fields: list[str], header: list[str]) -> str | None:
+    """The first column of a record holding a NUL character, as the header names it, or None."""
+    for i, value in enumerate(fields):
+        if "\x00" in value:
+            name = header[i].strip() if i < len(header) else f"field {i + 1}"
+            return f"column {_clip(name)!r}"  # repr: a NUL in the header itself shows as \x00
+    return None
+
+
 def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport) -> Iterator[ImportedCall]:
     """Read records one at a time (streaming) and yield the readable calls, in file order.
 
@@ -512,7 +521,7 @@ def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport
             fields = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:  # e.g. a NUL byte: skip the record, keep going
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): skip the record, keep going
             report.rows_read += 1
             report.problems.append(RowProblem(start, Problem.UNREADABLE_ROW, str(exc)))
             ended = reader.line_num
@@ -526,6 +535,12 @@ def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport
         if not any(f.strip() for f in fields):
             continue  # a blank line is not a record
         report.rows_read += 1
+        nul = _nul_column(fields, header)
+        if nul is not None:
+            # Python's csv reads NUL since 3.11, PostgreSQL text and jsonb refuse it: one such
+            # row would fail the whole COPY. A NUL is a sign of a damaged row: skip all of it.
+            report.problems.append(RowProblem(start, Problem.UNREADABLE_ROW, f"NUL byte (U+0000) in {nul}"))
+            continue
         try:
             call = rows.call(fields, start)
             key = rows.dedupe_key(fields)
