@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -50,6 +50,7 @@ from wuwang.contract import (
     ContractError,
     Message,
     SensorReading,
+    TsWindow,
     parse_message,
     parse_topic,
     topic_exercise_id,
@@ -180,6 +181,10 @@ class BatchWriter:
         self._on_alarms = on_alarms
         self._on_abandoned = on_abandoned
         self._thresholds = rules.thresholds(settings.sensor_thresholds)
+        # The door: what retention would delete within the hour, or what claims to come from
+        # the future, is never stored (docs/ingest.md, "The time window").
+        self._window = TsWindow(max_age=timedelta(days=settings.retention_days),
+                                max_ahead=timedelta(seconds=settings.ingest_clock_skew_s))
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
@@ -292,7 +297,7 @@ class BatchWriter:
             self._bad(item, reason)
             return Parsed(item, None, reason, feed_label(item.topic))
         try:
-            msg = parse_message(item.topic, item.payload, item.received_at)
+            msg = parse_message(item.topic, item.payload, item.received_at, self._window)
         except ContractError as exc:
             self._bad(item, exc.reason)
             return Parsed(item, None, exc.reason, feed_label(item.topic))

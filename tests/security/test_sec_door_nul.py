@@ -146,7 +146,8 @@ def test_nul_in_any_text_field_is_a_stored_dead_letter(door: Settings, database_
     assert reason and "\x00" not in reason
 
 
-def test_raw_nul_bytes_and_nul_in_the_topic_are_stored_dead_letters(door: Settings, database_url: str) -> None:
+def test_raw_nul_bytes_and_nul_in_the_topic_are_stored_dead_letters(door: Settings,
+                                                                    database_url: str) -> None:
     items = [
         delivery("wuwang/v1/venue/sensor/GW-1", b'{"id": "a\x00b", "device_id": "S", "kind": "smoke"}'),
         delivery("wuwang/v1/venue/sensor/GW\x00-1", b'{"id": "c"}'),
@@ -154,7 +155,8 @@ def test_raw_nul_bytes_and_nul_in_the_topic_are_stored_dead_letters(door: Settin
     ]
     assert len(write_batch(door, items)) == 3
     with psycopg.connect(database_url) as conn:
-        dead = conn.execute("SELECT topic, payload, reason, exercise_id FROM dead_letter ORDER BY id").fetchall()
+        dead = conn.execute(
+            "SELECT topic, payload, reason, exercise_id FROM dead_letter ORDER BY id").fetchall()
     assert [bytes(d[1]) for d in dead] == [i.payload for i in items]
     assert dead[0][2].startswith("not valid UTF-8 JSON")
     assert dead[1][0] == "wuwang/v1/venue/sensor/GW\\x00-1" and "source_id in topic" in dead[1][2]
