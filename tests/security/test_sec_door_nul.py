@@ -72,7 +72,7 @@ def test_csv_import_with_nul_rows_imports_the_rest(database_url: str, tmp_path: 
     with psycopg.connect(database_url) as conn:
         got = conn.execute("SELECT external_id FROM imported_call WHERE dataset_id = %s ORDER BY line_no",
                            (dataset_id,)).fetchall()
-        (stats,) = conn.execute("SELECT stats FROM exercise WHERE id = %s", (dataset_id,)).fetchone()
+        (stats,) = conn.execute("SELECT stats FROM exercise WHERE id = %s", (dataset_id,)).fetchall()[0]
     assert got == [("J1",), ("J9",)]
     skipped = stats["import"]["problems"][str(Problem.UNREADABLE_ROW)]
     assert skipped == {"count": len(NUL_ROWS), "lines": list(range(3, 3 + len(NUL_ROWS)))}
