@@ -207,10 +207,28 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def _nul_key(data: Any, where: str = "") -> str | None:
+    """The key of the first text holding NUL (YAML writes it as "\\0"), or None: a column
+    name or template with one would put it into every row, which PostgreSQL refuses."""
+    if isinstance(data, str):
+        return (where or "(top level)") if "\x00" in data else None
+    items: Any = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        here = f"{where}.{key}" if where else str(key)
+        found = _nul_key(key, here) or _nul_key(value, here)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_mapping(data: Any) -> CallMapping:
     """A mapping from already-loaded YAML/JSON data. Raises MappingError naming the key."""
     if not isinstance(data, dict):
         raise MappingError("the mapping must be a YAML mapping (key: value lines)")
+    nul = _nul_key(data)
+    if nul is not None:
+        where = nul.replace("\x00", "\\x00")  # a NUL in a key itself
+        raise MappingError(f"{where}: text must not contain NUL (U+0000)")
     try:
         return CallMapping.model_validate(data)
     except ValidationError as exc:

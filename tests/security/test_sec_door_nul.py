@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from ingest.testing import delivery, write_batch
-from simulators.importer import Problem, import_csv, parse_mapping, read_calls
+from simulators.importer import MappingError, Problem, import_csv, load_mapping, parse_mapping, read_calls
 from wuwang.settings import Settings
 
 # --- the CSV importer ------------------------------------------------------------------
@@ -162,3 +162,16 @@ def test_raw_nul_bytes_and_nul_in_the_topic_are_stored_dead_letters(door: Settin
     assert dead[1][0] == "wuwang/v1/venue/sensor/GW\\x00-1" and "source_id in topic" in dead[1][2]
     assert dead[2][3] == "EX-1"
     assert all("\x00" not in d[0] + d[2] for d in dead)
+
+
+def test_a_mapping_with_nul_is_refused_naming_the_key(tmp_path: Path) -> None:
+    """YAML can write NUL ("\\0"); a template or column name holding one would put it into
+    every imported row and fail the whole COPY. The mapping is refused, naming the key."""
+    path = tmp_path / "nul.yaml"
+    path.write_text(
+        'time: {column: time, timezone: Asia/Shanghai}\n'
+        'location: {lat_column: lat, lon_column: lon}\n'
+        'category: {column: cat, map: {"火灾": fire}}\n'
+        'description: {columns: [desc], template: "{desc}\\0"}\n', encoding="utf-8")
+    with pytest.raises(MappingError, match=r"description\.template: .*NUL"):
+        load_mapping(path)
