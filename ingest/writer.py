@@ -181,6 +181,7 @@ class DeviceRegistry:
         if missing:
             if len(self._cache) > self.MAX_ENTRIES:
                 self._cache.clear()
+                missing = list(device_ids)  # the batch's cached ones went with the rest
             found = {
                 r[0]: Registration((float(r[1]), float(r[2])), str(r[3]))
                 for r in conn.execute(

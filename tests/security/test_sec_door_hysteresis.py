@@ -147,3 +147,18 @@ def test_exercise_readings_keep_their_own_scope_without_the_registry(door: Setti
     with psycopg.connect(database_url) as conn:
         state = conn.execute("SELECT scope, source_id, raised FROM sensor_alarm_state").fetchall()
     assert state == [("EX-1", "SEN-VICTIM", True)]
+
+
+def test_the_registry_cache_overflowing_mid_batch_loses_no_device(database_url: str) -> None:
+    """The cache is emptied when full; devices of the batch that were cached before must
+    still be looked up (else a KeyError would dead-letter a batch of valid readings)."""
+    from ingest.writer import DeviceRegistry
+
+    register(database_url, "SEN-A")
+    register(database_url, "SEN-B", gateway_id="GW-1")
+    registry = DeviceRegistry()
+    registry.MAX_ENTRIES = 1
+    with psycopg.connect(database_url) as conn:
+        assert set(registry.lookup(conn, {"SEN-A", "SEN-X"})) == {"SEN-A"}
+        got = registry.lookup(conn, {"SEN-A", "SEN-B"})
+    assert {d: r.publisher for d, r in got.items()} == {"SEN-A": "SEN-A", "SEN-B": "GW-1"}
