@@ -20,6 +20,7 @@ import psycopg
 import pytest
 
 from ingest.testing import delivery, write_batch
+from ingest.writer import DeviceRegistry
 from wuwang.contract import wuwang_topic
 from wuwang.mqttlink import Delivery
 from wuwang.settings import Settings
@@ -152,8 +153,6 @@ def test_exercise_readings_keep_their_own_scope_without_the_registry(door: Setti
 def test_the_registry_cache_overflowing_mid_batch_loses_no_device(database_url: str) -> None:
     """The cache is emptied when full; devices of the batch that were cached before must
     still be looked up (else a KeyError would dead-letter a batch of valid readings)."""
-    from ingest.writer import DeviceRegistry
-
     register(database_url, "SEN-A")
     register(database_url, "SEN-B", gateway_id="GW-1")
     registry = DeviceRegistry()
