@@ -10,7 +10,9 @@ PostgreSQL; the bounds themselves, as a hypothesis property of ``parse_message``
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -161,3 +163,33 @@ def test_without_a_window_parse_message_is_unchanged() -> None:
     """Tools that only check the contract's shape (docs examples) pass no window."""
     msg = parse_message(SENSOR_TOPIC, orjson.dumps(sensor("p", "1970-01-01T00:00:00Z")), RECEIVED)
     assert msg.ts == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+# --- the contract's own examples -----------------------------------------------------------
+
+_EXAMPLE = re.compile(r"^<!-- example topic=(\S+) -->\n```json\n(.*?)\n```$", re.MULTILINE | re.DOTALL)
+
+
+def contract_examples() -> list[tuple[str, dict[str, Any]]]:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "mqtt-contract.md").read_text(encoding="utf-8")
+    return [(m[1], orjson.loads(m[2])) for m in _EXAMPLE.finditer(text)]
+
+
+def test_the_contract_examples_as_published_today(door: Settings, database_url: str) -> None:
+    """§7 says its times are illustrations: published as they stand (2025), each example with
+    a ts is refused with the retention bound named; with the current time in ts, as the page
+    tells a sender to do, every example is stored."""
+    examples = contract_examples()
+    assert len(examples) >= 7
+    write(door, [delivery(topic, body) for topic, body in examples])
+    with_ts = sum(1 for _, body in examples if "ts" in body)
+    reasons = [r for (r,) in rows(database_url, "SELECT reason FROM dead_letter")]
+    assert len(reasons) == with_ts > 0
+    assert all("retention window" in r for r in reasons), reasons
+
+    now = datetime.now(UTC)
+    write(door, [delivery(topic, body | {"ts": now.isoformat()} if "ts" in body else body)
+                 for topic, body in examples])
+    (ledger,), = rows(database_url, "SELECT count(*) FROM message_ledger")
+    assert ledger == len(examples)
+    assert rows(database_url, "SELECT count(*) FROM dead_letter") == [(with_ts,)]
