@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     alarm_stream_maxlen: int = 100_000
     aggregate_refresh_s: float = 60.0
     retention_days: int = 400
+    ingest_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="INGEST_CLOCK_SKEW_S: how far ahead of its receipt a message's ts may be (device"
+        " clocks run fast); further ahead, or older than RETENTION_DAYS, it is dead-lettered at the door",
+    )
     compress_after_days: int = 7
 
     # Demo city grid lattice (degrees); cells are computed, not looked up.
