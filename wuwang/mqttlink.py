@@ -200,6 +200,9 @@ class LinkObserver:
         """An established connection was lost (the broker's DISCONNECT included); a
         reconnect is scheduled after a back-off."""
 
+    def broker_disconnected(self, reason_code: int) -> None:
+        """The broker sent DISCONNECT with ``reason_code`` (before connection_lost)."""
+
     def session_taken_over(self) -> None:
         """The broker disconnected us with 0x8E: another client connected with our
         client id. Two processes sharing one id: an operator must look (an alarm)."""
@@ -846,6 +849,7 @@ class MqttLink:
         code = int(reason_code.value)
         self.broker_disconnects += 1
         self.last_disconnect_reason = code
+        self._observer.broker_disconnected(code)
         said = getattr(properties, "ReasonString", None)
         why = f"broker sent DISCONNECT 0x{code:02X} {reason_code}" + (f" ({said})" if said else "")
         if code == SESSION_TAKEN_OVER:

@@ -37,7 +37,7 @@ SERVER_SHUTTING_DOWN = 0x8B
 
 
 def _varint(n: int) -> bytes:
-    return bytes(VariableByteIntegers.encode(n))
+    return bytes(VariableByteIntegers.encode(n))  # type: ignore[no-untyped-call]
 
 
 def _string(s: str) -> bytes:
@@ -55,7 +55,7 @@ def _read_string(buf: bytes, at: int) -> tuple[str, int]:
 
 
 def _skip_properties(buf: bytes, at: int) -> int:
-    length, used = VariableByteIntegers.decode(buf[at:])
+    length, used = VariableByteIntegers.decode(buf[at:])  # type: ignore[no-untyped-call]
     return int(at + used + length)
 
 
@@ -206,15 +206,16 @@ class ScriptedBroker:
             reason = self.after_connack(session) if self.after_connack else None
             if reason is not None:
                 await self._disconnect(session.number, reason)
-                return
             flusher = asyncio.create_task(self._flush_acks(session, writer))
             while True:
                 kind, flags, body, size = await self._read_packet(reader)
+                if session.number not in self._writers:
+                    continue  # disconnected by us: wait for the client to close (no RST)
                 if self.maximum_packet_size is not None and size > self.maximum_packet_size:
                     with self.lock:
                         self.oversized.append((session.client_id, kind, size))
                     await self._disconnect(session.number, PACKET_TOO_LARGE)
-                    return
+                    continue
                 if not await self._handle(session, writer, kind, flags, body, size):
                     return
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -257,7 +258,7 @@ class ScriptedBroker:
                     session.max_unacked = max(session.max_unacked, len(session.unacked))
             if qos and self.receive_maximum is not None and len(session.unacked) > self.receive_maximum:
                 await self._disconnect(session.number, RECEIVE_MAXIMUM_EXCEEDED)
-                return False
+                return True
             await self._deliver(topic, body[at:], qos)
             if qos and (self.receive_maximum is None or len(session.unacked) >= self.receive_maximum):
                 self._ack_all(session, writer)
@@ -295,7 +296,7 @@ class ScriptedBroker:
         """Held PUBACKs go out after ``ack_hold_s`` even when the window is not full."""
         while True:
             await asyncio.sleep(self.ack_hold_s)
-            if session.unacked:
+            if session.unacked and session.number in self._writers:
                 self._ack_all(session, writer)
                 with contextlib.suppress(ConnectionError):
                     await writer.drain()
@@ -325,4 +326,6 @@ class ScriptedBroker:
         writer.write(_packet(DISCONNECT, bytes([reason]) + b"\x00"))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
-        writer.close()
+            # Half-close only: closing while the client's next packet is on its way would
+            # answer it with a RST that can destroy the DISCONNECT before it is read.
+            writer.write_eof()

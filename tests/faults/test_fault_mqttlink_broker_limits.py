@@ -123,9 +123,15 @@ def test_session_taken_over_again_and_again_backs_off_counts_and_alarms(
     # Exponential, capped, never reset by the CONNACKs in between.
     assert list(link.delays) == [min(CAP, BASE * 2**k) for k in range(kicks)]
     assert link.taken_over, "a health flag: someone else uses our client id"
+    from command.services.mqtt_side import LinkWorker
+
+    worker = LinkWorker()
+    worker.link = link
+    assert not worker.healthy(), "the command service's /healthz shows it (mqtt: down)"
     taken = [r for r in caplog.records if "session taken over" in r.getMessage()]
     assert len(taken) == kicks and all(r.levelno == logging.ERROR for r in taken)
-    assert not [r for r in caplog.records if "disconnect" in r.getMessage().lower() and r.levelno < logging.WARNING]
+    quiet = [r for r in caplog.records if "DISCONNECT" in r.getMessage() and r.levelno < logging.WARNING]
+    assert quiet == [], "a broker's DISCONNECT is never logged below WARNING"
 
 
 def test_a_kick_forever_is_retried_only_after_growing_delays(
@@ -249,3 +255,32 @@ def test_receive_maximum_two_never_sees_more_than_two_unacknowledged(
     assert session.max_unacked == 2  # pressed up to the limit, never past it
     assert [p for _, p in session.published] == [f"m{i}".encode() for i in range(40)]
     assert link.connects == 1 and broker.kicks == []
+
+
+def test_the_ingest_counts_takeovers_and_broker_disconnects_and_subscribes_under_the_limit(
+    start_broker: Callable[..., ScriptedBroker],
+) -> None:
+    """The ingest's own link (feed_link): its Prometheus counters hear of each kick,
+    and its eight ``$share`` filters reach a broker that takes 128-byte packets."""
+    from ingest.metrics import IngestMetrics
+    from ingest.subscriber import feed_link
+    from wuwang.settings import Settings
+
+    broker = start_broker(after_connack=_kick_first(3, SESSION_TAKEN_OVER), maximum_packet_size=128)
+    settings = Settings(mqtt_url=f"mqtt://127.0.0.1:{broker.port}", ingest_shared_group="ingest")
+    metrics = IngestMetrics()
+    link = feed_link(settings, metrics, backoff=Backoff(base=BASE, cap=CAP, rng=_Ceiling()))
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        value = metrics.registry.get_sample_value
+        assert value("ingest_mqtt_reconnects_total") == 3
+        assert value("ingest_mqtt_session_taken_over_total") == 3
+        assert value("ingest_mqtt_broker_disconnects_total", {"reason": "0x8E"}) == 3
+        assert value("ingest_mqtt_connected") == 1
+        assert broker.oversized == [] and len(broker.subscribe_packets) > 1
+        assert {f for _, fs in broker.subscribe_packets for f in fs} == {
+            f"$share/ingest/{t}" for t in INGEST_SUBSCRIPTIONS
+        }
+    finally:
+        link.stop(2.0)
