@@ -284,3 +284,26 @@ def test_the_ingest_counts_takeovers_and_broker_disconnects_and_subscribes_under
         }
     finally:
         link.stop(2.0)
+
+
+def test_a_smaller_receive_maximum_after_a_reconnect_holds_back_what_paho_would_resend(
+    start_broker: Callable[..., ScriptedBroker], make_link: Callable[..., MqttLink]
+) -> None:
+    """Ten publishes in flight under Receive Maximum 10, never acknowledged; the broker
+    restarts announcing 2. paho resends everything it holds on reconnect whatever its
+    own cap: the link must trim that to the new window."""
+    broker = start_broker(receive_maximum=10, ack_hold_s=3600.0)
+    link = make_link(broker)
+    assert link.wait_connected(10)
+    futures = [link.publish("teams/v1/T-1/dispatch", f"m{i}".encode()) for i in range(10)]
+    assert _wait_until(lambda: len(broker.sessions[0].published) == 10)
+    assert broker.sessions[0].max_unacked == 10 and link.inflight == 10
+    broker.receive_maximum, broker.ack_hold_s = 2, 0.02
+    broker.kick(SERVER_SHUTTING_DOWN)
+    for future in futures:
+        future.result(timeout=10)
+    assert link.send_window == 2
+    assert len(broker.sessions) == 2 and broker.kicks == [SERVER_SHUTTING_DOWN]
+    again = broker.sessions[1]
+    assert again.max_unacked <= 2
+    assert sorted(p for _, p in again.published) == sorted(f"m{i}".encode() for i in range(10))
