@@ -355,7 +355,8 @@ class MqttLink:
         self.session_present = False
         self.last_error: str | None = None
         #: Reason code of the broker's last DISCONNECT (e.g. 0x8E), None before any.
-        self.last_disconnect_reason: int | None = None        #: Counters, for metrics and tests.
+        self.last_disconnect_reason: int | None = None
+        #: Counters, for metrics and tests.
         self.connects = 0
         self.connection_losses = 0
         self.received = 0
@@ -822,7 +823,9 @@ class MqttLink:
         if self._sub_failed:
             self.last_error = f"subscriptions refused: {self._sub_failed}"
             log.error(
-                "%s: subscriptions refused by the broker (check its ACL): %s", self.name, self._sub_failed
+                "%s: subscriptions not in place (refused by the broker's ACL, or too large for it): %s",
+                self.name,
+                self._sub_failed,
             )
         else:
             log.info("%s: subscribed: %s", self.name, ", ".join(t for t, _ in self._subscriptions))
