@@ -93,6 +93,11 @@ SESSION_TAKEN_OVER = 0x8E
 #: MQTT 5's default Receive Maximum when the CONNACK names none.
 DEFAULT_RECEIVE_MAXIMUM = 65535
 
+#: Connections in a row that dropped before ``stable_after_s``, after which it is an
+#: ERROR: Mosquitto 2.0.11 drops the older of two connections with one client id
+#: without a DISCONNECT 0x8E, so this is all a takeover looks like there.
+FLAPPING_AFTER = 5
+
 
 def _varint_size(n: int) -> int:
     size = 1
@@ -370,6 +375,8 @@ class MqttLink:
         self.broker_disconnects = 0
         self.takeovers = 0
         self._taken_over = False
+        #: Connections in a row that dropped before ``stable_after_s``.
+        self.short_lived = 0
         #: The back-off delays chosen, latest last (shows the jitter).
         self.delays: deque[float] = deque(maxlen=100)
 
@@ -597,6 +604,16 @@ class MqttLink:
             return
         self.connection_losses += 1
         self._observer.connection_lost()
+        self.short_lived += 1  # reset by _check_stable once a connection stays up
+        if self.short_lived == FLAPPING_AFTER:
+            log.error(
+                "%s: MQTT connection dropped %d times in a row soon after connecting: another "
+                "process with client id %s? (a broker that takes a session over may just close "
+                "the older connection)",
+                self.name,
+                self.short_lived,
+                self.client_id,
+            )
         self._schedule(why, lost=True)
 
     def _check_stable(self) -> None:
@@ -604,11 +621,12 @@ class MqttLink:
         alone: a broker that accepts and then kicks us would be hammered)."""
         if (
             self.connected.is_set()
-            and (self._backoff.attempt or self._taken_over)
+            and (self._backoff.attempt or self._taken_over or self.short_lived)
             and time.monotonic() - self._connected_at >= self._stable_after_s
         ):
             self._backoff.reset()
             self._taken_over = False
+            self.short_lived = 0
 
     def _send_acks(self) -> None:
         client = self._client
