@@ -39,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from simulators.feeds import CST, FeedGenerator, FeedMix, SimEvent
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget, apply_target
+from wuwang.mqttlink import cap_paho_inflight, receive_maximum
 
 log = logging.getLogger("simulators.feeds")
 
@@ -163,8 +164,8 @@ class Publisher:
             self._connect_error = str(reason)
             self.stop.set()
         else:
-            receive_maximum = getattr(props, "ReceiveMaximum", None)
-            self.window = min(self.cfg.window, int(receive_maximum)) if receive_maximum else self.cfg.window
+            self.window = min(self.cfg.window, receive_maximum(props))
+            cap_paho_inflight(client, self.window)  # what paho resends after a reconnect, too
         self._connected.set()
 
     def _on_disconnect(

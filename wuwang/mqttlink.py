@@ -150,10 +150,17 @@ def subscribe_batches(
     return batches, too_large
 
 
-def _limit_paho(client: paho.Client, window: int) -> None:
+def receive_maximum(properties: Properties | None) -> int:
+    """The Receive Maximum a CONNACK announces (MQTT 5's default 65535 when absent)."""
+    value = getattr(properties, "ReceiveMaximum", None)
+    return int(value) if value else DEFAULT_RECEIVE_MAXIMUM
+
+
+def cap_paho_inflight(client: paho.Client, window: int) -> None:
     """Make paho keep at most ``window`` QoS 1 messages in flight from this CONNACK on.
 
-    Called in on_connect, before paho resends what it holds: paho 2.2 resends *every*
+    Call it in on_connect (any paho client: the link, the simulators), before paho
+    resends what it holds: paho 2.2 resends *every*
     held message on reconnect whatever its in-flight cap (``_messages_reconnect_reset_out``
     never counts), and its public setter refuses an open connection. So this reaches
     into paho: the cap itself, and the held messages beyond the window put back into
@@ -779,20 +786,20 @@ class MqttLink:
     def _honour_limits(self, client: paho.Client, properties: Properties | None) -> None:
         """The broker's CONNACK limits: Receive Maximum caps our QoS 1 window, Maximum
         Packet Size what we send (paho itself ignores both)."""
-        receive_maximum = getattr(properties, "ReceiveMaximum", None) if self._v5 else None
+        announced = getattr(properties, "ReceiveMaximum", None) if self._v5 else None
         packet_size = getattr(properties, "MaximumPacketSize", None) if self._v5 else None
-        window = min(self._max_inflight, int(receive_maximum or DEFAULT_RECEIVE_MAXIMUM))
+        window = min(self._max_inflight, receive_maximum(properties if self._v5 else None))
         if window != self.send_window or packet_size != self.max_packet_size:
             log.info(
                 "%s: broker limits: Receive Maximum %s, Maximum Packet Size %s; QoS 1 window %d",
                 self.name,
-                receive_maximum or "not set",
+                announced or "not set",
                 packet_size or "not set",
                 window,
             )
         self.send_window = window
         self.max_packet_size = int(packet_size) if packet_size else None
-        _limit_paho(client, window)
+        cap_paho_inflight(client, window)
 
     def _subscribe(self, client: paho.Client) -> None:
         """(Re)subscribe, in as many SUBSCRIBE packets as the broker's Maximum Packet

@@ -47,3 +47,26 @@ def test_the_simulator_never_has_more_in_flight_than_the_broker_takes(strict_bro
     (session,) = strict_broker.sessions
     assert session.max_unacked <= 2 and strict_broker.kicks == []
     assert len(session.published) == COUNT
+
+
+def test_the_drill_runner_publisher_never_has_more_in_flight_than_the_broker_takes(
+    strict_broker: ScriptedBroker,
+) -> None:
+    """The drill runner's publisher leaves its window to paho (200 in flight), which
+    ignores the broker's Receive Maximum: capped on the CONNACK now."""
+    from simulators.exercise_run import _Publisher
+
+    publisher = _Publisher(
+        BrokerConfig(MqttTarget("127.0.0.1", strict_broker.port, None, None, False), "5"), "drill-strict"
+    )
+    publisher.connect(5.0)
+    try:
+        for i in range(30):
+            publisher.publish("exercise/v1/EX-1/sensors/v1/x/reading", f"r{i}".encode())
+        publisher.drain(10.0)
+    finally:
+        publisher.close()
+    assert publisher.acked == 30
+    (session,) = strict_broker.sessions
+    assert session.max_unacked <= 2 and strict_broker.kicks == []
+    assert [p for _, p in session.published] == [f"r{i}".encode() for i in range(30)]
