@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         description="Origins allowed to open /ws (the map console)",
     )
     command_alarm_group: str = "command"
+    command_redis_timeout_s: float = Field(
+        default=5.0,
+        gt=1.0,
+        le=60.0,
+        description="COMMAND_REDIS_TIMEOUT_S: a Redis connection or reply taking longer fails "
+        "(then 503 with Retry-After, or PostgreSQL's answer); above the 1 s blocking reads",
+    )
     command_ack_timeout_s: float = Field(
         default=60.0, gt=0, description="an order not acked by then raises an alert"
     )
