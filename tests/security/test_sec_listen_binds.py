@@ -20,7 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from wuwang.endpoints import free_port, wait_for_port
+from wuwang.endpoints import Endpoints, free_port, wait_for_port
+from wuwang.launcher import DemoOptions, caveats, demo_services
+from wuwang.mqtt import MqttTarget
 from wuwang.settings import REPO_ROOT, Settings
 
 START_TIMEOUT_S = 90.0
@@ -184,3 +186,26 @@ def test_host_settings_default_to_loopback() -> None:
         "127.0.0.1",
         "127.0.0.1",
     )
+
+
+def test_demo_waits_for_and_shows_a_service_where_it_listens(tmp_path: Path) -> None:
+    """A service opened on a LAN address does not answer on loopback: the launcher
+    waits for it, and shows it, where it listens; and says it is open."""
+    endpoints = Endpoints(
+        "postgresql://p@127.0.0.1/x",
+        "redis://127.0.0.1:1/0",
+        MqttTarget("127.0.0.1", 1999, None, None, False),
+        "5",
+        "mosquitto",
+    )
+    lan = "192.0.2.10"
+    settings = Settings(demo_mode=True, data_dir=tmp_path, command_host=lan, dashboard_host="0.0.0.0")
+    specs = {s.name: s for s in demo_services(DemoOptions(), settings, endpoints)}
+    assert specs["command"].ready_host == lan
+    assert all(url.startswith(f"http://{lan}:") for url in specs["command"].urls)
+    assert specs["dashboard"].env["DASHBOARD_COMMAND_URL"].startswith(f"http://{lan}:")
+    assert specs["dashboard"].ready_host == "127.0.0.1"  # 0.0.0.0 answers on loopback too
+    assert specs["ingest-1"].ready_host == "127.0.0.1"
+    warned = [c for c in caveats(endpoints, "plain", settings) if "COMMAND_HOST" in c]
+    assert warned and "DASHBOARD_HOST" in warned[0] and "INGEST_METRICS_HOST" not in warned[0]
+    assert not [c for c in caveats(endpoints, "plain", Settings(demo_mode=True)) if "_HOST" in c]
