@@ -22,7 +22,7 @@ from fastapi.testclient import TestClient
 from dashboard.api import ApiError, CommandApi
 from dashboard.app import create_app
 from dashboard.callbacks.common import error_text
-from dashboard.i18n import t
+from dashboard.i18n import lang_of, t
 from wuwang.settings import Settings
 
 RETRY_AFTER = "7"
@@ -64,7 +64,7 @@ def callback_key(app: Dash, *outputs: str) -> str:
     for key in app.callback_map:
         plain = re.sub(r"@[0-9a-f]+", "", key)
         if all(o in plain for o in outputs):
-            return key
+            return str(key)
     raise KeyError(outputs)
 
 
@@ -99,11 +99,12 @@ def said(response: Any) -> str:
     return json.dumps(response.json(), ensure_ascii=False)
 
 
-@pytest.mark.parametrize("lang", ["zh_CN", "en"])
-def test_the_unavailable_message_is_the_operators_language(lang: str) -> None:
+@pytest.mark.parametrize("name", ["zh_CN", "en"])
+def test_the_unavailable_message_is_the_operators_language(name: str) -> None:
+    lang = lang_of(name)
     exc = ApiError(503, DETAIL, retry_after=7)
-    text = error_text(lang, exc)  # type: ignore[arg-type]
-    assert text == t(lang, "error.unavailable", retry=7)  # type: ignore[arg-type]
+    text = error_text(lang, exc)
+    assert text == t(lang, "error.unavailable", retry=7)
     assert "7" in text and DETAIL not in text
     assert t("zh_CN", "error.unavailable", retry=7) != t("en", "error.unavailable", retry=7)
 
@@ -124,8 +125,9 @@ def test_the_command_clients_error_carries_retry_after() -> None:
     assert (exc.status, exc.retry_after) == (503, 7)
 
 
-@pytest.mark.parametrize("lang", ["zh_CN", "en"])
-def test_login_says_unavailable_not_wrong_password(client: TestClient, app: Dash, lang: str) -> None:
+@pytest.mark.parametrize("name", ["zh_CN", "en"])
+def test_login_says_unavailable_not_wrong_password(client: TestClient, app: Dash, name: str) -> None:
+    lang = lang_of(name)
     key = callback_key(app, "session.data", "login-error.children")
     r = fire(
         client,
@@ -141,8 +143,8 @@ def test_login_says_unavailable_not_wrong_password(client: TestClient, app: Dash
     )
     assert r.status_code == 200, r.text
     text = said(r)
-    assert t(lang, "error.unavailable", retry=7) in text  # type: ignore[arg-type]
-    assert t(lang, "login.refused") not in text  # type: ignore[arg-type]
+    assert t(lang, "error.unavailable", retry=7) in text
+    assert t(lang, "login.refused") not in text
 
 
 @pytest.mark.parametrize(
