@@ -147,8 +147,8 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
 
 # --- Redis down: 503 with Retry-After, never 500 ----------------------------------------
 # What PostgreSQL can answer does not reach here (the roster, command.services.rosters);
-# what needs Redis is refused as a whole and retried by the client. The client
-# reconnects by itself on the next request once Redis answers again.
+# what needs Redis is refused as a whole, for the caller to retry. The Redis client
+# reconnects on its next call once Redis answers again: no restart.
 
 #: Seconds a client waits before asking again while Redis (the live state) is down.
 REDIS_RETRY_AFTER_S = 5

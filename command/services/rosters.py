@@ -158,15 +158,13 @@ def _redis_failed(state: CommandState, what: str) -> None:
     state.parts[GEO_LOST_PART] = True
 
 
-async def live_or_none(
-    state: CommandState, team_ids: Sequence[str], redis_client: aioredis.Redis | None = None
-) -> dict[str, LivePosition]:
+async def live_or_none(state: CommandState, team_ids: Sequence[str]) -> dict[str, LivePosition]:
     """The live positions, or none while Redis is down or slow: callers then use
     PostgreSQL's copies (marked ``source: db``). Never raises for Redis."""
     try:
         await _rebuild_if_lost(state)
         async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
-            return await live_positions(redis_client or state.redis, team_ids)
+            return await live_positions(state.redis, team_ids)
     except REDIS_DOWN:
         _redis_failed(state, "live positions")
         return {}
