@@ -12,6 +12,7 @@ import asyncio
 import os
 import re
 import signal
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,9 @@ NEAR_TEAM = "T-FIRE-01"  # ~0.4 km from the incident, a live fix in Redis
 FAR_TEAM = "T-FIRE-02"  # ~7 km, only PostgreSQL's copy
 SCENE = (32.0420, 112.1440)
 SCENARIO = "redis_down_drill.yaml"
+#: A liveness bound, not a speed target: far beyond the 1 s read limit and the 5 s
+#: Redis timeouts, so only a request that would wait for ever reaches it.
+NO_ANSWER_AFTER_S = 60.0
 
 
 @dataclass
@@ -237,10 +241,16 @@ def test_a_hung_redis_does_not_hang_the_roster(console: Console) -> None:
     still answers from PostgreSQL."""
     op = console.headers("operator1")
     assert console.redis.proc is not None
+    answers: list[Any] = []
+    # In a thread: a regression must fail this test, not hang the suite.
+    asking = threading.Thread(target=lambda: answers.append(console.client.get("/teams", headers=op)))
     os.kill(console.redis.proc.pid, signal.SIGSTOP)
     try:
-        r = console.client.get("/teams", headers=op)
-        assert r.status_code == 200, r.text
-        assert {t["position"]["source"] for t in r.json()} == {"db"}
+        asking.start()
+        asking.join(NO_ANSWER_AFTER_S)
+        assert answers, f"GET /teams gave no answer in {NO_ANSWER_AFTER_S:g} s: a hung Redis hangs it"
+        assert answers[0].status_code == 200, answers[0].text
+        assert {t["position"]["source"] for t in answers[0].json()} == {"db"}
     finally:
         os.kill(console.redis.proc.pid, signal.SIGCONT)
+        asking.join()
