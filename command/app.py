@@ -12,7 +12,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+import redis.exceptions
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
@@ -85,7 +87,12 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                     f"database schema is {row[0] if row else None}, need {REQUIRED_SCHEMA}: "
                     "run python -m wuwang migrate"
                 )
-        redis = aioredis.Redis.from_url(settings.redis_url or "")
+        redis = aioredis.Redis.from_url(
+            settings.redis_url or "",
+            # A hung Redis must not hang requests: they fail (503, or PostgreSQL's answer).
+            socket_connect_timeout=settings.command_redis_timeout_s,
+            socket_timeout=settings.command_redis_timeout_s,
+        )
         state = CommandState(
             settings=settings,
             pool=pool,
@@ -134,4 +141,28 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                    exercises_routes.router):
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
+    add_redis_unavailable_handler(app)
     return app
+
+
+# --- Redis down: 503 with Retry-After, never 500 ----------------------------------------
+# What PostgreSQL can answer does not reach here (the roster, command.services.rosters);
+# what needs Redis is refused as a whole, for the caller to retry. The Redis client
+# reconnects on its next call once Redis answers again: no restart.
+
+#: Seconds a client waits before asking again while Redis (the live state) is down.
+REDIS_RETRY_AFTER_S = 5
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable: %s %s answered 503 (%s)", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "live state (Redis) unavailable; try again shortly", "reason": "redis_unavailable"},
+        status_code=503,
+        headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+    )
+
+
+def add_redis_unavailable_handler(app: FastAPI) -> None:
+    for error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        app.add_exception_handler(error, _redis_unavailable)

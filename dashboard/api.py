@@ -29,13 +29,24 @@ STAFF_ROLES = frozenset({"operator", "commander", "planner", "admin"})
 EXERCISE_ROLES = frozenset({"planner", "commander", "admin"})
 
 
-class ApiError(Exception):
-    """The command service refused or failed; ``status`` 0 means it was unreachable."""
+#: Retry-After when a 503 comes without one (seconds).
+DEFAULT_RETRY_AFTER_S = 5
 
-    def __init__(self, status: int, detail: str) -> None:
+
+class ApiError(Exception):
+    """The command service refused or failed; ``status`` 0 means it was unreachable.
+    ``retry_after``: its Retry-After in seconds (503: temporarily unavailable)."""
+
+    def __init__(self, status: int, detail: str, retry_after: int | None = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def unavailable(self) -> bool:
+        """503: the command service is up but cannot serve this now (e.g. its Redis is down)."""
+        return self.status == 503
 
     @property
     def unauthorised(self) -> bool:
@@ -99,6 +110,17 @@ def _detail(response: httpx2.Response) -> str:
     return str(body)[:500]
 
 
+def _retry_after(response: httpx2.Response) -> int | None:
+    """Retry-After in seconds (a 503's or 429's); the HTTP-date form is not sent by the
+    command service, so it counts as absent."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return min(int(value), 3600)
+    return DEFAULT_RETRY_AFTER_S if response.status_code == 503 else None
+
+
 class CommandApi:
     """An HTTP client of the command service (one connection pool per event loop)."""
 
@@ -148,7 +170,7 @@ class CommandApi:
         if response.status_code >= 400:
             if response.status_code == 401 and token:
                 self.forget(token)
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, _detail(response), _retry_after(response))
         if response.status_code == 204 or not response.content:
             return None
         return response.json()

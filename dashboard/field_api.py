@@ -67,7 +67,10 @@ def _answer(code: int, **body: Any) -> JSONResponse:
 
 def _from_error(exc: ApiError) -> JSONResponse:
     if exc.status == 0 or exc.status >= 500:
-        return _answer(503, detail=exc.detail)
+        answer = _answer(503, detail=exc.detail)
+        if exc.retry_after is not None:  # the terminal keeps the change and retries then
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
     if exc.missing_route:
         return _answer(501, detail="the command service has no route for this yet")
     return _answer(exc.status, detail=exc.detail)

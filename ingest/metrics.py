@@ -66,8 +66,9 @@ class IngestMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> int:  # noqa: S104 - Prometheus scrapes from outside
-        """Start the /metrics HTTP server; returns the bound port (``port=0`` picks one)."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Start the /metrics HTTP server on ``addr`` (INGEST_METRICS_HOST: loopback unless a
+        Prometheus elsewhere scrapes it); returns the bound port (``port=0`` picks one)."""
         self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
         return int(self._server.server_port)
 

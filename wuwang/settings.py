@@ -9,6 +9,7 @@ repository.
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Passwords that are written in this repository (demo users, the demo broker's
 #: password file). Real deployments must set their own; see ``Settings._no_demo_secrets``.
 DEMO_SECRETS = frozenset(
-    {"demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password"}
+    {
+        "demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password",
+        # the demo console's signing secret of earlier versions (public in the history)
+        "demo-only-dashboard-secret-do-not-use-in-production",
+    }
 )
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/wuwang"
@@ -47,9 +52,19 @@ class Settings(BaseSettings):
     # Where embedded services keep their data (one ignored folder).
     data_dir: Path = REPO_ROOT / ".wuwang"
 
-    # Service ports.
+    # Service ports, and the address each listens on: loopback unless a deployment opens
+    # it (desks and wall PCs on a LAN; 0.0.0.0 inside a container whose port is published).
+    command_host: str = Field(
+        default="127.0.0.1", description="COMMAND_HOST: the address the command service listens on"
+    )
     command_port: int = 8000
+    dashboard_host: str = Field(
+        default="127.0.0.1", description="DASHBOARD_HOST: the address the map console listens on"
+    )
     dashboard_port: int = 8050
+    ingest_metrics_host: str = Field(
+        default="127.0.0.1", description="INGEST_METRICS_HOST: the address ingest's /metrics listens on"
+    )
     ingest_metrics_port: int = 9101
 
     # Ingest.
@@ -101,6 +116,13 @@ class Settings(BaseSettings):
         description="Origins allowed to open /ws (the map console)",
     )
     command_alarm_group: str = "command"
+    command_redis_timeout_s: float = Field(
+        default=5.0,
+        gt=1.0,
+        le=60.0,
+        description="COMMAND_REDIS_TIMEOUT_S: a Redis connection or reply taking longer fails "
+        "(then 503 with Retry-After, or PostgreSQL's answer); above the 1 s blocking reads",
+    )
     command_ack_timeout_s: float = Field(
         default=60.0, gt=0, description="an order not acked by then raises an alert"
     )
@@ -235,16 +257,26 @@ def token_secret(settings: Settings) -> str:
     raise RuntimeError("COMMAND_TOKEN_SECRET is not set (required outside DEMO_MODE)")
 
 
-DEMO_DASHBOARD_SECRET = "demo-only-dashboard-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+#: Demo mode without DASHBOARD_SECRET: a secret of this process, never one written in the
+#: repository (anyone could forge the console's signed URLs with that). Processes that
+#: must agree get one per run from the launcher (``wuwang.launcher.demo_services``).
+_DEMO_RUN_DASHBOARD_SECRET = secrets.token_urlsafe(32)
 
 
 def dashboard_secret(settings: Settings) -> str:
-    """The console's cookie-signing secret; the demo one only in demo mode."""
+    """The console's signing secret (cookies, Dash callbacks, /geo URLs); in demo mode
+    without one, a random secret of this process."""
     if settings.dashboard_secret:
         return settings.dashboard_secret
     if settings.demo_mode:
-        return DEMO_DASHBOARD_SECRET
+        return _DEMO_RUN_DASHBOARD_SECRET
     raise RuntimeError("DASHBOARD_SECRET is not set (required outside DEMO_MODE)")
+
+
+def reach_host(bind_host: str) -> str:
+    """Where this machine reaches a service that listens on ``bind_host``: loopback for
+    the wildcard addresses, else that address (a LAN address does not answer on loopback)."""
+    return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "localhost") else bind_host  # noqa: S104
 
 
 @lru_cache(maxsize=1)

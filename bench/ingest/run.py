@@ -64,6 +64,7 @@ from bench.common import (
     fmt_ratio,
     load_average,
     percentile,
+    private_redis,
     process_cpu_s,
     speed_gauge,
     table,
@@ -87,7 +88,7 @@ from ingest.subscriber import Inbound
 from ingest.writer import BatchWriter
 from wuwang.city import City, build_city, load_city
 from wuwang.contract import PAYLOAD_MODELS, parse_message, parse_topic
-from wuwang.endpoints import Endpoints, LocalServices, mosquitto_binary
+from wuwang.endpoints import Endpoints, LocalServices, ManagedProcess, mosquitto_binary
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS
 from wuwang.settings import Settings
 
@@ -205,6 +206,7 @@ class Rig:
         self.cfg = cfg
         self._given = endpoints
         self._services: LocalServices | None = None
+        self._redis: ManagedProcess | None = None
         self._own_tmp = workdir is None
         self.tmp = workdir or Path(tempfile.mkdtemp(prefix="wuwang-bench-"))
         self.tmp.chmod(0o755)
@@ -239,7 +241,7 @@ class Rig:
         if self._given is None:
             base = Settings(demo_mode=True, data_dir=self.tmp)
             self._services = LocalServices(base, database_name="postgres", broker_mode="private")
-            self.endpoints = self._services.start()
+            self.endpoints, self._redis = private_redis(self._services.start(), self.tmp)
             if self._services.broker_process is not None and self._services.broker_process.proc is not None:
                 self.broker_pid = self._services.broker_process.proc.pid
         else:
@@ -269,6 +271,8 @@ class Rig:
         self._procs.clear()
         if self.admin_url:
             drop_scratch_database(self.admin_url, self.db_name)
+        if self._redis is not None:
+            self._redis.stop()
         if self._services is not None:
             self._services.stop()
         if self._own_tmp:

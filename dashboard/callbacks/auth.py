@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clientside, token_of
+from dashboard.callbacks.common import clientside, error_text, token_of
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
 from dashboard.layout.console import console_page
@@ -106,8 +106,8 @@ def register(app: Dash, console: Console) -> None:
             return login_page(lang, t(lang, "login.expired") if note == "expired" else None)
         try:
             me = await console.api.me(token)
-        except ApiError:
-            return login_page(lang, t(lang, "error.unreachable"))
+        except ApiError as exc:
+            return login_page(lang, error_text(lang, exc))
         if me is None:
             return login_page(lang, t(lang, "login.expired"))
         if me.is_field:
@@ -159,9 +159,7 @@ def register(app: Dash, console: Console) -> None:
                 return no_update, t(lang, "login.refused"), no_update
             if exc.status == 429:
                 return no_update, t(lang, "login.rate_limited"), no_update
-            if exc.status == 0:
-                return no_update, t(lang, "error.unreachable"), no_update
-            return no_update, t(lang, "error.refused", status=exc.status, detail=exc.detail), no_update
+            return no_update, error_text(lang, exc), no_update  # unreachable, unavailable (503), …
         return session_of(body), html.Span(t(lang, "login.ok")), None
 
     @app.callback(
