@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from command.app import create_app
-from command.security import CONSOLE_SECRET_HEADER, FORWARDED_FOR_HEADER, Principal, Role
+from command.domain.vocabulary import Role
+from command.security import CONSOLE_SECRET_HEADER, FORWARDED_FOR_HEADER, Principal
 from command.services.live import CLOSE_UNAUTHORISED, Change, LiveHub, channel_of
 from command.users import DEMO_PASSWORD, demo_users, upsert_users
 from wuwang.endpoints import free_port
@@ -60,7 +61,7 @@ def _login(client: TestClient, user: str, password: str = DEMO_PASSWORD, **heade
 
 def _sql(settings: Settings, statement: str, *args: object) -> None:
     with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
-        conn.execute(statement, args)  # type: ignore[arg-type]
+        conn.execute(statement, args)
 
 
 def test_logout_revokes_the_token_and_its_refreshes(command_client: TestClient) -> None:
@@ -235,7 +236,9 @@ def test_login_works_and_is_still_throttled_while_redis_is_down(
         _login(client, "operator1", **_console("10.0.0.12"))
         codes = [
             client.post(
-                "/auth/login", json={"username": "operator2", "password": "wrong"}, headers=_console("10.0.0.66")
+                "/auth/login",
+                json={"username": "operator2", "password": "wrong"},
+                headers=_console("10.0.0.66"),
             ).status_code
             for _ in range(6)
         ]
