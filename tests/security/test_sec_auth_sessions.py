@@ -214,7 +214,7 @@ def test_refused_logins_are_audited_in_aggregate(command_settings: Settings) -> 
                 headers=_console("10.0.0.66"),
             )
     # the service stopped: what it counted is written
-    with psycopg.connect(command_settings.database_url) as conn:
+    with psycopg.connect(command_settings.database_url or "") as conn:
         rows = conn.execute(
             "SELECT detail FROM audit_log WHERE action = 'auth.login' AND outcome = 'denied'"
             " AND actor = 'operator1'"
