@@ -32,6 +32,8 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from command.domain.vocabulary import Role
+from wuwang.settings import CONSOLE_SECRET_HEADER as CONSOLE_SECRET_HEADER
+from wuwang.settings import FORWARDED_FOR_HEADER as FORWARDED_FOR_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,6 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name, not a secret
 TOKEN_AUDIENCE = "wuwang-command"  # noqa: S105 - an audience name
 
-#: The headers the map console sends with a login: the browser's address, believed only
-#: when the second carries the console's shared secret.
-FORWARDED_FOR_HEADER = "x-wuwang-client-address"
-CONSOLE_SECRET_HEADER = "x-wuwang-console-secret"  # noqa: S105 - a header name
 
 
 @dataclass(frozen=True)

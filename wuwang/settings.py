@@ -286,6 +286,11 @@ def dashboard_secret(settings: Settings) -> str:
     raise RuntimeError("DASHBOARD_SECRET is not set (required outside DEMO_MODE)")
 
 
+#: The headers the map console sends with a login it makes for a browser: the browser's
+#: address, believed by the command service only when the second carries the secret.
+FORWARDED_FOR_HEADER = "x-wuwang-client-address"
+CONSOLE_SECRET_HEADER = "x-wuwang-console-secret"  # noqa: S105 - a header name
+
 DEMO_CONSOLE_SECRET = "demo-only-console-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
 
 
