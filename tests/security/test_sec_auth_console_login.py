@@ -1,0 +1,83 @@
+"""How the map console logs users in and out (dashboard/api.py): the browser's address
+goes to the command service only together with the console's secret, and a logout ends
+the session at the command service, not only in the tab."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx2
+import pytest
+
+from dashboard.api import CommandApi
+from dashboard.context import Console
+from wuwang.settings import CONSOLE_SECRET_HEADER, DEMO_CONSOLE_SECRET, FORWARDED_FOR_HEADER, Settings
+
+TOKEN = {"access_token": "t", "user_id": "operator1", "role": "operator", "team_id": None, "expires_at": "x"}
+
+
+def _recording() -> tuple[list[httpx2.Request], httpx2.MockTransport]:
+    seen: list[httpx2.Request] = []
+
+    def answer(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        if request.url.path == "/auth/logout":
+            return httpx2.Response(204)
+        return httpx2.Response(200, json=TOKEN)
+
+    return seen, httpx2.MockTransport(answer)
+
+
+def _run(api: CommandApi, call: Any) -> None:
+    async def go() -> None:
+        try:
+            await call
+        finally:
+            await api.aclose()
+
+    asyncio.run(go())
+
+
+def test_the_console_forwards_the_browsers_address_with_its_secret() -> None:
+    seen, transport = _recording()
+    api = CommandApi("http://cmd", transport=transport, console_secret="s" * 40)
+    _run(api, api.login("operator1", "pw", "10.0.0.12"))
+    (login,) = seen
+    assert login.headers[FORWARDED_FOR_HEADER] == "10.0.0.12"
+    assert login.headers[CONSOLE_SECRET_HEADER] == "s" * 40
+
+
+def test_without_a_secret_no_address_is_forwarded() -> None:
+    seen, transport = _recording()
+    api = CommandApi("http://cmd", transport=transport)
+    _run(api, api.login("operator1", "pw", "10.0.0.12"))
+    assert FORWARDED_FOR_HEADER not in seen[0].headers and CONSOLE_SECRET_HEADER not in seen[0].headers
+
+
+@pytest.mark.parametrize(
+    ("settings", "secret"),
+    [
+        (Settings(demo_mode=True), DEMO_CONSOLE_SECRET),
+        (Settings(demo_mode=False, command_console_secret="c" * 40), "c" * 40),
+        (Settings(demo_mode=False), None),
+    ],
+)
+def test_the_console_uses_the_shared_secret_of_the_settings(settings: Settings, secret: str | None) -> None:
+    console = Console.create(settings)
+    assert console.api._console_secret == secret
+    asyncio.run(console.aclose())
+
+
+def test_a_repository_value_is_refused_as_console_secret_outside_demo_mode() -> None:
+    with pytest.raises(ValueError, match="COMMAND_CONSOLE_SECRET"):
+        Settings(demo_mode=False, command_console_secret=DEMO_CONSOLE_SECRET[:20])
+
+
+def test_logout_ends_the_session_at_the_command_service() -> None:
+    seen, transport = _recording()
+    api = CommandApi("http://cmd", transport=transport)
+    _run(api, api.logout("the-token"))
+    (logout,) = seen
+    assert logout.method == "POST" and logout.url.path == "/auth/logout"
+    assert logout.headers["Authorization"] == "Bearer the-token"
