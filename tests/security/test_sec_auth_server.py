@@ -171,8 +171,11 @@ def test_a_declared_huge_body_is_refused_before_reading(server: Callable[..., Ru
     assert run.counting.taken.get("/incidents", 0) == 0
     # an ordinary body still goes through, and uploads have their own, larger limit
     token = _login(run.url)
-    r = httpx.post(f"{run.url}/field/photos", json={"data_base64": "A" * (2 * MiB)},
-                   headers={"Authorization": f"Bearer {token}"})
+    r = httpx.post(
+        f"{run.url}/field/photos",
+        json={"data_base64": "A" * (2 * MiB)},
+        headers={"Authorization": f"Bearer {token}"},
+    )
     assert r.status_code != 413
 
 
@@ -249,5 +252,4 @@ def test_a_ws_client_that_never_reads_is_dropped(server: Callable[..., Running])
     finally:
         bus.close()
         sock.close()
-    assert 'wuwang_ws_clients 0.0' in httpx.get(f"{run.url}/metrics").text
-
+    assert "wuwang_ws_clients 0.0" in httpx.get(f"{run.url}/metrics").text
