@@ -42,8 +42,9 @@ class Me(BaseModel):
 async def login(body: LoginRequest, request: Request, state: State) -> TokenResponse:
     """A token for a user name and password. Throttled per (user name, client address)
     and per address — the map console's logins count against the browser's address it
-    forwards (believed only with ``COMMAND_CONSOLE_SECRET``). A refusal is counted, and
-    the audit log gets one row per (user, address, reason) and minute with the count."""
+    forwards (believed only with ``COMMAND_CONSOLE_SECRET``). A login opens a session
+    (``auth_session``) that every token of it names. A refusal is counted: the audit log
+    gets one row per (user, address, reason) and ``COMMAND_LOGIN_AUDIT_FLUSH_S``."""
     address = client_address(
         request.client.host if request.client else None, dict(request.headers), console_secret(state.settings)
     )
@@ -55,26 +56,22 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenResp
             "SELECT role, team_id, password_hash, disabled FROM app_user WHERE id = %s", (body.username,)
         )
         row = await cur.fetchone()
-        ok = verify_password(row[2] if row else None, body.password) and row is not None and not row[3]
-        if ok and row is not None:
-            now = datetime.now(UTC)
+        # verified even for an unknown user (against a dummy hash): both cost the same
+        matches = verify_password(row[2] if row else None, body.password)
+        principal: Principal | None = None
+        if row is not None and matches and not row[3]:
+            now, session_id = datetime.now(UTC), new_session_id()
             principal = Principal(
                 user_id=body.username,
                 role=Role(row[0]),
                 team_id=row[1],
                 signed_in_at=now,
-                session_id=new_session_id(),
+                session_id=session_id,
             )
-            assert principal.session_id is not None
-            await users.open_session(
-                conn,
-                principal.session_id,
-                principal.user_id,
-                now,
-                now + timedelta(seconds=state.settings.command_session_max_s),
-            )
+            ends = now + timedelta(seconds=state.settings.command_session_max_s)
+            await users.open_session(conn, session_id, body.username, now, ends)
             await audit.record(conn, body.username, "auth.login", detail={"address": address})
-    if not ok or row is None:
+    if principal is None:
         await _refused(state, body.username, address, "wrong user name or password")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     return _token_for(principal, state)

@@ -38,7 +38,7 @@ def test_ws_refuses_missing_expired_and_foreign_origin(
 
 
 def test_ws_token_as_first_message_and_renewed_on_the_open_socket(
-    command_client: TestClient, login: Callable[[str], dict[str, str]]
+    command_client: TestClient, command_settings: Settings, login: Callable[[str], dict[str, str]]
 ) -> None:
     first = command_client.post("/auth/login", json={"username": "operator1", "password": "demo"}).json()
     with command_client.websocket_connect("/ws", headers={"Origin": "http://127.0.0.1:8050"}) as ws:
@@ -46,6 +46,11 @@ def test_ws_token_as_first_message_and_renewed_on_the_open_socket(
         assert orjson.loads(ws.receive_text())["type"] == "snapshot"
         renewed = command_client.post("/auth/refresh", headers=_bearer(first["access_token"])).json()
         ws.send_text(orjson.dumps({"type": "auth", "token": renewed["access_token"]}).decode())
+        # the renewal keeps the stream going
+        bus = redis.Redis.from_url(command_settings.redis_url or "")
+        bus.publish(channel_of(bus), Change("incident", "INC-R", {"state": "new"}, version=1).encode())
+        bus.close()
+        assert orjson.loads(ws.receive_text())["id"] == "INC-R"
         # a token of another session on this socket ends it
         other = _token(login("operator2"))
         ws.send_text(orjson.dumps({"type": "auth", "token": other}).decode())
