@@ -136,7 +136,11 @@ async def _first_message(websocket: WebSocket, state: CommandState) -> Principal
 
 async def _stream(websocket: WebSocket, state: CommandState, hub: LiveHub, feed: ClientFeed) -> None:
     timeout = state.settings.command_ws_send_timeout_s
-    await asyncio.wait_for(websocket.send_text((await _snapshot(state, feed.who)).decode()), timeout)
+    try:
+        await asyncio.wait_for(websocket.send_text((await _snapshot(state, feed.who)).decode()), timeout)
+    except TimeoutError:
+        await _drop_unread(websocket, hub)
+        return
     sender = asyncio.create_task(_forward(websocket, feed.queue, timeout))
     ended = asyncio.create_task(feed.ended.wait())
     receiver = asyncio.create_task(_incoming(websocket, state, hub, feed))
@@ -146,19 +150,23 @@ async def _stream(websocket: WebSocket, state: CommandState, hub: LiveHub, feed:
         with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, TimeoutError):
             await task
     if sender in done and isinstance(sender.exception(), TimeoutError):
-        # The client takes no data: its close frame would wait behind the same full
-        # buffer, so the connection is aborted (frees the kernel's buffers at once).
-        hub.count_drop("send_timeout")
-        abort: Callable[[], None] | None = websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)
-        if abort is not None:
-            abort()
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(_close(websocket, CLOSE_SEND_TIMEOUT, "took no data: dropped"), 1.0)
+        await _drop_unread(websocket, hub)
         return
     if feed.ended.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(_close(websocket, feed.close_code, feed.close_reason), timeout)
+
+
+async def _drop_unread(websocket: WebSocket, hub: LiveHub) -> None:
+    """The client takes no data: its close frame would wait behind the same full buffer,
+    so the connection is aborted (which frees the kernel's buffers at once)."""
+    hub.count_drop("send_timeout")
+    abort: Callable[[], None] | None = websocket.scope.get("extensions", {}).get(ABORT_EXTENSION)
+    if abort is not None:
+        abort()
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_close(websocket, CLOSE_SEND_TIMEOUT, "took no data: dropped"), 1.0)
 
 
 async def _snapshot(state: CommandState, who: Principal) -> bytes:
