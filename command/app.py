@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from command.audit import RefusedLogins
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
@@ -26,7 +27,7 @@ from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
 from command.routes import teams as teams_routes
-from command.security import LoginLimiter
+from command.security import LoginLimiter, redact_tokens_in_logs
 from command.services import grid as grid_service
 from command.services import incidents as incidents_service
 from command.services import mqtt_side
@@ -37,12 +38,13 @@ from command.services.alarm_feed import AlarmFeed
 from command.services.incidents import AlarmIntake
 from command.services.live import LiveHub, snapshot_providers
 from command.state import CommandState, Worker
+from wuwang.bodylimit import BodyLimit
 from wuwang.settings import Settings, token_secret
 
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0008"
+REQUIRED_SCHEMA = "0010"
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -52,6 +54,7 @@ def default_workers() -> list[WorkerFactory]:
     return [
         lambda state: LiveHub(state.settings.command_ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
+        lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
 
@@ -142,6 +145,15 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     add_redis_unavailable_handler(app)
+    # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers
+    # may abort a socket that takes no data; no token reaches a log line.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.command_body_limit_bytes,
+        by_prefix={"/field/photos": settings.command_upload_limit_bytes},
+    )
+    app.add_middleware(ws.ExposeTransportAbort)
+    redact_tokens_in_logs()
     return app
 
 

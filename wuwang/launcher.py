@@ -128,12 +128,19 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
         )
     )
     command_host = reach_host(settings.command_host)
+    # The console proves with this secret that a browser address it forwards with a login
+    # is its own (docs/security.md): one per run for the command service and the
+    # dashboard, never the repository's demo value.
+    console_env = (
+        {} if settings.command_console_secret else {"COMMAND_CONSOLE_SECRET": secrets.token_urlsafe(32)}
+    )
     specs.append(
         ServiceSpec(
             "command",
             "command",
             "command",
             "incidents, plans, reserve, rosters, dispatch (API + /ws)",
+            env=console_env,
             ready_port=settings.command_port,
             ready_host=command_host,
             urls=(
@@ -154,7 +161,7 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
         )
     )
     dashboard_host = reach_host(settings.dashboard_host)
-    dashboard_env = {"DASHBOARD_COMMAND_URL": f"http://{command_host}:{settings.command_port}"}
+    dashboard_env = {"DASHBOARD_COMMAND_URL": f"http://{command_host}:{settings.command_port}", **console_env}
     if not settings.dashboard_secret:
         # One signing secret per run, shared by every dashboard process of it: never the
         # repository's (anyone could forge the console's signed URLs with that one).

@@ -109,8 +109,32 @@ class Settings(BaseSettings):
         description="COMMAND_SESSION_MAX_S: POST /auth/refresh renews a token until this long after the"
         " login (a shift); then the user types the password again",
     )
-    command_login_limit: str = Field(default="5/minute", description="login attempts per user name")
-    command_login_limit_per_address: str = "60/minute"
+    command_login_limit: str = Field(
+        default="5/minute", description="login attempts per (user name, client address)"
+    )
+    command_login_limit_per_address: str = Field(
+        default="60/minute", description="login attempts per client address, whatever the user name"
+    )
+    command_login_audit_flush_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="refused logins are counted and written to the audit log as one row per"
+        " (user name, address, reason) this often, not one row each",
+    )
+    command_console_secret: str | None = Field(
+        default=None,
+        description="COMMAND_CONSOLE_SECRET: shared by the command service and the map console;"
+        " the console sends it with the browser's address on a login, and only then is that"
+        " address believed (demo value in demo mode; unset: logins are throttled by the peer)",
+    )
+    command_body_limit_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body, refused with 413 before parsing"
+    )
+    command_upload_limit_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="largest body on the upload routes (field photos, base64 in JSON)",
+    )
     command_allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8050", "http://localhost:8050"],
         description="Origins allowed to open /ws (the map console)",
@@ -161,6 +185,18 @@ class Settings(BaseSettings):
     command_ws_queue: int = Field(
         default=1000, ge=10, description="per-client backlog before a slow client is dropped"
     )
+    command_ws_auth_timeout_s: float = Field(
+        default=10.0, gt=0, description="a /ws client must send its token (first message) within this"
+    )
+    command_ws_recheck_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often open /ws connections are checked: expired tokens, revoked sessions,"
+        " disabled or changed accounts are closed (4401)",
+    )
+    command_ws_send_timeout_s: float = Field(
+        default=10.0, gt=0, description="a /ws client that takes no data for this long is dropped"
+    )
     command_plans_dir: Path = REPO_ROOT / "command" / "plans"
     command_expiring_days: int = Field(
         default=30, ge=0, le=366, description="reserve lots expiring within this many days raise an alert"
@@ -192,6 +228,11 @@ class Settings(BaseSettings):
     )
     dashboard_secret: str | None = Field(
         default=None, description="DASHBOARD_SECRET: signs the console's cookies; required outside demo mode"
+    )
+    dashboard_body_limit_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="largest request body the console accepts (a field report with its photo)",
     )
     dashboard_language: Literal["zh_CN", "en"] = "zh_CN"
     dashboard_token_check_s: float = Field(
@@ -228,6 +269,10 @@ class Settings(BaseSettings):
             self.dashboard_secret in DEMO_SECRETS or len(self.dashboard_secret) < 32
         ):
             raise ValueError("DASHBOARD_SECRET must be a real secret of at least 32 characters")
+        if self.command_console_secret is not None and (
+            self.command_console_secret in DEMO_SECRETS or len(self.command_console_secret) < 32
+        ):
+            raise ValueError("COMMAND_CONSOLE_SECRET must be a real secret of at least 32 characters")
         if self.drill_password is not None and self.drill_password in DEMO_SECRETS:
             raise ValueError(
                 "DRILL_PASSWORD ships in this repository; set a real one or run with DEMO_MODE=1"
@@ -277,6 +322,20 @@ def reach_host(bind_host: str) -> str:
     """Where this machine reaches a service that listens on ``bind_host``: loopback for
     the wildcard addresses, else that address (a LAN address does not answer on loopback)."""
     return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "localhost") else bind_host  # noqa: S104
+#: The headers the map console sends with a login it makes for a browser: the browser's
+#: address, believed by the command service only when the second carries the secret.
+FORWARDED_FOR_HEADER = "x-wuwang-client-address"
+CONSOLE_SECRET_HEADER = "x-wuwang-console-secret"  # noqa: S105 - a header name
+
+DEMO_CONSOLE_SECRET = "demo-only-console-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+
+
+def console_secret(settings: Settings) -> str | None:
+    """The secret the map console proves itself with when it forwards a browser's
+    address; the demo one only in demo mode; None: no forwarded address is believed."""
+    if settings.command_console_secret:
+        return settings.command_console_secret
+    return DEMO_CONSOLE_SECRET if settings.demo_mode else None
 
 
 @lru_cache(maxsize=1)

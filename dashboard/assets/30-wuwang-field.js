@@ -431,7 +431,8 @@
         if (field.onChange) field.onChange(msg);
       },
       close: function (ev) {
-        W.setProps("live-status", { data: { connected: false, stale: true, expired: false, since: Date.now() } });
+        W.setProps("live-status", { data: { connected: false, stale: true, expired: false, since: Date.now(),
+                                            unavailable: !!ev && ev.code === 1013 } });
       },
       expired: function () {
         W.setProps("live-status", { data: { connected: false, stale: true, expired: true, since: Date.now() } });

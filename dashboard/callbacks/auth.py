@@ -68,6 +68,15 @@ def renewal_due(session: Any, now: datetime) -> bool:
     return expires - now < RENEW_BEFORE
 
 
+def browser_address() -> str | None:
+    """The address the browser's callback request came from (forwarded with a login)."""
+    try:
+        remote = ctx.remote
+    except Exception:  # called outside a request (tests calling the function directly)
+        return None
+    return str(remote) if remote else None
+
+
 def session_of(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "token": body["access_token"],
@@ -153,7 +162,7 @@ def register(app: Dash, console: Console) -> None:
         ):
             return no_update, t(lang, "login.missing"), no_update
         try:
-            body = await console.api.login(username.strip(), password)
+            body = await console.api.login(username.strip(), password, browser_address())
         except ApiError as exc:
             if exc.status == 401:
                 return no_update, t(lang, "login.refused"), no_update
@@ -200,10 +209,22 @@ def register(app: Dash, console: Console) -> None:
         prevent_initial_call=True,
     )
 
-    clientside(
-        app,
-        "function (n) { return window.dash_clientside.wuwang.logout(n); }",
+    @app.callback(
         Output(ids.SESSION, "data", allow_duplicate=True),
         Input(ids.LOGOUT, "n_clicks"),
+        State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
+    async def logout(clicks: Any, session: Any) -> Any:
+        """End the session at the command service, not only in this tab: the token, its
+        renewals and its sockets stop working (the browser's sockets stop when the
+        session store empties: ``renewToken``)."""
+        if not clicks:
+            raise PreventUpdate
+        token = token_of(session)
+        if token is not None:
+            try:
+                await console.api.logout(token)
+            except ApiError as exc:  # expired already, or unreachable: the tab forgets it anyway
+                log.info("logout not confirmed by the command service: %s %s", exc.status, exc.detail)
+        return None

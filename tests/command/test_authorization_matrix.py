@@ -135,6 +135,8 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
         {"kind": "warehouse_short", "warehouse_id": "W-NONE", "item_code": "sandbag", "quantity": 1},
     ),
     ("DELETE", "/exercises/{exercise}"): (MANAGERS, None),
+    # last: it ends the session of the token it is called with
+    ("POST", "/auth/logout"): (ALL, None),
 }
 
 #: Routes that need no token at all.
