@@ -453,10 +453,10 @@ class LocalServices:
         if mosquitto_binary():
             auto_internal = self.broker_mode == "auto" and not port_open("127.0.0.1", 1884)
             internal = 1884 if auto_internal else free_port()
-            proc = private_mosquitto(data / f"mosquitto-{port}", port, internal)
-            proc.start()
-            self.started.append(proc)
-            self.broker_process = proc
+            mosquitto = private_mosquitto(data / f"mosquitto-{port}", port, internal)
+            mosquitto.start()
+            self.started.append(mosquitto)
+            self.broker_process = mosquitto
             notes.append(
                 f"MQTT: Mosquitto with deploy/mosquitto/mosquitto.conf on 127.0.0.1:{port} "
                 f"(field accounts; services on 127.0.0.1:{internal}) "
@@ -464,10 +464,10 @@ class LocalServices:
                 "2 M offline queue)"
             )
             return MqttTarget("127.0.0.1", port, None, None, False), "5", "mosquitto"
-        proc = embedded_amqtt(data / f"amqtt-{port}", port)
-        proc.start()
-        self.started.append(proc)
-        self.broker_process = proc
+        amqtt = embedded_amqtt(data / f"amqtt-{port}", port)
+        amqtt.start()
+        self.started.append(amqtt)
+        self.broker_process = amqtt
         notes.append(
             f"MQTT: embedded amqtt on 127.0.0.1:{port} — demo only: MQTT 3.1.1, no ACLs, no shared "
             "subscriptions, and it keeps nothing for an offline session (install mosquitto for that)"
