@@ -139,8 +139,10 @@ def test_app_services_connect_to_the_compose_services(services: dict[str, dict[s
         assert urlsplit(env["REDIS_URL"]).hostname == "redis", name
         if "MQTT_URL" in env:
             url = urlsplit(env["MQTT_URL"])
-            # the services' internal listener, where they choose their client ids
-            assert (url.hostname, url.port, url.scheme) == ("mosquitto", 1884, "mqtt"), name
+            # ingest and command on the internal listener, where they choose their client
+            # ids; the drill runner on the field listener, bound to its user name
+            port = 1883 if name == "exercises" else 1884
+            assert (url.hostname, url.port, url.scheme) == ("mosquitto", port, "mqtt"), name
     ingest, ingest2 = environment(services["ingest"]), environment(services["ingest-2"])
     assert (ingest["INGEST_CLIENT_ID"], ingest2["INGEST_CLIENT_ID"]) == ("ingest-1", "ingest-2")
     assert ingest["INGEST_SHARED_GROUP"] == ingest2["INGEST_SHARED_GROUP"] == "ingest"
@@ -148,6 +150,8 @@ def test_app_services_connect_to_the_compose_services(services: dict[str, dict[s
     assert urlsplit(environment(services["command"])["MQTT_URL"]).username == "command"
     # the drill runner is the only account the ACL lets publish on exercise/v1/#
     assert urlsplit(environment(services["exercises"])["MQTT_URL"]).username == "simulator"
+    # one connection at a time: on the field listener a second one would take the first's id
+    assert services["exercises"]["command"][-2:] == ["--workers", "1"]
     assert urlsplit(environment(services["exercises"])["DRILL_API_URL"]).hostname == "command"
 
 

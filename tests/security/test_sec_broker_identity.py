@@ -224,13 +224,34 @@ def test_topics_outside_the_contract_are_refused_or_never_delivered(peers: Any) 
     assert ingest.received.empty(), "a topic outside the contract reached the ingest"
 
 
+def test_the_drill_runner_on_the_field_listener_cannot_take_a_service_session(
+    peers: Any, ports: Ports
+) -> None:
+    """docker-compose.yml runs the drill runner (account ``simulator``) on the field
+    listener, one exercise at a time: there it is client ``simulator`` whatever it asks
+    for, and still publishes a drill's feeds and reads its orders."""
+    worker = _ingest_worker(peers, "ingest-1")
+    assert worker.subscribe("$share/ingest/exercise/v1/+/wuwang/v1/+/+/+").value == 1
+    worker.close()
+    runner = peers("simulator", client_id="ingest-1", port=ports.field)  # clean start
+    assert runner.subscribe("exercise/v1/EX-1/teams/v1/+/dispatch").value == 1
+    drill_call = "exercise/v1/EX-1/wuwang/v1/police/call/sys110"
+    assert runner.publish(drill_call, b"drill call").value == 0
+    order = "exercise/v1/EX-1/teams/v1/T-FIRE-01/dispatch"
+    assert peers("command", client_id="command-1").publish(order, b"drill order").value == 0
+    assert runner.expect() == (order, b"drill order")
+    back = _ingest_worker(peers, "ingest-1")
+    assert back.expect(timeout=10) == (drill_call, b"drill call"), "the worker's session was lost"
+
+
 @pytest.mark.xfail(
     strict=True,
-    reason="Mosquitto 2.0.11 cannot bind a client-id pattern to an account: the simulator "
-    "(several connections at once, free client ids on the internal listener) can still take "
-    "a service's client id (docs/security.md, broker: what a deployment must still do)",
+    reason="Mosquitto 2.0.11 cannot bind a client-id pattern to an account: where the "
+    "simulator keeps free client ids on the internal listener (the shipped demo files: the "
+    "demo's feeds and the tests open several connections at once) it can still take a "
+    "service's client id (docs/security.md, broker)",
 )
-def test_the_simulator_cannot_take_the_ingest_session(peers: Any) -> None:
+def test_the_simulator_on_the_internal_listener_cannot_take_the_ingest_session(peers: Any) -> None:
     worker = _ingest_worker(peers, "ingest-1")
     worker.close()
     _publish(peers("simulator", client_id="wuwang-sim-queue"), 10)
