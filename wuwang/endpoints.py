@@ -458,10 +458,9 @@ class LocalServices:
             self.started.append(mosquitto)
             self.broker_process = mosquitto
             notes.append(
-                f"MQTT: Mosquitto with deploy/mosquitto/mosquitto.conf on 127.0.0.1:{port} "
-                f"(field accounts; services on 127.0.0.1:{internal}) "
-                "(password + ACL, client id = user name on the field listener, persistent sessions, "
-                "2 M offline queue)"
+                f"MQTT: Mosquitto with deploy/mosquitto/mosquitto.conf on 127.0.0.1:{port}, "
+                f"services on 127.0.0.1:{internal} (password + ACL, client id = user name on "
+                f"{port}, persistent sessions, 2 M offline queue)"
             )
             return MqttTarget("127.0.0.1", port, None, None, False), "5", "mosquitto"
         amqtt = embedded_amqtt(data / f"amqtt-{port}", port)
