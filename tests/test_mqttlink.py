@@ -24,9 +24,10 @@ MakeLink = Callable[..., MqttLink]
 
 
 def _target(broker: object, user: str) -> MqttTarget:
+    if user in DEMO_MQTT_ACCOUNTS:  # services: the broker's internal listener, own client ids
+        return MqttTarget.from_url(broker.url_for(user))  # type: ignore[attr-defined]
     target: MqttTarget = broker.target  # type: ignore[attr-defined]
-    password = DEMO_MQTT_ACCOUNTS.get(user, "demo")  # T-FIRE-01's demo password is "demo"
-    return target.with_user(user, password)
+    return target.with_user(user, "demo")  # T-FIRE-01's demo password
 
 
 @pytest.fixture

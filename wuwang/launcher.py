@@ -393,6 +393,11 @@ class Demo:
             f"MQTT        {endpoints.mqtt.host}:{endpoints.mqtt.port}  "
             f"(broker: {endpoints.broker}, MQTT {endpoints.mqtt_protocol})"
         )
+        internal = endpoints.target_for("ingest")
+        if internal != endpoints.mqtt:
+            # Field accounts (devices, teams) log in on the first, client id = user name.
+            where = f"{internal.host}:{internal.port}"
+            self.say(f"            {where}  (internal listener: ingest, command, simulator)")
         for spec in running:
             self.say(f"{spec.name:<11} {spec.what}" + "".join(f"  {u}" for u in spec.urls))
         self.say(f"Logs        {self.logs}/<name>.log")

@@ -386,7 +386,7 @@ class Rig:
     def _pub_argv(self, topic: str) -> list[str]:
         self._n += 1
         binary = shutil.which("mosquitto_pub") or "mosquitto_pub"
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("simulator")  # a service: its own client id per publisher
         return [
             binary,
             "-h",
@@ -412,7 +412,7 @@ class Rig:
         ]
 
     def sink(self, count: int) -> subprocess.Popen[bytes]:
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("ingest")
         proc = self._spawn(
             [
                 sys.executable,

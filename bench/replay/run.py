@@ -276,7 +276,7 @@ class Rig:
         )
 
     def sink(self, exercise_id: str) -> subprocess.Popen[str]:
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("ingest")
         proc = subprocess.Popen(
             [
                 sys.executable,
