@@ -233,8 +233,8 @@ def _fill_and_compress(url: str, *, layout: str) -> None:
         conn.execute(
             "INSERT INTO sensor_reading (ts, received_at, ts_from_receipt, network, source_id, msg_id,"
             " device_id, kind, value, unit, exercise_id)"
-            " SELECT t, t, false, 'venue', 'S' || (i % 50), 'm' || i, 'S' || (i % 50), 'smoke', 1, 'ppm',"
-            "        CASE WHEN i % 2 = 0 THEN %s END"
+            " SELECT t, t, false, 'venue', 'S' || mod(i, 50), 'm' || i, 'S' || mod(i, 50), 'smoke', 1, 'ppm',"
+            "        CASE WHEN mod(i, 2) = 0 THEN %s END"
             "   FROM generate_series(1, %s) AS i,"
             "        LATERAL (SELECT now() - interval '25 days' + i * interval '2 seconds') AS s(t)",
             (DRILL, ROWS),
