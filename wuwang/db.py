@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -157,6 +158,28 @@ def choose_backend(url: str, storage: StorageChoice = "auto") -> tuple[Backend, 
     return "plain", f"TimescaleDB not used: {probe.why}"
 
 
+def _execute_idempotent(conn: psycopg.Connection, stmt: str, attempts: int = 5) -> None:
+    """Run a statement that may safely run again, retrying when it collided with a
+    concurrent session — TimescaleDB's own background jobs (a continuous aggregate's
+    refresh while the migration drops it: "tuple concurrently deleted")."""
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.execute(stmt)
+            return
+        except psycopg.Error as exc:
+            if attempt == attempts or not _collided(exc):
+                raise
+            log.info("statement collided with a concurrent session (%s); retrying", _first_line(exc))
+            time.sleep(0.2 * attempt)
+
+
+def _collided(exc: psycopg.Error) -> bool:
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+                  | psycopg.errors.LockNotAvailable | psycopg.errors.ObjectInUse):
+        return True
+    return "concurrently" in _first_line(exc)  # XX000 "tuple concurrently deleted/updated"
+
+
 def migrate(url: str, *, storage: StorageChoice = "auto") -> list[str]:
     """Apply what is missing; idempotent, and resumable after a failure midway. Returns
     the versions applied now.
@@ -187,7 +210,7 @@ def migrate(url: str, *, storage: StorageChoice = "auto") -> list[str]:
                     # if_not_exists => true) so that a run that failed midway can resume.
                     for number, stmt in enumerate(_statements(mig.sql), start=1):
                         try:
-                            conn.execute(stmt)
+                            _execute_idempotent(conn, stmt)
                         except psycopg.Error as exc:
                             raise MigrationError(
                                 f"migration {mig.version}_{mig.name} (timescale) failed at statement"

@@ -223,7 +223,8 @@ ROWS = 1_000_000
 
 def _fill_and_compress(url: str, *, layout: str) -> None:
     """ROWS sensor readings over 23 days, every other one the drill's, interleaved on the
-    same devices (a drill replays the city's own device ids); all chunks compressed."""
+    same devices (a drill replays the city's own device ids: 49 devices, so every device has
+    both drill and live rows); all chunks compressed."""
     with db.connect(url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, status, created_by)"
@@ -233,7 +234,7 @@ def _fill_and_compress(url: str, *, layout: str) -> None:
         conn.execute(
             "INSERT INTO sensor_reading (ts, received_at, ts_from_receipt, network, source_id, msg_id,"
             " device_id, kind, value, unit, exercise_id)"
-            " SELECT t, t, false, 'venue', 'S' || mod(i, 50), 'm' || i, 'S' || mod(i, 50), 'smoke', 1, 'ppm',"
+            " SELECT t, t, false, 'venue', 'S' || mod(i, 49), 'm' || i, 'S' || mod(i, 49), 'smoke', 1, 'ppm',"
             "        CASE WHEN mod(i, 2) = 0 THEN %s END"
             "   FROM generate_series(1, %s) AS i,"
             "        LATERAL (SELECT now() - interval '25 days' + i * interval '2 seconds') AS s(t)",
