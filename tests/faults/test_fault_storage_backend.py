@@ -50,6 +50,7 @@ def empty_database(endpoints: Endpoints) -> Iterator[Callable[[], str]]:
 
 
 def test_storage_backend_is_a_setting_with_three_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("STORAGE_BACKEND", raising=False)
     assert Settings().storage_backend == "auto"
     monkeypatch.setenv("STORAGE_BACKEND", "plain")
     assert Settings().storage_backend == "plain"
