@@ -1,5 +1,6 @@
 """Database access shared by the services: connections, versioned migrations, and the
-time-series backend (TimescaleDB when the extension is there, plain PostgreSQL when not).
+time-series backend (TimescaleDB when it can really be created and ``STORAGE_BACKEND``
+allows it, plain PostgreSQL otherwise; the choice is recorded and kept).
 
 Code above this module does not know which backend it runs on: it reads
 ``feed_counts_1m`` and calls ``refresh_aggregates``/``apply_policies``.
