@@ -115,7 +115,8 @@ def migrate_command() -> int:
         if backend == "timescale":
             print(
                 f"backend: timescale (hypertables, compression after {settings.compress_after_days} d, "
-                f"retention {settings.retention_days} d, continuous aggregates)"
+                f"retention {settings.retention_days} d after receipt: chunks dropped when"
+                f" {db.keep_after_receipt_days(settings.retention_days)} d old by ts, continuous aggregates)"
             )
         else:
             why = (
