@@ -276,18 +276,21 @@ def refresh_aggregates(conn: psycopg.Connection) -> None:
         conn.execute("REFRESH MATERIALIZED VIEW feed_counts_1m")
 
 
-def keep_after_receipt_days(retention_days: int) -> int:
+def keep_after_receipt_days(retention_days: int, door_max_age_days: int | None = None) -> int:
     """How long, by ``ts``, a row must be kept so that it outlives ``retention_days`` after
-    its *receipt*. The ingest's door accepts a message whose ts is up to
-    ``retention_days`` old (ingest: [now - retention, now + skew]), so a row received at
-    t can carry ts = t - retention; kept until ts + 2 × retention, it lives at least
-    until t + retention. TimescaleDB drops whole chunks by ts (it cannot look at
-    received_at), and the ledger must remember a message as long as the door would take
-    its redelivery, so both use this span."""
-    return 2 * retention_days
+    its *receipt*. The ingest's door accepts a message whose ts is up to its maximum age
+    old ([now - max age, now + skew]; the max age is ``retention_days`` unless given), so
+    a row received at t can carry ts = t - max age; kept until ts + retention + max age,
+    it lives at least until t + retention. TimescaleDB drops whole chunks by ts (it
+    cannot look at received_at), and the ledger must remember a message as long as the
+    door would take its redelivery, so both use this span."""
+    return retention_days + (retention_days if door_max_age_days is None else door_max_age_days)
 
 
-def apply_policies(conn: psycopg.Connection, *, retention_days: int, compress_after_days: int) -> None:
+def apply_policies(
+    conn: psycopg.Connection, *, retention_days: int, compress_after_days: int,
+    door_max_age_days: int | None = None,
+) -> None:
     """Retention (and compression on TimescaleDB). On plain PostgreSQL retention is a
     scheduled delete; call this from a maintenance loop. Needs an autocommit connection
     on TimescaleDB (policies are jobs) — each statement stands on its own.
@@ -295,7 +298,7 @@ def apply_policies(conn: psycopg.Connection, *, retention_days: int, compress_af
     A feed row goes only when it is older than ``retention_days`` by its ts *and* by its
     receipt (``received_at``). On TimescaleDB the policies are added when missing and
     altered in place when the settings changed (the job and its history stay)."""
-    keep_days = keep_after_receipt_days(retention_days)
+    keep_days = keep_after_receipt_days(retention_days, door_max_age_days)
     if backend(conn) == "timescale":
         for table in TIMESERIES_TABLES:
             _ensure_policy(conn, table, "policy_retention", "drop_after", keep_days,
