@@ -306,7 +306,7 @@ class Demo:
         if self.stop.is_set():
             return 0
 
-        applied = db.migrate(endpoints.database_url)
+        applied = db.migrate(endpoints.database_url, storage=self.settings.storage_backend)
         with db.connect(endpoints.database_url, autocommit=True) as conn:
             backend = db.backend(conn)
         self.say(f"Schema: {'applied ' + ', '.join(applied) if applied else 'up to date'} ({backend})")

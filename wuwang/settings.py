@@ -86,14 +86,24 @@ class Settings(BaseSettings):
     alarm_stream: str = "wuwang:alarms"
     alarm_stream_maxlen: int = 100_000
     aggregate_refresh_s: float = 60.0
-    retention_days: int = 400
+    retention_days: int = Field(
+        default=400, ge=1,
+        description="RETENTION_DAYS: a feed row is kept at least this long after its receipt (and its ts);"
+        " also the door's window: a message whose ts is older is dead-lettered",
+    )
     ingest_clock_skew_s: float = Field(
         default=300.0,
         ge=0,
         description="INGEST_CLOCK_SKEW_S: how far ahead of its receipt a message's ts may be (device"
         " clocks run fast); further ahead, or older than RETENTION_DAYS, it is dead-lettered at the door",
     )
-    compress_after_days: int = 7
+    compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
+    storage_backend: Literal["auto", "plain", "timescale"] = Field(
+        default="auto",
+        description="STORAGE_BACKEND: 'auto' uses TimescaleDB when CREATE EXTENSION really works, else plain;"
+        " 'timescale' refuses to migrate without it; 'plain' never uses it. A migrated database keeps"
+        " its backend",
+    )
 
     # Demo city grid lattice (degrees); cells are computed, not looked up.
     grid_cell_deg: float = 0.025
