@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from command import inputs
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
@@ -134,4 +135,6 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                    exercises_routes.router):
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
+    # Bad input (part "bad-input"): data the database refuses is a 422, never a 500.
+    inputs.install(app)
     return app

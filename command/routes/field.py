@@ -28,6 +28,7 @@ from pydantic import BaseModel, Field
 from command import audit
 from command.deps import Caller, State, forbid
 from command.domain.vocabulary import Role
+from command.inputs import FROM_TEXT, ApiIn
 from command.services.dispatch import OrderAck, apply_ack, wake_relay
 from wuwang.contract import ContractError, encode, parse_message, team_topic
 
@@ -48,7 +49,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class AckIn(BaseModel):
+class AckIn(ApiIn):
     id: str = Field(min_length=1, max_length=64, description="chosen by the phone; repeats are harmless")
     status: Literal["accepted", "refused"] = "accepted"
     reason: str | None = Field(default=None, max_length=500)
@@ -59,7 +60,7 @@ class AckOut(BaseModel):
     outcome: str
 
 
-class ReportIn(BaseModel):
+class ReportIn(ApiIn):
     id: str = Field(
         min_length=1,
         max_length=64,
@@ -71,7 +72,9 @@ class ReportIn(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     photo_url: str | None = Field(default=None, max_length=2048)
-    ts: datetime | None = Field(default=None, description="when it was written (offline queue)")
+    ts: Annotated[datetime | None, FROM_TEXT] = Field(
+        default=None, description="when it was written (offline queue)"
+    )
 
 
 class ReportOut(BaseModel):
@@ -80,7 +83,7 @@ class ReportOut(BaseModel):
     queued: bool
 
 
-class PhotoIn(BaseModel):
+class PhotoIn(ApiIn):
     content_type: Literal["image/jpeg", "image/png", "image/webp"]
     data_base64: str = Field(min_length=4, max_length=MAX_PHOTO_BYTES * 4 // 3 + 8)
 
