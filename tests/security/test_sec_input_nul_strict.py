@@ -109,8 +109,11 @@ def test_nul_in_note_merge_target_and_reasons_is_422(client: TestClient, login: 
         (op, f"{path}/cancel", {"expected_version": first["version"], "reason": NUL}),
         (cmd, f"{path}/level", {"expected_version": first["version"], "level": 2, "reason": f"x{NUL}"}),
         (cmd, f"/teams/{FIELD_TEAM}/status", {"status": "off_duty", "reason": f"下班{NUL}"}),
-        (cmd, f"/incidents/{first['id']}/dispatch", {"team_id": FIELD_TEAM, "expected_version": 1,
-                                                     "reason": NUL}),
+        (
+            cmd,
+            f"/incidents/{first['id']}/dispatch",
+            {"team_id": FIELD_TEAM, "expected_version": 1, "reason": NUL},
+        ),
     ]
     for headers, url, body in attempts:
         _refused_for_nul(client.post(url, headers=headers, json=body))
@@ -234,8 +237,10 @@ def test_loose_scalars_elsewhere_are_refused(client: TestClient, login: Headers)
     attempts = [
         (f"/incidents/{opened['id']}/level", {"expected_version": True, "level": 2, "reason": "r"}),
         (f"/incidents/{opened['id']}/level", {"expected_version": 1, "level": True, "reason": "r"}),
-        (f"/incidents/{opened['id']}/plan", {"plan_id": "high_rise_fire", "expected_version": 1,
-                                             "force": "yes"}),
+        (
+            f"/incidents/{opened['id']}/plan",
+            {"plan_id": "high_rise_fire", "expected_version": 1, "force": "yes"},
+        ),
         (f"/incidents/{opened['id']}/reserve", {"item_code": "water", "quantity": "10"}),
         ("/grid/cases", {"category": "fire_lane_blocked", "lat": True, "lon": 112.1}),
     ]
