@@ -41,7 +41,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0008"
+REQUIRED_SCHEMA = "0011"  # 0011: field_photo_usage (the photo quota)
 
 WorkerFactory = Callable[[CommandState], Worker]
 

@@ -114,6 +114,7 @@ def test_incident_report_csv_is_inert(client: TestClient, login: Headers) -> Non
     for lang in ("zh", "en"):
         report = client.get(f"/incidents/{incident_id}/report.csv", headers=op, params={"lang": lang})
         assert report.status_code == 200, report.text
+        assert report.headers["x-content-type-options"] == "nosniff"  # a download, never sniffed
         rows = _cells(report.content)
         assert rows[0][0] == "at" and len(rows) > len(PAYLOADS)
         _assert_inert(rows, report.content)
