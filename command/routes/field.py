@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, HTTPException, Path, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from command import audit
@@ -181,6 +182,18 @@ def _seconds_to_midnight(now: datetime) -> int:
     return max(1, int((tomorrow - now).total_seconds()))
 
 
+async def _over_quota(
+    conn: AsyncConnection[Any], team_id: str, now: datetime, size: int, quota: int
+) -> HTTPException:
+    spent = await photos.used(conn, team_id, now.date())
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"team {team_id} has uploaded {spent} bytes of photos today; this one ({size} bytes)"
+        f" would pass the daily quota of {quota} bytes",
+        headers={"Retry-After": str(_seconds_to_midnight(now))},
+    )
+
+
 @router.post("/photos", response_model=PhotoOut, status_code=201, responses=ERRORS)
 async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     """A photo for a report; stored by its SHA-256, so a retried upload is stored once.
@@ -199,6 +212,17 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
         raise HTTPException(
             status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {settings.command_photo_max_bytes} bytes"
         )
+    # Named by content and the declared type (inspect makes them agree): a retry of a
+    # photo already stored is answered at once, stored once, counted once.
+    name = f"{hashlib.sha256(data).hexdigest()}.{photos.EXTENSIONS[body.content_type]}"
+    target = _photo_dir(state) / name
+    if target.exists():
+        return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
+    now = datetime.now(ZoneInfo(settings.command_timezone))
+    async with state.pool.connection() as conn:
+        # Over the quota already: answered before the decoding (a phone retries a 429).
+        if await photos.used(conn, team_id, now.date()) + len(data) > settings.command_photo_quota_bytes:
+            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
     try:
         # Decoding takes a moment (and a thread's memory): off the event loop.
         photo = await run_in_threadpool(
@@ -207,20 +231,9 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     except photos.PhotoRefused as exc:
         code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_422_UNPROCESSABLE_CONTENT
         raise HTTPException(code, exc.reason) from None
-    name = f"{hashlib.sha256(data).hexdigest()}.{photo.extension}"
-    target = _photo_dir(state) / name
-    if target.exists():  # a retry: stored once, counted once
-        return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
-    now = datetime.now(ZoneInfo(settings.command_timezone))
     async with state.pool.connection() as conn, conn.transaction():
         if not await photos.charge(conn, team_id, now.date(), len(data), settings.command_photo_quota_bytes):
-            spent = await photos.used(conn, team_id, now.date())
-            raise HTTPException(
-                status.HTTP_429_TOO_MANY_REQUESTS,
-                f"team {team_id} has uploaded {spent} bytes of photos today; this one ({len(data)} bytes)"
-                f" would pass the daily quota of {settings.command_photo_quota_bytes} bytes",
-                headers={"Retry-After": str(_seconds_to_midnight(now))},
-            )
+            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
         await audit.record(
             conn,
             who,

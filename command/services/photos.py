@@ -28,6 +28,7 @@ ALLOWED: dict[str, tuple[str, str]] = {
     "WEBP": ("image/webp", "webp"),
 }
 MEDIA_TYPES = {extension: media for media, extension in ALLOWED.values()}
+EXTENSIONS = {media: extension for media, extension in ALLOWED.values()}
 
 
 class PhotoRefused(Exception):
