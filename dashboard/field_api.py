@@ -73,6 +73,15 @@ def _from_error(exc: ApiError) -> JSONResponse:
     return _answer(exc.status, detail=exc.detail)
 
 
+#: A photo the command service refused, in the team's words (dashboard/i18n).
+_PHOTO_REFUSALS = {413: "field.photo_too_large", 422: "field.photo_refused", 429: "field.photo_quota"}
+
+
+def _photo_refused(exc: ApiError) -> JSONResponse:
+    key = _PHOTO_REFUSALS.get(exc.status)
+    return _from_error(exc) if key is None else _answer(exc.status, detail=exc.detail, i18n_key=key)
+
+
 def _token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     return header[7:] if header.lower().startswith("bearer ") else None
@@ -172,11 +181,12 @@ def router(console: Console) -> APIRouter:
         try:
             if photo is not None and body.photo is not None:
                 # Stored by its SHA-256 on the command service: a retried upload is stored once.
-                uploaded = await api.post(
-                    "/field/photos",
-                    token,
-                    {"content_type": f"image/{photo.group(1)}", "data_base64": body.photo.split(",", 1)[1]},
-                )
+                try:
+                    data = body.photo.split(",", 1)[1]
+                    upload = {"content_type": f"image/{photo.group(1)}", "data_base64": data}
+                    uploaded = await api.post("/field/photos", token, upload)
+                except ApiError as exc:
+                    return _photo_refused(exc)
                 sent["photo_url"] = uploaded["url"]
             result = await api.post(
                 "/field/reports",
