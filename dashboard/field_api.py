@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.api import ApiError, Me
 from dashboard.context import Console
@@ -34,7 +34,14 @@ _In = TypeVar("_In", bound=BaseModel)
 TeamStatus = Literal["available", "dispatched", "en_route", "on_scene", "returning", "off_duty"]
 
 
-class StatusIn(BaseModel):
+class _FieldIn(BaseModel):
+    """Strict, as the command service's bodies (command/inputs.py): ``true`` is not a
+    position and ``"1"`` not a number, so the page's door is not a looser one."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class StatusIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     status: TeamStatus
@@ -42,7 +49,7 @@ class StatusIn(BaseModel):
     incident_id: str | None = Field(default=None, max_length=64)
 
 
-class ReportIn(BaseModel):
+class ReportIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     category: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
@@ -54,7 +61,7 @@ class ReportIn(BaseModel):
     incident_id: str | None = Field(default=None, max_length=64)
 
 
-class AckIn(BaseModel):
+class AckIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     order_id: str = Field(min_length=1, max_length=128)

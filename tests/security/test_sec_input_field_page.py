@@ -1,5 +1,6 @@
-"""The field page says why a photo was refused in the team's language: the dashboard
-passes the command service's 413/422/429 on with a catalogue key (zh-CN and en)."""
+"""The field page's door (dashboard/field_api.py): as strict as the command service's
+bodies, and a photo the command service refuses is said in the team's language (the
+413/422/429 passed on with a catalogue key, zh-CN and en)."""
 
 from __future__ import annotations
 
@@ -47,3 +48,30 @@ def test_a_refused_photo_is_said_in_the_teams_words(status: int, code: str) -> N
     for name in ("zh_CN", "en"):
         catalogue = json.loads((CATALOGUES / f"{name}.json").read_text(encoding="utf-8"))
         assert catalogue[code].strip(), (name, code)
+
+
+@pytest.mark.parametrize(
+    ("path", "changes"),
+    [
+        ("/field/api/report", {"lat": True}),
+        ("/field/api/report", {"lon": "112.14"}),
+        ("/field/api/report", {"position_from_order": "yes"}),
+        ("/field/api/status", {"seq": True}),
+        ("/field/api/status", {"seq": "5"}),
+    ],
+)
+def test_loose_scalars_are_refused_at_the_field_page(path: str, changes: dict[str, object]) -> None:
+    fake = FakeCommand(reports=True)
+    body = {**REPORT, "photo": None} if path.endswith("report") else {"id": "s-1", "status": "en_route"}
+    r = field_client(fake).post(path, headers={"Authorization": "Bearer team"}, json={**body, **changes})
+    assert r.status_code == 422, r.text
+    assert not any(method == "POST" for method, *_ in fake.seen)  # nothing forwarded
+
+
+def test_json_native_values_still_pass_the_field_page() -> None:
+    fake = FakeCommand(reports=True)
+    body = {**REPORT, "photo": None, "lat": 32, "lon": 112}
+    r = field_client(fake).post("/field/api/report", headers={"Authorization": "Bearer team"}, json=body)
+    assert r.status_code == 200, r.text
+    sent = next(s for s in fake.seen if s[1] == "/field/reports")
+    assert (sent[2]["lat"], sent[2]["lon"]) == (32, 112)
