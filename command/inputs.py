@@ -75,7 +75,7 @@ async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
     log.warning("%s %s: data refused by the database: %s", request.method, request.url.path, exc)
     return JSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-        content={"detail": [{"loc": ["body"], "msg": DATA_REFUSED, "type": "data_refused"}]},
+        content={"detail": [{"loc": ["request"], "msg": DATA_REFUSED, "type": "data_refused"}]},
     )
 
 

@@ -10,10 +10,11 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
-from command import audit
+from command import audit, inputs
 from command.app import create_app
 from command.inputs import NUL_REFUSED
 from tests.command.conftest import FIELD_TEAM, _seed_minimal_city
@@ -177,10 +178,33 @@ def test_audit_of_a_refusal_survives_a_nul(make_settings: Callable[..., Settings
 
 
 def test_data_the_database_refuses_is_422_not_500(client: TestClient) -> None:
-    """The last-resort guard: a NUL that reaches a query (here the login's user look-up,
-    whose body model is another part's) is a 422 with the reason."""
+    """The last-resort guard, through a route whose body model is another part's (the
+    login's user look-up): never a 500."""
     r = client.post("/auth/login", json={"username": f"admin1{NUL}", "password": "demo"})
     assert r.status_code in (401, 422), r.text
+
+
+def test_last_resort_guard_answers_a_database_data_error_with_422(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """A NUL (or any data PostgreSQL refuses) that reaches a query past every model:
+    422 with the reason, and the service goes on answering."""
+    database_url = make_settings(account="command").database_url or ""
+    app = FastAPI()
+    inputs.install(app)
+
+    @app.get("/echo")
+    def echo(text: str) -> dict[str, str]:  # deliberately without the Text rule
+        with psycopg.connect(database_url) as conn:
+            row = conn.execute("SELECT %s::text", (text,)).fetchone()
+        return {"text": row[0] if row else ""}
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/echo", params={"text": f"a{NUL}b"})
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["msg"] == inputs.DATA_REFUSED
+        r = c.get("/echo", params={"text": "a\\u0000b"})  # an escaped NUL is text, stored as is
+        assert r.status_code == 200 and r.json() == {"text": "a\\u0000b"}
 
 
 # --- strict types ---------------------------------------------------------------------------
