@@ -27,6 +27,9 @@ ALLOWED: dict[str, tuple[str, str]] = {
     "PNG": ("image/png", "png"),
     "WEBP": ("image/webp", "webp"),
 }
+#: A JPEG with a Multi-Picture index (as many phone cameras write) opens as MPO: it is
+#: a JPEG, and its further pictures (a stereo pair, a depth map) are not an animation.
+_JPEG_AS_WELL = "MPO"
 MEDIA_TYPES = {extension: media for media, extension in ALLOWED.values()}
 EXTENSIONS = {media: extension for media, extension in ALLOWED.values()}
 
@@ -57,7 +60,8 @@ def inspect(data: bytes, declared: str, max_pixels: int) -> Photo:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=formats) as image:
                 kind, (width, height) = image.format, image.size
-                frames = getattr(image, "n_frames", 1)
+                frames = 1 if kind == _JPEG_AS_WELL else getattr(image, "n_frames", 1)
+                kind = "JPEG" if kind == _JPEG_AS_WELL else kind
                 if width * height > max_pixels:
                     raise PhotoRefused(
                         f"photo of {width}×{height} pixels: more than {max_pixels} pixels", too_large=True

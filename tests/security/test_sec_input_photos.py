@@ -162,6 +162,19 @@ def test_allowed_photos_are_stored_and_served_with_nosniff(
     assert len(_stored(settings)) == 3
 
 
+def test_a_phone_jpeg_with_a_multi_picture_index_is_a_jpeg(
+    client: TestClient, login: Headers, settings: Settings
+) -> None:
+    out = io.BytesIO()
+    pictures = [Image.new("RGB", (16, 12), (n * 90, 20, 20)) for n in range(2)]
+    pictures[0].save(out, format="MPO", save_all=True, append_images=pictures[1:])
+    with Image.open(io.BytesIO(out.getvalue())) as opened:
+        assert opened.format == "MPO"
+    r = _upload(client, login(FIELD_TEAM), out.getvalue(), "image/jpeg")
+    assert r.status_code == 201, r.text
+    assert r.json()["url"].endswith(".jpg") and len(_stored(settings)) == 1
+
+
 def test_a_file_stored_before_the_checks_is_still_served_as_an_image(
     client: TestClient, login: Headers, settings: Settings
 ) -> None:
