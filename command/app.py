@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from command.audit import RefusedLogins
+from command import inputs
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
@@ -44,7 +45,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0010"
+REQUIRED_SCHEMA = "0011"  # 0011: field_photo_usage (the photo quota)
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -145,6 +146,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     add_redis_unavailable_handler(app)
+    inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers
     # may abort a socket that takes no data; no token reaches a log line.
     app.add_middleware(

@@ -20,6 +20,21 @@ log = logging.getLogger(__name__)
 
 Outcome = Literal["ok", "denied", "error"]
 
+#: What a NUL in the caller's input becomes in the log: PostgreSQL cannot store U+0000,
+#: and a refusal must be recorded whatever the caller sent.
+NUL_SHOWN_AS = "\u2400"  # ␀
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every NUL (in texts, keys, nested lists) shown as ␀."""
+    if isinstance(value, str):
+        return value.replace("\x00", NUL_SHOWN_AS)
+    if isinstance(value, dict):
+        return {_storable(key): _storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(item) for item in value]
+    return value
+
 
 async def record(
     conn: AsyncConnection[Any],
@@ -37,7 +52,15 @@ async def record(
     await conn.execute(
         "INSERT INTO audit_log (actor, actor_role, action, object_type, object_id, outcome, detail)"
         " VALUES (%s, %s, %s, %s, %s, %s, %s)",
-        (who, role, action, object_type, object_id, outcome, Jsonb(detail or {})),
+        (
+            _storable(who),
+            role,
+            _storable(action),
+            _storable(object_type),
+            _storable(object_id),
+            outcome,
+            Jsonb(_storable(detail or {})),
+        ),
     )
 
 

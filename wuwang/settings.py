@@ -207,6 +207,20 @@ class Settings(BaseSettings):
     command_ws_send_timeout_s: float = Field(
         default=10.0, gt=0, description="a /ws client that takes no data for this long is dropped"
     )
+    # Field teams' photos (POST /field/photos): decoded before they are stored.
+    command_photo_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="largest photo accepted, in bytes (413 above)"
+    )
+    command_photo_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="largest photo accepted, in pixels (413 above): decompression bombs are refused unread",
+    )
+    command_photo_quota_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="photo bytes one team may upload per day of COMMAND_TIMEZONE (429 above)",
+    )
     command_plans_dir: Path = REPO_ROOT / "command" / "plans"
     command_expiring_days: int = Field(
         default=30, ge=0, le=366, description="reserve lots expiring within this many days raise an alert"

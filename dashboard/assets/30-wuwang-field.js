@@ -146,7 +146,9 @@
           if (item.kind === "status") showStatus(item.body.status, false);
           return remove(item.id).then(function () { return true; });
         }
-        item.error = (answer && (answer.detail || answer.error)) || ("HTTP " + res.status);
+        // a refusal with a catalogue key is said in the team's language; the server's detail otherwise
+        item.error = (answer && answer.i18n_key && W.t(answer.i18n_key)) ||
+          (answer && (answer.detail || answer.error)) || ("HTTP " + res.status);
         if (res.status === 401) {
           item.state = "waiting";
           return put(item).then(function () { needLogin(); return false; });
