@@ -18,8 +18,8 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
-from command.audit import RefusedLogins
 from command import inputs
+from command.audit import RefusedLogins
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
