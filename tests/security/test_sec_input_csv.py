@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from command.app import create_app
 from command.services.report_render import FORMULA_STARTS, spreadsheet_text
-from tests.command.conftest import _seed_minimal_city
 from tests.command.test_kpis_api import open_by_domain
 from wuwang.settings import Settings
 
@@ -33,29 +31,6 @@ PAYLOADS = (
 )
 EX = "EX-CSV-1"
 Headers = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture
-def settings(make_settings: Callable[..., Settings]) -> Settings:
-    return make_settings(account="command")
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def login(client: TestClient) -> Headers:
-    def headers(user: str) -> dict[str, str]:
-        r = client.post("/auth/login", json={"username": user, "password": "demo"})
-        assert r.status_code == 200, r.text
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-    return headers
 
 
 def _cells(body: bytes) -> list[list[str]]:

@@ -5,7 +5,7 @@ the audit record of a refusal is written whatever the caller sent."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -15,37 +15,12 @@ from fastapi.testclient import TestClient
 from psycopg_pool import AsyncConnectionPool
 
 from command import audit, inputs
-from command.app import create_app
 from command.inputs import NUL_REFUSED
-from tests.command.conftest import FIELD_TEAM, _seed_minimal_city
+from tests.command.conftest import FIELD_TEAM
 from wuwang.settings import Settings
 
 NUL = "\x00"
 Headers = Callable[[str], dict[str, str]]
-
-
-@pytest.fixture
-def client(make_settings: Callable[..., Settings]) -> Iterator[TestClient]:
-    settings = make_settings(account="command")
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
-    # raise_server_exceptions=False: a crash must show as the 500 a client would see.
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def login(client: TestClient) -> Headers:
-    cache: dict[str, dict[str, str]] = {}
-
-    def headers(user: str) -> dict[str, str]:
-        if user not in cache:
-            r = client.post("/auth/login", json={"username": user, "password": "demo"})
-            assert r.status_code == 200, r.text
-            cache[user] = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        return cache[user]
-
-    return headers
 
 
 def _open(client: TestClient, login: Headers, **changes: Any) -> dict[str, Any]:

@@ -9,7 +9,7 @@ import base64
 import io
 import struct
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -54,28 +54,6 @@ def _b64(data: bytes) -> str:
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings], tmp_path: Path) -> Settings:
     return make_settings(account="command", data_dir=tmp_path, command_photo_quota_bytes=QUOTA)
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture
-def login(client: TestClient) -> Headers:
-    cache: dict[str, dict[str, str]] = {}
-
-    def headers(user: str) -> dict[str, str]:
-        if user not in cache:
-            r = client.post("/auth/login", json={"username": user, "password": "demo"})
-            assert r.status_code == 200, r.text
-            cache[user] = {"Authorization": f"Bearer {r.json()['access_token']}"}
-        return cache[user]
-
-    return headers
 
 
 def _upload(client: TestClient, headers: dict[str, str], data: bytes, content_type: str = "image/png") -> Any:
