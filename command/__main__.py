@@ -18,6 +18,9 @@ def main() -> None:
         port=settings.command_port,
         log_level=logging_level,
         proxy_headers=False,
+        # What a console sends on /ws is its token and token renewals (< 1 KiB); uvicorn's
+        # default would let an unauthenticated client push 16 MiB frames.
+        ws_max_size=64 * 1024,
     )
 
 
