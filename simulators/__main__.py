@@ -12,7 +12,6 @@ The city must be the one loaded into the database (``python -m wuwang.city load`
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -22,6 +21,8 @@ from simulators import drill, exercise_daemon
 from simulators.feeds import CST, FeedGenerator, FeedMix
 from simulators.publish import BrokerConfig, RunConfig, broker_from_settings, run_processes, run_single
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
+from wuwang.cli import parser_for
+from wuwang.service import setup_logging
 from wuwang.settings import get_settings
 
 
@@ -45,7 +46,7 @@ def _fraction(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators", description="Synthetic field traffic.")
+    parser = parser_for("simulators")  # --help lists the settings too (wuwang.cli)
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("feeds", help="publish all feeds over MQTT")
     f.add_argument("--rate", type=_positive, default=50.0, help="messages per second (default 50)")
@@ -74,13 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (``argv`` None: this process's own, whose logging is set up here
+    in the one format, wuwang.service; a caller passing ``argv`` keeps its logging)."""
     ns = build_parser().parse_args(argv)
+    own_process = argv is None
     if ns.cmd in exercise_daemon.COMMANDS:
-        return exercise_daemon.main(ns)
+        return exercise_daemon.main(ns, setup_log=own_process)
     if ns.cmd == drill.COMMAND:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if own_process:
+            setup_logging("simulators-drill", "INFO")
         return drill.main(ns)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if own_process:
+        setup_logging("simulators-feeds", "INFO")
     if ns.processes < 1:
         print("--processes must be at least 1", file=sys.stderr)
         return 2

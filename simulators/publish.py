@@ -40,6 +40,7 @@ from simulators.feeds import CST, FeedGenerator, FeedMix, SimEvent
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget, apply_target
 from wuwang.mqttlink import cap_paho_inflight, receive_maximum
+from wuwang.service import setup_logging
 
 log = logging.getLogger("simulators.feeds")
 
@@ -309,7 +310,7 @@ def _install_stop_handlers(stop: Callable[[], None]) -> None:
 def _child(cfg: RunConfig, shard: int, shards: int, shared: Any, stop: Any, rc: Any) -> None:
     """A publisher process. Ctrl-C reaches the whole process group: the parent decides."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s shard{shard} %(levelname)s %(message)s")
+    setup_logging(f"simulators-feeds-{shard}", "INFO")  # spawned: the parent's set-up is not inherited
     pub = Publisher(cfg, shard, shards)
     signal.signal(signal.SIGTERM, lambda s, f: pub.stop.set())
 

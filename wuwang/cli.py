@@ -258,6 +258,10 @@ class _LazyEpilogParser(argparse.ArgumentParser):
         self._service = service
         self._env = env
 
+    def add_subparsers(self, **kwargs: typing.Any) -> typing.Any:
+        kwargs.setdefault("parser_class", argparse.ArgumentParser)  # a command's parser is plain
+        return super().add_subparsers(**kwargs)
+
     def format_help(self) -> str:
         if self.epilog is None:
             self.epilog = settings_epilog(self._service, self._env)

@@ -135,7 +135,8 @@ def setup_logging(service: str, level: str = "INFO") -> None:
             library.removeHandler(old)
         library.propagate = True
     logging.captureWarnings(True)  # warnings.warn(...) too, as logger py.warnings
-    threading.excepthook = _log_thread_exception
+    if threading.excepthook is threading.__excepthook__:  # not over a hook of someone else's (pytest)
+        threading.excepthook = _log_thread_exception
 
 
 def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
