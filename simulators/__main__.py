@@ -12,6 +12,7 @@ The city must be the one loaded into the database (``python -m wuwang.city load`
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -24,6 +25,8 @@ from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.cli import parser_for
 from wuwang.service import setup_logging
 from wuwang.settings import get_settings
+
+log = logging.getLogger("simulators.feeds")
 
 
 def _start(value: str) -> datetime:
@@ -104,10 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           rate=ns.rate,
                           time_scale=ns.time_scale, mix=mix)
     if budget < probe.demand_per_sim_second():
-        print(f"[sim] note: {budget:.2f} msg per simulated second is below the "
-              f"{probe.demand_per_sim_second():.2f} that calls, reports, video alerts and team positions "
-              "need: they are thinned and sensors get no room (raise --rate or lower --time-scale)",
-              file=sys.stderr)
+        log.warning("%.2f msg per simulated second is below the %.2f that calls, reports, video alerts"
+                    " and team positions need: they are thinned and sensors get no room (raise --rate or"
+                    " lower --time-scale)", budget, probe.demand_per_sim_second())
     if ns.dry_run:
         gen = FeedGenerator(
             probe.city, seed=ns.seed, start=start, rate=ns.rate,
@@ -124,9 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=ns.time_scale, count=ns.count, duration=ns.duration, city_seed=ns.city_seed,
         city_size=size, grid_deg=settings.grid_cell_deg, mix=mix, window=ns.window,
     )
-    print(f"[sim] {broker.host}:{broker.port} user={broker.username} MQTT {broker.protocol} QoS 1 "
-          f"rate={ns.rate:g} msg/s seed={ns.seed} start={start.isoformat()} processes={ns.processes}",
-          file=sys.stderr, flush=True)
+    log.info("%s:%d user=%s MQTT %s QoS 1 rate=%g msg/s seed=%d start=%s processes=%d", broker.host,
+             broker.port, broker.username, broker.protocol, ns.rate, ns.seed, start.isoformat(), ns.processes)
     if ns.processes == 1:
         return run_single(cfg, ns.report_every)
     return run_processes(cfg, ns.processes, ns.report_every)
