@@ -26,6 +26,7 @@ import httpx2 as httpx
 import pytest
 
 from tests.broker_peers import Peer
+from tests.conftest import Broker
 from wuwang import cli
 from wuwang.endpoints import free_port, wait_for_port
 from wuwang.mqtt import MqttTarget
@@ -254,7 +255,9 @@ def service_env(settings: Settings, **extra: str) -> dict[str, str]:
 MakeSettings = Callable[..., Settings]
 
 
-def test_the_command_service_logs_in_the_one_format(make_settings: MakeSettings, tmp_path: Path) -> None:
+def test_the_command_service_logs_in_the_one_format(
+    make_settings: MakeSettings, mqtt_broker: Broker, tmp_path: Path
+) -> None:
     settings = make_settings(account="command")
     port = free_port()
     env = service_env(
@@ -268,15 +271,16 @@ def test_the_command_service_logs_in_the_one_format(make_settings: MakeSettings,
     peer = Peer(field.port, field.username, field.password, f"sim-logs-{os.getpid()}")
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcGVyYXRvcjEifQ.c2lnbmF0dXJlLW5ldmVyLWxvZ2dlZA"
     with running("command", env, port, log) as proc:
-        assert peer.connect().value == 0
-        try:
-            # Until the command service has subscribed, a publish reaches nobody: repeat it.
-            wait_for_text(
-                log, "unreadable position from T-LOG-01", 60,
-                poke=lambda: peer.publish("teams/v1/T-LOG-01/position", b"{not json"),
-            )
-        finally:
-            peer.close()
+        if mqtt_broker.is_mosquitto:  # the peer speaks MQTT 5 (amqtt: 3.1.1 only)
+            assert peer.connect().value == 0
+            try:
+                # Until the command service has subscribed, a publish reaches nobody: repeat it.
+                wait_for_text(
+                    log, "unreadable position from T-LOG-01", 60,
+                    poke=lambda: peer.publish("teams/v1/T-LOG-01/position", b"{not json"),
+                )
+            finally:
+                peer.close()
         assert httpx.get(f"http://127.0.0.1:{port}/healthz?token={token}", timeout=10).status_code < 500
         wait_for_text(log, "/healthz", 10)
         proc.terminate()
@@ -285,9 +289,10 @@ def test_the_command_service_logs_in_the_one_format(make_settings: MakeSettings,
     assert all(m["service"] == "command" for m in records)
     loggers = {m["logger"] for m in records}
     assert {"command", "uvicorn.error", "uvicorn.access"} <= loggers, loggers
-    unreadable = [m for m in records if m["message"].startswith("unreadable position from T-LOG-01")]
-    assert unreadable[0]["level"] == "WARNING"
-    assert unreadable[0]["logger"] == "command.services.mqtt_side"
+    if mqtt_broker.is_mosquitto:
+        unreadable = [m for m in records if m["message"].startswith("unreadable position from T-LOG-01")]
+        assert unreadable[0]["level"] == "WARNING"
+        assert unreadable[0]["logger"] == "command.services.mqtt_side"
     access = [m["message"] for m in records if m["logger"] == "uvicorn.access" and "/healthz" in m["message"]]
     assert access and "[redacted]" in access[0], access
     assert token.rsplit(".", 1)[1] not in log.read_text(errors="replace")
