@@ -1,20 +1,25 @@
 """Start-up shared by every ``python -m <service>``: logging, settings, a stop Event.
 
-A service's ``__main__.py`` is two lines::
+A service's ``__main__.py`` is a few lines::
 
+    from wuwang.cli import service_args
     from wuwang.service import Service, run
 
     def main(svc: Service) -> int | None:
         ...  # loop until svc.stop.is_set(); svc.settings, svc.log
         return 0
 
-    raise SystemExit(run("ingest", main))
+    if __name__ == "__main__":
+        service_args("ingest")  # --help (its settings) or a usage error, before anything starts
+        raise SystemExit(run("ingest", main))
 
 ``run`` loads :class:`~wuwang.settings.Settings` from the environment (a bad value
 exits with code 2 and a message that names the environment variable), configures
-logging once for the process, turns SIGINT/SIGTERM/SIGHUP into ``svc.stop.set()``,
-calls ``main`` and turns an uncaught exception into a logged traceback and exit code 1.
-Services never install their own signal handlers: they watch ``svc.stop``.
+logging once for the process (:func:`setup_logging`: the one format, uvicorn's loggers
+included), turns SIGINT/SIGTERM/SIGHUP into ``svc.stop.set()``, calls ``main`` and
+turns an uncaught exception into a logged traceback and exit code 1. Services never
+install their own signal handlers: they watch ``svc.stop`` (a web service serves with
+:func:`serve_asgi`, uvicorn in a thread).
 """
 
 from __future__ import annotations
