@@ -131,8 +131,9 @@ class Settings(BaseSettings):
 
     # Command service.
     command_token_secret: str | None = Field(
-        default=None, description="COMMAND_TOKEN_SECRET: signs access tokens (at least 32 characters); required outside"
-        " demo mode"
+        default=None,
+        description="COMMAND_TOKEN_SECRET: signs access tokens (at least 32 characters); required"
+        " outside demo mode",
     )
     command_token_ttl_s: int = Field(default=900, ge=60, description="access tokens are short-lived")
     command_session_max_s: int = Field(
@@ -278,8 +279,9 @@ class Settings(BaseSettings):
         default=None, description="an optional GeoJSON file of streets (WGS-84) drawn without a basemap"
     )
     dashboard_secret: str | None = Field(
-        default=None, description="DASHBOARD_SECRET: signs the console's cookies, page-load tokens and /geo map-layer URLs"
-        " (at least 32 characters); required outside demo mode"
+        default=None,
+        description="DASHBOARD_SECRET: signs the console's cookies, page-load tokens and /geo map-layer"
+        " URLs (at least 32 characters); required outside demo mode",
     )
     dashboard_body_limit_bytes: int = Field(
         default=5 * 1024 * 1024,
