@@ -1,23 +1,28 @@
 """``python -m command``: the command service on ``COMMAND_HOST:COMMAND_PORT``
-(127.0.0.1:8000; a deployment opens it to the console's hosts with COMMAND_HOST)."""
+(127.0.0.1:8000; a deployment opens it to the console's hosts with COMMAND_HOST).
+
+``python -m command --help`` lists the settings it reads (wuwang.cli). uvicorn serves
+the app in a thread of its own and logs in the service's one format (wuwang.service);
+SIGTERM/SIGINT: finish the requests in flight, stop, exit 0.
+"""
 
 from __future__ import annotations
 
-import uvicorn
-
-from command.app import create_app
-from wuwang.settings import get_settings
+from wuwang.cli import service_args
+from wuwang.service import Service, run, serve_asgi
 
 
-def main() -> None:
-    settings = get_settings()
-    logging_level = settings.log_level.lower()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.command_host,
-        port=settings.command_port,
-        log_level=logging_level,
-        proxy_headers=False,
+def main(svc: Service) -> int:
+    from command.app import create_app  # after --help: the app is not built for it
+
+    settings = svc.settings
+    app = create_app(settings)
+    svc.log.info("command service on http://%s:%d/", settings.command_host, settings.command_port)
+    return serve_asgi(
+        svc,
+        app,
+        settings.command_host,
+        settings.command_port,
         # What a console sends on /ws is its token and token renewals (< 1 KiB); uvicorn's
         # default would let an unauthenticated client push 16 MiB frames.
         ws_max_size=64 * 1024,
@@ -25,4 +30,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    service_args("command")
+    raise SystemExit(run("command", main))

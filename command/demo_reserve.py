@@ -47,6 +47,7 @@ import psycopg
 
 from command.domain.plans import DEFAULT_PLAN_DIR, load_plans
 from command.domain.reserve import Item, ProductionCapacity, StockLot, Warehouse, WarehouseKind
+from wuwang.service import setup_logging
 
 DEFAULT_SEED = 1
 CITY_CENTRE = (32.01, 112.12)  # 襄阳市 (WGS-84)
@@ -398,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--database-url", default=None, help="default: DATABASE_URL from the settings")
     ns = parser.parse_args(argv)
+    if argv is None:  # this process's own command line: its logging, in the one format
+        setup_logging("demo-reserve", "WARNING")
     from wuwang.settings import get_settings
 
     settings = get_settings()

@@ -26,6 +26,7 @@ import psycopg
 from command.domain.rosters import daily_shifts
 from command.users import demo_users, upsert_users
 from wuwang.city import chinese_name
+from wuwang.service import setup_logging
 from wuwang.settings import DEFAULT_DATABASE_URL, get_settings
 
 #: Skills by team type (技能).
@@ -191,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=1, help="roster seed; default 1")
     args = parser.parse_args(argv)
+    if argv is None:  # this process's own command line: its logging, in the one format
+        setup_logging("demo-rosters", "WARNING")
     settings = get_settings()
     if not settings.demo_mode:
         print("refusing to write demo rosters outside DEMO_MODE=1", file=sys.stderr)

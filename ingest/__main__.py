@@ -3,6 +3,7 @@
 Settings come from the environment; DATABASE_URL, REDIS_URL and MQTT_URL are required
 (the launcher, docker-compose or the operator provides them). SIGTERM/SIGINT: stop
 taking messages, write and acknowledge what was taken, disconnect, exit 0.
+``python -m ingest --help`` lists the settings it reads (wuwang.cli).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import sys
 
 from ingest.service import IngestService, missing_endpoints, tune_gc
+from wuwang.cli import service_args
 from wuwang.service import EXIT_CONFIG, Service, run
 
 #: Longest a stop may take to write what was taken (the rest is redelivered).
@@ -36,4 +38,5 @@ def main(svc: Service) -> int:
 
 
 if __name__ == "__main__":
+    service_args("ingest")
     raise SystemExit(run("ingest", main))

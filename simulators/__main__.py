@@ -22,7 +22,11 @@ from simulators import drill, exercise_daemon
 from simulators.feeds import CST, FeedGenerator, FeedMix
 from simulators.publish import BrokerConfig, RunConfig, broker_from_settings, run_processes, run_single
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
+from wuwang.cli import parser_for
+from wuwang.service import setup_logging
 from wuwang.settings import get_settings
+
+log = logging.getLogger("simulators.feeds")
 
 
 def _start(value: str) -> datetime:
@@ -45,7 +49,7 @@ def _fraction(value: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m simulators", description="Synthetic field traffic.")
+    parser = parser_for("simulators")  # --help lists the settings too (wuwang.cli)
     sub = parser.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("feeds", help="publish all feeds over MQTT")
     f.add_argument("--rate", type=_positive, default=50.0, help="messages per second (default 50)")
@@ -74,13 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The command line (``argv`` None: this process's own, whose logging is set up here
+    in the one format, wuwang.service; a caller passing ``argv`` keeps its logging)."""
     ns = build_parser().parse_args(argv)
+    own_process = argv is None
     if ns.cmd in exercise_daemon.COMMANDS:
-        return exercise_daemon.main(ns)
+        return exercise_daemon.main(ns, setup_log=own_process)
     if ns.cmd == drill.COMMAND:
-        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        if own_process:
+            setup_logging("simulators-drill", "INFO")
         return drill.main(ns)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if own_process:
+        setup_logging("simulators-feeds", "INFO")
     if ns.processes < 1:
         print("--processes must be at least 1", file=sys.stderr)
         return 2
@@ -98,10 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           rate=ns.rate,
                           time_scale=ns.time_scale, mix=mix)
     if budget < probe.demand_per_sim_second():
-        print(f"[sim] note: {budget:.2f} msg per simulated second is below the "
-              f"{probe.demand_per_sim_second():.2f} that calls, reports, video alerts and team positions "
-              "need: they are thinned and sensors get no room (raise --rate or lower --time-scale)",
-              file=sys.stderr)
+        log.warning("%.2f msg per simulated second is below the %.2f that calls, reports, video alerts"
+                    " and team positions need: they are thinned and sensors get no room (raise --rate or"
+                    " lower --time-scale)", budget, probe.demand_per_sim_second())
     if ns.dry_run:
         gen = FeedGenerator(
             probe.city, seed=ns.seed, start=start, rate=ns.rate,
@@ -118,9 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         time_scale=ns.time_scale, count=ns.count, duration=ns.duration, city_seed=ns.city_seed,
         city_size=size, grid_deg=settings.grid_cell_deg, mix=mix, window=ns.window,
     )
-    print(f"[sim] {broker.host}:{broker.port} user={broker.username} MQTT {broker.protocol} QoS 1 "
-          f"rate={ns.rate:g} msg/s seed={ns.seed} start={start.isoformat()} processes={ns.processes}",
-          file=sys.stderr, flush=True)
+    log.info("%s:%d user=%s MQTT %s QoS 1 rate=%g msg/s seed=%d start=%s processes=%d", broker.host,
+             broker.port, broker.username, broker.protocol, ns.rate, ns.seed, start.isoformat(), ns.processes)
     if ns.processes == 1:
         return run_single(cfg, ns.report_every)
     return run_processes(cfg, ns.processes, ns.report_every)

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 from simulators.importer import import_csv, load_mapping
+from wuwang.service import setup_logging
 from wuwang.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def load_demo_datasets(database_url: str, csv_path: Path = CSV_PATH) -> str:
 
 
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging("demo-datasets", "INFO")
     settings = Settings()
     if not settings.database_url:
         print("DATABASE_URL is not set", file=sys.stderr)

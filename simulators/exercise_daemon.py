@@ -48,7 +48,7 @@ from simulators.replay import (
     parse_replay_source,
 )
 from wuwang.exercises import MAX_SPEED, MIN_SPEED, ExerciseKind, ExerciseStatus, valid_exercise_id
-from wuwang.service import EXIT_CONFIG, ConfigError, Service, load_settings, run
+from wuwang.service import EXIT_CONFIG, ConfigError, Service, load_settings, run, setup_logging
 from wuwang.settings import DEFAULT_DATABASE_URL, Settings
 
 log = logging.getLogger("simulators.exercises")
@@ -404,10 +404,12 @@ def cmd_replay(svc: Service, ns: argparse.Namespace) -> int:
     return 0 if report.status == ExerciseStatus.FINISHED and not report.refused else 1
 
 
-def main(ns: argparse.Namespace) -> int:
-    """Run one of COMMANDS (argparse namespace from ``python -m simulators``)."""
+def main(ns: argparse.Namespace, *, setup_log: bool = True) -> int:
+    """Run one of COMMANDS (argparse namespace from ``python -m simulators``);
+    ``setup_log``: set up this process's logging for ``import`` (wuwang.service)."""
     if ns.cmd == "import":
-        logging.basicConfig(level=logging.WARNING)
+        if setup_log:
+            setup_logging("simulators-import", "WARNING")
         return cmd_import(ns)
     if ns.cmd == "replay":
         return run("simulators-replay", lambda svc: cmd_replay(svc, ns))

@@ -22,7 +22,6 @@ import logging
 import multiprocessing as mp
 import os
 import signal
-import sys
 import threading
 import time
 import zlib
@@ -30,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import FrameType
-from typing import Any, TextIO
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -40,6 +39,7 @@ from simulators.feeds import CST, FeedGenerator, FeedMix, SimEvent
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget, apply_target
 from wuwang.mqttlink import cap_paho_inflight, receive_maximum
+from wuwang.service import setup_logging
 
 log = logging.getLogger("simulators.feeds")
 
@@ -255,11 +255,10 @@ class Publisher:
 
 
 class _Progress:
-    """Prints a progress line every ``every`` seconds: published count and rate."""
+    """Logs a progress line every ``every`` seconds: published count and rate."""
 
-    def __init__(self, every: float, out: TextIO = sys.stderr) -> None:
+    def __init__(self, every: float) -> None:
         self.every = every
-        self.out = out
         self.t0 = self.last_t = time.monotonic()
         self.last_n = 0
         self.started = False
@@ -275,10 +274,9 @@ class _Progress:
             return
         rate = (published - self.last_n) / max(now - self.last_t, 1e-9)
         total = published / max(now - self.t0, 1e-9)
-        print(
-            f"[sim] published={published} acked={acked} refused={refused} bad={bad} "
-            f"rate={rate:.1f} msg/s avg={total:.1f} msg/s elapsed={now - self.t0:.0f}s",
-            file=self.out, flush=True,
+        log.info(
+            "published=%d acked=%d refused=%d bad=%d rate=%.1f msg/s avg=%.1f msg/s elapsed=%.0fs",
+            published, acked, refused, bad, rate, total, now - self.t0,
         )
         self.last_t, self.last_n = now, published
 
@@ -309,7 +307,7 @@ def _install_stop_handlers(stop: Callable[[], None]) -> None:
 def _child(cfg: RunConfig, shard: int, shards: int, shared: Any, stop: Any, rc: Any) -> None:
     """A publisher process. Ctrl-C reaches the whole process group: the parent decides."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=logging.INFO, format=f"%(asctime)s shard{shard} %(levelname)s %(message)s")
+    setup_logging(f"simulators-feeds-{shard}", "INFO")  # spawned: the parent's set-up is not inherited
     pub = Publisher(cfg, shard, shards)
     signal.signal(signal.SIGTERM, lambda s, f: pub.stop.set())
 

@@ -7,7 +7,6 @@ python -m wuwang probe URL          health check (docker-compose): http(s):// or
 
 from __future__ import annotations
 
-import argparse
 import socket
 import sys
 import urllib.error
@@ -16,12 +15,13 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from wuwang import db
+from wuwang.cli import parser_for
 from wuwang.endpoints import LocalServices
 from wuwang.service import EXIT_CONFIG, ConfigError, load_settings, setup_logging
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wuwang", description="五网同构 command console")
+    parser = parser_for("wuwang")  # --help lists the settings too (wuwang.cli)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     sub.add_parser("migrate", help="apply database migrations (idempotent)")

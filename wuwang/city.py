@@ -55,6 +55,7 @@ from wuwang.geo import (
     offset_by_metres,
     wgs84_to_gcj02,
 )
+from wuwang.service import setup_logging
 
 if TYPE_CHECKING:
     import psycopg
@@ -1129,6 +1130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     check = sub.add_parser("check-conversion", help="print the GCJ-02 conversion's check numbers")
     check.add_argument("src", nargs="?", type=Path, default=SHARED_DATA_DIR / SOURCE_FILE)
     ns = parser.parse_args(argv)
+    if argv is None:  # this process's own command line: its logging, in the one format
+        setup_logging("city", "WARNING")
 
     if ns.cmd == "convert-districts":
         if not ns.src.exists():

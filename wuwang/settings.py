@@ -41,51 +41,72 @@ class Settings(BaseSettings):
     demo_mode: bool = Field(default=False, description="DEMO_MODE: allows the repo's demo secrets")
 
     # Endpoints. None means "not configured": wuwang.endpoints resolves them.
-    database_url: str | None = None
-    redis_url: str | None = None
+    database_url: str | None = Field(
+        default=None, description="PostgreSQL, postgresql://user:password@host:port/database"
+    )
+    redis_url: str | None = Field(default=None, description="Redis, redis://:password@host:port/db")
     mqtt_url: str | None = Field(default=None, description="mqtt://user:password@host:port")
     mqtt_protocol: Literal["5", "3.1.1"] = Field(
         default="5", description="MQTT 5 unless the broker only speaks 3.1.1 (amqtt)"
     )
-    mqtt_keepalive: int = 30
+    mqtt_keepalive: int = Field(default=30, description="MQTT keep-alive, seconds")
 
     # Where embedded services keep their data (one ignored folder).
-    data_dir: Path = REPO_ROOT / ".wuwang"
+    data_dir: Path = Field(
+        default=REPO_ROOT / ".wuwang",
+        description="local data: embedded services, the demo's logs, field photos (photos/)",
+    )
 
     # Service ports, and the address each listens on: loopback unless a deployment opens
     # it (desks and wall PCs on a LAN; 0.0.0.0 inside a container whose port is published).
     command_host: str = Field(
         default="127.0.0.1", description="COMMAND_HOST: the address the command service listens on"
     )
-    command_port: int = 8000
+    command_port: int = Field(default=8000, description="the command service's port")
     dashboard_host: str = Field(
         default="127.0.0.1", description="DASHBOARD_HOST: the address the map console listens on"
     )
-    dashboard_port: int = 8050
+    dashboard_port: int = Field(default=8050, description="the map console's port")
     ingest_metrics_host: str = Field(
         default="127.0.0.1", description="INGEST_METRICS_HOST: the address ingest's /metrics listens on"
     )
-    ingest_metrics_port: int = 9101
+    ingest_metrics_port: int = Field(
+        default=9101, description="ingest's /metrics port (0: a free one, logged)"
+    )
 
     # Ingest.
     ingest_client_id: str = Field(default="ingest-1", description="fixed MQTT client id")
     ingest_shared_group: str | None = Field(
         default="ingest", description="$share group; empty to subscribe without sharing"
     )
-    ingest_batch_size: int = Field(default=1000, ge=1)
-    ingest_flush_ms: int = Field(default=100, ge=1)
-    ingest_queue_size: int = Field(default=20000, ge=10, le=65535)
-    ingest_session_expiry_s: int = Field(default=7 * 24 * 3600, ge=1)
-    dead_letter_raw_cap: int = Field(default=4096, ge=64)
-    video_alarm_confidence: float = Field(default=0.8, ge=0, le=1)
+    ingest_batch_size: int = Field(
+        default=1000, ge=1, description="messages written per transaction, at most"
+    )
+    ingest_flush_ms: int = Field(
+        default=100, ge=1, description="a batch is written after this long, full or not"
+    )
+    ingest_queue_size: int = Field(
+        default=20000, ge=10, le=65535, description="messages received and not yet written, at most"
+    )
+    ingest_session_expiry_s: int = Field(
+        default=7 * 24 * 3600,
+        ge=1,
+        description="how long the broker queues messages for a worker that is away",
+    )
+    dead_letter_raw_cap: int = Field(
+        default=4096, ge=64, description="bytes of a malformed message kept in its dead letter"
+    )
+    video_alarm_confidence: float = Field(
+        default=0.8, ge=0, le=1, description="a video alert at least this confident raises an alarm"
+    )
     sensor_thresholds: dict[str, tuple[float, float]] = Field(
         default_factory=dict,
         description="SENSOR_THRESHOLDS: per sensor kind (raise, clear) over the ingest defaults, "
         'e.g. {"smoke": [8, 4]}',
     )
-    alarm_stream: str = "wuwang:alarms"
-    alarm_stream_maxlen: int = 100_000
-    aggregate_refresh_s: float = 60.0
+    alarm_stream: str = Field(default="wuwang:alarms", description="the Redis stream of alarms")
+    alarm_stream_maxlen: int = Field(default=100_000, description="alarms kept in the stream (approximately)")
+    aggregate_refresh_s: float = Field(default=60.0, description="per-minute counts are refreshed this often")
     retention_days: int = Field(
         default=400, ge=1,
         description="RETENTION_DAYS: a feed row is kept at least this long after its receipt (and its ts);"
@@ -106,11 +127,13 @@ class Settings(BaseSettings):
     )
 
     # Demo city grid lattice (degrees); cells are computed, not looked up.
-    grid_cell_deg: float = 0.025
+    grid_cell_deg: float = Field(default=0.025, description="the demo city's grid cell, degrees")
 
     # Command service.
     command_token_secret: str | None = Field(
-        default=None, description="COMMAND_TOKEN_SECRET: signs access tokens; required outside demo mode"
+        default=None,
+        description="COMMAND_TOKEN_SECRET: signs access tokens (at least 32 characters); required"
+        " outside demo mode",
     )
     command_token_ttl_s: int = Field(default=900, ge=60, description="access tokens are short-lived")
     command_session_max_s: int = Field(
@@ -149,7 +172,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://127.0.0.1:8050", "http://localhost:8050"],
         description="Origins allowed to open /ws (the map console)",
     )
-    command_alarm_group: str = "command"
+    command_alarm_group: str = Field(default="command", description="consumer group on ALARM_STREAM")
     command_redis_timeout_s: float = Field(
         default=5.0,
         gt=1.0,
@@ -160,7 +183,10 @@ class Settings(BaseSettings):
     command_ack_timeout_s: float = Field(
         default=60.0, gt=0, description="an order not acked by then raises an alert"
     )
-    command_position_stale_s: float = 300.0
+    command_position_stale_s: float = Field(
+        default=300.0, description="a team's position older than this is stale: recommendations skip the team"
+        " (or rank it from its base, COMMAND_RECOMMEND_FROM_BASE)"
+    )
     # Command service: the MQTT link (dispatch orders out; acks, statuses, positions in).
     command_mqtt_client_id: str = Field(
         default="command-1",
@@ -221,7 +247,9 @@ class Settings(BaseSettings):
         ge=0,
         description="photo bytes one team may upload per day of COMMAND_TIMEZONE (429 above)",
     )
-    command_plans_dir: Path = REPO_ROOT / "command" / "plans"
+    command_plans_dir: Path = Field(
+        default=REPO_ROOT / "command" / "plans", description="the contingency plans (YAML)"
+    )
     command_expiring_days: int = Field(
         default=30, ge=0, le=366, description="reserve lots expiring within this many days raise an alert"
     )
@@ -245,20 +273,22 @@ class Settings(BaseSettings):
     dashboard_tile_datum: Literal["wgs84", "gcj02"] = Field(
         default="wgs84", description="the basemap's datum; gcj02 shifts every position drawn on it"
     )
-    dashboard_tile_attribution: str = ""
-    dashboard_tile_max_zoom: int = Field(default=18, ge=1, le=22)
+    dashboard_tile_attribution: str = Field(default="", description="the basemap's attribution line")
+    dashboard_tile_max_zoom: int = Field(default=18, ge=1, le=22, description="the basemap's deepest zoom")
     dashboard_streets_file: Path | None = Field(
         default=None, description="an optional GeoJSON file of streets (WGS-84) drawn without a basemap"
     )
     dashboard_secret: str | None = Field(
-        default=None, description="DASHBOARD_SECRET: signs the console's cookies; required outside demo mode"
+        default=None,
+        description="DASHBOARD_SECRET: signs the console's cookies, page-load tokens and /geo map-layer"
+        " URLs (at least 32 characters); required outside demo mode",
     )
     dashboard_body_limit_bytes: int = Field(
         default=5 * 1024 * 1024,
         ge=1024,
         description="largest request body the console accepts (a field report with its photo)",
     )
-    dashboard_language: Literal["zh_CN", "en"] = "zh_CN"
+    dashboard_language: Literal["zh_CN", "en"] = Field(default="zh_CN", description="the console's language")
     dashboard_token_check_s: float = Field(
         default=60.0, ge=0.5, le=240.0, description="how often the console checks whether to renew its token"
     )
@@ -279,7 +309,7 @@ class Settings(BaseSettings):
         default=None, description="DRILL_PASSWORD: required outside demo mode (the demo planner's otherwise)"
     )
 
-    log_level: str = "INFO"
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR")
 
     @model_validator(mode="after")
     def _no_demo_secrets(self) -> Settings:
