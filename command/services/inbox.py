@@ -323,8 +323,10 @@ def _box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, 
 
 
 def _horizon_s(rules: TriageRules) -> float:
-    """How far back rows and alarms may still matter to a decision."""
-    windows = [rules.fold.max_span_s, rules.fold.window_s, *(c.window_s for c in rules.corroboration)]
+    """How far back rows and alarms may still matter to a decision: the widest
+    corroboration window and the mute after a false alarm (the key's own open rows, to
+    fold into, are loaded whatever their age)."""
+    windows = [rules.fold.window_s, *(c.window_s for c in rules.corroboration)]
     if rules.mute is not None:
         windows.append(rules.mute.after_false_alarm_s)
     return max(windows) + 60.0
