@@ -352,3 +352,82 @@ def test_broken_triage_rules_stop_start_up(
     with pytest.raises(TriageRulesError) as caught, TestClient(app):
         pass
     assert "rules.yaml:" in str(caught.value) and "window_s" in str(caught.value)
+
+
+def test_one_open_row_per_source_a_later_storm_supersedes_the_old_row(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    op = login("operator1")
+    old = push(command_settings, source="video/CAM-O", category="intrusion", seconds_ago=25 * 60)
+    wait_for(lambda: taken(command_settings, old))
+    first = row_of(command_client, op, "video/CAM-O")
+    # 25 minutes later (past the 10-minute fold window): a new row takes the storm over,
+    # the old one goes to the review list by the fold rule — never two open rows of a key
+    new = push(command_settings, source="video/CAM-O", category="intrusion")
+    wait_for(lambda: taken(command_settings, new))
+    inbox = [r for r in rows(command_client, op) if r["source"] == "video/CAM-O"]
+    assert len(inbox) == 1 and inbox[0]["row_id"] != first["row_id"] and inbox[0]["alarm_ids"] == [new]
+    review = rows(command_client, op, "expired")
+    assert [r["row_id"] for r in review] == [first["row_id"]]
+    assert (
+        review[0]["rule_id"] == "fold_storm" and review[0]["reasons"]["review"]["code"] == "triage.fold_storm"
+    )
+    audited = db(
+        command_settings,
+        "SELECT detail->>'superseded_by' FROM audit_log WHERE action = 'inbox.expire' AND object_id = %s",
+        first["row_id"],
+    )
+    assert audited == [(inbox[0]["row_id"],)]
+    # the database refuses a second open row of the key outright
+    with (
+        pytest.raises(psycopg.errors.UniqueViolation),
+        psycopg.connect(command_settings.database_url or "") as conn,
+    ):
+        conn.execute(
+            "UPDATE triage_row SET state = 'open', acted_by = NULL, acted_role = NULL, acted_at = NULL,"
+            " rule_id = NULL WHERE row_id = %s",
+            (first["row_id"],),
+        )
+
+
+def test_a_false_alarm_mutes_always_promote_and_a_110_call_takes_the_camera_row_along(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    op = login("operator1")
+    # a smoke camera below the always-promote confidence: the inbox; an operator says 误报
+    push(command_settings, source="video/CAM-M", category="fire_smoke", confidence=0.7, place=(32.10, 112.20))
+    muted_row = row_of(command_client, op, "video/CAM-M")
+    r = command_client.post(
+        f"/inbox/{muted_row['row_id']}/dismiss", headers=op, json={"reason": "false_alarm"}
+    )
+    assert r.status_code == 200, r.text
+    # the same camera at 0.95 within 30 minutes: held in the inbox, not a new incident
+    again = push(
+        command_settings, source="video/CAM-M", category="fire_smoke", confidence=0.95, place=(32.10, 112.20)
+    )
+    wait_for(lambda: taken(command_settings, again))
+    assert open_incidents(command_client, op) == []
+    assert row_of(command_client, op, "video/CAM-M")["alarm_ids"] == [again]
+
+    # elsewhere: a smoke camera row, then a 110 fire call 50 m away — the call opens the
+    # incident (call_110) and takes the camera's row along (the same story)
+    push(command_settings, source="video/CAM-K", category="fire_smoke", confidence=0.6)
+    camera_row = row_of(command_client, op, "video/CAM-K")
+    call = push(
+        command_settings,
+        kind="call",
+        source="police/sys110",
+        category="fire",
+        confidence=None,
+        place=(PLACE[0] + 0.0004, PLACE[1]),
+    )
+    incident = wait_for(lambda: open_incidents(command_client, op))[0]
+    assert incident["sources"][0]["alarm_id"] == call and incident["sources"][0]["triage_rule"] == "call_110"
+    linked = wait_for(lambda: rows(command_client, op, "linked"))
+    assert [(r["row_id"], r["incident_id"], r["rule_id"]) for r in linked] == [
+        (camera_row["row_id"], incident["id"], "call_110")
+    ]
+    by_incident = command_client.get(
+        "/inbox", headers=op, params={"state": "linked", "incident_id": incident["id"]}
+    )
+    assert [r["row_id"] for r in by_incident.json()] == [camera_row["row_id"]]
