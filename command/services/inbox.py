@@ -365,7 +365,6 @@ async def load_context(
     nearby: list[InboxRow] = []
     recent: list[Alarm] = []
     venues: list[tri.VenueRef] = []
-    has_point = alarm.lat is not None and alarm.lon is not None
     box = (
         _box(alarm.lat, alarm.lon, _reach_m(rules))
         if alarm.lat is not None and alarm.lon is not None
@@ -386,7 +385,7 @@ async def load_context(
         },
         "ORDER BY last_seen DESC LIMIT 500",
     )
-    if has_point and box is not None:
+    if box is not None:
         s, n, w, e = box
         cur = await conn.execute(
             "SELECT payload FROM alarm_inbox WHERE exercise_id IS NOT DISTINCT FROM %s"

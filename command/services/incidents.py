@@ -143,10 +143,8 @@ class AlarmIntake:
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
             # Triage (docs/triage.md): what no rule promotes folds into the alarm inbox.
             triaged = await inbox.triage_alarm(conn, alarm, at, triage_rules)
-            rows = triaged.changed
-            if not isinstance(triaged.outcome, ToIncident):
-                changed = None
-            else:
+            rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
+            if isinstance(triaged.outcome, ToIncident):
                 promotion = triaged.outcome.promotion
                 decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
                 if isinstance(decision, AlreadyLinked):
