@@ -27,7 +27,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from psycopg import sql
 
 from wuwang import db, stats
+from wuwang.endpoints import Endpoints, ManagedProcess, embedded_redis, free_port
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: ``speed_gauge()`` at a quiet, fast moment of the development VM (for the reader's scale).
@@ -502,3 +503,12 @@ def drop_scratch_database(admin_url: str, name: str) -> None:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
     except psycopg.Error as exc:
         print(f"[bench] could not drop database {name}: {exc}", file=sys.stderr)
+
+
+def private_redis(endpoints: Endpoints, workdir: Path) -> tuple[Endpoints, ManagedProcess]:
+    """``endpoints`` with a Redis of the benchmark's own, started here (stop it when done).
+    The services rule takes the Redis on 6379 when one answers — perhaps a running demo's,
+    whose alarm stream and keys a benchmark must never write to or delete."""
+    server = embedded_redis(workdir / "redis", free_port())
+    server.start()
+    return replace(endpoints, redis_url=f"redis://127.0.0.1:{server.port}/0"), server

@@ -1,4 +1,5 @@
-"""``python -m command``: the command service on settings.command_port (8000)."""
+"""``python -m command``: the command service on ``COMMAND_HOST:COMMAND_PORT``
+(127.0.0.1:8000; a deployment opens it to the console's hosts with COMMAND_HOST)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ def main() -> None:
     logging_level = settings.log_level.lower()
     uvicorn.run(
         create_app(settings),
-        host="0.0.0.0",  # noqa: S104 - a service: reachable from the console host
+        host=settings.command_host,
         port=settings.command_port,
         log_level=logging_level,
         proxy_headers=False,

@@ -12,10 +12,14 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
-from fastapi import FastAPI
+import redis.exceptions
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
+from command import inputs
+from command.audit import RefusedLogins
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
@@ -25,7 +29,7 @@ from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
 from command.routes import teams as teams_routes
-from command.security import LoginLimiter
+from command.security import LoginLimiter, redact_tokens_in_logs
 from command.services import grid as grid_service
 from command.services import inbox as inbox_service
 from command.services import incidents as incidents_service
@@ -37,12 +41,13 @@ from command.services.alarm_feed import AlarmFeed
 from command.services.incidents import AlarmIntake
 from command.services.live import LiveHub, snapshot_providers
 from command.state import CommandState, Worker
+from wuwang.bodylimit import BodyLimit
 from wuwang.settings import Settings, token_secret
 
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0014"
+REQUIRED_SCHEMA = "0014"  # 0014: the triage inbox
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -53,6 +58,7 @@ def default_workers() -> list[WorkerFactory]:
         lambda state: LiveHub(state.settings.command_ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
         lambda state: inbox_service.InboxExpiry(),  # quiet inbox rows → review list (docs/triage.md)
+        lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
 
@@ -90,7 +96,12 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                     f"database schema is {row[0] if row else None}, need {REQUIRED_SCHEMA}: "
                     "run python -m wuwang migrate"
                 )
-        redis = aioredis.Redis.from_url(settings.redis_url or "")
+        redis = aioredis.Redis.from_url(
+            settings.redis_url or "",
+            # A hung Redis must not hang requests: they fail (503, or PostgreSQL's answer).
+            socket_connect_timeout=settings.command_redis_timeout_s,
+            socket_timeout=settings.command_redis_timeout_s,
+        )
         state = CommandState(
             settings=settings,
             pool=pool,
@@ -141,4 +152,38 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
+    add_redis_unavailable_handler(app)
+    inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
+    # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers
+    # may abort a socket that takes no data; no token reaches a log line.
+    app.add_middleware(
+        BodyLimit,
+        default=settings.command_body_limit_bytes,
+        by_prefix={"/field/photos": settings.command_upload_limit_bytes},
+    )
+    app.add_middleware(ws.ExposeTransportAbort)
+    redact_tokens_in_logs()
     return app
+
+
+# --- Redis down: 503 with Retry-After, never 500 ----------------------------------------
+# What PostgreSQL can answer does not reach here (the roster, command.services.rosters);
+# what needs Redis is refused as a whole, for the caller to retry. The Redis client
+# reconnects on its next call once Redis answers again: no restart.
+
+#: Seconds a client waits before asking again while Redis (the live state) is down.
+REDIS_RETRY_AFTER_S = 5
+
+
+async def _redis_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("Redis unavailable: %s %s answered 503 (%s)", request.method, request.url.path, exc)
+    return JSONResponse(
+        {"detail": "live state (Redis) unavailable; try again shortly", "reason": "redis_unavailable"},
+        status_code=503,
+        headers={"Retry-After": str(REDIS_RETRY_AFTER_S)},
+    )
+
+
+def add_redis_unavailable_handler(app: FastAPI) -> None:
+    for error in (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError):
+        app.add_exception_handler(error, _redis_unavailable)

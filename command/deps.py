@@ -1,6 +1,8 @@
 """FastAPI dependencies: the lifespan's state, the caller's identity, role checks.
 
-Authentication is a bearer token on every route but /healthz and /metrics. Roles are
+Authentication is a bearer token on every route but /healthz and /metrics, checked
+against its session in PostgreSQL on every request (a logout or a disabled account
+ends it at once). Roles are
 checked per route here; ownership of an object (a field user's own team, a planner's
 exercise) is checked in the route against the object itself, through ``forbid``.
 """
@@ -13,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from command import audit
+from command import audit, users
 from command.domain.vocabulary import Role
 from command.security import InvalidToken, Principal, read_token
 from command.state import CommandState
@@ -37,11 +39,25 @@ async def current_principal(
             status.HTTP_401_UNAUTHORIZED, "not authenticated", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
-        return read_token(credentials.credentials, secret=state.token_secret)
+        return await authenticate(state, credentials.credentials)
     except InvalidToken as exc:
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED, exc.reason, headers={"WWW-Authenticate": "Bearer"}
         ) from None
+
+
+async def authenticate(state: CommandState, token: str) -> Principal:
+    """The token's principal, if it is signed, unexpired, and its session still stands
+    (not logged out, the account neither disabled nor changed): one indexed lookup per
+    request, so a revocation takes effect on the next request in every process."""
+    who = read_token(token, secret=state.token_secret)
+    if who.session_id is None:
+        raise InvalidToken(users.NO_SESSION)
+    async with state.pool.connection() as conn:
+        reason = await users.session_standing(conn, who)
+    if reason is not None:
+        raise InvalidToken(reason)
+    return who
 
 
 Caller = Annotated[Principal, Depends(current_principal)]

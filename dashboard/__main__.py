@@ -1,4 +1,5 @@
-"""``python -m dashboard``: the map console on ``DASHBOARD_PORT`` (8050).
+"""``python -m dashboard``: the map console on ``DASHBOARD_HOST:DASHBOARD_PORT``
+(127.0.0.1:8050; DASHBOARD_HOST opens it to wall displays and desks on a LAN).
 
 uvicorn serves the Dash app in a thread of its own; the main thread waits for the stop
 signal (wuwang.service) and then lets uvicorn finish the requests in flight.
@@ -19,7 +20,7 @@ def main(svc: Service) -> int:
     app = create_app(settings)
     config = uvicorn.Config(
         app.server,
-        host="0.0.0.0",  # noqa: S104 - a service: wall displays and desks are other machines
+        host=settings.dashboard_host,
         port=settings.dashboard_port,
         log_level=settings.log_level.lower(),
         proxy_headers=False,
@@ -30,7 +31,8 @@ def main(svc: Service) -> int:
     thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
     thread.start()
     svc.log.info(
-        "map console on http://127.0.0.1:%d/ (command service %s)",
+        "map console on http://%s:%d/ (command service %s)",
+        settings.dashboard_host,
         settings.dashboard_port,
         settings.dashboard_command_url,
     )

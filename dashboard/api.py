@@ -3,7 +3,9 @@ logged-in user's token, so the command service decides what each user may see an
 
 Nothing here trusts an identity the browser sends: the token is the identity, and who
 it belongs to is asked of the command service (``GET /auth/me``), cached for a few
-seconds per token (:class:`CommandApi.me`).
+seconds per token (:class:`CommandApi.me`) — so a revoked token (logout, a disabled
+account) is refused here at most ``ME_CACHE_S`` later, and at once by the command
+service on every call it makes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import httpx2
 
+from wuwang.settings import CONSOLE_SECRET_HEADER, FORWARDED_FOR_HEADER
+
 log = logging.getLogger(__name__)
 
 #: How long a verified token is trusted without asking the command service again.
@@ -29,13 +33,24 @@ STAFF_ROLES = frozenset({"operator", "commander", "planner", "admin"})
 EXERCISE_ROLES = frozenset({"planner", "commander", "admin"})
 
 
-class ApiError(Exception):
-    """The command service refused or failed; ``status`` 0 means it was unreachable."""
+#: Retry-After when a 503 comes without one (seconds).
+DEFAULT_RETRY_AFTER_S = 5
 
-    def __init__(self, status: int, detail: str) -> None:
+
+class ApiError(Exception):
+    """The command service refused or failed; ``status`` 0 means it was unreachable.
+    ``retry_after``: its Retry-After in seconds (503: temporarily unavailable)."""
+
+    def __init__(self, status: int, detail: str, retry_after: int | None = None) -> None:
         super().__init__(f"{status}: {detail}")
         self.status = status
         self.detail = detail
+        self.retry_after = retry_after
+
+    @property
+    def unavailable(self) -> bool:
+        """503: the command service is up but cannot serve this now (e.g. its Redis is down)."""
+        return self.status == 503
 
     @property
     def unauthorised(self) -> bool:
@@ -99,13 +114,32 @@ def _detail(response: httpx2.Response) -> str:
     return str(body)[:500]
 
 
+def _retry_after(response: httpx2.Response) -> int | None:
+    """Retry-After in seconds (a 503's or 429's); the HTTP-date form is not sent by the
+    command service, so it counts as absent."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after", "").strip()
+    if value.isdigit():
+        return min(int(value), 3600)
+    return DEFAULT_RETRY_AFTER_S if response.status_code == 503 else None
+
+
 class CommandApi:
     """An HTTP client of the command service (one connection pool per event loop)."""
 
     def __init__(
-        self, base_url: str, *, timeout_s: float = 10.0, transport: httpx2.AsyncBaseTransport | None = None
+        self,
+        base_url: str,
+        *,
+        timeout_s: float = 10.0,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        console_secret: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        #: Proves to the command service that a forwarded browser address comes from
+        #: this console (COMMAND_CONSOLE_SECRET); None: no address is forwarded.
+        self._console_secret = console_secret
         self._timeout = timeout_s
         self._transport = transport
         self._clients: dict[int, httpx2.AsyncClient] = {}
@@ -148,7 +182,7 @@ class CommandApi:
         if response.status_code >= 400:
             if response.status_code == 401 and token:
                 self.forget(token)
-            raise ApiError(response.status_code, _detail(response))
+            raise ApiError(response.status_code, _detail(response), _retry_after(response))
         if response.status_code == 204 or not response.content:
             return None
         return response.json()
@@ -182,9 +216,16 @@ class CommandApi:
             log.warning("command service unreachable: GET %s: %s", path, exc)
             raise ApiError(0, f"command service unreachable ({type(exc).__name__})") from None
 
-    async def login(self, username: str, password: str) -> dict[str, Any]:
+    async def login(self, username: str, password: str, client_address: str | None = None) -> dict[str, Any]:
+        """Log a browser's user in. Every desk's login comes from this server's address,
+        so the browser's own (``client_address``) is forwarded with the console's secret:
+        the command service throttles logins per (user, browser address), and someone
+        guessing at one desk locks out neither the user elsewhere nor the other desks."""
+        headers: dict[str, str] = {}
+        if client_address and self._console_secret:
+            headers = {FORWARDED_FOR_HEADER: client_address, CONSOLE_SECRET_HEADER: self._console_secret}
         body = await self.request(
-            "POST", "/auth/login", None, json={"username": username, "password": password}
+            "POST", "/auth/login", None, json={"username": username, "password": password}, headers=headers
         )
         if not isinstance(body, dict) or "access_token" not in body:
             raise ApiError(502, "unexpected login answer")
@@ -196,6 +237,14 @@ class CommandApi:
         if not isinstance(body, dict) or "access_token" not in body:
             raise ApiError(502, "unexpected refresh answer")
         return body
+
+    async def logout(self, token: str) -> None:
+        """End the token's session at the command service (POST /auth/logout): the token,
+        its renewals and its open sockets stop working everywhere."""
+        try:
+            await self.request("POST", "/auth/logout", token, json={})
+        finally:
+            self.forget(token)
 
     @staticmethod
     def _key(token: str) -> str:

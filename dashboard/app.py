@@ -24,6 +24,7 @@ from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
 from dashboard.i18n import t
 from dashboard.layout.shell import shell
+from wuwang.bodylimit import BodyLimit
 from wuwang.settings import Settings, dashboard_secret
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -103,6 +104,8 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     server.router.lifespan_context = _lifespan(console, server.router.lifespan_context)
     app.layout = shell(settings.dashboard_token_check_s)
     register_all(app, console)
+    # Bodies are limited before anything reads them (docs/security.md, "auth").
+    server.add_middleware(BodyLimit, default=settings.dashboard_body_limit_bytes)
     field_api.mount(server, console)
     geoserve.mount(server, console)
     report_proxy.mount(server, console)

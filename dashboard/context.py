@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dashboard.api import CommandApi
 from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
-from wuwang.settings import Settings
+from wuwang.settings import Settings, console_secret
 
 
 def ws_url(settings: Settings) -> str:
@@ -35,7 +35,7 @@ class Console:
         db = ReadOnlyDatabase(settings.database_url)
         return cls(
             settings=settings,
-            api=api or CommandApi(settings.dashboard_command_url),
+            api=api or CommandApi(settings.dashboard_command_url, console_secret=console_secret(settings)),
             db=db,
             registries=Registries(db, settings.dashboard_tile_datum, settings.dashboard_streets_file),
         )

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.api import ApiError, Me
 from dashboard.context import Console
@@ -34,7 +34,14 @@ _In = TypeVar("_In", bound=BaseModel)
 TeamStatus = Literal["available", "dispatched", "en_route", "on_scene", "returning", "off_duty"]
 
 
-class StatusIn(BaseModel):
+class _FieldIn(BaseModel):
+    """Strict, as the command service's bodies (command/inputs.py): ``true`` is not a
+    position and ``"1"`` not a number, so the page's door is not a looser one."""
+
+    model_config = ConfigDict(strict=True)
+
+
+class StatusIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     status: TeamStatus
@@ -42,7 +49,7 @@ class StatusIn(BaseModel):
     incident_id: str | None = Field(default=None, max_length=64)
 
 
-class ReportIn(BaseModel):
+class ReportIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     category: str = Field(min_length=1, max_length=40, pattern=r"^[a-z_]+$")
@@ -54,7 +61,7 @@ class ReportIn(BaseModel):
     incident_id: str | None = Field(default=None, max_length=64)
 
 
-class AckIn(BaseModel):
+class AckIn(_FieldIn):
     id: str = Field(pattern=_ID)
     ts: str | None = Field(default=None, max_length=40)
     order_id: str = Field(min_length=1, max_length=128)
@@ -67,10 +74,22 @@ def _answer(code: int, **body: Any) -> JSONResponse:
 
 def _from_error(exc: ApiError) -> JSONResponse:
     if exc.status == 0 or exc.status >= 500:
-        return _answer(503, detail=exc.detail)
+        answer = _answer(503, detail=exc.detail)
+        if exc.retry_after is not None:  # the terminal keeps the change and retries then
+            answer.headers["Retry-After"] = str(exc.retry_after)
+        return answer
     if exc.missing_route:
         return _answer(501, detail="the command service has no route for this yet")
     return _answer(exc.status, detail=exc.detail)
+
+
+#: A photo the command service refused, in the team's words (dashboard/i18n).
+_PHOTO_REFUSALS = {413: "field.photo_too_large", 422: "field.photo_refused", 429: "field.photo_quota"}
+
+
+def _photo_refused(exc: ApiError) -> JSONResponse:
+    key = _PHOTO_REFUSALS.get(exc.status)
+    return _from_error(exc) if key is None else _answer(exc.status, detail=exc.detail, i18n_key=key)
 
 
 def _token(request: Request) -> str | None:
@@ -172,11 +191,12 @@ def router(console: Console) -> APIRouter:
         try:
             if photo is not None and body.photo is not None:
                 # Stored by its SHA-256 on the command service: a retried upload is stored once.
-                uploaded = await api.post(
-                    "/field/photos",
-                    token,
-                    {"content_type": f"image/{photo.group(1)}", "data_base64": body.photo.split(",", 1)[1]},
-                )
+                try:
+                    data = body.photo.split(",", 1)[1]
+                    upload = {"content_type": f"image/{photo.group(1)}", "data_base64": data}
+                    uploaded = await api.post("/field/photos", token, upload)
+                except ApiError as exc:
+                    return _photo_refused(exc)
                 sent["photo_url"] = uploaded["url"]
             result = await api.post(
                 "/field/reports",

@@ -180,11 +180,14 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             if upstream.status_code in (404, 405) and '"Not Found"' in detail and kind == "exercise":
                 # the route itself is missing (an older command service), not the exercise
                 return _answer(501, "the command service has no report route yet")
+            passed = {"Cache-Control": "no-store"}
+            if "retry-after" in upstream.headers:  # 503: the command service says when
+                passed["Retry-After"] = upstream.headers["retry-after"]
             return Response(
                 body[:20_000],
                 status_code=upstream.status_code,
                 media_type=upstream.headers.get("content-type", "text/plain"),
-                headers={"Cache-Control": "no-store"},
+                headers=passed,
             )
         headers = {k: upstream.headers[k] for k in _PASSED_HEADERS if k in upstream.headers}
         headers["Cache-Control"] = "no-store"

@@ -40,6 +40,14 @@ class IngestMetrics:
         self.mqtt_connected = Gauge("ingest_mqtt_connected", "1 while connected and subscribed", registry=r)
         self.mqtt_reconnects = Counter("ingest_mqtt_reconnects", "Broker connections lost (then retried)",
                                        registry=r)
+        self.mqtt_broker_disconnects = Counter(
+            "ingest_mqtt_broker_disconnects", "DISCONNECTs the broker sent us, by reason code (e.g. 0x8E "
+            "session taken over, 0x95 packet too large, 0x8B server shutting down)", ["reason"], registry=r,
+        )
+        self.mqtt_session_taken_over = Counter(
+            "ingest_mqtt_session_taken_over", "Times another client connected with this ingest's client id "
+            "and took its session (DISCONNECT 0x8E): two processes share one INGEST_CLIENT_ID", registry=r,
+        )
         self.mqtt_connect_failures = Counter("ingest_mqtt_connect_failures", "Failed connection attempts",
                                              registry=r)
         self.acks_stale = Counter(
@@ -58,8 +66,9 @@ class IngestMetrics:
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> int:  # noqa: S104 - Prometheus scrapes from outside
-        """Start the /metrics HTTP server; returns the bound port (``port=0`` picks one)."""
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Start the /metrics HTTP server on ``addr`` (INGEST_METRICS_HOST: loopback unless a
+        Prometheus elsewhere scrapes it); returns the bound port (``port=0`` picks one)."""
         self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
         return int(self._server.server_port)
 

@@ -102,6 +102,28 @@ def place_of(msg: Message, grid_deg: float, devices: DevicePositions) -> Place:
     return Place(lat, lon, grid_cell_id(lat, lon, grid_deg))
 
 
+#: device id → the source id that speaks for it (``device.gateway_id``, else the device's own id).
+DevicePublishers = Mapping[str, str]
+
+
+def foreign_device(msg: Message, publishers: DevicePublishers) -> str | None:
+    """Why a live sensor reading may not be taken from its publisher, or None.
+
+    The topic's ``source_id`` is the account that sent it (the broker's ACL binds the
+    two); a gateway speaks only for the devices registered behind it, and a device
+    registered without a gateway only for itself. An unregistered device is accepted
+    from anyone (contract v1: registration is optional), harmlessly: its alarm state is
+    kept per publisher. A drill's copy is the drill runner's and has a state of its own."""
+    p = msg.payload
+    if not isinstance(p, SensorReading) or msg.topic.exercise_id is not None:
+        return None
+    registered = publishers.get(p.device_id)
+    if registered is None or registered == msg.topic.source_id:
+        return None
+    return (f"device_id {p.device_id!r} is not registered behind source {msg.topic.source_id!r}"
+            f" (registered: {registered!r})")
+
+
 def table_for(msg: Message) -> str:
     return FEED_TABLES[msg.feed]
 

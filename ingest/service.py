@@ -18,7 +18,7 @@ from ingest.metrics import IngestMetrics
 from ingest.relay import AlarmRelay
 from ingest.subscriber import feed_link
 from ingest.writer import BatchWriter
-from wuwang.settings import Settings
+from wuwang.settings import Settings, reach_host
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,14 @@ def tune_gc() -> None:
 class IngestService:
     """One ingest worker. ``metrics_port`` is the bound port (settings may say 0)."""
 
-    def __init__(self, settings: Settings, *, metrics_addr: str = "0.0.0.0",  # noqa: S104 - scraped from outside
+    def __init__(self, settings: Settings, *, metrics_addr: str | None = None,
                  serve_metrics: bool = True) -> None:
         missing = missing_endpoints(settings)
         if missing:
             raise ValueError(f"{', '.join(missing)} not set")
         self.settings = settings
         self.metrics = IngestMetrics()
-        self._metrics_addr = metrics_addr
+        self._metrics_addr = metrics_addr or settings.ingest_metrics_host  # loopback unless opened
         self._serve_metrics = serve_metrics
         self._metrics_port: int | None = None
         self.link = feed_link(settings, self.metrics)  # wuwang.mqttlink.MqttLink, the network thread
@@ -78,7 +78,7 @@ class IngestService:
 
     @property
     def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+        return f"http://{reach_host(self._metrics_addr)}:{self.metrics_port}/metrics"
 
     def start(self) -> None:
         if self._started:

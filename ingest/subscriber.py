@@ -1,7 +1,9 @@
 """The ingest's side of MQTT: the shared :class:`wuwang.mqttlink.MqttLink`, set up for the feeds.
 
 The link's network thread is the only thread that touches the paho client: it
-reconnects with a jittered back-off, resubscribes on every connect, hands each message
+reconnects with a jittered back-off (after the broker's own DISCONNECT too), resubscribes
+on every connect (in as many SUBSCRIBEs as the broker's Maximum Packet Size needs: the
+eight ``$share`` filters together are ~340 bytes), hands each message
 to its bounded inbox (pausing reads while that is full) and sends the PUBACKs the writer
 released after its commits, on the connection the message came on only. What is
 ingest's own lives here: the subscriptions (from settings, ``$share`` group included),
@@ -51,6 +53,13 @@ class LinkMetrics(LinkObserver):
 
     def connection_lost(self) -> None:
         self._metrics.mqtt_reconnects.inc()
+
+    def broker_disconnected(self, reason_code: int) -> None:
+        self._metrics.mqtt_broker_disconnects.labels(reason=f"0x{reason_code:02X}").inc()
+
+    def session_taken_over(self) -> None:
+        # The link logs it at ERROR; this is what an alert rule sees.
+        self._metrics.mqtt_session_taken_over.inc()
 
     def ack_stale(self) -> None:
         self._metrics.acks_stale.inc()

@@ -4,11 +4,13 @@ messages for every feed, metrics scraping and polling. Not used by the service."
 from __future__ import annotations
 
 import contextlib
+import itertools
+import queue
 import random
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,8 +19,12 @@ import paho.mqtt.client as paho
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.metrics import IngestMetrics
+from ingest.writer import BatchWriter
 from wuwang.contract import encode, team_topic, wuwang_topic
 from wuwang.mqtt import MqttTarget, apply_target, make_client
+from wuwang.mqttlink import Delivery
+from wuwang.settings import Settings
 
 # --- polling ------------------------------------------------------------------------
 
@@ -213,3 +219,29 @@ def samples(n: int, seed: int = 1, *, prefix: str = "m") -> list[Sample]:
     rng = random.Random(seed)
     kinds = tuple(SAMPLE_TABLES)
     return [sample(rng, f"{prefix}{i}", kinds[i % len(kinds)]) for i in range(n)]
+
+
+# --- one batch through the writer, without a broker -----------------------------------
+
+_mids = itertools.count(1)
+
+
+def delivery(topic: str, body: dict[str, Any] | bytes, received_at: datetime | None = None) -> Delivery:
+    """A message as the network thread hands it to the writer (QoS 1, received now)."""
+    payload = body if isinstance(body, bytes) else encode(body)
+    return Delivery(topic=topic, payload=payload, received_at=received_at or datetime.now(UTC), qos=1,
+                    mid=next(_mids), generation=1, size=len(payload))
+
+
+def write_batch(settings: Settings, items: Sequence[Delivery]) -> list[tuple[int, int]]:
+    """Write ``items`` as one batch with the real writer and database; returns the acks it
+    released ((generation, mid) of every message: stored, duplicate or dead-lettered)."""
+    acks: list[tuple[int, int]] = []
+    writer = BatchWriter(settings, queue.Queue(), lambda g, m: acks.append((g, m)), IngestMetrics())
+    writer.start()  # its thread finds an empty inbox; drain() below stops it and closes the connection
+    try:
+        if not writer.write(items):
+            raise AssertionError("the writer gave the batch up")
+    finally:
+        writer.drain(5)
+    return acks

@@ -9,9 +9,9 @@ b. COPY the keys into a temporary staging table and insert them into
 c. COPY only the new messages into their feed tables;
 d. COPY dead letters (unreadable or unstorable messages: topic, capped raw bytes,
    size, reason, and the exercise id when the topic's exercise prefix was readable);
-e. sensor hysteresis: lock the batch's (scope, device, kind) rows of
-   ``sensor_alarm_state`` (scope: '' live, else the exercise id), apply the rule in time
-   order, update;
+e. sensor hysteresis: lock the batch's (scope, publisher, device, kind) rows of
+   ``sensor_alarm_state`` (scope: '' live, else the exercise id; publisher: the topic's
+   source_id), apply the rule in time order (a ts never later than its receipt), update;
 f. alarms of new messages into ``alarm_outbox`` (ON CONFLICT (alarm_id) DO NOTHING).
 
 Only after COMMIT are the batch's messages acknowledged — new, duplicate and
@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -43,13 +43,23 @@ from psycopg import sql
 from ingest import alarms as rules
 from ingest.metrics import IngestMetrics
 from ingest.ratelog import RateLimitedLog, truncated
-from ingest.rows import TABLE_COLUMNS, DevicePositions, Place, Unstorable, place_of, row_for
+from ingest.rows import (
+    TABLE_COLUMNS,
+    DevicePositions,
+    DevicePublishers,
+    Place,
+    Unstorable,
+    foreign_device,
+    place_of,
+    row_for,
+)
 from wuwang.contract import (
     MAX_PAYLOAD_BYTES,
     Alarm,
     ContractError,
     Message,
     SensorReading,
+    TsWindow,
     parse_message,
     parse_topic,
     topic_exercise_id,
@@ -79,23 +89,28 @@ _LEDGER = (
     " SELECT source, msg_id, feed FROM ingest_keys ORDER BY source, msg_id"
     " ON CONFLICT DO NOTHING RETURNING source, msg_id"
 )
-# Hysteresis state is keyed (scope, device, kind): scope '' is live, else an exercise id,
-# so a drill's readings on a real device id never raise or clear the live state.
+# Hysteresis state is keyed (scope, publisher, device, kind): scope '' is live, else an
+# exercise id, so a drill's readings on a real device id never raise or clear the live
+# state; the publisher (the topic's source_id, bound to the account by the broker's ACL)
+# so that one account can never raise, clear or hold another one's alarm (migration 0009).
 _STATE_ENSURE = (
-    "INSERT INTO sensor_alarm_state (scope, device_id, kind, raised, changed_at)"
-    " SELECT s, d, k, false, %s FROM unnest(%b::text[], %b::text[], %b::text[]) AS u(s, d, k)"
-    " ORDER BY s, d, k ON CONFLICT (scope, device_id, kind) DO NOTHING"
+    "INSERT INTO sensor_alarm_state (scope, source_id, device_id, kind, raised, changed_at)"
+    " SELECT s, p, d, k, false, %s"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS u(s, p, d, k)"
+    " ORDER BY s, p, d, k ON CONFLICT (scope, source_id, device_id, kind) DO NOTHING"
 )
 _STATE_LOCK = (
-    "SELECT s.scope, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
-    " FROM sensor_alarm_state s JOIN unnest(%b::text[], %b::text[], %b::text[]) AS u(sc, d, k)"
-    " ON s.scope = u.sc AND s.device_id = u.d AND s.kind = u.k"
-    " ORDER BY s.scope, s.device_id, s.kind FOR UPDATE OF s"
+    "SELECT s.scope, s.source_id, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
+    " FROM sensor_alarm_state s"
+    " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS u(sc, p, d, k)"
+    " ON s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
+    " ORDER BY s.scope, s.source_id, s.device_id, s.kind FOR UPDATE OF s"
 )
 _STATE_UPDATE = (
     "UPDATE sensor_alarm_state s SET raised = u.r, changed_at = u.c"
-    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::bool[], %b::timestamptz[]) AS u(sc, d, k, r, c)"
-    " WHERE s.scope = u.sc AND s.device_id = u.d AND s.kind = u.k"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bool[], %b::timestamptz[])"
+    " AS u(sc, p, d, k, r, c)"
+    " WHERE s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
 )
 LIVE_SCOPE = ""  # sensor_alarm_state.scope of live readings
 # %b: arrays go in binary; the text array format escapes every element with a regex.
@@ -106,7 +121,7 @@ _OUTBOX = (
 )
 
 Key = tuple[str, str]
-StateKey = tuple[str, str, str]  # sensor_alarm_state: (scope, device_id, kind)
+StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, device_id, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,31 +154,51 @@ def _clean(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """A device of table ``device`` as the ingest uses it."""
+
+    position: tuple[float, float]
+    publisher: str  # the source id that speaks for it: its gateway, else its own id
+
+
 class DeviceRegistry:
-    """Positions of registered devices (table ``device``), cached: sensors that leave
-    out lat/lon get their device's position. The registry may be empty."""
+    """Registered devices (table ``device``), cached: sensors that leave out lat/lon get
+    their device's position, and a live reading is taken only from the device's
+    publisher. The registry may be empty. A change is seen within ``TTL_S`` (a device
+    registered since its id was last missed: ``MISS_TTL_S``)."""
 
     TTL_S = 300.0
     MISS_TTL_S = 60.0
     MAX_ENTRIES = 100_000
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, tuple[float, float] | None]] = {}
+        self._cache: dict[str, tuple[float, Registration | None]] = {}
 
-    def positions(self, conn: psycopg.Connection, device_ids: set[str]) -> DevicePositions:
+    def lookup(self, conn: psycopg.Connection, device_ids: set[str]) -> dict[str, Registration]:
         now = time.monotonic()
         missing = [d for d in device_ids if d not in self._cache or self._cache[d][0] < now]
         if missing:
             if len(self._cache) > self.MAX_ENTRIES:
                 self._cache.clear()
+                missing = list(device_ids)  # the batch's cached ones went with the rest
             found = {
-                r[0]: (float(r[1]), float(r[2]))
-                for r in conn.execute("SELECT id, lat, lon FROM device WHERE id = ANY(%s)", (missing,))
+                r[0]: Registration((float(r[1]), float(r[2])), str(r[3]))
+                for r in conn.execute(
+                    "SELECT id, lat, lon, coalesce(gateway_id, id) FROM device WHERE id = ANY(%s)",
+                    (missing,))
             }
             for d in missing:
-                pos = found.get(d)
-                self._cache[d] = (now + (self.TTL_S if pos else self.MISS_TTL_S), pos)
-        return {d: pos for d in device_ids if (pos := self._cache[d][1]) is not None}
+                reg = found.get(d)
+                self._cache[d] = (now + (self.TTL_S if reg else self.MISS_TTL_S), reg)
+        return {d: reg for d in device_ids if (reg := self._cache[d][1]) is not None}
+
+
+def _state_time(msg: Message) -> datetime:
+    """When a reading counts in the alarm state: its ``ts``, but never later than its
+    receipt. A clock running ahead (within the door's skew) must not make the readings
+    after it "older than the last change" — that would hold the state until it passed."""
+    return min(msg.ts, msg.received_at)
 
 
 class BatchWriter:
@@ -180,6 +215,10 @@ class BatchWriter:
         self._on_alarms = on_alarms
         self._on_abandoned = on_abandoned
         self._thresholds = rules.thresholds(settings.sensor_thresholds)
+        # The door: what retention would delete within the hour, or what claims to come from
+        # the future, is never stored (docs/ingest.md, "The time window").
+        self._window = TsWindow(max_age=timedelta(days=settings.retention_days),
+                                max_ahead=timedelta(seconds=settings.ingest_clock_skew_s))
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
@@ -292,7 +331,7 @@ class BatchWriter:
             self._bad(item, reason)
             return Parsed(item, None, reason, feed_label(item.topic))
         try:
-            msg = parse_message(item.topic, item.payload, item.received_at)
+            msg = parse_message(item.topic, item.payload, item.received_at, self._window)
         except ContractError as exc:
             self._bad(item, exc.reason)
             return Parsed(item, None, exc.reason, feed_label(item.topic))
@@ -374,10 +413,12 @@ class BatchWriter:
         dead: list[Parsed] = [p for p in parsed if p.msg is None]
         with conn.transaction(), conn.cursor() as cur:
             need = {
-                p.msg.payload.device_id for p in parsed if p.msg is not None
-                and isinstance(p.msg.payload, SensorReading) and p.msg.payload.lat is None
+                p.msg.payload.device_id for p in parsed
+                if p.msg is not None and isinstance(p.msg.payload, SensorReading)
             }
-            devices = self._devices.positions(conn, need) if need else {}
+            registry = self._devices.lookup(conn, need) if need else {}
+            devices: DevicePositions = {d: r.position for d, r in registry.items()}
+            publishers: DevicePublishers = {d: r.publisher for d, r in registry.items()}
 
             # (a) rows, unstorable → dead letters, dedupe inside the batch
             seen: set[Key] = set()
@@ -386,6 +427,11 @@ class BatchWriter:
             for p in parsed:
                 msg = p.msg
                 if msg is None:
+                    continue
+                foreign = foreign_device(msg, publishers) if publishers else None
+                if foreign is not None:
+                    self._bad(p.item, foreign)
+                    dead.append(Parsed(p.item, None, foreign, p.feed))
                     continue
                 place = place_of(msg, grid_deg, devices)
                 try:
@@ -469,7 +515,7 @@ class BatchWriter:
             if isinstance(p, SensorReading):
                 if p.kind in self._thresholds:
                     scope = msg.topic.exercise_id or LIVE_SCOPE
-                    readings[(scope, p.device_id, p.kind)].append((msg, place))
+                    readings[(scope, msg.topic.source_id, p.device_id, p.kind)].append((msg, place))
                 continue
             alarm = rules.message_alarm(msg, place, video_confidence=self._settings.video_alarm_confidence)
             if alarm is not None:
@@ -478,29 +524,30 @@ class BatchWriter:
             return found
 
         keys = sorted(readings)
-        scopes, devices, kinds = [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys]
-        cur.execute(_STATE_ENSURE, (NEVER, scopes, devices, kinds))
-        cur.execute(_STATE_LOCK, (scopes, devices, kinds))
+        columns = [[k[i] for k in keys] for i in range(4)]
+        cur.execute(_STATE_ENSURE, (NEVER, *columns))
+        cur.execute(_STATE_LOCK, columns)
         state: dict[StateKey, tuple[bool, float]] = {
-            (str(r[0]), str(r[1]), str(r[2])): (bool(r[3]), float(r[4])) for r in cur.fetchall()
+            (str(r[0]), str(r[1]), str(r[2]), str(r[3])): (bool(r[4]), float(r[5])) for r in cur.fetchall()
         }
-        changed: list[tuple[str, str, str, bool, datetime]] = []
+        changed: list[tuple[str, str, str, str, bool, datetime]] = []
         for key in keys:
             raised, changed_epoch = state.get(key, (False, NEVER.timestamp()))
-            threshold = self._thresholds[key[2]]
+            threshold = self._thresholds[key[3]]
             changed_at: datetime | None = None
             pairs = readings[key]
             if len(pairs) > 1:
-                pairs.sort(key=lambda mp: mp[0].ts)  # stable: as the original sorted()
+                pairs.sort(key=lambda mp: (_state_time(mp[0]), mp[0].ts))  # stable: as the original sorted()
             for msg, place in pairs:
-                if msg.ts.timestamp() < changed_epoch:
+                at = _state_time(msg)
+                if at.timestamp() < changed_epoch:
                     continue  # older than the last change (late delivery): no say in the state
                 assert isinstance(msg.payload, SensorReading)
                 after, fires = rules.step(raised, msg.payload.value, threshold)
                 if fires:
                     found.append(rules.sensor_alarm(msg, place, threshold))
                 if after != raised:
-                    raised, changed_at, changed_epoch = after, msg.ts, msg.ts.timestamp()
+                    raised, changed_at, changed_epoch = after, at, at.timestamp()
             if changed_at is not None:
                 changed.append((*key, raised, changed_at))
         if changed:

@@ -65,6 +65,7 @@ from wuwang.exercises import (
     valid_exercise_id,
 )
 from wuwang.mqtt import apply_target
+from wuwang.mqttlink import cap_paho_inflight, receive_maximum
 from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, DEMO_SECRETS, Settings
 from wuwang.stats import percentile
 
@@ -72,6 +73,8 @@ log = logging.getLogger("simulators.exercise")
 
 #: Control commands are looked for at least this often while waiting (seconds).
 CONTROL_POLL_S = 0.05
+#: QoS 1 messages in flight at most (lower when the broker's Receive Maximum is).
+MAX_INFLIGHT = 200
 #: The exercise row's position is written at most this often (seconds).
 POSITION_WRITE_S = 1.0
 DEMO_PLANNER = "planner1"
@@ -256,7 +259,7 @@ class _Publisher:
         protocol = mqtt.MQTTv311 if broker.protocol == "3.1.1" else mqtt.MQTTv5
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
         apply_target(self.client, broker.target)
-        self.client.max_inflight_messages_set(200)
+        self.client.max_inflight_messages_set(MAX_INFLIGHT)
         self.client.reconnect_delay_set(1, 30)
         self.client.on_connect = self._on_connect
         self.client.on_publish = self._on_publish
@@ -272,8 +275,11 @@ class _Publisher:
     ) -> None:
         if reason.is_failure:
             self.connect_error = str(reason)
-        elif self._inbox_topic is not None:  # again after a reconnect (the session is clean)
-            client.subscribe(self._inbox_topic, qos=1)
+        else:
+            # Never more in flight than the broker's Receive Maximum (paho ignores it).
+            cap_paho_inflight(client, min(MAX_INFLIGHT, receive_maximum(props)))
+            if self._inbox_topic is not None:  # again after a reconnect (the session is clean)
+                client.subscribe(self._inbox_topic, qos=1)
         self.connected.set()
 
     def _on_publish(

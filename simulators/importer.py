@@ -207,10 +207,28 @@ def _describe(err: ValidationError) -> str:
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
+def _nul_key(data: Any, where: str = "") -> str | None:
+    """The key of the first text holding NUL (YAML writes it as "\\0"), or None: a column
+    name or template with one would put it into every row, which PostgreSQL refuses."""
+    if isinstance(data, str):
+        return (where or "(top level)") if "\x00" in data else None
+    items: Any = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else ()
+    for key, value in items:
+        here = f"{where}.{key}" if where else str(key)
+        found = _nul_key(key, here) or _nul_key(value, here)
+        if found is not None:
+            return found
+    return None
+
+
 def parse_mapping(data: Any) -> CallMapping:
     """A mapping from already-loaded YAML/JSON data. Raises MappingError naming the key."""
     if not isinstance(data, dict):
         raise MappingError("the mapping must be a YAML mapping (key: value lines)")
+    nul = _nul_key(data)
+    if nul is not None:
+        where = nul.replace("\x00", "\\x00")  # a NUL in a key itself
+        raise MappingError(f"{where}: text must not contain NUL (U+0000)")
     try:
         return CallMapping.model_validate(data)
     except ValidationError as exc:
@@ -484,6 +502,15 @@ class _RowReader:
         return None if not any(key) else key  # rows without a call number are never folded
 
 
+def _nul_column(fields: list[str], header: list[str]) -> str | None:
+    """The first column of a record holding a NUL character, as the header names it, or None."""
+    for i, value in enumerate(fields):
+        if "\x00" in value:
+            name = header[i].strip() if i < len(header) else f"field {i + 1}"
+            return f"column {_clip(name)!r}"  # repr: a NUL in the header itself shows as \x00
+    return None
+
+
 def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport) -> Iterator[ImportedCall]:
     """Read records one at a time (streaming) and yield the readable calls, in file order.
 
@@ -512,7 +539,7 @@ def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport
             fields = next(reader)
         except StopIteration:
             break
-        except csv.Error as exc:  # e.g. a NUL byte: skip the record, keep going
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit(): skip the record, keep going
             report.rows_read += 1
             report.problems.append(RowProblem(start, Problem.UNREADABLE_ROW, str(exc)))
             ended = reader.line_num
@@ -526,6 +553,12 @@ def iter_calls(stream: Iterable[str], mapping: CallMapping, report: ImportReport
         if not any(f.strip() for f in fields):
             continue  # a blank line is not a record
         report.rows_read += 1
+        nul = _nul_column(fields, header)
+        if nul is not None:
+            # Python's csv reads NUL since 3.11, PostgreSQL text and jsonb refuse it: one such
+            # row would fail the whole COPY. A NUL is a sign of a damaged row: skip all of it.
+            report.problems.append(RowProblem(start, Problem.UNREADABLE_ROW, f"NUL byte (U+0000) in {nul}"))
+            continue
         try:
             call = rows.call(fields, start)
             key = rows.dedupe_key(fields)

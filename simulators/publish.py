@@ -5,7 +5,9 @@ settings say "3.1.1", QoS 1, publishing from the main thread only (paho #354: pu
 from callbacks or several threads can deadlock); the network loop runs in paho's own
 thread and the callbacks only count. A window of unacknowledged messages bounds the
 memory paho holds (its queue is in memory only, paho #634: this is a simulator, a
-message lost on a crash is simply not sent).
+message lost on a crash is simply not sent). The window is never larger than the
+broker's Receive Maximum (its CONNACK; paho itself ignores it, and a strict broker
+disconnects a client that sends more).
 
 A single paho publisher manages about 550 msg/s at QoS 1 on these machines, so
 ``--processes N`` runs N publishers. Every process runs the same deterministic
@@ -37,6 +39,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from simulators.feeds import CST, FeedGenerator, FeedMix, SimEvent
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget, apply_target
+from wuwang.mqttlink import cap_paho_inflight, receive_maximum
 
 log = logging.getLogger("simulators.feeds")
 
@@ -136,6 +139,9 @@ class Publisher:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self._lock = threading.Lock()
+        #: QoS 1 messages in flight at most: the configured window, capped by the
+        #: broker's Receive Maximum once its CONNACK arrives.
+        self.window = cfg.window
         b = cfg.broker
         protocol = mqtt.MQTTv311 if b.protocol == "3.1.1" else mqtt.MQTTv5
         client_id = f"{cfg.client_id_prefix}-{os.getpid()}-{shard}"
@@ -157,6 +163,9 @@ class Publisher:
         if reason.is_failure:
             self._connect_error = str(reason)
             self.stop.set()
+        else:
+            self.window = min(self.cfg.window, receive_maximum(props))
+            cap_paho_inflight(client, self.window)  # what paho resends after a reconnect, too
         self._connected.set()
 
     def _on_disconnect(
@@ -208,7 +217,7 @@ class Publisher:
                 delay = ev.index / cfg.rate - elapsed
                 if delay > 0 and self.stop.wait(delay):
                     break
-                while self.counters.published - self.counters.acked >= cfg.window:
+                while self.counters.published - self.counters.acked >= self.window:
                     if self.stop.wait(0.002):  # back-pressure: the broker is behind
                         break
                 if self.stop.is_set():

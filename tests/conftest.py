@@ -74,15 +74,40 @@ def endpoints(local_services: tuple[Endpoints, LocalServices], private_redis_ser
 
 
 @pytest.fixture(scope="session")
-def template_database(endpoints: Endpoints) -> str:
-    """A migrated database that each test's database is cloned from (fast)."""
+def template_database(endpoints: Endpoints) -> Iterator[str]:
+    """A migrated database that each test's database is cloned from (fast).
+
+    Once migrated it is closed to connections: ``CREATE DATABASE … TEMPLATE`` fails while
+    anyone is connected to the template, and TimescaleDB's scheduler connects to every
+    database that allows it. STORAGE_BACKEND picks the backend, as for ``migrate``."""
     name = f"wuwang_tpl_{os.getpid()}"
     url = _database_url(endpoints.database_url, name)
-    _drop(endpoints.database_url, name)
+    _drop_template(endpoints.database_url, name)
     with psycopg.connect(_database_url(endpoints.database_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    db.migrate(url)
-    return url
+    db.migrate(url, storage=Settings(demo_mode=True).storage_backend)
+    with psycopg.connect(_database_url(endpoints.database_url, "postgres"), autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(
+                sql.Identifier(name)
+            )
+        )
+        # Sessions already in (a Timescale scheduler started while migrating) go now;
+        # none can come back.
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+    yield url
+    _drop_template(endpoints.database_url, name)
+
+
+def _drop_template(admin_url: str, name: str) -> None:
+    with psycopg.connect(_database_url(admin_url, "postgres"), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE false").format(sql.Identifier(name)))
+    _drop(admin_url, name)
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,8 @@ def test_ports_agree_with_settings_defaults(services: dict[str, dict[str, Any]])
     assert [p[1] for p in published(services["ingest"])] == [metrics_port]
     assert [p[1] for p in published(services["ingest-2"])] == [metrics_port]
     assert urlsplit(DEFAULT_MQTT_URL).port == 1883
-    assert (1883, 1883) in published(services["mosquitto"])
+    # the field listener is published; the services' internal listener (1884) is not
+    assert published(services["mosquitto"]) == [(1883, 1883)]
 
     for name in ("ingest", "ingest-2"):
         env = environment(services[name])
@@ -138,7 +139,10 @@ def test_app_services_connect_to_the_compose_services(services: dict[str, dict[s
         assert urlsplit(env["REDIS_URL"]).hostname == "redis", name
         if "MQTT_URL" in env:
             url = urlsplit(env["MQTT_URL"])
-            assert (url.hostname, url.port, url.scheme) == ("mosquitto", 1883, "mqtt"), name
+            # ingest and command on the internal listener, where they choose their client
+            # ids; the drill runner on the field listener, bound to its user name
+            port = 1883 if name == "exercises" else 1884
+            assert (url.hostname, url.port, url.scheme) == ("mosquitto", port, "mqtt"), name
     ingest, ingest2 = environment(services["ingest"]), environment(services["ingest-2"])
     assert (ingest["INGEST_CLIENT_ID"], ingest2["INGEST_CLIENT_ID"]) == ("ingest-1", "ingest-2")
     assert ingest["INGEST_SHARED_GROUP"] == ingest2["INGEST_SHARED_GROUP"] == "ingest"
@@ -146,6 +150,8 @@ def test_app_services_connect_to_the_compose_services(services: dict[str, dict[s
     assert urlsplit(environment(services["command"])["MQTT_URL"]).username == "command"
     # the drill runner is the only account the ACL lets publish on exercise/v1/#
     assert urlsplit(environment(services["exercises"])["MQTT_URL"]).username == "simulator"
+    # one connection at a time: on the field listener a second one would take the first's id
+    assert services["exercises"]["command"][-2:] == ["--workers", "1"]
     assert urlsplit(environment(services["exercises"])["DRILL_API_URL"]).hostname == "command"
 
 
@@ -157,11 +163,12 @@ def test_mosquitto_mounts_exactly_the_project_files(services: dict[str, dict[str
         if source.startswith("./"):
             assert (REPO_ROOT / source).is_file(), f"{source} does not exist"
             mounted[Path(source).name] = target
-    assert set(mounted) == shipped == {"mosquitto.conf", "passwd", "acl"}
+    assert set(mounted) == shipped == {"mosquitto.conf", "passwd", "passwd-internal", "acl"}
     assert all(target == f"/mosquitto/config/{name}" for name, target in mounted.items())
     assert any(str(v).endswith(":/mosquitto/data") for v in services["mosquitto"]["volumes"])
     conf = (REPO_ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text(encoding="utf-8")
-    assert "password_file /mosquitto/config/passwd" in conf
+    assert "password_file /mosquitto/config/passwd\n" in conf
+    assert "password_file /mosquitto/config/passwd-internal\n" in conf
     assert "acl_file /mosquitto/config/acl" in conf
     assert "persistence_location /mosquitto/data/" in conf
 

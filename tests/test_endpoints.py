@@ -125,6 +125,19 @@ def test_env_gives_each_service_its_demo_account() -> None:
     assert Settings.model_validate({**values, "demo_mode": True}).mqtt_url == found.env("ingest")["MQTT_URL"]
 
 
+def test_services_log_in_on_the_internal_listener_of_the_projects_mosquitto() -> None:
+    """deploy/mosquitto/mosquitto.conf: field accounts on the first listener (client id =
+    user name), the services on the second, where they choose their client ids."""
+    internal = MqttTarget("127.0.0.1", 2000, None, None, False)
+    found = Endpoints("postgresql://p@h/db", "redis://h:1/0", LOCAL_TARGET, "5", "mosquitto", (), internal)
+    for account in DEMO_MQTT_ACCOUNTS:
+        assert MqttTarget.from_url(found.env(account)["MQTT_URL"]).port == 2000, account
+    assert found.target_for("T-FIRE-01") == LOCAL_TARGET
+    assert found.target_for("sensor/SEN-0001") == LOCAL_TARGET
+    other = Endpoints("postgresql://p@h/db", "redis://h:1/0", LOCAL_TARGET, "5", "local", (), internal)
+    assert other.target_for("ingest") == LOCAL_TARGET, "a broker that is not ours has one listener"
+
+
 def test_amqtt_endpoints_disable_shared_subscriptions() -> None:
     found = Endpoints("postgresql://p@h/db", "redis://h:1/0", LOCAL_TARGET, "3.1.1", "amqtt")
     assert not found.shared_subscriptions

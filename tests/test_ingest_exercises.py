@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -135,8 +136,10 @@ def test_sensor_hysteresis_is_kept_per_exercise(ingest: IngestService, mqtt_brok
         (live_topic, 13.0),  # s3: ... which did not clear the live state: no second live alarm
         (drill_topic, 12.0),  # s4: the exercise raises again
     ]
-    items = [(topic, encode({"id": f"s{i}", "ts": f"2025-05-01T08:00:{i:02d}+08:00", "device_id": "SEN-0001",
-                             "kind": "smoke", "value": value, "unit": "%/m", "lat": 32.04, "lon": 112.14}))
+    start = datetime.now(UTC) - timedelta(minutes=5)  # recent: inside the door's time window
+    items = [(topic, encode({"id": f"s{i}", "ts": (start + timedelta(seconds=i)).isoformat(),
+                             "device_id": "SEN-0001", "kind": "smoke", "value": value, "unit": "%/m",
+                             "lat": 32.04, "lon": 112.14}))
              for i, (topic, value) in enumerate(steps)]
     assert publish_and_wait(ingest, mqtt_broker, items) == {"stored": len(steps)}
     assert sorted(outbox(database_url)) == [

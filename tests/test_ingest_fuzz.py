@@ -1,6 +1,8 @@
 """10,000 random and malformed messages through the real broker into the ingest: it
 never stops, and every message is stored, counted as a duplicate or dead-lettered.
-Some go behind an exercise's prefix (a drill resending live ids, or a bad exercise id)."""
+Some go behind an exercise's prefix (a drill resending live ids, or a bad exercise id);
+some carry NUL in a text field, or a ``ts`` outside the door's window (older than the
+retention, ahead of the receipt beyond the clock skew, the absurd dates)."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import random
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,10 +20,33 @@ import pytest
 from ingest.rows import TABLE_COLUMNS, Unstorable, place_of, row_for
 from ingest.service import IngestService
 from ingest.testing import Publisher, sample, scrape, total, wait_for
-from wuwang.contract import MAX_PAYLOAD_BYTES, ContractError, parse_message
+from wuwang.contract import MAX_PAYLOAD_BYTES, ContractError, TsWindow, parse_message
 
 N = 10_000
 CAP = 256
+#: The door's window with the settings' defaults (RETENTION_DAYS 400, INGEST_CLOCK_SKEW_S 300).
+WINDOW = TsWindow(max_age=timedelta(days=400), max_ahead=timedelta(seconds=300))
+
+
+def _nul_in_text(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
+    """A NUL character somewhere in one of the payload's text fields (any feed)."""
+    texts = sorted(k for k, v in body.items() if isinstance(v, str))
+    key = rng.choice(texts)
+    at = rng.randrange(len(body[key]) + 1)
+    body[key] = body[key][:at] + "\u0000" + body[key][at:]
+    return body
+
+
+def _out_of_window_ts(rng: random.Random) -> str:
+    """A ts the door refuses, well clear of the bounds (the prediction runs a little before
+    the ingest receives the message)."""
+    now = datetime.now(UTC)
+    return rng.choice([
+        (now - timedelta(days=rng.uniform(401, 3000))).isoformat(),
+        (now + timedelta(minutes=rng.uniform(30, 10**6))).isoformat(),
+        "2025-03-12T09:41:27+08:00",  # the contract's §7 example time
+        "0001-01-01T00:00:00Z", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z",
+    ])
 
 
 def _mutate_type(rng: random.Random, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,8 +112,13 @@ def fuzz_messages(n: int, seed: int) -> Iterator[tuple[str, bytes]]:
             item = base.topic, orjson.dumps(body)
         elif r < 0.71:
             item = base.topic, base.payload + b" " * (MAX_PAYLOAD_BYTES + rng.randrange(1, 30000))
-        elif r < 0.82:
+        elif r < 0.80:
             item = _bad_topic(rng, base.topic), base.payload
+        elif r < 0.83:
+            item = base.topic, orjson.dumps(_nul_in_text(rng, body))
+        elif r < 0.86:
+            body["ts"] = _out_of_window_ts(rng)
+            item = base.topic, orjson.dumps(body)
         else:
             item = base.topic, _weird_json(rng, body)
         if rng.random() < 0.15:  # a drill's copy: same ids, other source keys
@@ -104,7 +134,7 @@ def expected_outcomes(items: list[tuple[str, bytes]]) -> Counter[str]:
     now = datetime.now(UTC)
     for topic, payload in items:
         try:
-            msg = parse_message(topic, payload, now)
+            msg = parse_message(topic, payload, now, WINDOW)
             row_for(msg, place_of(msg, 0.025, {}))
         except (ContractError, Unstorable):
             out["dead_letter"] += 1
@@ -157,9 +187,15 @@ def test_fuzz_10000_never_stops_and_accounts_for_every_message(make_settings: An
             " count(*) FILTER (WHERE octet_length(payload) > %s OR octet_length(payload) > payload_size),"
             " count(*) FILTER (WHERE payload_size > %s)"
             " FROM dead_letter", (CAP, MAX_PAYLOAD_BYTES)).fetchone()
+        door = conn.execute(
+            "SELECT count(*) FILTER (WHERE reason LIKE '%%retention window%%'),"
+            " count(*) FILTER (WHERE reason LIKE '%%ahead of the receipt time%%'),"
+            " count(*) FILTER (WHERE reason LIKE '%%U+0000%%') FROM dead_letter").fetchone()
     assert ledger == rows == got["stored"]
     assert ledger_drills == drills > 0
     assert dead[0] == got["dead_letter"]
     assert dead[1] == 0, "every dead letter has a reason"
     assert dead[2] == 0, "dead-letter payloads are capped copies"
     assert dead[3] > 0, "oversized payloads were dead-lettered with their real size"
+    assert door[0] > 0 and door[1] > 0, "old and future ts were refused at the door"
+    assert door[2] > 0, "NUL in text was dead-lettered (and the dead letter stored)"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,9 @@ def test_alarms_hysteresis_and_stream(start_ingest: StartIngest, mqtt_broker: An
     svc = start_ingest(redis_url=redis_url)
     items = []
     # A noisy smoke detector: up, jitter above the raise level, down below clear, up again.
+    start = datetime.now(UTC) - timedelta(minutes=5)  # recent: inside the door's time window
     for i, value in enumerate([3.0, 12.3, 9.0, 11.0, 13.0, 6.0, 10.5, 4.9, 12.0, 12.5]):
-        ts = f"2025-05-01T08:00:{i:02d}+08:00"
+        ts = (start + timedelta(seconds=i)).isoformat()
         items.append((wuwang_topic("venue", "sensor", "SEN-0001"), encode(
             {"id": f"s{i}", "ts": ts, "device_id": "SEN-0001", "kind": "smoke", "value": value, "unit": "%/m",
              "lat": 32.04, "lon": 112.14})))

@@ -152,7 +152,8 @@ def demo_broker(endpoints: Endpoints, tmp_path: Path) -> Iterator[tuple[str, str
         tmp_path.chmod(0o755)
         proc = private_mosquitto(tmp_path / "mosquitto", port)
         proc.start()
-        yield f"mqtt://127.0.0.1:{port}", "5", "ingest"
+        # the services' internal listener, as docker-compose.yml configures them
+        yield f"mqtt://127.0.0.1:{proc.internal_port}", "5", "ingest"
         proc.stop()
     else:
         yield endpoints.mqtt.url(), endpoints.mqtt_protocol, ""

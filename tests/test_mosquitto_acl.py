@@ -7,112 +7,25 @@ passwords, ACLs, the offline queue limit and persistence are the ones we ship.
 from __future__ import annotations
 
 import os
-import queue
+import re
 import shutil
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import paho.mqtt.client as paho
 import pytest
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
+from broker_peers import FIELD_PASSWORD, NOT_AUTHORIZED, Peer
 
-from wuwang.endpoints import render_mosquitto_conf
-from wuwang.mqtt import DEMO_MQTT_ACCOUNTS
+from wuwang.contract import SOURCE_ID_PATTERN
+from wuwang.endpoints import conf_listener_ports, render_mosquitto_conf
+from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, SERVICE_ACCOUNTS
 from wuwang.settings import REPO_ROOT
 
 pytestmark = pytest.mark.mosquitto
-
-NOT_AUTHORIZED = 135
-DEVICE_PASSWORD = "demo"  # deploy/mosquitto/README.md: SEN-0001, CAM-0001, T-FIRE-01, sys110
-
-
-class Peer:
-    """A paho MQTT 5 client that records what the broker answers."""
-
-    def __init__(
-        self, port: int, user: str | None, password: str | None, client_id: str, *, session_expiry: int = 0
-    ) -> None:
-        self.port, self.session_expiry = port, session_expiry
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=paho.MQTTv5)
-        if user is not None:
-            self.client.username_pw_set(user, password)
-        self.client.max_inflight_messages_set(1000)
-        self.client.max_queued_messages_set(0)
-        self.connack: ReasonCode | None = None
-        self.connected = threading.Event()
-        self.received: queue.Queue[tuple[str, bytes]] = queue.Queue()
-        self._acks: dict[int, ReasonCode] = {}
-        self._subacks: dict[int, list[ReasonCode]] = {}
-        self._cond = threading.Condition()
-        self.client.on_connect = self._on_connect
-        self.client.on_message = lambda _c, _u, msg: self.received.put((msg.topic, bytes(msg.payload)))
-        self.client.on_publish = self._on_publish
-        self.client.on_subscribe = self._on_subscribe
-
-    def _on_connect(self, _c: object, _u: object, _f: object, rc: ReasonCode, _p: object) -> None:
-        self.connack = rc
-        self.connected.set()
-
-    def _on_publish(self, _c: object, _u: object, mid: int, rc: ReasonCode, _p: object) -> None:
-        with self._cond:
-            self._acks[mid] = rc
-            self._cond.notify_all()
-
-    def _on_subscribe(self, _c: object, _u: object, mid: int, rcs: list[ReasonCode], _p: object) -> None:
-        with self._cond:
-            self._subacks[mid] = rcs
-            self._cond.notify_all()
-
-    def connect(self, *, clean_start: bool = True) -> ReasonCode:
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        if self.session_expiry:
-            props.SessionExpiryInterval = self.session_expiry
-        self.client.connect("127.0.0.1", self.port, keepalive=30, clean_start=clean_start, properties=props)
-        self.client.loop_start()
-        assert self.connected.wait(10), "no CONNACK"
-        assert self.connack is not None
-        return self.connack
-
-    def publish(self, topic: str, payload: bytes | str, qos: int = 1) -> ReasonCode:
-        return self.wait_acks([self.client.publish(topic, payload, qos=qos).mid])[0]
-
-    def wait_acks(self, mids: list[int], timeout: float = 30.0) -> list[ReasonCode]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: all(m in self._acks for m in mids), timeout), "no PUBACK"
-            return [self._acks.pop(m) for m in mids]
-
-    def subscribe(self, topic: str, qos: int = 1) -> ReasonCode:
-        _, mid = self.client.subscribe(topic, qos=qos)
-        assert mid is not None
-        with self._cond:
-            assert self._cond.wait_for(lambda: mid in self._subacks, 10), "no SUBACK"
-            return self._subacks.pop(mid)[0]
-
-    def expect(self, timeout: float = 5.0) -> tuple[str, bytes]:
-        return self.received.get(timeout=timeout)
-
-    def drain(self, n: int, timeout: float = 30.0) -> list[bytes]:
-        out: list[bytes] = []
-        deadline = time.monotonic() + timeout
-        while len(out) < n and time.monotonic() < deadline:
-            try:
-                out.append(self.received.get(timeout=max(0.01, deadline - time.monotonic()))[1])
-            except queue.Empty:
-                break
-        return out
-
-    def close(self) -> None:
-        self.client.disconnect()
-        self.client.loop_stop()
 
 
 class MakePeer(Protocol):
@@ -146,9 +59,11 @@ def peers(broker: Any) -> Iterator[MakePeer]:
         connect: bool = True,
     ) -> Peer:
         if password is None and user is not None:
-            password = DEMO_MQTT_ACCOUNTS.get(user, DEVICE_PASSWORD)
+            password = DEMO_MQTT_ACCOUNTS.get(user, FIELD_PASSWORD)
+        # Services log in on the internal listener, field accounts on the field listener.
+        port = broker.process.internal_port if user in SERVICE_ACCOUNTS else broker.target.port
         peer = Peer(
-            broker.target.port,
+            port,
             user,
             password,
             client_id or f"t-{user}-{len(made)}",
@@ -179,7 +94,7 @@ def test_device_publishes_only_under_its_own_source_id(peers: MakePeer) -> None:
     ingest = make("ingest")
     assert ingest.subscribe("wuwang/v1/+/+/+").value == 1
     assert ingest.subscribe("teams/v1/+/status").value == 1
-    device = make("SEN-0001")
+    device = make("sensor/SEN-0001")
 
     assert device.publish("wuwang/v1/community/sensor/SEN-0002", b"forged").value == NOT_AUTHORIZED
     assert device.publish("teams/v1/T-FIRE-01/status", b"forged").value == NOT_AUTHORIZED
@@ -224,7 +139,7 @@ def test_only_the_drill_runner_publishes_exercise_topics(peers: MakePeer) -> Non
     status = "exercise/v1/EX-1/teams/v1/T-FIRE-01/status"
 
     sensor = "exercise/v1/EX-1/wuwang/v1/community/sensor/SEN-0001"
-    forgers = (("sys110", call), ("SEN-0001", sensor), ("T-FIRE-01", status), ("ingest", call),
+    forgers = (("call/sys110", call), ("sensor/SEN-0001", sensor), ("T-FIRE-01", status), ("ingest", call),
                ("command", status))
     for user, topic in forgers:
         assert make(user).publish(topic, b"forged").value == NOT_AUTHORIZED, user
@@ -256,7 +171,7 @@ def test_drill_orders_reach_the_virtual_crews_only_and_their_answers_reach_comma
         assert command.subscribe(f"exercise/v1/+/teams/v1/+/{leaf}").value == 1
     order = "exercise/v1/EX-1/teams/v1/T-FIRE-01/dispatch"
 
-    for user in ("T-FIRE-01", "sys110", "ingest"):
+    for user in ("T-FIRE-01", "call/sys110", "ingest"):
         assert make(user).publish(order, b"forged").value == NOT_AUTHORIZED, user
     assert command.publish("exercise/v1/EX-1/teams/v1/T-FIRE-01/ack", b"forged").value == NOT_AUTHORIZED
     assert command.publish(order, b"drill order").value == 0
@@ -348,10 +263,57 @@ def test_compose_healthcheck_command(broker: Any) -> None:
     compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
     kind, command = compose["services"]["mosquitto"]["healthcheck"]["test"]
     assert kind == "CMD-SHELL"
+    assert "-p 1883" in command and "-p 1884" in command, "checks both listeners"
     command = command.replace("$$", "$").replace("-p 1883", f"-p {broker.target.port}")
+    command = command.replace("-p 1884", f"-p {broker.process.internal_port}")
     env = {**os.environ, "MQTT_INGEST_PASSWORD": DEMO_MQTT_ACCOUNTS["ingest"]}
     ok = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=20, check=False)
     assert ok.returncode == 0, ok.stderr
     env["MQTT_INGEST_PASSWORD"] = "wrong"
     bad = subprocess.run(["sh", "-c", command], env=env, capture_output=True, timeout=20, check=False)
     assert bad.returncode != 0
+
+
+# --- the shipped account files (no broker needed) -----------------------------------------
+
+MOSQUITTO = REPO_ROOT / "deploy" / "mosquitto"
+DEVICE_KINDS = ("sensor", "video", "call", "report")
+
+
+def _accounts(name: str) -> list[str]:
+    text = (MOSQUITTO / name).read_text(encoding="utf-8")
+    return [line.split(":", 1)[0] for line in text.splitlines() if line.strip()]
+
+
+def test_the_internal_listener_knows_the_services_only() -> None:
+    assert set(_accounts("passwd-internal")) == SERVICE_ACCOUNTS
+    assert set(_accounts("passwd")) >= SERVICE_ACCOUNTS
+
+
+def test_field_account_names_say_their_kind_and_can_never_be_a_service_client_id() -> None:
+    """On the field listener the client id is the user name: a field account called
+    ``ingest-1`` would hold the ingest worker's session. Device accounts are
+    ``<feed>/<source_id>`` (the ACL's ``wuwang/v1/+/%u``), teams their team id."""
+    source_id = re.compile(SOURCE_ID_PATTERN)
+    for name in set(_accounts("passwd")) - SERVICE_ACCOUNTS:
+        kind, _, own = name.rpartition("/")
+        if kind:
+            assert kind in DEVICE_KINDS and source_id.fullmatch(own), name
+        else:
+            assert source_id.fullmatch(name), name
+        assert not any(name.startswith(f"{service}-") for service in SERVICE_ACCOUNTS), name
+        assert not name.startswith("wuwang-"), name
+
+
+def test_the_shipped_configuration_binds_client_ids_on_the_field_listener_only() -> None:
+    conf = (MOSQUITTO / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+    assert "per_listener_settings true" in conf
+    sections = "\n".join(conf).split("\nlistener ")[1:]
+    field, internal = sections[0], sections[1].split("\n\n# ")[0]
+    assert field.startswith("1883\n") and "use_username_as_clientid true" in field
+    assert "password_file /mosquitto/config/passwd\n" in field
+    assert internal.startswith("1884\n") and "use_username_as_clientid" not in internal
+    assert "password_file /mosquitto/config/passwd-internal" in internal
+    with tempfile.TemporaryDirectory() as tmp:
+        rendered = render_mosquitto_conf(Path(tmp), 40001, internal_port=40002)
+        assert conf_listener_ports(rendered) == [40001, 40002]

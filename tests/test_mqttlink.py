@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 import time
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, Backoff, MqttTarget
-from wuwang.mqttlink import Delivery, LinkClosed, LinkObserver, MqttLink, Published
+from wuwang.mqttlink import FLAPPING_AFTER, Delivery, LinkClosed, LinkObserver, MqttLink, Published
 
 pytestmark = pytest.mark.mosquitto
 
@@ -23,9 +24,10 @@ MakeLink = Callable[..., MqttLink]
 
 
 def _target(broker: object, user: str) -> MqttTarget:
+    if user in DEMO_MQTT_ACCOUNTS:  # services: the broker's internal listener, own client ids
+        return MqttTarget.from_url(broker.url_for(user))  # type: ignore[attr-defined]
     target: MqttTarget = broker.target  # type: ignore[attr-defined]
-    password = DEMO_MQTT_ACCOUNTS.get(user, "demo")  # T-FIRE-01's demo password is "demo"
-    return target.with_user(user, password)
+    return target.with_user(user, "demo")  # T-FIRE-01's demo password
 
 
 @pytest.fixture
@@ -219,3 +221,54 @@ def test_cut_payloads_redelivery_on_request_and_stop_accepting(links: MakeLink) 
     assert link.get(timeout=0.3) is None
     link.stop()
     assert events.seen[-1] == "down"
+
+
+class _Ceiling(random.Random):
+    """Full jitter picks in [0, ceiling]; this one picks the ceiling (shows the exponent)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_two_links_with_one_client_id_back_off_instead_of_fighting(
+    own_mosquitto: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Mosquitto hands a client id to the newest connection and drops the older one.
+    Two processes with one id used to take the session from each other hundreds of
+    times a second (each CONNACK reset the back-off). Counted in losses, not time.
+
+    Mosquitto 2.0.11 was seen closing the older connection with a reset rather than a
+    readable DISCONNECT 0x8E: the link sees an ordinary loss (the back-off holds, the
+    takeover alarm cannot fire); tests/faults/test_fault_mqttlink_broker_limits.py
+    covers a broker that does send 0x8E."""
+    caplog.set_level(logging.INFO, logger="wuwang.mqttlink")
+    base, cap = 0.05, 0.4
+    twins = [
+        MqttLink(
+            _target(own_mosquitto, "command"),
+            "cmd-twin",
+            subscriptions=[("teams/v1/+/status", 1)],
+            backoff=Backoff(base=base, cap=cap, rng=_Ceiling()),
+            name=f"twin-{k}",
+        )
+        for k in range(2)
+    ]
+    for link in twins:
+        link.start()
+    try:
+        assert _wait_until(lambda: all(t.connection_losses >= FLAPPING_AFTER for t in twins), timeout=30)
+    finally:
+        for link in twins:
+            link.stop(2.0)
+    losses = sum(t.connection_losses for t in twins)
+    # Every connect but the first of each twin came after a loss and its back-off ...
+    assert sum(t.connects for t in twins) <= losses + 2
+    # ... and each twin's delays grow (never reset by a CONNACK) up to the cap.
+    for link in twins:
+        assert link.connection_losses == len(link.delays) >= 3
+        assert list(link.delays) == [min(cap, base * 2**k) for k in range(len(link.delays))]
+    lost = [r for r in caplog.records if "connection lost" in r.getMessage()]
+    assert len(lost) == losses and all(r.levelno >= logging.WARNING for r in lost)
+    # What a takeover looks like on this broker is said at ERROR once the drops repeat.
+    flapping = [r for r in caplog.records if "times in a row" in r.getMessage()]
+    assert flapping and all(r.levelno == logging.ERROR for r in flapping)

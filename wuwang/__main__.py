@@ -92,7 +92,12 @@ def migrate_command() -> int:
         url = services._database(settings.data_dir, notes)
         for note in notes:
             print(note)
-        applied = db.migrate(url)
+        try:
+            applied = db.migrate(url, storage=settings.storage_backend)
+        except (db.StorageBackendError, db.MigrationError) as exc:
+            # Said plainly, once; a rerun resumes where this one stopped.
+            print(f"migrate: {exc}", file=sys.stderr)
+            return EXIT_CONFIG if isinstance(exc, db.StorageBackendError) else 1
         names = {m.version: m.name for m in db.load_migrations()}
         with db.connect(url, autocommit=True) as conn:
             backend = db.backend(conn)
@@ -110,11 +115,16 @@ def migrate_command() -> int:
         if backend == "timescale":
             print(
                 f"backend: timescale (hypertables, compression after {settings.compress_after_days} d, "
-                f"retention {settings.retention_days} d, continuous aggregates)"
+                f"retention {settings.retention_days} d after receipt: chunks dropped when"
+                f" {db.keep_after_receipt_days(settings.retention_days)} d old by ts, continuous aggregates)"
             )
         else:
+            why = (
+                "STORAGE_BACKEND=plain" if settings.storage_backend == "plain"
+                else f"TimescaleDB not used: {db.probe_timescale(url).why}"
+            )
             print(
-                "backend: plain PostgreSQL (no TimescaleDB extension: BRIN indexes, "
+                f"backend: plain PostgreSQL ({why}; BRIN indexes, "
                 "materialised per-minute counts, retention by scheduled delete)"
             )
         return 0

@@ -16,7 +16,7 @@ import functools
 import math
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -455,8 +455,50 @@ def _unstorable_body(body: BaseModel) -> str | None:
     return None
 
 
-def parse_message(topic: str, payload: bytes, received_at: datetime) -> Message:
-    """Read one message. Raises ContractError with the reason when it cannot be read."""
+@dataclass(frozen=True, slots=True)
+class TsWindow:
+    """Which ``ts`` the ingest accepts, relative to the receipt time: from ``max_age``
+    before it (the retention window: an older row would be deleted within the hour, its id
+    left in the ledger so that a corrected resend counted as a duplicate) to ``max_ahead``
+    after it (device clocks run a little fast; a time further ahead is wrong, and would
+    hold a sensor's alarm state). Outside it a message is refused, with the bound named."""
+
+    max_age: timedelta
+    max_ahead: timedelta
+
+    def check(self, ts: datetime, received_at: datetime) -> None:
+        """Raises ContractError when ``ts`` is outside the window around ``received_at``."""
+        try:
+            earliest = received_at - self.max_age
+        except OverflowError:  # a window reaching before year 1 has no lower bound
+            earliest = None
+        if earliest is not None and ts < earliest:
+            raise ContractError(f"ts {_utc(ts)} is older than the {_span(self.max_age)} retention window"
+                                f" (accepted from {_utc(earliest)})")
+        try:
+            latest = received_at + self.max_ahead
+        except OverflowError:
+            latest = None
+        if latest is not None and ts > latest:
+            raise ContractError(f"ts {_utc(ts)} is more than {_span(self.max_ahead)} ahead of the receipt"
+                                f" time (accepted until {_utc(latest)})")
+
+
+def _utc(t: datetime) -> str:
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _span(d: timedelta) -> str:
+    if d and d % timedelta(days=1) == timedelta(0):
+        return f"{d.days}-day"
+    return f"{d.total_seconds():g} s"
+
+
+def parse_message(topic: str, payload: bytes, received_at: datetime,
+                  window: TsWindow | None = None) -> Message:
+    """Read one message. Raises ContractError with the reason when it cannot be read, or
+    when ``window`` is given and ``ts`` lies outside it (the ingest's door; without a
+    window only the contract's shape is checked, as for the documentation's examples)."""
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
     parsed_topic = parse_topic(topic)
@@ -476,6 +518,8 @@ def parse_message(topic: str, payload: bytes, received_at: datetime) -> Message:
         ts, from_receipt = received_at, True
     else:
         ts, from_receipt = datetime.fromisoformat(body.ts.upper()), False
+        if window is not None:
+            window.check(ts, received_at)
     return Message(
         topic=parsed_topic,
         payload=body,

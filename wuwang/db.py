@@ -1,5 +1,6 @@
 """Database access shared by the services: connections, versioned migrations, and the
-time-series backend (TimescaleDB when the extension is there, plain PostgreSQL when not).
+time-series backend (TimescaleDB when it can really be created and ``STORAGE_BACKEND``
+allows it, plain PostgreSQL otherwise; the choice is recorded and kept).
 
 Code above this module does not know which backend it runs on: it reads
 ``feed_counts_1m`` and calls ``refresh_aggregates``/``apply_policies``.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -36,18 +38,77 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
     return psycopg.connect(url, autocommit=autocommit, connect_timeout=5)
 
 
-def timescale_available(conn: psycopg.Connection) -> bool:
-    row = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
-    return row is not None
+StorageChoice = Literal["auto", "plain", "timescale"]
+
+
+class StorageBackendError(RuntimeError):
+    """The storage backend asked for cannot be used (the message says why)."""
+
+
+class MigrationError(RuntimeError):
+    """A migration failed; the message names it and the statement, and keeps the server's words."""
+
+
+@dataclass(frozen=True)
+class TimescaleProbe:
+    usable: bool
+    why: str  # in the operator's words: what was found, or what to do
+
+
+def probe_timescale(url: str) -> TimescaleProbe:
+    """Whether TimescaleDB can really be used in this database — not merely whether its
+    files are installed: the library must be preloaded, and the role must be allowed to
+    create it. The final check is a real ``CREATE EXTENSION`` rolled back, on a
+    connection of its own (a library that is not preloaded ends the session: FATAL)."""
+    with connect(url, autocommit=True) as conn:
+        if _timescale_installed(conn):
+            return TimescaleProbe(True, "the timescaledb extension is installed in this database")
+        files = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+        if files is None:
+            return TimescaleProbe(False, "the server has no timescaledb extension (not installed)")
+        row = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        preloaded = [lib.strip().strip('"') for lib in (row[0] if row else "").split(",")]
+        if "timescaledb" not in preloaded:
+            return TimescaleProbe(
+                False,
+                "the server has the timescaledb files but does not preload the library: add "
+                "shared_preload_libraries = 'timescaledb' to postgresql.conf and restart PostgreSQL",
+            )
+    try:
+        with connect(url) as trial:  # a transaction: the trial leaves nothing behind
+            trial.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+            trial.rollback()
+    except psycopg.Error as exc:
+        return TimescaleProbe(False, f"CREATE EXTENSION timescaledb fails here: {_first_line(exc)}")
+    return TimescaleProbe(True, "the timescaledb extension can be created in this database")
+
+
+def _first_line(exc: BaseException) -> str:
+    """The server's own message (psycopg may wrap it, e.g. in "the connection is closed")."""
+    diag = getattr(exc, "diag", None)
+    primary = getattr(diag, "message_primary", None)
+    if primary:
+        return str(primary)
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def backend(conn: psycopg.Connection) -> Backend:
     """Which time-series backend this database was migrated with."""
+    recorded = _recorded_backend(conn)
+    if recorded is None:
+        return "timescale" if _timescale_installed(conn) else "plain"
+    return recorded
+
+
+def _recorded_backend(conn: psycopg.Connection) -> Backend | None:
+    if conn.execute("SELECT to_regclass('schema_migrations')").fetchone() in (None, (None,)):
+        return None
     row = conn.execute(
         "SELECT variant FROM schema_migrations WHERE variant IS NOT NULL ORDER BY version LIMIT 1"
     ).fetchone()
     if row is None:
-        return "timescale" if _timescale_installed(conn) else "plain"
+        return None
     return "timescale" if row[0] == "timescale" else "plain"
 
 
@@ -72,10 +133,61 @@ def _statements(script: str) -> list[str]:
     return [s.strip() for s in body.split(";") if s.strip()]
 
 
-def migrate(url: str, *, use_timescale: bool | None = None) -> list[str]:
-    """Apply what is missing; idempotent. Returns the versions applied now.
+def choose_backend(url: str, storage: StorageChoice = "auto") -> tuple[Backend, str]:
+    """The backend ``migrate`` will use, and why. A database that is already migrated keeps
+    its backend (changing it is a dump and restore); a half-migrated one whose earlier
+    run already created the extension goes on with TimescaleDB."""
+    with connect(url, autocommit=True) as conn:
+        recorded = _recorded_backend(conn)
+        half_done = recorded is None and _timescale_installed(conn)
+    if recorded is not None:
+        if storage not in ("auto", recorded):
+            raise StorageBackendError(
+                f"STORAGE_BACKEND={storage}, but this database was migrated for the {recorded} backend;"
+                " moving it is a dump and restore into a new database"
+            )
+        return recorded, f"this database was migrated for the {recorded} backend"
+    if storage == "plain":
+        return "plain", "STORAGE_BACKEND=plain"
+    if half_done:
+        return "timescale", "an earlier migration created the timescaledb extension here"
+    probe = probe_timescale(url)
+    if probe.usable:
+        return "timescale", probe.why
+    if storage == "timescale":
+        raise StorageBackendError(f"STORAGE_BACKEND=timescale, but TimescaleDB cannot be used: {probe.why}")
+    return "plain", f"TimescaleDB not used: {probe.why}"
 
-    ``use_timescale=None`` picks TimescaleDB when the extension can be created.
+
+def _execute_idempotent(conn: psycopg.Connection, stmt: str, attempts: int = 5) -> None:
+    """Run a statement that may safely run again, retrying when it collided with a
+    concurrent session — TimescaleDB's own background jobs (a continuous aggregate's
+    refresh while the migration drops it: "tuple concurrently deleted")."""
+    for attempt in range(1, attempts + 1):
+        try:
+            conn.execute(stmt)
+            return
+        except psycopg.Error as exc:
+            if attempt == attempts or not _collided(exc):
+                raise
+            log.info("statement collided with a concurrent session (%s); retrying", _first_line(exc))
+            time.sleep(0.2 * attempt)
+
+
+def _collided(exc: psycopg.Error) -> bool:
+    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
+                  | psycopg.errors.LockNotAvailable | psycopg.errors.ObjectInUse):
+        return True
+    return "concurrently" in _first_line(exc)  # XX000 "tuple concurrently deleted/updated"
+
+
+def migrate(url: str, *, storage: StorageChoice = "auto") -> list[str]:
+    """Apply what is missing; idempotent, and resumable after a failure midway. Returns
+    the versions applied now.
+
+    ``storage`` is ``STORAGE_BACKEND``: ``auto`` uses TimescaleDB when the extension can
+    really be created (``probe_timescale``), ``timescale`` insists on it, ``plain`` never
+    uses it.
     """
     applied_now: list[str] = []
     with connect(url, autocommit=True) as conn:
@@ -86,32 +198,50 @@ def migrate(url: str, *, use_timescale: bool | None = None) -> list[str]:
         )
         conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
+            chosen, why = choose_backend(url, storage)
+            log.info("storage backend: %s (%s)", chosen, why)
             done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-            if use_timescale is None:
-                use_timescale = timescale_available(conn)
-            chosen: Backend = "timescale" if use_timescale else "plain"
             for mig in load_migrations():
                 if mig.version in done or (mig.variant is not None and mig.variant != chosen):
                     continue
                 log.info("applying migration %s_%s (%s)", mig.version, mig.name, mig.variant or "common")
                 if mig.variant == "timescale":
-                    # Continuous aggregates cannot run inside a transaction block.
-                    for stmt in _statements(mig.sql):
-                        conn.execute(stmt)
+                    # Continuous aggregates refuse a transaction block, so each statement runs
+                    # on its own; every statement is written to be re-run (IF NOT EXISTS,
+                    # if_not_exists => true) so that a run that failed midway can resume.
+                    for number, stmt in enumerate(_statements(mig.sql), start=1):
+                        try:
+                            _execute_idempotent(conn, stmt)
+                        except psycopg.Error as exc:
+                            raise MigrationError(
+                                f"migration {mig.version}_{mig.name} (timescale) failed at statement"
+                                f" {number} ({stmt.splitlines()[0][:80]}): {_first_line(exc)}"
+                            ) from exc
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name, variant) VALUES (%s, %s, %s)",
                         (mig.version, mig.name, mig.variant),
                     )
                 else:
-                    with conn.transaction():
-                        conn.execute(mig.sql)
-                        conn.execute(
-                            "INSERT INTO schema_migrations (version, name, variant) VALUES (%s, %s, %s)",
-                            (mig.version, mig.name, mig.variant),
-                        )
+                    try:
+                        with conn.transaction():
+                            conn.execute(mig.sql)
+                            conn.execute(
+                                "INSERT INTO schema_migrations (version, name, variant) VALUES (%s, %s, %s)",
+                                (mig.version, mig.name, mig.variant),
+                            )
+                    except psycopg.Error as exc:
+                        raise MigrationError(
+                            f"migration {mig.version}_{mig.name} failed (rolled back): {_first_line(exc)}"
+                        ) from exc
                 applied_now.append(mig.version)
         finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+            # The lock ends with the session anyway; a failed unlock on a broken connection
+            # must not hide the error that broke it.
+            if not conn.closed:
+                try:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+                except psycopg.Error:
+                    log.debug("advisory unlock failed; the session's end releases it", exc_info=True)
     return applied_now
 
 
@@ -146,27 +276,68 @@ def refresh_aggregates(conn: psycopg.Connection) -> None:
         conn.execute("REFRESH MATERIALIZED VIEW feed_counts_1m")
 
 
-def apply_policies(conn: psycopg.Connection, *, retention_days: int, compress_after_days: int) -> None:
+def keep_after_receipt_days(retention_days: int, door_max_age_days: int | None = None) -> int:
+    """How long, by ``ts``, a row must be kept so that it outlives ``retention_days`` after
+    its *receipt*. The ingest's door accepts a message whose ts is up to its maximum age
+    old ([now - max age, now + skew]; the max age is ``retention_days`` unless given), so
+    a row received at t can carry ts = t - max age; kept until ts + retention + max age,
+    it lives at least until t + retention. TimescaleDB drops whole chunks by ts (it
+    cannot look at received_at), and the ledger must remember a message as long as the
+    door would take its redelivery, so both use this span."""
+    return retention_days + (retention_days if door_max_age_days is None else door_max_age_days)
+
+
+def apply_policies(
+    conn: psycopg.Connection, *, retention_days: int, compress_after_days: int,
+    door_max_age_days: int | None = None,
+) -> None:
     """Retention (and compression on TimescaleDB). On plain PostgreSQL retention is a
-    scheduled delete; call this from a maintenance loop."""
+    scheduled delete; call this from a maintenance loop. Needs an autocommit connection
+    on TimescaleDB (policies are jobs) — each statement stands on its own.
+
+    A feed row goes only when it is older than ``retention_days`` by its ts *and* by its
+    receipt (``received_at``). On TimescaleDB the policies are added when missing and
+    altered in place when the settings changed (the job and its history stay)."""
+    keep_days = keep_after_receipt_days(retention_days, door_max_age_days)
     if backend(conn) == "timescale":
         for table in TIMESERIES_TABLES:
-            conn.execute("SELECT remove_retention_policy(%s, if_exists => true)", (table,))
+            _ensure_policy(conn, table, "policy_retention", "drop_after", keep_days,
+                           "SELECT add_retention_policy(%s::regclass,"
+                           " drop_after => make_interval(days => %s), if_not_exists => true)")
+            _ensure_policy(conn, table, "policy_compression", "compress_after", compress_after_days,
+                           "SELECT add_compression_policy(%s::regclass,"
+                           " compress_after => make_interval(days => %s), if_not_exists => true)")
+    else:
+        for table in TIMESERIES_TABLES:
             conn.execute(
-                "SELECT add_retention_policy(%s, make_interval(days => %s))", (table, retention_days)
+                sql.SQL(
+                    "DELETE FROM {} WHERE ts < now() - make_interval(days => %(days)s)"
+                    " AND received_at < now() - make_interval(days => %(days)s)"
+                ).format(sql.Identifier(table)),
+                {"days": retention_days},
             )
-            conn.execute("SELECT remove_compression_policy(%s, if_exists => true)", (table,))
-            conn.execute(
-                "SELECT add_compression_policy(%s, make_interval(days => %s))", (table, compress_after_days)
-            )
-        return
-    for table in TIMESERIES_TABLES:
-        conn.execute(
-            sql.SQL("DELETE FROM {} WHERE ts < now() - make_interval(days => %s)").format(
-                sql.Identifier(table)
-            ),
-            (retention_days,),
-        )
+    # The idempotency ledger is a plain table on both backends.
     conn.execute(
-        "DELETE FROM message_ledger WHERE stored_at < now() - make_interval(days => %s)", (retention_days,)
+        "DELETE FROM message_ledger WHERE stored_at < now() - make_interval(days => %s)", (keep_days,)
     )
+
+
+def _ensure_policy(conn: psycopg.Connection, table: str, proc: str, key: str, days: int, add: str) -> None:
+    jobs = conn.execute(
+        "SELECT job_id, (config ->> %s)::interval = make_interval(days => %s)"
+        "  FROM timescaledb_information.jobs"
+        " WHERE proc_name = %s AND hypertable_schema = current_schema() AND hypertable_name = %s"
+        " ORDER BY job_id",
+        (key, days, proc, table),
+    ).fetchall()
+    if not jobs:
+        conn.execute(add, (table, days))
+        return
+    for job_id, same in jobs:
+        if not same:
+            conn.execute(
+                "SELECT alter_job(job_id, config => jsonb_set(config, ARRAY[%s],"
+                " to_jsonb(make_interval(days => %s)::text)))"
+                "  FROM timescaledb_information.jobs WHERE job_id = %s",
+                (key, days, job_id),
+            )

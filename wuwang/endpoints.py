@@ -27,7 +27,7 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
-from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
+from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, SERVICE_ACCOUNTS, MqttTarget
 from wuwang.settings import (
     DEFAULT_DATABASE_URL,
     DEFAULT_MQTT_URL,
@@ -129,19 +129,28 @@ def mosquitto_binary() -> str | None:
     return found
 
 
-def render_mosquitto_conf(workdir: Path, port: int, source: Path = MOSQUITTO_DIR / "mosquitto.conf") -> Path:
-    """The project's mosquitto.conf with only listener, file paths and logging changed."""
+def render_mosquitto_conf(
+    workdir: Path,
+    port: int,
+    source: Path = MOSQUITTO_DIR / "mosquitto.conf",
+    internal_port: int | None = None,
+) -> Path:
+    """The project's mosquitto.conf with only listeners, file paths and logging changed.
+
+    Its first listener (the field listener, 1883) moves to ``port``, its second (the
+    services' internal listener, 1884) to ``internal_port`` (a free one when not given);
+    both on 127.0.0.1. Password and ACL files keep their names, read from deploy/mosquitto/.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "data").mkdir(exist_ok=True)
+    ports = iter((port, internal_port if internal_port is not None else free_port()))
     out = []
     for line in source.read_text(encoding="utf-8").splitlines():
         key = line.split(" ", 1)[0]
         if key == "listener":
-            line = f"listener {port} 127.0.0.1"
-        elif key == "password_file":
-            line = f"password_file {MOSQUITTO_DIR / 'passwd'}"
-        elif key == "acl_file":
-            line = f"acl_file {MOSQUITTO_DIR / 'acl'}"
+            line = f"listener {next(ports)} 127.0.0.1"
+        elif key in ("password_file", "acl_file"):
+            line = f"{key} {MOSQUITTO_DIR / Path(line.split(' ', 1)[1].strip()).name}"
         elif key == "persistence_location":
             line = f"persistence_location {workdir / 'data'}/"
         elif key == "log_dest":
@@ -156,12 +165,53 @@ def render_mosquitto_conf(workdir: Path, port: int, source: Path = MOSQUITTO_DIR
     return conf
 
 
-def private_mosquitto(workdir: Path, port: int) -> ManagedProcess:
+def conf_listener_ports(conf: Path) -> list[int]:
+    """The ports of a Mosquitto configuration's listeners, in file order."""
+    return [
+        int(line.split()[1])
+        for line in conf.read_text(encoding="utf-8").splitlines()
+        if line.split(" ", 1)[0] == "listener"
+    ]
+
+
+#: Field port → internal port of every Mosquitto this process started: the services'
+#: accounts exist only on the internal listener (deploy/mosquitto/mosquitto.conf), and
+#: an ``Endpoints`` made from the field target alone still finds it.
+_INTERNAL_PORTS: dict[int, int] = {}
+
+
+@dataclass
+class MosquittoProcess(ManagedProcess):
+    """The project's Mosquitto: ``port`` is the field listener, ``internal_port`` the
+    services' (both on 127.0.0.1)."""
+
+    internal_port: int = 0
+
+    def start(self) -> None:
+        super().start()
+        wait_for_port(self.host, self.internal_port, proc=self.proc)
+
+
+def private_mosquitto(workdir: Path, port: int, internal_port: int | None = None) -> MosquittoProcess:
     binary = mosquitto_binary()
     if binary is None:
         raise RuntimeError("no mosquitto binary on PATH")
-    conf = render_mosquitto_conf(workdir, port)
-    return ManagedProcess("mosquitto", [binary, "-c", str(conf)], "127.0.0.1", port, workdir / "stdout.log")
+    conf = render_mosquitto_conf(workdir, port, internal_port=internal_port)
+    field_port, services_port = conf_listener_ports(conf)
+    _INTERNAL_PORTS[field_port] = services_port
+    return MosquittoProcess(
+        "mosquitto",
+        [binary, "-c", str(conf)],
+        "127.0.0.1",
+        field_port,
+        workdir / "stdout.log",
+        internal_port=services_port,
+    )
+
+
+def internal_port_of(field_port: int) -> int | None:
+    """The internal listener of a Mosquitto this process started on ``field_port``."""
+    return _INTERNAL_PORTS.get(field_port)
 
 
 def embedded_amqtt(workdir: Path, port: int) -> ManagedProcess:
@@ -286,16 +336,31 @@ class Endpoints:
     mqtt_protocol: str
     broker: BrokerKind
     notes: tuple[str, ...] = ()
+    #: The services' internal listener of the project's Mosquitto (None: the same as ``mqtt``).
+    mqtt_internal: MqttTarget | None = None
 
     @property
     def shared_subscriptions(self) -> bool:
         return self.broker != "amqtt"
 
+    def target_for(self, account: str) -> MqttTarget:
+        """Where ``account`` logs in, without credentials. The project's Mosquitto has
+        the services (ingest, command, simulator) on its internal listener only, where
+        they choose their client ids; everyone else on the field listener (``mqtt``)."""
+        if account not in SERVICE_ACCOUNTS or self.broker != "mosquitto":
+            return self.mqtt
+        if self.mqtt_internal is not None:
+            return self.mqtt_internal
+        internal = internal_port_of(self.mqtt.port)
+        if internal is None:
+            return self.mqtt
+        return MqttTarget(self.mqtt.host, internal, None, None, self.mqtt.tls)
+
     def mqtt_url_for(self, account: str) -> str:
         """The URL a service logs in with. Configured URLs keep their own credentials."""
         if self.broker == "configured" or self.mqtt.username:
             return self.mqtt.url()
-        return self.mqtt.with_user(account, DEMO_MQTT_ACCOUNTS[account]).url()
+        return self.target_for(account).with_user(account, DEMO_MQTT_ACCOUNTS[account]).url()
 
     def env(self, account: str) -> dict[str, str]:
         """Environment for a child service process logging in as ``account``."""
@@ -334,7 +399,10 @@ class LocalServices:
         except BaseException:
             self.stop()
             raise
-        return Endpoints(db_url, redis_url, target, protocol, kind, tuple(notes))
+        internal = None
+        if isinstance(self.broker_process, MosquittoProcess):
+            internal = MqttTarget("127.0.0.1", self.broker_process.internal_port, None, None, False)
+        return Endpoints(db_url, redis_url, target, protocol, kind, tuple(notes), internal)
 
     def _database(self, data: Path, notes: list[str]) -> str:
         if self.settings.database_url:
@@ -383,19 +451,22 @@ class LocalServices:
             return MqttTarget.from_url(DEFAULT_MQTT_URL), self.settings.mqtt_protocol, "local"
         port = 1883 if self.broker_mode == "auto" else free_port()
         if mosquitto_binary():
-            proc = private_mosquitto(data / f"mosquitto-{port}", port)
-            proc.start()
-            self.started.append(proc)
-            self.broker_process = proc
+            auto_internal = self.broker_mode == "auto" and not port_open("127.0.0.1", 1884)
+            internal = 1884 if auto_internal else free_port()
+            mosquitto = private_mosquitto(data / f"mosquitto-{port}", port, internal)
+            mosquitto.start()
+            self.started.append(mosquitto)
+            self.broker_process = mosquitto
             notes.append(
-                f"MQTT: Mosquitto with deploy/mosquitto/mosquitto.conf on 127.0.0.1:{port} "
-                "(password + ACL, persistent sessions, 2 M offline queue)"
+                f"MQTT: Mosquitto with deploy/mosquitto/mosquitto.conf on 127.0.0.1:{port}, "
+                f"services on 127.0.0.1:{internal} (password + ACL, client id = user name on "
+                f"{port}, persistent sessions, 2 M offline queue)"
             )
             return MqttTarget("127.0.0.1", port, None, None, False), "5", "mosquitto"
-        proc = embedded_amqtt(data / f"amqtt-{port}", port)
-        proc.start()
-        self.started.append(proc)
-        self.broker_process = proc
+        amqtt = embedded_amqtt(data / f"amqtt-{port}", port)
+        amqtt.start()
+        self.started.append(amqtt)
+        self.broker_process = amqtt
         notes.append(
             f"MQTT: embedded amqtt on 127.0.0.1:{port} — demo only: MQTT 3.1.1, no ACLs, no shared "
             "subscriptions, and it keeps nothing for an offline session (install mosquitto for that)"

@@ -19,6 +19,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -37,7 +38,7 @@ from wuwang import db
 from wuwang.endpoints import Endpoints, LocalServices, free_port, port_open
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
 from wuwang.service import EXIT_CONFIG, ConfigError, load_settings, setup_logging, stop_event
-from wuwang.settings import Settings
+from wuwang.settings import Settings, reach_host
 
 STOP_TIMEOUT_S = 10.0
 READY_TIMEOUT_S = 60.0
@@ -75,7 +76,8 @@ class ServiceSpec:
     what: str  # one line for the banner
     args: tuple[str, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
-    ready_port: int | None = None  # started = listening on 127.0.0.1:<port>
+    ready_port: int | None = None  # started = listening on <ready_host>:<port>
+    ready_host: str = "127.0.0.1"  # where the service's *_HOST is reached from this machine
     urls: tuple[str, ...] = ()  # shown in the banner
 
 
@@ -93,6 +95,7 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
     env = child_env(endpoints, settings, "ingest")
     workers = opts.ingest_workers if env["INGEST_SHARED_GROUP"] else 1
     specs: list[ServiceSpec] = []
+    metrics_host = reach_host(settings.ingest_metrics_host)
     for i in range(1, workers + 1):
         port = _metrics_port(settings.ingest_metrics_port + i - 1)
         specs.append(
@@ -103,7 +106,8 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
                 "MQTT feeds → PostgreSQL, alarms → Redis",
                 env={"INGEST_CLIENT_ID": f"ingest-{i}", "INGEST_METRICS_PORT": str(port)},
                 ready_port=port,
-                urls=(f"http://127.0.0.1:{port}/metrics",),
+                ready_host=metrics_host,
+                urls=(f"http://{metrics_host}:{port}/metrics",),
             )
         )
     specs.append(
@@ -123,16 +127,25 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             ),
         )
     )
+    command_host = reach_host(settings.command_host)
+    # The console proves with this secret that a browser address it forwards with a login
+    # is its own (docs/security.md): one per run for the command service and the
+    # dashboard, never the repository's demo value.
+    console_env = (
+        {} if settings.command_console_secret else {"COMMAND_CONSOLE_SECRET": secrets.token_urlsafe(32)}
+    )
     specs.append(
         ServiceSpec(
             "command",
             "command",
             "command",
             "incidents, plans, reserve, rosters, dispatch (API + /ws)",
+            env=console_env,
             ready_port=settings.command_port,
+            ready_host=command_host,
             urls=(
-                f"http://127.0.0.1:{settings.command_port}/docs",
-                f"http://127.0.0.1:{settings.command_port}/healthz",
+                f"http://{command_host}:{settings.command_port}/docs",
+                f"http://{command_host}:{settings.command_port}/healthz",
             ),
         )
     )
@@ -144,10 +157,30 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "drill runner: exercises started from the console (演练)",
             args=("exercises",),
             # Scenario injects (warehouse short, escalation) go to the command API.
-            env={"DRILL_API_URL": f"http://127.0.0.1:{settings.command_port}"},
+            env={"DRILL_API_URL": f"http://{command_host}:{settings.command_port}"},
         )
     )
-    specs.append(ServiceSpec("dashboard", "dashboard", "command", "map console: desk, wall display, field page", env={"DASHBOARD_COMMAND_URL": f"http://127.0.0.1:{settings.command_port}"}, ready_port=settings.dashboard_port, urls=(f"http://127.0.0.1:{settings.dashboard_port}/", f"http://127.0.0.1:{settings.dashboard_port}/wall")))  # noqa: E501
+    dashboard_host = reach_host(settings.dashboard_host)
+    dashboard_env = {"DASHBOARD_COMMAND_URL": f"http://{command_host}:{settings.command_port}", **console_env}
+    if not settings.dashboard_secret:
+        # One signing secret per run, shared by every dashboard process of it: never the
+        # repository's (anyone could forge the console's signed URLs with that one).
+        dashboard_env["DASHBOARD_SECRET"] = secrets.token_urlsafe(32)
+    specs.append(
+        ServiceSpec(
+            "dashboard",
+            "dashboard",
+            "command",
+            "map console: desk, wall display, field page",
+            env=dashboard_env,
+            ready_port=settings.dashboard_port,
+            ready_host=dashboard_host,
+            urls=(
+                f"http://{dashboard_host}:{settings.dashboard_port}/",
+                f"http://{dashboard_host}:{settings.dashboard_port}/wall",
+            ),
+        )
+    )
     return specs
 
 
@@ -273,7 +306,7 @@ class Demo:
         if self.stop.is_set():
             return 0
 
-        applied = db.migrate(endpoints.database_url)
+        applied = db.migrate(endpoints.database_url, storage=self.settings.storage_backend)
         with db.connect(endpoints.database_url, autocommit=True) as conn:
             backend = db.backend(conn)
         self.say(f"Schema: {'applied ' + ', '.join(applied) if applied else 'up to date'} ({backend})")
@@ -305,7 +338,7 @@ class Demo:
             )
             self.children.append(child)
             self.say(f"  started {spec.name} (pid {child.proc.pid})")
-            if spec.ready_port is not None and not self._wait_ready(child, spec.ready_port):
+            if spec.ready_port is not None and not self._wait_ready(child, spec.ready_host, spec.ready_port):
                 return 0 if self.stop.is_set() else self._failed(child, f"not listening on {spec.ready_port}")
             running.append(spec)
 
@@ -335,10 +368,10 @@ class Demo:
             self.say(f"  loaded{': ' + last if last else ''}")
         return None
 
-    def _wait_ready(self, child: Child, port: int) -> bool:
+    def _wait_ready(self, child: Child, host: str, port: int) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and child.proc.poll() is None:
-            if port_open("127.0.0.1", port):
+            if port_open(host, port):
                 return True
             if self.stop.wait(0.1):
                 return False
@@ -360,6 +393,11 @@ class Demo:
             f"MQTT        {endpoints.mqtt.host}:{endpoints.mqtt.port}  "
             f"(broker: {endpoints.broker}, MQTT {endpoints.mqtt_protocol})"
         )
+        internal = endpoints.target_for("ingest")
+        if internal != endpoints.mqtt:
+            # Field accounts (devices, teams) log in on the first, client id = user name.
+            where = f"{internal.host}:{internal.port}"
+            self.say(f"            {where}  (internal listener: ingest, command, simulator)")
         for spec in running:
             self.say(f"{spec.name:<11} {spec.what}" + "".join(f"  {u}" for u in spec.urls))
         self.say(f"Logs        {self.logs}/<name>.log")
@@ -368,7 +406,7 @@ class Demo:
             self.say("  operator1, operator2 (值班员) · commander1 (指挥长) · planner1 (演练策划) · admin1")
             self.say("  field teams log in with their team id, e.g. T-FIRE-01")
         self.say("What this set-up does NOT guarantee:")
-        for caveat in caveats(endpoints, backend):
+        for caveat in caveats(endpoints, backend, self.settings):
             self.say(f"  - {caveat}")
         self.say(line)
         self.say(f"Rows stored per feed, every {self.opts.status_interval:g} s:")
@@ -412,8 +450,14 @@ class Demo:
         self.services.stop()
 
 
-def caveats(endpoints: Endpoints, backend: str) -> list[str]:
+def caveats(endpoints: Endpoints, backend: str, settings: Settings | None = None) -> list[str]:
     out = ["demo mode: the repository's demo passwords are accepted — never expose these ports"]
+    opened = [name for name, host in _hosts(settings) if not _loopback(host)]
+    if opened:
+        out.append(
+            f"{', '.join(opened)} open beyond this machine while the demo passwords work: "
+            "anyone on the network can log in as admin1"
+        )
     if endpoints.broker == "local":
         out.append(
             "MQTT: the broker already on 127.0.0.1:1883 runs its own configuration, not "
@@ -434,6 +478,20 @@ def caveats(endpoints: Endpoints, backend: str) -> list[str]:
     if any("embedded" in note for note in endpoints.notes):
         out.append("embedded services are for a laptop demo and tests, not for operations")
     return out
+
+
+def _hosts(settings: Settings | None) -> list[tuple[str, str]]:
+    if settings is None:
+        return []
+    return [
+        ("COMMAND_HOST", settings.command_host),
+        ("DASHBOARD_HOST", settings.dashboard_host),
+        ("INGEST_METRICS_HOST", settings.ingest_metrics_host),
+    ]
+
+
+def _loopback(host: str) -> bool:
+    return host == "localhost" or host.startswith("127.") or host == "::1"
 
 
 def row_counts(conn: psycopg.Connection) -> dict[str, int]:

@@ -20,6 +20,11 @@ DEMO_MQTT_ACCOUNTS = {
     "simulator": "demo-sim",
 }
 
+#: The console's own accounts. On the project's Mosquitto they log in on its internal
+#: listener (several processes per account, each with its own client id); every other
+#: account is a field account whose client id is its user name (docs/security.md).
+SERVICE_ACCOUNTS = frozenset(DEMO_MQTT_ACCOUNTS)
+
 
 @dataclass(frozen=True)
 class MqttTarget:

@@ -8,6 +8,21 @@ thread* that does everything with the client:
 * it runs ``client.loop()`` itself and reconnects itself with
   :class:`wuwang.mqtt.Backoff` (full jitter — paho's own back-off has none, so every
   client cut off by a broker restart would come back in the same instant);
+* every way a connection ends that the link did not ask for is a loss: a DISCONNECT
+  *from the broker* too (session taken over, packet too large, server shutting down —
+  paho's ``loop()`` reports success for those), and a keep-alive timeout. A loss is
+  logged with its reason code at WARNING (ERROR for 0x8E "session taken over", which
+  also has an observer hook of its own and sets :attr:`MqttLink.taken_over`), counted,
+  and followed by a back-off. The back-off resets only once a connection has stayed
+  up for ``stable_after_s``, never merely because a CONNACK arrived: a broker that
+  accepts and then kicks us must not be hammered. Five connections in a row that
+  each dropped sooner are an ERROR too (Mosquitto 2.0.11 takes a session over by just
+  closing the older connection, without 0x8E);
+* it honours the limits the broker announces in its CONNACK: its *Receive Maximum*
+  caps the QoS 1 publishes in flight (with the link's own ``max_inflight``), and its
+  *Maximum Packet Size* splits the subscriptions into several SUBSCRIBE packets and
+  refuses a publish that could never be sent (the broker would disconnect us, and
+  paho would resend it on every reconnect, for ever);
 * it (re)subscribes on **every** connect — harmless when the broker resumed the
   session, needed when it lost it (restart without persistence, expiry);
 * the session is persistent (MQTT 5: clean start off and a session expiry > 0, which
@@ -59,7 +74,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import MQTTErrorCode
+from paho.mqtt.enums import MessageState, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -73,6 +88,99 @@ LOOP_TIMEOUT_S = 0.02
 
 #: Connection generations, unique in the process (a delivery names its connection).
 _GENERATIONS = itertools.count(1)
+
+#: DISCONNECT reason 0x8E: another connection with our client id took our session.
+SESSION_TAKEN_OVER = 0x8E
+
+#: MQTT 5's default Receive Maximum when the CONNACK names none.
+DEFAULT_RECEIVE_MAXIMUM = 65535
+
+#: Connections in a row that dropped before ``stable_after_s``, after which it is an
+#: ERROR: Mosquitto 2.0.11 drops the older of two connections with one client id
+#: without a DISCONNECT 0x8E, so this is all a takeover looks like there.
+FLAPPING_AFTER = 5
+
+
+def _varint_size(n: int) -> int:
+    size = 1
+    while n >= 128:
+        n //= 128
+        size += 1
+    return size
+
+
+def _packet_size(remaining: int) -> int:
+    """A whole packet's size: fixed header byte, remaining length, the rest."""
+    return 1 + _varint_size(remaining) + remaining
+
+
+def subscribe_packet_size(filters: Sequence[str], *, v5: bool = True) -> int:
+    """The size of one SUBSCRIBE for ``filters`` as paho writes it (packet id, an empty
+    property list on MQTT 5, then per filter its length, its bytes and an options byte)."""
+    remaining = 2 + (1 if v5 else 0) + sum(2 + len(f.encode()) + 1 for f in filters)
+    return _packet_size(remaining)
+
+
+def publish_packet_size(topic: str, payload_size: int, qos: int, *, v5: bool = True) -> int:
+    """The size of one PUBLISH as paho writes it (no properties)."""
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + (1 if v5 else 0) + payload_size
+    return _packet_size(remaining)
+
+
+def subscribe_batches(
+    subscriptions: Sequence[tuple[str, int]], max_packet_size: int | None, *, v5: bool = True
+) -> tuple[list[list[tuple[str, int]]], list[str]]:
+    """The subscriptions split into SUBSCRIBE packets of at most ``max_packet_size``
+    bytes (in order, as few as fit), and the filters that fit in no packet at all."""
+    if max_packet_size is None:
+        return ([list(subscriptions)] if subscriptions else []), []
+    batches: list[list[tuple[str, int]]] = []
+    too_large: list[str] = []
+    current: list[tuple[str, int]] = []
+    for sub in subscriptions:
+        if subscribe_packet_size([sub[0]], v5=v5) > max_packet_size:
+            too_large.append(sub[0])
+            continue
+        if current and subscribe_packet_size([f for f, _ in [*current, sub]], v5=v5) > max_packet_size:
+            batches.append(current)
+            current = []
+        current.append(sub)
+    if current:
+        batches.append(current)
+    return batches, too_large
+
+
+def receive_maximum(properties: Properties | None) -> int:
+    """The Receive Maximum a CONNACK announces (MQTT 5's default 65535 when absent)."""
+    value = getattr(properties, "ReceiveMaximum", None)
+    return int(value) if value else DEFAULT_RECEIVE_MAXIMUM
+
+
+def cap_paho_inflight(client: paho.Client, window: int) -> None:
+    """Make paho keep at most ``window`` QoS 1 messages in flight from this CONNACK on.
+
+    Call it in on_connect (any paho client: the link, the simulators), before paho
+    resends what it holds: paho 2.2 resends *every*
+    held message on reconnect whatever its in-flight cap (``_messages_reconnect_reset_out``
+    never counts), and its public setter refuses an open connection. So this reaches
+    into paho: the cap itself, and the held messages beyond the window put back into
+    the queued state, which paho sends as PUBACKs free the window (``_update_inflight``).
+    The link hands paho no more than the last window, so this only matters when the
+    broker's Receive Maximum shrank between two connections.
+    """
+    client._max_inflight_messages = window  # private: see above
+    out_messages = getattr(client, "_out_messages", None)
+    mutex = getattr(client, "_out_message_mutex", None)
+    if out_messages is None or mutex is None:
+        return
+    with mutex:
+        sending = 0
+        for message in out_messages.values():
+            if message.qos > 0 and message.state == MessageState.MQTT_MS_PUBLISH:
+                if sending < window:
+                    sending += 1
+                else:
+                    message.state = MessageState.MQTT_MS_QUEUED
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +211,15 @@ class LinkObserver:
         """A connection attempt failed or the broker refused it."""
 
     def connection_lost(self) -> None:
-        """An established connection was lost; a reconnect is scheduled."""
+        """An established connection was lost (the broker's DISCONNECT included); a
+        reconnect is scheduled after a back-off."""
+
+    def broker_disconnected(self, reason_code: int) -> None:
+        """The broker sent DISCONNECT with ``reason_code`` (before connection_lost)."""
+
+    def session_taken_over(self) -> None:
+        """The broker disconnected us with 0x8E: another client connected with our
+        client id. Two processes sharing one id: an operator must look (an alarm)."""
 
     def ack_stale(self) -> None:
         """An ack was dropped: its connection had gone (the broker redelivers)."""
@@ -178,11 +294,16 @@ class MqttLink:
         observer: LinkObserver | None = None,
         max_payload: int | None = None,
         oversized_keep: int = 0,
+        max_inflight: int = 100,
+        stable_after_s: float = 30.0,
     ) -> None:
         """``max_payload``: a payload larger than this is handed over cut to its first
         ``oversized_keep`` bytes (``Delivery.size`` says how large it was), so that a
         full inbox of oversized messages does not hold up to the broker's packet limit
-        each. ``observer`` hears of connects, losses, pauses and drops."""
+        each. ``observer`` hears of connects, losses, pauses and drops.
+        ``max_inflight``: QoS 1 publishes awaiting their PUBACK, at most (lower still
+        when the broker's Receive Maximum is). ``stable_after_s``: how long a connection
+        must stay up before the back-off starts again from its base."""
         self.name = name
         self.target = target
         self.client_id = client_id
@@ -194,14 +315,20 @@ class MqttLink:
         self._subscriptions = list(subscriptions)
         self._backoff = backoff or Backoff(base=0.25, cap=10.0)
         self._max_pending = max_pending
+        self._max_inflight = max(1, max_inflight)
+        self._stable_after_s = stable_after_s
+        #: QoS 1 publishes allowed in flight now: min(max_inflight, the broker's Receive Maximum).
+        self.send_window = self._max_inflight
+        #: The broker's Maximum Packet Size (CONNACK), None when it announced none.
+        self.max_packet_size: int | None = None
         self.inbox: queue.Queue[Delivery] = queue.Queue(maxsize=inbox_size)
         self._client = make_client(client_id, protocol=protocol, persistent=persistent, manual_ack=True)
         apply_target(self._client, target)
         paho_log = logging.getLogger(f"{__name__}.paho.{name}")
         paho_log.setLevel(logging.WARNING)
         self._client.enable_logger(paho_log)
-        # Up to 100 publishes in flight; the outbox relay keeps its own window below this.
-        self._client.max_inflight_messages_set(100)
+        # paho's own cap, kept equal to ours (it applies it to what it queued itself).
+        self._client.max_inflight_messages_set(self._max_inflight)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_subscribe = self._on_subscribe
@@ -224,7 +351,12 @@ class MqttLink:
         self._accepting = True
         self._paused_since = 0.0
         self._ever_connected = False
-        self._sub_mid: int | None = None
+        self._sub_mids: dict[int, list[tuple[str, int]]] = {}  # SUBSCRIBE packet id → its filters
+        self._sub_failed: list[tuple[str, str]] = []
+        self._up_generation = 0  # the generation that got a successful CONNACK
+        self._lost_generation = 0  # the generation whose end was handled already
+        self._own_disconnect = False  # a disconnect the link asked for (redelivery)
+        self._connected_at = 0.0
         self._closing = threading.Event()
         self._forget_session = False
         self._thread = threading.Thread(target=self._run, name=f"mqtt-{name}", daemon=True)
@@ -236,6 +368,8 @@ class MqttLink:
         self.subscribed = threading.Event()
         self.session_present = False
         self.last_error: str | None = None
+        #: Reason code of the broker's last DISCONNECT (e.g. 0x8E), None before any.
+        self.last_disconnect_reason: int | None = None
         #: Counters, for metrics and tests.
         self.connects = 0
         self.connection_losses = 0
@@ -247,6 +381,11 @@ class MqttLink:
         self.connect_failures = 0
         self.pauses = 0
         self.dropped_while_stopping = 0
+        self.broker_disconnects = 0
+        self.takeovers = 0
+        self._taken_over = False
+        #: Connections in a row that dropped before ``stable_after_s``.
+        self.short_lived = 0
         #: The back-off delays chosen, latest last (shows the jitter).
         self.delays: deque[float] = deque(maxlen=100)
 
@@ -268,6 +407,17 @@ class MqttLink:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def taken_over(self) -> bool:
+        """True after a "session taken over" (0x8E) until a connection has stayed up for
+        ``stable_after_s`` again: another client uses our client id (a health flag)."""
+        return self._taken_over
+
+    @property
+    def inflight(self) -> int:
+        """QoS 1 publishes handed to the broker and awaiting their PUBACK."""
+        return len(self._inflight)
 
     @property
     def pending(self) -> int:
@@ -359,8 +509,14 @@ class MqttLink:
                     rc = client.loop(timeout=LOOP_TIMEOUT_S)
                 self._send_acks()
                 self._hand_publishes()
+                self._check_stable()
                 if rc != paho.MQTT_ERR_SUCCESS:
                     self._lost(f"loop: {paho.error_string(rc)}")
+                elif client.socket() is None and not self._own_disconnect:
+                    # Closed without an error code (the broker's DISCONNECT, a keep-alive
+                    # timeout in loop_misc): a loss all the same (usually handled already
+                    # by _on_disconnect, with the broker's reason).
+                    self._lost("connection closed")
                 elif self._redeliver_wanted and self.inbox.qsize() <= self.inbox.maxsize // 2:
                     # QoS 1 messages dropped on a full inbox, or given up on by the consumer,
                     # are redelivered only on a new connection (MQTT resends unacknowledged
@@ -369,6 +525,7 @@ class MqttLink:
                         "%s: reconnecting so that the broker redelivers unacknowledged messages", self.name
                     )
                     self._redeliver_wanted = False
+                    self._own_disconnect = True
                     client.disconnect()
             except Exception:  # the network thread must not die
                 log.exception("%s: unexpected error in the MQTT network thread", self.name)
@@ -401,7 +558,10 @@ class MqttLink:
             self._closing.wait(min(delay, 0.25))
             return
         self._generation = next(_GENERATIONS)
+        self._own_disconnect = False
         try:
+            # paho resends every QoS 1 message it holds on connect; the link never hands
+            # it more than the last window, and _limit_paho trims it on the CONNACK.
             rc = self._client.reconnect()
         except (OSError, ValueError) as exc:
             self._schedule(f"{type(exc).__name__}: {exc}", lost=False)
@@ -409,8 +569,8 @@ class MqttLink:
         if rc != paho.MQTT_ERR_SUCCESS:
             self._schedule(paho.error_string(rc), lost=False)
 
-    def _schedule(self, why: str, *, lost: bool) -> None:
-        if not lost:
+    def _schedule(self, why: str, *, lost: bool, counted: bool = False) -> None:
+        if not lost and not counted:
             self.connect_failures += 1
             self._observer.connect_failed()
         self.last_error = why
@@ -418,7 +578,13 @@ class MqttLink:
         self.delays.append(delay)
         self._next_attempt = time.monotonic() + delay
         if lost:
-            log.warning("%s: MQTT connection lost (%s); reconnecting in %.2f s", self.name, why, delay)
+            log.warning(
+                "%s: MQTT connection lost (%s); reconnecting in %.2f s (attempt %d)",
+                self.name,
+                why,
+                delay,
+                self._backoff.attempt,
+            )
         else:
             log.warning(
                 "%s: cannot connect to MQTT %s:%s (%s); next attempt in %.2f s",
@@ -430,12 +596,46 @@ class MqttLink:
             )
 
     def _lost(self, why: str) -> None:
-        self.connection_losses += 1
+        """The connection of this generation ended without the link asking: back off.
+        Called once per connection (paho's callback and the loop's error code may both
+        report the same end)."""
+        if self._lost_generation == self._generation:
+            return
+        self._lost_generation = self._generation
         self.connected.clear()
         self.subscribed.clear()
-        self._observer.connection_lost()
         self._observer.down()
+        if self._up_generation != self._generation:
+            # Never got a successful CONNACK: a failed attempt (a refusal was counted
+            # in _on_connect already), not the loss of a connection.
+            refused = self.last_error is not None and self.last_error.startswith("refused:")
+            self._schedule(self.last_error or why if refused else why, lost=False, counted=refused)
+            return
+        self.connection_losses += 1
+        self._observer.connection_lost()
+        self.short_lived += 1  # reset by _check_stable once a connection stays up
+        if self.short_lived == FLAPPING_AFTER:
+            log.error(
+                "%s: MQTT connection dropped %d times in a row soon after connecting: another "
+                "process with client id %s? (a broker that takes a session over may just close "
+                "the older connection)",
+                self.name,
+                self.short_lived,
+                self.client_id,
+            )
         self._schedule(why, lost=True)
+
+    def _check_stable(self) -> None:
+        """A connection that stayed up long enough earns a fresh back-off (not a CONNACK
+        alone: a broker that accepts and then kicks us would be hammered)."""
+        if (
+            self.connected.is_set()
+            and (self._backoff.attempt or self._taken_over or self.short_lived)
+            and time.monotonic() - self._connected_at >= self._stable_after_s
+        ):
+            self._backoff.reset()
+            self._taken_over = False
+            self.short_lived = 0
 
     def _send_acks(self) -> None:
         client = self._client
@@ -450,11 +650,30 @@ class MqttLink:
                 self._observer.ack_stale()
 
     def _hand_publishes(self) -> None:
+        """Hand waiting publishes to paho, in order. QoS 1 only while connected (the
+        window is the broker's, known from its CONNACK) and only while fewer than
+        ``send_window`` await their PUBACK; the rest wait here, in order."""
         client = self._client
+        online = self.connected.is_set()
         while self._outgoing:
+            head = self._outgoing[0]
+            if head.qos > 0 and (not online or len(self._inflight) >= self.send_window):
+                return
             out = self._outgoing.popleft()
             if not out.future.set_running_or_notify_cancel():
                 continue  # cancelled by the caller before it went out
+            limit = self.max_packet_size
+            size = publish_packet_size(out.topic, len(out.payload), out.qos, v5=self._v5)
+            if limit is not None and size > limit:
+                # Sent anyway, the broker would disconnect us, and paho would resend it
+                # on every reconnect: refused here, with the reason.
+                out.future.set_exception(
+                    PublishRefused(
+                        f"cannot publish to {out.topic!r}: {len(out.payload)} bytes exceed the broker's "
+                        f"Maximum Packet Size ({limit})"
+                    )
+                )
+                continue
             try:
                 info = client.publish(out.topic, out.payload, qos=out.qos, retain=out.retain)
             except (ValueError, TypeError) as exc:  # bad topic, payload too large
@@ -519,7 +738,7 @@ class MqttLink:
         _userdata: Any,
         flags: paho.ConnectFlags,
         reason_code: ReasonCode,
-        _properties: Properties | None,
+        properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
             # The broker closes the connection; the loop then schedules the next attempt.
@@ -537,7 +756,10 @@ class MqttLink:
         self.connects += 1
         self.session_present = bool(flags.session_present)
         self.last_error = None
-        self._backoff.reset()
+        # No back-off reset here: only a connection that stays up earns one (_check_stable).
+        self._up_generation = self._generation
+        self._connected_at = time.monotonic()
+        self._honour_limits(client, properties)
         self.connected.set()
         if self._persistent and self._ever_connected and not flags.session_present:
             log.warning(
@@ -559,9 +781,50 @@ class MqttLink:
                 "session resumed" if flags.session_present else "new session",
             )
         self._ever_connected = True
-        if self._subscriptions:
-            _rc, self._sub_mid = client.subscribe(self._subscriptions)
-        else:
+        self._subscribe(client)
+
+    def _honour_limits(self, client: paho.Client, properties: Properties | None) -> None:
+        """The broker's CONNACK limits: Receive Maximum caps our QoS 1 window, Maximum
+        Packet Size what we send (paho itself ignores both)."""
+        announced = getattr(properties, "ReceiveMaximum", None) if self._v5 else None
+        packet_size = getattr(properties, "MaximumPacketSize", None) if self._v5 else None
+        window = min(self._max_inflight, receive_maximum(properties if self._v5 else None))
+        if window != self.send_window or packet_size != self.max_packet_size:
+            log.info(
+                "%s: broker limits: Receive Maximum %s, Maximum Packet Size %s; QoS 1 window %d",
+                self.name,
+                announced or "not set",
+                packet_size or "not set",
+                window,
+            )
+        self.send_window = window
+        self.max_packet_size = int(packet_size) if packet_size else None
+        cap_paho_inflight(client, window)
+
+    def _subscribe(self, client: paho.Client) -> None:
+        """(Re)subscribe, in as many SUBSCRIBE packets as the broker's Maximum Packet
+        Size needs (one SUBSCRIBE of all the ingest's ``$share`` filters is ~340 bytes)."""
+        self._sub_mids.clear()
+        self._sub_failed = []
+        if not self._subscriptions:
+            self._ready()
+            return
+        batches, too_large = subscribe_batches(self._subscriptions, self.max_packet_size, v5=self._v5)
+        if too_large:
+            self._sub_failed = [(t, "larger than the broker's Maximum Packet Size") for t in too_large]
+            self.last_error = f"subscriptions too large for the broker: {too_large}"
+            log.error(
+                "%s: cannot subscribe to %s: one SUBSCRIBE of it alone exceeds the broker's Maximum "
+                "Packet Size (%s)",
+                self.name,
+                too_large,
+                self.max_packet_size,
+            )
+        for batch in batches:
+            _rc, mid = client.subscribe(batch)
+            if mid is not None:
+                self._sub_mids[mid] = batch
+        if not batches and not too_large:
             self._ready()
 
     def _ready(self) -> None:
@@ -576,16 +839,21 @@ class MqttLink:
         reason_codes: list[ReasonCode],
         _properties: Properties | None,
     ) -> None:
-        if mid != self._sub_mid:
+        batch = self._sub_mids.pop(mid, None)
+        if batch is None:
             return
-        failed = [
-            (t, str(rc))
-            for (t, _q), rc in zip(self._subscriptions, reason_codes, strict=False)
-            if rc.is_failure
+        self._sub_failed += [
+            (t, str(rc)) for (t, _q), rc in zip(batch, reason_codes, strict=False) if rc.is_failure
         ]
-        if failed:
-            self.last_error = f"subscriptions refused: {failed}"
-            log.error("%s: subscriptions refused by the broker (check its ACL): %s", self.name, failed)
+        if self._sub_mids:
+            return  # more SUBACKs to come
+        if self._sub_failed:
+            self.last_error = f"subscriptions refused: {self._sub_failed}"
+            log.error(
+                "%s: subscriptions not in place (refused by the broker's ACL, or too large for it): %s",
+                self.name,
+                self._sub_failed,
+            )
         else:
             log.info("%s: subscribed: %s", self.name, ", ".join(t for t, _ in self._subscriptions))
             self._ready()
@@ -594,16 +862,39 @@ class MqttLink:
         self,
         _client: paho.Client,
         _userdata: Any,
-        _flags: paho.DisconnectFlags,
+        flags: paho.DisconnectFlags,
         reason_code: ReasonCode,
-        _properties: Properties | None,
+        properties: Properties | None,
     ) -> None:
         self.connected.clear()
         self.subscribed.clear()
         self._observer.down()
-        if reason_code.is_failure and not self._closing.is_set():
-            self.last_error = f"disconnected: {reason_code}"
-            log.info("%s: disconnected: %s", self.name, reason_code)
+        if self._closing.is_set() or self._own_disconnect:
+            return
+        if not flags.is_disconnect_packet_from_server:
+            self._lost(f"disconnected: {reason_code}")
+            return
+        # The broker ended the connection. paho's loop() reports success for this, so
+        # without this the link came straight back (485 takeovers in 4 s were measured).
+        code = int(reason_code.value)
+        self.broker_disconnects += 1
+        self.last_disconnect_reason = code
+        self._observer.broker_disconnected(code)
+        said = getattr(properties, "ReasonString", None)
+        why = f"broker sent DISCONNECT 0x{code:02X} {reason_code}" + (f" ({said})" if said else "")
+        if code == SESSION_TAKEN_OVER:
+            self.takeovers += 1
+            self._taken_over = True
+            log.error(
+                "%s: MQTT session taken over: another client connected as %s (two processes "
+                "with one client id?); %d times so far",
+                self.name,
+                self.client_id,
+                self.takeovers,
+            )
+            self._observer.session_taken_over()
+        self.last_error = why
+        self._lost(why)
 
     def _on_publish(
         self,

@@ -9,6 +9,7 @@ repository.
 
 from __future__ import annotations
 
+import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -22,7 +23,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: Passwords that are written in this repository (demo users, the demo broker's
 #: password file). Real deployments must set their own; see ``Settings._no_demo_secrets``.
 DEMO_SECRETS = frozenset(
-    {"demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password"}
+    {
+        "demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password",
+        # the demo console's signing secret of earlier versions (public in the history)
+        "demo-only-dashboard-secret-do-not-use-in-production",
+    }
 )
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/wuwang"
@@ -47,9 +52,19 @@ class Settings(BaseSettings):
     # Where embedded services keep their data (one ignored folder).
     data_dir: Path = REPO_ROOT / ".wuwang"
 
-    # Service ports.
+    # Service ports, and the address each listens on: loopback unless a deployment opens
+    # it (desks and wall PCs on a LAN; 0.0.0.0 inside a container whose port is published).
+    command_host: str = Field(
+        default="127.0.0.1", description="COMMAND_HOST: the address the command service listens on"
+    )
     command_port: int = 8000
+    dashboard_host: str = Field(
+        default="127.0.0.1", description="DASHBOARD_HOST: the address the map console listens on"
+    )
     dashboard_port: int = 8050
+    ingest_metrics_host: str = Field(
+        default="127.0.0.1", description="INGEST_METRICS_HOST: the address ingest's /metrics listens on"
+    )
     ingest_metrics_port: int = 9101
 
     # Ingest.
@@ -71,8 +86,24 @@ class Settings(BaseSettings):
     alarm_stream: str = "wuwang:alarms"
     alarm_stream_maxlen: int = 100_000
     aggregate_refresh_s: float = 60.0
-    retention_days: int = 400
-    compress_after_days: int = 7
+    retention_days: int = Field(
+        default=400, ge=1,
+        description="RETENTION_DAYS: a feed row is kept at least this long after its receipt (and its ts);"
+        " also the door's window: a message whose ts is older is dead-lettered",
+    )
+    ingest_clock_skew_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="INGEST_CLOCK_SKEW_S: how far ahead of its receipt a message's ts may be (device"
+        " clocks run fast); further ahead, or older than RETENTION_DAYS, it is dead-lettered at the door",
+    )
+    compress_after_days: int = Field(default=7, ge=1, description="TimescaleDB compresses chunks this old")
+    storage_backend: Literal["auto", "plain", "timescale"] = Field(
+        default="auto",
+        description="STORAGE_BACKEND: 'auto' uses TimescaleDB when CREATE EXTENSION really works, else plain;"
+        " 'timescale' refuses to migrate without it; 'plain' never uses it. A migrated database keeps"
+        " its backend",
+    )
 
     # Demo city grid lattice (degrees); cells are computed, not looked up.
     grid_cell_deg: float = 0.025
@@ -88,13 +119,44 @@ class Settings(BaseSettings):
         description="COMMAND_SESSION_MAX_S: POST /auth/refresh renews a token until this long after the"
         " login (a shift); then the user types the password again",
     )
-    command_login_limit: str = Field(default="5/minute", description="login attempts per user name")
-    command_login_limit_per_address: str = "60/minute"
+    command_login_limit: str = Field(
+        default="5/minute", description="login attempts per (user name, client address)"
+    )
+    command_login_limit_per_address: str = Field(
+        default="60/minute", description="login attempts per client address, whatever the user name"
+    )
+    command_login_audit_flush_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="refused logins are counted and written to the audit log as one row per"
+        " (user name, address, reason) this often, not one row each",
+    )
+    command_console_secret: str | None = Field(
+        default=None,
+        description="COMMAND_CONSOLE_SECRET: shared by the command service and the map console;"
+        " the console sends it with the browser's address on a login, and only then is that"
+        " address believed (demo value in demo mode; unset: logins are throttled by the peer)",
+    )
+    command_body_limit_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="largest request body, refused with 413 before parsing"
+    )
+    command_upload_limit_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="largest body on the upload routes (field photos, base64 in JSON)",
+    )
     command_allowed_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8050", "http://localhost:8050"],
         description="Origins allowed to open /ws (the map console)",
     )
     command_alarm_group: str = "command"
+    command_redis_timeout_s: float = Field(
+        default=5.0,
+        gt=1.0,
+        le=60.0,
+        description="COMMAND_REDIS_TIMEOUT_S: a Redis connection or reply taking longer fails "
+        "(then 503 with Retry-After, or PostgreSQL's answer); above the 1 s blocking reads",
+    )
     command_ack_timeout_s: float = Field(
         default=60.0, gt=0, description="an order not acked by then raises an alert"
     )
@@ -133,6 +195,32 @@ class Settings(BaseSettings):
     command_ws_queue: int = Field(
         default=1000, ge=10, description="per-client backlog before a slow client is dropped"
     )
+    command_ws_auth_timeout_s: float = Field(
+        default=10.0, gt=0, description="a /ws client must send its token (first message) within this"
+    )
+    command_ws_recheck_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="how often open /ws connections are checked: expired tokens, revoked sessions,"
+        " disabled or changed accounts are closed (4401)",
+    )
+    command_ws_send_timeout_s: float = Field(
+        default=10.0, gt=0, description="a /ws client that takes no data for this long is dropped"
+    )
+    # Field teams' photos (POST /field/photos): decoded before they are stored.
+    command_photo_max_bytes: int = Field(
+        default=5 * 1024 * 1024, ge=1024, description="largest photo accepted, in bytes (413 above)"
+    )
+    command_photo_max_pixels: int = Field(
+        default=40_000_000,
+        ge=1,
+        description="largest photo accepted, in pixels (413 above): decompression bombs are refused unread",
+    )
+    command_photo_quota_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="photo bytes one team may upload per day of COMMAND_TIMEZONE (429 above)",
+    )
     command_plans_dir: Path = REPO_ROOT / "command" / "plans"
     command_expiring_days: int = Field(
         default=30, ge=0, le=366, description="reserve lots expiring within this many days raise an alert"
@@ -164,6 +252,11 @@ class Settings(BaseSettings):
     )
     dashboard_secret: str | None = Field(
         default=None, description="DASHBOARD_SECRET: signs the console's cookies; required outside demo mode"
+    )
+    dashboard_body_limit_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        description="largest request body the console accepts (a field report with its photo)",
     )
     dashboard_language: Literal["zh_CN", "en"] = "zh_CN"
     dashboard_token_check_s: float = Field(
@@ -200,6 +293,10 @@ class Settings(BaseSettings):
             self.dashboard_secret in DEMO_SECRETS or len(self.dashboard_secret) < 32
         ):
             raise ValueError("DASHBOARD_SECRET must be a real secret of at least 32 characters")
+        if self.command_console_secret is not None and (
+            self.command_console_secret in DEMO_SECRETS or len(self.command_console_secret) < 32
+        ):
+            raise ValueError("COMMAND_CONSOLE_SECRET must be a real secret of at least 32 characters")
         if self.drill_password is not None and self.drill_password in DEMO_SECRETS:
             raise ValueError(
                 "DRILL_PASSWORD ships in this repository; set a real one or run with DEMO_MODE=1"
@@ -229,16 +326,40 @@ def token_secret(settings: Settings) -> str:
     raise RuntimeError("COMMAND_TOKEN_SECRET is not set (required outside DEMO_MODE)")
 
 
-DEMO_DASHBOARD_SECRET = "demo-only-dashboard-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+#: Demo mode without DASHBOARD_SECRET: a secret of this process, never one written in the
+#: repository (anyone could forge the console's signed URLs with that). Processes that
+#: must agree get one per run from the launcher (``wuwang.launcher.demo_services``).
+_DEMO_RUN_DASHBOARD_SECRET = secrets.token_urlsafe(32)
 
 
 def dashboard_secret(settings: Settings) -> str:
-    """The console's cookie-signing secret; the demo one only in demo mode."""
+    """The console's signing secret (cookies, Dash callbacks, /geo URLs); in demo mode
+    without one, a random secret of this process."""
     if settings.dashboard_secret:
         return settings.dashboard_secret
     if settings.demo_mode:
-        return DEMO_DASHBOARD_SECRET
+        return _DEMO_RUN_DASHBOARD_SECRET
     raise RuntimeError("DASHBOARD_SECRET is not set (required outside DEMO_MODE)")
+
+
+def reach_host(bind_host: str) -> str:
+    """Where this machine reaches a service that listens on ``bind_host``: loopback for
+    the wildcard addresses, else that address (a LAN address does not answer on loopback)."""
+    return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "localhost") else bind_host  # noqa: S104
+#: The headers the map console sends with a login it makes for a browser: the browser's
+#: address, believed by the command service only when the second carries the secret.
+FORWARDED_FOR_HEADER = "x-wuwang-client-address"
+CONSOLE_SECRET_HEADER = "x-wuwang-console-secret"  # noqa: S105 - a header name
+
+DEMO_CONSOLE_SECRET = "demo-only-console-secret-do-not-use-in-production"  # noqa: S105 - demo mode only
+
+
+def console_secret(settings: Settings) -> str | None:
+    """The secret the map console proves itself with when it forwards a browser's
+    address; the demo one only in demo mode; None: no forwarded address is believed."""
+    if settings.command_console_secret:
+        return settings.command_console_secret
+    return DEMO_CONSOLE_SECRET if settings.demo_mode else None
 
 
 @lru_cache(maxsize=1)

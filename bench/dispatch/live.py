@@ -88,8 +88,8 @@ class LiveResults:
 class Clients:
     """``n`` /ws connections on one asyncio loop in a thread of their own."""
 
-    def __init__(self, url: str, n: int) -> None:
-        self.url, self.n = url, n
+    def __init__(self, url: str, n: int, token: str) -> None:
+        self.url, self.n, self.token = url, n, token
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="ws-clients", daemon=True)
         self.want: dict[bytes, float] = {}  # call id → perf_counter at publish
@@ -104,6 +104,7 @@ class Clients:
         seen = self.seen[i]
         async with started:
             ws = await connect(self.url, max_size=None, open_timeout=60, ping_interval=None)
+            await ws.send(orjson.dumps({"type": "auth", "token": self.token}).decode())  # as the console does
         self.conns.append(ws)
         try:
             await ws.recv(decode=False)  # the snapshot
@@ -190,14 +191,14 @@ def run_live(cfg: LiveConfig) -> LiveResults:
         machine = describe_machine(env[0].database_url)
         with stack_for(env, cfg.city, field_users=False) as stack:
             token = stack.login("operator1")
-            ws_url = stack.command_url.replace("http://", "ws://", 1) + f"/ws?token={token}"
+            ws_url = stack.command_url.replace("http://", "ws://", 1) + "/ws"
             log(f"live: {cfg.clients} /ws clients, {cfg.calls} calls, {cfg.background} readings/s")
             publisher = Publisher(stack.mqtt_simulator_url, protocol=stack.mqtt_protocol)
             rng = random.Random(5)
             with psycopg.connect(stack.database_url) as conn:
                 before = conn.execute("SELECT count(*) FROM sensor_reading").fetchone()
             sent: list[tuple[bytes, float]] = []
-            with Clients(ws_url, cfg.clients) as clients, Background(stack, cfg.background) as bg:
+            with Clients(ws_url, cfg.clients, token) as clients, Background(stack, cfg.background) as bg:
                 log(f"live: {clients.ready} clients connected; background on")
                 time.sleep(cfg.settle_s)
                 load_before = load_average()
@@ -260,7 +261,7 @@ def render_live(r: LiveResults) -> list[str]:
         "Redis and Mosquitto, the ingest, the command service; a city of "
         f"{c.city.devices:,} devices). {r.connected} WebSocket clients (`websockets` "
         f"{_websockets_version()}, one asyncio loop in the benchmark process) connected to the command "
-        "service's `/ws?token=` with an operator's token and read every message, while "
+        "service's `/ws` with an operator's token (sent as the first message) and read every message, while "
         f"`mosquitto_pub -l` fed {c.background:,} sensor readings/s to the ingest (achieved "
         f"{r.background_rate:,.0f}/s; {r.background_stored:,} readings stored). Then {c.calls} 110 calls "
         f"were published over MQTT (user `simulator`, QoS 1), {c.spacing_s:g} s apart, each with a unique "

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from ingest.rows import DevicePositions, place_of, row_for
 from ingest.subscriber import Inbound
 from simulators.feeds import CST, FeedGenerator
 from wuwang.city import City
-from wuwang.contract import parse_message, parse_topic
+from wuwang.contract import parse_message, parse_topic, wuwang_topic
 
 #: The simulator's stream: the demo's budget of 500 msg/s, replayed at 10 simulated
 #: seconds per wall second (a drill replay): mostly sensor readings, with team
@@ -42,6 +42,7 @@ class Stream:
     topics: tuple[str, ...]  # group → topic
     groups: tuple[int, ...]  # message → group, in stream order
     bodies: tuple[dict[str, Any], ...]  # message → payload object (id not yet set)
+    sensor_gateways: dict[str, str]  # device id → the gateway (source id) that publishes it
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -91,10 +92,13 @@ class Stream:
 
 def build_stream(city: City, n: int, *, seed: int = 7, sensor_publishers: int = 3) -> Stream:
     """The first ``n`` good messages of the simulator for ``city``."""
+    # The simulated clock runs SIM_TIME_SCALE times faster than the wall: start it so far
+    # back that the last message's ts is now (the ingest refuses a ts ahead of its receipt).
+    span = timedelta(seconds=n * SIM_TIME_SCALE / SIM_RATE)
     gen = FeedGenerator(
         city,
         seed=seed,
-        start=datetime.now(CST).replace(microsecond=0),
+        start=(datetime.now(CST) - span).replace(microsecond=0),
         rate=SIM_RATE,
         time_scale=SIM_TIME_SCALE,
     )
@@ -102,23 +106,27 @@ def build_stream(city: City, n: int, *, seed: int = 7, sensor_publishers: int = 
     topics: list[str] = []
     groups: list[int] = []
     bodies: list[dict[str, Any]] = []
-    sensors = 0
+    gateway_of: dict[str, int] = {}  # device id → its sensor group
     for ev in gen.events(n):
         parsed = parse_topic(ev.topic)
+        body = orjson.loads(ev.payload)
+        body.pop("id", None)
         if str(parsed.feed) == "sensor":
-            key = f"sensor-{sensors % sensor_publishers}"
-            sensors += 1
+            # A sensor group is a gateway (物联网关) publishing for the devices registered
+            # behind it (``sensor_gateways``): each device always in the same group.
+            key = f"sensor-{gateway_of.setdefault(body['device_id'], len(gateway_of) % sensor_publishers)}"
+            topic = wuwang_topic(str(parsed.network), "sensor", f"GW-BENCH-{key}")
         else:
             key = f"{parsed.feed}{'-team' if parsed.is_team else ''}"
+            topic = ev.topic  # the first message's own topic stands for the group
         g = topic_of_group.get(key)
         if g is None:
             g = topic_of_group[key] = len(topics)
-            topics.append(ev.topic)  # the first message's own topic stands for the group
+            topics.append(topic)
         groups.append(g)
-        body = orjson.loads(ev.payload)
-        body.pop("id", None)
         bodies.append(body)
-    return Stream(tuple(topics), tuple(groups), tuple(bodies))
+    return Stream(tuple(topics), tuple(groups), tuple(bodies),
+                  {d: f"GW-BENCH-sensor-{k}" for d, k in gateway_of.items()})
 
 
 def device_positions(city: City) -> DevicePositions:

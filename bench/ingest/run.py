@@ -64,6 +64,7 @@ from bench.common import (
     fmt_ratio,
     load_average,
     percentile,
+    private_redis,
     process_cpu_s,
     speed_gauge,
     table,
@@ -87,7 +88,7 @@ from ingest.subscriber import Inbound
 from ingest.writer import BatchWriter
 from wuwang.city import City, build_city, load_city
 from wuwang.contract import PAYLOAD_MODELS, parse_message, parse_topic
-from wuwang.endpoints import Endpoints, LocalServices, mosquitto_binary
+from wuwang.endpoints import Endpoints, LocalServices, ManagedProcess, mosquitto_binary
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS
 from wuwang.settings import Settings
 
@@ -205,6 +206,7 @@ class Rig:
         self.cfg = cfg
         self._given = endpoints
         self._services: LocalServices | None = None
+        self._redis: ManagedProcess | None = None
         self._own_tmp = workdir is None
         self.tmp = workdir or Path(tempfile.mkdtemp(prefix="wuwang-bench-"))
         self.tmp.chmod(0o755)
@@ -239,7 +241,7 @@ class Rig:
         if self._given is None:
             base = Settings(demo_mode=True, data_dir=self.tmp)
             self._services = LocalServices(base, database_name="postgres", broker_mode="private")
-            self.endpoints = self._services.start()
+            self.endpoints, self._redis = private_redis(self._services.start(), self.tmp)
             if self._services.broker_process is not None and self._services.broker_process.proc is not None:
                 self.broker_pid = self._services.broker_process.proc.pid
         else:
@@ -253,6 +255,13 @@ class Rig:
         with psycopg.connect(self.db_url) as conn:
             load_city(conn, city)
 
+    def register_gateways(self, gateways: dict[str, str]) -> None:
+        """Register each sensor behind the gateway the stream publishes it from (the ingest
+        takes a registered device's readings from its publisher only)."""
+        with psycopg.connect(self.db_url) as conn, conn.cursor() as cur:
+            cur.executemany("UPDATE device SET gateway_id = %s WHERE id = %s",
+                            [(g, d) for d, g in gateways.items()])
+
     def close(self) -> None:
         for proc in self._procs:
             if proc.poll() is None:
@@ -262,6 +271,8 @@ class Rig:
         self._procs.clear()
         if self.admin_url:
             drop_scratch_database(self.admin_url, self.db_name)
+        if self._redis is not None:
+            self._redis.stop()
         if self._services is not None:
             self._services.stop()
         if self._own_tmp:
@@ -375,7 +386,7 @@ class Rig:
     def _pub_argv(self, topic: str) -> list[str]:
         self._n += 1
         binary = shutil.which("mosquitto_pub") or "mosquitto_pub"
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("simulator")  # a service: its own client id per publisher
         return [
             binary,
             "-h",
@@ -401,7 +412,7 @@ class Rig:
         ]
 
     def sink(self, count: int) -> subprocess.Popen[bytes]:
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("ingest")
         proc = self._spawn(
             [
                 sys.executable,
@@ -896,6 +907,7 @@ def run(
         rig.load_city(city)
         grid_deg = rig.settings().grid_cell_deg
         stream = build_stream(city, cfg.stream_size, seed=cfg.seed, sensor_publishers=cfg.sensor_publishers)
+        rig.register_gateways(stream.sensor_gateways)
         results = Results(cfg, machine, dict(stream.feed_counts()))
         devices = device_positions(city)
 
@@ -938,7 +950,7 @@ def run(
 
         # MQTT stages: the same payload files for each.
         n_mq = min(cfg.mqtt_messages, len(stream))
-        sub = Stream(stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq])
+        sub = Stream(stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq], stream.sensor_gateways)
         files = sub.write_files(rig.tmp / "payloads", "m")
         mqtt_specs = [
             Spec(

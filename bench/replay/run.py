@@ -70,6 +70,7 @@ from bench.common import (
     fmt_ratio,
     load_average,
     percentile,
+    private_redis,
     speed_gauge,
     table,
     utc_now,
@@ -81,7 +82,7 @@ from simulators.exercise_run import DriftStats, RunReport, TimedMessage, run_exe
 from simulators.feeds import CST
 from simulators.publish import BrokerConfig
 from wuwang.contract import encode
-from wuwang.endpoints import Endpoints, LocalServices, mosquitto_binary
+from wuwang.endpoints import Endpoints, LocalServices, ManagedProcess, mosquitto_binary
 from wuwang.exercises import control_stream, exercise_topic
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, apply_target
 from wuwang.settings import Settings
@@ -210,6 +211,7 @@ class Rig:
     def __init__(self, endpoints: Endpoints | None = None) -> None:
         self._given = endpoints
         self._services: LocalServices | None = None
+        self._redis: ManagedProcess | None = None
         self.tmp = Path(tempfile.mkdtemp(prefix="wuwang-bench-replay-"))
         self.tmp.chmod(0o755)
         self.db_name = f"wuwang_bench_replay_{os.getpid()}_{secrets.token_hex(3)}"
@@ -236,7 +238,7 @@ class Rig:
                 raise RuntimeError("the benchmark needs mosquitto (apt-get install mosquitto)")
             base = Settings(demo_mode=True, data_dir=self.tmp)
             self._services = LocalServices(base, database_name="postgres", broker_mode="private")
-            self.endpoints = self._services.start()
+            self.endpoints, self._redis = private_redis(self._services.start(), self.tmp)
         else:
             self.endpoints = self._given
         if self.endpoints.broker != "mosquitto":
@@ -252,6 +254,8 @@ class Rig:
                 pass
         if self.admin_url:
             drop_scratch_database(self.admin_url, self.db_name)
+        if self._redis is not None:
+            self._redis.stop()
         if self._services is not None:
             self._services.stop()
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -272,7 +276,7 @@ class Rig:
         )
 
     def sink(self, exercise_id: str) -> subprocess.Popen[str]:
-        m = self.endpoints.mqtt
+        m = self.endpoints.target_for("ingest")
         proc = subprocess.Popen(
             [
                 sys.executable,

@@ -1,16 +1,18 @@
-"""Login and the caller's own identity."""
+"""Login, refresh, logout and the caller's own identity."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
-from command import audit
+from command import audit, users
 from command.deps import Caller, State
 from command.domain.vocabulary import Role
-from command.security import Principal, issue_token, verify_password
+from command.security import Principal, client_address, issue_token, new_session_id, verify_password
+from command.state import CommandState
+from wuwang.settings import console_secret
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 
@@ -38,32 +40,52 @@ class Me(BaseModel):
 
 @router.post("/login", response_model=TokenResponse, responses={401: {}, 429: {}})
 async def login(body: LoginRequest, request: Request, state: State) -> TokenResponse:
-    address = request.client.host if request.client else "unknown"
+    """A token for a user name and password. Throttled per (user name, client address)
+    and per address — the map console's logins count against the browser's address it
+    forwards (believed only with ``COMMAND_CONSOLE_SECRET``). A login opens a session
+    (``auth_session``) that every token of it names. A refusal is counted: the audit log
+    gets one row per (user, address, reason) and ``COMMAND_LOGIN_AUDIT_FLUSH_S``."""
+    address = client_address(
+        request.client.host if request.client else None, dict(request.headers), console_secret(state.settings)
+    )
     if not await state.limiter.allow(body.username, address):
-        async with state.pool.connection() as conn:
-            await audit.record(
-                conn,
-                body.username,
-                "auth.login",
-                outcome="denied",
-                detail={"reason": "rate limited", "address": address},
-            )
+        await _refused(state, body.username, address, "rate limited")
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many login attempts; wait a minute")
     async with state.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT role, team_id, password_hash, disabled FROM app_user WHERE id = %s", (body.username,)
         )
         row = await cur.fetchone()
-        ok = verify_password(row[2] if row else None, body.password) and row is not None and not row[3]
-        await audit.record(
-            conn, body.username, "auth.login", outcome="ok" if ok else "denied", detail={"address": address}
-        )
-    if not ok or row is None:
+        # verified even for an unknown user (against a dummy hash): both cost the same
+        matches = verify_password(row[2] if row else None, body.password)
+        principal: Principal | None = None
+        if row is not None and matches and not row[3]:
+            now, session_id = datetime.now(UTC), new_session_id()
+            principal = Principal(
+                user_id=body.username,
+                role=Role(row[0]),
+                team_id=row[1],
+                signed_in_at=now,
+                session_id=session_id,
+            )
+            ends = now + timedelta(seconds=state.settings.command_session_max_s)
+            await users.open_session(conn, session_id, body.username, now, ends)
+            await audit.record(conn, body.username, "auth.login", detail={"address": address})
+    if principal is None:
+        await _refused(state, body.username, address, "wrong user name or password")
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
-    principal = Principal(
-        user_id=body.username, role=Role(row[0]), team_id=row[1], signed_in_at=datetime.now(UTC)
-    )
     return _token_for(principal, state)
+
+
+async def _refused(state: CommandState, user: str, address: str, reason: str) -> None:
+    refusals: audit.RefusedLogins | None = state.parts.get("refused_logins")
+    if refusals is not None:
+        refusals.count(user, address, reason)
+        return
+    async with state.pool.connection() as conn:  # no aggregator running (a bare app): one row
+        await audit.record(
+            conn, user, "auth.login", outcome="denied", detail={"reason": reason, "address": address}
+        )
 
 
 def _token_for(principal: Principal, state: State) -> TokenResponse:
@@ -81,21 +103,17 @@ def _token_for(principal: Principal, state: State) -> TokenResponse:
 
 @router.post("/refresh", response_model=TokenResponse, responses={401: {}})
 async def refresh(who: Caller, state: State) -> TokenResponse:
-    """A fresh short-lived token for a caller whose token is still valid, so a wall
-    display stays signed in through a shift. The user is read again (a disabled user,
-    or a changed role or team, gets 401), and the chain ends ``COMMAND_SESSION_MAX_S``
-    after the password was typed."""
+    """A fresh short-lived token of the same session for a caller whose token is still
+    valid, so a wall display stays signed in through a shift. The session is checked as
+    on every request (a logout, a disabled user, a changed role or team get 401), and the
+    chain ends ``COMMAND_SESSION_MAX_S`` after the password was typed."""
     signed_in = who.signed_in_at
     now = datetime.now(UTC)
     async with state.pool.connection() as conn:
-        cur = await conn.execute("SELECT role, team_id, disabled FROM app_user WHERE id = %s", (who.user_id,))
-        row = await cur.fetchone()
         if signed_in is None or now - signed_in > timedelta(seconds=state.settings.command_session_max_s):
-            reason = "the session is older than a shift: log in again"
-        elif row is None or row[2] or Role(row[0]) is not who.role or row[1] != who.team_id:
-            reason = "the account changed: log in again"
+            reason: str | None = "the session is older than a shift: log in again"
         else:
-            reason = None
+            reason = await users.session_standing(conn, who, now)
         if reason is None:
             await audit.record(conn, who, "auth.refresh")
         else:
@@ -103,6 +121,22 @@ async def refresh(who: Caller, state: State) -> TokenResponse:
     if reason is not None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, reason)
     return _token_for(who, state)
+
+
+@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}})
+async def logout(who: Caller, state: State) -> Response:
+    """End the caller's session: this token, every token refreshed from it, and every
+    /ws opened with them stop working (the sockets are closed with 4401 at their next
+    check, ``COMMAND_WS_RECHECK_S``). Other sessions of the same user (another desk)
+    go on."""
+    assert who.session_id is not None  # the Caller dependency refuses tokens without one
+    async with state.pool.connection() as conn:
+        await users.revoke_session(conn, who.session_id, "logout")
+        await audit.record(conn, who, "auth.logout")
+    live = state.parts.get("live")
+    if live is not None:
+        live.end_session(who.session_id, users.REVOKED)  # this process's sockets at once
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/me", response_model=Me, responses={401: {}})

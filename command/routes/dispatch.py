@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from command.deps import Caller, State
 from command.domain.incidents import DomainError
+from command.inputs import ApiIn
 from command.routes.incidents import IncidentOut, domain_error
 from command.services import dispatch as service
 from command.services.incident_store import NotFound, incident_body
@@ -32,13 +33,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class DispatchRequest(BaseModel):
+class DispatchRequest(ApiIn):
     team_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     expected_version: int = Field(ge=1, description="the incident version the decision was made on")
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class ReleaseRequest(BaseModel):
+class ReleaseRequest(ApiIn):
     team_id: str = Field(min_length=1, max_length=64)
     expected_version: int = Field(ge=1)
     reason: str | None = Field(default=None, max_length=1000, description="required (the domain says why)")

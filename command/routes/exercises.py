@@ -18,6 +18,7 @@ from command.deps import State, require
 from command.domain.exercises import ExerciseConflict, ExerciseError
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
 from command.domain.vocabulary import ResponseLevel, Role
+from command.inputs import FROM_TEXT, ApiIn
 from command.routes.incidents import IncidentOut
 from command.security import Principal
 from command.services import exercises as service
@@ -94,7 +95,7 @@ class ExerciseDetail(ExerciseOut):
     counts: dict[str, int] = Field(description="incidents, open_incidents, alarms, orders, grid_cases")
 
 
-class _New(BaseModel):
+class _New(ApiIn):
     id: NewId | None = Field(default=None, description="default EX-<yyyymmdd>-<HHMM>-<kind>-<hex>")
     name: str | None = Field(default=None, min_length=1, max_length=200)
     speed: Speed = 1.0
@@ -110,7 +111,7 @@ class NewScenario(_New):
     )
 
 
-class Point(BaseModel):
+class Point(ApiIn):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
 
@@ -120,8 +121,8 @@ class NewReplay(_New):
     optionally narrowed by ``start``/``end``)."""
 
     kind: Literal["replay"]
-    start: AwareDatetime | None = None
-    end: AwareDatetime | None = None
+    start: Annotated[AwareDatetime | None, FROM_TEXT] = None
+    end: Annotated[AwareDatetime | None, FROM_TEXT] = None
     dataset_id: NewId | None = Field(default=None, description="an exercise of kind import")
     system_id: str | None = Field(
         default=None, pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="datasets: the 110 system's source id"
@@ -140,8 +141,8 @@ class NewReplay(_New):
 NewExerciseBody = Annotated[NewScenario | NewReplay, Field(discriminator="kind")]
 
 
-class ControlRequest(BaseModel):
-    action: ControlAction
+class ControlRequest(ApiIn):
+    action: Annotated[ControlAction, FROM_TEXT]
     value: float | None = Field(
         default=None, description="seek: exercise seconds (≥ 0); speed: 1–100; none for play, pause, stop"
     )
@@ -158,14 +159,14 @@ class ControlOut(BaseModel):
     status: str = Field(description="the exercise's status when the command was sent")
 
 
-class WarehouseShort(BaseModel):
+class WarehouseShort(ApiIn):
     kind: Literal["warehouse_short"]
     warehouse_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     item_code: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")
     quantity: int = Field(gt=0, le=10_000_000, description="units the warehouse is short of, in the drill")
 
 
-class Escalate(BaseModel):
+class Escalate(ApiIn):
     kind: Literal["escalate"]
     msg_id: str = Field(
         min_length=1, max_length=64, description="the id of a message this exercise published"

@@ -17,24 +17,31 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-from datetime import UTC, datetime
+import os
+import uuid
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path as FsPath
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Path, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from command import audit
 from command.deps import Caller, State, forbid
 from command.domain.vocabulary import Role
+from command.inputs import FROM_TEXT, ApiIn
+from command.services import photos
 from command.services.dispatch import OrderAck, apply_ack, wake_relay
 from wuwang.contract import ContractError, encode, parse_message, team_topic
 
 router = APIRouter(prefix="/field", tags=["field"])
 
+#: The schema's bound on an upload; COMMAND_PHOTO_MAX_BYTES is the limit applied.
 MAX_PHOTO_BYTES = 5 * 1024 * 1024
-PHOTO_TYPES = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 PhotoName = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.(jpg|png|webp)$")]
 
@@ -43,12 +50,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"description": "field users only, for their own team"},
     404: {"description": "no such order or photo"},
     409: {"description": "the order is not this team's or no longer in force"},
-    413: {"description": "photo too large"},
-    422: {"description": "invalid report"},
+    413: {"description": "photo too large (bytes or pixels)"},
+    422: {
+        "description": "invalid report, or a photo that is not a JPEG, PNG or WebP image of the declared type"
+    },
+    429: {"description": "the team's photo quota for the day is used up (Retry-After: seconds to midnight)"},
 }
 
 
-class AckIn(BaseModel):
+class AckIn(ApiIn):
     id: str = Field(min_length=1, max_length=64, description="chosen by the phone; repeats are harmless")
     status: Literal["accepted", "refused"] = "accepted"
     reason: str | None = Field(default=None, max_length=500)
@@ -59,7 +69,7 @@ class AckOut(BaseModel):
     outcome: str
 
 
-class ReportIn(BaseModel):
+class ReportIn(ApiIn):
     id: str = Field(
         min_length=1,
         max_length=64,
@@ -71,7 +81,9 @@ class ReportIn(BaseModel):
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
     photo_url: str | None = Field(default=None, max_length=2048)
-    ts: datetime | None = Field(default=None, description="when it was written (offline queue)")
+    ts: Annotated[datetime | None, FROM_TEXT] = Field(
+        default=None, description="when it was written (offline queue)"
+    )
 
 
 class ReportOut(BaseModel):
@@ -80,7 +92,7 @@ class ReportOut(BaseModel):
     queued: bool
 
 
-class PhotoIn(BaseModel):
+class PhotoIn(ApiIn):
     content_type: Literal["image/jpeg", "image/png", "image/webp"]
     data_base64: str = Field(min_length=4, max_length=MAX_PHOTO_BYTES * 4 // 3 + 8)
 
@@ -157,28 +169,97 @@ def _photo_dir(state: State) -> FsPath:
     return path
 
 
+#: Served photos: the type the name says, never sniffed, never run as a page.
+PHOTO_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=86400",
+}
+
+
+def _seconds_to_midnight(now: datetime) -> int:
+    tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), now.tzinfo)
+    return max(1, int((tomorrow - now).total_seconds()))
+
+
+async def _over_quota(
+    conn: AsyncConnection[Any], team_id: str, now: datetime, size: int, quota: int
+) -> HTTPException:
+    spent = await photos.used(conn, team_id, now.date())
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        f"team {team_id} has uploaded {spent} bytes of photos today; this one ({size} bytes)"
+        f" would pass the daily quota of {quota} bytes",
+        headers={"Retry-After": str(_seconds_to_midnight(now))},
+    )
+
+
 @router.post("/photos", response_model=PhotoOut, status_code=201, responses=ERRORS)
 async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
-    """A photo for a report; stored by its SHA-256, so a retried upload is stored once."""
-    await _team_of(state, who, "field.photo")
+    """A photo for a report; stored by its SHA-256, so a retried upload is stored once.
+
+    The bytes must decode as one frame of the declared type (JPEG, PNG or WebP) within
+    COMMAND_PHOTO_MAX_BYTES and COMMAND_PHOTO_MAX_PIXELS (413 above, 422 when they are
+    not such an image), and the team's photos of the day must stay within
+    COMMAND_PHOTO_QUOTA_BYTES (429, with Retry-After: the next day in COMMAND_TIMEZONE)."""
+    team_id = await _team_of(state, who, "field.photo")
+    settings = state.settings
     try:
         data = base64.b64decode(body.data_base64, validate=True)
     except (binascii.Error, ValueError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "data_base64 is not base64") from None
-    if len(data) > MAX_PHOTO_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {MAX_PHOTO_BYTES} bytes")
-    name = f"{hashlib.sha256(data).hexdigest()}.{PHOTO_TYPES[body.content_type]}"
+    if len(data) > settings.command_photo_max_bytes:
+        raise HTTPException(
+            status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {settings.command_photo_max_bytes} bytes"
+        )
+    # Named by content and the declared type (inspect makes them agree): a retry of a
+    # photo already stored is answered at once, stored once, counted once.
+    name = f"{hashlib.sha256(data).hexdigest()}.{photos.EXTENSIONS[body.content_type]}"
     target = _photo_dir(state) / name
-    if not target.exists():
-        target.write_bytes(data)
+    if target.exists():
+        return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
+    now = datetime.now(ZoneInfo(settings.command_timezone))
+    async with state.pool.connection() as conn:
+        # Over the quota already: answered before the decoding (a phone retries a 429).
+        if await photos.used(conn, team_id, now.date()) + len(data) > settings.command_photo_quota_bytes:
+            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
+    try:
+        # Decoding takes a moment (and a thread's memory): off the event loop.
+        photo = await run_in_threadpool(
+            photos.inspect, data, body.content_type, settings.command_photo_max_pixels
+        )
+    except photos.PhotoRefused as exc:
+        code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise HTTPException(code, exc.reason) from None
+    async with state.pool.connection() as conn, conn.transaction():
+        if not await photos.charge(conn, team_id, now.date(), len(data), settings.command_photo_quota_bytes):
+            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
+        await audit.record(
+            conn,
+            who,
+            "field.photo",
+            object_type="photo",
+            object_id=name,
+            detail={"team_id": team_id, "bytes": len(data), "width": photo.width, "height": photo.height},
+        )
+        # Written whole under a temporary name, then renamed: a reader never sees half a
+        # photo, and a failed write rolls the quota charge back with the transaction.
+        partial = target.with_name(f".{name}.{uuid.uuid4().hex}.part")
+        try:
+            partial.write_bytes(data)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
     return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
 
 
 @router.get("/photos/{name}", response_class=FileResponse, responses=ERRORS)
 async def get_photo(name: PhotoName, state: State, who: Caller) -> FileResponse:
-    """A report's photo, for anyone signed in."""
+    """A report's photo, for anyone signed in: sent as the image type its name says,
+    with ``X-Content-Type-Options: nosniff`` (a browser never guesses another type)."""
     del who  # any signed-in user
     target = _photo_dir(state) / name
     if not target.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
-    return FileResponse(target)
+    media_type = photos.MEDIA_TYPES[name.rsplit(".", 1)[1]]
+    return FileResponse(target, media_type=media_type, headers=PHOTO_HEADERS)

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from command.deps import Caller, State, forbid, require
 from command.domain.grid import GridAction, GridStage, GridTransitionError
 from command.domain.vocabulary import Role
+from command.inputs import ApiIn, Text
 from command.security import Principal
 from command.services import grid as service
 from command.services.grid import NotFound, Refused, StaleVersion
@@ -27,7 +28,7 @@ router = APIRouter(prefix="/grid", tags=["grid"])
 
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 ExerciseQuery = Annotated[
-    str | None, Query(min_length=1, max_length=64, description="an exercise's cases (planners, admin)")
+    Text | None, Query(min_length=1, max_length=64, description="an exercise's cases (planners, admin)")
 ]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -72,7 +73,7 @@ class CaseDetail(BaseModel):
     steps: list[StepOut]
 
 
-class NewReport(BaseModel):
+class NewReport(ApiIn):
     """发现: a report made by hand (an operator taking a call, a grid worker's phone)."""
 
     category: str = Field(
@@ -97,7 +98,7 @@ class NewReport(BaseModel):
     )
 
 
-class Step(BaseModel):
+class Step(ApiIn):
     expected_version: int = Field(ge=1, description="the case's version the decision was made on")
     note: str = Field(default="", max_length=2000, description="required for reject and dismiss")
     assignee: str | None = Field(
@@ -169,7 +170,7 @@ async def list_cases(
     stage: Annotated[GridStage | None, Query(description="only this stage (then `open` is ignored)")] = None,
     open: Annotated[bool, Query(description="only open cases (not closed or dismissed)")] = True,
     overdue: Annotated[bool | None, Query(description="true: only overdue; false: only not overdue")] = None,
-    grid_cell_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    grid_cell_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
     exercise_id: ExerciseQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from command.deps import Caller, State
 from command.domain import incidents as domain
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.inputs import FROM_TEXT, ApiIn
 from command.services import incident_store as store
 from command.services import incidents as service
 from command.services.incident_store import NotFound, event_body, incident_body
@@ -66,7 +67,7 @@ class IncidentDetail(BaseModel):
     timeline: list[EventOut]
 
 
-class Act(BaseModel):
+class Act(ApiIn):
     expected_version: int = Field(ge=1, description="the version the decision was made on")
     reason: str | None = Field(default=None, max_length=1000)
 
@@ -76,7 +77,7 @@ class LevelChange(Act):
 
 
 class Reclassify(Act):
-    type: IncidentType
+    type: Annotated[IncidentType, FROM_TEXT]
 
 
 class Note(Act):
@@ -92,13 +93,13 @@ class Merge(Act):
     into_expected_version: int = Field(ge=1)
 
 
-class Arrival(BaseModel):
+class Arrival(ApiIn):
     team_id: str = Field(min_length=1, max_length=64)
     expected_version: int | None = Field(default=None, ge=1)
 
 
-class NewIncident(BaseModel):
-    type: IncidentType
+class NewIncident(ApiIn):
+    type: Annotated[IncidentType, FROM_TEXT]
     level: Annotated[int, Field(ge=1, le=4)] = 4
     title: str = Field(min_length=1, max_length=200)
     lat: float = Field(ge=-90, le=90)

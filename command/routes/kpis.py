@@ -14,6 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from command.deps import State, forbid, require
 from command.domain.vocabulary import Role
+from command.inputs import Text
 from command.security import Principal
 from command.services import kpis as service
 
@@ -38,7 +39,7 @@ async def kpis(
     window_hours: Annotated[
         float, Query(ge=0.01, le=24 * 366, description="incidents opened in the last N hours (at least 36 s)")
     ] = 24,
-    exercise_id: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    exercise_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
 ) -> dict[str, Any]:
     if who.role is Role.PLANNER and exercise_id is None:
         raise await forbid(state, who, "kpi.read", "planners see exercise KPIs only: pass exercise_id")

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from command.deps import State, forbid, require
 from command.domain.incidents import DomainError
 from command.domain.vocabulary import Role
+from command.inputs import ApiIn
 from command.routes.incidents import ERRORS, IncidentId, domain_error
 from command.security import Principal
 from command.services import incidents as incident_service
@@ -52,7 +53,7 @@ class PlanSummary(BaseModel):
     basis: list[str]
 
 
-class ActivatePlan(BaseModel):
+class ActivatePlan(ApiIn):
     plan_id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")
     expected_version: int = Field(ge=1, description="the incident version the decision was made on")
     force: bool = Field(
@@ -61,7 +62,7 @@ class ActivatePlan(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-class TickItem(BaseModel):
+class TickItem(ApiIn):
     expected_version: int = Field(ge=1)
     done: bool = Field(default=True, description="false un-ticks an item ticked by mistake")
     reason: str | None = Field(default=None, max_length=1000)

@@ -78,7 +78,7 @@ async def _html(
 ) -> HTMLResponse:
     # Drawing the figures and a ~5 MB page takes a moment: off the event loop.
     page = await run_in_threadpool(render.to_html, loaded, lang, timezone=state.settings.command_timezone)
-    headers = {"Cache-Control": "no-store"}
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="{render.filename(loaded, "html")}"'
     return HTMLResponse(page, headers=headers)
@@ -89,7 +89,11 @@ def _csv(loaded: LoadedReport, lang: Literal["zh", "en"]) -> Response:
     return Response(
         render.to_csv(loaded, lang),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"},
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

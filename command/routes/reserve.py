@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from command.deps import State, forbid, require
 from command.domain.incidents import DomainError
 from command.domain.reserve import WarehouseKind
 from command.domain.vocabulary import Role
+from command.inputs import ApiIn, Text
 from command.routes.incidents import IncidentId, domain_error
 from command.security import Principal
 from command.services import incidents as incident_service
@@ -40,13 +41,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class ReserveRequest(BaseModel):
+class ReserveRequest(ApiIn):
     item_code: Code
     quantity: int = Field(gt=0, le=10_000_000, description="in the item's unit")
     warehouse_id: Ident | None = Field(default=None, description="only from this warehouse")
 
 
-class MoveRequest(BaseModel):
+class MoveRequest(ApiIn):
     quantity: int = Field(gt=0, le=10_000_000)
 
 
@@ -81,8 +82,8 @@ async def list_items(state: State, who: Reader) -> list[dict[str, Any]]:
 async def list_stock(
     state: State,
     who: Reader,
-    item_code: Annotated[str | None, Query(max_length=64)] = None,
-    warehouse_id: Annotated[str | None, Query(max_length=64)] = None,
+    item_code: Annotated[Text | None, Query(max_length=64)] = None,
+    warehouse_id: Annotated[Text | None, Query(max_length=64)] = None,
     include_empty: bool = False,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> list[dict[str, Any]]:

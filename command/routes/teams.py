@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from command.deps import Caller, State, forbid, require
 from command.domain.incidents import Forbidden
 from command.domain.vocabulary import Role, TeamType
+from command.inputs import FROM_TEXT, ApiIn
 from command.services import rosters
 from command.services.incident_store import NotFound
 from wuwang.contract import TeamStatus
@@ -124,8 +125,8 @@ class NearTeam(BaseModel):
     active_order: str | None
 
 
-class StatusChange(BaseModel):
-    status: TeamStatus
+class StatusChange(ApiIn):
+    status: Annotated[TeamStatus, FROM_TEXT]
     incident_id: str | None = Field(default=None, max_length=64)
     reason: str | None = Field(default=None, max_length=1000)
     # From a team's terminal (the field page), as on MQTT: the message id, and the

@@ -476,6 +476,13 @@ async def purge(state: CommandState, who: Principal, exercise_id: str) -> dict[s
         rules.check_purgeable(ExerciseStatus(row["status"]), exercise_id)
         # The append-only triggers let this exercise's own rows go, in this transaction only.
         await conn.execute("SELECT set_config('wuwang.purging_exercise', %s, true)", (exercise_id,))
+        # TimescaleDB: chunks compressed before 0012 hold drill and live rows in one
+        # segment, and deleting the drill's rows decompresses them — more than the default
+        # per-transaction limit (100,000) for a large drill. No limit for this transaction
+        # (a placeholder setting, harmless, on plain PostgreSQL).
+        await conn.execute(
+            "SELECT set_config('timescaledb.max_tuples_decompressed_per_dml_transaction', '0', true)"
+        )
         p = {"ex": exercise_id, "prefix": exercise_source_prefix(exercise_id)}
         incidents = "SELECT id FROM incident WHERE exercise_id = %(ex)s"
         orders = (

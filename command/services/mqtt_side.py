@@ -36,11 +36,12 @@
   feed); a database or Redis outage is waited out with the message held.
 
 * :class:`OutboxRelay` ("outbox") publishes ``mqtt_outbox`` rows in id order at QoS 1
-  and sets ``sent_at`` only after the PUBACK; while the broker is down it waits with a
-  jittered back-off and the rows stay unsent, so an order goes out once the broker is
-  back. One relay among the command processes is the leader (a PostgreSQL advisory
-  lock on a connection of its own, which also LISTENs for new rows and for the
-  dispatch trigger's notices); the others stand by.
+  and sets ``sent_at`` only after the PUBACK, at most ``COMMAND_OUTBOX_WINDOW`` rows in
+  flight and never more than the broker's Receive Maximum (``MqttLink.send_window``);
+  while the broker is down it waits with a jittered back-off and the rows stay unsent,
+  so an order goes out once the broker is back. One relay among the command processes
+  is the leader (a PostgreSQL advisory lock on a connection of its own, which also
+  LISTENs for new rows and for the dispatch trigger's notices); the others stand by.
 
 * :class:`AckWatchdog` ("ack-watchdog") raises an alert, once, for every order sent
   more than ``COMMAND_ACK_TIMEOUT_S`` ago and not acknowledged.
@@ -165,7 +166,9 @@ class LinkWorker:
             await asyncio.to_thread(self.link.stop, 5.0, forget_session=self._forget)
 
     def healthy(self) -> bool:
-        return self.link is None or self.link.alive
+        # A session taken over (0x8E) means another process uses our client id: /healthz
+        # says so until a connection has stayed up again.
+        return self.link is None or (self.link.alive and not self.link.taken_over)
 
 
 def _team_of(topic: str) -> tuple[str, str] | None:
@@ -520,7 +523,9 @@ class OutboxRelay:
                 await self._wait(list(inflight.values()), delay)
             else:
                 backoff.reset()
-                room = window - len(inflight)
+                # Never more than the broker takes (its CONNACK Receive Maximum, which the
+                # link honours): more would only wait in the link's memory, not the outbox.
+                room = min(window, link.send_window) - len(inflight)
                 if room > 0:
                     for row_id, topic, payload, order_id in await self._unsent(state, list(inflight), room):
                         future = asyncio.wrap_future(link.publish(topic, bytes(payload), qos=1))

@@ -2,7 +2,8 @@
 
 * **JSON** (:func:`to_json`) — every number of the report, times as RFC 3339.
 * **CSV** (:func:`to_csv`) — the unified event log, one row per event, UTF-8 with a
-  byte-order mark so that Excel on a Chinese Windows opens it as UTF-8.
+  byte-order mark so that Excel on a Chinese Windows opens it as UTF-8; every cell
+  quoted, and a text that a spreadsheet would run as a formula starts with ``'``.
 * **HTML** (:func:`to_html`) — summary, KPI table (met/missed coloured), per-incident
   timeline, map, plots and the event log. It works air-gapped: plotly.js is embedded
   inline (no CDN), the map is a plain lon/lat scatter with the aspect fixed by
@@ -438,25 +439,29 @@ def to_json(loaded: LoadedReport, lang: Lang = "zh") -> dict[str, Any]:
 
 CSV_COLUMNS = ("at", "incident_id", "seq", "kind", "actor", "role", "reason", "summary")
 
+#: A cell starting with one of these is run as a formula by Excel or LibreOffice (OWASP
+#: "CSV injection"); the full-width forms are what a Chinese input method types.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def spreadsheet_text(cell: str) -> str:
+    """``cell`` as a spreadsheet shows it and never runs it: a leading ``'`` before a
+    formula character (OWASP), also after leading spaces, which some spreadsheets skip."""
+    return "'" + cell if cell.lstrip(" ").startswith(FORMULA_STARTS) else cell
+
 
 def to_csv(loaded: LoadedReport, lang: Lang = "zh") -> bytes:
-    """The event log, one row per event; ``at`` in RFC 3339 as stored (UTC offset kept)."""
+    """The event log, one row per event; ``at`` in RFC 3339 as stored (UTC offset kept).
+
+    Every cell is quoted and every text neutralised (``spreadsheet_text``): titles,
+    notes and reasons are typed by users, and the file is opened in a spreadsheet."""
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
+    writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in loaded.report.log:
-        writer.writerow(
-            [
-                e.at.isoformat(),
-                e.incident_id,
-                e.seq,
-                e.kind,
-                e.actor,
-                e.role,
-                e.reason or "",
-                event_summary(e, lang),
-            ]
-        )
+        texts = (e.incident_id, e.kind, e.actor, e.role, e.reason or "", event_summary(e, lang))
+        incident_id, kind, actor, role, reason, summary = (spreadsheet_text(text) for text in texts)
+        writer.writerow([e.at.isoformat(), incident_id, e.seq, kind, actor, role, reason, summary])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # the BOM: Excel then reads UTF-8
 
 

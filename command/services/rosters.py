@@ -6,7 +6,10 @@
   and a hash of fix times (``wuwang:teams:geo:at``). A position is written only if it
   is newer than the one stored (one Lua script, so two command processes or a
   reordered redelivery can never move a team back in time). Redis is rebuilt from
-  PostgreSQL at start-up (:func:`rebuild_geo`).
+  PostgreSQL at start-up (:func:`rebuild_geo`), and again once Redis answers after a
+  read of it failed (it may come back empty).
+* Redis down or hung: the roster, a team's page, ``/teams/near`` and the recommender
+  answer from PostgreSQL's copies (``source: db``); see :func:`live_or_none`.
 * Status changes come from the field over MQTT (``apply_status_report``, ordered by the
   device's ``seq``) or through the API (``set_status``); both are audited and published
   to live clients as a ``team`` change.
@@ -14,6 +17,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import redis.asyncio as aioredis
+import redis.exceptions
 from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
@@ -44,6 +49,7 @@ from command.security import Principal
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang.geo import haversine_m
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,50 @@ async def rebuild_geo(state: CommandState) -> int:
     for team_id, lat, lon, at in rows:
         stored += await store_position(state.redis, team_id, lat, lon, at)
     return stored
+
+
+# --- Redis down: answer from PostgreSQL ------------------------------------------------
+
+#: A live read waits this long for Redis; then the answer comes from PostgreSQL's copies
+#: (a hung Redis accepts connections and never answers).
+LIVE_READ_TIMEOUT_S = 1.0
+#: Rebuilding the GEO set after an outage gets longer (one script call per team).
+GEO_REBUILD_TIMEOUT_S = 5.0
+#: What "Redis is not answering" looks like to a reader.
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    TimeoutError,
+)
+#: state.parts flag: a live read failed, so Redis may come back empty; rebuild first.
+GEO_LOST_PART = "teams-geo-lost"
+
+
+async def _rebuild_if_lost(state: CommandState) -> None:
+    if not state.parts.get(GEO_LOST_PART):
+        return
+    async with asyncio.timeout(GEO_REBUILD_TIMEOUT_S):
+        stored = await rebuild_geo(state)
+    state.parts.pop(GEO_LOST_PART, None)
+    log.info("Redis answers again; %d team positions put back from PostgreSQL", stored)
+
+
+def _redis_failed(state: CommandState, what: str) -> None:
+    if not state.parts.get(GEO_LOST_PART):
+        log.warning("Redis unavailable (%s): teams answered from PostgreSQL's positions", what)
+    state.parts[GEO_LOST_PART] = True
+
+
+async def live_or_none(state: CommandState, team_ids: Sequence[str]) -> dict[str, LivePosition]:
+    """The live positions, or none while Redis is down or slow: callers then use
+    PostgreSQL's copies (marked ``source: db``). Never raises for Redis."""
+    try:
+        await _rebuild_if_lost(state)
+        async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
+            return await live_positions(state.redis, team_ids)
+    except REDIS_DOWN:
+        _redis_failed(state, "live positions")
+        return {}
 
 
 # --- reading the roster --------------------------------------------------------------
@@ -305,7 +355,7 @@ async def team_summaries(
     async with state.pool.connection() as conn:
         rows = await _team_rows(conn, team_ids)
         roster = await duty_roster(conn, at, team_ids)
-    live = await live_positions(state.redis, [r["id"] for r in rows])
+    live = await live_or_none(state, [r["id"] for r in rows])
     stale = state.settings.command_position_stale_s
     return [team_summary(r, _position(r, live.get(r["id"])), roster, at, stale) for r in rows]
 
@@ -313,12 +363,18 @@ async def team_summaries(
 async def teams_with_positions(
     conn: AsyncConnection[Any], redis: aioredis.Redis, types: Iterable[TeamType] | None = None
 ) -> list[Team]:
-    """Domain teams (fresher of the Redis and PostgreSQL positions), for the recommender."""
+    """Domain teams (fresher of the Redis and PostgreSQL positions), for the recommender;
+    PostgreSQL's positions alone while Redis is down or slow."""
     rows = await _team_rows(conn)
     if types is not None:
         wanted = {t.value for t in types}
         rows = [r for r in rows if r["team_type"] in wanted]
-    live = await live_positions(redis, [r["id"] for r in rows])
+    try:
+        async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
+            live = await live_positions(redis, [r["id"] for r in rows])
+    except REDIS_DOWN:
+        log.warning("Redis unavailable: recommending from PostgreSQL's team positions")
+        live = {}
     return [to_team(r, _position(r, live.get(r["id"]))) for r in rows]
 
 
@@ -434,43 +490,42 @@ def _members(team_id: str, rows: list[dict[str, Any]]) -> list[Member]:
 async def near(
     state: CommandState, lat: float, lon: float, radius_m: float, limit: int, team_type: str | None = None
 ) -> list[dict[str, Any]]:
-    """Teams whose live position is within ``radius_m`` (Redis GEOSEARCH), nearest first."""
-    found: list[Any] = await state.redis.geosearch(
-        GEO_KEY,
-        longitude=lon,
-        latitude=lat,
-        radius=radius_m,
-        unit="m",
-        sort="ASC",
-        withdist=True,
-        withcoord=True,
-        count=limit if team_type is None else None,
-    )
-    if not found:
-        return []
-    ids = [m.decode() if isinstance(m, bytes) else str(m) for m, _d, _c in found]
-    ats = await state.redis.hmget(GEO_AT_KEY, ids)
+    """Teams whose live position is within ``radius_m`` (Redis GEOSEARCH), nearest first;
+    from PostgreSQL's copies of the positions while Redis is down or slow."""
+    try:
+        await _rebuild_if_lost(state)
+        async with asyncio.timeout(LIVE_READ_TIMEOUT_S):
+            hits = await _near_live(state.redis, lat, lon, radius_m, limit if team_type is None else None)
+    except REDIS_DOWN:
+        _redis_failed(state, "GEOSEARCH")
+        hits = None
     async with state.pool.connection() as conn:
-        rows = {r["id"]: r for r in await _team_rows(conn, ids)}
+        if hits is None:
+            all_rows = await _team_rows(conn)
+            hits = _near_stored(all_rows, lat, lon, radius_m)
+            rows = {r["id"]: r for r in all_rows}
+        elif not hits:
+            return []
+        else:
+            rows = {r["id"]: r for r in await _team_rows(conn, [h.team_id for h in hits])}
     now = datetime.now(UTC)
     stale_after = state.settings.command_position_stale_s
     out = []
-    for team_id, (_m, dist, (plon, plat)), at in zip(ids, found, ats, strict=True):
-        row = rows.get(team_id)
+    for hit in hits:
+        row = rows.get(hit.team_id)
         if row is None or (team_type is not None and row["team_type"] != team_type):
             continue
-        fix = datetime.fromtimestamp(float(at), UTC) if at is not None else None
-        age = (now - fix).total_seconds() if fix is not None else None
+        age = (now - hit.at).total_seconds() if hit.at is not None else None
         out.append(
             {
-                "id": team_id,
+                "id": hit.team_id,
                 "name": row["name"],
                 "type": row["team_type"],
                 "status": row["status"],
-                "distance_m": round(float(dist), 1),
-                "lat": float(plat),
-                "lon": float(plon),
-                "position_at": _iso(fix),
+                "distance_m": round(hit.distance_m, 1),
+                "lat": hit.lat,
+                "lon": hit.lon,
+                "position_at": _iso(hit.at),
                 "age_s": round(age, 1) if age is not None else None,
                 "stale": age is None or age > stale_after,
                 "active_order": row["order_id"],
@@ -479,6 +534,57 @@ async def near(
         if len(out) >= limit:
             break
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class _NearHit:
+    team_id: str
+    distance_m: float
+    lat: float
+    lon: float
+    at: datetime | None
+
+
+async def _near_live(
+    redis_client: aioredis.Redis, lat: float, lon: float, radius_m: float, count: int | None
+) -> list[_NearHit]:
+    found: list[Any] = await redis_client.geosearch(
+        GEO_KEY,
+        longitude=lon,
+        latitude=lat,
+        radius=radius_m,
+        unit="m",
+        sort="ASC",
+        withdist=True,
+        withcoord=True,
+        count=count,
+    )
+    if not found:
+        return []
+    ids = [m.decode() if isinstance(m, bytes) else str(m) for m, _d, _c in found]
+    ats = await redis_client.hmget(GEO_AT_KEY, ids)
+    return [
+        _NearHit(
+            team_id,
+            float(dist),
+            float(plat),
+            float(plon),
+            datetime.fromtimestamp(float(at), UTC) if at is not None else None,
+        )
+        for team_id, (_m, dist, (plon, plat)), at in zip(ids, found, ats, strict=True)
+    ]
+
+
+def _near_stored(rows: Sequence[dict[str, Any]], lat: float, lon: float, radius_m: float) -> list[_NearHit]:
+    """GEOSEARCH's answer from PostgreSQL's last copies of the positions."""
+    hits = []
+    for r in rows:
+        if r["lat"] is None or r["lon"] is None:
+            continue
+        distance = haversine_m(lat, lon, r["lat"], r["lon"])
+        if distance <= radius_m:
+            hits.append(_NearHit(r["id"], distance, float(r["lat"]), float(r["lon"]), r["position_at"]))
+    return sorted(hits, key=lambda h: h.distance_m)
 
 
 # --- changing a team's status ------------------------------------------------------

@@ -111,12 +111,16 @@
 })();
 
 /* A WebSocket to the command service's /ws that reconnects by itself (jittered
- * exponential back-off, 0.5 s … 10 s). Every (re)connection starts with a snapshot,
- * so nothing missed while away stays missing. handlers: open(), message(obj),
+ * exponential back-off, 0.5 s … 10 s; 5 s … 60 s while the server says it cannot stream,
+ * close 1013). Every (re)connection starts with a snapshot, so nothing missed while
+ * away stays missing. The token never goes into the URL (access logs, proxies keep
+ * URLs): it is the first message, {"type": "auth", "token": …}, and a renewed token is
+ * sent the same way on the open socket (setToken). handlers: open(), message(obj),
  * close(event, willRetry), expired(). */
 (function () {
   "use strict";
   var W = window.wuwang;
+  var CLOSE_UNAUTHORISED = 4401, CLOSE_UNAVAILABLE = 1013;
   function Socket(url, token, handlers) {
     this.url = url;
     this.token = token;
@@ -126,30 +130,31 @@
     this.stopped = false;
     this.timer = null;
     this.openedAt = null;
+    this.sentToken = null;  // the token this connection authenticated (or renewed) with
     this.connect();
   }
   Socket.prototype.connect = function () {
     var self = this;
     if (self.stopped) return;
-    var sep = self.url.indexOf("?") >= 0 ? "&" : "?";
     var ws;
     try {
-      ws = new WebSocket(self.url + sep + "token=" + encodeURIComponent(self.token));
+      ws = new WebSocket(self.url);
     } catch (e) {
-      self.retry();
+      self.retry(false);
       return;
     }
     self.ws = ws;
     var guard = setTimeout(function () { if (ws.readyState !== 1) ws.close(); }, 10000);
     ws.onopen = function () {
       clearTimeout(guard);
-      self.attempt = 0;
-      self.openedAt = Date.now();
+      self.sentToken = self.token;
+      ws.send(JSON.stringify({ type: "auth", token: self.token }));
       if (self.h.open) self.h.open();
     };
     ws.onmessage = function (ev) {
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      if (msg.type === "snapshot") self.attempt = 0;  // authenticated and served: back-off over
       self.h.message(msg);
     };
     ws.onerror = function () { /* onclose follows */ };
@@ -157,7 +162,8 @@
       clearTimeout(guard);
       if (self.ws !== ws) return;
       self.ws = null;
-      if (ev.code === 4401) {  // token expired or refused: only a new login helps
+      if (ev.code === CLOSE_UNAUTHORISED && self.token === self.sentToken) {
+        // expired, revoked (logout, account disabled or changed) or forged: only a new login helps
         self.stopped = true;
         if (self.h.close) self.h.close(ev, false);
         if (self.h.expired) self.h.expired();
@@ -165,13 +171,25 @@
       }
       var again = !self.stopped;
       if (self.h.close) self.h.close(ev, again);
-      if (again) self.retry();
+      if (again) self.retry(ev.code === CLOSE_UNAVAILABLE);
     };
   };
-  Socket.prototype.retry = function () {
+  /* A renewed token: used by this connection at once, and by every reconnection. */
+  Socket.prototype.setToken = function (token) {
+    if (!token || token === this.token) return;
+    this.token = token;
+    if (this.ws && this.ws.readyState === 1) {
+      this.sentToken = token;
+      try { this.ws.send(JSON.stringify({ type: "auth", token: token })); } catch (e) { /* onclose follows */ }
+    }
+  };
+  Socket.prototype.retry = function (unavailable) {
     var self = this;
     if (self.stopped) return;
-    var base = Math.min(10000, 500 * Math.pow(2, self.attempt));
+    // The server is up but cannot stream (1013): ask far less often, so a thousand
+    // consoles do not knock together once a second. Full jitter spreads them out.
+    var base = unavailable ? Math.min(60000, 5000 * Math.pow(2, self.attempt))
+                           : Math.min(10000, 500 * Math.pow(2, self.attempt));
     self.attempt += 1;
     clearTimeout(self.timer);
     self.timer = setTimeout(function () { self.connect(); }, base * (0.5 + Math.random() * 0.5));

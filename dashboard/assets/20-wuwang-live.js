@@ -71,7 +71,9 @@
       open: function () { /* the snapshot marks us fresh */ },
       message: handle,
       close: function (ev, retry) {
-        live.status = { connected: false, stale: true, expired: false, since: Date.now(), code: ev.code };
+        // 1013: the command service is up but cannot stream (Redis down) — say so
+        live.status = { connected: false, stale: true, expired: false, since: Date.now(), code: ev.code,
+                        unavailable: ev.code === 1013 };
         pushStatus();
       },
       expired: function () {
@@ -492,7 +494,17 @@
         W.setProps("session", { data: null });
       }
       else if (st.connected) { text = W.t("live.connected"); cls = "connection ok"; }
+      else if (st.unavailable) { text = W.t("live.unavailable"); cls = "connection bad"; }
       else { text = W.t("live.reconnecting"); cls = "connection bad"; }
+      // The banner says why: the server cannot stream (1013) or the connection is lost.
+      var banner = document.getElementById("stale-banner");
+      if (banner && st.unavailable && !banner.hasAttribute("data-usual")) {
+        banner.setAttribute("data-usual", banner.textContent);
+        W.setProps("stale-banner", { children: W.t("live.unavailable_banner") });
+      } else if (banner && !st.unavailable && banner.hasAttribute("data-usual")) {
+        W.setProps("stale-banner", { children: banner.getAttribute("data-usual") });
+        banner.removeAttribute("data-usual");
+      }
       return [text, cls, !st.stale];
     },
     switchTab: function (tab) {
@@ -500,22 +512,21 @@
       return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
     },
     setLang: function (value) { return value || cs.no_update; },
-    /* A renewed token (POST /auth/refresh): the open sockets keep running and use it
-       when they next reconnect; the field outbox sends with it from now on. */
+    /* A renewed token (POST /auth/refresh): the open sockets send it on at once (the
+       command service closes a socket whose token ran out), the field outbox sends with
+       it from now on. No session (logged out, expired): the sockets stop. */
     renewToken: function (session) {
-      if (!session || !session.token) return cs.no_update;
-      if (live.socket && live.token !== session.token) { live.token = session.token; live.socket.token = session.token; }
+      if (!session || !session.token) {
+        live.stop();
+        if (W.field) W.field.stop();
+        return null;
+      }
+      if (live.socket && live.token !== session.token) { live.token = session.token; live.socket.setToken(session.token); }
       if (W.field && W.field.session && W.field.session.token !== session.token) {
         W.field.session = Object.assign({}, W.field.session, { token: session.token, expires_at: session.expires_at });
-        if (W.field.socket) W.field.socket.token = session.token;
+        if (W.field.socket) W.field.socket.setToken(session.token);
       }
       return session.expires_at || null;
-    },
-    logout: function (n) {
-      if (!n) return cs.no_update;
-      live.stop();
-      if (W.field) W.field.stop();
-      return null;
     }
   });
 })();

@@ -146,7 +146,9 @@
           if (item.kind === "status") showStatus(item.body.status, false);
           return remove(item.id).then(function () { return true; });
         }
-        item.error = (answer && (answer.detail || answer.error)) || ("HTTP " + res.status);
+        // a refusal with a catalogue key is said in the team's language; the server's detail otherwise
+        item.error = (answer && answer.i18n_key && W.t(answer.i18n_key)) ||
+          (answer && (answer.detail || answer.error)) || ("HTTP " + res.status);
         if (res.status === 401) {
           item.state = "waiting";
           return put(item).then(function () { needLogin(); return false; });
@@ -431,7 +433,8 @@
         if (field.onChange) field.onChange(msg);
       },
       close: function (ev) {
-        W.setProps("live-status", { data: { connected: false, stale: true, expired: false, since: Date.now() } });
+        W.setProps("live-status", { data: { connected: false, stale: true, expired: false, since: Date.now(),
+                                            unavailable: !!ev && ev.code === 1013 } });
       },
       expired: function () {
         W.setProps("live-status", { data: { connected: false, stale: true, expired: true, since: Date.now() } });

@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clientside, token_of
+from dashboard.callbacks.common import clientside, error_text, token_of
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
 from dashboard.layout.console import console_page
@@ -68,6 +68,15 @@ def renewal_due(session: Any, now: datetime) -> bool:
     return expires - now < RENEW_BEFORE
 
 
+def browser_address() -> str | None:
+    """The address the browser's callback request came from (forwarded with a login)."""
+    try:
+        remote = ctx.remote
+    except Exception:  # called outside a request (tests calling the function directly)
+        return None
+    return str(remote) if remote else None
+
+
 def session_of(body: dict[str, Any]) -> dict[str, Any]:
     return {
         "token": body["access_token"],
@@ -106,8 +115,8 @@ def register(app: Dash, console: Console) -> None:
             return login_page(lang, t(lang, "login.expired") if note == "expired" else None)
         try:
             me = await console.api.me(token)
-        except ApiError:
-            return login_page(lang, t(lang, "error.unreachable"))
+        except ApiError as exc:
+            return login_page(lang, error_text(lang, exc))
         if me is None:
             return login_page(lang, t(lang, "login.expired"))
         if me.is_field:
@@ -153,15 +162,13 @@ def register(app: Dash, console: Console) -> None:
         ):
             return no_update, t(lang, "login.missing"), no_update
         try:
-            body = await console.api.login(username.strip(), password)
+            body = await console.api.login(username.strip(), password, browser_address())
         except ApiError as exc:
             if exc.status == 401:
                 return no_update, t(lang, "login.refused"), no_update
             if exc.status == 429:
                 return no_update, t(lang, "login.rate_limited"), no_update
-            if exc.status == 0:
-                return no_update, t(lang, "error.unreachable"), no_update
-            return no_update, t(lang, "error.refused", status=exc.status, detail=exc.detail), no_update
+            return no_update, error_text(lang, exc), no_update  # unreachable, unavailable (503), …
         return session_of(body), html.Span(t(lang, "login.ok")), None
 
     @app.callback(
@@ -202,10 +209,22 @@ def register(app: Dash, console: Console) -> None:
         prevent_initial_call=True,
     )
 
-    clientside(
-        app,
-        "function (n) { return window.dash_clientside.wuwang.logout(n); }",
+    @app.callback(
         Output(ids.SESSION, "data", allow_duplicate=True),
         Input(ids.LOGOUT, "n_clicks"),
+        State(ids.SESSION, "data"),
         prevent_initial_call=True,
     )
+    async def logout(clicks: Any, session: Any) -> Any:
+        """End the session at the command service, not only in this tab: the token, its
+        renewals and its sockets stop working (the browser's sockets stop when the
+        session store empties: ``renewToken``)."""
+        if not clicks:
+            raise PreventUpdate
+        token = token_of(session)
+        if token is not None:
+            try:
+                await console.api.logout(token)
+            except ApiError as exc:  # expired already, or unreachable: the tab forgets it anyway
+                log.info("logout not confirmed by the command service: %s %s", exc.status, exc.detail)
+        return None

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from dash import ClientsideFunction, Dash, ctx
 from dash.exceptions import PreventUpdate
 
-from dashboard.api import ApiError, Me
+from dashboard.api import DEFAULT_RETRY_AFTER_S, ApiError, Me
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 
@@ -80,6 +80,8 @@ def tz(console: Console) -> ZoneInfo:
 def error_text(lang: Lang, exc: ApiError) -> str:
     if exc.status == 0:
         return t(lang, "error.unreachable")
+    if exc.unavailable:  # the command service's own detail is English and technical
+        return t(lang, "error.unavailable", retry=exc.retry_after or DEFAULT_RETRY_AFTER_S)
     if exc.status == 401:
         return t(lang, "error.expired")
     if exc.status == 403:

@@ -144,6 +144,8 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/inbox/{inbox_row}/link"): (STAFF, {"incident_id": "{live}"}),
     ("POST", "/inbox/{inbox_row}/dismiss"): (STAFF, {"reason": "test"}),
     ("POST", "/inbox/bulk"): (READERS, {"action": "dismiss", "row_ids": [INBOX_ROW], "reason": "test"}),
+    # last: it ends the session of the token it is called with
+    ("POST", "/auth/logout"): (ALL, None),
 }
 
 #: Routes that need no token at all.

@@ -4,10 +4,12 @@ the team's own MQTT topic (real Mosquitto), photos."""
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Callable
 
 import orjson
 import pytest
+from PIL import Image
 
 from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
 from tests.command.test_dispatch_api import db_rows, dispatch, isolated_settings, open_incident
@@ -25,6 +27,13 @@ def command_settings(make_settings: Callable[..., Settings], mqtt_broker: Broker
     if not mqtt_broker.is_mosquitto:
         pytest.skip("needs Mosquitto (ACLs)")
     return isolated_settings(make_settings)
+
+
+def _png() -> bytes:
+    """A real photo (the service decodes what it stores)."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 12), (200, 40, 40)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def test_order_ack_over_http(command_settings: Settings) -> None:
@@ -64,14 +73,15 @@ def test_report_goes_out_on_the_teams_own_topic(command_settings: Settings, mqtt
     try:
         with running_command(command_settings) as (client, login):
             field = login(FIELD_TEAM)
+            png = _png()
             photo = client.post(
                 "/field/photos",
                 headers=field,
-                json={"content_type": "image/png", "data_base64": base64.b64encode(b"\x89PNG fake").decode()},
+                json={"content_type": "image/png", "data_base64": base64.b64encode(png).decode()},
             )
             assert photo.status_code == 201, photo.text
             url = photo.json()["url"]
-            assert client.get(url, headers=login("operator1")).content == b"\x89PNG fake"
+            assert client.get(url, headers=login("operator1")).content == png
             body = {
                 "id": "rep-1",
                 "category": "fire_lane_blocked",

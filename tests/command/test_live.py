@@ -19,9 +19,11 @@ def _token(headers: dict[str, str]) -> str:
 def test_ws_refuses_missing_expired_and_foreign_origin(
     command_client: TestClient, login: Callable[[str], dict[str, str]]
 ) -> None:
-    with pytest.raises(WebSocketDisconnect) as missing, command_client.websocket_connect("/ws"):
-        pass
-    assert missing.value.code == 4401
+    with command_client.websocket_connect("/ws") as ws:  # the token must be the first message
+        ws.send_text('{"type": "hello"}')
+        with pytest.raises(WebSocketDisconnect) as missing:
+            ws.receive_text()
+    assert missing.value.code == 4401 and "auth" in (missing.value.reason or "")
     expired, _ = issue_token(Principal("operator1", Role.OPERATOR), secret=DEMO_TOKEN_SECRET, ttl_s=-5)
     with pytest.raises(WebSocketDisconnect) as old, command_client.websocket_connect(f"/ws?token={expired}"):
         pass
@@ -33,6 +35,32 @@ def test_ws_refuses_missing_expired_and_foreign_origin(
     ):
         pass
     assert foreign.value.code == 4403
+
+
+def test_ws_token_as_first_message_and_renewed_on_the_open_socket(
+    command_client: TestClient, command_settings: Settings, login: Callable[[str], dict[str, str]]
+) -> None:
+    first = command_client.post("/auth/login", json={"username": "operator1", "password": "demo"}).json()
+    with command_client.websocket_connect("/ws", headers={"Origin": "http://127.0.0.1:8050"}) as ws:
+        ws.send_text(orjson.dumps({"type": "auth", "token": first["access_token"]}).decode())
+        assert orjson.loads(ws.receive_text())["type"] == "snapshot"
+        renewed = command_client.post("/auth/refresh", headers=_bearer(first["access_token"])).json()
+        ws.send_text(orjson.dumps({"type": "auth", "token": renewed["access_token"]}).decode())
+        # the renewal keeps the stream going
+        bus = redis.Redis.from_url(command_settings.redis_url or "")
+        bus.publish(channel_of(bus), Change("incident", "INC-R", {"state": "new"}, version=1).encode())
+        bus.close()
+        assert orjson.loads(ws.receive_text())["id"] == "INC-R"
+        # a token of another session on this socket ends it
+        other = _token(login("operator2"))
+        ws.send_text(orjson.dumps({"type": "auth", "token": other}).decode())
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 4401
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def test_ws_sends_snapshot_then_changes_by_role(

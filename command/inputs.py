@@ -1,0 +1,84 @@
+"""What a request may carry: one home for the rules on text and scalars.
+
+- No text may hold NUL (U+0000): PostgreSQL cannot store it, so it used to surface as a
+  500 from deep inside a query (and made the audit write of a refusal fail too).
+  ``ApiIn`` refuses it in every field of every request body, nested or not; ``Text``
+  does the same for query parameters.
+- Request bodies are strict: ``true`` is not a level and not a longitude, ``"1"`` is
+  not a number. JSON has one number type, so an integer is still accepted where the
+  API says number. JSON has no enums or datetimes either: those fields say
+  ``Strict(False)`` (``FROM_TEXT``) and are parsed from their strings.
+- A NUL (or other data PostgreSQL refuses) that slips past both still ends as 422,
+  not 500: ``install`` registers the last-resort handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import FastAPI, Request, status
+from fastapi.responses import JSONResponse
+from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, field_validator
+
+log = logging.getLogger(__name__)
+
+NUL = "\x00"
+NUL_REFUSED = "text must not contain NUL (U+0000)"
+
+#: For enum and datetime fields of a strict body: JSON carries them as strings.
+FROM_TEXT = Strict(False)
+
+
+def refuse_nul(value: str) -> str:
+    if NUL in value:
+        raise ValueError(NUL_REFUSED)
+    return value
+
+
+def refuse_nul_within(value: object) -> None:
+    """Refuse a NUL in ``value`` or anywhere inside it (free-form dicts and lists too)."""
+    if isinstance(value, str):
+        refuse_nul(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul_within(key)
+            refuse_nul_within(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            refuse_nul_within(item)
+
+
+#: Text in a query parameter (bodies are covered by ``ApiIn``).
+Text = Annotated[str, AfterValidator(refuse_nul)]
+
+
+class ApiIn(BaseModel):
+    """The base of every request body: strict scalars, no NUL in any text."""
+
+    model_config = ConfigDict(strict=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        refuse_nul_within(value)
+        return value
+
+
+DATA_REFUSED = "the request holds a value the database cannot store (e.g. a NUL, U+0000, in a text)"
+
+
+async def _data_refused(request: Request, exc: Exception) -> JSONResponse:
+    # The database judged the caller's data (SQLSTATE class 22, or psycopg refusing a
+    # NUL before sending): that is bad input, so 422 with the reason, never a 500.
+    log.warning("%s %s: data refused by the database: %s", request.method, request.url.path, exc)
+    return JSONResponse(
+        status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        content={"detail": [{"loc": ["request"], "msg": DATA_REFUSED, "type": "data_refused"}]},
+    )
+
+
+def install(app: FastAPI) -> None:
+    """The last-resort guard: psycopg's DataError answered as 422."""
+    app.add_exception_handler(psycopg.DataError, _data_refused)
