@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from command.deps import Caller, State, forbid
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
 from command.domain.vocabulary import Role
+from command.inputs import ApiIn, Text
 from command.security import Principal
 from command.services import inbox as service
 from command.services.incident_store import NotFound, incident_body
@@ -26,12 +27,9 @@ from command.services.incidents import AlarmIntake
 
 router = APIRouter(prefix="/inbox", tags=["inbox"])
 
-#: Any text an operator sends: no U+0000 (PostgreSQL text cannot hold it).
-_NO_NUL = r"^[^\x00]*$"
-
 RowId = Annotated[str, Path(pattern=r"^IB-[0-9a-f]{16}$", description="an inbox row id, IB-<16 hex>")]
 IncidentIdText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-NoteText = Annotated[str, Field(max_length=1000, pattern=_NO_NUL)]
+NoteText = Annotated[str, Field(max_length=1000)]
 DismissReasonText = Literal["false_alarm", "duplicate", "test", "other"]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,8 +41,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid")
+class _Strict(ApiIn):
+    """A request body: the project's input rules (strict scalars, no NUL in any text,
+    command/inputs.py), and no unknown fields."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Promote(_Strict):
@@ -171,10 +172,10 @@ async def list_inbox(
         Query(alias="state", description="open: the inbox; expired: the review list (待复核)"),
     ] = "open",
     exercise_id: Annotated[
-        str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+        Text | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     ] = None,
     incident_id: Annotated[
-        str | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+        Text | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
