@@ -545,6 +545,11 @@
       return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
     },
     setLang: function (value) { return value || cs.no_update; },
+    /* The alarm inbox promoted a row: open its new incident as a queue click would. */
+    openIncident: function (id) {
+      if (id) live.select(String(id));
+      return id || null;
+    },
     /* A renewed token (POST /auth/refresh): the open sockets send it on at once (the
        command service closes a socket whose token ran out), the field outbox sends with
        it from now on. No session (logged out, expired): the sockets stop. */

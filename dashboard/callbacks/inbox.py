@@ -21,7 +21,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.api import ApiError, Me
-from dashboard.callbacks.common import clicked, error_text, require_staff, tz
+from dashboard.callbacks.common import browser, clicked, clientside, error_text, require_staff, tz
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layout import exercise as ex
@@ -162,7 +162,7 @@ def register(app: Dash, console: Console) -> None:
         Output(ids.INBOX_REASON, "value"),
         Output(ids.INBOX_NOTE, "value"),
         Output(ids.INBOX_TICK, "data", allow_duplicate=True),
-        Output(ids.SELECTED, "data", allow_duplicate=True),
+        Output(ids.INBOX_OPENED, "data"),
         Input({"type": ids.INBOX_ACT, "action": ALL, "row": ALL}, "n_clicks"),
         Input({"type": ids.INBOX_BULK_ACT, "action": ALL}, "n_clicks"),
         Input(ids.INBOX_CONFIRM, "n_clicks"),
@@ -306,3 +306,13 @@ def register(app: Dash, console: Console) -> None:
         )
         selected = incident.get("id") if action == "promote" and incident.get("id") else no_update
         return [feedback, *closed, refreshed, selected]
+
+    # The incident a promotion opened: shown in the detail panel and marked in the queue,
+    # as a click on its queue row would (assets/20-wuwang-live.js).
+    clientside(
+        app,
+        browser("openIncident"),
+        Output(ids.INBOX_OPENED_APPLIED, "data"),
+        Input(ids.INBOX_OPENED, "data"),
+        prevent_initial_call=True,
+    )

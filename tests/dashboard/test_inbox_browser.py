@@ -172,6 +172,18 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
     page.click("#inbox-reason label:has-text('测试')")
     page.click("#inbox-confirm")
     wait_for(lambda: row_of(page, quiet) is None, 20, 0.3, "the reviewed row dismissed")
+    # English on request: the panel says everything in words, no key or code shown
+    video_alerts(stack, storm, "loitering", places[0], 6)  # a new row of the storm's camera
+    page.click("#inbox-view label:has-text('待研判')")
+    wait_for(lambda: row_of(page, storm) is not None, 60, 0.3, "a new row of the storm's camera")
+    page.click("text=English")
+    page.wait_for_selector(".inbox-panel h2:has-text('Alarm inbox')", timeout=20_000)
+    page.wait_for_selector(f'.inbox-row[data-source="video/{storm}"]', timeout=20_000)
+    page.wait_for_timeout(1200)
+    panel = page.inner_text("#inbox-panel")
+    assert "loitering" in panel and "Promote to incident" in panel and "to triage" in panel
+    assert "inbox." not in panel and "triage." not in panel and "徘徊" not in panel
+    shot(page, artifacts, "inbox-desk-en")
     assert desk.errors == [], desk.errors
     assert desk.foreign() == [], desk.foreign()
 
