@@ -7,6 +7,10 @@ service's triage into the inbox, and the desk shows and acts on them.
 - 升级为事件 (promote) turns a row into an incident in the queue;
 - 排除 (dismiss) with 误报 takes a row off the open list; the review list (待复核) shows
   the expired rows, where the same acts work;
+- 关联到事件 (link) with the picker of open incidents; ticked rows dismissed in bulk (a
+  missing reason is said, nothing sent);
+- English on request, with no key or code on screen;
+- a planner (exercise mode) sees no live row;
 - the panel is on the desk, not on the wall.
 
 Screenshots go to test-artifacts/dashboard/ (inbox-desk.png: the desk with the inbox at
@@ -186,6 +190,77 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
     shot(page, artifacts, "inbox-desk-en")
     assert desk.errors == [], desk.errors
     assert desk.foreign() == [], desk.foreign()
+
+
+def test_link_with_the_picker_and_bulk_dismiss(console_stack: Stack, desk: Watched, artifacts: Path) -> None:
+    stack, page = console_stack, desk.page
+    tag = uuid.uuid4().hex[:6].upper()
+    one, two, three = f"CAM-L{tag}", f"CAM-M{tag}", f"CAM-N{tag}"
+    places = quiet_places(stack, 6)[3:]
+    token = stack.login("operator1")
+    title = f"人民路积水 {tag}"
+    body = {"type": "flood", "level": 3, "title": title, "lat": 32.01, "lon": 112.13}
+    incident = stack.api("POST", "/incidents", token, body)
+    login(page, stack, "operator1")
+    page.wait_for_selector(".connection.ok", timeout=30_000)
+    for camera, place in zip((one, two, three), places, strict=True):
+        video_alerts(stack, camera, "loitering", place, 1)
+    for camera in (one, two, three):
+        wait_for(lambda c=camera: row_of(page, c) is not None, 60, 0.3, f"the row of {camera}")
+
+    # 关联到事件: the picker lists the open incident; the row leaves the open list
+    button(page, one, "link").click()
+    page.wait_for_selector("#inbox-form:not([hidden])", timeout=10_000)
+    page.click("#inbox-incident")
+    page.click(f"text={incident['id']}")
+    page.click("#inbox-confirm")
+    page.wait_for_selector(f"#inbox-feedback .ok:has-text('{incident['id']}')", timeout=20_000)
+    wait_for(lambda: row_of(page, one) is None, 20, 0.3, "the linked row off the open list")
+    linked = stack.api("GET", f"/inbox?state=linked&incident_id={incident['id']}", token)
+    assert [r["source"] for r in linked] == [f"video/{one}"]
+
+    # bulk: tick two rows, dismiss them as duplicates in one go
+    for camera in (two, three):
+        page.locator(f'.inbox-row[data-source="video/{camera}"] .inbox-check input').check()
+    page.wait_for_selector("#inbox-bulk:not([hidden])", timeout=10_000)
+    assert "已选 2 条" in page.inner_text("#inbox-bulk")
+    page.click("#inbox-bulk button:has-text('排除')")
+    page.wait_for_selector("#inbox-form:not([hidden])", timeout=10_000)
+    assert "排除 2 条告警" in page.inner_text("#inbox-form")
+    page.click("#inbox-confirm")  # no reason chosen yet: said, nothing sent
+    page.wait_for_selector("#inbox-feedback .error", timeout=10_000)
+    page.click("#inbox-reason label:has-text('重复')")
+    page.click("#inbox-confirm")
+    page.wait_for_selector("#inbox-feedback .ok:has-text('已排除 2 条告警')", timeout=20_000)
+    wait_for(
+        lambda: row_of(page, two) is None and row_of(page, three) is None, 20, 0.3, "both rows dismissed"
+    )
+    dismissed = stack.api("GET", "/inbox?state=dismissed&limit=1000", token)
+    assert {r["source"] for r in dismissed if r["dismiss_reason"] == "duplicate"} >= {
+        f"video/{two}",
+        f"video/{three}",
+    }
+    assert desk.errors == [], desk.errors
+
+
+def test_a_planner_sees_only_drill_rows(console_stack: Stack, desk: Watched) -> None:
+    """Exercise mode: the panel shows the drills' rows only (the queue does the same)."""
+    stack, page = console_stack, desk.page
+    camera = f"CAM-P{uuid.uuid4().hex[:6].upper()}"
+    video_alerts(stack, camera, "loitering", quiet_places(stack, 7)[6], 1)  # a live row
+    token = stack.login("operator1")
+    wait_for(
+        lambda: any(r["source"] == f"video/{camera}" for r in stack.api("GET", "/inbox", token)),
+        60,
+        0.3,
+        "the live row",
+    )
+    login(page, stack, "planner1")
+    page.wait_for_selector(".connection.ok", timeout=30_000)
+    wait_for(lambda: page.inner_text("#inbox-counts").strip() != "", 30, 0.2, "the panel drawn")
+    page.wait_for_timeout(1000)
+    assert row_of(page, camera) is None
+    assert all(r.query_selector(".tag-exercise") for r in page.query_selector_all(".inbox-row"))
 
 
 def test_the_inbox_is_not_on_the_wall(console_stack: Stack, desk: Watched) -> None:
