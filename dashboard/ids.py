@@ -120,6 +120,7 @@ INBOX_NOTE = "inbox-note"
 INBOX_CONFIRM = "inbox-confirm"
 INBOX_CANCEL = "inbox-cancel"
 INBOX_BULK = "inbox-bulk"
+INBOX_SELECT_ALL = "inbox-select-all"
 INBOX_SELECTED = "inbox-selected"
 INBOX_CHECK = "inbox-check"  # {"type": "inbox-check", "row": id}: a Checklist
 INBOX_ACT = "inbox-act"  # {"type": "inbox-act", "action": promote|link|dismiss, "row": id}

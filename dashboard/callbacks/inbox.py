@@ -16,7 +16,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from dash import ALL, Dash, Input, Output, State, html, no_update
+from dash import ALL, Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -137,6 +137,23 @@ def register(app: Dash, console: Console) -> None:
         shown = {str(r.get("row_id")): r.get("exercise_id") for r in rows}
         keep = {r for r in ticked(checks) if r in shown}
         return ib.rows_view(lang, me, rows, view, tz(console), keep), counts, shown
+
+    @app.callback(
+        Output({"type": ids.INBOX_CHECK, "row": ALL}, "value"),
+        Input(ids.INBOX_SELECT_ALL, "n_clicks"),
+        State({"type": ids.INBOX_CHECK, "row": ALL}, "value"),
+        prevent_initial_call=True,
+    )
+    def select_all(clicks: Any, checks: Any) -> Any:
+        """全选: tick every row drawn with a checkbox (the rows this user may act on);
+        everything ticked already: untick them all."""
+        if not clicks:
+            raise PreventUpdate
+        rows = [str(o["id"]["row"]) for o in ctx.outputs_list if isinstance(o.get("id"), dict)]
+        if not rows:
+            raise PreventUpdate
+        everything = len(ticked(checks)) == len(rows)
+        return [[] if everything else [row_id] for row_id in rows]
 
     @app.callback(
         Output(ids.INBOX_BULK, "hidden"),

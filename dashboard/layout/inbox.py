@@ -335,6 +335,13 @@ def inbox_panel(lang: Lang, who: Me) -> html.Section:
                             html.Span(id=ids.INBOX_COUNTS, className="count"),
                         ]
                     ),
+                    html.Button(
+                        t(lang, "inbox.select_all"),
+                        id=ids.INBOX_SELECT_ALL,
+                        n_clicks=0,
+                        className="btn btn-ghost btn-small inbox-select-all",
+                        hidden=not who.is_staff,
+                    ),
                     dcc.RadioItems(
                         id=ids.INBOX_VIEW,
                         className="tabs inbox-views",
