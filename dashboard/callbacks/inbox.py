@@ -30,6 +30,8 @@ from dashboard.layout import inbox as ib
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 #: How many rows a list fetches (the header counts show "N+" past it).
 LIST_LIMIT = 500
+#: The most rows one POST /inbox/bulk takes (command/services/inbox.py, BULK_MAX).
+BULK_MAX = 200
 
 
 def scope_of(who: Me, scope: Any) -> tuple[str, str | None]:
@@ -303,10 +305,15 @@ def register(app: Dash, console: Console) -> None:
                 done = await console.api.post(_path(row_ids[0], action), token, body)
                 results = [{"row_id": row_ids[0], "ok": True, "row": (done or {}).get("row")}]
             else:
-                done = await console.api.post(
-                    "/inbox/bulk", token, {"action": action, "row_ids": row_ids, **body}
-                )
-                results = [r for r in (done or {}).get("results", []) if isinstance(r, dict)]
+                # POST /inbox/bulk takes BULK_MAX rows; a bulk promote is ONE incident, so
+                # only its first BULK_MAX rows go (the rest stay ticked in the inbox)
+                chunks = [row_ids[i : i + BULK_MAX] for i in range(0, len(row_ids), BULK_MAX)]
+                results, done = [], None
+                for chunk in chunks[:1] if action == "promote" else chunks:
+                    done = await console.api.post(
+                        "/inbox/bulk", token, {"action": action, "row_ids": chunk, **body}
+                    )
+                    results += [r for r in (done or {}).get("results", []) if isinstance(r, dict)]
         except ApiError as exc:
             return [say(error_text(lang, exc), ok=False), *closed, refreshed, no_update]
         incident = (done or {}).get("incident") or {}
