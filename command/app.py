@@ -23,6 +23,7 @@ from command.audit import RefusedLogins
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
+from command.routes import inbox as inbox_routes
 from command.routes import kpis as kpis_routes
 from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
@@ -30,6 +31,7 @@ from command.routes import reserve as reserve_routes
 from command.routes import teams as teams_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
 from command.services import grid as grid_service
+from command.services import inbox as inbox_service
 from command.services import incidents as incidents_service
 from command.services import mqtt_side
 from command.services import plans as plans_service
@@ -45,7 +47,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0011"  # 0011: field_photo_usage (the photo quota)
+REQUIRED_SCHEMA = "0014"  # 0014: the triage inbox
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -55,6 +57,7 @@ def default_workers() -> list[WorkerFactory]:
     return [
         lambda state: LiveHub(state.settings.command_ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
+        lambda state: inbox_service.InboxExpiry(),  # quiet inbox rows → review list (docs/triage.md)
         lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
@@ -67,6 +70,7 @@ def register_snapshots(state: CommandState) -> None:
     providers["teams"] = rosters_service.snapshot  # the roster: status, position, duty, order
     providers["stock"] = reserve_service.snapshot  # city-wide totals per reserve item
     providers["grid_events"] = grid_service.snapshot  # open grid cases (网格化管理)
+    providers["inbox"] = inbox_service.snapshot  # open alarm-inbox rows (告警收件箱)
 
 
 def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = None) -> FastAPI:
@@ -78,6 +82,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, CommandState]]:
         plans = plans_service.load_library(settings.command_plans_dir)  # a bad library stops start-up
+        triage_rules = inbox_service.load_rules()  # bad triage rules stop start-up (TriageRulesError)
         pool = AsyncConnectionPool(
             settings.database_url or "", min_size=2, max_size=16, open=False, kwargs={"connect_timeout": 5}
         )
@@ -108,6 +113,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
             metrics=CollectorRegistry(),
         )
         state.parts[plans_service.PART] = plans
+        state.parts[inbox_service.PART] = triage_rules
         register_snapshots(state)
         started: list[Worker] = []
         try:
@@ -145,6 +151,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                    exercises_routes.router):
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
+    app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers

@@ -98,3 +98,30 @@ def detail_input(name: str) -> dict[str, str]:
 
 
 DETAIL_INPUT = "detail-input"
+
+# The alarm inbox (告警收件箱, layout/inbox.py, callbacks/inbox.py): desk only.
+INBOX_PANEL = "inbox-panel"
+INBOX_TICK = "inbox-tick"  # bumped by the browser when the live stream reports an inbox change
+INBOX_VIEW = "inbox-view"  # "open" (待研判) | "expired" (待复核, the review list)
+INBOX_COUNTS = "inbox-counts"
+INBOX_ROWS = "inbox-rows"
+INBOX_SHOWN = "inbox-shown"  # {row_id: exercise_id} of the rows drawn (the pickers' scope)
+INBOX_FEEDBACK = "inbox-feedback"
+INBOX_OPENED = "inbox-opened"  # the incident a promotion opened (the browser selects it)
+INBOX_OPENED_APPLIED = "inbox-opened-applied"
+INBOX_PENDING = "inbox-pending"  # {action, row_ids}: the link/dismiss form's rows
+INBOX_FORM = "inbox-form"
+INBOX_FORM_TITLE = "inbox-form-title"
+INBOX_LINK_PART = "inbox-link-part"
+INBOX_DISMISS_PART = "inbox-dismiss-part"
+INBOX_INCIDENT = "inbox-incident"
+INBOX_REASON = "inbox-reason"
+INBOX_NOTE = "inbox-note"
+INBOX_CONFIRM = "inbox-confirm"
+INBOX_CANCEL = "inbox-cancel"
+INBOX_BULK = "inbox-bulk"
+INBOX_SELECT_ALL = "inbox-select-all"
+INBOX_SELECTED = "inbox-selected"
+INBOX_CHECK = "inbox-check"  # {"type": "inbox-check", "row": id}: a Checklist
+INBOX_ACT = "inbox-act"  # {"type": "inbox-act", "action": promote|link|dismiss, "row": id}
+INBOX_BULK_ACT = "inbox-bulk-act"  # {"type": "inbox-bulk-act", "action": ...}

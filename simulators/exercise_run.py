@@ -11,7 +11,9 @@ inject at an offset) — and, on an :class:`~simulators.exercise_clock.ExerciseC
 - POSTs each inject to ``/exercises/{id}/injects`` of the command API with a planner's
   token, in a thread of its own so a slow answer never delays the messages; an
   ``escalate`` answered 404 is tried again for a while (the alarm it names may not have
-  joined an incident yet);
+  joined an incident yet); when that alarm waits in the alarm inbox (a sensor crossing
+  or video alert no triage rule promotes), the runner promotes its row first, as the
+  planner it logs in as (docs/exercises.md);
 - reads control commands (play, pause, seek, speed, stop) from the exercise's Redis
   stream and applies them to the clock;
 - keeps the ``exercise`` row (created when missing) up to date: status, speed,
@@ -145,6 +147,7 @@ class DriftStats:
     def of(cls, samples_ms: Sequence[float]) -> DriftStats:
         if not samples_ms:
             return cls()
+
         def p(q: float) -> float:
             return round(percentile(samples_ms, q), 3)
 
@@ -332,6 +335,7 @@ class _Pending:
     first_try: float
     next_try: float
     attempts: int = 0
+    promoted: str | None = None  # the inbox row this escalation promoted first
 
 
 class _InjectSender(threading.Thread):
@@ -409,8 +413,66 @@ class _InjectSender(threading.Thread):
             return "ok"
         late = time.monotonic() - p.first_try
         if r.status_code == 404 and body.get("kind") == "escalate" and late < self.api.escalate_retry_s:
-            return "retry"  # the alarm has not joined an incident yet
+            # The alarm has not joined an incident yet — or it waits in the alarm inbox
+            # (a sensor crossing or video alert no triage rule promotes): then promote
+            # its row, as the drill's operators would, and escalate the incident.
+            if p.promoted is None:
+                p.promoted = self._promote_row_of(str(body.get("msg_id") or ""), p.inject.label)
+            return "retry"
         return f"{r.status_code} {r.text[:200]}"
+
+    def _promote_row_of(self, msg_id: str, label: str) -> str | None:
+        """Promote (立事件) this exercise's inbox row holding the alarm of message
+        ``msg_id``, as the drill planner (audited ``inbox.promote``, the note naming the
+        escalation). The row's id, or None when no open or expired row holds it (yet);
+        nothing here fails the drill: the escalation is simply tried again."""
+        if not msg_id or self._token is None:
+            return None
+        headers = {"Authorization": f"Bearer {self._token}"}
+        mark = f"#{msg_id}"
+        try:
+            for state in ("open", "expired"):
+                r = self._http.get(
+                    "/inbox",
+                    params={"exercise_id": self.exercise_id, "state": state, "limit": 1000},
+                    headers=headers,
+                )
+                if r.status_code != 200:
+                    return None
+                rows = r.json() if isinstance(r.json(), list) else []
+                row = next(
+                    (
+                        x
+                        for x in rows
+                        if isinstance(x, dict)
+                        and (
+                            str(x.get("first_alarm_id", "")).endswith(mark)
+                            or any(str(a).endswith(mark) for a in x.get("alarm_ids") or [])
+                        )
+                    ),
+                    None,
+                )
+                if row is None:
+                    continue
+                row_id = str(row.get("row_id"))
+                done = self._http.post(
+                    f"/inbox/{row_id}/promote",
+                    json={"note": f"演练脚本：为升级（{label or msg_id}）立事件"},
+                    headers=headers,
+                )
+                if done.status_code in (200, 409):  # 409: someone acted on it first
+                    log.info("exercise %s: inbox row %s promoted for %s", self.exercise_id, row_id, label)
+                    return row_id
+                log.warning(
+                    "exercise %s: promoting inbox row %s refused: %s",
+                    self.exercise_id,
+                    row_id,
+                    done.text[:200],
+                )
+                return None
+        except (httpx2.HTTPError, ValueError):
+            return None
+        return None
 
 
 class _ApiRefused(Exception):

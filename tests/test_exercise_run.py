@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -68,6 +69,9 @@ class FakeCommandApi:
     escalate_404s: int = 2  # answer 404 this many times first: the incident is not there yet
     invalid: list[str] = field(default_factory=list)  # bodies the command service would refuse (422)
     refused: list[dict[str, Any]] = field(default_factory=list)
+    # the alarm inbox: rows the drill's alarms wait in; escalate 404s until the row is promoted
+    inbox: list[dict[str, Any]] = field(default_factory=list)
+    promoted: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -86,6 +90,28 @@ def command_api() -> Iterator[FakeCommandApi]:
             self.end_headers()
             self.wfile.write(data)
 
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != "Bearer tok":
+                return self._reply(401, {"detail": "not authenticated"})
+            if self.path.startswith("/inbox?"):
+                query = parse_qs(urlsplit(self.path).query)
+                wanted = query.get("state", ["open"])[0]
+                rows = [
+                    r
+                    for r in state.inbox
+                    if r["state"] == wanted and r["exercise_id"] in query["exercise_id"]
+                ]
+                return self._reply_list(rows)
+            return self._reply(404, {"detail": "Not Found"})
+
+        def _reply_list(self, rows: list[dict[str, Any]]) -> None:
+            data = json.dumps(rows).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))) or b"{}")
             if self.path == "/auth/login":
@@ -95,6 +121,17 @@ def command_api() -> Iterator[FakeCommandApi]:
                 return self._reply(200, {"access_token": "tok", "token_type": "bearer"})
             if self.headers.get("Authorization") != "Bearer tok":
                 return self._reply(401, {"detail": "not authenticated"})
+            if self.path.startswith("/inbox/") and self.path.endswith("/promote"):
+                row_id = self.path.split("/")[2]
+                row = next((r for r in state.inbox if r["row_id"] == row_id), None)
+                if row is None:
+                    return self._reply(404, {"detail": f"no inbox row {row_id}"})
+                if row["state"] not in ("open", "expired"):
+                    return self._reply(409, {"detail": "acted on already"})
+                row["state"] = "promoted"
+                state.promoted.append((row_id, body))
+                state.escalate_404s = 0  # its incident is there now
+                return self._reply(200, {"row": row, "incident": {"id": "INC-1"}})
             if self.path.startswith("/exercises/") and self.path.endswith("/injects"):
                 try:  # the command service's own request model: the stand-in takes what it takes
                     INJECT_BODY.validate_python(body)
@@ -254,6 +291,37 @@ def test_a_scenario_runs_at_speed_100_on_the_exercise_prefix(
     stats = row["stats"]
     assert stats["sent"] == report.sent and stats["injects"] == 2
     assert stats["drift_ms"] == report.drift.as_dict()
+
+
+def test_an_escalation_of_an_alarm_waiting_in_the_inbox_promotes_its_row_first(
+    settings: Settings, command_api: FakeCommandApi
+) -> None:
+    """A sensor crossing no triage rule promotes waits in the alarm inbox: no incident
+    joins it, so the escalate is answered 404 — the runner then promotes the row holding
+    that alarm, as the planner it logs in as, and the escalation goes through."""
+    world = demo_world()
+    items = expand(parse_scenario(textwrap.dedent(SCENARIO), "test.yaml", world), world)
+    escalate = next(i for i in items if isinstance(i, TimedInject) and i.body["kind"] == "escalate")
+    msg_id = escalate.body["msg_id"]
+    command_api.escalate_404s = 10**6  # never an incident until the row is promoted
+    command_api.inbox = [
+        {"row_id": "IB-00000000000000aa", "state": "open", "exercise_id": "EX-OTHER",
+         "first_alarm_id": f"venue/SEN-1930#{msg_id}", "alarm_ids": [f"venue/SEN-1930#{msg_id}"]},
+        {"row_id": "IB-00000000000000bb", "state": "open", "exercise_id": "EX-T3",
+         "first_alarm_id": "venue/SEN-1930#other",
+         "alarm_ids": ["venue/SEN-1930#other", f"venue/SEN-1930#{msg_id}"]},
+    ]  # fmt: skip
+    api = InjectApi(command_api.url, "planner1", "demo", escalate_retry_s=30.0, retry_every_s=0.05)
+
+    report = run_exercise(settings, "EX-T3", items, speed=100, api=api, name="测试演练", source="test.yaml")
+
+    assert report.status == "finished" and not report.errors, report.errors
+    assert report.injects_failed == 0
+    # the drill's own row (never another exercise's), promoted once, the note naming the step
+    assert [row_id for row_id, _ in command_api.promoted] == ["IB-00000000000000bb"]
+    assert "演练脚本" in command_api.promoted[0][1]["note"]
+    assert [i["kind"] for i in command_api.injects] == ["warehouse_short", "escalate"]
+    assert command_api.injects[1]["msg_id"] == msg_id
 
 
 def test_pause_seek_and_speed_from_the_control_stream(

@@ -164,6 +164,10 @@ class SourceRef(_Frozen):
     lon: float | None = None
     grid_cell_id: str | None = None
     summary: str = ""
+    #: The triage rule that promoted the alarm to an incident (docs/triage.md), with its
+    #: reason as the operators read it; None for alarms that did not go through triage.
+    triage_rule: str | None = None
+    triage_reason: str | None = None
 
     @classmethod
     def from_alarm(cls, alarm: Alarm) -> SourceRef:

@@ -316,12 +316,70 @@ class TriageRules:
         texts = self.texts.get(rule_id) if reason.code.startswith(REASON_PREFIX) else None
         if texts is not None:
             template = texts[0] if lang == "zh_CN" else texts[1]
-            values = {k: shown_value(k, v, lang) for k, v in reason.params.items()}
+            values = {k: triage_value(k, v, lang) for k, v in reason.params.items()}
             try:
                 return template.format_map(values)
             except (KeyError, ValueError, IndexError):
                 pass
         return " ".join([reason.code, *(f"{k}={v}" for k, v in reason.params.items())])
+
+
+#: The words a triage reason shows for the codes its parameters carry (alarm kinds,
+#: video events, sensor kinds, call categories, severities, venue kinds): an operator
+#: reads 徘徊逗留, not ``loitering``. A code not listed is shown as it is.
+TRIAGE_WORDS: Mapping[str, Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
+    {
+        "kind": {
+            "zh_CN": {"call": "110报警", "video": "视频", "sensor": "传感器", "report": "现场上报"},
+            "en": {"call": "110 call", "video": "video", "sensor": "sensor", "report": "field report"},
+        },
+        "category": {
+            "zh_CN": {
+                "fire_smoke": "烟火", "crowd": "人群聚集", "intrusion": "区域入侵", "fight": "打架斗殴",
+                "traffic_accident": "交通事故", "fall": "人员倒地", "loitering": "徘徊逗留",
+                "smoke": "烟感", "gas": "可燃气体", "co": "一氧化碳", "water_level": "水位",
+                "temperature": "温度", "criminal": "刑事", "public_order": "治安", "traffic": "交通",
+                "fire": "火灾", "medical": "医疗急救", "rescue": "救援", "dispute": "纠纷", "other": "其他",
+            },
+            "en": {
+                "fire_smoke": "fire/smoke", "crowd": "crowd", "intrusion": "intrusion", "fight": "fight",
+                "traffic_accident": "traffic accident", "fall": "person down", "loitering": "loitering",
+                "smoke": "smoke", "gas": "combustible gas", "co": "carbon monoxide",
+                "water_level": "water level", "temperature": "temperature", "criminal": "criminal",
+                "public_order": "public order", "traffic": "traffic", "fire": "fire", "medical": "medical",
+                "rescue": "rescue", "dispute": "dispute", "other": "other",
+            },
+        },
+        "severity": {
+            "zh_CN": {"critical": "危急", "high": "高", "medium": "中", "low": "低"},
+            "en": {"critical": "critical", "high": "high", "medium": "medium", "low": "low"},
+        },
+        "venue_kind": {
+            "zh_CN": {
+                "chemical_plant": "化工厂", "gas_station": "加油站", "warehouse": "仓库", "school": "学校",
+                "hospital": "医院", "nursing_home": "养老院", "stadium": "体育场馆", "station": "车站",
+                "scenic_spot": "景区", "mall": "商场",
+            },
+            "en": {
+                "chemical_plant": "chemical plant", "gas_station": "petrol station", "warehouse": "warehouse",
+                "school": "school", "hospital": "hospital", "nursing_home": "nursing home",
+                "stadium": "stadium", "station": "station", "scenic_spot": "scenic spot", "mall": "mall",
+            },
+        },
+    }
+)  # fmt: skip
+
+
+def triage_value(name: str, value: Param, lang: Lang) -> Param:
+    """A parameter as a triage reason shows it: the words of :data:`TRIAGE_WORDS`
+    (``kinds``, "call+video", word by word), else as reasons.shown_value shows it."""
+    if name == "kinds" and isinstance(value, str):
+        words = TRIAGE_WORDS["kind"][lang]
+        return ("+" if lang == "en" else "、").join(words.get(k, k) for k in value.split("+"))
+    table = TRIAGE_WORDS.get(name)
+    if table is not None and isinstance(value, str):
+        return table[lang].get(value, value)
+    return shown_value(name, value, lang)
 
 
 def reason_for(rule_id: str, **params: Param) -> Reason:

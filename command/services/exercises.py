@@ -389,7 +389,8 @@ async def inject_warehouse_short(
 
 async def _incident_of_message(conn: AsyncConnection[Any], exercise_id: str, msg_id: str) -> str:
     """The incident of THIS exercise that an alarm raised by message ``msg_id`` joined
-    (incident_source follows merges, so a merged alarm points at the survivor)."""
+    (incident_source follows merges, so a merged alarm points at the survivor), or that
+    the alarm's inbox row was promoted into or linked to."""
     cur = await conn.execute(
         "SELECT s.incident_id FROM alarm_inbox a JOIN incident_source s ON s.alarm_id = a.alarm_id"
         " JOIN incident i ON i.id = s.incident_id"
@@ -398,6 +399,20 @@ async def _incident_of_message(conn: AsyncConnection[Any], exercise_id: str, msg
         {"ex": exercise_id, "msg": msg_id},
     )
     row = await cur.fetchone()
+    if row is None:
+        # The alarm waited in the alarm inbox: its row was promoted into (or linked to) an
+        # incident — only the row's latest alarm became a source, so the message's own
+        # alarm is found through its row (a merged incident: the one it was merged into).
+        cur = await conn.execute(
+            "SELECT COALESCE(m.id, i.id) FROM alarm_inbox a JOIN triage_row r ON r.row_id = a.triage_row_id"
+            " JOIN incident i ON i.id = r.incident_id"
+            " LEFT JOIN incident m ON m.id = i.merged_into AND m.exercise_id = %(ex)s"
+            " WHERE a.exercise_id = %(ex)s AND i.exercise_id = %(ex)s AND a.payload ->> 'msg_id' = %(msg)s"
+            " AND r.state IN ('promoted', 'linked')"
+            " ORDER BY COALESCE(m.is_open, i.is_open) DESC, r.acted_at DESC LIMIT 1",
+            {"ex": exercise_id, "msg": msg_id},
+        )
+        row = await cur.fetchone()
     if row is None:
         raise NotFound(
             f"no incident of exercise {exercise_id} has joined an alarm from message {msg_id} (yet)"
@@ -503,6 +518,7 @@ async def purge(state: CommandState, who: Principal, exercise_id: str) -> dict[s
         await delete("incident", "DELETE FROM incident WHERE exercise_id = %(ex)s", p)
         await delete("grid_case_step", "DELETE FROM grid_case_step WHERE exercise_id = %(ex)s", p)
         await delete("grid_case", "DELETE FROM grid_case WHERE exercise_id = %(ex)s", p)
+        await delete("triage_row", "DELETE FROM triage_row WHERE exercise_id = %(ex)s", p)
         await delete(
             "alarm_inbox",
             "DELETE FROM alarm_inbox WHERE exercise_id = %(ex)s OR starts_with(alarm_id, %(prefix)s)",

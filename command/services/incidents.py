@@ -25,8 +25,6 @@ from command.domain.correlation import (
     alarm_exercise_id,
     correlate,
     default_rules,
-    link_alarm,
-    open_from_alarm,
 )
 from command.domain.incidents import (
     Actor,
@@ -34,10 +32,14 @@ from command.domain.incidents import (
     Forbidden,
     Incident,
     IncidentState,
+    decide_link_source,
+    decide_open,
 )
+from command.domain.triage import InboxRow, ToIncident
 from command.domain.vocabulary import IncidentType, Role
 from command.security import Principal
 from command.services import grid as grid_service
+from command.services import inbox
 from command.services import incident_store as store
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -104,7 +106,8 @@ async def _exercise_takes_alarms(conn: AsyncConnection[Any], exercise_id: str) -
 
 @dataclass
 class AlarmIntake:
-    """The handler the alarm feed calls: correlate, then open or join, exactly once."""
+    """The handler the alarm feed calls: triage, then correlate (open or join) what is
+    promoted and fold the rest into the alarm inbox — exactly once per alarm."""
 
     rules: CorrelationRules
 
@@ -116,6 +119,8 @@ class AlarmIntake:
         at = now()
         exercise_id = alarm_exercise_id(alarm)
         changed: Incident | None = None
+        rows: list[InboxRow] = []
+        triage_rules = inbox.rules_of(state)
         async with state.pool.connection() as conn, conn.transaction():
             if exercise_id is not None and not await _exercise_takes_alarms(conn, exercise_id):
                 # A late message of a purged drill (or one nobody registered) must not
@@ -136,30 +141,49 @@ class AlarmIntake:
             if grid_service.takes(alarm):  # a report in a grid category: 网格化管理, not an incident
                 return await grid_service.discover_from_alarm(state, conn, alarm, at=at)
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
-            decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
-            if isinstance(decision, AlreadyLinked):
-                return
-            if isinstance(decision, JoinIncident):
-                incident, _ = await store.load(conn, decision.incident_id, for_update=True)
-                events = link_alarm(incident, alarm, actor=SYSTEM, at=at, reason=decision.reason)
-                changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
-            else:
-                incident_id = await new_incident_id(conn, at)
-                events = open_from_alarm(
-                    alarm, decision, incident_id=incident_id, actor=SYSTEM, at=at, exercise_id=exercise_id
-                )
-                changed = await store.append(conn, None, events, audit_action="incident.open")
-            if changed is not None:
-                await conn.execute(
-                    "UPDATE alarm_inbox SET incident_id = %s WHERE alarm_id = %s",
-                    (changed.incident_id, alarm.alarm_id),
-                )
+            # Triage (docs/triage.md): what no rule promotes folds into the alarm inbox.
+            triaged = await inbox.triage_alarm(conn, alarm, at, triage_rules)
+            rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
+            if isinstance(triaged.outcome, ToIncident):
+                promotion = triaged.outcome.promotion
+                decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
+                if isinstance(decision, AlreadyLinked):
+                    return
+                source = inbox.promoted_source(alarm, promotion, triage_rules)
+                why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
+                if isinstance(decision, JoinIncident):
+                    incident, _ = await store.load(conn, decision.incident_id, for_update=True)
+                    events = decide_link_source(
+                        incident, source, actor=SYSTEM, at=at, reason=why + decision.reason
+                    )
+                    changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
+                else:
+                    incident_id = await new_incident_id(conn, at)
+                    events = decide_open(
+                        incident_id,
+                        incident_type=decision.incident_type,
+                        level=decision.level_suggestion,
+                        title=decision.title_zh,
+                        actor=SYSTEM,
+                        at=at,
+                        source=source,
+                        exercise_id=exercise_id,
+                        reason=why + decision.reason,
+                    )
+                    changed = await store.append(conn, None, events, audit_action="incident.open")
+                if changed is not None:
+                    await conn.execute(
+                        "UPDATE alarm_inbox SET incident_id = %s, triage_rule = %s WHERE alarm_id = %s",
+                        (changed.incident_id, promotion.rule_id, alarm.alarm_id),
+                    )
+                    rows = await inbox.link_story(conn, triaged, changed, at, triage_rules)
         await publish(
             state.redis,
             Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
         )
         if changed is not None:
             await publish(state.redis, store.change_for(changed))
+        await inbox.publish_rows(state, rows)
 
 
 Decide = Callable[[Incident], list[Event]]

@@ -50,7 +50,9 @@ def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
     never hear each other's changes."""
     return f"{CHANNEL}:{redis.connection_pool.connection_kwargs.get('db', 0)}"
 
-ChangeType = Literal["incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise"]
+ChangeType = Literal[
+    "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox"
+]
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@
   var W = (window.wuwang = window.wuwang || {});
   var ROMAN = { 1: "I", 2: "II", 3: "III", 4: "IV" };
   var KPI_DEBOUNCE_MS = 2000;
+  var INBOX_DEBOUNCE_MS = 500;
   var HEAT_MIN_MS = 60000;
   var AGE_REDRAW_MS = 30000;
 
@@ -49,6 +50,16 @@
     ticks[name] += 1;
     W.setProps(storeId, { data: ticks[name] });
   }
+  /* The alarm inbox (callbacks/inbox.py) draws its rows on the server: tell it, at most
+   * every INBOX_DEBOUNCE_MS, that rows changed (a storm of alerts folds into one row,
+   * and into one refresh). Only the desk has the panel. */
+  var inboxTimer = null;
+  function bumpInbox() {
+    if (!live.cfg || live.cfg.page !== "desk" || inboxTimer) return;
+    // a time, not a counter: the server's acts bump the same store
+    inboxTimer = setTimeout(function () { inboxTimer = null; W.setProps("inbox-tick", { data: Date.now() }); }, INBOX_DEBOUNCE_MS);
+  }
+  live.bumpInbox = bumpInbox;
   function bumpKpi() {
     if (kpiTimer) return;
     kpiTimer = setTimeout(function () { kpiTimer = null; tick("kpi", "kpi-tick"); }, KPI_DEBOUNCE_MS);
@@ -161,6 +172,9 @@
     } else if (msg.type === "stock") {
       tick("reserve", "reserve-tick");
       bumpKpi();
+    } else if (msg.type === "inbox") {
+      // the alarm inbox panel (desk only) fetches its rows again; a storm is one refresh
+      if (!msg.exercise_id || inScope(msg.exercise_id)) bumpInbox();
     } else if (msg.type === "order") {
       var d = msg.data || {};
       if (d.incident_id && d.incident_id === live.selected) tick("detail", "detail-tick");
@@ -185,6 +199,7 @@
     dirty.incidents = dirty.teams = dirty.teamStatus = true;
     tick("kpi", "kpi-tick");
     tick("reserve", "reserve-tick");
+    bumpInbox();  // (re)connected: the inbox may have changed while away
     if (live.selected) tick("detail", "detail-tick");
   }
 
@@ -409,6 +424,24 @@
   }
   setInterval(tickTimers, 1000);
 
+  /* "3 分钟前" in the alarm inbox (data-ago: epoch ms), kept current once a second. */
+  W.ago = function (ms, now) {
+    var s = Math.max(0, Math.floor(((now || Date.now()) - ms) / 1000));
+    if (s < 60) return W.t("inbox.ago_now");
+    if (s < 3600) return W.t("inbox.ago_min", { n: Math.floor(s / 60) });
+    return W.t("inbox.ago_hour", { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  };
+  function tickAgo() {
+    var now = Date.now(), els = document.querySelectorAll("[data-ago]");
+    for (var i = 0; i < els.length; i++) {
+      var ms = Number(els[i].getAttribute("data-ago"));
+      if (!ms) continue;
+      var text = W.ago(ms, now);
+      if (els[i].textContent !== text) els[i].textContent = text;
+    }
+  }
+  setInterval(tickAgo, 1000);
+
   /* A click on anything that names an incident (queue rows) opens it. */
   document.addEventListener("click", function (ev) {
     var el = ev.target && ev.target.closest ? ev.target.closest("[data-incident]") : null;
@@ -512,6 +545,11 @@
       return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
     },
     setLang: function (value) { return value || cs.no_update; },
+    /* The alarm inbox promoted a row: open its new incident as a queue click would. */
+    openIncident: function (id) {
+      if (id) live.select(String(id));
+      return id || null;
+    },
     /* A renewed token (POST /auth/refresh): the open sockets send it on at once (the
        command service closes a socket whose token ran out), the field outbox sends with
        it from now on. No session (logged out, expired): the sockets stop. */

@@ -11,7 +11,7 @@ from dashboard.context import Console
 
 
 def register_all(app: Dash, console: Console) -> None:
-    from dashboard.callbacks import auth, charts, exercise, incident, kpis, live, map, reserve, teams
+    from dashboard.callbacks import auth, charts, exercise, inbox, incident, kpis, live, map, reserve, teams
 
-    for module in (auth, live, map, incident, kpis, teams, reserve, charts, exercise):
+    for module in (auth, live, map, incident, inbox, kpis, teams, reserve, charts, exercise):
         module.register(app, console)

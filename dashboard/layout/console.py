@@ -1,4 +1,4 @@
-"""The console: the operator's desk (map, queue, detail, boards, charts) and the wall
+"""The console: the operator's desk (map, alarm inbox, queue, detail, boards, charts) and the wall
 display (map, queue and KPI tiles in large type, nothing to click)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
+from dashboard.layout.inbox import inbox_panel
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import map_panel
 
@@ -171,8 +172,15 @@ def console_page(
     grid_on: bool = False,
 ) -> html.Div:
     page = "wall" if wall else "desk"
+    # The desk: the alarm inbox above the incident queue (layout/inbox.py); the wall shows
+    # the queue only (nothing to click there).
+    left: Any = (
+        queue_panel(lang)
+        if wall
+        else html.Div(className="left-column", children=[inbox_panel(lang, who), queue_panel(lang)])
+    )
     body: list[Any] = [
-        queue_panel(lang),
+        left,
         map_panel(
             console.settings,
             lang,

@@ -37,6 +37,7 @@ READERS = frozenset({"operator", "commander", "planner", "admin"})
 MANAGERS = frozenset({"planner", "commander", "admin"})  # exercises (演练)
 
 STALE = 999
+INBOX_ROW = "IB-00000000000000aa"
 ACT = {"expected_version": STALE, "reason": "authorisation matrix"}
 
 # (method, path) -> (roles allowed, request body or query). Paths use {live}, {exercise},
@@ -135,6 +136,14 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
         {"kind": "warehouse_short", "warehouse_id": "W-NONE", "item_code": "sandbag", "quantity": 1},
     ),
     ("DELETE", "/exercises/{exercise}"): (MANAGERS, None),
+    # the alarm inbox (告警收件箱): the world's row is dismissed already, so an allowed act
+    # gets 409 after the role check; planners may act on exercise rows only (403 here);
+    # a planner's bulk on a live row is refused row by row (200); field users never.
+    ("GET", "/inbox"): (READERS, None),
+    ("POST", "/inbox/{inbox_row}/promote"): (STAFF, {}),
+    ("POST", "/inbox/{inbox_row}/link"): (STAFF, {"incident_id": "{live}"}),
+    ("POST", "/inbox/{inbox_row}/dismiss"): (STAFF, {"reason": "test"}),
+    ("POST", "/inbox/bulk"): (READERS, {"action": "dismiss", "row_ids": [INBOX_ROW], "reason": "test"}),
     # last: it ends the session of the token it is called with
     ("POST", "/auth/logout"): (ALL, None),
 }
@@ -204,7 +213,22 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_world(command_settings.database_url, command_client, login),
         **_report_world(command_settings),
         **_exercise_world(command_settings),
+        **_inbox_world(command_settings),
     }
+
+
+def _inbox_world(settings: Any) -> dict[str, str]:
+    """A live inbox row, dismissed already (acts on it are refused with 409, nothing changes)."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO triage_row (row_id, source, category, alarm_kind, first_seen, last_seen, count,"
+            " max_severity, severity_rank, summary, first_alarm_id, alarm_ids, recent, identity, state,"
+            " acted_by, acted_role, acted_at, dismiss_reason, rules_version) VALUES"
+            " (%s, 'video/CAM-M', 'loitering', 'video', now(), now(), 1, 'low', 1, '矩阵', 'a1', '{a1}',"
+            " ARRAY[now()], 'video:video/CAM-M', 'dismissed', 'operator1', 'operator', now(), 'test', 1)",
+            (INBOX_ROW,),
+        )
+    return {"inbox_row": INBOX_ROW}
 
 
 def _exercise_world(settings: Any) -> dict[str, str]:
@@ -252,6 +276,7 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{photo}": "{name}",
         "{report_ex}": "{exercise_id}",
         "{exercise}": "{exercise_id}",
+        "{inbox_row}": "{row_id}",
     }
     covered = set()
     for method, path in templated:

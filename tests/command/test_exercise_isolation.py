@@ -64,10 +64,12 @@ def push(
     place: tuple[float, float] = PLACE,
 ) -> str:
     """An alarm on the command service's stream, as ingest relays it; returns its id."""
-    network = "police" if kind == "call" else "community"
-    live_source = f"{network}/{'sys110' if kind == 'call' else 'GW-r1c1'}"
+    network = {"call": "police", "video": "video"}.get(kind, "community")
+    live_source = f"{network}/{ {'call': 'sys110', 'video': 'CAM-ISO'}.get(kind, 'GW-r1c1') }"
     source = f"ex/{exercise_id}/{live_source}" if exercise_id else live_source
     details: dict[str, Any] = {"exercise_id": exercise_id} if exercise_id else {}
+    if kind == "video":
+        details |= {"confidence": 0.5}  # not sure enough to promote: the alarm inbox
     if kind == "report":
         details |= {"reporter": "网格员张三", "description": "人行道违停"}
     alarm = Alarm(
@@ -106,6 +108,13 @@ def incident_of(settings: Settings, alarm_id: str) -> str:
 def case_of(settings: Settings, alarm_id: str) -> str:
     found: str = wait_for(
         lambda: one(settings, "SELECT id FROM grid_case WHERE source_alarm_id = %s", alarm_id)
+    )
+    return found
+
+
+def inbox_row_of(settings: Settings, alarm_id: str) -> str:
+    found: str = wait_for(
+        lambda: one(settings, "SELECT triage_row_id FROM alarm_inbox WHERE alarm_id = %s", alarm_id)
     )
     return found
 
@@ -190,6 +199,7 @@ def exercise_rows(settings: Settings, incidents: list[str]) -> dict[str, int]:
                 "team_status",
                 "dead_letter",
                 "alarm_inbox",
+                "triage_row",
                 "incident",
                 "incident_event",
                 "dispatch_order",
@@ -231,6 +241,7 @@ def live_views(client: TestClient, operator: dict[str, str], commander: dict[str
             for t in client.get("/teams", headers=operator).json()
         ],
         "grid": client.get("/grid/cases", headers=operator).json(),
+        "inbox": client.get("/inbox", headers=operator).json(),
         "stock": client.get("/reserve/stock", headers=operator).json(),
     }
 
@@ -261,6 +272,10 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
     live_fire = incident_of(s, push(s, "live-1", exercise_id=None))
     incident_of(s, push(s, "live-2", exercise_id=None, category="traffic", place=(32.30, 112.30)))
     case_of(s, push(s, "live-3", exercise_id=None, kind="report", category="illegal_parking"))
+    far = (32.20, 112.25)  # a loitering camera alert: the live alarm inbox
+    live_row = inbox_row_of(
+        s, push(s, "live-4", exercise_id=None, kind="video", category="loitering", place=far)
+    )
     store_feed_rows(s, None)
     before = live_views(command_client, operator, commander)
     live_recommendations = command_client.get(
@@ -283,6 +298,12 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         drill_other = incident_of(s, push(s, "ex-3", exercise_id=EX, place=(32.10, 112.20)))
         drill_case = case_of(s, push(s, "ex-4", exercise_id=EX, kind="report", category="illegal_parking"))
         assert drill_fire != live_fire and drill_other != live_fire
+        # the drill's camera alert at the same place folds into a row of the drill's own
+        drill_row = inbox_row_of(
+            s, push(s, "ex-5", exercise_id=EX, kind="video", category="loitering", place=far)
+        )
+        assert drill_row != live_row
+        assert [r["row_id"] for r in command_client.get("/inbox", headers=planner).json()] == [drill_row]
         store_feed_rows(s, EX)
 
         # The planner works the drill: a team off duty in the drill, an order, a hold, injects.
@@ -359,7 +380,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         assert detail["counts"] == {
             "incidents": 2,
             "open_incidents": 2,
-            "alarms": 4,
+            "alarms": 5,  # ex-1 … ex-5: the camera alert in the drill's inbox counts as an alarm
             "orders": 1,
             "grid_cases": 1,
         }
@@ -395,7 +416,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         else:
             raise AssertionError("the live sentinel never arrived")
         assert all(c.get("exercise_id") is None for c in seen), [c for c in seen if c.get("exercise_id")]
-        drill_ids = {drill_fire, drill_other, drill_case, EX}
+        drill_ids = {drill_fire, drill_other, drill_case, EX, drill_row}
         assert not [c for c in seen if c["id"] in drill_ids or PREFIX in str(c["id"])]
 
     # The drill is over; purge it.

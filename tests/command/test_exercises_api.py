@@ -465,6 +465,48 @@ def test_an_escalate_inject_changes_the_level_of_the_incident_its_message_joined
     assert audit_actions(command_settings, "EX-ESC").count("exercise.inject") == 2
 
 
+def test_an_escalate_of_an_alarm_that_waited_in_the_inbox_finds_the_incident_its_row_became(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    """A drill's video alerts no triage rule promotes fold into an inbox row: no incident
+    joined them, so the escalate is 404 (the drill runner then promotes the row, as the
+    planner, docs/exercises.md). After the promotion the FIRST alert of the row — the one
+    a scenario's escalate names — finds the incident, though only the row's latest alarm
+    became its source."""
+    planner = login("planner1")
+    create(command_client, planner, id="EX-INBOX")
+    set_status(command_settings, "EX-INBOX", "running")
+    source = "ex/EX-INBOX/video/CAM-1220"
+    r = redis.Redis.from_url(command_settings.redis_url or "")
+    for n in (1, 2, 3):
+        alarm = Alarm(
+            alarm_id=f"{source}#drill-v-{n}", kind="video", source=source, msg_id=f"drill-v-{n}",
+            network="video", ts=datetime.now(UTC) - timedelta(seconds=30 - n), lat=32.0420, lon=112.1440,
+            grid_cell_id=None, category="loitering", summary="视频告警 徘徊逗留",
+            details={"exercise_id": "EX-INBOX", "confidence": 0.82},
+        )  # fmt: skip
+        payload = alarm.model_dump_json()
+        r.xadd(command_settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": payload})
+    r.close()
+
+    def row() -> dict[str, Any] | None:
+        got = command_client.get("/inbox", headers=planner, params={"exercise_id": "EX-INBOX"}).json()
+        return got[0] if got and got[0]["count"] == 3 else None
+
+    inbox_row = wait_for(row)
+    escalate = {"kind": "escalate", "msg_id": "drill-v-1", "level": 3, "reason": "人员持续聚集"}
+    before = command_client.post("/exercises/EX-INBOX/injects", headers=planner, json=escalate)
+    assert before.status_code == 404
+    promoted = command_client.post(
+        f"/inbox/{inbox_row['row_id']}/promote", headers=planner, json={"note": "演练脚本：为升级立事件"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    incident_id = promoted.json()["incident"]["id"]
+    out = command_client.post("/exercises/EX-INBOX/injects", headers=planner, json=escalate)
+    assert out.status_code == 200, out.text
+    assert out.json()["incident_id"] == incident_id and out.json()["incident"]["level"] == 3
+
+
 # --- purge ----------------------------------------------------------------------------------------
 
 

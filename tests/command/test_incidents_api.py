@@ -58,6 +58,7 @@ def test_duplicate_calls_become_one_incident_and_a_far_one_another(
         open_incidents(command_client, op)))
     joined = next(x for x in incidents if len(x["sources"]) == 2)
     assert {s["alarm_id"] for s in joined["sources"]} == {"police/sys110#c1", "police/sys110#c2"}
+    assert {s["triage_rule"] for s in joined["sources"]} == {"call_110"}  # triage: every 110 call promotes
     with psycopg.connect(command_settings.database_url or "") as conn:
         assert conn.execute("SELECT count(*) FROM incident_source").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM alarm_inbox").fetchone() == (3,)

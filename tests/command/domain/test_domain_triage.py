@@ -435,7 +435,7 @@ def test_a_call_and_a_camera_within_radius_and_window_promote_by_corroboration()
     assert p.reason.params["kinds"] == "call+video"
     assert p.reason.params["distance_m"] == 120
     text = RULES.render(p.reason)
-    assert "2 个独立来源（call+video）" in text and "300 米" in text and "10 分 00 秒" in text
+    assert "2 个独立来源（110报警、视频）" in text and "300 米" in text and "10 分 00 秒" in text
 
 
 def test_two_cameras_are_independent_sources_one_camera_twice_is_not() -> None:
@@ -680,7 +680,9 @@ def test_an_inbox_row_says_which_rule_put_it_there() -> None:
     row = one_row()
     reason = inbox_reason(row, RULES)
     assert reason is not None and reason.code == "triage.video_inbox"
-    assert RULES.render(reason) == "视频 loitering 告警，进入告警收件箱待研判"
+    # the category in the operator's words, never its code (TRIAGE_WORDS)
+    assert RULES.render(reason) == "视频 徘徊逗留 告警，进入告警收件箱待研判"
+    assert RULES.render(reason, "en") == "video loitering alert: to the alarm inbox"
 
 
 def test_triage_folds_what_no_rule_promotes() -> None:

@@ -1,0 +1,155 @@
+"""The alarm inbox panel's parts without a browser: what a row says (in both languages,
+no internal codes), who gets its buttons, which rows a scope shows, the link picker's
+incidents, the bulk results; the panel is on the desk and not on the wall."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dashboard import ids
+from dashboard.api import Me
+from dashboard.callbacks.inbox import in_scope, incident_options, refused_text, scope_of, ticked
+from dashboard.context import Console
+from dashboard.layout.console import console_page
+from dashboard.layout.inbox import ago_text, may_act, place_text, row_item
+from tests.dashboard.test_console_units import component_ids
+from wuwang.settings import Settings
+
+OPERATOR = Me("operator1", "operator", None, "值班员")
+COMMANDER = Me("commander1", "commander", None, "指挥长")
+PLANNER = Me("planner1", "planner", None, "演练员")
+ADMIN = Me("admin", "admin", None, "管理员")
+FIELD = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def row(**over: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "row_id": "IB-3f2a9c0d8e7b6a51",
+        "state": "open",
+        "source": "video/CAM-1",
+        "category": "loitering",
+        "alarm_kind": "video",
+        "exercise_id": None,
+        "first_seen": (NOW - timedelta(minutes=6)).isoformat(),
+        "last_seen": (NOW - timedelta(seconds=5)).isoformat(),
+        "count": 50,
+        "severity": "low",
+        "lat": 32.042,
+        "lon": 112.144,
+        "grid_cell_id": "r1281c4486",
+        "flapping": True,
+        "reasons": {
+            "inbox": {"code": "triage.video_inbox", "params": {},
+                      "zh": "视频 徘徊逗留 告警，进入告警收件箱待研判",
+                      "en": "video loitering alert: to the alarm inbox"},
+            "flapping": {"code": "triage.flapping", "params": {}, "zh": "频繁告警：15 分 00 秒 内 50 次",
+                         "en": "flapping: 50 alarms within 15 min 00 s"},
+            "review": None,
+        },
+    }  # fmt: skip
+    base.update(over)
+    return base
+
+
+def texts(node: Any) -> str:
+    """All the text a component tree shows (and its titles)."""
+    out: list[str] = []
+
+    def walk(n: Any) -> None:
+        if isinstance(n, str):
+            out.append(n)
+        elif isinstance(n, (list, tuple)):
+            for c in n:
+                walk(c)
+        elif hasattr(n, "children"):
+            title = getattr(n, "title", None)
+            if isinstance(title, str):
+                out.append(title)
+            for prop in ("children", "options"):
+                walk(getattr(n, prop, None))
+        elif isinstance(n, dict) and "label" in n:
+            out.append(str(n["label"]))
+
+    walk(node)
+    return " ".join(out)
+
+
+def test_a_row_says_what_where_how_often_and_why_in_words() -> None:
+    zh = texts(row_item("zh_CN", OPERATOR, row(), NOW, ZONE))
+    shown = ("徘徊逗留", "网格 r1281c4486", "×50", "频繁", "视频 · CAM-1", "首次", "6 分钟前", "刚刚", "低")
+    for part in shown:
+        assert part in zh, (part, zh)
+    assert "进入告警收件箱待研判" in zh and "频繁告警" in zh  # the reason, and the badge's
+    assert "升级为事件" in zh and "关联到事件" in zh and "排除" in zh
+    en = texts(row_item("en", OPERATOR, row(), NOW, ZONE))
+    for part in ("loitering", "cell r1281c4486", "×50", "flapping", "video · CAM-1", "6 min ago", "just now"):
+        assert part in en, (part, en)
+    assert "Promote to incident" in en and "Dismiss" in en
+    # no internal codes: no rule id, no "triage.", no "inbox." key left untranslated
+    for text in (zh, en):
+        assert "triage." not in text and "inbox." not in text and "video_inbox" not in text
+    assert "loitering" not in zh
+
+
+def test_the_place_is_the_cell_else_the_district_else_unknown() -> None:
+    assert place_text("zh_CN", row()) == "网格 r1281c4486"
+    here = place_text("zh_CN", row(grid_cell_id=None))
+    assert "32.0420, 112.1440" in here and "区" in here  # 樊城区 or 襄城区: the district it lies in
+    assert place_text("en", row(grid_cell_id=None, lat=None, lon=None)) == "no position"
+    assert ago_text("zh_CN", NOW - timedelta(hours=2, minutes=5), NOW) == "2 小时 5 分钟前"
+
+
+def test_buttons_only_for_who_may_act() -> None:
+    live, drill = row(), row(exercise_id="EX-1")
+    assert may_act(OPERATOR, live) and may_act(COMMANDER, live) and may_act(ADMIN, drill)
+    assert may_act(PLANNER, drill) and not may_act(PLANNER, live)
+    assert not may_act(FIELD, live) and not may_act(FIELD, drill)
+    assert "升级为事件" not in texts(row_item("zh_CN", PLANNER, live, NOW, ZONE))
+    ident = [i for i in component_ids(row_item("zh_CN", PLANNER, drill, NOW, ZONE)) if isinstance(i, dict)]
+    assert {i["type"] for i in ident} == {ids.INBOX_CHECK, ids.INBOX_ACT}
+
+
+def test_the_scope_follows_exercise_mode() -> None:
+    one = {"mode": "one", "id": "EX-1"}
+    assert scope_of(OPERATOR, one) == ("live", None)  # an operator: live only, whatever the browser says
+    assert scope_of(PLANNER, {"mode": "all", "id": None}) == ("all", None)
+    assert scope_of(PLANNER, one) == ("one", "EX-1") and scope_of(ADMIN, one) == ("one", "EX-1")
+    assert scope_of(ADMIN, {"mode": "live"}) == ("live", None)
+    assert scope_of(PLANNER, {"mode": "one", "id": "bad id!"}) == ("all", None)
+    live, drill, other = row(), row(exercise_id="EX-1"), row(exercise_id="EX-2")
+    assert [in_scope(r, "live", None) for r in (live, drill, other)] == [True, False, False]
+    assert [in_scope(r, "all", None) for r in (live, drill, other)] == [False, True, True]
+    assert [in_scope(r, "one", "EX-1") for r in (live, drill, other)] == [False, True, False]
+
+
+def test_the_link_picker_lists_open_incidents_of_the_rows_scope() -> None:
+    incidents = [
+        {"id": "INC-1", "title": "人民路火灾", "level": 3, "state": "dispatched", "is_open": True},
+        {"id": "INC-2", "title": "演练", "level": 2, "state": "new", "is_open": True, "exercise_id": "EX-1"},
+        {"id": "INC-3", "title": "已结案", "level": 4, "state": "closed", "is_open": False},
+    ]
+    live = incident_options("zh_CN", incidents, None)
+    assert [o["value"] for o in live] == ["INC-1"] and "III · 人民路火灾 · 已派遣" in live[0]["label"]
+    assert [o["value"] for o in incident_options("en", incidents, "EX-1")] == ["INC-2"]
+
+
+def test_ticked_rows_and_refusals() -> None:
+    assert ticked([["IB-3f2a9c0d8e7b6a51"], [], ["IB-0000000000000001", "junk"]]) == [
+        "IB-3f2a9c0d8e7b6a51",
+        "IB-0000000000000001",
+    ]
+    said = refused_text("zh_CN", [{"ok": True}, {"ok": False, "refused": "it is dismissed already"}])
+    assert said == "1 条未处理：it is dismissed already"
+    assert refused_text("en", [{"ok": True}]) is None
+
+
+def test_the_panel_is_on_the_desk_above_the_queue_and_not_on_the_wall() -> None:
+    console = Console.create(Settings(demo_mode=True, dashboard_streets_file=None))
+    desk = component_ids(console_page(console, "zh_CN", OPERATOR, wall=False))
+    wall = component_ids(console_page(console, "zh_CN", COMMANDER, wall=True))
+    assert ids.INBOX_PANEL in desk and desk.index(ids.INBOX_PANEL) < desk.index(ids.QUEUE)
+    assert ids.INBOX_PANEL not in wall and ids.QUEUE in wall
