@@ -166,6 +166,7 @@
       if (d.incident_id && d.incident_id === live.selected) tick("detail", "detail-tick");
     }
     if (live.onChange) live.onChange(msg);
+    if (W.wall) W.wall.change(msg);  // the wall display's unit board (assets/50-wuwang-wall.js)
     schedule(msg.type === "snapshot" || msg.type === "incident");
   }
 
@@ -340,6 +341,7 @@
     if (q.total > q.rows.length) frag.appendChild(el("div", "muted", W.t("queue.more", { n: q.total - q.rows.length })));
     box.replaceChildren(frag);
     tickTimers();
+    if (W.wall) W.wall.queueDrawn(box);  // the wall pages the queue (assets/50-wuwang-wall.js)
   }
 
   function teamsSummary() {
@@ -377,6 +379,7 @@
     if (dirty.teamStatus) {
       dirty.teamStatus = false;
       W.setProps("live-teams", { data: teamsSummary() });
+      if (W.wall) W.wall.teamsChanged();
     }
     live.stats.flushes += 1;
     live.stats.lastFlushAt = Date.now();
