@@ -264,7 +264,7 @@
     },
     /* for tests: the next page of both lists now */
     next: function () { rotate(); },
-    redraw: function () { layoutQueue(); drawUnits(); }
+    redraw: function () { fitMaps(); layoutQueue(); drawUnits(); }
   };
 
   // The board is drawn at most once a second (positions may come a thousand a second;
@@ -279,9 +279,26 @@
       drawUnits();
     }
   }, 1000);
+  /* The map keeps its picture as the screen grows: a 4K panel or a video wall zooms in
+   * by the ratio of its height to 1080 px (fractional zoom), so the city fills the map
+   * as it does at 1080p instead of shrinking to a stamp in the middle. */
+  var BASE_ZOOM = 9, BASE_HEIGHT = 1080, maps = [];
+  if (window.L && window.L.Map && window.L.Map.addInitHook) {
+    window.L.Map.addInitHook(function () { maps.push(this); setTimeout(fitMaps, 0); });
+  }
+  function fitMaps() {
+    maps.forEach(function (m) {
+      var box = m.getContainer();
+      if (!box || !box.isConnected || !box.closest(".console.wall")) return;
+      m.options.zoomSnap = 0.25;
+      m.invalidateSize(false);
+      var z = BASE_ZOOM + Math.log(Math.max(window.innerHeight, 600) / BASE_HEIGHT) / Math.LN2;
+      m.setZoom(Math.round(z * 4) / 4, { animate: false });
+    });
+  }
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(function () { if (onWall()) { layoutQueue(); drawUnits(); } }, 150);
+    resizeTimer = setTimeout(function () { if (onWall()) { fitMaps(); layoutQueue(); drawUnits(); } }, 150);
   });
 })();
