@@ -96,6 +96,9 @@
     W.setProps("live-status", { data: Object.assign({}, live.status) });
   }
 
+  /* Draw the map's live layers again (the wall's screen was resized: marker sizes). */
+  live.redraw = function () { dirty.incidents = dirty.teams = true; schedule(true); };
+
   live.select = function (id) {
     live.selected = id;
     W.setProps("selected-incident", { data: id });

@@ -264,7 +264,7 @@
     },
     /* for tests: the next page of both lists now */
     next: function () { rotate(); },
-    redraw: function () { fitMaps(); layoutQueue(); drawUnits(); }
+    redraw: function () { fitMaps(); layoutQueue(); drawUnits(); if (W.live && W.live.redraw) W.live.redraw(); }
   };
 
   // The board is drawn at most once a second (positions may come a thousand a second;
@@ -296,9 +296,15 @@
       m.setZoom(Math.round(z * 4) / 4, { animate: false });
     });
   }
+  /* Markers grow with the screen too (assets/10-wuwang-map.js asks). */
+  W.wallScale = function () { return onWall() ? Math.max(1, window.innerHeight / BASE_HEIGHT) : 1; };
   var resizeTimer = null;
   window.addEventListener("resize", function () {
     clearTimeout(resizeTimer);
-    resizeTimer = setTimeout(function () { if (onWall()) { fitMaps(); layoutQueue(); drawUnits(); } }, 150);
+    resizeTimer = setTimeout(function () {
+      if (!onWall()) return;
+      fitMaps(); layoutQueue(); drawUnits();
+      if (W.live && W.live.redraw) W.live.redraw();
+    }, 150);
   });
 })();
