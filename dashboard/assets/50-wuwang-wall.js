@@ -204,7 +204,8 @@
         var sub = el("div", "unit-sub");
         if (t._overdue) {
           late += 1;
-          sub.appendChild(el("span", "overdue-tag", W.t("wall.overdue_" + t._overdue)));
+          var why = t._overdue === "ack" ? W.t("wall.overdue_ack") : W.t("wall.overdue_en_route");
+          sub.appendChild(el("span", "overdue-tag", why));
         }
         var inc = t.incident_id || (t.active_order ? t.active_order.incident_id : null);
         sub.appendChild(el("span", "unit-incident", inc ? incidentText(inc) : W.t("team_type." + (t.type || "other"))));
