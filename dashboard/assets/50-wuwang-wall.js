@@ -34,8 +34,9 @@
 
   /* A list that pages itself: `box` holds the rows; items() says which rows there are,
    * which are pinned and which group header (if any) each belongs to. */
-  function Pager(boxId, pagerId) {
+  function Pager(boxId, pagerId, relayout) {
     this.boxId = boxId;
+    this.relayout = relayout;  // lays the list out again when its box changes height
     this.pagerId = pagerId;
     this.page = 0;
     this.pages = 1;
@@ -49,6 +50,7 @@
     this.items = items || [];
     this.headers = headers || {};
     if (!box) return;
+    this.watch(box);
     var all = this.items.map(function (it) { return it.el; });
     Object.keys(this.headers).forEach(function (g) { all.push(this.headers[g]); }, this);
     all.forEach(function (e) { e.hidden = false; });  // measure them shown
@@ -91,6 +93,20 @@
     if (this.page >= this.pages) this.page = 0;
     this.show();
   };
+  /* The box's height changes (a header wraps in another language, a banner comes and
+   * goes): the rows per page change with it. */
+  Pager.prototype.watch = function (box) {
+    if (!window.ResizeObserver || this.observed === box) return;
+    if (this.observer) this.observer.disconnect();
+    var self = this, height = box.clientHeight;
+    this.observed = box;
+    this.observer = new ResizeObserver(function () {
+      if (box.clientHeight === height) return;
+      height = box.clientHeight;
+      if (self.relayout) self.relayout();
+    });
+    this.observer.observe(box);
+  };
   Pager.prototype.show = function () {
     var box = this.box();
     if (!box || !this.pageRows) return;
@@ -117,8 +133,8 @@
     this.show();
   };
 
-  var queuePager = new Pager("queue", "queue-pager");
-  var unitPager = new Pager("unit-board", "unit-pager");
+  var queuePager = new Pager("queue", "queue-pager", function () { layoutQueue(); });
+  var unitPager = new Pager("unit-board", "unit-pager", function () { drawUnits(); });
 
   /* ---- the queue ------------------------------------------------------------------- */
 

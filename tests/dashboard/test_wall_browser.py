@@ -105,6 +105,21 @@ MEASURE = """
 """
 
 
+#: Rows shown but cut off at the bottom of their panel (the pages must fit).
+CLIPPED = """() => {
+  const out = [];
+  for (const box of ["#queue", "#unit-board"]) {
+    const b = document.querySelector(box).getBoundingClientRect();
+    [...document.querySelector(box).children].forEach(r => {
+      if (r.hidden) return;
+      const x = r.getBoundingClientRect();
+      if (x.bottom > b.bottom + 1) out.push(box + " " + r.textContent.slice(0, 30));
+    });
+  }
+  return out;
+}"""
+
+
 def shot(page: Any, artifacts: Path, name: str) -> None:
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path))
@@ -166,16 +181,16 @@ def test_wall_is_readable_from_across_the_room(console_stack: Stack, chromium: A
     commander = stack.login("commander1")
     made = open_incidents(stack, commander, 40)
     teams = stack.team_ids
-    # Teams in every status; one en route since long ago (overdue on the board).
-    for team_id, status in zip(
-        teams, ["en_route", "en_route", "on_scene", "on_scene", "returning", "off_duty"], strict=False
-    ):
+    # Teams in every status: one en route for an hour and one dispatched five minutes ago
+    # without acknowledging (both overdue on the board).
+    statuses = ["en_route", "en_route", "on_scene", "on_scene", "returning", "off_duty", "dispatched"]
+    for team_id, status in zip(teams, statuses, strict=False):
         stack.api("POST", f"/teams/{team_id}/status", commander, {"status": status})
     # (the wall reads the roster from its /ws snapshot, so the stored time is what it sees)
     with psycopg.connect(stack.database_url) as conn:
-        conn.execute(
-            "UPDATE team SET status_at = %s WHERE id = %s", (datetime.now(UTC) - timedelta(hours=1), teams[0])
-        )
+        now = datetime.now(UTC)
+        conn.execute("UPDATE team SET status_at = %s WHERE id = %s", (now - timedelta(hours=1), teams[0]))
+        conn.execute("UPDATE team SET status_at = %s WHERE id = %s", (now - timedelta(minutes=5), teams[6]))
 
     ctx = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
     page = ctx.new_page()
@@ -225,20 +240,7 @@ def test_wall_is_readable_from_across_the_room(console_stack: Stack, chromium: A
             if x["ratio"] < AA
         ]
         # Nothing shown is cut off: the rows on a page fit their panel.
-        clipped = page.evaluate(
-            """() => {
-              const out = [];
-              for (const box of ["#queue", "#unit-board"]) {
-                const b = document.querySelector(box).getBoundingClientRect();
-                [...document.querySelector(box).children].forEach(r => {
-                  if (r.hidden) return;
-                  const x = r.getBoundingClientRect();
-                  if (x.bottom > b.bottom + 1) out.push(box + " " + r.textContent.slice(0, 30));
-                });
-              }
-              return out;
-            }"""
-        )
+        clipped = page.evaluate(CLIPPED)
         failures += [f"{width}×{height} cut off: {c}" for c in clipped]
         shot(page, artifacts, name)
     assert failures == [], "\n".join(failures[:40])
@@ -272,9 +274,25 @@ def test_wall_is_readable_from_across_the_room(console_stack: Stack, chromium: A
     assert {b["team"] for b in board} == set(teams)
     first = next(b for b in board if b["team"] == teams[0])
     assert first["status"] == "en_route" and first["overdue"] and "在途超时" in first["text"], first
+    unacked = next(b for b in board if b["team"] == teams[6])
+    assert unacked["status"] == "dispatched" and unacked["overdue"], unacked
+    assert "超时未接令" in unacked["text"], unacked
+    assert not next(b for b in board if b["team"] == teams[1])["overdue"]
     assert [b["status"] for b in board] == sorted(
         (b["status"] for b in board),
         key=["dispatched", "en_route", "on_scene", "returning", "available", "off_duty"].index,
     )
+    # In English too: the words change, the bounds hold.
+    page.click("text=English")
+    page.wait_for_selector("#queue-pager:has-text('Page')", timeout=15_000)
+    page.wait_for_selector(".unit-row", timeout=15_000)
+    page.wait_for_timeout(800)
+    english = page.evaluate(MEASURE)["texts"]
+    assert min(x["size"] for x in english) >= 1080 * MIN_TEXT - 0.01, min(english, key=lambda x: x["size"])
+    assert min(x["ratio"] for x in english) >= AA, min(english, key=lambda x: x["ratio"])
+    assert page.evaluate(CLIPPED) == []
+    shot(page, artifacts, "wall-display-en")
+    page.click("text=中文")
+    page.wait_for_selector("#queue-pager:has-text('页')", timeout=15_000)
     assert errors == [], errors
     ctx.close()
