@@ -264,6 +264,11 @@ def test_wall_is_readable_from_across_the_room(console_stack: Stack, chromium: A
         seen |= set(shown)
         page.evaluate("() => window.wuwang.wall.queue.next()")
     assert {inc["id"] for inc in made} <= seen
+    # … and turns the pages by itself (every DASHBOARD_WALL_PAGE_S, 10 s).
+    before = page.get_attribute("#queue-pager", "data-page")
+    page.wait_for_function(
+        "p => document.querySelector('#queue-pager').dataset.page !== p", arg=before, timeout=15_000
+    )
 
     # The unit board: every team, grouped by status; the long-en-route team overdue.
     board = page.evaluate(
