@@ -104,6 +104,10 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     server.router.lifespan_context = _lifespan(console, server.router.lifespan_context)
     app.layout = shell(settings.dashboard_token_check_s)
     register_all(app, console)
+    # Dash finds assets/ (styles, scripts) on its first request to one of its own routes;
+    # a first request to any other page (a wall display reopening /wall after a restart)
+    # was served without them. Set the server up now instead.
+    app._setup_server()  # type: ignore[no-untyped-call]  # dash is untyped here
     # Bodies are limited before anything reads them (docs/security.md, "auth").
     server.add_middleware(BodyLimit, default=settings.dashboard_body_limit_bytes)
     field_api.mount(server, console)

@@ -50,6 +50,10 @@ class Console:
             "call_target_s": s.dashboard_call_target_s,
             "flush_ms": 250,
             "queue_limit": 200,
+            # the wall display: page rotation and the unit board's overdue rules
+            "wall_page_s": s.dashboard_wall_page_s,
+            "ack_timeout_s": s.command_ack_timeout_s,
+            "en_route_limit_s": s.dashboard_en_route_limit_s,
         }
 
     async def aclose(self) -> None:

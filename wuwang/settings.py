@@ -296,6 +296,15 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="call-processing target: queue timers turn red past it"
     )
     dashboard_heat_hours: int = Field(default=6, ge=1, le=72, description="110 calls shown on the heat layer")
+    # The wall display (大屏): its lists rotate page by page; a team en route longer than
+    # this is marked overdue on the unit board (an unacknowledged order past
+    # COMMAND_ACK_TIMEOUT_S is marked too, the command service's own rule).
+    dashboard_wall_page_s: float = Field(
+        default=10.0, ge=2.0, le=120.0, description="seconds each page of a wall list is shown"
+    )
+    dashboard_en_route_limit_s: float = Field(
+        default=900.0, gt=0, description="a team en route longer than this is marked overdue on the wall"
+    )
 
     drill_api_url: str | None = Field(
         default=None,

@@ -15,21 +15,25 @@
     layer.bindTooltip(html, { direction: "top", offset: [0, -8], className: "map-tip" });
   }
 
+  /* Marker sizes: 1 on the desk and the field page; on the wall the screen's height over
+   * 1080 px (assets/50-wuwang-wall.js), so a 4K panel or a video wall draws them as large. */
+  function k() { return W.wallScale ? W.wallScale() : 1; }
+
   W.map = {
     /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
     incidentPoint: function (feature, latlng) {
       var p = feature.properties, L = window.L;
       var colour = LEVEL[p.l] || "#9e9e9e";
-      var parts = [];
+      var parts = [], s = k();
       var age = p.a || 0;  // minutes since the first alarm
       var rings = age >= 60 ? 3 : age >= 30 ? 2 : age >= 10 ? 1 : 0;
       for (var r = rings; r >= 1; r--) {
         parts.push(L.circleMarker(latlng, {
-          radius: 11 + r * 5, color: colour, weight: 2, opacity: 0.9 - r * 0.2, fill: false, pane: "incidents"
+          radius: (11 + r * 5) * s, color: colour, weight: 2 * s, opacity: 0.9 - r * 0.2, fill: false, pane: "incidents"
         }));
       }
       parts.push(L.circleMarker(latlng, {
-        radius: p.sel ? 11 : 9, color: p.sel ? "#ffffff" : "#0b1220", weight: p.sel ? 4 : 2,
+        radius: (p.sel ? 11 : 9) * s, color: p.sel ? "#ffffff" : "#0b1220", weight: (p.sel ? 4 : 2) * s,
         fillColor: colour, fillOpacity: 1, pane: "incidents"
       }));
       return L.featureGroup(parts);
@@ -42,7 +46,7 @@
     teamPoint: function (feature, latlng) {
       var p = feature.properties;
       return window.L.circleMarker(latlng, {
-        radius: 6, color: "#0b1220", weight: 1.5, fillColor: STATUS[p.s] || "#9e9e9e", fillOpacity: 1, pane: "teams"
+        radius: 6 * k(), color: "#0b1220", weight: 1.5 * k(), fillColor: STATUS[p.s] || "#9e9e9e", fillOpacity: 1, pane: "teams"
       });
     },
     onEachTeam: function (feature, layer) {

@@ -107,6 +107,9 @@
     W.setProps("live-status", { data: Object.assign({}, live.status) });
   }
 
+  /* Draw the map's live layers again (the wall's screen was resized: marker sizes). */
+  live.redraw = function () { dirty.incidents = dirty.teams = true; schedule(true); };
+
   live.select = function (id) {
     live.selected = id;
     W.setProps("selected-incident", { data: id });
@@ -180,6 +183,7 @@
       if (d.incident_id && d.incident_id === live.selected) tick("detail", "detail-tick");
     }
     if (live.onChange) live.onChange(msg);
+    if (W.wall) W.wall.change(msg);  // the wall display's unit board (assets/50-wuwang-wall.js)
     schedule(msg.type === "snapshot" || msg.type === "incident");
   }
 
@@ -355,6 +359,7 @@
     if (q.total > q.rows.length) frag.appendChild(el("div", "muted", W.t("queue.more", { n: q.total - q.rows.length })));
     box.replaceChildren(frag);
     tickTimers();
+    if (W.wall) W.wall.queueDrawn(box);  // the wall pages the queue (assets/50-wuwang-wall.js)
   }
 
   function teamsSummary() {
@@ -392,6 +397,7 @@
     if (dirty.teamStatus) {
       dirty.teamStatus = false;
       W.setProps("live-teams", { data: teamsSummary() });
+      if (W.wall) W.wall.teamsChanged();
     }
     live.stats.flushes += 1;
     live.stats.lastFlushAt = Date.now();

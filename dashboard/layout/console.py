@@ -13,6 +13,7 @@ from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
+from dashboard.layout import wall as wall_parts
 from dashboard.layout.inbox import inbox_panel
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import map_panel
@@ -83,11 +84,14 @@ def kpi_bar(lang: Lang) -> html.Div:
     )
 
 
-def queue_panel(lang: Lang) -> html.Section:
+def queue_panel(lang: Lang, *, wall: bool = False) -> html.Section:
+    title: list[Any] = [t(lang, "queue.title"), html.Span(id=ids.QUEUE_COUNT, className="count")]
+    if wall:  # the wall's queue rotates page by page (assets/50-wuwang-wall.js)
+        title.append(wall_parts.pager(wall_parts.QUEUE_PAGER))
     return html.Section(
         className="queue-panel",
         children=[
-            html.H2(children=[t(lang, "queue.title"), html.Span(id=ids.QUEUE_COUNT, className="count")]),
+            html.H2(children=title),
             html.Div(
                 className="queue-head",
                 children=[
@@ -175,7 +179,7 @@ def console_page(
     # The desk: the alarm inbox above the incident queue (layout/inbox.py); the wall shows
     # the queue only (nothing to click there).
     left: Any = (
-        queue_panel(lang)
+        queue_panel(lang, wall=True)
         if wall
         else html.Div(className="left-column", children=[inbox_panel(lang, who), queue_panel(lang)])
     )
@@ -191,7 +195,9 @@ def console_page(
             grid_on=grid_on,
         ),
     ]
-    if not wall:
+    if wall:
+        body.append(wall_parts.unit_board(lang))
+    else:
         body.append(side_panel(lang, who))
     return html.Div(
         className=f"console {page}" + (" exercise" if who.is_planner else ""),
