@@ -78,10 +78,11 @@ def fire(client: TestClient, app: Dash, key: str, values: dict[str, Any], change
             return []  # pattern inputs (ALL): nothing drawn yet
         return {"id": ident, "property": prop, "value": values.get(f"{ident}.{prop}")}
 
-    outputs = []
+    outputs: list[Any] = []
     for part in key.strip(".").split("..."):
         ident, prop = part.rsplit(".", 1)
-        outputs.append({"id": ident, "property": prop})
+        # a pattern output (ALL) with nothing drawn yet is an empty list of components
+        outputs.append([] if ident.startswith("{") else {"id": ident, "property": prop})
     inputs = [entry(d) for d in spec["inputs"]]
     first = spec["inputs"][0]
     payload = {
