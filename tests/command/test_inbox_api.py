@@ -12,15 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from command.app import create_app
 from command.domain.triage import DEFAULT_RULES_FILE, TriageRulesError
 from command.services import inbox as inbox_service
-from tests.command.conftest import FIELD_TEAM
+from tests.command.conftest import FIELD_TEAM, relay_alarm
 from tests.command.test_incidents_api import open_incidents, wait_for
-from wuwang.contract import Alarm
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
@@ -42,24 +40,18 @@ def push(
     """One alarm on the command service's stream, as ingest relays it; returns its id."""
     msg_id = f"m{next(_n)}"
     details: dict[str, Any] = {"confidence": confidence} if confidence is not None else {}
-    alarm = Alarm(
+    return relay_alarm(
+        settings,
         alarm_id=alarm_id or f"{source}#{msg_id}",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         source=source,
         msg_id=msg_id,
         network="video" if kind == "video" else "venue",
         ts=datetime.now(UTC) - timedelta(seconds=seconds_ago),
-        lat=place[0],
-        lon=place[1],
-        grid_cell_id=None,
+        place=place,
         category=category,
-        summary=f"樊城区人民路 {category}",
         details=details,
     )
-    client = redis.Redis.from_url(settings.redis_url or "")
-    client.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
-    client.close()
-    return alarm.alarm_id
 
 
 def rows(client: TestClient, headers: dict[str, str], state: str = "open") -> list[dict[str, Any]]:
