@@ -17,7 +17,6 @@ See docs/incidents.md (the inbox and its API) and docs/triage.md (the rules).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -66,6 +65,7 @@ from command.security import Principal
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
+from command.services.tasks import stop_task
 from command.state import CommandState
 from wuwang.contract import Alarm
 
@@ -766,10 +766,7 @@ class InboxExpiry:
         self._task = asyncio.create_task(self._run(state), name=self.name)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()
