@@ -56,6 +56,7 @@ SECRETS = {
     "DRILL_PASSWORD": "drill-password-never-shown",
 }
 
+
 @contextmanager
 def trap() -> Iterator[socket.socket]:
     """A listening socket standing in for PostgreSQL, Redis and the broker: nothing may
