@@ -45,6 +45,7 @@ from simulators.feeds import NORMAL_RANGE, SYS110
 from wuwang.city import Camera, City, Device, GridCell, Team, Venue, build_city, grid_cell_id
 from wuwang.contract import CallCategory, Feed, Network, TeamStatus, team_topic, wuwang_topic
 from wuwang.geo import offset_by_metres
+from wuwang.yamltext import not_valid_yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 
@@ -376,12 +377,8 @@ def parse_scenario(text: str, filename: str, world: ScenarioWorld) -> Scenario:
             data = loader.construct_document(node) if node is not None else None
         finally:
             loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise ScenarioError([f"{name}:{line}: not valid YAML: {exc.problem or exc}"]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([f"{name}:1: not valid YAML: {exc}"]) from None
+        raise ScenarioError([not_valid_yaml(name, exc)]) from None
     if node is None or not isinstance(data, dict):
         raise ScenarioError([f"{name}:1: a scenario is a mapping with name, description, start and injects"])
     lines: dict[_Path, int] = {}

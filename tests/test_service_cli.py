@@ -27,8 +27,9 @@ import pytest
 
 from tests.broker_peers import Peer
 from tests.conftest import Broker
+from tests.helpers_services import MakeSettings, command_vars, ingest_vars, running, service_env
 from wuwang import cli
-from wuwang.endpoints import free_port, wait_for_port
+from wuwang.endpoints import free_port
 from wuwang.mqtt import MqttTarget
 from wuwang.service import LOG_LINE_RE, LogFormatter, _ServiceNameFilter
 from wuwang.settings import REPO_ROOT, Settings
@@ -54,8 +55,6 @@ SECRETS = {
     "DASHBOARD_SECRET": "demo",  # a refused one: --help validates nothing
     "DRILL_PASSWORD": "drill-password-never-shown",
 }
-
-START_TIMEOUT_S = 90.0
 
 
 @contextmanager
@@ -200,33 +199,6 @@ def assert_one_format(text: str) -> list[re.Match[str]]:
     return [m for m in map(LOG_LINE_RE.match, lines) if m is not None]
 
 
-@contextmanager
-def running(module: str, env: dict[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=START_TIMEOUT_S, proc=proc)
-        except (RuntimeError, TimeoutError) as exc:
-            output = log.read_text(errors="replace")
-            raise AssertionError(f"{module} did not start: {exc}\n{output}") from None
-        yield proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def wait_for_text(log: Path, text: str, timeout: float, poke: Callable[[], None] | None = None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -239,33 +211,12 @@ def wait_for_text(log: Path, text: str, timeout: float, poke: Callable[[], None]
     raise AssertionError(f"{text!r} not logged:\n{log.read_text(errors='replace')}")
 
 
-def service_env(settings: Settings, **extra: str) -> dict[str, str]:
-    assert settings.database_url and settings.redis_url and settings.mqtt_url
-    return {
-        "DEMO_MODE": "1",
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "MQTT_URL": settings.mqtt_url,
-        "MQTT_PROTOCOL": settings.mqtt_protocol,
-        "LOG_LEVEL": "INFO",
-        **extra,
-    }
-
-
-MakeSettings = Callable[..., Settings]
-
-
 def test_the_command_service_logs_in_the_one_format(
     make_settings: MakeSettings, mqtt_broker: Broker, tmp_path: Path
 ) -> None:
     settings = make_settings(account="command")
     port = free_port()
-    env = service_env(
-        settings,
-        COMMAND_PORT=str(port),
-        COMMAND_MQTT_CLIENT_ID=f"command-logs-{os.getpid()}",
-        COMMAND_MQTT_FORGET_SESSION_ON_STOP="1",
-    )
+    env = service_env(settings, log_level="INFO", **command_vars(port, f"command-logs-{os.getpid()}"))
     log = tmp_path / "command.log"
     field = MqttTarget.from_url(make_settings(account="simulator").mqtt_url or "")
     peer = Peer(field.port, field.username, field.password, f"sim-logs-{os.getpid()}")
@@ -301,14 +252,7 @@ def test_the_command_service_logs_in_the_one_format(
 def test_an_ingest_worker_logs_in_the_one_format(make_settings: MakeSettings, tmp_path: Path) -> None:
     settings = make_settings(account="ingest")
     port = free_port()
-    env = service_env(
-        settings,
-        INGEST_METRICS_PORT=str(port),
-        INGEST_CLIENT_ID=settings.ingest_client_id,
-        INGEST_SHARED_GROUP=settings.ingest_shared_group or "",
-        INGEST_SESSION_EXPIRY_S="60",
-        ALARM_STREAM=settings.alarm_stream,
-    )
+    env = service_env(settings, log_level="INFO", **ingest_vars(settings, port))
     log = tmp_path / "ingest.log"
     with running("ingest", env, port, log) as proc:
         wait_for_text(log, "client id", 30)

@@ -52,6 +52,7 @@ from command.domain.reasons import DEFAULT_LANG, Lang, Param, Reason, placeholde
 from command.domain.vocabulary import Role
 from wuwang.contract import Alarm, AlarmKind
 from wuwang.geo import haversine_m
+from wuwang.yamltext import not_valid_yaml
 
 ALARM_KINDS: tuple[AlarmKind, ...] = ("call", "video", "sensor", "report")
 
@@ -429,12 +430,8 @@ def parse_rules(
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        raise TriageRulesError([f"{name}:{line}: not valid YAML: {exc.problem or exc}"]) from None
     except yaml.YAMLError as exc:
-        raise TriageRulesError([f"{name}:1: not valid YAML: {exc}"]) from None
+        raise TriageRulesError([not_valid_yaml(name, exc)]) from None
     finally:
         loader.dispose()
     if node is None or not isinstance(data, dict):

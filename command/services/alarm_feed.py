@@ -9,7 +9,6 @@ Delivery is at least once: the handler is idempotent by ``alarm_id``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ import redis.asyncio as aioredis
 from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
+from command.services.tasks import stop_task
 from wuwang.contract import Alarm
 
 if TYPE_CHECKING:
@@ -48,10 +48,7 @@ class AlarmFeed:
         self._task = asyncio.create_task(self._run(state), name="alarm-feed")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done() and self._ok

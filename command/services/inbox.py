@@ -17,7 +17,6 @@ See docs/incidents.md (the inbox and its API) and docs/triage.md (the rules).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 from collections.abc import Sequence
@@ -66,6 +65,7 @@ from command.security import Principal
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
+from command.services.tasks import stop_task
 from command.state import CommandState
 from wuwang.contract import Alarm
 
@@ -163,6 +163,30 @@ async def _select(conn: AsyncConnection[Any], where: str, params: Any, suffix: s
         return [_row(r) for r in await cur.fetchall()]
 
 
+def _alarm_fields(row: InboxRow) -> dict[str, Any]:
+    """What a row's alarms say, as both the table and the API carry it."""
+    return {
+        "max_confidence": row.max_confidence,
+        "lat": row.lat,
+        "lon": row.lon,
+        "grid_cell_id": row.grid_cell_id,
+        "summary": row.summary,
+        "first_alarm_id": row.first_alarm_id,
+        "alarm_ids": list(row.alarm_ids),
+    }
+
+
+def _outcome_fields(row: InboxRow) -> dict[str, Any]:
+    """What became of a row (its rule, reason, note and incident), as both the table and
+    the API carry it."""
+    return {
+        "rule_id": row.rule_id,
+        "dismiss_reason": str(row.dismiss_reason) if row.dismiss_reason else None,
+        "note": row.note,
+        "incident_id": row.incident_id,
+    }
+
+
 async def _save(conn: AsyncConnection[Any], row: InboxRow, rules_version: int) -> None:
     """Insert or rewrite one row (by its id)."""
     await conn.execute(
@@ -193,13 +217,7 @@ async def _save(conn: AsyncConnection[Any], row: InboxRow, rules_version: int) -
             "count": row.count,
             "max_severity": str(row.max_severity),
             "severity_rank": row.max_severity.rank,
-            "max_confidence": row.max_confidence,
-            "lat": row.lat,
-            "lon": row.lon,
-            "grid_cell_id": row.grid_cell_id,
-            "summary": row.summary,
-            "first_alarm_id": row.first_alarm_id,
-            "alarm_ids": list(row.alarm_ids),
+            **_alarm_fields(row),
             "recent": list(row.recent),
             "identity": row.identity,
             "flapping": row.flapping,
@@ -208,10 +226,7 @@ async def _save(conn: AsyncConnection[Any], row: InboxRow, rules_version: int) -
             "acted_by": row.acted_by,
             "acted_role": str(row.acted_role) if row.acted_role else None,
             "acted_at": row.acted_at,
-            "rule_id": row.rule_id,
-            "dismiss_reason": str(row.dismiss_reason) if row.dismiss_reason else None,
-            "note": row.note,
-            "incident_id": row.incident_id,
+            **_outcome_fields(row),
             "rules_version": rules_version,
         },
     )
@@ -276,23 +291,14 @@ def row_body(row: InboxRow, rules: TriageRules) -> dict[str, Any]:
         "last_seen": _iso(row.last_seen),
         "count": row.count,
         "severity": str(row.max_severity),
-        "max_confidence": row.max_confidence,
-        "lat": row.lat,
-        "lon": row.lon,
-        "grid_cell_id": row.grid_cell_id,
-        "summary": row.summary,
-        "first_alarm_id": row.first_alarm_id,
-        "alarm_ids": list(row.alarm_ids),
+        **_alarm_fields(row),
         "alarm_ids_truncated": row.alarm_ids_truncated,
         "flapping": row.flapping,
         "flapping_since": _iso(row.flapping_since),
         "acted_by": row.acted_by,
         "acted_role": str(row.acted_role) if row.acted_role else None,
         "acted_at": _iso(row.acted_at),
-        "rule_id": row.rule_id,
-        "dismiss_reason": str(row.dismiss_reason) if row.dismiss_reason else None,
-        "note": row.note,
-        "incident_id": row.incident_id,
+        **_outcome_fields(row),
         "reasons": {
             "inbox": reason_out(tri.inbox_reason(row, rules), rules),
             "flapping": reason_out(tri.flapping_reason(row, rules), rules),
@@ -766,10 +772,7 @@ class InboxExpiry:
         self._task = asyncio.create_task(self._run(state), name=self.name)
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()

@@ -69,6 +69,7 @@ from command.services import dispatch, exercises, rosters
 from command.services import incidents as incident_service
 from command.services.incidents import actor_of
 from command.services.live import Change, publish
+from command.services.tasks import stop_task
 from wuwang.contract import (
     CONTRACT_VERSION,
     ContractError,
@@ -118,13 +119,6 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
 def link_of(state: CommandState) -> MqttLink | None:
     link: MqttLink | None = state.parts.get("mqtt")
     return link
-
-
-async def _stop_task(task: asyncio.Task[None] | None) -> None:
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 class LinkWorker:
@@ -217,7 +211,7 @@ class TeamFeed:
         self._task = asyncio.create_task(self._run(state, link), name="team-feed")
 
     async def stop(self) -> None:
-        await _stop_task(self._task)
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is None or not self._task.done()
@@ -441,7 +435,7 @@ class OutboxRelay:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
-        await _stop_task(self._task)
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done() and self.role in ("leader", "standby")
@@ -475,8 +469,8 @@ class OutboxRelay:
                         for task in done:
                             task.result()  # raises what ended it
                     finally:
-                        await _stop_task(listener)
-                        await _stop_task(relay)
+                        await stop_task(listener)
+                        await stop_task(relay)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -622,7 +616,7 @@ class AckWatchdog:
         self._task = asyncio.create_task(self._run(state), name="ack-watchdog")
 
     async def stop(self) -> None:
-        await _stop_task(self._task)
+        await stop_task(self._task)
 
     def healthy(self) -> bool:
         return self._task is not None and not self._task.done()

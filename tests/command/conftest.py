@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import Any
 
 import psycopg
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from command.app import create_app
 from command.users import DEMO_PASSWORD, NewUser, demo_users, upsert_users
+from wuwang.contract import Alarm
 from wuwang.settings import Settings
 
 FIELD_TEAM = "T-FIRE-01"
@@ -64,3 +68,38 @@ def login(command_client: TestClient) -> Callable[[str], dict[str, str]]:
 def add_user(database_url: str, user: NewUser) -> None:
     with psycopg.connect(database_url) as conn:
         upsert_users(conn, [user])
+
+
+def relay_alarm(
+    settings: Settings,
+    *,
+    alarm_id: str,
+    kind: str,
+    source: str,
+    msg_id: str,
+    network: str,
+    ts: datetime,
+    place: tuple[float, float],
+    category: str,
+    details: dict[str, Any],
+) -> str:
+    """One alarm on the command service's stream, as ingest relays it (summarised as
+    at 樊城区人民路); returns its id."""
+    alarm = Alarm(
+        alarm_id=alarm_id,
+        kind=kind,  # type: ignore[arg-type]
+        source=source,
+        msg_id=msg_id,
+        network=network,  # type: ignore[arg-type]
+        ts=ts,
+        lat=place[0],
+        lon=place[1],
+        grid_cell_id=None,
+        category=category,
+        summary=f"樊城区人民路 {category}",
+        details=details,
+    )
+    client = redis.Redis.from_url(settings.redis_url or "")
+    client.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    client.close()
+    return alarm.alarm_id

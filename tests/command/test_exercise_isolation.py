@@ -20,17 +20,15 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from command.services import exercises as exercise_service
-from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
+from tests.command.conftest import FIELD_TEAM, OTHER_TEAM, relay_alarm
 from tests.command.test_dispatch_api import isolated_settings
 from tests.command.test_end_to_end import publisher
 from tests.command.test_incidents_api import wait_for
 from tests.command.test_reserve_api import seed_stock
 from tests.conftest import Broker
-from wuwang.contract import Alarm
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
@@ -72,24 +70,18 @@ def push(
         details |= {"confidence": 0.5}  # not sure enough to promote: the alarm inbox
     if kind == "report":
         details |= {"reporter": "网格员张三", "description": "人行道违停"}
-    alarm = Alarm(
+    return relay_alarm(
+        settings,
         alarm_id=f"{source}#{msg_id}",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         source=source,
         msg_id=msg_id,
-        network=network,  # type: ignore[arg-type]
+        network=network,
         ts=datetime.now(UTC),
-        lat=place[0],
-        lon=place[1],
-        grid_cell_id=None,
+        place=place,
         category=category,
-        summary=f"樊城区人民路 {category}",
         details=details,
     )
-    client = redis.Redis.from_url(settings.redis_url or "")
-    client.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
-    client.close()
-    return alarm.alarm_id
 
 
 def one(settings: Settings, query: str, *params: Any) -> Any:

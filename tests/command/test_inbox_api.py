@@ -12,15 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from command.app import create_app
 from command.domain.triage import DEFAULT_RULES_FILE, TriageRulesError
 from command.services import inbox as inbox_service
-from tests.command.conftest import FIELD_TEAM
+from tests.command.conftest import FIELD_TEAM, relay_alarm
 from tests.command.test_incidents_api import open_incidents, wait_for
-from wuwang.contract import Alarm
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
@@ -42,24 +40,18 @@ def push(
     """One alarm on the command service's stream, as ingest relays it; returns its id."""
     msg_id = f"m{next(_n)}"
     details: dict[str, Any] = {"confidence": confidence} if confidence is not None else {}
-    alarm = Alarm(
+    return relay_alarm(
+        settings,
         alarm_id=alarm_id or f"{source}#{msg_id}",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         source=source,
         msg_id=msg_id,
         network="video" if kind == "video" else "venue",
         ts=datetime.now(UTC) - timedelta(seconds=seconds_ago),
-        lat=place[0],
-        lon=place[1],
-        grid_cell_id=None,
+        place=place,
         category=category,
-        summary=f"樊城区人民路 {category}",
         details=details,
     )
-    client = redis.Redis.from_url(settings.redis_url or "")
-    client.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
-    client.close()
-    return alarm.alarm_id
 
 
 def rows(client: TestClient, headers: dict[str, str], state: str = "open") -> list[dict[str, Any]]:
@@ -86,6 +78,24 @@ def row_of(client: TestClient, headers: dict[str, str], source: str) -> dict[str
         lambda: next((r for r in rows(client, headers) if r["source"] == source), None)
     )
     return found
+
+
+def opens_an_incident(
+    client: TestClient,
+    settings: Settings,
+    headers: dict[str, str],
+    kind: str,
+    source: str,
+    category: str,
+    *,
+    north: float,
+) -> tuple[str, dict[str, Any]]:
+    """An alarm without a confidence ``north`` degrees north of PLACE, and the (first)
+    open incident once there is one: the alarm's id and the incident."""
+    place = (PLACE[0] + north, PLACE[1])
+    alarm_id = push(settings, kind=kind, source=source, category=category, confidence=None, place=place)
+    incident: dict[str, Any] = wait_for(lambda: open_incidents(client, headers))[0]
+    return alarm_id, incident
 
 
 def test_a_storm_of_50_loitering_alerts_is_one_row_and_no_incident(
@@ -141,15 +151,9 @@ def test_two_independent_sources_nearby_are_promoted_by_corroboration(
     camera_row = row_of(command_client, op, "video/CAM-S")
     assert open_incidents(command_client, op) == []
     # A temperature sensor ~100 m away (its own identity, a compatible category): both agree
-    sensor = push(
-        command_settings,
-        kind="sensor",
-        source="venue/T-7",
-        category="temperature",
-        confidence=None,
-        place=(PLACE[0] + 0.0009, PLACE[1]),
+    sensor, incident = opens_an_incident(
+        command_client, command_settings, op, "sensor", "venue/T-7", "temperature", north=0.0009
     )
-    incident = wait_for(lambda: open_incidents(command_client, op))[0]
     assert [s["alarm_id"] for s in incident["sources"]] == [sensor]
     assert incident["sources"][0]["triage_rule"] == "corroborated"
     assert "2" in incident["sources"][0]["triage_reason"]
@@ -413,15 +417,9 @@ def test_a_false_alarm_mutes_always_promote_and_a_110_call_takes_the_camera_row_
     # incident (call_110) and takes the camera's row along (the same story)
     push(command_settings, source="video/CAM-K", category="fire_smoke", confidence=0.6)
     camera_row = row_of(command_client, op, "video/CAM-K")
-    call = push(
-        command_settings,
-        kind="call",
-        source="police/sys110",
-        category="fire",
-        confidence=None,
-        place=(PLACE[0] + 0.0004, PLACE[1]),
+    call, incident = opens_an_incident(
+        command_client, command_settings, op, "call", "police/sys110", "fire", north=0.0004
     )
-    incident = wait_for(lambda: open_incidents(command_client, op))[0]
     assert incident["sources"][0]["alarm_id"] == call and incident["sources"][0]["triage_rule"] == "call_110"
     linked = wait_for(lambda: rows(command_client, op, "linked"))
     assert [(r["row_id"], r["incident_id"], r["rule_id"]) for r in linked] == [

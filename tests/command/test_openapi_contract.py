@@ -35,6 +35,18 @@ ROLES = ("operator1", "commander1", "planner1", "admin1", FIELD_TEAM)
 EXAMPLES_PER_ROLE = 3
 
 
+def _reproducible(examples: int) -> settings:
+    """Hypothesis settings of these sweeps: ``examples`` each, the same ones every run,
+    no deadline, no example database, no health check."""
+    return settings(
+        max_examples=examples,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+
+
 @dataclass
 class LiveCommand:
     base_url: str
@@ -97,13 +109,7 @@ def test_api_conforms(live_command: LiveCommand) -> None:
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(
-            max_examples=15,
-            deadline=None,
-            derandomize=True,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-        )
+        @_reproducible(15)
         def check(case: schemathesis.Case) -> None:
             # A schema-valid request may still be refused by the domain (an illegal
             # transition, a stale version): 4xx there is right, so that check is off.
@@ -161,13 +167,7 @@ def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> N
         for mode, strategy in _strategies(operation).items():
 
             @given(case=strategy)
-            @settings(
-                max_examples=EXAMPLES_PER_ROLE,
-                deadline=None,
-                derandomize=True,
-                database=None,
-                suppress_health_check=list(HealthCheck),
-            )
+            @_reproducible(EXAMPLES_PER_ROLE)
             def check(case: schemathesis.Case) -> None:
                 case.call_and_validate(
                     base_url=live_command.base_url, headers=headers, checks=[not_a_server_error]

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -27,7 +28,28 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--lang=zh-CN",
 ]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
+
+
+class Watched:
+    """A page with every request, WebSocket and console error recorded."""
+
+    def __init__(self, page: Any) -> None:
+        self.page = page
+        self.urls: list[str] = []
+        self.errors: list[str] = []
+        page.on("request", lambda r: self.urls.append(r.url))
+        page.on("websocket", lambda ws: self.urls.append(ws.url))
+        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(str(e)))
+
+    def foreign(self) -> list[str]:
+        return [
+            u
+            for u in self.urls
+            if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS
+        ]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,6 +77,14 @@ def chromium() -> Iterator[Any]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def desk(chromium: Any) -> Iterator[Watched]:
+    """A desk-sized page (1920×1080, zh-CN), watched."""
+    ctx = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
+    yield Watched(ctx.new_page())
+    ctx.close()
 
 
 @pytest.fixture(scope="session")

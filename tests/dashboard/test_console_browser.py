@@ -24,43 +24,21 @@ import struct
 import time
 import uuid
 import zlib
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psycopg
 import pytest
 
 from dashboard.testing import Stack
 from ingest.testing import publish, wait_for
+from tests.dashboard.conftest import Watched
 from wuwang.contract import encode, wuwang_topic
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
 
 DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-LOCAL_HOSTS = {"127.0.0.1", "localhost"}
-
-
-class Watched:
-    """A page with every request, WebSocket and console error recorded."""
-
-    def __init__(self, page: Any) -> None:
-        self.page = page
-        self.urls: list[str] = []
-        self.errors: list[str] = []
-        page.on("request", lambda r: self.urls.append(r.url))
-        page.on("websocket", lambda ws: self.urls.append(ws.url))
-        page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: self.errors.append(str(e)))
-
-    def foreign(self) -> list[str]:
-        return [
-            u
-            for u in self.urls
-            if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS
-        ]
 
 
 def shot(page: Any, artifacts: Path, name: str) -> None:
@@ -113,13 +91,6 @@ def incident_of(stack: Stack, token: str, msg_id: str, timeout: float = 30) -> d
 
     wait_for(look, timeout, 0.2, f"an incident for call {msg_id}")
     return found
-
-
-@pytest.fixture
-def desk(chromium: Any) -> Iterator[Watched]:
-    ctx = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    yield Watched(ctx.new_page())
-    ctx.close()
 
 
 def test_console_loads_air_gapped_without_errors(

@@ -26,7 +26,8 @@ import dashboard.callbacks.exercise as console_exercises
 import simulators.scenario as scenarios
 from dashboard.testing import Stack, exercise_runner
 from ingest.testing import wait_for
-from tests.dashboard.test_console_browser import Watched, login, shot
+from tests.dashboard.conftest import Watched
+from tests.dashboard.test_console_browser import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,8 @@ import pytest
 
 from dashboard.testing import Stack
 from ingest.testing import publish, wait_for
-from tests.dashboard.test_console_browser import Watched, login, shot
+from tests.dashboard.conftest import Watched
+from tests.dashboard.test_console_browser import login, shot
 from wuwang.contract import encode, wuwang_topic
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -110,13 +110,6 @@ def row_of(page: Any, camera: str) -> Any:
 def button(page: Any, camera: str, action: str) -> Any:
     """A row's button, found again at each try (the rows are redrawn on every change)."""
     return page.locator(f'.inbox-row[data-source="video/{camera}"] button[id*="{action}"]')
-
-
-@pytest.fixture
-def desk(chromium: Any) -> Iterator[Watched]:
-    ctx = chromium.new_context(viewport={"width": 1920, "height": 1080}, locale="zh-CN")
-    yield Watched(ctx.new_page())
-    ctx.close()
 
 
 def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(

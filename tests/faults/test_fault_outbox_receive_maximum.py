@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from concurrent.futures import Future
 from types import SimpleNamespace
 
 import psycopg
-import pytest
 from mqtt5_scripted_broker import ScriptedBroker
 from psycopg_pool import AsyncConnectionPool
 
@@ -24,13 +22,6 @@ from wuwang.mqttlink import MqttLink, Published
 from wuwang.settings import Settings
 
 ROWS = 12
-
-
-@pytest.fixture
-def strict_broker() -> Iterator[ScriptedBroker]:
-    broker = ScriptedBroker(receive_maximum=2).start()
-    yield broker
-    broker.stop()
 
 
 class _WatchedLink(MqttLink):

@@ -7,10 +7,8 @@ paho resends the lot on every reconnect.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 
-import pytest
 from mqtt5_scripted_broker import ScriptedBroker
 
 from simulators.feeds import CST
@@ -19,13 +17,6 @@ from wuwang.city import CitySize
 from wuwang.mqtt import MqttTarget
 
 COUNT = 60
-
-
-@pytest.fixture
-def strict_broker() -> Iterator[ScriptedBroker]:
-    broker = ScriptedBroker(receive_maximum=2).start()
-    yield broker
-    broker.stop()
 
 
 def test_the_simulator_never_has_more_in_flight_than_the_broker_takes(strict_broker: ScriptedBroker) -> None:

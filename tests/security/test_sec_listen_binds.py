@@ -13,19 +13,17 @@ import ipaddress
 import os
 import socket
 import subprocess
-import sys
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import closing, contextmanager
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from wuwang.endpoints import Endpoints, free_port, wait_for_port
+from tests import helpers_services
+from tests.helpers_services import MakeSettings, command_vars, ingest_vars, running
+from wuwang.endpoints import Endpoints, free_port
 from wuwang.launcher import DemoOptions, caveats, demo_services
 from wuwang.mqtt import MqttTarget
-from wuwang.settings import REPO_ROOT, Settings
-
-START_TIMEOUT_S = 90.0
+from wuwang.settings import Settings
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -70,49 +68,12 @@ def connects(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-@contextmanager
-def running(module: str, env: Mapping[str, str], port: int, log: Path) -> Iterator[None]:
-    """``python -m module`` from this checkout, until it listens on 127.0.0.1:port."""
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", module],
-            cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
-        try:
-            wait_for_port("127.0.0.1", port, timeout=START_TIMEOUT_S, proc=proc)
-        except (RuntimeError, TimeoutError) as exc:
-            output = log.read_text(errors="replace")
-            raise AssertionError(f"{module} did not start: {exc}\n{output}") from None
-        yield
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 def service_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment ``make demo`` gives a child, from the test's settings."""
-    assert settings.database_url and settings.redis_url and settings.mqtt_url
     # Only what the test sets: *_HOST stays unset, so the defaults are what is checked.
     for name in ("COMMAND_HOST", "DASHBOARD_HOST", "INGEST_METRICS_HOST", "DASHBOARD_SECRET"):
         assert name not in os.environ, f"{name} is set in the test's environment"
-    return {
-        "DEMO_MODE": "1",
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "MQTT_URL": settings.mqtt_url,
-        "MQTT_PROTOCOL": settings.mqtt_protocol,
-        "LOG_LEVEL": "WARNING",
-        **extra,
-    }
+    return helpers_services.service_env(settings, log_level="WARNING", **extra)
 
 
 def assert_loopback_only(port: int) -> None:
@@ -122,18 +83,10 @@ def assert_loopback_only(port: int) -> None:
         assert not connects(lan, port), f"{lan}:{port} answers: the service listens beyond loopback"
 
 
-MakeSettings = Callable[..., Settings]
-
-
 def test_command_service_listens_on_loopback_by_default(make_settings: MakeSettings, tmp_path: Path) -> None:
     settings = make_settings(account="command")
     port = free_port()
-    env = service_env(
-        settings,
-        COMMAND_PORT=str(port),
-        COMMAND_MQTT_CLIENT_ID=f"command-listen-{os.getpid()}",
-        COMMAND_MQTT_FORGET_SESSION_ON_STOP="1",
-    )
+    env = service_env(settings, **command_vars(port, f"command-listen-{os.getpid()}"))
     with running("command", env, port, tmp_path / "command.log"):
         assert_loopback_only(port)
 
@@ -149,14 +102,7 @@ def test_dashboard_listens_on_loopback_by_default(make_settings: MakeSettings, t
 def test_ingest_metrics_listen_on_loopback_by_default(make_settings: MakeSettings, tmp_path: Path) -> None:
     settings = make_settings(account="ingest")
     port = free_port()
-    env = service_env(
-        settings,
-        INGEST_METRICS_PORT=str(port),
-        INGEST_CLIENT_ID=settings.ingest_client_id,
-        INGEST_SHARED_GROUP=settings.ingest_shared_group or "",
-        INGEST_SESSION_EXPIRY_S="60",
-        ALARM_STREAM=settings.alarm_stream,
-    )
+    env = service_env(settings, **ingest_vars(settings, port))
     with running("ingest", env, port, tmp_path / "ingest.log"):
         assert_loopback_only(port)
 

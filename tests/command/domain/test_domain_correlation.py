@@ -5,7 +5,7 @@ every alarm in exactly one incident."""
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,21 +44,14 @@ from command.domain.incidents import (
     replay,
 )
 from command.domain.vocabulary import IncidentType, ResponseLevel
-from wuwang.contract import Alarm, AlarmKind, Network
+from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
+from wuwang.contract import Alarm, AlarmKind
 from wuwang.geo import offset_by_metres
 
-CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 7, 12, 14, 0, tzinfo=CST)
-HOME = (32.0420, 112.1440)  # 襄阳 樊城区
 SYSTEM = Actor("correlator", Role.SYSTEM)
 OP = Actor("operator1", Role.OPERATOR)
 RULES = default_rules()
-_NET: dict[str, Network] = {
-    "call": Network.POLICE,
-    "video": Network.VIDEO,
-    "sensor": Network.VENUE,
-    "report": Network.COMMUNITY,
-}
 
 
 def alarm(
@@ -75,18 +68,15 @@ def alarm(
     summary: str = "幸福路12号三楼冒烟",
 ) -> Alarm:
     lat, lon = offset_by_metres(*HOME, north_m, east_m)
-    src = source or ("police/sys110" if kind == "call" else f"{_NET[kind]}/{kind}-{n}")
-    return Alarm(
-        alarm_id=f"{src}#{n}",
-        kind=kind,
+    src = source or ("police/sys110" if kind == "call" else f"{NETWORK_OF[kind]}/{kind}-{n}")
+    return grid_alarm(
+        n,
+        kind,
+        category,
         source=src,
-        msg_id=str(n),
-        network=_NET[kind],
         ts=T0 + timedelta(minutes=minutes),
         lat=None if no_position else lat,
         lon=None if no_position else lon,
-        grid_cell_id="G-420606-001",
-        category=category,
         summary=summary,
         details={"exercise_id": exercise_id} if exercise_id else {},
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -59,12 +59,11 @@ from command.domain.triage import (
 )
 from command.domain.vocabulary import IncidentType, Role
 from ingest.alarms import DEFAULT_THRESHOLDS, VIDEO_EVENT_ZH
-from wuwang.contract import Alarm, AlarmKind, CallCategory, Network
+from tests.command.domain.conftest import CST, HOME, grid_alarm
+from wuwang.contract import Alarm, AlarmKind, CallCategory
 from wuwang.geo import offset_by_metres
 
-CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 12, 7, 14, 0, tzinfo=CST)
-HOME = (32.0420, 112.1440)  # 襄阳 樊城区
 RULES_TEXT = DEFAULT_RULES_FILE.read_text(encoding="utf-8")
 RULES = parse_rules(RULES_TEXT, DEFAULT_RULES_FILE.name)
 
@@ -74,12 +73,6 @@ PLANNER = Actor("planner1", Role.PLANNER)
 FIELD = Actor("T-FIRE-01", Role.FIELD, team_id="T-FIRE-01")
 SYSTEM = Actor("system:triage", Role.SYSTEM)
 
-_NET: dict[str, Network] = {
-    "call": Network.POLICE,
-    "video": Network.VIDEO,
-    "sensor": Network.VENUE,
-    "report": Network.COMMUNITY,
-}
 _counter = iter(range(1, 10**9))
 
 
@@ -112,17 +105,14 @@ def alarm(
         details["reporter"] = "GW-01"
     if exercise_id:
         details["exercise_id"] = exercise_id
-    return Alarm(
-        alarm_id=f"{src}#{n}",
-        kind=kind,
+    return grid_alarm(
+        n,
+        kind,
+        category,
         source=src,
-        msg_id=str(n),
-        network=_NET[kind],
         ts=T0 + timedelta(seconds=seconds),
         lat=lat,
         lon=lon,
-        grid_cell_id="G-420606-001",
-        category=category,
         summary=f"{kind} {category} #{n}",
         details=details,
     )
