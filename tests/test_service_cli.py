@@ -155,7 +155,7 @@ def test_help_shows_secrets_without_their_value() -> None:
     assert "set here: 9000" in cli.describe_setting("command_port", env)  # names are not case-sensitive
     assert "postgresql://u:***@h/db" in cli.describe_setting("database_url", env)
     assert "x" * 40 not in cli.settings_epilog("command", env)
-    assert cli.mask_url("redis://:s3cret@[::1]:6379/0") == "redis://:***@[::1]:6379/0"
+    assert cli.mask_url("redis://:s3cret@[::1]:6390/0") == "redis://:***@[::1]:6390/0"
     assert cli.mask_url("mqtt://host:1883") == "mqtt://host:1883"
 
 
