@@ -15,8 +15,6 @@ Screenshots: wall-display.png (1080p), wall-display-4k.png, wall-display-videowa
 
 from __future__ import annotations
 
-import os
-import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +23,10 @@ import psycopg
 import pytest
 
 from dashboard.testing import Stack
+from tests.dashboard.test_console_browser import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
-DOCS_SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 VIEWPORTS = [
     (1920, 1080, "wall-display"),
     (3840, 2160, "wall-display-4k"),
@@ -118,21 +116,6 @@ CLIPPED = """() => {
   }
   return out;
 }"""
-
-
-def shot(page: Any, artifacts: Path, name: str) -> None:
-    path = artifacts / f"{name}.png"
-    page.screenshot(path=str(path))
-    if os.environ.get("WUWANG_UPDATE_SCREENSHOTS"):
-        DOCS_SHOTS.mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, DOCS_SHOTS / path.name)
-
-
-def login(page: Any, stack: Stack, user: str, path: str = "/") -> None:
-    page.goto(stack.dashboard_url + path)
-    page.fill("#login-user", user)
-    page.fill("#login-password", "demo")
-    page.click("#login-button")
 
 
 #: Incidents spread over the city (襄阳市), titles as a dispatcher writes them.
