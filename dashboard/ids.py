@@ -106,6 +106,7 @@ INBOX_VIEW = "inbox-view"  # "open" (待研判) | "expired" (待复核, the revi
 INBOX_COUNTS = "inbox-counts"
 INBOX_ROWS = "inbox-rows"
 INBOX_SHOWN = "inbox-shown"  # {row_id: exercise_id} of the rows drawn (the pickers' scope)
+INBOX_DRAWN = "inbox-drawn"  # a digest of what the rows show: an unchanged list is not redrawn
 INBOX_FEEDBACK = "inbox-feedback"
 INBOX_OPENED = "inbox-opened"  # the incident a promotion opened (the browser selects it)
 INBOX_OPENED_APPLIED = "inbox-opened-applied"
