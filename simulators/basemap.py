@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import math
 import sys
 import time
@@ -50,8 +51,8 @@ SUPERSAMPLE = 2
 # Colours for the console's dark map (background #0a1526): the streets read clearly
 # but stay dimmer than any incident, team or network marker drawn over them.
 BACKGROUND = (10, 21, 38)  # #0a1526, the map panel's own (assets/02-console.css)
-TOWN_FILL = (21, 33, 56)
-RIVER = (29, 78, 124)
+TOWN_FILL = (25, 39, 66)  # the towns stand out from the countryside at a city-wide zoom
+RIVER = (34, 92, 146)
 STREET = (58, 75, 104)
 STREET_MAJOR = (80, 100, 135)  # every third street: the grid reads as blocks at a glance
 #: The Han River is some 300–600 m wide through 襄阳; drawn narrower when zoomed out.
@@ -134,7 +135,9 @@ def street_width_px(zoom: int) -> float:
 
 def river_width_px(zoom: int, lat: float) -> float:
     metres_per_px = 40075016.686 * math.cos(math.radians(lat)) / (TILE_PX * (1 << zoom))
-    return max(2.0, min(28.0, RIVER_WIDTH_M / metres_per_px))
+    # At least 4 px: on a city-wide view the river is drawn along district borders (the
+    # outlines' vector layer) and must still show beside them.
+    return max(4.0, min(28.0, RIVER_WIDTH_M / metres_per_px))
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,7 @@ def _shapes_by_tile(data: BasemapData, zoom: int) -> dict[tuple[int, int], list[
     river_w = max(1, round(river_width_px(zoom, lat) * s))
     for line in data.river:
         pts = px(line)
-        shapes += [_Shape((a, b), RIVER, river_w, 1) for a, b in zip(pts, pts[1:], strict=False)]
+        shapes += [_Shape((a, b), RIVER, river_w, 1) for a, b in itertools.pairwise(pts)]
     street_w = street_width_px(zoom) * s
     if street_w > 0:
         for st in data.streets:

@@ -152,7 +152,9 @@ def test_an_archive_is_replaced_whole(tmp_path: Path) -> None:
     assert not (tmp_path / "a.mbtiles.part").exists()
 
 
-def test_the_cli_builds_only_when_asked_or_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_builds_only_when_asked_or_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "bm.mbtiles"
     assert basemap.main(["build", "--out", str(path), "--min-zoom", "8", "--max-zoom", "9"]) == 0
     assert "tiles" in capsys.readouterr().out and path.exists()

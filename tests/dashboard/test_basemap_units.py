@@ -14,6 +14,8 @@ from PIL import Image
 
 from dashboard import ids
 from dashboard.app import content_security_policy, create_app
+from dashboard.context import Console
+from dashboard.geo import map_datum
 from dashboard.layout.map import map_panel
 from dashboard.tiles import LOCAL_URL, basemap, tile_layers
 from simulators.basemap import build_archive, city_basemap_data
@@ -62,7 +64,7 @@ def test_a_tile_of_the_city_is_a_png_the_browser_may_cache(
 
 
 def test_no_tile_outside_the_archive(client: TestClient, street_tile: tuple[int, int, int]) -> None:
-    z, x, y = street_tile
+    _z, x, y = street_tile
     assert client.get("/tiles/12/0/0.png").status_code == 404  # off 襄阳
     assert client.get(f"/tiles/13/{2 * x}/{2 * y}.png").status_code == 404  # deeper than built
     assert client.get(f"/tiles/10/{x // 4}/{y // 4}.png").status_code == 404  # shallower
@@ -74,7 +76,7 @@ def test_an_empty_tile_inside_the_city_is_transparent(client: TestClient, archiv
     s = settings_with(archive)
     b = basemap(s)
     assert b is not None and b.bounds is not None
-    (south, west), (north, east) = b.bounds
+    (_south, west), (north, _east) = b.bounds
     x, y = tile_of(north - 0.001, west + 0.001, 11)
     r = client.get(f"/tiles/11/{x}/{y}.png")
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
@@ -124,3 +126,15 @@ def test_the_map_draws_on_the_basemap(archive: Path, tmp_path: Path) -> None:
     assert overlays[ids.LAYER_PLACES].children.url == "/geo/places.json"
     bare = map_panel(settings_with(tmp_path / "none.mbtiles"), "zh_CN", wall=False)
     assert "no-basemap" in bare.className and _find(bare, "TileLayer") == []
+
+
+def test_positions_are_shifted_only_for_a_gcj02_tile_service(archive: Path) -> None:
+    service = "http://amap-mirror.internal/{z}/{x}/{y}.png"
+    assert (
+        map_datum(settings_with(archive, dashboard_tile_url=service, dashboard_tile_datum="gcj02")) == "gcj02"
+    )
+    # the demo's own tiles are WGS-84 like the data: a stray DASHBOARD_TILE_DATUM shifts nothing
+    local = settings_with(archive, dashboard_tile_datum="gcj02")
+    assert map_datum(local) == "wgs84"
+    console = Console.create(local)
+    assert console.registries.datum == "wgs84" and console.browser_config("desk")["datum"] == "wgs84"
