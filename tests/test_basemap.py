@@ -4,6 +4,7 @@ demo city's own streets and river (simulators.basemap, wuwang.tiles)."""
 from __future__ import annotations
 
 import io
+import itertools
 import math
 import sqlite3
 from pathlib import Path
@@ -13,6 +14,8 @@ from PIL import Image
 
 from simulators import basemap
 from simulators.basemap import BasemapData, Street
+from simulators.streets import build_street_networks
+from wuwang.city import load_districts
 from wuwang.tiles import TILE_PX, Bounds, TileArchive, tile_of, tms_row, world_px, write_archive
 
 
@@ -94,6 +97,19 @@ def test_a_tile_has_street_pixels_where_a_street_is(city: BasemapData) -> None:
     block = _render(city, zoom, bx, by) if (bx, by) != (tx, ty) else img
     colour = block.getpixel((bpx, bpy))
     assert not _near(colour, basemap.STREET) and not _near(colour, basemap.STREET_MAJOR), colour
+
+
+def test_teams_drive_along_the_drawn_streets(city: BasemapData) -> None:
+    """A simulated team's route between its first and last crossing is made of drawn
+    street blocks: on the map it moves along the streets."""
+    drawn = {frozenset((s.a, s.b)) for s in city.streets}
+    fancheng = next(d for d in load_districts() if d.short == "樊城")
+    net = build_street_networks([fancheng])[fancheng.adcode]
+    lat, lon = fancheng.center
+    route = net.route(lat + 0.02, lon - 0.03, lat - 0.02, lon + 0.03)
+    crossings = route.points[1:-1]  # base → first crossing and last crossing → scene are off-street
+    assert len(crossings) > 5
+    assert all(frozenset(pair) in drawn for pair in itertools.pairwise(crossings))
 
 
 def test_a_tile_has_the_river_where_the_river_is(city: BasemapData) -> None:
