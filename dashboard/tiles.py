@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import sqlite3
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -50,7 +51,7 @@ def local_archive(settings: Settings) -> TileArchive | None:
     path = archive_path(settings)
     try:
         return _archive(path, path.stat().st_mtime_ns)
-    except (OSError, KeyError, ValueError):  # missing, or not an archive of ours
+    except (OSError, KeyError, ValueError, sqlite3.Error):  # missing, or not an archive of ours
         return None
 
 

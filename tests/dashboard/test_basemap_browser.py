@@ -4,7 +4,7 @@ test_console_browser.py; the stack's basemap is built by the ``basemap_file`` fi
 The desk's map shows tiles, every one loaded from the dashboard's own /tiles/ URL, no
 request leaves the machine; zoomed in on a district seat, the streets the teams drive
 on and the names of places are on screen. Screenshots: desk-basemap.png (the desk,
-1920×1080, zoomed in on 樊城) and test-artifacts/dashboard/wall-basemap.png.
+1920×1080, zoomed in on 樊城 with an incident) and test-artifacts/dashboard/wall-basemap.png.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from dashboard.testing import Stack
 from tests.dashboard.conftest import Watched
-from tests.dashboard.test_console_browser import login, shot
+from tests.dashboard.test_console_browser import call_110, incident_of, login, shot
 from wuwang.tiles import TILE_PX, world_px
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -85,6 +85,12 @@ def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
         (v for v in stack.city.venues if v.district_adcode == fancheng.adcode),
         key=lambda v: math.hypot(v.lat - clat, v.lon - clon),
     )
+    # a 110 call 300 m east of it: its incident is drawn over the streets
+    msg_id = call_110(
+        stack, category="fire", lat=venue.lat, lon=venue.lon + 0.0032, address=f"{venue.name}东侧商铺"
+    )
+    incident = incident_of(stack, stack.login("operator1"), msg_id)
+    page.wait_for_selector(f'.qrow[data-incident="{incident["id"]}"]', timeout=20_000)
     _zoom_onto(page, venue.lat, venue.lon, 9, 14)
     street_tiles = _wait_tiles(page, 14)
     assert len(street_tiles) >= 12  # the desk's map is covered with tiles, not a few

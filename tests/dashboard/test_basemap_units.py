@@ -92,6 +92,12 @@ def test_the_local_archive_is_the_default_basemap(archive: Path, tmp_path: Path)
     # no archive: no basemap (the map's own layers on its dark background)
     assert basemap(settings_with(tmp_path / "missing.mbtiles")) is None
     assert tile_layers(settings_with(tmp_path / "missing.mbtiles")) == []
+    # a file that is not an archive (a half-copied one, anything else): no basemap either
+    junk = tmp_path / "junk.mbtiles"
+    junk.write_bytes(b"not sqlite at all" * 100)
+    assert basemap(settings_with(junk)) is None
+    with TestClient(create_app(settings_with(junk)).server) as c:
+        assert c.get("/tiles/12/3300/1660.png").status_code == 404
 
 
 def test_a_configured_tile_service_wins(archive: Path) -> None:
