@@ -85,9 +85,9 @@ def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
         (v for v in stack.city.venues if v.district_adcode == fancheng.adcode),
         key=lambda v: math.hypot(v.lat - clat, v.lon - clon),
     )
-    # a 110 call 300 m east of it: its incident is drawn over the streets
+    # a 110 call 400 m south of it: its incident is drawn over the streets
     msg_id = call_110(
-        stack, category="fire", lat=venue.lat, lon=venue.lon + 0.0032, address=f"{venue.name}东侧商铺"
+        stack, category="fire", lat=venue.lat - 0.0036, lon=venue.lon, address=f"{venue.name}南侧商铺"
     )
     incident = incident_of(stack, stack.login("operator1"), msg_id)
     page.wait_for_selector(f'.qrow[data-incident="{incident["id"]}"]', timeout=20_000)
