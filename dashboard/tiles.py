@@ -29,16 +29,12 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from PIL import Image
 
 from wuwang.settings import Settings
-from wuwang.tiles import TILE_PX, TileArchive
+from wuwang.tiles import TILE_PX, TileArchive, basemap_file
 
 LOCAL_URL = "/tiles/{z}/{x}/{y}.png"
 #: A day in the browser's cache: the archive changes only when it is rebuilt, and a
 #: rebuilt archive changes the ETag.
 CACHE_S = 86400
-
-
-def archive_path(settings: Settings) -> Path:
-    return settings.dashboard_basemap_file or settings.data_dir / "basemap.mbtiles"
 
 
 @cache
@@ -48,7 +44,7 @@ def _archive(path: Path, mtime_ns: int) -> TileArchive:
 
 
 def local_archive(settings: Settings) -> TileArchive | None:
-    path = archive_path(settings)
+    path = basemap_file(settings)
     try:
         return _archive(path, path.stat().st_mtime_ns)
     except (OSError, KeyError, ValueError, sqlite3.Error):  # missing, or not an archive of ours

@@ -40,11 +40,10 @@ from simulators.streets import build_street_networks
 from wuwang.city import CITY_NAME, District, han_river, load_districts
 from wuwang.geo import metres_per_degree
 from wuwang.settings import get_settings
-from wuwang.tiles import TILE_PX, Bounds, world_px, write_archive
+from wuwang.tiles import TILE_PX, Bounds, basemap_file, world_px, write_archive
 
 MIN_ZOOM = 8
 MAX_ZOOM = 16
-ARCHIVE_NAME = "basemap.mbtiles"
 #: Drawn at twice the size and halved: Pillow's lines have no anti-aliasing of their own.
 SUPERSAMPLE = 2
 
@@ -253,12 +252,6 @@ def build_archive(
     return BuildReport(path, n, path.stat().st_size, time.perf_counter() - started)
 
 
-def default_path() -> Path:
-    """Where the dashboard looks for the archive unless told otherwise (DASHBOARD_BASEMAP_FILE)."""
-    settings = get_settings()
-    return settings.dashboard_basemap_file or settings.data_dir / ARCHIVE_NAME
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m simulators.basemap", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     build.add_argument("--max-zoom", type=int, default=MAX_ZOOM)
     build.add_argument("--if-missing", action="store_true", help="do nothing when the archive exists")
     ns = parser.parse_args(argv)
-    path = ns.out or default_path()
+    path = ns.out or basemap_file(get_settings())  # where the dashboard looks for it
     if ns.if_missing and path.exists():
         print(f"basemap: {path} exists")
         return 0
