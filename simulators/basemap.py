@@ -1,6 +1,6 @@
 """The demo's offline basemap: raster tiles drawn from the project's own city data.
 
-``python -m simulators.basemap build [--out PATH] [--min-zoom 10] [--max-zoom 16]``
+``python -m simulators.basemap build [--out PATH] [--min-zoom 8] [--max-zoom 16] [--if-missing]``
 (``make basemap``) draws, for the 襄阳 demo city, the built-up area around each
 district seat, the Han River (``wuwang.city.han_river``) and the street lattice the
 simulated teams drive on (``simulators.streets``) into 256-px PNG tiles, and writes
