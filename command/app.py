@@ -25,6 +25,7 @@ from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
 from command.routes import kpis as kpis_routes
+from command.routes import planned_events as planned_events_routes
 from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
@@ -152,6 +153,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
+    app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers
