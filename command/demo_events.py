@@ -20,7 +20,8 @@ import psycopg
 
 from wuwang.service import setup_logging
 
-#: (id, venue kind, name, radius m, starts after now, lasts) — the Nth venue of a kind.
+#: (id, venue kind, name, radius m, starts after now, lasts) — the Nth venue of a kind
+#: (the first again when the city has fewer).
 DEMO_EVENTS: tuple[tuple[str, str, str, float, timedelta, timedelta], ...] = (
     ("PE-DEMO-CONCERT", "stadium", "{venue}演唱会", 600.0, timedelta(hours=-1), timedelta(hours=6)),
     ("PE-DEMO-FAIR", "scenic_spot", "{venue}庙会", 800.0, timedelta(hours=20), timedelta(hours=10)),
@@ -37,12 +38,11 @@ def load_demo_events(conn: psycopg.Connection[Any], now: datetime | None = None)
         for event_id, kind, name, radius_m, starts_in, lasts in DEMO_EVENTS:
             nth = used.get(kind, 0)
             used[kind] = nth + 1
-            cur.execute(
-                "SELECT name, lat, lon FROM venue WHERE kind = %s ORDER BY id OFFSET %s LIMIT 1", (kind, nth)
-            )
-            venue = cur.fetchone()
-            if venue is None:
+            cur.execute("SELECT name, lat, lon FROM venue WHERE kind = %s ORDER BY id LIMIT 10", (kind,))
+            venues = cur.fetchall()
+            if not venues:
                 continue
+            venue = venues[nth % len(venues)]  # a small city's one stadium hosts both
             venue_name, lat, lon = venue
             starts_at = at + starts_in
             cur.execute(

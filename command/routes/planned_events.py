@@ -19,7 +19,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from command.deps import Caller, State, forbid
 from command.domain import planned_events as pe
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
-from command.inputs import ApiIn, Text
+from command.inputs import FROM_TEXT, ApiIn, Text
 from command.security import Principal
 from command.services import inbox as inbox_service
 from command.services import planned_events as service
@@ -49,8 +49,8 @@ class NewEvent(_Strict):
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     radius_m: Annotated[float, Field(ge=pe.MIN_RADIUS_M, le=pe.MAX_RADIUS_M, description="范围半径（米）")]
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Annotated[AwareDatetime, FROM_TEXT]
+    ends_at: Annotated[AwareDatetime, FROM_TEXT]
     exercise_id: ExerciseId | None = Field(default=None, description="a drill's event (planners: required)")
 
 
