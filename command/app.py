@@ -48,17 +48,19 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0014"  # 0014: the triage inbox
+REQUIRED_SCHEMA = "0015"  # 0015: planned events (triage reads them)
 
 WorkerFactory = Callable[[CommandState], Worker]
 
 
-def default_workers() -> list[WorkerFactory]:
-    """Background parts started with the service, in order."""
+def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
+    """Background parts started with the service, in order. ``inbox_expiry`` False: no
+    wall-clock expiry of quiet inbox rows (bench/shift replays a compressed hour)."""
+    expiry: list[WorkerFactory] = [lambda state: inbox_service.InboxExpiry()] if inbox_expiry else []
     return [
         lambda state: LiveHub(state.settings.command_ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
-        lambda state: inbox_service.InboxExpiry(),  # quiet inbox rows → review list (docs/triage.md)
+        *expiry,  # quiet inbox rows → review list (docs/triage.md)
         lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
@@ -146,10 +148,20 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         "Every route but /healthz and /metrics needs a bearer token from POST /auth/login.",
         lifespan=lifespan,
     )
-    for router in (health.router, auth.router, incidents.router, grid.router, ws.router,
-                   plans_routes.router, reserve_routes.router, kpis_routes.router,
-                   teams_routes.router, dispatch_routes.router, field.router,
-                   exercises_routes.router):
+    for router in (
+        health.router,
+        auth.router,
+        incidents.router,
+        grid.router,
+        ws.router,
+        plans_routes.router,
+        reserve_routes.router,
+        kpis_routes.router,
+        teams_routes.router,
+        dispatch_routes.router,
+        field.router,
+        exercises_routes.router,
+    ):
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
