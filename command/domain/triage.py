@@ -149,10 +149,16 @@ class KindRule(_Rule):
 class AlwaysPromoteRule(_Rule):
     applies_to: Annotated[_AppliesTo, Field(min_length=1)]
     min_confidence: _Confidence | None = None
+    #: Sensors only: the reading must be at least this multiple of its raise level. A
+    #: lone marginal crossing (dust, steam, a drifting cell) then waits in the inbox —
+    #: at its severity, still promoted by corroboration or a risk context.
+    min_reading_ratio: Annotated[float, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _confidence_for_video(self) -> AlwaysPromoteRule:
         _check_confidence_kinds(self.applies_to, self.min_confidence)
+        if self.min_reading_ratio is not None and set(self.applies_to) != {"sensor"}:
+            raise ValueError("min_reading_ratio applies to sensors only: list only sensor in applies_to")
         return self
 
 
@@ -247,7 +253,17 @@ _COMMON = ("kind", "category", "source")
 _PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "by_kind": frozenset(_COMMON),
-        "always_promote": frozenset((*_COMMON, "confidence", "min_confidence")),
+        "always_promote": frozenset(
+            (
+                *_COMMON,
+                "confidence",
+                "min_confidence",
+                "value",
+                "raise_at",
+                "reading_ratio",
+                "min_reading_ratio",
+            )
+        ),
         "corroboration": frozenset((*_COMMON, "sources", "kinds", "radius_m", "window_s", "distance_m")),
         "risk.near_venue": frozenset(
             (*_COMMON, "venue_id", "venue_name", "venue_kind", "distance_m", "radius_m", "confidence")
@@ -531,12 +547,24 @@ def _rule_problems(parsed: _RulesFile, at: Callable[[Sequence[str | int], str], 
 # --- alarms as triage sees them ---------------------------------------------------------------
 
 
-def alarm_confidence(alarm: Alarm) -> float | None:
-    """A video alert's confidence (``details["confidence"]``); None for other alarms."""
-    value = alarm.details.get("confidence")
+def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def alarm_confidence(alarm: Alarm) -> float | None:
+    """A video alert's confidence (``details["confidence"]``); None for other alarms."""
+    return _number(alarm.details.get("confidence"))
+
+
+def alarm_reading(alarm: Alarm) -> tuple[float, float] | None:
+    """A sensor alarm's reading and its raise level (``details["value"]``,
+    ``details["raise_at"]``, as the ingest records them); None when either is missing."""
+    value, raise_at = _number(alarm.details.get("value")), _number(alarm.details.get("raise_at"))
+    if value is None or raise_at is None or raise_at <= 0:
+        return None
+    return value, raise_at
 
 
 def source_identity(kind: str, source: str, details: Mapping[str, Any], msg_id: str = "") -> str:
@@ -930,6 +958,27 @@ def _confident(rule_min: float | None, confidence: float | None) -> bool:
     return rule_min is None or (confidence is not None and confidence >= rule_min)
 
 
+def _strong(rule: AlwaysPromoteRule, alarm: Alarm) -> dict[str, Param] | None:
+    """The reading's parameters when it is far enough over its raise level (an empty
+    dict when the rule asks nothing of the reading); None: not strong enough, or no
+    reading recorded (the ingest always records one)."""
+    if rule.min_reading_ratio is None:
+        return {}
+    reading = alarm_reading(alarm)
+    if reading is None:
+        return None
+    value, raise_at = reading
+    ratio = value / raise_at
+    if ratio < rule.min_reading_ratio:
+        return None
+    return {
+        "value": value,
+        "raise_at": raise_at,
+        "reading_ratio": ratio,
+        "min_reading_ratio": rule.min_reading_ratio,
+    }
+
+
 def _at_risk(alarm: Alarm, ctx: TriageContext, rules: TriageRules) -> Promotion | None:
     confidence, scope, t = alarm_confidence(alarm), alarm_exercise_id(alarm), _when(alarm, ctx.now)
     common: dict[str, Param] = {"kind": alarm.kind, "category": alarm.category, "source": alarm.source}
@@ -1007,10 +1056,14 @@ def decide(alarm: Alarm, context: TriageContext, rules: TriageRules) -> Promotio
     confidence = alarm_confidence(alarm)
     if not _muted(alarm, context, rules):
         for a in rules.always_promote:
-            if _matches(a.applies_to, alarm.kind, alarm.category) and _confident(
-                a.min_confidence, confidence
+            if not (
+                _matches(a.applies_to, alarm.kind, alarm.category)
+                and _confident(a.min_confidence, confidence)
             ):
-                params = dict(common)
+                continue
+            strong = _strong(a, alarm)
+            if strong is not None:
+                params = dict(common) | strong
                 if confidence is not None:
                     params["confidence"] = confidence
                 if a.min_confidence is not None:
