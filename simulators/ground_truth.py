@@ -33,9 +33,13 @@ from wuwang.geo import haversine_m, offset_by_metres
 
 SignalKind = Literal["call", "video", "sensor"]
 
-#: A reading that crosses each sensor kind's raise level, and one that clears it
-#: (ingest/alarms.py DEFAULT_THRESHOLDS).
-_HIGH = {"smoke": 14.0, "gas": 28.0, "co": 80.0, "water_level": 3.4, "temperature": 72.0}
+#: Each sensor kind's raise level and a reading that clears it (ingest/alarms.py
+#: DEFAULT_THRESHOLDS). The model: a real event's reading is well over the raise level
+#: (a fire's smoke, a leak's gas: ×1.6–4), a nuisance blip crosses it marginally
+#: (dust, steam, a drifting cell: ×1.0–1.4).
+_RAISE = {"smoke": 10.0, "gas": 20.0, "co": 50.0, "water_level": 3.0, "temperature": 60.0}
+REAL_OVER = (1.6, 4.0)
+BLIP_OVER = (1.0, 1.4)
 _CLEAR = {"smoke": 1.0, "gas": 2.0, "co": 5.0, "water_level": 2.2, "temperature": 30.0}
 
 #: The confidence at which the ingest raises a video alarm (settings.video_alarm_confidence).
@@ -216,9 +220,11 @@ class _Builder:
     def crossing(
         self, at_s: float, dev: Device, event_id: str | None, label: str, clear_after_s: float
     ) -> None:
-        """A reading over the raise level, and one below the clear level after a while."""
+        """A reading over the raise level (well over for a real event, marginally for
+        noise), and one below the clear level after a while."""
+        over = self.rng.uniform(*(BLIP_OVER if event_id is None else REAL_OVER))
         for t, value, raises in (
-            (at_s, _HIGH[dev.kind], True),
+            (at_s, round(_RAISE[dev.kind] * over, 2), True),
             (at_s + clear_after_s, _CLEAR[dev.kind], False),
         ):
             msg_id = self._id("sen")
