@@ -157,8 +157,7 @@ class AlwaysPromoteRule(_Rule):
     @model_validator(mode="after")
     def _confidence_for_video(self) -> AlwaysPromoteRule:
         _check_confidence_kinds(self.applies_to, self.min_confidence)
-        if self.min_reading_ratio is not None and set(self.applies_to) != {"sensor"}:
-            raise ValueError("min_reading_ratio applies to sensors only: list only sensor in applies_to")
+        _check_reading_kinds(self.applies_to, self.min_reading_ratio)
         return self
 
 
@@ -188,12 +187,14 @@ class RiskRule(_Rule):
     near_venue: NearVenue | None = None
     during_event: DuringEvent | None = None
     min_confidence: _Confidence | None = None
+    min_reading_ratio: Annotated[float, Field(ge=1)] | None = None  # sensors only, as in always_promote
 
     @model_validator(mode="after")
     def _one_context(self) -> RiskRule:
         if (self.near_venue is None) == (self.during_event is None):
             raise ValueError("a risk rule needs exactly one of near_venue and during_event")
         _check_confidence_kinds(self.applies_to, self.min_confidence)
+        _check_reading_kinds(self.applies_to, self.min_reading_ratio)
         return self
 
 
@@ -246,6 +247,11 @@ class _RulesFile(_Strict):
 def _check_confidence_kinds(applies_to: Mapping[Any, Sequence[str]], min_confidence: float | None) -> None:
     if min_confidence is not None and set(applies_to) != {"video"}:
         raise ValueError("min_confidence applies to video alerts only: list only video in applies_to")
+
+
+def _check_reading_kinds(applies_to: Mapping[Any, Sequence[str]], min_reading_ratio: float | None) -> None:
+    if min_reading_ratio is not None and set(applies_to) != {"sensor"}:
+        raise ValueError("min_reading_ratio applies to sensors only: list only sensor in applies_to")
 
 
 #: The parameters each section's reason texts may use (checked at load).
@@ -958,24 +964,24 @@ def _confident(rule_min: float | None, confidence: float | None) -> bool:
     return rule_min is None or (confidence is not None and confidence >= rule_min)
 
 
-def _strong(rule: AlwaysPromoteRule, alarm: Alarm) -> dict[str, Param] | None:
+def _strong(min_reading_ratio: float | None, alarm: Alarm) -> dict[str, Param] | None:
     """The reading's parameters when it is far enough over its raise level (an empty
     dict when the rule asks nothing of the reading); None: not strong enough, or no
     reading recorded (the ingest always records one)."""
-    if rule.min_reading_ratio is None:
+    if min_reading_ratio is None:
         return {}
     reading = alarm_reading(alarm)
     if reading is None:
         return None
     value, raise_at = reading
     ratio = value / raise_at
-    if ratio < rule.min_reading_ratio:
+    if ratio < min_reading_ratio:
         return None
     return {
         "value": value,
         "raise_at": raise_at,
         "reading_ratio": ratio,
-        "min_reading_ratio": rule.min_reading_ratio,
+        "min_reading_ratio": min_reading_ratio,
     }
 
 
@@ -987,7 +993,7 @@ def _at_risk(alarm: Alarm, ctx: TriageContext, rules: TriageRules) -> Promotion 
     for rule in rules.risk:
         if not _matches(rule.applies_to, alarm.kind, alarm.category):
             continue
-        if not _confident(rule.min_confidence, confidence):
+        if not _confident(rule.min_confidence, confidence) or _strong(rule.min_reading_ratio, alarm) is None:
             continue
         if rule.near_venue is not None:
             near = rule.near_venue
@@ -1061,7 +1067,7 @@ def decide(alarm: Alarm, context: TriageContext, rules: TriageRules) -> Promotio
                 and _confident(a.min_confidence, confidence)
             ):
                 continue
-            strong = _strong(a, alarm)
+            strong = _strong(a.min_reading_ratio, alarm)
             if strong is not None:
                 params = dict(common) | strong
                 if confidence is not None:

@@ -506,7 +506,8 @@ def test_rows_dismissed_as_false_alarm_are_no_witness() -> None:
 def test_an_intrusion_near_a_chemical_plant_promotes_by_risk_context() -> None:
     plant = VenueRef("V-0042", "chemical_plant", *offset_by_metres(*HOME, 150, 0), name="襄阳某化工有限公司")
     school = VenueRef("V-0001", "school", *offset_by_metres(*HOME, 900, 0), name="某小学")
-    p = decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[school, plant]), RULES)
+    assert decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[school, plant]), RULES) is None
+    p = decide(alarm("video", "intrusion", confidence=0.86), ctx(venues=[school, plant]), RULES)
     assert p is not None and p.rule_id == "risk_hazard_site"
     assert p.reason.params["venue_id"] == "V-0042" and p.reason.params["distance_m"] == 150
     assert "襄阳某化工有限公司" in RULES.render(p.reason)
@@ -517,9 +518,24 @@ def test_a_venue_too_far_or_of_another_kind_does_not_promote() -> None:
     far_plant = VenueRef("V-0042", "chemical_plant", *offset_by_metres(*HOME, 400, 0))
     near_hotel = VenueRef("V-0007", "hotel", *offset_by_metres(*HOME, 20, 0))
     assert (
-        decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[far_plant, near_hotel]), RULES)
+        decide(alarm("video", "intrusion", confidence=0.86), ctx(venues=[far_plant, near_hotel]), RULES)
         is None
     )
+
+
+def test_loitering_and_marginal_heat_beside_a_hazardous_site_stay_in_the_inbox() -> None:
+    station = VenueRef("V-0050", "gas_station", *offset_by_metres(*HOME, 100, 0), name="中石化加油站")
+    assert decide(alarm("video", "loitering", confidence=0.89), ctx(venues=[station]), RULES) is None
+    blip = alarm("sensor", "temperature", confidence=None, reading=(66.0, 60.0))  # 1.1× its level
+    assert decide(blip, ctx(venues=[station]), RULES) is None
+    heat = alarm("sensor", "temperature", confidence=None, reading=(120.0, 60.0))  # 2×
+    p = decide(heat, ctx(venues=[station]), RULES)
+    assert p is not None and p.rule_id == "risk_hazard_site_heat"
+    assert "中石化加油站" in RULES.render(p.reason) and "well over" in RULES.render(p.reason, "en")
+    school = VenueRef("V-0001", "school", *offset_by_metres(*HOME, 50, 0), name="某小学")
+    assert decide(alarm("video", "fight", confidence=0.82), ctx(venues=[school]), RULES) is None
+    p = decide(alarm("video", "fight", confidence=0.87), ctx(venues=[school]), RULES)
+    assert p is not None and p.rule_id == "risk_vulnerable_site"
 
 
 def test_a_crowd_at_a_planned_event_promotes_while_it_runs() -> None:
