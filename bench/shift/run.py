@@ -49,6 +49,7 @@ from bench.common import (
 )
 from bench.shift.score import InboxRowSeen, LedgerAlarm, Observed, Score, score, start_for
 from command.app import create_app, default_workers
+from command.domain.triage import DEFAULT_RULES_FILE, parse_rules
 from dashboard.testing import ServerThread, seed
 from ingest.service import IngestService
 from ingest.testing import Publisher
@@ -256,12 +257,18 @@ def as_json(r: Run) -> dict[str, Any]:
         "benchmark": "shift",
         "when": utc_now(),
         "config": {"minutes": r.config.minutes, "speed": r.config.speed, "seed": r.config.seed},
+        "rules_version": rules_version(),
         "replay_s": round(r.replay_s, 1),
         "settle_s": round(r.settle_s, 1),
         "load_average": list(r.load),
         "true_events_by_kind": _kinds(r.truth),
         **r.score.as_json(),
     }
+
+
+def rules_version() -> int:
+    """The version of the triage rules the command service ran with (the shipped file)."""
+    return parse_rules(DEFAULT_RULES_FILE.read_text(encoding="utf-8"), str(DEFAULT_RULES_FILE)).version
 
 
 def _kinds(truth: ShiftTruth) -> dict[str, int]:
@@ -318,7 +325,7 @@ def render(r: Run, command: str) -> str:
         f"`{command}` — {utc_now()}; {s.minutes:g} simulated minutes replayed at ×{r.config.speed:g}"
         f" in {r.replay_s:.0f} s (load average {fmt_load(r.load)}), seed {r.config.seed}.",
         "",
-        "The rules measured: command/triage/rules.yaml (docs/triage.md).",
+        f"The rules measured: command/triage/rules.yaml version {rules_version()} (docs/triage.md).",
         "",
         table(
             ["measure", "value", "target", ""],
