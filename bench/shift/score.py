@@ -143,9 +143,9 @@ def score(truth: ShiftTruth, start: datetime, seen: Observed) -> Score:
     signal = {s.alarm_id: s for s in truth.alarms}
     ts = {a.alarm_id: a.ts for a in seen.alarms}
     by_row: dict[str, list[str]] = {}
-    for a in seen.alarms:
-        if a.triage_row_id is not None:
-            by_row.setdefault(a.triage_row_id, []).append(a.alarm_id)
+    for taken in seen.alarms:
+        if taken.triage_row_id is not None:
+            by_row.setdefault(taken.triage_row_id, []).append(taken.alarm_id)
     holds: dict[str, set[str]] = {inc: set(ids) for inc, ids in seen.incident_sources.items()}
     for row in seen.rows:
         if row.incident_id is not None and row.incident_id in holds:
@@ -205,7 +205,7 @@ def score(truth: ShiftTruth, start: datetime, seen: Observed) -> Score:
             }
         )
     call_ids = [s.alarm_id for s in truth.alarms if s.kind == "call"]
-    in_incident = set().union(*holds.values()) if holds else set()
+    in_incident: set[str] = set().union(*holds.values()) if holds else set()
     calls_surfaced = sum(1 for a in call_ids if a in in_incident)
     for a in call_ids:
         if a not in in_incident:
@@ -214,7 +214,7 @@ def score(truth: ShiftTruth, start: datetime, seen: Observed) -> Score:
     for_operator = [r for r in seen.rows if not (r.state in system_done and r.acted_role == "system")]
     incidents = len(holds)
     items = incidents + len(for_operator)
-    promoted_by = Counter(a.triage_rule for a in seen.alarms if a.triage_rule)
+    promoted_by = Counter(x.triage_rule for x in seen.alarms if x.triage_rule)
     return Score(
         raw_alarms=len(seen.alarms),
         alarms_generated=len(truth.alarms),
