@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from wuwang.city import Camera, City, Device, Venue
@@ -118,7 +118,6 @@ class Mix:
     sensor_blips: float = 20
     flapping_sensors: float = 1
     second_caller: float = 0.35  # chance an event's call has another caller
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 _CALL_CATEGORIES = ("dispute", "criminal", "medical", "public_order", "other", "rescue", "traffic")
