@@ -48,6 +48,7 @@ class Console:
             "ws_url": ws_url(s),
             "datum": s.dashboard_tile_datum,
             "call_target_s": s.dashboard_call_target_s,
+            "arrival_target_s": s.dashboard_arrival_target_s,
             "flush_ms": 250,
             "queue_limit": 200,
             # the wall display: page rotation and the unit board's overdue rules
