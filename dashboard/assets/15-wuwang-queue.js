@@ -84,6 +84,17 @@
     return { total: total, sections: sections };
   }
 
+  /* One list of every section's rows, for a screen without sections (the wall): gravest
+   * level first, then the sections' order, then as ranked within the section. */
+  function flat(ranked) {
+    var rows = [];
+    ranked.sections.forEach(function (sec, s) {
+      sec.rows.forEach(function (r, i) { rows.push({ row: r, s: s, i: i }); });
+    });
+    rows.sort(function (a, b) { return a.row.level - b.row.level || a.s - b.s || a.i - b.i; });
+    return rows.map(function (x) { return x.row; });
+  }
+
   /* What a change of an incident announces: "new" (not seen before), "raised" (a graver
    * level than before: a lower number), or null. `prev` is the incident as held before
    * the change (undefined if none); `known` says whether the picture had been loaded
@@ -95,5 +106,5 @@
     return null;
   }
 
-  W.queueRank = { SECTIONS: SECTIONS, sectionOf: sectionOf, deadline: deadline, rank: rank, news: news };
+  W.queueRank = { SECTIONS: SECTIONS, sectionOf: sectionOf, deadline: deadline, rank: rank, flat: flat, news: news };
 })();

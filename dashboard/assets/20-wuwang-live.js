@@ -331,6 +331,9 @@
     });
     var cfg = live.cfg || {};
     var ranked = W.queueRank.rank(list, Date.now(), cfg);
+    if (cfg.page !== "desk") {  // the wall: one list, gravest first, that pages by itself
+      ranked = { total: ranked.total, sections: [{ id: "all", count: ranked.total, rows: W.queueRank.flat(ranked) }] };
+    }
     var limit = cfg.queue_limit || 200, shown = 0;
     var sections = ranked.sections.map(function (sec) {
       var rows = sec.rows.slice(0, Math.max(0, limit - shown)).map(function (r) {

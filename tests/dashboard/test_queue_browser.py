@@ -137,18 +137,17 @@ def test_sections_ranking_titles_and_announcements(
     assert traffic in active and traffic not in awaiting
     # level I first of all, whatever its age; the level IV call waits below it
     assert awaiting.index(fire) < awaiting.index(medical)
-    assert page.evaluate(
-        "() => { const r = window.wuwang.live.incidents; return [...document.querySelectorAll('#queue .qrow')]"
-        ".map(e => r.get(e.dataset.incident).level); }"
-    )[: len(awaiting)] == sorted(
-        page.evaluate(
-            "() => [...document.querySelectorAll('#queue .qrow.section-awaiting')]"
-            ".map(e => window.wuwang.live.incidents.get(e.dataset.incident).level)"
-        )
+    levels = page.evaluate(
+        "() => [...document.querySelectorAll('#queue .qrow.section-awaiting')]"
+        ".map(e => window.wuwang.live.incidents.get(e.dataset.incident).level)"
     )
+    assert levels == sorted(levels) and levels[0] == 1
     # the most urgent stays on screen: the first row is sticky, and it is the level I call
     assert page.get_attribute("#queue .qrow.top", "data-incident") == awaiting[0]
-    assert page.evaluate("() => getComputedStyle(document.querySelector('#queue .qrow.top')).position") == "sticky"
+    assert (
+        page.evaluate("() => getComputedStyle(document.querySelector('#queue .qrow.top')).position")
+        == "sticky"
+    )
     page.wait_for_timeout(600)
     shot(page, artifacts, "queue-desk")
 
@@ -158,7 +157,9 @@ def test_sections_ranking_titles_and_announcements(
     page.click("text=English")
     page.wait_for_selector("text=Incident queue", timeout=15_000)
     page.wait_for_selector(row(fire), timeout=15_000)
-    assert page.inner_text('#queue .qsection[data-section="awaiting"] .qsection-name') == "Awaiting verification"
+    assert (
+        page.inner_text('#queue .qsection[data-section="awaiting"] .qsection-name') == "Awaiting verification"
+    )
     assert page.inner_text(f"{row(fire)} .qsub .qwords").startswith("New · ")
     assert "Enable alert sound" in page.inner_text("#queue-sound") or "Alert sound on" in page.inner_text(
         "#queue-sound"

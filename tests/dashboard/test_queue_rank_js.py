@@ -69,7 +69,11 @@ def test_sections_with_counts_in_the_dispatchers_order(queue: Any) -> None:
             {**incident("F", "closed", 1, 500), "is_open": False},
         ],
     )
-    assert [(s["id"], s["count"]) for s in result["sections"]] == [("awaiting", 1), ("active", 3), ("held", 1)]
+    assert [(s["id"], s["count"]) for s in result["sections"]] == [
+        ("awaiting", 1),
+        ("active", 3),
+        ("held", 1),
+    ]
     assert result["total"] == 5  # the closed one is in no section
 
 
@@ -112,6 +116,21 @@ def test_the_order_does_not_change_with_the_clock(queue: Any) -> None:
     assert early["awaiting"][0] == "X8"  # level I, the longest waiting of its level
 
 
+def test_the_wall_gets_one_list_gravest_first(queue: Any) -> None:
+    incs = [
+        incident("new-IV", "new", 4, 10),
+        incident("active-I", "dispatched", 1, 100),
+        incident("new-I", "new", 1, 5),
+        incident("held-II", "resolved", 2, 900),
+    ]
+    flat = queue.evaluate(
+        "([incs, now, t]) => { const q = window.wuwang.queueRank;"
+        " return q.flat(q.rank(incs, now, t)).map(r => r.id); }",
+        [incs, NOW.timestamp() * 1000, TARGETS],
+    )
+    assert flat == ["new-I", "active-I", "held-II", "new-IV"]
+
+
 @pytest.mark.parametrize(
     ("prev", "nxt", "known", "expected"),
     [
@@ -124,6 +143,6 @@ def test_the_order_does_not_change_with_the_clock(queue: Any) -> None:
     ],
 )
 def test_what_is_announced(queue: Any, prev: Any, nxt: Any, known: bool, expected: str | None) -> None:
-    assert queue.evaluate("([p, n, k]) => window.wuwang.queueRank.news(p || undefined, n, k)", [prev, nxt, known]) == (
-        expected
-    )
+    assert queue.evaluate(
+        "([p, n, k]) => window.wuwang.queueRank.news(p || undefined, n, k)", [prev, nxt, known]
+    ) == (expected)
