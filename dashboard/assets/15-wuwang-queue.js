@@ -12,7 +12,8 @@
  * against the section's target (the order by deadline is the order by time left, at any
  * `now`), so an incident past its target rises above one that is merely older:
  *   awaiting: first alarm + the call-processing target (NFPA 1225: 60 s);
- *   active:   first alarm + the arrival target, until a team is on scene (then no clock).
+ *   active:   first alarm + the active plan's arrival target (DASHBOARD_ARRIVAL_TARGET_S
+ *             without one), until a team is on scene (then no clock).
  */
 (function () {
   "use strict";
@@ -41,7 +42,9 @@
     if (first === null) return null;
     if (section === "awaiting") return first + (targets.call_target_s || 60) * 1000;
     if (section === "active" && ms(inc.first_on_scene_at) === null) {
-      return first + (targets.arrival_target_s || 600) * 1000;
+      // the active plan's arrival target (recorded when it was activated), else the default
+      var plan = inc.active_plan || {};
+      return first + (plan.arrival_target_s || targets.arrival_target_s || 600) * 1000;
     }
     return null;
   }

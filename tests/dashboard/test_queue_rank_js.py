@@ -108,6 +108,22 @@ def test_active_incidents_run_against_the_arrival_target_until_a_team_is_there(q
     assert rows[0]["left_s"] == pytest.approx(-100) and rows[2]["left_s"] is None
 
 
+def test_the_active_plans_arrival_target_counts(queue: Any) -> None:
+    # the same age: the flood plan gives 20 min, the fire plan 7; without a plan, the default 10
+    flood = {
+        **incident("flood", "dispatched", 3, 400),
+        "active_plan": {"plan_id": "flood", "arrival_target_s": 1200},
+    }
+    fire = {
+        **incident("fire", "dispatched", 3, 400),
+        "active_plan": {"plan_id": "fire", "arrival_target_s": 420},
+    }
+    bare = incident("bare", "dispatched", 3, 400)
+    rows = rank(queue, [flood, bare, fire])["sections"][1]["rows"]
+    assert [r["id"] for r in rows] == ["fire", "bare", "flood"]
+    assert [r["left_s"] for r in rows] == [pytest.approx(20), pytest.approx(200), pytest.approx(800)]
+
+
 def test_the_order_does_not_change_with_the_clock(queue: Any) -> None:
     incs = [incident(f"X{i}", "new", 1 + i % 4, 7 * i) for i in range(12)]
     early = ids_by_section(rank(queue, incs))
