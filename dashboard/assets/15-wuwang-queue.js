@@ -87,6 +87,23 @@
     return { total: total, sections: sections };
   }
 
+  /* A title as the command service makes it — "<type in zh> · <where>" (火灾 · 幸福路12号) —
+   * split so the screen can say the what in its own language: {type, where} when the
+   * title starts with a type's zh name (typeZh: type → zh name; any type, so a title made
+   * before a reclassification shows the current type), else {type: null, where: title}. */
+  function titleParts(title, type, typeZh) {
+    title = title || "";
+    var keys = Object.keys(typeZh || {});
+    for (var i = 0; i < keys.length; i++) {
+      var head = typeZh[keys[i]] + " · ";
+      if (title.indexOf(head) === 0 && title.length > head.length) {
+        return { type: type || keys[i], where: title.slice(head.length) };
+      }
+      if (title === typeZh[keys[i]]) return { type: type || keys[i], where: "" };
+    }
+    return { type: null, where: title };
+  }
+
   /* One list of every section's rows, for a screen without sections (the wall): gravest
    * level first, then the sections' order, then as ranked within the section. */
   function flat(ranked) {
@@ -109,5 +126,6 @@
     return null;
   }
 
-  W.queueRank = { SECTIONS: SECTIONS, sectionOf: sectionOf, deadline: deadline, rank: rank, flat: flat, news: news };
+  W.queueRank = { SECTIONS: SECTIONS, sectionOf: sectionOf, deadline: deadline, rank: rank, flat: flat, news: news,
+                   titleParts: titleParts };
 })();

@@ -340,8 +340,10 @@
         var inc = live.incidents.get(r.id);
         var kinds = [];
         (inc.sources || []).forEach(function (src) { if (src.kind && kinds.indexOf(src.kind) < 0) kinds.push(src.kind); });
+        var parts = W.queueRank.titleParts(inc.title, inc.type, cfg.type_zh);
         return {
           id: r.id, level: r.level, title: inc.title, state: r.state, type: inc.type, section: r.section,
+          what: parts.type, where: parts.where,
           late: r.left_s !== null && r.left_s < 0,
           first_alarm: r.first_alarm,
           first_dispatch: W.parseTime(inc.first_dispatch_at),
@@ -392,7 +394,9 @@
     // what and where (the title), the source as a tag beside it
     var line = el("div", "qtitle");
     r.kinds.forEach(function (k) { line.appendChild(sourceTag(k)); });
-    line.appendChild(el("span", "qtext", r.title));
+    // the type in the console's language, then the place as the title says it
+    var text = r.what ? W.t("type." + r.what) + (r.where ? " · " + r.where : "") : r.title;
+    line.appendChild(el("span", "qtext", text));
     main.appendChild(line);
     var sub = el("div", "qsub");
     if (r.announce) {

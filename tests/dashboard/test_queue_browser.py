@@ -161,9 +161,13 @@ def test_sections_ranking_titles_and_announcements(
         page.inner_text('#queue .qsection[data-section="awaiting"] .qsection-name') == "Awaiting verification"
     )
     assert page.inner_text(f"{row(fire)} .qsub .qwords").startswith("New · ")
+    # the what in English, the where as the caller said it; the source tag in English too
+    assert page.inner_text(f"{row(fire)} .qtext") == f"Fire · 樊城区人民广场东侧{tag}号"
+    assert page.inner_text(f"{row(medical)} .src-tag") == "110"
     assert "Enable alert sound" in page.inner_text("#queue-sound") or "Alert sound on" in page.inner_text(
         "#queue-sound"
     )
+    page.screenshot(path=str(artifacts / "queue-desk-en.png"))
     page.click("text=中文")
     page.wait_for_selector("text=事件队列", timeout=15_000)
     assert desk.errors == [], desk.errors

@@ -10,6 +10,9 @@ from typing import Any
 
 import pytest
 
+from command.domain.correlation import TYPE_LABEL_ZH
+from dashboard.context import type_names_zh
+
 pytestmark = pytest.mark.browser
 
 QUEUE_JS = Path(__file__).resolve().parents[2] / "dashboard" / "assets" / "15-wuwang-queue.js"
@@ -145,6 +148,35 @@ def test_the_wall_gets_one_list_gravest_first(queue: Any) -> None:
         [incs, NOW.timestamp() * 1000, TARGETS],
     )
     assert flat == ["new-I", "active-I", "held-II", "new-IV"]
+
+
+def test_the_command_services_type_names_are_the_catalogues() -> None:
+    # titles start with the command service's zh name of the type; the console finds it
+    # by the zh catalogue's (dashboard/context.py): the two must not drift apart
+    assert type_names_zh() == {str(k): v for k, v in TYPE_LABEL_ZH.items()}
+
+
+@pytest.mark.parametrize(
+    ("title", "itype", "expected"),
+    [
+        ("火灾 · 樊城区人民路12号", "fire", {"type": "fire", "where": "樊城区人民路12号"}),
+        # made before a reclassification: the current type is said
+        (
+            "火灾 · 樊城区人民路12号",
+            "high_rise_fire",
+            {"type": "high_rise_fire", "where": "樊城区人民路12号"},
+        ),
+        ("医疗急救", "medical", {"type": "medical", "where": ""}),
+        # an operator's own title is shown as written
+        ("人民路口 · 两车相撞", "traffic_accident", {"type": None, "where": "人民路口 · 两车相撞"}),
+        ("火灾 · ", "fire", {"type": None, "where": "火灾 · "}),
+    ],
+)
+def test_title_parts(queue: Any, title: str, itype: str, expected: dict[str, Any]) -> None:
+    parts = queue.evaluate(
+        "([t, ty, zh]) => window.wuwang.queueRank.titleParts(t, ty, zh)", [title, itype, type_names_zh()]
+    )
+    assert parts == expected
 
 
 @pytest.mark.parametrize(
