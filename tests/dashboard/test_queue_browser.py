@@ -171,3 +171,53 @@ def test_sections_ranking_titles_and_announcements(
     page.click("text=中文")
     page.wait_for_selector("text=事件队列", timeout=15_000)
     assert desk.errors == [], desk.errors
+
+
+def test_an_order_not_acknowledged_in_time_flashes_its_row(console_stack: Stack, desk: Watched) -> None:
+    """The command service's ack watchdog (COMMAND_ACK_TIMEOUT_S, 60 s here) raises an
+    ``ack_overdue`` alert for an order nobody acknowledged: its incident's row flashes."""
+    stack, page = console_stack, desk.page
+    commander = stack.login("commander1")
+    login(page, stack, "operator1")
+    page.wait_for_selector(".connection.ok", timeout=30_000)
+    inc = incident_of(
+        stack,
+        commander,
+        call_110(
+            stack,
+            category="rescue",
+            lat=32.0650,
+            lon=112.1700,
+            address=f"樊城区清河口{uuid.uuid4().hex[:4]}号",
+        ),
+    )
+    iid = inc["id"]
+    page.wait_for_selector(f"{row(iid)}.announce-new", timeout=20_000)
+    page.click(f'{row(iid)} button[data-ack="{iid}"]')
+    page.wait_for_selector(f"{row(iid)}:not(.announce)", timeout=10_000)
+
+    verified = stack.api("POST", f"/incidents/{iid}/verify", commander, {"expected_version": inc["version"]})
+    # a team no field page answers for (the console tests' field page is the last one's)
+    busy = {stack.team_ids[-1]}
+    team = next(
+        t["id"]
+        for t in stack.api("GET", "/teams", commander)
+        if t.get("status") == "available" and t["id"] not in busy
+    )
+    sent = stack.api(
+        "POST",
+        f"/incidents/{iid}/dispatch",
+        commander,
+        {"team_id": team, "expected_version": verified["version"]},
+    )
+    page.wait_for_selector(f"{row(iid)}.announce-overdue", timeout=120_000)
+    assert page.inner_text(f"{row(iid)} .announce-tag") == "指令超时未接令"
+    page.click(f"{row(iid)} .qtext")  # opening it acknowledges
+    page.wait_for_selector(f"{row(iid)}:not(.announce)", timeout=10_000)
+    stack.api(
+        "POST",
+        f"/incidents/{iid}/release",
+        commander,
+        {"team_id": team, "expected_version": sent["incident"]["version"], "reason": "测试结束，收队"},
+    )
+    assert desk.errors == [], desk.errors
