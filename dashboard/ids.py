@@ -61,6 +61,8 @@ HEAT_TICK = "heat-tick"
 # Panels.
 QUEUE = "queue"
 QUEUE_COUNT = "queue-count"
+QUEUE_SOUND = "queue-sound"  # enable the announcement tone (assets/25-wuwang-announce.js)
+QUEUE_MUTE = "queue-mute"
 KPI_TILES = "kpi-tiles"
 KPI_LIVE = "kpi-live"  # the tiles computed in the browser (open by level, teams available)
 SIDE_TABS = "side-tabs"
