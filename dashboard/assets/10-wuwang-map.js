@@ -98,6 +98,15 @@
         radius: 11, color: "#ffffff", weight: 3, fillColor: LEVEL[p.l] || "#e53935", fillOpacity: 1
       });
     },
+    /* The field page: the team's own position and the line from it to the scene. */
+    herePoint: function (feature, latlng) {
+      return window.L.circleMarker(latlng, {
+        radius: 8, color: "#ffffff", weight: 3, fillColor: "#22d3ee", fillOpacity: 1, interactive: false
+      });
+    },
+    routeStyle: function () {
+      return { color: "#22d3ee", weight: 4, opacity: 0.95, dashArray: "8 6" };
+    },
     districtStyle: function () {
       return { color: "#6f8fbf", weight: 2, opacity: 0.9, fill: true, fillColor: "#13213a", fillOpacity: 0.55 };
     },
