@@ -104,7 +104,10 @@
         radius: 8, color: "#ffffff", weight: 3, fillColor: "#22d3ee", fillOpacity: 1, interactive: false
       });
     },
-    routeStyle: function () {
+    routeStyle: function (feature) {
+      if (feature && feature.properties.here) {  // GeoJSON styles its points too
+        return { color: "#ffffff", weight: 3, opacity: 1, fillColor: "#22d3ee", fillOpacity: 1, dashArray: null };
+      }
       return { color: "#22d3ee", weight: 4, opacity: 0.95, dashArray: "8 6" };
     },
     districtStyle: function () {

@@ -257,12 +257,12 @@
   function showOrder(order) {
     field.order = order;
     var card = document.getElementById("field-order");
-    var ack = document.querySelector('[data-action="ack"]');
+    var acks = document.querySelectorAll('[data-action="ack"]');  // the banner's and the card's
     if (!card) return;
     card.innerHTML = "";
     if (!order) {
       card.textContent = W.t("field.no_order");
-      if (ack) ack.disabled = true;
+      setDisabled(acks, true);
       W.setProps("field-order-layer", { data: { type: "FeatureCollection", features: [] } });
       announce(null, false);
       reportTarget();
@@ -289,7 +289,7 @@
     card.appendChild(away);
     card.appendChild(sub);
     var awaiting = order.status === "sent" || order.status === "pending";
-    if (ack) ack.disabled = !awaiting;
+    setDisabled(acks, !awaiting);
     announce(order, awaiting);
     if (hasPlace) {
       var pos = W.position(order.lat, order.lon, field.cfg ? field.cfg.datum : "wgs84");
@@ -299,6 +299,10 @@
     }
     reportTarget();
     navigate();
+  }
+
+  function setDisabled(buttons, disabled) {
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = disabled;
   }
 
   function orderKey(order) { return order ? (order.order_id || order.incident_id) : null; }
@@ -388,7 +392,8 @@
     var b = document.querySelector('[data-action="follow"]');
     if (b) b.hidden = false;
   };
-  W.map.fieldMapMoved = function (ev) { if (ev && ev.target) field.leaflet = ev.target; };
+  /* The Leaflet map itself, for what the page reads back from it (the browser tests). */
+  W.map.fieldMapSeen = function (ev) { if (ev && ev.target && ev.target.getBounds) field.leaflet = ev.target; };
   function followAgain() {
     field.follow = true;
     field.fitted = null;

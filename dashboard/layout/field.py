@@ -143,8 +143,13 @@ def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None 
                                 pointToLayer=js("orderPoint"),
                             ),
                         ],
-                        # a pan by hand stops the map following the team (assets/30-wuwang-field.js)
-                        eventHandlers={"dragstart": js("fieldMapDragged"), "moveend": js("fieldMapMoved")},
+                        # a pan by hand stops the map following the team (assets/30-wuwang-field.js);
+                        # not moveend: dash-leaflet's own viewport tracking takes that one
+                        eventHandlers={
+                            "dragstart": js("fieldMapDragged"),
+                            "zoomend": js("fieldMapSeen"),
+                            "layeradd": js("fieldMapSeen"),
+                        },
                     ),
                     html.Button(
                         t(lang, "field.follow"),
