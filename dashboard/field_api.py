@@ -274,6 +274,8 @@ def last_position(team: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(live, dict):
         return None
     lat, lon = live.get("lat"), live.get("lon")
+    if isinstance(lat, bool) or isinstance(lon, bool):  # a bool is an int, and no latitude
+        return None
     if not isinstance(lat, int | float) or not isinstance(lon, int | float):
         return None
     return {"lat": float(lat), "lon": float(lon), "at": live.get("at"), "stale": bool(live.get("stale"))}

@@ -41,7 +41,10 @@ RECORD_ALERTS = """
 window.__alerts = { vibrate: [], tones: 0 };
 navigator.vibrate = function (pattern) { window.__alerts.vibrate.push(pattern); return true; };
 const start = OscillatorNode.prototype.start;
-OscillatorNode.prototype.start = function () { window.__alerts.tones += 1; return start.apply(this, arguments); };
+OscillatorNode.prototype.start = function () {
+  window.__alerts.tones += 1;
+  return start.apply(this, arguments);
+};
 """
 
 
@@ -81,7 +84,9 @@ def test_a_team_navigates_to_its_new_order(console_stack: Stack, chromium: Any, 
     reports: list[dict[str, Any]] = []
     page.on(
         "request",
-        lambda r: reports.append(json.loads(r.post_data or "{}")) if r.url.endswith("/field/api/report") else None,
+        lambda r: (
+            reports.append(json.loads(r.post_data or "{}")) if r.url.endswith("/field/api/report") else None
+        ),
     )
     login(page, stack, team_id)
     page.wait_for_selector(".field-page .connection.ok", timeout=30_000)
@@ -161,9 +166,7 @@ def test_a_team_navigates_to_its_new_order(console_stack: Stack, chromium: Any, 
     header = page.locator(".field-top").bounding_box()
     zoom = page.locator("#field-map .leaflet-control-zoom").bounding_box()
     assert header and zoom and not boxes_overlap(header, zoom)
-    page.evaluate(
-        "dy => window.scrollBy(0, dy)", zoom["y"] - (header["y"] + header["height"] / 2) - 10
-    )
+    page.evaluate("dy => window.scrollBy(0, dy)", zoom["y"] - (header["y"] + header["height"] / 2) - 10)
     page.wait_for_timeout(300)
     zoom = page.locator("#field-map .leaflet-control-zoom").bounding_box()
     header = page.locator(".field-top").bounding_box()
@@ -238,7 +241,9 @@ def test_a_team_navigates_to_its_new_order(console_stack: Stack, chromium: Any, 
     # The same card in English.
     page.click("text=English")
     page.wait_for_selector("text=Current order", timeout=15_000)
-    page.wait_for_selector(f'#field-order .order-away:has-text("{km:.1f} km to the north-east")', timeout=20_000)
+    page.wait_for_selector(
+        f'#field-order .order-away:has-text("{km:.1f} km to the north-east")', timeout=20_000
+    )
     errors = [e for e in phone.errors if "ERR_INTERNET_DISCONNECTED" not in e]  # offline on purpose
     assert errors == [], errors
     assert phone.foreign() == [], phone.foreign()

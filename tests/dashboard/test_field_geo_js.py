@@ -54,7 +54,9 @@ def test_distance_and_bearing_match_the_server(core: Any) -> None:
         (600, -600, "西北", "north-west"),
     ],
 )
-def test_the_bearing_is_one_of_eight_compass_words(core: Any, north_m: float, east_m: float, zh: str, en: str) -> None:
+def test_the_bearing_is_one_of_eight_compass_words(
+    core: Any, north_m: float, east_m: float, zh: str, en: str
+) -> None:
     here = (32.0431, 112.1448)
     scene = offset_by_metres(*here, north_m, east_m)
     words = {}
