@@ -314,7 +314,7 @@
     if (box) {
       box.hidden = !awaiting;
       var what = box.querySelector(".order-alert-title");
-      if (what) what.textContent = awaiting ? (order.title || order.incident_id) + (order.address ? " · " + order.address : "") : "";
+      if (what) what.textContent = awaiting ? order.title || order.incident_id : "";
     }
     if (!awaiting) return;
     var key = "wuwang.announced." + (field.session ? field.session.team_id : "?");
@@ -423,6 +423,7 @@
       field.position = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy, at: Date.now() };
       field.here = field.position;
       navigate();
+      if (!field.reportFeedback) showPosition(p);  // a report's "saved"/"sent" stays until it is settled
     }, function () { /* no permission or no fix: the tracked position, if any, stays */ },
     { enableHighAccuracy: true, maximumAge: 10000 });
   }
@@ -447,13 +448,20 @@
       field.position = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy, at: Date.now() };
       field.here = field.position;
       navigate();
-      if (out) out.textContent = W.t("field.position", { lat: p.coords.latitude.toFixed(5), lon: p.coords.longitude.toFixed(5),
-                                                          m: Math.round(p.coords.accuracy || 0) });
+      showPosition(p);
       if (then) then(field.position);
     }, function () {
       if (out) out.textContent = W.t("field.no_gps");
       if (then) then(null);
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+  }
+
+  function showPosition(p) {
+    var out = document.getElementById("field-position");
+    if (!out) return;
+    out.textContent = W.t("field.position", { lat: p.coords.latitude.toFixed(5), lon: p.coords.longitude.toFixed(5),
+                                              m: Math.round(p.coords.accuracy || 0) });
+    out.classList.remove("bad");
   }
 
   function shrinkPhoto(file) {
