@@ -256,6 +256,7 @@
 
   function showOrder(order) {
     field.order = order;
+    field.drawn = null;  // the page may have been drawn again (a language switch): draw the line again
     var card = document.getElementById("field-order");
     var acks = document.querySelectorAll('[data-action="ack"]');  // the banner's and the card's
     if (!card) return;
@@ -323,6 +324,7 @@
     localStorage.setItem(key, id);
     try { if (navigator.vibrate) navigator.vibrate([300, 150, 300, 150, 600]); } catch (e) { /* not allowed here */ }
     ring();
+    showFollowing(true);  // a new place to go: the map shows the way again
   }
 
   /* Two short tones, made here (no sound file). Browsers start audio only after a touch:
@@ -367,9 +369,13 @@
     var features = [];
     var me = here ? W.position(here.lat, here.lon, datum) : null;
     var to = scene ? W.position(scene.lat, scene.lon, datum) : null;
-    if (me && to) features.push({ type: "Feature", geometry: { type: "LineString", coordinates: [me, to] }, properties: { route: true } });
-    if (me) features.push({ type: "Feature", geometry: { type: "Point", coordinates: me }, properties: { here: true } });
-    W.setProps("field-route-layer", { data: { type: "FeatureCollection", features: features } });
+    var drawn = JSON.stringify([me, to]);
+    if (drawn !== field.drawn) {  // a fix at the same place: nothing to redraw
+      field.drawn = drawn;
+      if (me && to) features.push({ type: "Feature", geometry: { type: "LineString", coordinates: [me, to] }, properties: { route: true } });
+      if (me) features.push({ type: "Feature", geometry: { type: "Point", coordinates: me }, properties: { here: true } });
+      W.setProps("field-route-layer", { data: { type: "FeatureCollection", features: features } });
+    }
     if (!field.follow) return;
     // Fitted again only when something moved by about 10 m: a GPS fix every second would
     // otherwise keep the map in motion.
@@ -387,18 +393,17 @@
   }
 
   /* Panned by hand: stop following until "follow my position" is pressed. */
-  W.map.fieldMapDragged = function () {
-    field.follow = false;
+  function showFollowing(on) {
+    field.follow = on;
+    if (on) field.fitted = null;
     var b = document.querySelector('[data-action="follow"]');
-    if (b) b.hidden = false;
-  };
+    if (b) b.hidden = on;
+  }
+  W.map.fieldMapDragged = function () { showFollowing(false); };
   /* The Leaflet map itself, for what the page reads back from it (the browser tests). */
   W.map.fieldMapSeen = function (ev) { if (ev && ev.target && ev.target.getBounds) field.leaflet = ev.target; };
   function followAgain() {
-    field.follow = true;
-    field.fitted = null;
-    var b = document.querySelector('[data-action="follow"]');
-    if (b) b.hidden = true;
+    showFollowing(true);
     navigate();
   }
 
@@ -599,6 +604,7 @@
       });
     });
     render();
+    showFollowing(true);  // a map drawn again starts at the city's view: show the way again
     if (field.status) showStatus(field.status, false);
     if (same) { showOrder(field.order); return; }
     if (field.socket) field.socket.stop();

@@ -250,6 +250,16 @@ def test_a_team_navigates_to_its_new_order(console_stack: Stack, chromium: Any, 
     page.wait_for_selector(
         f'#field-order .order-away:has-text("{km:.1f} km to the north-east")', timeout=20_000
     )
+    # the page was drawn again: the line too, on the new map
+    wait_for(
+        lambda: (
+            page.evaluate("() => window.wuwang.field.leaflet.getContainer().isConnected")
+            and len(page.evaluate(line_js)) == 1
+        ),
+        20,
+        0.1,
+        "the line on the English page's map",
+    )
     # Offline on purpose: failed loads and a Dash callback unanswered then are expected.
     offline = ("ERR_INTERNET_DISCONNECTED", "the server did not respond")
     errors = [e for e in phone.errors if not any(o in e for o in offline)]
