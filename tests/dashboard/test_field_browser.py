@@ -260,6 +260,8 @@ def test_a_team_navigates_to_its_new_order(console_stack: Stack, chromium: Any, 
         0.1,
         "the line on the English page's map",
     )
+    page.locator("#field-order").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "field-page-en.png"))
     # Offline on purpose: failed loads and a Dash callback unanswered then are expected.
     offline = ("ERR_INTERNET_DISCONNECTED", "the server did not respond")
     errors = [e for e in phone.errors if not any(o in e for o in offline)]
