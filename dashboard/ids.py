@@ -91,6 +91,9 @@ FIELD_STATUS = "field-status"
 FIELD_ORDER = "field-order"
 FIELD_MAP = "field-map"
 FIELD_ORDER_LAYER = "field-order-layer"
+FIELD_ROUTE_LAYER = "field-route-layer"
+FIELD_ALERT = "field-alert"
+FIELD_NEW_EVENT = "field-new-event"
 FIELD_QUEUE = "field-queue"
 
 
