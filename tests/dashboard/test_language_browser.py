@@ -203,7 +203,11 @@ def test_every_screen_speaks_one_language(
             # the open incident and the map's view stay; the KPI tiles are there at once
             page.wait_for_selector(f'.detail-head:has-text("{iid}")', timeout=20_000)
             page.wait_for_selector('.kpi[data-kpi="p90"]', timeout=20_000)
-            wait_for(lambda z=view[2]: page.evaluate(VIEW)[2] == z, 10, 0.2, "the map's zoom kept")
+
+            def zoom_kept(zoom: float = view[2]) -> bool:
+                return bool(page.evaluate(VIEW)[2] == zoom)
+
+            wait_for(zoom_kept, 10, 0.2, "the map's zoom kept")
             kept = page.evaluate(VIEW)
             assert abs(kept[0] - view[0]) < 1e-3 and abs(kept[1] - view[1]) < 1e-3, (kept, view)
         page.wait_for_selector(".recommendations .dispatch-button, .recommendations", timeout=20_000)
