@@ -130,6 +130,7 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "seconds": "秒",
         "time": "时间",
         "lat": "纬度",
+        "max": "最大",
         "lon": "经度",
         "events": "事件日志",
         "events_count": "共 {n} 条",
@@ -275,6 +276,7 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "seconds": "s",
         "time": "Time",
         "lat": "latitude",
+        "max": "max",
         "lon": "longitude",
         "events": "Event log",
         "events_count": "{n} events",
@@ -839,7 +841,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <section id="kpis">
 <h2>{{ t('kpis') }}</h2>
 <table>
-<tr><th>{{ t('metric') }}</th><th>{{ t('count') }}</th><th>{{ t('missing') }}</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>
+<tr><th>{{ t('metric') }}</th><th>{{ t('count') }}</th><th>{{ t('missing') }}</th><th>p50</th><th>p90</th><th>p99</th><th>{{ t('max') }}</th></tr>
 {% for key, d in durations %}
 <tr><td>{{ t(key) }}</td><td class="num">{{ d.count }}</td><td class="num">{{ d.missing }}</td>
 <td class="num">{{ s(d.p50_s) }}</td><td class="num">{{ s(d.p90_s) }}</td><td class="num">{{ s(d.p99_s) }}</td><td class="num">{{ s(d.max_s) }}</td></tr>
@@ -974,7 +976,7 @@ def to_html(
             else sf.key
         ),
         short_unit=lambda sf: word(loaded.words, f"unit:{sf.key}", lang, t(lang, f"unit_{sf.unit}")),
-        tz_name=f"{timezone} (UTC{hours:+g})",
+        tz_name=f"UTC{hours:+g}" if lang == "zh" else f"{timezone} (UTC{hours:+g})",
         generated=generated or datetime.now(tz),
         plotly_js=_plotly_js(),
         map_html=_fig_html(_map_figure(r, loaded.map, lang, tz)),

@@ -697,7 +697,7 @@ def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = No
         return str(d.get("text", ""))
     if kind in ("opened", "source_linked"):
         src = d.get("source") or {}
-        return str(src.get("summary") or d.get("title") or "")
+        return words.alarm_summary(lang, src) if src else words.incident_title(lang, d)
     if kind == "merged_into":
         return str(d.get("target_incident_id", ""))
     if kind == "absorbed":

@@ -85,6 +85,7 @@ LATIN_ALLOWED = {
     "km", "m", "s", "min", "h", "kg", "t", "L", "mL", "ms", "px",
     "I", "II", "III", "IV",
     "GCJ", "WGS", "ID", "SOS", "CSV", "HTML", "Plotly", "Leaflet", "OpenStreetMap", "PMTiles",
+    "NFPA", "UTC", "p50", "p90", "p99",
     "AM", "PM",
 }  # fmt: skip
 
