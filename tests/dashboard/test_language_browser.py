@@ -10,7 +10,8 @@ unit of measure, a level numeral or a brand name (:data:`LATIN_ALLOWED`). The la
 switch names each language in its own words (中文 / English) and is not checked.
 
 Switching the language keeps the open incident and the map's view; the KPI tiles are
-filled again right after the switch. Screenshots: desk-en.png, wall-display-en.png,
+filled again right after the switch; the stats chart's time axis has hour-and-minute
+ticks. Screenshots: desk-en.png, desk-charts-en.png, wall-display-en.png,
 field-page-en.png, after-action-report-en.png.
 """
 
@@ -221,6 +222,12 @@ def test_every_screen_speaks_one_language(
             page.click(f"#side-tabs label:has(input[value='{tab}'])")
             page.wait_for_timeout(1500)
             texts += texts_of(page)
+        # the stats chart's time axis: hour-and-minute ticks across its window
+        page.wait_for_selector("#chart-calls .xtick", timeout=20_000)
+        ticks = [t.inner_text() for t in page.query_selector_all("#chart-calls .xtick")]
+        assert len(ticks) >= 3 and all(re.fullmatch(r"\d\d:\d\d", t) for t in ticks), ticks
+        if lang == "en":
+            shot(page, artifacts, "desk-charts-en")
         page.click("#side-tabs label:has(input[value='detail'])")
         page.set_viewport_size({"width": 1920, "height": 1080})
         found[f"desk {lang}"] = leaks(texts, lang, names)
