@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
@@ -51,6 +52,15 @@ class TimeWindow:
         return self.bucket.total_seconds() * 1000 * 0.9  # a gap between neighbouring bars
 
 
+def _count_step(series: list[Series]) -> int:
+    """A whole-number tick step giving at most about five ticks for the stacked bars."""
+    stacked: dict[str, int] = {}
+    for s in series:
+        for x, y in zip(s.x, s.y, strict=False):
+            stacked[x] = stacked.get(x, 0) + y
+    return max(1, math.ceil(max(stacked.values(), default=0) / 5))
+
+
 def _label(lang: Lang, name: str) -> str:
     for prefix in ("network.", "feed."):
         if has(lang, prefix + name):
@@ -93,7 +103,13 @@ def figure(
             "gridcolor": "#23324d",
             **(window.axis(tz) if window and tz else {}),
         },
-        "yaxis": {"gridcolor": "#23324d", "rangemode": "tozero"},
+        # counts: whole-number ticks (one call is not "0.2, 0.4 … 1")
+        "yaxis": {
+            "gridcolor": "#23324d",
+            "rangemode": "tozero",
+            "tickformat": "d",
+            "dtick": _count_step(series),
+        },
     }
     if not data:
         layout["annotations"] = [

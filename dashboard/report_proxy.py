@@ -54,7 +54,7 @@ Kind = Literal["exercise", "incident"]
 Format = Literal["html", "csv"]
 _REPORT_PATH = re.compile(r"^/report/(exercise|incident)/([A-Za-z0-9_.:-]{1,64})\.(html|csv)$")
 #: What a report link may ask besides its path: its language, and to be saved.
-_QUERY = re.compile(r"^(lang=(zh|en))?(&?download=1)?$")
+_QUERY = re.compile(r"^(?:lang=(?:zh|en)(?:&download=1)?|download=1)?$")
 REPORT_LANGS = ("zh", "en")
 TICKET_TTL_S = 60.0
 TICKETS_MAX = 2048

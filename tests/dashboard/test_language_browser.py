@@ -224,7 +224,7 @@ def test_every_screen_speaks_one_language(
             texts += texts_of(page)
         # the stats chart's time axis: hour-and-minute ticks across its window
         page.wait_for_selector("#chart-calls .xtick", timeout=20_000)
-        ticks = [t.inner_text() for t in page.query_selector_all("#chart-calls .xtick")]
+        ticks = [t.text_content() or "" for t in page.query_selector_all("#chart-calls .xtick")]
         assert len(ticks) >= 3 and all(re.fullmatch(r"\d\d:\d\d", t) for t in ticks), ticks
         if lang == "en":
             shot(page, artifacts, "desk-charts-en")

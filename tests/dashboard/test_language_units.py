@@ -131,6 +131,9 @@ def test_the_stats_charts_time_axis_spans_its_window_in_hours_and_minutes() -> N
     assert axis["range"] == ["2026-12-06 14:00:00", "2026-12-07 15:00:00"]  # the wall clock, +08:00
     assert axis["tickformat"] == "%H:%M"
     assert fig["data"][0]["width"] == [3600 * 1000 * 0.9]  # an hour's bar, not a hairline
+    assert fig["layout"]["yaxis"]["dtick"] == 1  # three calls: 0, 1, 2, 3 — not 0.5 steps
+    many = [Series("police", ["2026-12-07 14:00:00"], [30]), Series("venue", ["2026-12-07 14:00:00"], [12])]
+    assert figure("en", many, kind="network", empty_key="chart.no_data")["layout"]["yaxis"]["dtick"] == 9
     assert graph_config("zh_CN")["locale"] == "zh-CN" and graph_config("en")["locale"] == "en"
 
 
@@ -188,7 +191,11 @@ def test_a_report_is_fetched_in_the_language_its_link_asks_for(
         assert client.get(r.json()["url"]).status_code == 200
     assert client.get("/report/exercise/EX-1.csv", headers=planner).status_code == 200
     assert recording.langs == ["en", "zh", None]  # none asked: the command service's default
-    for bad in ("/report/exercise/EX-1.html?lang=fr", "/report/exercise/EX-1.html?lang=en&x=1"):
+    for bad in (
+        "/report/exercise/EX-1.html?lang=fr",
+        "/report/exercise/EX-1.html?lang=en&x=1",
+        "/report/exercise/EX-1.html?&download=1",
+    ):
         assert client.post("/report/ticket", headers=planner, json={"path": bad}).status_code == 422
 
 
