@@ -444,7 +444,7 @@
       },
       close: function (ev) {
         liveStatus({ connected: false, stale: true, expired: false, since: Date.now(),
-                                            unavailable: !!ev && ev.code === 1013 });
+                     unavailable: !!ev && ev.code === 1013 });
       },
       expired: function () {
         liveStatus({ connected: false, stale: true, expired: true, since: Date.now() });
