@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hmac
 import logging
-import re
 import secrets
 import time
 from collections import deque
@@ -32,6 +31,13 @@ from limits.aio.storage import RedisStorage
 from limits.aio.strategies import MovingWindowRateLimiter
 
 from command.domain.vocabulary import Role
+
+# No token in a log line: the filter is shared with the dashboard (wuwang.redact).
+from wuwang.redact import REDACTED as REDACTED
+from wuwang.redact import REQUEST_LOGGERS as REQUEST_LOGGERS
+from wuwang.redact import RedactTokens as RedactTokens
+from wuwang.redact import redact as redact
+from wuwang.redact import redact_tokens_in_logs as redact_tokens_in_logs
 from wuwang.settings import CONSOLE_SECRET_HEADER as CONSOLE_SECRET_HEADER
 from wuwang.settings import FORWARDED_FOR_HEADER as FORWARDED_FOR_HEADER
 
@@ -43,7 +49,6 @@ _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
 
 TOKEN_ALGORITHM = "HS256"  # noqa: S105 - an algorithm name, not a secret
 TOKEN_AUDIENCE = "wuwang-command"  # noqa: S105 - an audience name
-
 
 
 @dataclass(frozen=True)
@@ -216,46 +221,3 @@ class LoginLimiter:
             by_user = self._local.hit(self._per_user, "u:" + user_key, now)
             by_address = self._local.hit(self._per_address, "a:" + address, now)
         return by_user and by_address
-
-
-# Bearer tokens must never reach a log: a ``token=`` query parameter (old clients of
-# /ws), an Authorization header echoed in an error, or a bare JWT.
-_TOKEN_PATTERNS = (
-    re.compile(r"(?i)([?&;]token=)[^&\s\"']+"),
-    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
-    re.compile(r"()eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]+"),
-)
-REDACTED = "[redacted]"
-
-
-def redact(text: str) -> str:
-    for pattern in _TOKEN_PATTERNS:
-        text = pattern.sub(lambda m: m.group(1) + REDACTED, text)
-    return text
-
-
-class RedactTokens(logging.Filter):
-    """Rewrites a record whose message would carry a token (uvicorn's access and
-    WebSocket lines print the path with its query string)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the logging module's business
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-#: The loggers that print request lines (uvicorn) or handshakes (websockets).
-REQUEST_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "websockets.server")
-
-
-def redact_tokens_in_logs(names: tuple[str, ...] = REQUEST_LOGGERS) -> None:
-    """Install :class:`RedactTokens` on the request loggers (idempotent)."""
-    for name in names:
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactTokens) for f in logger.filters):
-            logger.addFilter(RedactTokens())

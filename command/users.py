@@ -25,11 +25,12 @@ class NewUser:
 
 def demo_users(field_team_ids: list[str]) -> list[NewUser]:
     users = [
-        NewUser("operator1", "值班员 张伟", Role.OPERATOR, DEMO_PASSWORD),
-        NewUser("operator2", "值班员 李娜", Role.OPERATOR, DEMO_PASSWORD),
-        NewUser("commander1", "指挥长 王强", Role.COMMANDER, DEMO_PASSWORD),
-        NewUser("planner1", "演练策划 陈静", Role.PLANNER, DEMO_PASSWORD),
-        NewUser("admin1", "系统管理员", Role.ADMIN, DEMO_PASSWORD),
+        # A person's name only: the console says the role beside it, in its language.
+        NewUser("operator1", "张伟", Role.OPERATOR, DEMO_PASSWORD),
+        NewUser("operator2", "李娜", Role.OPERATOR, DEMO_PASSWORD),
+        NewUser("commander1", "王强", Role.COMMANDER, DEMO_PASSWORD),
+        NewUser("planner1", "陈静", Role.PLANNER, DEMO_PASSWORD),
+        NewUser("admin1", "赵敏", Role.ADMIN, DEMO_PASSWORD),
     ]
     users += [NewUser(t, f"队伍 {t}", Role.FIELD, DEMO_PASSWORD, team_id=t) for t in field_team_ids]
     return users

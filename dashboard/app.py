@@ -26,6 +26,7 @@ from dashboard.context import Console, ws_url
 from dashboard.i18n import t
 from dashboard.layout.shell import shell
 from wuwang.bodylimit import BodyLimit
+from wuwang.redact import redact_tokens_in_logs
 from wuwang.settings import Settings, dashboard_secret
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -111,6 +112,8 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     app._setup_server()  # type: ignore[no-untyped-call]  # dash is untyped here
     # Bodies are limited before anything reads them (docs/security.md, "auth").
     server.add_middleware(BodyLimit, default=settings.dashboard_body_limit_bytes)
+    # Report links carry a one-time ticket in their query string: never in the access log.
+    redact_tokens_in_logs()
     field_api.mount(server, console)
     geoserve.mount(server, console)
     tiles.mount(server, settings)

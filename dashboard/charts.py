@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from dashboard.data.aggregates import Series
@@ -16,6 +19,48 @@ FONT_STACK = (
 FEED_COLOURS = {"sensor": "#4fc3f7", "video": "#ec407a", "call": "#ffb300", "report": "#9ccc65"}
 
 
+#: Plotly's own words and date names (the modebar, month and day names) in the
+#: console's language: zh-CN is registered by assets/vendor/plotly-locale-zh-cn.js.
+PLOTLY_LOCALE: dict[Lang, str] = {"zh_CN": "zh-CN", "en": "en"}
+
+
+def graph_config(lang: Lang) -> Any:
+    """A dcc.Graph's config: no modebar, Plotly speaking the console's language (typed
+    Any: dcc.Graph declares its own TypedDict for it)."""
+    return {"displayModeBar": False, "displaylogo": False, "locale": PLOTLY_LOCALE[lang]}
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The time axis of a chart: from ``start`` to ``end`` in bars of ``bucket``.
+
+    Without it Plotly ranges the axis on the data alone, and one bar makes an axis of
+    a millisecond ("13:59:59.9996 … 14:00:00.0004")."""
+
+    start: datetime
+    end: datetime
+    bucket: timedelta
+
+    def axis(self, tz: tzinfo) -> dict[str, Any]:
+        """The x axis: the whole window on the command centre's wall clock, hour and
+        minute ticks (the date is in the chart's title: a window is a day at most)."""
+        wall = [w.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S") for w in (self.start, self.end)]
+        return {"range": wall, "tickformat": "%H:%M", "hoverformat": "%Y-%m-%d %H:%M", "nticks": 8}
+
+    @property
+    def bar_ms(self) -> float:
+        return self.bucket.total_seconds() * 1000 * 0.9  # a gap between neighbouring bars
+
+
+def _count_step(series: list[Series]) -> int:
+    """A whole-number tick step giving at most about five ticks for the stacked bars."""
+    stacked: dict[str, int] = {}
+    for s in series:
+        for x, y in zip(s.x, s.y, strict=False):
+            stacked[x] = stacked.get(x, 0) + y
+    return max(1, math.ceil(max(stacked.values(), default=0) / 5))
+
+
 def _label(lang: Lang, name: str) -> str:
     for prefix in ("network.", "feed."):
         if has(lang, prefix + name):
@@ -23,7 +68,15 @@ def _label(lang: Lang, name: str) -> str:
     return name
 
 
-def figure(lang: Lang, series: list[Series], *, kind: str, empty_key: str) -> dict[str, Any]:
+def figure(
+    lang: Lang,
+    series: list[Series],
+    *,
+    kind: str,
+    empty_key: str,
+    window: TimeWindow | None = None,
+    tz: tzinfo | None = None,
+) -> dict[str, Any]:
     colours = NETWORK_COLOURS if kind == "network" else FEED_COLOURS
     data = [
         {
@@ -32,6 +85,7 @@ def figure(lang: Lang, series: list[Series], *, kind: str, empty_key: str) -> di
             "x": s.x,
             "y": s.y,
             "marker": {"color": colours.get(s.name, "#b0bec5")},
+            **({"width": [window.bar_ms] * len(s.x)} if window else {}),
         }
         for s in series
     ]
@@ -44,8 +98,18 @@ def figure(lang: Lang, series: list[Series], *, kind: str, empty_key: str) -> di
         "legend": {"orientation": "h", "y": -0.2},
         "barmode": "stack",
         "height": 260,
-        "xaxis": {"type": "date", "gridcolor": "#23324d"},
-        "yaxis": {"gridcolor": "#23324d", "rangemode": "tozero"},
+        "xaxis": {
+            "type": "date",
+            "gridcolor": "#23324d",
+            **(window.axis(tz) if window and tz else {}),
+        },
+        # counts: whole-number ticks (one call is not "0.2, 0.4 … 1")
+        "yaxis": {
+            "gridcolor": "#23324d",
+            "rangemode": "tozero",
+            "tickformat": "d",
+            "dtick": _count_step(series),
+        },
     }
     if not data:
         layout["annotations"] = [

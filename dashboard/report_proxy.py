@@ -53,6 +53,9 @@ _PASSED_HEADERS = ("content-type", "last-modified", "etag")  # the body is passe
 Kind = Literal["exercise", "incident"]
 Format = Literal["html", "csv"]
 _REPORT_PATH = re.compile(r"^/report/(exercise|incident)/([A-Za-z0-9_.:-]{1,64})\.(html|csv)$")
+#: What a report link may ask besides its path: its language, and to be saved.
+_QUERY = re.compile(r"^(?:lang=(?:zh|en)(?:&download=1)?|download=1)?$")
+REPORT_LANGS = ("zh", "en")
 TICKET_TTL_S = 60.0
 TICKETS_MAX = 2048
 #: What the HTML report may do in its tab: run its own inline plots, in a sandbox.
@@ -144,7 +147,7 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
         href = body.get("path") if isinstance(body, dict) else None
         path, _, query = (href if isinstance(href, str) else "").partition("?")
         found = _REPORT_PATH.fullmatch(path)
-        if found is None or query not in ("", "download=1"):
+        if found is None or not _QUERY.fullmatch(query):
             return _answer(422, "not a report path")
         who = await allowed(_token(request), found.group(1))
         if isinstance(who, JSONResponse):
@@ -167,8 +170,10 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             return who
         me, token = who
         download = request.query_params.get("download") in ("1", "true") or fmt == "csv"
+        lang = request.query_params.get("lang")
+        params = {"lang": lang} if lang in REPORT_LANGS else None  # the command service's default: zh
         try:
-            upstream = await api.open_stream(upstream_path(kind, ident, fmt), token)
+            upstream = await api.open_stream(upstream_path(kind, ident, fmt), token, params)
         except ApiError as exc:
             return _answer(503, exc.detail)
         if upstream.status_code >= 400:

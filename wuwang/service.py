@@ -122,7 +122,7 @@ def setup_logging(service: str, level: str = "INFO") -> None:
     """One stderr handler on the root logger, in :data:`LOG_FORMAT`, with the service
     name in every line; library loggers (uvicorn, werkzeug, websockets) lose handlers
     of their own and propagate to it. Calling it again replaces the previous set-up
-    (tests, re-entry). Filters on loggers (``command.security.redact_tokens_in_logs``)
+    (tests, re-entry). Filters on loggers (``wuwang.redact.redact_tokens_in_logs``)
     are left as they are."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogFormatter())

@@ -75,10 +75,12 @@ class ShortfallLine(BaseModel):
     kind: str
     key: str
     name: str
+    name_en: str | None = None
     required: int
     have: int
     missing: int
     unit: str
+    unit_zh: str | None = None
     explanation: str
 
 

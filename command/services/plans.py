@@ -265,7 +265,8 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
                 f"{gap.describe()}; on the incident: {', '.join(assigned) if assigned else 'none'}; "
                 f"{free_teams.get(gap.key, 0)} {gap.key} team(s) available in the city"
             )
-            name = gap.key
+            name = name_en = gap.key
+            unit_zh = None
         else:
             item = lib.items.get(gap.key)
             h = held.get(gap.key, Held())
@@ -274,11 +275,15 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
                 f" ({h.returned} returned); {usable.get(gap.key, 0)} {gap.unit} usable in the reserve"
             )
             name = item.name_zh if item else gap.key
+            name_en = item.name_en if item else gap.key
+            unit_zh = item.unit_zh if item else None
         lines.append(
             {
                 "kind": gap.kind,
                 "key": gap.key,
                 "name": name,
+                "name_en": name_en,
+                "unit_zh": unit_zh,
                 "required": gap.required,
                 "have": gap.have,
                 "missing": gap.missing,

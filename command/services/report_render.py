@@ -22,6 +22,7 @@ import csv
 import functools
 import io
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, tzinfo
@@ -47,6 +48,7 @@ LANGS: tuple[Lang, ...] = ("zh", "en")
 CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
     "zh": {
         "title": "复盘报告",
+        "title_line": "复盘报告：{name}",
         "exercise_badge": "演练",
         "live_badge": "实战",
         "scope_exercise": "演练",
@@ -127,6 +129,9 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "series_on_scene": "已到场",
         "seconds": "秒",
         "time": "时间",
+        "lat": "纬度",
+        "max": "最大",
+        "lon": "经度",
         "events": "事件日志",
         "events_count": "共 {n} 条",
         "actor": "操作人",
@@ -154,11 +159,41 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "ev.team_arrived": "队伍 {team} 到场",
         "ev.team_released": "队伍 {team} 撤离/释放",
         "ev.note_added": "备注：{text}",
+        "role_operator": "值班员",
+        "role_commander": "指挥长",
+        "role_planner": "演练策划",
+        "role_admin": "系统管理员",
+        "role_field": "救援队伍",
+        "team_type_fire": "消防",
+        "team_type_medical": "医疗",
+        "team_type_police": "公安",
+        "team_type_hazmat": "危化品处置",
+        "team_type_water_rescue": "水上救援",
+        "team_type_comprehensive": "综合救援",
+        "team_type_other": "其他",
+        "evk.opened": "发现",
+        "evk.source_linked": "关联警情",
+        "evk.source_split": "拆分",
+        "evk.merged_into": "合并到",
+        "evk.absorbed": "并入",
+        "evk.state_changed": "状态",
+        "evk.level_changed": "响应级别",
+        "evk.reclassified": "改类",
+        "evk.plan_activated": "启动预案",
+        "evk.checklist_item_ticked": "检查项",
+        "evk.team_dispatched": "派遣",
+        "evk.team_arrived": "到场",
+        "evk.team_released": "撤回队伍",
+        "evk.note_added": "记录",
+        "role_system": "系统",
+        "actor_system": "系统",
+        "unit_team": "支",
         "yes": "完成",
         "no": "取消完成",
     },
     "en": {
         "title": "After-action report",
+        "title_line": "After-action report: {name}",
         "exercise_badge": "EXERCISE",
         "live_badge": "LIVE",
         "scope_exercise": "Exercise",
@@ -240,6 +275,9 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "series_on_scene": "on scene",
         "seconds": "s",
         "time": "Time",
+        "lat": "latitude",
+        "max": "max",
+        "lon": "longitude",
         "events": "Event log",
         "events_count": "{n} events",
         "actor": "Actor",
@@ -267,6 +305,35 @@ CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
         "ev.team_arrived": "team {team} on scene",
         "ev.team_released": "team {team} released",
         "ev.note_added": "note: {text}",
+        "role_operator": "Operator",
+        "role_commander": "Commander",
+        "role_planner": "Drill planner",
+        "role_admin": "Administrator",
+        "role_field": "Rescue team",
+        "team_type_fire": "Fire",
+        "team_type_medical": "Medical",
+        "team_type_police": "Police",
+        "team_type_hazmat": "Hazmat",
+        "team_type_water_rescue": "Water rescue",
+        "team_type_comprehensive": "Comprehensive",
+        "team_type_other": "Other",
+        "evk.opened": "Opened",
+        "evk.source_linked": "Alarm linked",
+        "evk.source_split": "Split",
+        "evk.merged_into": "Merged into",
+        "evk.absorbed": "Absorbed",
+        "evk.state_changed": "State",
+        "evk.level_changed": "Level",
+        "evk.reclassified": "Reclassified",
+        "evk.plan_activated": "Plan activated",
+        "evk.checklist_item_ticked": "Checklist",
+        "evk.team_dispatched": "Dispatched",
+        "evk.team_arrived": "Arrived",
+        "evk.team_released": "Released",
+        "evk.note_added": "Note",
+        "role_system": "system",
+        "actor_system": "system",
+        "unit_team": "team(s)",
         "yes": "done",
         "no": "undone",
     },
@@ -300,12 +367,49 @@ def level_label(level: ResponseLevel, lang: Lang) -> str:
     return f"{level.name} {level.label_zh}" if lang == "zh" else f"{level.name} ({level.colour})"
 
 
-def event_summary(entry: aa.LogEntry, lang: Lang) -> str:
+def word(words: Mapping[str, tuple[str, str]], key: str, lang: Lang, fallback: str) -> str:
+    """A code's name in ``lang`` (``LoadedReport.words``), ``fallback`` when it has none."""
+    pair = words.get(key)
+    return (pair[0] if lang == "zh" else pair[1]) if pair else fallback
+
+
+_HAN = re.compile(r"[\u3400-\u9fff]")
+
+
+def title_label(title: str, incident_type: str, lang: Lang) -> str:
+    """An incident's title for the reader: the titles the command service makes are in
+    Chinese (``交通事故（110报警）：…``); an English report says the incident's type."""
+    return type_label(incident_type, lang) if lang == "en" and _HAN.search(title) else title
+
+
+def kind_label(kind: str, lang: Lang) -> str:
+    return t(lang, f"evk.{kind}") if f"evk.{kind}" in CATALOGUE[lang] else kind
+
+
+def role_label(role: str, lang: Lang) -> str:
+    return t(lang, f"role_{role}") if f"role_{role}" in CATALOGUE[lang] else role
+
+
+def actor_label(actor: str, lang: Lang) -> str:
+    """A user's id as it is; the command service itself (``system:correlator``) in words."""
+    return t(lang, "actor_system") if actor == "system" or actor.startswith("system:") else actor
+
+
+def event_summary(entry: aa.LogEntry, lang: Lang, words: Mapping[str, tuple[str, str]] | None = None) -> str:
+    words = words or {}
     facts: dict[str, str] = dict(entry.facts)
     if entry.kind == "state_changed":
         facts = {k: state_label(v, lang) for k, v in facts.items()}
     if entry.kind == "checklist_item_ticked":
         facts["done"] = t(lang, facts.get("done", "yes"))
+        facts["item"] = word(
+            words, f"step:{facts.get('plan')}/{facts.get('item')}", lang, facts.get("item", "")
+        )
+    if entry.kind == "opened" and "type" in facts:
+        facts["title"] = title_label(facts.get("title", ""), facts["type"], lang)
+        facts["type"] = type_label(facts["type"], lang)
+    if "plan" in facts:
+        facts["plan"] = word(words, f"plan:{facts['plan']}", lang, facts["plan"])
     return t(lang, f"ev.{entry.kind}", **facts) if f"ev.{entry.kind}" in CATALOGUE[lang] else entry.kind
 
 
@@ -428,7 +532,7 @@ def to_json(loaded: LoadedReport, lang: Lang = "zh") -> dict[str, Any]:
                 "role": e.role,
                 "reason": e.reason,
                 "facts": dict(e.facts),
-                "summary": event_summary(e, lang),
+                "summary": event_summary(e, lang, loaded.words),
             }
             for e in r.log
         ],
@@ -459,7 +563,7 @@ def to_csv(loaded: LoadedReport, lang: Lang = "zh") -> bytes:
     writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in loaded.report.log:
-        texts = (e.incident_id, e.kind, e.actor, e.role, e.reason or "", event_summary(e, lang))
+        texts = (e.incident_id, e.kind, e.actor, e.role, e.reason or "", event_summary(e, lang, loaded.words))
         incident_id, kind, actor, role, reason, summary = (spreadsheet_text(text) for text in texts)
         writer.writerow([e.at.isoformat(), incident_id, e.seq, kind, actor, role, reason, summary])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # the BOM: Excel then reads UTF-8
@@ -469,7 +573,9 @@ def to_csv(loaded: LoadedReport, lang: Lang = "zh") -> bytes:
 
 _LEVEL_COLOURS = {1: "#d7191c", 2: "#fd8d3c", 3: "#e6c200", 4: "#2b83ba"}
 _TRACK_COLOURS = ("#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#a6761d", "#1f78b4", "#b15928", "#6a3d9a")
-_PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+# No modebar: its buttons speak English only (a report in Chinese would mix languages);
+# zooming by dragging and double-click to reset still work.
+_PLOT_CONFIG = {"displaylogo": False, "displayModeBar": False, "responsive": True}
 
 
 def _rings(geometry: Mapping[str, Any]) -> Iterable[Sequence[Sequence[float]]]:
@@ -555,7 +661,12 @@ def _map_figure(report: aa.AfterActionReport, layer: MapLayer, lang: Lang, tz: t
                 },
                 text=[_esc(r.incident_id) for r in placed],
                 textposition="top center",
-                hovertext=[_esc(f"{r.incident_id} {r.title} ({level_label(r.level, lang)})") for r in placed],
+                hovertext=[
+                    _esc(
+                        f"{r.incident_id} {title_label(r.title, r.incident_type, lang)} ({level_label(r.level, lang)})"
+                    )
+                    for r in placed
+                ],
                 hoverinfo="text",
                 name=t(lang, "incident"),
             )
@@ -565,11 +676,11 @@ def _map_figure(report: aa.AfterActionReport, layer: MapLayer, lang: Lang, tz: t
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
         template="plotly_white",
         legend={"orientation": "h"},
-        xaxis={"range": [lon0 - half_lon, lon0 + half_lon], "title": "lon", "showgrid": False},
+        xaxis={"range": [lon0 - half_lon, lon0 + half_lon], "title": t(lang, "lon"), "showgrid": False},
         # One degree of latitude is 1/cos(lat) times as long as one of longitude.
         yaxis={
             "range": [lat0 - half_lat, lat0 + half_lat],
-            "title": "lat",
+            "title": t(lang, "lat"),
             "scaleanchor": "x",
             "scaleratio": 1 / cos,
             "showgrid": False,
@@ -603,7 +714,9 @@ def _cumulative_figure(report: aa.AfterActionReport, lang: Lang, tz: tzinfo) -> 
         margin={"l": 50, "r": 10, "t": 10, "b": 40},
         template="plotly_white",
         legend={"orientation": "h"},
-        xaxis={"title": t(lang, "time")},
+        # hours and minutes: Plotly's own date labels ("Dec 7, 2026") are in English only
+        # (the report's span above says the date)
+        xaxis={"title": t(lang, "time"), "tickformat": "%H:%M", "hoverformat": "%Y-%m-%d %H:%M:%S"},
     )
     return fig
 
@@ -667,7 +780,7 @@ _TEMPLATE = _ENV.from_string(
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ t('title') }} — {{ r.scope.name }} ({{ r.scope.id }})</title>
+<title>{{ t('title') }} — {{ scope_name }} ({{ r.scope.id }})</title>
 <style>
 body { font-family: "Noto Sans CJK SC", "Microsoft YaHei", "PingFang SC", sans-serif; margin: 1.5em; color: #222; }
 h1 { margin-bottom: .2em; } h2 { border-bottom: 2px solid #ccc; padding-bottom: .2em; margin-top: 1.6em; }
@@ -687,7 +800,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 </head>
 <body>
 <header>
-<h1>{{ t('title') }}：{{ r.scope.name }}
+<h1>{{ t('title_line', name=scope_name) }}
 {% if r.scope.exercise_id %}<span class="badge exercise">{{ t('exercise_badge') }} {{ r.scope.exercise_id }}</span>
 {% else %}<span class="badge live">{{ t('live_badge') }}</span>{% endif %}</h1>
 <p class="muted">{{ t('scope_' ~ r.scope.kind) }} {{ r.scope.id }} · {{ t('span') }}: {{ when(r.scope.start) }} – {{ when(r.scope.end) }}
@@ -728,7 +841,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <section id="kpis">
 <h2>{{ t('kpis') }}</h2>
 <table>
-<tr><th>{{ t('metric') }}</th><th>{{ t('count') }}</th><th>{{ t('missing') }}</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>
+<tr><th>{{ t('metric') }}</th><th>{{ t('count') }}</th><th>{{ t('missing') }}</th><th>p50</th><th>p90</th><th>p99</th><th>{{ t('max') }}</th></tr>
 {% for key, d in durations %}
 <tr><td>{{ t(key) }}</td><td class="num">{{ d.count }}</td><td class="num">{{ d.missing }}</td>
 <td class="num">{{ s(d.p50_s) }}</td><td class="num">{{ s(d.p90_s) }}</td><td class="num">{{ s(d.p99_s) }}</td><td class="num">{{ s(d.max_s) }}</td></tr>
@@ -751,8 +864,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <table id="shortfalls">
 <tr><th>{{ t('incident') }}</th><th></th><th></th><th>{{ t('sf_required') }}</th><th>{{ t('sf_have') }}</th><th>{{ t('sf_missing') }}</th></tr>
 {% for sf in k.shortfalls %}
-<tr class="missed"><td>{{ sf.incident_id }}</td><td>{{ t('sf_' ~ sf.kind) }}</td><td>{{ sf.key }}</td>
-<td class="num">{{ sf.required }} {{ sf.unit }}</td><td class="num">{{ sf.have }}</td><td class="num">{{ sf.missing }}</td></tr>
+<tr class="missed"><td>{{ sf.incident_id }}</td><td>{{ t('sf_' ~ sf.kind) }}</td><td>{{ short_name(sf) }}</td>
+<td class="num">{{ sf.required }} {{ short_unit(sf) }}</td><td class="num">{{ sf.have }}</td><td class="num">{{ sf.missing }}</td></tr>
 {% endfor %}
 </table>
 {% else %}<p>{{ t('no_shortfalls') }}</p>{% endif %}
@@ -765,13 +878,13 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <th>{{ t('first_alarm') }}</th><th>{{ t('verified') }}</th><th>{{ t('first_dispatch') }}</th><th>{{ t('first_on_scene') }}</th>
 <th>{{ t('resolved') }}</th><th>{{ t('closed') }}</th><th>{{ t('call_processing') }}</th><th>{{ t('teams') }}</th><th>{{ t('plan') }}</th></tr>
 {% for row in r.incidents %}
-<tr><td><b>{{ row.incident_id }}</b><br>{{ row.title }}</td><td>{{ incident_type(row.incident_type) }}</td>
+<tr><td><b>{{ row.incident_id }}</b><br>{{ title(row.title, row.incident_type) }}</td><td>{{ incident_type(row.incident_type) }}</td>
 <td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if step.reason %} <span class="muted">({{ step.reason }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
 <td>{{ state(row.state) }}</td>
 <td>{{ when(row.first_alarm_at) }}</td><td>{{ when(row.verified_at) }}</td><td>{{ when(row.first_dispatch_at) }}</td>
 <td>{{ when(row.first_on_scene_at) }}</td><td>{{ when(row.resolved_at) }}</td><td>{{ when(row.closed_at) }}</td>
 <td class="num">{{ s(row.call_processing_s) }}</td><td>{{ row.teams|join(', ') }}</td>
-<td>{{ row.plan_id or '—' }}{% if row.checklist %} ({{ row.checklist.done }}/{{ row.checklist.total }}){% endif %}</td></tr>
+<td>{{ plan(row.plan_id) if row.plan_id else '—' }}{% if row.checklist %} ({{ row.checklist.done }}/{{ row.checklist.total }}){% endif %}</td></tr>
 {% endfor %}
 </table>
 </section>
@@ -795,7 +908,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <table>
 <tr><th>{{ t('time') }}</th><th>{{ t('incident') }}</th><th>{{ t('kind') }}</th><th>{{ t('actor') }}</th><th>{{ t('role') }}</th><th>{{ t('summary_col') }}</th><th>{{ t('reason') }}</th></tr>
 {% for e in r.log %}
-<tr><td>{{ when(e.at) }}</td><td>{{ e.incident_id }}</td><td>{{ e.kind }}</td><td>{{ e.actor }}</td><td>{{ e.role }}</td>
+<tr><td>{{ when(e.at) }}</td><td>{{ e.incident_id }}</td><td>{{ kind(e.kind) }}</td><td>{{ actor(e.actor) }}</td><td>{{ role(e.role) }}</td>
 <td>{{ summary(e) }}</td><td>{{ e.reason or '' }}</td></tr>
 {% endfor %}
 </table>
@@ -844,8 +957,26 @@ def to_html(
         state=lambda st: state_label(st, lang),
         level=lambda lv: level_label(ResponseLevel(lv), lang),
         incident_type=lambda ty: type_label(ty, lang),
-        summary=lambda e: event_summary(e, lang),
-        tz_name=f"{timezone} (UTC{hours:+g})",
+        summary=lambda e: event_summary(e, lang, loaded.words),
+        kind=lambda k: kind_label(k, lang),
+        title=lambda ti, ty: title_label(ti, ty, lang),
+        scope_name=(
+            title_label(r.scope.name, r.incidents[0].incident_type, lang)
+            if r.scope.kind == "incident" and r.incidents
+            else r.scope.name
+        ),
+        role=lambda ro: role_label(ro, lang),
+        actor=lambda a: actor_label(a, lang),
+        plan=lambda p: word(loaded.words, f"plan:{p}", lang, p),
+        short_name=lambda sf: (
+            word(loaded.words, f"item:{sf.key}", lang, sf.key)
+            if sf.kind == "supply"
+            else t(lang, f"team_type_{sf.key}")
+            if f"team_type_{sf.key}" in CATALOGUE[lang]
+            else sf.key
+        ),
+        short_unit=lambda sf: word(loaded.words, f"unit:{sf.key}", lang, t(lang, f"unit_{sf.unit}")),
+        tz_name=f"UTC{hours:+g}" if lang == "zh" else f"{timezone} (UTC{hours:+g})",
         generated=generated or datetime.now(tz),
         plotly_js=_plotly_js(),
         map_html=_fig_html(_map_figure(r, loaded.map, lang, tz)),

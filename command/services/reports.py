@@ -16,8 +16,8 @@ the registries, WGS-84 as stored.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
@@ -49,6 +49,23 @@ class LoadedReport:
     report: aa.AfterActionReport
     map: MapLayer
     exercise: dict[str, Any] | None  # the exercise row (JSON-able) for an exercise scope
+    #: Names of the codes the report mentions, (zh, en): "plan:<id>", "step:<plan>/<item>",
+    #: "item:<code>", "unit:<item code>" — so that no code is shown where words exist.
+    words: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def words_of(state: CommandState) -> dict[str, tuple[str, str]]:
+    """The plan library's titles, checklist steps, supply items and their units."""
+    lib = plans_service.library(state)
+    found: dict[str, tuple[str, str]] = {}
+    for plan in lib:
+        found[f"plan:{plan.id}"] = (plan.title_zh, plan.title_en)
+        for step in plan.checklist:
+            found[f"step:{plan.id}/{step.id}"] = (step.zh, step.en)
+    for code, item in lib.items.items():
+        found[f"item:{code}"] = (item.name_zh, item.name_en)
+        found[f"unit:{code}"] = (item.unit_zh, item.unit)
+    return found
 
 
 def _now() -> datetime:
@@ -198,7 +215,7 @@ async def exercise_report(
         tracks=tracks,
         span=span,
     )
-    return LoadedReport(report, layer, exercise)
+    return LoadedReport(report, layer, exercise, words_of(state))
 
 
 async def incident_exercise_id(state: CommandState, incident_id: str) -> str | None:
@@ -236,4 +253,4 @@ async def incident_report(
         records=records,
         tracks=tracks,
     )
-    return LoadedReport(report, layer, None)
+    return LoadedReport(report, layer, None, words_of(state))

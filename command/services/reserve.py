@@ -307,19 +307,20 @@ async def alerts(state: CommandState, within_days: int | None = None) -> dict[st
     days = state.settings.command_expiring_days if within_days is None else within_days
     async with state.pool.connection() as conn:
         all_lots = await _all_lots(conn)
-        cur = await conn.execute("SELECT code, name_zh, unit, min_stock FROM reserve_item")
-        catalogue = {code: (name, unit, minimum) for code, name, unit, minimum in await cur.fetchall()}
+        cur = await conn.execute("SELECT code, name_zh, name_en, unit, unit_zh, min_stock FROM reserve_item")
+        catalogue = {row[0]: row[1:] for row in await cur.fetchall()}
     found = stock_alerts(
         all_lots,
         [],
         today,
-        thresholds={code: m for code, (_, _, m) in catalogue.items() if m > 0},
+        thresholds={code: row[-1] for code, row in catalogue.items() if row[-1] > 0},
         expiring_within_days=days,
     )
 
     def named(code: str) -> dict[str, Any]:
-        name, unit, _ = catalogue.get(code, (code, "", 0))
-        return {"item_code": code, "name_zh": name, "unit": unit}
+        # both languages: the console says the item in its own (dashboard/i18n/data.py)
+        name_zh, name_en, unit, unit_zh, _ = catalogue.get(code, (code, code, "", "", 0))
+        return {"item_code": code, "name_zh": name_zh, "name_en": name_en, "unit": unit, "unit_zh": unit_zh}
 
     low: list[dict[str, Any]] = []
     expired: list[dict[str, Any]] = []

@@ -17,6 +17,23 @@
     return text;
   };
 
+  /* An incident's title in the page's language (dashboard/i18n/data.py incident_title
+   * says the same): the command service writes the titles it makes in Chinese
+   * ("火灾 · 樊城区人民路12号"); an English page says the incident's type in English and
+   * keeps the place (a name). A
+   * title without Chinese (typed so) is shown as it is. */
+  var HAN = /[\u3400-\u9fff]/;
+  W.incidentTitle = function (inc) {
+    if (!inc) return "";
+    var title = inc.title || "";
+    var type = inc.type || inc.incident_type;
+    if (W.t("app.lang_tag") !== "en" || !HAN.test(title)) return title || inc.id || inc.incident_id || "";
+    if (!type) return inc.id || inc.incident_id || "";
+    // "火灾 · 樊城区人民路12号": what, then where; the place is a name and stays as written
+    var cut = title.indexOf(" · ");
+    return W.t("type." + type) + (cut > 0 ? title.slice(cut) : "");
+  };
+
   W.escape = function (s) {
     return String(s === null || s === undefined ? "" : s).replace(/[&<>"']/g, function (c) {
       return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
@@ -133,6 +150,17 @@
     if (window.dash_clientside && window.dash_clientside.set_props) {
       window.dash_clientside.set_props(id, props);
     }
+  };
+
+  /* A component's current props, read from Dash's store (Dash has set_props but no
+   * get_props): null when the component is not on the page. */
+  W.getProps = function (id) {
+    var state = window.store && window.store.getState ? window.store.getState() : null;
+    var path = state && state.paths && state.paths.strs ? state.paths.strs[id] : null;
+    if (!path) return null;
+    var node = state.layout;
+    for (var i = 0; node && i < path.length; i++) node = node[path[i]];
+    return node && node.props ? node.props : null;
   };
 
   /* The wall clock in the header. */

@@ -74,6 +74,10 @@
       dirty.incidents = dirty.teams = dirty.teamStatus = true;
       schedule(true);
       pushStatus();
+      restoreKept();
+      // the server-drawn parts start empty in the new language: ask for them again
+      tick("kpi", "kpi-tick");
+      tick("reserve", "reserve-tick");
       return live.status;
     }
     live.stop();
@@ -104,6 +108,24 @@
     live.selected = null;
     live.known = false;  // the next snapshot is a new picture, not news
   };
+
+  /* What a language switch keeps: the open incident and the map's view (the page is
+   * drawn again from the server, its stores and map start afresh). */
+  live.kept = null;
+  live.keep = function () {
+    var map = W.getProps("map");
+    live.kept = {
+      selected: live.selected,
+      view: map && map.center && map.zoom !== undefined ? { center: map.center, zoom: map.zoom } : null
+    };
+  };
+  function restoreKept() {
+    var kept = live.kept;
+    live.kept = null;
+    if (!kept) return;
+    if (kept.view) W.setProps("map", { viewport: { center: kept.view.center, zoom: kept.view.zoom, transition: "setView" } });
+    if (kept.selected) live.select(kept.selected);  // a closed one too: the detail asks the API
+  }
 
   function pushStatus() {
     W.setProps("live-status", { data: Object.assign({}, live.status) });
@@ -298,7 +320,7 @@
       out.push({
         type: "Feature",
         geometry: { type: "Point", coordinates: W.position(inc.lat, inc.lon, datum) },
-        properties: { i: inc.id, l: inc.level, s: inc.state, t: inc.title, a: Math.floor(ageMinutes(inc, now)),
+        properties: { i: inc.id, l: inc.level, s: inc.state, t: W.incidentTitle(inc), a: Math.floor(ageMinutes(inc, now)),
                       sel: inc.id === live.selected }
       });
     });
@@ -562,7 +584,10 @@
 
   /* ---- clientside callbacks (dashboard/callbacks/*.py registers them) ---- */
   function h(type, props) { return { type: type, namespace: "dash_html_components", props: props }; }
-  function setCatalogue(cat) { if (cat) W.catalogue = cat; }
+  function setCatalogue(cat) {
+    if (cat) W.catalogue = cat;
+    if (cat && W.localise) W.localise();  // the libraries' buttons in this language (60-wuwang-lang.js)
+  }
 
   var cs = (window.dash_clientside = window.dash_clientside || {});
   cs.wuwang = Object.assign({}, cs.wuwang, {
@@ -650,7 +675,11 @@
       var names = ["detail", "teams", "reserve", "charts"];
       return names.map(function (n) { return n === tab ? {} : { display: "none" }; });
     },
-    setLang: function (value) { return value || cs.no_update; },
+    setLang: function (value) {
+      if (!value) return cs.no_update;
+      live.keep();
+      return value;
+    },
     /* The alarm inbox promoted a row: open its new incident as a queue click would. */
     openIncident: function (id) {
       if (id) live.select(String(id));

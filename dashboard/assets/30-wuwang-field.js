@@ -274,7 +274,7 @@
     if (field.ackedHere[orderKey(order)] && (order.status === "sent" || order.status === "pending")) order.status = "acked";
     var title = document.createElement("div");
     title.className = "order-title level-" + (order.level || 4);
-    title.textContent = order.title || order.incident_id;
+    title.textContent = W.incidentTitle(order) || order.incident_id;
     var sub = document.createElement("div");
     sub.className = "muted small";
     sub.textContent = [order.incident_id, W.t("order." + (order.status || "sent"))].join(" · ");
@@ -296,7 +296,7 @@
       var pos = W.position(order.lat, order.lon, field.cfg ? field.cfg.datum : "wgs84");
       W.setProps("field-order-layer", { data: { type: "FeatureCollection", features: [{
         type: "Feature", geometry: { type: "Point", coordinates: pos },
-        properties: { l: order.level || 4, tooltip: W.escape(order.title || "") } }] } });
+        properties: { l: order.level || 4, tooltip: W.escape(W.incidentTitle(order)) } }] } });
     }
     reportTarget();
     navigate();
@@ -315,7 +315,7 @@
     if (box) {
       box.hidden = !awaiting;
       var what = box.querySelector(".order-alert-title");
-      if (what) what.textContent = awaiting ? order.title || order.incident_id : "";
+      if (what) what.textContent = awaiting ? W.incidentTitle(order) || order.incident_id : "";
     }
     if (!awaiting) return;
     var key = "wuwang.announced." + (field.session ? field.session.team_id : "?");
@@ -588,6 +588,12 @@
     holder.appendChild(name);
   }
 
+  /* The connection's state, kept: a page drawn again (a language switch) shows it at once. */
+  function liveStatus(status) {
+    field.liveStatus = status;
+    W.setProps("live-status", { data: status });
+  }
+
   field.attach = function (cfg, session, catalogue) {
     if (catalogue) W.catalogue = catalogue;
     var same = field.session && field.session.token === session.token && field.socket && !field.socket.stopped;
@@ -606,12 +612,16 @@
     render();
     showFollowing(true);  // a map drawn again starts at the city's view: show the way again
     if (field.status) showStatus(field.status, false);
-    if (same) { showOrder(field.order); return; }
+    if (same) {
+      showOrder(field.order);
+      if (field.liveStatus) liveStatus(field.liveStatus);
+      return;
+    }
     if (field.socket) field.socket.stop();
     field.socket = new W.Socket(cfg.ws_url, session.token, {
       message: function (msg) {
         if (msg.type === "snapshot") {
-          W.setProps("live-status", { data: { connected: true, stale: false, expired: false, since: Date.now() } });
+          liveStatus({ connected: true, stale: false, expired: false, since: Date.now() });
           loadCurrent();
           field.flush();
         } else if (msg.type === "order" || msg.type === "incident") {
@@ -622,11 +632,11 @@
         if (field.onChange) field.onChange(msg);
       },
       close: function (ev) {
-        W.setProps("live-status", { data: { connected: false, stale: true, expired: false, since: Date.now(),
-                                            unavailable: !!ev && ev.code === 1013 } });
+        liveStatus({ connected: false, stale: true, expired: false, since: Date.now(),
+                     unavailable: !!ev && ev.code === 1013 });
       },
       expired: function () {
-        W.setProps("live-status", { data: { connected: false, stale: true, expired: true, since: Date.now() } });
+        liveStatus({ connected: false, stale: true, expired: true, since: Date.now() });
       }
     });
     loadCurrent();

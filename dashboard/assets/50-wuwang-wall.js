@@ -171,7 +171,7 @@
   function incidentText(id) {
     if (!id) return "";
     var inc = W.live && W.live.incidents ? W.live.incidents.get(id) : null;
-    return inc && inc.title ? inc.title + " · " + id : id;
+    return inc && inc.title ? W.incidentTitle(inc) + " · " + id : id;
   }
 
   function drawUnits() {

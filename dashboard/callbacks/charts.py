@@ -5,7 +5,7 @@ calls per hour by network. The chart of an incident's area is drawn with its det
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from dash import Dash, Input, Output, State, dcc
@@ -13,12 +13,14 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.callbacks.common import require_staff, tz
-from dashboard.charts import figure
+from dashboard.charts import TimeWindow, figure, graph_config
 from dashboard.context import Console
 from dashboard.data.aggregates import calls_per_hour
 from dashboard.i18n import lang_of
 
 log = logging.getLogger(__name__)
+
+HOURS = 24  # the chart's window
 
 
 def register(app: Dash, console: Console) -> None:
@@ -34,12 +36,17 @@ def register(app: Dash, console: Console) -> None:
             raise PreventUpdate
         await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
+        now = datetime.now(UTC)
         try:
-            series = await calls_per_hour(console.db, datetime.now(UTC), tz(console))
+            series = await calls_per_hour(console.db, now, tz(console), hours=HOURS)
         except Exception:
             log.warning("calls per hour query failed", exc_info=True)
             series = []
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        window = TimeWindow(hour - timedelta(hours=HOURS), hour + timedelta(hours=1), timedelta(hours=1))
         return dcc.Graph(
-            figure=figure(lang, series, kind="network", empty_key="chart.no_data"),
-            config={"displayModeBar": False, "displaylogo": False},
+            figure=figure(
+                lang, series, kind="network", empty_key="chart.no_data", window=window, tz=tz(console)
+            ),
+            config=graph_config(lang),
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -18,13 +18,16 @@ from dash.exceptions import PreventUpdate
 from dashboard import ids
 from dashboard.api import ApiError, Me
 from dashboard.callbacks.common import clicked, error_text, require, require_staff, tz
-from dashboard.charts import figure
+from dashboard.charts import TimeWindow, figure, graph_config
 from dashboard.context import Console
 from dashboard.data.aggregates import activity_around
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layout.detail import NEEDS_REASON, DetailData, incident_detail
 
 log = logging.getLogger(__name__)
+
+#: The area chart's window around the incident's first alarm.
+AREA_BEFORE, AREA_AFTER = timedelta(hours=2), timedelta(hours=1)
 
 LIFECYCLE = ("verify", "resolve", "close", "cancel", "false-alarm", "reopen")
 
@@ -74,13 +77,16 @@ async def area_chart(console: Console, lang: Lang, inc: dict[str, Any]) -> Any:
         return None
     try:
         at = datetime.fromisoformat(at_text)
-        series = await activity_around(console.db, tz(console), inc.get("grid_cell_id"), at)
+        series = await activity_around(
+            console.db, tz(console), inc.get("grid_cell_id"), at, before=AREA_BEFORE, after=AREA_AFTER
+        )
     except Exception:
         log.warning("area chart query failed", exc_info=True)
         return html.P(t(lang, "chart.unavailable"), className="muted small")
+    window = TimeWindow(at - AREA_BEFORE, at + AREA_AFTER, timedelta(minutes=1))
     return dcc.Graph(
-        figure=figure(lang, series, kind="feed", empty_key="chart.no_data"),
-        config={"displayModeBar": False, "displaylogo": False},
+        figure=figure(lang, series, kind="feed", empty_key="chart.no_data", window=window, tz=tz(console)),
+        config=graph_config(lang),
         className="chart",
     )
 

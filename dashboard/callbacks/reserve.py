@@ -14,21 +14,21 @@ from dashboard.api import ApiError
 from dashboard.callbacks.common import error_text, require_staff
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
+from dashboard.i18n import data as words
 
 
 def board(lang: Lang, items: list[dict[str, Any]], alerts: dict[str, Any]) -> list[Any]:
-    name_key = "name_zh" if lang == "zh_CN" else "name_en"
     rows = []
     for i in sorted(items, key=lambda i: (not i.get("low"), str(i.get("category")), str(i.get("code")))):
         rows.append(
             html.Tr(
                 className="low" if i.get("low") else "",
                 children=[
-                    html.Td(i.get(name_key) or i.get("code")),
+                    html.Td(words.item_name(lang, i, "code")),
                     html.Td(f"{int(i.get('usable', 0)):,}", className="num"),
                     html.Td(f"{int(i.get('reserved', 0)):,}", className="num"),
                     html.Td(f"{int(i.get('min_stock', 0)):,}", className="num"),
-                    html.Td(i.get("unit_zh") if lang == "zh_CN" else i.get("unit")),
+                    html.Td(words.measure(lang, i.get("unit"), i.get("unit_zh"))),
                 ],
             )
         )
@@ -71,10 +71,10 @@ def board(lang: Lang, items: list[dict[str, Any]], alerts: dict[str, Any]) -> li
                     t(
                         lang,
                         "reserve.lot_line",
-                        item=a.get("name_zh") or a.get("item_code"),
+                        item=words.item_name(lang, a),
                         lot=a.get("lot_id"),
                         qty=a.get("quantity"),
-                        unit=a.get("unit", ""),
+                        unit=words.measure(lang, a.get("unit"), a.get("unit_zh")),
                         date=a.get("expires_on"),
                     ),
                     className="warn",
@@ -86,10 +86,10 @@ def board(lang: Lang, items: list[dict[str, Any]], alerts: dict[str, Any]) -> li
                     t(
                         lang,
                         "reserve.expired_line",
-                        item=a.get("name_zh") or a.get("item_code"),
+                        item=words.item_name(lang, a),
                         lot=a.get("lot_id"),
                         qty=a.get("quantity"),
-                        unit=a.get("unit", ""),
+                        unit=words.measure(lang, a.get("unit"), a.get("unit_zh")),
                         date=a.get("expires_on"),
                     ),
                     className="bad",

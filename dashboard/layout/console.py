@@ -11,6 +11,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
+from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
 from dashboard.layout import wall as wall_parts
@@ -62,7 +63,7 @@ def header(lang: Lang, who: Me, *, wall: bool) -> html.Header:
             ),
             html.Div(id=ids.CONNECTION, className="connection", children=t(lang, "live.connecting")),
             html.Div(id=ids.CLOCK, className="clock"),
-            html.Div(className="user", children=f"{who.display_name} · {role}"),
+            html.Div(className="user", children=f"{words.user_label(lang, who)} · {role}"),
             *links,
             lang_switch(lang),
             html.Button(t(lang, "nav.logout"), id=ids.LOGOUT, n_clicks=0, className="btn btn-ghost"),

@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
+from dashboard.i18n import data as words
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -110,7 +111,7 @@ def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
             html.Div(
                 className="detail-title",
                 children=[
-                    html.H2(inc.get("title", inc.get("id", ""))),
+                    html.H2(words.incident_title(lang, inc)),
                     html.Div(
                         className="detail-meta",
                         children=[
@@ -127,7 +128,7 @@ def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
                                     at=clock(inc.get("opened_at"), tz, with_date=True),
                                 )
                             ),
-                            html.Span(t(lang, "detail.grid_cell", cell=inc.get("grid_cell_id") or "—")),
+                            html.Span(words.district(inc) or "—"),
                             html.Span(
                                 t(lang, "detail.exercise", id=inc["exercise_id"]),
                                 className="badge badge-exercise",
@@ -484,12 +485,13 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
     the recommender ranked (ETA, reasons) and a reserve button for each line of its
     plan; what is already held."""
     recs = data.recommendations if isinstance(data.recommendations, dict) else {}
-    names = {str(s.get("key")): str(s.get("name")) for s in (data.plan or {}).get("shortfall", [])}
+    lines = {str(s.get("key")): s for s in (data.plan or {}).get("shortfall", [])}
     may = who.is_staff and bool(data.incident.get("is_open"))
     body: list[Any] = []
     for need in recs.get("supplies", []):
         item = str(need.get("item", ""))
-        unit = str(need.get("unit", ""))
+        line_of = lines.get(item, {})
+        unit = words.measure(lang, need.get("unit"), line_of.get("unit_zh"))
         rows: list[Any] = []
         wh_names = {str(c.get("warehouse_id")): c for c in need.get("candidates", [])}
         for line in need.get("plan", []):
@@ -535,7 +537,7 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
         head = t(
             lang,
             "stock.requirement",
-            item=names.get(item, item),
+            item=words.bilingual(lang, {"name_zh": line_of.get("name"), **line_of}, "name", item),
             quantity=need.get("quantity"),
             unit=unit,
             held=need.get("held", 0),
@@ -626,7 +628,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
                         t(lang, f"source.{kind}") if has(lang, f"source.{kind}") else kind, className="tag"
                     ),
                     html.Span(clock(s.get("ts"), tz), className="mono small"),
-                    html.Span(s.get("summary") or s.get("category") or ""),
+                    html.Span(words.alarm_summary(lang, s)),
                     html.Span(s.get("source", ""), className="muted small mono"),
                     html.Button(
                         t(lang, "act.split"),
@@ -661,7 +663,22 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
     )
 
 
-def _event_text(lang: Lang, e: dict[str, Any]) -> str:
+def plan_words(lang: Lang, data: DetailData) -> dict[str, str]:
+    """Plan titles by plan id and checklist steps by item id, in ``lang``: the timeline
+    names them in words, not by their codes."""
+    found: dict[str, str] = {}
+    for p in data.plans:
+        found[f"plan:{p.get('id')}"] = words.bilingual(lang, p, "title")
+    act = (data.plan or {}).get("activation") or {}
+    if act.get("plan_id"):
+        found[f"plan:{act['plan_id']}"] = words.bilingual(lang, act, "title")
+    for item in act.get("checklist", []):
+        found[f"item:{item.get('id')}"] = words.bilingual(lang, item, "text")
+    return {k: v for k, v in found.items() if v}
+
+
+def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = None) -> str:
+    named = named or {}
     d = e.get("data") or {}
     kind = e.get("kind", "")
     if kind == "state_changed":
@@ -671,14 +688,16 @@ def _event_text(lang: Lang, e: dict[str, Any]) -> str:
     if kind in ("team_dispatched", "team_arrived", "team_released"):
         return str(d.get("team_id", ""))
     if kind == "plan_activated":
-        return f"{d.get('plan_id')} v{d.get('plan_version')}"
+        title = named.get(f"plan:{d.get('plan_id')}", t(lang, "plan.title"))
+        return t(lang, "event.plan_text", title=title, version=d.get("plan_version"))
     if kind == "checklist_item_ticked":
-        return f"{d.get('item_id')} {'✓' if d.get('done', True) else '✗'}"
+        step = named.get(f"item:{d.get('item_id')}", t(lang, "plan.step"))
+        return f"{step} {'✓' if d.get('done', True) else '✗'}"
     if kind == "note_added":
         return str(d.get("text", ""))
     if kind in ("opened", "source_linked"):
         src = d.get("source") or {}
-        return str(src.get("summary") or d.get("title") or "")
+        return words.alarm_summary(lang, src) if src else words.incident_title(lang, d)
     if kind == "merged_into":
         return str(d.get("target_incident_id", ""))
     if kind == "absorbed":
@@ -690,7 +709,9 @@ def _event_text(lang: Lang, e: dict[str, Any]) -> str:
     return ""
 
 
-def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Section:
+def timeline(
+    lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo, named: dict[str, str] | None = None
+) -> html.Section:
     rows = []
     for e in reversed(events[-200:]):
         kind = str(e.get("kind", ""))
@@ -703,9 +724,9 @@ def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Sec
                         t(lang, f"event.{kind}") if has(lang, f"event.{kind}") else kind,
                         className="event-kind",
                     ),
-                    html.Span(_event_text(lang, e)),
+                    html.Span(_event_text(lang, e, named)),
                     html.Span(
-                        f"{e.get('actor', '')}" + (f" — {e['reason']}" if e.get("reason") else ""),
+                        words.actor(lang, e.get("actor")) + (f" — {e['reason']}" if e.get("reason") else ""),
                         className="muted small",
                     ),
                 ],
@@ -728,5 +749,5 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
     parts.append(sources(lang, who, inc, tz))
     if data.area_chart is not None:
         parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
-    parts.append(timeline(lang, data.timeline, tz))
+    parts.append(timeline(lang, data.timeline, tz, plan_words(lang, data)))
     return [p for p in parts if p is not None]

@@ -288,25 +288,26 @@ def report_links(lang: Lang, kind: str, ident: str) -> list[Any]:
     """复盘报告 links: the HTML in a new tab, the HTML and the CSV as files. They carry
     no token: assets/40-wuwang-exercise.js fetches them with the session's token."""
     base = f"/report/{kind}/{ident}"
+    tongue = "zh" if lang == "zh_CN" else "en"  # the report in the console's language
     return [
         html.A(
             t(lang, "report.open"),
-            href=f"{base}.html",
+            href=f"{base}.html?lang={tongue}",
             target="_blank",
             className="btn btn-small btn-primary report-link",
-            **data_attrs(report=f"{base}.html", report_mode="open"),
+            **data_attrs(report=f"{base}.html?lang={tongue}", report_mode="open"),
         ),
         html.A(
             t(lang, "report.download_html"),
-            href=f"{base}.html?download=1",
+            href=f"{base}.html?lang={tongue}&download=1",
             className="btn btn-small report-link",
-            **data_attrs(report=f"{base}.html?download=1", report_mode="download"),
+            **data_attrs(report=f"{base}.html?lang={tongue}&download=1", report_mode="download"),
         ),
         html.A(
             t(lang, "report.download_csv"),
-            href=f"{base}.csv",
+            href=f"{base}.csv?lang={tongue}",
             className="btn btn-small report-link",
-            **data_attrs(report=f"{base}.csv", report_mode="download"),
+            **data_attrs(report=f"{base}.csv?lang={tongue}", report_mode="download"),
         ),
     ]
 

@@ -17,6 +17,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
+from dashboard.i18n import data as words
 from dashboard.layout import data_attrs, js
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import CENTER
@@ -43,7 +44,7 @@ def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None 
                     html.Div(
                         className="field-team",
                         children=[
-                            html.Strong(who.display_name),
+                            html.Strong(words.user_label(lang, who)),
                             html.Span(who.team_id or "", className="mono muted"),
                         ],
                     ),

@@ -67,17 +67,14 @@ def district_of(lat: float, lon: float) -> str | None:
 
 
 def place_text(lang: Lang, row: dict[str, Any]) -> str:
-    """Where: the grid cell when the row has one, else the district the point lies in
-    (with the coordinates), else 位置不明."""
-    cell = row.get("grid_cell_id")
+    """Where: the district the point lies in (with the coordinates), else 位置不明. A
+    grid cell's id (r1269c4486) is a code, not a place: it is never shown."""
     lat, lon = row.get("lat"), row.get("lon")
-    if cell:
-        return t(lang, "inbox.place_cell", cell=cell)
     if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
         where = district_of(float(lat), float(lon))
         point = f"{float(lat):.4f}, {float(lon):.4f}"
         return f"{where} ({point})" if where else point
-    return t(lang, "inbox.place_unknown")
+    return t(lang, "inbox.place_cell_only" if row.get("grid_cell_id") else "inbox.place_unknown")
 
 
 def category_text(lang: Lang, category: Any) -> str:

@@ -21,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from command.domain.vocabulary import IncidentType
+from command.services.plans import load_library
 from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
 from tests.command.test_dispatch_api import add_team, isolated_settings
 from tests.command.test_incidents_api import push_alarm, wait_for
@@ -299,7 +300,11 @@ def test_csv_has_one_row_per_event(
     assert len(rows) == len(timelines["EX-RPT-A"]) + len(timelines["EX-RPT-B"])
     assert {row["incident_id"] for row in rows} == {"EX-RPT-A", "EX-RPT-B"}
     ticked = [row for row in rows if row["kind"] == "checklist_item_ticked"]
-    assert len(ticked) == 1 and scenario["item"] in ticked[0]["summary"] and ticked[0]["role"] == "planner"
+    assert len(ticked) == 1 and ticked[0]["role"] == "planner"
+    # the step in words (zh by default), not its id
+    plan = load_library(Settings().command_plans_dir).get("hazmat_leak")
+    step = next(a for a in plan.checklist if a.id == scenario["item"])
+    assert step.zh in ticked[0]["summary"] and scenario["item"] not in ticked[0]["summary"]
 
     live = command_client.get(f"/incidents/{scenario['live']}/report.csv", headers=op)
     assert len(list(csv.reader(io.StringIO(live.content.decode("utf-8-sig"))))) == 1 + len(

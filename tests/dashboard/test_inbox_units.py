@@ -80,25 +80,35 @@ def texts(node: Any) -> str:
 
 def test_a_row_says_what_where_how_often_and_why_in_words() -> None:
     zh = texts(row_item("zh_CN", OPERATOR, row(), NOW, ZONE))
-    shown = ("徘徊逗留", "网格 r1281c4486", "×50", "频繁", "视频 · CAM-1", "首次", "6 分钟前", "刚刚", "低")
+    shown = ("徘徊逗留", "32.0420, 112.1440", "×50", "频繁", "视频 · CAM-1", "首次", "6 分钟前", "刚刚", "低")
     for part in shown:
         assert part in zh, (part, zh)
     assert "进入告警收件箱待研判" in zh and "频繁告警" in zh  # the reason, and the badge's
     assert "升级为事件" in zh and "关联到事件" in zh and "排除" in zh
     en = texts(row_item("en", OPERATOR, row(), NOW, ZONE))
-    for part in ("loitering", "cell r1281c4486", "×50", "flapping", "video · CAM-1", "6 min ago", "just now"):
+    for part in (
+        "loitering",
+        "32.0420, 112.1440",
+        "×50",
+        "flapping",
+        "video · CAM-1",
+        "6 min ago",
+        "just now",
+    ):
         assert part in en, (part, en)
     assert "Promote to incident" in en and "Dismiss" in en
     # no internal codes: no rule id, no "triage.", no "inbox." key left untranslated
     for text in (zh, en):
         assert "triage." not in text and "inbox." not in text and "video_inbox" not in text
     assert "loitering" not in zh
+    assert "r1281c4486" not in zh and "r1281c4486" not in en  # a grid cell's id is a code
 
 
-def test_the_place_is_the_cell_else_the_district_else_unknown() -> None:
-    assert place_text("zh_CN", row()) == "网格 r1281c4486"
-    here = place_text("zh_CN", row(grid_cell_id=None))
+def test_the_place_is_the_district_never_the_cells_id() -> None:
+    here = place_text("zh_CN", row())
     assert "32.0420, 112.1440" in here and "区" in here  # 樊城区 or 襄城区: the district it lies in
+    assert place_text("zh_CN", row(grid_cell_id=None)) == here
+    assert place_text("en", row(lat=None, lon=None)) == "in a grid cell (no coordinates)"
     assert place_text("en", row(grid_cell_id=None, lat=None, lon=None)) == "no position"
     assert ago_text("zh_CN", NOW - timedelta(hours=2, minutes=5), NOW) == "2 小时 5 分钟前"
 
