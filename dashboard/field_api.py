@@ -59,6 +59,7 @@ class ReportIn(_FieldIn):
     position_from_order: bool = False
     photo: str | None = Field(default=None, max_length=MAX_BODY)
     incident_id: str | None = Field(default=None, max_length=64)
+    new_event: bool | None = None  # the page's explicit "new event" (docs/mqtt-contract.md §4.7)
 
 
 class AckIn(_FieldIn):
@@ -187,6 +188,7 @@ def router(console: Console) -> APIRouter:
             "description": description,
             "lat": body.lat,
             "lon": body.lon,
+            "new_event": body.new_event,
         }
         try:
             if photo is not None and body.photo is not None:
