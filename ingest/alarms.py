@@ -166,7 +166,7 @@ def message_alarm(msg: Message, place: Place, *, video_confidence: float) -> Ala
         return _alarm(msg, place, "report", p.category,
                       f"{who}上报 {p.category}: {_short(p.description, 60)}",
                       {"reporter": p.reporter, "team_id": team, "description": _short(p.description, 500),
-                       "photo_url": p.photo_url})
+                       "photo_url": p.photo_url, "new_event": p.new_event})
     return None
 
 

@@ -853,6 +853,8 @@ class FeedGenerator:
                     "lat": round(ts.scene[0], 6),
                     "lon": round(ts.scene[1], 6),
                     "incident_id": ts.incident_id,
+                    # an arrival note about the team's own work: never a new incident
+                    "new_event": False,
                 }))
                 low, high = _ON_SCENE_MINUTES[team.team_type]
                 ts.next_change = t + rng.uniform(low, high) * 60

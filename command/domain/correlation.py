@@ -552,3 +552,68 @@ def link_alarm(
         expected_version=expected_version,
         reason=reason,
     )
+
+
+# --- a field team's report and its order ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TeamOrder:
+    """The order a team has in force, as the edge found it (same world as the report)."""
+
+    order_id: str
+    incident_id: str
+    incident_open: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ToOrderIncident:
+    """Link the report to the incident of the team's order in force."""
+
+    incident_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeepReport:
+    """A report that says it is no new event, from a team with no order in force: kept
+    in the alarm ledger, it opens nothing (a crew's arrival or progress note)."""
+
+    reason: str
+
+
+TeamReportRoute = ToOrderIncident | KeepReport | None
+
+
+def report_team(alarm: Alarm) -> str | None:
+    """The team a report came from (its ``teams/v1/<id>/report`` topic), if any."""
+    team = alarm.details.get("team_id") if alarm.kind == "report" else None
+    return team if isinstance(team, str) and team else None
+
+
+def route_team_report(alarm: Alarm, order: TeamOrder | None) -> TeamReportRoute:
+    """Where a field team's report goes before triage and correlation
+    (docs/incidents.md §5.1, docs/mqtt-contract.md ``new_event``):
+
+    * ``new_event: true`` — the team says it found something else: ``None`` (triage and
+      correlation as for any report, which opens a new incident or joins a nearby one);
+    * otherwise, with an order in force on an open incident: that incident, wherever the
+      report was sent from and whatever its category;
+    * ``new_event: false`` without such an order: :class:`KeepReport`;
+    * otherwise ``None`` (a report of a team with no order is an on-the-ground report).
+    """
+    team = report_team(alarm)
+    if team is None:
+        return None
+    new_event = alarm.details.get("new_event")
+    if new_event is True:
+        return None
+    if order is not None and order.incident_open:
+        return ToOrderIncident(
+            order.incident_id,
+            f"队伍 {team} 的现场上报，归入其当前指令 {order.order_id} 的事件 {order.incident_id}"
+            "（未标为新事件）",
+        )
+    if new_event is False:
+        return KeepReport(f"队伍 {team} 的现场上报不是新事件，且该队伍没有在办指令：只记录，不立事件")
+    return None

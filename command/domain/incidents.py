@@ -686,6 +686,18 @@ def _authorise(
         raise Forbidden(f"planners may act only on exercise incidents; {incident_id} is a live incident")
 
 
+def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> None:
+    """Who may override the closing guard (command/domain/closing.py): the commander's
+    act, like the response level — the same roles, in an exercise too."""
+    _authorise(
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        _LEVEL,
+        f"override the closing guard to {what} with open work",
+    )
+
+
 def _check_version(incident: Incident, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != incident.version:
         raise StaleVersion(incident.incident_id, expected_version, incident.version)

@@ -84,6 +84,10 @@ class ReportIn(ApiIn):
     ts: Annotated[datetime | None, FROM_TEXT] = Field(
         default=None, description="when it was written (offline queue)"
     )
+    new_event: bool | None = Field(
+        default=None,
+        description="true: a new event (its own incident); left out: the incident of the team's order",
+    )
 
 
 class ReportOut(BaseModel):
@@ -143,6 +147,8 @@ async def report(body: ReportIn, state: State, who: Caller) -> ReportOut:
     }
     if body.photo_url:
         message["photo_url"] = body.photo_url
+    if body.new_event is not None:
+        message["new_event"] = body.new_event
     payload = encode(message)
     try:
         parse_message(topic, payload, datetime.now(UTC))  # the same rules as ingest's

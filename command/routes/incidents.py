@@ -11,14 +11,17 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from command import audit
 from command.deps import Caller, State
 from command.domain import incidents as domain
+from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
+from command.services import closing
 from command.services import incident_store as store
 from command.services import incidents as service
 from command.services.incident_store import NotFound, event_body, incident_body
@@ -91,6 +94,35 @@ class Split(Act):
 class Merge(Act):
     into: str = Field(min_length=1, max_length=64, description="the incident that survives")
     into_expected_version: int = Field(ge=1)
+
+
+class Closing(Act):
+    override_reason: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="a commander's reason to resolve or close despite open work (audited)",
+    )
+
+
+class OpenWorkOut(BaseModel):
+    checklist: list[dict[str, Any]]
+    teams: list[dict[str, Any]]
+    supplies: list[dict[str, Any]]
+
+
+class ClosingRefusal(BaseModel):
+    """The 409 body when open work blocks resolving or closing."""
+
+    detail: str
+    open: OpenWorkOut
+
+
+class ClosingState(BaseModel):
+    incident_id: str
+    version: int
+    open: OpenWorkOut
+    blocked: bool
 
 
 class Arrival(ApiIn):
@@ -214,9 +246,7 @@ def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[
 
 for _path, _action, _decide, _summary in (
     ("verify", "incident.verify", domain.decide_verify, "立案: confirm the incident and take it on"),
-    ("resolve", "incident.resolve", domain.decide_resolve, "the situation is under control (处置完毕)"),
     ("reopen", "incident.reopen", domain.decide_reopen, "back on scene after resolve"),
-    ("close", "incident.close", domain.decide_close, "结案"),
     ("cancel", "incident.cancel", domain.decide_cancel, "cancel (reason required)"),
     (
         "false-alarm",
@@ -233,6 +263,77 @@ for _path, _action, _decide, _summary in (
         responses=ERRORS,
         summary=_summary,
         name=f"incident_{_path.replace('-', '_')}",
+    )
+
+
+CLOSING_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {"description": "this role may not do this, or may not override the closing guard"},
+    409: {
+        "description": "open work blocks it (body: detail and open), or a stale expected_version",
+        "model": ClosingRefusal,
+    },
+}
+
+
+def _closing(
+    what: str, action: str, decide: Callable[..., list[domain.Event]]
+) -> Callable[..., Awaitable[Any]]:
+    async def endpoint(incident_id: IncidentId, body: Closing, state: State, who: Caller) -> Any:
+        def run(inc: Incident) -> list[domain.Event]:
+            return decide(
+                inc,
+                actor=service.actor_of(who),
+                at=service.now(),
+                expected_version=body.expected_version,
+                reason=body.reason,
+            )
+
+        try:
+            incident = await closing.resolve_or_close(
+                state, who, incident_id, what, run, action, body.override_reason
+            )
+        except ClosingBlocked as exc:
+            return JSONResponse(
+                status_code=status.HTTP_409_CONFLICT,
+                content={"detail": exc.reason, "open": exc.work.as_body()},
+            )
+        except (DomainError, NotFound) as exc:
+            raise domain_error(exc) from None
+        return IncidentOut.model_validate(incident_body(incident))
+
+    return endpoint
+
+
+for _what, _summary, _decide in (
+    ("resolve", "the situation is under control (处置完毕); guarded by open work", domain.decide_resolve),
+    ("close", "结案; guarded by open work", domain.decide_close),
+):
+    router.add_api_route(
+        f"/{{incident_id}}/{_what}",
+        _closing(_what, f"incident.{_what}", _decide),
+        methods=["POST"],
+        response_model=IncidentOut,
+        responses=CLOSING_ERRORS,
+        summary=_summary,
+        name=f"incident_{_what}",
+    )
+
+
+@router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
+async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
+    """What is still open (checklist, teams, supplies) before resolving or closing."""
+    try:
+        incident, work = await closing.current_open_work(state, incident_id)
+    except NotFound as exc:
+        raise domain_error(exc) from None
+    if not service.visible_incident(who, incident_body(incident)):
+        raise await _forbid(state, who, "incident.read", incident_id)
+    return ClosingState(
+        incident_id=incident.incident_id,
+        version=incident.version,
+        open=OpenWorkOut.model_validate(work.as_body()),
+        blocked=not work.empty,
     )
 
 

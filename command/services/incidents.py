@@ -22,9 +22,13 @@ from command.domain.correlation import (
     CorrelationRules,
     IncidentView,
     JoinIncident,
+    TeamOrder,
+    ToOrderIncident,
     alarm_exercise_id,
     correlate,
     default_rules,
+    report_team,
+    route_team_report,
 )
 from command.domain.incidents import (
     Actor,
@@ -32,6 +36,7 @@ from command.domain.incidents import (
     Forbidden,
     Incident,
     IncidentState,
+    SourceRef,
     decide_link_source,
     decide_open,
 )
@@ -52,6 +57,9 @@ SYSTEM = Actor("system:correlator", Role.SYSTEM)
 #: Serialises correlation across command processes: two duplicate 110 calls taken at
 #: the same instant by two processes must not open two incidents.
 _CORRELATION_LOCK = 0x434F_5252  # "CORR"
+
+#: What ``alarm_inbox.triage_rule`` says of a team's report linked to its order's incident.
+TEAM_ORDER_RULE = "team_order"
 
 #: How far back an open incident can still attract alarms (the widest window + margin).
 _VIEW_HORIZON = "12 hours"
@@ -140,43 +148,18 @@ class AlarmIntake:
                 return  # seen before: at-least-once delivery
             if grid_service.takes(alarm):  # a report in a grid category: 网格化管理, not an incident
                 return await grid_service.discover_from_alarm(state, conn, alarm, at=at)
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
-            # Triage (docs/triage.md): what no rule promotes folds into the alarm inbox.
-            triaged = await inbox.triage_alarm(conn, alarm, at, triage_rules)
-            rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
-            if isinstance(triaged.outcome, ToIncident):
-                promotion = triaged.outcome.promotion
-                decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
-                if isinstance(decision, AlreadyLinked):
-                    return
-                source = inbox.promoted_source(alarm, promotion, triage_rules)
-                why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
-                if isinstance(decision, JoinIncident):
-                    incident, _ = await store.load(conn, decision.incident_id, for_update=True)
-                    events = decide_link_source(
-                        incident, source, actor=SYSTEM, at=at, reason=why + decision.reason
-                    )
-                    changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
-                else:
-                    incident_id = await new_incident_id(conn, at)
-                    events = decide_open(
-                        incident_id,
-                        incident_type=decision.incident_type,
-                        level=decision.level_suggestion,
-                        title=decision.title_zh,
-                        actor=SYSTEM,
-                        at=at,
-                        source=source,
-                        exercise_id=exercise_id,
-                        reason=why + decision.reason,
-                    )
-                    changed = await store.append(conn, None, events, audit_action="incident.open")
-                if changed is not None:
-                    await conn.execute(
-                        "UPDATE alarm_inbox SET incident_id = %s, triage_rule = %s WHERE alarm_id = %s",
-                        (changed.incident_id, promotion.rule_id, alarm.alarm_id),
-                    )
-                    rows = await inbox.link_story(conn, triaged, changed, at, triage_rules)
+            # A team's report belongs to its order's incident unless it says "new event".
+            team = report_team(alarm)
+            route = (
+                None if team is None else route_team_report(alarm, await team_order(conn, team, exercise_id))
+            )
+            if isinstance(route, ToOrderIncident):
+                changed = await _link_to_order_incident(conn, alarm, route, at)
+            if route is not None:
+                log.info("report %s of team %s: %s", alarm.alarm_id, team, route.reason)
+            else:
+                await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
+                changed, rows = await self._triage_and_correlate(conn, alarm, at, exercise_id, triage_rules)
         await publish(
             state.redis,
             Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
@@ -184,6 +167,81 @@ class AlarmIntake:
         if changed is not None:
             await publish(state.redis, store.change_for(changed))
         await inbox.publish_rows(state, rows)
+
+    async def _triage_and_correlate(
+        self,
+        conn: AsyncConnection[Any],
+        alarm: Alarm,
+        at: datetime,
+        exercise_id: str | None,
+        triage_rules: Any,
+    ) -> tuple[Incident | None, list[InboxRow]]:
+        changed: Incident | None = None
+        # Triage (docs/triage.md): what no rule promotes folds into the alarm inbox.
+        triaged = await inbox.triage_alarm(conn, alarm, at, triage_rules)
+        rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
+        if isinstance(triaged.outcome, ToIncident):
+            promotion = triaged.outcome.promotion
+            decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
+            if isinstance(decision, AlreadyLinked):
+                return None, rows  # delivered again: nothing to do
+            source = inbox.promoted_source(alarm, promotion, triage_rules)
+            why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
+            if isinstance(decision, JoinIncident):
+                incident, _ = await store.load(conn, decision.incident_id, for_update=True)
+                events = decide_link_source(
+                    incident, source, actor=SYSTEM, at=at, reason=why + decision.reason
+                )
+                changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
+            else:
+                incident_id = await new_incident_id(conn, at)
+                events = decide_open(
+                    incident_id,
+                    incident_type=decision.incident_type,
+                    level=decision.level_suggestion,
+                    title=decision.title_zh,
+                    actor=SYSTEM,
+                    at=at,
+                    source=source,
+                    exercise_id=exercise_id,
+                    reason=why + decision.reason,
+                )
+                changed = await store.append(conn, None, events, audit_action="incident.open")
+            if changed is not None:
+                await conn.execute(
+                    "UPDATE alarm_inbox SET incident_id = %s, triage_rule = %s WHERE alarm_id = %s",
+                    (changed.incident_id, promotion.rule_id, alarm.alarm_id),
+                )
+                rows = await inbox.link_story(conn, triaged, changed, at, triage_rules)
+        return changed, rows
+
+
+async def team_order(conn: AsyncConnection[Any], team_id: str, exercise_id: str | None) -> TeamOrder | None:
+    """The team's order in force in the report's world (a drill's or the live one)."""
+    cur = await conn.execute(
+        "SELECT o.order_id, o.incident_id, i.is_open FROM dispatch_order o"
+        " JOIN incident i ON i.id = o.incident_id"
+        " WHERE o.team_id = %s AND o.status IN ('pending','sent','acked')"
+        " AND o.exercise_id IS NOT DISTINCT FROM %s ORDER BY o.created_at DESC LIMIT 1",
+        (team_id, exercise_id),
+    )
+    row = await cur.fetchone()
+    return TeamOrder(row[0], row[1], bool(row[2])) if row is not None else None
+
+
+async def _link_to_order_incident(
+    conn: AsyncConnection[Any], alarm: Alarm, route: ToOrderIncident, at: datetime
+) -> Incident | None:
+    incident, _ = await store.load(conn, route.incident_id, for_update=True)
+    events = decide_link_source(
+        incident, SourceRef.from_alarm(alarm), actor=SYSTEM, at=at, reason=route.reason
+    )
+    changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
+    await conn.execute(
+        "UPDATE alarm_inbox SET incident_id = %s, triage_rule = %s WHERE alarm_id = %s",
+        (route.incident_id, TEAM_ORDER_RULE, alarm.alarm_id),
+    )
+    return changed
 
 
 Decide = Callable[[Incident], list[Event]]

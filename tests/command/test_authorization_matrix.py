@@ -55,6 +55,7 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/incidents/{live}/resolve"): (STAFF, ACT),
     ("POST", "/incidents/{live}/reopen"): (STAFF, ACT),
     ("POST", "/incidents/{live}/close"): (STAFF, ACT),
+    ("GET", "/incidents/{live}/closing"): (STAFF, None),
     ("POST", "/incidents/{live}/cancel"): (STAFF, ACT),
     ("POST", "/incidents/{live}/false-alarm"): (STAFF, ACT),
     ("POST", "/incidents/{live}/level"): (frozenset({"commander", "admin"}), {**ACT, "level": 2}),

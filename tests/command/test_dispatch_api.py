@@ -226,7 +226,7 @@ def test_closing_an_incident_releases_its_orders_and_teams(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     """The orders follow the incident record whichever route appended the event."""
-    op, field = login("operator1"), login(OTHER_TEAM)
+    op, field, cmd = login("operator1"), login(OTHER_TEAM), login("commander1")
     url = command_settings.database_url or ""
     inc = open_incident(command_client, op)
     r = dispatch(command_client, op, inc, OTHER_TEAM)
@@ -239,14 +239,16 @@ def test_closing_an_incident_releases_its_orders_and_teams(
     assert db_rows(url, "SELECT status FROM team WHERE id = %s", OTHER_TEAM) == [("on_scene",)]
     assert db_rows(url, "SELECT status FROM dispatch_order WHERE order_id = %s", order_id) == [("acked",)]
     v = arrived.json()["version"]
+    # the team still out: a commander's override of the closing guard (else 409)
+    override = {"override_reason": "队伍随结案释放"}
     assert (
         command_client.post(
-            f"/incidents/{inc['id']}/resolve", headers=op, json={"expected_version": v}
+            f"/incidents/{inc['id']}/resolve", headers=cmd, json={"expected_version": v, **override}
         ).status_code
         == 200
     )
     closed = command_client.post(
-        f"/incidents/{inc['id']}/close", headers=op, json={"expected_version": v + 1}
+        f"/incidents/{inc['id']}/close", headers=cmd, json={"expected_version": v + 1, **override}
     )
     assert closed.status_code == 200, closed.text
     assert db_rows(

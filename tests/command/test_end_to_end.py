@@ -93,7 +93,7 @@ def test_a_110_call_becomes_an_incident_a_dispatched_team_and_a_closed_case(
     mqtt_broker: Broker,
     login: Login,
 ) -> None:
-    op, field = login("operator1"), login(FIELD_TEAM)
+    op, field, cmd = login("operator1"), login(FIELD_TEAM), login("commander1")
     url = command_settings.database_url or ""
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:  # T-FIRE-01 is on a 24-hour shift
@@ -196,12 +196,21 @@ def test_a_110_call_becomes_an_incident_a_dispatched_team_and_a_closed_case(
         r = command_client.post(f"/incidents/{iid}/arrived", headers=field, json={"team_id": FIELD_TEAM})
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "on_scene"
+        # the team still on scene and the plan's checklist open: the operator is refused
+        # with what is open, the commander overrides (docs/incidents.md, closing guards)
+        v = r.json()["version"]
+        r = command_client.post(f"/incidents/{iid}/resolve", headers=op, json={"expected_version": v})
+        assert r.status_code == 409 and r.json()["open"]["teams"][0]["team_id"] == FIELD_TEAM, r.text
         r = command_client.post(
-            f"/incidents/{iid}/resolve", headers=op, json={"expected_version": r.json()["version"]}
+            f"/incidents/{iid}/resolve",
+            headers=cmd,
+            json={"expected_version": v, "override_reason": "火已扑灭"},
         )
         assert r.status_code == 200, r.text
         r = command_client.post(
-            f"/incidents/{iid}/close", headers=op, json={"expected_version": r.json()["version"]}
+            f"/incidents/{iid}/close",
+            headers=cmd,
+            json={"expected_version": r.json()["version"], "override_reason": "结案，队伍随之归队"},
         )
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "closed"

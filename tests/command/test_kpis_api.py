@@ -171,8 +171,9 @@ def test_kpis_from_the_incident_record(
                 dispatched + timedelta(seconds=to_scene[incident_id]),
             )
     for incident_id in (a, b):
-        _act(command_client, op, incident_id, "resolve")
-        _act(command_client, op, incident_id, "close")
+        # the teams are still out: the commander overrides the closing guard
+        _act(command_client, cmd, incident_id, "resolve", override_reason="处置完毕")
+        _act(command_client, cmd, incident_id, "close", override_reason="结案，队伍随之释放")
     _act(command_client, op, f, "cancel", reason="报警人称已自行扑灭")
     _act(command_client, cmd, d, "level", level=2, reason="火势蔓延")
 

@@ -137,8 +137,9 @@ def scenario(command_client: TestClient, command_settings: Settings, login: Logi
     live = wait_for(lambda: command_client.get("/incidents", headers=op).json())[0]["id"]
     _act(command_client, op, live, "dispatch", team_id=FIELD_TEAM, admin=admin)
     _act(command_client, op, live, "arrived", team_id=FIELD_TEAM, admin=admin)
-    _act(command_client, op, live, "resolve", admin=admin)
-    _act(command_client, op, live, "close", admin=admin)
+    # The team is still on scene: the closing guard wants a commander's (or admin's) override.
+    _act(command_client, admin, live, "resolve", override_reason="现场处置完毕，队伍稍后归队", admin=admin)
+    _act(command_client, admin, live, "close", override_reason="队伍随结案释放", admin=admin)
 
     # Exercise: opened ten minutes ago (the runner's alarm), worked by the planner now.
     now = datetime.now().astimezone()
@@ -168,8 +169,8 @@ def scenario(command_client: TestClient, command_settings: Settings, login: Logi
     _act(command_client, planner, "EX-RPT-A", "dispatch", team_id=OTHER_TEAM, admin=admin)
     plan_while_on_scene = command_client.get("/incidents/EX-RPT-A/plan", headers=planner).json()
     _act(command_client, planner, "EX-RPT-A", "arrived", team_id=OTHER_TEAM, admin=admin)
-    _act(command_client, planner, "EX-RPT-A", "resolve", admin=admin)
-    _act(command_client, planner, "EX-RPT-A", "close", admin=admin)
+    _act(command_client, admin, "EX-RPT-A", "resolve", override_reason="演练：处置完毕", admin=admin)
+    _act(command_client, admin, "EX-RPT-A", "close", override_reason="演练：结案", admin=admin)
 
     timelines = {i: _detail(command_client, i, admin)["timeline"] for i in (live, "EX-RPT-A", "EX-RPT-B")}
 

@@ -1,0 +1,81 @@
+"""A field team's report lands on its order's incident (real PostgreSQL and Redis, the
+alarm arriving on the Redis stream as ingest writes it), unless it says "new event"."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import redis
+from fastapi.testclient import TestClient
+
+from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
+from tests.command.test_dispatch_api import dispatch, open_incident
+from tests.command.test_incidents_api import open_incidents, wait_for
+from wuwang.contract import Alarm
+from wuwang.settings import Settings
+
+Login = Callable[[str], dict[str, str]]
+
+
+def push_report(settings: Settings, team: str, msg_id: str, category: str, **details: Any) -> str:
+    """A team's report as ingest raises it (ingest/alarms.py ``message_alarm``)."""
+    alarm = Alarm(
+        alarm_id=f"team/{team}#{msg_id}",
+        kind="report",
+        source=f"team/{team}",
+        msg_id=msg_id,
+        network=None,
+        ts=datetime.now(UTC),
+        lat=32.20,  # ~18 km from the scene
+        lon=112.28,
+        grid_cell_id=None,
+        category=category,
+        summary=f"队伍 {team} 上报 {category}",
+        details={"reporter": team, "team_id": team, **details},
+    )
+    r = redis.Redis.from_url(settings.redis_url or "")
+    r.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r.close()
+    return alarm.alarm_id
+
+
+def ledger(settings: Settings, alarm_id: str) -> tuple[str | None, str | None] | None:
+    with psycopg.connect(settings.database_url or "") as conn:
+        row = conn.execute(
+            "SELECT incident_id, triage_rule FROM alarm_inbox WHERE alarm_id = %s", (alarm_id,)
+        ).fetchone()
+    return (row[0], row[1]) if row is not None else None
+
+
+def test_a_teams_report_goes_to_its_orders_incident_unless_it_is_a_new_event(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    op = login("operator1")
+    inc = open_incident(command_client, op)
+    assert dispatch(command_client, op, inc, FIELD_TEAM).status_code == 201
+
+    # far from the scene and of another category: still the order's incident
+    far = push_report(command_settings, FIELD_TEAM, "r1", "traffic")
+    assert wait_for(lambda: ledger(command_settings, far) == (inc["id"], "team_order"))
+    detail = command_client.get(f"/incidents/{inc['id']}", headers=op).json()
+    linked = detail["timeline"][-1]
+    assert linked["kind"] == "source_linked" and linked["data"]["source"]["alarm_id"] == far
+    assert "当前指令" in linked["reason"]
+    assert [i["id"] for i in open_incidents(command_client, op)] == [inc["id"]]
+
+    # the team says it is a new event: a new incident
+    new = push_report(command_settings, FIELD_TEAM, "r2", "fire", new_event=True)
+    opened = wait_for(lambda: (ledger(command_settings, new) or (None, None))[0])
+    assert opened != inc["id"]
+    assert {i["id"] for i in open_incidents(command_client, op)} == {inc["id"], opened}
+
+    # a team without an order: "not a new event" opens nothing; a plain report is
+    # correlated as before (here: the fire the first team just reported, same place)
+    note = push_report(command_settings, OTHER_TEAM, "r3", "on_scene", new_event=False)
+    assert wait_for(lambda: ledger(command_settings, note) == (None, None))
+    plain = push_report(command_settings, OTHER_TEAM, "r4", "fire")
+    assert wait_for(lambda: (ledger(command_settings, plain) or (None, None))[0]) == opened
+    assert len(open_incidents(command_client, op)) == 2
