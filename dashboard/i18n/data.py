@@ -60,8 +60,8 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 def incident_title(lang: Lang, inc: Mapping[str, Any]) -> str:
     """An incident's title in ``lang``: the command service writes the titles it makes
     in Chinese (``火灾 · 樊城区人民路12号``); in English the incident's type says what it
-    is and the place (a name) stays. A title without Chinese (typed so) is shown as it is. The browser says the same
-    (``W.incidentTitle``, assets/00-wuwang-core.js)."""
+    is and the place (a name) stays. A title without Chinese (typed so) is shown as it
+    is. The browser says the same (``W.incidentTitle``, assets/00-wuwang-core.js)."""
     title = str(inc.get("title") or "")
     ident = str(inc.get("id") or inc.get("incident_id") or "")
     if lang == "zh_CN" or not _HAN.search(title):
