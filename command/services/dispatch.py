@@ -55,7 +55,7 @@ from command.domain.recommend import (
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
 from command.security import Principal
-from command.services import exercises, rosters
+from command.services import exercises, rosters, team_record
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
 from command.services.incidents import actor_of, now, visible_incident
@@ -476,6 +476,8 @@ async def apply_ack(
             detail={"incident_id": incident_id, "msg_id": ack.id, "reason": ack.reason, "via": via},
         )
     order = await publish_order(state, ack.order_id)
+    if wanted == "acked":
+        await team_record.record_acknowledged(state, team_id, ack.order_id, incident_id, at)
     if wanted == "refused":
         await rosters.publish_team(state, team_id)
         await publish(

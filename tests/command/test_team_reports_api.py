@@ -79,3 +79,40 @@ def test_a_teams_report_goes_to_its_orders_incident_unless_it_is_a_new_event(
     plain = push_report(command_settings, OTHER_TEAM, "r4", "fire")
     assert wait_for(lambda: (ledger(command_settings, plain) or (None, None))[0]) == opened
     assert len(open_incidents(command_client, op)) == 2
+
+
+def test_the_teams_ack_and_rolling_are_on_the_incidents_record(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    op, field = login("operator1"), login(FIELD_TEAM)
+    inc = open_incident(command_client, op)
+    sent = dispatch(command_client, op, inc, FIELD_TEAM)
+    assert sent.status_code == 201, sent.text
+    order_id = sent.json()["order"]["order_id"]
+    url = f"/incidents/{inc['id']}"
+
+    acked = command_client.post(f"/field/orders/{order_id}/ack", headers=field, json={"id": "ack-1"})
+    assert acked.status_code == 200 and acked.json()["outcome"] == "acked", acked.text
+    again = command_client.post(f"/field/orders/{order_id}/ack", headers=field, json={"id": "ack-1"})
+    assert again.status_code == 200  # a resent ack: one record
+    rolling = command_client.post(
+        f"/teams/{FIELD_TEAM}/status", headers=field, json={"status": "en_route", "id": "st-1", "seq": 1}
+    )
+    assert rolling.status_code == 200, rolling.text
+    arrived = command_client.post(f"{url}/arrived", headers=field, json={"team_id": FIELD_TEAM})
+    assert arrived.status_code == 200, arrived.text
+
+    detail = command_client.get(url, headers=op).json()
+    team_events = [
+        (e["kind"], e["actor"], e["data"].get("order_id"))
+        for e in detail["timeline"]
+        if e["kind"].startswith("team_")
+    ]
+    assert team_events == [
+        ("team_dispatched", "operator1", order_id),
+        ("team_acknowledged", FIELD_TEAM, order_id),
+        ("team_en_route", FIELD_TEAM, None),
+        ("team_arrived", FIELD_TEAM, None),
+    ]
+    [assignment] = detail["incident"]["teams"]
+    assert assignment["acknowledged_at"] and assignment["en_route_at"] and assignment["arrived_at"]
