@@ -254,8 +254,9 @@ def router(console: Console) -> APIRouter:
                     ):
                         order["status"] = o.get("status", order.get("status"))
                         order["order_id"] = o.get("order_id", order.get("order_id"))
-                        body = o.get("body") or {}
+                        body = o.get("message") or {}  # the order as the team received it
                         order["address"] = body.get("address") or order.get("address")
+                        order["address_source"] = body.get("address_source")
             except ApiError:
                 pass  # the incident itself is enough to go
         return _answer(200, team_id=me.team_id, status=status, order=order)
