@@ -59,7 +59,8 @@ def test_the_order_says_the_callers_address_or_the_nearest_crossing_and_landmark
 
     with psycopg.connect(command_settings.database_url or "") as conn:
         conn.execute(
-            "INSERT INTO venue (id, name, kind, lat, lon) VALUES ('V-ST', '襄阳站', 'station', 32.0650, 112.1640)"
+            "INSERT INTO venue (id, name, kind, lat, lon)"
+            " VALUES ('V-ST', '襄阳站', 'station', 32.0650, 112.1640)"
         )
     by_hand = open_incident(command_client, op, lat=32.0630, lon=112.1640)  # ~220 m south of the station
     assert dispatch(command_client, op, by_hand, OTHER_TEAM).status_code == 201
