@@ -168,9 +168,13 @@ class SourceRef(_Frozen):
     #: reason as the operators read it; None for alarms that did not go through triage.
     triage_rule: str | None = None
     triage_reason: str | None = None
+    #: A field report's photo as it sent it (``/field/photos/<sha256>.<ext>`` when it
+    #: came from the field page); the desk fetches it through ``/incidents/{id}/photos``.
+    photo_url: str | None = None
 
     @classmethod
     def from_alarm(cls, alarm: Alarm) -> SourceRef:
+        photo = alarm.details.get("photo_url")
         try:
             return cls(
                 alarm_id=alarm.alarm_id,
@@ -182,6 +186,7 @@ class SourceRef(_Frozen):
                 lon=alarm.lon,
                 grid_cell_id=alarm.grid_cell_id,
                 summary=alarm.summary[:200],
+                photo_url=photo if isinstance(photo, str) and photo else None,
             )
         except ValidationError as exc:
             raise InvalidCommand(

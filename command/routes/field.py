@@ -175,12 +175,7 @@ def _photo_dir(state: State) -> FsPath:
     return path
 
 
-#: Served photos: the type the name says, never sniffed, never run as a page.
-PHOTO_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "Cache-Control": "private, max-age=86400",
-}
+PHOTO_HEADERS = photos.SERVED_HEADERS
 
 
 def _seconds_to_midnight(now: datetime) -> int:
