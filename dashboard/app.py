@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from dash import Dash
 from fastapi import FastAPI, Request, Response
 
-from dashboard import field_api, geoserve, report_proxy
+from dashboard import field_api, geoserve, photo_proxy, report_proxy
 from dashboard.api import CommandApi
 from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
@@ -113,6 +113,7 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     field_api.mount(server, console)
     geoserve.mount(server, console)
     report_proxy.mount(server, console)
+    photo_proxy.mount(server, console)
 
     policy: dict[str, str] = {}
 

@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
+from dashboard.layout.photos import report_photos
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -726,6 +727,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
         parts.append(stock_section(lang, who, data))
     parts.append(teams_on_incident(lang, data, tz))
     parts.append(sources(lang, who, inc, tz))
+    parts.append(report_photos(lang, inc))  # None without photos
     if data.area_chart is not None:
         parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
     parts.append(timeline(lang, data.timeline, tz))
