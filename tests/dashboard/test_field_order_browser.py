@@ -72,8 +72,9 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
         incident = stack.api("GET", f"/incidents/{iid}", token)["incident"]
         return next((s for s in incident["sources"] if s.get("photo_url")), None)
 
-    source = wait_for(photo_source, 40, 0.5, "the report linked to the order's incident")
-    assert source["kind"] == "report" and source["category"] == "flood"
+    wait_for(lambda: photo_source() is not None, 40, 0.5, "the report linked to the order's incident")
+    source = photo_source()
+    assert source is not None and source["kind"] == "report" and source["category"] == "flood"
     after = {i["id"] for i in stack.api("GET", "/incidents?limit=1000", token)}
     assert after == before, after - before  # no new incident for the team's report
 
