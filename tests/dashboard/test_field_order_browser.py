@@ -56,6 +56,8 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     )
     field.page.wait_for_selector('#field-updates:has-text("仓库内有液化气罐")', timeout=20_000)
     assert "指挥中心更新" in field.page.inner_text("#field-updates")
+    field.page.locator("#field-updates").scroll_into_view_if_needed()
+    shot(field.page, artifacts, "field-page-updates")
 
     field.page.fill("#field-description", "途中发现道路积水，已绕行")
     field.page.select_option("#field-category", "flood")
@@ -63,8 +65,6 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
         '.photo-input input[type="file"]',
         files=[{"name": "scene.png", "mimeType": "image/png", "buffer": tiny_png()}],
     )
-    field.page.wait_for_timeout(300)
-    shot(field.page, artifacts, "field-page-updates")
     field.page.click('[data-action="report"]')
     field.page.wait_for_selector('#field-queue:has-text("全部已发送")', timeout=30_000)
 
