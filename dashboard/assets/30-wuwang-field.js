@@ -327,10 +327,12 @@
       shrinkPhoto(photoInput && photoInput.files ? photoInput.files[0] : null).then(function (photo) {
         var body = { category: cat ? cat.value : "other", description: text, lat: where.lat, lon: where.lon,
                      position_from_order: !!where.from_order, photo: photo,
-                     incident_id: field.order ? field.order.incident_id : null };
+                     incident_id: field.order ? field.order.incident_id : null,
+                     new_event: !!document.querySelector("#field-new-event input:checked") || null };
         return field.enqueue("report", body);
       }).then(function () {
         if (desc) { desc.value = ""; W.setProps("field-description", { value: "" }); }
+        W.setProps("field-new-event", { value: [] });
         if (photoInput) { photoInput.value = ""; photoInput.dispatchEvent(new Event("change")); }
         flash(W.t("field.queued"), false);
       });

@@ -140,6 +140,14 @@ def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None 
                         maxLength=2000,
                         placeholder=t(lang, "field.description_placeholder"),
                     ),
+                    # A report belongs to the team's order unless the team says it found
+                    # something else (docs/mqtt-contract.md §4.7 new_event).
+                    dcc.Checklist(
+                        id="field-new-event",
+                        className="new-event",
+                        options=[{"label": t(lang, "field.new_event"), "value": "new"}],
+                        value=[],
+                    ),
                     html.Label(t(lang, "field.photo")),
                     # Dash has no file input that keeps the file in the browser: the outbox code
                     # puts an <input type=file accept=image/*> here and reads the photo itself.

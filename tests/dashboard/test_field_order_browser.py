@@ -78,6 +78,21 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     after = {i["id"] for i in stack.api("GET", "/incidents?limit=1000", token)}
     assert after == before, after - before  # no new incident for the team's report
 
+    # The team says it found something else: that report opens its own incident.
+    field.page.check("#field-new-event input")
+    field.page.fill("#field-description", "途经菜市场发现一处店铺冒烟")
+    field.page.select_option("#field-category", "fire")
+    field.page.click('[data-action="report"]')
+    field.page.wait_for_selector('#field-queue:has-text("全部已发送")', timeout=30_000)
+    assert not field.page.is_checked("#field-new-event input")  # one report at a time
+
+    def new_incidents() -> set[str]:
+        return {i["id"] for i in stack.api("GET", "/incidents?limit=1000", token)} - before
+
+    wait_for(lambda: len(new_incidents()) == 1, 40, 0.5, "the new event's own incident")
+    [other] = new_incidents()
+    assert stack.api("GET", f"/incidents/{other}", token)["incident"]["sources"][0]["kind"] == "report"
+
     # The desk: the incident's detail shows the photo; a click enlarges it.
     page = desk.page
     login(page, stack, "operator1")
