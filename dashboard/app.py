@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 from dash import Dash
 from fastapi import FastAPI, Request, Response
 
-from dashboard import field_api, geoserve, report_proxy, tiles
+from dashboard import field_api, geoserve, photo_proxy, report_proxy, tiles
 from dashboard.api import CommandApi
 from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
@@ -118,6 +118,7 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     geoserve.mount(server, console)
     tiles.mount(server, settings)
     report_proxy.mount(server, console)
+    photo_proxy.mount(server, console)
 
     policy: dict[str, str] = {}
 

@@ -258,11 +258,31 @@ def router(console: Console) -> APIRouter:
                     ):
                         order["status"] = o.get("status", order.get("status"))
                         order["order_id"] = o.get("order_id", order.get("order_id"))
-                        body = o.get("body") or {}
+                        body = o.get("message") or {}  # the order as the team received it
                         order["address"] = body.get("address") or order.get("address")
+                        order["address_source"] = body.get("address_source")
             except ApiError:
                 pass  # the incident itself is enough to go
         return _answer(200, team_id=me.team_id, status=status, order=order, position=position)
+
+    @r.get("/updates")
+    async def updates(request: Request) -> JSONResponse:
+        """What changed on the team's own incident (notes, level, plan), newest first:
+        the page asks when the command service pushes a change of that incident."""
+        who = await caller(request)
+        if isinstance(who, JSONResponse):
+            return who
+        me, token = who
+        try:
+            incidents = await api.get("/incidents", token)
+            order = current_order(me, incidents if isinstance(incidents, list) else [])
+            if order is None:
+                return _answer(200, incident_id=None, updates=[])
+            detail = await api.get(f"/incidents/{quote(str(order['incident_id']), safe='')}", token)
+        except ApiError as exc:
+            return _from_error(exc)
+        timeline = detail.get("timeline", []) if isinstance(detail, dict) else []
+        return _answer(200, incident_id=order["incident_id"], updates=field_updates(timeline))
 
     return r
 
@@ -279,6 +299,28 @@ def last_position(team: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(lat, int | float) or not isinstance(lon, int | float):
         return None
     return {"lat": float(lat), "lon": float(lon), "at": live.get("at"), "stale": bool(live.get("stale"))}
+
+
+#: The changes of its incident a crew is told about, and what of each it is shown.
+_UPDATE_KINDS = {
+    "note_added": lambda d: {"text": d.get("text")},
+    "level_changed": lambda d: {"level": d.get("to_level")},
+    "plan_activated": lambda d: {"level": d.get("level")},
+}
+
+
+def field_updates(timeline: list[dict[str, Any]], limit: int = 5) -> list[dict[str, Any]]:
+    """The latest notes, level changes and plan activations of a timeline, newest first."""
+    out = []
+    for e in reversed(timeline):
+        shown = _UPDATE_KINDS.get(str(e.get("kind")))
+        if shown is not None:
+            out.append(
+                {"seq": e.get("seq"), "kind": e.get("kind"), "at": e.get("at"), **shown(e.get("data") or {})}
+            )
+        if len(out) == limit:
+            break
+    return out
 
 
 def current_order(me: Me, incidents: list[dict[str, Any]]) -> dict[str, Any] | None:

@@ -166,8 +166,15 @@ def message_alarm(msg: Message, place: Place, *, video_confidence: float) -> Ala
         return _alarm(msg, place, "report", p.category,
                       f"{who}上报 {p.category}: {_short(p.description, 60)}",
                       {"reporter": p.reporter, "team_id": team, "description": _short(p.description, 500),
-                       "photo_url": p.photo_url, "new_event": p.new_event})
+                       "photo_url": p.photo_url, "new_event": new_event_of(msg)})
     return None
+
+
+def new_event_of(report: Message) -> bool | None:
+    """A team report's optional ``new_event`` (docs/mqtt-contract.md §4.7): an extra field
+    of contract v1, so only a JSON boolean counts; anything else is as if left out."""
+    value = report.extra.get("new_event")
+    return value if isinstance(value, bool) else None
 
 
 def sensor_alarm(msg: Message, place: Place, t: Threshold) -> Alarm:

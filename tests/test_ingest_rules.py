@@ -136,6 +136,7 @@ def test_message_alarms() -> None:
         "lon": 2.0})
     r = alarms.message_alarm(report, NOWHERE, video_confidence=0.8)
     assert r is not None and r.kind == "report" and r.network is None and r.details["team_id"] == "T-1"
+    assert "new_event" not in r.details  # left out: the command side decides by the team's order
     assert r.summary == "队伍 T-1 上报 on_scene: 已到达"
 
     status = msg(team_topic("T-1", "status"), {"id": "s", "status": "available"})
@@ -279,3 +280,12 @@ def test_quick_row_checks_answer_as_the_field_by_field_check(unit: object, kind:
     assert _reason(_json, extra, "extra fields") == _reason(full_json, extra, "extra fields")
     if _reason(full_json, extra, "extra fields") is None:
         assert _json(extra, "extra fields") == full_json(extra, "extra fields")
+
+
+@pytest.mark.parametrize(("sent", "kept"), [(True, True), (False, False), ("yes", None), (1, None)])
+def test_a_team_reports_new_event_is_a_json_boolean_or_nothing(sent: object, kept: bool | None) -> None:
+    report = msg(team_topic("T-1", "report"), {
+        "id": "r", "reporter": "张三", "category": "fire", "description": "另一处起火", "lat": 1.0,
+        "lon": 2.0, "new_event": sent})
+    r = alarms.message_alarm(report, NOWHERE, video_confidence=0.8)
+    assert r is not None and r.details.get("new_event") is kept

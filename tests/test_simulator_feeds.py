@@ -202,6 +202,8 @@ def test_teams_move_and_change_status_plausibly(city: City) -> None:
         team = msg.topic.source_id
         seq = getattr(msg.payload, "seq", None) if ev.feed != Feed.REPORT else msg.extra["seq"]
         assert seq == last_seq[team] + 1  # per-team sequence, in stream order
+        if ev.feed == Feed.REPORT:  # a crew's arrival note: about its own work, never a new incident
+            assert msg.extra["new_event"] is False
         last_seq[team] = seq
         if isinstance(msg.payload, TeamStatusUpdate):
             new = msg.payload.status

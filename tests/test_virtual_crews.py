@@ -321,6 +321,14 @@ def test_a_drill_order_is_answered_by_a_virtual_crew_that_arrives(
                 incident,
             )
             assert OTHER_TEAM in str(actor)
+            # the drill crew's ack and rolling are on the drill incident's record too
+            timeline = command_client.get(f"/incidents/{incident}", headers=planner).json()["timeline"]
+            assert [e["kind"] for e in timeline if e["kind"].startswith("team_")] == [
+                "team_dispatched",
+                "team_acknowledged",
+                "team_en_route",
+                "team_arrived",
+            ]
             wait_for(
                 lambda: (
                     _one(

@@ -319,12 +319,6 @@ class FieldReport(_Payload):
     lat: Latitude
     lon: Longitude
     photo_url: Annotated[str, Field(max_length=2048)] | None = None
-    new_event: bool | None = Field(
-        default=None,
-        description="team reports only: true = a new event (opens its own incident); "
-        "false = about the team's current work, never a new incident; left out = the "
-        "incident of the team's order in force, if it has one",
-    )
 
 
 class TeamPosition(_Payload):

@@ -53,8 +53,10 @@ from command.domain.incidents import (
     SourceLinked,
     SourceSplit,
     StateChanged,
+    TeamAcknowledged,
     TeamArrived,
     TeamDispatched,
+    TeamEnRoute,
     TeamReleased,
 )
 from command.domain.kpi import (
@@ -371,9 +373,9 @@ def event_facts(event: Event) -> dict[str, str]:
             return {"plan": d.plan_id, "version": str(d.plan_version), "level": d.level.name}
         case ChecklistItemTicked():
             return {"plan": d.plan_id, "item": d.item_id, "done": "yes" if d.done else "no"}
-        case TeamDispatched():
+        case TeamDispatched() | TeamAcknowledged():
             return {"team": d.team_id, "order": d.order_id}
-        case TeamArrived() | TeamReleased():
+        case TeamArrived() | TeamReleased() | TeamEnRoute():
             return {"team": d.team_id}
         case NoteAdded():
             return {"text": d.text}

@@ -168,9 +168,13 @@ class SourceRef(_Frozen):
     #: reason as the operators read it; None for alarms that did not go through triage.
     triage_rule: str | None = None
     triage_reason: str | None = None
+    #: A field report's photo as it sent it (``/field/photos/<sha256>.<ext>`` when it
+    #: came from the field page); the desk fetches it through ``/incidents/{id}/photos``.
+    photo_url: str | None = None
 
     @classmethod
     def from_alarm(cls, alarm: Alarm) -> SourceRef:
+        photo = alarm.details.get("photo_url")
         try:
             return cls(
                 alarm_id=alarm.alarm_id,
@@ -182,6 +186,7 @@ class SourceRef(_Frozen):
                 lon=alarm.lon,
                 grid_cell_id=alarm.grid_cell_id,
                 summary=alarm.summary[:200],
+                photo_url=photo if isinstance(photo, str) and photo else None,
             )
         except ValidationError as exc:
             raise InvalidCommand(
@@ -197,6 +202,8 @@ class TeamAssignment(_Frozen):
     dispatched_at: AwareDatetime
     arrived_at: AwareDatetime | None = None
     released_at: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None  # the team accepted the order (接令)
+    en_route_at: AwareDatetime | None = None  # the team is rolling (出动)
 
     @property
     def active(self) -> bool:
@@ -286,6 +293,17 @@ class TeamArrived(_Frozen):
     team_id: str
 
 
+class TeamAcknowledged(_Frozen):
+    kind: Literal["team_acknowledged"] = "team_acknowledged"
+    team_id: str
+    order_id: str
+
+
+class TeamEnRoute(_Frozen):
+    kind: Literal["team_en_route"] = "team_en_route"
+    team_id: str
+
+
 class TeamReleased(_Frozen):
     kind: Literal["team_released"] = "team_released"
     team_id: str
@@ -311,6 +329,8 @@ Payload: TypeAlias = (
     | TeamArrived
     | TeamReleased
     | NoteAdded
+    | TeamAcknowledged
+    | TeamEnRoute
 )
 EventData: TypeAlias = Annotated[Payload, Field(discriminator="kind")]
 
@@ -329,6 +349,8 @@ EVENT_KINDS: tuple[str, ...] = (
     "team_arrived",
     "team_released",
     "note_added",
+    "team_acknowledged",
+    "team_en_route",
 )
 
 
@@ -621,6 +643,16 @@ def apply(incident: Incident | None, event: Event) -> Incident:
             return _update_team(inc, current, {"released_at": event.at})
         case NoteAdded():
             return inc
+        case TeamAcknowledged(team_id=team_id, order_id=order_id):
+            current = inc.active_assignment(team_id)
+            if current is None or current.order_id != order_id or current.acknowledged_at is not None:
+                raise _bad(event, f"team {team_id} has no unacknowledged order {order_id} here")
+            return _update_team(inc, current, {"acknowledged_at": event.at})
+        case TeamEnRoute(team_id=team_id):
+            current = inc.active_assignment(team_id)
+            if current is None or current.arrived_at is not None or current.en_route_at is not None:
+                raise _bad(event, f"team {team_id} is not about to roll to this incident")
+            return _update_team(inc, current, {"en_route_at": event.at})
     raise _bad(event, "unknown event kind")  # pragma: no cover - the union is closed
 
 
@@ -914,6 +946,63 @@ def decide_team_arrived(
     if incident.state is S.DISPATCHED:
         drafts.append((_to(incident, S.ON_SCENE), f"team {team_id} arrived"))
     return _commit(incident, incident.incident_id, actor, at, drafts)
+
+
+def decide_team_acknowledged(
+    incident: Incident,
+    *,
+    team_id: str,
+    order_id: str,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None = None,
+    reason: str | None = None,
+) -> list[Event]:
+    """The team accepted its order (接令): on the record beside dispatch and arrival. The
+    team itself (or the service on its behalf); a repeated or late ack gives ``[]`` —
+    the orders table stays the truth of the order's status."""
+    _authorise(
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        _INTAKE,
+        "record an acknowledgement",
+        team_id=team_id,
+    )
+    current = incident.active_assignment(team_id)
+    if current is None or current.order_id != order_id or current.acknowledged_at is not None:
+        return []
+    _check_version(incident, expected_version)
+    _check_open(incident, f"record the acknowledgement of team {team_id}")
+    return _commit(
+        incident,
+        incident.incident_id,
+        actor,
+        at,
+        [(TeamAcknowledged(team_id=team_id, order_id=order_id), reason)],
+    )
+
+
+def decide_team_en_route(
+    incident: Incident,
+    *,
+    team_id: str,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None = None,
+    reason: str | None = None,
+) -> list[Event]:
+    """The team is on its way (出动/在途). Once per assignment; a status that comes after
+    the arrival, or for a team no longer on the incident, gives ``[]``."""
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, _INTAKE, "record a team en route", team_id=team_id
+    )
+    current = incident.active_assignment(team_id)
+    if current is None or current.arrived_at is not None or current.en_route_at is not None:
+        return []
+    _check_version(incident, expected_version)
+    _check_open(incident, f"record team {team_id} en route")
+    return _commit(incident, incident.incident_id, actor, at, [(TeamEnRoute(team_id=team_id), reason)])
 
 
 def decide_release_team(

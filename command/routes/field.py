@@ -175,14 +175,6 @@ def _photo_dir(state: State) -> FsPath:
     return path
 
 
-#: Served photos: the type the name says, never sniffed, never run as a page.
-PHOTO_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-    "Cache-Control": "private, max-age=86400",
-}
-
-
 def _seconds_to_midnight(now: datetime) -> int:
     tomorrow = datetime.combine(now.date() + timedelta(days=1), time(), now.tzinfo)
     return max(1, int((tomorrow - now).total_seconds()))
@@ -268,4 +260,4 @@ async def get_photo(name: PhotoName, state: State, who: Caller) -> FileResponse:
     if not target.is_file():
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such photo")
     media_type = photos.MEDIA_TYPES[name.rsplit(".", 1)[1]]
-    return FileResponse(target, media_type=media_type, headers=PHOTO_HEADERS)
+    return FileResponse(target, media_type=media_type, headers=photos.SERVED_HEADERS)

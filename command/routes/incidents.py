@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from command import audit
@@ -21,7 +21,7 @@ from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
-from command.services import closing
+from command.services import closing, photos
 from command.services import incident_store as store
 from command.services import incidents as service
 from command.services.incident_store import NotFound, event_body, incident_body
@@ -431,4 +431,67 @@ async def merge(incident_id: IncidentId, body: Merge, state: State, who: Caller)
         service.merge(
             state, who, incident_id, body.into, body.reason, body.expected_version, body.into_expected_version
         )
+    )
+
+
+PhotoName = Annotated[str, Path(pattern=r"^[0-9a-f]{64}\.(jpg|png|webp)$")]
+
+
+class PhotoRef(BaseModel):
+    alarm_id: str
+    name: str
+    url: str = Field(description="GET it with the desk user's token: /incidents/{id}/photos/{name}")
+    kind: str
+    source: str
+    ts: str
+    summary: str
+
+
+async def _readable(state: State, who: Caller, incident_id: str) -> Incident:
+    try:
+        incident, _ = await service.incident_detail(state, incident_id)
+    except NotFound as exc:
+        raise domain_error(exc) from None
+    if not service.visible_incident(who, incident_body(incident)):
+        raise await _forbid(state, who, "incident.photo_read", incident_id)
+    return incident
+
+
+def _photos_of(incident: Incident) -> list[PhotoRef]:
+    out = []
+    for s in incident.sources:
+        name = photos.stored_name(s.photo_url)
+        if name is not None:
+            out.append(
+                PhotoRef(
+                    alarm_id=s.alarm_id,
+                    name=name,
+                    url=f"/incidents/{incident.incident_id}/photos/{name}",
+                    kind=str(s.kind),
+                    source=s.source,
+                    ts=s.ts.isoformat(),
+                    summary=s.summary,
+                )
+            )
+    return out
+
+
+@router.get("/{incident_id}/photos", response_model=list[PhotoRef], responses=ERRORS)
+async def incident_photos(incident_id: IncidentId, state: State, who: Caller) -> list[PhotoRef]:
+    """The photos of the incident's field reports (现场照片), for whoever may see it."""
+    return _photos_of(await _readable(state, who, incident_id))
+
+
+@router.get("/{incident_id}/photos/{name}", response_class=FileResponse, responses=ERRORS)
+async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State, who: Caller) -> FileResponse:
+    """One photo of the incident's reports, for whoever may see the incident: only a
+    photo one of its sources carries, sent as the type its name says (nosniff)."""
+    incident = await _readable(state, who, incident_id)
+    target = photos.stored_path(state.settings.data_dir, name)
+    if target is None or name not in {p.name for p in _photos_of(incident)}:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such photo on incident {incident_id}")
+    return FileResponse(
+        target,
+        media_type=photos.MEDIA_TYPES[name.rsplit(".", 1)[1]],
+        headers=photos.SERVED_HEADERS,
     )

@@ -55,7 +55,7 @@ from command.domain.recommend import (
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
 from command.security import Principal
-from command.services import exercises, rosters
+from command.services import exercises, places, rosters, team_record
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
 from command.services.incidents import actor_of, now, visible_incident
@@ -96,7 +96,13 @@ def order_topic(team_id: str, exercise_id: str | None, leaf: str = "dispatch") -
 
 
 def order_message(
-    order_id: str, incident: Incident, team_id: str, who: Principal, at: datetime, reason: str | None
+    order_id: str,
+    incident: Incident,
+    team_id: str,
+    who: Principal,
+    at: datetime,
+    reason: str | None,
+    address: tuple[str | None, str | None] = (None, None),
 ) -> dict[str, Any]:
     """The payload published on ``teams/v1/<team_id>/dispatch`` (an exercise's:
     ``exercise/v1/<id>/teams/v1/<team_id>/dispatch``; docs/mqtt-contract.md, "Dispatch
@@ -115,6 +121,9 @@ def order_message(
         "title": incident.title,
         "lat": incident.lat,
         "lon": incident.lon,
+        # the 110 caller's address, else the nearest named crossing and landmark
+        "address": address[0],
+        "address_source": address[1],
         "grid_cell_id": incident.grid_cell_id,
         "issued_by": who.user_id,
         "reason": reason,
@@ -277,7 +286,8 @@ async def dispatch(
             live = incident.exercise_id is None
             if live and team[0] == "off_duty":
                 raise TeamUnavailable(f"team {team_id} is off duty; set its status first if it must go")
-            message = order_message(order_id, incident, team_id, who, at, reason)
+            address = await places.order_address(conn, incident)
+            message = order_message(order_id, incident, team_id, who, at, reason, address)
             try:
                 async with conn.transaction():  # a savepoint: the loser of a race gets a clean 409
                     await conn.execute(
@@ -476,6 +486,8 @@ async def apply_ack(
             detail={"incident_id": incident_id, "msg_id": ack.id, "reason": ack.reason, "via": via},
         )
     order = await publish_order(state, ack.order_id)
+    if wanted == "acked":
+        await team_record.record_acknowledged(state, team_id, ack.order_id, incident_id, at)
     if wanted == "refused":
         await rosters.publish_team(state, team_id)
         await publish(

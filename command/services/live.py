@@ -50,6 +50,7 @@ def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
     never hear each other's changes."""
     return f"{CHANNEL}:{redis.connection_pool.connection_kwargs.get('db', 0)}"
 
+
 ChangeType = Literal[
     "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox"
 ]
@@ -89,8 +90,20 @@ def visible_to(who: Principal, envelope: dict[str, Any]) -> bool:
     if is_exercise:
         return who.role == Role.ADMIN
     if who.role == Role.FIELD:
-        return envelope.get("team_id") == who.team_id
+        return envelope.get("team_id") == who.team_id or _on_incident(envelope, who.team_id)
     return True
+
+
+def _on_incident(envelope: dict[str, Any], team_id: str | None) -> bool:
+    """An incident change reaches the field page of every team still assigned to it, so
+    a crew sees its own incident's notes, level and plan as they change."""
+    if envelope.get("type") != "incident" or team_id is None:
+        return False
+    data = envelope.get("data")
+    teams = data.get("teams") if isinstance(data, dict) else None
+    return any(
+        isinstance(t, dict) and t.get("team_id") == team_id and not t.get("released_at") for t in teams or ()
+    )
 
 
 async def publish(redis: aioredis.Redis, change: Change) -> None:

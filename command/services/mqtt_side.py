@@ -65,7 +65,7 @@ from pydantic import ValidationError
 from command.domain.incidents import DomainError, Event, Incident, decide_team_arrived
 from command.domain.vocabulary import Role
 from command.security import Principal
-from command.services import dispatch, exercises, rosters
+from command.services import dispatch, exercises, rosters, team_record
 from command.services import incidents as incident_service
 from command.services.incidents import actor_of
 from command.services.live import Change, publish
@@ -355,6 +355,8 @@ class TeamFeed:
             )
         if p.status is TeamStatus.ON_SCENE and p.incident_id:
             await _exercise_arrival(state, exercise_id, team_id, p.incident_id, at)
+        elif p.status is TeamStatus.EN_ROUTE and result.applied:
+            await team_record.record_en_route(state, team_id, at, exercise_id)
 
 
 async def _exercise_arrival(

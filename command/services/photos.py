@@ -13,9 +13,11 @@ charged by a conditional upsert in the upload's transaction.
 from __future__ import annotations
 
 import io
+import re
 import warnings
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -107,3 +109,27 @@ async def used(conn: AsyncConnection[Any], team_id: str, day: date) -> int:
     )
     row = await cur.fetchone()
     return int(row[0]) if row else 0
+
+
+#: Served photos: the type the name says, never sniffed, never run as a page.
+SERVED_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "Cache-Control": "private, max-age=86400",
+}
+
+#: A stored photo's URL as the upload answers it; only such photos are served.
+_STORED_URL = re.compile(r"^/field/photos/([0-9a-f]{64}\.(?:jpg|png|webp))$")
+
+
+def stored_name(url: str | None) -> str | None:
+    """The stored file's name of a photo URL this service gave out, else None (a URL
+    of somewhere else is never fetched or served)."""
+    match = _STORED_URL.match(url or "")
+    return match.group(1) if match else None
+
+
+def stored_path(data_dir: Path, name: str) -> Path | None:
+    """Where a stored photo is, if it is there (``name`` already checked by its pattern)."""
+    target = data_dir / "photos" / name
+    return target if target.is_file() else None

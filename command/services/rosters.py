@@ -46,6 +46,7 @@ from command.domain.rosters import (
 )
 from command.domain.vocabulary import Role, TeamType
 from command.security import Principal
+from command.services import team_record
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -667,6 +668,8 @@ async def _write_status(
             detail={"from": old_status, "to": status.value, "seq": seq, **detail},
         )
     await publish_team(state, team_id)
+    if status is TeamStatus.EN_ROUTE:  # rolling: on the record of the team's incident too
+        await team_record.record_en_route(state, team_id, when)
     return StatusOutcome(True, "applied")
 
 

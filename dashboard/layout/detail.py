@@ -16,6 +16,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
 from dashboard.i18n import data as words
+from dashboard.layout.photos import report_photos
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -685,7 +686,7 @@ def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = No
         return f"{state_label(lang, str(d.get('from_state')))} → {state_label(lang, str(d.get('to_state')))}"
     if kind == "level_changed":
         return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
-    if kind in ("team_dispatched", "team_arrived", "team_released"):
+    if kind in ("team_dispatched", "team_acknowledged", "team_en_route", "team_arrived", "team_released"):
         return str(d.get("team_id", ""))
     if kind == "plan_activated":
         title = named.get(f"plan:{d.get('plan_id')}", t(lang, "plan.title"))
@@ -747,6 +748,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
         parts.append(stock_section(lang, who, data))
     parts.append(teams_on_incident(lang, data, tz))
     parts.append(sources(lang, who, inc, tz))
+    parts.append(report_photos(lang, inc))  # None without photos
     if data.area_chart is not None:
         parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
     parts.append(timeline(lang, data.timeline, tz, plan_words(lang, data)))

@@ -56,6 +56,8 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/incidents/{live}/reopen"): (STAFF, ACT),
     ("POST", "/incidents/{live}/close"): (STAFF, ACT),
     ("GET", "/incidents/{live}/closing"): (STAFF, None),
+    ("GET", "/incidents/{live}/photos"): (STAFF, None),
+    ("GET", "/incidents/{live}/photos/{photo}"): (STAFF, None),
     ("POST", "/incidents/{live}/cancel"): (STAFF, ACT),
     ("POST", "/incidents/{live}/false-alarm"): (STAFF, ACT),
     ("POST", "/incidents/{live}/level"): (frozenset({"commander", "admin"}), {**ACT, "level": 2}),

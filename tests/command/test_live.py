@@ -114,6 +114,25 @@ def test_slow_client_is_dropped_others_keep_receiving() -> None:
         (Role.FIELD, "T1", {"exercise_id": None, "team_id": "T1"}, True),
         (Role.FIELD, "T1", {"exercise_id": None, "team_id": "T2"}, False),
         (Role.FIELD, "T1", {"exercise_id": None, "team_id": None}, False),
+        # a crew sees its own incident's changes, while it is assigned to it
+        (Role.FIELD, "T1", {"type": "incident", "data": {"teams": [{"team_id": "T1"}]}}, True),
+        (Role.FIELD, "T1", {"type": "incident", "data": {"teams": [{"team_id": "T2"}]}}, False),
+        (
+            Role.FIELD,
+            "T1",
+            {
+                "type": "incident",
+                "data": {"teams": [{"team_id": "T1", "released_at": "2026-12-07T09:00:00Z"}]},
+            },
+            False,
+        ),
+        (Role.FIELD, "T1", {"type": "alarm", "data": {"teams": [{"team_id": "T1"}]}}, False),
+        (
+            Role.FIELD,
+            "T1",
+            {"type": "incident", "exercise_id": "EX", "data": {"teams": [{"team_id": "T1"}]}},
+            False,
+        ),
     ],
 )
 def test_visibility(role: Role, team: str | None, envelope: dict[str, object], seen: bool) -> None:

@@ -143,13 +143,20 @@ def test_team_acks_and_refusals_over_mqtt(
         assert acked[0]["acked_at"] is not None and acked[0]["in_force"]
         # the same ack again (at-least-once) changes nothing
         publish_as_team(team, "ack", {"id": "ack-0001", "order_id": order["order_id"], "status": "accepted"})
+        # the ack is on the incident's record too (a new version: docs/incidents.md §3.2)
+        detail = wait_for(
+            lambda: (lambda d: d if d["timeline"][-1]["kind"] == "team_acknowledged" else None)(
+                command_client.get(f"/incidents/{inc['id']}", headers=op).json()
+            )
+        )
+        assert detail["incident"]["version"] == r.json()["incident"]["version"] + 1
 
         released = command_client.post(
             f"/incidents/{inc['id']}/release",
             headers=op,
             json={
                 "team_id": FIELD_TEAM,
-                "expected_version": r.json()["incident"]["version"],
+                "expected_version": detail["incident"]["version"],
                 "reason": "改派",
             },
         )

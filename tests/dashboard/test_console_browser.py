@@ -272,6 +272,18 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     assert on_map["lat"] is not None
     page.wait_for_selector('.detail-meta .state:has-text("处置中")', timeout=20_000)
 
+    # The closing guard (docs/incidents.md §3.1): the plan's checklist is done and the
+    # team released before the incident is resolved.
+    open_work = stack.api("GET", f"/incidents/{iid}/closing", token)["open"]
+    for item in open_work["checklist"]:
+        v = stack.api("GET", f"/incidents/{iid}", token)["incident"]["version"]
+        stack.api("POST", f"/incidents/{iid}/checklist/{item['item_id']}", token, {"expected_version": v})
+    v = stack.api("GET", f"/incidents/{iid}", token)["incident"]["version"]
+    released = {"team_id": team_id, "expected_version": v, "reason": "归队"}
+    stack.api("POST", f"/incidents/{iid}/release", token, released)
+    assert stack.api("GET", f"/incidents/{iid}/closing", token)["blocked"] is False
+    page.wait_for_selector(".timeline .event-team_released", timeout=20_000)  # the detail on the new version
+
     # Resolve and close: the incident leaves the queue and the closure rate moves.
     page.get_by_role("button", name="处置完毕").click()
     page.wait_for_selector('.detail-meta .state:has-text("待核查")', timeout=20_000)

@@ -82,6 +82,8 @@ def test_every_key_the_code_uses_exists() -> None:
                 "team_arrived",
                 "team_released",
                 "note_added",
+                "team_acknowledged",
+                "team_en_route",
             ],
         ),
     ],

@@ -51,7 +51,9 @@ from command.domain.incidents import (
     decide_reopen,
     decide_resolve,
     decide_split,
+    decide_team_acknowledged,
     decide_team_arrived,
+    decide_team_en_route,
     decide_tick_checklist,
     decide_verify,
     event_from_record,
@@ -625,6 +627,8 @@ def rich_history() -> list[Event]:
     s.do(decide_reclassify, incident_type=IncidentType.HIGH_RISE_FIRE, reason="tower")
     s.do(decide_dispatch, team_id="T1", order_id="O1")
     s.do(decide_dispatch, team_id="T2", order_id="O2")
+    s.do(decide_team_acknowledged, team_id="T1", order_id="O1", actor=FIELD_T1)
+    s.do(decide_team_en_route, team_id="T1", actor=FIELD_T1)
     s.do(decide_team_arrived, team_id="T1", actor=FIELD_T1)
     s.do(decide_release_team, team_id="T2", reason="not needed")
     s.do(decide_add_note, text="风向东南")

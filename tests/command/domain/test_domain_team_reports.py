@@ -22,7 +22,7 @@ ORDER = TeamOrder("ORD-1", "INC-7", incident_open=True)
 def report(kind: str = "report", **details: Any) -> Alarm:
     return Alarm(
         alarm_id=f"team/T-FIRE-01#{kind}-1",
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         source="team/T-FIRE-01",
         msg_id="r1",
         network=None,
