@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
+from dashboard.layout import close_guard, team_text
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -45,6 +46,23 @@ class DetailData:
     reserve: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     area_chart: Any = None
+    #: A resolve or close the command service refused (the close-guard store), if any.
+    refusal: dict[str, Any] | None = None
+
+
+def team_names(data: DetailData) -> dict[str, str]:
+    """Team names by id from what the detail fetched: the incident's orders name every
+    team ever dispatched to it, the recommendations the candidates."""
+    names: dict[str, str] = {}
+    recs = data.recommendations if isinstance(data.recommendations, dict) else {}
+    for req in recs.get("teams", []):
+        for c in req.get("candidates", []):
+            if c.get("team_id") and c.get("name"):
+                names[str(c["team_id"])] = str(c["name"])
+    for o in data.orders:
+        if o.get("team_id") and o.get("team_name"):
+            names[str(o["team_id"])] = str(o["team_name"])
+    return names
 
 
 def level_badge(lang: Lang, level: int, *, big: bool = False) -> html.Span:
@@ -137,6 +155,13 @@ def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
                         ],
                     ),
                 ],
+            ),
+            html.Button(
+                "✕",
+                id={"type": ids.DETAIL_CLOSE, "panel": "detail"},
+                n_clicks=0,
+                title=t(lang, "detail.close"),
+                className="btn btn-ghost btn-small detail-close",
             ),
         ],
     )
@@ -238,7 +263,9 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
                             className="dropdown",
                             options=options,
                             clearable=False,
-                            value=options[0]["value"],
+                            # a plan of another type is chosen on purpose, never by default
+                            value=next((o["value"] for o in options if o["value"] in covering), None),
+                            placeholder=t(lang, "plan.choose"),
                         ),
                         html.Button(
                             t(lang, "act.plan"),
@@ -294,21 +321,28 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             if done
             else ""
         )
-        button = None
+        # the mark, the text and who ticked it: one button when it may be ticked (the whole
+        # text is the click target), the same three columns as plain text when not
+        parts = [
+            html.Span("☑" if done else "☐", className="tick" + (" done" if done else "")),
+            html.Span(text, className="check-text"),
+            html.Span(who_when, className="muted small"),
+        ]
+        body: Any = html.Div(parts, className="check-body")
         if who.is_staff and inc.get("is_open") and item.get("applies", True):
-            button = html.Button(
-                "☑" if done else "☐",
+            body = html.Button(
+                parts,
                 title=t(lang, "plan.untick" if done else "plan.tick"),
                 id={"type": ids.TICK, "item": str(item.get("id")), "done": not done},
                 n_clicks=0,
-                className="tick" + (" done" if done else ""),
+                className="check-body check-toggle",
             )
         items.append(
             html.Li(
                 className="check"
                 + (" done" if done else "")
                 + ("" if item.get("applies", True) else " stale"),
-                children=[button, html.Span(text), html.Span(who_when, className="muted small")],
+                children=body,
             )
         )
     children.append(html.Ul(className="checklist", children=items))
@@ -563,19 +597,27 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
     return _section(t(lang, "detail.stock"), *body)
 
 
-def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section | None:
+def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
     teams = data.incident.get("teams", [])
     if not teams:
-        return None
+        return _section(t(lang, "detail.teams"), html.P(t(lang, "detail.no_teams"), className="muted"))
     orders = {o.get("team_id"): o for o in data.orders}
+    names = team_names(data)
     rows = []
     for a in teams:
-        order = orders.get(a.get("team_id"), {})
+        team_id = str(a.get("team_id", ""))
+        order = orders.get(team_id, {})
         status = "released" if a.get("released_at") else ("arrived" if a.get("arrived_at") else "dispatched")
         rows.append(
             html.Tr(
                 [
-                    html.Td(a.get("team_id"), className="mono"),
+                    html.Td(
+                        [
+                            html.Strong(names.get(team_id) or team_id),
+                            html.Div(team_id, className="mono small muted"),
+                        ],
+                        className="team-cell",
+                    ),
                     html.Td(t(lang, f"assignment.{status}")),
                     html.Td(clock(a.get("dispatched_at"), tz)),
                     html.Td(clock(a.get("arrived_at"), tz)),
@@ -661,7 +703,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
     )
 
 
-def _event_text(lang: Lang, e: dict[str, Any]) -> str:
+def _event_text(lang: Lang, e: dict[str, Any], names: dict[str, str]) -> str:
     d = e.get("data") or {}
     kind = e.get("kind", "")
     if kind == "state_changed":
@@ -669,7 +711,7 @@ def _event_text(lang: Lang, e: dict[str, Any]) -> str:
     if kind == "level_changed":
         return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
     if kind in ("team_dispatched", "team_arrived", "team_released"):
-        return str(d.get("team_id", ""))
+        return team_text(names, str(d.get("team_id", "")))
     if kind == "plan_activated":
         return f"{d.get('plan_id')} v{d.get('plan_version')}"
     if kind == "checklist_item_ticked":
@@ -690,7 +732,9 @@ def _event_text(lang: Lang, e: dict[str, Any]) -> str:
     return ""
 
 
-def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Section:
+def timeline(
+    lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo, names: dict[str, str] | None = None
+) -> html.Section:
     rows = []
     for e in reversed(events[-200:]):
         kind = str(e.get("kind", ""))
@@ -703,7 +747,7 @@ def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Sec
                         t(lang, f"event.{kind}") if has(lang, f"event.{kind}") else kind,
                         className="event-kind",
                     ),
-                    html.Span(_event_text(lang, e)),
+                    html.Span(_event_text(lang, e, names or {})),
                     html.Span(
                         f"{e.get('actor', '')}" + (f" — {e['reason']}" if e.get("reason") else ""),
                         className="muted small",
@@ -714,19 +758,85 @@ def timeline(lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo) -> html.Sec
     return _section(t(lang, "detail.timeline", n=len(events)), html.Ol(className="timeline", children=rows))
 
 
+def _tab(lang: Lang, value: str, label: str, *children: Any) -> dcc.Tab:
+    return dcc.Tab(
+        label=label,
+        value=value,
+        className="detail-tab",
+        selected_className="detail-tab--selected",
+        children=[c for c in children if c is not None],
+    )
+
+
 def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list[Any]:
+    """One screen: the summary and the actions on top, the rest as tabs (the plan's
+    checklist, teams, supplies, the record, the sources). The chosen tab is kept while
+    the detail is drawn again (persistence) and from one incident to the next."""
     inc = data.incident
-    parts: list[Any] = [summary(lang, inc, tz)]
+    top: list[Any] = [summary(lang, inc, tz)]
     if inc.get("merged_into"):
-        parts.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
-    parts.append(actions(lang, who, inc))
-    parts.append(plan_section(lang, who, data, tz))
-    if inc.get("is_open"):
-        parts.append(team_recommendations(lang, who, data))
-        parts.append(stock_section(lang, who, data))
-    parts.append(teams_on_incident(lang, data, tz))
-    parts.append(sources(lang, who, inc, tz))
-    if data.area_chart is not None:
-        parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
-    parts.append(timeline(lang, data.timeline, tz))
-    return [p for p in parts if p is not None]
+        top.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
+    top.append(actions(lang, who, inc))
+    refusal = close_guard.applies(data.refusal, inc)
+    if refusal is not None:
+        work = close_guard.open_work(lang, inc, data.plan, data.reserve, team_names(data))
+        top.append(close_guard.guard_panel(lang, who, refusal, work))
+    is_open = bool(inc.get("is_open"))
+    act = (data.plan or {}).get("activation") or {}
+    pending = int(act.get("pending", 0) or 0)
+    assigned = len(inc.get("teams", []))
+    sources_n = len(inc.get("sources", []))
+    tabs = [
+        _tab(
+            lang,
+            "plan",
+            t(lang, "detail.tab_plan_pending", n=pending) if pending else t(lang, "detail.tab_plan"),
+            plan_section(lang, who, data, tz),
+        ),
+        _tab(
+            lang,
+            "teams",
+            t(lang, "detail.tab_teams", n=assigned),
+            teams_on_incident(lang, data, tz),
+            team_recommendations(lang, who, data) if is_open else None,
+        ),
+        _tab(
+            lang,
+            "supplies",
+            t(lang, "detail.tab_supplies"),
+            stock_section(lang, who, data) if is_open else _held_stock(lang, data),
+        ),
+        _tab(
+            lang,
+            "timeline",
+            t(lang, "detail.tab_timeline", n=len(data.timeline)),
+            timeline(lang, data.timeline, tz, team_names(data)),
+        ),
+        _tab(
+            lang,
+            "sources",
+            t(lang, "detail.tab_sources", n=sources_n),
+            sources(lang, who, inc, tz),
+            _section(t(lang, "chart.area_title"), data.area_chart) if data.area_chart is not None else None,
+        ),
+    ]
+    return [
+        html.Div(className="detail-top", children=[p for p in top if p is not None]),
+        dcc.Tabs(
+            id=ids.DETAIL_TABS,
+            value="plan",
+            persistence=True,
+            persistence_type="memory",
+            className="detail-tabs",
+            parent_className="detail-tabs-parent",
+            content_className="detail-tab-content",
+            children=tabs,
+        ),
+    ]
+
+
+def _held_stock(lang: Lang, data: DetailData) -> html.Section:
+    """A closed incident's supplies: what it still holds (nothing to reserve any more)."""
+    held = (data.reserve or {}).get("allocations") or []
+    text = t(lang, "stock.held", n=len(held)) if held else t(lang, "stock.none_held")
+    return _section(t(lang, "detail.stock"), html.P(text, className="muted"))
