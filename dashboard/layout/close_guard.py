@@ -97,15 +97,18 @@ def applies(refusal: Any, incident: dict[str, Any]) -> dict[str, Any] | None:
     return refusal
 
 
+#: Lines shown of each kind of open work: the count says the rest, the tabs show it all.
+SHOWN = 4
+
+
 def _list(lang: Lang, key: str, lines: tuple[str, ...]) -> html.Div | None:
     if not lines:
         return None
+    shown = [html.Li(line) for line in lines[:SHOWN]]
+    if len(lines) > SHOWN:
+        shown.append(html.Li(t(lang, "guard.more", n=len(lines) - SHOWN), className="muted"))
     return html.Div(
-        className="guard-group",
-        children=[
-            html.Strong(t(lang, key, n=len(lines))),
-            html.Ul([html.Li(line) for line in lines]),
-        ],
+        className="guard-group", children=[html.Strong(t(lang, key, n=len(lines))), html.Ul(shown)]
     )
 
 
