@@ -25,7 +25,9 @@ FIELD_STATUSES = ("en_route", "on_scene", "returning", "available", "off_duty")
 REPORT_CATEGORIES = ("fire", "flood", "traffic", "gas", "crowd", "fight", "medical", "rescue", "other")
 
 
-def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None = None) -> html.Div:
+def field_page(
+    console: Console, lang: Lang, who: Me, context: list[str] | None = None, team_name: str | None = None
+) -> html.Div:
     settings = console.settings
     tiles = (
         [
@@ -52,7 +54,7 @@ def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None 
                     html.Div(
                         className="field-team",
                         children=[
-                            html.Strong(who.display_name),
+                            html.Strong(team_name or who.display_name),  # the team by name, with its id
                             html.Span(who.team_id or "", className="mono muted"),
                         ],
                     ),

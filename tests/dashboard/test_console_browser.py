@@ -222,6 +222,9 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     login(field.page, stack, team_id)
     field.page.wait_for_selector(".field-page .connection.ok", timeout=30_000)
     field.page.wait_for_selector(f'#field-order:has-text("{iid}")', timeout=30_000)
+    team_name = next(t.name for t in stack.city.teams if t.id == team_id)
+    # the team by name, with its id
+    assert field.page.inner_text(".field-team").split() == [team_name, team_id]
     field.page.wait_for_selector('[data-action="ack"]:not([disabled])', timeout=20_000)
     field.page.click('[data-action="ack"]')  # 确认接令
     field.page.wait_for_selector('#field-queue:has-text("全部已发送")', timeout=20_000)

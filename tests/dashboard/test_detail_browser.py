@@ -239,8 +239,9 @@ class GuardedClose:
 
         async def replay() -> dict[str, Any]:
             nonlocal sent
-            if sent:
-                return await receive()
+            if sent:  # the body was read: what follows is the client leaving
+                message: dict[str, Any] = await receive()
+                return message
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
 
