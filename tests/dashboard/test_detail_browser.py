@@ -98,6 +98,12 @@ def test_opening_an_incident_flies_the_map_to_it_and_closing_the_detail_flies_ba
 
     wait_for(home, 10, 0.1, "the map back where it was")
     assert page.query_selector(".qrow.selected") is None
+    # open again, then the incident is closed (by someone else): the map goes back too
+    page.click(row)
+    wait_for(there, 10, 0.1, "the map over the incident again")
+    act(stack, token, inc["id"], "cancel", {"reason": "重复报警"})
+    page.wait_for_selector('.detail-meta .state:has-text("已撤销")', timeout=20_000)
+    wait_for(home, 10, 0.1, "the map back once the incident is closed")
     assert desk.errors == [], desk.errors
 
 
