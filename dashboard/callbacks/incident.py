@@ -22,6 +22,7 @@ from dashboard.charts import figure
 from dashboard.context import Console
 from dashboard.data.aggregates import activity_around
 from dashboard.i18n import Lang, lang_of, t
+from dashboard.layout import team_text
 from dashboard.layout.close_guard import refusal
 from dashboard.layout.detail import NEEDS_REASON, DetailData, incident_detail
 
@@ -268,10 +269,12 @@ async def perform(
             return t(lang, "done.merge", id=into)
     if kind == ids.DISPATCH:
         team = str(button.get("team"))
-        await api.post(
+        done = await api.post(
             incident_path(incident_id, "dispatch"), token, {"team_id": team, "expected_version": version}
         )
-        return t(lang, "done.dispatch", team=team)
+        order = done.get("order") if isinstance(done, dict) else None
+        name = str(order.get("team_name") or "") if isinstance(order, dict) else ""
+        return t(lang, "done.dispatch", team=team_text({team: name} if name else {}, team))
     if kind == ids.RESERVE:
         item, qty = str(button.get("item")), int(button.get("qty") or 0)
         wid = button.get("wh")

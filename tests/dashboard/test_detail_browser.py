@@ -132,7 +132,7 @@ def test_the_detail_fits_one_screen_with_its_parts_as_tabs_and_teams_by_name(
     team_id = json.loads(button.get_attribute("id") or "{}")["team"]
     team_name = next(t.name for t in stack.city.teams if t.id == team_id)
     button.click()
-    page.wait_for_selector(f'#feedback:has-text("{team_id}")', timeout=20_000)
+    page.wait_for_selector(f'#feedback:has-text("{team_name} · {team_id}")', timeout=20_000)
     # the assigned table names the team, with its id under the name
     cell = page.locator(f'.team-cell:has-text("{team_id}")')
     cell.wait_for(timeout=20_000)
