@@ -59,7 +59,7 @@ def open_work(
     for a in (reserve or {}).get("allocations") or []:
         held = int(a.get("reserved") or 0) + int(a.get("outstanding") or 0)
         if held > 0:
-            name = a.get("name_zh") if lang == "zh_CN" else a.get("item_code")
+            name = a.get("name_zh" if lang == "zh_CN" else "name_en")  # as the reserve board names items
             supplies.append(
                 t(
                     lang,
