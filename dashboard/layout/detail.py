@@ -703,7 +703,27 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
     )
 
 
-def _event_text(lang: Lang, e: dict[str, Any], names: dict[str, str]) -> str:
+@dataclass(frozen=True)
+class RecordWords:
+    """What the record names by id, in the operator's words: teams by name (with the id),
+    the plan by its title, checklist items by their text."""
+
+    teams: dict[str, str]
+    plans: dict[str, str]
+    items: dict[str, str]
+
+    @classmethod
+    def of(cls, lang: Lang, data: DetailData) -> RecordWords:
+        title_key, text_key = ("title_zh", "text_zh") if lang == "zh_CN" else ("title_en", "text_en")
+        plans = {str(p.get("id")): str(p.get(title_key)) for p in data.plans if p.get(title_key)}
+        act = (data.plan or {}).get("activation") or {}
+        if act.get("plan_id") and act.get(title_key):
+            plans[str(act["plan_id"])] = str(act[title_key])
+        items = {str(i.get("id")): str(i.get(text_key)) for i in act.get("checklist", []) if i.get(text_key)}
+        return cls(team_names(data), plans, items)
+
+
+def _event_text(lang: Lang, e: dict[str, Any], words: RecordWords) -> str:
     d = e.get("data") or {}
     kind = e.get("kind", "")
     if kind == "state_changed":
@@ -711,11 +731,13 @@ def _event_text(lang: Lang, e: dict[str, Any], names: dict[str, str]) -> str:
     if kind == "level_changed":
         return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
     if kind in ("team_dispatched", "team_arrived", "team_released"):
-        return team_text(names, str(d.get("team_id", "")))
+        return team_text(words.teams, str(d.get("team_id", "")))
     if kind == "plan_activated":
-        return f"{d.get('plan_id')} v{d.get('plan_version')}"
+        plan_id = str(d.get("plan_id"))
+        return f"{words.plans.get(plan_id, plan_id)} v{d.get('plan_version')}"
     if kind == "checklist_item_ticked":
-        return f"{d.get('item_id')} {'✓' if d.get('done', True) else '✗'}"
+        item_id = str(d.get("item_id"))
+        return f"{'✓' if d.get('done', True) else '✗'} {words.items.get(item_id, item_id)}"
     if kind == "note_added":
         return str(d.get("text", ""))
     if kind in ("opened", "source_linked"):
@@ -732,9 +754,9 @@ def _event_text(lang: Lang, e: dict[str, Any], names: dict[str, str]) -> str:
     return ""
 
 
-def timeline(
-    lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo, names: dict[str, str] | None = None
-) -> html.Section:
+def timeline(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
+    events = data.timeline
+    words = RecordWords.of(lang, data)
     rows = []
     for e in reversed(events[-200:]):
         kind = str(e.get("kind", ""))
@@ -747,7 +769,7 @@ def timeline(
                         t(lang, f"event.{kind}") if has(lang, f"event.{kind}") else kind,
                         className="event-kind",
                     ),
-                    html.Span(_event_text(lang, e, names or {})),
+                    html.Span(_event_text(lang, e, words)),
                     html.Span(
                         f"{e.get('actor', '')}" + (f" — {e['reason']}" if e.get("reason") else ""),
                         className="muted small",
@@ -810,7 +832,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
             lang,
             "timeline",
             t(lang, "detail.tab_timeline", n=len(data.timeline)),
-            timeline(lang, data.timeline, tz, team_names(data)),
+            timeline(lang, data, tz),
         ),
         _tab(
             lang,

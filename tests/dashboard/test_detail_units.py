@@ -147,7 +147,9 @@ def test_a_closed_incidents_checklist_keeps_the_open_ones_columns() -> None:
     assert len(items) == 3
     for item in items:
         body: Any = item.children
-        assert isinstance(body, html.Div) and getattr(body, "className", "") == "check-body"  # nothing to click
+        assert (
+            isinstance(body, html.Div) and getattr(body, "className", "") == "check-body"
+        )  # nothing to click
         mark, text, _who = body.children
         assert mark.className.startswith("tick") and text.className == "check-text"
     assert items[0].children.children[1].children == "疏散着火楼层及上下两层人员"
@@ -159,6 +161,32 @@ def test_teams_are_shown_by_name_with_their_id() -> None:
     assert len(cells) == 1 and texts_of(cells[0]) == ["消防一站", "T-1"]
     events = find(tree, lambda c: getattr(c, "className", None) == "event event-team_dispatched")
     assert "消防一站 · T-1" in texts_of(events[0])
+
+
+def test_the_record_names_plans_and_checklist_items_in_the_operators_words() -> None:
+    data = with_plan(sample())
+    at = "2025-01-01T00:02:00+00:00"
+    data.timeline += [
+        {
+            "seq": 2,
+            "kind": "plan_activated",
+            "at": at,
+            "actor": "operator1",
+            "data": {"plan_id": "high_rise_fire", "plan_version": 2},
+        },
+        {
+            "seq": 3,
+            "kind": "checklist_item_ticked",
+            "at": at,
+            "actor": "operator1",
+            "data": {"item_id": "c1", "done": True},
+        },
+    ]
+    tree = html.Div(incident_detail("zh_CN", OPERATOR, data, TZ))
+    text = texts_of(find(tree, lambda c: getattr(c, "className", None) == "timeline")[0])
+    assert "高层建筑火灾应急预案 v2" in text
+    assert "✓ 疏散着火楼层及上下两层人员" in text
+    assert not [x for x in text if "high_rise_fire" in x or x.startswith("c1")]  # no ids on screen
 
 
 def test_the_field_pages_header_names_the_team() -> None:
