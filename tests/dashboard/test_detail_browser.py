@@ -9,7 +9,8 @@ whole stack (issue 9, "the incident desk"):
 - a type no plan covers has no plan preselected; a checklist item's whole text ticks it;
 - a closed incident's checklist reads as an open one's (it showed one character per
   line: its items lost the mark's column, and the text fell into it);
-- a refused resolve says what is open; a commander overrides it with a reason.
+- a refused resolve says what is open; a commander overrides it with a reason;
+- the field page's header names the team (with its id) on a phone.
 
 Screenshots go to test-artifacts/dashboard/ (incident-detail.png also to
 docs/screenshots/ with WUWANG_UPDATE_SCREENSHOTS=1).
@@ -314,3 +315,22 @@ def test_a_refused_resolve_says_what_is_open_and_a_commander_overrides_it(
         assert guarded.overrides == ["现场已移交交警，剩余事项转日常处置"]
         assert watched.errors == [], watched.errors
         ctx.close()
+
+
+def test_the_field_pages_header_names_the_team_on_a_phone(
+    console_stack: Stack, chromium: Any, artifacts: Path
+) -> None:
+    stack = console_stack
+    team = stack.city.teams[0]
+    ctx = chromium.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, locale="zh-CN")
+    watched = Watched(ctx.new_page())
+    page = watched.page
+    login(page, stack, team.id)
+    page.wait_for_selector(".field-page .connection.ok", timeout=30_000)
+    header = page.locator(".field-team")
+    assert header.inner_text().split() == [team.name, team.id]
+    box = header.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390  # no sideways scrolling
+    page.screenshot(path=str(artifacts / "field-header-phone.png"))
+    assert watched.errors == [], watched.errors
+    ctx.close()
