@@ -12,8 +12,8 @@ whole stack (issue 9, "the incident desk"):
 - a refused resolve says what is open; a commander overrides it with a reason;
 - the field page's header names the team (with its id) on a phone.
 
-Screenshots go to test-artifacts/dashboard/ (incident-detail.png also to
-docs/screenshots/ with WUWANG_UPDATE_SCREENSHOTS=1).
+Screenshots go to test-artifacts/dashboard/ (incident-detail.png, incident-detail-closed.png
+and incident-close-guard.png also to docs/screenshots/ with WUWANG_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
