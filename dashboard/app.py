@@ -4,7 +4,8 @@ Everything the browser loads is served from here — Dash's and dash-leaflet's b
 ``assets/`` (styles, the font stack, the live and field scripts) — and a Content
 Security Policy tells the browser to load nothing from anywhere else: the console
 works air-gapped. The only other origins allowed are the command service's WebSocket
-and, when configured, the self-hosted basemap.
+and, when configured, the deployment's tile service (the demo's own basemap is served
+here, ``dashboard.tiles``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 from dash import Dash
 from fastapi import FastAPI, Request, Response
 
-from dashboard import field_api, geoserve, report_proxy
+from dashboard import field_api, geoserve, report_proxy, tiles
 from dashboard.api import CommandApi
 from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
@@ -112,6 +113,7 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     server.add_middleware(BodyLimit, default=settings.dashboard_body_limit_bytes)
     field_api.mount(server, console)
     geoserve.mount(server, console)
+    tiles.mount(server, settings)
     report_proxy.mount(server, console)
 
     policy: dict[str, str] = {}

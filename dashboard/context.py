@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from dashboard.api import CommandApi
 from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
+from dashboard.geo import map_datum
 from wuwang.settings import Settings, console_secret
 
 
@@ -37,7 +38,7 @@ class Console:
             settings=settings,
             api=api or CommandApi(settings.dashboard_command_url, console_secret=console_secret(settings)),
             db=db,
-            registries=Registries(db, settings.dashboard_tile_datum, settings.dashboard_streets_file),
+            registries=Registries(db, map_datum(settings), settings.dashboard_streets_file),
         )
 
     def browser_config(self, page: str) -> dict[str, Any]:
@@ -46,7 +47,7 @@ class Console:
         return {
             "page": page,
             "ws_url": ws_url(s),
-            "datum": s.dashboard_tile_datum,
+            "datum": map_datum(s),
             "call_target_s": s.dashboard_call_target_s,
             "flush_ms": 250,
             "queue_limit": 200,

@@ -5,7 +5,8 @@ basemap published in mainland China is usually GCJ-02; drawn on it, WGS-84 posit
 land 100–700 m off their street. When ``DASHBOARD_TILE_DATUM=gcj02`` every position is
 shifted on its way to the map — here for what the server sends, in
 ``assets/wuwang-geo.js`` (the same formula) for what arrives live in the browser.
-Without a basemap, or with a WGS-84 one, nothing is shifted.
+Without a basemap, on the demo's own (``dashboard.tiles``) or on a WGS-84 one, nothing is
+shifted.
 """
 
 from __future__ import annotations
@@ -13,8 +14,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from wuwang.geo import geometry_wgs84_to_gcj02, wgs84_to_gcj02
+from wuwang.settings import Settings
 
 Datum = Literal["wgs84", "gcj02"]
+
+
+def map_datum(settings: Settings) -> Datum:
+    """The datum the map draws in. ``DASHBOARD_TILE_DATUM`` describes the deployment's
+    tile service (``DASHBOARD_TILE_URL``); the demo's own basemap is WGS-84, like the data."""
+    return settings.dashboard_tile_datum if settings.dashboard_tile_url else "wgs84"
 
 
 def point(lat: float, lon: float, datum: Datum) -> tuple[float, float]:

@@ -27,7 +27,15 @@ from dashboard.data.registries import NETWORKS
 from wuwang.settings import dashboard_secret
 
 BUCKET_S = 600
-LAYERS = ("districts", "district_labels", "grid", "river", "streets", *(f"net-{n}" for n in NETWORKS))
+LAYERS = (
+    "districts",
+    "district_labels",
+    "grid",
+    "river",
+    "streets",
+    "places",
+    *(f"net-{n}" for n in NETWORKS),
+)
 _NAME = re.compile(r"^[a-z_-]{1,32}$")
 
 

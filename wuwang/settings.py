@@ -275,6 +275,11 @@ class Settings(BaseSettings):
     )
     dashboard_tile_attribution: str = Field(default="", description="the basemap's attribution line")
     dashboard_tile_max_zoom: int = Field(default=18, ge=1, le=22, description="the basemap's deepest zoom")
+    dashboard_basemap_file: Path | None = Field(
+        default=None,
+        description="the offline basemap (MBTiles, `make basemap`) served at /tiles/ and shown when"
+        " DASHBOARD_TILE_URL is unset; default <DATA_DIR>/basemap.mbtiles",
+    )
     dashboard_streets_file: Path | None = Field(
         default=None, description="an optional GeoJSON file of streets (WGS-84) drawn without a basemap"
     )

@@ -19,6 +19,20 @@
    * 1080 px (assets/50-wuwang-wall.js), so a 4K panel or a video wall draws them as large. */
   function k() { return W.wallScale ? W.wallScale() : 1; }
 
+  /* zoom-lt-12 / zoom-lt-14 on a map's container, kept up to date: CSS hides the place
+   * names a zoom is too far out for (hundreds of labels on a city-wide view are noise). */
+  function zoomClasses(map) {
+    if (!map || map._wuwangZoomClasses) { return; }
+    map._wuwangZoomClasses = true;
+    function update() {
+      var z = map.getZoom(), el = map.getContainer();
+      el.classList.toggle("zoom-lt-12", z < 12);
+      el.classList.toggle("zoom-lt-14", z < 14);
+    }
+    map.on("zoomend", update);
+    update();
+  }
+
   W.map = {
     /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
     incidentPoint: function (feature, latlng) {
@@ -92,14 +106,32 @@
         icon: window.L.divIcon({ className: "district-label", html: W.escape(feature.properties.n), iconSize: null })
       });
     },
+    placePoint: function (feature, latlng) {
+      // A named place: a dot and its name. Landmarks show from zoom 12, the rest from 14
+      // (the map container carries the zoom classes, see zoomClasses).
+      var marker = window.L.marker(latlng, {
+        interactive: false, keyboard: false,
+        icon: window.L.divIcon({
+          className: "place-label" + (feature.properties.m ? " landmark" : ""),
+          html: '<i></i><span>' + W.escape(feature.properties.n) + "</span>", iconSize: null
+        })
+      });
+      marker.on("add", function () { zoomClasses(marker._map); });
+      return marker;
+    },
     orderPoint: function (feature, latlng) {
       var p = feature.properties;
       return window.L.circleMarker(latlng, {
         radius: 11, color: "#ffffff", weight: 3, fillColor: LEVEL[p.l] || "#e53935", fillOpacity: 1
       });
     },
-    districtStyle: function () {
-      return { color: "#6f8fbf", weight: 2, opacity: 0.9, fill: true, fillColor: "#13213a", fillOpacity: 0.55 };
+    districtStyle: function (feature, context) {
+      // Over a basemap the fill is a tint only, so the streets beneath stay visible.
+      var onBasemap = context && context.hideout && context.hideout.basemap;
+      return {
+        color: "#6f8fbf", weight: onBasemap ? 1.5 : 2, opacity: onBasemap ? 0.7 : 0.9,
+        fill: true, fillColor: "#13213a", fillOpacity: onBasemap ? 0.12 : 0.55
+      };
     },
     gridStyle: function () {
       return { color: "#3b5278", weight: 0.6, opacity: 0.7, fill: false };

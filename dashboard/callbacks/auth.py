@@ -20,6 +20,7 @@ from dashboard.i18n import lang_of, t
 from dashboard.layout.console import console_page
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
+from dashboard.tiles import basemap
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ async def team_name(console: Console, me: Me, token: str) -> str | None:
 async def field_context(console: Console) -> list[str]:
     """District outlines and the river (signed URLs) for the field page's map when there
     is no basemap: a team needs to see where its order is."""
-    if console.settings.dashboard_tile_url or await network_counts(console) is None:
+    if basemap(console.settings) is not None or await network_counts(console) is None:
         return []
     urls = geoserve.urls(console)
     return [urls["districts"], urls["river"]]

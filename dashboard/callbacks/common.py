@@ -5,6 +5,7 @@ verifies."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -52,12 +53,24 @@ async def require_staff(console: Console, session: Any) -> tuple[Me, str]:
 def clicked() -> dict[str, Any] | str | None:
     """The id of the button that was really clicked, or None. Pattern-matching
     buttons are drawn again with n_clicks 0 whenever their panel is redrawn; that
-    fires the callback too, and must not count as a click."""
-    trig = ctx.triggered
-    if not trig or not trig[0].get("value"):
-        return None
-    tid = ctx.triggered_id
-    return tid if isinstance(tid, (dict, str)) else None
+    fires the callback too, and must not count as a click. A click that lands while
+    a redraw is in flight comes in the same batch as the redrawn buttons' zeros, and
+    not necessarily first: every trigger is looked at, not only the first."""
+    for trig in ctx.triggered or ():
+        if not trig.get("value"):
+            continue
+        prop_id = str(trig.get("prop_id", ""))
+        key = prop_id.rsplit(".", 1)[0]
+        if key.startswith("{"):
+            try:
+                found = json.loads(key)
+            except ValueError:
+                continue
+            if isinstance(found, dict):
+                return found
+        elif key:
+            return key
+    return None
 
 
 def clientside(app: Dash, function: str | ClientsideFunction, *dependencies: Any, **options: Any) -> None:

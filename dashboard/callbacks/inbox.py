@@ -12,6 +12,8 @@ exercise-scope store, checked against the role here, as the KPI tiles do).
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import time
 from typing import Any
 from urllib.parse import quote
@@ -101,6 +103,13 @@ def incident_options(lang: Lang, incidents: Any, exercise_id: str | None) -> lis
     return out
 
 
+def rows_digest(lang: Lang, view: str, rows: list[dict[str, Any]]) -> str:
+    """What the drawn rows depend on, in a few bytes (the ticks are the browser's own:
+    an unchanged list keeps them as they are)."""
+    body = json.dumps([lang, view, rows], sort_keys=True, default=str)
+    return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+
+
 def refused_text(lang: Lang, results: list[dict[str, Any]]) -> str | None:
     bad = [r for r in results if not r.get("ok")]
     if not bad:
@@ -113,14 +122,18 @@ def register(app: Dash, console: Console) -> None:
         Output(ids.INBOX_ROWS, "children"),
         Output(ids.INBOX_COUNTS, "children"),
         Output(ids.INBOX_SHOWN, "data"),
+        Output(ids.INBOX_DRAWN, "data"),
         Input(ids.INBOX_TICK, "data"),
         Input(ids.INBOX_VIEW, "value"),
         Input(ex.SCOPE, "data"),
         State({"type": ids.INBOX_CHECK, "row": ALL}, "value"),
+        State(ids.INBOX_DRAWN, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
     )
-    async def draw(_tick: Any, view: Any, scope: Any, checks: Any, session: Any, lang_value: Any) -> Any:
+    async def draw(
+        _tick: Any, view: Any, scope: Any, checks: Any, drawn: Any, session: Any, lang_value: Any
+    ) -> Any:
         me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
         view = view if view in ib.VIEWS else "open"
@@ -131,14 +144,20 @@ def register(app: Dash, console: Console) -> None:
                 fetch_rows(console, token, "expired", mode, ident),
             )
         except ApiError as exc:
-            return html.Div(error_text(lang, exc), className="muted empty"), no_update, no_update
+            return html.Div(error_text(lang, exc), className="muted empty"), no_update, no_update, None
         rows = expired_rows if view == "expired" else open_rows
         counts = t(
             lang, "inbox.counts", open=count_text(len(open_rows)), review=count_text(len(expired_rows))
         )
         shown = {str(r.get("row_id")): r.get("exercise_id") for r in rows}
         keep = {r for r in ticked(checks) if r in shown}
-        return ib.rows_view(lang, me, rows, view, tz(console), keep), counts, shown
+        # The live stream bumps the tick for every inbox change anywhere; redrawing an
+        # unchanged list would replace the buttons under the operator's pointer (a click
+        # or a tick landing mid-redraw is lost), so only what changed is drawn.
+        digest = rows_digest(lang, view, rows)
+        if digest == drawn:
+            return no_update, counts, no_update, no_update
+        return ib.rows_view(lang, me, rows, view, tz(console), keep), counts, shown, digest
 
     @app.callback(
         Output({"type": ids.INBOX_CHECK, "row": ALL}, "value"),

@@ -45,7 +45,7 @@ def warehouse_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum)
 
 
 def register(app: Dash, console: Console) -> None:
-    datum = console.settings.dashboard_tile_datum
+    datum = geo.map_datum(console.settings)
 
     @app.callback(
         Output(ids.LAYER_GRID, "url"),

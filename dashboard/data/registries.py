@@ -24,6 +24,8 @@ from wuwang.city import han_river, load_districts
 from wuwang.contract import Network
 
 CACHE_S = 300.0
+#: Venue kinds labelled from a city-wide zoom on: what people give directions by.
+LANDMARK_KINDS = frozenset({"station", "stadium", "scenic_spot", "hospital"})
 NETWORKS: tuple[str, ...] = tuple(str(n) for n in Network)
 
 
@@ -38,6 +40,7 @@ class StaticLayers:
     counts: dict[str, dict[str, int]]  # network -> {"device": n, "camera": n, "venue": n, "patrol": n}
     river: dict[str, Any]
     streets: dict[str, Any] | None
+    places: dict[str, Any]  # named places (the venues) for the map's labels
     bounds: list[list[float]]  # [[south, west], [north, east]] in the map's datum
     built_at: float = field(default_factory=time.monotonic)
     _encoded: dict[str, bytes] = field(default_factory=dict)
@@ -167,8 +170,10 @@ class Registries:
             if network in nets:
                 nets[network].append(geo.feature(lat, lon, d, {"i": cid, "k": "camera"}))
                 counts[network]["camera"] += 1
+        places = []
         for vid, name, kind, lat, lon in venues:
             nets["venue"].append(geo.feature(lat, lon, d, {"i": vid, "k": kind, "n": name}))
+            places.append(geo.feature(lat, lon, d, {"n": name, "m": int(kind in LANDMARK_KINDS)}))
             counts["venue"]["venue"] += 1
         for pid, name, lat, lon in patrols:
             nets["patrol"].append(geo.feature(lat, lon, d, {"i": pid, "k": "patrol", "n": name}))
@@ -190,6 +195,7 @@ class Registries:
             counts=counts,
             river=river,
             streets=_streets(self.streets_file, d),
+            places=geo.collection(places),
             bounds=[[south, west], [north, east]],
         )
 

@@ -20,6 +20,7 @@ from dashboard.i18n import Lang, catalogue, t
 from dashboard.layout import data_attrs, js
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import CENTER
+from dashboard.tiles import tile_layers
 
 FIELD_STATUSES = ("en_route", "on_scene", "returning", "available", "off_duty")
 REPORT_CATEGORIES = ("fire", "flood", "traffic", "gas", "crowd", "fight", "medical", "rescue", "other")
@@ -29,17 +30,7 @@ def field_page(
     console: Console, lang: Lang, who: Me, context: list[str] | None = None, team_name: str | None = None
 ) -> html.Div:
     settings = console.settings
-    tiles = (
-        [
-            dl.TileLayer(
-                url=settings.dashboard_tile_url,
-                attribution=settings.dashboard_tile_attribution,
-                maxZoom=settings.dashboard_tile_max_zoom,
-            )
-        ]
-        if settings.dashboard_tile_url
-        else []
-    )
+    tiles = tile_layers(settings)
     config = {**console.browser_config("field"), "team_id": who.team_id}
     return html.Div(
         className="field-page",
@@ -100,7 +91,7 @@ def field_page(
                         zoom=9,
                         preferCanvas=True,
                         className="field-map" + ("" if tiles else " no-basemap"),
-                        attributionControl=bool(tiles),
+                        attributionControl=bool(settings.dashboard_tile_url),
                         children=[
                             *tiles,
                             # district outlines and the river (signed URLs) when there is no basemap

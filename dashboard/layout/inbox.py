@@ -324,6 +324,7 @@ def inbox_panel(lang: Lang, who: Me) -> html.Section:
             dcc.Store(id=ids.INBOX_TICK, data=0),
             dcc.Store(id=ids.INBOX_PENDING),
             dcc.Store(id=ids.INBOX_SHOWN),
+            dcc.Store(id=ids.INBOX_DRAWN),
             dcc.Store(id=ids.INBOX_OPENED),
             dcc.Store(id=ids.INBOX_OPENED_APPLIED),
             html.Div(

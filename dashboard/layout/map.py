@@ -18,6 +18,7 @@ from dashboard import ids
 from dashboard.data.registries import NETWORKS
 from dashboard.i18n import Lang, t
 from dashboard.layout import data_attrs, js
+from dashboard.tiles import tile_layers
 from wuwang.settings import Settings
 
 #: The city (襄阳市) as first shown: the whole prefecture.
@@ -98,21 +99,14 @@ def map_panel(
     networks_on: bool = False,
     grid_on: bool = False,
 ) -> html.Div:
-    base: list[Any] = []
-    if settings.dashboard_tile_url:
-        base.append(
-            dl.TileLayer(
-                url=settings.dashboard_tile_url,
-                attribution=settings.dashboard_tile_attribution,
-                maxZoom=settings.dashboard_tile_max_zoom,
-            )
-        )
+    base = tile_layers(settings)
     overlays = [
         dl.Overlay(
             dl.GeoJSON(
                 id=ids.LAYER_DISTRICTS,
                 **_source(urls, "districts"),
                 style=js("districtStyle"),
+                hideout={"basemap": bool(base)},  # a lighter fill: the streets show through
                 interactive=False,
             ),
             name=t(lang, "layer.districts"),
@@ -143,7 +137,7 @@ def map_panel(
                 id=ids.LAYER_RIVER, **_source(urls, "river"), style=js("riverStyle"), interactive=False
             ),
             name=t(lang, "layer.river"),
-            checked=not settings.dashboard_tile_url,
+            checked=not base,  # a basemap draws the river itself
         ),
     ]
     if settings.dashboard_streets_file:
@@ -159,6 +153,18 @@ def map_panel(
                 checked=True,
             )
         )
+    overlays.append(
+        dl.Overlay(
+            dl.GeoJSON(
+                id=ids.LAYER_PLACES,
+                **_source(urls, "places"),
+                pointToLayer=js("placePoint"),
+                interactive=False,
+            ),
+            name=t(lang, "layer.places"),
+            checked=True,
+        )
+    )
     overlays.append(
         dl.Overlay(
             dl.GeoJSON(
@@ -204,7 +210,7 @@ def map_panel(
         ),
     ]
     return html.Div(
-        className="map-panel" + ("" if settings.dashboard_tile_url else " no-basemap"),
+        className="map-panel" + ("" if base else " no-basemap"),
         children=[
             dl.MapContainer(
                 id=ids.MAP,

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from dashboard.testing import Stack, running_stack
+from simulators.basemap import build_archive
 from wuwang.endpoints import embedded_redis, free_port
 
 CHROMIUM = os.environ.get("WUWANG_CHROMIUM", "/usr/bin/chromium")
@@ -101,8 +102,17 @@ def private_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def basemap_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo's offline basemap, built for the tests (zooms 8–14: a few seconds), so
+    the browser tests see the map as `make demo` shows it whatever is in .wuwang/."""
+    path = tmp_path_factory.mktemp("basemap") / "basemap.mbtiles"
+    build_archive(path, 8, 14)
+    return path
+
+
+@pytest.fixture(scope="session")
 def console_stack(
-    endpoints: Any, template_database: str, mqtt_broker: Any, private_redis: str
+    endpoints: Any, template_database: str, mqtt_broker: Any, private_redis: str, basemap_file: Path
 ) -> Iterator[Stack]:
     with running_stack(
         endpoints,
@@ -112,5 +122,6 @@ def console_stack(
         mqtt_broker.kind,
         redis_url=private_redis,
         dashboard_token_check_s=1.0,  # token renewal is tested without waiting minutes
+        dashboard_basemap_file=basemap_file,
     ) as stack:
         yield stack

@@ -153,3 +153,49 @@ def test_the_panel_is_on_the_desk_above_the_queue_and_not_on_the_wall() -> None:
     wall = component_ids(console_page(console, "zh_CN", COMMANDER, wall=True))
     assert ids.INBOX_PANEL in desk and desk.index(ids.INBOX_PANEL) < desk.index(ids.QUEUE)
     assert ids.INBOX_PANEL not in wall and ids.QUEUE in wall
+
+
+def _triggered(*pairs: tuple[str, Any]) -> Any:
+    from dash._callback_context import context_value
+    from dash._utils import AttributeDict
+
+    return context_value.set(AttributeDict(triggered_inputs=[{"prop_id": p, "value": v} for p, v in pairs]))
+
+
+def test_a_click_in_the_same_batch_as_a_redraw_is_found_whichever_comes_first() -> None:
+    """The inbox buttons' zeros (a redraw) and the operator's click can arrive together;
+    the click counts wherever it is in the batch."""
+    from dash._callback_context import context_value
+
+    from dashboard.callbacks.common import clicked
+
+    dismiss = '{"action":"dismiss","row":"r.1","type":"inbox-act"}.n_clicks'
+    promote = '{"action":"promote","row":"r.2","type":"inbox-act"}.n_clicks'
+    token = _triggered((promote, 0), (dismiss, 1))
+    try:
+        assert clicked() == {"action": "dismiss", "row": "r.1", "type": "inbox-act"}
+    finally:
+        context_value.reset(token)
+    token = _triggered((promote, 0), (dismiss, None))
+    try:
+        assert clicked() is None  # a redraw alone is no click
+    finally:
+        context_value.reset(token)
+    token = _triggered(("inbox-cancel.n_clicks", 2))
+    try:
+        assert clicked() == "inbox-cancel"
+    finally:
+        context_value.reset(token)
+
+
+def test_an_unchanged_inbox_list_has_the_same_digest_and_a_change_another() -> None:
+    from dashboard.callbacks.inbox import rows_digest
+
+    rows = [{"row_id": "a", "count": 3}, {"row_id": "b", "count": 1}]
+    same = [{"count": 3, "row_id": "a"}, {"row_id": "b", "count": 1}]
+    assert rows_digest("zh-CN", "open", rows) == rows_digest("zh-CN", "open", same)
+    assert rows_digest("zh-CN", "open", rows) != rows_digest(
+        "zh-CN", "open", [*rows[:1], {"row_id": "b", "count": 2}]
+    )
+    assert rows_digest("zh-CN", "open", rows) != rows_digest("en", "open", rows)
+    assert rows_digest("zh-CN", "open", rows) != rows_digest("zh-CN", "expired", rows)
