@@ -185,8 +185,10 @@ def register(app: Dash, console: Console) -> None:
             refresh = exc.status == 409
             # a refused resolve or close: the detail says what is open (layout/close_guard.py)
             refused = refusal(str(button.get("action")), exc, meta) if button.get("type") == ids.ACT else None
+            # not "someone acted first": the guard's own words, its panel says the rest
+            said = t(lang, f"guard.refused_{refused['action']}") if refused else error_text(lang, exc)
             return (
-                html.Span(error_text(lang, exc), className="error"),
+                html.Span(said, className="error"),
                 (tick or 0) + 1 if refresh else no_update,
                 refused if refused is not None else no_update,
             )

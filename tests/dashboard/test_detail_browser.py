@@ -295,6 +295,7 @@ def test_a_refused_resolve_says_what_is_open_and_a_commander_overrides_it(
         page.get_by_role("button", name="处置完毕").click()
         guard = page.locator(".close-guard")
         guard.wait_for(timeout=20_000)
+        assert "他人更新" not in page.inner_text("#feedback")  # a guard, not a conflict
         text = guard.inner_text()
         assert GuardedClose.REASON in text  # the command service's own words
         assert f"预案待办 {pending} 项" in text
