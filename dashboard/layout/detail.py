@@ -730,7 +730,7 @@ def _event_text(lang: Lang, e: dict[str, Any], words: RecordWords) -> str:
         return f"{state_label(lang, str(d.get('from_state')))} → {state_label(lang, str(d.get('to_state')))}"
     if kind == "level_changed":
         return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
-    if kind in ("team_dispatched", "team_arrived", "team_released"):
+    if kind in ("team_dispatched", "team_acknowledged", "team_en_route", "team_arrived", "team_released"):
         return team_text(words.teams, str(d.get("team_id", "")))
     if kind == "plan_activated":
         plan_id = str(d.get("plan_id"))
