@@ -52,6 +52,7 @@ KNOWN_SECTIONS: tuple[tuple[str, str], ...] = (
     ("dispatch", "## Dispatch\n\nNot run yet: `python -m bench.dispatch`."),
     ("console", "## Console\n\nThis section is written by bench/console (not run yet)."),
     ("replay", "## Replay timing\n\nNot run yet: `python -m bench.replay`."),
+    ("shift", "## Shift\n\nNot run yet: `python -m bench.shift`."),
 )
 
 INTRO = """# Benchmarks
@@ -71,6 +72,7 @@ only proves that the benchmarks run.
 | dispatch recommendation | `.venv/bin/python -m bench.dispatch` | [Dispatch](#dispatch) |
 | console (/ws fan-out, map) | see bench/console | [Console](#console) |
 | replay (×1–×100 timing) | `.venv/bin/python -m bench.replay` | [Replay timing](#replay-timing) |
+| shift (triage against a known truth) | `.venv/bin/python -m bench.shift` | [Shift](#shift) |
 """
 
 

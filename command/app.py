@@ -25,6 +25,7 @@ from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
 from command.routes import kpis as kpis_routes
+from command.routes import planned_events as planned_events_routes
 from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
@@ -47,17 +48,19 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0014"  # 0014: the triage inbox
+REQUIRED_SCHEMA = "0015"  # 0015: planned events (triage reads them)
 
 WorkerFactory = Callable[[CommandState], Worker]
 
 
-def default_workers() -> list[WorkerFactory]:
-    """Background parts started with the service, in order."""
+def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
+    """Background parts started with the service, in order. ``inbox_expiry`` False: no
+    wall-clock expiry of quiet inbox rows (bench/shift replays a compressed hour)."""
+    expiry: list[WorkerFactory] = [lambda state: inbox_service.InboxExpiry()] if inbox_expiry else []
     return [
         lambda state: LiveHub(state.settings.command_ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
-        lambda state: inbox_service.InboxExpiry(),  # quiet inbox rows → review list (docs/triage.md)
+        *expiry,  # quiet inbox rows → review list (docs/triage.md)
         lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
@@ -145,13 +148,24 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
         "Every route but /healthz and /metrics needs a bearer token from POST /auth/login.",
         lifespan=lifespan,
     )
-    for router in (health.router, auth.router, incidents.router, grid.router, ws.router,
-                   plans_routes.router, reserve_routes.router, kpis_routes.router,
-                   teams_routes.router, dispatch_routes.router, field.router,
-                   exercises_routes.router):
+    for router in (
+        health.router,
+        auth.router,
+        incidents.router,
+        grid.router,
+        ws.router,
+        plans_routes.router,
+        reserve_routes.router,
+        kpis_routes.router,
+        teams_routes.router,
+        dispatch_routes.router,
+        field.router,
+        exercises_routes.router,
+    ):
         app.include_router(router)
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
+    app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers

@@ -11,6 +11,7 @@ from dashboard.api import CommandApi
 from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
 from dashboard.geo import map_datum
+from dashboard.i18n import catalogue
 from wuwang.settings import Settings, console_secret
 
 
@@ -21,6 +22,11 @@ def ws_url(settings: Settings) -> str:
     parts = urlsplit(settings.dashboard_command_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
+
+
+def type_names_zh() -> dict[str, str]:
+    """Incident type → its zh name (``type.<type>`` of the zh-CN catalogue)."""
+    return {k.removeprefix("type."): v for k, v in catalogue("zh_CN").items() if k.startswith("type.")}
 
 
 @dataclass
@@ -49,6 +55,10 @@ class Console:
             "ws_url": ws_url(s),
             "datum": map_datum(s),
             "call_target_s": s.dashboard_call_target_s,
+            "arrival_target_s": s.dashboard_arrival_target_s,
+            # the types' zh names, which start the titles the command service makes: the
+            # queue says the type in the console's language (assets/15-wuwang-queue.js)
+            "type_zh": type_names_zh(),
             "flush_ms": 250,
             "queue_limit": 200,
             # the wall display: page rotation and the unit board's overdue rules

@@ -59,6 +59,8 @@ class ReportIn(_FieldIn):
     position_from_order: bool = False
     photo: str | None = Field(default=None, max_length=MAX_BODY)
     incident_id: str | None = Field(default=None, max_length=64)
+    # ticked "new event": not part of the current order's incident (which is the default)
+    new_event: bool = False
 
 
 class AckIn(_FieldIn):
@@ -188,6 +190,8 @@ def router(console: Console) -> APIRouter:
             "lat": body.lat,
             "lon": body.lon,
         }
+        if body.new_event:  # only when ticked: the command service's default is the order's incident
+            sent["new_event"] = True
         try:
             if photo is not None and body.photo is not None:
                 # Stored by its SHA-256 on the command service: a retried upload is stored once.
@@ -231,10 +235,12 @@ def router(console: Console) -> APIRouter:
             return who
         me, token = who
         status: str | None = None
+        position: dict[str, Any] | None = None
         try:
             team = await api.get(f"/teams/{quote(me.team_id or '', safe='')}", token)
             if isinstance(team, dict):
                 status = team.get("status")
+                position = last_position(team)
         except ApiError as exc:
             if exc.status in (0, 401) or exc.status >= 500:
                 return _from_error(exc)
@@ -256,9 +262,23 @@ def router(console: Console) -> APIRouter:
                         order["address"] = body.get("address") or order.get("address")
             except ApiError:
                 pass  # the incident itself is enough to go
-        return _answer(200, team_id=me.team_id, status=status, order=order)
+        return _answer(200, team_id=me.team_id, status=status, order=order, position=position)
 
     return r
+
+
+def last_position(team: dict[str, Any]) -> dict[str, Any] | None:
+    """The team's last known position as the command service has it (its trackers), for
+    the page's distance and bearing until the phone itself has a fix."""
+    live = team.get("position")
+    if not isinstance(live, dict):
+        return None
+    lat, lon = live.get("lat"), live.get("lon")
+    if isinstance(lat, bool) or isinstance(lon, bool):  # a bool is an int, and no latitude
+        return None
+    if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+        return None
+    return {"lat": float(lat), "lon": float(lon), "at": live.get("at"), "stale": bool(live.get("stale"))}
 
 
 def current_order(me: Me, incidents: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -277,6 +297,7 @@ def current_order(me: Me, incidents: list[dict[str, Any]]) -> dict[str, Any] | N
                 "level": inc.get("level"),
                 "lat": inc.get("lat"),
                 "lon": inc.get("lon"),
+                "address": inc.get("address"),
                 "status": "acked" if a.get("arrived_at") else "sent",
                 "dispatched_at": a.get("dispatched_at"),
             }

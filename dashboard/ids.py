@@ -61,6 +61,8 @@ HEAT_TICK = "heat-tick"
 # Panels.
 QUEUE = "queue"
 QUEUE_COUNT = "queue-count"
+QUEUE_SOUND = "queue-sound"  # enable the announcement tone (assets/25-wuwang-announce.js)
+QUEUE_MUTE = "queue-mute"
 KPI_TILES = "kpi-tiles"
 KPI_LIVE = "kpi-live"  # the tiles computed in the browser (open by level, teams available)
 SIDE_TABS = "side-tabs"
@@ -94,6 +96,9 @@ FIELD_STATUS = "field-status"
 FIELD_ORDER = "field-order"
 FIELD_MAP = "field-map"
 FIELD_ORDER_LAYER = "field-order-layer"
+FIELD_ROUTE_LAYER = "field-route-layer"
+FIELD_ALERT = "field-alert"
+FIELD_NEW_EVENT = "field-new-event"
 FIELD_QUEUE = "field-queue"
 
 

@@ -86,6 +86,7 @@ DEMO_LOADERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("city-load", "wuwang.city", ("load",), "districts, grid cells, devices, cameras, venues, teams"),
     ("rosters-load", "command.demo_rosters", (), "team members, certificates, shifts and demo users"),
     ("reserve-load", "command.demo_reserve", (), "warehouses, items and stock lots"),
+    ("events-load", "command.demo_events", (), "planned events (大型活动) at stadiums and scenic spots"),
     ("calls-import", "simulators.demo_datasets", (), "imported historical 110 calls for replays"),
 )
 

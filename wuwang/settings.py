@@ -300,6 +300,12 @@ class Settings(BaseSettings):
     dashboard_call_target_s: float = Field(
         default=60.0, gt=0, description="call-processing target: queue timers turn red past it"
     )
+    # The plans name no arrival target yet: one for every active incident until they do.
+    dashboard_arrival_target_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="arrival target (first alarm → first team on scene): ranks active incidents",
+    )
     dashboard_heat_hours: int = Field(default=6, ge=1, le=72, description="110 calls shown on the heat layer")
     # The wall display (大屏): its lists rotate page by page; a team en route longer than
     # this is marked overdue on the unit board (an unacknowledged order past

@@ -24,6 +24,7 @@ same role, version and state checks in one place.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -395,13 +396,38 @@ def _fmt_s(seconds: float) -> str:
     return f"{seconds / 60:.0f} 分钟" if seconds >= 120 else f"{seconds:.0f} 秒"
 
 
+#: The ingest's call summary starts with the source and the category ("110报警 火灾: 幸福路12号");
+#: the title names both elsewhere (the category first, the source as a tag on screen).
+_CALL_SUMMARY_HEAD = re.compile(r"^\s*110报警\s+[^:：]*[:：]\s*")
+_TITLE_PLACE_MAX = 60
+
+
+def _place_words(alarm: Alarm) -> str:
+    """Where, as an operator says it: the caller's address, else (a call without one) the
+    caller's words, else the grid cell, else the coordinates."""
+    address = " ".join(str(alarm.details.get("address") or "").split())
+    if address:
+        return address
+    if alarm.kind == "call":
+        words = " ".join(_CALL_SUMMARY_HEAD.sub("", alarm.summary).split())
+        if words:
+            return words
+    if alarm.grid_cell_id:
+        return f"网格 {alarm.grid_cell_id}"
+    if alarm.lat is not None and alarm.lon is not None:
+        return f"{alarm.lat:.4f}, {alarm.lon:.4f}"
+    return ""
+
+
 def title_for(alarm: Alarm, incident_type: IncidentType) -> str:
-    """A Chinese title for a new incident, e.g. ``火灾（110报警）：幸福路12号三楼冒烟``."""
-    head = f"{TYPE_LABEL_ZH[incident_type]}（{KIND_LABEL_ZH.get(alarm.kind, alarm.kind)}）"
-    summary = " ".join(alarm.summary.split())
-    if len(summary) > 60:
-        summary = summary[:59] + "…"
-    return f"{head}：{summary}" if summary else head
+    """A new incident's title in the operator's words: what, then where —
+    ``火灾 · 幸福路12号``. The source (110, video, sensor, report) is not repeated here:
+    the console shows it as a tag from the incident's sources."""
+    what = TYPE_LABEL_ZH[incident_type]
+    where = _place_words(alarm)
+    if len(where) > _TITLE_PLACE_MAX:
+        where = where[: _TITLE_PLACE_MAX - 1] + "…"
+    return f"{what} · {where}" if where else what
 
 
 def correlate(
@@ -422,9 +448,7 @@ def correlate(
         raise ValueError("now must be timezone-aware")
     for view in open_incidents:
         if alarm.alarm_id in view.alarm_ids:
-            return AlreadyLinked(
-                view.incident_id, f"告警 {alarm.alarm_id} 已关联（重复投递）"
-            )
+            return AlreadyLinked(view.incident_id, f"告警 {alarm.alarm_id} 已关联（重复投递）")
 
     exercise = exercise_id if exercise_id is not None else alarm_exercise_id(alarm)
     rule = rules.rule_for(alarm.kind, alarm.category)

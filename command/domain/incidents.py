@@ -264,6 +264,8 @@ class PlanActivated(_Frozen):
     plan_id: str
     plan_version: int
     level: ResponseLevel
+    #: The plan's arrival target when it was activated (seconds; None: it set none).
+    arrival_target_s: float | None = None
 
 
 class ChecklistItemTicked(_Frozen):
@@ -402,6 +404,7 @@ class PlanActivation:
     level: ResponseLevel
     at: datetime
     by: str
+    arrival_target_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,9 +595,9 @@ def apply(incident: Incident | None, event: Event) -> Incident:
             if frm != inc.incident_type or frm == to:
                 raise _bad(event, f"reclassification {frm}→{to} does not fit type {inc.incident_type}")
             return replace(inc, incident_type=to)
-        case PlanActivated(plan_id=plan_id, plan_version=plan_version, level=level):
+        case PlanActivated(plan_id=plan_id, plan_version=plan_version, level=level, arrival_target_s=target):
             return replace(
-                inc, active_plan=PlanActivation(plan_id, plan_version, level, event.at, event.actor)
+                inc, active_plan=PlanActivation(plan_id, plan_version, level, event.at, event.actor, target)
             )
         case ChecklistItemTicked(plan_id=plan_id, item_id=item_id, done=done):
             rest = tuple(c for c in inc.checklist if (c.plan_id, c.item_id) != (plan_id, item_id))
@@ -1065,13 +1068,17 @@ def decide_activate_plan(
     at: datetime,
     expected_version: int | None,
     reason: str | None = None,
+    arrival_target_s: float | None = None,
 ) -> list[Event]:
     """Record a 预案 activation. Which plan, and who must approve it, is the plan
-    module's business; the incident only keeps the record and the active plan."""
+    module's business; the incident only keeps the record and the active plan (with
+    the plan's arrival target, which the console's queue ranks against)."""
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "activate a plan")
     _check_version(incident, expected_version)
     _check_open(incident, f"activate plan {plan_id}")
-    data = PlanActivated(plan_id=plan_id, plan_version=plan_version, level=level)
+    data = PlanActivated(
+        plan_id=plan_id, plan_version=plan_version, level=level, arrival_target_s=arrival_target_s
+    )
     return _commit(incident, incident.incident_id, actor, at, [(data, reason)])
 
 

@@ -238,6 +238,10 @@ class Plan(_Strict):
     #: Documents the plan follows (e.g. 《国家突发事件总体应急预案》); shown to commanders.
     basis: tuple[Text, ...] = ()
     covers: Annotated[tuple[IncidentType, ...], Field(min_length=1)]
+    #: Minutes from the first alarm to the first team on scene that the plan aims at; the
+    #: console's queue ranks the plan's active incidents against it. None: the console's
+    #: default (DASHBOARD_ARRIVAL_TARGET_S).
+    arrival_target_min: Annotated[int, Field(ge=1, le=240)] | None = None
     roles: Annotated[tuple[Role, ...], Field(min_length=1)]
     levels: Levels
     checklist: Annotated[tuple[ActionSpec, ...], Field(min_length=1)]
@@ -251,6 +255,10 @@ class Plan(_Strict):
 
     def level(self, level: ResponseLevel) -> LevelSpec:
         return self.levels.get(level)
+
+    @property
+    def arrival_target_s(self) -> float | None:
+        return None if self.arrival_target_min is None else self.arrival_target_min * 60.0
 
     def role(self, role_id: str) -> Role:
         for role in self.roles:

@@ -149,10 +149,15 @@ class KindRule(_Rule):
 class AlwaysPromoteRule(_Rule):
     applies_to: Annotated[_AppliesTo, Field(min_length=1)]
     min_confidence: _Confidence | None = None
+    #: Sensors only: the reading must be at least this multiple of its raise level. A
+    #: lone marginal crossing (dust, steam, a drifting cell) then waits in the inbox —
+    #: at its severity, still promoted by corroboration or a risk context.
+    min_reading_ratio: Annotated[float, Field(ge=1)] | None = None
 
     @model_validator(mode="after")
     def _confidence_for_video(self) -> AlwaysPromoteRule:
         _check_confidence_kinds(self.applies_to, self.min_confidence)
+        _check_reading_kinds(self.applies_to, self.min_reading_ratio)
         return self
 
 
@@ -182,12 +187,14 @@ class RiskRule(_Rule):
     near_venue: NearVenue | None = None
     during_event: DuringEvent | None = None
     min_confidence: _Confidence | None = None
+    min_reading_ratio: Annotated[float, Field(ge=1)] | None = None  # sensors only, as in always_promote
 
     @model_validator(mode="after")
     def _one_context(self) -> RiskRule:
         if (self.near_venue is None) == (self.during_event is None):
             raise ValueError("a risk rule needs exactly one of near_venue and during_event")
         _check_confidence_kinds(self.applies_to, self.min_confidence)
+        _check_reading_kinds(self.applies_to, self.min_reading_ratio)
         return self
 
 
@@ -242,12 +249,27 @@ def _check_confidence_kinds(applies_to: Mapping[Any, Sequence[str]], min_confide
         raise ValueError("min_confidence applies to video alerts only: list only video in applies_to")
 
 
+def _check_reading_kinds(applies_to: Mapping[Any, Sequence[str]], min_reading_ratio: float | None) -> None:
+    if min_reading_ratio is not None and set(applies_to) != {"sensor"}:
+        raise ValueError("min_reading_ratio applies to sensors only: list only sensor in applies_to")
+
+
 #: The parameters each section's reason texts may use (checked at load).
 _COMMON = ("kind", "category", "source")
 _PARAMS: Mapping[str, frozenset[str]] = MappingProxyType(
     {
         "by_kind": frozenset(_COMMON),
-        "always_promote": frozenset((*_COMMON, "confidence", "min_confidence")),
+        "always_promote": frozenset(
+            (
+                *_COMMON,
+                "confidence",
+                "min_confidence",
+                "value",
+                "raise_at",
+                "reading_ratio",
+                "min_reading_ratio",
+            )
+        ),
         "corroboration": frozenset((*_COMMON, "sources", "kinds", "radius_m", "window_s", "distance_m")),
         "risk.near_venue": frozenset(
             (*_COMMON, "venue_id", "venue_name", "venue_kind", "distance_m", "radius_m", "confidence")
@@ -531,12 +553,24 @@ def _rule_problems(parsed: _RulesFile, at: Callable[[Sequence[str | int], str], 
 # --- alarms as triage sees them ---------------------------------------------------------------
 
 
-def alarm_confidence(alarm: Alarm) -> float | None:
-    """A video alert's confidence (``details["confidence"]``); None for other alarms."""
-    value = alarm.details.get("confidence")
+def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def alarm_confidence(alarm: Alarm) -> float | None:
+    """A video alert's confidence (``details["confidence"]``); None for other alarms."""
+    return _number(alarm.details.get("confidence"))
+
+
+def alarm_reading(alarm: Alarm) -> tuple[float, float] | None:
+    """A sensor alarm's reading and its raise level (``details["value"]``,
+    ``details["raise_at"]``, as the ingest records them); None when either is missing."""
+    value, raise_at = _number(alarm.details.get("value")), _number(alarm.details.get("raise_at"))
+    if value is None or raise_at is None or raise_at <= 0:
+        return None
+    return value, raise_at
 
 
 def source_identity(kind: str, source: str, details: Mapping[str, Any], msg_id: str = "") -> str:
@@ -930,6 +964,27 @@ def _confident(rule_min: float | None, confidence: float | None) -> bool:
     return rule_min is None or (confidence is not None and confidence >= rule_min)
 
 
+def _strong(min_reading_ratio: float | None, alarm: Alarm) -> dict[str, Param] | None:
+    """The reading's parameters when it is far enough over its raise level (an empty
+    dict when the rule asks nothing of the reading); None: not strong enough, or no
+    reading recorded (the ingest always records one)."""
+    if min_reading_ratio is None:
+        return {}
+    reading = alarm_reading(alarm)
+    if reading is None:
+        return None
+    value, raise_at = reading
+    ratio = value / raise_at
+    if ratio < min_reading_ratio:
+        return None
+    return {
+        "value": value,
+        "raise_at": raise_at,
+        "reading_ratio": ratio,
+        "min_reading_ratio": min_reading_ratio,
+    }
+
+
 def _at_risk(alarm: Alarm, ctx: TriageContext, rules: TriageRules) -> Promotion | None:
     confidence, scope, t = alarm_confidence(alarm), alarm_exercise_id(alarm), _when(alarm, ctx.now)
     common: dict[str, Param] = {"kind": alarm.kind, "category": alarm.category, "source": alarm.source}
@@ -938,7 +993,7 @@ def _at_risk(alarm: Alarm, ctx: TriageContext, rules: TriageRules) -> Promotion 
     for rule in rules.risk:
         if not _matches(rule.applies_to, alarm.kind, alarm.category):
             continue
-        if not _confident(rule.min_confidence, confidence):
+        if not _confident(rule.min_confidence, confidence) or _strong(rule.min_reading_ratio, alarm) is None:
             continue
         if rule.near_venue is not None:
             near = rule.near_venue
@@ -1007,10 +1062,14 @@ def decide(alarm: Alarm, context: TriageContext, rules: TriageRules) -> Promotio
     confidence = alarm_confidence(alarm)
     if not _muted(alarm, context, rules):
         for a in rules.always_promote:
-            if _matches(a.applies_to, alarm.kind, alarm.category) and _confident(
-                a.min_confidence, confidence
+            if not (
+                _matches(a.applies_to, alarm.kind, alarm.category)
+                and _confident(a.min_confidence, confidence)
             ):
-                params = dict(common)
+                continue
+            strong = _strong(a.min_reading_ratio, alarm)
+            if strong is not None:
+                params = dict(common) | strong
                 if confidence is not None:
                     params["confidence"] = confidence
                 if a.min_confidence is not None:

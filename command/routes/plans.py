@@ -51,6 +51,9 @@ class PlanSummary(BaseModel):
     title_en: str
     covers: list[str]
     basis: list[str]
+    arrival_target_min: int | None = Field(
+        default=None, description="first alarm → first team on scene the plan aims at (minutes)"
+    )
 
 
 class ActivatePlan(ApiIn):

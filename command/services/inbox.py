@@ -63,6 +63,7 @@ from command.domain.triage import (
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import incident_store as store
+from command.services import planned_events
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.services.tasks import stop_task
@@ -358,7 +359,7 @@ async def load_context(
     conn: AsyncConnection[Any], alarm: Alarm, at: datetime, rules: TriageRules
 ) -> tuple[list[InboxRow], TriageContext]:
     """The open rows of the alarm's own key (to fold into) and what is near and recent
-    in its scope: inbox rows, alarms that went to incidents, venues."""
+    in its scope: inbox rows, alarms that went to incidents, venues, planned events."""
     scope = alarm_exercise_id(alarm)
     t = min(alarm.ts, at)
     since = t - timedelta(seconds=_horizon_s(rules))
@@ -411,8 +412,8 @@ async def load_context(
             (s, n, w, e),
         )
         venues = [tri.VenueRef(i, k, la, lo, nm) for i, k, la, lo, nm in await cur.fetchall()]
-    # Planned events (大型活动) have no registry yet: no event context (docs/triage.md).
-    return own, TriageContext(now=at, recent_alarms=recent, rows=nearby, venues=venues)
+    events = await planned_events.risk_context(conn, t, scope, rules)
+    return own, TriageContext(now=at, recent_alarms=recent, rows=nearby, venues=venues, events=events)
 
 
 def _supersede(old: InboxRow, by: InboxRow, at: datetime, rules: TriageRules) -> RowChange:

@@ -108,6 +108,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "title_en": plan.title_en,
         "covers": [str(t) for t in plan.covers],
         "basis": list(plan.basis),
+        "arrival_target_min": plan.arrival_target_min,
     }
 
 
@@ -372,6 +373,7 @@ async def activate_plan(
             at=now(),
             expected_version=expected_version,
             reason=why,
+            arrival_target_s=plan.arrival_target_s,
         )
         if not covers:
             if not force:

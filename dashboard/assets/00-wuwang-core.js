@@ -97,6 +97,38 @@
     return [lon, lat];
   };
 
+  /* Distance and bearing between two WGS-84 points: the formulas of wuwang.geo
+   * (haversine_m, bearing_deg); tests/dashboard/test_field_geo_js.py compares them. */
+  var MEAN_R = 6371008.8, RAD = PI / 180;
+  W.distanceM = function (lat1, lon1, lat2, lon2) {
+    var p1 = lat1 * RAD, p2 = lat2 * RAD, dp = p2 - p1, dl = (lon2 - lon1) * RAD;
+    var a = Math.pow(Math.sin(dp / 2), 2) + Math.cos(p1) * Math.cos(p2) * Math.pow(Math.sin(dl / 2), 2);
+    return 2 * MEAN_R * Math.asin(Math.min(1, Math.sqrt(a)));
+  };
+  W.bearingDeg = function (lat1, lon1, lat2, lon2) {
+    var p1 = lat1 * RAD, p2 = lat2 * RAD, dl = (lon2 - lon1) * RAD;
+    var y = Math.sin(dl) * Math.cos(p2);
+    var x = Math.cos(p1) * Math.sin(p2) - Math.sin(p1) * Math.cos(p2) * Math.cos(dl);
+    return ((Math.atan2(y, x) / RAD) % 360 + 360) % 360;
+  };
+  /* One of the 8 compass points, as a catalogue key ("compass.ne"). */
+  var COMPASS = ["n", "ne", "e", "se", "s", "sw", "w", "nw"];
+  W.compassKey = function (deg) {
+    return "compass." + COMPASS[Math.round((((deg % 360) + 360) % 360) / 45) % 8];
+  };
+  /* "1.2 km" / "850 m" in the page's language. */
+  W.distanceText = function (m) {
+    if (m < 1000) return W.t("unit.m", { n: Math.round(m / 10) * 10 });
+    return W.t("unit.km", { n: (m / 1000).toFixed(m < 10000 ? 1 : 0) });
+  };
+  /* A position people can read: 北纬 32.0431°，东经 112.1448° / 32.0431° N, 112.1448° E. */
+  W.coordsText = function (lat, lon) {
+    return W.t("geo.coords", {
+      lat: W.t(lat >= 0 ? "geo.lat_n" : "geo.lat_s", { v: Math.abs(lat).toFixed(4) }),
+      lon: W.t(lon >= 0 ? "geo.lon_e" : "geo.lon_w", { v: Math.abs(lon).toFixed(4) })
+    });
+  };
+
   W.setProps = function (id, props) {
     if (window.dash_clientside && window.dash_clientside.set_props) {
       window.dash_clientside.set_props(id, props);

@@ -125,6 +125,18 @@
         radius: 11, color: "#ffffff", weight: 3, fillColor: LEVEL[p.l] || "#e53935", fillOpacity: 1
       });
     },
+    /* The field page: the team's own position and the line from it to the scene. */
+    herePoint: function (feature, latlng) {
+      return window.L.circleMarker(latlng, {
+        radius: 8, color: "#ffffff", weight: 3, fillColor: "#22d3ee", fillOpacity: 1, interactive: false
+      });
+    },
+    routeStyle: function (feature) {
+      if (feature && feature.properties.here) {  // GeoJSON styles its points too
+        return { color: "#ffffff", weight: 3, opacity: 1, fillColor: "#22d3ee", fillOpacity: 1, dashArray: null };
+      }
+      return { color: "#22d3ee", weight: 4, opacity: 0.95, dashArray: "8 6" };
+    },
     districtStyle: function (feature, context) {
       // Over a basemap the fill is a tint only, so the streets beneath stay visible.
       var onBasemap = context && context.hideout && context.hideout.basemap;

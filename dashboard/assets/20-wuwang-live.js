@@ -25,6 +25,7 @@
   live.teams = new Map();
   live.stats = { received: 0, snapshots: 0, flushes: 0, lastFlushAt: 0 };
   live.selected = null;
+  live.known = false;  // a snapshot has been applied: changes from now on may be news
   live.cfg = null;
   live.socket = null;
   live.status = { connected: false, stale: true, expired: false, since: null };
@@ -101,6 +102,7 @@
     live.incidents = new Map();
     live.teams = new Map();
     live.selected = null;
+    live.known = false;  // the next snapshot is a new picture, not news
   };
 
   function pushStatus() {
@@ -112,6 +114,7 @@
 
   live.select = function (id) {
     live.selected = id;
+    if (W.announce) W.announce.ack(id);  // opening a flashing row acknowledges it
     W.setProps("selected-incident", { data: id });
     W.setProps("side-tabs", { value: "detail" });
     dirty.incidents = true;
@@ -178,6 +181,10 @@
     } else if (msg.type === "inbox") {
       // the alarm inbox panel (desk only) fetches its rows again; a storm is one refresh
       if (!msg.exercise_id || inScope(msg.exercise_id)) bumpInbox();
+    } else if (msg.type === "alert") {
+      var al = msg.data || {};
+      // the ack watchdog: an order not acknowledged in time flashes its incident's row
+      if (al.kind === "ack_overdue" && al.incident_id && inScope(msg.exercise_id)) announce(al.incident_id, "overdue");
     } else if (msg.type === "order") {
       var d = msg.data || {};
       if (d.incident_id && d.incident_id === live.selected) tick("detail", "detail-tick");
@@ -187,9 +194,20 @@
     schedule(msg.type === "snapshot" || msg.type === "incident");
   }
 
+  function announce(id, reason) {
+    if (W.announce && reason) W.announce.note(id, reason);
+  }
+
   function applySnapshot(msg) {
+    var before = live.incidents, known = live.known;
     live.incidents = new Map();
     (msg.incidents || []).forEach(function (inc) { if (inc && inc.id && inc.is_open !== false) live.incidents.set(inc.id, inc); });
+    // A first snapshot is the picture, not news; after a reconnect, what came meanwhile is.
+    live.incidents.forEach(function (inc, id) {
+      if (inScope(inc.exercise_id)) announce(id, W.queueRank.news(before.get(id), inc, known));
+    });
+    if (W.announce) W.announce.forget(live.incidents);
+    live.known = true;
     if (Array.isArray(msg.teams)) {
       var old = live.teams;
       live.teams = new Map();
@@ -216,6 +234,8 @@
     if (body.is_open === false) live.incidents.delete(id);
     else live.incidents.set(id, body);
     dirty.incidents = true;
+    if (inScope(body.exercise_id)) announce(id, W.queueRank.news(prev, body, live.known));
+    if (body.is_open === false && W.announce) W.announce.ack(id);
     if (id === live.selected || body.merged_into === live.selected) tick("detail", "detail-tick");
     if (!inScope(body.exercise_id)) return;
     if (!prev || !body.is_open || prev.state !== body.state || prev.level !== body.level) bumpKpi();
@@ -300,23 +320,42 @@
     return { type: "FeatureCollection", features: out };
   }
 
+  /* The queue as the operator works it: sections, most urgent first in each
+   * (assets/15-wuwang-queue.js ranks them). */
   function queueRows() {
-    var rows = [];
+    var list = [], byLevel = { 1: 0, 2: 0, 3: 0, 4: 0 };
     live.incidents.forEach(function (inc) {
       if (!inScope(inc.exercise_id)) return;
-      rows.push({
-        id: inc.id, level: inc.level, title: inc.title, state: inc.state, type: inc.type,
-        first_alarm: W.parseTime(inc.first_alarm_at) || W.parseTime(inc.opened_at),
-        first_dispatch: W.parseTime(inc.first_dispatch_at),
-        opened: W.parseTime(inc.opened_at), sources: (inc.sources || []).length,
-        exercise: inc.exercise_id || null
-      });
+      list.push(inc);
+      byLevel[inc.level] = (byLevel[inc.level] || 0) + 1;
     });
-    rows.sort(function (a, b) { return a.level - b.level || (a.first_alarm || 0) - (b.first_alarm || 0); });
-    var byLevel = { 1: 0, 2: 0, 3: 0, 4: 0 };
-    rows.forEach(function (r) { byLevel[r.level] = (byLevel[r.level] || 0) + 1; });
-    var limit = live.cfg ? live.cfg.queue_limit : 200;
-    return { total: rows.length, rows: rows.slice(0, limit), selected: live.selected, by_level: byLevel };
+    var cfg = live.cfg || {};
+    var ranked = W.queueRank.rank(list, Date.now(), cfg);
+    if (cfg.page !== "desk") {  // the wall: one list, gravest first, that pages by itself
+      ranked = { total: ranked.total, sections: [{ id: "all", count: ranked.total, rows: W.queueRank.flat(ranked) }] };
+    }
+    var limit = cfg.queue_limit || 200, shown = 0;
+    var sections = ranked.sections.map(function (sec) {
+      var rows = sec.rows.slice(0, Math.max(0, limit - shown)).map(function (r) {
+        var inc = live.incidents.get(r.id);
+        var kinds = [];
+        (inc.sources || []).forEach(function (src) { if (src.kind && kinds.indexOf(src.kind) < 0) kinds.push(src.kind); });
+        var parts = W.queueRank.titleParts(inc.title, inc.type, cfg.type_zh);
+        return {
+          id: r.id, level: r.level, title: inc.title, state: r.state, type: inc.type, section: r.section,
+          what: parts.type, where: parts.where,
+          late: r.left_s !== null && r.left_s < 0,
+          first_alarm: r.first_alarm,
+          first_dispatch: W.parseTime(inc.first_dispatch_at),
+          kinds: kinds, sources: (inc.sources || []).length,
+          exercise: inc.exercise_id || null,
+          announce: W.announce ? W.announce.reasonOf(r.id) : null
+        };
+      });
+      shown += rows.length;
+      return { id: sec.id, count: sec.count, rows: rows };
+    });
+    return { total: ranked.total, shown: shown, sections: sections, selected: live.selected, by_level: byLevel };
   }
 
   /* The queue, drawn straight into its element (a few hundred rows redrawn in a few
@@ -328,39 +367,95 @@
     if (text !== undefined && text !== null) e.textContent = text;
     return e;
   }
+  function sectionName(id) {
+    if (id === "awaiting") return W.t("queue.section_awaiting");
+    if (id === "active") return W.t("queue.section_active");
+    return W.t("queue.section_held");
+  }
+  function announceText(reason) {
+    if (reason === "raised") return W.t("queue.announce_raised");
+    if (reason === "overdue") return W.t("queue.announce_overdue");
+    return W.t("queue.announce_new");
+  }
+  function sourceTag(kind) {
+    var tag = el("span", "src-tag src-" + kind, W.t("source." + kind));
+    return tag;
+  }
+  function queueRow(r, selected, first) {
+    var cls = "qrow level-" + r.level + " state-" + r.state + " section-" + r.section;
+    if (r.id === selected) cls += " selected";
+    if (r.late) cls += " late";
+    if (r.announce) cls += " announce announce-" + r.announce;
+    if (first) cls += " top";
+    var row = el("div", cls);
+    row.setAttribute("data-incident", r.id);
+    row.appendChild(el("span", "level-badge level-" + r.level, ROMAN[r.level] || "?"));
+    var main = el("div", "qmain");
+    // what and where (the title), the source as a tag beside it
+    var line = el("div", "qtitle");
+    r.kinds.forEach(function (k) { line.appendChild(sourceTag(k)); });
+    // the type in the console's language, then the place as the title says it
+    var text = r.what ? W.t("type." + r.what) + (r.where ? " · " + r.where : "") : r.title;
+    line.appendChild(el("span", "qtext", text));
+    main.appendChild(line);
+    var sub = el("div", "qsub");
+    if (r.announce) {
+      sub.appendChild(el("span", "announce-tag", announceText(r.announce)));
+      var ack = el("button", "ack", W.t("queue.ack"));
+      ack.type = "button";
+      ack.setAttribute("data-ack", r.id);
+      sub.appendChild(ack);
+    }
+    var words = [W.t("state." + r.state), r.id];
+    if (r.sources > 1) words.push(W.t("queue.sources", { n: r.sources }));
+    if (r.exercise) words.push(W.t("app.exercise"));
+    sub.appendChild(el("span", "qwords", words.join(" · ")));
+    main.appendChild(sub);
+    row.appendChild(main);
+    var age = el("span", "age");
+    age.setAttribute("data-since", String(r.first_alarm || ""));
+    row.appendChild(age);
+    var timer = el("span", "timer");
+    timer.title = W.t("queue.timer_help");
+    timer.setAttribute("data-since", String(r.first_alarm || ""));
+    timer.setAttribute("data-until", String(r.first_dispatch || ""));
+    row.appendChild(timer);
+    return row;
+  }
+  /* The desk shows the sections with their counts; the wall pages one list (in the same
+   * order) by itself. The first row — the most urgent — stays at the top while the rest
+   * scroll under it. */
   function drawQueue(q) {
     var box = document.getElementById("queue");
     var count = document.getElementById("queue-count");
     if (count) count.textContent = String(q.total);
     if (!box) return;
+    var desk = !!(live.cfg && live.cfg.page === "desk");
     var frag = document.createDocumentFragment();
-    if (!q.rows.length) frag.appendChild(el("div", "muted empty", W.t("queue.empty")));
-    q.rows.forEach(function (r) {
-      var row = el("div", "qrow level-" + r.level + " state-" + r.state + (r.id === q.selected ? " selected" : ""));
-      row.setAttribute("data-incident", r.id);
-      row.appendChild(el("span", "level-badge level-" + r.level, ROMAN[r.level] || "?"));
-      var main = el("div", "qmain");
-      main.appendChild(el("div", "qtitle", r.title));
-      var sub = [W.t("state." + r.state), r.id];
-      if (r.sources > 1) sub.push(W.t("queue.sources", { n: r.sources }));
-      if (r.exercise) sub.push(W.t("app.exercise"));
-      main.appendChild(el("div", "qsub", sub.join(" · ")));
-      row.appendChild(main);
-      var age = el("span", "age");
-      age.setAttribute("data-since", String(r.first_alarm || ""));
-      row.appendChild(age);
-      var timer = el("span", "timer");
-      timer.title = W.t("queue.timer_help");
-      timer.setAttribute("data-since", String(r.first_alarm || ""));
-      timer.setAttribute("data-until", String(r.first_dispatch || ""));
-      row.appendChild(timer);
-      frag.appendChild(row);
+    if (!q.total) frag.appendChild(el("div", "muted empty", W.t("queue.empty")));
+    var first = true;
+    q.sections.forEach(function (sec) {
+      if (desk) {
+        var head = el("div", "qsection section-" + sec.id);
+        head.setAttribute("data-section", sec.id);
+        head.appendChild(el("span", "qsection-name", sectionName(sec.id)));
+        head.appendChild(el("span", "count", String(sec.count)));
+        frag.appendChild(head);
+      }
+      sec.rows.forEach(function (r) {
+        frag.appendChild(queueRow(r, q.selected, desk && first));
+        first = false;
+      });
     });
-    if (q.total > q.rows.length) frag.appendChild(el("div", "muted", W.t("queue.more", { n: q.total - q.rows.length })));
+    if (q.total > q.shown) frag.appendChild(el("div", "muted", W.t("queue.more", { n: q.total - q.shown })));
     box.replaceChildren(frag);
     tickTimers();
     if (W.wall) W.wall.queueDrawn(box);  // the wall pages the queue (assets/50-wuwang-wall.js)
   }
+  live.redrawQueue = function () {
+    var page = live.cfg ? live.cfg.page : null;
+    if (page === "desk" || page === "wall") drawQueue(queueRows());
+  };
 
   function teamsSummary() {
     var counts = {}, byType = {}, active = [], total = 0;
@@ -450,6 +545,11 @@
 
   /* A click on anything that names an incident (queue rows) opens it. */
   document.addEventListener("click", function (ev) {
+    var ack = ev.target && ev.target.closest ? ev.target.closest("[data-ack]") : null;
+    if (ack) {  // 知道了: acknowledged, without opening the incident
+      if (W.announce) W.announce.ack(ack.getAttribute("data-ack"));
+      return;
+    }
     var el = ev.target && ev.target.closest ? ev.target.closest("[data-incident]") : null;
     if (el) live.select(el.getAttribute("data-incident"));
   });

@@ -7,6 +7,11 @@
  * reloaded mid-send) is stored once. An item leaves the outbox only when the server
  * has it; until then the page lists it as waiting. Sending resumes when the browser
  * says it is online, when the live connection comes back, and on a jittered back-off.
+ *
+ * Navigation: the phone's GPS (watchPosition; the team's last tracked position until the
+ * first fix) gives the distance and 8-point bearing to the scene and a line to it on the
+ * map, which follows the team until the user pans it by hand. A new order vibrates,
+ * sounds once (a WebAudio tone, no file) and stays in the header until acknowledged.
  */
 (function () {
   "use strict";
@@ -24,6 +29,12 @@
   field.retryTimer = null;
   field.backoff = 0;
   field.status = null;
+  field.here = null;         // the team's position: the phone's fix, else the tracked one
+  field.follow = true;       // the map follows the team until panned by hand
+  field.fitted = null;       // what the map was last fitted to (no refit for the same)
+  field.reportFeedback = false;  // a report was just made: say whether it is sent or kept
+  field.ackedHere = {};
+  var audio = null;
 
   /* ---- storage: IndexedDB, or localStorage as a fallback ---- */
   var dbPromise = null;
@@ -182,6 +193,7 @@
     if (!el) return;
     all().then(function (items) {
       el.innerHTML = "";
+      reportFeedback(items);
       if (!items.length) {
         var p = document.createElement("p");
         p.className = "muted";
@@ -200,6 +212,7 @@
         var what = item.kind === "status" ? W.t("team_status." + item.body.status) :
           item.kind === "report" ? W.t("report." + item.body.category) + " — " + (item.body.description || "").slice(0, 40) :
           W.t("field.ack");
+        if (item.kind === "report" && item.body.new_event) what += " · " + W.t("field.new_event_tag");
         var label = document.createElement("span");
         label.textContent = W.dateTime(item.created) + "  " + what;
         var state = document.createElement("span");
@@ -219,6 +232,15 @@
     });
   }
 
+  /* "Saved, sent when online" only while the report is still on the phone, "report sent"
+   * once it left: from the same list as the outbox's own line, so the two never disagree. */
+  function reportFeedback(items) {
+    if (!field.reportFeedback) return;
+    var kept = items.some(function (x) { return x.kind === "report" && x.state !== "rejected"; });
+    flash(W.t(kept ? "field.queued" : "field.report_sent"), false);
+    if (!kept) field.reportFeedback = false;
+  }
+
   function showStatus(status, queued) {
     field.status = status;
     var el = document.getElementById("field-status");
@@ -234,37 +256,181 @@
 
   function showOrder(order) {
     field.order = order;
+    field.drawn = null;  // the page may have been drawn again (a language switch): draw the line again
     var card = document.getElementById("field-order");
-    var ack = document.querySelector('[data-action="ack"]');
+    var acks = document.querySelectorAll('[data-action="ack"]');  // the banner's and the card's
     if (!card) return;
     card.innerHTML = "";
     if (!order) {
       card.textContent = W.t("field.no_order");
-      if (ack) ack.disabled = true;
+      setDisabled(acks, true);
       W.setProps("field-order-layer", { data: { type: "FeatureCollection", features: [] } });
+      announce(null, false);
+      reportTarget();
+      navigate();
       return;
     }
+    // acknowledged on this phone, still in the outbox: not "new" again when the page reloads it
+    if (field.ackedHere[orderKey(order)] && (order.status === "sent" || order.status === "pending")) order.status = "acked";
     var title = document.createElement("div");
     title.className = "order-title level-" + (order.level || 4);
     title.textContent = order.title || order.incident_id;
     var sub = document.createElement("div");
     sub.className = "muted small";
-    sub.textContent = [order.incident_id, order.address || "", W.t("order." + (order.status || "sent"))]
-      .filter(Boolean).join(" · ");
+    sub.textContent = [order.incident_id, W.t("order." + (order.status || "sent"))].join(" · ");
+    var hasPlace = order.lat !== undefined && order.lat !== null;
+    var where = document.createElement("div");
+    where.className = "order-where";
+    where.textContent = order.address ? W.t("field.address", { address: order.address }) :
+      hasPlace ? W.t("field.location", { coords: W.coordsText(order.lat, order.lon) }) : "";
+    var away = document.createElement("div");
+    away.className = "order-away";
     card.appendChild(title);
+    card.appendChild(where);
+    card.appendChild(away);
     card.appendChild(sub);
-    if (ack) ack.disabled = !(order.status === "sent" || order.status === "pending");
-    if (order.lat !== undefined && order.lat !== null) {
+    var awaiting = order.status === "sent" || order.status === "pending";
+    setDisabled(acks, !awaiting);
+    announce(order, awaiting);
+    if (hasPlace) {
       var pos = W.position(order.lat, order.lon, field.cfg ? field.cfg.datum : "wgs84");
       W.setProps("field-order-layer", { data: { type: "FeatureCollection", features: [{
         type: "Feature", geometry: { type: "Point", coordinates: pos },
         properties: { l: order.level || 4, tooltip: W.escape(order.title || "") } }] } });
-      var key = order.incident_id + "@" + pos.join(",");
-      if (field.centredOn !== key) {  // once per order and place: repeated fly-tos would never settle
-        field.centredOn = key;
-        W.setProps("field-map", { viewport: { center: [pos[1], pos[0]], zoom: 13 } });
-      }
     }
+    reportTarget();
+    navigate();
+  }
+
+  function setDisabled(buttons, disabled) {
+    for (var i = 0; i < buttons.length; i++) buttons[i].disabled = disabled;
+  }
+
+  function orderKey(order) { return order ? (order.order_id || order.incident_id) : null; }
+
+  /* A new order: the banner stays until acknowledged; vibration and a tone once per order
+   * on this phone (remembered across reloads, so a reload does not ring again). */
+  function announce(order, awaiting) {
+    var box = document.getElementById("field-alert");
+    if (box) {
+      box.hidden = !awaiting;
+      var what = box.querySelector(".order-alert-title");
+      if (what) what.textContent = awaiting ? order.title || order.incident_id : "";
+    }
+    if (!awaiting) return;
+    var key = "wuwang.announced." + (field.session ? field.session.team_id : "?");
+    var id = orderKey(order);
+    if (localStorage.getItem(key) === id) return;
+    localStorage.setItem(key, id);
+    try { if (navigator.vibrate) navigator.vibrate([300, 150, 300, 150, 600]); } catch (e) { /* not allowed here */ }
+    ring();
+    showFollowing(true);  // a new place to go: the map shows the way again
+  }
+
+  /* Two short tones, made here (no sound file). Browsers start audio only after a touch:
+   * the context is made (or resumed) by the first tap on the page (bind). */
+  function audioContext() {
+    var Ctx = window.AudioContext || window.webkitAudioContext;
+    if (!Ctx) return null;
+    if (!audio) { try { audio = new Ctx(); } catch (e) { return null; } }
+    if (audio.state === "suspended" && audio.resume) audio.resume().catch(function () { /* no gesture yet */ });
+    return audio;
+  }
+  function ring() {
+    var ctx = audioContext();
+    if (!ctx) return;
+    [0, 0.35].forEach(function (at, i) {
+      var osc = ctx.createOscillator(), gain = ctx.createGain();
+      var start = ctx.currentTime + at;
+      osc.type = "square";
+      osc.frequency.value = i ? 1175 : 880;
+      gain.gain.setValueAtTime(0.0001, start);
+      gain.gain.exponentialRampToValueAtTime(0.3, start + 0.02);
+      gain.gain.exponentialRampToValueAtTime(0.0001, start + 0.28);
+      osc.connect(gain);
+      gain.connect(ctx.destination);
+      osc.start(start);
+      osc.stop(start + 0.3);
+    });
+  }
+
+  /* Distance and bearing to the scene, the line to it, and the map following the team. */
+  function navigate() {
+    var order = field.order, here = field.here;
+    var datum = field.cfg ? field.cfg.datum : "wgs84";
+    var scene = order && order.lat !== undefined && order.lat !== null ? order : null;
+    var away = document.querySelector("#field-order .order-away");
+    if (away) {
+      away.textContent = !scene ? "" : !here ? W.t("field.away_unknown") : W.t("field.away", {
+        distance: W.distanceText(W.distanceM(here.lat, here.lon, scene.lat, scene.lon)),
+        bearing: W.t(W.compassKey(W.bearingDeg(here.lat, here.lon, scene.lat, scene.lon)))
+      });
+    }
+    var features = [];
+    var me = here ? W.position(here.lat, here.lon, datum) : null;
+    var to = scene ? W.position(scene.lat, scene.lon, datum) : null;
+    var drawn = JSON.stringify([me, to]);
+    if (drawn !== field.drawn) {  // a fix at the same place: nothing to redraw
+      field.drawn = drawn;
+      if (me && to) features.push({ type: "Feature", geometry: { type: "LineString", coordinates: [me, to] }, properties: { route: true } });
+      if (me) features.push({ type: "Feature", geometry: { type: "Point", coordinates: me }, properties: { here: true } });
+      W.setProps("field-route-layer", { data: { type: "FeatureCollection", features: features } });
+    }
+    if (!field.follow) return;
+    // Fitted again only when something moved by about 10 m: a GPS fix every second would
+    // otherwise keep the map in motion.
+    var round = function (p) { return p ? p.map(function (v) { return v.toFixed(4); }).join(",") : "-"; };
+    var key = round(me) + ">" + round(to);
+    if (key === field.fitted || (!me && !to)) return;
+    field.fitted = key;
+    if (me && to) {
+      W.setProps("field-map", { viewport: { bounds: [[me[1], me[0]], [to[1], to[0]]],
+                                            options: { padding: [40, 40], maxZoom: 16 } } });
+    } else {
+      var p = me || to;
+      W.setProps("field-map", { viewport: { center: [p[1], p[0]], zoom: 15 } });
+    }
+  }
+
+  /* Panned by hand: stop following until "follow my position" is pressed. */
+  function showFollowing(on) {
+    field.follow = on;
+    if (on) field.fitted = null;
+    var b = document.querySelector('[data-action="follow"]');
+    if (b) b.hidden = on;
+  }
+  W.map.fieldMapDragged = function () { showFollowing(false); };
+  /* The Leaflet map itself, for what the page reads back from it (the browser tests). */
+  W.map.fieldMapSeen = function (ev) { if (ev && ev.target && ev.target.getBounds) field.leaflet = ev.target; };
+  function followAgain() {
+    showFollowing(true);
+    navigate();
+  }
+
+  function newEventTicked() {
+    var box = document.querySelector("#field-new-event input");
+    return !!(box && box.checked);
+  }
+  /* Where the report goes: the current order's incident unless "new event" is ticked. */
+  function reportTarget() {
+    var el = document.getElementById("field-report-target");
+    if (!el) return;
+    var order = field.order;
+    el.hidden = !order;
+    el.textContent = !order ? "" : newEventTicked() ? W.t("field.report_new_event") :
+      W.t("field.report_to_order", { incident: order.incident_id });
+  }
+
+  /* The phone's own position, as it moves. */
+  function watchPosition() {
+    if (field.watching !== undefined || !navigator.geolocation) return;
+    field.watching = navigator.geolocation.watchPosition(function (p) {
+      field.position = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy, at: Date.now() };
+      field.here = field.position;
+      navigate();
+      if (!field.reportFeedback) showPosition(p);  // a report's "saved"/"sent" stays until it is settled
+    }, function () { /* no permission or no fix: the tracked position, if any, stays */ },
+    { enableHighAccuracy: true, maximumAge: 10000 });
   }
 
   function loadCurrent() {
@@ -274,6 +440,7 @@
       .then(function (body) {
         if (!body) return;
         if (body.status && !field.status) showStatus(body.status, false);
+        if (body.position && (!field.position || Date.now() - field.position.at > 120000)) field.here = body.position;
         showOrder(body.order || null);
       }, function () { /* offline: the outbox and the last order stay on screen */ });
   }
@@ -284,13 +451,22 @@
     if (out) out.textContent = W.t("field.locating");
     navigator.geolocation.getCurrentPosition(function (p) {
       field.position = { lat: p.coords.latitude, lon: p.coords.longitude, accuracy: p.coords.accuracy, at: Date.now() };
-      if (out) out.textContent = W.t("field.position", { lat: p.coords.latitude.toFixed(5), lon: p.coords.longitude.toFixed(5),
-                                                          m: Math.round(p.coords.accuracy || 0) });
+      field.here = field.position;
+      navigate();
+      showPosition(p);
       if (then) then(field.position);
     }, function () {
       if (out) out.textContent = W.t("field.no_gps");
       if (then) then(null);
     }, { enableHighAccuracy: true, timeout: 15000, maximumAge: 60000 });
+  }
+
+  function showPosition(p) {
+    var out = document.getElementById("field-position");
+    if (!out) return;
+    out.textContent = W.t("field.position", { lat: p.coords.latitude.toFixed(5), lon: p.coords.longitude.toFixed(5),
+                                              m: Math.round(p.coords.accuracy || 0) });
+    out.classList.remove("bad");
   }
 
   function shrinkPhoto(file) {
@@ -324,15 +500,19 @@
     var go = function (pos) {
       var where = pos || (field.order && field.order.lat !== undefined ? { lat: field.order.lat, lon: field.order.lon, from_order: true } : null);
       if (!where) { flash(W.t("field.need_position"), true); return; }
+      var newEvent = newEventTicked();
       shrinkPhoto(photoInput && photoInput.files ? photoInput.files[0] : null).then(function (photo) {
         var body = { category: cat ? cat.value : "other", description: text, lat: where.lat, lon: where.lon,
                      position_from_order: !!where.from_order, photo: photo,
-                     incident_id: field.order ? field.order.incident_id : null };
+                     incident_id: field.order && !newEvent ? field.order.incident_id : null };
+        if (newEvent) body.new_event = true;
+        field.reportFeedback = true;
         return field.enqueue("report", body);
       }).then(function () {
         if (desc) { desc.value = ""; W.setProps("field-description", { value: "" }); }
         if (photoInput) { photoInput.value = ""; photoInput.dispatchEvent(new Event("change")); }
-        flash(W.t("field.queued"), false);
+        W.setProps("field-new-event", { value: [] });
+        setTimeout(reportTarget, 0);
       });
     };
     if (field.position && Date.now() - field.position.at < 120000) go(field.position);
@@ -348,6 +528,11 @@
   function bind() {
     if (bound) return;
     bound = true;
+    // the first touch lets the page make sound later (a new order's tone)
+    document.addEventListener("pointerdown", audioContext, { once: true });
+    document.addEventListener("change", function (ev) {
+      if (ev.target && ev.target.closest && ev.target.closest("#field-new-event")) reportTarget();
+    });
     document.addEventListener("click", function (ev) {
       var t = ev.target;
       if (!t || !t.closest || !field.session) return;
@@ -363,9 +548,11 @@
         var action = a.getAttribute("data-action");
         if (action === "ack" && field.order) {
           field.enqueue("ack", { order_id: field.order.order_id, incident_id: field.order.incident_id });
+          field.ackedHere[orderKey(field.order)] = true;
           field.order.status = "acked";
           showOrder(field.order);
-        } else if (action === "locate") locate(null);
+        } else if (action === "follow") followAgain();
+        else if (action === "locate") locate(null);
         else if (action === "report") report();
         return;
       }
@@ -408,6 +595,7 @@
     field.session = session;
     bind();
     photoInputReady();
+    watchPosition();
     // Items the server could not take yet (no route) are tried again on every visit.
     all().then(function (items) {
       items.filter(function (x) { return x.state === "held" || x.state === "sending"; }).forEach(function (x) {
@@ -416,6 +604,7 @@
       });
     });
     render();
+    showFollowing(true);  // a map drawn again starts at the city's view: show the way again
     if (field.status) showStatus(field.status, false);
     if (same) { showOrder(field.order); return; }
     if (field.socket) field.socket.stop();
@@ -445,6 +634,8 @@
   };
 
   field.stop = function () {
+    if (field.watching !== undefined && navigator.geolocation) navigator.geolocation.clearWatch(field.watching);
+    field.watching = undefined;
     if (field.socket) field.socket.stop();
     field.socket = null;
     field.session = null;

@@ -86,10 +86,40 @@ def kpi_bar(lang: Lang) -> html.Div:
     )
 
 
+def sound_controls(lang: Lang) -> html.Span:
+    """Browsers play sound only after a click: the operator enables the tone once per
+    session; mute is kept per desk. Both labels of each are drawn, the page's state
+    (<html data-sound data-mute>) shows one."""
+    return html.Span(
+        className="queue-sound-controls",
+        children=[
+            html.Button(
+                id=ids.QUEUE_SOUND,
+                className="queue-sound",
+                title=t(lang, "queue.sound_help"),
+                children=[
+                    html.Span(t(lang, "queue.sound_enable"), className="when-off"),
+                    html.Span(t(lang, "queue.sound_on"), className="when-on"),
+                ],
+            ),
+            html.Button(
+                id=ids.QUEUE_MUTE,
+                className="queue-mute",
+                children=[
+                    html.Span(t(lang, "queue.mute"), className="when-off"),
+                    html.Span(t(lang, "queue.muted"), className="when-on"),
+                ],
+            ),
+        ],
+    )
+
+
 def queue_panel(lang: Lang, *, wall: bool = False) -> html.Section:
     title: list[Any] = [t(lang, "queue.title"), html.Span(id=ids.QUEUE_COUNT, className="count")]
     if wall:  # the wall's queue rotates page by page (assets/50-wuwang-wall.js)
         title.append(wall_parts.pager(wall_parts.QUEUE_PAGER))
+    else:  # the desk announces (assets/25-wuwang-announce.js): the tone is switched on here
+        title.append(sound_controls(lang))
     return html.Section(
         className="queue-panel",
         children=[

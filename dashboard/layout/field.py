@@ -53,6 +53,27 @@ def field_page(
                     html.Button(
                         t(lang, "nav.logout"), id=ids.LOGOUT, n_clicks=0, className="btn btn-ghost btn-small"
                     ),
+                    # A new order: in the sticky header, so it stays on screen until acknowledged.
+                    html.Div(
+                        id=ids.FIELD_ALERT,
+                        className="order-alert",
+                        hidden=True,
+                        role="alert",
+                        children=[
+                            html.Div(
+                                className="order-alert-text",
+                                children=[
+                                    html.Strong(t(lang, "field.new_order")),
+                                    html.Span(className="order-alert-title"),
+                                ],
+                            ),
+                            html.Button(
+                                t(lang, "field.new_order_ack"),
+                                className="btn btn-primary",
+                                **data_attrs(action="ack"),
+                            ),
+                        ],
+                    ),
                 ],
             ),
             html.Div(
@@ -101,12 +122,33 @@ def field_page(
                                     context or [], ("districtStyle", "riverStyle"), strict=False
                                 )
                             ],
+                            # the line from the team to the scene, and the team itself
+                            dl.GeoJSON(
+                                id=ids.FIELD_ROUTE_LAYER,
+                                data={"type": "FeatureCollection", "features": []},
+                                style=js("routeStyle"),
+                                pointToLayer=js("herePoint"),
+                                interactive=False,
+                            ),
                             dl.GeoJSON(
                                 id=ids.FIELD_ORDER_LAYER,
                                 data={"type": "FeatureCollection", "features": []},
                                 pointToLayer=js("orderPoint"),
                             ),
                         ],
+                        # a pan by hand stops the map following the team (assets/30-wuwang-field.js);
+                        # not moveend: dash-leaflet's own viewport tracking takes that one
+                        eventHandlers={
+                            "dragstart": js("fieldMapDragged"),
+                            "zoomend": js("fieldMapSeen"),
+                            "layeradd": js("fieldMapSeen"),
+                        },
+                    ),
+                    html.Button(
+                        t(lang, "field.follow"),
+                        className="btn btn-block follow-btn",
+                        hidden=True,
+                        **data_attrs(action="follow"),
                     ),
                     html.Button(
                         t(lang, "field.ack"),
@@ -133,6 +175,14 @@ def field_page(
                         maxLength=2000,
                         placeholder=t(lang, "field.description_placeholder"),
                     ),
+                    # By default a report belongs to the current order's incident; this says otherwise.
+                    dcc.Checklist(
+                        id=ids.FIELD_NEW_EVENT,
+                        className="new-event",
+                        options=[{"label": t(lang, "field.new_event"), "value": "new"}],
+                        value=[],
+                    ),
+                    html.Div(id="field-report-target", className="muted small", hidden=True),
                     html.Label(t(lang, "field.photo")),
                     # Dash has no file input that keeps the file in the browser: the outbox code
                     # puts an <input type=file accept=image/*> here and reads the photo itself.

@@ -144,6 +144,22 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/inbox/{inbox_row}/link"): (STAFF, {"incident_id": "{live}"}),
     ("POST", "/inbox/{inbox_row}/dismiss"): (STAFF, {"reason": "test"}),
     ("POST", "/inbox/bulk"): (READERS, {"action": "dismiss", "row_ids": [INBOX_ROW], "reason": "test"}),
+    # planned events (大型活动): staff register and cancel, planners drill events only; the
+    # body's event is over already (an allowed create gets 422 after the role check) and
+    # the world's event is cancelled already (an allowed cancel gets 409)
+    ("GET", "/planned-events"): (READERS, None),
+    ("POST", "/planned-events"): (
+        STAFF,
+        {
+            "name": "矩阵",
+            "lat": 32.04,
+            "lon": 112.14,
+            "radius_m": 300,
+            "starts_at": "2020-01-01T08:00:00+08:00",
+            "ends_at": "2020-01-01T10:00:00+08:00",
+        },
+    ),
+    ("POST", "/planned-events/{planned_event}/cancel"): (STAFF, {"reason": "矩阵"}),
     # last: it ends the session of the token it is called with
     ("POST", "/auth/logout"): (ALL, None),
 }
@@ -214,6 +230,7 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_report_world(command_settings),
         **_exercise_world(command_settings),
         **_inbox_world(command_settings),
+        **_planned_event_world(command_settings),
     }
 
 
@@ -229,6 +246,18 @@ def _inbox_world(settings: Any) -> dict[str, str]:
             (INBOX_ROW,),
         )
     return {"inbox_row": INBOX_ROW}
+
+
+def _planned_event_world(settings: Any) -> dict[str, str]:
+    """A live planned event, cancelled already (a cancel is refused with 409)."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO planned_event (event_id, name, lat, lon, radius_m, starts_at, ends_at, created_by,"
+            " state, cancelled_by, cancelled_at, cancel_reason) VALUES ('PE-MATRIX-1', '矩阵活动', 32.04,"
+            " 112.14, 300, now(), now() + interval '2 hours', 'operator1', 'cancelled', 'operator1', now(),"
+            " '矩阵')"
+        )
+    return {"planned_event": "PE-MATRIX-1"}
 
 
 def _exercise_world(settings: Any) -> dict[str, str]:
@@ -277,6 +306,7 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{report_ex}": "{exercise_id}",
         "{exercise}": "{exercise_id}",
         "{inbox_row}": "{row_id}",
+        "{planned_event}": "{event_id}",
     }
     covered = set()
     for method, path in templated:

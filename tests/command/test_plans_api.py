@@ -67,6 +67,7 @@ def test_library_is_loaded_at_start_up(command_client: TestClient, login: Login)
     plans = {p["id"]: p for p in r.json()}
     assert set(plans) == set(LIBRARY.plans)
     assert plans["flood"]["covers"] == ["flood"] and plans["flood"]["title_zh"] == "城市内涝应急预案"
+    assert plans["flood"]["arrival_target_min"] == 20
     flood = command_client.get("/plans/flood", headers=op).json()
     assert set(flood["levels"]) == {"I", "II", "III", "IV"}
     assert flood["checklist"][0]["id"] == LIBRARY.get("flood").checklist[0].id
@@ -106,6 +107,9 @@ def test_activate_tick_and_reevaluate_on_level_change(
 
     r = post(command_client, f"{url}/plan", op, plan_id="high_rise_fire", expected_version=inc["version"])
     assert r.status_code == 200, r.text
+    # the incident keeps the plan's arrival target: the console's queue ranks against it
+    active_plan = command_client.get(url, headers=op).json()["incident"]["active_plan"]
+    assert active_plan["plan_id"] == "high_rise_fire" and active_plan["arrival_target_s"] == 7 * 60
     view = r.json()
     act = view["activation"]
     assert (act["plan_id"], act["level"], act["activated_level"], act["activated_by"]) == (

@@ -248,7 +248,7 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     )
     field.page.set_viewport_size({"width": 412, "height": 1480})  # the whole page, without stitching
     field.page.wait_for_timeout(500)
-    shot(field.page, artifacts, "field-page")
+    shot(field.page, artifacts, "field-page-report")  # field-page: tests/dashboard/test_field_browser.py
     field.page.click('[data-action="report"]')
     field.page.wait_for_selector('#field-queue:has-text("全部已发送")', timeout=30_000)
     assert field.foreign() == [], field.foreign()

@@ -273,17 +273,36 @@ def test_open_from_alarm_fills_the_incident() -> None:
     a = alarm(1, summary="  幸福路12号   三楼冒烟，有人被困  ")
     decision = correlate(a, [], RULES, T0)
     assert isinstance(decision, OpenIncident)
-    assert decision.title_zh == "火灾（110报警）：幸福路12号 三楼冒烟，有人被困"
+    # what, then where: the source is a tag on screen, not part of the title
+    assert decision.title_zh == "火灾 · 幸福路12号 三楼冒烟，有人被困"
     assert decision.level_suggestion is ResponseLevel.IV
     inc = replay(open_from_alarm(a, decision, incident_id="INC-1", actor=SYSTEM, at=T0))
     assert (inc.lat, inc.lon) == (a.lat, a.lon) and inc.grid_cell_id == "G-420606-001"
     assert inc.incident_type is IncidentType.FIRE and inc.sources[0].alarm_id == a.alarm_id
-    assert (
-        title_for(alarm(2, "sensor", "gas", summary=""), IncidentType.HAZMAT_LEAK)
-        == "危险化学品泄漏（传感器告警）"
-    )
     long = title_for(alarm(3, summary="长" * 100), IncidentType.FIRE)
     assert long.endswith("…") and len(long) < 80
+
+
+def test_titles_say_what_then_where_without_the_source() -> None:
+    # the ingest's call: its summary names the source and category, its details the address
+    call = alarm(1, summary="110报警 火灾: 樊城区人民路12号")
+    call = call.model_copy(update={"details": {"address": "樊城区人民路12号", "call_id": "C-1"}})
+    assert title_for(call, IncidentType.FIRE) == "火灾 · 樊城区人民路12号"
+    # a call without an address: the caller's words, without the ingest's head
+    assert title_for(alarm(2, summary="110报警 交通: 人民路口两车相撞"), IncidentType.TRAFFIC_ACCIDENT) == (
+        "交通事故 · 人民路口两车相撞"
+    )
+    # a sensor or a camera has no address: its grid cell, else its coordinates, else what alone
+    gas = alarm(3, "sensor", "gas", summary="可燃气体超限 25 %LEL")
+    assert title_for(gas, IncidentType.HAZMAT_LEAK) == "危险化学品泄漏 · 网格 G-420606-001"
+    loose = gas.model_copy(update={"grid_cell_id": None})
+    assert title_for(loose, IncidentType.HAZMAT_LEAK) == f"危险化学品泄漏 · {gas.lat:.4f}, {gas.lon:.4f}"
+    nowhere = alarm(4, "video", "fall", summary="视频告警", no_position=True).model_copy(
+        update={"grid_cell_id": None}
+    )
+    assert title_for(nowhere, IncidentType.MEDICAL) == "医疗急救"
+    for title in (title_for(call, IncidentType.FIRE), title_for(gas, IncidentType.HAZMAT_LEAK)):
+        assert "110报警" not in title and "告警" not in title and "（" not in title
 
 
 # --- rules --------------------------------------------------------------------------------------

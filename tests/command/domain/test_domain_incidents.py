@@ -465,6 +465,23 @@ def test_plan_activation_and_checklist() -> None:
     assert s.events[-1].data.kind == "note_added" and s.events[-1].data.text == "现场风大"
 
 
+def test_plan_activation_records_the_plans_arrival_target() -> None:
+    s = Story()
+    s.do(
+        decide_activate_plan,
+        plan_id="P-FIRE",
+        plan_version=3,
+        level=ResponseLevel.III,
+        arrival_target_s=420.0,
+    )
+    assert s.inc.active_plan is not None and s.inc.active_plan.arrival_target_s == 420.0
+    # kept in the event (the record), so a replay gives the same target
+    assert replay(s.events).active_plan == s.inc.active_plan
+    # a plan without one: none (the console uses its default)
+    s.do(decide_activate_plan, plan_id="P-OTHER", plan_version=1, level=ResponseLevel.III)
+    assert s.inc.active_plan is not None and s.inc.active_plan.arrival_target_s is None
+
+
 def test_reclassify() -> None:
     s = Story()
     s.do(decide_reclassify, incident_type=IncidentType.HIGH_RISE_FIRE, reason="18th floor")

@@ -169,6 +169,20 @@ def test_number_written_as_string_is_refused(sources: dict[str, str]) -> None:
     assert any("levels.IV.teams[0].count" in p for p in _problems(_mutated(sources, "flood.yaml", bad)))
 
 
+def test_every_plan_names_an_arrival_target_in_range(library: PlanLibrary, sources: dict[str, str]) -> None:
+    targets = {p.id: p.arrival_target_s for p in library}
+    assert all(t is not None and 60 <= t <= 240 * 60 for t in targets.values()), targets
+    assert targets["high_rise_fire"] == 7 * 60  # 5 min to the district's edge after the order, plus 2
+
+    def bad(d: dict[str, Any]) -> None:
+        d["arrival_target_min"] = 0
+
+    assert any(
+        p.startswith("flood.yaml: arrival_target_min")
+        for p in _problems(_mutated(sources, "flood.yaml", bad))
+    )
+
+
 def test_missing_level_is_refused(sources: dict[str, str]) -> None:
     problems = _problems(_mutated(sources, "earthquake.yaml", lambda d: d["levels"].pop("III")))
     assert any(p.startswith("earthquake.yaml: levels.III") and "required" in p.lower() for p in problems)

@@ -88,6 +88,7 @@ def alarm(
     exercise_id: str | None = None,
     caller: str | None = None,
     n: int | None = None,
+    reading: tuple[float, float] | None = None,
 ) -> Alarm:
     n = n if n is not None else next(_counter)
     lat, lon = offset_by_metres(*HOME, north_m, east_m)
@@ -103,6 +104,8 @@ def alarm(
         details["caller_masked"] = caller or f"138****{n % 10000:04d}"
     if kind == "report":
         details["reporter"] = "GW-01"
+    if reading is not None:  # (value, raise level), as the ingest records a sensor alarm
+        details["value"], details["raise_at"] = reading
     if exercise_id:
         details["exercise_id"] = exercise_id
     return grid_alarm(
@@ -212,7 +215,8 @@ def test_every_reason_text_renders_in_both_languages() -> None:
     a = alarm("video", "fire_smoke", confidence=0.95)
     samples: dict[str, str | int | float] = {
         "kind": "video", "category": "fire_smoke", "source": a.source, "confidence": 0.95,
-        "min_confidence": 0.9, "sources": 2, "kinds": "call+video", "radius_m": 300,
+        "min_confidence": 0.9, "value": 20.0, "raise_at": 10.0, "reading_ratio": 2.0,
+        "min_reading_ratio": 1.5, "sources": 2, "kinds": "call+video", "radius_m": 300,
         "window_s": 600.0, "distance_m": 120, "venue_id": "V-1", "venue_name": "某化工厂",
         "venue_kind": "chemical_plant", "event_id": "EV-1", "event_name": "音乐节",
         "count": 7, "raises": 6, "min_raises": 5, "ago_s": 300.0, "severity": "low",
@@ -391,10 +395,23 @@ def test_a_confident_fire_camera_or_a_person_down_promotes_a_doubtful_one_does_n
     assert decide(alarm("video", "loitering", confidence=0.99), ctx(), RULES) is None
 
 
-@pytest.mark.parametrize("kind", ["smoke", "gas", "co"])
-def test_smoke_gas_and_co_sensors_always_promote(kind: str) -> None:
-    p = decide(alarm("sensor", kind, confidence=None), ctx(), RULES)
+@pytest.mark.parametrize(("kind", "raise_at"), [("smoke", 10.0), ("gas", 20.0), ("co", 50.0)])
+def test_smoke_gas_and_co_sensors_far_over_their_level_always_promote(kind: str, raise_at: float) -> None:
+    p = decide(alarm("sensor", kind, confidence=None, reading=(raise_at * 2, raise_at)), ctx(), RULES)
     assert p is not None and p.rule_id == "sensor_fire_gas"
+    assert p.reason.params["reading_ratio"] == 2.0 and p.reason.params["min_reading_ratio"] == 1.5
+    assert "2.0 倍（≥ 1.5 倍）" in RULES.render(p.reason)
+    assert "2.0× its alarm level" in RULES.render(p.reason, "en")
+
+
+def test_a_lone_marginal_detector_crossing_waits_in_the_inbox_until_corroborated() -> None:
+    blip = alarm("sensor", "smoke", confidence=None, reading=(12.0, 10.0))  # 1.2× its level
+    assert decide(blip, ctx(), RULES) is None
+    assert decide(alarm("sensor", "smoke", confidence=None), ctx(), RULES) is None  # no reading: not strong
+    call = alarm("call", "fire", north_m=80, seconds=-30)
+    p = decide(blip, ctx(recent=[call]), RULES)
+    assert p is not None and p.rule_id == "corroborated"
+    assert RULES.severity("sensor", "smoke") == Severity.HIGH  # and it never expires unseen
 
 
 def test_temperature_and_water_level_sensors_alone_go_to_the_inbox() -> None:
@@ -489,7 +506,8 @@ def test_rows_dismissed_as_false_alarm_are_no_witness() -> None:
 def test_an_intrusion_near_a_chemical_plant_promotes_by_risk_context() -> None:
     plant = VenueRef("V-0042", "chemical_plant", *offset_by_metres(*HOME, 150, 0), name="襄阳某化工有限公司")
     school = VenueRef("V-0001", "school", *offset_by_metres(*HOME, 900, 0), name="某小学")
-    p = decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[school, plant]), RULES)
+    assert decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[school, plant]), RULES) is None
+    p = decide(alarm("video", "intrusion", confidence=0.86), ctx(venues=[school, plant]), RULES)
     assert p is not None and p.rule_id == "risk_hazard_site"
     assert p.reason.params["venue_id"] == "V-0042" and p.reason.params["distance_m"] == 150
     assert "襄阳某化工有限公司" in RULES.render(p.reason)
@@ -500,9 +518,24 @@ def test_a_venue_too_far_or_of_another_kind_does_not_promote() -> None:
     far_plant = VenueRef("V-0042", "chemical_plant", *offset_by_metres(*HOME, 400, 0))
     near_hotel = VenueRef("V-0007", "hotel", *offset_by_metres(*HOME, 20, 0))
     assert (
-        decide(alarm("video", "intrusion", confidence=0.81), ctx(venues=[far_plant, near_hotel]), RULES)
+        decide(alarm("video", "intrusion", confidence=0.86), ctx(venues=[far_plant, near_hotel]), RULES)
         is None
     )
+
+
+def test_loitering_and_marginal_heat_beside_a_hazardous_site_stay_in_the_inbox() -> None:
+    station = VenueRef("V-0050", "gas_station", *offset_by_metres(*HOME, 100, 0), name="中石化加油站")
+    assert decide(alarm("video", "loitering", confidence=0.89), ctx(venues=[station]), RULES) is None
+    blip = alarm("sensor", "temperature", confidence=None, reading=(66.0, 60.0))  # 1.1× its level
+    assert decide(blip, ctx(venues=[station]), RULES) is None
+    heat = alarm("sensor", "temperature", confidence=None, reading=(120.0, 60.0))  # 2×
+    p = decide(heat, ctx(venues=[station]), RULES)
+    assert p is not None and p.rule_id == "risk_hazard_site_heat"
+    assert "中石化加油站" in RULES.render(p.reason) and "well over" in RULES.render(p.reason, "en")
+    school = VenueRef("V-0001", "school", *offset_by_metres(*HOME, 50, 0), name="某小学")
+    assert decide(alarm("video", "fight", confidence=0.82), ctx(venues=[school]), RULES) is None
+    p = decide(alarm("video", "fight", confidence=0.87), ctx(venues=[school]), RULES)
+    assert p is not None and p.rule_id == "risk_vulnerable_site"
 
 
 def test_a_crowd_at_a_planned_event_promotes_while_it_runs() -> None:
@@ -874,9 +907,9 @@ def test_an_unknown_field_and_a_missing_one_point_at_their_lines() -> None:
 
 
 def test_a_duplicate_key_and_broken_yaml_point_at_their_lines() -> None:
-    dup = RULES_TEXT.replace("version: 1\n", "version: 1\nversion: 2\n")
+    dup = RULES_TEXT.replace("version: 2\n", "version: 2\nversion: 3\n")
     (p,) = problems(dup)
-    assert p == f"rules.yaml:{line_of(dup, 'version: 2')}: not valid YAML: duplicate key 'version'"
+    assert p == f"rules.yaml:{line_of(dup, 'version: 3')}: not valid YAML: duplicate key 'version'"
     (p,) = problems("version: 1\nby_kind: [\n")
     assert p.startswith("rules.yaml:3: not valid YAML")
     (p,) = problems("- just a list\n")
@@ -923,6 +956,12 @@ def test_min_confidence_is_for_video_only_and_a_risk_rule_needs_one_context() ->
     )
     (p,) = problems(both)
     assert "risk[3]: a risk rule needs exactly one of near_venue and during_event" in p
+    on_video = RULES_TEXT.replace(
+        "    min_confidence: 0.9\n    zh: 视频烟火",
+        "    min_confidence: 0.9\n    min_reading_ratio: 1.5\n    zh: 视频烟火",
+    )
+    (p,) = problems(on_video)
+    assert "always_promote[0]: min_reading_ratio applies to sensors only" in p
 
 
 def test_every_problem_is_reported_not_just_the_first() -> None:

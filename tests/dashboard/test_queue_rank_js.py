@@ -1,0 +1,196 @@
+"""The queue's ranking and what it announces (assets/15-wuwang-queue.js): pure functions of
+plain incidents and a given `now`, run in Chromium with no page around them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from command.domain.correlation import TYPE_LABEL_ZH
+from dashboard.context import type_names_zh
+
+pytestmark = pytest.mark.browser
+
+QUEUE_JS = Path(__file__).resolve().parents[2] / "dashboard" / "assets" / "15-wuwang-queue.js"
+NOW = datetime(2026, 7, 12, 14, 0, tzinfo=UTC)
+TARGETS = {"call_target_s": 60, "arrival_target_s": 600}
+
+
+def incident(
+    iid: str,
+    state: str,
+    level: int,
+    alarm_s_ago: float,
+    *,
+    on_scene: bool = False,
+) -> dict[str, Any]:
+    first = NOW - timedelta(seconds=alarm_s_ago)
+    return {
+        "id": iid,
+        "state": state,
+        "level": level,
+        "is_open": True,
+        "first_alarm_at": first.isoformat(),
+        "opened_at": first.isoformat(),
+        "first_on_scene_at": (first + timedelta(seconds=30)).isoformat() if on_scene else None,
+    }
+
+
+@pytest.fixture(scope="module")
+def queue(chromium: Any) -> Iterator[Any]:
+    page = chromium.new_page()
+    page.add_script_tag(content=QUEUE_JS.read_text(encoding="utf-8"))
+    yield page
+    page.close()
+
+
+def rank(page: Any, incidents: list[dict[str, Any]], now: datetime = NOW) -> dict[str, Any]:
+    result: dict[str, Any] = page.evaluate(
+        "([incs, now, targets]) => window.wuwang.queueRank.rank(incs, now, targets)",
+        [incidents, now.timestamp() * 1000, TARGETS],
+    )
+    return result
+
+
+def ids_by_section(result: dict[str, Any]) -> dict[str, list[str]]:
+    return {s["id"]: [r["id"] for r in s["rows"]] for s in result["sections"]}
+
+
+def test_sections_with_counts_in_the_dispatchers_order(queue: Any) -> None:
+    result = rank(
+        queue,
+        [
+            incident("A", "new", 4, 10),
+            incident("B", "verified", 4, 100),
+            incident("C", "dispatched", 3, 200),
+            incident("D", "on_scene", 4, 300, on_scene=True),
+            incident("E", "resolved", 2, 400),
+            {**incident("F", "closed", 1, 500), "is_open": False},
+        ],
+    )
+    assert [(s["id"], s["count"]) for s in result["sections"]] == [
+        ("awaiting", 1),
+        ("active", 3),
+        ("held", 1),
+    ]
+    assert result["total"] == 5  # the closed one is in no section
+
+
+def test_level_first_then_time_against_the_target_not_age(queue: Any) -> None:
+    # awaiting verification: the 60 s call-processing target (NFPA 1225)
+    result = rank(
+        queue,
+        [
+            incident("IV-old", "new", 4, 600),  # oldest, but level IV
+            incident("II-fresh", "new", 2, 5),
+            incident("II-late", "new", 2, 90),  # 30 s past the target
+            incident("I", "new", 1, 1),
+        ],
+    )
+    rows = result["sections"][0]["rows"]
+    assert [r["id"] for r in rows] == ["I", "II-late", "II-fresh", "IV-old"]
+    left = {r["id"]: r["left_s"] for r in rows}
+    assert left["II-late"] == pytest.approx(-30) and left["II-fresh"] == pytest.approx(55)
+
+
+def test_active_incidents_run_against_the_arrival_target_until_a_team_is_there(queue: Any) -> None:
+    result = rank(
+        queue,
+        [
+            incident("arrived", "on_scene", 3, 900, on_scene=True),  # no clock any more
+            incident("waiting", "dispatched", 3, 300),  # 300 s left
+            incident("late", "verified", 3, 700),  # 100 s past the arrival target
+        ],
+    )
+    rows = result["sections"][1]["rows"]
+    assert [r["id"] for r in rows] == ["late", "waiting", "arrived"]
+    assert rows[0]["left_s"] == pytest.approx(-100) and rows[2]["left_s"] is None
+
+
+def test_the_active_plans_arrival_target_counts(queue: Any) -> None:
+    # the same age: the flood plan gives 20 min, the fire plan 7; without a plan, the default 10
+    flood = {
+        **incident("flood", "dispatched", 3, 400),
+        "active_plan": {"plan_id": "flood", "arrival_target_s": 1200},
+    }
+    fire = {
+        **incident("fire", "dispatched", 3, 400),
+        "active_plan": {"plan_id": "fire", "arrival_target_s": 420},
+    }
+    bare = incident("bare", "dispatched", 3, 400)
+    rows = rank(queue, [flood, bare, fire])["sections"][1]["rows"]
+    assert [r["id"] for r in rows] == ["fire", "bare", "flood"]
+    assert [r["left_s"] for r in rows] == [pytest.approx(20), pytest.approx(200), pytest.approx(800)]
+
+
+def test_the_order_does_not_change_with_the_clock(queue: Any) -> None:
+    incs = [incident(f"X{i}", "new", 1 + i % 4, 7 * i) for i in range(12)]
+    early = ids_by_section(rank(queue, incs))
+    late = ids_by_section(rank(queue, incs, NOW + timedelta(hours=1)))
+    assert early == late
+    assert early["awaiting"][0] == "X8"  # level I, the longest waiting of its level
+
+
+def test_the_wall_gets_one_list_gravest_first(queue: Any) -> None:
+    incs = [
+        incident("new-IV", "new", 4, 10),
+        incident("active-I", "dispatched", 1, 100),
+        incident("new-I", "new", 1, 5),
+        incident("held-II", "resolved", 2, 900),
+    ]
+    flat = queue.evaluate(
+        "([incs, now, t]) => { const q = window.wuwang.queueRank;"
+        " return q.flat(q.rank(incs, now, t)).map(r => r.id); }",
+        [incs, NOW.timestamp() * 1000, TARGETS],
+    )
+    assert flat == ["new-I", "active-I", "held-II", "new-IV"]
+
+
+def test_the_command_services_type_names_are_the_catalogues() -> None:
+    # titles start with the command service's zh name of the type; the console finds it
+    # by the zh catalogue's (dashboard/context.py): the two must not drift apart
+    assert type_names_zh() == {str(k): v for k, v in TYPE_LABEL_ZH.items()}
+
+
+@pytest.mark.parametrize(
+    ("title", "itype", "expected"),
+    [
+        ("火灾 · 樊城区人民路12号", "fire", {"type": "fire", "where": "樊城区人民路12号"}),
+        # made before a reclassification: the current type is said
+        (
+            "火灾 · 樊城区人民路12号",
+            "high_rise_fire",
+            {"type": "high_rise_fire", "where": "樊城区人民路12号"},
+        ),
+        ("医疗急救", "medical", {"type": "medical", "where": ""}),
+        # an operator's own title is shown as written
+        ("人民路口 · 两车相撞", "traffic_accident", {"type": None, "where": "人民路口 · 两车相撞"}),
+        ("火灾 · ", "fire", {"type": None, "where": "火灾 · "}),
+    ],
+)
+def test_title_parts(queue: Any, title: str, itype: str, expected: dict[str, Any]) -> None:
+    parts = queue.evaluate(
+        "([t, ty, zh]) => window.wuwang.queueRank.titleParts(t, ty, zh)", [title, itype, type_names_zh()]
+    )
+    assert parts == expected
+
+
+@pytest.mark.parametrize(
+    ("prev", "nxt", "known", "expected"),
+    [
+        (None, {"level": 4}, True, "new"),
+        (None, {"level": 4}, False, None),  # the first snapshot is the picture, not news
+        ({"level": 4}, {"level": 2}, True, "raised"),
+        ({"level": 2}, {"level": 3}, True, None),  # lowered: not announced
+        ({"level": 3}, {"level": 3}, True, None),
+        (None, {"level": 1, "is_open": False}, True, None),
+    ],
+)
+def test_what_is_announced(queue: Any, prev: Any, nxt: Any, known: bool, expected: str | None) -> None:
+    assert queue.evaluate(
+        "([p, n, k]) => window.wuwang.queueRank.news(p || undefined, n, k)", [prev, nxt, known]
+    ) == (expected)
