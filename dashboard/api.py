@@ -84,6 +84,12 @@ class Me:
         return self.role in ("commander", "admin")
 
     @property
+    def may_override_close(self) -> bool:
+        """Resolve or close over what is still open, with a reason (the command service's
+        closing guard: a commander's override)."""
+        return self.may_change_level
+
+    @property
     def is_planner(self) -> bool:
         return self.role == "planner"
 

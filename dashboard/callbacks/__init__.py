@@ -11,7 +11,19 @@ from dashboard.context import Console
 
 
 def register_all(app: Dash, console: Console) -> None:
-    from dashboard.callbacks import auth, charts, exercise, inbox, incident, kpis, live, map, reserve, teams
+    from dashboard.callbacks import (
+        auth,
+        charts,
+        close_guard,
+        exercise,
+        inbox,
+        incident,
+        kpis,
+        live,
+        map,
+        reserve,
+        teams,
+    )
 
-    for module in (auth, live, map, incident, inbox, kpis, teams, reserve, charts, exercise):
+    for module in (auth, live, map, incident, close_guard, inbox, kpis, teams, reserve, charts, exercise):
         module.register(app, console)

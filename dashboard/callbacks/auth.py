@@ -7,13 +7,13 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from dash import Dash, Input, Output, State, ctx, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
-from dashboard.api import ApiError
+from dashboard.api import ApiError, Me
 from dashboard.callbacks.common import clientside, error_text, token_of
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
@@ -35,6 +35,18 @@ async def network_counts(console: Console) -> dict[str, dict[str, int]] | None:
     except Exception:
         log.warning("the city's registries cannot be read: no static map layers", exc_info=True)
         return None
+
+
+async def team_name(console: Console, me: Me, token: str) -> str | None:
+    """The field user's team by name (its header): the roster's, None while unreachable."""
+    if not me.team_id:
+        return None
+    try:
+        team = await console.api.get(f"/teams/{quote(me.team_id, safe='')}", token)
+    except ApiError:
+        return None
+    name = team.get("name") if isinstance(team, dict) else None
+    return str(name) if name else None
 
 
 async def field_context(console: Console) -> list[str]:
@@ -121,7 +133,9 @@ def register(app: Dash, console: Console) -> None:
         if me is None:
             return login_page(lang, t(lang, "login.expired"))
         if me.is_field:
-            return field_page(console, lang, me, await field_context(console))
+            return field_page(
+                console, lang, me, await field_context(console), await team_name(console, me, token)
+            )
         if not me.is_staff:
             return login_page(lang, t(lang, "login.no_role"))
         wall = (path or "").rstrip("/").endswith("/wall")

@@ -17,11 +17,13 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.api import ApiError, Me
-from dashboard.callbacks.common import clicked, error_text, require, require_staff, tz
+from dashboard.callbacks.common import browser, clicked, clientside, error_text, require, require_staff, tz
 from dashboard.charts import TimeWindow, figure, graph_config
 from dashboard.context import Console
 from dashboard.data.aggregates import activity_around
 from dashboard.i18n import Lang, lang_of, t
+from dashboard.layout import team_text
+from dashboard.layout.close_guard import refusal
 from dashboard.layout.detail import NEEDS_REASON, DetailData, incident_detail
 
 log = logging.getLogger(__name__)
@@ -32,22 +34,22 @@ AREA_BEFORE, AREA_AFTER = timedelta(hours=2), timedelta(hours=1)
 LIFECYCLE = ("verify", "resolve", "close", "cancel", "false-alarm", "reopen")
 
 
-def _path(incident_id: str, *rest: str) -> str:
+def incident_path(incident_id: str, *rest: str) -> str:
     return "/".join(["/incidents", quote(incident_id, safe=""), *(quote(r, safe="") for r in rest)])
 
 
 async def fetch_detail(console: Console, me: Me, token: str, incident_id: str, lang: Lang) -> DetailData:
     api = console.api
-    base = await api.get(_path(incident_id), token)
+    base = await api.get(incident_path(incident_id), token)
     data = DetailData(incident=base.get("incident", {}), timeline=base.get("timeline", []))
     parts: dict[str, Any] = {
-        "plan": api.get(_path(incident_id, "plan"), token),
+        "plan": api.get(incident_path(incident_id, "plan"), token),
         "plans": api.get("/plans", token),
-        "orders": api.get(_path(incident_id, "orders"), token),
-        "reserve": api.get(_path(incident_id, "reserve"), token),
+        "orders": api.get(incident_path(incident_id, "orders"), token),
+        "reserve": api.get(incident_path(incident_id, "reserve"), token),
     }
     if data.incident.get("is_open"):
-        parts["recommendations"] = api.get(_path(incident_id, "recommendations"), token)
+        parts["recommendations"] = api.get(incident_path(incident_id, "recommendations"), token)
     results = await asyncio.gather(*parts.values(), return_exceptions=True)
     for name, result in zip(parts, results, strict=True):
         if isinstance(result, ApiError):
@@ -91,7 +93,7 @@ async def area_chart(console: Console, lang: Lang, inc: dict[str, Any]) -> Any:
     )
 
 
-def _inputs() -> dict[str, Any]:
+def inputs_by_name() -> dict[str, Any]:
     """The detail's inputs by name (reason, note, plan, level, merge)."""
     out: dict[str, Any] = {}
     for group in ctx.states_list:
@@ -103,7 +105,7 @@ def _inputs() -> dict[str, Any]:
     return out
 
 
-def _text(value: Any) -> str | None:
+def text_of(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
@@ -113,30 +115,46 @@ def register(app: Dash, console: Console) -> None:
         Output(ids.DETAIL_META, "data"),
         Input(ids.SELECTED, "data"),
         Input(ids.DETAIL_TICK, "data"),
+        State(ids.CLOSE_GUARD, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
         prevent_initial_call=True,
     )
-    async def detail(incident_id: Any, _tick: Any, session: Any, lang_value: Any) -> Any:
+    async def detail(incident_id: Any, _tick: Any, refused: Any, session: Any, lang_value: Any) -> Any:
         me, token = await require(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
-        if not isinstance(incident_id, str) or not incident_id:
-            raise PreventUpdate
+        if not isinstance(incident_id, str) or not incident_id:  # deselected (the ✕)
+            return html.P(t(lang, "detail.none"), className="muted"), None
         try:
             data = await fetch_detail(console, me, token, incident_id, lang)
         except ApiError as exc:
             return html.P(error_text(lang, exc), className="error"), None
+        data.refusal = refused if isinstance(refused, dict) else None
         inc = data.incident
         meta = {
             "id": inc.get("id"),
             "version": inc.get("version"),
             "covering": (data.plan or {}).get("covering_plans", []),
+            # where the map flies (assets/12-wuwang-focus.js), and back once it is closed
+            "is_open": bool(inc.get("is_open")),
+            "lat": inc.get("lat"),
+            "lon": inc.get("lon"),
         }
         return incident_detail(lang, me, data, tz(console)), meta
+
+    clientside(app, browser("focusIncident"), Output(ids.MAP_FOCUS, "data"), Input(ids.DETAIL_META, "data"))
+    clientside(
+        app,
+        browser("closeDetail"),
+        Output(ids.SELECTED, "data", allow_duplicate=True),
+        Input({"type": ids.DETAIL_CLOSE, "panel": ALL}, "n_clicks"),
+        prevent_initial_call=True,
+    )
 
     @app.callback(
         Output(ids.FEEDBACK, "children"),
         Output(ids.DETAIL_TICK, "data", allow_duplicate=True),
+        Output(ids.CLOSE_GUARD, "data"),
         Input({"type": ids.ACT, "action": ALL}, "n_clicks"),
         Input({"type": ids.DISPATCH, "team": ALL}, "n_clicks"),
         Input({"type": ids.RESERVE, "item": ALL, "qty": ALL, "wh": ALL}, "n_clicks"),
@@ -166,18 +184,23 @@ def register(app: Dash, console: Console) -> None:
             raise PreventUpdate
         me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
-        values = _inputs()
+        values = inputs_by_name()
         try:
             message = await perform(console, me, token, lang, button, meta, values)
         except ApiError as exc:
             refresh = exc.status == 409
+            # a refused resolve or close: the detail says what is open (layout/close_guard.py)
+            refused = refusal(str(button.get("action")), exc, meta) if button.get("type") == ids.ACT else None
+            # not "someone acted first": the guard's own words, its panel says the rest
+            said = t(lang, f"guard.refused_{refused['action']}") if refused else error_text(lang, exc)
             return (
-                html.Span(error_text(lang, exc), className="error"),
+                html.Span(said, className="error"),
                 (tick or 0) + 1 if refresh else no_update,
+                refused if refused is not None else no_update,
             )
         except ValueError as exc:  # something the operator must fill in first
-            return html.Span(str(exc), className="error"), no_update
-        return html.Span(message, className="ok"), (tick or 0) + 1
+            return html.Span(str(exc), className="error"), no_update, no_update
+        return html.Span(message, className="ok"), (tick or 0) + 1, None
 
 
 async def perform(
@@ -193,27 +216,31 @@ async def perform(
     api = console.api
     incident_id = str(meta["id"])
     version = int(meta.get("version") or 0)
-    reason = _text(values.get("reason"))
+    reason = text_of(values.get("reason"))
     kind = button.get("type")
     if kind == ids.ACT:
         action = str(button.get("action"))
         if action in LIFECYCLE:
             if action in NEEDS_REASON and reason is None:
                 raise ValueError(t(lang, "act.reason_required"))
-            await api.post(_path(incident_id, action), token, {"expected_version": version, "reason": reason})
+            await api.post(
+                incident_path(incident_id, action), token, {"expected_version": version, "reason": reason}
+            )
             return t(lang, f"done.{action}")
         if action == "note":
-            text = _text(values.get("note"))
+            text = text_of(values.get("note"))
             if text is None:
                 raise ValueError(t(lang, "act.note_required"))
-            await api.post(_path(incident_id, "notes"), token, {"expected_version": version, "text": text})
+            await api.post(
+                incident_path(incident_id, "notes"), token, {"expected_version": version, "text": text}
+            )
             return t(lang, "done.note")
         if action == "level":
             level = values.get("level")
             if reason is None:
                 raise ValueError(t(lang, "act.reason_required"))
             await api.post(
-                _path(incident_id, "level"),
+                incident_path(incident_id, "level"),
                 token,
                 {"expected_version": version, "level": int(level or 4), "reason": reason},
             )
@@ -226,19 +253,19 @@ async def perform(
             if force and reason is None:
                 raise ValueError(t(lang, "act.force_reason"))
             await api.post(
-                _path(incident_id, "plan"),
+                incident_path(incident_id, "plan"),
                 token,
                 {"plan_id": plan_id, "expected_version": version, "force": force, "reason": reason},
             )
             return t(lang, "done.plan")
         if action == "merge":
-            into = _text(values.get("merge"))
+            into = text_of(values.get("merge"))
             if into is None or reason is None:
                 raise ValueError(t(lang, "act.merge_required"))
-            target = await api.get(_path(into), token)
+            target = await api.get(incident_path(into), token)
             into_version = int((target.get("incident") or {}).get("version") or 0)
             await api.post(
-                _path(incident_id, "merge"),
+                incident_path(incident_id, "merge"),
                 token,
                 {
                     "into": into,
@@ -250,13 +277,17 @@ async def perform(
             return t(lang, "done.merge", id=into)
     if kind == ids.DISPATCH:
         team = str(button.get("team"))
-        await api.post(_path(incident_id, "dispatch"), token, {"team_id": team, "expected_version": version})
-        return t(lang, "done.dispatch", team=team)
+        done = await api.post(
+            incident_path(incident_id, "dispatch"), token, {"team_id": team, "expected_version": version}
+        )
+        order = done.get("order") if isinstance(done, dict) else None
+        name = str(order.get("team_name") or "") if isinstance(order, dict) else ""
+        return t(lang, "done.dispatch", team=team_text({team: name} if name else {}, team))
     if kind == ids.RESERVE:
         item, qty = str(button.get("item")), int(button.get("qty") or 0)
         wid = button.get("wh")
         await api.post(
-            _path(incident_id, "reserve"),
+            incident_path(incident_id, "reserve"),
             token,
             {"item_code": item, "quantity": qty, "warehouse_id": str(wid) if wid else None},
         )
@@ -264,7 +295,7 @@ async def perform(
     if kind == ids.TICK:
         item = str(button.get("item"))
         await api.post(
-            _path(incident_id, "checklist", item),
+            incident_path(incident_id, "checklist", item),
             token,
             {"expected_version": version, "done": bool(button.get("done", True))},
         )
@@ -273,7 +304,7 @@ async def perform(
         if reason is None:
             raise ValueError(t(lang, "act.reason_required"))
         await api.post(
-            _path(incident_id, "split"),
+            incident_path(incident_id, "split"),
             token,
             {"alarm_id": str(button.get("alarm")), "expected_version": version, "reason": reason},
         )

@@ -16,6 +16,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
 from dashboard.i18n import data as words
+from dashboard.layout import close_guard, team_text
 from dashboard.layout.photos import report_photos
 
 LEVELS = (1, 2, 3, 4)
@@ -47,6 +48,23 @@ class DetailData:
     reserve: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     area_chart: Any = None
+    #: A resolve or close the command service refused (the close-guard store), if any.
+    refusal: dict[str, Any] | None = None
+
+
+def team_names(data: DetailData) -> dict[str, str]:
+    """Team names by id from what the detail fetched: the incident's orders name every
+    team ever dispatched to it, the recommendations the candidates."""
+    names: dict[str, str] = {}
+    recs = data.recommendations if isinstance(data.recommendations, dict) else {}
+    for req in recs.get("teams", []):
+        for c in req.get("candidates", []):
+            if c.get("team_id") and c.get("name"):
+                names[str(c["team_id"])] = str(c["name"])
+    for o in data.orders:
+        if o.get("team_id") and o.get("team_name"):
+            names[str(o["team_id"])] = str(o["team_name"])
+    return names
 
 
 def level_badge(lang: Lang, level: int, *, big: bool = False) -> html.Span:
@@ -139,6 +157,13 @@ def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
                         ],
                     ),
                 ],
+            ),
+            html.Button(
+                "✕",
+                id={"type": ids.DETAIL_CLOSE, "panel": "detail"},
+                n_clicks=0,
+                title=t(lang, "detail.close"),
+                className="btn btn-ghost btn-small detail-close",
             ),
         ],
     )
@@ -240,7 +265,9 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
                             className="dropdown",
                             options=options,
                             clearable=False,
-                            value=options[0]["value"],
+                            # a plan of another type is chosen on purpose, never by default
+                            value=next((o["value"] for o in options if o["value"] in covering), None),
+                            placeholder=t(lang, "plan.choose"),
                         ),
                         html.Button(
                             t(lang, "act.plan"),
@@ -296,21 +323,28 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             if done
             else ""
         )
-        button = None
+        # the mark, the text and who ticked it: one button when it may be ticked (the whole
+        # text is the click target), the same three columns as plain text when not
+        parts = [
+            html.Span("☑" if done else "☐", className="tick" + (" done" if done else "")),
+            html.Span(text, className="check-text"),
+            html.Span(who_when, className="muted small"),
+        ]
+        body: Any = html.Div(parts, className="check-body")
         if who.is_staff and inc.get("is_open") and item.get("applies", True):
-            button = html.Button(
-                "☑" if done else "☐",
+            body = html.Button(
+                parts,
                 title=t(lang, "plan.untick" if done else "plan.tick"),
                 id={"type": ids.TICK, "item": str(item.get("id")), "done": not done},
                 n_clicks=0,
-                className="tick" + (" done" if done else ""),
+                className="check-body check-toggle",
             )
         items.append(
             html.Li(
                 className="check"
                 + (" done" if done else "")
                 + ("" if item.get("applies", True) else " stale"),
-                children=[button, html.Span(text), html.Span(who_when, className="muted small")],
+                children=body,
             )
         )
     children.append(html.Ul(className="checklist", children=items))
@@ -566,19 +600,27 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
     return _section(t(lang, "detail.stock"), *body)
 
 
-def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section | None:
+def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
     teams = data.incident.get("teams", [])
     if not teams:
-        return None
+        return _section(t(lang, "detail.teams"), html.P(t(lang, "detail.no_teams"), className="muted"))
     orders = {o.get("team_id"): o for o in data.orders}
+    names = team_names(data)
     rows = []
     for a in teams:
-        order = orders.get(a.get("team_id"), {})
+        team_id = str(a.get("team_id", ""))
+        order = orders.get(team_id, {})
         status = "released" if a.get("released_at") else ("arrived" if a.get("arrived_at") else "dispatched")
         rows.append(
             html.Tr(
                 [
-                    html.Td(a.get("team_id"), className="mono"),
+                    html.Td(
+                        [
+                            html.Strong(names.get(team_id) or team_id),
+                            html.Div(team_id, className="mono small muted"),
+                        ],
+                        className="team-cell",
+                    ),
                     html.Td(t(lang, f"assignment.{status}")),
                     html.Td(clock(a.get("dispatched_at"), tz)),
                     html.Td(clock(a.get("arrived_at"), tz)),
@@ -664,22 +706,28 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
     )
 
 
-def plan_words(lang: Lang, data: DetailData) -> dict[str, str]:
-    """Plan titles by plan id and checklist steps by item id, in ``lang``: the timeline
-    names them in words, not by their codes."""
-    found: dict[str, str] = {}
-    for p in data.plans:
-        found[f"plan:{p.get('id')}"] = words.bilingual(lang, p, "title")
-    act = (data.plan or {}).get("activation") or {}
-    if act.get("plan_id"):
-        found[f"plan:{act['plan_id']}"] = words.bilingual(lang, act, "title")
-    for item in act.get("checklist", []):
-        found[f"item:{item.get('id')}"] = words.bilingual(lang, item, "text")
-    return {k: v for k, v in found.items() if v}
+@dataclass(frozen=True)
+class RecordWords:
+    """What the record names by id, in the operator's words and language: teams by name
+    (with the id), the plan by its title, checklist items by their text."""
+
+    teams: dict[str, str]
+    plans: dict[str, str]
+    items: dict[str, str]
+
+    @classmethod
+    def of(cls, lang: Lang, data: DetailData) -> RecordWords:
+        plans = {str(p.get("id")): words.bilingual(lang, p, "title") for p in data.plans}
+        act = (data.plan or {}).get("activation") or {}
+        if act.get("plan_id"):
+            plans[str(act["plan_id"])] = words.bilingual(lang, act, "title")
+        items = {str(i.get("id")): words.bilingual(lang, i, "text") for i in act.get("checklist", [])}
+        return cls(
+            team_names(data), {k: v for k, v in plans.items() if v}, {k: v for k, v in items.items() if v}
+        )
 
 
-def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = None) -> str:
-    named = named or {}
+def _event_text(lang: Lang, e: dict[str, Any], record: RecordWords) -> str:
     d = e.get("data") or {}
     kind = e.get("kind", "")
     if kind == "state_changed":
@@ -687,12 +735,12 @@ def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = No
     if kind == "level_changed":
         return f"{ROMAN.get(d.get('from_level', 0), '?')} → {ROMAN.get(d.get('to_level', 0), '?')}"
     if kind in ("team_dispatched", "team_acknowledged", "team_en_route", "team_arrived", "team_released"):
-        return str(d.get("team_id", ""))
+        return team_text(record.teams, str(d.get("team_id", "")))
     if kind == "plan_activated":
-        title = named.get(f"plan:{d.get('plan_id')}", t(lang, "plan.title"))
+        title = record.plans.get(str(d.get("plan_id")), t(lang, "plan.title"))
         return t(lang, "event.plan_text", title=title, version=d.get("plan_version"))
     if kind == "checklist_item_ticked":
-        step = named.get(f"item:{d.get('item_id')}", t(lang, "plan.step"))
+        step = record.items.get(str(d.get("item_id")), t(lang, "plan.step"))
         return f"{step} {'✓' if d.get('done', True) else '✗'}"
     if kind == "note_added":
         return str(d.get("text", ""))
@@ -710,9 +758,9 @@ def _event_text(lang: Lang, e: dict[str, Any], named: dict[str, str] | None = No
     return ""
 
 
-def timeline(
-    lang: Lang, events: list[dict[str, Any]], tz: ZoneInfo, named: dict[str, str] | None = None
-) -> html.Section:
+def timeline(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
+    events = data.timeline
+    record = RecordWords.of(lang, data)
     rows = []
     for e in reversed(events[-200:]):
         kind = str(e.get("kind", ""))
@@ -725,7 +773,7 @@ def timeline(
                         t(lang, f"event.{kind}") if has(lang, f"event.{kind}") else kind,
                         className="event-kind",
                     ),
-                    html.Span(_event_text(lang, e, named)),
+                    html.Span(_event_text(lang, e, record)),
                     html.Span(
                         words.actor(lang, e.get("actor")) + (f" — {e['reason']}" if e.get("reason") else ""),
                         className="muted small",
@@ -736,20 +784,86 @@ def timeline(
     return _section(t(lang, "detail.timeline", n=len(events)), html.Ol(className="timeline", children=rows))
 
 
+def _tab(lang: Lang, value: str, label: str, *children: Any) -> dcc.Tab:
+    return dcc.Tab(
+        label=label,
+        value=value,
+        className="detail-tab",
+        selected_className="detail-tab--selected",
+        children=[c for c in children if c is not None],
+    )
+
+
 def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list[Any]:
+    """One screen: the summary and the actions on top, the rest as tabs (the plan's
+    checklist, teams, supplies, the record, the sources). The chosen tab is kept while
+    the detail is drawn again (persistence) and from one incident to the next."""
     inc = data.incident
-    parts: list[Any] = [summary(lang, inc, tz)]
+    top: list[Any] = [summary(lang, inc, tz)]
     if inc.get("merged_into"):
-        parts.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
-    parts.append(actions(lang, who, inc))
-    parts.append(plan_section(lang, who, data, tz))
-    if inc.get("is_open"):
-        parts.append(team_recommendations(lang, who, data))
-        parts.append(stock_section(lang, who, data))
-    parts.append(teams_on_incident(lang, data, tz))
-    parts.append(sources(lang, who, inc, tz))
-    parts.append(report_photos(lang, inc))  # None without photos
-    if data.area_chart is not None:
-        parts.append(_section(t(lang, "chart.area_title"), data.area_chart))
-    parts.append(timeline(lang, data.timeline, tz, plan_words(lang, data)))
-    return [p for p in parts if p is not None]
+        top.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
+    top.append(actions(lang, who, inc))
+    refusal = close_guard.applies(data.refusal, inc)
+    if refusal is not None:
+        work = close_guard.open_work(lang, inc, data.plan, data.reserve, team_names(data))
+        top.append(close_guard.guard_panel(lang, who, refusal, work))
+    is_open = bool(inc.get("is_open"))
+    act = (data.plan or {}).get("activation") or {}
+    pending = int(act.get("pending", 0) or 0)
+    assigned = len(inc.get("teams", []))
+    sources_n = len(inc.get("sources", []))
+    tabs = [
+        _tab(
+            lang,
+            "plan",
+            t(lang, "detail.tab_plan_pending", n=pending) if pending else t(lang, "detail.tab_plan"),
+            plan_section(lang, who, data, tz),
+        ),
+        _tab(
+            lang,
+            "teams",
+            t(lang, "detail.tab_teams", n=assigned),
+            teams_on_incident(lang, data, tz),
+            team_recommendations(lang, who, data) if is_open else None,
+        ),
+        _tab(
+            lang,
+            "supplies",
+            t(lang, "detail.tab_supplies"),
+            stock_section(lang, who, data) if is_open else _held_stock(lang, data),
+        ),
+        _tab(
+            lang,
+            "timeline",
+            t(lang, "detail.tab_timeline", n=len(data.timeline)),
+            timeline(lang, data, tz),
+        ),
+        _tab(
+            lang,
+            "sources",
+            t(lang, "detail.tab_sources", n=sources_n),
+            sources(lang, who, inc, tz),
+            report_photos(lang, inc),  # None without photos
+            _section(t(lang, "chart.area_title"), data.area_chart) if data.area_chart is not None else None,
+        ),
+    ]
+    return [
+        html.Div(className="detail-top", children=[p for p in top if p is not None]),
+        dcc.Tabs(
+            id=ids.DETAIL_TABS,
+            value="plan",
+            persistence=True,
+            persistence_type="memory",
+            className="detail-tabs",
+            parent_className="detail-tabs-parent",
+            content_className="detail-tab-content",
+            children=tabs,
+        ),
+    ]
+
+
+def _held_stock(lang: Lang, data: DetailData) -> html.Section:
+    """A closed incident's supplies: what it still holds (nothing to reserve any more)."""
+    held = (data.reserve or {}).get("allocations") or []
+    text = t(lang, "stock.held", n=len(held)) if held else t(lang, "stock.none_held")
+    return _section(t(lang, "detail.stock"), html.P(text, className="muted"))

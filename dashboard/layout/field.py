@@ -27,7 +27,9 @@ FIELD_STATUSES = ("en_route", "on_scene", "returning", "available", "off_duty")
 REPORT_CATEGORIES = ("fire", "flood", "traffic", "gas", "crowd", "fight", "medical", "rescue", "other")
 
 
-def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None = None) -> html.Div:
+def field_page(
+    console: Console, lang: Lang, who: Me, context: list[str] | None = None, team_name: str | None = None
+) -> html.Div:
     settings = console.settings
     tiles = tile_layers(settings)
     config = {**console.browser_config("field"), "team_id": who.team_id}
@@ -44,7 +46,7 @@ def field_page(console: Console, lang: Lang, who: Me, context: list[str] | None 
                     html.Div(
                         className="field-team",
                         children=[
-                            html.Strong(words.user_label(lang, who)),
+                            html.Strong(team_name or words.user_label(lang, who)),  # the team by name, with its id
                             html.Span(who.team_id or "", className="mono muted"),
                         ],
                     ),

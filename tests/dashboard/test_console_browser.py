@@ -184,21 +184,20 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     page.get_by_role("button", name="启动预案").click()
     page.wait_for_selector('#feedback:has-text("预案已启动")', timeout=20_000)
     page.wait_for_selector(".checklist .check", timeout=20_000)
+    page.click('.detail-tab:has-text("队伍")')  # teams: assigned and recommended (the detail's tabs)
     first = page.locator(".dispatch-button").first
     first.wait_for(timeout=20_000)
     team_id = json.loads(first.get_attribute("id") or "{}")["team"]
     first.click()
     page.wait_for_selector(f'#feedback:has-text("{team_id}")', timeout=20_000)
     page.wait_for_selector('.detail-meta .state:has-text("已派遣")', timeout=20_000)
-    page.set_viewport_size({"width": 1920, "height": 1700})  # the detail down to the recommendations
-    page.wait_for_timeout(800)
     # the recommender's reasons in the console's language, from their codes
     page.wait_for_selector('.recommendations:has-text("道路系数")', timeout=20_000)
     assert "road factor" not in page.inner_text(".recommendations")
-    shot(page, artifacts, "incident-detail")
     page.click("text=English")  # the page is drawn again in English: open the incident again
     page.wait_for_selector("text=Incident queue", timeout=15_000)
     page.click(row)
+    page.click('.detail-tab:has-text("Teams")')
     page.wait_for_selector('.recommendations:has-text("road factor")', timeout=20_000)
     page.wait_for_timeout(800)
     recommended = page.inner_text(".recommendations")
@@ -207,8 +206,8 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     page.click("text=中文")
     page.wait_for_selector("text=事件队列", timeout=15_000)
     page.click(row)
+    page.click('.detail-tab:has-text("队伍")')
     page.wait_for_selector('.recommendations:has-text("道路系数")', timeout=20_000)
-    page.set_viewport_size({"width": 1920, "height": 1080})
 
     # The team, on its phone: status "on scene" from the field page.
     field_ctx = chromium.new_context(
@@ -223,6 +222,9 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     login(field.page, stack, team_id)
     field.page.wait_for_selector(".field-page .connection.ok", timeout=30_000)
     field.page.wait_for_selector(f'#field-order:has-text("{iid}")', timeout=30_000)
+    team_name = next(t.name for t in stack.city.teams if t.id == team_id)
+    # the team by name, with its id
+    assert field.page.inner_text(".field-team").split() == [team_name, team_id]
     field.page.wait_for_selector('[data-action="ack"]:not([disabled])', timeout=20_000)
     field.page.click('[data-action="ack"]')  # 确认接令
     field.page.wait_for_selector('#field-queue:has-text("全部已发送")', timeout=20_000)

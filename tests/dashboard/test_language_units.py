@@ -23,7 +23,7 @@ from dashboard.charts import TimeWindow, figure, graph_config
 from dashboard.data.aggregates import Series
 from dashboard.i18n import Lang
 from dashboard.i18n import data as words
-from dashboard.layout.detail import DetailData, plan_words, timeline
+from dashboard.layout.detail import DetailData, timeline
 from dashboard.layout.exercise import report_links
 from tests.dashboard.test_exercise_console import FakeCommand
 from wuwang.redact import RedactTokens
@@ -91,7 +91,7 @@ def test_a_team_account_is_named_by_its_team_in_the_language() -> None:
 
 
 def test_the_timeline_names_the_plan_and_its_steps_never_their_codes() -> None:
-    data = DetailData(incident={"id": "INC-1"}, timeline=[])
+    data = DetailData(incident={"id": "INC-1"}, timeline=[])  # the events are set below
     data.plans = [
         {"id": "traffic_accident", "title_zh": "道路交通事故预案", "title_en": "Road accident plan"}
     ]
@@ -119,7 +119,8 @@ def test_the_timeline_names_the_plan_and_its_steps_never_their_codes() -> None:
         ("zh_CN", "道路交通事故预案（第 1 版）", "核实现场位置 ✓", "系统（事件关联）"),
     )
     for lang, plan, step, system in cases:
-        shown = texts(timeline(lang, events, ZONE, plan_words(lang, data)))
+        data.timeline = events
+        shown = texts(timeline(lang, data, ZONE))
         assert plan in shown and step in shown and system in shown, shown
         assert "traffic_accident" not in shown and "locate_scene" not in shown and "system:" not in shown
 
