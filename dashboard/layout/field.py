@@ -46,7 +46,7 @@ def field_page(
                     html.Div(
                         className="field-team",
                         children=[
-                            html.Strong(team_name or words.user_label(lang, who)),  # the team by name, with its id
+                            html.Strong(team_name or words.user_label(lang, who)),  # the team by name
                             html.Span(who.team_id or "", className="mono muted"),
                         ],
                     ),
