@@ -78,7 +78,7 @@ def test_hold_and_resume_with_reason_version_and_live_push(
     ]
     with psycopg.connect(command_settings.database_url or "") as conn:
         audited = conn.execute(
-            "SELECT action, outcome FROM audit_log WHERE object_id = %s AND action LIKE 'incident.%%' ORDER BY id",
+            "SELECT action, outcome FROM audit_log WHERE object_id = %s ORDER BY id",
             (inc["id"],),
         ).fetchall()
         stored = conn.execute("SELECT body->'held' FROM incident WHERE id = %s", (inc["id"],)).fetchone()
