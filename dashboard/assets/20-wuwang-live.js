@@ -430,8 +430,9 @@
       ack.setAttribute("data-ack", r.id);
       sub.appendChild(ack);
     }
-    var words = [W.t("state." + r.state), r.id];
-    if (r.held) words.push(W.t("queue.held_reason", { reason: r.held }));
+    var words = [W.t("state." + r.state)];
+    if (r.held) words.push(W.t("queue.held_reason", { reason: r.held }));  // why, before it is cut off
+    words.push(r.id);
     if (r.sources > 1) words.push(W.t("queue.sources", { n: r.sources }));
     if (r.exercise) words.push(W.t("app.exercise"));
     sub.appendChild(el("span", "qwords", words.join(" · ")));
