@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from command.domain.incidents import (
     EVENT_KINDS,
+    HOLDABLE_STATES,
     OPEN_STATES,
     TERMINAL_STATES,
     TRANSITIONS,
@@ -624,6 +625,10 @@ def test_merge_keeps_a_team_on_both_once() -> None:
 HOLDABLE = (S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE)
 
 
+def test_the_holdable_states_are_the_open_unresolved_ones() -> None:
+    assert frozenset(HOLDABLE) == HOLDABLE_STATES == OPEN_STATES - {S.RESOLVED}
+
+
 @pytest.mark.parametrize("state", list(IncidentState), ids=str)
 def test_hold_is_a_flag_beside_the_state(state: IncidentState) -> None:
     s = story_in(state)
@@ -942,6 +947,8 @@ class IncidentMachine(RuleBasedStateMachine):
                 "link",
                 "note",
                 "plan",
+                "hold",
+                "resume",
             ]
         ),
     )
@@ -973,6 +980,8 @@ class IncidentMachine(RuleBasedStateMachine):
             "link": lambda: decide_link_source(inc, self._source(), **kw),
             "note": lambda: decide_add_note(inc, text="n", **kw),
             "plan": lambda: decide_activate_plan(inc, plan_id="P", plan_version=1, level=inc.level, **kw),
+            "hold": lambda: decide_hold(inc, reason=reason, **kw),
+            "resume": lambda: decide_resume(inc, **kw),
         }
         self._try(calls[command])
 
@@ -1038,6 +1047,9 @@ class IncidentMachine(RuleBasedStateMachine):
                 assert inc.first_on_scene_at is not None
             if inc.state in TERMINAL_STATES:
                 assert inc.active_teams == ()
+            # a hold only on an incident still being handled, always with its reason
+            if inc.held is not None:
+                assert inc.state in HOLDABLE_STATES and inc.held.reason
             if inc.state is S.MERGED:
                 assert inc.sources == () and inc.merged_into in self.incidents
             # every alarm in exactly one incident
