@@ -16,12 +16,13 @@ NEW = {"type": "fire", "level": 4, "title": "人民路 仓库冒烟", "lat": 32.
 def _open(client: TestClient, headers: dict[str, str]) -> dict[str, Any]:
     r = client.post("/incidents", json=NEW, headers=headers)
     assert r.status_code == 201, r.text
-    return r.json()
+    body: dict[str, Any] = r.json()
+    return body
 
 
 def _next_incident_change(ws: Any, incident_id: str) -> dict[str, Any]:
     while True:
-        message = orjson.loads(ws.receive_text())
+        message: dict[str, Any] = orjson.loads(ws.receive_text())
         if message.get("type") == "incident" and message.get("id") == incident_id:
             return message
 
