@@ -371,6 +371,13 @@ def test_holding_moves_an_incident_to_held_and_resuming_moves_it_back(
     assert "挂起" in entry.inner_text() and "等待燃气公司到场" in entry.inner_text()
     page.wait_for_timeout(600)
     shot(page, artifacts, "incident-held")
+    # in English: the banner, the row and the button in English, the reason as typed
+    page.click("text=English")
+    page.wait_for_selector('.held-banner:has-text("Held: 等待燃气公司到场")', timeout=15_000)
+    page.wait_for_selector(f'{queue_row} .qwords:has-text("held: 等待燃气公司到场")', timeout=15_000)
+    page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
+    page.click("text=中文")
+    page.wait_for_selector('.held-banner:has-text("已挂起")', timeout=15_000)
     # 恢复: back where its state puts it (new: 待核实), the banner gone, the record has it
     page.get_by_role("button", name="恢复", exact=True).click()
     page.wait_for_selector('#feedback:has-text("已恢复处置")', timeout=20_000)
