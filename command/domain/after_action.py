@@ -42,6 +42,7 @@ from command.domain.incidents import (
     Absorbed,
     ChecklistItemTicked,
     Event,
+    Held,
     Incident,
     IncidentState,
     LevelChanged,
@@ -50,6 +51,7 @@ from command.domain.incidents import (
     Opened,
     PlanActivated,
     Reclassified,
+    Resumed,
     SourceLinked,
     SourceSplit,
     StateChanged,
@@ -379,6 +381,8 @@ def event_facts(event: Event) -> dict[str, str]:
             return {"team": d.team_id}
         case NoteAdded():
             return {"text": d.text}
+        case Held() | Resumed():
+            return {}  # the why is the event's reason
     return {}  # pragma: no cover - the union is closed
 
 

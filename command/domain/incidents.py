@@ -314,6 +314,17 @@ class NoteAdded(_Frozen):
     text: str
 
 
+class Held(_Frozen):
+    """挂起: parked on purpose (waiting for a resource, for information, lower priority);
+    the why is the event's reason."""
+
+    kind: Literal["held"] = "held"
+
+
+class Resumed(_Frozen):
+    kind: Literal["resumed"] = "resumed"
+
+
 Payload: TypeAlias = (
     Opened
     | SourceLinked
@@ -331,6 +342,8 @@ Payload: TypeAlias = (
     | NoteAdded
     | TeamAcknowledged
     | TeamEnRoute
+    | Held
+    | Resumed
 )
 EventData: TypeAlias = Annotated[Payload, Field(discriminator="kind")]
 
@@ -351,6 +364,8 @@ EVENT_KINDS: tuple[str, ...] = (
     "note_added",
     "team_acknowledged",
     "team_en_route",
+    "held",
+    "resumed",
 )
 
 
@@ -438,6 +453,20 @@ class ChecklistTick:
 
 
 @dataclass(frozen=True, slots=True)
+class Hold:
+    """A hold (挂起) on an open incident: why, who, since when."""
+
+    reason: str
+    by: str
+    at: datetime
+
+
+#: States in which an incident may be held: open and not yet resolved. A resolved
+#: incident already waits (for 核查 and 结案) and is not parked work.
+HOLDABLE_STATES: frozenset[IncidentState] = frozenset({S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE})
+
+
+@dataclass(frozen=True, slots=True)
 class Incident:
     """An incident as of its latest event. Build it with :func:`replay`."""
 
@@ -465,6 +494,9 @@ class Incident:
     absorbed_from: tuple[str, ...]
     active_plan: PlanActivation | None
     checklist: tuple[ChecklistTick, ...]  # items currently ticked
+    #: 挂起: not a state but a flag beside it; None when not held. Cleared by resume,
+    #: and by leaving the holdable states (resolve, close, cancel, false alarm, merge).
+    held: Hold | None = None
 
     @property
     def is_open(self) -> bool:
@@ -582,7 +614,13 @@ def apply(incident: Incident | None, event: Event) -> Incident:
                 t if not t.active else t.model_copy(update={"released_at": event.at}) for t in inc.teams
             )
             return replace(
-                inc, state=S.MERGED, merged_into=target, sources=(), teams=teams, ended_at=event.at
+                inc,
+                state=S.MERGED,
+                merged_into=target,
+                sources=(),
+                teams=teams,
+                ended_at=event.at,
+                held=None,
             )
         case Absorbed(from_incident_id=other, sources=srcs, teams=carried):
             if other == inc.incident_id:
@@ -643,6 +681,18 @@ def apply(incident: Incident | None, event: Event) -> Incident:
             return _update_team(inc, current, {"released_at": event.at})
         case NoteAdded():
             return inc
+        case Held():
+            if inc.held is not None:
+                raise _bad(event, "incident is already held")
+            if inc.state not in HOLDABLE_STATES:
+                raise _bad(event, f"a {inc.state} incident cannot be held")
+            if event.reason is None or not event.reason.strip():
+                raise _bad(event, "a hold needs a reason")
+            return replace(inc, held=Hold(event.reason, event.actor, event.at))
+        case Resumed():
+            if inc.held is None:
+                raise _bad(event, "incident is not held")
+            return replace(inc, held=None)
         case TeamAcknowledged(team_id=team_id, order_id=order_id):
             current = inc.active_assignment(team_id)
             if current is None or current.order_id != order_id or current.acknowledged_at is not None:
@@ -669,6 +719,8 @@ def _enter(inc: Incident, to: IncidentState, event: Event) -> Incident:
         changes["resolved_at"] = at
     if inc.state is S.RESOLVED and to is S.ON_SCENE:
         changes["resolved_at"] = None
+    if to not in HOLDABLE_STATES:
+        changes["held"] = None  # resolving or ending the incident ends its hold
     if to in TERMINAL_STATES:
         changes["ended_at"] = at
         if to is S.CLOSED:
@@ -1214,6 +1266,41 @@ def decide_add_note(
         raise InvalidCommand("a note needs text")
     _check_open(incident, "add a note")
     return _commit(incident, incident.incident_id, actor, at, [(NoteAdded(text=text.strip()), None)])
+
+
+def decide_hold(
+    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
+) -> list[Event]:
+    """挂起: park an open incident on purpose — waiting for a resource, for information,
+    or of lower priority — with a reason. Not a state: the incident keeps its state and
+    every act stays possible; the queue shows it under 挂起 until it is resumed."""
+    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "hold an incident")
+    _check_version(incident, expected_version)
+    why = _require_reason(reason, "hold an incident")
+    _check_open(incident, "hold")
+    if incident.held is not None:
+        raise IllegalTransition(
+            f"incident {incident.incident_id} is already held (since {incident.held.at.isoformat()}, "
+            f"by {incident.held.by}: {incident.held.reason})"
+        )
+    if incident.state not in HOLDABLE_STATES:
+        raise IllegalTransition(
+            f"cannot hold: incident {incident.incident_id} is {incident.state} "
+            f"({incident.state.label_zh}); only an incident not yet resolved can be held"
+        )
+    return _commit(incident, incident.incident_id, actor, at, [(Held(), why)])
+
+
+def decide_resume(
+    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
+) -> list[Event]:
+    """恢复: take a held incident back into the active work."""
+    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resume an incident")
+    _check_version(incident, expected_version)
+    _check_open(incident, "resume")
+    if incident.held is None:
+        raise IllegalTransition(f"cannot resume: incident {incident.incident_id} is not held")
+    return _commit(incident, incident.incident_id, actor, at, [(Resumed(), reason)])
 
 
 # --- commands on two incidents: split and merge -----------------------------------------

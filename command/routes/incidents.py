@@ -247,6 +247,8 @@ def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[
 for _path, _action, _decide, _summary in (
     ("verify", "incident.verify", domain.decide_verify, "立案: confirm the incident and take it on"),
     ("reopen", "incident.reopen", domain.decide_reopen, "back on scene after resolve"),
+    ("hold", "incident.hold", domain.decide_hold, "挂起: park an open incident (reason required)"),
+    ("resume", "incident.resume", domain.decide_resume, "恢复: take a held incident back into active work"),
     ("cancel", "incident.cancel", domain.decide_cancel, "cancel (reason required)"),
     (
         "false-alarm",

@@ -238,6 +238,9 @@ def incident_body(inc: Incident) -> dict[str, Any]:
         "checklist": [
             {"plan_id": c.plan_id, "item_id": c.item_id, "at": iso(c.at), "by": c.by} for c in inc.checklist
         ],
+        "held": (
+            {"reason": inc.held.reason, "by": inc.held.by, "at": iso(inc.held.at)} if inc.held else None
+        ),
     }
 
 

@@ -6,8 +6,12 @@
  *
  * Sections, as a dispatcher works them:
  *   awaiting (待核实)  new incidents: the call is still being processed;
- *   active   (处置中)  verified, dispatched, on scene;
- *   held     (挂起)    resolved, awaiting the closing review: nothing runs against a clock.
+ *   active   (处置中)  verified, dispatched, on scene; then, at the bottom of the section
+ *                      whatever their level, resolved ones awaiting the closing review
+ *                      (待核查: the work is done, only the paperwork is left);
+ *   held     (挂起)    incidents a dispatcher parked on purpose (the `held` flag: waiting
+ *                      for a resource, for information, lower priority), whatever their
+ *                      state: no clock runs, gravest level first, then the oldest hold.
  * Within a section: gravest level first, then the earliest deadline — the time left
  * against the section's target (the order by deadline is the order by time left, at any
  * `now`), so an incident past its target rises above one that is merely older:
@@ -23,7 +27,7 @@
   var SECTION_OF = {
     "new": "awaiting",
     verified: "active", dispatched: "active", on_scene: "active",
-    resolved: "held"
+    resolved: "active"
   };
 
   function ms(value) {
@@ -33,11 +37,17 @@
     return isNaN(t) ? null : t;
   }
 
-  function sectionOf(state) { return SECTION_OF[state] || null; }
+  /* The section of an incident body ({state, held}); a held one is in "held" whatever
+   * its state. A bare state string is taken as an incident that is not held. */
+  function sectionOf(inc) {
+    if (typeof inc === "string") inc = { state: inc };
+    var section = (inc && SECTION_OF[inc.state]) || null;
+    return section && inc.held ? "held" : section;
+  }
 
   /* The deadline (epoch ms) an incident runs against in its section, or null. */
   function deadline(inc, targets) {
-    var section = sectionOf(inc.state);
+    var section = sectionOf(inc);
     var first = ms(inc.first_alarm_at) || ms(inc.opened_at);
     if (first === null) return null;
     if (section === "awaiting") return first + (targets.call_target_s || 60) * 1000;
@@ -50,12 +60,14 @@
   }
 
   function compare(a, b) {
+    if (a.waiting !== b.waiting) return a.waiting ? 1 : -1;  // 待核查 below the live work
     if (a.level !== b.level) return a.level - b.level;
     if (a.due !== b.due) {
       if (a.due === null) return 1;  // no clock running: below those with one
       if (b.due === null) return -1;
       return a.due - b.due;
     }
+    if (a.held_since !== b.held_since) return (a.held_since || 0) - (b.held_since || 0);
     if (a.first_alarm !== b.first_alarm) return (a.first_alarm || 0) - (b.first_alarm || 0);
     return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
   }
@@ -69,12 +81,14 @@
     var bySection = {};
     SECTIONS.forEach(function (s) { bySection[s] = []; });
     (incidents || []).forEach(function (inc) {
-      var section = sectionOf(inc.state);
+      var section = sectionOf(inc);
       if (!section || inc.is_open === false) return;
       var due = deadline(inc, targets);
       bySection[section].push({
         id: inc.id, level: inc.level, state: inc.state, section: section, due: due,
         left_s: due === null ? null : (due - now) / 1000,
+        waiting: section === "active" && inc.state === "resolved",
+        held_since: section === "held" ? ms(inc.held.at) : null,
         first_alarm: ms(inc.first_alarm_at) || ms(inc.opened_at)
       });
     });

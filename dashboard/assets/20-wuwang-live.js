@@ -371,6 +371,7 @@
           first_dispatch: W.parseTime(inc.first_dispatch_at),
           kinds: kinds, sources: (inc.sources || []).length,
           exercise: inc.exercise_id || null,
+          held: inc.held ? inc.held.reason : null,
           announce: W.announce ? W.announce.reasonOf(r.id) : null
         };
       });
@@ -407,6 +408,7 @@
     var cls = "qrow level-" + r.level + " state-" + r.state + " section-" + r.section;
     if (r.id === selected) cls += " selected";
     if (r.late) cls += " late";
+    if (r.held) cls += " held";
     if (r.announce) cls += " announce announce-" + r.announce;
     if (first) cls += " top";
     var row = el("div", cls);
@@ -428,7 +430,9 @@
       ack.setAttribute("data-ack", r.id);
       sub.appendChild(ack);
     }
-    var words = [W.t("state." + r.state), r.id];
+    var words = [W.t("state." + r.state)];
+    if (r.held) words.push(W.t("queue.held_reason", { reason: r.held }));  // why, before it is cut off
+    words.push(r.id);
     if (r.sources > 1) words.push(W.t("queue.sources", { n: r.sources }));
     if (r.exercise) words.push(W.t("app.exercise"));
     sub.appendChild(el("span", "qwords", words.join(" · ")));

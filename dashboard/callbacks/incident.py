@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 #: The area chart's window around the incident's first alarm.
 AREA_BEFORE, AREA_AFTER = timedelta(hours=2), timedelta(hours=1)
 
-LIFECYCLE = ("verify", "resolve", "close", "cancel", "false-alarm", "reopen")
+LIFECYCLE = ("verify", "resolve", "close", "cancel", "false-alarm", "reopen", "hold", "resume")
 
 
 def incident_path(incident_id: str, *rest: str) -> str:

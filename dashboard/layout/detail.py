@@ -32,7 +32,17 @@ ACTS_BY_STATE: dict[str, tuple[str, ...]] = {
     "on_scene": ("resolve", "false-alarm"),
     "resolved": ("close", "reopen"),
 }
-NEEDS_REASON = frozenset({"cancel", "false-alarm", "reopen"})
+NEEDS_REASON = frozenset({"cancel", "false-alarm", "reopen", "hold"})
+#: States in which the command service lets an incident be held (挂起): open, not yet
+#: resolved (command/domain/incidents.py HOLDABLE_STATES).
+HOLDABLE_STATES = ("new", "verified", "dispatched", "on_scene")
+
+
+def hold_acts(inc: dict[str, Any]) -> tuple[str, ...]:
+    """挂起 for an incident that may be held, 恢复 for a held one."""
+    if inc.get("held"):
+        return ("resume",)
+    return ("hold",) if inc.get("state") in HOLDABLE_STATES else ()
 
 
 @dataclass
@@ -169,16 +179,36 @@ def summary(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div:
     )
 
 
+_ACT_CLASS = {"cancel": "btn-danger", "false-alarm": "btn-danger", "hold": "btn-warning"}
+
+
+def held_banner(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div | None:
+    """Why, by whom and since when a held incident is parked (挂起)."""
+    held = inc.get("held")
+    if not held:
+        return None
+    return html.Div(
+        className="held-banner",
+        children=t(
+            lang,
+            "detail.held",
+            reason=str(held.get("reason", "")),
+            by=words.actor(lang, held.get("by")),
+            at=clock(held.get("at"), tz),
+        ),
+    )
+
+
 def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
     if not who.is_staff or not inc.get("is_open", False):
         return None
-    acts = ACTS_BY_STATE.get(str(inc.get("state")), ())
+    acts = (*ACTS_BY_STATE.get(str(inc.get("state")), ()), *hold_acts(inc))
     buttons = [
         html.Button(
             t(lang, f"act.{a}"),
             id={"type": ids.ACT, "action": a},
             n_clicks=0,
-            className="btn " + ("btn-danger" if a in ("cancel", "false-alarm") else "btn-primary"),
+            className="btn " + _ACT_CLASS.get(a, "btn-primary"),
         )
         for a in acts
     ]
@@ -802,6 +832,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
     top: list[Any] = [summary(lang, inc, tz)]
     if inc.get("merged_into"):
         top.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
+    top.append(held_banner(lang, inc, tz))
     top.append(actions(lang, who, inc))
     refusal = close_guard.applies(data.refusal, inc)
     if refusal is not None:

@@ -60,6 +60,8 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("GET", "/incidents/{live}/photos/{photo}"): (STAFF, None),
     ("POST", "/incidents/{live}/cancel"): (STAFF, ACT),
     ("POST", "/incidents/{live}/false-alarm"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/hold"): (STAFF, ACT),
+    ("POST", "/incidents/{live}/resume"): (STAFF, {"expected_version": STALE}),
     ("POST", "/incidents/{live}/level"): (frozenset({"commander", "admin"}), {**ACT, "level": 2}),
     ("POST", "/incidents/{live}/type"): (STAFF, {**ACT, "type": "flood"}),
     ("POST", "/incidents/{live}/notes"): (STAFF, {**ACT, "text": "note"}),

@@ -84,6 +84,8 @@ def test_every_key_the_code_uses_exists() -> None:
                 "note_added",
                 "team_acknowledged",
                 "team_en_route",
+                "held",
+                "resumed",
             ],
         ),
     ],

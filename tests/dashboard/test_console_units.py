@@ -530,10 +530,27 @@ def component_ids(tree: Any) -> list[Any]:
 def test_operators_get_the_acts_of_the_state_but_not_the_level() -> None:
     found = component_ids(html.Div(incident_detail("zh_CN", OPERATOR, sample(), TZ)))
     acts = {i["action"] for i in found if isinstance(i, dict) and i.get("type") == ids.ACT}
-    assert acts == {"verify", "cancel", "false-alarm", "note", "plan", "merge"}
+    assert acts == {"verify", "cancel", "false-alarm", "hold", "note", "plan", "merge"}
     assert {"type": ids.DISPATCH, "team": "T-1"} in found
     assert {"type": ids.RESERVE, "item": "sandbag", "qty": 100, "wh": "W-1"} in found
     assert {"type": ids.SPLIT, "alarm": "a#1"} in found
+
+
+def test_a_held_incident_offers_resume_and_says_why_it_is_held() -> None:
+    data = sample()
+    data.incident = {
+        **data.incident,
+        "held": {"reason": "等待燃气公司到场", "by": "operator1", "at": "2026-07-12T06:02:00+00:00"},
+    }
+    tree = html.Div(incident_detail("zh_CN", OPERATOR, data, TZ))
+    acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
+    assert "resume" in acts and "hold" not in acts
+    assert "已挂起：等待燃气公司到场（operator1，14:02:00 起）" in texts_of(tree)
+    # a resolved incident is neither held nor holdable
+    data.incident = {**data.incident, "state": "resolved", "held": None}
+    tree = html.Div(incident_detail("zh_CN", OPERATOR, data, TZ))
+    acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
+    assert acts.isdisjoint({"hold", "resume"})
 
 
 def test_commanders_also_change_the_level() -> None:

@@ -10,10 +10,12 @@ whole stack (issue 9, "the incident desk"):
 - a closed incident's checklist reads as an open one's (it showed one character per
   line: its items lost the mark's column, and the text fell into it);
 - a refused resolve says what is open; a commander overrides it with a reason;
+- 挂起 with a reason moves the incident to the queue's 挂起 section, with the reason on
+  its row, a banner in the detail and the hold in the record; 恢复 moves it back;
 - the field page's header names the team (with its id) on a phone.
 
-Screenshots go to test-artifacts/dashboard/ (incident-detail.png, incident-detail-closed.png
-and incident-close-guard.png also to docs/screenshots/ with WUWANG_UPDATE_SCREENSHOTS=1).
+Screenshots go to test-artifacts/dashboard/ (incident-detail.png, incident-detail-closed.png,
+incident-close-guard.png and incident-held.png also to docs/screenshots/ with WUWANG_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
@@ -38,12 +40,13 @@ HOME = (31.98, 112.05, 9)
 #: Where this module's incidents are: county towns no other browser test calls from, so
 #: their 110 calls are never linked to one of these (the stack is shared by the session),
 #: and every incident is closed again before its test ends.
-ZAOYANG, YICHENG, GUCHENG, NANZHANG, LAOHEKOU = (
+ZAOYANG, YICHENG, GUCHENG, NANZHANG, LAOHEKOU, BAOKANG = (
     (32.129, 112.752),
     (31.722, 112.262),
     (32.265, 111.640),
     (31.775, 111.842),
     (32.388, 111.671),
+    (31.878, 111.262),
 )
 
 
@@ -330,6 +333,60 @@ def test_a_refused_resolve_says_what_is_open_and_a_commander_overrides_it(
         ctx.close()
     act(stack, token, iid, "close", {"override_reason": "测试结束"})  # the commander's, as above
     assert not stack.api("GET", f"/incidents/{iid}", token)["incident"]["is_open"]
+
+
+def test_holding_moves_an_incident_to_held_and_resuming_moves_it_back(
+    console_stack: Stack, desk: Watched, artifacts: Path
+) -> None:
+    stack, page = console_stack, desk.page
+    token = stack.login("operator1")
+    iid = new_incident(stack, token, "fire", "保康县城关镇仓库冒烟", *BAOKANG)["id"]
+    desk_page(page, stack, "operator1")
+    queue_row = f'#queue .qrow[data-incident="{iid}"]'
+    page.wait_for_selector(f"{queue_row}.section-awaiting", timeout=20_000)
+    open_incident(page, iid)
+    hold = page.get_by_role("button", name="挂起", exact=True)
+    hold.click()  # no reason: said, nothing sent
+    page.wait_for_selector('#feedback:has-text("请先填写原因")', timeout=10_000)
+    assert stack.api("GET", f"/incidents/{iid}", token)["incident"]["held"] is None
+    page.fill('.actions input[placeholder^="原因"]', "等待燃气公司到场")
+    hold.click()
+    page.wait_for_selector('#feedback:has-text("已挂起")', timeout=20_000)
+    # the queue: under 挂起, with the reason on the row
+    page.wait_for_selector(f"{queue_row}.section-held", timeout=15_000)
+    assert "挂起：等待燃气公司到场" in page.inner_text(f"{queue_row} .qwords")
+    held_ids = page.evaluate(
+        "() => [...document.querySelectorAll('#queue .qrow.section-held')].map(e => e.dataset.incident)"
+    )
+    assert iid in held_ids
+    # the detail: the banner says why, by whom; 恢复 in place of 挂起; the record has it
+    banner = page.locator(".held-banner")
+    banner.wait_for(timeout=20_000)
+    assert "等待燃气公司到场" in banner.inner_text()
+    page.get_by_role("button", name="恢复", exact=True).wait_for(timeout=10_000)
+    assert page.get_by_role("button", name="挂起", exact=True).count() == 0
+    page.click('.detail-tab:has-text("记录")')
+    entry = page.locator(".event-held")
+    entry.wait_for(timeout=20_000)
+    assert "挂起" in entry.inner_text() and "等待燃气公司到场" in entry.inner_text()
+    page.wait_for_timeout(600)
+    shot(page, artifacts, "incident-held")
+    # in English: the banner, the row and the button in English, the reason as typed
+    page.click("text=English")
+    page.wait_for_selector('.held-banner:has-text("Held: 等待燃气公司到场")', timeout=15_000)
+    page.wait_for_selector(f'{queue_row} .qwords:has-text("held: 等待燃气公司到场")', timeout=15_000)
+    page.get_by_role("button", name="Resume", exact=True).wait_for(timeout=10_000)
+    page.click("text=中文")
+    page.wait_for_selector('.held-banner:has-text("已挂起")', timeout=15_000)
+    # 恢复: back where its state puts it (new: 待核实), the banner gone, the record has it
+    page.get_by_role("button", name="恢复", exact=True).click()
+    page.wait_for_selector('#feedback:has-text("已恢复处置")', timeout=20_000)
+    page.wait_for_selector(f"{queue_row}.section-awaiting", timeout=15_000)
+    page.wait_for_selector(".held-banner", state="detached", timeout=10_000)
+    page.wait_for_selector(".event-resumed", timeout=20_000)
+    assert stack.api("GET", f"/incidents/{iid}", token)["incident"]["held"] is None
+    assert desk.errors == [], desk.errors
+    act(stack, token, iid, "cancel", {"reason": "测试结束"})
 
 
 def test_the_field_pages_header_names_the_team_on_a_phone(

@@ -40,6 +40,12 @@ def incident(
     }
 
 
+def held(inc: dict[str, Any], s_ago: float) -> dict[str, Any]:
+    """The incident, held (挂起) since ``s_ago`` seconds before NOW."""
+    since = (NOW - timedelta(seconds=s_ago)).isoformat()
+    return {**inc, "held": {"reason": "等待增援", "by": "operator1", "at": since}}
+
+
 @pytest.fixture(scope="module")
 def queue(chromium: Any) -> Iterator[Any]:
     page = chromium.new_page()
@@ -70,14 +76,15 @@ def test_sections_with_counts_in_the_dispatchers_order(queue: Any) -> None:
             incident("D", "on_scene", 4, 300, on_scene=True),
             incident("E", "resolved", 2, 400),
             {**incident("F", "closed", 1, 500), "is_open": False},
+            held(incident("G", "verified", 4, 50), 20),
         ],
     )
     assert [(s["id"], s["count"]) for s in result["sections"]] == [
         ("awaiting", 1),
-        ("active", 3),
+        ("active", 4),
         ("held", 1),
     ]
-    assert result["total"] == 5  # the closed one is in no section
+    assert result["total"] == 6  # the closed one is in no section
 
 
 def test_level_first_then_time_against_the_target_not_age(queue: Any) -> None:
@@ -140,14 +147,15 @@ def test_the_wall_gets_one_list_gravest_first(queue: Any) -> None:
         incident("new-IV", "new", 4, 10),
         incident("active-I", "dispatched", 1, 100),
         incident("new-I", "new", 1, 5),
-        incident("held-II", "resolved", 2, 900),
+        held(incident("held-II", "verified", 2, 900), 60),
+        incident("resolved-II", "resolved", 2, 900),
     ]
     flat = queue.evaluate(
         "([incs, now, t]) => { const q = window.wuwang.queueRank;"
         " return q.flat(q.rank(incs, now, t)).map(r => r.id); }",
         [incs, NOW.timestamp() * 1000, TARGETS],
     )
-    assert flat == ["new-I", "active-I", "held-II", "new-IV"]
+    assert flat == ["new-I", "active-I", "resolved-II", "held-II", "new-IV"]
 
 
 def test_the_command_services_type_names_are_the_catalogues() -> None:
@@ -194,3 +202,45 @@ def test_what_is_announced(queue: Any, prev: Any, nxt: Any, known: bool, expecte
     assert queue.evaluate(
         "([p, n, k]) => window.wuwang.queueRank.news(p || undefined, n, k)", [prev, nxt, known]
     ) == (expected)
+
+
+def test_held_incidents_are_in_held_whatever_their_state_and_run_no_clock(queue: Any) -> None:
+    result = rank(
+        queue,
+        [
+            held(incident("new-held", "new", 3, 300), 100),
+            held(incident("scene-held", "on_scene", 3, 900, on_scene=True), 400),
+            held(incident("grave-held", "dispatched", 1, 50), 10),
+            incident("new", "new", 3, 300),
+            {**held(incident("ended", "cancelled", 1, 50), 10), "is_open": False},
+        ],
+    )
+    by = ids_by_section(result)
+    assert by["awaiting"] == ["new"]  # the same call, not held, keeps its clock
+    # gravest level first, then the oldest hold
+    assert by["held"] == ["grave-held", "scene-held", "new-held"]
+    assert all(r["due"] is None and r["left_s"] is None for r in result["sections"][2]["rows"])
+    for state, expected in (("new", "held"), ("verified", "held"), ("resolved", "held"), ("closed", None)):
+        got = queue.evaluate(
+            "inc => window.wuwang.queueRank.sectionOf(inc)",
+            {"state": state, "held": {"reason": "x", "by": "a", "at": NOW.isoformat()}},
+        )
+        assert got == expected, state
+    assert queue.evaluate("() => window.wuwang.queueRank.sectionOf('verified')") == "active"
+    assert (
+        queue.evaluate("() => window.wuwang.queueRank.sectionOf({state: 'on_scene', held: null})") == "active"
+    )
+
+
+def test_resolved_incidents_wait_at_the_bottom_of_active_whatever_their_level(queue: Any) -> None:
+    result = rank(
+        queue,
+        [
+            incident("resolved-I", "resolved", 1, 900, on_scene=True),
+            incident("scene-IV", "on_scene", 4, 900, on_scene=True),
+            incident("dispatched-III", "dispatched", 3, 100),
+            incident("resolved-III", "resolved", 3, 1200, on_scene=True),
+        ],
+    )
+    assert ids_by_section(result)["active"] == ["dispatched-III", "scene-IV", "resolved-I", "resolved-III"]
+    assert ids_by_section(result)["held"] == []

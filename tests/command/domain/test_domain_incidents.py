@@ -17,6 +17,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from command.domain.incidents import (
     EVENT_KINDS,
+    HOLDABLE_STATES,
     OPEN_STATES,
     TERMINAL_STATES,
     TRANSITIONS,
@@ -24,12 +25,14 @@ from command.domain.incidents import (
     DomainError,
     Event,
     Forbidden,
+    Held,
     IllegalTransition,
     Incident,
     IncidentState,
     InvalidCommand,
     InvalidHistory,
     Opened,
+    Resumed,
     Role,
     SourceLinked,
     SourceRef,
@@ -43,6 +46,7 @@ from command.domain.incidents import (
     decide_close,
     decide_dispatch,
     decide_false_alarm,
+    decide_hold,
     decide_link_source,
     decide_merge,
     decide_open,
@@ -50,6 +54,7 @@ from command.domain.incidents import (
     decide_release_team,
     decide_reopen,
     decide_resolve,
+    decide_resume,
     decide_split,
     decide_team_acknowledged,
     decide_team_arrived,
@@ -615,6 +620,114 @@ def test_merge_keeps_a_team_on_both_once() -> None:
     assert b.inc.active_team_ids == ("T1",) and b.inc.teams[0].order_id == "O7"
 
 
+# --- hold (挂起) and resume ---------------------------------------------------------------
+
+HOLDABLE = (S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE)
+
+
+def test_the_holdable_states_are_the_open_unresolved_ones() -> None:
+    assert frozenset(HOLDABLE) == HOLDABLE_STATES == OPEN_STATES - {S.RESOLVED}
+
+
+@pytest.mark.parametrize("state", list(IncidentState), ids=str)
+def test_hold_is_a_flag_beside_the_state(state: IncidentState) -> None:
+    s = story_in(state)
+    before = s.inc
+    if state in HOLDABLE:
+        events = s.do(decide_hold, reason="  等待增援力量  ")
+        assert [e.kind for e in events] == ["held"]
+        assert s.inc.state is state  # the state does not move
+        assert s.inc.held is not None
+        assert (s.inc.held.reason, s.inc.held.by, s.inc.held.at) == (
+            "等待增援力量",
+            "operator1",
+            events[0].at,
+        )
+        assert events[0].reason == "等待增援力量"
+        assert replay(s.events) == s.inc
+        resumed = s.do(decide_resume)
+        assert [e.kind for e in resumed] == ["resumed"] and s.inc.held is None and s.inc.state is state
+    else:
+        fragment = "only an incident not yet resolved" if state is S.RESOLVED else "takes no further changes"
+        with pytest.raises(IllegalTransition, match=fragment):
+            s.do(decide_hold, reason="等待")
+        assert s.inc == before
+
+
+def test_hold_needs_a_reason_and_a_fresh_version() -> None:
+    s = story_in(S.VERIFIED)
+    for reason in (None, "", "   "):
+        with pytest.raises(InvalidCommand, match="a reason is required to hold"):
+            s.do(decide_hold, reason=reason)
+    with pytest.raises(StaleVersion):
+        s.do(decide_hold, reason="等待", expected_version=s.inc.version - 1)
+    s.do(decide_hold, reason="等待")
+    with pytest.raises(StaleVersion):
+        s.do(decide_resume, expected_version=s.inc.version - 1)
+    assert s.inc.held is not None
+
+
+def test_hold_and_resume_refuse_repeats() -> None:
+    s = story_in(S.DISPATCHED)
+    with pytest.raises(IllegalTransition, match="is not held"):
+        s.do(decide_resume)
+    s.do(decide_hold, reason="等待信息")
+    with pytest.raises(IllegalTransition, match="already held"):
+        s.do(decide_hold, reason="again")
+
+
+def test_a_held_incident_keeps_working_and_its_end_ends_the_hold() -> None:
+    s = story_in(S.DISPATCHED)
+    s.do(decide_hold, reason="等待燃气公司")
+    s.do(decide_team_arrived, team_id="T1")  # acts go on while held
+    assert s.inc.state is S.ON_SCENE and s.inc.held is not None
+    s.do(decide_resolve)
+    resolved: Incident = s.inc  # (a fresh name: mypy keeps the narrowing of s.inc.state)
+    assert resolved.state is S.RESOLVED and resolved.held is None
+    c = story_in(S.NEW)
+    c.do(decide_hold, reason="低优先级")
+    c.do(decide_cancel, reason="caller withdrew")
+    assert c.inc.held is None and replay(c.events) == c.inc
+
+
+def test_who_may_hold_and_resume() -> None:
+    for actor in (OP, CMD, ADMIN):
+        s = story_in(S.VERIFIED)
+        s.do(decide_hold, reason="等待", actor=actor)
+        s.do(decide_resume, actor=actor)
+    for actor in (SYSTEM, FIELD_T1, PLANNER):
+        s = story_in(S.VERIFIED)
+        with pytest.raises(Forbidden):
+            s.do(decide_hold, reason="等待", actor=actor)
+    drill = story_in(S.VERIFIED, exercise_id="EX-1")
+    drill.do(decide_hold, reason="演练：等待", actor=PLANNER)
+    drill.do(decide_resume, actor=PLANNER)
+    held = story_in(S.VERIFIED)
+    held.do(decide_hold, reason="等待")
+    with pytest.raises(Forbidden):
+        held.do(decide_resume, actor=SYSTEM)
+
+
+def test_replay_refuses_a_forged_hold() -> None:
+    s = story_in(S.NEW)
+
+    def forged(data: Any, reason: str | None) -> Event:
+        return Event(
+            incident_id="INC-1",
+            seq=s.inc.version + 1,
+            at=T0,
+            actor="x",
+            actor_role=Role.OPERATOR,
+            reason=reason,
+            data=data,
+        )
+
+    with pytest.raises(InvalidHistory, match="needs a reason"):
+        replay([*s.events, forged(Held(), None)])
+    with pytest.raises(InvalidHistory, match="not held"):
+        replay([*s.events, forged(Resumed(), None)])
+
+
 # --- replay and serialisation ------------------------------------------------------------------------
 
 
@@ -632,6 +745,8 @@ def rich_history() -> list[Event]:
     s.do(decide_team_arrived, team_id="T1", actor=FIELD_T1)
     s.do(decide_release_team, team_id="T2", reason="not needed")
     s.do(decide_add_note, text="风向东南")
+    s.do(decide_hold, reason="等待燃气公司")
+    s.do(decide_resume)
     result = decide_split(
         s.inc,
         alarm_id=s.inc.sources[2].alarm_id,
@@ -833,6 +948,8 @@ class IncidentMachine(RuleBasedStateMachine):
                 "link",
                 "note",
                 "plan",
+                "hold",
+                "resume",
             ]
         ),
     )
@@ -864,6 +981,8 @@ class IncidentMachine(RuleBasedStateMachine):
             "link": lambda: decide_link_source(inc, self._source(), **kw),
             "note": lambda: decide_add_note(inc, text="n", **kw),
             "plan": lambda: decide_activate_plan(inc, plan_id="P", plan_version=1, level=inc.level, **kw),
+            "hold": lambda: decide_hold(inc, reason=reason, **kw),
+            "resume": lambda: decide_resume(inc, **kw),
         }
         self._try(calls[command])
 
@@ -929,6 +1048,9 @@ class IncidentMachine(RuleBasedStateMachine):
                 assert inc.first_on_scene_at is not None
             if inc.state in TERMINAL_STATES:
                 assert inc.active_teams == ()
+            # a hold only on an incident still being handled, always with its reason
+            if inc.held is not None:
+                assert inc.state in HOLDABLE_STATES and inc.held.reason
             if inc.state is S.MERGED:
                 assert inc.sources == () and inc.merged_into in self.incidents
             # every alarm in exactly one incident
