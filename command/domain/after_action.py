@@ -67,6 +67,7 @@ from command.domain.kpi import (
     time_to_on_scene_s,
 )
 from command.domain.plans import Activation, Requirements, shortfall
+from command.domain.reasons import Reason
 from command.domain.vocabulary import ResponseLevel
 from wuwang.geo import haversine_m
 from wuwang.stats import percentile
@@ -247,6 +248,9 @@ class LogEntry:
     role: str
     reason: str | None
     facts: Mapping[str, str]
+    #: A system-written reason's code (``reason`` is its Chinese text), for the renderer
+    #: to say in the report's language.
+    why: Reason | None = None
 
 
 MilestoneKind = Literal[
@@ -435,6 +439,7 @@ def build_report(
                 str(e.actor_role),
                 e.reason,
                 MappingProxyType(event_facts(e)),
+                Reason(e.reason_code, MappingProxyType(dict(e.reason_args or {}))) if e.reason_code else None,
             )
             for r in records
             for e in r.events
