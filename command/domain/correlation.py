@@ -636,7 +636,10 @@ def route_team_report(alarm: Alarm, order: TeamOrder | None) -> TeamReportRoute:
     if order is not None and order.incident_open:
         return ToOrderIncident(
             order.incident_id,
-            Reason("report.to_order", {"team": team, "order_id": order.order_id, "incident_id": order.incident_id}),
+            Reason(
+                "report.to_order",
+                {"team": team, "order_id": order.order_id, "incident_id": order.incident_id},
+            ),
         )
     if new_event is False:
         return KeepReport(f"队伍 {team} 的现场上报不是新事件，且该队伍没有在办指令：只记录，不立事件")

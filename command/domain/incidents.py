@@ -929,7 +929,9 @@ def decide_dispatch(
     drafts: list[Draft] = []
     state = incident.state
     if state is S.NEW:
-        drafts.append((StateChanged(from_state=S.NEW, to_state=S.VERIFIED), Said.of(Reason("dispatch.verified"))))
+        drafts.append(
+            (StateChanged(from_state=S.NEW, to_state=S.VERIFIED), Said.of(Reason("dispatch.verified")))
+        )
         state = S.VERIFIED
     drafts.append((TeamDispatched(team_id=team_id, order_id=order_id), reason))
     if state is S.VERIFIED:

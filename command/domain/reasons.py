@@ -101,7 +101,12 @@ _WAREHOUSE_KIND: Mapping[Lang, Mapping[str, str]] = MappingProxyType(
 _ALARM_KIND: Mapping[Lang, Mapping[str, str]] = MappingProxyType(
     {
         "zh_CN": {"call": "110报警", "video": "视频告警", "sensor": "传感器告警", "report": "现场上报"},
-        "en": {"call": "110 call", "video": "video alert", "sensor": "sensor alarm", "report": "field report"},
+        "en": {
+            "call": "110 call",
+            "video": "video alert",
+            "sensor": "sensor alarm",
+            "report": "field report",
+        },
     }
 )
 _VOCABULARY: Mapping[str, Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
@@ -219,7 +224,8 @@ WHY: Mapping[str, ReasonText] = MappingProxyType(
         ),
         "correlation.opened": _t(
             "alarm_kind incident_type types within_m window_s",
-            "{alarm_kind}（{incident_type}）：{within_m} 米 / {window_s} 范围内无在办同类事件（{types}），新立事件",
+            "{alarm_kind}（{incident_type}）：{within_m} 米 / {window_s} 范围内"
+            "无在办同类事件（{types}），新立事件",
             "{alarm_kind} ({incident_type}): no open incident of a kind it joins ({types}) "
             "within {within_m} m / {window_s}; new incident",
         ),
@@ -236,7 +242,9 @@ WHY: Mapping[str, ReasonText] = MappingProxyType(
             "(not marked as a new event)",
         ),
         "inbox.opened": _t(
-            "row_id count", "由告警收件箱 {row_id} 立事件（共 {count} 条告警）", "opened from inbox row {row_id} ({count} alarms)"
+            "row_id count",
+            "由告警收件箱 {row_id} 立事件（共 {count} 条告警）",
+            "opened from inbox row {row_id} ({count} alarms)",
         ),
         "inbox.opened_note": _t(
             "row_id count note",
@@ -244,7 +252,9 @@ WHY: Mapping[str, ReasonText] = MappingProxyType(
             "opened from inbox row {row_id} ({count} alarms): {note}",
         ),
         "inbox.joined": _t(
-            "row_id count", "由告警收件箱 {row_id} 并入（共 {count} 条告警）", "joined from inbox row {row_id} ({count} alarms)"
+            "row_id count",
+            "由告警收件箱 {row_id} 并入（共 {count} 条告警）",
+            "joined from inbox row {row_id} ({count} alarms)",
         ),
         "dispatch.verified": _t("", "派遣即立案", "verified on dispatch"),
         "release.all_recalled": _t("", "所有队伍均已召回", "all teams recalled"),

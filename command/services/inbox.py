@@ -48,7 +48,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
-from command.domain.reasons import Reason, Said
+from command.domain.reasons import Param, Reason, Said
 from command.domain.triage import (
     DismissReason,
     InboxRow,
@@ -567,7 +567,7 @@ async def _promote_into(
     alarm = await _last_alarm(conn, first)
     decision = correlate(alarm, [], correlation, at)
     assert isinstance(decision, OpenIncident)
-    opened = {"row_id": first.row_id, "count": first.count}
+    opened: dict[str, Param] = {"row_id": first.row_id, "count": first.count}
     why = Reason("inbox.opened_note", {**opened, "note": note}) if note else Reason("inbox.opened", opened)
     events = decide_open(
         incident_id,

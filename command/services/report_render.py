@@ -576,7 +576,14 @@ def to_csv(loaded: LoadedReport, lang: Lang = "zh") -> bytes:
     writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in loaded.report.log:
-        texts = (e.incident_id, e.kind, e.actor, e.role, entry_reason(e, lang), event_summary(e, lang, loaded.words))
+        texts = (
+            e.incident_id,
+            e.kind,
+            e.actor,
+            e.role,
+            entry_reason(e, lang),
+            event_summary(e, lang, loaded.words),
+        )
         incident_id, kind, actor, role, reason, summary = (spreadsheet_text(text) for text in texts)
         writer.writerow([e.at.isoformat(), incident_id, e.seq, kind, actor, role, reason, summary])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # the BOM: Excel then reads UTF-8

@@ -768,7 +768,9 @@ def _event_text(lang: Lang, e: dict[str, Any], record: RecordWords) -> str:
 def event_reason(lang: Lang, event: dict[str, Any]) -> str:
     """An event's reason: a system-written one (``reason_code`` in its data) in the
     console's language; what a person typed, or an old record's text, as written."""
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    data = event.get("data")
+    if not isinstance(data, dict):
+        data = {}
     code = data.get("reason_code")
     text = str(event.get("reason") or "")
     if not code:
@@ -793,7 +795,8 @@ def timeline(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
                     ),
                     html.Span(_event_text(lang, e, record)),
                     html.Span(
-                        words.actor(lang, e.get("actor")) + (f" — {why}" if (why := event_reason(lang, e)) else ""),
+                        words.actor(lang, e.get("actor"))
+                        + (f" — {why}" if (why := event_reason(lang, e)) else ""),
                         className="muted small",
                     ),
                 ],

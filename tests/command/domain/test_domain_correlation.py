@@ -129,7 +129,9 @@ def test_duplicate_110_calls_100_m_and_2_min_apart_join() -> None:
         "window_s": 1800,
     }
     # the record's text, and the same reason in English: codes shown by their names
-    assert second.reason == "110报警（火灾）：与事件 INC-1 相距 100 米、相隔 2 分 00 秒，在 500 米 / 30 分 00 秒 范围内，并入"
+    assert second.reason == (
+        "110报警（火灾）：与事件 INC-1 相距 100 米、相隔 2 分 00 秒，在 500 米 / 30 分 00 秒 范围内，并入"
+    )
     assert render(second.why, "en") == (
         "110 call (fire): 100 m and 2 min 00 s from incident INC-1, within 500 m / 30 min 00 s; joined"
     )
@@ -241,7 +243,9 @@ def test_alarms_without_position_join_only_their_own_device() -> None:
     assert "无位置" in first.reason and "no position" in render(first.why, "en")
     again = w.feed(alarm(3, "sensor", "smoke", source="venue/smoke-9", no_position=True, minutes=4))
     assert isinstance(again, JoinIncident) and again.incident_id == "INC-2" and again.distance_m is None
-    assert again.why.code == "correlation.joined_same_source" and again.why.params["source"] == "venue/smoke-9"
+    assert (
+        again.why.code == "correlation.joined_same_source" and again.why.params["source"] == "venue/smoke-9"
+    )
     assert "同一来源 venue/smoke-9" in again.reason
     other = w.feed(alarm(4, "sensor", "smoke", source="venue/smoke-10", no_position=True, minutes=5))
     assert isinstance(other, OpenIncident)
