@@ -124,6 +124,7 @@ class LevelStep:
     level: ResponseLevel
     by: str
     reason: str | None
+    why: Reason | None = None  # a system-written reason's code (see LogEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,10 +297,17 @@ def level_history(incident: Incident, events: Iterable[Event]) -> tuple[LevelSte
     steps: list[LevelStep] = []
     for e in events:
         if isinstance(e.data, Opened):
-            steps.append(LevelStep(e.at, e.data.level, e.actor, e.reason))
+            steps.append(LevelStep(e.at, e.data.level, e.actor, e.reason, coded(e)))
         elif isinstance(e.data, LevelChanged):
-            steps.append(LevelStep(e.at, e.data.to_level, e.actor, e.reason))
+            steps.append(LevelStep(e.at, e.data.to_level, e.actor, e.reason, coded(e)))
     return tuple(steps) or (LevelStep(incident.opened_at, incident.level, incident.opened_by, None),)
+
+
+def coded(event: Event) -> Reason | None:
+    """An event's system-written reason as a code, if it has one."""
+    if event.reason_code is None:
+        return None
+    return Reason(event.reason_code, MappingProxyType(dict(event.reason_args or {})))
 
 
 def checklist_completion(activation: Activation) -> ChecklistCompletion:
@@ -439,7 +447,7 @@ def build_report(
                 str(e.actor_role),
                 e.reason,
                 MappingProxyType(event_facts(e)),
-                Reason(e.reason_code, MappingProxyType(dict(e.reason_args or {}))) if e.reason_code else None,
+                coded(e),
             )
             for r in records
             for e in r.events

@@ -400,7 +400,7 @@ def actor_label(actor: str, lang: Lang) -> str:
     return t(lang, "actor_system") if actor == "system" or actor.startswith("system:") else actor
 
 
-def entry_reason(entry: aa.LogEntry, lang: Lang) -> str:
+def entry_reason(entry: aa.LogEntry | aa.LevelStep, lang: Lang) -> str:
     """An event's reason: a system-written one in the report's language (its code, from
     command/domain/reasons.py), else the text as written."""
     if entry.why is not None:
@@ -505,7 +505,12 @@ def to_json(loaded: LoadedReport, lang: Lang = "zh") -> dict[str, Any]:
                 "lon": row.lon,
                 "level": int(row.level),
                 "levels": [
-                    {"at": _iso(s.at), "level": int(s.level), "by": s.by, "reason": s.reason}
+                    {
+                        "at": _iso(s.at),
+                        "level": int(s.level),
+                        "by": s.by,
+                        "reason": entry_reason(s, lang) or None,
+                    }
                     for s in row.levels
                 ],
                 "teams": list(row.teams),
@@ -899,7 +904,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <th>{{ t('resolved') }}</th><th>{{ t('closed') }}</th><th>{{ t('call_processing') }}</th><th>{{ t('teams') }}</th><th>{{ t('plan') }}</th></tr>
 {% for row in r.incidents %}
 <tr><td><b>{{ row.incident_id }}</b><br>{{ title(row.title, row.incident_type) }}</td><td>{{ incident_type(row.incident_type) }}</td>
-<td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if step.reason %} <span class="muted">({{ step.reason }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
+<td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if why(step) %} <span class="muted">({{ why(step) }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
 <td>{{ state(row.state) }}</td>
 <td>{{ when(row.first_alarm_at) }}</td><td>{{ when(row.verified_at) }}</td><td>{{ when(row.first_dispatch_at) }}</td>
 <td>{{ when(row.first_on_scene_at) }}</td><td>{{ when(row.resolved_at) }}</td><td>{{ when(row.closed_at) }}</td>

@@ -128,6 +128,9 @@ def test_a_system_written_reason_is_said_in_the_reports_language() -> None:
     assert verified.why is not None and verified.why.code == "dispatch.verified"
     assert entry_reason(verified, "en") == "verified on dispatch"
     assert entry_reason(verified, "zh") == "派遣即立案"
+    # an incident's level steps say a coded reason too (the report's "levels" row)
+    step = replace(r.incidents[0].levels[0], why=verified.why)
+    assert entry_reason(step, "en") == "verified on dispatch"
     typed = replace(verified, why=None, reason="现场确认")  # what a person wrote: as written
     assert entry_reason(typed, "en") == "现场确认"
 
