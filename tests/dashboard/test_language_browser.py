@@ -11,8 +11,8 @@ switch names each language in its own words (中文 / English) and is not checke
 
 Switching the language keeps the open incident and the map's view; the KPI tiles are
 filled again right after the switch; the stats chart's time axis has hour-and-minute
-ticks. Screenshots: desk-en.png, desk-charts-en.png, wall-display-en.png,
-field-page-en.png, after-action-report-en.png.
+ticks. Screenshots: desk-en.png, desk-record-en.png (the record's reasons),
+desk-charts-en.png, wall-display-en.png, field-page-en.png, after-action-report-en.png.
 """
 
 from __future__ import annotations
@@ -212,6 +212,8 @@ def test_every_screen_speaks_one_language(
             tabs.nth(i).click()
             page.wait_for_timeout(700)
             texts += texts_of(page)
+            if lang == "en" and tabs.nth(i).inner_text().startswith("Record"):
+                shot(page, artifacts, "desk-record-en")
         record = [x for x in texts if "—" in x]  # the record's "who — why" lines
         assert any(("verified on dispatch" if lang == "en" else "派遣即立案") in x for x in record), record
         tabs.nth(0).click()
