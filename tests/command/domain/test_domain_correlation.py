@@ -43,7 +43,7 @@ from command.domain.incidents import (
     decide_team_arrived,
     replay,
 )
-from command.domain.reasons import render
+from command.domain.reasons import WHY, Param, Reason, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
 from wuwang.contract import Alarm, AlarmKind
@@ -557,3 +557,33 @@ def test_doc_override_example_loads() -> None:
     assert rules.rule_for("video", "explosion").incident_type is IncidentType.FIRE
     with pytest.raises(RulesError, match=r"types\.fire\.distance_m: Input should be greater than 0"):
         CorrelationRules.from_dict({"types": {"fire": {"distance_m": 0}}})
+
+
+def test_every_system_reason_is_documented_and_said_in_both_languages() -> None:
+    """The codes the system writes on a record (docs/incidents.md §4.1): each listed
+    there, each said in zh-CN and English from its parameters, codes in words."""
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "incidents.md").read_text(encoding="utf-8")
+    sample: dict[str, Param] = {
+        "alarm_kind": "video",
+        "incident_type": "hazmat_leak",
+        "types": "hazmat_leak,fire",
+        "incident_id": "INC-9",
+        "distance_m": 80,
+        "gap_s": 95,
+        "within_m": 300,
+        "window_s": 600,
+        "source": "video/CAM-3",
+        "team": "T-FIRE-01",
+        "order_id": "ORD-2",
+        "row_id": "ROW-5",
+        "count": 3,
+        "note": "同一处",
+    }
+    for code, entry in WHY.items():
+        assert f"`{code}`" in docs, code
+        why = Reason(code, {p: sample[p] for p in entry.params})
+        zh, en = render(why, "zh_CN"), render(why, "en")
+        assert "{" not in zh + en and "hazmat_leak" not in zh + en, (code, zh, en)
+        if "alarm_kind" in entry.params:
+            assert "视频告警" in zh and "video alert" in en, (code, zh, en)
+        assert not any("\u4e00" <= c <= "\u9fff" for c in en.replace("同一处", "")), (code, en)
