@@ -69,6 +69,7 @@ from command.domain.kpi import (
     time_to_on_scene_s,
 )
 from command.domain.plans import Activation, Requirements, shortfall
+from command.domain.reasons import Reason
 from command.domain.vocabulary import ResponseLevel
 from wuwang.geo import haversine_m
 from wuwang.stats import percentile
@@ -125,6 +126,7 @@ class LevelStep:
     level: ResponseLevel
     by: str
     reason: str | None
+    why: Reason | None = None  # a system-written reason's code (see LogEntry)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +251,9 @@ class LogEntry:
     role: str
     reason: str | None
     facts: Mapping[str, str]
+    #: A system-written reason's code (``reason`` is its Chinese text), for the renderer
+    #: to say in the report's language.
+    why: Reason | None = None
 
 
 MilestoneKind = Literal[
@@ -294,10 +299,17 @@ def level_history(incident: Incident, events: Iterable[Event]) -> tuple[LevelSte
     steps: list[LevelStep] = []
     for e in events:
         if isinstance(e.data, Opened):
-            steps.append(LevelStep(e.at, e.data.level, e.actor, e.reason))
+            steps.append(LevelStep(e.at, e.data.level, e.actor, e.reason, coded(e)))
         elif isinstance(e.data, LevelChanged):
-            steps.append(LevelStep(e.at, e.data.to_level, e.actor, e.reason))
+            steps.append(LevelStep(e.at, e.data.to_level, e.actor, e.reason, coded(e)))
     return tuple(steps) or (LevelStep(incident.opened_at, incident.level, incident.opened_by, None),)
+
+
+def coded(event: Event) -> Reason | None:
+    """An event's system-written reason as a code, if it has one."""
+    if event.reason_code is None:
+        return None
+    return Reason(event.reason_code, MappingProxyType(dict(event.reason_args or {})))
 
 
 def checklist_completion(activation: Activation) -> ChecklistCompletion:
@@ -439,6 +451,7 @@ def build_report(
                 str(e.actor_role),
                 e.reason,
                 MappingProxyType(event_facts(e)),
+                coded(e),
             )
             for r in records
             for e in r.events

@@ -42,6 +42,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
+from command.domain.reasons import Param, Reason, Said, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from wuwang.contract import Alarm
 from wuwang.geo import haversine_m
@@ -364,7 +365,11 @@ class IncidentView:
 class JoinIncident:
     incident_id: str
     distance_m: float | None  # None when matched by same device without a position
-    reason: str
+    why: Reason
+
+    @property
+    def reason(self) -> str:
+        return render(self.why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +377,11 @@ class OpenIncident:
     incident_type: IncidentType
     level_suggestion: ResponseLevel
     title_zh: str
-    reason: str
+    why: Reason
+
+    @property
+    def reason(self) -> str:
+        return render(self.why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,10 +399,6 @@ def alarm_exercise_id(alarm: Alarm) -> str | None:
     """The exercise an alarm belongs to, if the replay marked it in ``details``."""
     value = alarm.details.get("exercise_id")
     return value if isinstance(value, str) and value else None
-
-
-def _fmt_s(seconds: float) -> str:
-    return f"{seconds / 60:.0f} 分钟" if seconds >= 120 else f"{seconds:.0f} 秒"
 
 
 #: The ingest's call summary starts with the source and the category ("110报警 火灾: 幸福路12号");
@@ -485,26 +490,42 @@ def correlate(
         if best is None or key < best:
             best, best_distance = key, distance
 
-    # Reasons are read by the operators in the incident's timeline: in their words.
-    window = f"{rule.distance_m:.0f} 米 / {_fmt_s(rule.window_s)}"
-    head = f"{KIND_LABEL_ZH.get(alarm.kind, alarm.kind)} {alarm.category}"
+    # Reasons are codes with parameters (command/domain/reasons.py WHY): each reader
+    # shows them in its own language.
+    what: dict[str, Param] = {"alarm_kind": alarm.kind, "incident_type": rule.incident_type.value}
     if best is not None:
         _, gap, incident_id = best
-        where = f"相距 {best_distance:.0f} 米" if best_distance is not None else f"同一来源 {alarm.source}"
-        return JoinIncident(
-            incident_id=incident_id,
-            distance_m=best_distance,
-            reason=f"{head}：与事件 {incident_id} {where}、相隔 {_fmt_s(gap)}，在 {window} 范围内，并入",
-        )
+        if best_distance is None:
+            why = Reason(
+                "correlation.joined_same_source",
+                {**what, "incident_id": incident_id, "source": alarm.source, "gap_s": round(gap)},
+            )
+        else:
+            why = Reason(
+                "correlation.joined",
+                {
+                    **what,
+                    "incident_id": incident_id,
+                    "distance_m": round(best_distance),
+                    "gap_s": round(gap),
+                    "within_m": round(rule.distance_m),
+                    "window_s": round(rule.window_s),
+                },
+            )
+        return JoinIncident(incident_id=incident_id, distance_m=best_distance, why=why)
     if has_point:
-        why = f"{window} 范围内无在办同类事件（{', '.join(sorted(rule.joins))}），新立事件"
+        types = ",".join(sorted(rule.joins))
+        why = Reason(
+            "correlation.opened",
+            {**what, "types": types, "within_m": round(rule.distance_m), "window_s": round(rule.window_s)},
+        )
     else:
-        why = f"无位置，且同一来源 {alarm.source} 无在办同类事件，新立事件"
+        why = Reason("correlation.opened_no_position", {**what, "source": alarm.source})
     return OpenIncident(
         incident_type=rule.incident_type,
         level_suggestion=rule.level,
         title_zh=title_for(alarm, rule.incident_type),
-        reason=f"{head}：{why}",
+        why=why,
     )
 
 
@@ -530,7 +551,7 @@ def open_from_alarm(
         at=at,
         source=SourceRef.from_alarm(alarm),
         exercise_id=exercise_id if exercise_id is not None else alarm_exercise_id(alarm),
-        reason=decision.reason,
+        reason=Said.of(decision.why),
     )
 
 
@@ -541,7 +562,7 @@ def link_alarm(
     actor: Actor,
     at: datetime,
     expected_version: int | None = None,
-    reason: str | None = None,
+    reason: str | Said | None = None,
 ) -> list[Event]:
     """The ``source_linked`` event for ``alarm``; ``[]`` if it is already linked."""
     return decide_link_source(
@@ -571,7 +592,11 @@ class ToOrderIncident:
     """Link the report to the incident of the team's order in force."""
 
     incident_id: str
-    reason: str
+    why: Reason
+
+    @property
+    def reason(self) -> str:
+        return render(self.why)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,8 +636,10 @@ def route_team_report(alarm: Alarm, order: TeamOrder | None) -> TeamReportRoute:
     if order is not None and order.incident_open:
         return ToOrderIncident(
             order.incident_id,
-            f"队伍 {team} 的现场上报，归入其当前指令 {order.order_id} 的事件 {order.incident_id}"
-            "（未标为新事件）",
+            Reason(
+                "report.to_order",
+                {"team": team, "order_id": order.order_id, "incident_id": order.incident_id},
+            ),
         )
     if new_event is False:
         return KeepReport(f"队伍 {team} 的现场上报不是新事件，且该队伍没有在办指令：只记录，不立事件")

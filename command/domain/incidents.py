@@ -34,6 +34,7 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from command.domain.reasons import Reason, Said
 from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from wuwang.contract import Alarm, AlarmKind
 
@@ -379,6 +380,10 @@ class Event(_Frozen):
     actor_role: Role
     reason: str | None = None
     data: EventData
+    #: A system-written reason's code and parameters (command/domain/reasons.py WHY),
+    #: which readers show in their language; ``reason`` keeps the text. Stored in ``data``.
+    reason_code: str | None = None
+    reason_args: dict[str, str | int | float] | None = None
 
     @property
     def kind(self) -> str:
@@ -389,6 +394,8 @@ class Event(_Frozen):
         reason, data`` (``at`` as an RFC 3339 string, ``data`` for a jsonb column)."""
         data = self.data.model_dump(mode="json")
         del data["kind"]
+        if self.reason_code is not None:
+            data |= {"reason_code": self.reason_code, "reason_args": dict(self.reason_args or {})}
         return {
             "incident_id": self.incident_id,
             "seq": self.seq,
@@ -413,6 +420,8 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
     data = record["data"]
     if not isinstance(data, Mapping):
         raise InvalidHistory("event record's data is not an object")
+    data = dict(data)
+    code, args = data.pop("reason_code", None), data.pop("reason_args", None)
     try:
         return Event.model_validate(
             {
@@ -423,6 +432,8 @@ def event_from_record(record: Mapping[str, Any]) -> Event:
                 "actor_role": record["actor_role"],
                 "reason": record["reason"],
                 "data": {**data, "kind": record["kind"]},
+                "reason_code": code,
+                "reason_args": args,
             }
         )
     except ValidationError as exc:
@@ -815,7 +826,13 @@ def _refuse_transition(incident: Incident, to: IncidentState, what: str) -> Ille
     )
 
 
-Draft: TypeAlias = tuple[Payload, str | None]  # (event payload, reason)
+Draft: TypeAlias = tuple[Payload, "str | Said | None"]  # (event payload, reason)
+
+
+def _reason_fields(reason: str | Said | None) -> dict[str, Any]:
+    if isinstance(reason, Said):
+        return {"reason": reason.text, "reason_code": reason.why.code, "reason_args": dict(reason.why.params)}
+    return {"reason": reason}
 
 
 def _commit(
@@ -831,8 +848,8 @@ def _commit(
             at=at,
             actor=actor.user_id,
             actor_role=actor.role,
-            reason=reason,
             data=data,
+            **_reason_fields(reason),
         )
         for i, (data, reason) in enumerate(drafts, start=1)
     ]
@@ -862,7 +879,7 @@ def decide_open(
     lon: float | None = None,
     grid_cell_id: str | None = None,
     exercise_id: str | None = None,
-    reason: str | None = None,
+    reason: str | Said | None = None,
 ) -> list[Event]:
     """Open an incident (发现), from an alarm or by hand (``source=None``). Location and
     grid cell default to the source's. The edge must make sure ``incident_id`` is new
@@ -898,7 +915,7 @@ def decide_link_source(
     actor: Actor,
     at: datetime,
     expected_version: int | None = None,
-    reason: str | None = None,
+    reason: str | Said | None = None,
 ) -> list[Event]:
     """Link an alarm to the incident. Idempotent: an alarm already linked gives ``[]``
     (at-least-once delivery from ingest). The edge must also refuse an alarm linked to
@@ -964,7 +981,9 @@ def decide_dispatch(
     drafts: list[Draft] = []
     state = incident.state
     if state is S.NEW:
-        drafts.append((StateChanged(from_state=S.NEW, to_state=S.VERIFIED), "verified on dispatch"))
+        drafts.append(
+            (StateChanged(from_state=S.NEW, to_state=S.VERIFIED), Said.of(Reason("dispatch.verified")))
+        )
         state = S.VERIFIED
     drafts.append((TeamDispatched(team_id=team_id, order_id=order_id), reason))
     if state is S.VERIFIED:
@@ -1077,7 +1096,7 @@ def decide_release_team(
         raise IllegalTransition(f"team {team_id} is not on incident {incident.incident_id}")
     drafts: list[Draft] = [(TeamReleased(team_id=team_id), why)]
     if incident.state is S.DISPATCHED and incident.active_team_ids == (team_id,):
-        drafts.append((_to(incident, S.VERIFIED), "all teams recalled"))
+        drafts.append((_to(incident, S.VERIFIED), Said.of(Reason("release.all_recalled"))))
     return _commit(incident, incident.incident_id, actor, at, drafts)
 
 

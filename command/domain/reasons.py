@@ -50,6 +50,19 @@ class Reason:
         return render(self, lang)
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A reason the system writes on a record: its code (shown in the reader's language)
+    and the text kept for the API, the audit and readers that know no codes."""
+
+    text: str
+    why: Reason
+
+    @classmethod
+    def of(cls, why: Reason) -> Said:
+        return cls(render(why), why)
+
+
 #: Names of the vocabulary values a parameter may hold (``status``, ``kind``).
 _TEAM_STATUS: Mapping[Lang, Mapping[str, str]] = MappingProxyType(
     {
@@ -85,9 +98,22 @@ _WAREHOUSE_KIND: Mapping[Lang, Mapping[str, str]] = MappingProxyType(
         },
     }
 )
-_VOCABULARY: Mapping[str, Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
-    {"status": _TEAM_STATUS, "kind": _WAREHOUSE_KIND}
+_ALARM_KIND: Mapping[Lang, Mapping[str, str]] = MappingProxyType(
+    {
+        "zh_CN": {"call": "110报警", "video": "视频告警", "sensor": "传感器告警", "report": "现场上报"},
+        "en": {
+            "call": "110 call",
+            "video": "video alert",
+            "sensor": "sensor alarm",
+            "report": "field report",
+        },
+    }
 )
+_VOCABULARY: Mapping[str, Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
+    {"status": _TEAM_STATUS, "kind": _WAREHOUSE_KIND, "alarm_kind": _ALARM_KIND}
+)
+#: Parameters holding incident types (``types``: several, comma-separated), shown by name.
+_TYPE_PARAMS = frozenset({"incident_type", "types"})
 
 #: How a parameter is shown: None for a duration (``*_s``), else the names of its values.
 _Shown = Mapping[Lang, Mapping[str, str]] | None
@@ -110,8 +136,12 @@ class ReasonText:
 
 def _t(params: str, zh_cn: str, en: str) -> ReasonText:
     names = tuple(params.split())
-    shown = tuple((n, _VOCABULARY.get(n)) for n in names if n.endswith("_s") or n in _VOCABULARY)
+    shown = tuple((n, _VOCABULARY.get(n)) for n in names if _is_shown(n))
     return ReasonText(names, zh_cn, en, shown)
+
+
+def _is_shown(name: str) -> bool:
+    return name.endswith("_s") or name in _VOCABULARY or name in _TYPE_PARAMS
 
 
 #: Every code the recommender emits. Adding one: here, in both console catalogues
@@ -173,6 +203,64 @@ CATALOGUE: Mapping[str, ReasonText] = MappingProxyType(
 
 CODES: frozenset[str] = frozenset(CATALOGUE)
 
+#: Why the system did what it wrote on an incident's record (the ``reason_code`` and
+#: ``reason_args`` of an event): the correlator, the alarm inbox, a team's report, a
+#: dispatch. Adding one: here, in both console catalogues (``why.<code>``) and in
+#: docs/incidents.md; the tests check all three.
+WHY: Mapping[str, ReasonText] = MappingProxyType(
+    {
+        "correlation.joined": _t(
+            "alarm_kind incident_type incident_id distance_m gap_s within_m window_s",
+            "{alarm_kind}（{incident_type}）：与事件 {incident_id} 相距 {distance_m} 米、相隔 {gap_s}，"
+            "在 {within_m} 米 / {window_s} 范围内，并入",
+            "{alarm_kind} ({incident_type}): {distance_m} m and {gap_s} from incident {incident_id}, "
+            "within {within_m} m / {window_s}; joined",
+        ),
+        "correlation.joined_same_source": _t(
+            "alarm_kind incident_type incident_id source gap_s",
+            "{alarm_kind}（{incident_type}）：与事件 {incident_id} 同一来源 {source}、相隔 {gap_s}，并入",
+            "{alarm_kind} ({incident_type}): same source {source} as incident {incident_id}, "
+            "{gap_s} apart; joined",
+        ),
+        "correlation.opened": _t(
+            "alarm_kind incident_type types within_m window_s",
+            "{alarm_kind}（{incident_type}）：{within_m} 米 / {window_s} 范围内"
+            "无在办同类事件（{types}），新立事件",
+            "{alarm_kind} ({incident_type}): no open incident of a kind it joins ({types}) "
+            "within {within_m} m / {window_s}; new incident",
+        ),
+        "correlation.opened_no_position": _t(
+            "alarm_kind incident_type source",
+            "{alarm_kind}（{incident_type}）：无位置，且同一来源 {source} 无在办同类事件，新立事件",
+            "{alarm_kind} ({incident_type}): no position and no open incident from the same source "
+            "{source}; new incident",
+        ),
+        "report.to_order": _t(
+            "team order_id incident_id",
+            "队伍 {team} 的现场上报，归入其当前指令 {order_id} 的事件 {incident_id}（未标为新事件）",
+            "field report of team {team}, filed under incident {incident_id} of its order {order_id} "
+            "(not marked as a new event)",
+        ),
+        "inbox.opened": _t(
+            "row_id count",
+            "由告警收件箱 {row_id} 立事件（共 {count} 条告警）",
+            "opened from inbox row {row_id} ({count} alarms)",
+        ),
+        "inbox.opened_note": _t(
+            "row_id count note",
+            "由告警收件箱 {row_id} 立事件（共 {count} 条告警）：{note}",
+            "opened from inbox row {row_id} ({count} alarms): {note}",
+        ),
+        "inbox.joined": _t(
+            "row_id count",
+            "由告警收件箱 {row_id} 并入（共 {count} 条告警）",
+            "joined from inbox row {row_id} ({count} alarms)",
+        ),
+        "dispatch.verified": _t("", "派遣即立案", "verified on dispatch"),
+        "release.all_recalled": _t("", "所有队伍均已召回", "all teams recalled"),
+    }
+)
+
 _DURATION: Mapping[Lang, tuple[str, str, str]] = MappingProxyType(
     {
         "zh_CN": ("{s} 秒", "{m} 分 {s:02d} 秒", "{h} 小时 {m:02d} 分"),
@@ -194,10 +282,28 @@ def duration(seconds: float, lang: Lang = DEFAULT_LANG) -> str:
 
 def shown_value(name: str, value: Param, lang: Lang) -> Param:
     """A parameter as a text shows it (durations and vocabulary names, see above)."""
-    return _show(_VOCABULARY.get(name), value, lang) if name.endswith("_s") or name in _VOCABULARY else value
+    return _show(_VOCABULARY.get(name), value, lang, name) if _is_shown(name) else value
 
 
-def _show(how: _Shown, value: Param, lang: Lang) -> Param:
+def _type_names(value: Param, lang: Lang) -> str:
+    """Incident types by name (``traffic_accident,fire`` → 交通事故、火灾)."""
+    from command.domain.correlation import TYPE_LABEL_ZH  # the types' names live with the correlator
+    from command.domain.vocabulary import IncidentType
+
+    names = []
+    for code in str(value).split(","):
+        try:
+            known = IncidentType(code.strip())
+        except ValueError:
+            names.append(code.strip())
+            continue
+        names.append(TYPE_LABEL_ZH[known] if lang == "zh_CN" else known.value.replace("_", " "))
+    return ("、" if lang == "zh_CN" else ", ").join(names)
+
+
+def _show(how: _Shown, value: Param, lang: Lang, name: str = "") -> Param:
+    if name in _TYPE_PARAMS:
+        return _type_names(value, lang)
     if how is None:
         return duration(value, lang) if isinstance(value, (int, float)) else value
     return how[lang].get(str(value), str(value))
@@ -206,7 +312,7 @@ def _show(how: _Shown, value: Param, lang: Lang) -> Param:
 def render(reason: Reason, lang: Lang = DEFAULT_LANG) -> str:
     """The reason's text in ``lang``. An unknown code (a travel model of one's own)
     shows as the code with its parameters — visible, never a crash."""
-    entry = CATALOGUE.get(reason.code)
+    entry = CATALOGUE.get(reason.code) or WHY.get(reason.code)
     if entry is None:
         return " ".join([reason.code, *(f"{k}={v}" for k, v in reason.params.items())])
     template = entry.template(lang)
@@ -216,7 +322,7 @@ def render(reason: Reason, lang: Lang = DEFAULT_LANG) -> str:
     values = dict(params)
     for name, how in entry.shown:
         if name in values:
-            values[name] = _show(how, values[name], lang)
+            values[name] = _show(how, values[name], lang, name)
     return template.format_map(values)
 
 

@@ -48,7 +48,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
-from command.domain.reasons import Reason
+from command.domain.reasons import Param, Reason, Said
 from command.domain.triage import (
     DismissReason,
     InboxRow,
@@ -567,9 +567,8 @@ async def _promote_into(
     alarm = await _last_alarm(conn, first)
     decision = correlate(alarm, [], correlation, at)
     assert isinstance(decision, OpenIncident)
-    reason = f"由告警收件箱 {first.row_id} 立事件（共 {first.count} 条告警）"
-    if note:
-        reason += f"：{note}"
+    opened: dict[str, Param] = {"row_id": first.row_id, "count": first.count}
+    why = Reason("inbox.opened_note", {**opened, "note": note}) if note else Reason("inbox.opened", opened)
     events = decide_open(
         incident_id,
         incident_type=decision.incident_type,
@@ -579,7 +578,7 @@ async def _promote_into(
         at=at,
         source=_manual_source(alarm, first, who),
         exercise_id=first.exercise_id,
-        reason=reason,
+        reason=Said.of(why),
     )
     incident = await store.append(conn, None, events, audit_action="incident.open")
     assert incident is not None
@@ -591,7 +590,9 @@ async def _promote_into(
             _manual_source(other, change.before, who),
             actor=actor_of(who),
             at=at,
-            reason=f"由告警收件箱 {change.before.row_id} 并入（共 {change.before.count} 条告警）",
+            reason=Said.of(
+                Reason("inbox.joined", {"row_id": change.before.row_id, "count": change.before.count})
+            ),
         )
         new = await store.append(conn, incident, events, audit_action="incident.link_alarm")
         assert new is not None

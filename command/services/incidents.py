@@ -40,6 +40,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
+from command.domain.reasons import Said
 from command.domain.triage import InboxRow, ToIncident
 from command.domain.vocabulary import IncidentType, Role
 from command.security import Principal
@@ -190,7 +191,7 @@ class AlarmIntake:
             if isinstance(decision, JoinIncident):
                 incident, _ = await store.load(conn, decision.incident_id, for_update=True)
                 events = decide_link_source(
-                    incident, source, actor=SYSTEM, at=at, reason=why + decision.reason
+                    incident, source, actor=SYSTEM, at=at, reason=Said(why + decision.reason, decision.why)
                 )
                 changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
             else:
@@ -204,7 +205,7 @@ class AlarmIntake:
                     at=at,
                     source=source,
                     exercise_id=exercise_id,
-                    reason=why + decision.reason,
+                    reason=Said(why + decision.reason, decision.why),
                 )
                 changed = await store.append(conn, None, events, audit_action="incident.open")
             if changed is not None:
@@ -234,7 +235,7 @@ async def _link_to_order_incident(
 ) -> Incident | None:
     incident, _ = await store.load(conn, route.incident_id, for_update=True)
     events = decide_link_source(
-        incident, SourceRef.from_alarm(alarm), actor=SYSTEM, at=at, reason=route.reason
+        incident, SourceRef.from_alarm(alarm), actor=SYSTEM, at=at, reason=Said.of(route.why)
     )
     changed = await store.append(conn, incident, events, audit_action="incident.link_alarm")
     await conn.execute(

@@ -35,6 +35,7 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from command.domain import after_action as aa
+from command.domain import reasons
 from command.domain.correlation import TYPE_LABEL_ZH
 from command.domain.incidents import IncidentState
 from command.domain.vocabulary import IncidentType, ResponseLevel
@@ -407,6 +408,14 @@ def actor_label(actor: str, lang: Lang) -> str:
     return t(lang, "actor_system") if actor == "system" or actor.startswith("system:") else actor
 
 
+def entry_reason(entry: aa.LogEntry | aa.LevelStep, lang: Lang) -> str:
+    """An event's reason: a system-written one in the report's language (its code, from
+    command/domain/reasons.py), else the text as written."""
+    if entry.why is not None:
+        return reasons.render(entry.why, "zh_CN" if lang == "zh" else "en")
+    return entry.reason or ""
+
+
 def event_summary(entry: aa.LogEntry, lang: Lang, words: Mapping[str, tuple[str, str]] | None = None) -> str:
     words = words or {}
     facts: dict[str, str] = dict(entry.facts)
@@ -504,7 +513,12 @@ def to_json(loaded: LoadedReport, lang: Lang = "zh") -> dict[str, Any]:
                 "lon": row.lon,
                 "level": int(row.level),
                 "levels": [
-                    {"at": _iso(s.at), "level": int(s.level), "by": s.by, "reason": s.reason}
+                    {
+                        "at": _iso(s.at),
+                        "level": int(s.level),
+                        "by": s.by,
+                        "reason": entry_reason(s, lang) or None,
+                    }
                     for s in row.levels
                 ],
                 "teams": list(row.teams),
@@ -542,7 +556,7 @@ def to_json(loaded: LoadedReport, lang: Lang = "zh") -> dict[str, Any]:
                 "kind": e.kind,
                 "actor": e.actor,
                 "role": e.role,
-                "reason": e.reason,
+                "reason": entry_reason(e, lang),
                 "facts": dict(e.facts),
                 "summary": event_summary(e, lang, loaded.words),
             }
@@ -575,7 +589,14 @@ def to_csv(loaded: LoadedReport, lang: Lang = "zh") -> bytes:
     writer = csv.writer(buf, quoting=csv.QUOTE_ALL, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for e in loaded.report.log:
-        texts = (e.incident_id, e.kind, e.actor, e.role, e.reason or "", event_summary(e, lang, loaded.words))
+        texts = (
+            e.incident_id,
+            e.kind,
+            e.actor,
+            e.role,
+            entry_reason(e, lang),
+            event_summary(e, lang, loaded.words),
+        )
         incident_id, kind, actor, role, reason, summary = (spreadsheet_text(text) for text in texts)
         writer.writerow([e.at.isoformat(), incident_id, e.seq, kind, actor, role, reason, summary])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")  # the BOM: Excel then reads UTF-8
@@ -891,7 +912,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <th>{{ t('resolved') }}</th><th>{{ t('closed') }}</th><th>{{ t('call_processing') }}</th><th>{{ t('teams') }}</th><th>{{ t('plan') }}</th></tr>
 {% for row in r.incidents %}
 <tr><td><b>{{ row.incident_id }}</b><br>{{ title(row.title, row.incident_type) }}</td><td>{{ incident_type(row.incident_type) }}</td>
-<td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if step.reason %} <span class="muted">({{ step.reason }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
+<td>{% for step in row.levels %}<span class="lvl{{ step.level|int }}">{{ level(step.level) }}</span>{% if why(step) %} <span class="muted">({{ why(step) }})</span>{% endif %}{% if not loop.last %} → {% endif %}{% endfor %}</td>
 <td>{{ state(row.state) }}</td>
 <td>{{ when(row.first_alarm_at) }}</td><td>{{ when(row.verified_at) }}</td><td>{{ when(row.first_dispatch_at) }}</td>
 <td>{{ when(row.first_on_scene_at) }}</td><td>{{ when(row.resolved_at) }}</td><td>{{ when(row.closed_at) }}</td>
@@ -921,7 +942,7 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 <tr><th>{{ t('time') }}</th><th>{{ t('incident') }}</th><th>{{ t('kind') }}</th><th>{{ t('actor') }}</th><th>{{ t('role') }}</th><th>{{ t('summary_col') }}</th><th>{{ t('reason') }}</th></tr>
 {% for e in r.log %}
 <tr><td>{{ when(e.at) }}</td><td>{{ e.incident_id }}</td><td>{{ kind(e.kind) }}</td><td>{{ actor(e.actor) }}</td><td>{{ role(e.role) }}</td>
-<td>{{ summary(e) }}</td><td>{{ e.reason or '' }}</td></tr>
+<td>{{ summary(e) }}</td><td>{{ why(e) }}</td></tr>
 {% endfor %}
 </table>
 </section>
@@ -970,6 +991,7 @@ def to_html(
         level=lambda lv: level_label(ResponseLevel(lv), lang),
         incident_type=lambda ty: type_label(ty, lang),
         summary=lambda e: event_summary(e, lang, loaded.words),
+        why=lambda e: entry_reason(e, lang),
         kind=lambda k: kind_label(k, lang),
         title=lambda ti, ty: title_label(ti, ty, lang),
         scope_name=(

@@ -22,11 +22,13 @@
   }
   var saved = null;    // {map, center, zoom}: the view before the first incident was opened
   var focused = null;  // the incident the map is on
+  var held = null;     // drawn again after a language switch: the kept view stays, no flight
 
   W.focus = {
     to: function (id, lat, lon) {
       var m = deskMap();
       if (!m || id === focused) return false;  // drawn again for the same incident: leave the operator's pan
+      if (id === held) { held = null; focused = id; saved = null; return false; }
       if (!saved || saved.map !== m) saved = { map: m, center: m.getCenter(), zoom: m.getZoom() };
       focused = id;
       var datum = W.live && W.live.cfg ? W.live.cfg.datum : "wgs84";
@@ -42,6 +44,8 @@
       saved = null;
       return true;
     },
+    /* The language switch keeps the open incident and the map's view (live.kept). */
+    hold: function (id) { held = id; },
     focused: function () { return focused; },
     view: function () {  // for tests: where the desk's map is
       var m = deskMap();

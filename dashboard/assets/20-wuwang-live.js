@@ -124,6 +124,7 @@
     live.kept = null;
     if (!kept) return;
     if (kept.view) W.setProps("map", { viewport: { center: kept.view.center, zoom: kept.view.zoom, transition: "setView" } });
+    if (kept.selected && kept.view && W.focus) W.focus.hold(kept.selected);
     if (kept.selected) live.select(kept.selected);  // a closed one too: the detail asks the API
   }
 

@@ -408,15 +408,22 @@ def _reason_value(lang: Lang, name: str, value: Any) -> Any:
     if name == "kind":
         key = f"warehouse.{value}"
         return t(lang, key) if has(lang, key) else str(value)
+    if name == "alarm_kind":
+        key = f"inbox.kind.{value}"
+        return t(lang, key) if has(lang, key) else str(value)
+    if name in ("incident_type", "types"):  # incident types; ``types`` comma-separated
+        names = [_type_label(lang, code.strip()) for code in str(value).split(",")]
+        return t(lang, "why.list_separator").join(names)
     return value
 
 
-def reason_text(lang: Lang, reason: dict[str, Any]) -> str:
-    """One reason of the recommender in the console's language, from its code and
-    parameters (``reason.<code>``); the command service's text when the code is one this
-    console does not know, or its parameters do not fit."""
+def reason_text(lang: Lang, reason: dict[str, Any], prefix: str = "reason") -> str:
+    """One coded reason in the console's language, from its code and parameters: the
+    recommender's (``reason.<code>``) or one the system wrote on an incident's record
+    (``why.<code>``); the command service's text when the code is one this console does
+    not know, or its parameters do not fit."""
     fallback = str(reason.get("text") or reason.get("code") or "")
-    key = f"reason.{reason.get('code')}"
+    key = f"{prefix}.{reason.get('code')}"
     params = reason.get("params")
     if not has(lang, key) or not isinstance(params, dict):
         return fallback
@@ -788,6 +795,19 @@ def _event_text(lang: Lang, e: dict[str, Any], record: RecordWords) -> str:
     return ""
 
 
+def event_reason(lang: Lang, event: dict[str, Any]) -> str:
+    """An event's reason: a system-written one (``reason_code`` in its data) in the
+    console's language; what a person typed, or an old record's text, as written."""
+    data = event.get("data")
+    if not isinstance(data, dict):
+        data = {}
+    code = data.get("reason_code")
+    text = str(event.get("reason") or "")
+    if not code:
+        return text
+    return reason_text(lang, {"code": code, "params": data.get("reason_args") or {}, "text": text}, "why")
+
+
 def timeline(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
     events = data.timeline
     record = RecordWords.of(lang, data)
@@ -805,7 +825,8 @@ def timeline(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Section:
                     ),
                     html.Span(_event_text(lang, e, record)),
                     html.Span(
-                        words.actor(lang, e.get("actor")) + (f" — {e['reason']}" if e.get("reason") else ""),
+                        words.actor(lang, e.get("actor"))
+                        + (f" — {why}" if (why := event_reason(lang, e)) else ""),
                         className="muted small",
                     ),
                 ],

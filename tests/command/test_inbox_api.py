@@ -134,6 +134,8 @@ def test_a_high_confidence_fire_alert_opens_an_incident_naming_its_rule(
     assert "0.95" in source["triage_reason"] and "0.90" in source["triage_reason"]
     timeline = command_client.get(f"/incidents/{incident['id']}", headers=op).json()["timeline"]
     assert "video_fire_smoke" in timeline[0]["reason"]
+    assert timeline[0]["data"]["reason_code"] == "correlation.opened"  # the correlation's, coded
+    assert timeline[0]["data"]["reason_args"]["incident_type"] == "fire"
     assert rows(command_client, op) == []
     assert db(command_settings, "SELECT triage_rule FROM alarm_inbox WHERE alarm_id = %s", alarm_id) == [
         ("video_fire_smoke",)

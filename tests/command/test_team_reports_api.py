@@ -67,6 +67,8 @@ def test_a_teams_report_goes_to_its_orders_incident_unless_it_is_a_new_event(
     linked = detail["timeline"][-1]
     assert linked["kind"] == "source_linked" and linked["data"]["source"]["alarm_id"] == far
     assert "当前指令" in linked["reason"]
+    assert linked["data"]["reason_code"] == "report.to_order"  # said by each reader in its language
+    assert linked["data"]["reason_args"]["incident_id"] == inc["id"]
     assert [i["id"] for i in open_incidents(command_client, op)] == [inc["id"]]
 
     # the team says it is a new event: a new incident

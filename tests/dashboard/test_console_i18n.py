@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from command.domain.incidents import IncidentState
-from command.domain.reasons import CATALOGUE, CODES
+from command.domain.reasons import CATALOGUE, CODES, WHY
 from command.domain.vocabulary import IncidentType, TeamType
 from dashboard.i18n import LANGUAGES, catalogue, lang_of, t
 from dashboard.layout.field import FIELD_STATUSES, REPORT_CATEGORIES
@@ -65,6 +65,7 @@ def test_every_key_the_code_uses_exists() -> None:
         ("warehouse", ["government_stock", "commercial_agreement", "production_capacity"]),
         ("role", ["operator", "commander", "planner", "admin", "field"]),
         ("reason", sorted(CODES)),
+        ("why", sorted(WHY)),
         (
             "event",
             [
@@ -104,6 +105,16 @@ def test_every_reason_code_is_said_with_the_command_sides_parameters() -> None:
         assert said == set(CODES), (lang, said ^ set(CODES))
         for code, entry in CATALOGUE.items():
             assert placeholders(catalogue(lang)[f"reason.{code}"]) == set(entry.params), (lang, code)
+
+
+def test_every_system_reason_is_said_with_the_command_sides_parameters() -> None:
+    """The reasons the system writes on a record (``why.<code>``, docs/incidents.md):
+    every code the command side has, with exactly its parameters, and no other."""
+    for lang in LANGUAGES:
+        said = {k.removeprefix("why.") for k in catalogue(lang) if k.startswith("why.")} - {"list_separator"}
+        assert said == set(WHY), (lang, said ^ set(WHY))
+        for code, entry in WHY.items():
+            assert placeholders(catalogue(lang)[f"why.{code}"]) == set(entry.params), (lang, code)
 
 
 def test_translation_fills_placeholders_and_never_crashes() -> None:

@@ -16,7 +16,7 @@ from dashboard import ids
 from dashboard.api import ApiError, Me
 from dashboard.context import Console
 from dashboard.layout import close_guard
-from dashboard.layout.detail import DetailData, incident_detail
+from dashboard.layout.detail import DetailData, event_reason, incident_detail
 from dashboard.layout.field import field_page
 from tests.dashboard.test_console_units import COMMANDER, FIELD, OPERATOR, sample, texts_of
 from wuwang.settings import Settings
@@ -274,3 +274,40 @@ def test_a_long_list_of_open_items_is_cut_with_a_count() -> None:
     text = texts_of(panel)
     assert "预案待办 10 项" in text and "事项 3" in text and "事项 4" not in text
     assert "…另有 6 项" in text
+
+
+def test_the_record_says_system_written_reasons_in_the_consoles_language() -> None:
+    """A reason the system wrote (``reason_code`` in the event's data) is said from the
+    console's catalogue, its codes (alarm kind, incident types) by their names; what a
+    person typed, and an old record without a code, stay as written."""
+    opened = {
+        "kind": "opened",
+        "reason": "110报警（交通事故）：…",
+        "data": {
+            "reason_code": "correlation.opened",
+            "reason_args": {
+                "alarm_kind": "call",
+                "incident_type": "traffic_accident",
+                "types": "traffic_accident,fire",
+                "within_m": 300,
+                "window_s": 1200,
+            },
+        },
+    }
+    en = event_reason("en", opened)
+    assert en == (
+        "110 call (Traffic accident): no open incident of a kind it joins (Traffic accident, Fire) "
+        "within 300 m / 20 min 00 s; new incident"
+    )
+    zh = event_reason("zh_CN", opened)
+    assert zh == "110报警（交通事故）：300 米 / 20 分 00 秒 范围内无在办同类事件（交通事故、火灾），新立事件"
+    assert "traffic_accident" not in en + zh
+    verified = {"kind": "state_changed", "reason": "派遣即立案", "data": {"reason_code": "dispatch.verified"}}
+    assert event_reason("en", verified) == "verified on dispatch"
+    assert event_reason("zh_CN", verified) == "派遣即立案"
+    # typed by a person, or an old record: as written
+    assert event_reason("en", {"reason": "现场确认", "data": {}}) == "现场确认"
+    assert event_reason("en", {"reason": "verified on dispatch", "data": {}}) == "verified on dispatch"
+    # a code this console does not know: the record's text, never the code
+    unknown = {"reason": "某原因", "data": {"reason_code": "no.such", "reason_args": {}}}
+    assert event_reason("en", unknown) == "某原因"

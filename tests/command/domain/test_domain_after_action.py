@@ -4,6 +4,7 @@ and shortfall of a plan, tracks, and properties over generated histories."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -116,6 +117,22 @@ def report(*records: aa.IncidentRecord, **kw: object) -> aa.AfterActionReport:
         records=records,
         **kw,  # type: ignore[arg-type]
     )
+
+
+def test_a_system_written_reason_is_said_in_the_reports_language() -> None:
+    from command.services.report_render import entry_reason
+
+    c = Build("C", T0).dispatch(90)  # verified on dispatch: a coded reason
+    r = report(c.record())
+    verified = next(e for e in r.log if e.kind == "state_changed" and e.facts.get("to") == "verified")
+    assert verified.why is not None and verified.why.code == "dispatch.verified"
+    assert entry_reason(verified, "en") == "verified on dispatch"
+    assert entry_reason(verified, "zh") == "派遣即立案"
+    # an incident's level steps say a coded reason too (the report's "levels" row)
+    step = replace(r.incidents[0].levels[0], why=verified.why)
+    assert entry_reason(step, "en") == "verified on dispatch"
+    typed = replace(verified, why=None, reason="现场确认")  # what a person wrote: as written
+    assert entry_reason(typed, "en") == "现场确认"
 
 
 def test_durations_per_incident_and_percentiles_by_hand() -> None:

@@ -43,6 +43,7 @@ from command.domain.incidents import (
     decide_team_arrived,
     replay,
 )
+from command.domain.reasons import WHY, Param, Reason, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
 from wuwang.contract import Alarm, AlarmKind
@@ -117,7 +118,23 @@ def test_duplicate_110_calls_100_m_and_2_min_apart_join() -> None:
     second = w.feed(alarm(2, north_m=100, minutes=2))
     assert isinstance(second, JoinIncident) and second.incident_id == "INC-1"
     assert second.distance_m is not None and second.distance_m == pytest.approx(100, abs=1)
-    assert "与事件 INC-1 相距 100 米、相隔 2 分钟，在 500 米 / 30 分钟 范围内" in second.reason
+    assert second.why.code == "correlation.joined"
+    assert dict(second.why.params) == {
+        "alarm_kind": "call",
+        "incident_type": "fire",
+        "incident_id": "INC-1",
+        "distance_m": 100,
+        "gap_s": 120,
+        "within_m": 500,
+        "window_s": 1800,
+    }
+    # the record's text, and the same reason in English: codes shown by their names
+    assert second.reason == (
+        "110报警（火灾）：与事件 INC-1 相距 100 米、相隔 2 分 00 秒，在 500 米 / 30 分 00 秒 范围内，并入"
+    )
+    assert render(second.why, "en") == (
+        "110 call (fire): 100 m and 2 min 00 s from incident INC-1, within 500 m / 30 min 00 s; joined"
+    )
     assert w.incidents["INC-1"].alarm_ids == ("police/sys110#1", "police/sys110#2")
 
 
@@ -126,7 +143,10 @@ def test_calls_2_km_apart_open_separate_incidents() -> None:
     w.feed(alarm(1))
     decision = w.feed(alarm(2, east_m=2000, minutes=1))
     assert isinstance(decision, OpenIncident)
-    assert "500 米 / 30 分钟 范围内无在办同类事件（fire, high_rise_fire）" in decision.reason
+    assert decision.why.code == "correlation.opened"
+    assert decision.why.params["types"] == "fire,high_rise_fire"
+    assert "500 米 / 30 分 00 秒 范围内无在办同类事件（火灾、高层建筑火灾）" in decision.reason
+    assert "(fire, high rise fire)" in render(decision.why, "en")
     assert len(w.incidents) == 2
 
 
@@ -151,7 +171,8 @@ def test_traffic_accident_40_min_later_opens_new_but_15_min_later_joins() -> Non
     assert isinstance(w.feed(alarm(2, category="traffic", north_m=50, minutes=15)), JoinIncident)
     # the window runs from the latest source (15 min): 40 min after the first is 25 min after it
     late = w.feed(alarm(3, category="traffic", minutes=40))
-    assert isinstance(late, OpenIncident) and "300 米 / 20 分钟 范围内" in late.reason
+    assert isinstance(late, OpenIncident) and late.why.params["window_s"] == 1200
+    assert late.why.params["within_m"] == 300 and late.why.params["incident_type"] == "traffic_accident"
     assert isinstance(w.feed(alarm(4, "video", "traffic_accident", east_m=100, minutes=30)), JoinIncident)
 
 
@@ -218,9 +239,13 @@ def test_alarms_without_position_join_only_their_own_device() -> None:
     w = World()
     w.feed(alarm(1))  # a fire call at HOME
     first = w.feed(alarm(2, "sensor", "smoke", source="venue/smoke-9", no_position=True, minutes=1))
-    assert isinstance(first, OpenIncident) and "无位置" in first.reason
+    assert isinstance(first, OpenIncident) and first.why.code == "correlation.opened_no_position"
+    assert "无位置" in first.reason and "no position" in render(first.why, "en")
     again = w.feed(alarm(3, "sensor", "smoke", source="venue/smoke-9", no_position=True, minutes=4))
     assert isinstance(again, JoinIncident) and again.incident_id == "INC-2" and again.distance_m is None
+    assert (
+        again.why.code == "correlation.joined_same_source" and again.why.params["source"] == "venue/smoke-9"
+    )
     assert "同一来源 venue/smoke-9" in again.reason
     other = w.feed(alarm(4, "sensor", "smoke", source="venue/smoke-10", no_position=True, minutes=5))
     assert isinstance(other, OpenIncident)
@@ -532,3 +557,33 @@ def test_doc_override_example_loads() -> None:
     assert rules.rule_for("video", "explosion").incident_type is IncidentType.FIRE
     with pytest.raises(RulesError, match=r"types\.fire\.distance_m: Input should be greater than 0"):
         CorrelationRules.from_dict({"types": {"fire": {"distance_m": 0}}})
+
+
+def test_every_system_reason_is_documented_and_said_in_both_languages() -> None:
+    """The codes the system writes on a record (docs/incidents.md §4.1): each listed
+    there, each said in zh-CN and English from its parameters, codes in words."""
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "incidents.md").read_text(encoding="utf-8")
+    sample: dict[str, Param] = {
+        "alarm_kind": "video",
+        "incident_type": "hazmat_leak",
+        "types": "hazmat_leak,fire",
+        "incident_id": "INC-9",
+        "distance_m": 80,
+        "gap_s": 95,
+        "within_m": 300,
+        "window_s": 600,
+        "source": "video/CAM-3",
+        "team": "T-FIRE-01",
+        "order_id": "ORD-2",
+        "row_id": "ROW-5",
+        "count": 3,
+        "note": "同一处",
+    }
+    for code, entry in WHY.items():
+        assert f"`{code}`" in docs, code
+        why = Reason(code, {p: sample[p] for p in entry.params})
+        zh, en = render(why, "zh_CN"), render(why, "en")
+        assert "{" not in zh + en and "hazmat_leak" not in zh + en, (code, zh, en)
+        if "alarm_kind" in entry.params:
+            assert "视频告警" in zh and "video alert" in en, (code, zh, en)
+        assert not any("\u4e00" <= c <= "\u9fff" for c in en.replace("同一处", "")), (code, en)

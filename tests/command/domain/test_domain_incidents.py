@@ -284,7 +284,8 @@ def test_dispatch_on_new_records_verification_first() -> None:
     assert [e.kind for e in events] == ["state_changed", "team_dispatched", "state_changed"]
     assert [e.seq for e in events] == [2, 3, 4]
     assert events[0].data == StateChanged(from_state=S.NEW, to_state=S.VERIFIED)
-    assert events[0].reason == "verified on dispatch"
+    # a system-written reason: a code the readers show in their language, and its text
+    assert events[0].reason_code == "dispatch.verified" and events[0].reason == "派遣即立案"
     assert s.inc.verified_at == s.inc.first_dispatch_at == events[0].at
 
 
@@ -295,7 +296,7 @@ def test_reinforcements_and_recall() -> None:
     assert s.inc.state is S.DISPATCHED and s.inc.active_team_ids == ("T2",)
     events = s.do(decide_release_team, team_id="T2", reason="caller says fire is out")
     assert [e.kind for e in events] == ["team_released", "state_changed"]
-    assert replay(s.events).state is S.VERIFIED and events[1].reason == "all teams recalled"
+    assert replay(s.events).state is S.VERIFIED and events[1].reason_code == "release.all_recalled"
     # dispatched again later: a second assignment of the same team; first dispatch time is kept
     first = s.inc.first_dispatch_at
     s.do(decide_dispatch, team_id="T1", order_id="O3")
@@ -784,6 +785,9 @@ def test_every_event_kind_round_trips_through_json() -> None:
         # as a database row: timestamptz comes back as a datetime (maybe in another zone)
         row = {**wire, "at": event.at.astimezone(UTC)}
         assert event_from_record(row) == event
+    # a system-written reason's code travels in the data and comes back as it was
+    coded = [e for e in events if e.reason_code is not None]
+    assert coded and all(e.to_record()["data"]["reason_code"] == e.reason_code for e in coded)
 
 
 def test_bad_records_are_refused() -> None:

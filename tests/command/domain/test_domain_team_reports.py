@@ -40,6 +40,8 @@ def test_a_report_of_a_team_with_an_order_goes_to_its_incident_whatever_its_plac
     route = route_team_report(report(team_id="T-FIRE-01"), ORDER)
     assert isinstance(route, ToOrderIncident)
     assert route.incident_id == "INC-7"
+    assert route.why.code == "report.to_order"
+    assert dict(route.why.params) == {"team": "T-FIRE-01", "order_id": "ORD-1", "incident_id": "INC-7"}
     assert "ORD-1" in route.reason and "INC-7" in route.reason
 
 
