@@ -119,6 +119,20 @@
       marker.on("add", function () { zoomClasses(marker._map); });
       return marker;
     },
+    streetLabel: function (feature, latlng) {
+      // A road's name mid-block, along the road: across on east–west roads, down on
+      // north–south ones; from zoom 14 (a block is then ~75 px, see zoomClasses).
+      var p = feature.properties;
+      var marker = window.L.marker(latlng, {
+        interactive: false, keyboard: false,
+        icon: window.L.divIcon({
+          className: "street-label " + (p.a === "ns" ? "ns" : "ew"),
+          html: "<span>" + W.escape(p.n) + "</span>", iconSize: null
+        })
+      });
+      marker.on("add", function () { zoomClasses(marker._map); });
+      return marker;
+    },
     orderPoint: function (feature, latlng) {
       var p = feature.properties;
       return window.L.circleMarker(latlng, {
