@@ -28,6 +28,7 @@
       var z = map.getZoom(), el = map.getContainer();
       el.classList.toggle("zoom-lt-12", z < 12);
       el.classList.toggle("zoom-lt-14", z < 14);
+      el.classList.toggle("zoom-lt-15", z < 15);
     }
     map.on("zoomend", update);
     update();
@@ -121,12 +122,13 @@
     },
     streetLabel: function (feature, latlng) {
       // A road's name mid-block, along the road: across on east–west roads, down on
-      // north–south ones; from zoom 14 (a block is then ~75 px, see zoomClasses).
+      // north–south ones; every other block's from zoom 14 (a block is then ~75 px),
+      // every block's from 15 (see zoomClasses).
       var p = feature.properties;
       var marker = window.L.marker(latlng, {
         interactive: false, keyboard: false,
         icon: window.L.divIcon({
-          className: "street-label " + (p.a === "ns" ? "ns" : "ew"),
+          className: "street-label " + (p.a === "ns" ? "ns" : "ew") + (p.s ? " sparse" : ""),
           html: "<span>" + W.escape(p.n) + "</span>", iconSize: null
         })
       });

@@ -22,7 +22,7 @@ from dashboard import geo
 from dashboard.data.db import ReadOnlyDatabase
 from wuwang.city import han_river, load_districts
 from wuwang.contract import Network
-from wuwang.places import road_labels, street_lattice
+from wuwang.places import RoadLabel, road_labels, street_lattice
 
 CACHE_S = 300.0
 #: Venue kinds labelled from a city-wide zoom on: what people give directions by.
@@ -76,13 +76,11 @@ def _river_wgs84() -> dict[str, Any]:
 
 
 @cache
-def _road_labels_wgs84() -> tuple[tuple[str, float, float, str], ...]:
-    """(name, lat, lon, along) of the demo city's road names (wuwang.places: the same
-    lattice the teams drive on and the same names the orders' addresses use)."""
+def _road_labels_wgs84() -> tuple[RoadLabel, ...]:
+    """The demo city's road names (wuwang.places: the same lattice the teams drive on
+    and the same names the orders' addresses use)."""
     return tuple(
-        (label.name, label.lat, label.lon, label.along)
-        for district in load_districts()
-        for label in road_labels(district, street_lattice(district))
+        label for district in load_districts() for label in road_labels(district, street_lattice(district))
     )
 
 
@@ -202,7 +200,10 @@ class Registries:
         )
         labels_on = _road_labels_wgs84() if districts else ()
         street_names = geo.collection(
-            [geo.feature(lat, lon, d, {"n": name, "a": along}) for name, lat, lon, along in labels_on]
+            [
+                geo.feature(lb.lat, lb.lon, d, {"n": lb.name, "a": lb.along, "s": int(lb.sparse)})
+                for lb in labels_on
+            ]
         )
         return StaticLayers(
             districts=geo.collection(district_features),

@@ -171,15 +171,16 @@ def test_the_street_names_layer_says_what_the_addresses_say(archive: Path) -> No
     registries = Registries(_OneDistrictDb(), "wgs84")  # type: ignore[arg-type]
     body = json.loads(asyncio.run(registries.encoded("street_names")))
     served = [
-        (f["properties"]["n"], f["properties"]["a"], *f["geometry"]["coordinates"]) for f in body["features"]
+        (f["properties"]["n"], f["properties"]["a"], f["properties"]["s"], *f["geometry"]["coordinates"])
+        for f in body["features"]
     ]
     expected = [
-        (lb.name, lb.along, round(lb.lon, 5), round(lb.lat, 5))
+        (lb.name, lb.along, int(lb.sparse), round(lb.lon, 5), round(lb.lat, 5))
         for d in load_districts()
         for lb in road_labels(d, street_lattice(d))
     ]
     assert served == expected  # every district's roads, in the map's datum (WGS-84 here)
-    for name, along, lon, lat in served:
+    for name, along, _, lon, lat in served:
         district = next(d for d in load_districts() if d.geometry.covers(shapely.Point(lon, lat)))
         assert name == crossing_at(lat, lon, district)[0 if along == "ew" else 1]
     # served like the other static layers, signed, and drawn on the map from zoom 14
