@@ -3,8 +3,11 @@ test_console_browser.py; the stack's basemap is built by the ``basemap_file`` fi
 
 The desk's map shows tiles, every one loaded from the dashboard's own /tiles/ URL, no
 request leaves the machine; zoomed in on a district seat, the streets the teams drive
-on and the names of places are on screen. Screenshots: desk-basemap.png (the desk,
-1920×1080, zoomed in on 樊城 with an incident) and test-artifacts/dashboard/wall-basemap.png.
+on and the names of places and streets are on screen. An order's address names a
+crossing of two roads: at zoom 15 the desk shows both names around the scene, and the
+team's phone shows them on its map. Screenshots: desk-basemap.png (the desk, 1920×1080,
+zoomed in on 樊城 with an incident), desk-street-names.png and field-street-names.png
+(390×844), and test-artifacts/dashboard/wall-basemap.png.
 """
 
 from __future__ import annotations
@@ -64,15 +67,6 @@ def _screen_point(tile: dict[str, Any], lat: float, lon: float) -> tuple[float, 
     return tile["left"] + (px - x * TILE_PX) * scale, tile["top"] + (py - y * TILE_PX) * scale
 
 
-def _zoom_onto(page: Any, lat: float, lon: float, start: int, end: int) -> None:
-    """Double-click the position until the map is at ``end`` (each click zooms one step
-    around the cursor, so the position stays under it)."""
-    for z in range(start, end):
-        sx, sy = _screen_point(_wait_tiles(page, z)[0], lat, lon)
-        page.mouse.dblclick(sx, sy)
-        _wait_tiles(page, z + 1)
-
-
 def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
     console_stack: Stack, desk: Watched, artifacts: Path
 ) -> None:
@@ -96,8 +90,14 @@ def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
         stack, category="fire", lat=venue.lat - 0.0036, lon=venue.lon, address=f"{venue.name}南侧商铺"
     )
     incident = incident_of(stack, stack.login("operator1"), msg_id)
-    page.wait_for_selector(f'.qrow[data-incident="{incident["id"]}"]', timeout=20_000)
-    _zoom_onto(page, venue.lat, venue.lon, 9, 14)
+    row = f'.qrow[data-incident="{incident["id"]}"]'
+    page.wait_for_selector(row, timeout=20_000)
+    # Opening the incident flies the desk's map to it at zoom 14 (assets/12-wuwang-focus.js).
+    page.click(row)
+    wait_for(
+        lambda: (page.evaluate("() => window.wuwang.focus.view()") or {}).get("zoom") == 14, 20, 0.1, "z14"
+    )
+    page.wait_for_timeout(900)  # the flight ends
     street_tiles = _wait_tiles(page, 14)
     assert len(street_tiles) >= 12  # the desk's map is covered with tiles, not a few
     label = page.locator(".place-label", has_text=venue.name)
