@@ -82,8 +82,8 @@ def test_every_road_name_on_the_map_is_the_name_an_address_there_gives(district:
     for label in labels:
         east_west, north_south = crossing_at(label.lat, label.lon, district)
         assert label.name == (east_west if label.along == "ew" else north_south), label
-    # every block named, every other one from a farther zoom too
-    assert 0.4 < sum(label.sparse for label in labels) / len(labels) < 0.6
+    # every block named, one in four from a farther zoom too
+    assert 0.15 < sum(label.sparse for label in labels) / len(labels) < 0.35
     # and every road of the lattice is named on the map
     cells = street_lattice(district).cells
     named = {east_west_road(district, i) for i, _ in cells} | {
@@ -99,7 +99,7 @@ def test_an_addresss_crossing_is_where_its_two_labelled_roads_meet() -> None:
     labels = _labels(FANCHENG)
     # the nearest sparse label (shown from zoom 14) of each named road: the east–west one
     # lies on the crossing's latitude, the north–south one on its longitude, both within
-    # a block of it
+    # two blocks of it
     ew = min(
         (lb for lb in labels if lb.along == "ew" and lb.name == east_west and lb.sparse),
         key=lambda lb: haversine_m(lat, lon, lb.lat, lb.lon),
@@ -112,8 +112,8 @@ def test_an_addresss_crossing_is_where_its_two_labelled_roads_meet() -> None:
     assert crossing == lattice_point(FANCHENG, 2, -3)
     assert ew.lat == pytest.approx(crossing[0], abs=1e-6)
     assert ns.lon == pytest.approx(crossing[1], abs=1e-6)
-    assert haversine_m(*crossing, ew.lat, ew.lon) <= ROAD_SPACING_M
-    assert haversine_m(*crossing, ns.lat, ns.lon) <= ROAD_SPACING_M
+    assert haversine_m(*crossing, ew.lat, ew.lon) <= 2 * ROAD_SPACING_M
+    assert haversine_m(*crossing, ns.lat, ns.lon) <= 2 * ROAD_SPACING_M
     assert haversine_m(lat, lon, ew.lat, ns.lon) < 0.5 * ROAD_SPACING_M  # the address is near it
 
 

@@ -158,13 +158,13 @@ class RoadLabel:
     lat: float
     lon: float
     along: Literal["ew", "ns"]
-    sparse: bool  # one of every other block: enough from a farther zoom
+    sparse: bool  # one block in four: enough from a farther zoom
 
 
 def road_labels(district: District, lattice: StreetLattice) -> list[RoadLabel]:
-    """The names of the lattice's roads, one on every block; every other block's is
-    ``sparse`` (so a far zoom can show fewer, yet always one within a block of any
-    crossing)."""
+    """The names of the lattice's roads, one on every block; one block in four is
+    ``sparse``, staggered from road to road (so a far zoom shows fewer names, not in
+    columns, yet always one within two blocks of any crossing)."""
     out: list[RoadLabel] = []
     for a, near in enumerate(lattice.neighbours):
         (i, j), (lat_a, lon_a) = lattice.cells[a], lattice.nodes[a]
@@ -172,9 +172,11 @@ def road_labels(district: District, lattice: StreetLattice) -> list[RoadLabel]:
             (bi, bj), (lat_b, lon_b) = lattice.cells[b], lattice.nodes[b]
             mid_lat, mid_lon = round((lat_a + lat_b) / 2, 6), round((lon_a + lon_b) / 2, 6)
             if bi == i and bj == j + 1:  # a block of the east–west road i
-                out.append(RoadLabel(east_west_road(district, i), mid_lat, mid_lon, "ew", j % 2 == 0))
+                sparse = (j + 2 * i) % 4 == 0
+                out.append(RoadLabel(east_west_road(district, i), mid_lat, mid_lon, "ew", sparse))
             elif bj == j and bi == i + 1:  # a block of the north–south road j
-                out.append(RoadLabel(north_south_road(district, j), mid_lat, mid_lon, "ns", i % 2 == 0))
+                sparse = (i + 2 * j) % 4 == 0
+                out.append(RoadLabel(north_south_road(district, j), mid_lat, mid_lon, "ns", sparse))
     return out
 
 

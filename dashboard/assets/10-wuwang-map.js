@@ -122,8 +122,8 @@
     },
     streetLabel: function (feature, latlng) {
       // A road's name mid-block, along the road: across on east–west roads, down on
-      // north–south ones; every other block's from zoom 14 (a block is then ~75 px),
-      // every block's from 15 (see zoomClasses).
+      // north–south ones; one block in four from zoom 14 (a block is then ~75 px),
+      // every block from 15 (see zoomClasses).
       var p = feature.properties;
       var marker = window.L.marker(latlng, {
         interactive: false, keyboard: false,

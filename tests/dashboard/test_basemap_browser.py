@@ -67,6 +67,15 @@ def _screen_point(tile: dict[str, Any], lat: float, lon: float) -> tuple[float, 
     return tile["left"] + (px - x * TILE_PX) * scale, tile["top"] + (py - y * TILE_PX) * scale
 
 
+def _fold_layers_control(page: Any) -> None:
+    """The layers control, left open by the layers' redraw, folded for the picture."""
+    page.evaluate(
+        "() => document.querySelectorAll('.map-panel .leaflet-control-layers-expanded')"
+        ".forEach(c => c.classList.remove('leaflet-control-layers-expanded'))"
+    )
+    page.wait_for_timeout(300)
+
+
 def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
     console_stack: Stack, desk: Watched, artifacts: Path
 ) -> None:
@@ -105,8 +114,7 @@ def test_the_desk_map_shows_the_demo_basemap_from_the_dashboard(
     box = label.first.bounding_box()
     sx, sy = _screen_point(street_tiles[0], venue.lat, venue.lon)
     assert box is not None and abs(box["x"] - sx) < 12 and abs(box["y"] - sy) < 12  # at the venue
-    page.mouse.move(1700, 700)  # off the map: the layers control folds up again
-    page.wait_for_timeout(800)
+    _fold_layers_control(page)
     shot(page, artifacts, "desk-basemap")
 
     # Every tile came from the dashboard; nothing from anywhere else, and no error.
@@ -228,12 +236,7 @@ def test_the_street_names_of_an_orders_address_are_on_the_desk_and_the_field_map
     # where the scene is on screen, from a loaded tile (zoom 14 tiles, drawn twice as large)
     tile = next(t for t in _tiles(page, 14) if abs(t["size"] - 2 * TILE_PX) < 0.5)
     _assert_names_at_the_crossing(page, ".map-panel", order, _screen_point(tile, *scene), 15)
-    # the layers control, left open by the layers' redraw, folded for the picture
-    page.evaluate(
-        "() => document.querySelectorAll('.map-panel .leaflet-control-layers-expanded')"
-        ".forEach(c => c.classList.remove('leaflet-control-layers-expanded'))"
-    )
-    page.wait_for_timeout(300)
+    _fold_layers_control(page)
     shot(page, artifacts, "desk-street-names")
     assert desk.errors == [], desk.errors
 
