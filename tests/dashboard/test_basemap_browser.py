@@ -12,6 +12,7 @@ zoomed in on 樊城 with an incident), desk-street-names.png and field-street-na
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -255,10 +256,17 @@ def test_the_street_names_of_an_orders_address_are_on_the_desk_and_the_field_map
         phone = Watched(ctx.new_page())
         login(phone.page, stack, order.team)
         phone.page.wait_for_selector(f'#field-order:has-text("{order.incident}")', timeout=30_000)
-        for name in (order.east_west, order.north_south):
-            wait_for(
-                lambda n=name: _street_labels(phone.page, "#field-map", n), 20, 0.2, f"{name} on the phone"
+
+        def in_view(name: str) -> bool:
+            box = phone.page.locator("#field-map").bounding_box()
+            assert box is not None
+            return any(
+                box["x"] < b["x"] < box["x"] + box["width"] and box["y"] < b["y"] < box["y"] + box["height"]
+                for b in _street_labels(phone.page, "#field-map", name)
             )
+
+        for name in (order.east_west, order.north_south):
+            wait_for(functools.partial(in_view, name), 20, 0.2, f"{name} on the phone's map")
         assert order.east_west in phone.page.inner_text("#field-order")  # the address the names match
         phone.page.evaluate(
             "() => window.scrollTo(0, document.querySelector('#field-order').closest('section').offsetTop"
