@@ -34,6 +34,7 @@ LAYERS = (
     "river",
     "streets",
     "places",
+    "street_names",
     *(f"net-{n}" for n in NETWORKS),
 )
 _NAME = re.compile(r"^[a-z_-]{1,32}$")

@@ -4,7 +4,8 @@ There is no street data offline (no OpenStreetMap extract ships with the project
 each district gets a made-up grid of main roads: a square lattice with a road every
 ~600 m (the spacing of arterial roads in a Chinese city's new districts), north–south
 and east–west, laid out around the district seat within the district's built-up radius
-and cut to the district's boundary. A team drives from its base to the nearest
+and cut to the district's boundary (wuwang.places.street_lattice, which also names
+its roads for addresses and the map). A team drives from its base to the nearest
 crossing, along the lattice (shortest path by number of blocks), and from the last
 crossing to the scene. On a basemap the tracks look like driving on a street grid; they
 will not follow the real streets of Xiangyang, and they never cross the Han River
@@ -19,13 +20,12 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import shapely
-
 from wuwang.city import District
-from wuwang.geo import bearing_deg, haversine_m, offset_by_metres
+from wuwang.geo import bearing_deg, haversine_m
+from wuwang.places import ROAD_SPACING_M, street_lattice
 
 #: Metres between parallel main roads.
-DEFAULT_SPACING_M = 600.0
+DEFAULT_SPACING_M = ROAD_SPACING_M
 
 
 @dataclass(frozen=True)
@@ -126,51 +126,10 @@ def _bisect(values: Sequence[float], x: float) -> int:
 
 
 def build_street_network(district: District, spacing_m: float = DEFAULT_SPACING_M) -> StreetNetwork:
-    """The lattice around a district's seat, inside the district, one connected piece."""
-    clat, clon = district.center
-    radius = district.info.town_radius_m
-    k = int(radius // spacing_m)
-    geom = district.geometry
-    shapely.prepare(geom)
-    index: dict[tuple[int, int], int] = {}
-    nodes: list[tuple[float, float]] = []
-    for i in range(-k, k + 1):  # i: north, j: east (in blocks)
-        for j in range(-k, k + 1):
-            if math.hypot(i, j) * spacing_m > radius:
-                continue
-            lat, lon = offset_by_metres(clat, clon, i * spacing_m, j * spacing_m)
-            lat, lon = round(lat, 6), round(lon, 6)
-            if shapely.contains_xy(geom, lon, lat):
-                index[(i, j)] = len(nodes)
-                nodes.append((lat, lon))
-    links: list[list[int]] = [[] for _ in nodes]
-    for (i, j), a in index.items():
-        for di, dj in ((1, 0), (0, 1)):
-            b = index.get((i + di, j + dj))
-            if b is None:
-                continue
-            mid_lat, mid_lon = (nodes[a][0] + nodes[b][0]) / 2, (nodes[a][1] + nodes[b][1]) / 2
-            if shapely.contains_xy(geom, mid_lon, mid_lat):  # a road does not leave the district
-                links[a].append(b)
-                links[b].append(a)
-    # Keep the piece that holds the seat (a lattice cut by a border can fall apart).
-    seat = index.get((0, 0))
-    if seat is None:  # the seat itself is off-lattice: start from the nearest kept node
-        seat = min(range(len(nodes)), key=lambda n: haversine_m(clat, clon, *nodes[n])) if nodes else None
-    if seat is None:
-        return StreetNetwork(district.adcode, spacing_m, ((clat, clon),), ((),))
-    keep: dict[int, int] = {seat: 0}
-    queue = deque([seat])
-    while queue:
-        n = queue.popleft()
-        for m in links[n]:
-            if m not in keep:
-                keep[m] = len(keep)
-                queue.append(m)
-    order = sorted(keep, key=lambda n: keep[n])
-    new_nodes = tuple(nodes[n] for n in order)
-    new_links = tuple(tuple(sorted(keep[m] for m in links[n] if m in keep)) for n in order)
-    return StreetNetwork(district.adcode, spacing_m, new_nodes, new_links)
+    """The lattice around a district's seat, inside the district, one connected piece
+    (laid out and named in wuwang.places, which the addresses on orders use too)."""
+    lattice = street_lattice(district, spacing_m)
+    return StreetNetwork(district.adcode, spacing_m, lattice.nodes, lattice.neighbours)
 
 
 def build_street_networks(

@@ -4,9 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from wuwang.city import load_districts
-from wuwang.geo import offset_by_metres
-from wuwang.places import Landmark, crossing_at, describe_place, direction_zh, district_at
+from simulators.streets import build_street_network
+from wuwang.city import District, load_districts
+from wuwang.geo import haversine_m, offset_by_metres
+from wuwang.places import (
+    ROAD_SPACING_M,
+    Landmark,
+    RoadLabel,
+    crossing_at,
+    describe_place,
+    direction_zh,
+    district_at,
+    east_west_road,
+    lattice_cell,
+    lattice_point,
+    north_south_road,
+    road_labels,
+    street_lattice,
+)
 
 DISTRICTS = load_districts()
 FANCHENG = next(d for d in DISTRICTS if d.adcode == 420606)
@@ -51,3 +66,60 @@ def test_outside_the_city_only_coordinates() -> None:
 )
 def test_directions(bearing: float, said: str) -> None:
     assert direction_zh(bearing) == said
+
+
+# --- the map's road names (wuwang.places.road_labels) -------------------------------
+
+
+def _labels(district: District) -> list[RoadLabel]:
+    return road_labels(district, street_lattice(district))
+
+
+@pytest.mark.parametrize("district", DISTRICTS, ids=lambda d: d.short)
+def test_every_road_name_on_the_map_is_the_name_an_address_there_gives(district: District) -> None:
+    labels = _labels(district)
+    assert labels
+    for label in labels:
+        east_west, north_south = crossing_at(label.lat, label.lon, district)
+        assert label.name == (east_west if label.along == "ew" else north_south), label
+    # every block named, one in four from a farther zoom too
+    assert 0.15 < sum(label.sparse for label in labels) / len(labels) < 0.35
+    # and every road of the lattice is named on the map
+    cells = street_lattice(district).cells
+    named = {east_west_road(district, i) for i, _ in cells} | {
+        north_south_road(district, j) for _, j in cells
+    }
+    assert {label.name for label in labels} == named
+
+
+def test_an_addresss_crossing_is_where_its_two_labelled_roads_meet() -> None:
+    lat, lon = offset_by_metres(*FANCHENG.center, 1250, -1900)  # 2 blocks north, 3 west
+    east_west, north_south = crossing_at(lat, lon, FANCHENG)
+    assert describe_place(lat, lon, DISTRICTS).startswith(f"樊城区{east_west}与{north_south}交叉口附近")
+    labels = _labels(FANCHENG)
+    # the nearest sparse label (shown from zoom 14) of each named road: the east–west one
+    # lies on the crossing's latitude, the north–south one on its longitude, both within
+    # two blocks of it
+    ew = min(
+        (lb for lb in labels if lb.along == "ew" and lb.name == east_west and lb.sparse),
+        key=lambda lb: haversine_m(lat, lon, lb.lat, lb.lon),
+    )
+    ns = min(
+        (lb for lb in labels if lb.along == "ns" and lb.name == north_south and lb.sparse),
+        key=lambda lb: haversine_m(lat, lon, lb.lat, lb.lon),
+    )
+    crossing = lattice_point(FANCHENG, *lattice_cell(lat, lon, FANCHENG))
+    assert crossing == lattice_point(FANCHENG, 2, -3)
+    assert ew.lat == pytest.approx(crossing[0], abs=1e-6)
+    assert ns.lon == pytest.approx(crossing[1], abs=1e-6)
+    assert haversine_m(*crossing, ew.lat, ew.lon) <= 2 * ROAD_SPACING_M
+    assert haversine_m(*crossing, ns.lat, ns.lon) <= 2 * ROAD_SPACING_M
+    assert haversine_m(lat, lon, ew.lat, ns.lon) < 0.5 * ROAD_SPACING_M  # the address is near it
+
+
+def test_the_simulated_streets_are_the_named_lattice() -> None:
+    network, lattice = build_street_network(FANCHENG), street_lattice(FANCHENG)
+    assert network.nodes == lattice.nodes and network.neighbours == lattice.neighbours
+    for (i, j), node in zip(lattice.cells, lattice.nodes, strict=True):
+        assert node == lattice_point(FANCHENG, i, j)
+        assert lattice_cell(*node, FANCHENG) == (i, j)

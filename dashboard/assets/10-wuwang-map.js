@@ -28,6 +28,7 @@
       var z = map.getZoom(), el = map.getContainer();
       el.classList.toggle("zoom-lt-12", z < 12);
       el.classList.toggle("zoom-lt-14", z < 14);
+      el.classList.toggle("zoom-lt-15", z < 15);
     }
     map.on("zoomend", update);
     update();
@@ -114,6 +115,21 @@
         icon: window.L.divIcon({
           className: "place-label" + (feature.properties.m ? " landmark" : ""),
           html: '<i></i><span>' + W.escape(feature.properties.n) + "</span>", iconSize: null
+        })
+      });
+      marker.on("add", function () { zoomClasses(marker._map); });
+      return marker;
+    },
+    streetLabel: function (feature, latlng) {
+      // A road's name mid-block, along the road: across on east–west roads, down on
+      // north–south ones; one block in four from zoom 14 (a block is then ~75 px),
+      // every block from 15 (see zoomClasses).
+      var p = feature.properties;
+      var marker = window.L.marker(latlng, {
+        interactive: false, keyboard: false,
+        icon: window.L.divIcon({
+          className: "street-label " + (p.a === "ns" ? "ns" : "ew") + (p.s ? " sparse" : ""),
+          html: "<span>" + W.escape(p.n) + "</span>", iconSize: null
         })
       });
       marker.on("add", function () { zoomClasses(marker._map); });

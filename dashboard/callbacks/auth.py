@@ -58,6 +58,14 @@ async def field_context(console: Console) -> list[str]:
     return [urls["districts"], urls["river"]]
 
 
+async def field_street_names(console: Console) -> str | None:
+    """The road names (signed URL) for the field page's map, basemap or not: the
+    order's address names a crossing, and this finds it (None without a database)."""
+    if await network_counts(console) is None:
+        return None
+    return geoserve.urls(console)["street_names"]
+
+
 #: Renew a token once less than this is left of it (the tick runs every minute).
 RENEW_BEFORE = timedelta(minutes=5)
 
@@ -134,7 +142,12 @@ def register(app: Dash, console: Console) -> None:
             return login_page(lang, t(lang, "login.expired"))
         if me.is_field:
             return field_page(
-                console, lang, me, await field_context(console), await team_name(console, me, token)
+                console,
+                lang,
+                me,
+                await field_context(console),
+                await team_name(console, me, token),
+                street_names=await field_street_names(console),
             )
         if not me.is_staff:
             return login_page(lang, t(lang, "login.no_role"))

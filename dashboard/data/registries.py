@@ -22,6 +22,7 @@ from dashboard import geo
 from dashboard.data.db import ReadOnlyDatabase
 from wuwang.city import han_river, load_districts
 from wuwang.contract import Network
+from wuwang.places import RoadLabel, road_labels, street_lattice
 
 CACHE_S = 300.0
 #: Venue kinds labelled from a city-wide zoom on: what people give directions by.
@@ -41,6 +42,7 @@ class StaticLayers:
     river: dict[str, Any]
     streets: dict[str, Any] | None
     places: dict[str, Any]  # named places (the venues) for the map's labels
+    street_names: dict[str, Any]  # the demo lattice's road names, as addresses name them
     bounds: list[list[float]]  # [[south, west], [north, east]] in the map's datum
     built_at: float = field(default_factory=time.monotonic)
     _encoded: dict[str, bytes] = field(default_factory=dict)
@@ -71,6 +73,15 @@ def _river_wgs84() -> dict[str, Any]:
     """The Han River line from the shipped district file (see wuwang.city.han_river)."""
     m = mapping(han_river(load_districts()))
     return {"type": m["type"], "coordinates": json.loads(json.dumps(m["coordinates"]))}
+
+
+@cache
+def _road_labels_wgs84() -> tuple[RoadLabel, ...]:
+    """The demo city's road names (wuwang.places: the same lattice the teams drive on
+    and the same names the orders' addresses use)."""
+    return tuple(
+        label for district in load_districts() for label in road_labels(district, street_lattice(district))
+    )
 
 
 def _streets(path: Path | None, datum: geo.Datum) -> dict[str, Any] | None:
@@ -187,6 +198,13 @@ class Registries:
             if districts
             else geo.collection([])
         )
+        labels_on = _road_labels_wgs84() if districts else ()
+        street_names = geo.collection(
+            [
+                geo.feature(lb.lat, lb.lon, d, {"n": lb.name, "a": lb.along, "s": int(lb.sparse)})
+                for lb in labels_on
+            ]
+        )
         return StaticLayers(
             districts=geo.collection(district_features),
             district_labels=geo.collection(labels),
@@ -196,6 +214,7 @@ class Registries:
             river=river,
             streets=_streets(self.streets_file, d),
             places=geo.collection(places),
+            street_names=street_names,
             bounds=[[south, west], [north, east]],
         )
 

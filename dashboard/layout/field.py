@@ -28,7 +28,12 @@ REPORT_CATEGORIES = ("fire", "flood", "traffic", "gas", "crowd", "fight", "medic
 
 
 def field_page(
-    console: Console, lang: Lang, who: Me, context: list[str] | None = None, team_name: str | None = None
+    console: Console,
+    lang: Lang,
+    who: Me,
+    context: list[str] | None = None,
+    team_name: str | None = None,
+    street_names: str | None = None,
 ) -> html.Div:
     settings = console.settings
     tiles = tile_layers(settings)
@@ -123,6 +128,12 @@ def field_page(
                                     context or [], ("districtStyle", "riverStyle"), strict=False
                                 )
                             ],
+                            # the road names an order's address gives (signed URL), from zoom 14
+                            *(
+                                dl.GeoJSON(url=url, pointToLayer=js("streetLabel"), interactive=False)
+                                for url in [street_names]
+                                if url
+                            ),
                             # the line from the team to the scene, and the team itself
                             dl.GeoJSON(
                                 id=ids.FIELD_ROUTE_LAYER,

@@ -156,6 +156,18 @@ def map_panel(
     overlays.append(
         dl.Overlay(
             dl.GeoJSON(
+                id=ids.LAYER_STREET_NAMES,
+                **_source(urls, "street_names"),
+                pointToLayer=js("streetLabel"),
+                interactive=False,
+            ),
+            name=t(lang, "layer.street_names"),
+            checked=True,
+        )
+    )
+    overlays.append(
+        dl.Overlay(
+            dl.GeoJSON(
                 id=ids.LAYER_PLACES,
                 **_source(urls, "places"),
                 pointToLayer=js("placePoint"),

@@ -3,22 +3,30 @@ archive ``make basemap`` builds, or the deployment's tile service (DASHBOARD_TIL
 
 from __future__ import annotations
 
+import asyncio
 import io
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import shapely
 from fastapi.testclient import TestClient
 from PIL import Image
+from shapely.geometry import mapping
 
 from dashboard import ids
 from dashboard.app import content_security_policy, create_app
 from dashboard.context import Console
+from dashboard.data.registries import Registries
 from dashboard.geo import map_datum
+from dashboard.geoserve import LAYERS
 from dashboard.layout.map import map_panel
 from dashboard.tiles import LOCAL_URL, basemap, tile_layers
 from simulators.basemap import build_archive, city_basemap_data
+from wuwang.city import load_districts
+from wuwang.places import crossing_at, road_labels, street_lattice
 from wuwang.settings import Settings
 from wuwang.tiles import tile_of
 
@@ -144,3 +152,42 @@ def test_positions_are_shifted_only_for_a_gcj02_tile_service(archive: Path) -> N
     assert map_datum(local) == "wgs84"
     console = Console.create(local)
     assert console.registries.datum == "wgs84" and console.browser_config("desk")["datum"] == "wgs84"
+
+
+class _OneDistrictDb:
+    """The registry tables with 樊城 only: enough for the static layers."""
+
+    async def fetch(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        if "FROM district" in query:
+            d = FANCHENG
+            return [(d.adcode, d.name, d.center[0], d.center[1], json.dumps(mapping(d.geometry)))]
+        return []
+
+
+FANCHENG = next(d for d in load_districts() if d.short == "樊城")
+
+
+def test_the_street_names_layer_says_what_the_addresses_say(archive: Path) -> None:
+    registries = Registries(_OneDistrictDb(), "wgs84")  # type: ignore[arg-type]
+    body = json.loads(asyncio.run(registries.encoded("street_names")))
+    served = [
+        (f["properties"]["n"], f["properties"]["a"], f["properties"]["s"], *f["geometry"]["coordinates"])
+        for f in body["features"]
+    ]
+    expected = [
+        (lb.name, lb.along, int(lb.sparse), round(lb.lon, 5), round(lb.lat, 5))
+        for d in load_districts()
+        for lb in road_labels(d, street_lattice(d))
+    ]
+    assert served == expected  # every district's roads, in the map's datum (WGS-84 here)
+    for name, along, _, lon, lat in served:
+        district = next(d for d in load_districts() if d.geometry.covers(shapely.Point(lon, lat)))
+        assert name == crossing_at(lat, lon, district)[0 if along == "ew" else 1]
+    # served like the other static layers, signed, and drawn on the map from zoom 14
+    assert "street_names" in LAYERS
+    with_tiles = map_panel(
+        settings_with(archive), "zh_CN", wall=False, urls={"street_names": "/geo/street_names.json"}
+    )
+    overlays = {o.children.id: o for o in _find(with_tiles, "Overlay")}
+    assert overlays[ids.LAYER_STREET_NAMES].checked is True
+    assert overlays[ids.LAYER_STREET_NAMES].children.url == "/geo/street_names.json"

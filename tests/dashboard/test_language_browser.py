@@ -96,10 +96,12 @@ PLANS = Path(__file__).resolve().parents[2] / "command" / "plans"
 
 def proper_names(stack: Stack, token: str, *also: str) -> list[str]:
     """Names that stay as they were written, whatever the language: the city's teams,
-    districts and warehouses, the users' names, the posts and bodies that hold a plan's
-    roles (市急救中心调度科), the named places on the map and what a caller said (``also``). Longest first."""
+    districts, roads and warehouses, the users' names, the posts and bodies that hold a
+    plan's roles (市急救中心调度科), the named places on the map and what a caller said
+    (``also``). Longest first."""
     names = {t.name for t in stack.city.teams} | {d.name for d in stack.city.districts}
     names |= {v.name for v in stack.city.venues}  # the basemap's named places
+    names |= {road for d in stack.city.districts for road in d.info.roads}  # the map's street names
     names |= {str(w["name"]) for w in stack.api("GET", "/reserve/warehouses", token)}
     names |= {u.display_name for u in demo_users([])}
     for path in PLANS.glob("[!_]*.yaml"):
