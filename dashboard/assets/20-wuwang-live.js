@@ -138,8 +138,12 @@
   live.select = function (id) {
     live.selected = id;
     if (W.announce) W.announce.ack(id);  // opening a flashing row acknowledges it
-    W.setProps("selected-incident", { data: id });
-    W.setProps("side-tabs", { value: "detail" });
+    // Only the desk has a detail to open: the wall highlights the incident and no more
+    // (its callbacks would write into a detail that is not on the page).
+    if (document.getElementById("detail")) {
+      W.setProps("selected-incident", { data: id });
+      W.setProps("side-tabs", { value: "detail" });
+    }
     dirty.incidents = true;
     schedule(true);
   };

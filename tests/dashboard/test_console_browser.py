@@ -284,6 +284,7 @@ def test_call_to_closure_through_the_console_and_the_field_page(
     released = {"team_id": team_id, "expected_version": v, "reason": "归队"}
     stack.api("POST", f"/incidents/{iid}/release", token, released)
     assert stack.api("GET", f"/incidents/{iid}/closing", token)["blocked"] is False
+    page.click('.detail-tab:has-text("记录")')  # the record is drawn while its tab is open
     page.wait_for_selector(".timeline .event-team_released", timeout=20_000)  # the detail on the new version
 
     # Resolve and close: the incident leaves the queue and the closure rate moves.
