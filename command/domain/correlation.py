@@ -409,7 +409,8 @@ _TITLE_PLACE_MAX = 60
 
 def _place_words(alarm: Alarm) -> str:
     """Where, as an operator says it: the caller's address, else (a call without one) the
-    caller's words, else the grid cell, else the coordinates."""
+    caller's words, else the coordinates (a grid cell's id is an internal code: never on
+    a screen; the order's address names the nearest crossing for the team)."""
     address = " ".join(str(alarm.details.get("address") or "").split())
     if address:
         return address
@@ -417,8 +418,6 @@ def _place_words(alarm: Alarm) -> str:
         words = " ".join(_CALL_SUMMARY_HEAD.sub("", alarm.summary).split())
         if words:
             return words
-    if alarm.grid_cell_id:
-        return f"网格 {alarm.grid_cell_id}"
     if alarm.lat is not None and alarm.lon is not None:
         return f"{alarm.lat:.4f}, {alarm.lon:.4f}"
     return ""

@@ -101,6 +101,7 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     page.wait_for_selector(row, timeout=20_000)
     page.click(row)
     page.wait_for_selector(f'.detail-head:has-text("{iid}")', timeout=20_000)
+    page.click('.detail-tab:has-text("警情来源")')  # the scene photos are with the sources
     thumb = page.locator('.report-photos img[src^="blob:"]')
     thumb.wait_for(timeout=20_000)
     thumb.scroll_into_view_if_needed()

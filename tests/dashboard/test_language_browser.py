@@ -151,6 +151,7 @@ def switch(page: Any, lang: str) -> None:
     page.click("text=English" if lang == "en" else "text=中文")
 
 
+@pytest.mark.usefixtures("clean_desk")  # only this test's incidents on the desk
 def test_every_screen_speaks_one_language(
     console_stack: Stack, desk: Watched, chromium: Any, artifacts: Path
 ) -> None:

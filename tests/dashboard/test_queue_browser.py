@@ -49,6 +49,7 @@ def row(iid: str) -> str:
     return f'#queue .qrow[data-incident="{iid}"]'
 
 
+@pytest.mark.usefixtures("clean_desk")  # only this test's incidents on the desk
 def test_sections_ranking_titles_and_announcements(
     console_stack: Stack, desk: Watched, artifacts: Path
 ) -> None:

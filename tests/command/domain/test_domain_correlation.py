@@ -317,11 +317,11 @@ def test_titles_say_what_then_where_without_the_source() -> None:
     assert title_for(alarm(2, summary="110报警 交通: 人民路口两车相撞"), IncidentType.TRAFFIC_ACCIDENT) == (
         "交通事故 · 人民路口两车相撞"
     )
-    # a sensor or a camera has no address: its grid cell, else its coordinates, else what alone
+    # a sensor or a camera has no address: its coordinates (never the grid cell's id, an
+    # internal code), else what alone
     gas = alarm(3, "sensor", "gas", summary="可燃气体超限 25 %LEL")
-    assert title_for(gas, IncidentType.HAZMAT_LEAK) == "危险化学品泄漏 · 网格 G-420606-001"
-    loose = gas.model_copy(update={"grid_cell_id": None})
-    assert title_for(loose, IncidentType.HAZMAT_LEAK) == f"危险化学品泄漏 · {gas.lat:.4f}, {gas.lon:.4f}"
+    assert title_for(gas, IncidentType.HAZMAT_LEAK) == f"危险化学品泄漏 · {gas.lat:.4f}, {gas.lon:.4f}"
+    assert "G-420606-001" not in title_for(gas, IncidentType.HAZMAT_LEAK)
     nowhere = alarm(4, "video", "fall", summary="视频告警", no_position=True).model_copy(
         update={"grid_cell_id": None}
     )
