@@ -21,6 +21,7 @@ from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
+from command.security import Principal
 from command.services import closing, photos
 from command.services import incident_store as store
 from command.services import incidents as service
@@ -228,16 +229,26 @@ async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> H
     )
 
 
+def _decision(
+    decide: Callable[..., list[domain.Event]], who: Principal, body: Act
+) -> Callable[[Incident], list[domain.Event]]:
+    """The act as the caller decided it: on the version they saw, with their reason."""
+
+    def run(inc: Incident) -> list[domain.Event]:
+        return decide(
+            inc,
+            actor=service.actor_of(who),
+            at=service.now(),
+            expected_version=body.expected_version,
+            reason=body.reason,
+        )
+
+    return run
+
+
 def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[..., Awaitable[IncidentOut]]:
     async def endpoint(incident_id: IncidentId, body: Act, state: State, who: Caller) -> IncidentOut:
-        def run(inc: Incident) -> list[domain.Event]:
-            return decide(
-                inc,
-                actor=service.actor_of(who),
-                at=service.now(),
-                expected_version=body.expected_version,
-                reason=body.reason,
-            )
+        run = _decision(decide, who, body)
 
         return await guarded(service.run_command(state, who, incident_id, run, action))
 
@@ -282,14 +293,7 @@ def _closing(
     what: str, action: str, decide: Callable[..., list[domain.Event]]
 ) -> Callable[..., Awaitable[Any]]:
     async def endpoint(incident_id: IncidentId, body: Closing, state: State, who: Caller) -> Any:
-        def run(inc: Incident) -> list[domain.Event]:
-            return decide(
-                inc,
-                actor=service.actor_of(who),
-                at=service.now(),
-                expected_version=body.expected_version,
-                reason=body.reason,
-            )
+        run = _decision(decide, who, body)
 
         try:
             incident = await closing.resolve_or_close(
