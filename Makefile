@@ -15,8 +15,9 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
-# Two pytest workers (pytest-xdist), one test file each at a time: most of the suite waits on
-# real services and browsers, so two share two cores well. TEST_WORKERS=0 runs in one process.
+# Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
+# two cores well; the browser tests all go to one worker, one at a time (tests/dashboard/
+# conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 # Stamps: one per set of lock files, named by their hash.
@@ -47,7 +48,7 @@ basemap: $(RUNTIME_STAMP)
 	$(PY) -m simulators.basemap build
 
 test: $(DEV_STAMP) broker-check
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	@status=0; \

@@ -48,6 +48,8 @@
   var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0 };
 
   function tick(name, storeId) {
+    // The detail's callbacks write into #detail: a page without it (the wall) is not told.
+    if (name === "detail" && !document.getElementById("detail")) return;
     ticks[name] += 1;
     W.setProps(storeId, { data: ticks[name] });
   }
