@@ -57,7 +57,8 @@ def publish_and_wait(svc: IngestService, broker: Any, items: list[tuple[str, byt
     is committed; returns the outcomes."""
     before = sum(handled(svc).values())
     publish(broker.url_for("simulator"), items, protocol=broker.protocol)
-    wait_for(lambda: sum(handled(svc).values()) - before == len(items), 60, what=f"{len(items)} messages")
+    # a generous bound: the broker, the ingest and PostgreSQL share two cores with the other worker
+    wait_for(lambda: sum(handled(svc).values()) - before == len(items), 180, what=f"{len(items)} messages")
     return handled(svc)
 
 
