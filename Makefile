@@ -16,8 +16,8 @@ UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
-# two cores well; the browser tests all go to one worker, one at a time (tests/dashboard/
-# conftest.py). TEST_WORKERS=0 runs in one process.
+# two cores well; each test file stays on one worker and the browser tests all go to one
+# worker, one at a time (tests/conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 # Stamps: one per set of lock files, named by their hash.

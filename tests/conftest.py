@@ -222,3 +222,15 @@ def _database_url(url: str, name: str) -> str:
 def _drop(admin_url: str, name: str) -> None:
     with psycopg.connect(_database_url(admin_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (``make test``: ``--dist loadgroup``) a test file stays on one
+    worker, in order, as when run alone: module-scoped services (an ingest on the session
+    broker, say) must not overlap with another module's on the same worker, where two
+    would share one subscription. Every browser test goes to one worker, one after
+    another on one shared console stack: two browsers and two stacks at once on two
+    cores starve each other's pages, and the tests that count the desk clean it first."""
+    for item in items:
+        browser = item.get_closest_marker("browser") is not None
+        item.add_marker(pytest.mark.xdist_group("browser" if browser else item.nodeid.split("::", 1)[0]))

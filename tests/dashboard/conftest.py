@@ -59,16 +59,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives the console in a real browser (Chromium, Playwright)")
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: ``--dist loadgroup``) every browser test runs on
-    one worker, one after another, on one shared stack: two browsers and two stacks at
-    once on two cores starve each other's pages (timeouts that are not the console's),
-    and the tests that count the desk expect the stack they clean."""
-    for item in items:
-        if item.get_closest_marker("browser") is not None:
-            item.add_marker(pytest.mark.xdist_group("browser"))
-
-
 @pytest.fixture(scope="session")
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
