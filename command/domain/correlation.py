@@ -69,10 +69,6 @@ TYPE_LABEL_ZH: Mapping[IncidentType, str] = MappingProxyType(
     }
 )
 
-KIND_LABEL_ZH: Mapping[str, str] = MappingProxyType(
-    {"call": "110报警", "video": "视频告警", "sensor": "传感器告警", "report": "网格上报"}
-)
-
 #: States in which an incident accepts new alarms automatically. A resolved incident
 #: (待核查) does not: a new call about it opens a new incident that someone will see,
 #: instead of vanishing into a case nobody is watching; the operator may merge it.
