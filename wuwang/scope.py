@@ -40,7 +40,9 @@ class Scope:
 
     def __post_init__(self) -> None:
         if self.exercise_id is not None and not valid_exercise_id(self.exercise_id):
-            raise ValueError(f"exercise id does not match {EXERCISE_ID_RE.pattern}: {self.exercise_id[:70]!r}")
+            raise ValueError(
+                f"exercise id does not match {EXERCISE_ID_RE.pattern}: {self.exercise_id[:70]!r}"
+            )
 
     # --- making one ------------------------------------------------------------------
 
@@ -92,7 +94,9 @@ class Scope:
 
     # --- SQL -------------------------------------------------------------------------
 
-    def where(self, alias: str | None = None, column: str = "exercise_id", *, name: str | None = None) -> sql.Composed:
+    def where(
+        self, alias: str | None = None, column: str = "exercise_id", *, name: str | None = None
+    ) -> sql.Composed:
         """The rows of this scope: ``<alias>.exercise_id IS NULL`` live, ``= %s`` (or
         ``= %(name)s``) in a drill, the value in :attr:`params` (or :meth:`named`).
 
