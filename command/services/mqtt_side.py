@@ -83,6 +83,7 @@ from wuwang.contract import (
 from wuwang.exercises import EXERCISE_PREFIX, exercise_topic
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
+from wuwang.scope import Scope
 
 if TYPE_CHECKING:
     from command.state import CommandState, Worker
@@ -302,7 +303,7 @@ class TeamFeed:
             if leaf == "ack":
                 ack = dispatch.OrderAck.model_validate_json(delivery.payload)
                 outcome = await dispatch.apply_ack(
-                    state, team_id, ack, delivery.received_at, exercise_id=exercise_id
+                    state, team_id, ack, delivery.received_at, scope=Scope.drill(exercise_id)
                 )
                 log.info(
                     "exercise %s: ack from %s for %s: %s", exercise_id, team_id, ack.order_id, outcome.why

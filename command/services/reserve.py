@@ -560,11 +560,7 @@ async def reserve_for_incident(
                 for lot_id, wh, code, on_hand, held, expires in await cur.fetchall():
                     on_hand = max(int(on_hand), 0)
                     usable.append(StockLot(lot_id, wh, code, on_hand, min(int(held), on_hand), expires))
-                if scope.exercise_id is not None:
-                    # Less what the drill's "warehouse runs short" injects took away.
-                    usable = apply_stock_cuts(
-                        usable, await exercises.stock_cuts(conn, scope.exercise_id, [item_code])
-                    )
+                usable = apply_stock_cuts(usable, await exercises.stock_cuts(conn, scope, [item_code]))
                 last_available = sum(lot.available for lot in usable)
                 picks = pick_lots(usable, item_code, quantity, today, warehouse_id)
                 by_id = {lot.id: lot for lot in usable}
