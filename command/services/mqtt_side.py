@@ -357,7 +357,7 @@ class TeamFeed:
         if p.status is TeamStatus.ON_SCENE and p.incident_id:
             await _exercise_arrival(state, exercise_id, team_id, p.incident_id, at)
         elif p.status is TeamStatus.EN_ROUTE and result.applied:
-            await team_record.record_en_route(state, team_id, at, exercise_id)
+            await team_record.record_en_route(state, team_id, at, Scope.drill(exercise_id))
 
 
 async def _exercise_arrival(
