@@ -24,7 +24,6 @@ from typing import Any
 
 from psycopg import sql
 
-from wuwang.contract import topic_exercise_id
 from wuwang.exercises import EXERCISE_ID_RE, exercise_topic, valid_exercise_id
 
 #: ``str(Scope.live())``; never an exercise id's text form, which is ``drill:<id>``.
@@ -63,6 +62,8 @@ class Scope:
     @classmethod
     def of_topic(cls, topic: str) -> Scope:
         """The scope a topic belongs to: a drill's behind ``exercise/v1/<id>/``, else live."""
+        from wuwang.contract import topic_exercise_id  # the contract's Topic has a scope: no cycle
+
         return cls(topic_exercise_id(topic))
 
     def live_topic(self, topic: str) -> str:
