@@ -63,11 +63,11 @@ from wuwang.exercises import (
     ExerciseKind,
     ExerciseStatus,
     control_stream,
-    exercise_topic,
     valid_exercise_id,
 )
 from wuwang.mqtt import apply_target
 from wuwang.mqttlink import cap_paho_inflight, receive_maximum
+from wuwang.scope import Scope
 from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, DEMO_SECRETS, Settings
 from wuwang.stats import percentile
 
@@ -531,6 +531,7 @@ def run_exercise(
     """
     if not valid_exercise_id(exercise_id):
         raise ValueError(f"not an exercise id: {exercise_id[:70]!r}")
+    scope = Scope.drill(exercise_id)
     clock = ExerciseClock(check_speed(speed))
     ordered = sorted(items, key=lambda it: it.offset_s)
     offsets = [it.offset_s for it in ordered]
@@ -571,7 +572,7 @@ def run_exercise(
         publisher = _Publisher(
             broker,
             client_id or f"wuwang-drill-{exercise_id}-{os.getpid()}",
-            exercise_topic(exercise_id, team_topic("+", "dispatch")) if virtual_crews else None,
+            scope.topic(team_topic("+", "dispatch")) if virtual_crews else None,
         )
         publisher.connect(connect_timeout)
         crews = (
@@ -712,7 +713,7 @@ def run_exercise(
                         "ts": _now_rfc3339(),
                         "exercise_offset_s": round(action.offset_s, 3),
                     }
-                    topic = exercise_topic(exercise_id, team_topic(action.team_id, action.leaf))
+                    topic = scope.topic(team_topic(action.team_id, action.leaf))
                     publisher.publish(topic, encode(payload))
                     report.crew_sent += 1
                     crew_horizon = max(crew_horizon, action.offset_s)
@@ -724,7 +725,7 @@ def run_exercise(
                 payload["exercise_offset_s"] = round(item.offset_s, 3)
                 body = encode(payload)
                 sent_at = time.monotonic()
-                publisher.publish(exercise_topic(exercise_id, item.topic), body)
+                publisher.publish(scope.topic(item.topic), body)
                 report.sent += 1
             else:
                 sent_at = time.monotonic()

@@ -78,9 +78,8 @@ from wuwang.contract import (
     TeamStatusUpdate,
     parse_message,
     team_topic,
-    topic_exercise_id,
 )
-from wuwang.exercises import EXERCISE_PREFIX, exercise_topic
+from wuwang.exercises import EXERCISE_PREFIX
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
 from wuwang.scope import Scope
@@ -175,11 +174,11 @@ def _team_of(topic: str) -> tuple[str, str] | None:
 
 def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
     """``exercise/v1/<exercise>/teams/v1/<team>/<leaf>`` → (exercise, team, leaf)."""
-    exercise_id = topic_exercise_id(topic)
-    if exercise_id is None:
+    scope = Scope.of_topic(topic)
+    if scope.exercise_id is None:
         return None
-    where = _team_of(topic.removeprefix(exercise_topic(exercise_id, "")))
-    return (exercise_id, *where) if where is not None else None
+    where = _team_of(scope.live_topic(topic))
+    return (scope.exercise_id, *where) if where is not None else None
 
 
 def _motion(p: TeamPosition) -> dict[str, float | int]:
