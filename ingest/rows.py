@@ -115,7 +115,7 @@ def foreign_device(msg: Message, publishers: DevicePublishers) -> str | None:
     from anyone (contract v1: registration is optional), harmlessly: its alarm state is
     kept per publisher. A drill's copy is the drill runner's and has a state of its own."""
     p = msg.payload
-    if not isinstance(p, SensorReading) or msg.topic.exercise_id is not None:
+    if not isinstance(p, SensorReading) or msg.topic.scope.is_drill:
         return None
     registered = publishers.get(p.device_id)
     if registered is None or registered == msg.topic.source_id:

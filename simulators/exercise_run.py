@@ -63,11 +63,11 @@ from wuwang.exercises import (
     ExerciseKind,
     ExerciseStatus,
     control_stream,
-    exercise_topic,
     valid_exercise_id,
 )
 from wuwang.mqtt import apply_target
 from wuwang.mqttlink import cap_paho_inflight, receive_maximum
+from wuwang.scope import Scope
 from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, DEMO_SECRETS, Settings
 from wuwang.stats import percentile
 
@@ -503,6 +503,376 @@ def _crew_team(
     return CrewTeam(team_id, row[0], row[1], row[2], row[3]), (last[0], last[1]) if last else None
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How one run goes (everything of :func:`run_exercise` but the exercise and its items).
+
+    ``sim_start`` is the exercise's own start time (a replayed window's start); default
+    now. ``api`` is needed only when there are injects (default: from the settings).
+    ``virtual_crews``: answer the exercise's dispatch orders with virtual crews
+    (``crew_config``: their delays, report interval and time on scene)."""
+
+    speed: float
+    api: InjectApi | None = None
+    stop: threading.Event | None = None
+    name: str | None = None
+    kind: ExerciseKind | str = ExerciseKind.SCENARIO
+    source: str = ""
+    created_by: str | None = None
+    sim_start: datetime | None = None
+    client_id: str | None = None
+    connect_timeout: float = 15.0
+    drain_timeout: float = 10.0
+    virtual_crews: bool = False
+    crew_config: CrewConfig | None = None
+
+
+class ExerciseRun:
+    """One run of one exercise, in named steps: register the row, connect, start, then
+    the loop (control commands, the crews' orders, the next due item or crew action)
+    until the script is done and no crew is out (or a stop), then finish — or fail —
+    and close. :meth:`run` does them in that order, once."""
+
+    def __init__(
+        self, settings: Settings, exercise_id: str, items: Sequence[Item], options: RunOptions
+    ) -> None:
+        if not valid_exercise_id(exercise_id):
+            raise ValueError(f"not an exercise id: {exercise_id[:70]!r}")
+        self.settings = settings
+        self.exercise_id = exercise_id
+        self.scope = Scope.drill(exercise_id)
+        self.options = options
+        self.clock = ExerciseClock(check_speed(options.speed))
+        self.ordered = sorted(items, key=lambda it: it.offset_s)
+        self.offsets = [it.offset_s for it in self.ordered]
+        self.api = options.api
+        if any(isinstance(it, TimedInject) for it in self.ordered) and self.api is None:
+            self.api = InjectApi.from_settings(settings)
+        self.stop = options.stop or threading.Event()
+        self.report = RunReport(exercise_id, items=len(self.ordered), speed=self.clock.speed)
+        self.sim_start = options.sim_start or datetime.now(CST).replace(microsecond=0)
+        self.sim_end = self.sim_start + timedelta(seconds=self.offsets[-1] if self.offsets else 0.0)
+        self._lock = threading.Lock()  # the report, shared with the inject thread
+        self._drift: list[float] = []
+        self._owned = False  # the row is this run's to mark failed (not when it was refused)
+        self._publisher: _Publisher | None = None
+        self._sender: _InjectSender | None = None
+        self._crews: VirtualCrews | None = None
+        self._crew_horizon = 0.0  # the latest exercise time a crew reported at
+        self._sent_mark = [False] * len(self.ordered)
+        self._cursor = 0
+        self._control_from = "0-0"
+        self._next_poll = self._next_write = 0.0
+        self._dirty = False
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(self) -> RunReport:
+        settings = self.settings
+        self._conn = psycopg.connect(settings.database_url or DEFAULT_DATABASE_URL, autocommit=True)
+        self._rds = redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL)
+        self._row = _ExerciseRow(self._conn, self.exercise_id)
+        self._t0 = time.monotonic()
+        try:
+            self._register()
+            self._connect()
+            self._start()
+            self._loop()
+            return self._finish()
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+        finally:
+            self._close()
+
+    def _register(self) -> None:
+        """The exercise row, created when missing (refused when finished or purged)."""
+        o = self.options
+        created = self._row.ensure(
+            name=o.name or self.exercise_id,
+            kind=str(o.kind),
+            source=o.source or self.exercise_id,
+            created_by=o.created_by or (self.api.username if self.api else "simulator"),
+            speed=self.clock.speed,
+        )
+        self._owned = True
+        # Commands sent since the exercise was registered count (e.g. a pause before the
+        # runner picked it up); the ids of a Redis stream are milliseconds since the epoch.
+        self._control_from = f"{max(0, int(created.timestamp() * 1000) - 1)}-0"
+
+    def _connect(self) -> None:
+        """The MQTT publisher (subscribed to the drill's orders when crews play)."""
+        settings, o = self.settings, self.options
+        broker = BrokerConfig.from_url(
+            settings.mqtt_url or DEFAULT_MQTT_URL,
+            settings.mqtt_protocol,
+            settings.mqtt_keepalive,
+            settings.demo_mode,
+        )
+        self._publisher = _Publisher(
+            broker,
+            o.client_id or f"wuwang-drill-{self.exercise_id}-{os.getpid()}",
+            self.scope.topic(team_topic("+", "dispatch")) if o.virtual_crews else None,
+        )
+        self._publisher.connect(o.connect_timeout)
+        if o.virtual_crews:
+            self._crews = VirtualCrews(
+                seed=self.exercise_id, config=o.crew_config, route=StreetRouter(load_districts())
+            )
+
+    def _start(self) -> None:
+        """The inject thread, the row ``running``, the clock playing."""
+        if self.api is not None:
+            self._sender = _InjectSender(self.api, self.exercise_id, self._on_inject)
+            self._sender.start()
+        self._row.start(self.clock.speed, self.sim_start, self.sim_end)
+        log.info(
+            "exercise %s: %d items over %.0f s of exercise time at ×%g",
+            self.exercise_id,
+            len(self.ordered),
+            self.offsets[-1] if self.offsets else 0.0,
+            self.clock.speed,
+        )
+        self.clock.play(time.monotonic())
+
+    def _loop(self) -> None:
+        """Until the script is done and no crew is out, or a stop: each turn applies the
+        control commands due a look, writes the position due a write, takes the crews'
+        new orders, then waits for, or sends, what is due next."""
+        clock, report, crews = self.clock, self.report, self._crews
+        while not report.stopped and not self.stop.is_set():
+            now = time.monotonic()
+            if now >= self._next_poll:
+                self._poll()
+                self._next_poll = now + CONTROL_POLL_S
+                if report.stopped:
+                    break
+            if self._dirty or now >= self._next_write:
+                status = ExerciseStatus.RUNNING if clock.playing else ExerciseStatus.PAUSED
+                self._row.progress(
+                    status, clock.speed, self.sim_start + timedelta(seconds=clock.position(now))
+                )
+                self._dirty, self._next_write = False, now + POSITION_WRITE_S
+            while self._cursor < len(self.ordered) and self._sent_mark[self._cursor]:
+                self._cursor += 1
+            if crews is not None:
+                self._take_orders(clock.position(now))
+            crew_next = crews.next_offset() if crews is not None else None
+            if self._cursor >= len(self.ordered) and crew_next is None:
+                break  # the script is done and no crew is out
+            if not clock.playing:
+                self._poll(block_ms=int(CONTROL_POLL_S * 1000 * 4))  # paused: wait for a command
+                continue
+            next_offset = min(
+                o
+                for o in (
+                    self.ordered[self._cursor].offset_s if self._cursor < len(self.ordered) else None,
+                    crew_next,
+                )
+                if o is not None
+            )
+            due = clock.wall_time_of(next_offset)
+            assert due is not None
+            wait = due - time.monotonic()
+            if wait > 0:
+                self.stop.wait(min(wait, max(0.0, self._next_poll - time.monotonic()), POSITION_WRITE_S))
+                continue
+            if crew_next is not None and crew_next <= next_offset:
+                self._send_crew_actions(crew_next)
+                continue
+            self._send_item(due)
+
+    # --- steps of the loop ------------------------------------------------------------
+
+    def _poll(self, block_ms: int | None = None) -> None:
+        got: Any = self._rds.xread(
+            {control_stream(self.exercise_id): self._control_from}, count=100, block=block_ms
+        )
+        for _stream, entries in got or []:
+            self._apply_control(entries)
+
+    def _apply_control(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
+        clock, report = self.clock, self.report
+        for entry_id, fields in entries:
+            self._control_from = entry_id.decode()
+            action = fields.get(b"action", b"").decode()
+            value = fields.get(b"value", b"").decode()
+            now = time.monotonic()
+            try:
+                if action == ControlAction.PLAY:
+                    clock.play(now)
+                elif action == ControlAction.PAUSE:
+                    clock.pause(now)
+                elif action == ControlAction.SEEK:
+                    clock.seek(float(value), now)
+                    self._cursor = bisect.bisect_left(self.offsets, clock.position(now))
+                elif action == ControlAction.SPEED:
+                    clock.set_speed(float(value), now)
+                elif action == ControlAction.STOP:
+                    report.stopped = True
+                else:
+                    raise ValueError(f"unknown action {action!r}")
+            except ValueError as exc:
+                report.errors.append(f"control {action} {value}: {exc}")
+                log.warning("exercise %s: control %s %s refused: %s", self.exercise_id, action, value, exc)
+                continue
+            log.info(
+                "exercise %s: %s %s (position %.1f s)", self.exercise_id, action, value, clock.position(now)
+            )
+            self._dirty = True
+
+    def _take_orders(self, position_s: float) -> None:
+        """The drill's orders paho queued: each becomes a crew's plan from now on."""
+        crews, publisher, report = self._crews, self._publisher, self.report
+        assert crews is not None and publisher is not None
+        while True:
+            try:
+                topic, raw = publisher.inbox.get_nowait()
+            except queue.Empty:
+                return
+            team_id = topic.split("/")[-2]
+            try:
+                payload = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                payload = None
+            order = CrewOrder.from_payload(team_id, payload) if isinstance(payload, dict) else None
+            found = _crew_team(self._conn, self.exercise_id, team_id) if order is not None else None
+            if order is None or found is None:
+                report.errors.append(f"crew {team_id}: not an order for a known team on {topic}")
+                continue
+            team, last = found
+            if crews.order(order, team, position_s, start=last):
+                report.crew_orders += 1
+                log.info(
+                    "exercise %s: crew %s takes %s to %s",
+                    self.exercise_id,
+                    team_id,
+                    order.order_id,
+                    order.incident_id,
+                )
+
+    def _send_crew_actions(self, crew_next: float) -> None:
+        """What the crews do at ``crew_next`` (their acks, statuses, positions)."""
+        crews, publisher = self._crews, self._publisher
+        assert crews is not None and publisher is not None
+        # max(): the float round trip offset → wall time → offset may fall just short
+        for action in crews.due(max(self.clock.position(time.monotonic()), crew_next)):
+            payload = {
+                **action.payload,
+                "ts": _now_rfc3339(),
+                "exercise_offset_s": round(action.offset_s, 3),
+            }
+            publisher.publish(self.scope.topic(team_topic(action.team_id, action.leaf)), encode(payload))
+            self.report.crew_sent += 1
+            self._crew_horizon = max(self._crew_horizon, action.offset_s)
+
+    def _send_item(self, due: float) -> None:
+        """The script's next item (a message, or an inject for the inject thread); its
+        drift is the send time minus ``due``."""
+        item = self.ordered[self._cursor]
+        if isinstance(item, TimedMessage):
+            assert self._publisher is not None
+            payload = dict(item.payload)
+            payload["ts"] = _now_rfc3339()
+            payload["exercise_offset_s"] = round(item.offset_s, 3)
+            body = encode(payload)
+            sent_at = time.monotonic()
+            self._publisher.publish(self.scope.topic(item.topic), body)
+            self.report.sent += 1
+        else:
+            sent_at = time.monotonic()
+            assert self._sender is not None
+            self._sender.queue.put(item)
+        self._drift.append((sent_at - due) * 1000.0)
+        self._sent_mark[self._cursor] = True
+        self._cursor += 1
+
+    def _on_inject(self, inj: TimedInject, error: str | None) -> None:
+        """The inject thread's word on one inject."""
+        with self._lock:
+            if error is None:
+                self.report.injects += 1
+            else:
+                self.report.injects_failed += 1
+                self.report.errors.append(f"{inj.label or inj.body.get('kind')}: {error}")
+                log.warning("exercise %s: inject %s failed: %s", self.exercise_id, inj.label, error)
+
+    # --- the end ----------------------------------------------------------------------
+
+    def _finish(self) -> RunReport:
+        """Drain what is in flight, wait for the inject thread, record the report."""
+        clock, report, publisher, sender, api = (
+            self.clock,
+            self.report,
+            self._publisher,
+            self._sender,
+            self.api,
+        )
+        assert publisher is not None
+        end = time.monotonic()
+        report.position_s = min(
+            clock.position(end), max(self.offsets[-1] if self.offsets else 0.0, self._crew_horizon)
+        )
+        if report.stopped or self.stop.is_set():
+            report.stopped = True
+        publisher.drain(self.options.drain_timeout)
+        if sender is not None:
+            if report.stopped:
+                sender.abandon.set()
+            sender.closing.set()
+            sender.join(timeout=(api.escalate_retry_s if api else 0) + 30.0)
+        with self._lock:
+            report.skipped = self._sent_mark.count(False)
+            report.acked, report.refused = publisher.acked, publisher.refused
+            report.drift = DriftStats.of(self._drift)
+            report.speed = clock.speed
+            report.wall_s = time.monotonic() - self._t0
+            report.status = ExerciseStatus.FINISHED
+        self._row.finish(
+            report.status, clock.speed, self.sim_start + timedelta(seconds=report.position_s), report.stats()
+        )
+        log.info(
+            "exercise %s finished: sent %d (acked %d), injects %d (failed %d), skipped %d, "
+            "drift p50 %.1f ms p99 %.1f ms max %.1f ms",
+            self.exercise_id,
+            report.sent,
+            report.acked,
+            report.injects,
+            report.injects_failed,
+            report.skipped,
+            report.drift.p50,
+            report.drift.p99,
+            report.drift.max,
+        )
+        return report
+
+    def _fail(self, exc: BaseException) -> None:
+        """The run failed: say so in the report and, when the row is this run's, in it."""
+        report = self.report
+        report.status = ExerciseStatus.FAILED
+        report.errors.append(f"{type(exc).__name__}: {exc}")
+        report.drift = DriftStats.of(self._drift)
+        report.wall_s = time.monotonic() - self._t0
+        if self._sender is not None:
+            self._sender.abandon.set()
+        try:
+            if self._owned:
+                self._row.finish(
+                    report.status,
+                    self.clock.speed,
+                    self.sim_start + timedelta(seconds=report.position_s),
+                    report.stats(),
+                )
+        except psycopg.Error:
+            log.exception("exercise %s: could not record the failure", self.exercise_id)
+
+    def _close(self) -> None:
+        if self._publisher is not None:
+            self._publisher.close()
+        self._rds.close()
+        self._conn.close()
+
+
 def run_exercise(
     settings: Settings,
     exercise_id: str,
@@ -522,272 +892,21 @@ def run_exercise(
     virtual_crews: bool = False,
     crew_config: CrewConfig | None = None,
 ) -> RunReport:
-    """Run one exercise to its end (or a stop). See the module docstring.
-
-    ``sim_start`` is the exercise's own start time (a replayed window's start); default
-    now. ``api`` is needed only when there are injects (default: from the settings).
-    ``virtual_crews``: answer the exercise's dispatch orders with virtual crews
-    (``crew_config``: their delays, report interval and time on scene).
-    """
-    if not valid_exercise_id(exercise_id):
-        raise ValueError(f"not an exercise id: {exercise_id[:70]!r}")
-    clock = ExerciseClock(check_speed(speed))
-    ordered = sorted(items, key=lambda it: it.offset_s)
-    offsets = [it.offset_s for it in ordered]
-    if any(isinstance(it, TimedInject) for it in ordered) and api is None:
-        api = InjectApi.from_settings(settings)
-    stop = stop or threading.Event()
-    report = RunReport(exercise_id, items=len(ordered), speed=clock.speed)
-    sim_start = sim_start or datetime.now(CST).replace(microsecond=0)
-    sim_end = sim_start + timedelta(seconds=offsets[-1] if offsets else 0.0)
-
-    conn = psycopg.connect(settings.database_url or DEFAULT_DATABASE_URL, autocommit=True)
-    rds = redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL)
-    row = _ExerciseRow(conn, exercise_id)
-    publisher: _Publisher | None = None
-    sender: _InjectSender | None = None
-    lock = threading.Lock()
-    drift: list[float] = []
-    owned = False  # the row is this run's to mark failed (not when it was refused)
-    t0 = time.monotonic()
-    try:
-        created = row.ensure(
-            name=name or exercise_id,
-            kind=str(kind),
-            source=source or exercise_id,
-            created_by=created_by or (api.username if api else "simulator"),
-            speed=clock.speed,
-        )
-        owned = True
-        # Commands sent since the exercise was registered count (e.g. a pause before the
-        # runner picked it up); the ids of a Redis stream are milliseconds since the epoch.
-        control_from = f"{max(0, int(created.timestamp() * 1000) - 1)}-0"
-        broker = BrokerConfig.from_url(
-            settings.mqtt_url or DEFAULT_MQTT_URL,
-            settings.mqtt_protocol,
-            settings.mqtt_keepalive,
-            settings.demo_mode,
-        )
-        publisher = _Publisher(
-            broker,
-            client_id or f"wuwang-drill-{exercise_id}-{os.getpid()}",
-            exercise_topic(exercise_id, team_topic("+", "dispatch")) if virtual_crews else None,
-        )
-        publisher.connect(connect_timeout)
-        crews = (
-            VirtualCrews(seed=exercise_id, config=crew_config, route=StreetRouter(load_districts()))
-            if virtual_crews
-            else None
-        )
-        crew_horizon = 0.0  # the latest exercise time a crew reported at
-
-        def on_inject(inj: TimedInject, error: str | None) -> None:
-            with lock:
-                if error is None:
-                    report.injects += 1
-                else:
-                    report.injects_failed += 1
-                    report.errors.append(f"{inj.label or inj.body.get('kind')}: {error}")
-                    log.warning("exercise %s: inject %s failed: %s", exercise_id, inj.label, error)
-
-        if api is not None:
-            sender = _InjectSender(api, exercise_id, on_inject)
-            sender.start()
-        row.start(clock.speed, sim_start, sim_end)
-        log.info(
-            "exercise %s: %d items over %.0f s of exercise time at ×%g",
-            exercise_id,
-            len(ordered),
-            offsets[-1] if offsets else 0.0,
-            clock.speed,
-        )
-
-        sent_mark = [False] * len(ordered)
-        cursor = 0
-        clock.play(time.monotonic())
-        next_poll = next_write = 0.0
-        dirty = False
-
-        def apply(entries: list[tuple[bytes, dict[bytes, bytes]]]) -> None:
-            nonlocal cursor, dirty, control_from
-            for entry_id, fields in entries:
-                control_from = entry_id.decode()
-                action = fields.get(b"action", b"").decode()
-                value = fields.get(b"value", b"").decode()
-                now = time.monotonic()
-                try:
-                    if action == ControlAction.PLAY:
-                        clock.play(now)
-                    elif action == ControlAction.PAUSE:
-                        clock.pause(now)
-                    elif action == ControlAction.SEEK:
-                        clock.seek(float(value), now)
-                        cursor = bisect.bisect_left(offsets, clock.position(now))
-                    elif action == ControlAction.SPEED:
-                        clock.set_speed(float(value), now)
-                    elif action == ControlAction.STOP:
-                        report.stopped = True
-                    else:
-                        raise ValueError(f"unknown action {action!r}")
-                except ValueError as exc:
-                    report.errors.append(f"control {action} {value}: {exc}")
-                    log.warning("exercise %s: control %s %s refused: %s", exercise_id, action, value, exc)
-                    continue
-                log.info(
-                    "exercise %s: %s %s (position %.1f s)", exercise_id, action, value, clock.position(now)
-                )
-                dirty = True
-
-        def take_orders(position_s: float) -> None:
-            """The drill's orders paho queued: each becomes a crew's plan from now on."""
-            assert crews is not None and publisher is not None
-            while True:
-                try:
-                    topic, raw = publisher.inbox.get_nowait()
-                except queue.Empty:
-                    return
-                team_id = topic.split("/")[-2]
-                try:
-                    payload = orjson.loads(raw)
-                except orjson.JSONDecodeError:
-                    payload = None
-                order = CrewOrder.from_payload(team_id, payload) if isinstance(payload, dict) else None
-                found = _crew_team(conn, exercise_id, team_id) if order is not None else None
-                if order is None or found is None:
-                    report.errors.append(f"crew {team_id}: not an order for a known team on {topic}")
-                    continue
-                team, last = found
-                if crews.order(order, team, position_s, start=last):
-                    report.crew_orders += 1
-                    log.info(
-                        "exercise %s: crew %s takes %s to %s",
-                        exercise_id,
-                        team_id,
-                        order.order_id,
-                        order.incident_id,
-                    )
-
-        def poll(block_ms: int | None = None) -> None:
-            got: Any = rds.xread({control_stream(exercise_id): control_from}, count=100, block=block_ms)
-            for _stream, entries in got or []:
-                apply(entries)
-
-        while not report.stopped and not stop.is_set():
-            now = time.monotonic()
-            if now >= next_poll:
-                poll()
-                next_poll = now + CONTROL_POLL_S
-                if report.stopped:
-                    break
-            if dirty or now >= next_write:
-                status = ExerciseStatus.RUNNING if clock.playing else ExerciseStatus.PAUSED
-                row.progress(status, clock.speed, sim_start + timedelta(seconds=clock.position(now)))
-                dirty, next_write = False, now + POSITION_WRITE_S
-            while cursor < len(ordered) and sent_mark[cursor]:
-                cursor += 1
-            if crews is not None:
-                take_orders(clock.position(now))
-            crew_next = crews.next_offset() if crews is not None else None
-            if cursor >= len(ordered) and crew_next is None:
-                break  # the script is done and no crew is out
-            if not clock.playing:
-                poll(block_ms=int(CONTROL_POLL_S * 1000 * 4))  # paused: wait for a command
-                continue
-            next_offset = min(
-                o
-                for o in (ordered[cursor].offset_s if cursor < len(ordered) else None, crew_next)
-                if o is not None
-            )
-            due = clock.wall_time_of(next_offset)
-            assert due is not None
-            wait = due - time.monotonic()
-            if wait > 0:
-                stop.wait(min(wait, max(0.0, next_poll - time.monotonic()), POSITION_WRITE_S))
-                continue
-            if crews is not None and crew_next is not None and crew_next <= next_offset:
-                # max(): the float round trip offset → wall time → offset may fall just short
-                for action in crews.due(max(clock.position(time.monotonic()), crew_next)):
-                    payload = {
-                        **action.payload,
-                        "ts": _now_rfc3339(),
-                        "exercise_offset_s": round(action.offset_s, 3),
-                    }
-                    topic = exercise_topic(exercise_id, team_topic(action.team_id, action.leaf))
-                    publisher.publish(topic, encode(payload))
-                    report.crew_sent += 1
-                    crew_horizon = max(crew_horizon, action.offset_s)
-                continue
-            item = ordered[cursor]
-            if isinstance(item, TimedMessage):
-                payload = dict(item.payload)
-                payload["ts"] = _now_rfc3339()
-                payload["exercise_offset_s"] = round(item.offset_s, 3)
-                body = encode(payload)
-                sent_at = time.monotonic()
-                publisher.publish(exercise_topic(exercise_id, item.topic), body)
-                report.sent += 1
-            else:
-                sent_at = time.monotonic()
-                assert sender is not None
-                sender.queue.put(item)
-            drift.append((sent_at - due) * 1000.0)
-            sent_mark[cursor] = True
-            cursor += 1
-
-        end = time.monotonic()
-        report.position_s = min(clock.position(end), max(offsets[-1] if offsets else 0.0, crew_horizon))
-        if report.stopped or stop.is_set():
-            report.stopped = True
-        publisher.drain(drain_timeout)
-        if sender is not None:
-            if report.stopped:
-                sender.abandon.set()
-            sender.closing.set()
-            sender.join(timeout=(api.escalate_retry_s if api else 0) + 30.0)
-        with lock:
-            report.skipped = sent_mark.count(False)
-            report.acked, report.refused = publisher.acked, publisher.refused
-            report.drift = DriftStats.of(drift)
-            report.speed = clock.speed
-            report.wall_s = time.monotonic() - t0
-            report.status = ExerciseStatus.FINISHED
-        row.finish(
-            report.status, clock.speed, sim_start + timedelta(seconds=report.position_s), report.stats()
-        )
-        log.info(
-            "exercise %s finished: sent %d (acked %d), injects %d (failed %d), skipped %d, "
-            "drift p50 %.1f ms p99 %.1f ms max %.1f ms",
-            exercise_id,
-            report.sent,
-            report.acked,
-            report.injects,
-            report.injects_failed,
-            report.skipped,
-            report.drift.p50,
-            report.drift.p99,
-            report.drift.max,
-        )
-        return report
-    except BaseException as exc:
-        report.status = ExerciseStatus.FAILED
-        report.errors.append(f"{type(exc).__name__}: {exc}")
-        report.drift = DriftStats.of(drift)
-        report.wall_s = time.monotonic() - t0
-        if sender is not None:
-            sender.abandon.set()
-        try:
-            if owned:
-                row.finish(
-                    report.status,
-                    clock.speed,
-                    sim_start + timedelta(seconds=report.position_s),
-                    report.stats(),
-                )
-        except psycopg.Error:
-            log.exception("exercise %s: could not record the failure", exercise_id)
-        raise
-    finally:
-        if publisher is not None:
-            publisher.close()
-        rds.close()
-        conn.close()
+    """Run one exercise to its end (or a stop). See the module docstring and
+    :class:`RunOptions` for the options; :class:`ExerciseRun` for the steps."""
+    options = RunOptions(
+        speed=speed,
+        api=api,
+        stop=stop,
+        name=name,
+        kind=kind,
+        source=source,
+        created_by=created_by,
+        sim_start=sim_start,
+        client_id=client_id,
+        connect_timeout=connect_timeout,
+        drain_timeout=drain_timeout,
+        virtual_crews=virtual_crews,
+        crew_config=crew_config,
+    )
+    return ExerciseRun(settings, exercise_id, items, options).run()

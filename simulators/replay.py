@@ -37,6 +37,7 @@ from simulators.exercise_run import TimedMessage
 from simulators.feeds import SYS110
 from wuwang.contract import SOURCE_ID_PATTERN, Feed, Network, team_topic, wuwang_topic
 from wuwang.geo import MEAN_EARTH_RADIUS_M
+from wuwang.scope import LIVE
 
 # --- what to replay ------------------------------------------------------------------
 
@@ -253,11 +254,11 @@ def window_items(conn: psycopg.Connection[Any], start: datetime, end: datetime) 
     with conn.cursor(row_factory=dict_row) as cur:
         for k, (table, columns) in enumerate(FEED_COLUMNS.items()):
             query = sql.SQL(
-                "SELECT {cols} FROM {table} WHERE exercise_id IS NULL AND ts >= %s AND ts < %s "
-                "ORDER BY ts, received_at"
+                "SELECT {cols} FROM {table} WHERE {live} AND ts >= %s AND ts < %s ORDER BY ts, received_at"
             ).format(
                 cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*_COMMON, *columns)),
                 table=sql.Identifier(table),
+                live=LIVE.where(),
             )
             for row in cur.execute(query, (start, end)):
                 keyed.append((row["ts"], row["received_at"], k, message_for_row(table, row, start)))

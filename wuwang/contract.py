@@ -24,6 +24,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
+from wuwang.scope import Scope
 
 CONTRACT_VERSION = "v1"
 
@@ -106,6 +107,11 @@ class Topic:
     @property
     def is_team(self) -> bool:
         return self.network is None
+
+    @property
+    def scope(self) -> Scope:
+        """Live, or the exercise whose prefix the topic carried."""
+        return Scope.of(self.exercise_id)
 
     @property
     def source(self) -> str:

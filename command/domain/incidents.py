@@ -37,6 +37,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from command.domain.reasons import Reason, Said
 from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from wuwang.contract import Alarm, AlarmKind
+from wuwang.scope import Scope
 
 # --- errors -------------------------------------------------------------------
 
@@ -516,6 +517,11 @@ class Incident:
     @property
     def is_exercise(self) -> bool:
         return self.exercise_id is not None
+
+    @property
+    def scope(self) -> Scope:
+        """Live operations or its drill: what every row it leads to inherits."""
+        return Scope.of(self.exercise_id)
 
     @property
     def alarm_ids(self) -> tuple[str, ...]:

@@ -19,17 +19,16 @@ from command.deps import Caller, State, forbid, require
 from command.domain.grid import GridAction, GridStage, GridTransitionError
 from command.domain.vocabulary import Role
 from command.inputs import ApiIn, Text
+from command.routes.scope import ScopeNarrowing
 from command.security import Principal
 from command.services import grid as service
 from command.services.grid import NotFound, Refused, StaleVersion
 from command.state import CommandState
+from wuwang.exercises import EXERCISE_ID_RE
 
 router = APIRouter(prefix="/grid", tags=["grid"])
 
 CaseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-ExerciseQuery = Annotated[
-    Text | None, Query(min_length=1, max_length=64, description="an exercise's cases (planners, admin)")
-]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
@@ -87,7 +86,11 @@ class NewReport(ApiIn):
     )
     photo_url: str | None = Field(default=None, max_length=500)
     exercise_id: str | None = Field(
-        default=None, min_length=1, max_length=64, description="an exercise case (planners, admin)"
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=f"^{EXERCISE_ID_RE.pattern}$",
+        description="an exercise case (planners, admin)",
     )
     report_id: str | None = Field(
         default=None,
@@ -167,11 +170,11 @@ async def _guard(
 async def list_cases(
     state: State,
     who: Caller,
+    scope: ScopeNarrowing,
     stage: Annotated[GridStage | None, Query(description="only this stage (then `open` is ignored)")] = None,
     open: Annotated[bool, Query(description="only open cases (not closed or dismissed)")] = True,
     overdue: Annotated[bool | None, Query(description="true: only overdue; false: only not overdue")] = None,
     grid_cell_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
-    exercise_id: ExerciseQuery = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """The case list: overdue first (most overdue first), then newest. Field users get
@@ -187,7 +190,7 @@ async def list_cases(
             open_only=open,
             is_overdue=overdue,
             grid_cell_id=grid_cell_id,
-            exercise_id=exercise_id,
+            scope=scope,
             limit=limit,
         ),
     )
@@ -293,23 +296,19 @@ _KpiReader = Annotated[Principal, Depends(require("grid.kpis", *_CENTRE))]
 
 
 @router.get("/overdue", response_model=list[OverdueOut], responses={401: ERRORS[401], 403: ERRORS[403]})
-async def overdue(
-    state: State, who: _OverdueReader, exercise_id: ExerciseQuery = None
-) -> list[dict[str, Any]]:
+async def overdue(state: State, who: _OverdueReader, scope: ScopeNarrowing) -> list[dict[str, Any]]:
     """Cases past their deadline now, most overdue first: not handled by filed_at + SLA,
     or not filed or dismissed within an hour of discovery."""
-    return await _guard(
-        state, who, "grid.overdue", service.overdue_cases(state, who, exercise_id=exercise_id)
-    )
+    return await _guard(state, who, "grid.overdue", service.overdue_cases(state, who, scope=scope))
 
 
 @router.get("/kpis", response_model=KpisOut, responses={401: ERRORS[401], 403: ERRORS[403]})
 async def kpis(
     state: State,
     who: _KpiReader,
+    scope: ScopeNarrowing,
     days: Annotated[int, Query(ge=1, le=366, description="the period: the last N days, up to now")] = 30,
-    exercise_id: ExerciseQuery = None,
 ) -> dict[str, Any]:
     """结案率, mean and p90 time to close (discovery → 结案), on-time rate and cases per
     month over the cases filed in the period; the overdue count is as of now."""
-    return await _guard(state, who, "grid.kpis", service.kpis(state, who, days=days, exercise_id=exercise_id))
+    return await _guard(state, who, "grid.kpis", service.kpis(state, who, days=days, scope=scope))

@@ -20,6 +20,7 @@ from command.deps import Caller, State, forbid
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
 from command.domain.vocabulary import Role
 from command.inputs import ApiIn, Text
+from command.routes.scope import ScopeNarrowing
 from command.security import Principal
 from command.services import inbox as service
 from command.services.incident_store import NotFound, incident_body
@@ -167,13 +168,11 @@ _CORRELATION = AlarmIntake.default().rules
 async def list_inbox(
     state: State,
     who: Caller,
+    scope: ScopeNarrowing,
     row_state: Annotated[
         Literal["open", "expired", "promoted", "linked", "dismissed"],
         Query(alias="state", description="open: the inbox; expired: the review list (待复核)"),
     ] = "open",
-    exercise_id: Annotated[
-        Text | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    ] = None,
     incident_id: Annotated[
         Text | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     ] = None,
@@ -184,10 +183,10 @@ async def list_inbox(
     commanders see live rows, planners exercise rows, admins both; ``exercise_id``
     narrows to one drill (planners and admins)."""
     await _no_field_users(state, who, "inbox.read")
-    if exercise_id is not None and who.role not in (Role.PLANNER, Role.ADMIN):
+    if scope is not None and who.role not in (Role.PLANNER, Role.ADMIN):
         raise await forbid(state, who, "inbox.read", f"{who.role} may not see exercise rows")
     return await service.list_rows(
-        state, who, row_state=row_state, exercise_id=exercise_id, incident_id=incident_id, limit=limit
+        state, who, row_state=row_state, scope=scope, incident_id=incident_id, limit=limit
     )
 
 

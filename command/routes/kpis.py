@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 
 from command.deps import State, forbid, require
 from command.domain.vocabulary import Role
-from command.inputs import Text
+from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import kpis as service
 
@@ -36,20 +36,20 @@ Reader = Annotated[Principal, Depends(require("kpi.read", Role.OPERATOR, Role.CO
 async def kpis(
     state: State,
     who: Reader,
+    scope: ScopeQuery,
     window_hours: Annotated[
         float, Query(ge=0.01, le=24 * 366, description="incidents opened in the last N hours (at least 36 s)")
     ] = 24,
-    exercise_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
 ) -> dict[str, Any]:
-    if who.role is Role.PLANNER and exercise_id is None:
+    if who.role is Role.PLANNER and scope.is_live:
         raise await forbid(state, who, "kpi.read", "planners see exercise KPIs only: pass exercise_id")
-    if who.role in (Role.OPERATOR, Role.COMMANDER) and exercise_id is not None:
+    if who.role in (Role.OPERATOR, Role.COMMANDER) and scope.is_drill:
         raise await forbid(
             state,
             who,
             "kpi.read",
-            f"{who.role} sees live KPIs only, not exercise {exercise_id}",
+            f"{who.role} sees live KPIs only, not exercise {scope.exercise_id}",
             object_type="exercise",
-            object_id=exercise_id,
+            object_id=scope.exercise_id,
         )
-    return await service.kpis(state, window_hours=window_hours, exercise_id=exercise_id)
+    return await service.kpis(state, window_hours=window_hours, scope=scope)

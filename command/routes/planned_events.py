@@ -19,7 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from command.deps import Caller, State, forbid
 from command.domain import planned_events as pe
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
-from command.inputs import FROM_TEXT, ApiIn, Text
+from command.inputs import FROM_TEXT, ApiIn
+from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import inbox as inbox_service
 from command.services import planned_events as service
@@ -111,19 +112,17 @@ async def _authorise(
 async def list_events(
     state: State,
     who: Caller,
-    exercise_id: Annotated[
-        Text | None, Query(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-    ] = None,
+    scope: ScopeQuery,
     phase: Annotated[
         service.ListPhase, Query(description="current: scheduled and not over; all: cancelled and past too")
     ] = "current",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> list[dict[str, Any]]:
     """Live events (or one drill's, with ``exercise_id``), the soonest first."""
-    await _authorise(state, who, "read", exercise_id)
+    await _authorise(state, who, "read", scope.exercise_id)
     now = inbox_service.now()
     async with state.pool.connection() as conn:
-        events = await service.list_events(conn, now=now, exercise_id=exercise_id, phase=phase, limit=limit)
+        events = await service.list_events(conn, now=now, scope=scope, phase=phase, limit=limit)
     return [service.event_body(e, now) for e in events]
 
 

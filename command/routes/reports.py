@@ -58,8 +58,8 @@ async def _exercise(state: State, exercise_id: str) -> LoadedReport:
 
 async def _incident(state: State, who: Principal, incident_id: str) -> LoadedReport:
     try:
-        exercise_id = await service.incident_exercise_id(state, incident_id)
-        if who.role is Role.PLANNER and exercise_id is None:
+        scope = await service.incident_scope(state, incident_id)
+        if who.role is Role.PLANNER and scope.is_live:
             raise await forbid(
                 state,
                 who,

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -62,7 +62,7 @@ from command.services.incidents import actor_of, now, visible_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
-from wuwang.exercises import exercise_topic
+from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
 
@@ -87,12 +87,11 @@ def new_order_id(at: datetime) -> str:
     return f"ORD-{at:%Y%m%d}-{secrets.token_hex(5)}"
 
 
-def order_topic(team_id: str, exercise_id: str | None, leaf: str = "dispatch") -> str:
+def order_topic(team_id: str, scope: Scope, leaf: str = "dispatch") -> str:
     """Where an order goes (and its ack comes back): a drill's order to the drill's copy
     of the team's topic, which only the drill runner's virtual crews read — a real
     team's device never gets a drill order."""
-    topic = team_topic(team_id, leaf)
-    return topic if exercise_id is None else exercise_topic(exercise_id, topic)
+    return scope.topic(team_topic(team_id, leaf))
 
 
 def order_message(
@@ -127,7 +126,7 @@ def order_message(
         "grid_cell_id": incident.grid_cell_id,
         "issued_by": who.user_id,
         "reason": reason,
-        "ack_topic": order_topic(team_id, incident.exercise_id, "ack"),
+        "ack_topic": order_topic(team_id, incident.scope, "ack"),
     }
 
 
@@ -235,13 +234,13 @@ class DispatchResult:
     order: dict[str, Any]
 
 
-async def _in_force_order(
-    conn: AsyncConnection[Any], team_id: str, exercise_id: str | None
-) -> tuple[str, str] | None:
+async def _in_force_order(conn: AsyncConnection[Any], team_id: str, scope: Scope) -> tuple[str, str] | None:
     cur = await conn.execute(
-        "SELECT order_id, incident_id FROM dispatch_order WHERE team_id = %s"
-        " AND status IN ('pending','sent','acked') AND exercise_id IS NOT DISTINCT FROM %s",
-        (team_id, exercise_id),
+        sql.SQL(
+            "SELECT order_id, incident_id FROM dispatch_order WHERE team_id = %s"
+            " AND status IN ('pending','sent','acked') AND {}"
+        ).format(scope.where()),
+        (team_id, *scope.params),
     )
     row = await cur.fetchone()
     return (row[0], row[1]) if row is not None else None
@@ -283,7 +282,7 @@ async def dispatch(
                 raise
             if team is None:
                 raise NotFound(f"no team {team_id}")
-            live = incident.exercise_id is None
+            live = incident.scope.is_live
             if live and team[0] == "off_duty":
                 raise TeamUnavailable(f"team {team_id} is off duty; set its status first if it must go")
             address = await places.order_address(conn, incident)
@@ -306,7 +305,7 @@ async def dispatch(
             except psycopg.errors.UniqueViolation as exc:
                 if exc.diag.constraint_name not in _IN_FORCE_INDEXES:
                     raise
-                other = await _in_force_order(conn, team_id, incident.exercise_id)
+                other = await _in_force_order(conn, team_id, incident.scope)
                 where = f" (order {other[0]} on incident {other[1]})" if other else ""
                 raise TeamBusy(f"team already dispatched: {team_id}{where}") from None
             new = await store.append(conn, incident, events, audit_action="incident.dispatch")
@@ -316,7 +315,7 @@ async def dispatch(
                 )
             await conn.execute(
                 "INSERT INTO mqtt_outbox (topic, payload, order_id) VALUES (%s, %s, %s)",
-                (order_topic(team_id, incident.exercise_id), encode(message), order_id),
+                (order_topic(team_id, incident.scope), encode(message), order_id),
             )
             await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
             await audit.record(
@@ -341,7 +340,7 @@ async def dispatch(
     assert new is not None and order is not None
     wake_relay(state)
     await publish(state.redis, store.change_for(new))
-    if new.exercise_id is None:
+    if new.scope.is_live:  # a drill never changes the live team row
         await rosters.publish_team(state, team_id)
     await publish(
         state.redis, Change("order", order_id, order, exercise_id=order["exercise_id"], team_id=team_id)
@@ -399,7 +398,7 @@ async def release(
     assert new is not None
     wake_relay(state)
     await publish(state.redis, store.change_for(new))
-    if new.exercise_id is None:
+    if new.scope.is_live:  # a drill never changes the live team row
         await rosters.publish_team(state, team_id)
     if order is not None:
         await publish(
@@ -425,12 +424,13 @@ async def apply_ack(
     received_at: datetime,
     *,
     via: str = "mqtt",
-    exercise_id: str | None = None,
+    scope: Scope = LIVE,
 ) -> AckOutcome:
     """A team's answer to an order: ``accepted`` → acked; ``refused`` → refused (no longer
     in force; the team is available again and the console gets an alert to send
-    another). Idempotent; audited. ``exercise_id``: the world the ack came from (a drill's
-    ack topic, or None for a live one); it must be the order's."""
+    another). Idempotent; audited. ``scope``: the world the ack came from (a drill's
+    ack topic, or live); it must be the order's."""
+    exercise_id = scope.exercise_id
     at = min(ack.ts, received_at) if ack.ts is not None else received_at
     async with state.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
@@ -455,7 +455,7 @@ async def apply_ack(
             )
             return AckOutcome(False, why)
 
-        if order_exercise != exercise_id:
+        if Scope.of(order_exercise) != scope:
             # A real device never got a drill order, and a virtual crew must not answer a
             # live one (the same team ids live in both worlds).
             detail = {"reason": "ack from another world", "ack_exercise_id": exercise_id}
@@ -471,7 +471,7 @@ async def apply_ack(
             "UPDATE dispatch_order SET status = %s, acked_at = %s, ack_reason = %s WHERE order_id = %s",
             (wanted, at, ack.reason, ack.order_id),
         )
-        if wanted == "refused" and exercise_id is None:
+        if wanted == "refused" and scope.is_live:
             await conn.execute(
                 "UPDATE team SET status = 'available', status_at = %s"
                 " WHERE id = %s AND status = 'dispatched'",
@@ -687,9 +687,9 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     config = recommend_config(state)
     async with state.pool.connection() as conn:
         teams = await rosters.teams_with_positions(conn, state.redis)
-        if incident.exercise_id is not None:  # the drill's statuses over the live roster
-            drill_states, drill_orders = await exercises.team_overlay(conn, incident.exercise_id)
-            teams = overlay_team_statuses(teams, drill_states, drill_orders)
+        # The drill's statuses over the live roster (live: none).
+        drill_states, drill_orders = await exercises.team_overlay(conn, incident.scope)
+        teams = overlay_team_statuses(teams, drill_states, drill_orders)
         roster = await rosters.kept_duty_roster(state, conn, at)  # shifts only; statuses are fresh
         supplies = await _supply_rankings(conn, incident, requirements, location, at, state, config)
     by_id = {t.id: t for t in teams}
@@ -802,8 +802,8 @@ async def _supply_rankings(
             )
             for r in await cur.fetchall()
         ]
-        if incident.exercise_id is not None:  # stock the drill cut is gone, for the drill
-            lots = apply_stock_cuts(lots, await exercises.stock_cuts(conn, incident.exercise_id, items))
+        # Stock the drill cut is gone, for the drill (live: nothing cut).
+        lots = apply_stock_cuts(lots, await exercises.stock_cuts(conn, incident.scope, items))
         await cur.execute(
             "SELECT warehouse_id, item_code, per_day, lead_time_s FROM production_capacity"
             " WHERE item_code = ANY(%s)",

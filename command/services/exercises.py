@@ -53,6 +53,7 @@ from command.state import CommandState
 from wuwang.contract import exercise_source_prefix
 from wuwang.db import TIMESERIES_TABLES
 from wuwang.exercises import ControlAction, ExerciseKind, ExerciseStatus, control_stream
+from wuwang.scope import Scope
 from wuwang.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -573,10 +574,12 @@ async def _has_column(conn: AsyncConnection[Any], table: str, column: str) -> bo
 # --- a drill's world, for dispatch and the reserve ------------------------------------------------
 
 
-async def team_overlay(
-    conn: AsyncConnection[Any], exercise_id: str
-) -> tuple[dict[str, TeamStatus], set[str]]:
-    """The team statuses the drill set, and the teams with an exercise order in force."""
+async def team_overlay(conn: AsyncConnection[Any], scope: Scope) -> tuple[dict[str, TeamStatus], set[str]]:
+    """The team statuses the drill set, and the teams with an exercise order in force
+    (nothing live: the live roster is the truth there)."""
+    exercise_id = scope.exercise_id
+    if exercise_id is None:
+        return {}, set()
     cur = await conn.execute(
         "SELECT team_id, status FROM exercise_team_state WHERE exercise_id = %s", (exercise_id,)
     )
@@ -589,8 +592,12 @@ async def team_overlay(
 
 
 async def stock_cuts(
-    conn: AsyncConnection[Any], exercise_id: str, items: Sequence[str] | None = None
+    conn: AsyncConnection[Any], scope: Scope, items: Sequence[str] | None = None
 ) -> list[StockCut]:
+    """What the drill's "warehouse runs short" injects took away (nothing live)."""
+    exercise_id = scope.exercise_id
+    if exercise_id is None:
+        return []
     cur = await conn.execute(
         "SELECT warehouse_id, item_code, quantity FROM exercise_stock_cut WHERE exercise_id = %s"
         " AND (%s::text[] IS NULL OR item_code = ANY(%s::text[]))",

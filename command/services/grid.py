@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -57,6 +57,7 @@ from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Alarm
+from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
 
@@ -342,10 +343,16 @@ async def load(conn: AsyncConnection[Any], case_id: str, *, for_update: bool = F
     return _rebuild(_facts_of(row), steps)
 
 
-async def load_where(conn: AsyncConnection[Any], where: str, params: dict[str, Any]) -> list[Stored]:
+async def load_where(
+    conn: AsyncConnection[Any], where: str | sql.Composable, params: dict[str, Any]
+) -> list[Stored]:
     """Every case matching ``where`` (SQL over grid_case), replayed; two queries."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_CASE_COLUMNS} FROM grid_case WHERE {where}", params)
+        if isinstance(where, str):
+            where = sql.SQL(where)
+        await cur.execute(
+            sql.SQL("SELECT {} FROM grid_case WHERE {}").format(sql.SQL(_CASE_COLUMNS), where), params
+        )
         rows = await cur.fetchall()
         if not rows:
             return []
@@ -634,13 +641,13 @@ def _cell_of(state: CommandState, lat: float, lon: float) -> str:
 # --- who may -----------------------------------------------------------------------------
 
 
-def _scope_allows(who: Principal, exercise_id: str | None) -> str | None:
+def _scope_allows(who: Principal, scope: Scope) -> str | None:
     """None when ``who`` may work on a case of this scope, else the reason not."""
     if who.role == Role.ADMIN:
         return None
-    if exercise_id is not None and who.role != Role.PLANNER:
-        return f"{who.role} may not touch exercise {exercise_id} (planners and admin only)"
-    if exercise_id is None and who.role == Role.PLANNER:
+    if scope.is_drill and who.role != Role.PLANNER:
+        return f"{who.role} may not touch exercise {scope.exercise_id} (planners and admin only)"
+    if scope.is_live and who.role == Role.PLANNER:
         return "planners work on exercise cases only"
     return None
 
@@ -654,7 +661,7 @@ def can_see(who: Principal, s: Stored) -> bool:
     id or team id); planners exercise cases; others live cases (admin all)."""
     if who.role == Role.ADMIN:
         return True
-    if _scope_allows(who, s.facts.exercise_id) is not None:
+    if _scope_allows(who, Scope.of(s.facts.exercise_id)) is not None:
         return False
     if who.role == Role.FIELD:
         return _is_assigned(who, s.case) or s.case.reporter == who.user_id
@@ -662,7 +669,7 @@ def can_see(who: Principal, s: Stored) -> bool:
 
 
 def _may_act(who: Principal, s: Stored, action: GridAction) -> str | None:
-    if (reason := _scope_allows(who, s.facts.exercise_id)) is not None:
+    if (reason := _scope_allows(who, Scope.of(s.facts.exercise_id))) is not None:
         return reason
     if who.role == Role.FIELD:
         if action is not GridAction.HANDLE:
@@ -672,20 +679,21 @@ def _may_act(who: Principal, s: Stored, action: GridAction) -> str | None:
     return None
 
 
-def _list_scope(who: Principal, exercise_id: str | None) -> tuple[str, dict[str, Any]]:
-    """SQL over grid_case for what ``who`` may list (or refuse)."""
-    if exercise_id is not None:
+def _list_scope(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """SQL over grid_case for what ``who`` may list (or refuse): one scope's cases when
+    asked for, else what the role sees."""
+    if scope is not None:
         if who.role not in (Role.PLANNER, Role.ADMIN):
-            raise Refused(f"{who.role} may not see exercise {exercise_id} (planners and admin only)")
-        return "exercise_id = %(ex)s", {"ex": exercise_id}
+            raise Refused(f"{who.role} may not see exercise {scope.exercise_id} (planners and admin only)")
+        return scope.where(name="ex"), scope.named("ex")
     if who.role == Role.PLANNER:
-        return "exercise_id IS NOT NULL", {}
+        return sql.SQL("exercise_id IS NOT NULL"), {}
     if who.role == Role.FIELD:
         return (
-            "exercise_id IS NULL AND (assignee = ANY(%(me)s) OR reporter = %(user)s)",
+            sql.SQL("{} AND (assignee = ANY(%(me)s) OR reporter = %(user)s)").format(LIVE.where()),
             {"me": [x for x in (who.user_id, who.team_id) if x], "user": who.user_id},
         )
-    return "exercise_id IS NULL", {}
+    return LIVE.where(), {}
 
 
 # --- use-cases -----------------------------------------------------------------------------
@@ -706,7 +714,7 @@ async def create_case(
 ) -> tuple[dict[str, Any], bool]:
     """A report made by hand (发现) by an operator or a field user. ``report_id`` (the
     client's own id) makes a retry return the first case; returns (body, created)."""
-    if (reason := _scope_allows(who, exercise_id)) is not None:
+    if (reason := _scope_allows(who, Scope.of(exercise_id))) is not None:
         raise Refused(reason)
     source = f"console/{who.user_id}"
     key = f"{source}#{report_id}" if report_id else None
@@ -811,31 +819,33 @@ async def list_cases(
     open_only: bool = True,
     is_overdue: bool | None = None,
     grid_cell_id: str | None = None,
-    exercise_id: str | None = None,
+    scope: Scope | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """The case list: overdue first (most overdue first), then open, newest first."""
-    where, params = _list_scope(who, exercise_id)
-    clauses = [f"({where})"]
+    where, params = _list_scope(who, scope)
+    clauses: list[sql.Composable] = [sql.SQL("({})").format(where)]
     if stage is not None:
-        clauses.append("stage = %(stage)s")
+        clauses.append(sql.SQL("stage = %(stage)s"))
         params["stage"] = str(stage)
     elif open_only:
-        clauses.append("stage NOT IN ('closed', 'dismissed')")
+        clauses.append(sql.SQL("stage NOT IN ('closed', 'dismissed')"))
     if is_overdue is True:
-        clauses.append("due_at < %(now)s")
+        clauses.append(sql.SQL("due_at < %(now)s"))
     elif is_overdue is False:
-        clauses.append("(due_at IS NULL OR due_at >= %(now)s)")
+        clauses.append(sql.SQL("(due_at IS NULL OR due_at >= %(now)s)"))
     if grid_cell_id is not None:
-        clauses.append("grid_cell_id = %(cell)s")
+        clauses.append(sql.SQL("grid_cell_id = %(cell)s"))
         params["cell"] = grid_cell_id
     at = now()
     params |= {"now": at, "limit": limit}
     async with state.pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(
-            f"SELECT body FROM grid_case WHERE {' AND '.join(clauses)}"
-            " ORDER BY (due_at < %(now)s) IS TRUE DESC, due_at ASC NULLS LAST, discovered_at DESC"
-            " LIMIT %(limit)s",
+            sql.SQL(
+                "SELECT body FROM grid_case WHERE {}"
+                " ORDER BY (due_at < %(now)s) IS TRUE DESC, due_at ASC NULLS LAST, discovered_at DESC"
+                " LIMIT %(limit)s"
+            ).format(sql.SQL(" AND ").join(clauses)),
             params,
         )
         rows = await cur.fetchall()
@@ -862,30 +872,34 @@ def _overdue_body(o: Overdue, s: Stored) -> dict[str, Any]:
 
 
 async def overdue_cases(
-    state: CommandState, who: Principal, *, exercise_id: str | None = None
+    state: CommandState, who: Principal, *, scope: Scope | None = None
 ) -> list[dict[str, Any]]:
     """The domain's overdue list at now, most overdue first."""
-    where, params = _list_scope(who, exercise_id)
+    where, params = _list_scope(who, scope)
     at = now()
     async with state.pool.connection() as conn:
-        cases = await load_where(conn, f"({where}) AND due_at < %(now)s", {**params, "now": at})
+        cases = await load_where(
+            conn, sql.SQL("({}) AND due_at < %(now)s").format(where), {**params, "now": at}
+        )
     by_id = {s.case.id: s for s in cases}
     return [_overdue_body(o, by_id[o.case_id]) for o in overdue([s.case for s in cases], at, CONFIG)]
 
 
 async def kpis(
-    state: CommandState, who: Principal, *, days: int, exercise_id: str | None = None
+    state: CommandState, who: Principal, *, days: int, scope: Scope | None = None
 ) -> dict[str, Any]:
     """The domain's KPIs over the cases filed in the last ``days`` days, as of now."""
-    where, params = _list_scope(who, exercise_id)
+    where, params = _list_scope(who, scope)
     end = now()
     start = end - timedelta(days=days)
     async with state.pool.connection() as conn:
         cases = await load_where(
             conn,
-            f"({where}) AND ((filed_at >= %(start)s AND filed_at < %(end)s)"
-            " OR (stage = 'dismissed' AND discovered_at >= %(start)s AND discovered_at < %(end)s)"
-            " OR due_at IS NOT NULL)",
+            sql.SQL(
+                "({}) AND ((filed_at >= %(start)s AND filed_at < %(end)s)"
+                " OR (stage = 'dismissed' AND discovered_at >= %(start)s AND discovered_at < %(end)s)"
+                " OR due_at IS NOT NULL)"
+            ).format(where),
             {**params, "start": start, "end": end},
         )
     k = grid_kpis([s.case for s in cases], start, end, end, CONSOLE_TZ, CONFIG)

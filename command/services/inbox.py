@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from pydantic import ValidationError
 
@@ -69,6 +69,7 @@ from command.services.live import Change, publish
 from command.services.tasks import stop_task
 from command.state import CommandState
 from wuwang.contract import Alarm
+from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
 
@@ -158,9 +159,14 @@ def _row(r: dict[str, Any]) -> InboxRow:
     )
 
 
-async def _select(conn: AsyncConnection[Any], where: str, params: Any, suffix: str = "") -> list[InboxRow]:
+async def _select(
+    conn: AsyncConnection[Any], where: str | sql.Composable, params: Any, suffix: str = ""
+) -> list[InboxRow]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_COLUMNS} FROM triage_row WHERE {where} {suffix}", params)
+        query = sql.SQL("SELECT {} FROM triage_row WHERE {} {}").format(
+            sql.SQL(_COLUMNS), sql.SQL(where) if isinstance(where, str) else where, sql.SQL(suffix)
+        )
+        await cur.execute(query, params)
         return [_row(r) for r in await cur.fetchall()]
 
 
@@ -360,13 +366,13 @@ async def load_context(
 ) -> tuple[list[InboxRow], TriageContext]:
     """The open rows of the alarm's own key (to fold into) and what is near and recent
     in its scope: inbox rows, alarms that went to incidents, venues, planned events."""
-    scope = alarm_exercise_id(alarm)
+    scope = Scope.of(alarm_exercise_id(alarm))
     t = min(alarm.ts, at)
     since = t - timedelta(seconds=_horizon_s(rules))
     own = await _select(
         conn,
-        "source = %s AND category = %s AND exercise_id IS NOT DISTINCT FROM %s AND state = 'open'",
-        (alarm.source, alarm.category, scope),
+        sql.SQL("source = %s AND category = %s AND {} AND state = 'open'").format(scope.where()),
+        (alarm.source, alarm.category, *scope.params),
         "ORDER BY last_seen FOR UPDATE",
     )
     nearby: list[InboxRow] = []
@@ -379,12 +385,14 @@ async def load_context(
     )
     nearby = await _select(
         conn,
-        "exercise_id IS NOT DISTINCT FROM %(scope)s AND (last_seen >= %(since)s OR acted_at >= %(since)s)"
-        " AND ((source = %(source)s AND category = %(category)s)"
-        + (" OR (lat BETWEEN %(s)s AND %(n)s AND lon BETWEEN %(w)s AND %(e)s)" if box else "")
-        + ")",
+        sql.SQL(
+            "{} AND (last_seen >= %(since)s OR acted_at >= %(since)s)"
+            " AND ((source = %(source)s AND category = %(category)s)"
+            + (" OR (lat BETWEEN %(s)s AND %(n)s AND lon BETWEEN %(w)s AND %(e)s)" if box else "")
+            + ")"
+        ).format(scope.where(name="scope")),
         {
-            "scope": scope,
+            **scope.named("scope"),
             "since": since,
             "source": alarm.source,
             "category": alarm.category,
@@ -395,11 +403,14 @@ async def load_context(
     if box is not None:
         s, n, w, e = box
         cur = await conn.execute(
-            "SELECT payload FROM alarm_inbox WHERE exercise_id IS NOT DISTINCT FROM %s"
-            " AND incident_id IS NOT NULL AND received_at >= %s AND alarm_id <> %s"
-            " AND (payload->>'lat')::float8 BETWEEN %s AND %s AND (payload->>'lon')::float8 BETWEEN %s AND %s"
-            " ORDER BY received_at DESC LIMIT 500",
-            (scope, since, alarm.alarm_id, s, n, w, e),
+            sql.SQL(
+                "SELECT payload FROM alarm_inbox WHERE {}"
+                " AND incident_id IS NOT NULL AND received_at >= %s AND alarm_id <> %s"
+                " AND (payload->>'lat')::float8 BETWEEN %s AND %s"
+                " AND (payload->>'lon')::float8 BETWEEN %s AND %s"
+                " ORDER BY received_at DESC LIMIT 500"
+            ).format(scope.where()),
+            (*scope.params, since, alarm.alarm_id, s, n, w, e),
         )
         for (payload,) in await cur.fetchall():
             try:
@@ -684,15 +695,16 @@ async def refuse(state: CommandState, who: Principal, action: str, row_id: str, 
 ListState = Literal["open", "expired", "promoted", "linked", "dismissed"]
 
 
-def scope_filter(who: Principal, exercise_id: str | None) -> tuple[str, dict[str, Any]]:
-    """Live rows for operators and commanders; exercise rows for planners; admin both."""
-    if exercise_id is not None:
-        return "exercise_id = %(ex)s", {"ex": exercise_id}
+def scope_filter(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
+    """One scope's rows when asked for; else live rows for operators and commanders,
+    exercise rows for planners, admin both."""
+    if scope is not None:
+        return scope.where(name="ex"), scope.named("ex")
     if who.role == Role.PLANNER:
-        return "exercise_id IS NOT NULL", {}
+        return sql.SQL("exercise_id IS NOT NULL"), {}
     if who.role == Role.ADMIN:
-        return "TRUE", {}
-    return "exercise_id IS NULL", {}
+        return sql.SQL("TRUE"), {}
+    return LIVE.where(), {}
 
 
 async def list_rows(
@@ -700,14 +712,14 @@ async def list_rows(
     who: Principal,
     *,
     row_state: ListState = "open",
-    exercise_id: str | None = None,
+    scope: Scope | None = None,
     incident_id: str | None = None,
     limit: int = 200,
 ) -> list[dict[str, Any]]:
     """Open rows gravest first, then the latest alarm first (``inbox_order``); other
     states (the review list: ``expired``) the latest action first (``review_list``)."""
     rules = rules_of(state)
-    scope, params = scope_filter(who, exercise_id)
+    in_scope, params = scope_filter(who, scope)
     params |= {"state": row_state, "incident": incident_id, "limit": limit}
     order = (
         "ORDER BY severity_rank DESC, last_seen DESC, row_id"
@@ -717,7 +729,9 @@ async def list_rows(
     async with state.pool.connection() as conn:
         rows = await _select(
             conn,
-            f"({scope}) AND state = %(state)s AND (%(incident)s::text IS NULL OR incident_id = %(incident)s)",
+            sql.SQL(
+                "({}) AND state = %(state)s AND (%(incident)s::text IS NULL OR incident_id = %(incident)s)"
+            ).format(in_scope),
             params,
             f"{order} LIMIT %(limit)s",
         )

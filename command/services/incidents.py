@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
@@ -50,6 +50,7 @@ from command.services import incident_store as store
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Alarm
+from wuwang.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +82,15 @@ async def new_incident_id(conn: AsyncConnection[Any], at: datetime) -> str:
     return f"INC-{at:%Y%m%d}-{int(row[0]):06d}"
 
 
-async def open_views(conn: AsyncConnection[Any], exercise_id: str | None) -> list[IncidentView]:
+async def open_views(conn: AsyncConnection[Any], scope: Scope) -> list[IncidentView]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT id, incident_type, state, exercise_id, lat, lon, first_alarm_at, latest_alarm_at,"
-            " body->'sources' AS sources FROM incident WHERE is_open AND exercise_id IS NOT DISTINCT FROM %s"
-            f" AND latest_alarm_at > now() - interval '{_VIEW_HORIZON}'",
-            (exercise_id,),
+            sql.SQL(
+                "SELECT id, incident_type, state, exercise_id, lat, lon, first_alarm_at, latest_alarm_at,"
+                " body->'sources' AS sources FROM incident WHERE is_open AND {}"
+                " AND latest_alarm_at > now() - {}::interval"
+            ).format(scope.where(), sql.Literal(_VIEW_HORIZON)),
+            scope.params,
         )
         rows = await cur.fetchall()
     return [
@@ -107,8 +110,11 @@ async def open_views(conn: AsyncConnection[Any], exercise_id: str | None) -> lis
     ]
 
 
-async def _exercise_takes_alarms(conn: AsyncConnection[Any], exercise_id: str) -> bool:
-    cur = await conn.execute("SELECT status FROM exercise WHERE id = %s", (exercise_id,))
+async def _takes_alarms(conn: AsyncConnection[Any], scope: Scope) -> bool:
+    """Live operations always do; a drill while it exists and is not purged."""
+    if scope.exercise_id is None:
+        return True
+    cur = await conn.execute("SELECT status FROM exercise WHERE id = %s", (scope.exercise_id,))
     row = await cur.fetchone()
     return row is not None and row[0] != "purged"
 
@@ -126,12 +132,13 @@ class AlarmIntake:
 
     async def __call__(self, state: CommandState, alarm: Alarm) -> None:
         at = now()
-        exercise_id = alarm_exercise_id(alarm)
+        scope = Scope.of(alarm_exercise_id(alarm))
+        exercise_id = scope.exercise_id
         changed: Incident | None = None
         rows: list[InboxRow] = []
         triage_rules = inbox.rules_of(state)
         async with state.pool.connection() as conn, conn.transaction():
-            if exercise_id is not None and not await _exercise_takes_alarms(conn, exercise_id):
+            if not await _takes_alarms(conn, scope):
                 # A late message of a purged drill (or one nobody registered) must not
                 # bring the purged exercise back to life as new incidents.
                 log.warning(
@@ -151,16 +158,14 @@ class AlarmIntake:
                 return await grid_service.discover_from_alarm(state, conn, alarm, at=at)
             # A team's report belongs to its order's incident unless it says "new event".
             team = report_team(alarm)
-            route = (
-                None if team is None else route_team_report(alarm, await team_order(conn, team, exercise_id))
-            )
+            route = None if team is None else route_team_report(alarm, await team_order(conn, team, scope))
             if isinstance(route, ToOrderIncident):
                 changed = await _link_to_order_incident(conn, alarm, route, at)
             if route is not None:
                 log.info("report %s of team %s: %s", alarm.alarm_id, team, route.reason)
             else:
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (_CORRELATION_LOCK,))
-                changed, rows = await self._triage_and_correlate(conn, alarm, at, exercise_id, triage_rules)
+                changed, rows = await self._triage_and_correlate(conn, alarm, at, scope, triage_rules)
         await publish(
             state.redis,
             Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
@@ -174,7 +179,7 @@ class AlarmIntake:
         conn: AsyncConnection[Any],
         alarm: Alarm,
         at: datetime,
-        exercise_id: str | None,
+        scope: Scope,
         triage_rules: Any,
     ) -> tuple[Incident | None, list[InboxRow]]:
         changed: Incident | None = None
@@ -183,7 +188,7 @@ class AlarmIntake:
         rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
         if isinstance(triaged.outcome, ToIncident):
             promotion = triaged.outcome.promotion
-            decision = correlate(alarm, await open_views(conn, exercise_id), self.rules, at)
+            decision = correlate(alarm, await open_views(conn, scope), self.rules, at)
             if isinstance(decision, AlreadyLinked):
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)
@@ -204,7 +209,7 @@ class AlarmIntake:
                     actor=SYSTEM,
                     at=at,
                     source=source,
-                    exercise_id=exercise_id,
+                    exercise_id=scope.exercise_id,
                     reason=Said(why + decision.reason, decision.why),
                 )
                 changed = await store.append(conn, None, events, audit_action="incident.open")
@@ -217,14 +222,16 @@ class AlarmIntake:
         return changed, rows
 
 
-async def team_order(conn: AsyncConnection[Any], team_id: str, exercise_id: str | None) -> TeamOrder | None:
+async def team_order(conn: AsyncConnection[Any], team_id: str, scope: Scope) -> TeamOrder | None:
     """The team's order in force in the report's world (a drill's or the live one)."""
     cur = await conn.execute(
-        "SELECT o.order_id, o.incident_id, i.is_open FROM dispatch_order o"
-        " JOIN incident i ON i.id = o.incident_id"
-        " WHERE o.team_id = %s AND o.status IN ('pending','sent','acked')"
-        " AND o.exercise_id IS NOT DISTINCT FROM %s ORDER BY o.created_at DESC LIMIT 1",
-        (team_id, exercise_id),
+        sql.SQL(
+            "SELECT o.order_id, o.incident_id, i.is_open FROM dispatch_order o"
+            " JOIN incident i ON i.id = o.incident_id"
+            " WHERE o.team_id = %s AND o.status IN ('pending','sent','acked')"
+            " AND {} ORDER BY o.created_at DESC LIMIT 1"
+        ).format(scope.where("o")),
+        (team_id, *scope.params),
     )
     row = await cur.fetchone()
     return TeamOrder(row[0], row[1], bool(row[2])) if row is not None else None
@@ -381,18 +388,24 @@ def visible_incident(who: Principal, body: dict[str, Any]) -> bool:
 
 
 async def list_incidents(
-    state: CommandState, who: Principal, *, open_only: bool, limit: int, exercise_id: str | None = None
+    state: CommandState, who: Principal, *, open_only: bool, limit: int, scope: Scope | None = None
 ) -> list[dict[str, Any]]:
-    exercise_filter = "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
+    """The incidents the role sees (planners: every drill's, admins: all), or one
+    ``scope``'s when given."""
+    exercise_filter: sql.Composable = sql.SQL(
+        "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
+    )
     if str(who.role) == "admin":
-        exercise_filter = "TRUE"
-    if exercise_id is not None:
-        exercise_filter = "exercise_id = %(ex)s"
+        exercise_filter = sql.SQL("TRUE")
+    if scope is not None:
+        exercise_filter = scope.where(name="ex")
     async with state.pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(
-            f"SELECT body FROM incident WHERE ({exercise_filter}) AND (is_open OR NOT %(open)s)"
-            " ORDER BY is_open DESC, level ASC, opened_at DESC LIMIT %(limit)s",
-            {"open": open_only, "limit": limit, "ex": exercise_id},
+            sql.SQL(
+                "SELECT body FROM incident WHERE ({}) AND (is_open OR NOT %(open)s)"
+                " ORDER BY is_open DESC, level ASC, opened_at DESC LIMIT %(limit)s"
+            ).format(exercise_filter),
+            {"open": open_only, "limit": limit, **(scope.named("ex") if scope else {})},
         )
         rows = await cur.fetchall()
     return [r[0] for r in rows if visible_incident(who, r[0])]

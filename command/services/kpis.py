@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from command.domain.incidents import Incident, event_from_record, replay
 from command.domain.kpi import KpiReport, compute_kpis
 from command.services import reserve
 from command.state import CommandState
+from wuwang.scope import Scope
 
 
 async def _histories(conn: AsyncConnection[Any], incident_ids: Sequence[str]) -> list[Incident]:
@@ -67,7 +68,7 @@ def _report(report: KpiReport) -> dict[str, Any]:
 
 
 async def kpis(
-    state: CommandState, *, window_hours: float, exercise_id: str | None, now: datetime | None = None
+    state: CommandState, *, window_hours: float, scope: Scope, now: datetime | None = None
 ) -> dict[str, Any]:
     """KPIs over the incidents opened in the last ``window_hours`` (live ones, or one
     exercise's), open incidents by level (every open one, whatever its age), the teams
@@ -76,9 +77,11 @@ async def kpis(
     start = end - timedelta(hours=window_hours)
     async with state.pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT id FROM incident WHERE exercise_id IS NOT DISTINCT FROM %(ex)s"
-            " AND ((opened_at >= %(start)s AND opened_at < %(end)s) OR is_open) ORDER BY id",
-            {"ex": exercise_id, "start": start, "end": end},
+            sql.SQL(
+                "SELECT id FROM incident WHERE {}"
+                " AND ((opened_at >= %(start)s AND opened_at < %(end)s) OR is_open) ORDER BY id"
+            ).format(scope.where(name="ex")),
+            {"start": start, "end": end, **scope.named("ex")},
         )
         ids = [r[0] for r in await cur.fetchall()]
         incidents = await _histories(conn, ids)
@@ -86,7 +89,7 @@ async def kpis(
         row = await cur.fetchone()
         assert row is not None
         teams_available, teams_total = int(row[0]), int(row[1])
-    report = compute_kpis(incidents, window_start=start, window_end=end, exercise_id=exercise_id)
+    report = compute_kpis(incidents, window_start=start, window_end=end, exercise_id=scope.exercise_id)
     alerts = await reserve.alerts(state)
     return {
         **_report(report),

@@ -78,11 +78,11 @@ from wuwang.contract import (
     TeamStatusUpdate,
     parse_message,
     team_topic,
-    topic_exercise_id,
 )
-from wuwang.exercises import EXERCISE_PREFIX, exercise_topic
+from wuwang.exercises import EXERCISE_PREFIX
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import Delivery, MqttLink, Published
+from wuwang.scope import Scope
 
 if TYPE_CHECKING:
     from command.state import CommandState, Worker
@@ -174,11 +174,11 @@ def _team_of(topic: str) -> tuple[str, str] | None:
 
 def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
     """``exercise/v1/<exercise>/teams/v1/<team>/<leaf>`` → (exercise, team, leaf)."""
-    exercise_id = topic_exercise_id(topic)
-    if exercise_id is None:
+    scope = Scope.of_topic(topic)
+    if scope.exercise_id is None:
         return None
-    where = _team_of(topic.removeprefix(exercise_topic(exercise_id, "")))
-    return (exercise_id, *where) if where is not None else None
+    where = _team_of(scope.live_topic(topic))
+    return (scope.exercise_id, *where) if where is not None else None
 
 
 def _motion(p: TeamPosition) -> dict[str, float | int]:
@@ -302,7 +302,7 @@ class TeamFeed:
             if leaf == "ack":
                 ack = dispatch.OrderAck.model_validate_json(delivery.payload)
                 outcome = await dispatch.apply_ack(
-                    state, team_id, ack, delivery.received_at, exercise_id=exercise_id
+                    state, team_id, ack, delivery.received_at, scope=Scope.drill(exercise_id)
                 )
                 log.info(
                     "exercise %s: ack from %s for %s: %s", exercise_id, team_id, ack.order_id, outcome.why
@@ -356,7 +356,7 @@ class TeamFeed:
         if p.status is TeamStatus.ON_SCENE and p.incident_id:
             await _exercise_arrival(state, exercise_id, team_id, p.incident_id, at)
         elif p.status is TeamStatus.EN_ROUTE and result.applied:
-            await team_record.record_en_route(state, team_id, at, exercise_id)
+            await team_record.record_en_route(state, team_id, at, Scope.drill(exercise_id))
 
 
 async def _exercise_arrival(

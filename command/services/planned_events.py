@@ -11,7 +11,7 @@ from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from command import audit
@@ -19,6 +19,7 @@ from command.domain import planned_events as pe
 from command.domain.triage import PlannedEvent, TriageRules
 from command.security import Principal
 from command.services.incident_store import NotFound
+from wuwang.scope import Scope
 
 _COLUMNS = (
     "event_id, name, place, lat, lon, radius_m, starts_at, ends_at, exercise_id, created_by, created_at,"
@@ -33,10 +34,15 @@ def _event(r: dict[str, Any]) -> pe.EventRecord:
 
 
 async def _select(
-    conn: AsyncConnection[Any], where: str, params: Any, suffix: str = ""
+    conn: AsyncConnection[Any], where: str | sql.Composable, params: Any, suffix: str = ""
 ) -> list[pe.EventRecord]:
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(f"SELECT {_COLUMNS} FROM planned_event WHERE {where} {suffix}", params)
+        if isinstance(where, str):
+            where = sql.SQL(where)
+        query = sql.SQL("SELECT {} FROM planned_event WHERE {} {}").format(
+            sql.SQL(_COLUMNS), where, sql.SQL(suffix)
+        )
+        await cur.execute(query, params)
         return [_event(r) for r in await cur.fetchall()]
 
 
@@ -107,19 +113,19 @@ async def list_events(
     conn: AsyncConnection[Any],
     *,
     now: datetime,
-    exercise_id: str | None,
+    scope: Scope,
     phase: ListPhase = "current",
     limit: int = 200,
 ) -> list[pe.EventRecord]:
     """Events of one scope (live, or one drill), the soonest first. ``current``:
     scheduled and not yet over; ``all``: cancelled and past ones too."""
-    where = "exercise_id IS NOT DISTINCT FROM %(ex)s"
+    where: sql.Composable = scope.where(name="ex")
     if phase == "current":
-        where += " AND state = 'scheduled' AND ends_at >= %(now)s"
+        where = sql.SQL("{} AND state = 'scheduled' AND ends_at >= %(now)s").format(where)
     return await _select(
         conn,
         where,
-        {"ex": exercise_id, "now": now, "limit": limit},
+        {**scope.named("ex"), "now": now, "limit": limit},
         "ORDER BY starts_at, event_id LIMIT %(limit)s",
     )
 
@@ -133,7 +139,7 @@ def _margins(rules: TriageRules) -> tuple[timedelta, timedelta]:
 
 
 async def risk_context(
-    conn: AsyncConnection[Any], t: datetime, exercise_id: str | None, rules: TriageRules
+    conn: AsyncConnection[Any], t: datetime, scope: Scope, rules: TriageRules
 ) -> Sequence[PlannedEvent]:
     """The scheduled events of the alarm's scope running around ``t`` (with the rules'
     margins); the domain checks place and exact time."""
@@ -142,9 +148,10 @@ async def risk_context(
     before, after = _margins(rules)
     found = await _select(
         conn,
-        "state = 'scheduled' AND exercise_id IS NOT DISTINCT FROM %(ex)s"
-        " AND starts_at <= %(late)s AND ends_at >= %(early)s",
-        {"ex": exercise_id, "late": t + before, "early": t - after},
+        sql.SQL("state = 'scheduled' AND {} AND starts_at <= %(late)s AND ends_at >= %(early)s").format(
+            scope.where(name="ex")
+        ),
+        {**scope.named("ex"), "late": t + before, "early": t - after},
         "ORDER BY event_id LIMIT 200",
     )
     return pe.risk_context(found)

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from itertools import groupby
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from command.domain import after_action as aa
@@ -30,6 +30,7 @@ from command.domain.incidents import Event, Incident, event_from_record, replay
 from command.services import plans as plans_service
 from command.services.incident_store import NotFound
 from command.state import CommandState
+from wuwang.scope import Scope
 
 #: At most this many GPS points per team are drawn (evenly thinned beyond it), so a
 #: long exercise still gives a report that opens quickly on a duty officer's machine.
@@ -72,12 +73,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def _events_of(conn: AsyncConnection[Any], where: str, param: Any) -> list[list[Event]]:
+async def _events_of(
+    conn: AsyncConnection[Any], where: sql.Composable, params: Sequence[Any]
+) -> list[list[Event]]:
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            "SELECT incident_id, seq, kind, at, actor, actor_role, reason, data FROM incident_event"
-            f" WHERE {where} ORDER BY incident_id, seq",
-            (param,),
+            sql.SQL(
+                "SELECT incident_id, seq, kind, at, actor, actor_role, reason, data FROM incident_event"
+                " WHERE {} ORDER BY incident_id, seq"
+            ).format(where),
+            params,
         )
         rows = await cur.fetchall()
     return [[event_from_record(r) for r in grp] for _, grp in groupby(rows, key=lambda r: r["incident_id"])]
@@ -131,7 +136,7 @@ def _thin(points: list[aa.TrackPoint]) -> list[aa.TrackPoint]:
 
 
 async def _tracks(
-    conn: AsyncConnection[Any], records: Sequence[aa.IncidentRecord], exercise_id: str | None, now: datetime
+    conn: AsyncConnection[Any], records: Sequence[aa.IncidentRecord], scope: Scope, now: datetime
 ) -> dict[str, list[aa.TrackPoint]]:
     """Each dispatched team's points while it was on an incident of the report: from
     its dispatch to its release (or the incident's end, or now), from the report's own
@@ -146,9 +151,11 @@ async def _tracks(
     for team_id, spans in sorted(windows.items()):
         start, end = min(s for s, _ in spans), max(e for _, e in spans)
         cur = await conn.execute(
-            "SELECT ts, lat, lon FROM team_position WHERE team_id = %s"
-            " AND exercise_id IS NOT DISTINCT FROM %s AND ts BETWEEN %s AND %s ORDER BY ts",
-            (team_id, exercise_id, start, end),
+            sql.SQL(
+                "SELECT ts, lat, lon FROM team_position WHERE team_id = %s AND {}"
+                " AND ts BETWEEN %s AND %s ORDER BY ts"
+            ).format(scope.where()),
+            (team_id, *scope.params, start, end),
         )
         points = [
             aa.TrackPoint(ts, float(lat), float(lon))
@@ -199,9 +206,10 @@ async def exercise_report(
             row = await cur.fetchone()
         if row is None:
             raise NotFound(f"no exercise {exercise_id}")
-        histories = await _events_of(conn, "exercise_id = %s", exercise_id)
+        scope = Scope.drill(exercise_id)
+        histories = await _events_of(conn, scope.where(), scope.params)
         records = await _records(state, conn, histories)
-        tracks = await _tracks(conn, records, exercise_id, at)
+        tracks = await _tracks(conn, records, scope, at)
         layer = await _map_layer(conn, records)
     exercise = {k: _iso(v) for k, v in row.items()}
     # The run's own wall-clock span widens the report's (an exercise with a quiet end).
@@ -218,9 +226,9 @@ async def exercise_report(
     return LoadedReport(report, layer, exercise, words_of(state))
 
 
-async def incident_exercise_id(state: CommandState, incident_id: str) -> str | None:
-    """The incident's exercise id (None: live); :class:`NotFound` when there is none.
-    Read before the whole report, so a refusal costs one small query."""
+async def incident_scope(state: CommandState, incident_id: str) -> Scope:
+    """The incident's scope (live, or its drill); :class:`NotFound` when there is no
+    such incident. Read before the whole report, so a refusal costs one small query."""
     async with state.pool.connection() as conn:
         cur = await conn.execute(
             "SELECT exercise_id FROM incident_event WHERE incident_id = %s AND seq = 1", (incident_id,)
@@ -228,8 +236,7 @@ async def incident_exercise_id(state: CommandState, incident_id: str) -> str | N
         row = await cur.fetchone()
     if row is None:
         raise NotFound(f"no incident {incident_id}")
-    value: str | None = row[0]
-    return value
+    return Scope.of(row[0])
 
 
 async def incident_report(
@@ -238,12 +245,12 @@ async def incident_report(
     """The report of one incident (live or exercise); :class:`NotFound` when unknown."""
     at = now or _now()
     async with state.pool.connection() as conn:
-        histories = await _events_of(conn, "incident_id = %s", incident_id)
+        histories = await _events_of(conn, sql.SQL("incident_id = %s"), (incident_id,))
         if not histories:
             raise NotFound(f"no incident {incident_id}")
         records = await _records(state, conn, histories)
         incident = records[0].incident
-        tracks = await _tracks(conn, records, incident.exercise_id, at)
+        tracks = await _tracks(conn, records, incident.scope, at)
         layer = await _map_layer(conn, records)
     report = aa.build_report(
         kind="incident",

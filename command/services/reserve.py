@@ -71,6 +71,7 @@ from command.services import exercises
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang.scope import Scope
 from wuwang.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,10 @@ class IncidentScope:
     state: str
     body: dict[str, Any]
 
+    @property
+    def scope(self) -> Scope:
+        return Scope.of(self.exercise_id)
+
 
 async def incident_scope(state: CommandState, incident_id: str) -> IncidentScope:
     async with state.pool.connection() as conn:
@@ -127,7 +132,7 @@ async def incident_scope(state: CommandState, incident_id: str) -> IncidentScope
 async def authorise_act(state: CommandState, who: Principal, inc: IncidentScope, action: str) -> None:
     """Operators, commanders and admins act on any incident; planners only on exercise
     incidents; field users never (the route's role check already refused them)."""
-    if who.role is Role.PLANNER and inc.exercise_id is None:
+    if who.role is Role.PLANNER and inc.scope.is_live:
         raise await forbid(
             state,
             who,
@@ -445,18 +450,16 @@ async def incident_allocations(state: CommandState, incident_id: str) -> dict[st
 # --- reserving ---------------------------------------------------------------------------
 
 
-_USABLE_LIVE = """
-    SELECT id, warehouse_id, item_code, quantity, reserved, expires_on FROM stock_lot
-     WHERE item_code = %(item)s AND (%(wh)s::text IS NULL OR warehouse_id = %(wh)s)
-       AND quantity > reserved AND (expires_on IS NULL OR expires_on >= %(today)s)
-"""
-
-# An exercise sees what live operations leave free, minus what the same exercise holds.
-_USABLE_EXERCISE = """
-    SELECT l.id, l.warehouse_id, l.item_code, l.quantity - l.reserved AS free,
-           coalesce((SELECT sum(a.reserved + a.issued - a.returned) FROM stock_allocation a
-                       JOIN incident i ON i.id = a.incident_id
-                      WHERE a.lot_id = l.id AND i.exercise_id = %(ex)s), 0) AS held,
+# A lot as one scope sees it: (on hand, held by the scope). Live operations hold stock
+# on the lot itself (stock_lot.reserved); a drill sees what live operations leave free,
+# and holds only what its own incidents' allocations say (drills never touch the lot).
+_USABLE = """
+    SELECT l.id, l.warehouse_id, l.item_code,
+           CASE WHEN %(ex)s::text IS NULL THEN l.quantity ELSE l.quantity - l.reserved END AS on_hand,
+           CASE WHEN %(ex)s::text IS NULL THEN l.reserved
+                ELSE coalesce((SELECT sum(a.reserved + a.issued - a.returned) FROM stock_allocation a
+                                 JOIN incident i ON i.id = a.incident_id
+                                WHERE a.lot_id = l.id AND i.exercise_id = %(ex)s), 0) END AS held,
            l.expires_on
       FROM stock_lot l
      WHERE l.item_code = %(item)s AND (%(wh)s::text IS NULL OR l.warehouse_id = %(wh)s)
@@ -485,8 +488,11 @@ async def _movement(
     )
 
 
-async def _exercise_lock(conn: AsyncConnection[Any], exercise_id: str) -> None:
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"wuwang:reserve:{exercise_id}",))
+async def _drill_lock(conn: AsyncConnection[Any], scope: Scope) -> None:
+    """A drill's holds are rows of allocations only, checked against what it read: one
+    transaction per drill at a time. Live holds are guarded by the lot's own UPDATE."""
+    if scope.is_drill:
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (scope.lock_key("reserve"),))
 
 
 async def _check_open(conn: AsyncConnection[Any], incident_id: str, what: str) -> None:
@@ -546,27 +552,21 @@ async def reserve_for_incident(
         try:
             async with state.pool.connection() as conn, conn.transaction():
                 await _check_open(conn, incident_id, f"reserve {item_code}")
-                params = {"item": item_code, "wh": warehouse_id, "today": today, "ex": inc.exercise_id}
-                if inc.exercise_id is None:
-                    cur = await conn.execute(_USABLE_LIVE, params)
-                    usable = [StockLot(*row) for row in await cur.fetchall()]
-                else:
-                    await _exercise_lock(conn, inc.exercise_id)
-                    cur = await conn.execute(_USABLE_EXERCISE, params)
-                    usable = []
-                    for lot_id, wh, code, free, held, expires in await cur.fetchall():
-                        free = max(int(free), 0)
-                        usable.append(StockLot(lot_id, wh, code, free, min(int(held), free), expires))
-                    # Less what the drill's "warehouse runs short" injects took away.
-                    usable = apply_stock_cuts(
-                        usable, await exercises.stock_cuts(conn, inc.exercise_id, [item_code])
-                    )
+                scope = inc.scope
+                await _drill_lock(conn, scope)
+                params = {"item": item_code, "wh": warehouse_id, "today": today, "ex": scope.exercise_id}
+                cur = await conn.execute(_USABLE, params)
+                usable = []
+                for lot_id, wh, code, on_hand, held, expires in await cur.fetchall():
+                    on_hand = max(int(on_hand), 0)
+                    usable.append(StockLot(lot_id, wh, code, on_hand, min(int(held), on_hand), expires))
+                usable = apply_stock_cuts(usable, await exercises.stock_cuts(conn, scope, [item_code]))
                 last_available = sum(lot.available for lot in usable)
                 picks = pick_lots(usable, item_code, quantity, today, warehouse_id)
                 by_id = {lot.id: lot for lot in usable}
                 for pick in picks:
                     reserve(by_id[pick.lot_id], Allocation(incident_id, pick.lot_id), pick.quantity, today)
-                    if inc.exercise_id is None:
+                    if scope.is_live:  # a drill's hold is its allocation row only
                         cur = await conn.execute(
                             "UPDATE stock_lot SET reserved = reserved + %(q)s WHERE id = %(lot)s"
                             " AND quantity - reserved >= %(q)s"
@@ -707,8 +707,7 @@ async def move_stock(
         async with state.pool.connection() as conn, conn.transaction():
             if movement == "issue":
                 await _check_open(conn, incident_id, f"issue stock of lot {lot_id}")
-            if inc.exercise_id is not None:
-                await _exercise_lock(conn, inc.exercise_id)
+            await _drill_lock(conn, inc.scope)
             cur = await conn.execute(
                 "SELECT id, warehouse_id, item_code, quantity, reserved, expires_on FROM stock_lot"
                 " WHERE id = %s FOR UPDATE",
@@ -727,7 +726,7 @@ async def move_stock(
             if arow is None:
                 raise NotFound(f"incident {incident_id} holds nothing of lot {lot_id}")
             alloc = Allocation(incident_id, lot_id, *arow)
-            if inc.exercise_id is not None:
+            if inc.scope.is_drill:
                 # Virtual: the exercise's hold checked against a lot of its own.
                 lot = StockLot(
                     lot.id,
@@ -747,7 +746,7 @@ async def move_stock(
                 new = consume(alloc, quantity)
             params = {"q": quantity, "lot": lot_id, "inc": incident_id}
             lot_sql = _LOT_SQL[movement]
-            if inc.exercise_id is None and lot_sql is not None:
+            if inc.scope.is_live and lot_sql is not None:
                 cur = await conn.execute(lot_sql, params)
                 if cur.rowcount != 1:
                     raise StockConflict(f"lot {lot_id} changed meanwhile; nothing was moved, try again")

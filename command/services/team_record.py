@@ -26,6 +26,7 @@ from command.security import Principal
 from command.services import incident_store as store
 from command.services import incidents as incident_service
 from command.state import CommandState
+from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,10 @@ async def record_acknowledged(
         log.info("ack of %s for %s not on the record of %s: %s", team_id, order_id, incident_id, exc)
 
 
-async def record_en_route(
-    state: CommandState, team_id: str, at: datetime, exercise_id: str | None = None
-) -> None:
+async def record_en_route(state: CommandState, team_id: str, at: datetime, scope: Scope = LIVE) -> None:
     """On the incident of the team's order in force (in its world), if it has one."""
     async with state.pool.connection() as conn:
-        order = await incident_service.team_order(conn, team_id, exercise_id)
+        order = await incident_service.team_order(conn, team_id, scope)
     if order is None or not order.incident_open:
         return
     crew = _crew(team_id)

@@ -28,6 +28,7 @@ from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layout import exercise as ex
 from dashboard.layout import inbox as ib
+from wuwang.scope import Scope
 
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
 #: How many rows a list fetches (the header counts show "N+" past it).
@@ -61,7 +62,8 @@ def in_scope(row: dict[str, Any], mode: str, ident: str | None) -> bool:
 async def fetch_rows(
     console: Console, token: str, state: str, mode: str, ident: str | None
 ) -> list[dict[str, Any]]:
-    got = await console.api.get("/inbox", token, state=state, exercise_id=ident, limit=LIST_LIMIT)
+    # No id: no narrowing ("live" and "all" differ by role, and in_scope below).
+    got = await console.api.get("/inbox", token, state=state, limit=LIST_LIMIT, **Scope.of(ident).query())
     rows = [r for r in got if isinstance(r, dict)] if isinstance(got, list) else []
     return [r for r in rows if in_scope(r, mode, ident)]
 

@@ -17,6 +17,7 @@ from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
+from wuwang.scope import Scope
 
 
 def tile(value: str, label: str, *, key: str, state: str = "", title: str | None = None) -> html.Div:
@@ -89,7 +90,7 @@ def register(app: Dash, console: Console) -> None:
         if exercise_mode and exercise_id is None:  # a planner who has not chosen an exercise
             return html.Div(t(lang, "kpi.planner"), className="muted")
         try:
-            k = await console.api.get("/kpis", token, window_hours=24, exercise_id=exercise_id)
+            k = await console.api.get("/kpis", token, window_hours=24, **Scope.of(exercise_id).query())
         except ApiError as exc:
             return html.Div(error_text(lang, exc), className="muted")
         return tiles(lang, k, console.settings.dashboard_call_target_s)
