@@ -15,10 +15,11 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -673,6 +674,11 @@ class FeedSpec:
         return (*HEAD_COLUMNS, *self.columns, *TAIL_COLUMNS)
 
     @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The payload fields a message must carry, in the model's order."""
+        return tuple(name for name, info in self.model.model_fields.items() if info.is_required())
+
+    @property
     def schema_name(self) -> str:
         """Its JSON Schema's name (docs/schemas/<name>.schema.json): a feed only teams send
         is ``team-<feed>``."""
@@ -921,6 +927,8 @@ FEEDS = FeedSpecs(
     )
 )
 
+#: Each feed's payload model (derived: the specification holds it).
+PAYLOAD_MODELS: Mapping[Feed, type[_Payload]] = MappingProxyType({spec.feed: spec.model for spec in FEEDS})
 WUWANG_FEEDS = FEEDS.on("wuwang")  # on wuwang/v1/<network>/<feed>/<source_id>
 TEAM_FEEDS = FEEDS.on("teams")  # on teams/v1/<team_id>/<feed>
 
