@@ -10,6 +10,7 @@ the catalogues.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -45,6 +46,8 @@ from wuwang.contract import (
     encode,
     parse_message,
     parse_topic,
+    team_topic,
+    wuwang_topic,
 )
 from wuwang.exercises import exercise_topic
 
@@ -87,6 +90,16 @@ def _fuel_row(msg: Message, place: Place) -> tuple[Any, ...]:
     return (msg.topic.source_id, p.id, p.percent, bigint_column(p.odometer_km, "odometer_km"))
 
 
+def _noise_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = {k: row[k] for k in ("device_id", "db", "lat", "lon")}
+    return wuwang_topic(row["network"], "noise", row["source_id"]), f"noise {row['device_id']}", fields
+
+
+def _fuel_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = {k: row[k] for k in ("percent", "odometer_km") if row[k] is not None}
+    return team_topic(row["team_id"], "fuel"), f"fuel {row['team_id']}", fields
+
+
 NOISE = FeedSpec(
     feed=MadeUp.NOISE,  # type: ignore[arg-type]  # a feed of this test only
     topics=("wuwang/v1/+/noise/+",),
@@ -94,6 +107,7 @@ NOISE = FeedSpec(
     table="noise_level",
     columns=("network", "source_id", "msg_id", "device_id", "db", "lat", "lon", "grid_cell_id"),
     row=_noise_row,
+    message=_noise_message,
     alarm=None,
     chart=Chart.PER_MINUTE,
     colour="#ffffff",
@@ -106,6 +120,7 @@ FUEL = FeedSpec(
     table="team_fuel",
     columns=("team_id", "msg_id", "percent", "odometer_km"),
     row=_fuel_row,
+    message=_fuel_message,
     alarm=None,
     chart=None,
     colour="#ffffff",
@@ -164,6 +179,16 @@ def test_a_new_feed_is_parsed_with_its_model_and_stored_by_its_row_builder(exten
     table, row = row_for(fuel, place_of(fuel, DEG, {}), feeds=extended)
     assert table == "team_fuel"
     assert row == (NOW, NOW, True, "T-001", "f1", 40.0, None, "{}", None)
+    # A replay reads the row back into the message it came from.
+    spec = extended[MadeUp.FUEL]  # type: ignore[index]
+    stored = dict(zip(spec.table_columns, row, strict=True))
+    assert spec.message(stored) == ("teams/v1/T-001/fuel", "fuel T-001", {"percent": 40.0})
+    noise = extended[MadeUp.NOISE]  # type: ignore[index]
+    topic, _, fields = noise.message(values)
+    again = extended.parse_message(topic, encode({"id": "n1", **fields}), NOW)
+    assert row_for(again, place_of(again, DEG, {}), feeds=extended)[1][3:-2] == row_for(
+        msg, place_of(msg, DEG, {}), feeds=extended)[1][3:-2]
+
     # What the database would refuse is dead-lettered with the field named, as for any feed.
     big = {"id": "f2", "percent": 1.0, "odometer_km": 2**63}
     bad = extended.parse_message("teams/v1/T-001/fuel", encode(big), NOW)

@@ -617,6 +617,62 @@ def _status_row(msg: Message, place: Place) -> tuple[Any, ...]:
     return (msg.topic.source_id, p.id, str(p.status), p.incident_id, bigint_column(p.seq, "seq"))
 
 
+#: The message a stored live row came from, for a replay: (topic, a label for the log,
+#: payload fields other than ``id``) from the row's ``columns`` by name. The inverse of
+#: a ``RowBuilder``; ``ts``, ``received_at``, ``msg_id`` and ``extra`` are the replay's.
+RowReader = Callable[[Mapping[str, Any]], tuple[str, str, dict[str, Any]]]
+
+
+def _given(row: Mapping[str, Any], names: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+    """The row's ``names``, and those of ``optional`` that are not NULL (left out of the message)."""
+    out = {n: row[n] for n in names}
+    out.update({n: row[n] for n in optional if row[n] is not None})
+    return out
+
+
+def _sensor_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    # lat/lon are stored from the registry when the device sent none: sending them is
+    # still a valid message, at the same place.
+    located = ("lat", "lon") if row["lat"] is not None and row["lon"] is not None else ()
+    fields = _given(row, ("device_id", "kind", "value", "unit"), located)
+    return wuwang_topic(row["network"], Feed.SENSOR, row["source_id"]), f"sensor {row['device_id']}", fields
+
+
+def _video_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("camera_id", "event", "confidence", "lat", "lon"), ("snapshot_url", "bbox"))
+    topic = wuwang_topic(row["network"], Feed.VIDEO, row["source_id"])
+    return topic, f"video {row['camera_id']} {row['event']}", fields
+
+
+def _call_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(
+        row, ("call_id", "category", "lat", "lon", "address", "description", "caller"), ("priority",)
+    )
+    topic = wuwang_topic(row["network"], Feed.CALL, row["source_id"])
+    return topic, f"call {row['call_id']} {row['category']}", fields
+
+
+def _report_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("reporter", "category", "description", "lat", "lon"), ("photo_url",))
+    # A team's report came on teams/v1/<team>/report (no network); a grid worker's on wuwang/v1.
+    topic = (
+        team_topic(row["team_id"], "report")
+        if row["team_id"] is not None
+        else wuwang_topic(row["network"], Feed.REPORT, row["source_id"])
+    )
+    return topic, f"report {row['reporter']}", fields
+
+
+def _position_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("lat", "lon"), ("speed", "heading", "seq"))
+    return team_topic(row["team_id"], "position"), f"position {row['team_id']}", fields
+
+
+def _status_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("status",), ("incident_id", "seq"))
+    return team_topic(row["team_id"], "status"), f"status {row['team_id']} {row['status']}", fields
+
+
 class Chart(StrEnum):
     """How the console charts a feed."""
 
@@ -642,6 +698,7 @@ class FeedSpec:
     table: str
     columns: tuple[str, ...]  # the feed's own columns, between HEAD_COLUMNS and TAIL_COLUMNS
     row: RowBuilder
+    message: RowReader  # the inverse of ``row`` (replays of recorded windows)
     alarm: AlarmKind | None  # the alarm its messages raise (rules: ingest/alarms.py); None: none
     chart: Chart | None  # None: not charted (no per-minute counts)
     colour: str  # its colour on charts
@@ -716,6 +773,13 @@ class FeedSpecs:
 
     def __getitem__(self, feed: Feed) -> FeedSpec:
         return self._by_feed[feed]
+
+    def of_table(self, table: str) -> FeedSpec:
+        """The feed stored in ``table``; KeyError for any other table."""
+        for spec in self.specs:
+            if spec.table == table:
+                return spec
+        raise KeyError(table)
 
     @property
     def feeds(self) -> tuple[Feed, ...]:
@@ -828,6 +892,7 @@ FEEDS = FeedSpecs(
             table="sensor_reading",
             columns=(*_NETWORK_COLUMNS, "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id"),
             row=_sensor_row,
+            message=_sensor_message,
             alarm="sensor",
             chart=Chart.PER_MINUTE,
             colour="#4fc3f7",
@@ -850,6 +915,7 @@ FEEDS = FeedSpecs(
                 "grid_cell_id",
             ),
             row=_video_row,
+            message=_video_message,
             alarm="video",
             chart=Chart.PER_MINUTE,
             colour="#ec407a",
@@ -873,6 +939,7 @@ FEEDS = FeedSpecs(
                 "grid_cell_id",
             ),
             row=_call_row,
+            message=_call_message,
             alarm="call",
             chart=Chart.PER_MINUTE,
             colour="#ffb300",
@@ -895,6 +962,7 @@ FEEDS = FeedSpecs(
                 "grid_cell_id",
             ),
             row=_report_row,
+            message=_report_message,
             alarm="report",
             chart=Chart.PER_MINUTE,
             colour="#9ccc65",
@@ -907,6 +975,7 @@ FEEDS = FeedSpecs(
             table="team_position",
             columns=("team_id", "msg_id", "lat", "lon", "speed", "heading", "seq", "grid_cell_id"),
             row=_position_row,
+            message=_position_message,
             alarm=None,
             chart=None,
             colour="#b0bec5",
@@ -919,6 +988,7 @@ FEEDS = FeedSpecs(
             table="team_status",
             columns=("team_id", "msg_id", "status", "incident_id", "seq"),
             row=_status_row,
+            message=_status_message,
             alarm=None,
             chart=None,
             colour="#b0bec5",
