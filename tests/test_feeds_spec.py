@@ -221,6 +221,10 @@ def test_a_specification_refuses_what_it_cannot_route() -> None:
         FeedSpecs((*FEEDS, FEEDS[Feed.CALL]))
     with pytest.raises(ValueError, match="carries two feeds"):
         FeedSpecs((*FEEDS, FeedSpec(**{**_fields(FUEL), "topics": ("teams/v1/+/status",)})))
+    with pytest.raises(ValueError, match="table team_status holds two feeds"):
+        FeedSpecs((*FEEDS, FeedSpec(**{**_fields(FUEL), "table": "team_status"})))
+    with pytest.raises(ValueError, match="is the command service's"):
+        FeedSpecs((*FEEDS, FeedSpec(**{**_fields(FUEL), "topics": ("teams/v1/+/ack",)})))
 
 
 def _fields(spec: FeedSpec) -> dict[str, Any]:

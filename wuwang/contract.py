@@ -686,6 +686,10 @@ _WUWANG_PATTERN = re.compile(rf"wuwang/{CONTRACT_VERSION}/\+/(?P<leaf>[a-z_]+)/\
 _TEAM_PATTERN = re.compile(rf"teams/{CONTRACT_VERSION}/\+/(?P<leaf>[a-z_]+)")
 
 
+#: Team topics that are not inbound feeds: orders and their acks (docs/mqtt-contract.md §9).
+_COMMAND_TOPICS = frozenset({("teams", "dispatch"), ("teams", "ack")})
+
+
 @dataclass(frozen=True, slots=True)
 class FeedSpec:
     """One feed of contract v1, everything about it (see the section's comment)."""
@@ -751,15 +755,21 @@ class FeedSpecs:
         self.specs = tuple(specs)
         self._by_feed: dict[Feed, FeedSpec] = {}
         self._by_leaf: dict[tuple[str, str], FeedSpec] = {}
+        tables: set[str] = set()
         for spec in self.specs:
             if spec.feed in self._by_feed:
                 raise ValueError(f"feed {spec.feed} specified twice")
+            if spec.table in tables:
+                raise ValueError(f"table {spec.table} holds two feeds")
             self._by_feed[spec.feed] = spec
+            tables.add(spec.table)
             for pattern in spec.topics:
                 family = FeedSpec._family(pattern)
                 assert family is not None  # FeedSpec checked it
                 if family in self._by_leaf:
                     raise ValueError(f"topic pattern {pattern!r} carries two feeds")
+                if family in _COMMAND_TOPICS:
+                    raise ValueError(f"topic pattern {pattern!r} is the command service's")
                 self._by_leaf[family] = spec
         self._wuwang = {leaf: s.feed for (family, leaf), s in self._by_leaf.items() if family == "wuwang"}
         self._team = {leaf: s.feed for (family, leaf), s in self._by_leaf.items() if family == "teams"}
