@@ -80,8 +80,16 @@ class FuelLevel(_Payload):
 def _noise_row(msg: Message, place: Place) -> tuple[Any, ...]:
     p = msg.payload
     assert isinstance(p, NoiseLevel)
-    return (str(msg.topic.network), msg.topic.source_id, p.id, p.device_id, p.db, p.lat, p.lon,
-            place.grid_cell_id)
+    return (
+        str(msg.topic.network),
+        msg.topic.source_id,
+        p.id,
+        p.device_id,
+        p.db,
+        p.lat,
+        p.lon,
+        place.grid_cell_id,
+    )
 
 
 def _fuel_row(msg: Message, place: Place) -> tuple[Any, ...]:
@@ -137,7 +145,11 @@ def extended() -> FeedSpecs:
 def test_a_new_feed_is_routed_by_its_topic_pattern(extended: FeedSpecs) -> None:
     topic = extended.parse_topic("wuwang/v1/venue/noise/NM-7")
     assert (topic.feed, topic.network, topic.source_id, topic.source) == (
-        "noise", Network.VENUE, "NM-7", "venue/NM-7")
+        "noise",
+        Network.VENUE,
+        "NM-7",
+        "venue/NM-7",
+    )
     drill = extended.parse_topic(exercise_topic("ex1", "wuwang/v1/venue/noise/NM-7"))
     assert (drill.feed, drill.exercise_id, drill.source) == ("noise", "ex1", "ex/ex1/venue/NM-7")
     team = extended.parse_topic("teams/v1/T-001/fuel")
@@ -158,8 +170,15 @@ def test_a_new_team_feed_is_subscribed_live_and_in_exercises(extended: FeedSpecs
 
 
 def test_a_new_feed_is_parsed_with_its_model_and_stored_by_its_row_builder(extended: FeedSpecs) -> None:
-    body = {"id": "n1", "ts": "2025-05-01T08:00:00+08:00", "device_id": "NM-7", "db": 91.5,
-            "lat": 32.04, "lon": 112.14, "weighting": "A"}
+    body = {
+        "id": "n1",
+        "ts": "2025-05-01T08:00:00+08:00",
+        "device_id": "NM-7",
+        "db": 91.5,
+        "lat": 32.04,
+        "lon": 112.14,
+        "weighting": "A",
+    }
     msg = extended.parse_message("wuwang/v1/venue/noise/NM-7", encode(body), NOW)
     assert isinstance(msg.payload, NoiseLevel) and msg.extra == {"weighting": "A"}
     with pytest.raises(ContractError, match="db"):
@@ -170,9 +189,19 @@ def test_a_new_feed_is_parsed_with_its_model_and_stored_by_its_row_builder(exten
     assert extended[MadeUp.NOISE].table_columns[-2:] == ("extra", "exercise_id")  # type: ignore[index]
     values = dict(zip(extended[MadeUp.NOISE].table_columns, row, strict=True))  # type: ignore[index]
     assert values == {
-        "ts": NOW, "received_at": NOW, "ts_from_receipt": False, "network": "venue", "source_id": "NM-7",
-        "msg_id": "n1", "device_id": "NM-7", "db": 91.5, "lat": 32.04, "lon": 112.14,
-        "grid_cell_id": grid_cell_id(32.04, 112.14, DEG), "extra": '{"weighting":"A"}', "exercise_id": None,
+        "ts": NOW,
+        "received_at": NOW,
+        "ts_from_receipt": False,
+        "network": "venue",
+        "source_id": "NM-7",
+        "msg_id": "n1",
+        "device_id": "NM-7",
+        "db": 91.5,
+        "lat": 32.04,
+        "lon": 112.14,
+        "grid_cell_id": grid_cell_id(32.04, 112.14, DEG),
+        "extra": '{"weighting":"A"}',
+        "exercise_id": None,
     }
 
     fuel = extended.parse_message("teams/v1/T-001/fuel", encode({"id": "f1", "percent": 40.0}), NOW)
@@ -186,8 +215,10 @@ def test_a_new_feed_is_parsed_with_its_model_and_stored_by_its_row_builder(exten
     noise = extended[MadeUp.NOISE]  # type: ignore[index]
     topic, _, fields = noise.message(values)
     again = extended.parse_message(topic, encode({"id": "n1", **fields}), NOW)
-    assert row_for(again, place_of(again, DEG, {}), feeds=extended)[1][3:-2] == row_for(
-        msg, place_of(msg, DEG, {}), feeds=extended)[1][3:-2]
+    assert (
+        row_for(again, place_of(again, DEG, {}), feeds=extended)[1][3:-2]
+        == row_for(msg, place_of(msg, DEG, {}), feeds=extended)[1][3:-2]
+    )
 
     # What the database would refuse is dead-lettered with the field named, as for any feed.
     big = {"id": "f2", "percent": 1.0, "odometer_km": 2**63}
@@ -264,8 +295,10 @@ def test_the_alarm_kinds_are_the_feeds_and_each_has_its_rule() -> None:
 
 
 def test_a_feed_without_an_alarm_raises_none() -> None:
-    for topic, body in (("teams/v1/T-1/position", {"id": "p1", "lat": 32.0, "lon": 112.0}),
-                        ("teams/v1/T-1/status", {"id": "s1", "status": "available"})):
+    for topic, body in (
+        ("teams/v1/T-1/position", {"id": "p1", "lat": 32.0, "lon": 112.0}),
+        ("teams/v1/T-1/status", {"id": "s1", "status": "available"}),
+    ):
         msg = parse_message(topic, encode(body), NOW)
         assert FEEDS[msg.feed].alarm is None
         assert alarms.message_alarm(msg, place_of(msg, DEG, {}), video_confidence=0.0) is None
@@ -278,10 +311,12 @@ def test_charted_feeds_are_the_aggregated_ones_with_a_colour_and_words() -> None
     for lang in LANGUAGES:
         assert all(spec.label_key in catalogue(lang) for spec in FEEDS), lang
     # "video" is a network and a feed: the feed chart names the feed, the network chart the network.
-    figure = charts.figure("en", [Series("video", ["2025-05-01 08:00:00"], [1])], kind="feed",
-                           empty_key="chart.no_data")
+    figure = charts.figure(
+        "en", [Series("video", ["2025-05-01 08:00:00"], [1])], kind="feed", empty_key="chart.no_data"
+    )
     assert figure["data"][0]["name"] == catalogue("en")["feed.video"]
     assert figure["data"][0]["marker"]["color"] == FEEDS[Feed.VIDEO].colour
-    figure = charts.figure("en", [Series("video", ["2025-05-01 08:00:00"], [1])], kind="network",
-                           empty_key="chart.no_data")
+    figure = charts.figure(
+        "en", [Series("video", ["2025-05-01 08:00:00"], [1])], kind="network", empty_key="chart.no_data"
+    )
     assert figure["data"][0]["name"] == catalogue("en")["network.video"]
