@@ -10,13 +10,16 @@ from typing import Any
 from dashboard.data.aggregates import Series
 from dashboard.i18n import Lang, has, t
 from dashboard.layout.map import NETWORK_COLOURS
+from wuwang.contract import FEEDS
 
 #: The same stack as assets/01-fonts.css (no web font is downloaded).
 FONT_STACK = (
     '"Noto Sans CJK SC", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei", '
     '"WenQuanYi Micro Hei", "Noto Sans", "DejaVu Sans", sans-serif'
 )
-FEED_COLOURS = {"sensor": "#4fc3f7", "video": "#ec407a", "call": "#ffb300", "report": "#9ccc65"}
+#: Each charted feed's colour and name (the feed specification, wuwang.contract.FEEDS).
+FEED_COLOURS = {str(spec.feed): spec.colour for spec in FEEDS if spec.chart is not None}
+FEED_LABEL_KEYS = {str(spec.feed): spec.label_key for spec in FEEDS if spec.chart is not None}
 
 
 #: Plotly's own words and date names (the modebar, month and day names) in the
@@ -61,11 +64,11 @@ def _count_step(series: list[Series]) -> int:
     return max(1, math.ceil(max(stacked.values(), default=0) / 5))
 
 
-def _label(lang: Lang, name: str) -> str:
-    for prefix in ("network.", "feed."):
-        if has(lang, prefix + name):
-            return t(lang, prefix + name)
-    return name
+def _label(lang: Lang, name: str, kind: str) -> str:
+    """A series' name: a network's on the network chart, a feed's (its specification's
+    label key) on the feed chart — "video" is both."""
+    key = f"network.{name}" if kind == "network" else FEED_LABEL_KEYS.get(name, "")
+    return t(lang, key) if has(lang, key) else name
 
 
 def figure(
@@ -81,7 +84,7 @@ def figure(
     data = [
         {
             "type": "bar",
-            "name": _label(lang, s.name),
+            "name": _label(lang, s.name, kind),
             "x": s.x,
             "y": s.y,
             "marker": {"color": colours.get(s.name, "#b0bec5")},

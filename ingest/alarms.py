@@ -20,15 +20,17 @@ writer locks the rows and runs ``advance`` over each batch in time order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ingest.rows import Place
 from wuwang.contract import (
+    FEEDS,
     Alarm,
     AlarmKind,
     EmergencyCall,
+    FeedSpecs,
     FieldReport,
     Message,
     SensorReading,
@@ -142,32 +144,58 @@ def _alarm(msg: Message, place: Place, kind: AlarmKind, category: str, summary: 
     )
 
 
-def message_alarm(msg: Message, place: Place, *, video_confidence: float) -> Alarm | None:
-    """The alarm a call, video alert or report raises on its own (sensors: see sensor_alarm)."""
+def _call_alarm(msg: Message, place: Place, video_confidence: float) -> Alarm | None:
     p = msg.payload
-    if isinstance(p, EmergencyCall):
-        category = str(p.category)
-        where = _short(p.address, 60) or _short(p.description, 60)
-        return _alarm(msg, place, "call", category,
-                      f"110报警 {CALL_CATEGORY_ZH.get(category, category)}: {where}",
-                      {"call_id": p.call_id, "priority": p.priority, "address": p.address,
-                       "description": _short(p.description, 500), "caller_masked": mask_caller(p.caller)})
-    if isinstance(p, VideoAlert):
-        if p.confidence < video_confidence:
-            return None
-        event = VIDEO_EVENT_ZH.get(p.event, p.event)
-        summary = f"视频告警 {event} 置信度 {p.confidence:.2f} ({p.camera_id})"
-        return _alarm(msg, place, "video", p.event, summary,
-                      {"camera_id": p.camera_id, "event": p.event, "confidence": p.confidence,
-                       "snapshot_url": p.snapshot_url, "bbox": p.bbox})
-    if isinstance(p, FieldReport):
-        team = msg.topic.source_id if msg.topic.is_team else None
-        who = f"队伍 {team} " if team else "网格员"
-        return _alarm(msg, place, "report", p.category,
-                      f"{who}上报 {p.category}: {_short(p.description, 60)}",
-                      {"reporter": p.reporter, "team_id": team, "description": _short(p.description, 500),
-                       "photo_url": p.photo_url, "new_event": new_event_of(msg)})
-    return None
+    assert isinstance(p, EmergencyCall)
+    category = str(p.category)
+    where = _short(p.address, 60) or _short(p.description, 60)
+    return _alarm(msg, place, "call", category,
+                  f"110报警 {CALL_CATEGORY_ZH.get(category, category)}: {where}",
+                  {"call_id": p.call_id, "priority": p.priority, "address": p.address,
+                   "description": _short(p.description, 500), "caller_masked": mask_caller(p.caller)})
+
+
+def _video_alarm(msg: Message, place: Place, video_confidence: float) -> Alarm | None:
+    p = msg.payload
+    assert isinstance(p, VideoAlert)
+    if p.confidence < video_confidence:
+        return None
+    event = VIDEO_EVENT_ZH.get(p.event, p.event)
+    summary = f"视频告警 {event} 置信度 {p.confidence:.2f} ({p.camera_id})"
+    return _alarm(msg, place, "video", p.event, summary,
+                  {"camera_id": p.camera_id, "event": p.event, "confidence": p.confidence,
+                   "snapshot_url": p.snapshot_url, "bbox": p.bbox})
+
+
+def _report_alarm(msg: Message, place: Place, video_confidence: float) -> Alarm | None:
+    p = msg.payload
+    assert isinstance(p, FieldReport)
+    team = msg.topic.source_id if msg.topic.is_team else None
+    who = f"队伍 {team} " if team else "网格员"
+    return _alarm(msg, place, "report", p.category,
+                  f"{who}上报 {p.category}: {_short(p.description, 60)}",
+                  {"reporter": p.reporter, "team_id": team, "description": _short(p.description, 500),
+                   "photo_url": p.photo_url, "new_event": new_event_of(msg)})
+
+
+#: The rule of each alarm kind a message raises on its own, named by its feed's
+#: ``FeedSpec.alarm``; "sensor" is the writer's (hysteresis over the stored state:
+#: ``step``/``advance``, then ``sensor_alarm``).
+MESSAGE_RULES: dict[AlarmKind, Callable[[Message, Place, float], Alarm | None]] = {
+    "call": _call_alarm,
+    "video": _video_alarm,
+    "report": _report_alarm,
+}
+STATEFUL_KINDS: frozenset[AlarmKind] = frozenset({"sensor"})
+
+
+def message_alarm(msg: Message, place: Place, *, video_confidence: float,
+                  feeds: FeedSpecs = FEEDS) -> Alarm | None:
+    """The alarm a message raises on its own: its feed's alarm kind names the rule
+    (sensors: see sensor_alarm)."""
+    kind = feeds[msg.feed].alarm
+    rule = MESSAGE_RULES.get(kind) if kind is not None else None
+    return rule(msg, place, video_confidence) if rule is not None else None
 
 
 def new_event_of(report: Message) -> bool | None:

@@ -9,79 +9,17 @@ one message fail its whole batch again and again.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from wuwang.city import grid_cell_id
-from wuwang.contract import (
-    ContractError,
-    EmergencyCall,
-    Feed,
-    FieldReport,
-    Message,
-    SensorReading,
-    TeamPosition,
-    TeamStatusUpdate,
-    VideoAlert,
-)
+from wuwang.contract import FEEDS, FeedSpecs, Message, SensorReading, json_column
 
-BIGINT_MAX = 2**63 - 1
+# Both belong to the feed specification; the ingest's modules know them from here.
+from wuwang.contract import Place as Place
+from wuwang.contract import Unstorable as Unstorable
 
-#: Column order of each feed table as the writer COPYs it (migrations 0001 and 0007:
-#: ``exercise_id`` last, NULL for live messages).
-TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sensor_reading": (
-        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
-        "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id", "extra", "exercise_id",
-    ),
-    "video_alert": (
-        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
-        "camera_id", "event", "confidence", "lat", "lon", "snapshot_url", "bbox", "grid_cell_id", "extra",
-        "exercise_id",
-    ),
-    "emergency_call": (
-        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id",
-        "call_id", "category", "lat", "lon", "address", "description", "caller", "priority",
-        "grid_cell_id", "extra", "exercise_id",
-    ),
-    "field_report": (
-        "ts", "received_at", "ts_from_receipt", "network", "source_id", "msg_id", "team_id",
-        "reporter", "category", "description", "lat", "lon", "photo_url", "grid_cell_id", "extra",
-        "exercise_id",
-    ),
-    "team_position": (
-        "ts", "received_at", "ts_from_receipt", "team_id", "msg_id",
-        "lat", "lon", "speed", "heading", "seq", "grid_cell_id", "extra", "exercise_id",
-    ),
-    "team_status": (
-        "ts", "received_at", "ts_from_receipt", "team_id", "msg_id", "status", "incident_id", "seq", "extra",
-        "exercise_id",
-    ),
-}
-
-FEED_TABLES: dict[Feed, str] = {
-    Feed.SENSOR: "sensor_reading",
-    Feed.VIDEO: "video_alert",
-    Feed.CALL: "emergency_call",
-    Feed.REPORT: "field_report",
-    Feed.POSITION: "team_position",
-    Feed.STATUS: "team_status",
-}
-
-
-class Unstorable(ContractError):
-    """Parsed, but the database would refuse it (reason says why)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a message is: its own coordinates, or its registered device's."""
-
-    lat: float | None
-    lon: float | None
-    grid_cell_id: str | None
+#: Column order of each feed table as the writer COPYs it (``FeedSpec.table_columns``).
+TABLE_COLUMNS: dict[str, tuple[str, ...]] = {spec.table: spec.table_columns for spec in FEEDS}
 
 
 NOWHERE = Place(None, None, None)
@@ -122,10 +60,6 @@ def foreign_device(msg: Message, publishers: DevicePublishers) -> str | None:
         return None
     return (f"device_id {p.device_id!r} is not registered behind source {msg.topic.source_id!r}"
             f" (registered: {registered!r})")
-
-
-def table_for(msg: Message) -> str:
-    return FEED_TABLES[msg.feed]
 
 
 def _check_text(value: Any, where: str) -> None:
@@ -188,64 +122,16 @@ def _check_payload(p: Any) -> None:
 def _json(value: Any, where: str) -> str:
     if type(value) is not dict or not (_all_plain(value) and _all_plain(value.values())):
         _check_text(value, where)  # else flat and clean: no or a few scalar extra fields
-    try:
-        return orjson.dumps(value).decode()
-    except (orjson.JSONEncodeError, TypeError) as exc:
-        raise Unstorable(f"{where}: cannot be stored as JSON ({exc})") from None
+    return json_column(value, where)
 
 
-def _bigint(value: int | None, where: str) -> int | None:
-    if value is not None and value > BIGINT_MAX:
-        raise Unstorable(f"{where}: {value} exceeds the 64-bit range")
-    return value
-
-
-def row_for(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
-    """(table, values in TABLE_COLUMNS order). Raises Unstorable."""
-    table, values = _values(msg, place)
-    # The exercise the message was published in (exercise/v1/<id>/...); NULL when live.
-    return table, (*values, msg.topic.exercise_id)
-
-
-def _values(msg: Message, place: Place) -> tuple[str, tuple[Any, ...]]:
-    p = msg.payload
-    _check_payload(p)
+def row_for(msg: Message, place: Place, feeds: FeedSpecs = FEEDS) -> tuple[str, tuple[Any, ...]]:
+    """(table, values in TABLE_COLUMNS order): the head, the feed's own columns
+    (``FeedSpec.row``), the extra fields and the exercise the message was published in
+    (exercise/v1/<id>/...; NULL when live). Raises Unstorable."""
+    spec = feeds[msg.feed]
+    _check_payload(msg.payload)
     extra = _json(msg.extra, "extra fields")
-    common = (msg.ts, msg.received_at, msg.ts_from_receipt)
-    topic = msg.topic
-    network = str(topic.network) if topic.network is not None else None
-    cell = place.grid_cell_id
-    if isinstance(p, SensorReading):
-        return "sensor_reading", (
-            *common, network, topic.source_id, p.id,
-            p.device_id, p.kind, p.value, p.unit, place.lat, place.lon, cell, extra,
-        )
-    if isinstance(p, VideoAlert):
-        bbox = _json(p.bbox, "bbox") if p.bbox is not None else None
-        return "video_alert", (
-            *common, network, topic.source_id, p.id,
-            p.camera_id, p.event, p.confidence, p.lat, p.lon, p.snapshot_url, bbox, cell, extra,
-        )
-    if isinstance(p, EmergencyCall):
-        return "emergency_call", (
-            *common, network, topic.source_id, p.id,
-            p.call_id, str(p.category), p.lat, p.lon, p.address, p.description, p.caller, p.priority,
-            cell, extra,
-        )
-    if isinstance(p, FieldReport):
-        # A team's report (teams/v1/<id>/report) has no network; team_id says who sent it.
-        team_id = topic.source_id if topic.is_team else None
-        return "field_report", (
-            *common, network, topic.source_id, p.id, team_id,
-            p.reporter, p.category, p.description, p.lat, p.lon, p.photo_url, cell, extra,
-        )
-    if isinstance(p, TeamPosition):
-        return "team_position", (
-            *common, topic.source_id, p.id,
-            p.lat, p.lon, p.speed, p.heading, _bigint(p.seq, "seq"), cell, extra,
-        )
-    if isinstance(p, TeamStatusUpdate):
-        return "team_status", (
-            *common, topic.source_id, p.id, str(p.status), p.incident_id, _bigint(p.seq, "seq"), extra,
-        )
-    raise Unstorable(f"no table for feed {msg.feed}")  # pragma: no cover - contract and table list agree
+    return spec.table, (
+        msg.ts, msg.received_at, msg.ts_from_receipt, *spec.row(msg, place), extra, msg.topic.exercise_id
+    )

@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.metrics import IngestMetrics
 from ingest.writer import BatchWriter
-from wuwang.contract import encode, team_topic, wuwang_topic
+from wuwang.contract import FEEDS, encode, parse_topic, team_topic, wuwang_topic
 from wuwang.mqtt import MqttTarget, apply_target, make_client
 from wuwang.mqttlink import Delivery
 from wuwang.settings import Settings
@@ -140,11 +140,8 @@ CALL_CATEGORIES = ("criminal", "public_order", "traffic", "fire", "medical", "re
 VIDEO_EVENTS = ("fire_smoke", "crowd", "intrusion", "fight", "traffic_accident", "fall", "loitering")
 TEAM_STATUSES = ("available", "dispatched", "en_route", "on_scene", "returning", "off_duty")
 
-#: Which table each sample kind lands in.
-SAMPLE_TABLES = {
-    "sensor": "sensor_reading", "video": "video_alert", "call": "emergency_call", "report": "field_report",
-    "team_report": "field_report", "position": "team_position", "status": "team_status",
-}
+#: The kinds of sample: one per feed and topic family (a report from a grid worker, or a team).
+SAMPLE_KINDS = ("sensor", "video", "call", "report", "team_report", "position", "status")
 
 # Xiangyang (襄阳) city centre, WGS-84.
 CENTRE = (32.009, 112.122)
@@ -154,11 +151,12 @@ CENTRE = (32.009, 112.122)
 class Sample:
     topic: str
     payload: bytes
-    kind: str  # key of SAMPLE_TABLES
+    kind: str  # one of SAMPLE_KINDS
 
     @property
     def table(self) -> str:
-        return SAMPLE_TABLES[self.kind]
+        """The table it lands in (its feed's, by the specification)."""
+        return FEEDS[parse_topic(self.topic).feed].table
 
     def item(self) -> tuple[str, bytes]:
         return self.topic, self.payload
@@ -170,7 +168,7 @@ def _point(rng: random.Random) -> tuple[float, float]:
 
 def sample(rng: random.Random, msg_id: str, kind: str | None = None, *, sources: int = 20) -> Sample:
     """One valid message of ``kind`` (random when None) with id ``msg_id``."""
-    kind = kind or rng.choice(tuple(SAMPLE_TABLES))
+    kind = kind or rng.choice(SAMPLE_KINDS)
     src = rng.randrange(sources)
     body: dict[str, Any] = {"id": msg_id}
     if rng.random() < 0.8:  # the rest: no clock, receipt time stands in
@@ -217,8 +215,7 @@ def sample(rng: random.Random, msg_id: str, kind: str | None = None, *, sources:
 def samples(n: int, seed: int = 1, *, prefix: str = "m") -> list[Sample]:
     """``n`` valid messages across every feed, ids unique (``prefix`` + number)."""
     rng = random.Random(seed)
-    kinds = tuple(SAMPLE_TABLES)
-    return [sample(rng, f"{prefix}{i}", kinds[i % len(kinds)]) for i in range(n)]
+    return [sample(rng, f"{prefix}{i}", SAMPLE_KINDS[i % len(SAMPLE_KINDS)]) for i in range(n)]
 
 
 # --- one batch through the writer, without a broker -----------------------------------

@@ -54,6 +54,7 @@ import orjson
 from simulators.streets import Route, StreetNetwork, build_street_networks
 from wuwang.city import City, District, GridCell, PointSampler, Team
 from wuwang.contract import (
+    FEEDS,
     MAX_PAYLOAD_BYTES,
     CallCategory,
     Feed,
@@ -166,14 +167,6 @@ BAD_KINDS = (
     "unknown_network", "oversized", "bad_ts", "bad_enum", "bad_source_id", "empty_payload", "nan_value",
 )
 
-_REQUIRED: dict[Feed, tuple[str, ...]] = {
-    Feed.SENSOR: ("id", "device_id", "kind", "value", "unit"),
-    Feed.VIDEO: ("id", "camera_id", "event", "confidence", "lat", "lon"),
-    Feed.CALL: ("id", "call_id", "category", "lat", "lon", "address", "description", "caller"),
-    Feed.REPORT: ("id", "reporter", "category", "description", "lat", "lon"),
-    Feed.POSITION: ("id", "lat", "lon"),
-    Feed.STATUS: ("id", "status"),
-}
 # (field, replacement) that strict typing refuses: numbers as strings, strings as numbers.
 _WRONG_TYPES: dict[Feed, tuple[tuple[str, Any], ...]] = {
     Feed.SENSOR: (("value", "12.5"), ("unit", 5), ("device_id", 1001), ("value", True)),
@@ -219,7 +212,7 @@ def make_bad(
     if kind == "empty_payload":
         return kind, topic, b""
     if kind == "missing_field":
-        del body[rng.choice(_REQUIRED[feed])]
+        del body[rng.choice(FEEDS[feed].required_fields)]
     elif kind == "wrong_type":
         name, value = rng.choice(_WRONG_TYPES[feed])
         body[name] = value

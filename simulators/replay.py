@@ -35,7 +35,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from simulators.exercise_run import TimedMessage
 from simulators.feeds import SYS110
-from wuwang.contract import SOURCE_ID_PATTERN, Feed, Network, team_topic, wuwang_topic
+from wuwang.contract import FEEDS, SOURCE_ID_PATTERN, Feed, Network, wuwang_topic
 from wuwang.geo import MEAN_EARTH_RADIUS_M
 from wuwang.scope import LIVE
 
@@ -121,66 +121,19 @@ def parse_replay_source(text: str) -> ReplaySource:
 
 # --- rows → messages (pure) ------------------------------------------------------------
 
-#: The feed tables in a fixed order (ties at one ts keep this order), with the columns
-#: each payload is rebuilt from.
-FEED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "sensor_reading": ("network", "source_id", "device_id", "kind", "value", "unit", "lat", "lon"),
-    "video_alert": ("network", "source_id", "camera_id", "event", "confidence", "lat", "lon",
-                    "snapshot_url", "bbox"),
-    "emergency_call": ("network", "source_id", "call_id", "category", "lat", "lon", "address",
-                       "description", "caller", "priority"),
-    "field_report": ("network", "source_id", "team_id", "reporter", "category", "description", "lat",
-                     "lon", "photo_url"),
-    "team_position": ("team_id", "lat", "lon", "speed", "heading", "seq"),
-    "team_status": ("team_id", "status", "incident_id", "seq"),
-}
-_COMMON = ("ts", "received_at", "msg_id", "extra")
-
-
-def _fields(row: Mapping[str, Any], names: Sequence[str], optional: Sequence[str] = ()) -> dict[str, Any]:
-    out = {n: row[n] for n in names}
-    out.update({n: row[n] for n in optional if row[n] is not None})
-    return out
-
-
-def _topic_and_fields(table: str, row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
-    """(topic, label, payload fields other than id) of one stored row."""
-    if table == "sensor_reading":
-        # lat/lon are stored from the registry when the device sent none: sending them is
-        # still a valid message, at the same place.
-        located = ("lat", "lon") if row["lat"] is not None and row["lon"] is not None else ()
-        fields = _fields(row, ("device_id", "kind", "value", "unit"), located)
-        topic = wuwang_topic(row["network"], Feed.SENSOR, row["source_id"])
-        return topic, f"sensor {row['device_id']}", fields
-    if table == "video_alert":
-        fields = _fields(row, ("camera_id", "event", "confidence", "lat", "lon"), ("snapshot_url", "bbox"))
-        return (wuwang_topic(row["network"], Feed.VIDEO, row["source_id"]),
-                f"video {row['camera_id']} {row['event']}", fields)
-    if table == "emergency_call":
-        fields = _fields(row, ("call_id", "category", "lat", "lon", "address", "description", "caller"),
-                         ("priority",))
-        return (wuwang_topic(row["network"], Feed.CALL, row["source_id"]),
-                f"call {row['call_id']} {row['category']}", fields)
-    if table == "field_report":
-        fields = _fields(row, ("reporter", "category", "description", "lat", "lon"), ("photo_url",))
-        # A team's report came on teams/v1/<team>/report (no network); a grid worker's on wuwang/v1.
-        topic = (team_topic(row["team_id"], "report") if row["team_id"] is not None
-                 else wuwang_topic(row["network"], Feed.REPORT, row["source_id"]))
-        return topic, f"report {row['reporter']}", fields
-    if table == "team_position":
-        fields = _fields(row, ("lat", "lon"), ("speed", "heading", "seq"))
-        return team_topic(row["team_id"], "position"), f"position {row['team_id']}", fields
-    if table == "team_status":
-        fields = _fields(row, ("status",), ("incident_id", "seq"))
-        return team_topic(row["team_id"], "status"), f"status {row['team_id']} {row['status']}", fields
-    raise ValueError(f"not a feed table: {table}")
+#: What every feed's rows are read with, beside the feed's own columns (``FeedSpec.columns``).
+_COMMON = ("ts", "received_at", "extra")
 
 
 def message_for_row(table: str, row: Mapping[str, Any], start: datetime) -> TimedMessage:
     """A stored live row as the message that would have produced it, ``row.ts - start``
     seconds into the replay. Unknown fields (``extra``) travel again; the contract's
     fields win over an extra of the same name. ``ts`` is left to the runner."""
-    topic, label, fields = _topic_and_fields(table, row)
+    try:
+        spec = FEEDS.of_table(table)
+    except KeyError:
+        raise ValueError(f"not a feed table: {table}") from None
+    topic, label, fields = spec.message(row)
     extra = row["extra"] if isinstance(row["extra"], dict) else {}
     payload = {k: v for k, v in extra.items() if k not in ("id", "ts")}
     payload.update(fields)
@@ -252,11 +205,12 @@ def window_items(conn: psycopg.Connection[Any], start: datetime, end: datetime) 
     order (ties: received order, then the tables' order)."""
     keyed: list[tuple[datetime, datetime, int, TimedMessage]] = []
     with conn.cursor(row_factory=dict_row) as cur:
-        for k, (table, columns) in enumerate(FEED_COLUMNS.items()):
+        for k, spec in enumerate(FEEDS):  # in the specification's order: the tie-break
+            table = spec.table
             query = sql.SQL(
                 "SELECT {cols} FROM {table} WHERE {live} AND ts >= %s AND ts < %s ORDER BY ts, received_at"
             ).format(
-                cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*_COMMON, *columns)),
+                cols=sql.SQL(", ").join(sql.Identifier(c) for c in (*_COMMON, *spec.columns)),
                 table=sql.Identifier(table),
                 live=LIVE.where(),
             )

@@ -15,9 +15,11 @@ from __future__ import annotations
 import functools
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
 import orjson
@@ -48,7 +50,8 @@ class Network(StrEnum):
 
 
 class Feed(StrEnum):
-    """What a message is. The first four come on ``wuwang/v1``, the rest on ``teams/v1``."""
+    """What a message is. Which topics carry each, and everything else about it, is its
+    ``FeedSpec`` in ``FEEDS`` (below)."""
 
     SENSOR = "sensor"
     VIDEO = "video"
@@ -56,10 +59,6 @@ class Feed(StrEnum):
     REPORT = "report"
     POSITION = "position"
     STATUS = "status"
-
-
-WUWANG_FEEDS = (Feed.SENSOR, Feed.VIDEO, Feed.CALL, Feed.REPORT)
-TEAM_FEEDS = (Feed.POSITION, Feed.STATUS, Feed.REPORT)
 
 
 class CallCategory(StrEnum):
@@ -138,20 +137,6 @@ def team_topic(team_id: str, leaf: str) -> str:
     return f"teams/{CONTRACT_VERSION}/{team_id}/{leaf}"
 
 
-_LIVE_SUBSCRIPTIONS = (
-    f"wuwang/{CONTRACT_VERSION}/+/+/+",
-    f"teams/{CONTRACT_VERSION}/+/position",
-    f"teams/{CONTRACT_VERSION}/+/status",
-    f"teams/{CONTRACT_VERSION}/+/report",
-)
-
-#: What the ingest subscribes to (inbound feeds only; dispatch/ack belong to command):
-#: the live feeds, and the same feeds behind every exercise's prefix.
-INGEST_SUBSCRIPTIONS = (
-    *_LIVE_SUBSCRIPTIONS,
-    *(f"{EXERCISE_PREFIX}/+/{t}" for t in _LIVE_SUBSCRIPTIONS),
-)
-
 NOT_V1 = "topic is not part of MQTT contract v1"
 BAD_EXERCISE_ID = f"exercise id in topic does not match {EXERCISE_ID_RE.pattern}"
 _EXERCISE_HEAD = f"{EXERCISE_PREFIX}/"
@@ -182,51 +167,8 @@ def topic_exercise_id(topic: str) -> str | None:
 #: and is never cached.
 TOPIC_CACHE_SIZE = 16_384
 
-
-@functools.lru_cache(maxsize=TOPIC_CACHE_SIZE)
-def parse_topic(topic: str) -> Topic:
-    """A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``.
-
-    Cached: a feed's topics repeat (one per device, camera, team), and ``Topic`` is frozen."""
-    split = _split_exercise(topic)
-    if split is None:
-        return _parse_live_topic(topic)
-    exercise_id, rest = split
-    if not EXERCISE_ID_RE.fullmatch(exercise_id):
-        raise ContractError(BAD_EXERCISE_ID)
-    # Only a live topic may follow: an exercise inside an exercise is not v1.
-    live = _parse_live_topic(rest)
-    return Topic(feed=live.feed, network=live.network, source_id=live.source_id, exercise_id=exercise_id)
-
-
-# str → member lookups (the same as ``Network(value)`` / ``value in WUWANG_FEEDS``, cheaper).
+# str → member lookup (the same as ``Network(value)``, cheaper).
 _NETWORK_OF: dict[str, Network] = {n.value: n for n in Network}
-_WUWANG_FEED_OF: dict[str, Feed] = {f.value: f for f in WUWANG_FEEDS}
-_TEAM_FEED_OF: dict[str, Feed] = {f.value: f for f in TEAM_FEEDS}
-
-
-def _parse_live_topic(topic: str) -> Topic:
-    parts = topic.split("/")
-    if len(parts) == 5 and parts[0] == "wuwang" and parts[1] == CONTRACT_VERSION:
-        _, _, network, feed, source_id = parts
-        net = _NETWORK_OF.get(network)
-        if net is None:
-            raise ContractError(f"unknown network {network[:32]!r}")
-        wuwang_feed = _WUWANG_FEED_OF.get(feed)
-        if wuwang_feed is None:
-            raise ContractError(f"unknown feed {feed[:32]!r}")
-        if not _SOURCE_ID_RE.fullmatch(source_id):
-            raise ContractError("source_id in topic does not match [A-Za-z0-9_.-]{1,64}")
-        return Topic(feed=wuwang_feed, network=net, source_id=source_id)
-    if len(parts) == 4 and parts[0] == "teams" and parts[1] == CONTRACT_VERSION:
-        _, _, team_id, leaf = parts
-        team_feed = _TEAM_FEED_OF.get(leaf)
-        if team_feed is None:
-            raise ContractError(f"not an inbound team topic: {leaf[:32]!r}")
-        if not _SOURCE_ID_RE.fullmatch(team_id):
-            raise ContractError("team id in topic does not match [A-Za-z0-9_.-]{1,64}")
-        return Topic(feed=team_feed, network=None, source_id=team_id)
-    raise ContractError(NOT_V1)
 
 
 # --- payloads ---------------------------------------------------------------
@@ -277,6 +219,10 @@ class _Payload(BaseModel):
             raise ValueError("ts must be an RFC 3339 date-time") from None
         return value
 
+    def cross_check(self) -> str | None:
+        """Why the fields, each valid alone, do not go together; None when they do."""
+        return None
+
 
 class SensorReading(_Payload):
     device_id: Identifier
@@ -287,6 +233,9 @@ class SensorReading(_Payload):
     unit: Annotated[str, Field(min_length=1, max_length=16)]
     lat: Latitude | None = Field(default=None, description="may be left out for a registered device")
     lon: Longitude | None = None
+
+    def cross_check(self) -> str | None:
+        return "lat and lon must be given together" if (self.lat is None) != (self.lon is None) else None
 
 
 class VideoAlert(_Payload):
@@ -341,16 +290,6 @@ class TeamStatusUpdate(_Payload):
     status: TeamStatus
     incident_id: Identifier | None = None
     seq: SequenceNumber | None = None
-
-
-PAYLOAD_MODELS: dict[Feed, type[_Payload]] = {
-    Feed.SENSOR: SensorReading,
-    Feed.VIDEO: VideoAlert,
-    Feed.CALL: EmergencyCall,
-    Feed.REPORT: FieldReport,
-    Feed.POSITION: TeamPosition,
-    Feed.STATUS: TeamStatusUpdate,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -500,58 +439,9 @@ def _span(d: timedelta) -> str:
     return f"{d.total_seconds():g} s"
 
 
-def parse_message(topic: str, payload: bytes, received_at: datetime,
-                  window: TsWindow | None = None) -> Message:
-    """Read one message. Raises ContractError with the reason when it cannot be read, or
-    when ``window`` is given and ``ts`` lies outside it (the ingest's door; without a
-    window only the contract's shape is checked, as for the documentation's examples)."""
-    if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
-    parsed_topic = parse_topic(topic)
-    model = PAYLOAD_MODELS[parsed_topic.feed]
-    try:
-        # Pydantic reads the JSON itself: strict types, enums from strings, one pass.
-        body = model.model_validate_json(payload)
-    except ValidationError as exc:
-        raise ContractError(_describe(exc)) from None
-    if isinstance(body, SensorReading) and (body.lat is None) != (body.lon is None):
-        raise ContractError("lat and lon must be given together")
-    problem = _unstorable_body(body)
-    if problem is not None:
-        raise ContractError(problem)
-    extra = dict(body.model_extra or {})
-    if body.ts is None:
-        ts, from_receipt = received_at, True
-    else:
-        ts, from_receipt = datetime.fromisoformat(body.ts.upper()), False
-        if window is not None:
-            window.check(ts, received_at)
-    return Message(
-        topic=parsed_topic,
-        payload=body,
-        ts=ts,
-        received_at=received_at,
-        ts_from_receipt=from_receipt,
-        extra=extra,
-    )
-
-
 def encode(payload: dict[str, Any]) -> bytes:
     """The one way messages are serialised (simulators, tests, command's orders)."""
     return orjson.dumps(payload)
-
-
-def json_schemas() -> dict[str, dict[str, Any]]:
-    """One JSON Schema per feed, as exported to docs/schemas/."""
-    out: dict[str, dict[str, Any]] = {}
-    for feed, model in PAYLOAD_MODELS.items():
-        name = f"team-{feed}" if feed in (Feed.POSITION, Feed.STATUS) else str(feed)
-        schema = model.model_json_schema(mode="validation")
-        schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-        schema["$id"] = f"wuwang/{CONTRACT_VERSION}/{name}.schema.json"
-        schema["additionalProperties"] = True
-        out[name] = schema
-    return out
 
 
 # --- alarms (ingest → command, over a Redis stream) ---------------------------
@@ -581,3 +471,557 @@ class Alarm(BaseModel):
 
 def alarm_id_for(source: str, msg_id: str) -> str:
     return f"{source}#{msg_id}"
+
+
+# --- the feeds: one specification --------------------------------------------
+#
+# Everything the services need to know about a feed, in one place: which topics carry
+# it, its payload model, its table and columns, how a parsed message becomes a row,
+# which alarm it raises, how the console charts it and the catalogue key that names it.
+# Routing (parse_topic), the ingest's subscriptions and rows, the JSON Schemas, the
+# database's maintenance, the launcher's status line and the charts iterate over FEEDS.
+
+BIGINT_MAX = 2**63 - 1
+
+
+class Unstorable(ContractError):
+    """Parsed, but the database would refuse it (reason says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a message is: its own coordinates, or its registered device's."""
+
+    lat: float | None
+    lon: float | None
+    grid_cell_id: str | None
+
+
+#: The columns every feed table starts with, and ends with (migrations 0001 and 0007:
+#: ``exercise_id`` last, NULL for live messages).
+HEAD_COLUMNS = ("ts", "received_at", "ts_from_receipt")
+TAIL_COLUMNS = ("extra", "exercise_id")
+
+
+def json_column(value: Any, where: str) -> str:
+    """A value for a jsonb column, as text; Unstorable when it cannot be written as JSON."""
+    try:
+        return orjson.dumps(value).decode()
+    except (orjson.JSONEncodeError, TypeError) as exc:
+        raise Unstorable(f"{where}: cannot be stored as JSON ({exc})") from None
+
+
+def bigint_column(value: int | None, where: str) -> int | None:
+    if value is not None and value > BIGINT_MAX:
+        raise Unstorable(f"{where}: {value} exceeds the 64-bit range")
+    return value
+
+
+#: Builds a feed's own columns (``FeedSpec.columns``, in that order) from a parsed
+#: message and its place. Raises Unstorable. The head, ``extra`` and ``exercise_id``
+#: are the ingest's (``ingest.rows.row_for``).
+RowBuilder = Callable[["Message", Place], tuple[Any, ...]]
+
+
+def _network(msg: Message) -> str | None:
+    return str(msg.topic.network) if msg.topic.network is not None else None
+
+
+def _sensor_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, SensorReading)
+    return (
+        _network(msg),
+        msg.topic.source_id,
+        p.id,
+        p.device_id,
+        p.kind,
+        p.value,
+        p.unit,
+        place.lat,
+        place.lon,
+        place.grid_cell_id,
+    )
+
+
+def _video_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, VideoAlert)
+    bbox = json_column(p.bbox, "bbox") if p.bbox is not None else None
+    return (
+        _network(msg),
+        msg.topic.source_id,
+        p.id,
+        p.camera_id,
+        p.event,
+        p.confidence,
+        p.lat,
+        p.lon,
+        p.snapshot_url,
+        bbox,
+        place.grid_cell_id,
+    )
+
+
+def _call_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, EmergencyCall)
+    return (
+        _network(msg),
+        msg.topic.source_id,
+        p.id,
+        p.call_id,
+        str(p.category),
+        p.lat,
+        p.lon,
+        p.address,
+        p.description,
+        p.caller,
+        p.priority,
+        place.grid_cell_id,
+    )
+
+
+def _report_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, FieldReport)
+    # A team's report (teams/v1/<id>/report) has no network; team_id says who sent it.
+    team_id = msg.topic.source_id if msg.topic.is_team else None
+    return (
+        _network(msg),
+        msg.topic.source_id,
+        p.id,
+        team_id,
+        p.reporter,
+        p.category,
+        p.description,
+        p.lat,
+        p.lon,
+        p.photo_url,
+        place.grid_cell_id,
+    )
+
+
+def _position_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, TeamPosition)
+    return (
+        msg.topic.source_id,
+        p.id,
+        p.lat,
+        p.lon,
+        p.speed,
+        p.heading,
+        bigint_column(p.seq, "seq"),
+        place.grid_cell_id,
+    )
+
+
+def _status_row(msg: Message, place: Place) -> tuple[Any, ...]:
+    p = msg.payload
+    assert isinstance(p, TeamStatusUpdate)
+    return (msg.topic.source_id, p.id, str(p.status), p.incident_id, bigint_column(p.seq, "seq"))
+
+
+#: The message a stored live row came from, for a replay: (topic, a label for the log,
+#: payload fields other than ``id``) from the row's ``columns`` by name. The inverse of
+#: a ``RowBuilder``; ``ts``, ``received_at``, ``msg_id`` and ``extra`` are the replay's.
+RowReader = Callable[[Mapping[str, Any]], tuple[str, str, dict[str, Any]]]
+
+
+def _given(row: Mapping[str, Any], names: Iterable[str], optional: Iterable[str] = ()) -> dict[str, Any]:
+    """The row's ``names``, and those of ``optional`` that are not NULL (left out of the message)."""
+    out = {n: row[n] for n in names}
+    out.update({n: row[n] for n in optional if row[n] is not None})
+    return out
+
+
+def _sensor_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    # lat/lon are stored from the registry when the device sent none: sending them is
+    # still a valid message, at the same place.
+    located = ("lat", "lon") if row["lat"] is not None and row["lon"] is not None else ()
+    fields = _given(row, ("device_id", "kind", "value", "unit"), located)
+    return wuwang_topic(row["network"], Feed.SENSOR, row["source_id"]), f"sensor {row['device_id']}", fields
+
+
+def _video_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("camera_id", "event", "confidence", "lat", "lon"), ("snapshot_url", "bbox"))
+    topic = wuwang_topic(row["network"], Feed.VIDEO, row["source_id"])
+    return topic, f"video {row['camera_id']} {row['event']}", fields
+
+
+def _call_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(
+        row, ("call_id", "category", "lat", "lon", "address", "description", "caller"), ("priority",)
+    )
+    topic = wuwang_topic(row["network"], Feed.CALL, row["source_id"])
+    return topic, f"call {row['call_id']} {row['category']}", fields
+
+
+def _report_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("reporter", "category", "description", "lat", "lon"), ("photo_url",))
+    # A team's report came on teams/v1/<team>/report (no network); a grid worker's on wuwang/v1.
+    topic = (
+        team_topic(row["team_id"], "report")
+        if row["team_id"] is not None
+        else wuwang_topic(row["network"], Feed.REPORT, row["source_id"])
+    )
+    return topic, f"report {row['reporter']}", fields
+
+
+def _position_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("lat", "lon"), ("speed", "heading", "seq"))
+    return team_topic(row["team_id"], "position"), f"position {row['team_id']}", fields
+
+
+def _status_message(row: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    fields = _given(row, ("status",), ("incident_id", "seq"))
+    return team_topic(row["team_id"], "status"), f"status {row['team_id']} {row['status']}", fields
+
+
+class Chart(StrEnum):
+    """How the console charts a feed."""
+
+    #: Counted per minute in ``feed_counts_1m`` (on TimescaleDB one continuous aggregate
+    #: ``feed_counts_1m_<feed>`` each, migrations 0002/0008): a stacked bar of the
+    #: incident's activity chart, and part of the heat layer.
+    PER_MINUTE = "per_minute"
+
+
+_WUWANG_PATTERN = re.compile(rf"wuwang/{CONTRACT_VERSION}/\+/(?P<leaf>[a-z_]+)/\+")
+_TEAM_PATTERN = re.compile(rf"teams/{CONTRACT_VERSION}/\+/(?P<leaf>[a-z_]+)")
+
+
+#: Team topics that are not inbound feeds: orders and their acks (docs/mqtt-contract.md §9).
+_COMMAND_TOPICS = frozenset({("teams", "dispatch"), ("teams", "ack")})
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSpec:
+    """One feed of contract v1, everything about it (see the section's comment)."""
+
+    feed: Feed
+    #: MQTT topic filters that carry it: ``wuwang/v1/+/<feed>/+`` (network, source id)
+    #: and/or ``teams/v1/+/<leaf>`` (team id). The leaf routes a topic to this feed.
+    topics: tuple[str, ...]
+    model: type[_Payload]  # the payload (issue 14 swaps pydantic here, and only here)
+    table: str
+    columns: tuple[str, ...]  # the feed's own columns, between HEAD_COLUMNS and TAIL_COLUMNS
+    row: RowBuilder
+    message: RowReader  # the inverse of ``row`` (replays of recorded windows)
+    alarm: AlarmKind | None  # the alarm its messages raise (rules: ingest/alarms.py); None: none
+    chart: Chart | None  # None: not charted (no per-minute counts)
+    colour: str  # its colour on charts
+    label_key: str  # dashboard/i18n catalogue key of its name
+
+    def __post_init__(self) -> None:
+        for pattern in self.topics:
+            if self._family(pattern) is None:
+                raise ValueError(
+                    f"{self.feed}: topic pattern {pattern!r} is neither"
+                    f" wuwang/{CONTRACT_VERSION}/+/<feed>/+ nor teams/{CONTRACT_VERSION}/+/<leaf>"
+                )
+
+    @staticmethod
+    def _family(pattern: str) -> tuple[str, str] | None:
+        for family, regex in (("wuwang", _WUWANG_PATTERN), ("teams", _TEAM_PATTERN)):
+            match = regex.fullmatch(pattern)
+            if match is not None:
+                return family, match["leaf"]
+        return None
+
+    def leaves(self, family: Literal["wuwang", "teams"]) -> tuple[str, ...]:
+        """The topic levels that name this feed in one topic family."""
+        found = (self._family(p) for p in self.topics)
+        return tuple(leaf for f, leaf in (x for x in found if x is not None) if f == family)
+
+    @property
+    def table_columns(self) -> tuple[str, ...]:
+        """Every column of its table in the order the writer COPYs them."""
+        return (*HEAD_COLUMNS, *self.columns, *TAIL_COLUMNS)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The payload fields a message must carry, in the model's order."""
+        return tuple(name for name, info in self.model.model_fields.items() if info.is_required())
+
+    @property
+    def schema_name(self) -> str:
+        """Its JSON Schema's name (docs/schemas/<name>.schema.json): a feed only teams send
+        is ``team-<feed>``."""
+        return f"team-{self.feed}" if not self.leaves("wuwang") else str(self.feed)
+
+
+class FeedSpecs:
+    """A set of feeds, and what follows from it: topic routing, message parsing, the
+    ingest's subscriptions, the JSON Schemas. ``FEEDS`` is contract v1's; a test may build
+    another (a feed of its own) and get all of it without touching the services."""
+
+    def __init__(self, specs: Iterable[FeedSpec]) -> None:
+        self.specs = tuple(specs)
+        self._by_feed: dict[Feed, FeedSpec] = {}
+        self._by_leaf: dict[tuple[str, str], FeedSpec] = {}
+        tables: set[str] = set()
+        for spec in self.specs:
+            if spec.feed in self._by_feed:
+                raise ValueError(f"feed {spec.feed} specified twice")
+            if spec.table in tables:
+                raise ValueError(f"table {spec.table} holds two feeds")
+            self._by_feed[spec.feed] = spec
+            tables.add(spec.table)
+            for pattern in spec.topics:
+                family = FeedSpec._family(pattern)
+                assert family is not None  # FeedSpec checked it
+                if family in self._by_leaf:
+                    raise ValueError(f"topic pattern {pattern!r} carries two feeds")
+                if family in _COMMAND_TOPICS:
+                    raise ValueError(f"topic pattern {pattern!r} is the command service's")
+                self._by_leaf[family] = spec
+        self._wuwang = {leaf: s.feed for (family, leaf), s in self._by_leaf.items() if family == "wuwang"}
+        self._team = {leaf: s.feed for (family, leaf), s in self._by_leaf.items() if family == "teams"}
+        # Cached: a feed's topics repeat (one per device, camera, team), and Topic is frozen.
+        self.parse_topic: Callable[[str], Topic] = functools.lru_cache(maxsize=TOPIC_CACHE_SIZE)(
+            self._parse_topic
+        )
+
+    def __iter__(self) -> Iterator[FeedSpec]:
+        return iter(self.specs)
+
+    def __getitem__(self, feed: Feed) -> FeedSpec:
+        return self._by_feed[feed]
+
+    def of_table(self, table: str) -> FeedSpec:
+        """The feed stored in ``table``; KeyError for any other table."""
+        for spec in self.specs:
+            if spec.table == table:
+                return spec
+        raise KeyError(table)
+
+    @property
+    def feeds(self) -> tuple[Feed, ...]:
+        return tuple(self._by_feed)
+
+    def on(self, family: Literal["wuwang", "teams"]) -> tuple[Feed, ...]:
+        """The feeds one topic family carries, in specification order."""
+        return tuple(s.feed for s in self.specs if s.leaves(family))
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """What the ingest subscribes to (inbound feeds only; dispatch/ack belong to
+        command): the live feeds, and the same behind every exercise's prefix. Every
+        ``wuwang/v1`` topic, so that an unknown network or feed is dead-lettered with
+        its reason; on ``teams/v1`` only the feeds' leaves (the rest is command's)."""
+        live = [f"wuwang/{CONTRACT_VERSION}/+/+/+"] if self._wuwang else []
+        live += [p for s in self.specs for p in s.topics if _TEAM_PATTERN.fullmatch(p)]
+        return (*live, *(f"{EXERCISE_PREFIX}/+/{t}" for t in live))
+
+    def _parse_topic(self, topic: str) -> Topic:
+        """A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``."""
+        split = _split_exercise(topic)
+        if split is None:
+            return self._parse_live_topic(topic)
+        exercise_id, rest = split
+        if not EXERCISE_ID_RE.fullmatch(exercise_id):
+            raise ContractError(BAD_EXERCISE_ID)
+        # Only a live topic may follow: an exercise inside an exercise is not v1.
+        live = self._parse_live_topic(rest)
+        return Topic(feed=live.feed, network=live.network, source_id=live.source_id, exercise_id=exercise_id)
+
+    def _parse_live_topic(self, topic: str) -> Topic:
+        parts = topic.split("/")
+        if len(parts) == 5 and parts[0] == "wuwang" and parts[1] == CONTRACT_VERSION:
+            _, _, network, feed, source_id = parts
+            net = _NETWORK_OF.get(network)
+            if net is None:
+                raise ContractError(f"unknown network {network[:32]!r}")
+            wuwang_feed = self._wuwang.get(feed)
+            if wuwang_feed is None:
+                raise ContractError(f"unknown feed {feed[:32]!r}")
+            if not _SOURCE_ID_RE.fullmatch(source_id):
+                raise ContractError("source_id in topic does not match [A-Za-z0-9_.-]{1,64}")
+            return Topic(feed=wuwang_feed, network=net, source_id=source_id)
+        if len(parts) == 4 and parts[0] == "teams" and parts[1] == CONTRACT_VERSION:
+            _, _, team_id, leaf = parts
+            team_feed = self._team.get(leaf)
+            if team_feed is None:
+                raise ContractError(f"not an inbound team topic: {leaf[:32]!r}")
+            if not _SOURCE_ID_RE.fullmatch(team_id):
+                raise ContractError("team id in topic does not match [A-Za-z0-9_.-]{1,64}")
+            return Topic(feed=team_feed, network=None, source_id=team_id)
+        raise ContractError(NOT_V1)
+
+    def parse_message(
+        self, topic: str, payload: bytes, received_at: datetime, window: TsWindow | None = None
+    ) -> Message:
+        """Read one message. Raises ContractError with the reason when it cannot be read, or
+        when ``window`` is given and ``ts`` lies outside it (the ingest's door; without a
+        window only the contract's shape is checked, as for the documentation's examples)."""
+        if len(payload) > MAX_PAYLOAD_BYTES:
+            raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+        parsed_topic = self.parse_topic(topic)
+        model = self._by_feed[parsed_topic.feed].model
+        try:
+            # Pydantic reads the JSON itself: strict types, enums from strings, one pass.
+            body = model.model_validate_json(payload)
+        except ValidationError as exc:
+            raise ContractError(_describe(exc)) from None
+        problem = body.cross_check() or _unstorable_body(body)
+        if problem is not None:
+            raise ContractError(problem)
+        extra = dict(body.model_extra or {})
+        if body.ts is None:
+            ts, from_receipt = received_at, True
+        else:
+            ts, from_receipt = datetime.fromisoformat(body.ts.upper()), False
+            if window is not None:
+                window.check(ts, received_at)
+        return Message(
+            topic=parsed_topic,
+            payload=body,
+            ts=ts,
+            received_at=received_at,
+            ts_from_receipt=from_receipt,
+            extra=extra,
+        )
+
+    def json_schemas(self) -> dict[str, dict[str, Any]]:
+        """One JSON Schema per feed, as exported to docs/schemas/."""
+        out: dict[str, dict[str, Any]] = {}
+        for spec in self.specs:
+            schema = spec.model.model_json_schema(mode="validation")
+            schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+            schema["$id"] = f"wuwang/{CONTRACT_VERSION}/{spec.schema_name}.schema.json"
+            schema["additionalProperties"] = True
+            out[spec.schema_name] = schema
+        return out
+
+
+_NETWORK_COLUMNS = ("network", "source_id", "msg_id")
+
+#: Contract v1's feeds, in the contract's order (docs/mqtt-contract.md).
+FEEDS = FeedSpecs(
+    (
+        FeedSpec(
+            feed=Feed.SENSOR,
+            topics=(f"wuwang/{CONTRACT_VERSION}/+/sensor/+",),
+            model=SensorReading,
+            table="sensor_reading",
+            columns=(*_NETWORK_COLUMNS, "device_id", "kind", "value", "unit", "lat", "lon", "grid_cell_id"),
+            row=_sensor_row,
+            message=_sensor_message,
+            alarm="sensor",
+            chart=Chart.PER_MINUTE,
+            colour="#4fc3f7",
+            label_key="feed.sensor",
+        ),
+        FeedSpec(
+            feed=Feed.VIDEO,
+            topics=(f"wuwang/{CONTRACT_VERSION}/+/video/+",),
+            model=VideoAlert,
+            table="video_alert",
+            columns=(
+                *_NETWORK_COLUMNS,
+                "camera_id",
+                "event",
+                "confidence",
+                "lat",
+                "lon",
+                "snapshot_url",
+                "bbox",
+                "grid_cell_id",
+            ),
+            row=_video_row,
+            message=_video_message,
+            alarm="video",
+            chart=Chart.PER_MINUTE,
+            colour="#ec407a",
+            label_key="feed.video",
+        ),
+        FeedSpec(
+            feed=Feed.CALL,
+            topics=(f"wuwang/{CONTRACT_VERSION}/+/call/+",),
+            model=EmergencyCall,
+            table="emergency_call",
+            columns=(
+                *_NETWORK_COLUMNS,
+                "call_id",
+                "category",
+                "lat",
+                "lon",
+                "address",
+                "description",
+                "caller",
+                "priority",
+                "grid_cell_id",
+            ),
+            row=_call_row,
+            message=_call_message,
+            alarm="call",
+            chart=Chart.PER_MINUTE,
+            colour="#ffb300",
+            label_key="feed.call",
+        ),
+        FeedSpec(
+            feed=Feed.REPORT,
+            topics=(f"wuwang/{CONTRACT_VERSION}/+/report/+", f"teams/{CONTRACT_VERSION}/+/report"),
+            model=FieldReport,
+            table="field_report",
+            columns=(
+                *_NETWORK_COLUMNS,
+                "team_id",
+                "reporter",
+                "category",
+                "description",
+                "lat",
+                "lon",
+                "photo_url",
+                "grid_cell_id",
+            ),
+            row=_report_row,
+            message=_report_message,
+            alarm="report",
+            chart=Chart.PER_MINUTE,
+            colour="#9ccc65",
+            label_key="feed.report",
+        ),
+        FeedSpec(
+            feed=Feed.POSITION,
+            topics=(f"teams/{CONTRACT_VERSION}/+/position",),
+            model=TeamPosition,
+            table="team_position",
+            columns=("team_id", "msg_id", "lat", "lon", "speed", "heading", "seq", "grid_cell_id"),
+            row=_position_row,
+            message=_position_message,
+            alarm=None,
+            chart=None,
+            colour="#b0bec5",
+            label_key="feed.position",
+        ),
+        FeedSpec(
+            feed=Feed.STATUS,
+            topics=(f"teams/{CONTRACT_VERSION}/+/status",),
+            model=TeamStatusUpdate,
+            table="team_status",
+            columns=("team_id", "msg_id", "status", "incident_id", "seq"),
+            row=_status_row,
+            message=_status_message,
+            alarm=None,
+            chart=None,
+            colour="#b0bec5",
+            label_key="feed.status",
+        ),
+    )
+)
+
+#: Each feed's payload model (derived: the specification holds it).
+PAYLOAD_MODELS: Mapping[Feed, type[_Payload]] = MappingProxyType({spec.feed: spec.model for spec in FEEDS})
+WUWANG_FEEDS = FEEDS.on("wuwang")  # on wuwang/v1/<network>/<feed>/<source_id>
+TEAM_FEEDS = FEEDS.on("teams")  # on teams/v1/<team_id>/<feed>
+
+#: What the ingest subscribes to (``FeedSpecs.subscriptions``).
+INGEST_SUBSCRIPTIONS = FEEDS.subscriptions
+
+#: A contract v1 inbound topic, or its copy behind ``exercise/v1/<exercise_id>/``.
+parse_topic = FEEDS.parse_topic
+parse_message = FEEDS.parse_message
+json_schemas = FEEDS.json_schemas

@@ -18,6 +18,8 @@ from typing import Literal
 import psycopg
 from psycopg import sql
 
+from wuwang.contract import FEEDS, Chart
+
 log = logging.getLogger(__name__)
 
 Backend = Literal["timescale", "plain"]
@@ -245,15 +247,10 @@ def migrate(url: str, *, storage: StorageChoice = "auto") -> list[str]:
     return applied_now
 
 
-_FEED_AGGREGATES = ("sensor", "video", "call", "report")
-TIMESERIES_TABLES = (
-    "sensor_reading",
-    "video_alert",
-    "emergency_call",
-    "field_report",
-    "team_position",
-    "team_status",
-)
+#: Feeds counted per minute: on TimescaleDB one continuous aggregate each, feed_counts_1m_<feed>.
+_FEED_AGGREGATES = tuple(str(spec.feed) for spec in FEEDS if spec.chart is Chart.PER_MINUTE)
+#: The feed tables (hypertables on TimescaleDB), in the contract's order.
+TIMESERIES_TABLES = tuple(spec.table for spec in FEEDS)
 
 
 def refresh_aggregates(conn: psycopg.Connection) -> None:

@@ -35,6 +35,7 @@ from typing import IO
 import psycopg
 
 from wuwang import db
+from wuwang.contract import FEEDS
 from wuwang.endpoints import Endpoints, LocalServices, free_port, port_open
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
 from wuwang.service import EXIT_CONFIG, ConfigError, load_settings, setup_logging, stop_event
@@ -46,12 +47,7 @@ CITY_TIMEOUT_S = 600.0
 
 #: (label, table) counted in the status line, in the order of the MQTT contract.
 STATUS_TABLES: tuple[tuple[str, str], ...] = (
-    ("sensor", "sensor_reading"),
-    ("video", "video_alert"),
-    ("call", "emergency_call"),
-    ("report", "field_report"),
-    ("position", "team_position"),
-    ("status", "team_status"),
+    *((str(spec.feed), spec.table) for spec in FEEDS),
     ("dead letters", "dead_letter"),
     ("alarms", "alarm_outbox"),
 )

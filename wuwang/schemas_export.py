@@ -3,9 +3,10 @@
     python -m wuwang.schemas_export            # (re)write the files
     python -m wuwang.schemas_export --check    # exit 1 if a file is missing, stale or extra
 
-The schemas come from ``wuwang.contract.json_schemas()`` (the pydantic models are the
-truth); the files are what the other teams read. Sorted keys, 2-space indent, UTF-8,
-trailing newline, so that the output is stable and diffs stay small.
+The schemas come from the feed specification, ``wuwang.contract.FEEDS.json_schemas()``
+(one per feed; the payload models are the truth); the files are what the other teams
+read. Sorted keys, 2-space indent, UTF-8, trailing newline, so that the output is stable
+and diffs stay small.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wuwang.contract import json_schemas
+from wuwang.contract import FEEDS, FeedSpecs
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 SUFFIX = ".schema.json"
@@ -27,15 +28,15 @@ def render(schema: dict[str, Any]) -> str:
     return json.dumps(schema, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
 
 
-def expected_files() -> dict[str, str]:
+def expected_files(feeds: FeedSpecs = FEEDS) -> dict[str, str]:
     """File name → content, for every feed."""
-    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(json_schemas().items())}
+    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(feeds.json_schemas().items())}
 
 
-def check(directory: Path) -> list[str]:
+def check(directory: Path, feeds: FeedSpecs = FEEDS) -> list[str]:
     """What differs between ``directory`` and the contract (empty when current)."""
     problems = []
-    wanted = expected_files()
+    wanted = expected_files(feeds)
     for name, content in wanted.items():
         path = directory / name
         if not path.is_file():
@@ -49,10 +50,10 @@ def check(directory: Path) -> list[str]:
     return problems
 
 
-def write(directory: Path) -> list[Path]:
+def write(directory: Path, feeds: FeedSpecs = FEEDS) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    wanted = expected_files()
+    wanted = expected_files(feeds)
     for name, content in wanted.items():
         path = directory / name
         if not path.is_file() or path.read_text(encoding="utf-8") != content:

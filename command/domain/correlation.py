@@ -44,7 +44,7 @@ from command.domain.incidents import (
 )
 from command.domain.reasons import Param, Reason, Said, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
-from wuwang.contract import Alarm
+from wuwang.contract import FEEDS, Alarm
 from wuwang.geo import haversine_m
 
 T = IncidentType
@@ -146,7 +146,8 @@ class _RulesInput(BaseModel):
     categories: dict[str, dict[str, _CategoryInput]] = Field(default_factory=dict)
 
 
-_KINDS = ("call", "video", "sensor", "report", "*")
+#: The alarm kinds the feeds raise (their specification's ``alarm``), and "*" for any.
+_KINDS = (*(spec.alarm for spec in FEEDS if spec.alarm is not None), "*")
 _TYPE_NAMES = frozenset(t.value for t in IncidentType)
 
 
