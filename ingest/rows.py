@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from wuwang.city import grid_cell_id
 from wuwang.contract import (
     ContractError,
     EmergencyCall,
@@ -26,6 +25,7 @@ from wuwang.contract import (
     TeamStatusUpdate,
     VideoAlert,
 )
+from wuwang.lattice import grid_cell_id
 
 BIGINT_MAX = 2**63 - 1
 

@@ -39,12 +39,13 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.alarms import DEFAULT_THRESHOLDS, Threshold
 from simulators.exercise_run import TimedInject, TimedMessage
 from simulators.feeds import NORMAL_RANGE, SYS110
-from wuwang.city import Camera, City, Device, GridCell, Team, Venue, build_city, grid_cell_id
+from wuwang.city import Camera, City, Device, GridCell, Team, Venue, build_city
 from wuwang.contract import CallCategory, Feed, Network, TeamStatus, team_topic, wuwang_topic
 from wuwang.geo import offset_by_metres
+from wuwang.lattice import grid_cell_id
+from wuwang.thresholds import DEFAULT_THRESHOLDS, Threshold
 from wuwang.yamltext import not_valid_yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"

@@ -23,7 +23,6 @@ from wuwang.city import (
     CitySize,
     build_city,
     convert_districts_geojson,
-    grid_cell_id,
     grid_cells,
     han_river,
     load_city,
@@ -32,6 +31,7 @@ from wuwang.city import (
 )
 from wuwang.contract import SOURCE_ID_PATTERN, Network
 from wuwang.geo import haversine_m, wgs84_to_gcj02
+from wuwang.lattice import grid_cell_id
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_SOURCE = REPO_ROOT.parent / "shared" / "data" / SOURCE_FILE
