@@ -26,9 +26,9 @@ DEV_HASH := $(shell cat requirements.lock requirements-dev.lock pyproject.toml |
 RUNTIME_STAMP := $(VENV)/.installed-runtime-$(RUNTIME_HASH)
 DEV_STAMP := $(VENV)/.installed-dev-$(DEV_HASH)
 
-# Packages type-checked by `make lint` (those that exist yet).
+# Packages type-checked by `make lint` (those that exist yet; testkit/ is the tests' harness).
 PACKAGES := $(patsubst %/__init__.py,%,$(wildcard wuwang/__init__.py ingest/__init__.py \
-	command/__init__.py dashboard/__init__.py simulators/__init__.py))
+	command/__init__.py dashboard/__init__.py simulators/__init__.py testkit/__init__.py))
 
 .PHONY: help demo test lint basemap install install-dev broker-check clean
 

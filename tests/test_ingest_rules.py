@@ -14,7 +14,7 @@ from ingest import alarms
 from ingest.alarms import advance, step
 from ingest.ratelog import RateLimitedLog, truncated
 from ingest.rows import NOWHERE, TABLE_COLUMNS, Place, Unstorable, place_of, row_for
-from ingest.testing import samples
+from testkit.feeds import samples
 from wuwang.contract import Message, encode, parse_message, team_topic, wuwang_topic
 from wuwang.exercises import exercise_topic
 from wuwang.lattice import grid_cell_id

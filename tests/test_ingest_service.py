@@ -18,7 +18,7 @@ import redis
 
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
-from ingest.testing import Publisher, samples, scrape, total, wait_for
+from testkit.feeds import Publisher, samples, scrape, total, wait_for
 from wuwang.contract import MAX_PAYLOAD_BYTES, Alarm, encode, team_topic, wuwang_topic
 from wuwang.endpoints import embedded_redis, free_port
 from wuwang.lattice import grid_cell_id
