@@ -33,7 +33,7 @@ from wuwang.contract import SOURCE_ID_PATTERN, Network
 from wuwang.geo import haversine_m, wgs84_to_gcj02
 from wuwang.lattice import grid_cell_id
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_SOURCE = REPO_ROOT.parent / "shared" / "data" / SOURCE_FILE
 DEG = 0.025
 ID_RE = re.compile(rf"^{SOURCE_ID_PATTERN}$")
