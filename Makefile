@@ -35,7 +35,7 @@ PACKAGES := $(patsubst %/__init__.py,%,$(wildcard wuwang/__init__.py ingest/__in
 help:
 	@echo "make demo   run the console on this machine (DEMO_MODE on); Ctrl-C stops it"
 	@echo "make test   run the whole test-suite"
-	@echo "make lint   ruff + mypy"
+	@echo "make lint   ruff + mypy + the import contracts (lint-imports)"
 	@echo "make basemap  (re)draw the demo's offline map tiles (.wuwang/basemap.mbtiles)"
 	@echo "make clean  remove .venv and caches (keeps .wuwang/, the demo's data)"
 
@@ -54,6 +54,7 @@ lint: $(DEV_STAMP)
 	@status=0; \
 	echo "ruff check ."; $(PY) -m ruff check . || status=1; \
 	echo "mypy $(PACKAGES)"; $(PY) -m mypy $(PACKAGES) || status=1; \
+	echo "lint-imports (the import contracts, pyproject.toml)"; $(VENV)/bin/lint-imports --no-cache || status=1; \
 	exit $$status
 
 install: $(RUNTIME_STAMP)
