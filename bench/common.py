@@ -63,7 +63,7 @@ receiver, …) and reports ratios to that baseline, so that numbers taken on a b
 different machine still say something. Each run writes its own section below, with the
 machine it ran on and the load average while it ran (these machines are shared: a
 1-minute load average well above the number of cores means the absolute numbers are
-disturbed; the ratios less so). Tests never assert wall-clock times; `tests/test_bench_smoke.py`
+disturbed; the ratios less so). Tests never assert wall-clock times; `tests/bench/test_bench_smoke.py`
 only proves that the benchmarks run.
 
 | benchmark | command | section |

@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from wuwang.city import grid_cell_id
 from wuwang.contract import FEEDS, FeedSpecs, Message, SensorReading, json_column
 
 # Both belong to the feed specification; the ingest's modules know them from here.
 from wuwang.contract import Place as Place
 from wuwang.contract import Unstorable as Unstorable
+from wuwang.lattice import grid_cell_id
 
 #: Column order of each feed table as the writer COPYs it (``FeedSpec.table_columns``).
 TABLE_COLUMNS: dict[str, tuple[str, ...]] = {spec.table: spec.table_columns for spec in FEEDS}

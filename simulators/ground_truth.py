@@ -33,7 +33,7 @@ from wuwang.geo import haversine_m, offset_by_metres
 
 SignalKind = Literal["call", "video", "sensor"]
 
-#: Each sensor kind's raise level and a reading that clears it (ingest/alarms.py
+#: Each sensor kind's raise level and a reading that clears it (wuwang/thresholds.py
 #: DEFAULT_THRESHOLDS). The model: a real event's reading is well over the raise level
 #: (a fire's smoke, a leak's gas: ×1.6–4), a nuisance blip crosses it marginally
 #: (dust, steam, a drifting cell: ×1.0–1.4).

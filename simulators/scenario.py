@@ -31,7 +31,6 @@ import re
 import string
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -39,12 +38,14 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
-from ingest.alarms import DEFAULT_THRESHOLDS, Threshold
 from simulators.exercise_run import TimedInject, TimedMessage
 from simulators.feeds import NORMAL_RANGE, SYS110
-from wuwang.city import Camera, City, Device, GridCell, Team, Venue, build_city, grid_cell_id
+from wuwang.city import Camera, City, Device, GridCell, Team, Venue, build_city
 from wuwang.contract import CallCategory, Feed, Network, TeamStatus, team_topic, wuwang_topic
 from wuwang.geo import offset_by_metres
+from wuwang.lattice import grid_cell_id
+from wuwang.reserve_layout import holdings
+from wuwang.thresholds import DEFAULT_THRESHOLDS, Threshold
 from wuwang.yamltext import not_valid_yaml
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
@@ -272,27 +273,18 @@ class ScenarioWorld:
 @lru_cache(maxsize=2)
 def demo_world(grid_deg: float | None = None) -> ScenarioWorld:
     """The demo city (wuwang.city), its teams (the rosters are per team) and the demo
-    reserve's warehouses (command.demo_reserve). About a second; cached."""
-    from command.demo_reserve import DEFAULT_SEED, build_demo_reserve
-    from command.domain.plans import DEFAULT_PLAN_DIR, load_plans
+    reserve's warehouses and what they hold (wuwang.reserve_layout, the layout the
+    command service stocks). About a second; cached."""
     from wuwang.settings import get_settings
 
     settings = get_settings()
     city = build_city(deg=grid_deg if grid_deg is not None else settings.grid_cell_deg)
-    library = load_plans(DEFAULT_PLAN_DIR)
-    # Holdings do not depend on the day (only expiry dates do): any fixed day will do.
-    reserve = build_demo_reserve(DEFAULT_SEED, list(library.items.values()), date(2025, 1, 1))
-    held: dict[str, set[str]] = {w.id: set() for w in reserve.warehouses}
-    for lot in reserve.lots:
-        held[lot.warehouse_id].add(lot.item_code)
-    for cap in reserve.capacity:
-        held[cap.warehouse_id].add(cap.item_code)
     thresholds = dict(DEFAULT_THRESHOLDS)
     for kind, (raise_at, clear_below) in settings.sensor_thresholds.items():
         thresholds[kind] = Threshold(float(raise_at), float(clear_below))
     return ScenarioWorld(
         city,
-        {k: frozenset(v) for k, v in held.items()},
+        holdings(),
         thresholds,
         settings.video_alarm_confidence,
     )

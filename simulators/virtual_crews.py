@@ -9,7 +9,7 @@ what a crew would do, in exercise seconds:
 1. ``ack`` ``accepted`` after a short reaction time;
 2. status ``en_route`` after the turnout time (出车), then a position every
    ``position_every_s`` along the route, at the typical speed of its team type
-   (``command.domain.recommend.DEFAULT_SPEEDS_KMH``, the speeds the recommendation
+   (``wuwang.travel.DEFAULT_SPEEDS_KMH``, the speeds the recommendation
    estimates with, so a crew arrives about when the console said it would);
 3. status ``on_scene`` with the order's ``incident_id`` and a position at the scene;
 4. after ``on_scene_s``: ``returning``, positions back to its base, ``available``.
@@ -34,9 +34,9 @@ from typing import Any, Literal
 
 import shapely
 
-from command.domain.recommend import DEFAULT_SPEEDS_KMH
 from simulators.streets import Route, StreetNetwork, build_street_network
 from wuwang.city import District
+from wuwang.travel import DEFAULT_SPEEDS_KMH
 
 Leaf = Literal["ack", "status", "position"]
 #: (team, from lat, from lon, to lat, to lon) → the route driven; default a straight line.

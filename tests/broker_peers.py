@@ -1,5 +1,5 @@
 """A paho MQTT 5 client for broker tests that records what the broker answers: CONNACK,
-PUBACK and SUBACK reason codes, deliveries and disconnects (tests/test_mosquitto_acl.py,
+PUBACK and SUBACK reason codes, deliveries and disconnects (tests/deploy/test_mosquitto_acl.py,
 tests/security/test_sec_broker_*.py)."""
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Only ``load_city`` and the CLI do I/O.
   ``python -m wuwang.city convert-districts`` (see docs/demo-city.md for how the
   conversion was checked).
 - Grid cells (网格) are a regular lattice of ``grid_cell_deg`` degrees; a cell's id is
-  pure arithmetic on a position (``grid_cell_id``), so the ingest needs no lookup.
+  pure arithmetic on a position (``wuwang.lattice.grid_cell_id``), so the ingest needs
+  no lookup and no geometry library.
 - Registries are synthetic but shaped like a real prefecture-level city: people, and so
   sensors, cameras and venues, crowd into the urban core (襄城/樊城/襄州) and the six
   county seats; the mountains of 保康 and 南漳 are nearly empty. Positions and names are
@@ -55,6 +56,7 @@ from wuwang.geo import (
     offset_by_metres,
     wgs84_to_gcj02,
 )
+from wuwang.lattice import default_deg, grid_cell_id
 from wuwang.service import setup_logging
 
 if TYPE_CHECKING:
@@ -277,25 +279,6 @@ def load_districts() -> list[District]:
 # --- grid cells ------------------------------------------------------------------
 
 
-def _default_deg() -> float:
-    from wuwang.settings import get_settings  # late: settings validate the environment
-
-    return get_settings().grid_cell_deg
-
-
-def grid_cell_id(lat: float, lon: float, deg: float | None = None) -> str:
-    """The lattice cell holding a WGS-84 point: "r{floor(lat/deg)}c{floor(lon/deg)}".
-
-    Pure arithmetic, O(1), no lookup: the ingest calls it for every message. A point
-    outside the city gets an id all the same; that id is simply not in the grid_cell
-    registry (the city's cells are exactly the lattice cells that overlap a district).
-    Cells on the lattice's lower/left edges are closed, upper/right edges open.
-    ``lat``/``lon`` must be finite (the contract refuses NaN and infinities).
-    """
-    d = _default_deg() if deg is None else deg
-    return f"r{math.floor(lat / d)}c{math.floor(lon / d)}"
-
-
 @dataclass(frozen=True)
 class GridCell:
     """A grid cell (网格). ``geometry`` is the lattice square ∩ the city.
@@ -371,7 +354,7 @@ def grid_cells(
     Households follow ``household_density`` × the cell's area in km², with ±25 %
     deterministic noise per cell; the lead grid worker's name is drawn per cell.
     """
-    d = _default_deg() if deg is None else deg
+    d = default_deg() if deg is None else deg
     city = shapely.union_all([x.geometry for x in districts])
     shapely.prepare(city)
     minx, miny, maxx, maxy = city.bounds
@@ -975,7 +958,7 @@ def _cells_cached(seed: int, deg: float) -> tuple[GridCell, ...]:
 def build_city(seed: int = DEFAULT_CITY_SEED, size: CitySize | None = None, deg: float | None = None) -> City:
     """The whole demo city for a seed. Pure; about a second."""
     size = size or CitySize()
-    d = _default_deg() if deg is None else deg
+    d = default_deg() if deg is None else deg
     districts = _districts()
     cells = _cells_cached(seed, d)
     sampler = PointSampler(districts, cells, d)

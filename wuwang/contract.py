@@ -370,7 +370,7 @@ def _unstorable_body(body: BaseModel) -> str | None:
     checked in one pass with the very tests of ``_unstorable``; anything else — a nested
     value, a value of another type, or a problem found — goes to ``_unstorable`` itself,
     so that the answer (and which problem is named first) is always its answer.
-    tests/test_contract_properties.py checks the two agree.
+    tests/wuwang/test_contract_properties.py checks the two agree.
     """
     extra = body.__pydantic_extra__
     for values in (body.__dict__.values(), extra.values() if extra else ()):

@@ -8,7 +8,7 @@ converts at the edges: boundary files in (``gcj02_to_wgs84``), a Chinese basemap
 
 The transform itself is the public ``eviltransform`` package: ``wgs2gcj`` is the
 closed-form forward formula; GCJ-02 → WGS-84 has no closed form, and ``gcj2wgs_exact``
-inverts it by bisection to better than 0.5 m (checked in tests/test_geo.py and
+inverts it by bisection to better than 0.5 m (checked in tests/wuwang/test_geo.py and
 docs/demo-city.md). Outside eviltransform's China bounding box both directions are the
 identity, as GCJ-02 is only defined for China.
 

@@ -2,7 +2,7 @@
 
 Three measurements, each against a whole console started here (PostgreSQL, a private
 Redis and Mosquitto, the ingest, the command service, the dashboard — see
-dashboard/testing.py) and driven by Chromium (Debian's /usr/bin/chromium):
+testkit/stack.py) and driven by Chromium (Debian's /usr/bin/chromium):
 
 1. **render** — time from navigation to the first frame with all 10,000 network
    entities drawn (clustered), the console (Dash, dash-leaflet) against
@@ -52,8 +52,8 @@ from bench.common import describe_machine, fmt_ratio, load_average, percentile, 
 from command.services.live import channel_of
 from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
-from dashboard.testing import ServerThread, Stack, running_stack
-from ingest.testing import Publisher
+from testkit.feeds import Publisher
+from testkit.stack import ServerThread, Stack, running_stack
 from wuwang import db
 from wuwang.city import CitySize
 from wuwang.contract import wuwang_topic

@@ -36,7 +36,7 @@ from websockets.exceptions import ConnectionClosed
 
 from bench.common import Machine, describe_machine, fmt_load, load_average, package_version, percentile, table
 from bench.console.__main__ import LATENCY_CITY, Background, late_percentile, services, stack_for
-from ingest.testing import Publisher
+from testkit.feeds import Publisher
 from wuwang.city import CitySize
 from wuwang.contract import wuwang_topic
 

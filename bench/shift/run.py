@@ -50,10 +50,10 @@ from bench.common import (
 from bench.shift.score import InboxRowSeen, LedgerAlarm, Observed, Score, score, start_for
 from command.app import create_app, default_workers
 from command.domain.triage import DEFAULT_RULES_FILE, parse_rules
-from dashboard.testing import ServerThread, seed
 from ingest.service import IngestService
-from ingest.testing import Publisher
 from simulators.ground_truth import Mix, ShiftTruth, peak_hour
+from testkit.feeds import Publisher
+from testkit.stack import ServerThread, seed
 from wuwang.city import City, CitySize, build_city
 from wuwang.endpoints import Endpoints, LocalServices, free_port
 from wuwang.settings import Settings

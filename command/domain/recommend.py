@@ -46,21 +46,7 @@ from command.domain.rosters import DutyRoster, Shift, Team
 from command.domain.vocabulary import TeamType
 from wuwang.contract import TeamStatus
 from wuwang.geo import haversine_m
-
-SUPPLY_TRUCK = "supply_truck"
-
-#: Typical urban speeds (km/h) by team type, and for supply trucks.
-DEFAULT_SPEEDS_KMH: Mapping[str, float] = MappingProxyType(
-    {
-        TeamType.FIRE.value: 40.0,
-        TeamType.MEDICAL.value: 45.0,
-        TeamType.POLICE.value: 50.0,
-        TeamType.HAZMAT.value: 35.0,
-        TeamType.WATER_RESCUE.value: 35.0,
-        TeamType.COMPREHENSIVE.value: 35.0,
-        SUPPLY_TRUCK: 40.0,
-    }
-)
+from wuwang.travel import DEFAULT_SPEEDS_KMH, SUPPLY_TRUCK
 
 
 class TravelTimeModel(Protocol):

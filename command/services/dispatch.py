@@ -47,7 +47,6 @@ from command.domain.incidents import (
 from command.domain.plans import PlanLibrary, Requirements, TeamRequirement, activate, load_plans
 from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
-    DEFAULT_SPEEDS_KMH,
     RecommendConfig,
     recommend_for_requirements,
     recommend_supplies,
@@ -63,6 +62,7 @@ from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
 from wuwang.scope import LIVE, Scope
+from wuwang.travel import DEFAULT_SPEEDS_KMH
 
 log = logging.getLogger(__name__)
 

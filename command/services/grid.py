@@ -57,6 +57,7 @@ from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Alarm
+from wuwang.lattice import grid_cell_id
 from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
@@ -633,8 +634,6 @@ async def _publish_when_committed(state: CommandState, case_id: str, changes: li
 
 
 def _cell_of(state: CommandState, lat: float, lon: float) -> str:
-    from wuwang.city import grid_cell_id  # late: the city module pulls in shapely
-
     return grid_cell_id(lat, lon, state.settings.grid_cell_deg)
 
 

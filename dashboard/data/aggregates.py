@@ -30,7 +30,7 @@ class Series:
 
 def neighbourhood(cell_id: str | None, radius: int = 1) -> list[str]:
     """A grid cell and its neighbours within ``radius`` cells (ids are lattice
-    arithmetic, "r<row>c<col>", see wuwang.city.grid_cell_id)."""
+    arithmetic, "r<row>c<col>", see wuwang.lattice.grid_cell_id)."""
     if not cell_id:
         return []
     m = _CELL.match(cell_id)

@@ -29,6 +29,7 @@ from command.domain.reserve import StockLot
 from command.domain.rosters import Team, TeamStatus
 from command.domain.vocabulary import IncidentType, ResponseLevel, Role, TeamType
 from command.services import exercises as exercise_service
+from simulators.replay import parse_replay_source
 from tests.command.conftest import FIELD_TEAM
 from tests.command.test_incidents_api import wait_for
 from tests.command.test_reserve_api import seed_stock
@@ -221,7 +222,6 @@ def test_register_replays_of_a_window_and_of_an_imported_dataset(
     )
     assert r.status_code == 201, r.text
     assert r.json()["replay"]["relocate_to"] == {"lat": 32.01, "lon": 112.12}
-    parse_replay_source = pytest.importorskip("simulators.replay").parse_replay_source
     for source in (window["source"], replay["source"], r.json()["source"]):
         parse_replay_source(source)
     relocated_window = {

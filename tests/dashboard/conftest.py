@@ -1,4 +1,4 @@
-"""Fixtures for the console's tests: a whole stack (dashboard/testing.py) for the
+"""Fixtures for the console's tests: a whole stack (testkit/stack.py) for the
 browser tests, and Chromium through Playwright (Debian's /usr/bin/chromium; the
 browser tests are skipped without it)."""
 
@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from dashboard.testing import Stack, running_stack
 from simulators.basemap import build_archive
+from testkit.stack import Stack, running_stack
 from wuwang.endpoints import embedded_redis, free_port
 
 CHROMIUM = os.environ.get("WUWANG_CHROMIUM", "/usr/bin/chromium")
@@ -53,10 +53,6 @@ class Watched:
             for u in self.urls
             if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).hostname not in LOCAL_HOSTS
         ]
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "browser: drives the console in a real browser (Chromium, Playwright)")
 
 
 @pytest.fixture(scope="session")

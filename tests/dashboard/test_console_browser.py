@@ -31,8 +31,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashboard.testing import Stack
-from ingest.testing import publish, wait_for
+from testkit.feeds import publish, wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from wuwang.contract import encode, wuwang_topic
 

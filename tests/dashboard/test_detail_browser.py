@@ -28,8 +28,8 @@ from typing import Any
 import pytest
 
 from command.app import create_app as create_command
-from dashboard.testing import ServerThread, Stack
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import ServerThread, Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
 

@@ -24,8 +24,8 @@ import pytest
 import command.services.exercises as command_exercises
 import dashboard.callbacks.exercise as console_exercises
 import simulators.scenario as scenarios
-from dashboard.testing import Stack, exercise_runner
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import Stack, exercise_runner
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
 

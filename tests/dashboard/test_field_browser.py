@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 
-from dashboard.testing import Stack
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import call_110, incident_of, login, msg_suffix, shot
 from wuwang.geo import haversine_m, offset_by_metres

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from dashboard.testing import Stack
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot, tiny_png
 

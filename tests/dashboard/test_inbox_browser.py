@@ -29,8 +29,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashboard.testing import Stack
-from ingest.testing import publish, wait_for
+from testkit.feeds import publish, wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
 from wuwang.contract import encode, wuwang_topic

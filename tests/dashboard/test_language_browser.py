@@ -26,8 +26,8 @@ import pytest
 import yaml
 
 from command.users import demo_users
-from dashboard.testing import Stack
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import call_110, incident_of, login, shot
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from dashboard.testing import Stack
-from ingest.testing import wait_for
+from testkit.feeds import wait_for
+from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import call_110, incident_of, login, shot
 

@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from dashboard.testing import Stack
+from testkit.stack import Stack
 from tests.dashboard.test_console_browser import login, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]

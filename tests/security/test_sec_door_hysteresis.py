@@ -19,8 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.testing import delivery, write_batch
 from ingest.writer import DeviceRegistry
+from testkit.feeds import delivery, write_batch
 from wuwang.contract import wuwang_topic
 from wuwang.mqttlink import Delivery
 from wuwang.settings import Settings

@@ -18,8 +18,8 @@ import orjson
 import psycopg
 import pytest
 
-from ingest.testing import delivery, write_batch
 from simulators.importer import MappingError, Problem, import_csv, load_mapping, parse_mapping, read_calls
+from testkit.feeds import delivery, write_batch
 from wuwang.settings import Settings
 
 # --- the CSV importer ------------------------------------------------------------------

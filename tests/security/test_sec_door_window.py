@@ -21,8 +21,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.testing import delivery
-from ingest.testing import write_batch as write
+from testkit.feeds import delivery
+from testkit.feeds import write_batch as write
 from wuwang import db
 from wuwang.contract import ContractError, TsWindow, parse_message, team_topic, wuwang_topic
 from wuwang.settings import Settings

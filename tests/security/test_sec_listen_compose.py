@@ -1,6 +1,6 @@
 """docker-compose publishes the services on the host's loopback unless ``*_HOST`` says
 otherwise, and the services inside their containers listen where the published port
-reaches them. No Docker engine runs here, so the file is read (as tests/test_compose.py)."""
+reaches them. No Docker engine runs here, so the file is read (as tests/deploy/test_compose.py)."""
 
 from __future__ import annotations
 

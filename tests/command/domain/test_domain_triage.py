@@ -58,10 +58,11 @@ from command.domain.triage import (
     triage,
 )
 from command.domain.vocabulary import IncidentType, Role
-from ingest.alarms import DEFAULT_THRESHOLDS, VIDEO_EVENT_ZH
+from ingest.alarms import VIDEO_EVENT_ZH
 from tests.command.domain.conftest import CST, HOME, grid_alarm
 from wuwang.contract import Alarm, AlarmKind, CallCategory
 from wuwang.geo import offset_by_metres
+from wuwang.thresholds import DEFAULT_THRESHOLDS
 
 T0 = datetime(2026, 12, 7, 14, 0, tzinfo=CST)
 RULES_TEXT = DEFAULT_RULES_FILE.read_text(encoding="utf-8")

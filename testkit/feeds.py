@@ -1,5 +1,5 @@
-"""Helpers for the ingest's tests and benchmarks: a fast QoS 1 publisher, sample
-messages for every feed, metrics scraping and polling. Not used by the service."""
+"""Helpers for the ingest's tests and benchmarks (testkit, not the product): a fast QoS 1
+publisher, sample messages for every feed, metrics scraping and polling."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ import redis
 
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
-from ingest.testing import Publisher, samples, scrape, total, wait_for
+from testkit.feeds import Publisher, samples, scrape, total, wait_for
 from wuwang import db
 from wuwang.contract import encode, wuwang_topic
 from wuwang.endpoints import (

@@ -20,7 +20,7 @@ import pytest
 from command.domain.correlation import alarm_exercise_id
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
-from ingest.testing import publish, samples, wait_for
+from testkit.feeds import publish, samples, wait_for
 from wuwang import db
 from wuwang.contract import Alarm, encode, exercise_source_prefix, wuwang_topic
 from wuwang.exercises import exercise_topic

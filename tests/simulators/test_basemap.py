@@ -37,7 +37,8 @@ def _render(city: BasemapData, zoom: int, tx: int, ty: int) -> Image.Image:
     return Image.open(io.BytesIO(png)).convert("RGB")
 
 
-def _near(colour: tuple[int, ...], target: tuple[int, int, int], tolerance: int = 14) -> bool:
+def _near(colour: float | tuple[int, ...] | None, target: tuple[int, int, int], tolerance: int = 14) -> bool:
+    assert isinstance(colour, tuple), colour  # an RGB image's pixel
     return all(abs(a - b) <= tolerance for a, b in zip(colour, target, strict=False))
 
 

@@ -1,8 +1,7 @@
-"""Helpers for the console's browser tests and benchmark (not used by the service): a
-whole console on this machine — PostgreSQL (a fresh database), Redis, the project's
-broker, the ingest service, the command service and the dashboard, the last two served
-by uvicorn in threads on free ports, exactly as ``python -m command`` and
-``python -m dashboard`` serve them.
+"""The whole console for the browser tests and the benchmark (testkit, not the product):
+PostgreSQL (a fresh database), Redis, the project's broker, the ingest service, the
+command service and the dashboard, the last two served by uvicorn in threads on free
+ports, exactly as ``python -m command`` and ``python -m dashboard`` serve them.
 """
 
 from __future__ import annotations

@@ -296,7 +296,7 @@ def test_publisher_delivers_the_stream(mqtt_broker: object, city: City) -> None:
     # Bad topics the ingest does not subscribe to (e.g. teams/v1/x/alarm) never reach it.
     expected = [e for e in stream if any(mqtt.topic_matches_sub(s, e.topic) for s in INGEST_SUBSCRIPTIONS)]
 
-    got: list[tuple[str, bytes]] = []
+    got: list[tuple[str, bytes | bytearray]] = []
     ready = threading.Event()
     sub = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"test-sub-{time.monotonic_ns()}",
                       protocol=mqtt.MQTTv311 if protocol == "3.1.1" else mqtt.MQTTv5)

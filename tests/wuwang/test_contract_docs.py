@@ -48,7 +48,7 @@ from wuwang.contract import (
     parse_topic,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "mqtt-contract.md"
 SCHEMA_DIR = ROOT / "docs" / "schemas"
 ACL = ROOT / "deploy" / "mosquitto" / "acl"

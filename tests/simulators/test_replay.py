@@ -33,7 +33,7 @@ from wuwang.exercises import exercise_topic
 from wuwang.geo import haversine_m
 from wuwang.mqtt import MqttTarget, apply_target
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CN_CSV = ROOT / "tests" / "data" / "cn_110_sample.csv"
 CN_MAPPING = ROOT / "simulators" / "mappings" / "cn_110_example.yaml"
 

@@ -25,7 +25,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tests.command.conftest as command_fixtures
-from command.domain.recommend import DEFAULT_SPEEDS_KMH
 from command.services.dispatch import OrderAck
 from simulators.exercise_run import RunReport, TimedMessage, run_exercise
 from simulators.streets import Route
@@ -49,6 +48,7 @@ from wuwang.contract import encode, parse_message, team_topic
 from wuwang.exercises import control_stream
 from wuwang.geo import haversine_m
 from wuwang.settings import Settings
+from wuwang.travel import DEFAULT_SPEEDS_KMH
 
 BASE = (32.0500, 112.1400)  # 樊城区 (the test teams' base)
 SCENE = (32.0420, 112.1440)

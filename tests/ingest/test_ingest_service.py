@@ -18,10 +18,10 @@ import redis
 
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
-from ingest.testing import Publisher, samples, scrape, total, wait_for
-from wuwang.city import grid_cell_id
+from testkit.feeds import Publisher, samples, scrape, total, wait_for
 from wuwang.contract import MAX_PAYLOAD_BYTES, Alarm, encode, team_topic, wuwang_topic
 from wuwang.endpoints import embedded_redis, free_port
+from wuwang.lattice import grid_cell_id
 from wuwang.settings import Settings
 
 StartIngest = Callable[..., IngestService]

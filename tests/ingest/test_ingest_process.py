@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from ingest.rows import TABLE_COLUMNS
-from ingest.testing import Publisher, samples, scrape, total, wait_for
+from testkit.feeds import Publisher, samples, scrape, total, wait_for
 from wuwang.settings import REPO_ROOT, Settings
 
 _METRICS_RE = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")

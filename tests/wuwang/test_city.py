@@ -23,7 +23,6 @@ from wuwang.city import (
     CitySize,
     build_city,
     convert_districts_geojson,
-    grid_cell_id,
     grid_cells,
     han_river,
     load_city,
@@ -32,8 +31,9 @@ from wuwang.city import (
 )
 from wuwang.contract import SOURCE_ID_PATTERN, Network
 from wuwang.geo import haversine_m, wgs84_to_gcj02
+from wuwang.lattice import grid_cell_id
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_SOURCE = REPO_ROOT.parent / "shared" / "data" / SOURCE_FILE
 DEG = 0.025
 ID_RE = re.compile(rf"^{SOURCE_ID_PATTERN}$")

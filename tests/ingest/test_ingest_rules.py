@@ -11,13 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest import alarms
-from ingest.alarms import DEFAULT_THRESHOLDS, Threshold, advance, step
+from ingest.alarms import advance, step
 from ingest.ratelog import RateLimitedLog, truncated
 from ingest.rows import NOWHERE, TABLE_COLUMNS, Place, Unstorable, place_of, row_for
-from ingest.testing import samples
-from wuwang.city import grid_cell_id
+from testkit.feeds import samples
 from wuwang.contract import Message, encode, parse_message, team_topic, wuwang_topic
 from wuwang.exercises import exercise_topic
+from wuwang.lattice import grid_cell_id
+from wuwang.thresholds import DEFAULT_THRESHOLDS, Threshold
 
 NOW = datetime(2025, 5, 1, 0, 0, tzinfo=UTC)
 DEG = 0.025

@@ -19,7 +19,7 @@ import pytest
 
 from ingest.rows import TABLE_COLUMNS, Unstorable, place_of, row_for
 from ingest.service import IngestService
-from ingest.testing import Publisher, sample, scrape, total, wait_for
+from testkit.feeds import Publisher, sample, scrape, total, wait_for
 from wuwang.contract import MAX_PAYLOAD_BYTES, ContractError, TsWindow, parse_message
 
 N = 10_000

@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 import pytest
 import yaml
-from broker_peers import FIELD_PASSWORD, NOT_AUTHORIZED, Peer
 
+from tests.broker_peers import FIELD_PASSWORD, NOT_AUTHORIZED, Peer
 from wuwang.contract import SOURCE_ID_PATTERN
 from wuwang.endpoints import conf_listener_ports, render_mosquitto_conf
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, SERVICE_ACCOUNTS

@@ -30,7 +30,7 @@ from simulators.importer import (
 from wuwang.contract import CallCategory
 from wuwang.geo import gcj02_to_wgs84, haversine_m
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAPPINGS = ROOT / "simulators" / "mappings"
 SF_CSV = ROOT.parent / "shared" / "data" / "sf_fire_calls.csv"
 CN_CSV = ROOT / "tests" / "data" / "cn_110_sample.csv"

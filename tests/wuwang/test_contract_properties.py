@@ -42,7 +42,7 @@ from wuwang.contract import (
 from wuwang.exercises import EXERCISE_ID_RE, exercise_topic
 
 RECEIVED = datetime(2025, 3, 12, 2, 0, 0, tzinfo=UTC)
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
