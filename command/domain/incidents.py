@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeAlias, get_args
+from typing import Annotated, Any, Literal, Protocol, TypeAlias, TypedDict, Unpack, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -1098,14 +1098,90 @@ def decide_link_source(
 # --- commands: the closed loop --------------------------------------------------------
 
 
-def decide_verify(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """立案: the operator confirms the incident is real and takes it on."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "verify an incident")
-    return _lifecycle_act(
-        incident, A.VERIFY, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
+class LifecycleDecision(Protocol):
+    """The shape of every decision of :data:`LIFECYCLE`'s incident acts (``decide_verify``
+    … ``decide_resume``); the acts that need a reason refuse ``None``."""
+
+    __name__: str
+
+    def __call__(
+        self,
+        incident: Incident,
+        *,
+        actor: Actor,
+        at: datetime,
+        expected_version: int | None,
+        reason: str | None = None,
+    ) -> list[Event]: ...
+
+
+def _decision(act: IncidentAct, roles: frozenset[Role], what: str, doc: str) -> LifecycleDecision:
+    """``decide_<act>``: who may (``roles``, refused as "may not ``what``"), then the act."""
+
+    def decide(
+        incident: Incident,
+        *,
+        actor: Actor,
+        at: datetime,
+        expected_version: int | None,
+        reason: str | None = None,
+    ) -> list[Event]:
+        _authorise(incident.exercise_id, incident.incident_id, actor, roles, what)
+        return _lifecycle_act(
+            incident, act, actor=actor, at=at, expected_version=expected_version, reason=reason
+        )
+
+    decide.__name__ = decide.__qualname__ = f"decide_{act}"
+    decide.__doc__ = doc
+    return decide
+
+
+decide_verify = _decision(
+    A.VERIFY,
+    _STAFF,
+    "verify an incident",
+    "立案: the operator confirms the incident is real and takes it on.",
+)
+decide_resolve = _decision(
+    A.RESOLVE,
+    _STAFF,
+    "resolve an incident",
+    "处置完毕: the situation is handled; the case waits for 核查 and 结案.",
+)
+decide_reopen = _decision(
+    A.REOPEN,
+    _STAFF,
+    "reopen an incident",
+    "核查 failed: a resolved incident goes back to on_scene (reason required).",
+)
+decide_close = _decision(
+    A.CLOSE, _STAFF, "close an incident", "结案 after 核查. Teams still on the incident are released."
+)
+decide_cancel = _decision(
+    A.CANCEL,
+    _STAFF,
+    "cancel an incident",
+    "撤销: no longer needed (caller withdrew, handled by someone else). Only before anyone is on "
+    "scene. Teams on their way are recalled (reason required).",
+)
+decide_false_alarm = _decision(
+    A.FALSE_ALARM,
+    _STAFF,
+    "mark a false alarm",
+    "误报: nothing was there. Possible until resolution (a team on scene may find nothing). "
+    "Teams are released (reason required).",
+)
+decide_hold = _decision(
+    A.HOLD,
+    _STAFF,
+    "hold an incident",
+    "挂起: park an open incident on purpose — waiting for a resource, for information, or of "
+    "lower priority — with a reason. Not a state: the incident keeps its state and every act "
+    "stays possible; the queue shows it under 挂起 until it is resumed.",
+)
+decide_resume = _decision(
+    A.RESUME, _STAFF, "resume an incident", "恢复: take a held incident back into the active work."
+)
 
 
 def decide_dispatch(
@@ -1278,127 +1354,56 @@ def decide_release_team(
     return _commit(incident, incident.incident_id, actor, at, drafts)
 
 
-def decide_resolve(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """处置完毕: the situation is handled; the case waits for 核查 and 结案."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resolve an incident")
-    return _lifecycle_act(
-        incident, A.RESOLVE, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
-def decide_reopen(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """核查 failed: a resolved incident goes back to on_scene."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reopen an incident")
-    return _lifecycle_act(
-        incident, A.REOPEN, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
-def decide_close(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """结案 after 核查. Teams still on the incident are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "close an incident")
-    return _lifecycle_act(
-        incident, A.CLOSE, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
-def decide_cancel(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """撤销: no longer needed (caller withdrew, handled by someone else). Only before
-    anyone is on scene. Teams on their way are recalled."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "cancel an incident")
-    return _lifecycle_act(
-        incident, A.CANCEL, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
-def decide_false_alarm(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """误报: nothing was there. Possible until resolution (a team on scene may find
-    nothing). Teams are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "mark a false alarm")
-    return _lifecycle_act(
-        incident, A.FALSE_ALARM, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
 # --- commands: command decisions and records --------------------------------------------
+
+
+class Context(TypedDict):
+    """Who decides, when, and on which version of the incident: the keywords every
+    decision takes (the corrections take them as ``**context``)."""
+
+    actor: Actor
+    at: datetime
+    expected_version: int | None
 
 
 def _amend(
     incident: Incident,
     data: LevelChanged | Reclassified,
-    *,
     already: str | None,
-    what: str,
-    reason_for: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
+    words: tuple[str, str],
     reason: str | None,
+    context: Context,
 ) -> list[Event]:
     """A correction of what the incident is (its level, its type), with a reason; refused
-    when it is ``already`` so."""
-    why = _admit(incident, what, expected_version, reason, reason_for=reason_for)
+    when it is ``already`` so. ``words``: the act after "cannot …" and after "a reason is
+    required to …"."""
+    what, reason_for = words
+    why = _admit(incident, what, context["expected_version"], reason, reason_for=reason_for)
     if already is not None:
         raise IllegalTransition(f"incident {incident.incident_id} is already {already}")
-    return _commit(incident, incident.incident_id, actor, at, [(data, why)])
+    return _commit(incident, incident.incident_id, context["actor"], context["at"], [(data, why)])
 
 
 def decide_change_level(
-    incident: Incident,
-    *,
-    level: ResponseLevel,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
-    reason: str | None,
+    incident: Incident, *, level: ResponseLevel, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Raise or lower the response level (响应级别) — a commander's act."""
+    actor = context["actor"]
     _authorise(incident.exercise_id, incident.incident_id, actor, _LEVEL, "change the response level")
-    return _amend(
-        incident,
-        LevelChanged(from_level=incident.level, to_level=level),
-        already=f"at level {level.name} ({level.label_zh})" if level == incident.level else None,
-        what="change the response level",
-        reason_for="change the response level",
-        actor=actor,
-        at=at,
-        expected_version=expected_version,
-        reason=reason,
-    )
+    same = f"at level {level.name} ({level.label_zh})" if level == incident.level else None
+    data = LevelChanged(from_level=incident.level, to_level=level)
+    return _amend(incident, data, same, ("change the response level",) * 2, reason, context)
 
 
 def decide_reclassify(
-    incident: Incident,
-    *,
-    incident_type: IncidentType,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
-    reason: str | None,
+    incident: Incident, *, incident_type: IncidentType, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Correct the incident type (e.g. fire → high_rise_fire); plans are keyed by type."""
+    actor = context["actor"]
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reclassify an incident")
-    return _amend(
-        incident,
-        Reclassified(from_type=incident.incident_type, to_type=incident_type),
-        already=f"of type {incident_type}" if incident_type == incident.incident_type else None,
-        what="reclassify",
-        reason_for="reclassify an incident",
-        actor=actor,
-        at=at,
-        expected_version=expected_version,
-        reason=reason,
-    )
+    data = Reclassified(from_type=incident.incident_type, to_type=incident_type)
+    same = f"of type {incident_type}" if incident_type == incident.incident_type else None
+    return _amend(incident, data, same, ("reclassify", "reclassify an incident"), reason, context)
 
 
 def decide_activate_plan(
@@ -1454,28 +1459,6 @@ def decide_add_note(
         raise InvalidCommand("a note needs text")
     _check_open(incident, "add a note")
     return _commit(incident, incident.incident_id, actor, at, [(NoteAdded(text=text.strip()), None)])
-
-
-def decide_hold(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """挂起: park an open incident on purpose — waiting for a resource, for information,
-    or of lower priority — with a reason. Not a state: the incident keeps its state and
-    every act stays possible; the queue shows it under 挂起 until it is resumed."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "hold an incident")
-    return _lifecycle_act(
-        incident, A.HOLD, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
-
-
-def decide_resume(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """恢复: take a held incident back into the active work."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resume an incident")
-    return _lifecycle_act(
-        incident, A.RESUME, actor=actor, at=at, expected_version=expected_version, reason=reason
-    )
 
 
 # --- commands on two incidents: split and merge -----------------------------------------
