@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, Protocol, TypeAlias, TypedDict, Unpack, get_args
+from typing import Annotated, Any, Literal, Protocol, Required, TypeAlias, TypedDict, Unpack, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -136,6 +136,11 @@ class IncidentAct(StrEnum):
 
 A = IncidentAct
 
+# Acts several rows of the table share.
+_TEAM = {A.ARRIVE: (), A.RELEASE: ()}  # a team's arrival, its recall or release
+_HOLD = {A.HOLD: (), A.RESUME: ()}  # a flag beside the state
+_CALL_OFF = {A.CANCEL: (S.CANCELLED,), A.FALSE_ALARM: (S.FALSE_ALARM,)}
+
 #: The lifecycle in one table: state → the acts it allows → the states each act moves
 #: the incident through from there (``()``: the state stays). An act missing from a
 #: state's row is refused in that state; a state without acts is terminal. The team acts
@@ -143,49 +148,13 @@ A = IncidentAct
 #: ``merged`` is not reached by an act of this table but by a merge (any open state,
 #: :func:`decide_merge`). docs/incidents.md shows the table; adding a state starts here.
 LIFECYCLE: Mapping[IncidentState, Mapping[IncidentAct, tuple[IncidentState, ...]]] = {
-    S.NEW: {
-        A.VERIFY: (S.VERIFIED,),
-        A.DISPATCH: (S.VERIFIED, S.DISPATCHED),  # dispatching is also the act of verification
-        A.ARRIVE: (),
-        A.RELEASE: (),
-        A.CANCEL: (S.CANCELLED,),
-        A.FALSE_ALARM: (S.FALSE_ALARM,),
-        A.HOLD: (),
-        A.RESUME: (),
-    },
-    S.VERIFIED: {
-        A.DISPATCH: (S.DISPATCHED,),
-        A.ARRIVE: (),
-        A.RELEASE: (),
-        A.CANCEL: (S.CANCELLED,),
-        A.FALSE_ALARM: (S.FALSE_ALARM,),
-        A.HOLD: (),
-        A.RESUME: (),
-    },
-    S.DISPATCHED: {
-        A.DISPATCH: (),
-        A.ARRIVE: (S.ON_SCENE,),
-        A.RELEASE: (S.VERIFIED,),  # the last team recalled: still a case, nobody going
-        A.CANCEL: (S.CANCELLED,),
-        A.FALSE_ALARM: (S.FALSE_ALARM,),
-        A.HOLD: (),
-        A.RESUME: (),
-    },
-    S.ON_SCENE: {
-        A.DISPATCH: (),
-        A.ARRIVE: (),
-        A.RELEASE: (),
-        A.RESOLVE: (S.RESOLVED,),
-        A.FALSE_ALARM: (S.FALSE_ALARM,),
-        A.HOLD: (),
-        A.RESUME: (),
-    },
-    S.RESOLVED: {
-        A.ARRIVE: (),
-        A.RELEASE: (),
-        A.REOPEN: (S.ON_SCENE,),
-        A.CLOSE: (S.CLOSED,),
-    },
+    # dispatching a new incident is also the act of verification (立案 before 派遣)
+    S.NEW: {A.VERIFY: (S.VERIFIED,), A.DISPATCH: (S.VERIFIED, S.DISPATCHED), **_TEAM, **_CALL_OFF, **_HOLD},
+    S.VERIFIED: {A.DISPATCH: (S.DISPATCHED,), **_TEAM, **_CALL_OFF, **_HOLD},
+    # the first arrival puts it on scene; the last team recalled: still a case, nobody going
+    S.DISPATCHED: {A.DISPATCH: (), A.ARRIVE: (S.ON_SCENE,), A.RELEASE: (S.VERIFIED,), **_CALL_OFF, **_HOLD},
+    S.ON_SCENE: {A.DISPATCH: (), **_TEAM, A.RESOLVE: (S.RESOLVED,), A.FALSE_ALARM: (S.FALSE_ALARM,), **_HOLD},
+    S.RESOLVED: {**_TEAM, A.REOPEN: (S.ON_SCENE,), A.CLOSE: (S.CLOSED,)},
     S.CLOSED: {},
     S.CANCELLED: {},
     S.FALSE_ALARM: {},
@@ -193,7 +162,7 @@ LIFECYCLE: Mapping[IncidentState, Mapping[IncidentAct, tuple[IncidentState, ...]
 }
 
 #: The acts done for one team (the API's team routes); ``next_acts`` leaves them out.
-TEAM_ACTS: frozenset[IncidentAct] = frozenset({A.ARRIVE, A.RELEASE})
+TEAM_ACTS: frozenset[IncidentAct] = frozenset(_TEAM)
 
 
 def _steps(frm: IncidentState, path: Sequence[IncidentState]) -> list[tuple[IncidentState, IncidentState]]:
@@ -913,26 +882,35 @@ def _refuse_transition(incident: Incident, act: IncidentAct, what: str) -> Illeg
     )
 
 
+#: Hold and resume follow the hold, not the state: whether each needs the incident held.
+_WHEN_HELD: Mapping[IncidentAct, bool] = {A.HOLD: False, A.RESUME: True}
+
+
 def _unmet(incident: Incident, act: IncidentAct) -> str | None:
-    """Why an act the state allows cannot be done now: hold and resume follow the hold."""
+    """Why an act the state allows cannot be done now (hold and resume: the hold)."""
     held = incident.held
-    if act is A.HOLD and held is not None:
+    if _WHEN_HELD.get(act, held is not None) == (held is not None):
+        return None
+    if held is not None:
         return (
             f"incident {incident.incident_id} is already held (since {held.at.isoformat()}, "
             f"by {held.by}: {held.reason})"
         )
-    if act is A.RESUME and held is None:
-        return f"cannot resume: incident {incident.incident_id} is not held"
-    return None
+    return f"cannot resume: incident {incident.incident_id} is not held"
+
+
+def acts_allowed(state: IncidentState, *, held: bool) -> tuple[IncidentAct, ...]:
+    """The acts on the whole incident that ``state`` allows, with hold or resume as the
+    incident is held or not, in the table's order. Team acts (arrival, release) are per
+    team and left out; the role and the closing guard are checked when the act is given."""
+    return tuple(
+        act for act in LIFECYCLE[state] if act not in TEAM_ACTS and _WHEN_HELD.get(act, held) == held
+    )
 
 
 def next_acts(incident: Incident) -> tuple[IncidentAct, ...]:
-    """The acts on the whole incident that its state allows now (the API's ``next_acts``),
-    in the table's order. Team acts (arrival, release) are per team and left out; the
-    role and the closing guard are checked when the act is given."""
-    return tuple(
-        act for act in LIFECYCLE[incident.state] if act not in TEAM_ACTS and _unmet(incident, act) is None
-    )
+    """What can be done to the incident now: the API's ``next_acts`` (:func:`acts_allowed`)."""
+    return acts_allowed(incident.state, held=incident.held is not None)
 
 
 Draft: TypeAlias = tuple[Payload, "str | Said | None"]  # (event payload, reason)
@@ -1224,64 +1202,55 @@ def decide_dispatch(
     return _commit(incident, incident.incident_id, actor, at, drafts)
 
 
+class Report(TypedDict, total=False):
+    """A team's report as a decision takes it: who records it and when; the version it
+    was decided on and why where a person gives them (machines resend them without)."""
+
+    actor: Required[Actor]
+    at: Required[datetime]
+    expected_version: int | None
+    reason: str | None
+
+
 def _team_report(
-    incident: Incident,
-    data: TeamAcknowledged | TeamEnRoute,
-    *,
-    repeat: bool,
-    what: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
-    reason: str | None,
+    incident: Incident, data: TeamAcknowledged | TeamEnRoute, repeat: bool, what: str, report: Report
 ) -> list[Event]:
     """A team's status on the record (接令, 出动): ``[]`` for a ``repeat`` (a status
     resent, late, or for a team no longer on the incident), else one event."""
     if repeat:
         return []
-    _admit(incident, what, expected_version)
-    return _commit(incident, incident.incident_id, actor, at, [(data, reason)])
+    _admit(incident, what, report.get("expected_version"))
+    return _commit(
+        incident, incident.incident_id, report["actor"], report["at"], [(data, report.get("reason"))]
+    )
 
 
-def decide_team_arrived(
-    incident: Incident,
-    *,
-    team_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
-) -> list[Event]:
+def decide_team_arrived(incident: Incident, *, team_id: str, **report: Unpack[Report]) -> list[Event]:
     """A dispatched team reports arrival (到场). The first arrival moves a dispatched
     incident to on_scene (处置). Field users may record only their own team. A repeated
     arrival report gives ``[]`` (field networks resend)."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id, incident.incident_id, actor, _STAFF, "record a team's arrival", team_id=team_id
     )
     current = incident.active_assignment(team_id)
     if current is not None and current.arrived_at is not None:
         return []
-    _admit(incident, f"record arrival of team {team_id}", expected_version)
+    _admit(incident, f"record arrival of team {team_id}", report.get("expected_version"))
     if current is None:
         raise IllegalTransition(f"team {team_id} was not dispatched to incident {incident.incident_id}")
-    drafts: list[Draft] = [(TeamArrived(team_id=team_id), reason)]
+    drafts: list[Draft] = [(TeamArrived(team_id=team_id), report.get("reason"))]
     drafts += [(step, f"team {team_id} arrived") for step in _moves(incident, A.ARRIVE)]
-    return _commit(incident, incident.incident_id, actor, at, drafts)
+    return _commit(incident, incident.incident_id, actor, report["at"], drafts)
 
 
 def decide_team_acknowledged(
-    incident: Incident,
-    *,
-    team_id: str,
-    order_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
+    incident: Incident, *, team_id: str, order_id: str, **report: Unpack[Report]
 ) -> list[Event]:
     """The team accepted its order (接令): on the record beside dispatch and arrival. The
     team itself (or the service on its behalf); a repeated or late ack gives ``[]`` —
     the orders table stays the truth of the order's status."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id,
         incident.incident_id,
@@ -1291,42 +1260,22 @@ def decide_team_acknowledged(
         team_id=team_id,
     )
     current = incident.active_assignment(team_id)
-    return _team_report(
-        incident,
-        TeamAcknowledged(team_id=team_id, order_id=order_id),
-        repeat=current is None or current.order_id != order_id or current.acknowledged_at is not None,
-        what=f"record the acknowledgement of team {team_id}",
-        actor=actor,
-        at=at,
-        expected_version=expected_version,
-        reason=reason,
-    )
+    repeat = current is None or current.order_id != order_id or current.acknowledged_at is not None
+    data = TeamAcknowledged(team_id=team_id, order_id=order_id)
+    return _team_report(incident, data, repeat, f"record the acknowledgement of team {team_id}", report)
 
 
-def decide_team_en_route(
-    incident: Incident,
-    *,
-    team_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
-) -> list[Event]:
+def decide_team_en_route(incident: Incident, *, team_id: str, **report: Unpack[Report]) -> list[Event]:
     """The team is on its way (出动/在途). Once per assignment; a status that comes after
     the arrival, or for a team no longer on the incident, gives ``[]``."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id, incident.incident_id, actor, _INTAKE, "record a team en route", team_id=team_id
     )
     current = incident.active_assignment(team_id)
+    repeat = current is None or current.arrived_at is not None or current.en_route_at is not None
     return _team_report(
-        incident,
-        TeamEnRoute(team_id=team_id),
-        repeat=current is None or current.arrived_at is not None or current.en_route_at is not None,
-        what=f"record team {team_id} en route",
-        actor=actor,
-        at=at,
-        expected_version=expected_version,
-        reason=reason,
+        incident, TeamEnRoute(team_id=team_id), repeat, f"record team {team_id} en route", report
     )
 
 

@@ -8,6 +8,7 @@ a role may not do get 403 (and an audit record).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
@@ -21,7 +22,6 @@ from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
-from command.security import Principal
 from command.services import closing, photos
 from command.services import incident_store as store
 from command.services import incidents as service
@@ -54,6 +54,12 @@ class IncidentOut(BaseModel):
     version: int
     is_open: bool
     exercise_id: str | None
+    next_acts: list[domain.IncidentAct] = Field(
+        default_factory=list,
+        description="the acts on the whole incident its state allows now (docs/incidents.md, "
+        "the lifecycle table): the console offers these; the role and the closing guard are "
+        "checked when one is given",
+    )
 
 
 class EventOut(BaseModel):
@@ -229,103 +235,6 @@ async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> H
     )
 
 
-def _decision(
-    decide: Callable[..., list[domain.Event]], who: Principal, body: Act
-) -> Callable[[Incident], list[domain.Event]]:
-    """The act as the caller decided it: on the version they saw, with their reason."""
-
-    def run(inc: Incident) -> list[domain.Event]:
-        return decide(
-            inc,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return run
-
-
-def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[..., Awaitable[IncidentOut]]:
-    async def endpoint(incident_id: IncidentId, body: Act, state: State, who: Caller) -> IncidentOut:
-        run = _decision(decide, who, body)
-
-        return await guarded(service.run_command(state, who, incident_id, run, action))
-
-    return endpoint
-
-
-for _path, _action, _decide, _summary in (
-    ("verify", "incident.verify", domain.decide_verify, "立案: confirm the incident and take it on"),
-    ("reopen", "incident.reopen", domain.decide_reopen, "back on scene after resolve"),
-    ("hold", "incident.hold", domain.decide_hold, "挂起: park an open incident (reason required)"),
-    ("resume", "incident.resume", domain.decide_resume, "恢复: take a held incident back into active work"),
-    ("cancel", "incident.cancel", domain.decide_cancel, "cancel (reason required)"),
-    (
-        "false-alarm",
-        "incident.false_alarm",
-        domain.decide_false_alarm,
-        "mark a false alarm (reason required)",
-    ),
-):
-    router.add_api_route(
-        f"/{{incident_id}}/{_path}",
-        _simple(_action, _decide),
-        methods=["POST"],
-        response_model=IncidentOut,
-        responses=ERRORS,
-        summary=_summary,
-        name=f"incident_{_path.replace('-', '_')}",
-    )
-
-
-CLOSING_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    403: {"description": "this role may not do this, or may not override the closing guard"},
-    409: {
-        "description": "open work blocks it (body: detail and open), or a stale expected_version",
-        "model": ClosingRefusal,
-    },
-}
-
-
-def _closing(
-    what: str, action: str, decide: Callable[..., list[domain.Event]]
-) -> Callable[..., Awaitable[Any]]:
-    async def endpoint(incident_id: IncidentId, body: Closing, state: State, who: Caller) -> Any:
-        run = _decision(decide, who, body)
-
-        try:
-            incident = await closing.resolve_or_close(
-                state, who, incident_id, what, run, action, body.override_reason
-            )
-        except ClosingBlocked as exc:
-            return JSONResponse(
-                status_code=status.HTTP_409_CONFLICT,
-                content={"detail": exc.reason, "open": exc.work.as_body()},
-            )
-        except (DomainError, NotFound) as exc:
-            raise domain_error(exc) from None
-        return IncidentOut.model_validate(incident_body(incident))
-
-    return endpoint
-
-
-for _what, _summary, _decide in (
-    ("resolve", "the situation is under control (处置完毕); guarded by open work", domain.decide_resolve),
-    ("close", "结案; guarded by open work", domain.decide_close),
-):
-    router.add_api_route(
-        f"/{{incident_id}}/{_what}",
-        _closing(_what, f"incident.{_what}", _decide),
-        methods=["POST"],
-        response_model=IncidentOut,
-        responses=CLOSING_ERRORS,
-        summary=_summary,
-        name=f"incident_{_what}",
-    )
-
-
 @router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
 async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
     """What is still open (checklist, teams, supplies) before resolving or closing."""
@@ -343,66 +252,145 @@ async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> C
     )
 
 
-@router.post("/{incident_id}/level", response_model=IncidentOut, responses=ERRORS)
-async def change_level(incident_id: IncidentId, body: LevelChange, state: State, who: Caller) -> IncidentOut:
-    """Raise or lower the response level: a commander's act."""
-
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_change_level(
-            inc,
-            level=ResponseLevel(body.level),
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.level_change"))
+CLOSING_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    403: {"description": "this role may not do this, or may not override the closing guard"},
+    409: {
+        "description": "open work blocks it (body: detail and open), or a stale expected_version",
+        "model": ClosingRefusal,
+    },
+}
 
 
-@router.post("/{incident_id}/type", response_model=IncidentOut, responses=ERRORS)
-async def reclassify(incident_id: IncidentId, body: Reclassify, state: State, who: Caller) -> IncidentOut:
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_reclassify(
-            inc,
-            incident_type=body.type,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.reclassify"))
+def _reasoned(body: Any) -> dict[str, Any]:
+    return {"expected_version": body.expected_version, "reason": body.reason}
 
 
-@router.post("/{incident_id}/notes", response_model=IncidentOut, responses=ERRORS)
-async def add_note(incident_id: IncidentId, body: Note, state: State, who: Caller) -> IncidentOut:
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_add_note(
-            inc,
-            text=body.text,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-        )
+@dataclass(frozen=True)
+class ActRoute:
+    """One act on an incident as ``POST /incidents/{id}/<path>``: the body it takes, the
+    decision it runs on the locked incident (with the keywords ``args`` reads from the
+    body) and the audit action. A :class:`Closing` body (resolve, close) goes through the
+    closing guard. ``name`` and ``summary`` make the OpenAPI operation."""
 
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.note"))
+    path: str
+    action: str
+    decide: Callable[..., list[domain.Event]]
+    body: type[ApiIn] = Act
+    args: Callable[[Any], dict[str, Any]] = _reasoned
+    summary: str | None = None
+    description: str | None = None
+    name: str | None = None
+
+    @property
+    def operation(self) -> str:
+        return self.name or f"incident_{self.path.replace('-', '_')}"
 
 
-@router.post("/{incident_id}/arrived", response_model=IncidentOut, responses=ERRORS)
-async def team_arrived(incident_id: IncidentId, body: Arrival, state: State, who: Caller) -> IncidentOut:
-    """A team is on scene (到场): the team itself (field user) or the command centre."""
+def act_endpoint(act: ActRoute) -> Callable[..., Awaitable[Any]]:
+    """The one handler of every act: decide on the version the caller saw, as the caller,
+    in one transaction (``service.run_command``, or ``closing.resolve_or_close``)."""
 
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_team_arrived(
-            inc,
-            team_id=body.team_id,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-        )
+    async def endpoint(incident_id: IncidentId, body: ApiIn, state: State, who: Caller) -> Any:
+        def run(inc: Incident) -> list[domain.Event]:
+            return act.decide(inc, actor=service.actor_of(who), at=service.now(), **act.args(body))
 
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.team_arrived"))
+        if not isinstance(body, Closing):
+            return await guarded(service.run_command(state, who, incident_id, run, act.action))
+        try:
+            incident = await closing.resolve_or_close(
+                state, who, incident_id, act.path, run, act.action, body.override_reason
+            )
+        except ClosingBlocked as exc:
+            return JSONResponse(
+                status_code=status.HTTP_409_CONFLICT,
+                content={"detail": exc.reason, "open": exc.work.as_body()},
+            )
+        except (DomainError, NotFound) as exc:
+            raise domain_error(exc) from None
+        return IncidentOut.model_validate(incident_body(incident))
+
+    # FastAPI validates and documents the body by the parameter's type: the act's model.
+    endpoint.__annotations__["body"] = act.body
+    return endpoint
+
+
+ACTS: tuple[ActRoute, ...] = (
+    ActRoute(
+        "verify", "incident.verify", domain.decide_verify, summary="立案: confirm the incident and take it on"
+    ),
+    ActRoute("reopen", "incident.reopen", domain.decide_reopen, summary="back on scene after resolve"),
+    ActRoute(
+        "hold", "incident.hold", domain.decide_hold, summary="挂起: park an open incident (reason required)"
+    ),
+    ActRoute(
+        "resume",
+        "incident.resume",
+        domain.decide_resume,
+        summary="恢复: take a held incident back into active work",
+    ),
+    ActRoute("cancel", "incident.cancel", domain.decide_cancel, summary="cancel (reason required)"),
+    ActRoute(
+        "false-alarm",
+        "incident.false_alarm",
+        domain.decide_false_alarm,
+        summary="mark a false alarm (reason required)",
+    ),
+    ActRoute(
+        "resolve",
+        "incident.resolve",
+        domain.decide_resolve,
+        Closing,
+        summary="the situation is under control (处置完毕); guarded by open work",
+    ),
+    ActRoute("close", "incident.close", domain.decide_close, Closing, summary="结案; guarded by open work"),
+    ActRoute(
+        "level",
+        "incident.level_change",
+        domain.decide_change_level,
+        LevelChange,
+        lambda b: {"level": ResponseLevel(b.level)} | _reasoned(b),
+        description="Raise or lower the response level: a commander's act.",
+        name="change_level",
+    ),
+    ActRoute(
+        "type",
+        "incident.reclassify",
+        domain.decide_reclassify,
+        Reclassify,
+        lambda b: {"incident_type": b.type} | _reasoned(b),
+        name="reclassify",
+    ),
+    ActRoute(
+        "notes",
+        "incident.note",
+        domain.decide_add_note,
+        Note,
+        lambda b: {"text": b.text, "expected_version": b.expected_version},
+        name="add_note",
+    ),
+    ActRoute(
+        "arrived",
+        "incident.team_arrived",
+        domain.decide_team_arrived,
+        Arrival,
+        lambda b: {"team_id": b.team_id, "expected_version": b.expected_version},
+        description="A team is on scene (到场): the team itself (field user) or the command centre.",
+        name="team_arrived",
+    ),
+)
+
+for _act in ACTS:
+    router.add_api_route(
+        f"/{{incident_id}}/{_act.path}",
+        act_endpoint(_act),
+        methods=["POST"],
+        response_model=IncidentOut,
+        responses=CLOSING_ERRORS if _act.body is Closing else ERRORS,
+        summary=_act.summary,
+        description=_act.description,
+        name=_act.operation,
+    )
 
 
 class PairOut(BaseModel):
