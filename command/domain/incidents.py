@@ -118,8 +118,9 @@ S = IncidentState
 
 
 class IncidentAct(StrEnum):
-    """What can be done to an incident's lifecycle: the columns of :data:`LIFECYCLE`,
-    and the codes of the API's ``next_acts``."""
+    """What can be done to an incident along its lifecycle: the acts of the lifecycle
+    table, and the codes of the API's next_acts (the team acts arrive and release are
+    given for one team and never listed there)."""
 
     VERIFY = "verify"  # 立案
     DISPATCH = "dispatch"  # 派遣, and reinforcements

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -29,6 +29,7 @@ from command.services.incident_store import NotFound, event_body, incident_body
 from command.services.live import publish
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+T = TypeVar("T")
 
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -209,17 +210,27 @@ async def open_incident(body: NewIncident, state: State, who: Caller) -> Inciden
 @router.get("/{incident_id}", response_model=IncidentDetail, responses=ERRORS)
 async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> IncidentDetail:
     """The incident with its whole timeline (the event record)."""
-    try:
-        incident, events = await service.incident_detail(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    body = incident_body(incident)
-    if not service.visible_incident(who, body):
-        raise await _forbid(state, who, "incident.read", incident_id)
+    incident, events = await _readable(
+        state, who, incident_id, "incident.read", service.incident_detail(state, incident_id)
+    )
     return IncidentDetail(
-        incident=IncidentOut.model_validate(body),
+        incident=IncidentOut.model_validate(incident_body(incident)),
         timeline=[EventOut.model_validate(event_body(e)) for e in events],
     )
+
+
+async def _readable(
+    state: State, who: Caller, incident_id: str, action: str, load: Awaitable[tuple[Incident, T]]
+) -> tuple[Incident, T]:
+    """The incident (and what ``load`` reads with it) for whoever may see it: 404 when
+    there is none, 403 (audited as ``action``) for a caller who may not see it."""
+    try:
+        incident, more = await load
+    except NotFound as exc:
+        raise domain_error(exc) from None
+    if not service.visible_incident(who, incident_body(incident)):
+        raise await _forbid(state, who, action, incident_id)
+    return incident, more
 
 
 async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> HTTPException:
@@ -238,12 +249,9 @@ async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> H
 @router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
 async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
     """What is still open (checklist, teams, supplies) before resolving or closing."""
-    try:
-        incident, work = await closing.current_open_work(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    if not service.visible_incident(who, incident_body(incident)):
-        raise await _forbid(state, who, "incident.read", incident_id)
+    incident, work = await _readable(
+        state, who, incident_id, "incident.read", closing.current_open_work(state, incident_id)
+    )
     return ClosingState(
         incident_id=incident.incident_id,
         version=incident.version,
@@ -441,14 +449,9 @@ class PhotoRef(BaseModel):
     summary: str
 
 
-async def _readable(state: State, who: Caller, incident_id: str) -> Incident:
-    try:
-        incident, _ = await service.incident_detail(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    if not service.visible_incident(who, incident_body(incident)):
-        raise await _forbid(state, who, "incident.photo_read", incident_id)
-    return incident
+async def _with_photos(state: State, who: Caller, incident_id: str) -> Incident:
+    load = service.incident_detail(state, incident_id)
+    return (await _readable(state, who, incident_id, "incident.photo_read", load))[0]
 
 
 def _photos_of(incident: Incident) -> list[PhotoRef]:
@@ -473,14 +476,14 @@ def _photos_of(incident: Incident) -> list[PhotoRef]:
 @router.get("/{incident_id}/photos", response_model=list[PhotoRef], responses=ERRORS)
 async def incident_photos(incident_id: IncidentId, state: State, who: Caller) -> list[PhotoRef]:
     """The photos of the incident's field reports (现场照片), for whoever may see it."""
-    return _photos_of(await _readable(state, who, incident_id))
+    return _photos_of(await _with_photos(state, who, incident_id))
 
 
 @router.get("/{incident_id}/photos/{name}", response_class=FileResponse, responses=ERRORS)
 async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State, who: Caller) -> FileResponse:
     """One photo of the incident's reports, for whoever may see the incident: only a
     photo one of its sources carries, sent as the type its name says (nosniff)."""
-    incident = await _readable(state, who, incident_id)
+    incident = await _with_photos(state, who, incident_id)
     target = photos.stored_path(state.settings.data_dir, name)
     if target is None or name not in {p.name for p in _photos_of(incident)}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such photo on incident {incident_id}")

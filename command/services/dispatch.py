@@ -332,14 +332,7 @@ async def dispatch(
         )
         order = await load_order(conn, order_id)
     assert new is not None and order is not None
-    wake_relay(state)
-    await publish(state.redis, store.change_for(new))
-    if new.exercise_id is None:
-        await rosters.publish_team(state, team_id)
-    await publish(
-        state.redis, Change("order", order_id, order, exercise_id=order["exercise_id"], team_id=team_id)
-    )
-    return DispatchResult(new, order)
+    return await _announce(state, new, team_id, order)
 
 
 async def release(
@@ -378,6 +371,14 @@ async def release(
             detail={"incident_id": incident_id, "team_id": team_id, "reason": reason},
         )
     assert new is not None
+    return await _announce(state, new, team_id, order)
+
+
+async def _announce(
+    state: CommandState, new: Incident, team_id: str, order: dict[str, Any] | None
+) -> DispatchResult:
+    """After a dispatch or release committed: wake the outbox relay and push the incident,
+    the team (live teams only: a drill's statuses are its own) and the order."""
     wake_relay(state)
     await publish(state.redis, store.change_for(new))
     if new.exercise_id is None:
