@@ -30,7 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal, TypeAlias
+from typing import Annotated, Any, Literal, Protocol, Required, TypeAlias, TypedDict, Unpack, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -117,25 +117,81 @@ _STATE_LABEL_ZH = {
 
 S = IncidentState
 
-#: Transitions a ``state_changed`` event may make. ``merged`` is reached only through a
-#: ``merged_into`` event (any non-terminal state), never through ``state_changed``.
-TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
-    S.NEW: frozenset({S.VERIFIED, S.CANCELLED, S.FALSE_ALARM}),
-    S.VERIFIED: frozenset({S.DISPATCHED, S.CANCELLED, S.FALSE_ALARM}),
-    S.DISPATCHED: frozenset({S.ON_SCENE, S.VERIFIED, S.CANCELLED, S.FALSE_ALARM}),
-    S.ON_SCENE: frozenset({S.RESOLVED, S.FALSE_ALARM}),
-    S.RESOLVED: frozenset({S.CLOSED, S.ON_SCENE}),
-    S.CLOSED: frozenset(),
-    S.CANCELLED: frozenset(),
-    S.FALSE_ALARM: frozenset(),
-    S.MERGED: frozenset(),
+
+class IncidentAct(StrEnum):
+    """What can be done to an incident along its lifecycle: the acts of the lifecycle
+    table, and the codes of the API's next_acts (the team acts arrive and release are
+    given for one team and never listed there)."""
+
+    VERIFY = "verify"  # 立案
+    DISPATCH = "dispatch"  # 派遣, and reinforcements
+    ARRIVE = "arrive"  # a team's 到场
+    RELEASE = "release"  # a team recalled or released
+    RESOLVE = "resolve"  # 处置完毕
+    REOPEN = "reopen"  # 核查 failed: back on scene
+    CLOSE = "close"  # 结案
+    CANCEL = "cancel"  # 撤销
+    FALSE_ALARM = "false_alarm"  # 误报
+    HOLD = "hold"  # 挂起: a flag beside the state, not a state
+    RESUME = "resume"  # 恢复
+
+
+A = IncidentAct
+
+# Acts several rows of the table share.
+_TEAM = {A.ARRIVE: (), A.RELEASE: ()}  # a team's arrival, its recall or release
+_HOLD = {A.HOLD: (), A.RESUME: ()}  # a flag beside the state
+_CALL_OFF = {A.CANCEL: (S.CANCELLED,), A.FALSE_ALARM: (S.FALSE_ALARM,)}
+
+#: The lifecycle in one table: state → the acts it allows → the states each act moves
+#: the incident through from there (``()``: the state stays). An act missing from a
+#: state's row is refused in that state; a state without acts is terminal. The team acts
+#: move the state only on a team's first arrival and on the recall of the last team.
+#: ``merged`` is not reached by an act of this table but by a merge (any open state,
+#: :func:`decide_merge`). docs/incidents.md shows the table; adding a state starts here.
+LIFECYCLE: Mapping[IncidentState, Mapping[IncidentAct, tuple[IncidentState, ...]]] = {
+    # dispatching a new incident is also the act of verification (立案 before 派遣)
+    S.NEW: {A.VERIFY: (S.VERIFIED,), A.DISPATCH: (S.VERIFIED, S.DISPATCHED), **_TEAM, **_CALL_OFF, **_HOLD},
+    S.VERIFIED: {A.DISPATCH: (S.DISPATCHED,), **_TEAM, **_CALL_OFF, **_HOLD},
+    # the first arrival puts it on scene; the last team recalled: still a case, nobody going
+    S.DISPATCHED: {A.DISPATCH: (), A.ARRIVE: (S.ON_SCENE,), A.RELEASE: (S.VERIFIED,), **_CALL_OFF, **_HOLD},
+    S.ON_SCENE: {A.DISPATCH: (), **_TEAM, A.RESOLVE: (S.RESOLVED,), A.FALSE_ALARM: (S.FALSE_ALARM,), **_HOLD},
+    S.RESOLVED: {**_TEAM, A.REOPEN: (S.ON_SCENE,), A.CLOSE: (S.CLOSED,)},
+    S.CLOSED: {},
+    S.CANCELLED: {},
+    S.FALSE_ALARM: {},
+    S.MERGED: {},
 }
 
-TERMINAL_STATES: frozenset[IncidentState] = frozenset({S.CLOSED, S.CANCELLED, S.FALSE_ALARM, S.MERGED})
+#: The acts done for one team (the API's team routes); ``next_acts`` leaves them out.
+TEAM_ACTS: frozenset[IncidentAct] = frozenset(_TEAM)
+
+
+def _steps(frm: IncidentState, path: Sequence[IncidentState]) -> list[tuple[IncidentState, IncidentState]]:
+    """The ``state_changed`` steps of an act's path from ``frm``."""
+    return list(zip((frm, *path), path, strict=False))
+
+
+_STEPS = {step for frm, acts in LIFECYCLE.items() for path in acts.values() for step in _steps(frm, path)}
+#: Transitions a ``state_changed`` event may make: every step of every act in
+#: :data:`LIFECYCLE`. ``merged`` is reached only through a ``merged_into`` event.
+TRANSITIONS: Mapping[IncidentState, frozenset[IncidentState]] = {
+    state: frozenset(to for frm, to in _STEPS if frm is state) for state in IncidentState
+}
+#: Where each act that moves the state leads (the same state from every row).
+_TARGET: Mapping[IncidentAct, IncidentState] = {
+    act: path[-1] for acts in LIFECYCLE.values() for act, path in acts.items() if path
+}
+
+TERMINAL_STATES: frozenset[IncidentState] = frozenset(s for s, acts in LIFECYCLE.items() if not acts)
 #: States in which an incident counts as open (on the wall, in "open by level").
 OPEN_STATES: frozenset[IncidentState] = frozenset(set(IncidentState) - TERMINAL_STATES)
-#: The forward path of a live incident; used to lift a merge survivor's state.
-_PROGRESS = (S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE)
+#: States in which an incident may be held: open and not yet resolved. A resolved
+#: incident already waits (for 核查 and 结案) and is not parked work.
+HOLDABLE_STATES: frozenset[IncidentState] = frozenset(s for s, acts in LIFECYCLE.items() if A.HOLD in acts)
+#: The forward path of a live incident (dispatch, then the first arrival); used to lift
+#: a merge survivor's state.
+_PROGRESS = (S.NEW, *LIFECYCLE[S.NEW][A.DISPATCH], *LIFECYCLE[S.DISPATCHED][A.ARRIVE])
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,26 +405,8 @@ Payload: TypeAlias = (
 )
 EventData: TypeAlias = Annotated[Payload, Field(discriminator="kind")]
 
-EVENT_KINDS: tuple[str, ...] = (
-    "opened",
-    "source_linked",
-    "source_split",
-    "merged_into",
-    "absorbed",
-    "state_changed",
-    "level_changed",
-    "reclassified",
-    "plan_activated",
-    "checklist_item_ticked",
-    "team_dispatched",
-    "team_arrived",
-    "team_released",
-    "note_added",
-    "team_acknowledged",
-    "team_en_route",
-    "held",
-    "resumed",
-)
+#: Every event kind, in the order of the union (the ``kind`` column of the event table).
+EVENT_KINDS: tuple[str, ...] = tuple(str(p.model_fields["kind"].default) for p in get_args(Payload))
 
 
 class Event(_Frozen):
@@ -471,11 +509,6 @@ class Hold:
     reason: str
     by: str
     at: datetime
-
-
-#: States in which an incident may be held: open and not yet resolved. A resolved
-#: incident already waits (for 核查 and 结案) and is not parked work.
-HOLDABLE_STATES: frozenset[IncidentState] = frozenset({S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -818,18 +851,73 @@ def _require_reason(reason: str | None, what: str) -> str:
     return reason.strip()
 
 
+def _admit(
+    incident: Incident,
+    what: str,
+    expected_version: int | None,
+    reason: str | None = None,
+    *,
+    reason_for: str | None = None,
+) -> str | None:
+    """The checks every act on an open incident makes after the role, in the documented
+    order: the version the caller saw, the reason (where ``reason_for`` names an act that
+    needs one; then returned stripped), and that the incident is still open."""
+    _check_version(incident, expected_version)
+    if reason_for is not None:
+        reason = _require_reason(reason, reason_for)
+    _check_open(incident, what)
+    return reason
+
+
 def _check_at(at: datetime) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise InvalidCommand("time must be timezone-aware")
 
 
-def _refuse_transition(incident: Incident, to: IncidentState, what: str) -> IllegalTransition:
-    allowed = sorted(TRANSITIONS[incident.state])
+def _refuse_transition(incident: Incident, act: IncidentAct, what: str) -> IllegalTransition:
+    """The refusal of an act the incident's state does not allow (not in its row of
+    :data:`LIFECYCLE`): the step it would make, and the steps the state allows."""
+    state = incident.state
+    only = _SAY[act].only if act in _SAY else None
+    if only is None:
+        allowed = sorted(TRANSITIONS[state])
+        only = f"{state} → {_TARGET[act]} is not allowed" + (
+            f" (from {state} it may go to: {', '.join(allowed)})" if allowed else ""
+        )
     return IllegalTransition(
-        f"cannot {what}: incident {incident.incident_id} is {incident.state} ({incident.state.label_zh}); "
-        f"{incident.state} → {to} is not allowed"
-        + (f" (from {incident.state} it may go to: {', '.join(allowed)})" if allowed else "")
+        f"cannot {what}: incident {incident.incident_id} is {state} ({state.label_zh}); {only}"
     )
+
+
+#: Hold and resume follow the hold, not the state: whether each needs the incident held.
+_WHEN_HELD: Mapping[IncidentAct, bool] = {A.HOLD: False, A.RESUME: True}
+
+
+def _unmet(incident: Incident, act: IncidentAct) -> str | None:
+    """Why an act the state allows cannot be done now (hold and resume: the hold)."""
+    held = incident.held
+    if _WHEN_HELD.get(act, held is not None) == (held is not None):
+        return None
+    if held is not None:
+        return (
+            f"incident {incident.incident_id} is already held (since {held.at.isoformat()}, "
+            f"by {held.by}: {held.reason})"
+        )
+    return f"cannot resume: incident {incident.incident_id} is not held"
+
+
+def acts_allowed(state: IncidentState, *, held: bool) -> tuple[IncidentAct, ...]:
+    """The acts on the whole incident that ``state`` allows, with hold or resume as the
+    incident is held or not, in the table's order. Team acts (arrival, release) are per
+    team and left out; the role and the closing guard are checked when the act is given."""
+    return tuple(
+        act for act in LIFECYCLE[state] if act not in TEAM_ACTS and _WHEN_HELD.get(act, held) == held
+    )
+
+
+def next_acts(incident: Incident) -> tuple[IncidentAct, ...]:
+    """What can be done to the incident now: the API's ``next_acts`` (:func:`acts_allowed`)."""
+    return acts_allowed(incident.state, held=incident.held is not None)
 
 
 Draft: TypeAlias = tuple[Payload, "str | Said | None"]  # (event payload, reason)
@@ -865,8 +953,67 @@ def _commit(
     return events
 
 
-def _to(incident: Incident, to: IncidentState) -> StateChanged:
-    return StateChanged(from_state=incident.state, to_state=to)
+def _moves(
+    incident: Incident, act: IncidentAct, path: Sequence[IncidentState] | None = None
+) -> list[StateChanged]:
+    """The ``state_changed`` events of ``act`` from the incident's state (along ``path``,
+    a part of the act's path, when given)."""
+    steps = LIFECYCLE[incident.state][act] if path is None else path
+    return [StateChanged(from_state=frm, to_state=to) for frm, to in _steps(incident.state, steps)]
+
+
+@dataclass(frozen=True, slots=True)
+class _Words:
+    """How an act's refusals name it: after "cannot …" (``act``); after "a reason is
+    required to …" when it needs a reason (``reason``); and, where the transition is not
+    the clearest refusal, what the state would have to be (``only``)."""
+
+    act: str
+    reason: str | None = None
+    only: str | None = None
+
+
+_SAY: Mapping[IncidentAct, _Words] = {
+    A.VERIFY: _Words("verify", only="only a new incident can be verified (立案)"),
+    A.RESOLVE: _Words("resolve"),
+    A.REOPEN: _Words("reopen", reason="reopen an incident"),
+    A.CLOSE: _Words("close"),
+    A.CANCEL: _Words("cancel", reason="cancel"),
+    A.FALSE_ALARM: _Words("mark as false alarm", reason="mark as false alarm"),
+    A.HOLD: _Words("hold", reason="hold an incident", only="only an incident not yet resolved can be held"),
+    A.RESUME: _Words("resume"),
+}
+#: What hold and resume record beside the state (which stays).
+_MARK: Mapping[IncidentAct, Payload] = {A.HOLD: Held(), A.RESUME: Resumed()}
+
+
+def _lifecycle_act(
+    incident: Incident,
+    act: IncidentAct,
+    *,
+    actor: Actor,
+    at: datetime,
+    expected_version: int | None,
+    reason: str | None,
+) -> list[Event]:
+    """Verify, resolve, reopen, close, cancel, false alarm, hold, resume: the checks after
+    the role, then the state changes :data:`LIFECYCLE` gives the act. An act that ends the
+    incident first releases the teams still on it, so the dispatch side sees each one."""
+    words = _SAY[act]
+    why = _admit(incident, words.act, expected_version, reason, reason_for=words.reason)
+    unmet = _unmet(incident, act)
+    if unmet is not None:
+        raise IllegalTransition(unmet)
+    path = LIFECYCLE[incident.state].get(act)
+    if path is None:
+        raise _refuse_transition(incident, act, words.act)
+    drafts: list[Draft] = []
+    if path and path[-1] in TERMINAL_STATES:
+        drafts += [(TeamReleased(team_id=t), f"incident {path[-1]}") for t in incident.active_team_ids]
+    drafts += [(step, why) for step in _moves(incident, act)]
+    if act in _MARK:
+        drafts.append((_MARK[act], why))
+    return _commit(incident, incident.incident_id, actor, at, drafts)
 
 
 # --- commands: opening and sources ---------------------------------------------------
@@ -929,27 +1076,97 @@ def decide_link_source(
     _authorise(incident.exercise_id, incident.incident_id, actor, _INTAKE, "link an alarm")
     if incident.has_alarm(source.alarm_id):
         return []
-    _check_version(incident, expected_version)
-    _check_open(incident, f"link alarm {source.alarm_id}")
+    _admit(incident, f"link alarm {source.alarm_id}", expected_version)
     return _commit(incident, incident.incident_id, actor, at, [(SourceLinked(source=source), reason)])
 
 
 # --- commands: the closed loop --------------------------------------------------------
 
 
-def decide_verify(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """立案: the operator confirms the incident is real and takes it on."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "verify an incident")
-    _check_version(incident, expected_version)
-    _check_open(incident, "verify")
-    if incident.state is not S.NEW:
-        raise IllegalTransition(
-            f"cannot verify: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}); only a new incident can be verified (立案)"
+class LifecycleDecision(Protocol):
+    """The shape of every decision of :data:`LIFECYCLE`'s incident acts (``decide_verify``
+    … ``decide_resume``); the acts that need a reason refuse ``None``."""
+
+    __name__: str
+
+    def __call__(
+        self,
+        incident: Incident,
+        *,
+        actor: Actor,
+        at: datetime,
+        expected_version: int | None,
+        reason: str | None = None,
+    ) -> list[Event]: ...
+
+
+def _decision(act: IncidentAct, roles: frozenset[Role], what: str, doc: str) -> LifecycleDecision:
+    """``decide_<act>``: who may (``roles``, refused as "may not ``what``"), then the act."""
+
+    def decide(
+        incident: Incident,
+        *,
+        actor: Actor,
+        at: datetime,
+        expected_version: int | None,
+        reason: str | None = None,
+    ) -> list[Event]:
+        _authorise(incident.exercise_id, incident.incident_id, actor, roles, what)
+        return _lifecycle_act(
+            incident, act, actor=actor, at=at, expected_version=expected_version, reason=reason
         )
-    return _commit(incident, incident.incident_id, actor, at, [(_to(incident, S.VERIFIED), reason)])
+
+    decide.__name__ = decide.__qualname__ = f"decide_{act}"
+    decide.__doc__ = doc
+    return decide
+
+
+decide_verify = _decision(
+    A.VERIFY,
+    _STAFF,
+    "verify an incident",
+    "立案: the operator confirms the incident is real and takes it on.",
+)
+decide_resolve = _decision(
+    A.RESOLVE,
+    _STAFF,
+    "resolve an incident",
+    "处置完毕: the situation is handled; the case waits for 核查 and 结案.",
+)
+decide_reopen = _decision(
+    A.REOPEN,
+    _STAFF,
+    "reopen an incident",
+    "核查 failed: a resolved incident goes back to on_scene (reason required).",
+)
+decide_close = _decision(
+    A.CLOSE, _STAFF, "close an incident", "结案 after 核查. Teams still on the incident are released."
+)
+decide_cancel = _decision(
+    A.CANCEL,
+    _STAFF,
+    "cancel an incident",
+    "撤销: no longer needed (caller withdrew, handled by someone else). Only before anyone is on "
+    "scene. Teams on their way are recalled (reason required).",
+)
+decide_false_alarm = _decision(
+    A.FALSE_ALARM,
+    _STAFF,
+    "mark a false alarm",
+    "误报: nothing was there. Possible until resolution (a team on scene may find nothing). "
+    "Teams are released (reason required).",
+)
+decide_hold = _decision(
+    A.HOLD,
+    _STAFF,
+    "hold an incident",
+    "挂起: park an open incident on purpose — waiting for a resource, for information, or of "
+    "lower priority — with a reason. Not a state: the incident keeps its state and every act "
+    "stays possible; the queue shows it under 挂起 until it is resumed.",
+)
+decide_resume = _decision(
+    A.RESUME, _STAFF, "resume an incident", "恢复: take a held incident back into the active work."
+)
 
 
 def decide_dispatch(
@@ -971,73 +1188,76 @@ def decide_dispatch(
     current = incident.active_assignment(team_id)
     if current is not None and current.order_id == order_id:
         return []
-    _check_version(incident, expected_version)
-    _check_open(incident, f"dispatch team {team_id}")
+    _admit(incident, f"dispatch team {team_id}", expected_version)
     if not team_id.strip() or not order_id.strip():
         raise InvalidCommand("team id and order id are required")
     if current is not None:
         raise IllegalTransition(
             f"team {team_id} is already on incident {incident.incident_id} (order {current.order_id})"
         )
-    if incident.state is S.RESOLVED:
-        raise IllegalTransition(
-            f"cannot dispatch team {team_id}: incident {incident.incident_id} is resolved (待核查); "
-            "reopen it first"
-        )
-    drafts: list[Draft] = []
     state = incident.state
-    if state is S.NEW:
-        drafts.append(
-            (StateChanged(from_state=S.NEW, to_state=S.VERIFIED), Said.of(Reason("dispatch.verified")))
+    if A.DISPATCH not in LIFECYCLE[state]:
+        raise IllegalTransition(
+            f"cannot dispatch team {team_id}: incident {incident.incident_id} is {state} ({state.label_zh})"
+            + ("; reopen it first" if A.REOPEN in LIFECYCLE[state] else "")
         )
-        state = S.VERIFIED
+    moves = _moves(incident, A.DISPATCH)
+    # The team goes out with the path's last step; any step before it is 立案 on dispatch.
+    drafts: list[Draft] = [(step, Said.of(Reason("dispatch.verified"))) for step in moves[:-1]]
     drafts.append((TeamDispatched(team_id=team_id, order_id=order_id), reason))
-    if state is S.VERIFIED:
-        drafts.append((StateChanged(from_state=S.VERIFIED, to_state=S.DISPATCHED), reason))
+    drafts += [(step, reason) for step in moves[-1:]]
     return _commit(incident, incident.incident_id, actor, at, drafts)
 
 
-def decide_team_arrived(
-    incident: Incident,
-    *,
-    team_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
+class Report(TypedDict, total=False):
+    """A team's report as a decision takes it: who records it and when; the version it
+    was decided on and why where a person gives them (machines resend them without)."""
+
+    actor: Required[Actor]
+    at: Required[datetime]
+    expected_version: int | None
+    reason: str | None
+
+
+def _team_report(
+    incident: Incident, data: TeamAcknowledged | TeamEnRoute, repeat: bool, what: str, report: Report
 ) -> list[Event]:
+    """A team's status on the record (接令, 出动): ``[]`` for a ``repeat`` (a status
+    resent, late, or for a team no longer on the incident), else one event."""
+    if repeat:
+        return []
+    _admit(incident, what, report.get("expected_version"))
+    return _commit(
+        incident, incident.incident_id, report["actor"], report["at"], [(data, report.get("reason"))]
+    )
+
+
+def decide_team_arrived(incident: Incident, *, team_id: str, **report: Unpack[Report]) -> list[Event]:
     """A dispatched team reports arrival (到场). The first arrival moves a dispatched
     incident to on_scene (处置). Field users may record only their own team. A repeated
     arrival report gives ``[]`` (field networks resend)."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id, incident.incident_id, actor, _STAFF, "record a team's arrival", team_id=team_id
     )
     current = incident.active_assignment(team_id)
     if current is not None and current.arrived_at is not None:
         return []
-    _check_version(incident, expected_version)
-    _check_open(incident, f"record arrival of team {team_id}")
+    _admit(incident, f"record arrival of team {team_id}", report.get("expected_version"))
     if current is None:
         raise IllegalTransition(f"team {team_id} was not dispatched to incident {incident.incident_id}")
-    drafts: list[Draft] = [(TeamArrived(team_id=team_id), reason)]
-    if incident.state is S.DISPATCHED:
-        drafts.append((_to(incident, S.ON_SCENE), f"team {team_id} arrived"))
-    return _commit(incident, incident.incident_id, actor, at, drafts)
+    drafts: list[Draft] = [(TeamArrived(team_id=team_id), report.get("reason"))]
+    drafts += [(step, f"team {team_id} arrived") for step in _moves(incident, A.ARRIVE)]
+    return _commit(incident, incident.incident_id, actor, report["at"], drafts)
 
 
 def decide_team_acknowledged(
-    incident: Incident,
-    *,
-    team_id: str,
-    order_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
+    incident: Incident, *, team_id: str, order_id: str, **report: Unpack[Report]
 ) -> list[Event]:
     """The team accepted its order (接令): on the record beside dispatch and arrival. The
     team itself (or the service on its behalf); a repeated or late ack gives ``[]`` —
     the orders table stays the truth of the order's status."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id,
         incident.incident_id,
@@ -1047,39 +1267,23 @@ def decide_team_acknowledged(
         team_id=team_id,
     )
     current = incident.active_assignment(team_id)
-    if current is None or current.order_id != order_id or current.acknowledged_at is not None:
-        return []
-    _check_version(incident, expected_version)
-    _check_open(incident, f"record the acknowledgement of team {team_id}")
-    return _commit(
-        incident,
-        incident.incident_id,
-        actor,
-        at,
-        [(TeamAcknowledged(team_id=team_id, order_id=order_id), reason)],
-    )
+    repeat = current is None or current.order_id != order_id or current.acknowledged_at is not None
+    data = TeamAcknowledged(team_id=team_id, order_id=order_id)
+    return _team_report(incident, data, repeat, f"record the acknowledgement of team {team_id}", report)
 
 
-def decide_team_en_route(
-    incident: Incident,
-    *,
-    team_id: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None = None,
-    reason: str | None = None,
-) -> list[Event]:
+def decide_team_en_route(incident: Incident, *, team_id: str, **report: Unpack[Report]) -> list[Event]:
     """The team is on its way (出动/在途). Once per assignment; a status that comes after
     the arrival, or for a team no longer on the incident, gives ``[]``."""
+    actor = report["actor"]
     _authorise(
         incident.exercise_id, incident.incident_id, actor, _INTAKE, "record a team en route", team_id=team_id
     )
     current = incident.active_assignment(team_id)
-    if current is None or current.arrived_at is not None or current.en_route_at is not None:
-        return []
-    _check_version(incident, expected_version)
-    _check_open(incident, f"record team {team_id} en route")
-    return _commit(incident, incident.incident_id, actor, at, [(TeamEnRoute(team_id=team_id), reason)])
+    repeat = current is None or current.arrived_at is not None or current.en_route_at is not None
+    return _team_report(
+        incident, TeamEnRoute(team_id=team_id), repeat, f"record team {team_id} en route", report
+    )
 
 
 def decide_release_team(
@@ -1095,145 +1299,67 @@ def decide_release_team(
     dispatched incident is recalled, the incident goes back to verified (all units
     recalled: it is still a case, but nobody is going)."""
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "release a team")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, f"release team {team_id}")
-    _check_open(incident, f"release team {team_id}")
+    why = _admit(
+        incident, f"release team {team_id}", expected_version, reason, reason_for=f"release team {team_id}"
+    )
     if incident.active_assignment(team_id) is None:
         raise IllegalTransition(f"team {team_id} is not on incident {incident.incident_id}")
     drafts: list[Draft] = [(TeamReleased(team_id=team_id), why)]
-    if incident.state is S.DISPATCHED and incident.active_team_ids == (team_id,):
-        drafts.append((_to(incident, S.VERIFIED), Said.of(Reason("release.all_recalled"))))
+    if incident.active_team_ids == (team_id,):
+        drafts += [(step, Said.of(Reason("release.all_recalled"))) for step in _moves(incident, A.RELEASE)]
     return _commit(incident, incident.incident_id, actor, at, drafts)
-
-
-def decide_resolve(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """处置完毕: the situation is handled; the case waits for 核查 and 结案."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resolve an incident")
-    _check_version(incident, expected_version)
-    _check_open(incident, "resolve")
-    if incident.state is not S.ON_SCENE:
-        raise _refuse_transition(incident, S.RESOLVED, "resolve")
-    return _commit(incident, incident.incident_id, actor, at, [(_to(incident, S.RESOLVED), reason)])
-
-
-def decide_reopen(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """核查 failed: a resolved incident goes back to on_scene."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reopen an incident")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, "reopen an incident")
-    _check_open(incident, "reopen")
-    if incident.state is not S.RESOLVED:
-        raise _refuse_transition(incident, S.ON_SCENE, "reopen")
-    return _commit(incident, incident.incident_id, actor, at, [(_to(incident, S.ON_SCENE), why)])
-
-
-def _end(
-    incident: Incident,
-    to: IncidentState,
-    what: str,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
-    reason: str | None,
-    *,
-    reason_required: bool = False,
-) -> list[Event]:
-    _check_version(incident, expected_version)
-    if reason_required:
-        reason = _require_reason(reason, what)
-    _check_open(incident, what)
-    if to not in TRANSITIONS[incident.state]:
-        raise _refuse_transition(incident, to, what)
-    # Teams still on the incident are released first, so the dispatch side sees each one.
-    drafts: list[Draft] = [
-        (TeamReleased(team_id=team_id), f"incident {to}") for team_id in incident.active_team_ids
-    ]
-    drafts.append((_to(incident, to), reason))
-    return _commit(incident, incident.incident_id, actor, at, drafts)
-
-
-def decide_close(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """结案 after 核查. Teams still on the incident are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "close an incident")
-    return _end(incident, S.CLOSED, "close", actor, at, expected_version, reason)
-
-
-def decide_cancel(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """撤销: no longer needed (caller withdrew, handled by someone else). Only before
-    anyone is on scene. Teams on their way are recalled."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "cancel an incident")
-    return _end(incident, S.CANCELLED, "cancel", actor, at, expected_version, reason, reason_required=True)
-
-
-def decide_false_alarm(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """误报: nothing was there. Possible until resolution (a team on scene may find
-    nothing). Teams are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "mark a false alarm")
-    return _end(
-        incident,
-        S.FALSE_ALARM,
-        "mark as false alarm",
-        actor,
-        at,
-        expected_version,
-        reason,
-        reason_required=True,
-    )
 
 
 # --- commands: command decisions and records --------------------------------------------
 
 
-def decide_change_level(
+class Context(TypedDict):
+    """Who decides, when, and on which version of the incident: the keywords every
+    decision takes (the corrections take them as ``**context``)."""
+
+    actor: Actor
+    at: datetime
+    expected_version: int | None
+
+
+def _amend(
     incident: Incident,
-    *,
-    level: ResponseLevel,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
+    data: LevelChanged | Reclassified,
+    already: str | None,
+    words: tuple[str, str],
     reason: str | None,
+    context: Context,
+) -> list[Event]:
+    """A correction of what the incident is (its level, its type), with a reason; refused
+    when it is ``already`` so. ``words``: the act after "cannot …" and after "a reason is
+    required to …"."""
+    what, reason_for = words
+    why = _admit(incident, what, context["expected_version"], reason, reason_for=reason_for)
+    if already is not None:
+        raise IllegalTransition(f"incident {incident.incident_id} is already {already}")
+    return _commit(incident, incident.incident_id, context["actor"], context["at"], [(data, why)])
+
+
+def decide_change_level(
+    incident: Incident, *, level: ResponseLevel, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Raise or lower the response level (响应级别) — a commander's act."""
+    actor = context["actor"]
     _authorise(incident.exercise_id, incident.incident_id, actor, _LEVEL, "change the response level")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, "change the response level")
-    _check_open(incident, "change the response level")
-    if level == incident.level:
-        raise IllegalTransition(
-            f"incident {incident.incident_id} is already at level {level.name} ({level.label_zh})"
-        )
+    same = f"at level {level.name} ({level.label_zh})" if level == incident.level else None
     data = LevelChanged(from_level=incident.level, to_level=level)
-    return _commit(incident, incident.incident_id, actor, at, [(data, why)])
+    return _amend(incident, data, same, ("change the response level",) * 2, reason, context)
 
 
 def decide_reclassify(
-    incident: Incident,
-    *,
-    incident_type: IncidentType,
-    actor: Actor,
-    at: datetime,
-    expected_version: int | None,
-    reason: str | None,
+    incident: Incident, *, incident_type: IncidentType, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Correct the incident type (e.g. fire → high_rise_fire); plans are keyed by type."""
+    actor = context["actor"]
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reclassify an incident")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, "reclassify an incident")
-    _check_open(incident, "reclassify")
-    if incident_type == incident.incident_type:
-        raise IllegalTransition(f"incident {incident.incident_id} is already of type {incident_type}")
     data = Reclassified(from_type=incident.incident_type, to_type=incident_type)
-    return _commit(incident, incident.incident_id, actor, at, [(data, why)])
+    same = f"of type {incident_type}" if incident_type == incident.incident_type else None
+    return _amend(incident, data, same, ("reclassify", "reclassify an incident"), reason, context)
 
 
 def decide_activate_plan(
@@ -1252,8 +1378,7 @@ def decide_activate_plan(
     module's business; the incident only keeps the record and the active plan (with
     the plan's arrival target, which the console's queue ranks against)."""
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "activate a plan")
-    _check_version(incident, expected_version)
-    _check_open(incident, f"activate plan {plan_id}")
+    _admit(incident, f"activate plan {plan_id}", expected_version)
     data = PlanActivated(
         plan_id=plan_id, plan_version=plan_version, level=level, arrival_target_s=arrival_target_s
     )
@@ -1273,8 +1398,7 @@ def decide_tick_checklist(
 ) -> list[Event]:
     """Tick (or untick, ``done=False``) an item of the active plan's checklist."""
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "tick a checklist item")
-    _check_version(incident, expected_version)
-    _check_open(incident, "tick a checklist item")
+    _admit(incident, "tick a checklist item", expected_version)
     if incident.active_plan is None or incident.active_plan.plan_id != plan_id:
         raise IllegalTransition(f"plan {plan_id} is not the active plan of incident {incident.incident_id}")
     data = ChecklistItemTicked(plan_id=plan_id, item_id=item_id, done=done)
@@ -1291,41 +1415,6 @@ def decide_add_note(
         raise InvalidCommand("a note needs text")
     _check_open(incident, "add a note")
     return _commit(incident, incident.incident_id, actor, at, [(NoteAdded(text=text.strip()), None)])
-
-
-def decide_hold(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
-) -> list[Event]:
-    """挂起: park an open incident on purpose — waiting for a resource, for information,
-    or of lower priority — with a reason. Not a state: the incident keeps its state and
-    every act stays possible; the queue shows it under 挂起 until it is resumed."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "hold an incident")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, "hold an incident")
-    _check_open(incident, "hold")
-    if incident.held is not None:
-        raise IllegalTransition(
-            f"incident {incident.incident_id} is already held (since {incident.held.at.isoformat()}, "
-            f"by {incident.held.by}: {incident.held.reason})"
-        )
-    if incident.state not in HOLDABLE_STATES:
-        raise IllegalTransition(
-            f"cannot hold: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}); only an incident not yet resolved can be held"
-        )
-    return _commit(incident, incident.incident_id, actor, at, [(Held(), why)])
-
-
-def decide_resume(
-    incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
-) -> list[Event]:
-    """恢复: take a held incident back into the active work."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resume an incident")
-    _check_version(incident, expected_version)
-    _check_open(incident, "resume")
-    if incident.held is None:
-        raise IllegalTransition(f"cannot resume: incident {incident.incident_id} is not held")
-    return _commit(incident, incident.incident_id, actor, at, [(Resumed(), reason)])
 
 
 # --- commands on two incidents: split and merge -----------------------------------------
@@ -1364,9 +1453,9 @@ def decide_split(
     the old one's exercise id; its type, level and title default to the old one's (pass
     the correlator's suggestion for the alarm instead where there is one)."""
     _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "split an incident")
-    _check_version(incident, expected_version)
-    why = _require_reason(reason, "split a source out")
-    _check_open(incident, f"split alarm {alarm_id} out")
+    why = _admit(
+        incident, f"split alarm {alarm_id} out", expected_version, reason, reason_for="split a source out"
+    )
     if new_incident_id == incident.incident_id or not new_incident_id.strip():
         raise InvalidCommand("the split needs a new, different incident id")
     source = next((s for s in incident.sources if s.alarm_id == alarm_id), None)

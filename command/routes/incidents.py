@@ -8,7 +8,8 @@ a role may not do get 403 (and an audit record).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from fastapi.responses import FileResponse, JSONResponse
@@ -21,7 +22,6 @@ from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
-from command.security import Principal
 from command.services import closing, photos
 from command.services import incident_store as store
 from command.services import incidents as service
@@ -29,6 +29,7 @@ from command.services.incident_store import NotFound, event_body, incident_body
 from command.services.live import publish
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
+T = TypeVar("T")
 
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
@@ -54,6 +55,12 @@ class IncidentOut(BaseModel):
     version: int
     is_open: bool
     exercise_id: str | None
+    next_acts: list[domain.IncidentAct] = Field(
+        default_factory=list,
+        description="the acts on the whole incident its state allows now (docs/incidents.md, "
+        "the lifecycle table): the console offers these; the role and the closing guard are "
+        "checked when one is given",
+    )
 
 
 class EventOut(BaseModel):
@@ -203,17 +210,27 @@ async def open_incident(body: NewIncident, state: State, who: Caller) -> Inciden
 @router.get("/{incident_id}", response_model=IncidentDetail, responses=ERRORS)
 async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> IncidentDetail:
     """The incident with its whole timeline (the event record)."""
-    try:
-        incident, events = await service.incident_detail(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    body = incident_body(incident)
-    if not service.visible_incident(who, body):
-        raise await _forbid(state, who, "incident.read", incident_id)
+    incident, events = await _readable(
+        state, who, incident_id, "incident.read", service.incident_detail(state, incident_id)
+    )
     return IncidentDetail(
-        incident=IncidentOut.model_validate(body),
+        incident=IncidentOut.model_validate(incident_body(incident)),
         timeline=[EventOut.model_validate(event_body(e)) for e in events],
     )
+
+
+async def _readable(
+    state: State, who: Caller, incident_id: str, action: str, load: Awaitable[tuple[Incident, T]]
+) -> tuple[Incident, T]:
+    """The incident (and what ``load`` reads with it) for whoever may see it: 404 when
+    there is none, 403 (audited as ``action``) for a caller who may not see it."""
+    try:
+        incident, more = await load
+    except NotFound as exc:
+        raise domain_error(exc) from None
+    if not service.visible_incident(who, incident_body(incident)):
+        raise await _forbid(state, who, action, incident_id)
+    return incident, more
 
 
 async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> HTTPException:
@@ -229,53 +246,17 @@ async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> H
     )
 
 
-def _decision(
-    decide: Callable[..., list[domain.Event]], who: Principal, body: Act
-) -> Callable[[Incident], list[domain.Event]]:
-    """The act as the caller decided it: on the version they saw, with their reason."""
-
-    def run(inc: Incident) -> list[domain.Event]:
-        return decide(
-            inc,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return run
-
-
-def _simple(action: str, decide: Callable[..., list[domain.Event]]) -> Callable[..., Awaitable[IncidentOut]]:
-    async def endpoint(incident_id: IncidentId, body: Act, state: State, who: Caller) -> IncidentOut:
-        run = _decision(decide, who, body)
-
-        return await guarded(service.run_command(state, who, incident_id, run, action))
-
-    return endpoint
-
-
-for _path, _action, _decide, _summary in (
-    ("verify", "incident.verify", domain.decide_verify, "立案: confirm the incident and take it on"),
-    ("reopen", "incident.reopen", domain.decide_reopen, "back on scene after resolve"),
-    ("hold", "incident.hold", domain.decide_hold, "挂起: park an open incident (reason required)"),
-    ("resume", "incident.resume", domain.decide_resume, "恢复: take a held incident back into active work"),
-    ("cancel", "incident.cancel", domain.decide_cancel, "cancel (reason required)"),
-    (
-        "false-alarm",
-        "incident.false_alarm",
-        domain.decide_false_alarm,
-        "mark a false alarm (reason required)",
-    ),
-):
-    router.add_api_route(
-        f"/{{incident_id}}/{_path}",
-        _simple(_action, _decide),
-        methods=["POST"],
-        response_model=IncidentOut,
-        responses=ERRORS,
-        summary=_summary,
-        name=f"incident_{_path.replace('-', '_')}",
+@router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
+async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
+    """What is still open (checklist, teams, supplies) before resolving or closing."""
+    incident, work = await _readable(
+        state, who, incident_id, "incident.read", closing.current_open_work(state, incident_id)
+    )
+    return ClosingState(
+        incident_id=incident.incident_id,
+        version=incident.version,
+        open=OpenWorkOut.model_validate(work.as_body()),
+        blocked=not work.empty,
     )
 
 
@@ -289,15 +270,44 @@ CLOSING_ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _closing(
-    what: str, action: str, decide: Callable[..., list[domain.Event]]
-) -> Callable[..., Awaitable[Any]]:
-    async def endpoint(incident_id: IncidentId, body: Closing, state: State, who: Caller) -> Any:
-        run = _decision(decide, who, body)
+def _reasoned(body: Any) -> dict[str, Any]:
+    return {"expected_version": body.expected_version, "reason": body.reason}
 
+
+@dataclass(frozen=True)
+class ActRoute:
+    """One act on an incident as ``POST /incidents/{id}/<path>``: the body it takes, the
+    decision it runs on the locked incident (with the keywords ``args`` reads from the
+    body) and the audit action. A :class:`Closing` body (resolve, close) goes through the
+    closing guard. ``name`` and ``summary`` make the OpenAPI operation."""
+
+    path: str
+    action: str
+    decide: Callable[..., list[domain.Event]]
+    body: type[ApiIn] = Act
+    args: Callable[[Any], dict[str, Any]] = _reasoned
+    summary: str | None = None
+    description: str | None = None
+    name: str | None = None
+
+    @property
+    def operation(self) -> str:
+        return self.name or f"incident_{self.path.replace('-', '_')}"
+
+
+def act_endpoint(act: ActRoute) -> Callable[..., Awaitable[Any]]:
+    """The one handler of every act: decide on the version the caller saw, as the caller,
+    in one transaction (``service.run_command``, or ``closing.resolve_or_close``)."""
+
+    async def endpoint(incident_id: IncidentId, body: ApiIn, state: State, who: Caller) -> Any:
+        def run(inc: Incident) -> list[domain.Event]:
+            return act.decide(inc, actor=service.actor_of(who), at=service.now(), **act.args(body))
+
+        if not isinstance(body, Closing):
+            return await guarded(service.run_command(state, who, incident_id, run, act.action))
         try:
             incident = await closing.resolve_or_close(
-                state, who, incident_id, what, run, action, body.override_reason
+                state, who, incident_id, act.path, run, act.action, body.override_reason
             )
         except ClosingBlocked as exc:
             return JSONResponse(
@@ -308,101 +318,87 @@ def _closing(
             raise domain_error(exc) from None
         return IncidentOut.model_validate(incident_body(incident))
 
+    # FastAPI validates and documents the body by the parameter's type: the act's model.
+    endpoint.__annotations__["body"] = act.body
     return endpoint
 
 
-for _what, _summary, _decide in (
-    ("resolve", "the situation is under control (处置完毕); guarded by open work", domain.decide_resolve),
-    ("close", "结案; guarded by open work", domain.decide_close),
-):
+ACTS: tuple[ActRoute, ...] = (
+    ActRoute(
+        "verify", "incident.verify", domain.decide_verify, summary="立案: confirm the incident and take it on"
+    ),
+    ActRoute("reopen", "incident.reopen", domain.decide_reopen, summary="back on scene after resolve"),
+    ActRoute(
+        "hold", "incident.hold", domain.decide_hold, summary="挂起: park an open incident (reason required)"
+    ),
+    ActRoute(
+        "resume",
+        "incident.resume",
+        domain.decide_resume,
+        summary="恢复: take a held incident back into active work",
+    ),
+    ActRoute("cancel", "incident.cancel", domain.decide_cancel, summary="cancel (reason required)"),
+    ActRoute(
+        "false-alarm",
+        "incident.false_alarm",
+        domain.decide_false_alarm,
+        summary="mark a false alarm (reason required)",
+    ),
+    ActRoute(
+        "resolve",
+        "incident.resolve",
+        domain.decide_resolve,
+        Closing,
+        summary="the situation is under control (处置完毕); guarded by open work",
+    ),
+    ActRoute("close", "incident.close", domain.decide_close, Closing, summary="结案; guarded by open work"),
+    ActRoute(
+        "level",
+        "incident.level_change",
+        domain.decide_change_level,
+        LevelChange,
+        lambda b: {"level": ResponseLevel(b.level)} | _reasoned(b),
+        description="Raise or lower the response level: a commander's act.",
+        name="change_level",
+    ),
+    ActRoute(
+        "type",
+        "incident.reclassify",
+        domain.decide_reclassify,
+        Reclassify,
+        lambda b: {"incident_type": b.type} | _reasoned(b),
+        name="reclassify",
+    ),
+    ActRoute(
+        "notes",
+        "incident.note",
+        domain.decide_add_note,
+        Note,
+        lambda b: {"text": b.text, "expected_version": b.expected_version},
+        name="add_note",
+    ),
+    ActRoute(
+        "arrived",
+        "incident.team_arrived",
+        domain.decide_team_arrived,
+        Arrival,
+        lambda b: {"team_id": b.team_id, "expected_version": b.expected_version},
+        description="A team is on scene (到场): the team itself (field user) or the command centre.",
+        name="team_arrived",
+    ),
+)
+
+for _act in ACTS:
     router.add_api_route(
-        f"/{{incident_id}}/{_what}",
-        _closing(_what, f"incident.{_what}", _decide),
+        f"/{{incident_id}}/{_act.path}",
+        act_endpoint(_act),
         methods=["POST"],
         response_model=IncidentOut,
-        responses=CLOSING_ERRORS,
-        summary=_summary,
-        name=f"incident_{_what}",
+        responses=CLOSING_ERRORS if _act.body is Closing else ERRORS,
+        summary=_act.summary,
+        description=_act.description,
+        name=_act.operation,
     )
-
-
-@router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
-async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
-    """What is still open (checklist, teams, supplies) before resolving or closing."""
-    try:
-        incident, work = await closing.current_open_work(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    if not service.visible_incident(who, incident_body(incident)):
-        raise await _forbid(state, who, "incident.read", incident_id)
-    return ClosingState(
-        incident_id=incident.incident_id,
-        version=incident.version,
-        open=OpenWorkOut.model_validate(work.as_body()),
-        blocked=not work.empty,
-    )
-
-
-@router.post("/{incident_id}/level", response_model=IncidentOut, responses=ERRORS)
-async def change_level(incident_id: IncidentId, body: LevelChange, state: State, who: Caller) -> IncidentOut:
-    """Raise or lower the response level: a commander's act."""
-
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_change_level(
-            inc,
-            level=ResponseLevel(body.level),
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.level_change"))
-
-
-@router.post("/{incident_id}/type", response_model=IncidentOut, responses=ERRORS)
-async def reclassify(incident_id: IncidentId, body: Reclassify, state: State, who: Caller) -> IncidentOut:
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_reclassify(
-            inc,
-            incident_type=body.type,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-            reason=body.reason,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.reclassify"))
-
-
-@router.post("/{incident_id}/notes", response_model=IncidentOut, responses=ERRORS)
-async def add_note(incident_id: IncidentId, body: Note, state: State, who: Caller) -> IncidentOut:
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_add_note(
-            inc,
-            text=body.text,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.note"))
-
-
-@router.post("/{incident_id}/arrived", response_model=IncidentOut, responses=ERRORS)
-async def team_arrived(incident_id: IncidentId, body: Arrival, state: State, who: Caller) -> IncidentOut:
-    """A team is on scene (到场): the team itself (field user) or the command centre."""
-
-    def run(inc: Incident) -> list[domain.Event]:
-        return domain.decide_team_arrived(
-            inc,
-            team_id=body.team_id,
-            actor=service.actor_of(who),
-            at=service.now(),
-            expected_version=body.expected_version,
-        )
-
-    return await guarded(service.run_command(state, who, incident_id, run, "incident.team_arrived"))
 
 
 class PairOut(BaseModel):
@@ -453,14 +449,9 @@ class PhotoRef(BaseModel):
     summary: str
 
 
-async def _readable(state: State, who: Caller, incident_id: str) -> Incident:
-    try:
-        incident, _ = await service.incident_detail(state, incident_id)
-    except NotFound as exc:
-        raise domain_error(exc) from None
-    if not service.visible_incident(who, incident_body(incident)):
-        raise await _forbid(state, who, "incident.photo_read", incident_id)
-    return incident
+async def _with_photos(state: State, who: Caller, incident_id: str) -> Incident:
+    load = service.incident_detail(state, incident_id)
+    return (await _readable(state, who, incident_id, "incident.photo_read", load))[0]
 
 
 def _photos_of(incident: Incident) -> list[PhotoRef]:
@@ -485,14 +476,14 @@ def _photos_of(incident: Incident) -> list[PhotoRef]:
 @router.get("/{incident_id}/photos", response_model=list[PhotoRef], responses=ERRORS)
 async def incident_photos(incident_id: IncidentId, state: State, who: Caller) -> list[PhotoRef]:
     """The photos of the incident's field reports (现场照片), for whoever may see it."""
-    return _photos_of(await _readable(state, who, incident_id))
+    return _photos_of(await _with_photos(state, who, incident_id))
 
 
 @router.get("/{incident_id}/photos/{name}", response_class=FileResponse, responses=ERRORS)
 async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State, who: Caller) -> FileResponse:
     """One photo of the incident's reports, for whoever may see the incident: only a
     photo one of its sources carries, sent as the type its name says (nosniff)."""
-    incident = await _readable(state, who, incident_id)
+    incident = await _with_photos(state, who, incident_id)
     target = photos.stored_path(state.settings.data_dir, name)
     if target is None or name not in {p.name for p in _photos_of(incident)}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such photo on incident {incident_id}")

@@ -22,11 +22,11 @@ from command.domain.closing import (
     check_closing,
     open_work,
 )
-from command.domain.incidents import Event, Forbidden, Incident
+from command.domain.incidents import Event, Incident
 from command.security import Principal
 from command.services import incident_store as store
 from command.services import plans as plan_service
-from command.services.incidents import actor_of
+from command.services.incidents import actor_of, locked_incident
 from command.services.live import publish
 from command.state import CommandState
 
@@ -91,31 +91,22 @@ async def resolve_or_close(
     """``decide`` (the plain resolve/close decision: role, version, state) and then the
     guard; an override puts the commander's reason on the state change and writes an
     ``incident.closing_override`` audit record with what was open."""
-    try:
-        async with state.pool.connection() as conn, conn.transaction():
-            incident, _ = await store.load(conn, incident_id, for_update=True)
-            events = decide(incident)
-            work = await gather(state, conn, incident)
-            overridden = check_closing(
-                incident, what, work, actor=actor_of(who), override_reason=override_reason
+    async with locked_incident(state, who, incident_id, action) as (conn, incident):
+        events = decide(incident)
+        work = await gather(state, conn, incident)
+        overridden = check_closing(incident, what, work, actor=actor_of(who), override_reason=override_reason)
+        if overridden is not None:
+            events = _with_override(events, overridden)
+        new = await store.append(conn, incident, events, audit_action=action)
+        if overridden is not None:
+            await audit.record(
+                conn,
+                who,
+                "incident.closing_override",
+                object_type="incident",
+                object_id=incident_id,
+                detail={"act": what, "reason": overridden.reason, "open": overridden.work.as_body()},
             )
-            if overridden is not None:
-                events = _with_override(events, overridden)
-            new = await store.append(conn, incident, events, audit_action=action)
-            if overridden is not None:
-                await audit.record(
-                    conn,
-                    who,
-                    "incident.closing_override",
-                    object_type="incident",
-                    object_id=incident_id,
-                    detail={"act": what, "reason": overridden.reason, "open": overridden.work.as_body()},
-                )
-    except Forbidden as exc:
-        await audit.record_denied(
-            state.pool, who, action, exc.reason, object_type="incident", object_id=incident_id
-        )
-        raise
     assert new is not None
     if events:
         await publish(state.redis, store.change_for(new))

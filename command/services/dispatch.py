@@ -57,7 +57,7 @@ from command.security import Principal
 from command.services import exercises, places, rosters, team_record
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
-from command.services.incidents import actor_of, now, visible_incident
+from command.services.incidents import actor_of, locked_incident, now, visible_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
@@ -257,95 +257,81 @@ async def dispatch(
     """Send ``team_id`` to the incident: one transaction (see the module docstring)."""
     at = now()
     order_id = new_order_id(at)
-    try:
-        async with state.pool.connection() as conn, conn.transaction():
-            incident, _ = await store.load(conn, incident_id, for_update=True)
-            cur = await conn.execute("SELECT status FROM team WHERE id = %s", (team_id,))
-            team = await cur.fetchone()
-            try:
-                events = decide_dispatch(
-                    incident,
-                    team_id=team_id,
-                    order_id=order_id,
-                    actor=actor_of(who),
-                    at=at,
-                    expected_version=expected_version,
-                    reason=reason,
-                )
-            except IllegalTransition:
-                current = incident.active_assignment(team_id)
-                if current is not None:
-                    raise TeamBusy(
-                        f"team already dispatched: {team_id} is on incident {incident_id}"
-                        f" (order {current.order_id})"
-                    ) from None
-                raise
-            if team is None:
-                raise NotFound(f"no team {team_id}")
-            live = incident.scope.is_live
-            if live and team[0] == "off_duty":
-                raise TeamUnavailable(f"team {team_id} is off duty; set its status first if it must go")
-            address = await places.order_address(conn, incident)
-            message = order_message(order_id, incident, team_id, who, at, reason, address)
-            try:
-                async with conn.transaction():  # a savepoint: the loser of a race gets a clean 409
-                    await conn.execute(
-                        "INSERT INTO dispatch_order (order_id, incident_id, team_id, exercise_id, status,"
-                        " created_at, created_by, body) VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s)",
-                        (
-                            order_id,
-                            incident_id,
-                            team_id,
-                            incident.exercise_id,
-                            at,
-                            who.user_id,
-                            Jsonb(message),
-                        ),
-                    )
-            except psycopg.errors.UniqueViolation as exc:
-                if exc.diag.constraint_name not in _IN_FORCE_INDEXES:
-                    raise
-                other = await _in_force_order(conn, team_id, incident.scope)
-                where = f" (order {other[0]} on incident {other[1]})" if other else ""
-                raise TeamBusy(f"team already dispatched: {team_id}{where}") from None
-            new = await store.append(conn, incident, events, audit_action="incident.dispatch")
-            if live:
+    async with locked_incident(state, who, incident_id, "incident.dispatch") as (conn, incident):
+        cur = await conn.execute("SELECT status FROM team WHERE id = %s", (team_id,))
+        team = await cur.fetchone()
+        try:
+            events = decide_dispatch(
+                incident,
+                team_id=team_id,
+                order_id=order_id,
+                actor=actor_of(who),
+                at=at,
+                expected_version=expected_version,
+                reason=reason,
+            )
+        except IllegalTransition:
+            current = incident.active_assignment(team_id)
+            if current is not None:
+                raise TeamBusy(
+                    f"team already dispatched: {team_id} is on incident {incident_id}"
+                    f" (order {current.order_id})"
+                ) from None
+            raise
+        if team is None:
+            raise NotFound(f"no team {team_id}")
+        live = incident.scope.is_live
+        if live and team[0] == "off_duty":
+            raise TeamUnavailable(f"team {team_id} is off duty; set its status first if it must go")
+        address = await places.order_address(conn, incident)
+        message = order_message(order_id, incident, team_id, who, at, reason, address)
+        try:
+            async with conn.transaction():  # a savepoint: the loser of a race gets a clean 409
                 await conn.execute(
-                    "UPDATE team SET status = 'dispatched', status_at = %s WHERE id = %s", (at, team_id)
+                    "INSERT INTO dispatch_order (order_id, incident_id, team_id, exercise_id, status,"
+                    " created_at, created_by, body) VALUES (%s, %s, %s, %s, 'pending', %s, %s, %s)",
+                    (
+                        order_id,
+                        incident_id,
+                        team_id,
+                        incident.exercise_id,
+                        at,
+                        who.user_id,
+                        Jsonb(message),
+                    ),
                 )
+        except psycopg.errors.UniqueViolation as exc:
+            if exc.diag.constraint_name not in _IN_FORCE_INDEXES:
+                raise
+            other = await _in_force_order(conn, team_id, incident.scope)
+            where = f" (order {other[0]} on incident {other[1]})" if other else ""
+            raise TeamBusy(f"team already dispatched: {team_id}{where}") from None
+        new = await store.append(conn, incident, events, audit_action="incident.dispatch")
+        if live:
             await conn.execute(
-                "INSERT INTO mqtt_outbox (topic, payload, order_id) VALUES (%s, %s, %s)",
-                (order_topic(team_id, incident.scope), encode(message), order_id),
+                "UPDATE team SET status = 'dispatched', status_at = %s WHERE id = %s", (at, team_id)
             )
-            await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
-            await audit.record(
-                conn,
-                who,
-                "dispatch.order",
-                object_type="dispatch_order",
-                object_id=order_id,
-                detail={
-                    "incident_id": incident_id,
-                    "team_id": team_id,
-                    "exercise_id": incident.exercise_id,
-                    "reason": reason,
-                },
-            )
-            order = await load_order(conn, order_id)
-    except Forbidden as exc:
-        await audit.record_denied(
-            state.pool, who, "incident.dispatch", exc.reason, object_type="incident", object_id=incident_id
+        await conn.execute(
+            "INSERT INTO mqtt_outbox (topic, payload, order_id) VALUES (%s, %s, %s)",
+            (order_topic(team_id, incident.scope), encode(message), order_id),
         )
-        raise
+        await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
+        await audit.record(
+            conn,
+            who,
+            "dispatch.order",
+            object_type="dispatch_order",
+            object_id=order_id,
+            detail={
+                "incident_id": incident_id,
+                "team_id": team_id,
+                "exercise_id": incident.exercise_id,
+                "reason": reason,
+            },
+        )
+        order = await load_order(conn, order_id)
     assert new is not None and order is not None
-    wake_relay(state)
-    await publish(state.redis, store.change_for(new))
-    if new.scope.is_live:  # a drill never changes the live team row
-        await rosters.publish_team(state, team_id)
-    await publish(
-        state.redis, Change("order", order_id, order, exercise_id=order["exercise_id"], team_id=team_id)
-    )
-    return DispatchResult(new, order)
+    return await _announce(state, new, team_id, order)
 
 
 async def release(
@@ -358,44 +344,40 @@ async def release(
 ) -> DispatchResult:
     """Recall or release a team; the database trigger releases its order and the team."""
     at = now()
-    try:
-        async with state.pool.connection() as conn, conn.transaction():
-            incident, _ = await store.load(conn, incident_id, for_update=True)
-            events = decide_release_team(
-                incident,
-                team_id=team_id,
-                actor=actor_of(who),
-                at=at,
-                expected_version=expected_version,
-                reason=reason,
-            )
-            new = await store.append(conn, incident, events, audit_action="incident.release_team")
-            cur = await conn.execute(
-                "SELECT order_id FROM dispatch_order WHERE incident_id = %s AND team_id = %s"
-                " ORDER BY created_at DESC LIMIT 1",
-                (incident_id, team_id),
-            )
-            row = await cur.fetchone()
-            order = await load_order(conn, row[0]) if row else None
-            await audit.record(
-                conn,
-                who,
-                "dispatch.release",
-                object_type="dispatch_order",
-                object_id=row[0] if row else None,
-                detail={"incident_id": incident_id, "team_id": team_id, "reason": reason},
-            )
-    except Forbidden as exc:
-        await audit.record_denied(
-            state.pool,
-            who,
-            "incident.release_team",
-            exc.reason,
-            object_type="incident",
-            object_id=incident_id,
+    async with locked_incident(state, who, incident_id, "incident.release_team") as (conn, incident):
+        events = decide_release_team(
+            incident,
+            team_id=team_id,
+            actor=actor_of(who),
+            at=at,
+            expected_version=expected_version,
+            reason=reason,
         )
-        raise
+        new = await store.append(conn, incident, events, audit_action="incident.release_team")
+        cur = await conn.execute(
+            "SELECT order_id FROM dispatch_order WHERE incident_id = %s AND team_id = %s"
+            " ORDER BY created_at DESC LIMIT 1",
+            (incident_id, team_id),
+        )
+        row = await cur.fetchone()
+        order = await load_order(conn, row[0]) if row else None
+        await audit.record(
+            conn,
+            who,
+            "dispatch.release",
+            object_type="dispatch_order",
+            object_id=row[0] if row else None,
+            detail={"incident_id": incident_id, "team_id": team_id, "reason": reason},
+        )
     assert new is not None
+    return await _announce(state, new, team_id, order)
+
+
+async def _announce(
+    state: CommandState, new: Incident, team_id: str, order: dict[str, Any] | None
+) -> DispatchResult:
+    """After a dispatch or release committed: wake the outbox relay and push the incident,
+    the team (live teams only: a drill's statuses are its own) and the order."""
     wake_relay(state)
     await publish(state.redis, store.change_for(new))
     if new.scope.is_live:  # a drill never changes the live team row

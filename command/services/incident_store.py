@@ -24,13 +24,16 @@ from command.domain.incidents import (
     Absorbed,
     Event,
     Incident,
+    IncidentState,
     InvalidCommand,
     MergedInto,
     Opened,
     SourceLinked,
     SourceSplit,
     StaleVersion,
+    acts_allowed,
     event_from_record,
+    next_acts,
     replay,
 )
 from command.services.live import Change
@@ -241,7 +244,15 @@ def incident_body(inc: Incident) -> dict[str, Any]:
         "held": (
             {"reason": inc.held.reason, "by": inc.held.by, "at": iso(inc.held.at)} if inc.held else None
         ),
+        "next_acts": [str(act) for act in next_acts(inc)],
     }
+
+
+def with_next_acts(body: dict[str, Any]) -> dict[str, Any]:
+    """A stored incident body with the acts its state allows now: from the lifecycle
+    table as it is, not as it was when the body was written."""
+    held = body.get("held") is not None
+    return body | {"next_acts": [str(act) for act in acts_allowed(IncidentState(body["state"]), held=held)]}
 
 
 def change_for(inc: Incident) -> Change:

@@ -7,7 +7,8 @@ Each use-case is one PostgreSQL transaction around a pure decision from
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -255,21 +256,44 @@ async def _link_to_order_incident(
 Decide = Callable[[Incident], list[Event]]
 
 
-async def run_command(
-    state: CommandState, who: Principal, incident_id: str, decide: Decide, action: str
-) -> Incident:
-    """Load, decide, append — one transaction, the incident row locked meanwhile.
-    Domain errors propagate (the route maps them to 403/409/422); a refusal is audited."""
+@asynccontextmanager
+async def audited_refusal(
+    state: CommandState, who: Principal, action: str, incident_id: str
+) -> AsyncIterator[None]:
+    """An act on an incident whose refusal of the role (``Forbidden``) is audited — after
+    its transaction rolled back — and then propagates (the route maps it to 403)."""
     try:
-        async with state.pool.connection() as conn, conn.transaction():
-            incident, _ = await store.load(conn, incident_id, for_update=True)
-            events = decide(incident)
-            new = await store.append(conn, incident, events, audit_action=action)
+        yield
     except Forbidden as exc:
         await audit.record_denied(
             state.pool, who, action, exc.reason, object_type="incident", object_id=incident_id
         )
         raise
+
+
+@asynccontextmanager
+async def locked_incident(
+    state: CommandState, who: Principal, incident_id: str, action: str
+) -> AsyncIterator[tuple[AsyncConnection[Any], Incident]]:
+    """One transaction around an act on one incident: the incident as its events say,
+    its row locked until commit (acts on it queue up), a refusal of the role audited."""
+    async with (
+        audited_refusal(state, who, action, incident_id),
+        state.pool.connection() as conn,
+        conn.transaction(),
+    ):
+        incident, _ = await store.load(conn, incident_id, for_update=True)
+        yield conn, incident
+
+
+async def run_command(
+    state: CommandState, who: Principal, incident_id: str, decide: Decide, action: str
+) -> Incident:
+    """Load, decide, append — one transaction, the incident row locked meanwhile.
+    Domain errors propagate (the route maps them to 403/409/422); a refusal is audited."""
+    async with locked_incident(state, who, incident_id, action) as (conn, incident):
+        events = decide(incident)
+        new = await store.append(conn, incident, events, audit_action=action)
     assert new is not None
     if events:
         await publish(state.redis, store.change_for(new))
@@ -285,21 +309,19 @@ async def run_pair(
     action: str,
 ) -> tuple[Incident, Incident]:
     """Split and merge: two incidents in one transaction, locked in id order (no deadlock)."""
-    try:
-        async with state.pool.connection() as conn, conn.transaction():
-            for incident_id in sorted({first_id, second_id}):
-                await conn.execute("SELECT 1 FROM incident WHERE id = %s FOR UPDATE", (incident_id,))
-            first, _ = await store.load(conn, first_id)
-            second = (await store.load(conn, second_id))[0] if second_id != first_id else first
-            a_events, b_events = decide(first, second)
-            new_first = await store.append(conn, first, a_events, audit_action=action)
-            created = b_events and b_events[0].seq == 1
-            new_second = await store.append(conn, None if created else second, b_events, audit_action=action)
-    except Forbidden as exc:
-        await audit.record_denied(
-            state.pool, who, action, exc.reason, object_type="incident", object_id=first_id
-        )
-        raise
+    async with (
+        audited_refusal(state, who, action, first_id),
+        state.pool.connection() as conn,
+        conn.transaction(),
+    ):
+        for incident_id in sorted({first_id, second_id}):
+            await conn.execute("SELECT 1 FROM incident WHERE id = %s FOR UPDATE", (incident_id,))
+        first, _ = await store.load(conn, first_id)
+        second = (await store.load(conn, second_id))[0] if second_id != first_id else first
+        a_events, b_events = decide(first, second)
+        new_first = await store.append(conn, first, a_events, audit_action=action)
+        created = b_events and b_events[0].seq == 1
+        new_second = await store.append(conn, None if created else second, b_events, audit_action=action)
     assert new_first is not None and new_second is not None
     for inc in (new_first, new_second):
         await publish(state.redis, store.change_for(inc))
@@ -408,7 +430,7 @@ async def list_incidents(
             {"open": open_only, "limit": limit, **(scope.named("ex") if scope else {})},
         )
         rows = await cur.fetchall()
-    return [r[0] for r in rows if visible_incident(who, r[0])]
+    return [store.with_next_acts(r[0]) for r in rows if visible_incident(who, r[0])]
 
 
 async def incident_detail(state: CommandState, incident_id: str) -> tuple[Incident, list[Event]]:
