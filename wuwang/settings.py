@@ -24,13 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: password file). Real deployments must set their own; see ``Settings._no_demo_secrets``.
 DEMO_SECRETS = frozenset(
     {
-        "demo",
-        "demo-ingest",
-        "demo-sim",
-        "demo-command",
-        "change-me",
-        "wuwang",
-        "password",
+        "demo", "demo-ingest", "demo-sim", "demo-command", "change-me", "wuwang", "password",
         # the demo console's signing secret of earlier versions (public in the history)
         "demo-only-dashboard-secret-do-not-use-in-production",
     }
@@ -114,8 +108,7 @@ class Settings(BaseSettings):
     alarm_stream_maxlen: int = Field(default=100_000, description="alarms kept in the stream (approximately)")
     aggregate_refresh_s: float = Field(default=60.0, description="per-minute counts are refreshed this often")
     retention_days: int = Field(
-        default=400,
-        ge=1,
+        default=400, ge=1,
         description="RETENTION_DAYS: a feed row is kept at least this long after its receipt (and its ts);"
         " also the door's window: a message whose ts is older is dead-lettered",
     )
@@ -191,9 +184,8 @@ class Settings(BaseSettings):
         default=60.0, gt=0, description="an order not acked by then raises an alert"
     )
     command_position_stale_s: float = Field(
-        default=300.0,
-        description="a team's position older than this is stale: recommendations skip the team"
-        " (or rank it from its base, COMMAND_RECOMMEND_FROM_BASE)",
+        default=300.0, description="a team's position older than this is stale: recommendations skip the team"
+        " (or rank it from its base, COMMAND_RECOMMEND_FROM_BASE)"
     )
     # Command service: the MQTT link (dispatch orders out; acks, statuses, positions in).
     command_mqtt_client_id: str = Field(
@@ -409,8 +401,6 @@ def reach_host(bind_host: str) -> str:
     """Where this machine reaches a service that listens on ``bind_host``: loopback for
     the wildcard addresses, else that address (a LAN address does not answer on loopback)."""
     return "127.0.0.1" if bind_host in ("", "0.0.0.0", "::", "localhost") else bind_host  # noqa: S104
-
-
 #: The headers the map console sends with a login it makes for a browser: the browser's
 #: address, believed by the command service only when the second carries the secret.
 FORWARDED_FOR_HEADER = "x-wuwang-client-address"

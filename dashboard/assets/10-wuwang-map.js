@@ -39,10 +39,11 @@
    * it; instead each feature is a placeholder (no DOM) and one handler per map adds the
    * real marker of those in view (and half a screen around) at or beyond their zoom, and
    * takes off the others. Zoomed out on the city: no street name in the DOM at all. */
-  var LazyLabel = null;
+  var LazyLabel = null, lazySets = [];
   function lazySet(map) {
     if (map._wuwangLazy) { return map._wuwangLazy; }
-    var set = (map._wuwangLazy = { labels: new Set(), pending: false });
+    var set = (map._wuwangLazy = { labels: new Set(), pending: false, map: map });
+    lazySets.push(set);
     function update() {
       set.pending = false;
       if (!map._loaded) { return; }
@@ -81,6 +82,15 @@
     return new LazyLabel(latlng, minZoom, make);
   }
   W.lazyLabel = lazyLabel;
+  /* For tests: how many labels the maps on the page hold, and how many are in the DOM. */
+  W.lazyLabels = function () {
+    var held = 0, shown = 0;
+    lazySets.forEach(function (set) {
+      if (!set.map.getContainer().isConnected) { return; }
+      set.labels.forEach(function (label) { held += 1; if (label._on) { shown += 1; } });
+    });
+    return { held: held, shown: shown };
+  };
 
   W.map = {
     /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
@@ -156,17 +166,20 @@
       });
     },
     placePoint: function (feature, latlng) {
-      // A named place: a dot and its name. Landmarks show from zoom 12, the rest from 14
-      // (the map container carries the zoom classes, see zoomClasses).
-      var marker = window.L.marker(latlng, {
-        interactive: false, keyboard: false,
-        icon: window.L.divIcon({
-          className: "place-label" + (feature.properties.m ? " landmark" : ""),
-          html: '<i></i><span>' + W.escape(feature.properties.n) + "</span>", iconSize: null
-        })
+      // A named place: a dot and its name. Landmarks show from zoom 12, the rest from 14,
+      // only those in view (lazyLabel).
+      var p = feature.properties;
+      return lazyLabel(latlng, p.m ? 12 : 14, function () {
+        var marker = window.L.marker(latlng, {
+          interactive: false, keyboard: false,
+          icon: window.L.divIcon({
+            className: "place-label" + (p.m ? " landmark" : ""),
+            html: '<i></i><span>' + W.escape(p.n) + "</span>", iconSize: null
+          })
+        });
+        marker.on("add", function () { zoomClasses(marker._map); });
+        return marker;
       });
-      marker.on("add", function () { zoomClasses(marker._map); });
-      return marker;
     },
     streetLabel: function (feature, latlng) {
       // A road's name mid-block, along the road: across on east–west roads, down on
