@@ -62,18 +62,18 @@
     if (!LazyLabel) {
       LazyLabel = window.L.Layer.extend({
         initialize: function (at, zoom, build) {
-          this._latlng = at; this._minZoom = zoom; this._build = build; this._marker = null; this._on = false;
+          this._latlng = at; this._minZoom = zoom; this._build = build; this._marker = null; this._shown = false;
         },
         getLatLng: function () { return this._latlng; },
         onAdd: function (map) { var set = lazySet(map); set.labels.add(this); set.schedule(); },
         onRemove: function (map) {
           lazySet(map).labels.delete(this);
-          if (this._on) { map.removeLayer(this._marker); this._on = false; }
+          if (this._shown) { map.removeLayer(this._marker); this._shown = false; }
         },
         sync: function (map, z, view) {
           var on = z >= this._minZoom && view.contains(this._latlng);
-          if (on === this._on) { return; }
-          this._on = on;
+          if (on === this._shown) { return; }
+          this._shown = on;
           if (on) { map.addLayer(this._marker || (this._marker = this._build())); }
           else { map.removeLayer(this._marker); }
         }
@@ -87,7 +87,7 @@
     var held = 0, shown = 0;
     lazySets.forEach(function (set) {
       if (!set.map.getContainer().isConnected) { return; }
-      set.labels.forEach(function (label) { held += 1; if (label._on) { shown += 1; } });
+      set.labels.forEach(function (label) { held += 1; if (label._shown) { shown += 1; } });
     });
     return { held: held, shown: shown };
   };
