@@ -28,6 +28,7 @@ View = Literal["desk", "wall", "field"]
 Kind = Literal["areas", "lines", "markers", "clusters", "labels"]
 
 DESK_AND_WALL: frozenset[View] = frozenset({"desk", "wall"})
+EVERYWHERE: frozenset[View] = frozenset({"desk", "wall", "field"})
 NOWHERE: frozenset[View] = frozenset()
 
 
@@ -79,8 +80,9 @@ class MapLayer:
     pane: Pane | None = None
     #: loaded only once switched on (the grid: 3,000+ cells)
     on_request: bool = False
-    #: off at first over a basemap that draws it itself (the river)
-    drawn_by_basemap: bool = False
+    #: the views where it starts off over a basemap, which draws it itself (the river)
+    #: or makes it clutter (the districts on the field page's small map)
+    basemap_replaces: frozenset[View] = NOWHERE
     #: the setting it needs, else it is not on the map at all (the streets' file)
     needs: Callable[[Settings], bool] | None = None
     #: the drawing functions of assets/10-wuwang-map.js (dash-leaflet's functional props)
@@ -98,7 +100,7 @@ class MapLayer:
         return ids.layer(self.key)
 
     def shown(self, view: View, *, basemap: bool, opt_in: Iterable[str] = ()) -> bool:
-        if self.drawn_by_basemap and basemap:
+        if basemap and view in self.basemap_replaces:
             return False
         return view in self.on or (self.opt_in is not None and self.opt_in in set(opt_in))
 
@@ -137,7 +139,15 @@ def _network(network: str) -> MapLayer:
 
 #: Bottom to top; the layers control lists them in this order.
 LAYERS: tuple[MapLayer, ...] = (
-    MapLayer("districts", "layer.districts", "areas", Static("districts"), style="districtStyle"),
+    MapLayer(
+        "districts",
+        "layer.districts",
+        "areas",
+        Static("districts"),
+        on=EVERYWHERE,
+        basemap_replaces=frozenset({"field"}),
+        style="districtStyle",
+    ),
     MapLayer(
         "district-labels", "layer.district_names", "labels", Static("district_labels"), point="labelPoint"
     ),
@@ -151,7 +161,15 @@ LAYERS: tuple[MapLayer, ...] = (
         on_request=True,
         style="gridStyle",
     ),
-    MapLayer("river", "layer.river", "lines", Static("river"), drawn_by_basemap=True, style="riverStyle"),
+    MapLayer(
+        "river",
+        "layer.river",
+        "lines",
+        Static("river"),
+        on=EVERYWHERE,
+        basemap_replaces=EVERYWHERE,
+        style="riverStyle",
+    ),
     MapLayer(
         "streets",
         "layer.streets",
@@ -160,7 +178,14 @@ LAYERS: tuple[MapLayer, ...] = (
         needs=lambda s: s.dashboard_streets_file is not None,
         style="streetStyle",
     ),
-    MapLayer("street-names", "layer.street_names", "labels", Static("street_names"), point="streetLabel"),
+    MapLayer(
+        "street-names",
+        "layer.street_names",
+        "labels",
+        Static("street_names"),
+        on=EVERYWHERE,
+        point="streetLabel",
+    ),
     MapLayer("places", "layer.places", "labels", Static("places"), point="placePoint"),
     MapLayer(
         "heat",

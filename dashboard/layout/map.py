@@ -88,6 +88,22 @@ def overlays(
     return out
 
 
+def fixed_layers(
+    settings: Settings, view: View, *, basemap: bool, urls: dict[str, str] | None
+) -> list[dl.GeoJSON]:
+    """The registry's layers that start on in a view, without a layers control (the field
+    page's small map): only those with data to show."""
+    return [
+        _geojson(layer, urls, shown=True, basemap=basemap)
+        for layer in LAYERS
+        if layer.available(settings)
+        and layer.shown(view, basemap=basemap)
+        and isinstance(layer.source, Static)
+        and urls
+        and layer.source.name in urls
+    ]
+
+
 def legend(lang: Lang, counts: dict[str, dict[str, int]] | None) -> list[Any]:
     """The five networks with their colours and how many points each has."""
     if not counts:

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 
 from dashboard import geoserve, ids, layers
+from dashboard.api import Me
 from dashboard.app import ASSETS, content_security_policy
 from dashboard.context import Console
 from dashboard.i18n import t
 from dashboard.layers import LAYERS, Live, MapLayer, Static
 from dashboard.layout import map as map_layout
+from dashboard.layout.field import field_page
 from dashboard.layout.map import map_panel
 from dashboard.tiles import VECTOR_CLASS, VECTOR_GRID_ASSET, basemap, tile_kind, tile_layers
 from wuwang.settings import Settings
@@ -190,3 +192,21 @@ def test_vector_tiles_are_a_stand_in_layer_the_browser_replaces() -> None:
     assert "vendor/leaflet.vectorgrid-1.3.0/Leaflet.VectorGrid.bundled.min.js" in (
         ASSETS / "11-wuwang-basemap.js"
     ).read_text(encoding="utf-8")
+
+
+def test_the_field_page_draws_the_registrys_field_layers() -> None:
+    team = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+
+    def layer_ids(s: Settings, urls: dict[str, str] | None) -> list[str]:
+        page = field_page(Console.create(s), "zh_CN", team, urls)
+        return [g.id for g in _find(page, "GeoJSON") if str(getattr(g, "id", "")).startswith("layer-")]
+
+    # no basemap: district outlines and the river, so a team sees where its order is
+    assert layer_ids(settings(), URLS) == [ids.LAYER_DISTRICTS, ids.LAYER_RIVER, ids.LAYER_STREET_NAMES]
+    # over a basemap (raster or vector), the road names only; without a database, nothing
+    assert layer_ids(settings(dashboard_tile_url=VECTOR), URLS) == [ids.LAYER_STREET_NAMES]
+    assert layer_ids(settings(dashboard_tile_url=RASTER), URLS) == [ids.LAYER_STREET_NAMES]
+    assert layer_ids(settings(), None) == []
+    # the desk keeps its districts over a basemap (a light tint); the river goes
+    desk = overlays(map_panel(settings(dashboard_tile_url=RASTER), "zh_CN", wall=False, urls=URLS))
+    assert desk[ids.LAYER_DISTRICTS].checked and not desk[ids.LAYER_RIVER].checked
