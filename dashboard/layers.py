@@ -1,7 +1,8 @@
 """Every overlay of the console's map, declared once.
 
 The desk's and the wall's map (layout/map.py) draw one layer per entry, in this order
-(the order of the layers control, bottom to top within a pane); the static files the
+(the order of the layers control, bottom to top within a pane), the field page's map
+the entries on in the field view (layout/field.py); the static files the
 server signs and serves (geoserve.py) are the entries whose source is ``Static``; the
 layers loaded only when switched on get their URL from one callback (callbacks/map.py);
 the browser's live code is told which layer each live feed draws (context.py →

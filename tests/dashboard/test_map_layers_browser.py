@@ -8,8 +8,8 @@ shared console stack of test_console_browser.py).
 - A deployment's vector tiles (DASHBOARD_TILE_URL ending in .pbf) are drawn on canvas
   by the vendored Leaflet.VectorGrid, loaded from the dashboard itself: a tiny tile
   server on this machine serves one hand-made Mapbox vector tile for every z/x/y.
-  Screenshots: wall-labels-zoomed-out.png, desk-labels-zoomed-in.png,
-  desk-vector-basemap.png.
+  Screenshots: wall-labels-zoomed-out.png, desk-labels-zoomed-out.png,
+  desk-labels-zoomed-in.png, desk-vector-basemap.png.
 """
 
 from __future__ import annotations
@@ -77,6 +77,7 @@ def test_zoomed_in_the_desk_shows_the_street_names_in_view_only(
     page.wait_for_selector(".connection.ok", timeout=30_000)
     counts = _labels_loaded(page, 2000)
     assert counts["shown"] == 0 and page.evaluate(STREET_LABELS) == 0
+    shot(page, artifacts, "desk-labels-zoomed-out")
     fancheng = next(d for d in stack.city.districts if d.short == "樊城")
     # the map flown to 樊城's centre (zoom 14, as opening an incident there does), then
     # one step closer with the zoom button: zoom 15
