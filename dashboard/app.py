@@ -25,6 +25,7 @@ from dashboard.callbacks import register_all
 from dashboard.context import Console, ws_url
 from dashboard.i18n import t
 from dashboard.layout.shell import shell
+from dashboard.tiles import VECTOR_GRID_ASSET, tile_kind
 from wuwang.bodylimit import BodyLimit
 from wuwang.redact import redact_tokens_in_logs
 from wuwang.settings import Settings, dashboard_secret
@@ -58,11 +59,15 @@ def _origin(url: str) -> str:
 
 def content_security_policy(settings: Settings, script_hashes: list[str]) -> str:
     """Load only from here; talk only to here and the command service's WebSocket;
-    images also from the basemap (when one is configured) and data: URLs (photos)."""
+    images also from the basemap (when one is configured) and data: URLs (photos);
+    vector tiles are fetched, so their service is talked to as well."""
     connect = ["'self'", _origin(ws_url(settings))]
     images = ["'self'", "data:", "blob:"]
     if settings.dashboard_tile_url:
-        images.append(_origin(settings.dashboard_tile_url.replace("{s}", "a")))
+        tiles = _origin(settings.dashboard_tile_url.replace("{s}", "a"))
+        images.append(tiles)
+        if tile_kind(settings) == "vector":
+            connect.append(tiles)
     scripts = ["'self'", "'unsafe-eval'", *script_hashes]  # the hashes come quoted
     return "; ".join(
         [
@@ -89,6 +94,8 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
         backend="fastapi",
         title=t(settings.dashboard_language, "app.title"),
         assets_folder=str(ASSETS),
+        # loaded by assets/11-wuwang-basemap.js only for a vector basemap
+        assets_ignore=VECTOR_GRID_ASSET,
         serve_locally=True,
         suppress_callback_exceptions=True,
         update_title=None,  # type: ignore[arg-type]  # None: leave the title alone

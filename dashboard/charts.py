@@ -9,7 +9,7 @@ from typing import Any
 
 from dashboard.data.aggregates import Series
 from dashboard.i18n import Lang, has, t
-from dashboard.layout.map import NETWORK_COLOURS
+from dashboard.layers import NETWORK_COLOURS
 from wuwang.contract import FEEDS
 
 #: The same stack as assets/01-fonts.css (no web font is downloaded).

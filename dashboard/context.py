@@ -12,6 +12,7 @@ from dashboard.data.db import ReadOnlyDatabase
 from dashboard.data.registries import Registries
 from dashboard.geo import map_datum
 from dashboard.i18n import catalogue
+from dashboard.layers import live_layers
 from wuwang.settings import Settings, console_secret
 
 
@@ -65,6 +66,8 @@ class Console:
             "wall_page_s": s.dashboard_wall_page_s,
             "ack_timeout_s": s.command_ack_timeout_s,
             "en_route_limit_s": s.dashboard_en_route_limit_s,
+            # which map layer each live feed draws (dashboard/layers.py)
+            "live_layers": live_layers(),
         }
 
     async def aclose(self) -> None:

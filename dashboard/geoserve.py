@@ -23,20 +23,11 @@ import time
 from fastapi import APIRouter, FastAPI, Response
 
 from dashboard.context import Console
-from dashboard.data.registries import NETWORKS
+from dashboard.layers import static_files
 from wuwang.settings import dashboard_secret
 
 BUCKET_S = 600
-LAYERS = (
-    "districts",
-    "district_labels",
-    "grid",
-    "river",
-    "streets",
-    "places",
-    "street_names",
-    *(f"net-{n}" for n in NETWORKS),
-)
+LAYERS = static_files()  # the registry's static layers (dashboard/layers.py)
 _NAME = re.compile(r"^[a-z_-]{1,32}$")
 
 

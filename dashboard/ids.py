@@ -32,22 +32,29 @@ CONNECTION = "connection"
 # Map.
 MAP = "map"
 LAYERS = "layers"  # the layers control: which overlays are on
-LAYER_DISTRICTS = "layer-districts"
-LAYER_DISTRICT_LABELS = "layer-district-labels"
-LAYER_GRID = "layer-grid"
-LAYER_RIVER = "layer-river"
-LAYER_STREETS = "layer-streets"
-LAYER_PLACES = "layer-places"
-LAYER_STREET_NAMES = "layer-street-names"
-LAYER_HEAT = "layer-heat"
-LAYER_INCIDENTS = "layer-incidents"
-LAYER_TEAMS = "layer-teams"
-LAYER_WAREHOUSES = "layer-warehouses"
+
+
+def layer(key: str) -> str:
+    """A map layer's component id (dashboard/layers.py declares the layers)."""
+    return f"layer-{key}"
+
+
+LAYER_DISTRICTS = layer("districts")
+LAYER_DISTRICT_LABELS = layer("district-labels")
+LAYER_GRID = layer("grid")
+LAYER_RIVER = layer("river")
+LAYER_STREETS = layer("streets")
+LAYER_PLACES = layer("places")
+LAYER_STREET_NAMES = layer("street-names")
+LAYER_HEAT = layer("heat")
+LAYER_INCIDENTS = layer("incidents")
+LAYER_TEAMS = layer("teams")
+LAYER_WAREHOUSES = layer("warehouses")
 NETWORK_LEGEND = "network-legend"
 
 
 def layer_network(network: str) -> str:
-    return f"layer-net-{network}"
+    return layer(f"net-{network}")
 
 
 # Live state pushed by the browser code (assets/wuwang-live.js).

@@ -1,7 +1,10 @@
 """The basemap under every map: the demo's own tiles, or the deployment's tile service.
 
 - ``DASHBOARD_TILE_URL`` set: that service's tiles (an in-house GIS, a private 天地图),
-  with ``DASHBOARD_TILE_DATUM`` saying whether they are GCJ-02.
+  with ``DASHBOARD_TILE_DATUM`` saying whether they are GCJ-02. Raster tiles are a
+  Leaflet tile layer; vector tiles (``DASHBOARD_TILE_KIND=vector``, or a URL ending in
+  ``.pbf``/``.mvt``) are drawn in the browser by the vendored Leaflet.VectorGrid
+  (assets/11-wuwang-basemap.js), loaded only then.
 - else, when the archive built by ``make basemap`` (``simulators.basemap``) exists at
   ``DASHBOARD_BASEMAP_FILE`` (default ``<DATA_DIR>/basemap.mbtiles``): its tiles, served
   here at ``GET /tiles/{z}/{x}/{y}.png``: nothing is fetched from outside the machine.
@@ -22,7 +25,8 @@ import sqlite3
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import dash_leaflet as dl
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -32,6 +36,13 @@ from wuwang.settings import Settings
 from wuwang.tiles import TILE_PX, TileArchive, basemap_file
 
 LOCAL_URL = "/tiles/{z}/{x}/{y}.png"
+TileKind = Literal["raster", "vector"]
+#: The class that tells the browser code a tile layer stands for vector tiles.
+VECTOR_CLASS = "basemap-vector"
+_VECTOR_SUFFIXES = (".pbf", ".mvt")
+#: Left out of every page's <head> (a regex on asset file names, Dash's ``assets_ignore``):
+#: assets/11-wuwang-basemap.js loads the vendored Leaflet.VectorGrid only for vector tiles.
+VECTOR_GRID_ASSET = r"^Leaflet\.VectorGrid\."
 #: A day in the browser's cache: the archive changes only when it is rebuilt, and a
 #: rebuilt archive changes the ETag.
 CACHE_S = 86400
@@ -57,17 +68,30 @@ class Basemap:
 
     url: str
     local: bool
+    kind: TileKind = "raster"
     attribution: str = ""
     min_native_zoom: int | None = None
     max_native_zoom: int | None = None
     bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # ((south, west), (north, east))
 
 
+def tile_kind(settings: Settings) -> TileKind:
+    """Raster or vector tiles at ``DASHBOARD_TILE_URL``: as set, else by the template's
+    file suffix (``…/{z}/{x}/{y}.pbf``); the demo's own tiles are raster."""
+    if settings.dashboard_tile_kind != "auto":
+        return settings.dashboard_tile_kind
+    path = urlsplit(settings.dashboard_tile_url or "").path.lower()
+    return "vector" if path.endswith(_VECTOR_SUFFIXES) else "raster"
+
+
 def basemap(settings: Settings) -> Basemap | None:
     """The configured tile service, else the local archive, else none."""
     if settings.dashboard_tile_url:
         return Basemap(
-            settings.dashboard_tile_url, local=False, attribution=settings.dashboard_tile_attribution
+            settings.dashboard_tile_url,
+            local=False,
+            kind=tile_kind(settings),
+            attribution=settings.dashboard_tile_attribution,
         )
     archive = local_archive(settings)
     if archive is None:
@@ -84,7 +108,8 @@ def basemap(settings: Settings) -> Basemap | None:
 
 def tile_layers(settings: Settings) -> list[Any]:
     """The map's basemap layer: none, or one ``dl.TileLayer`` (the demo's own needs no
-    attribution line: the project drew it)."""
+    attribution line: the project drew it; vector tiles: a stand-in with the class
+    ``basemap-vector``)."""
     base = basemap(settings)
     if base is None:
         return []
@@ -98,6 +123,10 @@ def tile_layers(settings: Settings) -> list[Any]:
         }
     else:
         options["attribution"] = base.attribution
+    if base.kind == "vector":
+        # a stand-in that fetches nothing: the browser code puts Leaflet.VectorGrid's
+        # layer of the same URL in its place while it is on the map
+        options["className"] = VECTOR_CLASS
     return [dl.TileLayer(**options)]
 
 

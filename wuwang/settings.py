@@ -270,6 +270,11 @@ class Settings(BaseSettings):
         default=None,
         description="a self-hosted basemap, e.g. http://tiles.local/{z}/{x}/{y}.png; none: plain background",
     )
+    dashboard_tile_kind: Literal["auto", "raster", "vector"] = Field(
+        default="auto",
+        description="raster (PNG/JPEG) or vector (Mapbox vector tiles, drawn in the browser) tiles"
+        " at DASHBOARD_TILE_URL; auto: vector when the URL ends in .pbf or .mvt",
+    )
     dashboard_tile_datum: Literal["wgs84", "gcj02"] = Field(
         default="wgs84", description="the basemap's datum; gcj02 shifts every position drawn on it"
     )

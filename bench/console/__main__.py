@@ -218,7 +218,7 @@ def floor_app(layers: Any) -> Any:
     from dash import html
     from fastapi import Response
 
-    from dashboard.layout.map import NETWORK_COLOURS
+    from dashboard.layers import NETWORK_COLOURS
 
     encoded = {net: orjson.dumps(fc) for net, fc in layers.networks.items()}
     app = dash.Dash("floor", backend="fastapi", assets_folder=str(HERE.parents[1] / "dashboard" / "assets"))

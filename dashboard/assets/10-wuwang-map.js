@@ -1,6 +1,6 @@
 /* 五网同构 console — how map features are drawn (dash-leaflet functional props).
- * Everything is a canvas circle marker except the few DOM labels and cluster icons,
- * so 10,000 points stay smooth. Colours: level I–IV red/orange/yellow/blue. */
+ * Everything is a canvas circle marker except the DOM labels (street names only in
+ * view, see lazyLabel) and cluster icons, so 10,000 points stay smooth. Colours: level I–IV red/orange/yellow/blue. */
 (function () {
   "use strict";
   var W = (window.wuwang = window.wuwang || {});
@@ -33,6 +33,64 @@
     map.on("zoomend", update);
     update();
   }
+
+  /* Labels that exist only where they are read. A layer of thousands of DivIcon markers
+   * (the demo city's ~2,300 street names) costs a DOM element each even while CSS hides
+   * it; instead each feature is a placeholder (no DOM) and one handler per map adds the
+   * real marker of those in view (and half a screen around) at or beyond their zoom, and
+   * takes off the others. Zoomed out on the city: no street name in the DOM at all. */
+  var LazyLabel = null, lazySets = [];
+  function lazySet(map) {
+    if (map._wuwangLazy) { return map._wuwangLazy; }
+    var set = (map._wuwangLazy = { labels: new Set(), pending: false, map: map });
+    lazySets.push(set);
+    function update() {
+      set.pending = false;
+      if (!map._loaded) { return; }
+      var z = map.getZoom(), view = map.getBounds().pad(0.5);
+      set.labels.forEach(function (label) { label.sync(map, z, view); });
+    }
+    set.schedule = function () {
+      if (set.pending) { return; }
+      set.pending = true;
+      window.requestAnimationFrame(update);
+    };
+    map.on("move zoomend viewreset", set.schedule);
+    return set;
+  }
+  function lazyLabel(latlng, minZoom, make) {
+    if (!LazyLabel) {
+      LazyLabel = window.L.Layer.extend({
+        initialize: function (at, zoom, build) {
+          this._latlng = at; this._minZoom = zoom; this._build = build; this._marker = null; this._shown = false;
+        },
+        getLatLng: function () { return this._latlng; },
+        onAdd: function (map) { var set = lazySet(map); set.labels.add(this); set.schedule(); },
+        onRemove: function (map) {
+          lazySet(map).labels.delete(this);
+          if (this._shown) { map.removeLayer(this._marker); this._shown = false; }
+        },
+        sync: function (map, z, view) {
+          var on = z >= this._minZoom && view.contains(this._latlng);
+          if (on === this._shown) { return; }
+          this._shown = on;
+          if (on) { map.addLayer(this._marker || (this._marker = this._build())); }
+          else { map.removeLayer(this._marker); }
+        }
+      });
+    }
+    return new LazyLabel(latlng, minZoom, make);
+  }
+  W.lazyLabel = lazyLabel;
+  /* For tests: how many labels the maps on the page hold, and how many are in the DOM. */
+  W.lazyLabels = function () {
+    var held = 0, shown = 0;
+    lazySets.forEach(function (set) {
+      if (!set.map.getContainer().isConnected) { return; }
+      set.labels.forEach(function (label) { held += 1; if (label._shown) { shown += 1; } });
+    });
+    return { held: held, shown: shown };
+  };
 
   W.map = {
     /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
@@ -108,32 +166,37 @@
       });
     },
     placePoint: function (feature, latlng) {
-      // A named place: a dot and its name. Landmarks show from zoom 12, the rest from 14
-      // (the map container carries the zoom classes, see zoomClasses).
-      var marker = window.L.marker(latlng, {
-        interactive: false, keyboard: false,
-        icon: window.L.divIcon({
-          className: "place-label" + (feature.properties.m ? " landmark" : ""),
-          html: '<i></i><span>' + W.escape(feature.properties.n) + "</span>", iconSize: null
-        })
+      // A named place: a dot and its name. Landmarks show from zoom 12, the rest from 14,
+      // only those in view (lazyLabel).
+      var p = feature.properties;
+      return lazyLabel(latlng, p.m ? 12 : 14, function () {
+        var marker = window.L.marker(latlng, {
+          interactive: false, keyboard: false,
+          icon: window.L.divIcon({
+            className: "place-label" + (p.m ? " landmark" : ""),
+            html: '<i></i><span>' + W.escape(p.n) + "</span>", iconSize: null
+          })
+        });
+        marker.on("add", function () { zoomClasses(marker._map); });
+        return marker;
       });
-      marker.on("add", function () { zoomClasses(marker._map); });
-      return marker;
     },
     streetLabel: function (feature, latlng) {
       // A road's name mid-block, along the road: across on east–west roads, down on
       // north–south ones; one block in four from zoom 14 (a block is then ~75 px),
-      // every block from 15 (see zoomClasses).
+      // every block from 15; only those in view are in the DOM (lazyLabel).
       var p = feature.properties;
-      var marker = window.L.marker(latlng, {
-        interactive: false, keyboard: false,
-        icon: window.L.divIcon({
-          className: "street-label " + (p.a === "ns" ? "ns" : "ew") + (p.s ? " sparse" : ""),
-          html: "<span>" + W.escape(p.n) + "</span>", iconSize: null
-        })
+      return lazyLabel(latlng, p.s ? 14 : 15, function () {
+        var marker = window.L.marker(latlng, {
+          interactive: false, keyboard: false,
+          icon: window.L.divIcon({
+            className: "street-label " + (p.a === "ns" ? "ns" : "ew") + (p.s ? " sparse" : ""),
+            html: "<span>" + W.escape(p.n) + "</span>", iconSize: null
+          })
+        });
+        marker.on("add", function () { zoomClasses(marker._map); });
+        return marker;
       });
-      marker.on("add", function () { zoomClasses(marker._map); });
-      return marker;
     },
     orderPoint: function (feature, latlng) {
       var p = feature.properties;

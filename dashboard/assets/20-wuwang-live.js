@@ -507,20 +507,26 @@
     return { total: total, counts: counts, by_type: byType, active: active.slice(0, 60), active_total: active.length };
   }
 
+  /* The map layer a live feed draws (the registry, dashboard/layers.py, via the config). */
+  function liveLayer(feed) {
+    var layers = (live.cfg && live.cfg.live_layers) || {};
+    return layers[feed] || "layer-" + feed;
+  }
+
   function flush() {
     flushTimer = null;
     var page = live.cfg ? live.cfg.page : null;
     if (page !== "desk" && page !== "wall") return;
     if (dirty.incidents) {
       dirty.incidents = false;
-      W.setProps("layer-incidents", { data: incidentFeatures() });
+      W.setProps(liveLayer("incidents"), { data: incidentFeatures() });
       var q = queueRows();
       drawQueue(q);
       W.setProps("live-queue", { data: { total: q.total, by_level: q.by_level } });
     }
     if (dirty.teams) {
       dirty.teams = false;
-      W.setProps("layer-teams", { data: teamFeatures() });
+      W.setProps(liveLayer("teams"), { data: teamFeatures() });
     }
     if (dirty.teamStatus) {
       dirty.teamStatus = false;

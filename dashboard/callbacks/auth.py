@@ -20,7 +20,6 @@ from dashboard.i18n import lang_of, t
 from dashboard.layout.console import console_page
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
-from dashboard.tiles import basemap
 
 log = logging.getLogger(__name__)
 
@@ -49,21 +48,14 @@ async def team_name(console: Console, me: Me, token: str) -> str | None:
     return str(name) if name else None
 
 
-async def field_context(console: Console) -> list[str]:
-    """District outlines and the river (signed URLs) for the field page's map when there
-    is no basemap: a team needs to see where its order is."""
-    if basemap(console.settings) is not None or await network_counts(console) is None:
-        return []
-    urls = geoserve.urls(console)
-    return [urls["districts"], urls["river"]]
-
-
-async def field_street_names(console: Console) -> str | None:
-    """The road names (signed URL) for the field page's map, basemap or not: the
-    order's address names a crossing, and this finds it (None without a database)."""
+async def field_urls(console: Console) -> dict[str, str] | None:
+    """The static layers' signed URLs for the field page's map (None without a
+    database): which of them it draws is the registry's (dashboard/layers.py) — the
+    road names an order's address gives, basemap or not, and district outlines and the
+    river when there is no basemap, so a team sees where its order is."""
     if await network_counts(console) is None:
         return None
-    return geoserve.urls(console)["street_names"]
+    return geoserve.urls(console)
 
 
 #: Renew a token once less than this is left of it (the tick runs every minute).
@@ -145,9 +137,8 @@ def register(app: Dash, console: Console) -> None:
                 console,
                 lang,
                 me,
-                await field_context(console),
+                await field_urls(console),
                 await team_name(console, me, token),
-                street_names=await field_street_names(console),
             )
         if not me.is_staff:
             return login_page(lang, t(lang, "login.no_role"))

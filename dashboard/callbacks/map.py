@@ -1,5 +1,5 @@
-"""The map's layers that the server sends: the static ones once per page (districts,
-grid cells, river, streets, the five networks with their counts), the heat of recent
+"""The map's layers that the server sends (dashboard/layers.py declares them all): the
+heavy static ones once switched on (the grid), the heat of recent
 110 calls (again when calls arrive, at most once a minute), warehouses with their stock
 (again when stock changes). Incidents and teams are drawn by the browser from the
 live stream (callbacks/live.py)."""
@@ -20,6 +20,7 @@ from dashboard.callbacks.common import require_staff
 from dashboard.context import Console
 from dashboard.data.aggregates import call_heat
 from dashboard.i18n import Lang, lang_of, t
+from dashboard.layers import LAYERS, MapLayer, Static
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +45,33 @@ def warehouse_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum)
     return geo.collection(feats)
 
 
-def register(app: Dash, console: Console) -> None:
-    datum = geo.map_datum(console.settings)
+def _load_when_switched_on(app: Dash, console: Console, layer: MapLayer, source: Static) -> None:
+    """A heavy static layer (the grid's 3,000+ cells) fetched only once someone switches
+    it on: its signed URL is set then, and dash-leaflet fetches the file."""
 
     @app.callback(
-        Output(ids.LAYER_GRID, "url"),
+        Output(layer.id, "url"),
         Input(ids.LAYERS, "overlays"),
-        State(ids.LAYER_GRID, "url"),
+        State(layer.id, "url"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
     )
-    async def grid(overlays: Any, current: Any, session: Any, lang_value: Any) -> Any:
-        """The grid cells (3,000+ polygons) only once someone switches them on."""
+    async def switched_on(overlays: Any, current: Any, session: Any, lang_value: Any) -> Any:
         lang = lang_of(lang_value or console.settings.dashboard_language)
-        if not isinstance(overlays, list) or t(lang, "layer.grid") not in overlays:
+        if not isinstance(overlays, list) or t(lang, layer.label) not in overlays:
             raise PreventUpdate
         if current:
             raise PreventUpdate
         await require_staff(console, session)
-        return geoserve.urls(console)["grid"]
+        return geoserve.urls(console)[source.name]
+
+
+def register(app: Dash, console: Console) -> None:
+    datum = geo.map_datum(console.settings)
+
+    for layer in LAYERS:
+        if layer.on_request and isinstance(layer.source, Static):
+            _load_when_switched_on(app, console, layer, layer.source)
 
     @app.callback(
         Output(ids.LAYER_HEAT, "data"),

@@ -20,7 +20,7 @@ from dashboard.i18n import Lang, catalogue, t
 from dashboard.i18n import data as words
 from dashboard.layout import data_attrs, js
 from dashboard.layout.login import lang_switch
-from dashboard.layout.map import CENTER
+from dashboard.layout.map import CENTER, fixed_layers
 from dashboard.tiles import tile_layers
 
 FIELD_STATUSES = ("en_route", "on_scene", "returning", "available", "off_duty")
@@ -31,10 +31,10 @@ def field_page(
     console: Console,
     lang: Lang,
     who: Me,
-    context: list[str] | None = None,
+    urls: dict[str, str] | None = None,
     team_name: str | None = None,
-    street_names: str | None = None,
 ) -> html.Div:
+    """``urls``: the static map layers' signed URLs (none without a database)."""
     settings = console.settings
     tiles = tile_layers(settings)
     config = {**console.browser_config("field"), "team_id": who.team_id}
@@ -121,19 +121,10 @@ def field_page(
                         attributionControl=bool(settings.dashboard_tile_url),
                         children=[
                             *tiles,
-                            # district outlines and the river (signed URLs) when there is no basemap
-                            *[
-                                dl.GeoJSON(url=url, style=js(style), interactive=False)
-                                for url, style in zip(
-                                    context or [], ("districtStyle", "riverStyle"), strict=False
-                                )
-                            ],
-                            # the road names an order's address gives (signed URL), from zoom 14
-                            *(
-                                dl.GeoJSON(url=url, pointToLayer=js("streetLabel"), interactive=False)
-                                for url in [street_names]
-                                if url
-                            ),
+                            # the registry's field layers (dashboard/layers.py): district
+                            # outlines and the river when there is no basemap, and the road
+                            # names an order's address gives, from zoom 14
+                            *fixed_layers(settings, "field", basemap=bool(tiles), urls=urls),
                             # the line from the team to the scene, and the team itself
                             dl.GeoJSON(
                                 id=ids.FIELD_ROUTE_LAYER,

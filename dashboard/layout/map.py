@@ -1,10 +1,13 @@
-"""The map: every layer switchable, the static ones filled by one callback after
-load, the live ones (incidents, teams) by the browser code as changes arrive.
+"""The map: one switchable overlay per layer of the registry (dashboard/layers.py) —
+the static ones fetched by dash-leaflet from their signed URLs, the served ones filled
+by callbacks/map.py, the live ones (incidents, teams) by the browser code as changes
+arrive.
 
 Rendering: the map prefers canvas (``preferCanvas``), points are GeoJSON drawn by
-functions in ``assets/wuwang-map.js`` (circle markers, no DOM marker per point), and
-the five networks' 10,000+ points are clustered (supercluster, inside dash-leaflet).
-Incidents and teams sit in panes of their own above everything else.
+functions in ``assets/10-wuwang-map.js`` (circle markers, no DOM marker per point),
+the five networks' 10,000+ points are clustered (supercluster, inside dash-leaflet),
+and street names are DOM labels only in view from zoom 14. Incidents and teams sit in
+panes of their own above everything else.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dash import html
 from dashboard import ids
 from dashboard.data.registries import NETWORKS
 from dashboard.i18n import Lang, t
+from dashboard.layers import LAYERS, NETWORK_COLOURS, MapLayer, Static, View, panes
 from dashboard.layout import data_attrs, js
 from dashboard.tiles import tile_layers
 from wuwang.settings import Settings
@@ -25,38 +29,79 @@ from wuwang.settings import Settings
 CENTER = (31.98, 112.05)
 ZOOM = 9
 
-NETWORK_COLOURS = {
-    "patrol": "#26c6da",
-    "community": "#66bb6a",
-    "venue": "#ab47bc",
-    "police": "#5c6bc0",
-    "video": "#ec407a",
-}
-
 
 def _empty() -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": []}
 
 
-def _source(urls: dict[str, str] | None, layer: str) -> dict[str, Any]:
-    """Where a static layer's GeoJSON comes from: its signed URL (dashboard.geoserve),
-    fetched by dash-leaflet itself; empty when there is none (no database)."""
-    if urls and layer in urls:
-        return {"url": urls[layer]}
+def _source(layer: MapLayer, urls: dict[str, str] | None, shown: bool) -> dict[str, Any]:
+    """Where a layer's GeoJSON comes from: a static file's signed URL (dashboard.geoserve),
+    fetched by dash-leaflet itself — none yet for a layer loaded when switched on, or
+    without a database —; empty for the live and served ones, filled as they come."""
+    static = layer.source.name if isinstance(layer.source, Static) else None
+    if static and urls and static in urls and (shown or not layer.on_request):
+        return {"url": urls[static]}
     return {"data": _empty()}
 
 
-def network_layer(network: str, urls: dict[str, str] | None = None) -> dl.GeoJSON:
-    return dl.GeoJSON(
-        id=ids.layer_network(network),
-        **_source(urls, f"net-{network}"),
-        cluster=True,
-        zoomToBoundsOnClick=True,
-        superClusterOptions={"radius": 70, "maxZoom": 16, "minPoints": 3},
-        pointToLayer=js("networkPoint"),
-        clusterToLayer=js("clusterIcon"),
-        hideout={"colour": NETWORK_COLOURS[network], "network": network},
-    )
+def _geojson(layer: MapLayer, urls: dict[str, str] | None, *, shown: bool, basemap: bool) -> dl.GeoJSON:
+    props: dict[str, Any] = {"id": layer.id, **_source(layer, urls, shown), "interactive": layer.interactive}
+    for prop, fn in (
+        ("style", layer.style),
+        ("pointToLayer", layer.point),
+        ("onEachFeature", layer.each),
+        ("clusterToLayer", layer.cluster_icon),
+    ):
+        if fn:
+            props[prop] = js(fn)
+    if layer.pane is not None:
+        props["pane"] = layer.pane.name
+    if layer.kind == "clusters":
+        props |= {
+            "cluster": True,
+            "zoomToBoundsOnClick": True,
+            "superClusterOptions": {"radius": 70, "maxZoom": 16, "minPoints": 3},
+        }
+    # every drawing function is told whether a basemap is under it (districts: a lighter
+    # fill, the streets show through)
+    props["hideout"] = {**layer.hideout, "basemap": basemap}
+    return dl.GeoJSON(**props)
+
+
+def overlays(
+    settings: Settings,
+    lang: Lang,
+    view: View,
+    *,
+    basemap: bool,
+    urls: dict[str, str] | None = None,
+    opt_in: frozenset[str] = frozenset(),
+) -> list[dl.Overlay]:
+    """One switchable overlay per layer of the registry (dashboard/layers.py)."""
+    out = []
+    for layer in LAYERS:
+        if not layer.available(settings):
+            continue
+        shown = layer.shown(view, basemap=basemap, opt_in=opt_in)
+        name = t(lang, layer.label, **(layer.label_args(settings) if layer.label_args else {}))
+        out.append(dl.Overlay(_geojson(layer, urls, shown=shown, basemap=basemap), name=name, checked=shown))
+    return out
+
+
+def fixed_layers(
+    settings: Settings, view: View, *, basemap: bool, urls: dict[str, str] | None
+) -> list[dl.GeoJSON]:
+    """The registry's layers that start on in a view, without a layers control (the field
+    page's small map): only those with data to show."""
+    return [
+        _geojson(layer, urls, shown=True, basemap=basemap)
+        for layer in LAYERS
+        if layer.available(settings)
+        and layer.shown(view, basemap=basemap)
+        and isinstance(layer.source, Static)
+        and urls
+        and layer.source.name in urls
+    ]
 
 
 def legend(lang: Lang, counts: dict[str, dict[str, int]] | None) -> list[Any]:
@@ -100,127 +145,15 @@ def map_panel(
     grid_on: bool = False,
 ) -> html.Div:
     base = tile_layers(settings)
-    overlays = [
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_DISTRICTS,
-                **_source(urls, "districts"),
-                style=js("districtStyle"),
-                hideout={"basemap": bool(base)},  # a lighter fill: the streets show through
-                interactive=False,
-            ),
-            name=t(lang, "layer.districts"),
-            checked=True,
-        ),
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_DISTRICT_LABELS,
-                **_source(urls, "district_labels"),
-                pointToLayer=js("labelPoint"),
-                interactive=False,
-            ),
-            name=t(lang, "layer.district_names"),
-            checked=True,
-        ),
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_GRID,
-                **(_source(urls, "grid") if grid_on else {"data": _empty()}),
-                style=js("gridStyle"),
-                interactive=False,
-            ),
-            name=t(lang, "layer.grid"),
-            checked=grid_on,  # 3,000+ cells: loaded when first switched on
-        ),
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_RIVER, **_source(urls, "river"), style=js("riverStyle"), interactive=False
-            ),
-            name=t(lang, "layer.river"),
-            checked=not base,  # a basemap draws the river itself
-        ),
-    ]
-    if settings.dashboard_streets_file:
-        overlays.append(
-            dl.Overlay(
-                dl.GeoJSON(
-                    id=ids.LAYER_STREETS,
-                    **_source(urls, "streets"),
-                    style=js("streetStyle"),
-                    interactive=False,
-                ),
-                name=t(lang, "layer.streets"),
-                checked=True,
-            )
-        )
-    overlays.append(
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_STREET_NAMES,
-                **_source(urls, "street_names"),
-                pointToLayer=js("streetLabel"),
-                interactive=False,
-            ),
-            name=t(lang, "layer.street_names"),
-            checked=True,
-        )
+    opt_in = {"networks": networks_on, "grid": grid_on}
+    switched = overlays(
+        settings,
+        lang,
+        "wall" if wall else "desk",
+        basemap=bool(base),
+        urls=urls,
+        opt_in=frozenset(word for word, on in opt_in.items() if on),
     )
-    overlays.append(
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_PLACES,
-                **_source(urls, "places"),
-                pointToLayer=js("placePoint"),
-                interactive=False,
-            ),
-            name=t(lang, "layer.places"),
-            checked=True,
-        )
-    )
-    overlays.append(
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_HEAT, data=_empty(), pane="heat", pointToLayer=js("heatPoint"), interactive=False
-            ),
-            name=t(lang, "layer.heat", hours=settings.dashboard_heat_hours),
-            checked=True,
-        )
-    )
-    for network in NETWORKS:
-        overlays.append(
-            dl.Overlay(network_layer(network, urls), name=t(lang, f"network.{network}"), checked=networks_on)
-        )
-    overlays += [
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_WAREHOUSES, data=_empty(), pointToLayer=js("warehousePoint"), pane="warehouses"
-            ),
-            name=t(lang, "layer.warehouses"),
-            checked=not wall,
-        ),
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_TEAMS,
-                data=_empty(),
-                pointToLayer=js("teamPoint"),
-                onEachFeature=js("onEachTeam"),
-                pane="teams",
-            ),
-            name=t(lang, "layer.teams"),
-            checked=True,
-        ),
-        dl.Overlay(
-            dl.GeoJSON(
-                id=ids.LAYER_INCIDENTS,
-                data=_empty(),
-                pointToLayer=js("incidentPoint"),
-                onEachFeature=js("onEachIncident"),
-                pane="incidents",
-            ),
-            name=t(lang, "layer.incidents"),
-            checked=True,
-        ),
-    ]
     return html.Div(
         className="map-panel" + ("" if base else " no-basemap"),
         children=[
@@ -236,11 +169,8 @@ def map_panel(
                 style={"width": "100%", "height": "100%"},
                 children=[
                     *base,
-                    dl.Pane(name="heat", style={"zIndex": 350}),
-                    dl.Pane(name="warehouses", style={"zIndex": 620}),
-                    dl.Pane(name="teams", style={"zIndex": 640}),
-                    dl.Pane(name="incidents", style={"zIndex": 660}),
-                    dl.LayersControl(overlays, id=ids.LAYERS, position="topright", collapsed=wall),
+                    *(dl.Pane(name=pane.name, style={"zIndex": pane.z}) for pane in panes()),
+                    dl.LayersControl(switched, id=ids.LAYERS, position="topright", collapsed=wall),
                     dl.ScaleControl(position="bottomleft", imperial=False),
                 ],
             ),
