@@ -114,9 +114,9 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
             ),
             token_secret=secret,
             metrics=CollectorRegistry(),
+            plans=plans,
+            triage_rules=triage_rules,
         )
-        state.parts[plans_service.PART] = plans
-        state.parts[inbox_service.PART] = triage_rules
         register_snapshots(state)
         started: list[Worker] = []
         try:

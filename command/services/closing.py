@@ -38,7 +38,7 @@ def pending_checklist(state: CommandState, incident: Incident) -> list[OpenCheck
     ap = incident.active_plan
     if ap is None:
         return []
-    plan = plan_service.library(state).plans.get(ap.plan_id)
+    plan = state.plans.plans.get(ap.plan_id)
     if plan is None:
         return []
     activation, _ = plan_service.current_activation(plan, incident)

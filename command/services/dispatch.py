@@ -23,8 +23,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
@@ -44,7 +42,7 @@ from command.domain.incidents import (
     decide_dispatch,
     decide_release_team,
 )
-from command.domain.plans import PlanLibrary, Requirements, TeamRequirement, activate, load_plans
+from command.domain.plans import Requirements, TeamRequirement, activate
 from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
     DEFAULT_SPEEDS_KMH,
@@ -221,9 +219,8 @@ async def _visible(state: CommandState, who: Principal, incident_id: str, action
 
 
 def wake_relay(state: CommandState) -> None:
-    relay = state.parts.get("outbox")
-    if relay is not None:
-        relay.wake()
+    if state.outbox is not None:
+        state.outbox.wake()
 
 
 # --- dispatch and release ---------------------------------------------------------------------
@@ -594,16 +591,6 @@ DEFAULT_TEAM_NEEDS: Mapping[IncidentType, tuple[tuple[TeamType, int], ...]] = {
 }
 
 
-@lru_cache(maxsize=4)
-def _library_at(directory: str) -> PlanLibrary:
-    return load_plans(Path(directory))
-
-
-def plan_library(state: CommandState) -> PlanLibrary:
-    lib: PlanLibrary | None = state.parts.get("plans")
-    return lib if lib is not None else _library_at(str(state.settings.command_plans_dir))
-
-
 def recommend_config(state: CommandState) -> RecommendConfig:
     s = state.settings
     return RecommendConfig(
@@ -619,7 +606,7 @@ def requirements_for(state: CommandState, incident: Incident) -> tuple[Requireme
     first response for its type; with where they came from."""
     if incident.active_plan is not None:
         try:
-            plan = plan_library(state).get(incident.active_plan.plan_id)
+            plan = state.plans.get(incident.active_plan.plan_id)
         except KeyError:
             log.warning(
                 "plan %s of incident %s is not in the library; using the default response",

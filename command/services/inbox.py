@@ -72,9 +72,6 @@ from wuwang.contract import Alarm
 
 log = logging.getLogger(__name__)
 
-#: Where the lifespan keeps the parsed rules (``state.parts``).
-PART = "triage"
-
 #: The rules file the service reads at start-up (tests may point it elsewhere).
 RULES_FILE: Path = tri.DEFAULT_RULES_FILE
 
@@ -105,15 +102,6 @@ def load_rules(path: Path | None = None) -> TriageRules:
         raise TriageRulesError([f"{chosen}: cannot read the triage rules: {exc.strerror or exc}"]) from None
     rules = tri.parse_rules(text, str(chosen))
     log.info("triage rules %s: version %d, %d rules", chosen, rules.version, len(rules.rule_ids))
-    return rules
-
-
-def rules_of(state: CommandState) -> TriageRules:
-    """The rules the lifespan loaded (a state built without them loads them once)."""
-    rules: TriageRules | None = state.parts.get(PART)
-    if rules is None:
-        rules = load_rules()
-        state.parts[PART] = rules
     return rules
 
 
@@ -313,7 +301,7 @@ def change_for(row: InboxRow, rules: TriageRules) -> Change:
 
 
 async def publish_rows(state: CommandState, rows: Sequence[InboxRow]) -> None:
-    rules = rules_of(state)
+    rules = state.triage_rules
     for row in rows:
         await publish(state.redis, change_for(row, rules))
 
@@ -619,7 +607,7 @@ async def act(
     """Promote, link or dismiss rows, in one transaction, each change audited. With
     ``single``, a refusal raises the domain's error (the route maps it to 403/409/422)
     and an unknown row raises :class:`RowNotFound`; in bulk each row gets its result."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     actor = actor_of(who)
     at = now()
     incident: Incident | None = None
@@ -706,7 +694,7 @@ async def list_rows(
 ) -> list[dict[str, Any]]:
     """Open rows gravest first, then the latest alarm first (``inbox_order``); other
     states (the review list: ``expired``) the latest action first (``review_list``)."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     scope, params = scope_filter(who, exercise_id)
     params |= {"state": row_state, "incident": incident_id, "limit": limit}
     order = (
@@ -737,7 +725,7 @@ async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
 async def expire_due(state: CommandState, at: datetime | None = None) -> list[InboxRow]:
     """Move open rows nobody acted on into the review list (the domain's ``expire``),
     each audited as ``inbox.expire`` by ``system:triage``; published after commit."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     if not rules.expiry:
         return []
     when = at or now()
@@ -770,7 +758,6 @@ class InboxExpiry:
         self.expired = 0
 
     async def start(self, state: CommandState) -> None:
-        state.parts[self.name] = self
         self._task = asyncio.create_task(self._run(state), name=self.name)
 
     async def stop(self) -> None:
@@ -791,7 +778,6 @@ class InboxExpiry:
 
 
 __all__ = [
-    "PART",
     "ActResult",
     "InboxExpiry",
     "NotFound",
@@ -804,7 +790,6 @@ __all__ = [
     "load_rules",
     "promoted_source",
     "row_body",
-    "rules_of",
     "snapshot",
     "triage_alarm",
 ]

@@ -129,7 +129,7 @@ class AlarmIntake:
         exercise_id = alarm_exercise_id(alarm)
         changed: Incident | None = None
         rows: list[InboxRow] = []
-        triage_rules = inbox.rules_of(state)
+        triage_rules = state.triage_rules
         async with state.pool.connection() as conn, conn.transaction():
             if exercise_id is not None and not await _exercise_takes_alarms(conn, exercise_id):
                 # A late message of a purged drill (or one nobody registered) must not

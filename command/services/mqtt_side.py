@@ -117,8 +117,7 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
 
 
 def link_of(state: CommandState) -> MqttLink | None:
-    link: MqttLink | None = state.parts.get("mqtt")
-    return link
+    return state.mqtt
 
 
 class LinkWorker:
@@ -149,7 +148,7 @@ class LinkWorker:
         )
         self.link.attach()
         self.link.start()
-        state.parts["mqtt"] = self.link
+        state.mqtt = self.link
         # Up to a few seconds for the first connection, so /healthz is right from the
         # start; a broker that is down does not stop the service from starting.
         if not await asyncio.to_thread(self.link.wait_connected, self._connect_wait_s):
@@ -207,7 +206,6 @@ class TeamFeed:
         self._positions = rosters.PositionWriter(state.settings.command_position_db_interval_s)
         with contextlib.suppress(Exception):  # Redis down: rebuilt on the next start
             await rosters.rebuild_geo(state)
-        state.parts["team-feed"] = self
         self._task = asyncio.create_task(self._run(state, link), name="team-feed")
 
     async def stop(self) -> None:
@@ -429,7 +427,7 @@ class OutboxRelay:
         self.failed = 0
 
     async def start(self, state: CommandState) -> None:
-        state.parts["outbox"] = self
+        state.outbox = self
         self._task = asyncio.create_task(self._run(state), name="outbox-relay")
         for _ in range(60):  # leader or standby within moments, so /healthz is right from the start
             if self.role != "starting":
@@ -614,7 +612,6 @@ class AckWatchdog:
         self._ok = False
 
     async def start(self, state: CommandState) -> None:
-        state.parts["ack-watchdog"] = self
         self._task = asyncio.create_task(self._run(state), name="ack-watchdog")
 
     async def stop(self) -> None:

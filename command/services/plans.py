@@ -2,7 +2,7 @@
 activation as it stands now with its shortfall.
 
 * The library is read and validated once, at start-up (``load_library`` from the
-  lifespan puts it in ``state.parts["plans"]``); a library with a mistake stops the
+  lifespan puts it in ``state.plans``, the one way to reach it); a library with a mistake stops the
   service with the library's own message (every problem, file and field path).
 * Activating a plan and ticking a checklist item are incident events
   (``plan_activated``, ``checklist_item_ticked``) decided by the pure incident domain
@@ -16,7 +16,6 @@ activation as it stands now with its shortfall.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -56,8 +55,6 @@ from command.state import CommandState
 
 log = logging.getLogger(__name__)
 
-PART = "plans"
-
 
 class Conflict(DomainError):
     """The request contradicts the current state (already ticked, not ticked, already
@@ -78,24 +75,9 @@ def load_library(directory: Path | str) -> PlanLibrary:
     return library
 
 
-@functools.lru_cache(maxsize=4)
-def _cached(directory: str) -> PlanLibrary:
-    return load_library(directory)
-
-
-def library(state: CommandState) -> PlanLibrary:
-    """The library the lifespan loaded (or, for a state built without it, loaded once
-    per directory on first use)."""
-    lib: PlanLibrary | None = state.parts.get(PART)
-    if lib is None:
-        lib = _cached(str(state.settings.command_plans_dir))
-        state.parts[PART] = lib
-    return lib
-
-
 def get_plan(state: CommandState, plan_id: str) -> Plan:
     try:
-        return library(state).get(plan_id)
+        return state.plans.get(plan_id)
     except KeyError:
         raise NotFound(f"no plan {plan_id!r} in the plan library") from None
 
@@ -225,7 +207,7 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
     """The incident's plan as the console shows it: the activation at the current level
     (roles, checklist, requirements) and each shortfall explained. Without an active
     plan, the plans covering the incident's type are offered."""
-    lib = library(state)
+    lib = state.plans
     base: dict[str, Any] = {
         "incident_id": incident.incident_id,
         "incident_version": incident.version,
@@ -411,7 +393,7 @@ async def tick_item(
     reason: str | None = None,
 ) -> Incident:
     """Tick (``done``) or untick a checklist item of the active plan at the current level."""
-    lib = library(state)
+    lib = state.plans
     at = now()
 
     def decide(inc: Incident) -> list[Event]:

@@ -56,7 +56,7 @@ class LoadedReport:
 
 def words_of(state: CommandState) -> dict[str, tuple[str, str]]:
     """The plan library's titles, checklist steps, supply items and their units."""
-    lib = plans_service.library(state)
+    lib = state.plans
     found: dict[str, tuple[str, str]] = {}
     for plan in lib:
         found[f"plan:{plan.id}"] = (plan.title_zh, plan.title_en)
@@ -92,7 +92,7 @@ async def _plan_outcome(
     ap = incident.active_plan
     if ap is None:
         return None
-    plan = plans_service.library(state).plans.get(ap.plan_id)
+    plan = state.plans.plans.get(ap.plan_id)
     if plan is None:  # the plan left the library since: no checklist to count against
         return None
     activation, _ = plans_service.current_activation(plan, incident)
