@@ -1,6 +1,6 @@
 """The command service's side of MQTT: four workers around one :class:`MqttLink`.
 
-* :class:`LinkWorker` ("mqtt") owns the link (``state.parts["mqtt"]``): client id
+* :class:`LinkWorker` ("mqtt") owns the link (``state.mqtt``): client id
   ``COMMAND_MQTT_CLIENT_ID``, persistent session, subscriptions:
 
   ========================================  =====  ==========================================
