@@ -22,11 +22,10 @@ from command.domain.closing import (
     check_closing,
     open_work,
 )
-from command.domain.incidents import Event, Forbidden, Incident
+from command.domain.incidents import Event, Forbidden, Incident, actor_of
+from command.domain.plans import current_activation
 from command.security import Principal
 from command.services import incident_store as store
-from command.services import plans as plan_service
-from command.services.incidents import actor_of
 from command.services.live import publish
 from command.state import CommandState
 
@@ -41,7 +40,7 @@ def pending_checklist(state: CommandState, incident: Incident) -> list[OpenCheck
     plan = state.plans.plans.get(ap.plan_id)
     if plan is None:
         return []
-    activation, _ = plan_service.current_activation(plan, incident)
+    activation, _ = current_activation(plan, incident)
     return [OpenChecklistItem(plan.id, e.id, e.text_zh, e.text_en) for e in activation.pending]
 
 

@@ -39,8 +39,10 @@ from command.domain.incidents import (
     IllegalTransition,
     Incident,
     InvalidCommand,
+    actor_of,
     decide_dispatch,
     decide_release_team,
+    visible_incident,
 )
 from command.domain.plans import Requirements, TeamRequirement, activate
 from command.domain.reasons import Reason, duration, render
@@ -53,10 +55,9 @@ from command.domain.recommend import (
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
 from command.security import Principal
-from command.services import exercises, places, rosters, team_record
+from command.services import exercise_store, places, rosters, team_record
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
-from command.services.incidents import actor_of, now, visible_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
@@ -253,7 +254,7 @@ async def dispatch(
     reason: str | None,
 ) -> DispatchResult:
     """Send ``team_id`` to the incident: one transaction (see the module docstring)."""
-    at = now()
+    at = datetime.now(UTC)
     order_id = new_order_id(at)
     try:
         async with state.pool.connection() as conn, conn.transaction():
@@ -355,7 +356,7 @@ async def release(
     reason: str | None,
 ) -> DispatchResult:
     """Recall or release a team; the database trigger releases its order and the team."""
-    at = now()
+    at = datetime.now(UTC)
     try:
         async with state.pool.connection() as conn, conn.transaction():
             incident, _ = await store.load(conn, incident_id, for_update=True)
@@ -668,14 +669,14 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     incident = await _visible(state, who, incident_id, "dispatch.recommend")
     if incident.lat is None or incident.lon is None:
         raise InvalidCommand(f"incident {incident_id} has no location: teams cannot be ranked by travel time")
-    at = now()
+    at = datetime.now(UTC)
     location = (incident.lat, incident.lon)
     requirements, basis = requirements_for(state, incident)
     config = recommend_config(state)
     async with state.pool.connection() as conn:
         teams = await rosters.teams_with_positions(conn, state.redis)
         if incident.exercise_id is not None:  # the drill's statuses over the live roster
-            drill_states, drill_orders = await exercises.team_overlay(conn, incident.exercise_id)
+            drill_states, drill_orders = await exercise_store.team_overlay(conn, incident.exercise_id)
             teams = overlay_team_statuses(teams, drill_states, drill_orders)
         roster = await rosters.kept_duty_roster(state, conn, at)  # shifts only; statuses are fresh
         supplies = await _supply_rankings(conn, incident, requirements, location, at, state, config)
@@ -790,7 +791,7 @@ async def _supply_rankings(
             for r in await cur.fetchall()
         ]
         if incident.exercise_id is not None:  # stock the drill cut is gone, for the drill
-            lots = apply_stock_cuts(lots, await exercises.stock_cuts(conn, incident.exercise_id, items))
+            lots = apply_stock_cuts(lots, await exercise_store.stock_cuts(conn, incident.exercise_id, items))
         await cur.execute(
             "SELECT warehouse_id, item_code, per_day, lead_time_s FROM production_capacity"
             " WHERE item_code = ANY(%s)",

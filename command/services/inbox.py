@@ -39,7 +39,6 @@ from command.domain.correlation import (
     correlate,
 )
 from command.domain.incidents import (
-    Actor,
     Forbidden,
     IllegalTransition,
     Incident,
@@ -48,6 +47,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
+from command.domain.incidents import actor_of as actor_of  # routes.planned_events reaches it here
 from command.domain.reasons import Param, Reason, Said
 from command.domain.triage import (
     DismissReason,
@@ -510,10 +510,6 @@ class RowNotFound(LookupError):
 class ActResult:
     results: tuple[tri.RowResult, ...]
     incident: Incident | None = None  # the incident promoted into, or linked to
-
-
-def actor_of(who: Principal) -> Actor:
-    return Actor(who.user_id, who.role, who.team_id)
 
 
 async def _last_alarm(conn: AsyncConnection[Any], row: InboxRow) -> Alarm:

@@ -62,12 +62,11 @@ import psycopg
 import redis.exceptions
 from pydantic import ValidationError
 
-from command.domain.incidents import DomainError, Event, Incident, decide_team_arrived
+from command.domain.incidents import DomainError, Event, Incident, actor_of, decide_team_arrived
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import dispatch, exercises, rosters, team_record
-from command.services import incidents as incident_service
-from command.services.incidents import actor_of
+from command.services import incident_store as store
 from command.services.live import Change, publish
 from command.services.tasks import stop_task
 from wuwang.contract import (
@@ -377,7 +376,7 @@ async def _exercise_arrival(
         return decide_team_arrived(incident, team_id=team_id, actor=actor_of(crew), at=at)
 
     try:
-        await incident_service.run_command(state, crew, incident_id, arrived, "incident.team_arrived")
+        await store.run_command(state, crew, incident_id, arrived, "incident.team_arrived")
     except DomainError as exc:  # e.g. released meanwhile, or the incident is closed
         log.info("exercise %s: arrival of %s at %s not recorded: %s", exercise_id, team_id, incident_id, exc)
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
@@ -30,27 +32,24 @@ from command.domain.incidents import (
     IllegalTransition,
     Incident,
     InvalidCommand,
+    actor_of,
     decide_activate_plan,
     decide_tick_checklist,
 )
 from command.domain.plans import (
-    Activation,
     ChecklistEntry,
     Plan,
     PlanLibrary,
     PlanLibraryError,
-    activate,
+    current_activation,
     load_plans,
-    reevaluate,
     shortfall,
     tick,
 )
-from command.domain.vocabulary import ResponseLevel
+from command.domain.reserve import local_day
 from command.security import Principal
 from command.services import incident_store as store
-from command.services.incident_store import NotFound
-from command.services.incidents import actor_of, now, run_command
-from command.services.reserve import today_for
+from command.services.incident_store import NotFound, run_command
 from command.state import CommandState
 
 log = logging.getLogger(__name__)
@@ -101,31 +100,6 @@ def plan_detail(plan: Plan) -> dict[str, Any]:
 
 
 # --- the activation as it stands ------------------------------------------------------
-
-
-def current_activation(plan: Plan, incident: Incident) -> tuple[Activation, list[str]]:
-    """The activation of ``plan`` on ``incident`` at the incident's current level, with
-    its ticks, and the ids of ticked items the plan no longer has (a revised plan).
-
-    Ticks are laid onto the full plan (every item, as at level I) and the result is
-    re-evaluated to the current level with :func:`reevaluate`: items that apply keep
-    their ticks, new ones come in undone, and items done at a graver level that no
-    longer apply after the level was lowered stay on the record with ``applies=False``.
-    For ticks made at the activation level this is the same as activating at the
-    activation level and re-evaluating; it also keeps ticks made after a raise and
-    before a lowering.
-    """
-    full = activate(plan, ResponseLevel.I)
-    known = {e.id for e in full.checklist}
-    orphans: list[str] = []
-    for t in incident.checklist:
-        if t.plan_id != plan.id:
-            continue
-        if t.item_id in known:
-            full = tick(full, t.item_id, t.by, t.at)
-        else:
-            orphans.append(t.item_id)
-    return reevaluate(plan, full, incident.level), orphans
 
 
 async def _teams_by_type(conn: AsyncConnection[Any], team_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -228,7 +202,7 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
             "problem": f"plan {ap.plan_id!r} is no longer in the plan library",
         }
     act, orphans = current_activation(plan, incident)
-    today = today_for(state.settings)
+    today = local_day(datetime.now(UTC), ZoneInfo(state.settings.command_timezone))
     async with state.pool.connection() as conn:
         teams = await _teams_by_type(conn, incident.active_team_ids)
         free_teams = await _available_teams(conn, incident.active_team_ids)
@@ -357,7 +331,7 @@ async def activate_plan(
             plan_version=version,
             level=inc.level,
             actor=actor_of(who),
-            at=now(),
+            at=datetime.now(UTC),
             expected_version=expected_version,
             reason=why,
             arrival_target_s=plan.arrival_target_s,
@@ -394,7 +368,7 @@ async def tick_item(
 ) -> Incident:
     """Tick (``done``) or untick a checklist item of the active plan at the current level."""
     lib = state.plans
-    at = now()
+    at = datetime.now(UTC)
 
     def decide(inc: Incident) -> list[Event]:
         ap = inc.active_plan

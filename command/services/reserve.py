@@ -37,7 +37,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -59,6 +59,7 @@ from command.domain.reserve import (
     StockLot,
     consume,
     issue,
+    local_day,
     pick_lots,
     release,
     reserve,
@@ -67,7 +68,7 @@ from command.domain.reserve import (
 )
 from command.domain.vocabulary import Role
 from command.security import Principal
-from command.services import exercises
+from command.services import exercise_store
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -98,7 +99,7 @@ class _LostRace(Exception):
 
 def today_for(settings: Settings) -> date:
     """Today in the command centre's calendar (a lot is usable through its expiry day)."""
-    return datetime.now(ZoneInfo(settings.command_timezone)).date()
+    return local_day(datetime.now(UTC), ZoneInfo(settings.command_timezone))
 
 
 # --- incidents as the reserve sees them ------------------------------------------------
@@ -559,7 +560,7 @@ async def reserve_for_incident(
                         usable.append(StockLot(lot_id, wh, code, free, min(int(held), free), expires))
                     # Less what the drill's "warehouse runs short" injects took away.
                     usable = apply_stock_cuts(
-                        usable, await exercises.stock_cuts(conn, inc.exercise_id, [item_code])
+                        usable, await exercise_store.stock_cuts(conn, inc.exercise_id, [item_code])
                     )
                 last_available = sum(lot.available for lot in usable)
                 picks = pick_lots(usable, item_code, quantity, today, warehouse_id)
