@@ -161,9 +161,9 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                     await stop_within(f"worker {worker.name}", worker.stop(), STOP_TIMEOUT_S)
                 except Exception:
                     log.exception("worker %s did not stop cleanly", worker.name)
-            for what, closing in (("Redis client", redis.aclose()), ("PostgreSQL pool", pool.close())):
+            for what, close in (("Redis client", redis.aclose), ("PostgreSQL pool", pool.close)):
                 try:
-                    await stop_within(what, closing, STOP_TIMEOUT_S)
+                    await stop_within(what, close(), STOP_TIMEOUT_S)
                 except Exception:
                     log.exception("%s did not close cleanly", what)
 
