@@ -6,9 +6,10 @@ to routes as typed state; routes call services; the domain core stays pure.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 
 import redis.asyncio as aioredis
@@ -51,6 +52,28 @@ log = logging.getLogger(__name__)
 REQUIRED_SCHEMA = "0015"  # 0015: planned events (triage reads them)
 
 WorkerFactory = Callable[[CommandState], Worker]
+
+#: Seconds each part of the shutdown (a worker's stop, the Redis and pool closes) may take:
+#: a part told to stop that does not is left behind, with a warning naming it, so the
+#: process (or a test's TestClient) always gets out of the lifespan.
+STOP_TIMEOUT_S = 5.0
+
+
+async def stop_within(what: str, stopping: Awaitable[None], timeout_s: float) -> bool:
+    """Await ``stopping`` for at most ``timeout_s``; False (and a warning) if it did not end.
+
+    ``asyncio.wait`` rather than ``wait_for``: on timeout ``wait_for`` waits for the
+    cancelled stop to finish, and a stop that swallows the cancellation (or is blocked
+    in a thread) would hang the shutdown all the same. Here it is cancelled and left.
+    """
+    task = asyncio.ensure_future(stopping)
+    done, _ = await asyncio.wait({task}, timeout=timeout_s)
+    if not done:
+        task.cancel()
+        log.warning("%s did not stop within %.1f s: left behind, shutdown goes on", what, timeout_s)
+        return False
+    task.result()  # a stop that failed raises here, for the caller to log
+    return True
 
 
 def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
@@ -114,9 +137,9 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
             ),
             token_secret=secret,
             metrics=CollectorRegistry(),
+            plans=plans,
+            triage_rules=triage_rules,
         )
-        state.parts[plans_service.PART] = plans
-        state.parts[inbox_service.PART] = triage_rules
         register_snapshots(state)
         started: list[Worker] = []
         try:
@@ -135,11 +158,14 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
             gc.unfreeze()  # a test process starts many apps: let their objects be collected
             for worker in reversed(started):
                 try:
-                    await worker.stop()
+                    await stop_within(f"worker {worker.name}", worker.stop(), STOP_TIMEOUT_S)
                 except Exception:
                     log.exception("worker %s did not stop cleanly", worker.name)
-            await redis.aclose()
-            await pool.close()
+            for what, close in (("Redis client", redis.aclose), ("PostgreSQL pool", pool.close)):
+                try:
+                    await stop_within(what, close(), STOP_TIMEOUT_S)
+                except Exception:
+                    log.exception("%s did not close cleanly", what)
 
     app = FastAPI(
         title="五网同构 command service",

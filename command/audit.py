@@ -160,7 +160,7 @@ class RefusedLogins:
 
     async def start(self, state: Any) -> None:
         self._pool = state.pool
-        state.parts["refused_logins"] = self
+        state.refused_logins = self
         self._task = asyncio.create_task(self._run(), name="refused-logins")
 
     async def _run(self) -> None:

@@ -80,7 +80,7 @@ from wuwang.stats import percentile
 @dataclass(frozen=True, slots=True)
 class PlanOutcome:
     """An incident's plan as it stood at the end: the activation at the final level
-    (from :func:`command.services.plans.current_activation`), the distinct teams ever
+    (from :func:`command.domain.plans.current_activation`), the distinct teams ever
     dispatched by type, and the supplies ever held or issued for it by item code."""
 
     plan_id: str

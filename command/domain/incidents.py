@@ -203,6 +203,37 @@ class Actor:
     team_id: str | None = None
 
 
+class SignedIn(Protocol):
+    """Who a request or a message speaks for (``command.security.Principal``)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def role(self) -> Role: ...
+
+    @property
+    def team_id(self) -> str | None: ...
+
+
+def actor_of(who: SignedIn) -> Actor:
+    """The actor an event records for a signed-in user (or a team's crew)."""
+    return Actor(who.user_id, who.role, who.team_id)
+
+
+def visible_incident(who: SignedIn, body: Mapping[str, Any]) -> bool:
+    """Whether ``who`` may see the incident stored as ``body``: planners see exercises
+    only; others live only (admin both); field users only incidents their own team is on."""
+    is_exercise = body.get("exercise_id") is not None
+    if str(who.role) == "planner":
+        return is_exercise
+    if is_exercise and str(who.role) != "admin":
+        return False
+    if str(who.role) == "field":
+        return any(t["team_id"] == who.team_id for t in body.get("teams", []))
+    return True
+
+
 # --- event payloads -------------------------------------------------------------
 
 

@@ -29,13 +29,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from command.domain.reserve import Item
 from command.domain.vocabulary import IncidentType, ResponseLevel, TeamType
+
+if TYPE_CHECKING:
+    from command.domain.incidents import Incident
 
 LevelKey = Literal["I", "II", "III", "IV"]
 #: Levels from the lightest to the gravest.
@@ -695,6 +698,31 @@ def untick(activation: Activation, item_id: str) -> Activation:
     # A done item kept only as a record (applies=False) disappears once unticked.
     checklist = tuple(e for e in checklist if e.applies or e.done)
     return replace(activation, checklist=checklist)
+
+
+def current_activation(plan: Plan, incident: Incident) -> tuple[Activation, list[str]]:
+    """The activation of ``plan`` on ``incident`` at the incident's current level, with
+    its ticks, and the ids of ticked items the plan no longer has (a revised plan).
+
+    Ticks are laid onto the full plan (every item, as at level I) and the result is
+    re-evaluated to the current level with :func:`reevaluate`: items that apply keep
+    their ticks, new ones come in undone, and items done at a graver level that no
+    longer apply after the level was lowered stay on the record with ``applies=False``.
+    For ticks made at the activation level this is the same as activating at the
+    activation level and re-evaluating; it also keeps ticks made after a raise and
+    before a lowering.
+    """
+    full = activate(plan, ResponseLevel.I)
+    known = {e.id for e in full.checklist}
+    orphans: list[str] = []
+    for t in incident.checklist:
+        if t.plan_id != plan.id:
+            continue
+        if t.item_id in known:
+            full = tick(full, t.item_id, t.by, t.at)
+        else:
+            orphans.append(t.item_id)
+    return reevaluate(plan, full, incident.level), orphans
 
 
 # --- shortfall ---------------------------------------------------------------------

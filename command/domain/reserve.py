@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from typing import Annotated
 
@@ -125,6 +125,12 @@ class ProductionCapacity:
         if self.per_day <= 0:
             return float("inf")
         return self.lead_time_s + quantity * 86_400 / self.per_day
+
+
+def local_day(at: datetime, zone: tzinfo) -> date:
+    """The day ``at`` falls on in the command centre's calendar: a lot is usable through
+    its expiry day there, whatever UTC says."""
+    return at.astimezone(zone).date()
 
 
 # --- picking ------------------------------------------------------------------------

@@ -78,7 +78,7 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenResp
 
 
 async def _refused(state: CommandState, user: str, address: str, reason: str) -> None:
-    refusals: audit.RefusedLogins | None = state.parts.get("refused_logins")
+    refusals = state.refused_logins
     if refusals is not None:
         refusals.count(user, address, reason)
         return
@@ -133,7 +133,7 @@ async def logout(who: Caller, state: State) -> Response:
     async with state.pool.connection() as conn:
         await users.revoke_session(conn, who.session_id, "logout")
         await audit.record(conn, who, "auth.logout")
-    live = state.parts.get("live")
+    live = state.live
     if live is not None:
         live.end_session(who.session_id, users.REVOKED)  # this process's sockets at once
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -31,7 +31,7 @@ async def healthz(state: State) -> JSONResponse:
             checks[name] = "ok"
         except Exception as exc:  # any failure is "down", with its reason
             checks[name] = f"down: {type(exc).__name__}"
-    link = state.parts.get("mqtt")  # the MQTT link (command.services.mqtt_side); None without MQTT_URL
+    link = state.mqtt  # the MQTT link (command.services.mqtt_side); None without MQTT_URL
     if link is None:
         checks["broker"] = "down: MQTT_URL not set"
     else:

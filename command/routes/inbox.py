@@ -220,7 +220,7 @@ async def _single(
     change = done.results[0].change
     assert change is not None
     return ActOut(
-        row=InboxRowOut.model_validate(service.row_body(change.after, service.rules_of(state))),
+        row=InboxRowOut.model_validate(service.row_body(change.after, state.triage_rules)),
         incident=incident_body(done.incident) if done.incident is not None else None,
     )
 
@@ -266,7 +266,7 @@ async def bulk(body: Bulk, state: State, who: Caller) -> BulkOut:
         )
     except (DomainError, NotFound) as exc:
         raise _http(exc) from None
-    rules = service.rules_of(state)
+    rules = state.triage_rules
     return BulkOut(
         results=[
             BulkItem(

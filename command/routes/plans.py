@@ -108,7 +108,7 @@ def _error(exc: DomainError | NotFound) -> HTTPException:
 @router.get("/plans", response_model=list[PlanSummary], responses={401: ERRORS[401], 403: ERRORS[403]})
 async def list_plans(state: State, who: Reader) -> list[dict[str, Any]]:
     """The plan library (loaded and validated at start-up)."""
-    return [service.plan_summary(p) for p in service.library(state)]
+    return [service.plan_summary(p) for p in state.plans]
 
 
 @router.get(

@@ -88,7 +88,7 @@ async def live_stream(websocket: WebSocket) -> None:
         await audit.record_denied(state.pool, "anonymous", "ws.connect", f"origin {origin[:100]} not allowed")
         await websocket.close(code=CLOSE_FORBIDDEN_ORIGIN, reason="origin not allowed")
         return
-    hub: LiveHub = state.parts["live"]
+    hub = state.live
     token = _handshake_token(websocket)
     if token is not None:  # refused before the handshake completes, as before
         try:
@@ -106,9 +106,10 @@ async def live_stream(websocket: WebSocket) -> None:
             return
         except WebSocketDisconnect:
             return
-    if not hub.available:
+    if hub is None or not hub.available:  # no hub: an app started without its live worker
         await _close(websocket, CLOSE_UNAVAILABLE, UNAVAILABLE_REASON)
-        hub.count_drop("unavailable")
+        if hub is not None:
+            hub.count_drop("unavailable")
         return
     feed = hub.register(who)  # before the snapshot, so nothing falls between the two
     try:

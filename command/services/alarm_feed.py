@@ -44,7 +44,6 @@ class AlarmFeed:
         self._ok = False
 
     async def start(self, state: CommandState) -> None:
-        state.parts["alarms"] = self
         self._task = asyncio.create_task(self._run(state), name="alarm-feed")
 
     async def stop(self) -> None:

@@ -22,11 +22,11 @@ from command.domain.closing import (
     check_closing,
     open_work,
 )
-from command.domain.incidents import Event, Incident
+from command.domain.incidents import Event, Incident, actor_of
+from command.domain.plans import current_activation
 from command.security import Principal
 from command.services import incident_store as store
-from command.services import plans as plan_service
-from command.services.incidents import actor_of, locked_incident
+from command.services.incident_store import locked_incident
 from command.services.live import publish
 from command.state import CommandState
 
@@ -38,10 +38,10 @@ def pending_checklist(state: CommandState, incident: Incident) -> list[OpenCheck
     ap = incident.active_plan
     if ap is None:
         return []
-    plan = plan_service.library(state).plans.get(ap.plan_id)
+    plan = state.plans.plans.get(ap.plan_id)
     if plan is None:
         return []
-    activation, _ = plan_service.current_activation(plan, incident)
+    activation, _ = current_activation(plan, incident)
     return [OpenChecklistItem(plan.id, e.id, e.text_zh, e.text_en) for e in activation.pending]
 
 

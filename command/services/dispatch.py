@@ -23,8 +23,6 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
@@ -41,10 +39,12 @@ from command.domain.incidents import (
     IllegalTransition,
     Incident,
     InvalidCommand,
+    actor_of,
     decide_dispatch,
     decide_release_team,
+    visible_incident,
 )
-from command.domain.plans import PlanLibrary, Requirements, TeamRequirement, activate, load_plans
+from command.domain.plans import Requirements, TeamRequirement, activate
 from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
     RecommendConfig,
@@ -54,10 +54,9 @@ from command.domain.recommend import (
 from command.domain.reserve import ProductionCapacity, StockLot, Warehouse, WarehouseKind
 from command.domain.vocabulary import IncidentType, TeamType
 from command.security import Principal
-from command.services import exercises, places, rosters, team_record
+from command.services import exercise_store, places, rosters, team_record
 from command.services import incident_store as store
-from command.services.incident_store import NotFound
-from command.services.incidents import actor_of, locked_incident, now, visible_incident
+from command.services.incident_store import NotFound, locked_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Identifier, encode, team_topic
@@ -220,9 +219,8 @@ async def _visible(state: CommandState, who: Principal, incident_id: str, action
 
 
 def wake_relay(state: CommandState) -> None:
-    relay = state.parts.get("outbox")
-    if relay is not None:
-        relay.wake()
+    if state.outbox is not None:
+        state.outbox.wake()
 
 
 # --- dispatch and release ---------------------------------------------------------------------
@@ -255,7 +253,7 @@ async def dispatch(
     reason: str | None,
 ) -> DispatchResult:
     """Send ``team_id`` to the incident: one transaction (see the module docstring)."""
-    at = now()
+    at = datetime.now(UTC)
     order_id = new_order_id(at)
     async with locked_incident(state, who, incident_id, "incident.dispatch") as (conn, incident):
         cur = await conn.execute("SELECT status FROM team WHERE id = %s", (team_id,))
@@ -343,7 +341,7 @@ async def release(
     reason: str | None,
 ) -> DispatchResult:
     """Recall or release a team; the database trigger releases its order and the team."""
-    at = now()
+    at = datetime.now(UTC)
     async with locked_incident(state, who, incident_id, "incident.release_team") as (conn, incident):
         events = decide_release_team(
             incident,
@@ -511,8 +509,8 @@ async def raise_overdue_acks(state: CommandState, timeout_s: float) -> list[Over
     each alert once), audited, and published as an ``alert`` change."""
     async with state.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "UPDATE dispatch_order SET ack_overdue_at = now() WHERE status = 'sent'"
-            " AND ack_overdue_at IS NULL AND sent_at < now() - make_interval(secs => %s)"
+            "UPDATE dispatch_order SET ack_overdue_at = datetime.now(UTC) WHERE status = 'sent'"
+            " AND ack_overdue_at IS NULL AND sent_at < datetime.now(UTC) - make_interval(secs => %s)"
             " RETURNING order_id, incident_id, team_id, exercise_id, sent_at",
             (timeout_s,),
         )
@@ -576,16 +574,6 @@ DEFAULT_TEAM_NEEDS: Mapping[IncidentType, tuple[tuple[TeamType, int], ...]] = {
 }
 
 
-@lru_cache(maxsize=4)
-def _library_at(directory: str) -> PlanLibrary:
-    return load_plans(Path(directory))
-
-
-def plan_library(state: CommandState) -> PlanLibrary:
-    lib: PlanLibrary | None = state.parts.get("plans")
-    return lib if lib is not None else _library_at(str(state.settings.command_plans_dir))
-
-
 def recommend_config(state: CommandState) -> RecommendConfig:
     s = state.settings
     return RecommendConfig(
@@ -601,7 +589,7 @@ def requirements_for(state: CommandState, incident: Incident) -> tuple[Requireme
     first response for its type; with where they came from."""
     if incident.active_plan is not None:
         try:
-            plan = plan_library(state).get(incident.active_plan.plan_id)
+            plan = state.plans.get(incident.active_plan.plan_id)
         except KeyError:
             log.warning(
                 "plan %s of incident %s is not in the library; using the default response",
@@ -663,14 +651,14 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     incident = await _visible(state, who, incident_id, "dispatch.recommend")
     if incident.lat is None or incident.lon is None:
         raise InvalidCommand(f"incident {incident_id} has no location: teams cannot be ranked by travel time")
-    at = now()
+    at = datetime.now(UTC)
     location = (incident.lat, incident.lon)
     requirements, basis = requirements_for(state, incident)
     config = recommend_config(state)
     async with state.pool.connection() as conn:
         teams = await rosters.teams_with_positions(conn, state.redis)
         # The drill's statuses over the live roster (live: none).
-        drill_states, drill_orders = await exercises.team_overlay(conn, incident.scope)
+        drill_states, drill_orders = await exercise_store.team_overlay(conn, incident.scope)
         teams = overlay_team_statuses(teams, drill_states, drill_orders)
         roster = await rosters.kept_duty_roster(state, conn, at)  # shifts only; statuses are fresh
         supplies = await _supply_rankings(conn, incident, requirements, location, at, state, config)
@@ -785,7 +773,7 @@ async def _supply_rankings(
             for r in await cur.fetchall()
         ]
         # Stock the drill cut is gone, for the drill (live: nothing cut).
-        lots = apply_stock_cuts(lots, await exercises.stock_cuts(conn, incident.scope, items))
+        lots = apply_stock_cuts(lots, await exercise_store.stock_cuts(conn, incident.scope, items))
         await cur.execute(
             "SELECT warehouse_id, item_code, per_day, lead_time_s FROM production_capacity"
             " WHERE item_code = ANY(%s)",

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,20 +39,18 @@ from psycopg.types.json import Jsonb
 
 from command import audit
 from command.domain import exercises as rules
-from command.domain.exercises import ExerciseConflict, InvalidExercise, StockCut
-from command.domain.incidents import Forbidden, Incident
+from command.domain.exercises import ExerciseConflict, InvalidExercise
+from command.domain.incidents import Forbidden, Incident, actor_of
 from command.domain.rosters import TeamStatus
 from command.domain.vocabulary import ResponseLevel
 from command.security import Principal
 from command.services import incident_store as store
 from command.services.incident_store import NotFound
-from command.services.incidents import actor_of
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import exercise_source_prefix
 from wuwang.db import TIMESERIES_TABLES
 from wuwang.exercises import ControlAction, ExerciseKind, ExerciseStatus, control_stream
-from wuwang.scope import Scope
 from wuwang.settings import REPO_ROOT
 
 log = logging.getLogger(__name__)
@@ -569,41 +566,6 @@ async def _has_column(conn: AsyncConnection[Any], table: str, column: str) -> bo
         (table, column),
     )
     return await cur.fetchone() is not None
-
-
-# --- a drill's world, for dispatch and the reserve ------------------------------------------------
-
-
-async def team_overlay(conn: AsyncConnection[Any], scope: Scope) -> tuple[dict[str, TeamStatus], set[str]]:
-    """The team statuses the drill set, and the teams with an exercise order in force
-    (nothing live: the live roster is the truth there)."""
-    exercise_id = scope.exercise_id
-    if exercise_id is None:
-        return {}, set()
-    cur = await conn.execute(
-        "SELECT team_id, status FROM exercise_team_state WHERE exercise_id = %s", (exercise_id,)
-    )
-    states = {team_id: TeamStatus(status) for team_id, status in await cur.fetchall()}
-    cur = await conn.execute(
-        "SELECT team_id FROM dispatch_order WHERE exercise_id = %s AND status IN ('pending','sent','acked')",
-        (exercise_id,),
-    )
-    return states, {r[0] for r in await cur.fetchall()}
-
-
-async def stock_cuts(
-    conn: AsyncConnection[Any], scope: Scope, items: Sequence[str] | None = None
-) -> list[StockCut]:
-    """What the drill's "warehouse runs short" injects took away (nothing live)."""
-    exercise_id = scope.exercise_id
-    if exercise_id is None:
-        return []
-    cur = await conn.execute(
-        "SELECT warehouse_id, item_code, quantity FROM exercise_stock_cut WHERE exercise_id = %s"
-        " AND (%s::text[] IS NULL OR item_code = ANY(%s::text[]))",
-        (exercise_id, list(items) if items is not None else None, list(items) if items is not None else None),
-    )
-    return [StockCut(w, i, int(q)) for w, i, q in await cur.fetchall()]
 
 
 # --- team statuses inside a drill (MQTT) ----------------------------------------------------------

@@ -39,7 +39,6 @@ from command.domain.correlation import (
     correlate,
 )
 from command.domain.incidents import (
-    Actor,
     Forbidden,
     IllegalTransition,
     Incident,
@@ -48,6 +47,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
+from command.domain.incidents import actor_of as actor_of  # routes.planned_events reaches it here
 from command.domain.reasons import Param, Reason, Said
 from command.domain.triage import (
     DismissReason,
@@ -72,9 +72,6 @@ from wuwang.contract import Alarm
 from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
-
-#: Where the lifespan keeps the parsed rules (``state.parts``).
-PART = "triage"
 
 #: The rules file the service reads at start-up (tests may point it elsewhere).
 RULES_FILE: Path = tri.DEFAULT_RULES_FILE
@@ -106,15 +103,6 @@ def load_rules(path: Path | None = None) -> TriageRules:
         raise TriageRulesError([f"{chosen}: cannot read the triage rules: {exc.strerror or exc}"]) from None
     rules = tri.parse_rules(text, str(chosen))
     log.info("triage rules %s: version %d, %d rules", chosen, rules.version, len(rules.rule_ids))
-    return rules
-
-
-def rules_of(state: CommandState) -> TriageRules:
-    """The rules the lifespan loaded (a state built without them loads them once)."""
-    rules: TriageRules | None = state.parts.get(PART)
-    if rules is None:
-        rules = load_rules()
-        state.parts[PART] = rules
     return rules
 
 
@@ -319,7 +307,7 @@ def change_for(row: InboxRow, rules: TriageRules) -> Change:
 
 
 async def publish_rows(state: CommandState, rows: Sequence[InboxRow]) -> None:
-    rules = rules_of(state)
+    rules = state.triage_rules
     for row in rows:
         await publish(state.redis, change_for(row, rules))
 
@@ -535,10 +523,6 @@ class ActResult:
     incident: Incident | None = None  # the incident promoted into, or linked to
 
 
-def actor_of(who: Principal) -> Actor:
-    return Actor(who.user_id, who.role, who.team_id)
-
-
 async def _last_alarm(conn: AsyncConnection[Any], row: InboxRow) -> Alarm:
     cur = await conn.execute("SELECT payload FROM alarm_inbox WHERE alarm_id = %s", (row.last_alarm_id,))
     found = await cur.fetchone()
@@ -630,7 +614,7 @@ async def act(
     """Promote, link or dismiss rows, in one transaction, each change audited. With
     ``single``, a refusal raises the domain's error (the route maps it to 403/409/422)
     and an unknown row raises :class:`RowNotFound`; in bulk each row gets its result."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     actor = actor_of(who)
     at = now()
     incident: Incident | None = None
@@ -718,7 +702,7 @@ async def list_rows(
 ) -> list[dict[str, Any]]:
     """Open rows gravest first, then the latest alarm first (``inbox_order``); other
     states (the review list: ``expired``) the latest action first (``review_list``)."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     in_scope, params = scope_filter(who, scope)
     params |= {"state": row_state, "incident": incident_id, "limit": limit}
     order = (
@@ -751,7 +735,7 @@ async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
 async def expire_due(state: CommandState, at: datetime | None = None) -> list[InboxRow]:
     """Move open rows nobody acted on into the review list (the domain's ``expire``),
     each audited as ``inbox.expire`` by ``system:triage``; published after commit."""
-    rules = rules_of(state)
+    rules = state.triage_rules
     if not rules.expiry:
         return []
     when = at or now()
@@ -784,7 +768,6 @@ class InboxExpiry:
         self.expired = 0
 
     async def start(self, state: CommandState) -> None:
-        state.parts[self.name] = self
         self._task = asyncio.create_task(self._run(state), name=self.name)
 
     async def stop(self) -> None:
@@ -805,7 +788,6 @@ class InboxExpiry:
 
 
 __all__ = [
-    "PART",
     "ActResult",
     "InboxExpiry",
     "NotFound",
@@ -818,7 +800,6 @@ __all__ = [
     "load_rules",
     "promoted_source",
     "row_body",
-    "rules_of",
     "snapshot",
     "triage_alarm",
 ]

@@ -5,24 +5,31 @@
 projection row, keeps ``incident_source`` (one row per alarm, so an alarm can never
 sit in two incidents) and writes the audit record — all in the caller's transaction.
 Publishing the change to live clients happens after commit (``changes_for``).
+
+``run_command`` / ``run_pair`` are the whole round for a command on one incident or two:
+load, decide (pure, ``command.domain``), append, publish after commit. Services that change
+an incident call them here rather than through each other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from command import audit
+from command.domain.correlation import TeamOrder
 from command.domain.incidents import (
     Absorbed,
     Event,
+    Forbidden,
     Incident,
     IncidentState,
     InvalidCommand,
@@ -36,7 +43,10 @@ from command.domain.incidents import (
     next_acts,
     replay,
 )
-from command.services.live import Change
+from command.security import Principal
+from command.services.live import Change, publish
+from command.state import CommandState
+from wuwang.scope import Scope
 
 
 class NotFound(LookupError):
@@ -264,3 +274,97 @@ def change_for(inc: Incident) -> Change:
 def event_body(e: Event) -> dict[str, Any]:
     record = e.to_record()
     return {k: record[k] for k in ("seq", "kind", "at", "actor", "actor_role", "reason", "data")}
+
+
+# --- commands on the record: one transaction around a pure decision -----------------------
+# (what every service that changes an incident uses: plans, dispatch, field reports, ...)
+
+
+Decide = Callable[[Incident], list[Event]]
+
+
+@asynccontextmanager
+async def audited_refusal(
+    state: CommandState, who: Principal, action: str, incident_id: str
+) -> AsyncIterator[None]:
+    """An act on an incident whose refusal of the role (``Forbidden``) is audited — after
+    its transaction rolled back — and then propagates (the route maps it to 403)."""
+    try:
+        yield
+    except Forbidden as exc:
+        await audit.record_denied(
+            state.pool, who, action, exc.reason, object_type="incident", object_id=incident_id
+        )
+        raise
+
+
+@asynccontextmanager
+async def locked_incident(
+    state: CommandState, who: Principal, incident_id: str, action: str
+) -> AsyncIterator[tuple[AsyncConnection[Any], Incident]]:
+    """One transaction around an act on one incident: the incident as its events say,
+    its row locked until commit (acts on it queue up), a refusal of the role audited."""
+    async with (
+        audited_refusal(state, who, action, incident_id),
+        state.pool.connection() as conn,
+        conn.transaction(),
+    ):
+        incident, _ = await load(conn, incident_id, for_update=True)
+        yield conn, incident
+
+
+async def run_command(
+    state: CommandState, who: Principal, incident_id: str, decide: Decide, action: str
+) -> Incident:
+    """Load, decide, append — one transaction, the incident row locked meanwhile.
+    Domain errors propagate (the route maps them to 403/409/422); a refusal is audited."""
+    async with locked_incident(state, who, incident_id, action) as (conn, incident):
+        events = decide(incident)
+        new = await append(conn, incident, events, audit_action=action)
+    assert new is not None
+    if events:
+        await publish(state.redis, change_for(new))
+    return new
+
+
+async def run_pair(
+    state: CommandState,
+    who: Principal,
+    first_id: str,
+    second_id: str,
+    decide: Callable[[Incident, Incident], tuple[Sequence[Event], Sequence[Event]]],
+    action: str,
+) -> tuple[Incident, Incident]:
+    """Split and merge: two incidents in one transaction, locked in id order (no deadlock)."""
+    async with (
+        audited_refusal(state, who, action, first_id),
+        state.pool.connection() as conn,
+        conn.transaction(),
+    ):
+        for incident_id in sorted({first_id, second_id}):
+            await conn.execute("SELECT 1 FROM incident WHERE id = %s FOR UPDATE", (incident_id,))
+        first, _ = await load(conn, first_id)
+        second = (await load(conn, second_id))[0] if second_id != first_id else first
+        a_events, b_events = decide(first, second)
+        new_first = await append(conn, first, a_events, audit_action=action)
+        created = b_events and b_events[0].seq == 1
+        new_second = await append(conn, None if created else second, b_events, audit_action=action)
+    assert new_first is not None and new_second is not None
+    for inc in (new_first, new_second):
+        await publish(state.redis, change_for(inc))
+    return new_first, new_second
+
+
+async def team_order(conn: AsyncConnection[Any], team_id: str, scope: Scope) -> TeamOrder | None:
+    """The team's order in force in the report's world (a drill's or the live one)."""
+    cur = await conn.execute(
+        sql.SQL(
+            "SELECT o.order_id, o.incident_id, i.is_open FROM dispatch_order o"
+            " JOIN incident i ON i.id = o.incident_id"
+            " WHERE o.team_id = %s AND o.status IN ('pending','sent','acked')"
+            " AND {} ORDER BY o.created_at DESC LIMIT 1"
+        ).format(scope.where("o")),
+        (team_id, *scope.params),
+    )
+    row = await cur.fetchone()
+    return TeamOrder(row[0], row[1], bool(row[2])) if row is not None else None

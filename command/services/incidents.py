@@ -7,8 +7,7 @@ Each use-case is one PostgreSQL transaction around a pure decision from
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,13 +16,11 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from command import audit
 from command.domain.correlation import (
     AlreadyLinked,
     CorrelationRules,
     IncidentView,
     JoinIncident,
-    TeamOrder,
     ToOrderIncident,
     alarm_exercise_id,
     correlate,
@@ -34,13 +31,14 @@ from command.domain.correlation import (
 from command.domain.incidents import (
     Actor,
     Event,
-    Forbidden,
     Incident,
     IncidentState,
     SourceRef,
     decide_link_source,
     decide_open,
 )
+from command.domain.incidents import actor_of as actor_of  # the routes' way in, as run_command
+from command.domain.incidents import visible_incident as visible_incident
 from command.domain.reasons import Said
 from command.domain.triage import InboxRow, ToIncident
 from command.domain.vocabulary import IncidentType, Role
@@ -48,6 +46,8 @@ from command.security import Principal
 from command.services import grid as grid_service
 from command.services import inbox
 from command.services import incident_store as store
+from command.services.incident_store import run_command as run_command  # the routes' way in
+from command.services.incident_store import run_pair
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang.contract import Alarm
@@ -66,10 +66,6 @@ TEAM_ORDER_RULE = "team_order"
 
 #: How far back an open incident can still attract alarms (the widest window + margin).
 _VIEW_HORIZON = "12 hours"
-
-
-def actor_of(who: Principal) -> Actor:
-    return Actor(who.user_id, who.role, who.team_id)
 
 
 def now() -> datetime:
@@ -137,7 +133,7 @@ class AlarmIntake:
         exercise_id = scope.exercise_id
         changed: Incident | None = None
         rows: list[InboxRow] = []
-        triage_rules = inbox.rules_of(state)
+        triage_rules = state.triage_rules
         async with state.pool.connection() as conn, conn.transaction():
             if not await _takes_alarms(conn, scope):
                 # A late message of a purged drill (or one nobody registered) must not
@@ -159,7 +155,8 @@ class AlarmIntake:
                 return await grid_service.discover_from_alarm(state, conn, alarm, at=at)
             # A team's report belongs to its order's incident unless it says "new event".
             team = report_team(alarm)
-            route = None if team is None else route_team_report(alarm, await team_order(conn, team, scope))
+            order = None if team is None else await store.team_order(conn, team, scope)
+            route = None if team is None else route_team_report(alarm, order)
             if isinstance(route, ToOrderIncident):
                 changed = await _link_to_order_incident(conn, alarm, route, at)
             if route is not None:
@@ -223,21 +220,6 @@ class AlarmIntake:
         return changed, rows
 
 
-async def team_order(conn: AsyncConnection[Any], team_id: str, scope: Scope) -> TeamOrder | None:
-    """The team's order in force in the report's world (a drill's or the live one)."""
-    cur = await conn.execute(
-        sql.SQL(
-            "SELECT o.order_id, o.incident_id, i.is_open FROM dispatch_order o"
-            " JOIN incident i ON i.id = o.incident_id"
-            " WHERE o.team_id = %s AND o.status IN ('pending','sent','acked')"
-            " AND {} ORDER BY o.created_at DESC LIMIT 1"
-        ).format(scope.where("o")),
-        (team_id, *scope.params),
-    )
-    row = await cur.fetchone()
-    return TeamOrder(row[0], row[1], bool(row[2])) if row is not None else None
-
-
 async def _link_to_order_incident(
     conn: AsyncConnection[Any], alarm: Alarm, route: ToOrderIncident, at: datetime
 ) -> Incident | None:
@@ -251,81 +233,6 @@ async def _link_to_order_incident(
         (route.incident_id, TEAM_ORDER_RULE, alarm.alarm_id),
     )
     return changed
-
-
-Decide = Callable[[Incident], list[Event]]
-
-
-@asynccontextmanager
-async def audited_refusal(
-    state: CommandState, who: Principal, action: str, incident_id: str
-) -> AsyncIterator[None]:
-    """An act on an incident whose refusal of the role (``Forbidden``) is audited — after
-    its transaction rolled back — and then propagates (the route maps it to 403)."""
-    try:
-        yield
-    except Forbidden as exc:
-        await audit.record_denied(
-            state.pool, who, action, exc.reason, object_type="incident", object_id=incident_id
-        )
-        raise
-
-
-@asynccontextmanager
-async def locked_incident(
-    state: CommandState, who: Principal, incident_id: str, action: str
-) -> AsyncIterator[tuple[AsyncConnection[Any], Incident]]:
-    """One transaction around an act on one incident: the incident as its events say,
-    its row locked until commit (acts on it queue up), a refusal of the role audited."""
-    async with (
-        audited_refusal(state, who, action, incident_id),
-        state.pool.connection() as conn,
-        conn.transaction(),
-    ):
-        incident, _ = await store.load(conn, incident_id, for_update=True)
-        yield conn, incident
-
-
-async def run_command(
-    state: CommandState, who: Principal, incident_id: str, decide: Decide, action: str
-) -> Incident:
-    """Load, decide, append — one transaction, the incident row locked meanwhile.
-    Domain errors propagate (the route maps them to 403/409/422); a refusal is audited."""
-    async with locked_incident(state, who, incident_id, action) as (conn, incident):
-        events = decide(incident)
-        new = await store.append(conn, incident, events, audit_action=action)
-    assert new is not None
-    if events:
-        await publish(state.redis, store.change_for(new))
-    return new
-
-
-async def run_pair(
-    state: CommandState,
-    who: Principal,
-    first_id: str,
-    second_id: str,
-    decide: Callable[[Incident, Incident], tuple[Sequence[Event], Sequence[Event]]],
-    action: str,
-) -> tuple[Incident, Incident]:
-    """Split and merge: two incidents in one transaction, locked in id order (no deadlock)."""
-    async with (
-        audited_refusal(state, who, action, first_id),
-        state.pool.connection() as conn,
-        conn.transaction(),
-    ):
-        for incident_id in sorted({first_id, second_id}):
-            await conn.execute("SELECT 1 FROM incident WHERE id = %s FOR UPDATE", (incident_id,))
-        first, _ = await store.load(conn, first_id)
-        second = (await store.load(conn, second_id))[0] if second_id != first_id else first
-        a_events, b_events = decide(first, second)
-        new_first = await store.append(conn, first, a_events, audit_action=action)
-        created = b_events and b_events[0].seq == 1
-        new_second = await store.append(conn, None if created else second, b_events, audit_action=action)
-    assert new_first is not None and new_second is not None
-    for inc in (new_first, new_second):
-        await publish(state.redis, store.change_for(inc))
-    return new_first, new_second
 
 
 async def split(
@@ -394,19 +301,6 @@ async def merge(
 
 
 # --- queries -------------------------------------------------------------------------
-
-
-def visible_incident(who: Principal, body: dict[str, Any]) -> bool:
-    """Planners see exercises only; others live only (admin both); field users only
-    incidents their own team is on."""
-    is_exercise = body.get("exercise_id") is not None
-    if str(who.role) == "planner":
-        return is_exercise
-    if is_exercise and str(who.role) != "admin":
-        return False
-    if str(who.role) == "field":
-        return any(t["team_id"] == who.team_id for t in body.get("teams", []))
-    return True
 
 
 async def list_incidents(

@@ -161,7 +161,7 @@ class LiveHub:
         self._dropped: Counter | None = None
 
     async def start(self, state: CommandState) -> None:
-        state.parts["live"] = self
+        state.live = self
         self._recheck_s = state.settings.command_ws_recheck_s
         self._dropped = Counter(
             "wuwang_ws_dropped_total",
@@ -292,5 +292,4 @@ SnapshotProvider = Callable[["CommandState", Principal], Awaitable[Any]]
 def snapshot_providers(state: CommandState) -> dict[str, SnapshotProvider]:
     """Features register what a reconnecting client needs first (open incidents,
     teams, stock, ...) under a name; the /ws handler sends them all as one snapshot."""
-    providers: dict[str, SnapshotProvider] = state.parts.setdefault("snapshots", {})
-    return providers
+    return state.snapshots

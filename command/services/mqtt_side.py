@@ -1,6 +1,6 @@
 """The command service's side of MQTT: four workers around one :class:`MqttLink`.
 
-* :class:`LinkWorker` ("mqtt") owns the link (``state.parts["mqtt"]``): client id
+* :class:`LinkWorker` ("mqtt") owns the link (``state.mqtt``): client id
   ``COMMAND_MQTT_CLIENT_ID``, persistent session, subscriptions:
 
   ========================================  =====  ==========================================
@@ -62,12 +62,11 @@ import psycopg
 import redis.exceptions
 from pydantic import ValidationError
 
-from command.domain.incidents import DomainError, Event, Incident, decide_team_arrived
+from command.domain.incidents import DomainError, Event, Incident, actor_of, decide_team_arrived
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import dispatch, exercises, rosters, team_record
-from command.services import incidents as incident_service
-from command.services.incidents import actor_of
+from command.services import incident_store as store
 from command.services.live import Change, publish
 from command.services.tasks import stop_task
 from wuwang.contract import (
@@ -117,8 +116,7 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
 
 
 def link_of(state: CommandState) -> MqttLink | None:
-    link: MqttLink | None = state.parts.get("mqtt")
-    return link
+    return state.mqtt
 
 
 class LinkWorker:
@@ -149,7 +147,7 @@ class LinkWorker:
         )
         self.link.attach()
         self.link.start()
-        state.parts["mqtt"] = self.link
+        state.mqtt = self.link
         # Up to a few seconds for the first connection, so /healthz is right from the
         # start; a broker that is down does not stop the service from starting.
         if not await asyncio.to_thread(self.link.wait_connected, self._connect_wait_s):
@@ -207,7 +205,6 @@ class TeamFeed:
         self._positions = rosters.PositionWriter(state.settings.command_position_db_interval_s)
         with contextlib.suppress(Exception):  # Redis down: rebuilt on the next start
             await rosters.rebuild_geo(state)
-        state.parts["team-feed"] = self
         self._task = asyncio.create_task(self._run(state, link), name="team-feed")
 
     async def stop(self) -> None:
@@ -379,7 +376,7 @@ async def _exercise_arrival(
         return decide_team_arrived(incident, team_id=team_id, actor=actor_of(crew), at=at)
 
     try:
-        await incident_service.run_command(state, crew, incident_id, arrived, "incident.team_arrived")
+        await store.run_command(state, crew, incident_id, arrived, "incident.team_arrived")
     except DomainError as exc:  # e.g. released meanwhile, or the incident is closed
         log.info("exercise %s: arrival of %s at %s not recorded: %s", exercise_id, team_id, incident_id, exc)
 
@@ -429,7 +426,7 @@ class OutboxRelay:
         self.failed = 0
 
     async def start(self, state: CommandState) -> None:
-        state.parts["outbox"] = self
+        state.outbox = self
         self._task = asyncio.create_task(self._run(state), name="outbox-relay")
         for _ in range(60):  # leader or standby within moments, so /healthz is right from the start
             if self.role != "starting":
@@ -614,7 +611,6 @@ class AckWatchdog:
         self._ok = False
 
     async def start(self, state: CommandState) -> None:
-        state.parts["ack-watchdog"] = self
         self._task = asyncio.create_task(self._run(state), name="ack-watchdog")
 
     async def stop(self) -> None:

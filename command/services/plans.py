@@ -2,7 +2,7 @@
 activation as it stands now with its shortfall.
 
 * The library is read and validated once, at start-up (``load_library`` from the
-  lifespan puts it in ``state.parts["plans"]``); a library with a mistake stops the
+  lifespan puts it in ``state.plans``, the one way to reach it); a library with a mistake stops the
   service with the library's own message (every problem, file and field path).
 * Activating a plan and ticking a checklist item are incident events
   (``plan_activated``, ``checklist_item_ticked``) decided by the pure incident domain
@@ -16,12 +16,13 @@ activation as it stands now with its shortfall.
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from psycopg import AsyncConnection
 
@@ -31,32 +32,27 @@ from command.domain.incidents import (
     IllegalTransition,
     Incident,
     InvalidCommand,
+    actor_of,
     decide_activate_plan,
     decide_tick_checklist,
 )
 from command.domain.plans import (
-    Activation,
     ChecklistEntry,
     Plan,
     PlanLibrary,
     PlanLibraryError,
-    activate,
+    current_activation,
     load_plans,
-    reevaluate,
     shortfall,
     tick,
 )
-from command.domain.vocabulary import ResponseLevel
+from command.domain.reserve import local_day
 from command.security import Principal
 from command.services import incident_store as store
-from command.services.incident_store import NotFound
-from command.services.incidents import actor_of, now, run_command
-from command.services.reserve import today_for
+from command.services.incident_store import NotFound, run_command
 from command.state import CommandState
 
 log = logging.getLogger(__name__)
-
-PART = "plans"
 
 
 class Conflict(DomainError):
@@ -78,24 +74,9 @@ def load_library(directory: Path | str) -> PlanLibrary:
     return library
 
 
-@functools.lru_cache(maxsize=4)
-def _cached(directory: str) -> PlanLibrary:
-    return load_library(directory)
-
-
-def library(state: CommandState) -> PlanLibrary:
-    """The library the lifespan loaded (or, for a state built without it, loaded once
-    per directory on first use)."""
-    lib: PlanLibrary | None = state.parts.get(PART)
-    if lib is None:
-        lib = _cached(str(state.settings.command_plans_dir))
-        state.parts[PART] = lib
-    return lib
-
-
 def get_plan(state: CommandState, plan_id: str) -> Plan:
     try:
-        return library(state).get(plan_id)
+        return state.plans.get(plan_id)
     except KeyError:
         raise NotFound(f"no plan {plan_id!r} in the plan library") from None
 
@@ -119,31 +100,6 @@ def plan_detail(plan: Plan) -> dict[str, Any]:
 
 
 # --- the activation as it stands ------------------------------------------------------
-
-
-def current_activation(plan: Plan, incident: Incident) -> tuple[Activation, list[str]]:
-    """The activation of ``plan`` on ``incident`` at the incident's current level, with
-    its ticks, and the ids of ticked items the plan no longer has (a revised plan).
-
-    Ticks are laid onto the full plan (every item, as at level I) and the result is
-    re-evaluated to the current level with :func:`reevaluate`: items that apply keep
-    their ticks, new ones come in undone, and items done at a graver level that no
-    longer apply after the level was lowered stay on the record with ``applies=False``.
-    For ticks made at the activation level this is the same as activating at the
-    activation level and re-evaluating; it also keeps ticks made after a raise and
-    before a lowering.
-    """
-    full = activate(plan, ResponseLevel.I)
-    known = {e.id for e in full.checklist}
-    orphans: list[str] = []
-    for t in incident.checklist:
-        if t.plan_id != plan.id:
-            continue
-        if t.item_id in known:
-            full = tick(full, t.item_id, t.by, t.at)
-        else:
-            orphans.append(t.item_id)
-    return reevaluate(plan, full, incident.level), orphans
 
 
 async def _teams_by_type(conn: AsyncConnection[Any], team_ids: Sequence[str]) -> dict[str, list[str]]:
@@ -225,7 +181,7 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
     """The incident's plan as the console shows it: the activation at the current level
     (roles, checklist, requirements) and each shortfall explained. Without an active
     plan, the plans covering the incident's type are offered."""
-    lib = library(state)
+    lib = state.plans
     base: dict[str, Any] = {
         "incident_id": incident.incident_id,
         "incident_version": incident.version,
@@ -246,7 +202,7 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
             "problem": f"plan {ap.plan_id!r} is no longer in the plan library",
         }
     act, orphans = current_activation(plan, incident)
-    today = today_for(state.settings)
+    today = local_day(datetime.now(UTC), ZoneInfo(state.settings.command_timezone))
     async with state.pool.connection() as conn:
         teams = await _teams_by_type(conn, incident.active_team_ids)
         free_teams = await _available_teams(conn, incident.active_team_ids)
@@ -375,7 +331,7 @@ async def activate_plan(
             plan_version=version,
             level=inc.level,
             actor=actor_of(who),
-            at=now(),
+            at=datetime.now(UTC),
             expected_version=expected_version,
             reason=why,
             arrival_target_s=plan.arrival_target_s,
@@ -411,8 +367,8 @@ async def tick_item(
     reason: str | None = None,
 ) -> Incident:
     """Tick (``done``) or untick a checklist item of the active plan at the current level."""
-    lib = library(state)
-    at = now()
+    lib = state.plans
+    at = datetime.now(UTC)
 
     def decide(inc: Incident) -> list[Event]:
         ap = inc.active_plan

@@ -27,7 +27,7 @@ from psycopg.rows import dict_row
 
 from command.domain import after_action as aa
 from command.domain.incidents import Event, Incident, event_from_record, replay
-from command.services import plans as plans_service
+from command.domain.plans import current_activation
 from command.services.incident_store import NotFound
 from command.state import CommandState
 from wuwang.scope import Scope
@@ -57,7 +57,7 @@ class LoadedReport:
 
 def words_of(state: CommandState) -> dict[str, tuple[str, str]]:
     """The plan library's titles, checklist steps, supply items and their units."""
-    lib = plans_service.library(state)
+    lib = state.plans
     found: dict[str, tuple[str, str]] = {}
     for plan in lib:
         found[f"plan:{plan.id}"] = (plan.title_zh, plan.title_en)
@@ -92,15 +92,15 @@ async def _plan_outcome(
     state: CommandState, conn: AsyncConnection[Any], incident: Incident
 ) -> aa.PlanOutcome | None:
     """The plan at the incident's final level with its ticks (the console's own
-    :func:`plans.current_activation`), the distinct teams ever sent by type, and the
+    :func:`command.domain.plans.current_activation`), the distinct teams ever sent by type, and the
     supplies ever held or issued for it."""
     ap = incident.active_plan
     if ap is None:
         return None
-    plan = plans_service.library(state).plans.get(ap.plan_id)
+    plan = state.plans.plans.get(ap.plan_id)
     if plan is None:  # the plan left the library since: no checklist to count against
         return None
-    activation, _ = plans_service.current_activation(plan, incident)
+    activation, _ = current_activation(plan, incident)
     team_ids = sorted({t.team_id for t in incident.teams})
     by_type: dict[str, int] = {}
     if team_ids:

@@ -37,7 +37,7 @@ import asyncio
 import logging
 import random
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -59,6 +59,7 @@ from command.domain.reserve import (
     StockLot,
     consume,
     issue,
+    local_day,
     pick_lots,
     release,
     reserve,
@@ -67,7 +68,7 @@ from command.domain.reserve import (
 )
 from command.domain.vocabulary import Role
 from command.security import Principal
-from command.services import exercises
+from command.services import exercise_store
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -99,7 +100,7 @@ class _LostRace(Exception):
 
 def today_for(settings: Settings) -> date:
     """Today in the command centre's calendar (a lot is usable through its expiry day)."""
-    return datetime.now(ZoneInfo(settings.command_timezone)).date()
+    return local_day(datetime.now(UTC), ZoneInfo(settings.command_timezone))
 
 
 # --- incidents as the reserve sees them ------------------------------------------------
@@ -560,7 +561,7 @@ async def reserve_for_incident(
                 for lot_id, wh, code, on_hand, held, expires in await cur.fetchall():
                     on_hand = max(int(on_hand), 0)
                     usable.append(StockLot(lot_id, wh, code, on_hand, min(int(held), on_hand), expires))
-                usable = apply_stock_cuts(usable, await exercises.stock_cuts(conn, scope, [item_code]))
+                usable = apply_stock_cuts(usable, await exercise_store.stock_cuts(conn, scope, [item_code]))
                 last_available = sum(lot.available for lot in usable)
                 picks = pick_lots(usable, item_code, quantity, today, warehouse_id)
                 by_id = {lot.id: lot for lot in usable}

@@ -140,23 +140,21 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (
     redis.exceptions.TimeoutError,
     TimeoutError,
 )
-#: state.parts flag: a live read failed, so Redis may come back empty; rebuild first.
-GEO_LOST_PART = "teams-geo-lost"
 
 
 async def _rebuild_if_lost(state: CommandState) -> None:
-    if not state.parts.get(GEO_LOST_PART):
+    if not state.teams_geo_lost:
         return
     async with asyncio.timeout(GEO_REBUILD_TIMEOUT_S):
         stored = await rebuild_geo(state)
-    state.parts.pop(GEO_LOST_PART, None)
+    state.teams_geo_lost = False
     log.info("Redis answers again; %d team positions put back from PostgreSQL", stored)
 
 
 def _redis_failed(state: CommandState, what: str) -> None:
-    if not state.parts.get(GEO_LOST_PART):
+    if not state.teams_geo_lost:
         log.warning("Redis unavailable (%s): teams answered from PostgreSQL's positions", what)
-    state.parts[GEO_LOST_PART] = True
+    state.teams_geo_lost = True
 
 
 async def live_or_none(state: CommandState, team_ids: Sequence[str]) -> dict[str, LivePosition]:
@@ -217,7 +215,6 @@ async def duty_roster(
 #: The kept roster is for a time bucket: it holds the shifts from the bucket's start − 1 day
 #: to its end + 7 days, a superset of what :func:`duty_roster` reads for any moment in it.
 ROSTER_BUCKET = timedelta(minutes=15)
-ROSTER_PART = "duty-roster"
 
 #: Count and order-free sum of row hashes of the window's shifts: one row back, and any
 #: insert, update or delete of a shift in the window changes it.
@@ -257,14 +254,14 @@ async def kept_duty_roster(state: CommandState, conn: AsyncConnection[Any], now:
     row = await cur.fetchone()
     assert row is not None  # an aggregate always returns a row
     fingerprint = (int(row[0]), int(row[1]))
-    kept = state.parts.get(ROSTER_PART)
-    if isinstance(kept, KeptRoster) and kept.window == window and kept.fingerprint == fingerprint:
+    kept = state.duty_roster
+    if kept is not None and kept.window == window and kept.fingerprint == fingerprint:
         return kept.roster
     cur = await conn.execute(
         "SELECT team_id, starts_at, ends_at FROM team_shift WHERE ends_at > %s AND starts_at < %s", window
     )
     roster = DutyRoster(Shift(t, s, e) for t, s, e in await cur.fetchall())
-    state.parts[ROSTER_PART] = KeptRoster(window, fingerprint, roster)
+    state.duty_roster = KeptRoster(window, fingerprint, roster)
     return roster
 
 

@@ -18,13 +18,13 @@ from command.domain.incidents import (
     DomainError,
     Event,
     Incident,
+    actor_of,
     decide_team_acknowledged,
     decide_team_en_route,
 )
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import incident_store as store
-from command.services import incidents as incident_service
 from command.state import CommandState
 from wuwang.scope import LIVE, Scope
 
@@ -43,11 +43,11 @@ async def record_acknowledged(
 
     def decide(incident: Incident) -> list[Event]:
         return decide_team_acknowledged(
-            incident, team_id=team_id, order_id=order_id, actor=incident_service.actor_of(crew), at=at
+            incident, team_id=team_id, order_id=order_id, actor=actor_of(crew), at=at
         )
 
     try:
-        await incident_service.run_command(state, crew, incident_id, decide, "incident.team_acknowledged")
+        await store.run_command(state, crew, incident_id, decide, "incident.team_acknowledged")
     except (DomainError, store.NotFound) as exc:
         log.info("ack of %s for %s not on the record of %s: %s", team_id, order_id, incident_id, exc)
 
@@ -55,15 +55,15 @@ async def record_acknowledged(
 async def record_en_route(state: CommandState, team_id: str, at: datetime, scope: Scope = LIVE) -> None:
     """On the incident of the team's order in force (in its world), if it has one."""
     async with state.pool.connection() as conn:
-        order = await incident_service.team_order(conn, team_id, scope)
+        order = await store.team_order(conn, team_id, scope)
     if order is None or not order.incident_open:
         return
     crew = _crew(team_id)
 
     def decide(incident: Incident) -> list[Event]:
-        return decide_team_en_route(incident, team_id=team_id, actor=incident_service.actor_of(crew), at=at)
+        return decide_team_en_route(incident, team_id=team_id, actor=actor_of(crew), at=at)
 
     try:
-        await incident_service.run_command(state, crew, order.incident_id, decide, "incident.team_en_route")
+        await store.run_command(state, crew, order.incident_id, decide, "incident.team_en_route")
     except (DomainError, store.NotFound) as exc:
         log.info("%s en route not on the record of %s: %s", team_id, order.incident_id, exc)

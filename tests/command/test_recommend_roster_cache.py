@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from command.services.rosters import ROSTER_PART, roster_window
+from command.services.rosters import roster_window
 from tests.command.test_dispatch_api import add_team, isolated_settings, open_incident
 from wuwang.settings import Settings
 
@@ -46,12 +46,13 @@ def test_a_kept_roster_follows_shift_and_status_changes(
 
     assert fire()[0] == ["F-KEPT"]
     state = command_client.app_state["command"]  # what the lifespan yielded
-    kept = state.parts[ROSTER_PART]
+    kept = state.duty_roster
+    assert kept is not None
     assert kept.window[0] < datetime.now(UTC) - timedelta(days=1) < kept.window[1]
     if kept.window != roster_window(datetime.now(UTC)):  # a new time bucket began just now
         fire()
-        kept = state.parts[ROSTER_PART]
-    assert fire()[0] == ["F-KEPT"] and state.parts[ROSTER_PART] is kept  # unchanged shifts: reused
+        kept = state.duty_roster
+    assert fire()[0] == ["F-KEPT"] and state.duty_roster is kept  # unchanged shifts: reused
 
     now = datetime.now(UTC)
     sql(url, "UPDATE team_shift SET ends_at = %s WHERE team_id = 'F-KEPT'", now - timedelta(minutes=1))
@@ -67,9 +68,9 @@ def test_a_kept_roster_follows_shift_and_status_changes(
     assert fire()[0] == ["F-KEPT"]  # back on shift
 
     # statuses are read fresh on every request, whatever the kept roster says
-    kept = state.parts[ROSTER_PART]
+    kept = state.duty_roster
     sql(url, "UPDATE team SET status = 'off_duty' WHERE id = 'F-KEPT'")
-    assert fire()[1]["F-KEPT"] == "off_duty" and state.parts[ROSTER_PART] is kept
+    assert fire()[1]["F-KEPT"] == "off_duty" and state.duty_roster is kept
     sql(url, "UPDATE team SET status = 'dispatched' WHERE id = 'F-KEPT'")
     assert fire()[1]["F-KEPT"] == "busy"
     sql(url, "UPDATE team SET status = 'available' WHERE id = 'F-KEPT'")

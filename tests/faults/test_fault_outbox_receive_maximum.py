@@ -58,7 +58,7 @@ def test_the_outbox_never_has_more_in_flight_than_the_broker_takes(
     async def relay_all() -> None:
         pool = AsyncConnectionPool(database_url, min_size=1, max_size=2, open=False)
         await pool.open()
-        state = SimpleNamespace(settings=settings, pool=pool, parts={"mqtt": link})
+        state = SimpleNamespace(settings=settings, pool=pool, mqtt=link)
         relay = OutboxRelay(poll_s=0.05)
         task = asyncio.create_task(relay._relay(state))  # type: ignore[arg-type]
         try:
