@@ -1,6 +1,8 @@
 """The one settings object. Every service reads its configuration from here.
 
-Values come from the environment (upper-case names, e.g. ``DATABASE_URL``). Where
+One nested, frozen model per service (``settings.command.ws_queue``), see ``GROUPS``;
+values come from the environment by their flat, upper-case names, unchanged
+(``COMMAND_WS_QUEUE``, ``DATABASE_URL``: docs/deployment.md, "Settings, per service"). Where
 ``DATABASE_URL``/``REDIS_URL``/``MQTT_URL`` are unset, ``wuwang.endpoints`` decides:
 the default local service if it answers, otherwise an embedded one (demo and tests).
 Outside demo mode the service refuses to start with a password that ships in this
@@ -156,8 +158,8 @@ class CommandSettings(SettingsGroup):
 
     env_prefix = "command_"
 
-    # Service ports, and the address each listens on: loopback unless a deployment opens
-    # it (desks and wall PCs on a LAN; 0.0.0.0 inside a container whose port is published).
+    # Every service listens on loopback unless a deployment opens it (desks and wall PCs
+    # on a LAN; 0.0.0.0 inside a container whose port is published).
     host: str = Field(
         default="127.0.0.1", description="COMMAND_HOST: the address the command service listens on"
     )
@@ -166,6 +168,12 @@ class CommandSettings(SettingsGroup):
         default=None,
         description="COMMAND_TOKEN_SECRET: signs access tokens (at least 32 characters); required"
         " outside demo mode",
+    )
+    console_secret: str | None = Field(
+        default=None,
+        description="COMMAND_CONSOLE_SECRET: shared by the command service and the map console;"
+        " the console sends it with the browser's address on a login, and only then is that"
+        " address believed (demo value in demo mode; unset: logins are throttled by the peer)",
     )
     token_ttl_s: int = Field(default=900, ge=60, description="access tokens are short-lived")
     session_max_s: int = Field(
@@ -183,12 +191,6 @@ class CommandSettings(SettingsGroup):
         gt=0,
         description="refused logins are counted and written to the audit log as one row per"
         " (user name, address, reason) this often, not one row each",
-    )
-    console_secret: str | None = Field(
-        default=None,
-        description="COMMAND_CONSOLE_SECRET: shared by the command service and the map console;"
-        " the console sends it with the browser's address on a login, and only then is that"
-        " address believed (demo value in demo mode; unset: logins are throttled by the peer)",
     )
     body_limit_bytes: int = Field(
         default=1024 * 1024, ge=1024, description="largest request body, refused with 413 before parsing"
@@ -296,6 +298,11 @@ class DashboardSettings(SettingsGroup):
         default="127.0.0.1", description="DASHBOARD_HOST: the address the map console listens on"
     )
     port: int = Field(default=8050, description="the map console's port")
+    secret: str | None = Field(
+        default=None,
+        description="DASHBOARD_SECRET: signs the console's cookies, page-load tokens and /geo map-layer"
+        " URLs (at least 32 characters); required outside demo mode",
+    )
     command_url: str = Field(
         default="http://127.0.0.1:8000", description="the command service as the dashboard server reaches it"
     )
@@ -325,11 +332,6 @@ class DashboardSettings(SettingsGroup):
     )
     streets_file: Path | None = Field(
         default=None, description="an optional GeoJSON file of streets (WGS-84) drawn without a basemap"
-    )
-    secret: str | None = Field(
-        default=None,
-        description="DASHBOARD_SECRET: signs the console's cookies, page-load tokens and /geo map-layer"
-        " URLs (at least 32 characters); required outside demo mode",
     )
     body_limit_bytes: int = Field(
         default=5 * 1024 * 1024,

@@ -143,7 +143,8 @@ def test_help_lists_every_setting_a_service_reads() -> None:
         listed = set(cli.SERVICES[service].fields())
         read: set[str] = set()
         for path in (REPO_ROOT / service).rglob("*.py"):
-            for group, field in re.findall(r"\bsettings\.([a-z_]+)\.([a-z_]+)", path.read_text(encoding="utf-8")):
+            text = path.read_text(encoding="utf-8")
+            for group, field in re.findall(r"\bsettings\.([a-z_]+)\.([a-z_]+)", text):
                 if group in GROUPS and field in GROUPS[group].model_fields:
                     read.add(GROUPS[group].env_name(field))
         assert read, f"no settings.<group>.<field> found in {service}"
@@ -264,3 +265,13 @@ def test_an_ingest_worker_logs_in_the_one_format(make_settings: MakeSettings, tm
     records = assert_one_format(log.read_text(errors="replace"))
     assert {m["service"] for m in records} == {"ingest"}
     assert any(m["logger"] == "ingest" and m["message"] == "stopped" for m in records)
+
+
+def test_the_deployment_page_documents_the_settings_per_group() -> None:
+    """docs/deployment.md, "Settings, per service": the tables are those of the code now
+    (``python -m wuwang.cli`` regenerates them)."""
+    text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    begin, end = text.index(cli.DOC_BEGIN), text.index(cli.DOC_END) + len(cli.DOC_END)
+    assert text[begin:end] == cli.settings_tables(), "docs/deployment.md: run python -m wuwang.cli"
+    for name in ENV_NAMES:
+        assert f"| `{name.upper()}` |" in text[begin:end]
