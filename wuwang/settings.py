@@ -2,8 +2,8 @@
 
 One nested, frozen model per service (``settings.command.ws_queue``), see ``GROUPS``;
 values come from the environment by their flat, upper-case names, unchanged
-(``COMMAND_WS_QUEUE``, ``DATABASE_URL``: docs/deployment.md, "Settings, per service"). Where
-``DATABASE_URL``/``REDIS_URL``/``MQTT_URL`` are unset, ``wuwang.endpoints`` decides:
+(``COMMAND_WS_QUEUE``, ``DATABASE_URL``; docs/deployment.md, "Settings, per service").
+Where ``DATABASE_URL``/``REDIS_URL``/``MQTT_URL`` are unset, ``wuwang.endpoints`` decides:
 the default local service if it answers, otherwise an embedded one (demo and tests).
 Outside demo mode the service refuses to start with a password that ships in this
 repository.
@@ -424,23 +424,28 @@ def variable_of(loc: tuple[int | str, ...]) -> str:
     return ".".join(parts).upper()
 
 
+@lru_cache(maxsize=4)
+def _flat_model(settings_cls: type[BaseSettings]) -> type[BaseSettings]:
+    """A model of every variable by its flat name, only for reading the environment."""
+    fields: dict[str, Any] = {
+        name: (GROUPS[group].model_fields[field].annotation, None)
+        for name, (group, field) in ENV_NAMES.items()
+    }
+    # Settings declared flat on Settings itself (not in a group) are read as they are.
+    fields |= {
+        name: (info.annotation, None)
+        for name, info in settings_cls.model_fields.items()
+        if name not in GROUPS
+    }
+    return create_model("FlatSettings", __base__=BaseSettings, **fields)
+
+
 class _FlatEnvironment(EnvSettingsSource):
     """The environment read by the variables' flat names (``COMMAND_WS_QUEUE``), decoded
     as pydantic-settings decodes them (JSON for lists and maps), then grouped."""
 
     def __init__(self, settings_cls: type[BaseSettings]) -> None:
-        fields: dict[str, Any] = {
-            name: (GROUPS[group].model_fields[field].annotation, None)
-            for name, (group, field) in ENV_NAMES.items()
-        }
-        # Settings declared flat on Settings itself (not in a group) are read as they are.
-        fields |= {
-            name: (info.annotation, None)
-            for name, info in settings_cls.model_fields.items()
-            if name not in GROUPS
-        }
-        flat = create_model("FlatSettings", __base__=BaseSettings, **fields)
-        super().__init__(flat)
+        super().__init__(_flat_model(settings_cls))
 
     def __call__(self) -> dict[str, Any]:
         return grouped(super().__call__())
