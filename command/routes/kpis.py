@@ -12,15 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from command.deps import State, forbid, require
-from command.domain.vocabulary import Role
+from command.deps import State, forbid, requires
+from command.domain.policy import Action, allowed
 from command.inputs import Text
 from command.security import Principal
 from command.services import kpis as service
 
 router = APIRouter(tags=["kpis"])
 
-Reader = Annotated[Principal, Depends(require("kpi.read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))]
+Reader = Annotated[Principal, Depends(requires(Action.KPI_READ))]
 
 
 @router.get(
@@ -41,9 +41,10 @@ async def kpis(
     ] = 24,
     exercise_id: Annotated[Text | None, Query(min_length=1, max_length=64)] = None,
 ) -> dict[str, Any]:
-    if who.role is Role.PLANNER and exercise_id is None:
+    drill = exercise_id is not None
+    if not drill and not allowed(who.role, Action.KPI_READ, drill=False):
         raise await forbid(state, who, "kpi.read", "planners see exercise KPIs only: pass exercise_id")
-    if who.role in (Role.OPERATOR, Role.COMMANDER) and exercise_id is not None:
+    if drill and not allowed(who.role, Action.KPI_READ, drill=True):
         raise await forbid(
             state,
             who,

@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from command import audit
+from command.domain import policy
 from command.domain.correlation import alarm_exercise_id
 from command.domain.grid import (
     DEFAULT_GRID_CONFIG,
@@ -52,7 +53,7 @@ from command.domain.grid import (
     overdue,
     replay,
 )
-from command.domain.vocabulary import Role
+from command.domain.policy import Action
 from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -88,19 +89,6 @@ _ZH_ACTION = {
     "reject": "核查不通过",
     "close": "结案",
 }
-
-#: Actions the command centre takes (planners on exercises); ``handle`` is the field's.
-CENTRE_ACTIONS = frozenset(
-    {
-        GridAction.FILE,
-        GridAction.DISMISS,
-        GridAction.DISPATCH,
-        GridAction.VERIFY,
-        GridAction.REJECT,
-        GridAction.CLOSE,
-    }
-)
-_CENTRE_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
 
 
 class NotFound(LookupError):
@@ -636,13 +624,11 @@ def _cell_of(state: CommandState, lat: float, lon: float) -> str:
 
 def _scope_allows(who: Principal, exercise_id: str | None) -> str | None:
     """None when ``who`` may work on a case of this scope, else the reason not."""
-    if who.role == Role.ADMIN:
+    if policy.allowed(who.role, Action.GRID_READ, drill=exercise_id is not None):
         return None
-    if exercise_id is not None and who.role != Role.PLANNER:
+    if exercise_id is not None:
         return f"{who.role} may not touch exercise {exercise_id} (planners and admin only)"
-    if exercise_id is None and who.role == Role.PLANNER:
-        return "planners work on exercise cases only"
-    return None
+    return "planners work on exercise cases only"
 
 
 def _is_assigned(who: Principal, case: GridCase) -> bool:
@@ -652,11 +638,9 @@ def _is_assigned(who: Principal, case: GridCase) -> bool:
 def can_see(who: Principal, s: Stored) -> bool:
     """Field users see live cases they reported or that are dispatched to them (user
     id or team id); planners exercise cases; others live cases (admin all)."""
-    if who.role == Role.ADMIN:
-        return True
     if _scope_allows(who, s.facts.exercise_id) is not None:
         return False
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return _is_assigned(who, s.case) or s.case.reporter == who.user_id
     return True
 
@@ -664,23 +648,22 @@ def can_see(who: Principal, s: Stored) -> bool:
 def _may_act(who: Principal, s: Stored, action: GridAction) -> str | None:
     if (reason := _scope_allows(who, s.facts.exercise_id)) is not None:
         return reason
-    if who.role == Role.FIELD:
-        if action is not GridAction.HANDLE:
-            return f"field users may not {action} a grid case (the command centre does)"
-        if not _is_assigned(who, s.case):
-            return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
+    if not policy.allowed(who.role, Action(f"grid.{action}"), drill=s.facts.exercise_id is not None):
+        return f"{who.role} may not {action} a grid case (the command centre does)"
+    if policy.bound_to_own_team(who.role) and not _is_assigned(who, s.case):
+        return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
     return None
 
 
 def _list_scope(who: Principal, exercise_id: str | None) -> tuple[str, dict[str, Any]]:
     """SQL over grid_case for what ``who`` may list (or refuse)."""
     if exercise_id is not None:
-        if who.role not in (Role.PLANNER, Role.ADMIN):
+        if not policy.allowed(who.role, Action.GRID_READ, drill=True):
             raise Refused(f"{who.role} may not see exercise {exercise_id} (planners and admin only)")
         return "exercise_id = %(ex)s", {"ex": exercise_id}
-    if who.role == Role.PLANNER:
+    if not policy.allowed(who.role, Action.GRID_READ, drill=False):
         return "exercise_id IS NOT NULL", {}
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return (
             "exercise_id IS NULL AND (assignee = ANY(%(me)s) OR reporter = %(user)s)",
             {"me": [x for x in (who.user_id, who.team_id) if x], "user": who.user_id},
@@ -778,7 +761,7 @@ async def act(
             at = max(now(), stored.case.steps[-1].at)
             case = advance(stored.case, action, who.user_id, at, note=note, assignee=assignee)
             detail: dict[str, Any] = {}
-            if action is GridAction.HANDLE and who.role != Role.FIELD:
+            if action is GridAction.HANDLE and not policy.bound_to_own_team(who.role):
                 detail["on_behalf_of"] = stored.case.assignee  # 代录 by the command centre
             new = await append_step(conn, stored, case, role=str(who.role), actor=who, detail=detail)
     except GridTransitionError as exc:

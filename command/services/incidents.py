@@ -17,6 +17,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from command import audit
+from command.domain import policy
 from command.domain.correlation import (
     AlreadyLinked,
     CorrelationRules,
@@ -40,6 +41,7 @@ from command.domain.incidents import (
     decide_link_source,
     decide_open,
 )
+from command.domain.policy import Action
 from command.domain.reasons import Said
 from command.domain.triage import InboxRow, ToIncident
 from command.domain.vocabulary import IncidentType, Role
@@ -370,13 +372,10 @@ async def merge(
 def visible_incident(who: Principal, body: dict[str, Any]) -> bool:
     """Planners see exercises only; others live only (admin both); field users only
     incidents their own team is on."""
-    is_exercise = body.get("exercise_id") is not None
-    if str(who.role) == "planner":
-        return is_exercise
-    if is_exercise and str(who.role) != "admin":
+    if not policy.allowed(who.role, Action.INCIDENT_READ, drill=body.get("exercise_id") is not None):
         return False
-    if str(who.role) == "field":
-        return any(t["team_id"] == who.team_id for t in body.get("teams", []))
+    if policy.bound_to_own_team(who.role):
+        return any(policy.may_act_on_team(who.role, who.team_id, t["team_id"]) for t in body.get("teams", []))
     return True
 
 
