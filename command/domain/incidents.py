@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from command.domain import policy
+from command.domain.policy import Action
 from command.domain.reasons import Reason, Said
 from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from wuwang.contract import Alarm, AlarmKind
@@ -752,33 +754,35 @@ def replay(events: Iterable[Event]) -> Incident:
 
 # --- authorisation ------------------------------------------------------------------
 
-_STAFF = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN, Role.PLANNER})
-_INTAKE = _STAFF | {Role.SYSTEM}
-_LEVEL = frozenset({Role.COMMANDER, Role.ADMIN})
+#: The commander's decisions (指挥长的决定): refused with the commander named.
+_COMMANDERS_DECISIONS = frozenset({Action.INCIDENT_LEVEL, Action.INCIDENT_CLOSE_OVERRIDE})
 
 
 def _authorise(
     exercise_id: str | None,
     incident_id: str,
     actor: Actor,
-    allowed: frozenset[Role],
+    action: Action,
     what: str,
     *,
     team_id: str | None = None,
 ) -> None:
-    role = actor.role
-    if role is Role.FIELD:
-        if team_id is None:
+    """The policy's answer for this incident's scope (command/domain/policy.py), with
+    the field's words for a refusal."""
+    role, drill = actor.role, exercise_id is not None
+    if policy.bound_to_own_team(role):
+        if team_id is None or not policy.allowed(role, action, drill=drill):
             raise Forbidden(f"field users may only record their own team's arrival, not {what}")
-        if actor.team_id is None or actor.team_id != team_id:
+        if not policy.may_act_on_team(role, actor.team_id, team_id):
             raise Forbidden(f"field user {actor.user_id} may only record the arrival of their own team")
         return
-    if role not in allowed:
-        if allowed == _LEVEL:
-            raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
-        raise Forbidden(f"role {role} may not {what}")
-    if role is Role.PLANNER and exercise_id is None:
+    if policy.allowed(role, action, drill=drill):
+        return
+    if not drill and policy.allowed(role, action, drill=True):
         raise Forbidden(f"planners may act only on exercise incidents; {incident_id} is a live incident")
+    if action in _COMMANDERS_DECISIONS:
+        raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
+    raise Forbidden(f"role {role} may not {what}")
 
 
 def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> None:
@@ -788,7 +792,7 @@ def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> N
         incident.exercise_id,
         incident.incident_id,
         actor,
-        _LEVEL,
+        Action.INCIDENT_CLOSE_OVERRIDE,
         f"override the closing guard to {what} with open work",
     )
 
@@ -884,7 +888,7 @@ def decide_open(
     """Open an incident (发现), from an alarm or by hand (``source=None``). Location and
     grid cell default to the source's. The edge must make sure ``incident_id`` is new
     (the event table's primary key (incident_id, seq) refuses a second seq 1)."""
-    _authorise(exercise_id, incident_id, actor, _INTAKE, "open an incident")
+    _authorise(exercise_id, incident_id, actor, Action.INCIDENT_OPEN, "open an incident")
     if not incident_id.strip():
         raise InvalidCommand("an incident id is required")
     if not title.strip():
@@ -920,7 +924,7 @@ def decide_link_source(
     """Link an alarm to the incident. Idempotent: an alarm already linked gives ``[]``
     (at-least-once delivery from ingest). The edge must also refuse an alarm linked to
     another incident (unique alarm_id in its source projection)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _INTAKE, "link an alarm")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LINK_ALARM, "link an alarm")
     if incident.has_alarm(source.alarm_id):
         return []
     _check_version(incident, expected_version)
@@ -935,7 +939,9 @@ def decide_verify(
     incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
 ) -> list[Event]:
     """立案: the operator confirms the incident is real and takes it on."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "verify an incident")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_VERIFY, "verify an incident"
+    )
     _check_version(incident, expected_version)
     _check_open(incident, "verify")
     if incident.state is not S.NEW:
@@ -961,7 +967,7 @@ def decide_dispatch(
     clear 110 fire call, but the record still shows 立案 before 派遣). On an incident
     already dispatched or on scene, it sends reinforcements. Repeating the same order
     for the same team gives ``[]``."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "dispatch a team")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_DISPATCH, "dispatch a team")
     current = incident.active_assignment(team_id)
     if current is not None and current.order_id == order_id:
         return []
@@ -1004,7 +1010,12 @@ def decide_team_arrived(
     incident to on_scene (处置). Field users may record only their own team. A repeated
     arrival report gives ``[]`` (field networks resend)."""
     _authorise(
-        incident.exercise_id, incident.incident_id, actor, _STAFF, "record a team's arrival", team_id=team_id
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_ARRIVE,
+        "record a team's arrival",
+        team_id=team_id,
     )
     current = incident.active_assignment(team_id)
     if current is not None and current.arrived_at is not None:
@@ -1036,7 +1047,7 @@ def decide_team_acknowledged(
         incident.exercise_id,
         incident.incident_id,
         actor,
-        _INTAKE,
+        Action.INCIDENT_ACKNOWLEDGE,
         "record an acknowledgement",
         team_id=team_id,
     )
@@ -1066,7 +1077,12 @@ def decide_team_en_route(
     """The team is on its way (出动/在途). Once per assignment; a status that comes after
     the arrival, or for a team no longer on the incident, gives ``[]``."""
     _authorise(
-        incident.exercise_id, incident.incident_id, actor, _INTAKE, "record a team en route", team_id=team_id
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_EN_ROUTE,
+        "record a team en route",
+        team_id=team_id,
     )
     current = incident.active_assignment(team_id)
     if current is None or current.arrived_at is not None or current.en_route_at is not None:
@@ -1088,7 +1104,9 @@ def decide_release_team(
     """Recall a team on its way or release one on scene. When the last team of a
     dispatched incident is recalled, the incident goes back to verified (all units
     recalled: it is still a case, but nobody is going)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "release a team")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_RELEASE_TEAM, "release a team"
+    )
     _check_version(incident, expected_version)
     why = _require_reason(reason, f"release team {team_id}")
     _check_open(incident, f"release team {team_id}")
@@ -1104,7 +1122,9 @@ def decide_resolve(
     incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
 ) -> list[Event]:
     """处置完毕: the situation is handled; the case waits for 核查 and 结案."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resolve an incident")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_RESOLVE, "resolve an incident"
+    )
     _check_version(incident, expected_version)
     _check_open(incident, "resolve")
     if incident.state is not S.ON_SCENE:
@@ -1116,7 +1136,9 @@ def decide_reopen(
     incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None
 ) -> list[Event]:
     """核查 failed: a resolved incident goes back to on_scene."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reopen an incident")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_REOPEN, "reopen an incident"
+    )
     _check_version(incident, expected_version)
     why = _require_reason(reason, "reopen an incident")
     _check_open(incident, "reopen")
@@ -1154,7 +1176,7 @@ def decide_close(
     incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
 ) -> list[Event]:
     """结案 after 核查. Teams still on the incident are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "close an incident")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_CLOSE, "close an incident")
     return _end(incident, S.CLOSED, "close", actor, at, expected_version, reason)
 
 
@@ -1163,7 +1185,9 @@ def decide_cancel(
 ) -> list[Event]:
     """撤销: no longer needed (caller withdrew, handled by someone else). Only before
     anyone is on scene. Teams on their way are recalled."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "cancel an incident")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_CANCEL, "cancel an incident"
+    )
     return _end(incident, S.CANCELLED, "cancel", actor, at, expected_version, reason, reason_required=True)
 
 
@@ -1172,7 +1196,9 @@ def decide_false_alarm(
 ) -> list[Event]:
     """误报: nothing was there. Possible until resolution (a team on scene may find
     nothing). Teams are released."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "mark a false alarm")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_FALSE_ALARM, "mark a false alarm"
+    )
     return _end(
         incident,
         S.FALSE_ALARM,
@@ -1198,7 +1224,9 @@ def decide_change_level(
     reason: str | None,
 ) -> list[Event]:
     """Raise or lower the response level (响应级别) — a commander's act."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _LEVEL, "change the response level")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LEVEL, "change the response level"
+    )
     _check_version(incident, expected_version)
     why = _require_reason(reason, "change the response level")
     _check_open(incident, "change the response level")
@@ -1220,7 +1248,13 @@ def decide_reclassify(
     reason: str | None,
 ) -> list[Event]:
     """Correct the incident type (e.g. fire → high_rise_fire); plans are keyed by type."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reclassify an incident")
+    _authorise(
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_RECLASSIFY,
+        "reclassify an incident",
+    )
     _check_version(incident, expected_version)
     why = _require_reason(reason, "reclassify an incident")
     _check_open(incident, "reclassify")
@@ -1245,7 +1279,7 @@ def decide_activate_plan(
     """Record a 预案 activation. Which plan, and who must approve it, is the plan
     module's business; the incident only keeps the record and the active plan (with
     the plan's arrival target, which the console's queue ranks against)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "activate a plan")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.PLAN_ACTIVATE, "activate a plan")
     _check_version(incident, expected_version)
     _check_open(incident, f"activate plan {plan_id}")
     data = PlanActivated(
@@ -1266,7 +1300,9 @@ def decide_tick_checklist(
     reason: str | None = None,
 ) -> list[Event]:
     """Tick (or untick, ``done=False``) an item of the active plan's checklist."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "tick a checklist item")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.PLAN_CHECKLIST_TICK, "tick a checklist item"
+    )
     _check_version(incident, expected_version)
     _check_open(incident, "tick a checklist item")
     if incident.active_plan is None or incident.active_plan.plan_id != plan_id:
@@ -1279,7 +1315,7 @@ def decide_add_note(
     incident: Incident, *, text: str, actor: Actor, at: datetime, expected_version: int | None
 ) -> list[Event]:
     """A free-text entry in the timeline (phone call with the scene, a decision's context)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "add a note")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_NOTE, "add a note")
     _check_version(incident, expected_version)
     if not text.strip():
         raise InvalidCommand("a note needs text")
@@ -1293,7 +1329,7 @@ def decide_hold(
     """挂起: park an open incident on purpose — waiting for a resource, for information,
     or of lower priority — with a reason. Not a state: the incident keeps its state and
     every act stays possible; the queue shows it under 挂起 until it is resumed."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "hold an incident")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_HOLD, "hold an incident")
     _check_version(incident, expected_version)
     why = _require_reason(reason, "hold an incident")
     _check_open(incident, "hold")
@@ -1314,7 +1350,9 @@ def decide_resume(
     incident: Incident, *, actor: Actor, at: datetime, expected_version: int | None, reason: str | None = None
 ) -> list[Event]:
     """恢复: take a held incident back into the active work."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "resume an incident")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_RESUME, "resume an incident"
+    )
     _check_version(incident, expected_version)
     _check_open(incident, "resume")
     if incident.held is None:
@@ -1357,7 +1395,7 @@ def decide_split(
     """Move a wrongly joined alarm out into a new incident (拆分). The new incident keeps
     the old one's exercise id; its type, level and title default to the old one's (pass
     the correlator's suggestion for the alarm instead where there is one)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "split an incident")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_SPLIT, "split an incident")
     _check_version(incident, expected_version)
     why = _require_reason(reason, "split a source out")
     _check_open(incident, f"split alarm {alarm_id} out")
@@ -1409,7 +1447,7 @@ def decide_merge(
     left. If the teams carried over are further along than the survivor (it was still
     new or verified), the survivor's state is moved forward along the legal path."""
     for inc in (merged, survivor):
-        _authorise(inc.exercise_id, inc.incident_id, actor, _STAFF, "merge incidents")
+        _authorise(inc.exercise_id, inc.incident_id, actor, Action.INCIDENT_MERGE, "merge incidents")
     _check_version(merged, expected_merged_version)
     _check_version(survivor, expected_survivor_version)
     why = _require_reason(reason, "merge incidents")
