@@ -11,7 +11,7 @@ against the same policy, through ``forbid``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -104,3 +104,12 @@ def requires(
 
     setattr(check, POLICY_ACTION, action)
     return check
+
+
+#: ``on=`` for routes under /incidents/{incident_id}: refusals name the incident.
+ON_INCIDENT = ("incident", "incident_id")
+
+
+def gate(action: Action, *, on: tuple[str, str] | None = None) -> list[Any]:
+    """``dependencies=gate(Action.X)`` on a route: its :func:`requires` gate."""
+    return [Depends(requires(action, on=on))]

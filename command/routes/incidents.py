@@ -15,10 +15,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from command import audit
-from command.deps import Caller, State
+from command.deps import ON_INCIDENT, Caller, State, gate
 from command.domain import incidents as domain
 from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
+from command.domain.policy import Action
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
 from command.security import Principal
@@ -157,7 +158,12 @@ async def guarded(call: Awaitable[Incident]) -> IncidentOut:
         raise domain_error(exc) from None
 
 
-@router.get("", response_model=list[IncidentOut], responses={401: ERRORS[401]})
+@router.get(
+    "",
+    response_model=list[IncidentOut],
+    responses={401: ERRORS[401]},
+    dependencies=gate(Action.INCIDENT_LIST),
+)
 async def list_incidents(
     state: State,
     who: Caller,
@@ -168,7 +174,9 @@ async def list_incidents(
     return await service.list_incidents(state, who, open_only=open, limit=limit)
 
 
-@router.post("", response_model=IncidentOut, status_code=201, responses=ERRORS)
+@router.post(
+    "", response_model=IncidentOut, status_code=201, responses=ERRORS, dependencies=gate(Action.INCIDENT_OPEN)
+)
 async def open_incident(body: NewIncident, state: State, who: Caller) -> IncidentOut:
     """Open an incident by hand (e.g. a walk-in report)."""
 
@@ -200,7 +208,12 @@ async def open_incident(body: NewIncident, state: State, who: Caller) -> Inciden
         raise
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail, responses=ERRORS)
+@router.get(
+    "/{incident_id}",
+    response_model=IncidentDetail,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> IncidentDetail:
     """The incident with its whole timeline (the event record)."""
     try:
@@ -276,6 +289,7 @@ for _path, _action, _decide, _summary in (
         responses=ERRORS,
         summary=_summary,
         name=f"incident_{_path.replace('-', '_')}",
+        dependencies=gate(Action(_action), on=ON_INCIDENT),
     )
 
 
@@ -323,10 +337,16 @@ for _what, _summary, _decide in (
         responses=CLOSING_ERRORS,
         summary=_summary,
         name=f"incident_{_what}",
+        dependencies=gate(Action(f"incident.{_what}"), on=ON_INCIDENT),
     )
 
 
-@router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
+@router.get(
+    "/{incident_id}/closing",
+    response_model=ClosingState,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
     """What is still open (checklist, teams, supplies) before resolving or closing."""
     try:
@@ -343,7 +363,12 @@ async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> C
     )
 
 
-@router.post("/{incident_id}/level", response_model=IncidentOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/level",
+    response_model=IncidentOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_LEVEL, on=ON_INCIDENT),
+)
 async def change_level(incident_id: IncidentId, body: LevelChange, state: State, who: Caller) -> IncidentOut:
     """Raise or lower the response level: a commander's act."""
 
@@ -360,7 +385,12 @@ async def change_level(incident_id: IncidentId, body: LevelChange, state: State,
     return await guarded(service.run_command(state, who, incident_id, run, "incident.level_change"))
 
 
-@router.post("/{incident_id}/type", response_model=IncidentOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/type",
+    response_model=IncidentOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_RECLASSIFY, on=ON_INCIDENT),
+)
 async def reclassify(incident_id: IncidentId, body: Reclassify, state: State, who: Caller) -> IncidentOut:
     def run(inc: Incident) -> list[domain.Event]:
         return domain.decide_reclassify(
@@ -375,7 +405,12 @@ async def reclassify(incident_id: IncidentId, body: Reclassify, state: State, wh
     return await guarded(service.run_command(state, who, incident_id, run, "incident.reclassify"))
 
 
-@router.post("/{incident_id}/notes", response_model=IncidentOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/notes",
+    response_model=IncidentOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_NOTE, on=ON_INCIDENT),
+)
 async def add_note(incident_id: IncidentId, body: Note, state: State, who: Caller) -> IncidentOut:
     def run(inc: Incident) -> list[domain.Event]:
         return domain.decide_add_note(
@@ -389,7 +424,12 @@ async def add_note(incident_id: IncidentId, body: Note, state: State, who: Calle
     return await guarded(service.run_command(state, who, incident_id, run, "incident.note"))
 
 
-@router.post("/{incident_id}/arrived", response_model=IncidentOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/arrived",
+    response_model=IncidentOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_ARRIVE, on=ON_INCIDENT),
+)
 async def team_arrived(incident_id: IncidentId, body: Arrival, state: State, who: Caller) -> IncidentOut:
     """A team is on scene (到场): the team itself (field user) or the command centre."""
 
@@ -422,7 +462,12 @@ async def guarded_pair(call: Awaitable[tuple[Incident, Incident]]) -> PairOut:
     )
 
 
-@router.post("/{incident_id}/split", response_model=PairOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/split",
+    response_model=PairOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_SPLIT, on=ON_INCIDENT),
+)
 async def split(incident_id: IncidentId, body: Split, state: State, who: Caller) -> PairOut:
     """Move a wrongly joined alarm out into a new incident (拆分)."""
     return await guarded_pair(
@@ -430,7 +475,12 @@ async def split(incident_id: IncidentId, body: Split, state: State, who: Caller)
     )
 
 
-@router.post("/{incident_id}/merge", response_model=PairOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/merge",
+    response_model=PairOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_MERGE, on=ON_INCIDENT),
+)
 async def merge(incident_id: IncidentId, body: Merge, state: State, who: Caller) -> PairOut:
     """Merge this incident into ``into`` (合并); this one ends as merged."""
     return await guarded_pair(
@@ -482,13 +532,23 @@ def _photos_of(incident: Incident) -> list[PhotoRef]:
     return out
 
 
-@router.get("/{incident_id}/photos", response_model=list[PhotoRef], responses=ERRORS)
+@router.get(
+    "/{incident_id}/photos",
+    response_model=list[PhotoRef],
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def incident_photos(incident_id: IncidentId, state: State, who: Caller) -> list[PhotoRef]:
     """The photos of the incident's field reports (现场照片), for whoever may see it."""
     return _photos_of(await _readable(state, who, incident_id))
 
 
-@router.get("/{incident_id}/photos/{name}", response_class=FileResponse, responses=ERRORS)
+@router.get(
+    "/{incident_id}/photos/{name}",
+    response_class=FileResponse,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State, who: Caller) -> FileResponse:
     """One photo of the incident's reports, for whoever may see the incident: only a
     photo one of its sources carries, sent as the type its name says (nosniff)."""
