@@ -46,7 +46,7 @@ def scope_of(who: Me, scope: Any) -> tuple[str, str | None]:
     ident = ex.valid_exercise_id(scope.get("id"))
     if ident is not None:
         return "one", ident
-    return ("all", None) if who.is_planner else ("live", None)
+    return ("all", None) if who.drills_only else ("live", None)
 
 
 def in_scope(row: dict[str, Any], mode: str, ident: str | None) -> bool:
