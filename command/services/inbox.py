@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from pydantic import ValidationError
 
 from command import audit
+from command.domain import policy
 from command.domain import triage as tri
 from command.domain.correlation import (
     CorrelationRules,
@@ -688,10 +689,10 @@ def scope_filter(who: Principal, exercise_id: str | None) -> tuple[str, dict[str
     """Live rows for operators and commanders; exercise rows for planners; admin both."""
     if exercise_id is not None:
         return "exercise_id = %(ex)s", {"ex": exercise_id}
-    if who.role == Role.PLANNER:
-        return "exercise_id IS NOT NULL", {}
-    if who.role == Role.ADMIN:
-        return "TRUE", {}
+    live = policy.allowed(who.role, policy.Action.INBOX_READ, drill=False)
+    drill = policy.allowed(who.role, policy.Action.INBOX_READ, drill=True)
+    if drill:
+        return ("TRUE" if live else "exercise_id IS NOT NULL"), {}
     return "exercise_id IS NULL", {}
 
 
@@ -726,7 +727,7 @@ async def list_rows(
 
 async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
     """Open inbox rows for a (re)connecting live client (none for field users)."""
-    if who.role == Role.FIELD:
+    if not policy.allowed_anywhere(who.role, policy.Action.INBOX_READ):
         return []
     return await list_rows(state, who, row_state="open", limit=500)
 

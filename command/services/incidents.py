@@ -382,9 +382,10 @@ def visible_incident(who: Principal, body: dict[str, Any]) -> bool:
 async def list_incidents(
     state: CommandState, who: Principal, *, open_only: bool, limit: int, exercise_id: str | None = None
 ) -> list[dict[str, Any]]:
-    exercise_filter = "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
-    if str(who.role) == "admin":
-        exercise_filter = "TRUE"
+    live, drill = policy.sees(who.role, drill=False), policy.sees(who.role, drill=True)
+    exercise_filter = (
+        "TRUE" if live and drill else "exercise_id IS NOT NULL" if drill else "exercise_id IS NULL"
+    )
     if exercise_id is not None:
         exercise_filter = "exercise_id = %(ex)s"
     async with state.pool.connection() as conn, conn.cursor() as cur:
