@@ -1,7 +1,7 @@
 """The incident detail as components, from what the command API returned (pure: the
 callback fetches, this draws). Buttons carry pattern-matching ids handled in
-``dashboard.callbacks.incident``; what a role may not do is not drawn, and the command
-service refuses it anyway."""
+``dashboard.callbacks.incident``; an action ``/auth/me`` does not list is not drawn, and
+the command service refuses it anyway."""
 
 from __future__ import annotations
 

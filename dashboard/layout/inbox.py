@@ -36,9 +36,10 @@ ACTIONS = ("promote", "link", "dismiss")
 
 
 def may_act(who: Me, row: dict[str, Any]) -> bool:
-    """Whether ``who`` gets the row's buttons — as the command service decides
-    (docs/command-api-inbox.md): operators, commanders and admins on any row, planners on
-    exercise rows only, field users never. The command service checks every act again."""
+    """Whether ``who`` gets the row's buttons: the action in the row's scope (live or
+    its drill) as ``/auth/me`` lists it — today operators, commanders and admins on any
+    row, planners on exercise rows only, field users never (docs/security.md "Who may do
+    what"). The command service checks every act again."""
     return who.may_on("inbox.dismiss", row)
 
 
