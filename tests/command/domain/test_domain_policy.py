@@ -135,4 +135,3 @@ def test_docs_quote_the_table() -> None:
     """docs/security.md "Who may do what" shows the table as the module renders it."""
     text = (ROOT / "docs" / "security.md").read_text(encoding="utf-8")
     assert markdown_table() in text
-
