@@ -454,7 +454,7 @@ class _FlatEnvironment(EnvSettingsSource):
 class Settings(BaseSettings):
     """Every setting, one nested model per service: ``settings.command.ws_queue`` is read
     from ``COMMAND_WS_QUEUE``. Constructed with nested values or by environment names
-    (``Settings(command_ws_queue=5)``, as tests and launchers do)."""
+    (``Settings(command_ws_queue=50)``, as tests and launchers do)."""
 
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
 
