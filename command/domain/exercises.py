@@ -228,7 +228,7 @@ def decide_inject_level(
     if incident.state in TERMINAL_STATES:
         raise IllegalTransition(
             f"cannot change the level: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}) and takes no further changes"
+            "and takes no further changes"
         )
     if level == incident.level:
         return []

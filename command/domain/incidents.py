@@ -94,25 +94,9 @@ class IncidentState(StrEnum):
     MERGED = "merged"  # 已合并 (its sources live on in another incident)
 
     @property
-    def label_zh(self) -> str:
-        return _STATE_LABEL_ZH[self]
-
-    @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-
-_STATE_LABEL_ZH = {
-    IncidentState.NEW: "待核实",
-    IncidentState.VERIFIED: "已立案",
-    IncidentState.DISPATCHED: "已派遣",
-    IncidentState.ON_SCENE: "处置中",
-    IncidentState.RESOLVED: "待核查",
-    IncidentState.CLOSED: "已结案",
-    IncidentState.CANCELLED: "已撤销",
-    IncidentState.FALSE_ALARM: "误报",
-    IncidentState.MERGED: "已合并",
-}
 
 S = IncidentState
 
@@ -801,8 +785,7 @@ def _check_version(incident: Incident, expected_version: int | None) -> None:
 def _check_open(incident: Incident, what: str) -> None:
     if incident.state in TERMINAL_STATES:
         raise IllegalTransition(
-            f"cannot {what}: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}) and takes no further changes"
+            f"cannot {what}: incident {incident.incident_id} is {incident.state} and takes no further changes"
         )
 
 
@@ -820,7 +803,7 @@ def _check_at(at: datetime) -> None:
 def _refuse_transition(incident: Incident, to: IncidentState, what: str) -> IllegalTransition:
     allowed = sorted(TRANSITIONS[incident.state])
     return IllegalTransition(
-        f"cannot {what}: incident {incident.incident_id} is {incident.state} ({incident.state.label_zh}); "
+        f"cannot {what}: incident {incident.incident_id} is {incident.state}; "
         f"{incident.state} → {to} is not allowed"
         + (f" (from {incident.state} it may go to: {', '.join(allowed)})" if allowed else "")
     )
@@ -940,8 +923,8 @@ def decide_verify(
     _check_open(incident, "verify")
     if incident.state is not S.NEW:
         raise IllegalTransition(
-            f"cannot verify: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}); only a new incident can be verified (立案)"
+            f"cannot verify: incident {incident.incident_id} is {incident.state}; "
+            "only a new incident can be verified"
         )
     return _commit(incident, incident.incident_id, actor, at, [(_to(incident, S.VERIFIED), reason)])
 
@@ -1203,9 +1186,7 @@ def decide_change_level(
     why = _require_reason(reason, "change the response level")
     _check_open(incident, "change the response level")
     if level == incident.level:
-        raise IllegalTransition(
-            f"incident {incident.incident_id} is already at level {level.name} ({level.label_zh})"
-        )
+        raise IllegalTransition(f"incident {incident.incident_id} is already at level {level.name}")
     data = LevelChanged(from_level=incident.level, to_level=level)
     return _commit(incident, incident.incident_id, actor, at, [(data, why)])
 
@@ -1304,8 +1285,8 @@ def decide_hold(
         )
     if incident.state not in HOLDABLE_STATES:
         raise IllegalTransition(
-            f"cannot hold: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}); only an incident not yet resolved can be held"
+            f"cannot hold: incident {incident.incident_id} is {incident.state}; "
+            "only an incident not yet resolved can be held"
         )
     return _commit(incident, incident.incident_id, actor, at, [(Held(), why)])
 

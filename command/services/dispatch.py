@@ -61,6 +61,7 @@ from command.services.incident_store import NotFound
 from command.services.incidents import actor_of, now, visible_incident
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Identifier, encode, team_topic
 from wuwang.exercises import exercise_topic
 
@@ -117,7 +118,7 @@ def order_message(
         "incident_id": incident.incident_id,
         "incident_type": str(incident.incident_type),
         "level": int(incident.level),
-        "level_zh": incident.level.label_zh,
+        "level_zh": i18n.text("zh_CN", f"level.{incident.level.value}"),
         "title": incident.title,
         "lat": incident.lat,
         "lon": incident.lon,

@@ -34,6 +34,7 @@ from command.domain.incidents import (
     replay,
 )
 from command.services.live import Change
+from wuwang import i18n
 
 
 class NotFound(LookupError):
@@ -209,9 +210,9 @@ def incident_body(inc: Incident) -> dict[str, Any]:
         "level": int(inc.level),
         "level_name": inc.level.name,
         "level_colour": inc.level.colour,
-        "level_zh": inc.level.label_zh,
+        "level_zh": i18n.text("zh_CN", f"level.{inc.level.value}"),
         "state": str(inc.state),
-        "state_zh": inc.state.label_zh,
+        "state_zh": i18n.text("zh_CN", f"state.{inc.state}"),
         "is_open": inc.is_open,
         "title": inc.title,
         "lat": inc.lat,

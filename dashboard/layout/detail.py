@@ -18,6 +18,7 @@ from dashboard.i18n import Lang, has, t
 from dashboard.i18n import data as words
 from dashboard.layout import close_guard, team_text
 from dashboard.layout.photos import report_photos
+from wuwang import i18n
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
@@ -390,47 +391,21 @@ def _eta(lang: Lang, r: dict[str, Any]) -> str:
 
 def duration(lang: Lang, seconds: float) -> str:
     """Seconds as the recommender's reasons say them: 42 秒, 6 分 14 秒, 2 小时 05 分."""
-    s = round(seconds)
-    if s < 60:
-        return t(lang, "unit.duration_s", s=s)
-    if s < 3600:
-        return t(lang, "unit.duration_min_s", m=s // 60, s=s % 60)
-    return t(lang, "unit.duration_h_min", h=s // 3600, m=s % 3600 // 60)
-
-
-def _reason_value(lang: Lang, name: str, value: Any) -> Any:
-    """A reason's parameter as the text shows it: ``*_s`` seconds as a duration, ``status``
-    a team status and ``kind`` a warehouse kind by their names (docs/reserve-and-rosters.md)."""
-    if name.endswith("_s") and isinstance(value, (int, float)):
-        return duration(lang, value)
-    if name == "status":
-        return team_status_label(lang, str(value))
-    if name == "kind":
-        key = f"warehouse.{value}"
-        return t(lang, key) if has(lang, key) else str(value)
-    if name == "alarm_kind":
-        key = f"inbox.kind.{value}"
-        return t(lang, key) if has(lang, key) else str(value)
-    if name in ("incident_type", "types"):  # incident types; ``types`` comma-separated
-        names = [_type_label(lang, code.strip()) for code in str(value).split(",")]
-        return t(lang, "why.list_separator").join(names)
-    return value
+    return i18n.duration(lang, seconds)
 
 
 def reason_text(lang: Lang, reason: dict[str, Any], prefix: str = "reason") -> str:
     """One coded reason in the console's language, from its code and parameters: the
     recommender's (``reason.<code>``) or one the system wrote on an incident's record
-    (``why.<code>``); the command service's text when the code is one this console does
-    not know, or its parameters do not fit."""
+    (``why.<code>``), said by the shared catalogue as the command service says it; the
+    command service's text when the code is one this console does not know, or its
+    parameters do not fit."""
     fallback = str(reason.get("text") or reason.get("code") or "")
-    key = f"{prefix}.{reason.get('code')}"
     params = reason.get("params")
-    if not has(lang, key) or not isinstance(params, dict):
+    if not isinstance(params, dict):
         return fallback
-    try:
-        return t(lang, key, **{k: _reason_value(lang, k, v) for k, v in params.items()})
-    except (KeyError, ValueError, IndexError):  # a parameter missing or of another kind
-        return fallback
+    said = i18n.reason(lang, prefix, str(reason.get("code")), params)
+    return fallback if said is None else said
 
 
 def _reasons(lang: Lang, r: dict[str, Any]) -> str:
