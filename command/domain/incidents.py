@@ -150,9 +150,11 @@ class SourceRef(_Frozen):
     grid_cell_id: str | None = None
     summary: str = ""
     #: The triage rule that promoted the alarm to an incident (docs/triage.md), with its
-    #: reason as the operators read it; None for alarms that did not go through triage.
+    #: reason as the operators read it, in Chinese and in English (the rule's own texts,
+    #: its codes in the catalogue's words); None for alarms that did not go through triage.
     triage_rule: str | None = None
     triage_reason: str | None = None
+    triage_reason_en: str | None = None
     #: A field report's photo as it sent it (``/field/photos/<sha256>.<ext>`` when it
     #: came from the field page); the desk fetches it through ``/incidents/{id}/photos``.
     photo_url: str | None = None

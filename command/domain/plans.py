@@ -54,16 +54,16 @@ SemVer = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")]
 #: from the MQTT contract (gas, co, water_level, temperature, smoke) plus values the
 #: console derives or an operator enters (magnitude, crowd density, loss percentages).
 MEASURES: dict[str, tuple[str, str]] = {
-    "water_level": ("m", "积水深度 ponding depth at a monitored point"),
-    "rainfall_3h": ("mm", "3 小时降雨量 3-hour rainfall"),
-    "gas": ("%LEL", "可燃气体浓度 combustible gas, % of lower explosive limit"),
-    "co": ("ppm", "一氧化碳 carbon monoxide"),
-    "temperature": ("°C", "温度 temperature"),
-    "smoke": ("%/m", "烟雾减光率 smoke obscuration"),
-    "crowd_density": ("persons/m2", "人群密度 crowd density from video analytics"),
-    "magnitude": ("M", "地震震级 earthquake magnitude"),
-    "load_loss_pct": ("%", "电网减供负荷比例 share of the city grid's load lost"),
-    "customers_out_pct": ("%", "停电/停水用户比例 share of customers without power or water"),
+    "water_level": ("m", "ponding depth at a monitored point"),  # 积水深度
+    "rainfall_3h": ("mm", "3-hour rainfall"),  # 3 小时降雨量
+    "gas": ("%LEL", "combustible gas, % of lower explosive limit"),  # 可燃气体浓度
+    "co": ("ppm", "carbon monoxide"),  # 一氧化碳
+    "temperature": ("°C", "temperature"),  # 温度
+    "smoke": ("%/m", "smoke obscuration"),  # 烟雾减光率
+    "crowd_density": ("persons/m2", "crowd density from video analytics"),  # 人群密度
+    "magnitude": ("M", "earthquake magnitude"),  # 地震震级
+    "load_loss_pct": ("%", "share of the city grid's load lost"),  # 电网减供负荷比例
+    "customers_out_pct": ("%", "share of customers without power or water"),  # 停电/停水用户比例
 }
 
 

@@ -49,6 +49,7 @@ from command.services import inbox
 from command.services import incident_store as store
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,8 @@ class AlarmIntake:
             if isinstance(decision, AlreadyLinked):
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)
-            why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
+            # the record's text: the promotion, then the correlator's reason (said by its code)
+            why = inbox.promotion_text(promotion, triage_rules, "zh_CN") + i18n.text("zh_CN", "why.then")
             if isinstance(decision, JoinIncident):
                 incident, _ = await store.load(conn, decision.incident_id, for_update=True)
                 events = decide_link_source(
