@@ -273,7 +273,7 @@ def advance(
         )
     if act in (GridAction.VERIFY, GridAction.REJECT) and by in case.handlers:
         raise GridTransitionError(
-            f"{by} handled case {case.id} and cannot verify it: 核查 must be done by someone else"
+            f"{by} handled case {case.id} and cannot verify it: verification must be done by someone else"
         )
     if act is GridAction.DISPATCH:
         if not assignee or not assignee.strip():

@@ -463,6 +463,28 @@ class Hold:
 HOLDABLE_STATES: frozenset[IncidentState] = frozenset({S.NEW, S.VERIFIED, S.DISPATCHED, S.ON_SCENE})
 
 
+#: The acts on an incident as a whole, in the order a console offers them; the API says
+#: which of them an incident takes now (:func:`next_acts`).
+ACTS: tuple[str, ...] = (
+    "verify",
+    "dispatch",
+    "resolve",
+    "close",
+    "reopen",
+    "cancel",
+    "false-alarm",
+    "hold",
+    "resume",
+)
+#: The state each lifecycle act leads to, checked against :data:`TRANSITIONS`.
+_ACT_TARGET: Mapping[str, IncidentState] = {
+    "resolve": S.RESOLVED,
+    "close": S.CLOSED,
+    "cancel": S.CANCELLED,
+    "false-alarm": S.FALSE_ALARM,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Incident:
     """An incident as of its latest event. Build it with :func:`replay`."""
@@ -761,7 +783,7 @@ def _authorise(
         return
     if role not in allowed:
         if allowed == _LEVEL:
-            raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
+            raise Forbidden(f"only a commander or an admin may {what}; you are {role}")
         raise Forbidden(f"role {role} may not {what}")
     if role is Role.PLANNER and exercise_id is None:
         raise Forbidden(f"planners may act only on exercise incidents; {incident_id} is a live incident")
@@ -782,6 +804,25 @@ def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> N
 def _check_version(incident: Incident, expected_version: int | None) -> None:
     if expected_version is not None and expected_version != incident.version:
         raise StaleVersion(incident.incident_id, expected_version, incident.version)
+
+
+def next_acts(incident: Incident) -> tuple[str, ...]:
+    """The acts the incident takes in its state (of :data:`ACTS`, in that order), as the
+    ``decide_*`` functions below allow them: what a console offers, never more. Who may
+    take them is the caller's matter (roles), and a reason or a team is the act's own."""
+    state = incident.state
+    if state in TERMINAL_STATES:
+        return ()
+    allowed = {
+        "verify": state is S.NEW,  # decide_verify
+        "dispatch": state is not S.RESOLVED,  # decide_dispatch: reopen a resolved incident first
+        "reopen": state is S.RESOLVED,  # decide_reopen
+        "hold": incident.held is None and state in HOLDABLE_STATES,  # decide_hold
+        "resume": incident.held is not None,  # decide_resume
+    }
+    for act, to in _ACT_TARGET.items():
+        allowed[act] = to in TRANSITIONS[state]
+    return tuple(act for act in ACTS if allowed.get(act, False))
 
 
 def _check_open(incident: Incident, what: str) -> None:
@@ -960,7 +1001,7 @@ def decide_dispatch(
         )
     if incident.state is S.RESOLVED:
         raise IllegalTransition(
-            f"cannot dispatch team {team_id}: incident {incident.incident_id} is resolved (待核查); "
+            f"cannot dispatch team {team_id}: incident {incident.incident_id} is resolved; "
             "reopen it first"
         )
     drafts: list[Draft] = []

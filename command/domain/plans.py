@@ -205,12 +205,23 @@ class Role(_Strict):
     id: Code
     zh: Text
     en: Text
+    #: Who holds the role at each level, in Chinese and in English (the same levels).
     held_by: RoleHolders
+    held_by_en: RoleHolders
 
     @model_validator(mode="after")
     def _staffed_somewhere(self) -> Role:
         if all(self.held_by.get(level) is None for level in ResponseLevel):
             raise ValueError(f"role {self.id!r} is held by nobody at any level")
+        differ = [
+            lv.name
+            for lv in ResponseLevel
+            if (self.held_by.get(lv) is None) != (self.held_by_en.get(lv) is None)
+        ]
+        if differ:
+            raise ValueError(
+                f"role {self.id!r}: held_by and held_by_en name different levels ({', '.join(differ)})"
+            )
         return self
 
 
@@ -565,6 +576,7 @@ class RoleAssignment:
     role_zh: str
     role_en: str
     held_by: str
+    held_by_en: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -618,9 +630,9 @@ def _requirements(spec: LevelSpec) -> Requirements:
 def _roles(plan: Plan, level: ResponseLevel) -> tuple[RoleAssignment, ...]:
     out = []
     for r in plan.roles:
-        holder = r.held_by.get(level)
-        if holder is not None:
-            out.append(RoleAssignment(r.id, r.zh, r.en, holder))
+        holder, holder_en = r.held_by.get(level), r.held_by_en.get(level)
+        if holder is not None and holder_en is not None:
+            out.append(RoleAssignment(r.id, r.zh, r.en, holder, holder_en))
     return tuple(out)
 
 

@@ -1243,7 +1243,7 @@ def dismiss(
         raise InvalidCommand(f"unknown dismiss reason {reason!r}; use one of {allowed}") from None
     text = (note or "").strip() or None
     if why == DismissReason.OTHER and text is None:
-        raise InvalidCommand("dismissing for another reason (其他) needs a note saying why")
+        raise InvalidCommand("dismissing for another reason (other) needs a note saying why")
     after = _acted(row, actor, at, state=InboxState.DISMISSED, dismiss_reason=why, note=text)
     return RowChange(row, after, "dismiss", actor.user_id, actor.role, at)
 

@@ -53,6 +53,10 @@ class IncidentOut(BaseModel):
     title: str
     version: int
     is_open: bool
+    next: list[str] = Field(
+        description="the acts the incident takes in its state, from the state machine: "
+        "verify, dispatch, resolve, close, reopen, cancel, false-alarm, hold, resume"
+    )
     exercise_id: str | None
 
 

@@ -31,6 +31,7 @@ from command.domain.incidents import (
     SourceSplit,
     StaleVersion,
     event_from_record,
+    next_acts,
     replay,
 )
 from command.services.live import Change
@@ -214,6 +215,8 @@ def incident_body(inc: Incident) -> dict[str, Any]:
         "state": str(inc.state),
         "state_zh": i18n.text("zh_CN", f"state.{inc.state}"),
         "is_open": inc.is_open,
+        # what the incident takes now, from the state machine (the console draws only these)
+        "next": list(next_acts(inc)),
         "title": inc.title,
         "lat": inc.lat,
         "lon": inc.lon,

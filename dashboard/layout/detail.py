@@ -22,28 +22,18 @@ from wuwang import i18n
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
-OPEN_STATES = ("new", "verified", "dispatched", "on_scene", "resolved")
-
-#: Which lifecycle acts make sense in which state (the command service decides; this
-#: only keeps buttons that cannot succeed off the screen).
-ACTS_BY_STATE: dict[str, tuple[str, ...]] = {
-    "new": ("verify", "cancel", "false-alarm"),
-    "verified": ("cancel", "false-alarm"),
-    "dispatched": ("cancel", "false-alarm"),
-    "on_scene": ("resolve", "false-alarm"),
-    "resolved": ("close", "reopen"),
-}
 NEEDS_REASON = frozenset({"cancel", "false-alarm", "reopen", "hold"})
-#: States in which the command service lets an incident be held (挂起): open, not yet
-#: resolved (command/domain/incidents.py HOLDABLE_STATES).
-HOLDABLE_STATES = ("new", "verified", "dispatched", "on_scene")
+#: Acts drawn elsewhere (a team is dispatched from the teams tab), not as buttons here.
+_NOT_BUTTONS = frozenset({"dispatch"})
 
 
-def hold_acts(inc: dict[str, Any]) -> tuple[str, ...]:
-    """挂起 for an incident that may be held, 恢复 for a held one."""
-    if inc.get("held"):
-        return ("resume",)
-    return ("hold",) if inc.get("state") in HOLDABLE_STATES else ()
+def next_acts(inc: dict[str, Any]) -> tuple[str, ...]:
+    """The acts the command service says the incident takes now (its ``next``, from the
+    incident state machine), as this console draws them: buttons it has words for."""
+    acts = inc.get("next")
+    if not isinstance(acts, list):
+        return ()
+    return tuple(str(a) for a in acts if a not in _NOT_BUTTONS and has("en", f"act.{a}"))
 
 
 @dataclass
@@ -203,7 +193,7 @@ def held_banner(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div | Non
 def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
     if not who.is_staff or not inc.get("is_open", False):
         return None
-    acts = (*ACTS_BY_STATE.get(str(inc.get("state")), ()), *hold_acts(inc))
+    acts = next_acts(inc)
     buttons = [
         html.Button(
             t(lang, f"act.{a}"),
@@ -335,13 +325,13 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
         )
     )
     roles = act.get("roles", [])
-    role_key = "role_zh" if lang == "zh_CN" else "role_en"
+    role_key, holder_key = ("role_zh", "held_by") if lang == "zh_CN" else ("role_en", "held_by_en")
     if roles:
         children.append(
             html.Ul(
                 className="roles",
                 children=[
-                    html.Li(f"{r.get(role_key, r.get('id'))}: {r.get('held_by') or '—'}") for r in roles
+                    html.Li(f"{r.get(role_key, r.get('id'))}: {r.get(holder_key) or '—'}") for r in roles
                 ],
             )
         )
@@ -669,6 +659,16 @@ def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Sectio
     )
 
 
+def _promotion(lang: Lang, source: dict[str, Any]) -> html.Span | None:
+    """Why triage made the alarm an incident, in the console's language (the command
+    service says it in both); nothing for a source that did not come through triage, or
+    an old record without the English."""
+    said = source.get("triage_reason" if lang == "zh_CN" else "triage_reason_en")
+    if not isinstance(said, str) or not said:
+        return None
+    return html.Span(said, className="muted small source-triage")
+
+
 def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Section:
     items = inc.get("sources", [])
     may_split = who.is_staff and inc.get("is_open") and len(items) > 1
@@ -685,6 +685,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
                     html.Span(clock(s.get("ts"), tz), className="mono small"),
                     html.Span(words.alarm_summary(lang, s)),
                     html.Span(s.get("source", ""), className="muted small mono"),
+                    _promotion(lang, s),
                     html.Button(
                         t(lang, "act.split"),
                         id={"type": ids.SPLIT, "alarm": str(s.get("alarm_id"))},

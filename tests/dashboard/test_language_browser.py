@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from command.users import demo_users
 from dashboard.testing import Stack
@@ -91,22 +90,16 @@ LATIN_ALLOWED = {
 }  # fmt: skip
 
 
-PLANS = Path(__file__).resolve().parents[2] / "command" / "plans"
-
-
 def proper_names(stack: Stack, token: str, *also: str) -> list[str]:
     """Names that stay as they were written, whatever the language: the city's teams,
-    districts, roads and warehouses, the users' names, the posts and bodies that hold a
-    plan's roles (市急救中心调度科), the named places on the map and what a caller said
-    (``also``). Longest first."""
+    districts, roads and warehouses, the users' names, the named places on the map and
+    what a caller said (``also``). Longest first. (The holders of a plan's roles are not
+    among them: the plans name them in both languages, ``held_by_en``.)"""
     names = {t.name for t in stack.city.teams} | {d.name for d in stack.city.districts}
     names |= {v.name for v in stack.city.venues}  # the basemap's named places
     names |= {road for d in stack.city.districts for road in d.info.roads}  # the map's street names
     names |= {str(w["name"]) for w in stack.api("GET", "/reserve/warehouses", token)}
     names |= {u.display_name for u in demo_users([])}
-    for path in PLANS.glob("[!_]*.yaml"):
-        for role in yaml.safe_load(path.read_text(encoding="utf-8")).get("roles", []):
-            names |= {str(h) for h in (role.get("held_by") or {}).values() if h}
     names |= set(also)
     return sorted(names, key=len, reverse=True)
 

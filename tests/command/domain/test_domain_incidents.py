@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from command.domain.incidents import (
+    ACTS,
     EVENT_KINDS,
     HOLDABLE_STATES,
     OPEN_STATES,
@@ -62,6 +63,7 @@ from command.domain.incidents import (
     decide_tick_checklist,
     decide_verify,
     event_from_record,
+    next_acts,
     replay,
 )
 from command.domain.vocabulary import IncidentType, ResponseLevel
@@ -619,6 +621,51 @@ def test_merge_keeps_a_team_on_both_once() -> None:
     )
     b.add(result.survivor_events)
     assert b.inc.active_team_ids == ("T1",) and b.inc.teams[0].order_id == "O7"
+
+
+# --- the acts an incident takes now (the API's "next", drawn by the console) -----------------
+
+#: Each act of ACTS as the decide functions take it.
+ACT_COMMANDS: dict[str, Callable[[Story], list[Event]]] = {
+    "verify": COMMANDS["verify"],
+    "dispatch": COMMANDS["dispatch"],
+    "resolve": COMMANDS["resolve"],
+    "close": COMMANDS["close"],
+    "reopen": COMMANDS["reopen"],
+    "cancel": COMMANDS["cancel"],
+    "false-alarm": COMMANDS["false_alarm"],
+    "hold": lambda s: s.do(decide_hold, reason="等待增援"),
+    "resume": lambda s: s.do(decide_resume),
+}
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["", "held"])
+@pytest.mark.parametrize("state", list(IncidentState), ids=str)
+def test_next_acts_are_exactly_what_the_state_machine_accepts(state: IncidentState, held: bool) -> None:
+    assert set(ACT_COMMANDS) == set(ACTS)
+    s = story_in(state)
+    if held:
+        if state not in HOLDABLE_STATES:
+            return
+        s.do(decide_hold, reason="等待增援")
+    accepted = []
+    for act in ACTS:
+        trial = story_in(state)
+        if held:
+            trial.do(decide_hold, reason="等待增援")
+        try:
+            ACT_COMMANDS[act](trial)
+        except DomainError:
+            continue
+        accepted.append(act)
+    assert next_acts(s.inc) == tuple(accepted), (state, held)
+    assert (next_acts(s.inc) == ()) == (state in TERMINAL_STATES)
+
+
+def test_next_acts_of_the_usual_states() -> None:
+    assert next_acts(story_in(S.NEW).inc) == ("verify", "dispatch", "cancel", "false-alarm", "hold")
+    assert next_acts(story_in(S.ON_SCENE).inc) == ("dispatch", "resolve", "false-alarm", "hold")
+    assert next_acts(story_in(S.RESOLVED).inc) == ("close", "reopen")
 
 
 # --- hold (挂起) and resume ---------------------------------------------------------------
