@@ -189,7 +189,7 @@ class AlarmIntake:
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)
             # the record's text: the promotion, then the correlator's reason (said by its code)
-            why = inbox.promotion_text(promotion, triage_rules, "zh_CN") + i18n.text("zh_CN", "why.then")
+            why = inbox.promotion_text(promotion, triage_rules, "zh_CN") + i18n.text("zh_CN", "record.then")
             if isinstance(decision, JoinIncident):
                 incident, _ = await store.load(conn, decision.incident_id, for_update=True)
                 events = decide_link_source(
