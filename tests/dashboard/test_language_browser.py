@@ -212,6 +212,13 @@ def test_every_screen_speaks_one_language(
                 shot(page, artifacts, "desk-record-en")
         record = [x for x in texts if "—" in x]  # the record's "who — why" lines
         assert any(("verified on dispatch" if lang == "en" else "派遣即立案") in x for x in record), record
+        # why triage made the call an incident (the sources tab), in the page's language
+        promoted = (
+            "every 110 call opens an incident (to be verified) (rule call_110, v"
+            if lang == "en"
+            else "110 报警一律立事件（待核实）（规则 call_110，v"
+        )
+        assert any(x.startswith(promoted) for x in texts), [x for x in texts if "110" in x]
         tabs.nth(0).click()
         for tab in ("teams", "reserve", "charts"):
             page.click(f"#side-tabs label:has(input[value='{tab}'])")
