@@ -210,6 +210,8 @@ def test_every_screen_speaks_one_language(
             texts += texts_of(page)
             if lang == "en" and tabs.nth(i).inner_text().startswith("Record"):
                 shot(page, artifacts, "desk-record-en")
+            if tabs.nth(i).inner_text().startswith(("Sources", "警情来源")):
+                shot(page, artifacts, f"desk-sources-{lang}")  # with why triage promoted the call
         record = [x for x in texts if "—" in x]  # the record's "who — why" lines
         assert any(("verified on dispatch" if lang == "en" else "派遣即立案") in x for x in record), record
         # why triage made the call an incident (the sources tab), in the page's language
