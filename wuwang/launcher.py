@@ -404,7 +404,7 @@ class Demo:
         self.say(f"Logs        {self.logs}/<name>.log")
         if any(spec.name == "command" for spec in running):
             self.say("Demo logins (password: demo — demo mode only):")
-            self.say("  operator1, operator2 (operators) · commander1 (commander) · planner1 (drill planner) · admin1")
+            self.say("  operator1, operator2 (operators) · commander1 · planner1 (drill planner) · admin1")
             self.say("  field teams log in with their team id, e.g. T-FIRE-01")
         self.say("What this set-up does NOT guarantee:")
         for caveat in caveats(endpoints, backend, self.settings):

@@ -1001,8 +1001,7 @@ def decide_dispatch(
         )
     if incident.state is S.RESOLVED:
         raise IllegalTransition(
-            f"cannot dispatch team {team_id}: incident {incident.incident_id} is resolved; "
-            "reopen it first"
+            f"cannot dispatch team {team_id}: incident {incident.incident_id} is resolved; reopen it first"
         )
     drafts: list[Draft] = []
     state = incident.state
