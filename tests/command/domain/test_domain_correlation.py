@@ -34,7 +34,6 @@ from command.domain.incidents import (
     Event,
     Incident,
     IncidentState,
-    Role,
     apply,
     decide_dispatch,
     decide_merge,
@@ -44,7 +43,7 @@ from command.domain.incidents import (
     replay,
 )
 from command.domain.reasons import WHY, Param, Reason, render
-from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
 from wuwang.contract import Alarm, AlarmKind
 from wuwang.geo import offset_by_metres
