@@ -819,12 +819,14 @@ def atom_feed(
     the way downstream release systems (预警信息发布系统, 应急广播) poll for warnings."""
 
     def sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        e = ET.SubElement(parent, f"{{{ATOM_NS}}}{tag}", attrs)
+        e = ET.SubElement(parent, tag, attrs)
         if text is not None:
             e.text = text
         return e
 
-    feed = ET.Element(f"{{{ATOM_NS}}}feed")
+    # Plain names under an xmlns attribute: ElementTree's default_namespace refuses the
+    # unqualified attribute names Atom uses (rel, href, term).
+    feed = ET.Element("feed", xmlns=ATOM_NS)
     sub(feed, "id", feed_id)
     sub(feed, "title", title)
     sub(feed, "updated", cap_time(updated))
@@ -839,5 +841,5 @@ def atom_feed(
             sub(e, "summary", entry.summary)
         if entry.level is not None:
             sub(e, "category", term=entry.level, label=LEVEL_CAP[entry.level].colour_zh)
-    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True, default_namespace=ATOM_NS)
+    body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body
