@@ -843,3 +843,66 @@ def atom_feed(
             sub(e, "category", term=entry.level, label=LEVEL_CAP[entry.level].colour_zh)
     body: bytes = ET.tostring(feed, encoding="utf-8", xml_declaration=True)
     return body
+
+
+# --- inbound warnings -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What the console keeps of an agency's alert, and what it does to earlier ones."""
+
+    alert: CapAlert
+    state: Literal["active", "cancelled"]
+    #: What the messages it references become: an Update replaces them, a Cancel ends them.
+    retires: Literal["updated", "cancelled"] | None
+    level: str | None
+    onset: datetime | None
+    expires: datetime | None
+
+
+_RETIRES: Final[dict[str, Literal["updated", "cancelled"]]] = {"Update": "updated", "Cancel": "cancelled"}
+
+
+def inbound(alert: CapAlert) -> Inbound:
+    """The inbound warning an imported alert is; CapRefused for what is no warning
+    (Ack and Error answer a message; an alert without ``<info>`` has nothing to show)."""
+    if alert.msg_type not in ("Alert", "Update", "Cancel"):
+        raise CapRefused(f"msgType {alert.msg_type} is not a warning (Alert, Update or Cancel)")
+    if not alert.infos:
+        raise CapRefused("alert without <info>: no event, level or area to show")
+    onsets = [t for t in (i.onset or i.effective for i in alert.infos) if t is not None]
+    expiries = [i.expires for i in alert.infos]
+    return Inbound(
+        alert=alert,
+        state="cancelled" if alert.msg_type == "Cancel" else "active",
+        retires=_RETIRES.get(alert.msg_type),
+        level=level_of(alert),
+        onset=min(onsets) if onsets else None,
+        # one block without an end keeps the warning until it is cancelled
+        expires=None if any(e is None for e in expiries) else max(e for e in expiries if e is not None),
+    )
+
+
+def area_json(area: Area) -> dict[str, object]:
+    """An area as the map draws it: polygons as [lat, lon] rings, circles in km."""
+    return {
+        "description": area.description,
+        "polygons": [[[lat, lon] for lat, lon in ring] for ring in area.polygons],
+        "circles": [{"lat": c.lat, "lon": c.lon, "radius_km": c.radius_km} for c in area.circles],
+        "geocodes": [{"name": g.name, "value": g.value} for g in area.geocodes],
+    }
+
+
+def info_json(info: Info) -> dict[str, object]:
+    """One language's words and codes (the areas are kept apart, once per alert)."""
+    return {
+        "language": info.language,
+        "event": info.event,
+        "headline": info.headline,
+        "description": info.description,
+        "instruction": info.instruction,
+        "sender_name": info.sender_name,
+        "event_codes": [{"name": p.name, "value": p.value} for p in info.event_codes],
+        "parameters": [{"name": p.name, "value": p.value} for p in info.parameters],
+    }
