@@ -6,7 +6,9 @@ retires the warnings it references. Unreadable or invalid files — not XML, a D
 entity (XXE, billion laughs), not valid against the OASIS schema, Ack/Error — are 422
 with the reason. ``GET /warnings/inbound`` lists the active ones for the map.
 
-Operators, commanders and admins import; they and planners read; field users neither
+Who may is the one policy (command/domain/policy.py): operators, commanders and admins
+import (``warning.cap_import``), planners only a drill's — CAP files with status
+Exercise; they and planners read (``warning.inbound_read``); field users neither
 (inbound warnings target no team). Refusals are audited (403). docs/warnings.md, "CAP
 mapping". This router is included before the warnings router so that ``/warnings/cap``
 and ``/warnings/inbound`` are not taken for a warning's id.
@@ -19,9 +21,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from pydantic import BaseModel
 
-from command.deps import State, require
+from command.cap_schema import read_cap
+from command.deps import State, forbid, requires
+from command.domain import cap
 from command.domain.cap import MAX_CAP_BYTES, CapRefused
-from command.domain.vocabulary import Role
+from command.domain.policy import Action, allowed
 from command.security import Principal
 from command.services import inbound_warnings as service
 from command.services.inbox import now
@@ -30,16 +34,12 @@ CAP_TYPES = ("application/cap+xml", "application/xml")
 
 router = APIRouter(prefix="/warnings", tags=["warnings"])
 
-Importer = Annotated[
-    Principal, Depends(require("warning.cap_import", Role.OPERATOR, Role.COMMANDER))
-]
-Reader = Annotated[
-    Principal, Depends(require("warning.inbound_read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
-]
+Importer = Annotated[Principal, Depends(requires(Action.WARNING_CAP_IMPORT))]
+Reader = Annotated[Principal, Depends(requires(Action.WARNING_INBOUND_READ))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
-    403: {"description": "this role may not (importing: operators, commanders; reading: also planners)"},
+    403: {"description": "this role may not (planners import only status Exercise; field users never)"},
     422: {"description": "unreadable or invalid CAP 1.2 (the reason says why)"},
 }
 
@@ -102,10 +102,15 @@ async def import_cap(request: Request, response: Response, state: State, who: Im
     """导入: one CAP 1.2 alert from another agency, stored as an inbound warning."""
     raw = await _body(request)
     try:
-        async with state.pool.connection() as conn:
-            imported = await service.import_cap(conn, raw, who)
+        found = cap.inbound(read_cap(raw))
     except CapRefused as refused:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused.reason) from None
+    if not allowed(who.role, Action.WARNING_CAP_IMPORT, drill=found.alert.status == "Exercise"):
+        scope = "a drill's" if found.alert.status == "Exercise" else f"a status {found.alert.status}"
+        reason = f"role {who.role} may not import {scope} warning"
+        raise await forbid(state, who, str(Action.WARNING_CAP_IMPORT), reason, object_type="inbound_warning")
+    async with state.pool.connection() as conn, conn.transaction():
+        imported = await service.store(conn, found, raw, who)
     if not imported.created:
         response.status_code = status.HTTP_200_OK
     return {"warning": imported.warning, "created": imported.created, "retired": imported.retired}

@@ -179,13 +179,13 @@ def test_larger_than_a_cap_file_is_refused_before_reading(command_client: TestCl
 
 
 @pytest.mark.parametrize(
-    ("user", "may_import", "may_read"),
+    ("user", "may_import", "may_import_drill", "may_read"),
     [
-        ("operator1", True, True),
-        ("commander1", True, True),
-        ("admin1", True, True),
-        ("planner1", False, True),
-        (FIELD_TEAM, False, False),
+        ("operator1", True, True, True),
+        ("commander1", True, True, True),
+        ("admin1", True, True, True),
+        ("planner1", False, True, True),  # planners: only a drill's (status Exercise)
+        (FIELD_TEAM, False, False, False),
     ],
 )
 def test_who_may_import_and_read(
@@ -194,17 +194,20 @@ def test_who_may_import_and_read(
     command_settings: Settings,
     user: str,
     may_import: bool,
+    may_import_drill: bool,
     may_read: bool,
 ) -> None:
     headers = login(user)
     data, _ = _met("蓝", at=_now())
+    drill = _met("蓝", at=_now(), seq=2)[0].replace(b"<status>Actual</status>", b"<status>Exercise</status>")
     assert _post(command_client, headers, data).status_code == (201 if may_import else 403)
+    assert _post(command_client, headers, drill).status_code == (201 if may_import_drill else 403)
     assert command_client.get("/warnings/inbound", headers=headers).status_code == (200 if may_read else 403)
     denied = settings_rows(
         command_settings,
         "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action LIKE 'warning.%'",
     )
-    assert denied == (not may_import) + (not may_read)
+    assert denied == (not may_import) + (not may_import_drill) + (not may_read)
 
 
 def test_no_token_is_401(command_client: TestClient) -> None:
