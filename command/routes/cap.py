@@ -7,8 +7,8 @@ entity (XXE, billion laughs), not valid against the OASIS schema, Ack/Error — 
 with the reason. ``GET /warnings/inbound`` lists the active ones for the map.
 
 Who may is the one policy (command/domain/policy.py): operators, commanders and admins
-import (``warning.cap_import``), planners only a drill's — CAP files with status
-Exercise; they and planners read (``warning.inbound_read``); field users neither
+import (``inbound_warning.import``), planners only a drill's — CAP files with status
+Exercise; they and planners read (``inbound_warning.read``); field users neither
 (inbound warnings target no team). Refusals are audited (403). docs/warnings.md, "CAP
 mapping". This router is included before the warnings router so that ``/warnings/cap``
 and ``/warnings/inbound`` are not taken for a warning's id.
@@ -34,8 +34,8 @@ CAP_TYPES = ("application/cap+xml", "application/xml")
 
 router = APIRouter(prefix="/warnings", tags=["warnings"])
 
-Importer = Annotated[Principal, Depends(requires(Action.WARNING_CAP_IMPORT))]
-Reader = Annotated[Principal, Depends(requires(Action.WARNING_INBOUND_READ))]
+Importer = Annotated[Principal, Depends(requires(Action.INBOUND_WARNING_IMPORT))]
+Reader = Annotated[Principal, Depends(requires(Action.INBOUND_WARNING_READ))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
@@ -105,10 +105,11 @@ async def import_cap(request: Request, response: Response, state: State, who: Im
         found = cap.inbound(read_cap(raw))
     except CapRefused as refused:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused.reason) from None
-    if not allowed(who.role, Action.WARNING_CAP_IMPORT, drill=found.alert.status == "Exercise"):
+    if not allowed(who.role, Action.INBOUND_WARNING_IMPORT, drill=found.alert.status == "Exercise"):
         scope = "a drill's" if found.alert.status == "Exercise" else f"a status {found.alert.status}"
         reason = f"role {who.role} may not import {scope} warning"
-        raise await forbid(state, who, str(Action.WARNING_CAP_IMPORT), reason, object_type="inbound_warning")
+        action = str(Action.INBOUND_WARNING_IMPORT)
+        raise await forbid(state, who, action, reason, object_type="inbound_warning")
     async with state.pool.connection() as conn, conn.transaction():
         imported = await service.store(conn, found, raw, who)
     if not imported.created:

@@ -115,7 +115,7 @@ async def store(conn: AsyncConnection[Any], found: cap.Inbound, raw: bytes, who:
     await audit.record(
         conn,
         who,
-        "warning.cap_import",
+        "inbound_warning.import",
         object_type="inbound_warning",
         object_id=str(row["id"]),
         detail={

@@ -122,10 +122,8 @@ def test_expired_and_exercise_alerts_are_stored_but_not_active(
     assert _post(command_client, op, drill).status_code == 201
     assert len(command_client.get("/warnings/inbound", headers=op).json()) == 3
     assert settings_rows(command_settings, "SELECT count(*) FROM inbound_warning") == 5
-    assert (
-        settings_rows(command_settings, "SELECT count(*) FROM audit_log WHERE action = 'warning.cap_import'")
-        == 5
-    )
+    imports = "SELECT count(*) FROM audit_log WHERE action = 'inbound_warning.import'"
+    assert settings_rows(command_settings, imports) == 5
 
 
 def settings_rows(settings: Settings, query: str) -> int:
@@ -205,7 +203,7 @@ def test_who_may_import_and_read(
     assert command_client.get("/warnings/inbound", headers=headers).status_code == (200 if may_read else 403)
     denied = settings_rows(
         command_settings,
-        "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action LIKE 'warning.%'",
+        "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action LIKE 'inbound_warning.%'",
     )
     assert denied == (not may_import) + (not may_import_drill) + (not may_read)
 

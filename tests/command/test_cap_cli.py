@@ -74,7 +74,7 @@ def test_cap_import_stores_links_and_refuses(database_url: str, tmp_path: Path) 
     with psycopg.connect(database_url) as conn:
         rows = conn.execute("SELECT msg_type, state, received_by FROM inbound_warning ORDER BY id").fetchall()
         audited = conn.execute(
-            "SELECT count(*) FROM audit_log WHERE action = 'warning.cap_import'"
+            "SELECT count(*) FROM audit_log WHERE action = 'inbound_warning.import'"
         ).fetchone()
     assert rows == [("Alert", "updated", "cap-import"), ("Update", "active", "cap-import")]
     assert audited == (2,)
