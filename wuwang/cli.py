@@ -80,7 +80,8 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "command",
         "The command service: incidents from alarms, contingency plans, teams, reserve, dispatch, "
         "audit; HTTP API and /ws on COMMAND_HOST:COMMAND_PORT (docs/incidents.md, docs/command-api-*.md). "
-        "COMMAND_TOKEN_SECRET is required outside DEMO_MODE.",
+        "COMMAND_TOKEN_SECRET is required outside DEMO_MODE. 'python -m command cap import FILE…' "
+        "stores CAP 1.2 files of other agencies as inbound warnings (docs/warnings.md).",
         (
             ("Endpoints", ENDPOINTS),
             ("Command service", _group("command")),

@@ -109,6 +109,9 @@ class Action(StrEnum):
     PLANNED_EVENT_CREATE = "planned_event.create"
     PLANNED_EVENT_CANCEL = "planned_event.cancel"
 
+    INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
+    INBOUND_WARNING_READ = "inbound_warning.read"
+
     EXERCISE_READ = "exercise.read"  # 演练
     EXERCISE_WATCH = "exercise.watch"  # see a drill's incidents and changes as they happen
     EXERCISE_CREATE = "exercise.create"
@@ -220,6 +223,9 @@ POLICY: Mapping[Action, Grant] = {
     Action.PLANNED_EVENT_READ: _READERS,
     Action.PLANNED_EVENT_CREATE: _DESK,
     Action.PLANNED_EVENT_CANCEL: _DESK,
+    # inbound warnings (外部预警): a drill's are CAP files with status Exercise
+    Action.INBOUND_WARNING_IMPORT: _DESK,
+    Action.INBOUND_WARNING_READ: _READERS,
     # exercises (演练)
     Action.EXERCISE_READ: _grant((), (*_CENTRE, _P)),
     Action.EXERCISE_WATCH: _grant((), (_P, _A)),
