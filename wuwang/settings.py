@@ -18,8 +18,17 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
+from pydantic_core import InitErrorDetails
 from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -480,6 +489,23 @@ class Settings(BaseSettings):
     @classmethod
     def _group_flat_names(cls, data: Any) -> Any:
         return grouped(data) if isinstance(data, Mapping) else data
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _errors_name_variables(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        # An error names the variable (ingest_clock_skew_s), not the field's path in its group.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            details: list[InitErrorDetails] = []
+            for err in exc.errors():
+                detail = InitErrorDetails(
+                    type=err["type"], loc=(variable_of(err["loc"]).lower(),), input=err["input"]
+                )
+                if "ctx" in err:
+                    detail["ctx"] = err["ctx"]
+                details.append(detail)
+            raise ValidationError.from_exception_data(exc.title, details) from None
 
     def updated(self, **values: Any) -> Settings:
         """A copy with the settings named by ``values`` (environment names, lower case)
