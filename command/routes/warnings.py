@@ -8,7 +8,7 @@ state is 409. See docs/warnings.md.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -61,7 +61,7 @@ class AreaIn(_Strict):
 
 class ContentIn(_Strict):
     event_type: Annotated[str, Field(min_length=1, max_length=40, description="see GET /warnings/vocabulary")]
-    level: wd.Level
+    level: Literal["red", "orange", "yellow", "blue"]
     area: AreaIn
     onset: Annotated[AwareDatetime, FROM_TEXT]
     expires: Annotated[AwareDatetime, FROM_TEXT]
