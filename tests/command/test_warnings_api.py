@@ -17,6 +17,7 @@ from command.users import DEMO_PASSWORD
 from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
 from tests.command.test_inbox_api import Login, db
 from tests.command.test_incidents_api import wait_for
+from wuwang.outbound import WarningMessage
 from wuwang.settings import Settings
 
 CENTRE = (32.05, 112.14)  # where the minimal city's teams are based
@@ -111,6 +112,7 @@ def test_draft_count_approve_update_cancel_with_audit_and_outbox(
     assert [t for t, _ in queued] == [f"warnings/v1/{FIELD_TEAM}", "warnings/v1/report/GW-r5c5"]
     message = orjson.loads(bytes(queued[0][1]))
     assert message["kind"] == "alert" and message["identifier"] == ident and message["level"] == "orange"
+    assert WarningMessage.model_validate(message).identifier == ident  # the exported schema's model
 
     r = command_client.post(f"/warnings/{ident}/update", json=body(level="red"), headers=cmd)
     assert r.status_code == 200, r.text

@@ -18,6 +18,7 @@ from tests.command.test_warnings_api import body
 from tests.conftest import Broker
 from wuwang.mqtt import Backoff
 from wuwang.mqttlink import MqttLink
+from wuwang.outbound import WarningMessage
 from wuwang.settings import Settings
 
 pytestmark = pytest.mark.mosquitto
@@ -59,6 +60,7 @@ def test_an_issued_warning_reaches_the_teams_inside_over_mqtt(
             assert r.status_code == 200, r.text
             got = team.get(timeout=15)
             assert got is not None and orjson.loads(got.payload)["kind"] == "cancel"
+            assert WarningMessage.model_validate_json(got.payload).reason == "解除"
             team.ack(got)
             assert team.get(timeout=1.0) is None, "more than was sent, or another team's"
             wait_for(
