@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
+from command.domain import policy
 from command.domain.correlation import (
     JOINABLE_STATES,
     CorrelationRules,
@@ -48,6 +49,7 @@ from command.domain.correlation import (
 )
 from command.domain.incidents import Actor, Forbidden, IllegalTransition, InvalidCommand
 from command.domain.plans import _loc, _Strict, _UniqueKeyLoader, _validate
+from command.domain.policy import Action
 from command.domain.reasons import DEFAULT_LANG, Lang, Param, Reason, placeholders, shown_value
 from command.domain.vocabulary import Role
 from wuwang.contract import Alarm, AlarmKind
@@ -103,11 +105,6 @@ class DismissReason(StrEnum):
     def label_zh(self) -> str:
         return {"false_alarm": "误报", "duplicate": "重复", "test": "测试", "other": "其他"}[self.value]
 
-
-#: Who may act on inbox rows. Planners only on exercise rows; field users never.
-#: ``system`` (the service) promotes and links on a rule's behalf, and expires.
-_STAFF = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
-_SYSTEM_ACTIONS = frozenset({"promote", "link", "expire"})
 
 SYSTEM_ACTOR = Actor("system:triage", Role.SYSTEM)
 
@@ -1183,16 +1180,15 @@ class RowChange:
 
 
 def _authorise(row: InboxRow, actor: Actor, action: str) -> None:
-    role = actor.role
-    if role == Role.SYSTEM:
-        if action in _SYSTEM_ACTIONS:
-            return
-        raise Forbidden(f"the system may not {action} inbox row {row.row_id}: an operator must")
-    if role in _STAFF:
+    """Who may act on inbox rows (command/domain/policy.py): planners only on exercise
+    rows; field users never; ``system`` (the service) promotes and links on a rule's
+    behalf, and expires."""
+    role, drill = actor.role, row.exercise_id is not None
+    if policy.allowed(role, Action(f"inbox.{action}"), drill=drill):
         return
-    if role == Role.PLANNER:
-        if row.exercise_id is not None:
-            return
+    if role == Role.SYSTEM:
+        raise Forbidden(f"the system may not {action} inbox row {row.row_id}: an operator must")
+    if not drill and policy.allowed(role, Action(f"inbox.{action}"), drill=True):
         raise Forbidden(f"a planner may act only on exercise rows; inbox row {row.row_id} is live")
     raise Forbidden(f"role {role} may not {action} inbox rows")
 

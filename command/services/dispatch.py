@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from command import audit
+from command.domain import policy
 from command.domain.exercises import apply_stock_cuts, overlay_team_statuses
 from command.domain.incidents import (
     DomainError,
@@ -45,6 +46,7 @@ from command.domain.incidents import (
     visible_incident,
 )
 from command.domain.plans import Requirements, TeamRequirement, activate
+from command.domain.policy import Action
 from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
     RecommendConfig,
@@ -642,8 +644,8 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     teams skipped with why; warehouses for the plan's supplies. Every reason comes as
     Chinese text (``reasons``, ``detail``) and as a code with parameters
     (``reason_codes``, ``code`` + ``params``; command.domain.reasons)."""
-    if str(who.role) == "field":
-        reason = "field users may not read dispatch recommendations"
+    if not policy.allowed_anywhere(who.role, Action.DISPATCH_RECOMMEND):
+        reason = f"{who.role} may not read dispatch recommendations"
         await audit.record_denied(
             state.pool, who, "dispatch.recommend", reason, object_type="incident", object_id=incident_id
         )

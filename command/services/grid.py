@@ -32,6 +32,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from command import audit
+from command.domain import policy
 from command.domain.correlation import alarm_exercise_id
 from command.domain.grid import (
     DEFAULT_GRID_CONFIG,
@@ -52,7 +53,7 @@ from command.domain.grid import (
     overdue,
     replay,
 )
-from command.domain.vocabulary import Role
+from command.domain.policy import Action
 from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
@@ -90,19 +91,6 @@ _ZH_ACTION = {
     "reject": "核查不通过",
     "close": "结案",
 }
-
-#: Actions the command centre takes (planners on exercises); ``handle`` is the field's.
-CENTRE_ACTIONS = frozenset(
-    {
-        GridAction.FILE,
-        GridAction.DISMISS,
-        GridAction.DISPATCH,
-        GridAction.VERIFY,
-        GridAction.REJECT,
-        GridAction.CLOSE,
-    }
-)
-_CENTRE_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
 
 
 class NotFound(LookupError):
@@ -642,13 +630,11 @@ def _cell_of(state: CommandState, lat: float, lon: float) -> str:
 
 def _scope_allows(who: Principal, scope: Scope) -> str | None:
     """None when ``who`` may work on a case of this scope, else the reason not."""
-    if who.role == Role.ADMIN:
+    if policy.allowed(who.role, Action.GRID_READ, drill=scope.is_drill):
         return None
-    if scope.is_drill and who.role != Role.PLANNER:
+    if scope.is_drill:
         return f"{who.role} may not touch exercise {scope.exercise_id} (planners and admin only)"
-    if scope.is_live and who.role == Role.PLANNER:
-        return "planners work on exercise cases only"
-    return None
+    return "planners work on exercise cases only"
 
 
 def _is_assigned(who: Principal, case: GridCase) -> bool:
@@ -658,11 +644,9 @@ def _is_assigned(who: Principal, case: GridCase) -> bool:
 def can_see(who: Principal, s: Stored) -> bool:
     """Field users see live cases they reported or that are dispatched to them (user
     id or team id); planners exercise cases; others live cases (admin all)."""
-    if who.role == Role.ADMIN:
-        return True
     if _scope_allows(who, Scope.of(s.facts.exercise_id)) is not None:
         return False
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return _is_assigned(who, s.case) or s.case.reporter == who.user_id
     return True
 
@@ -670,24 +654,23 @@ def can_see(who: Principal, s: Stored) -> bool:
 def _may_act(who: Principal, s: Stored, action: GridAction) -> str | None:
     if (reason := _scope_allows(who, Scope.of(s.facts.exercise_id))) is not None:
         return reason
-    if who.role == Role.FIELD:
-        if action is not GridAction.HANDLE:
-            return f"field users may not {action} a grid case (the command centre does)"
-        if not _is_assigned(who, s.case):
-            return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
+    if not policy.allowed(who.role, Action(f"grid.{action}"), drill=s.facts.exercise_id is not None):
+        return f"{who.role} may not {action} a grid case (the command centre does)"
+    if policy.bound_to_own_team(who.role) and not _is_assigned(who, s.case):
+        return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
     return None
 
 
 def _list_scope(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL over grid_case for what ``who`` may list (or refuse): one scope's cases when
-    asked for, else what the role sees."""
+    asked for, else what the role sees, as the policy says."""
     if scope is not None:
-        if who.role not in (Role.PLANNER, Role.ADMIN):
+        if not policy.allowed(who.role, Action.GRID_READ, drill=True):
             raise Refused(f"{who.role} may not see exercise {scope.exercise_id} (planners and admin only)")
         return scope.where(name="ex"), scope.named("ex")
-    if who.role == Role.PLANNER:
+    if not policy.allowed(who.role, Action.GRID_READ, drill=False):
         return sql.SQL("exercise_id IS NOT NULL"), {}
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return (
             sql.SQL("{} AND (assignee = ANY(%(me)s) OR reporter = %(user)s)").format(LIVE.where()),
             {"me": [x for x in (who.user_id, who.team_id) if x], "user": who.user_id},
@@ -785,7 +768,7 @@ async def act(
             at = max(now(), stored.case.steps[-1].at)
             case = advance(stored.case, action, who.user_id, at, note=note, assignee=assignee)
             detail: dict[str, Any] = {}
-            if action is GridAction.HANDLE and who.role != Role.FIELD:
+            if action is GridAction.HANDLE and not policy.bound_to_own_team(who.role):
                 detail["on_behalf_of"] = stored.case.assignee  # 代录 by the command centre
             new = await append_step(conn, stored, case, role=str(who.role), actor=who, detail=detail)
     except GridTransitionError as exc:

@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from pydantic import ValidationError
 
 from command import audit
+from command.domain import policy
 from command.domain import triage as tri
 from command.domain.correlation import (
     CorrelationRules,
@@ -680,14 +681,14 @@ ListState = Literal["open", "expired", "promoted", "linked", "dismissed"]
 
 
 def scope_filter(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
-    """One scope's rows when asked for; else live rows for operators and commanders,
-    exercise rows for planners, admin both."""
+    """One scope's rows when asked for; else what the role sees, as the policy says: live
+    rows for operators and commanders, exercise rows for planners, admin both."""
     if scope is not None:
         return scope.where(name="ex"), scope.named("ex")
-    if who.role == Role.PLANNER:
-        return sql.SQL("exercise_id IS NOT NULL"), {}
-    if who.role == Role.ADMIN:
-        return sql.SQL("TRUE"), {}
+    live = policy.allowed(who.role, policy.Action.INBOX_READ, drill=False)
+    drill = policy.allowed(who.role, policy.Action.INBOX_READ, drill=True)
+    if drill:
+        return (sql.SQL("TRUE") if live else sql.SQL("exercise_id IS NOT NULL")), {}
     return LIVE.where(), {}
 
 
@@ -724,7 +725,7 @@ async def list_rows(
 
 async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
     """Open inbox rows for a (re)connecting live client (none for field users)."""
-    if who.role == Role.FIELD:
+    if not policy.allowed_anywhere(who.role, policy.Action.INBOX_READ):
         return []
     return await list_rows(state, who, row_state="open", limit=500)
 

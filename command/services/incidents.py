@@ -16,6 +16,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from command.domain import policy
 from command.domain.correlation import (
     AlreadyLinked,
     CorrelationRules,
@@ -306,13 +307,12 @@ async def merge(
 async def list_incidents(
     state: CommandState, who: Principal, *, open_only: bool, limit: int, scope: Scope | None = None
 ) -> list[dict[str, Any]]:
-    """The incidents the role sees (planners: every drill's, admins: all), or one
-    ``scope``'s when given."""
+    """The incidents the role sees (as the policy says: planners every drill's, admins
+    all), or one ``scope``'s when given."""
+    live, drill = policy.sees(who.role, drill=False), policy.sees(who.role, drill=True)
     exercise_filter: sql.Composable = sql.SQL(
-        "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
+        "TRUE" if live and drill else "exercise_id IS NOT NULL" if drill else "exercise_id IS NULL"
     )
-    if str(who.role) == "admin":
-        exercise_filter = sql.SQL("TRUE")
     if scope is not None:
         exercise_filter = scope.where(name="ex")
     async with state.pool.connection() as conn, conn.cursor() as cur:

@@ -1,7 +1,7 @@
 """The incident detail as components, from what the command API returned (pure: the
 callback fetches, this draws). Buttons carry pattern-matching ids handled in
-``dashboard.callbacks.incident``; what a role may not do is not drawn, and the command
-service refuses it anyway."""
+``dashboard.callbacks.incident``; an action ``/auth/me`` does not list is not drawn, and
+the command service refuses it anyway."""
 
 from __future__ import annotations
 
@@ -200,9 +200,13 @@ def held_banner(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div | Non
 
 
 def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
-    if not who.is_staff or not inc.get("is_open", False):
+    if not who.may_on("incident.note", inc) or not inc.get("is_open", False):
         return None
-    acts = (*ACTS_BY_STATE.get(str(inc.get("state")), ()), *hold_acts(inc))
+    acts = tuple(
+        a
+        for a in (*ACTS_BY_STATE.get(str(inc.get("state")), ()), *hold_acts(inc))
+        if who.may_on(f"incident.{a.replace('-', '_')}", inc)
+    )
     buttons = [
         html.Button(
             t(lang, f"act.{a}"),
@@ -213,7 +217,7 @@ def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
         for a in acts
     ]
     level = None
-    if who.may_change_level:
+    if who.may_on("incident.level_change", inc):
         level = html.Div(
             className="row",
             children=[
@@ -285,7 +289,7 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             }
             for p in sorted(data.plans, key=lambda p: (p.get("id") not in covering, str(p.get("id"))))
         ]
-        if who.is_staff and inc.get("is_open") and options:
+        if who.may_on("plan.activate", inc) and inc.get("is_open") and options:
             children.append(
                 html.Div(
                     className="row",
@@ -361,7 +365,7 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             html.Span(who_when, className="muted small"),
         ]
         body: Any = html.Div(parts, className="check-body")
-        if who.is_staff and inc.get("is_open") and item.get("applies", True):
+        if who.may_on("plan.checklist_tick", inc) and inc.get("is_open") and item.get("applies", True):
             body = html.Button(
                 parts,
                 title=t(lang, "plan.untick" if done else "plan.tick"),
@@ -460,7 +464,7 @@ def team_recommendations(lang: Lang, who: Me, data: DetailData) -> html.Section:
     needed, the candidates ranked by ETA with the recommender's reasons, and a
     dispatch button for each; when nobody qualifies, why the teams were skipped."""
     recs = data.recommendations if isinstance(data.recommendations, dict) else {}
-    may = who.is_staff and bool(data.incident.get("is_open"))
+    may = who.may_on("incident.dispatch", data.incident) and bool(data.incident.get("is_open"))
     body: list[Any] = []
     err = _error(lang, data, "recommendations")
     if err is not None:
@@ -558,7 +562,7 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
     plan; what is already held."""
     recs = data.recommendations if isinstance(data.recommendations, dict) else {}
     lines = {str(s.get("key")): s for s in (data.plan or {}).get("shortfall", [])}
-    may = who.is_staff and bool(data.incident.get("is_open"))
+    may = who.may_on("reserve.reserve", data.incident) and bool(data.incident.get("is_open"))
     body: list[Any] = []
     for need in recs.get("supplies", []):
         item = str(need.get("item", ""))
@@ -696,7 +700,7 @@ def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Sectio
 
 def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Section:
     items = inc.get("sources", [])
-    may_split = who.is_staff and inc.get("is_open") and len(items) > 1
+    may_split = who.may_on("incident.split", inc) and inc.get("is_open") and len(items) > 1
     rows = []
     for s in items:
         kind = str(s.get("kind", ""))
@@ -722,7 +726,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
             )
         )
     merge = None
-    if who.is_staff and inc.get("is_open"):
+    if who.may_on("incident.merge", inc) and inc.get("is_open"):
         merge = html.Div(
             className="row",
             children=[

@@ -31,13 +31,14 @@ from dashboard.layout.console import console_page
 from dashboard.layout.detail import DetailData, incident_detail
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
+from tests.dashboard.who import me_body, signed_in
 from wuwang.geo import wgs84_to_gcj02
 from wuwang.settings import Settings
 
 TZ = ZoneInfo("Asia/Shanghai")
-OPERATOR = Me("operator1", "operator", None, "值班员")
-COMMANDER = Me("commander1", "commander", None, "指挥长")
-FIELD = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+OPERATOR = signed_in("operator1", "operator", None, "值班员")
+COMMANDER = signed_in("commander1", "commander", None, "指挥长")
+FIELD = signed_in("T-FIRE-01", "field", "T-FIRE-01", "队伍")
 
 
 def run_async(coro: Any) -> Any:
@@ -187,22 +188,12 @@ class FakeCommand:
             if token == "Bearer team":
                 return httpx2.Response(
                     200,
-                    json={
-                        "user_id": "T-FIRE-01",
-                        "role": "field",
-                        "team_id": "T-FIRE-01",
-                        "display_name": "队伍",
-                    },
+                    json=me_body("T-FIRE-01", "field", "T-FIRE-01", "队伍"),
                 )
             if token == "Bearer operator":
                 return httpx2.Response(
                     200,
-                    json={
-                        "user_id": "operator1",
-                        "role": "operator",
-                        "team_id": None,
-                        "display_name": "值班员",
-                    },
+                    json=me_body("operator1", "operator", None, "值班员"),
                 )
             return httpx2.Response(401, json={"detail": "invalid token"})
         if request.url.path in ("/field/reports", "/field/photos") and not self.reports:
