@@ -8,9 +8,10 @@ Lifecycle (docs/warnings.md)::
     draft ──cancel──▶ cancelled (discarded);  issued ──cancel──▶ cancelled
     issued ──expires_at passed──▶ expired
 
-Who: operators, commanders and admins draft; commanders and admins approve, update and
-cancel issued warnings (an operator may discard a draft); planners do all of it in
-drills only; field users read only the issued warnings that target their team.
+Who (the policy's ``warning.*`` rows): operators, commanders and admins draft;
+commanders and admins approve, update and cancel issued warnings (whoever drafts may
+discard a draft); planners do all of it in drills only; field users read only the
+issued warnings that target their team.
 
 The fields are enough for CAP 1.2 (another module maps them): identifier, sender, sent
 (``issued_at``), status (Actual / Exercise), msgType (Alert / Update / Cancel),
@@ -28,7 +29,9 @@ from datetime import datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Literal
 
+from command.domain import policy
 from command.domain.incidents import Actor, Forbidden, IllegalTransition, InvalidCommand
+from command.domain.policy import Action as PolicyAction
 from command.domain.vocabulary import Role
 from command.domain.warning_events import EVENT_TYPES
 
@@ -42,10 +45,6 @@ MAX_CELLS = 5000
 MAX_DISTRICTS = 50
 #: The longest a warning stays in force without an update.
 MAX_DURATION = timedelta(days=30)
-
-_DRAFTERS = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
-_ISSUERS = frozenset({Role.COMMANDER, Role.ADMIN})
-_READERS = _DRAFTERS | {Role.PLANNER}
 
 Action = Literal["draft", "approve", "update", "cancel", "read"]
 
@@ -282,16 +281,15 @@ class WarningRecord:
 
 
 def authorise(actor: Actor, action: Action, exercise_id: str | None) -> None:
-    """The one rule of who may do what with warnings. Raises :class:`Forbidden`.
-    ``read`` here is the staff's read; a field user's is :func:`targets`."""
-    role = actor.role
-    if role == Role.PLANNER:
-        if exercise_id is not None:
-            return
-        raise Forbidden(f"a planner may {action} only drill warnings; this warning is live")
-    allowed = _READERS if action == "read" else _ISSUERS if action in ("approve", "update") else _DRAFTERS
-    if role in allowed:
+    """Who may do what with warnings: the policy's ``warning.*`` rows
+    (command/domain/policy.py). Raises :class:`Forbidden`. A field user's ``read`` is
+    bound to its team on top: :func:`targets`."""
+    role, drill = actor.role, exercise_id is not None
+    asked = PolicyAction(f"warning.{action}")
+    if policy.allowed(role, asked, drill=drill):
         return
+    if not drill and policy.allowed(role, asked, drill=True):
+        raise Forbidden(f"a planner may {action} only drill warnings; this warning is live")
     raise Forbidden(f"role {role} may not {action} warnings")
 
 
@@ -446,9 +444,9 @@ def cancel(warning: WarningRecord, *, actor: Actor, at: datetime, reason: str) -
     """解除 an issued warning (commander), or discard a draft (whoever may draft)."""
     _aware(at, "at")
     if warning.state == WarningState.DRAFT:
-        authorise(actor, "cancel", warning.exercise_id)
+        authorise(actor, "draft", warning.exercise_id)  # whoever may draft may discard one
     elif warning.state == WarningState.ISSUED:
-        authorise(actor, "approve", warning.exercise_id)
+        authorise(actor, "cancel", warning.exercise_id)
     else:
         raise IllegalTransition(f"warning {warning.identifier} is {warning.state} already")
     why = _text(reason, "reason", MAX_REASON)

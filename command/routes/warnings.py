@@ -13,9 +13,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from command.deps import Caller, State, forbid
+from command.deps import Caller, State, forbid, gate
 from command.domain import warnings as wd
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
+from command.domain.policy import Action
 from command.domain.vocabulary import Role
 from command.domain.warning_events import CATEGORIES, EVENT_TYPES
 from command.inputs import FROM_TEXT, ApiIn
@@ -118,7 +119,7 @@ def _content(body: ContentIn, at: Any) -> wd.Content:
     )
 
 
-@router.get("/vocabulary")
+@router.get("/vocabulary", dependencies=gate(Action.WARNING_READ))
 async def vocabulary(who: Caller) -> dict[str, Any]:
     """The event types (GB/T 35561 categories and sub-types) and levels a warning may name."""
     return {
@@ -130,7 +131,7 @@ async def vocabulary(who: Caller) -> dict[str, Any]:
     }
 
 
-@router.get("", responses={401: ERRORS[401], 403: ERRORS[403]})
+@router.get("", responses={401: ERRORS[401], 403: ERRORS[403]}, dependencies=gate(Action.WARNING_READ))
 async def list_warnings(
     state: State,
     who: Caller,
@@ -150,11 +151,11 @@ async def list_warnings(
     return [service.warning_body(w, now) for w in found]
 
 
-@router.post("/inside", response_model=Counts, responses=ERRORS)
+@router.post("/inside", response_model=Counts, responses=ERRORS, dependencies=gate(Action.WARNING_DRAFT))
 async def count_inside(body: AreaIn, state: State, who: Caller, scope: ScopeQuery) -> dict[str, Any]:
     """What an area holds before a warning is drafted or approved: grid cells, devices,
     venues, teams (risk sources and shelters where registered), and whom it would reach."""
-    await _authorise(state, who, "read", scope.exercise_id)
+    await _authorise(state, who, "draft", scope.exercise_id)
     try:
         area = wd.make_area(body.polygon, body.cells, body.districts)
     except DomainError as exc:
@@ -164,7 +165,9 @@ async def count_inside(body: AreaIn, state: State, who: Caller, scope: ScopeQuer
     return {"counts": found.counts, "teams": list(found.teams), "grid_workers": len(found.grid_workers)}
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+@router.post(
+    "", status_code=status.HTTP_201_CREATED, responses=ERRORS, dependencies=gate(Action.WARNING_DRAFT)
+)
 async def draft_warning(body: NewWarning, state: State, who: Caller) -> dict[str, Any]:
     """起草: a new draft, not yet sent to anyone."""
     await _authorise(state, who, "draft", body.exercise_id)
@@ -202,7 +205,9 @@ async def _readable(state: State, who: Principal, w: Any, identifier: str, actio
     await _authorise(state, who, action, w.exercise_id, identifier)
 
 
-@router.get("/{identifier}", responses=ERRORS)
+@router.get(
+    "/{identifier}", responses=ERRORS, dependencies=gate(Action.WARNING_READ, on=("warning", "identifier"))
+)
 async def get_warning(identifier: Identifier, state: State, who: Caller) -> dict[str, Any]:
     now = clock()
     async with state.pool.connection() as conn:
@@ -217,7 +222,11 @@ async def get_warning(identifier: Identifier, state: State, who: Caller) -> dict
     return body
 
 
-@router.post("/{identifier}/approve", responses=ERRORS)
+@router.post(
+    "/{identifier}/approve",
+    responses=ERRORS,
+    dependencies=gate(Action.WARNING_APPROVE, on=("warning", "identifier")),
+)
 async def approve_warning(identifier: Identifier, state: State, who: Caller) -> dict[str, Any]:
     """批准并发布: issued to the teams and grid workers inside its area; the approver and
     the time are recorded (依法处置)."""
@@ -238,7 +247,11 @@ async def approve_warning(identifier: Identifier, state: State, who: Caller) -> 
     return service.warning_body(after, now)
 
 
-@router.post("/{identifier}/update", responses=ERRORS)
+@router.post(
+    "/{identifier}/update",
+    responses=ERRORS,
+    dependencies=gate(Action.WARNING_UPDATE, on=("warning", "identifier")),
+)
 async def update_warning(
     identifier: Identifier, body: ContentIn, state: State, who: Caller
 ) -> dict[str, Any]:
@@ -269,14 +282,20 @@ async def update_warning(
     return service.warning_body(new, now)
 
 
-@router.post("/{identifier}/cancel", responses=ERRORS)
+# whoever may draft reaches it (a draft is discarded by its desk); issued: warning.cancel
+@router.post(
+    "/{identifier}/cancel",
+    responses=ERRORS,
+    dependencies=gate(Action.WARNING_DRAFT, on=("warning", "identifier")),
+)
 async def cancel_warning(identifier: Identifier, body: Cancel, state: State, who: Caller) -> dict[str, Any]:
     """解除 an issued warning (its recipients are told), or discard a draft."""
     now = clock()
     async with state.pool.connection() as conn, conn.transaction():
         try:
             w = await service.get(conn, identifier, for_update=True)
-            await _readable(state, who, w, identifier, "cancel")
+            # the scope (planners: drills only) here; the state decides the rest in the domain
+            await _readable(state, who, w, identifier, "draft")
             after = wd.cancel(w, actor=service.actor(who), at=now, reason=body.reason)
         except Forbidden as exc:
             raise await forbid(

@@ -112,7 +112,7 @@ def test_operators_draft_commanders_approve_update_and_cancel_issued_warnings() 
     with pytest.raises(Forbidden, match="field may not draft"):
         a_draft(actor=FIELD)
     w = issued()
-    with pytest.raises(Forbidden, match="operator may not approve"):
+    with pytest.raises(Forbidden, match="operator may not cancel"):
         wd.cancel(w, actor=OP, at=T0, reason="x")
     with pytest.raises(Forbidden, match="operator may not update"):
         wd.update(w, identifier=w.identifier, content=content(), actor=OP, at=T0, teams=[], grid_workers=[])
