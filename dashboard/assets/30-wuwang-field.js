@@ -458,7 +458,7 @@
       card.className = "field-warning level-" + w.level;
       card.setAttribute("data-identifier", w.identifier || "");
       var head = document.createElement("b");
-      head.textContent = W.t("warning.level_name." + w.level) + " " + (w.headline || "");
+      head.textContent = W.t("warning_level." + w.level) + " " + (w.headline || "");
       card.appendChild(head);
       [w.instruction, w.description].forEach(function (text) {
         if (!text) return;

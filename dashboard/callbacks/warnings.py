@@ -70,7 +70,7 @@ def banner(lang: Lang, active: list[dict[str, Any]]) -> tuple[list[Any], bool, s
         html.Span(
             className=f"warning-line level-{w['level']}",
             children=[
-                html.B(t(lang, f"warning.level_name.{w['level']}")),
+                html.B(t(lang, f"warning_level.{w['level']}")),
                 " ",
                 w.get("headline", ""),
             ],
@@ -135,7 +135,7 @@ def register(app: Dash, console: Console) -> None:
         active = [w for w in rows if w.get("active")]
         features = []
         for w in sorted(active, key=_rank, reverse=True):  # the most severe drawn last, on top
-            name = t(lang, f"warning.level_name.{w['level']}")
+            name = t(lang, f"warning_level.{w['level']}")
             headline, instruction = str(w.get("headline", "")), str(w.get("instruction", ""))
             tip = (
                 f"<b>{html_text.escape(name)}</b> {html_text.escape(headline)}"
@@ -315,7 +315,7 @@ def register(app: Dash, console: Console) -> None:
                     children=[
                         html.Div(
                             [
-                                html.B(t(lang, f"warning.level_name.{w['level']}")),
+                                html.B(t(lang, f"warning_level.{w['level']}")),
                                 " ",
                                 w.get("headline", ""),
                                 " ",
