@@ -123,7 +123,11 @@
       return { color: c, weight: 3, opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
     },
     onEachWarning: function (feature, layer) {
-      tip(layer, (feature.properties || {}).html || "");
+      var p = feature.properties || {};
+      tip(layer, p.html || "");
+      // the areas on the map by warning (canvas paths have no DOM to look at): identifier → level
+      W.map.warningAreas = W.map.warningAreas || {};
+      W.map.warningAreas[p.i] = p.level;
     },
     teamPoint: function (feature, latlng) {
       var p = feature.properties;
