@@ -97,25 +97,9 @@ class IncidentState(StrEnum):
     MERGED = "merged"  # 已合并 (its sources live on in another incident)
 
     @property
-    def label_zh(self) -> str:
-        return _STATE_LABEL_ZH[self]
-
-    @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-
-_STATE_LABEL_ZH = {
-    IncidentState.NEW: "待核实",
-    IncidentState.VERIFIED: "已立案",
-    IncidentState.DISPATCHED: "已派遣",
-    IncidentState.ON_SCENE: "处置中",
-    IncidentState.RESOLVED: "待核查",
-    IncidentState.CLOSED: "已结案",
-    IncidentState.CANCELLED: "已撤销",
-    IncidentState.FALSE_ALARM: "误报",
-    IncidentState.MERGED: "已合并",
-}
 
 S = IncidentState
 
@@ -255,9 +239,11 @@ class SourceRef(_Frozen):
     grid_cell_id: str | None = None
     summary: str = ""
     #: The triage rule that promoted the alarm to an incident (docs/triage.md), with its
-    #: reason as the operators read it; None for alarms that did not go through triage.
+    #: reason as the operators read it, in Chinese and in English (the rule's own texts,
+    #: its codes in the catalogue's words); None for alarms that did not go through triage.
     triage_rule: str | None = None
     triage_reason: str | None = None
+    triage_reason_en: str | None = None
     #: A field report's photo as it sent it (``/field/photos/<sha256>.<ext>`` when it
     #: came from the field page); the desk fetches it through ``/incidents/{id}/photos``.
     photo_url: str | None = None
@@ -874,8 +860,7 @@ def _check_version(incident: Incident, expected_version: int | None) -> None:
 def _check_open(incident: Incident, what: str) -> None:
     if incident.state in TERMINAL_STATES:
         raise IllegalTransition(
-            f"cannot {what}: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}) and takes no further changes"
+            f"cannot {what}: incident {incident.incident_id} is {incident.state} and takes no further changes"
         )
 
 
@@ -919,7 +904,7 @@ def _refuse_transition(incident: Incident, act: IncidentAct, what: str) -> Illeg
             f" (from {state} it may go to: {', '.join(allowed)})" if allowed else ""
         )
     return IllegalTransition(
-        f"cannot {what}: incident {incident.incident_id} is {state} ({state.label_zh}); {only}"
+        f"cannot {what}: incident {incident.incident_id} is {state}; {only}"
     )
 
 
@@ -1238,7 +1223,7 @@ def decide_dispatch(
     state = incident.state
     if A.DISPATCH not in LIFECYCLE[state]:
         raise IllegalTransition(
-            f"cannot dispatch team {team_id}: incident {incident.incident_id} is {state} ({state.label_zh})"
+            f"cannot dispatch team {team_id}: incident {incident.incident_id} is {state}"
             + ("; reopen it first" if A.REOPEN in LIFECYCLE[state] else "")
         )
     moves = _moves(incident, A.DISPATCH)
@@ -1400,7 +1385,7 @@ def decide_change_level(
     _authorise(
         incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LEVEL, "change the response level"
     )
-    same = f"at level {level.name} ({level.label_zh})" if level == incident.level else None
+    same = f"at level {level.name}" if level == incident.level else None
     data = LevelChanged(from_level=incident.level, to_level=level)
     return _amend(incident, data, same, ("change the response level",) * 2, reason, context)
 

@@ -61,6 +61,7 @@ from command.services import incident_store as store
 from command.services.incident_store import NotFound, locked_incident
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Identifier, encode, team_topic
 from wuwang.scope import LIVE, Scope
 from wuwang.travel import DEFAULT_SPEEDS_KMH
@@ -117,7 +118,7 @@ def order_message(
         "incident_id": incident.incident_id,
         "incident_type": str(incident.incident_type),
         "level": int(incident.level),
-        "level_zh": incident.level.label_zh,
+        "level_zh": i18n.text("zh_CN", f"level.{incident.level.value}"),
         "title": incident.title,
         "lat": incident.lat,
         "lon": incident.lon,
@@ -485,9 +486,15 @@ async def apply_ack(
                     "reason": ack.reason,
                     "at": at.isoformat(),
                     "order": order,
-                    "text": f"队伍 {team_id} 拒绝调度指令 {ack.order_id}"
-                    + (f"：{ack.reason}" if ack.reason else "")
-                    + "；请释放该队伍并另行派遣",
+                    "text": i18n.text(
+                        "zh_CN",
+                        "alert.order_refused",
+                        team=team_id,
+                        order=ack.order_id,
+                        because=i18n.text("zh_CN", "alert.order_refused_because", reason=ack.reason)
+                        if ack.reason
+                        else "",
+                    ),
                 },
                 exercise_id=exercise_id,
                 team_id=team_id,
@@ -541,8 +548,14 @@ async def raise_overdue_acks(state: CommandState, timeout_s: float) -> list[Over
                     "sent_at": o.sent_at.isoformat(),
                     "waited_s": round(waited, 1),
                     "timeout_s": timeout_s,
-                    "text": f"队伍 {o.team_id} 未在 {duration(timeout_s)} 内确认调度指令 {o.order_id}"
-                    f"（事件 {o.incident_id}）：请电话联系或改派",
+                    "text": i18n.text(
+                        "zh_CN",
+                        "alert.ack_overdue",
+                        team=o.team_id,
+                        timeout=duration(timeout_s),
+                        order=o.order_id,
+                        incident=o.incident_id,
+                    ),
                 },
                 exercise_id=o.exercise_id,
                 team_id=o.team_id,

@@ -39,7 +39,6 @@ from command.domain.grid import (
     FINAL,
     GridAction,
     GridCase,
-    GridCategory,
     GridConfig,
     GridKpis,
     GridStage,
@@ -57,6 +56,7 @@ from command.domain.policy import Action
 from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.lattice import grid_cell_id
 from wuwang.scope import LIVE, Scope
@@ -81,16 +81,6 @@ _INTAKE_LOCK_NS = 0x4752
 #: a case becomes overdue if nothing happens (its ``due_at``).
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
-_ZH_ACTION = {
-    "discover": "发现",
-    "file": "立案",
-    "dismiss": "不予立案",
-    "dispatch": "派遣",
-    "handle": "处置",
-    "verify": "核查",
-    "reject": "核查不通过",
-    "close": "结案",
-}
 
 
 class NotFound(LookupError):
@@ -181,10 +171,8 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def category_zh(category: str) -> str:
-    try:
-        return GridCategory(category).label_zh
-    except ValueError:
-        return category
+    """A category's Chinese name (the API's ``category_zh``), its code when it has none."""
+    return i18n.name_of("zh_CN", "grid.category", category)
 
 
 def case_body(s: Stored) -> dict[str, Any]:
@@ -196,7 +184,7 @@ def case_body(s: Stored) -> dict[str, Any]:
         "category": c.category,
         "category_zh": category_zh(c.category),
         "stage": str(c.stage),
-        "stage_zh": c.stage.label_zh,
+        "stage_zh": i18n.text("zh_CN", f"grid.stage.{c.stage}"),
         "is_open": c.stage not in FINAL,
         "description": c.description,
         "lat": c.lat,
@@ -241,7 +229,7 @@ def step_body(s: Stored) -> list[dict[str, Any]]:
         {
             "seq": i,
             "action": str(step.action),
-            "action_zh": _ZH_ACTION[step.action.value],
+            "action_zh": i18n.text("zh_CN", f"grid.action.{step.action.value}"),
             "by": step.by,
             "by_role": role,
             "at": step.at.isoformat(),
@@ -840,7 +828,7 @@ def _overdue_body(o: Overdue, s: Stored) -> dict[str, Any]:
         "category": o.category,
         "category_zh": category_zh(o.category),
         "stage": str(o.stage),
-        "stage_zh": o.stage.label_zh,
+        "stage_zh": i18n.text("zh_CN", f"grid.stage.{o.stage}"),
         "deadline": o.deadline.isoformat(),
         "overdue_by_s": o.overdue_by.total_seconds(),
         "assignee": o.assignee,

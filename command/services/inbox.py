@@ -69,6 +69,7 @@ from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.services.tasks import stop_task
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.scope import LIVE, Scope
 
@@ -476,10 +477,25 @@ async def triage_alarm(conn: AsyncConnection[Any], alarm: Alarm, at: datetime, r
     return result
 
 
+def promotion_text(promotion: tri.Promotion, rules: TriageRules, lang: i18n.Lang) -> str:
+    """Why a rule promoted an alarm, in ``lang``: the rule's own text and its name."""
+    return i18n.text(
+        lang,
+        "triage.promoted_rule",
+        reason=rules.render(promotion.reason, lang),
+        rule=promotion.rule_id,
+        version=promotion.rules_version,
+    )
+
+
 def promoted_source(alarm: Alarm, promotion: tri.Promotion, rules: TriageRules) -> SourceRef:
     """The alarm as an incident's source, naming the rule that promoted it and why."""
     return SourceRef.from_alarm(alarm).model_copy(
-        update={"triage_rule": promotion.rule_id, "triage_reason": rules.render(promotion.reason)}
+        update={
+            "triage_rule": promotion.rule_id,
+            "triage_reason": promotion_text(promotion, rules, "zh_CN"),
+            "triage_reason_en": promotion_text(promotion, rules, "en"),
+        }
     )
 
 
@@ -543,7 +559,12 @@ def _manual_source(alarm: Alarm, row: InboxRow, who: Principal) -> SourceRef:
     return SourceRef.from_alarm(alarm).model_copy(
         update={
             "triage_rule": None,
-            "triage_reason": f"由告警收件箱 {row.row_id} 人工立事件（{who.user_id}）",
+            "triage_reason": i18n.text(
+                "zh_CN", "triage.promoted_by_hand", row_id=row.row_id, user=who.user_id
+            ),
+            "triage_reason_en": i18n.text(
+                "en", "triage.promoted_by_hand", row_id=row.row_id, user=who.user_id
+            ),
         }
     )
 

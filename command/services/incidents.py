@@ -51,6 +51,7 @@ from command.services.incident_store import run_command as run_command  # the ro
 from command.services.incident_store import run_pair
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.scope import Scope
 
@@ -191,7 +192,8 @@ class AlarmIntake:
             if isinstance(decision, AlreadyLinked):
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)
-            why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
+            # the record's text: the promotion, then the correlator's reason (said by its code)
+            why = inbox.promotion_text(promotion, triage_rules, "zh_CN") + i18n.text("zh_CN", "record.then")
             if isinstance(decision, JoinIncident):
                 incident, _ = await store.load(conn, decision.incident_id, for_update=True)
                 events = decide_link_source(

@@ -514,7 +514,7 @@ async def _check_request(state: CommandState, item_code: str, warehouse_id: str 
                 raise InvalidCommand(f"no warehouse {warehouse_id!r}")
             if row[0] == "production_capacity":
                 raise InvalidCommand(
-                    f"warehouse {warehouse_id} is a production-capacity reserve (产能储备): it holds no "
+                    f"warehouse {warehouse_id} is a production-capacity reserve: it holds no "
                     "stock to reserve; call up production instead"
                 )
 
