@@ -41,7 +41,7 @@ class WarningMessage(BaseModel):
     sender: str
     status: Literal["Actual", "Exercise"]
     event_type: str = Field(description="GET /warnings/vocabulary (GB/T 35561 sub-types)")
-    level: Literal["red", "orange", "yellow", "blue"] = Field(description="红 I … 蓝 IV")
+    level: Literal["red", "orange", "yellow", "blue"] = Field(description="red I … blue IV")
     headline: str
     description: str
     instruction: str

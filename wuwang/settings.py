@@ -258,7 +258,7 @@ class Settings(BaseSettings):
     )
     # Warnings (预警): the sender part of the GB/T 35965.1 identifier ZZZZZZDDDUUUXX_…
     command_warning_area_code: str = Field(
-        default="420600", pattern=r"^\d{6}$", description="GB/T 2260 area code of the issuer (襄阳市)"
+        default="420600", pattern=r"^\d{6}$", description="GB/T 2260 area code of the issuer (Xiangyang)"
     )
     command_warning_institution: str = Field(
         default="000", pattern=r"^\d{3}$", description="GB/T 35965.1 institution code (DDD)"
@@ -270,7 +270,8 @@ class Settings(BaseSettings):
         default="00", pattern=r"^\d{2}$", description="GB/T 35965.1 extension code (XX)"
     )
     command_warning_sender: str = Field(
-        default="襄阳市应急管理局", description="the issuer's name on every warning (CAP sender)"
+        default="emergency.xiangyang.example",
+        description="who issues every warning (CAP sender: globally unique, a host name is usual)",
     )
     command_warning_expiry_interval_s: float = Field(
         default=30.0, gt=0, description="how often issued warnings past their expiry are expired"

@@ -123,8 +123,8 @@ def _content(body: ContentIn, at: Any) -> wd.Content:
 async def vocabulary(who: Caller) -> dict[str, Any]:
     """The event types (GB/T 35561 categories and sub-types) and levels a warning may name."""
     return {
-        "categories": [c._asdict() for c in CATEGORIES],
-        "event_types": [e._asdict() for e in EVENT_TYPES.values()],
+        "categories": list(CATEGORIES),
+        "event_types": [{"key": key, "category": cat} for key, cat in EVENT_TYPES.items()],
         "levels": [
             {"key": str(lv), "grade": lv.grade, "roman": lv.roman, "colour": lv.colour} for lv in wd.Level
         ],

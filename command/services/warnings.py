@@ -260,7 +260,6 @@ def _iso(value: datetime | None) -> str | None:
 def warning_body(w: wd.WarningRecord, now: datetime) -> dict[str, Any]:
     """The API's and the live change's view of a warning."""
     c = w.content
-    event = EVENT_TYPES[c.event_type]
     return {
         "identifier": w.identifier,
         "sender": w.sender,
@@ -272,7 +271,7 @@ def warning_body(w: wd.WarningRecord, now: datetime) -> dict[str, Any]:
         "state": str(w.state),
         "active": w.active(now),
         "event_type": c.event_type,
-        "category": event.category,
+        "category": EVENT_TYPES[c.event_type],
         "level": str(c.level),
         "level_grade": c.level.grade,
         "colour": c.level.colour,

@@ -105,6 +105,11 @@ def _area(districts: Any, cells: Any, polygon: Any) -> dict[str, Any]:
     }
 
 
+def _event_label(lang: Lang, category: str, key: str) -> str:
+    """自然灾害 · 气象灾害: the category and the sub-type, from the catalogue."""
+    return f"{t(lang, 'warning_category.' + category)} · {t(lang, 'warning_event.' + key)}"
+
+
 def _error(lang: Lang, exc: ApiError) -> str:
     return t(lang, "warning.refused", reason=exc.detail)
 
@@ -173,12 +178,11 @@ def register(app: Dash, console: Console) -> None:
             vocab = await console.api.get("/warnings/vocabulary", token)
         except ApiError:
             raise PreventUpdate from None
-        category = {c["key"]: c for c in vocab.get("categories", [])}
-        word = "zh" if lang == "zh_CN" else "en"
+        categories = set(vocab.get("categories", []))
         events = [
-            {"label": f"{category[e['category']][word]} · {e[word]}", "value": e["key"]}
+            {"label": _event_label(lang, str(e["category"]), str(e["key"])), "value": e["key"]}
             for e in vocab.get("event_types", [])
-            if e.get("category") in category
+            if e.get("category") in categories
         ]
         districts = [
             {"label": f"{name} ({adcode})", "value": adcode}

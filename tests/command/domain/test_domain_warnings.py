@@ -12,8 +12,9 @@ import pytest
 from command.domain import warnings as wd
 from command.domain.incidents import Actor, Forbidden, IllegalTransition, InvalidCommand
 from command.domain.vocabulary import Role
-from command.domain.warning_events import CATEGORIES, CATEGORY_OF, EVENT_TYPES
+from command.domain.warning_events import CATEGORIES, EVENT_TYPES
 from tests.command.domain.conftest import CST, HOME
+from wuwang.i18n import catalogue
 
 OP = Actor("operator1", Role.OPERATOR)
 CMD = Actor("commander1", Role.COMMANDER)
@@ -70,10 +71,17 @@ def issued() -> wd.WarningRecord:
 
 
 def test_the_vocabulary_has_the_four_categories_of_gbt_35561_and_every_type_one_of_them() -> None:
-    assert [c.zh for c in CATEGORIES] == ["自然灾害", "事故灾难", "公共卫生事件", "社会安全事件"]
-    assert all(e.category in CATEGORY_OF for e in EVENT_TYPES.values())
-    assert {CATEGORY_OF[e.category].zh for e in EVENT_TYPES.values()} == {c.zh for c in CATEGORIES}
-    assert EVENT_TYPES["earthquake"].zh == "地震灾害"
+    zh, en = catalogue("zh_CN"), catalogue("en")
+    assert [zh[f"warning_category.{c}"] for c in CATEGORIES] == [
+        "自然灾害",
+        "事故灾难",
+        "公共卫生事件",
+        "社会安全事件",
+    ]
+    assert set(EVENT_TYPES.values()) == set(CATEGORIES)  # every category has sub-types, no other
+    assert zh["warning_event.earthquake"] == "地震灾害"
+    for key in (*(f"warning_category.{c}" for c in CATEGORIES), *(f"warning_event.{e}" for e in EVENT_TYPES)):
+        assert zh.get(key) and en.get(key), key  # both languages
 
 
 def test_levels_run_from_red_i_to_blue_iv_with_cap_values() -> None:
