@@ -214,7 +214,7 @@ LAYERS: tuple[MapLayer, ...] = (
         "layer.warnings",
         "areas",
         Served("warnings"),
-        on=EVERYWHERE,
+        on=DESK_AND_WALL,  # the field page lists the team's own (assets/30-wuwang-field.js)
         style="warningStyle",
         each="onEachWarning",
         interactive=True,
