@@ -21,7 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from command import inputs
 from command.audit import RefusedLogins
+from command.domain.cap import MAX_CAP_BYTES
 from command.routes import auth, field, grid, health, incidents, ws
+from command.routes import cap as cap_routes
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
@@ -196,6 +198,8 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
     app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
+    # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
+    app.include_router(cap_routes.router)
     app.include_router(warnings_routes.router)  # warnings (预警)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
@@ -204,7 +208,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.add_middleware(
         BodyLimit,
         default=settings.command_body_limit_bytes,
-        by_prefix={"/field/photos": settings.command_upload_limit_bytes},
+        by_prefix={"/field/photos": settings.command_upload_limit_bytes, "/warnings/cap": MAX_CAP_BYTES},
     )
     app.add_middleware(ws.ExposeTransportAbort)
     redact_tokens_in_logs()

@@ -114,6 +114,8 @@ class Action(StrEnum):
     WARNING_APPROVE = "warning.approve"  # 批准并发布: the commander's (依法处置)
     WARNING_UPDATE = "warning.update"
     WARNING_CANCEL = "warning.cancel"  # 解除 an issued warning
+    INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
+    INBOUND_WARNING_READ = "inbound_warning.read"
 
     EXERCISE_READ = "exercise.read"  # 演练
     EXERCISE_WATCH = "exercise.watch"  # see a drill's incidents and changes as they happen
@@ -232,6 +234,9 @@ POLICY: Mapping[Action, Grant] = {
     Action.WARNING_APPROVE: _grant((_C, _A), (_C, _A, _P)),
     Action.WARNING_UPDATE: _grant((_C, _A), (_C, _A, _P)),
     Action.WARNING_CANCEL: _grant((_C, _A), (_C, _A, _P)),
+    # inbound warnings (外部预警): a drill's are CAP files with status Exercise
+    Action.INBOUND_WARNING_IMPORT: _DESK,
+    Action.INBOUND_WARNING_READ: _READERS,
     # exercises (演练)
     Action.EXERCISE_READ: _grant((), (*_CENTRE, _P)),
     Action.EXERCISE_WATCH: _grant((), (_P, _A)),

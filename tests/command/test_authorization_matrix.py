@@ -188,6 +188,10 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/warnings/{warning}/approve"): (frozenset({"commander", "admin"}), None),
     ("POST", "/warnings/{warning}/update"): (frozenset({"commander", "admin"}), WARNING),
     ("POST", "/warnings/{warning}/cancel"): (STAFF, {"reason": "矩阵"}),
+    # CAP in: the body is no CAP file, so an admitted role gets 422 (planners: drills only,
+    # decided once the file is read)
+    ("POST", "/warnings/cap"): (READERS, {}),
+    ("GET", "/warnings/inbound"): (READERS, None),
     # last: it ends the session of the token it is called with
     ("POST", "/auth/logout"): (ALL, None),
 }

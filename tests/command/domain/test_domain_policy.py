@@ -61,6 +61,7 @@ def test_planners_act_only_on_drills() -> None:
         "grid.list",
         "field.photo_read",
         "planned_event.read",
+        "inbound_warning.read",  # other agencies' warnings (CAP in): reference data too
     }
     assert not sees(Role.PLANNER, drill=False) and sees(Role.PLANNER, drill=True)
     assert not allowed(Role.PLANNER, Action.TEAM_STATUS, drill=False)
