@@ -119,7 +119,9 @@ def _content(body: ContentIn, at: Any) -> wd.Content:
     )
 
 
-@router.get("/vocabulary", dependencies=gate(Action.WARNING_READ))
+@router.get(
+    "/vocabulary", responses={401: ERRORS[401], 403: ERRORS[403]}, dependencies=gate(Action.WARNING_READ)
+)
 async def vocabulary(who: Caller) -> dict[str, Any]:
     """The event types (GB/T 35561 categories and sub-types) and levels a warning may name."""
     return {
