@@ -53,7 +53,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0017"  # 0017: warnings (预警)
+REQUIRED_SCHEMA = "0018"  # 0017: warnings; 0018: inbound CAP warnings
 
 WorkerFactory = Callable[[CommandState], Worker]
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from command.deps import Caller, State, forbid, gate
+from command.domain import cap
 from command.domain import warnings as wd
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action
@@ -205,6 +206,56 @@ async def _readable(state: State, who: Principal, w: Any, identifier: str, actio
         if action == "read":
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no warning {identifier}")
     await _authorise(state, who, action, w.exercise_id, identifier)
+
+
+CAP_MEDIA = "application/cap+xml"
+ATOM_MEDIA = "application/atom+xml"
+
+
+@router.get(
+    "/feed.atom",
+    responses={401: ERRORS[401], 403: ERRORS[403]},
+    response_class=Response,
+    dependencies=gate(Action.WARNING_READ),
+)
+async def atom_feed(request: Request, state: State, who: Caller) -> Response:
+    """The live warnings in force as an Atom feed, each entry linking its CAP 1.2 file:
+    what downstream release systems (预警信息发布系统, 应急广播) poll."""
+    if who.role == Role.FIELD:
+        raise await forbid(state, who, "warning.read", "the feed is for release systems and the centre")
+    now = clock()
+    async with state.pool.connection() as conn:
+        alerts = [await service.as_cap(conn, w) for w in await service.issued_for_feed(conn, now=now)]
+    base = str(request.base_url).rstrip("/")
+    body = cap.atom_feed(
+        [cap.feed_entry(a, f"{base}/warnings/{a.identifier}.cap") for a in alerts],
+        feed_id=f"urn:wuwang:warnings:{service.sender_code(state.settings)}",
+        title="五网同构 预警 / warnings",
+        updated=max((a.sent for a in alerts), default=now),
+        self_url=f"{base}/warnings/feed.atom",
+    )
+    return Response(body, media_type=ATOM_MEDIA)
+
+
+@router.get(
+    "/{identifier}.cap",
+    responses=ERRORS,
+    response_class=Response,
+    dependencies=gate(Action.WARNING_READ, on=("warning", "identifier")),
+)
+async def warning_cap(identifier: Identifier, state: State, who: Caller) -> Response:
+    """An issued, updated or cancelled warning as CAP 1.2 XML (GB/T 35965.1 identifier),
+    valid against the OASIS schema; a draft has no CAP form yet (409)."""
+    async with state.pool.connection() as conn:
+        try:
+            w = await service.get(conn, identifier)
+        except NotFound as exc:
+            raise _http(exc) from None
+        await _readable(state, who, w, identifier, "read")
+        if w.state == wd.WarningState.DRAFT:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"warning {identifier} is a draft: not issued yet")
+        alert = await service.as_cap(conn, w)
+    return Response(cap.to_cap_xml(alert), media_type=CAP_MEDIA)
 
 
 @router.get(

@@ -23,6 +23,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 
 from command import audit
+from command.domain import cap
 from command.domain import warnings as wd
 from command.domain.incidents import Actor
 from command.domain.warning_events import EVENT_TYPES
@@ -31,6 +32,7 @@ from command.services import live
 from command.services.incident_store import NotFound
 from command.services.tasks import stop_task
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.lattice import grid_cell_id
 from wuwang.scope import Scope
 from wuwang.settings import Settings
@@ -464,3 +466,74 @@ class WarningExpiry:
 
 def actor(who: Principal) -> Actor:
     return Actor(who.user_id, who.role, who.team_id)
+
+
+# --- CAP 1.2 export (GB/T 35965.1) ---------------------------------------------------------
+
+
+async def as_cap(conn: AsyncConnection[Any], w: wd.WarningRecord) -> cap.CapAlert:
+    """An issued (or cancelled) warning as CAP 1.2: one info block in Chinese, the event's
+    words from the catalogue, the drawn polygon and the districts (GB/T 2260) as geocodes;
+    an Update or Cancel references the message it replaces (docs/warnings.md, CAP mapping)."""
+    c = w.content
+    references: list[cap.Reference] = []
+    if w.references is not None:
+        try:
+            earlier = await get(conn, w.references)
+            references.append(cap.Reference(earlier.sender, earlier.identifier, _cap_sent(earlier)))
+        except NotFound:
+            pass  # a reference to what this console no longer has stays out, not invented
+    msg_type: cap.MsgType = "Cancel" if w.state == wd.WarningState.CANCELLED else _MSG_TYPES[w.msg_type]
+    if msg_type == "Cancel" and not references:
+        references.append(cap.Reference(w.sender, w.identifier, _cap_sent(w)))
+    ring = list(c.area.polygon)
+    if ring and ring[0] != ring[-1]:
+        ring.append(ring[0])
+    return cap.cap_from_warning(
+        identifier=w.identifier,
+        sender=w.sender,
+        sent=w.cancelled_at if msg_type == "Cancel" and w.cancelled_at else _cap_sent(w),
+        level=c.level.value,
+        event_type=c.event_type,
+        texts=[
+            cap.WarningText(
+                language="zh-CN",
+                event=i18n.text("zh_CN", f"warning_event.{c.event_type}"),
+                headline=c.headline,
+                description=c.description,
+                instruction=c.instruction or None,
+                area_description=c.headline,
+            )
+        ],
+        onset=c.onset,
+        expires=c.expires,
+        msg_type=msg_type,
+        references=references,
+        exercise=w.exercise_id is not None,
+        polygons=[ring] if len(ring) >= 4 else [],
+        geocodes=[cap.ValuePair("GB/T 2260", str(adcode)) for adcode in sorted(c.area.districts)],
+    )
+
+
+_MSG_TYPES: dict[wd.MsgType, cap.MsgType] = {
+    wd.MsgType.ALERT: "Alert",
+    wd.MsgType.UPDATE: "Update",
+    wd.MsgType.CANCEL: "Cancel",
+}
+
+
+def _cap_sent(w: wd.WarningRecord) -> datetime:
+    return w.approved_at or w.drafted_at
+
+
+async def issued_for_feed(
+    conn: AsyncConnection[Any], *, now: datetime, limit: int = 200
+) -> list[wd.WarningRecord]:
+    """The live warnings in force, newest first: what downstream release systems poll."""
+    found = await _select(
+        conn,
+        sql.SQL("exercise_id IS NULL AND state = 'issued' AND expires > %(now)s"),
+        {"now": now, "limit": limit},
+        "ORDER BY approved_at DESC LIMIT %(limit)s",
+    )
+    return [w for w in found if w.active(now)]
