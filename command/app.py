@@ -33,6 +33,7 @@ from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
 from command.routes import teams as teams_routes
+from command.routes import warnings as warnings_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
 from command.services import grid as grid_service
 from command.services import inbox as inbox_service
@@ -41,6 +42,7 @@ from command.services import mqtt_side
 from command.services import plans as plans_service
 from command.services import reserve as reserve_service
 from command.services import rosters as rosters_service
+from command.services import warnings as warnings_service
 from command.services.alarm_feed import AlarmFeed
 from command.services.incidents import AlarmIntake
 from command.services.live import LiveHub, snapshot_providers
@@ -51,7 +53,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0015"  # 0015: planned events (triage reads them)
+REQUIRED_SCHEMA = "0018"  # 0017: warnings; 0018: inbound CAP warnings
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -86,6 +88,8 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
         lambda state: LiveHub(state.settings.command.ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
         *expiry,  # quiet inbox rows → review list (docs/triage.md)
+        # issued warnings past their expiry → expired (docs/warnings.md)
+        lambda state: warnings_service.WarningExpiry(state.settings.command.warning_expiry_interval_s),
         lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
@@ -200,6 +204,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
     # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
     app.include_router(cap_routes.router)
+    app.include_router(warnings_routes.router)  # warnings (预警)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers

@@ -257,7 +257,14 @@ def router(console: Console) -> APIRouter:
                         order["address_source"] = body.get("address_source")
             except ApiError:
                 pass  # the incident itself is enough to go
-        return _answer(200, team_id=me.team_id, status=status, order=order, position=position)
+        try:  # 预警 sent to this team and in force; the page works on without them
+            found = await api.get("/warnings", token)
+        except ApiError:
+            found = []
+        warnings = [field_warning(w) for w in found if isinstance(w, dict) and w.get("active")]
+        return _answer(
+            200, team_id=me.team_id, status=status, order=order, position=position, warnings=warnings
+        )
 
     @r.get("/updates")
     async def updates(request: Request) -> JSONResponse:
@@ -279,6 +286,11 @@ def router(console: Console) -> APIRouter:
         return _answer(200, incident_id=order["incident_id"], updates=field_updates(timeline))
 
     return r
+
+
+def field_warning(w: dict[str, Any]) -> dict[str, Any]:
+    """What a crew's page shows of a warning (the command service's view, trimmed)."""
+    return {k: w.get(k) for k in ("identifier", "level", "headline", "description", "instruction", "expires")}
 
 
 def last_position(team: dict[str, Any]) -> dict[str, Any] | None:

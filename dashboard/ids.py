@@ -50,6 +50,7 @@ LAYER_HEAT = layer("heat")
 LAYER_INCIDENTS = layer("incidents")
 LAYER_TEAMS = layer("teams")
 LAYER_WAREHOUSES = layer("warehouses")
+LAYER_WARNINGS = layer("warnings")
 NETWORK_LEGEND = "network-legend"
 
 
@@ -65,6 +66,26 @@ DETAIL_TICK = "detail-tick"  # bumped when the open incident changed
 KPI_TICK = "kpi-tick"  # bumped (debounced) when incidents or stock changed
 RESERVE_TICK = "reserve-tick"
 HEAT_TICK = "heat-tick"
+WARNING_TICK = "warning-tick"  # bumped when a warning (预警) changed
+
+# Warnings (预警): the banner (desk and wall) and the desk's panel (callbacks/warnings.py).
+WARNING_BANNER = "warning-banner"
+WARNING_PANEL = "warning-panel"
+WARNING_EVENT = "warning-event"
+WARNING_LEVEL = "warning-level"
+WARNING_HEADLINE = "warning-headline"
+WARNING_DESCRIPTION = "warning-description"
+WARNING_INSTRUCTION = "warning-instruction"
+WARNING_DISTRICTS = "warning-districts"
+WARNING_CELLS = "warning-cells"
+WARNING_POLYGON = "warning-polygon"
+WARNING_HOURS = "warning-hours"
+WARNING_COUNT = "warning-count"
+WARNING_DRAFT = "warning-draft"
+WARNING_INSIDE = "warning-inside"
+WARNING_FEEDBACK = "warning-feedback"
+WARNING_LIST = "warning-list"
+FIELD_WARNINGS = "field-warnings"
 
 # Panels.
 QUEUE = "queue"

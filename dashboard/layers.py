@@ -208,6 +208,17 @@ LAYERS: tuple[MapLayer, ...] = (
         point="warehousePoint",
         interactive=True,
     ),
+    # 预警: active warnings' areas, coloured by level (蓝/黄/橙/红), under every marker
+    MapLayer(
+        "warnings",
+        "layer.warnings",
+        "areas",
+        Served("warnings"),
+        on=DESK_AND_WALL,  # the field page lists the team's own (assets/30-wuwang-field.js)
+        style="warningStyle",
+        each="onEachWarning",
+        interactive=True,
+    ),
     MapLayer(
         "teams",
         "layer.teams",

@@ -4,7 +4,9 @@
     python -m wuwang.schemas_export --check    # exit 1 if a file is missing, stale or extra
 
 The schemas come from the feed specification, ``wuwang.contract.FEEDS.json_schemas()``
-(one per feed; the payload models are the truth); the files are what the other teams
+(one per feed; the payload models are the truth), and what the console sends to the
+field beyond orders from ``wuwang.outbound`` (into ``docs/schemas/outbound/``, with the
+default directory only); the files are what the other teams
 read. Sorted keys, 2-space indent, UTF-8, trailing newline, so that the output is stable
 and diffs stay small.
 """
@@ -18,9 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from wuwang import outbound
 from wuwang.contract import FEEDS, FeedSpecs
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
+OUTBOUND_DIR = DEFAULT_DIR / "outbound"
 SUFFIX = ".schema.json"
 
 
@@ -33,10 +37,15 @@ def expected_files(feeds: FeedSpecs = FEEDS) -> dict[str, str]:
     return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(feeds.json_schemas().items())}
 
 
-def check(directory: Path, feeds: FeedSpecs = FEEDS) -> list[str]:
+def outbound_files() -> dict[str, str]:
+    """File name → content, for every outbound message (docs/schemas/outbound/)."""
+    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(outbound.json_schemas().items())}
+
+
+def check(directory: Path, feeds: FeedSpecs = FEEDS, wanted: dict[str, str] | None = None) -> list[str]:
     """What differs between ``directory`` and the contract (empty when current)."""
     problems = []
-    wanted = expected_files(feeds)
+    wanted = expected_files(feeds) if wanted is None else wanted
     for name, content in wanted.items():
         path = directory / name
         if not path.is_file():
@@ -50,10 +59,10 @@ def check(directory: Path, feeds: FeedSpecs = FEEDS) -> list[str]:
     return problems
 
 
-def write(directory: Path, feeds: FeedSpecs = FEEDS) -> list[Path]:
+def write(directory: Path, feeds: FeedSpecs = FEEDS, wanted: dict[str, str] | None = None) -> list[Path]:
     directory.mkdir(parents=True, exist_ok=True)
     written = []
-    wanted = expected_files(feeds)
+    wanted = expected_files(feeds) if wanted is None else wanted
     for name, content in wanted.items():
         path = directory / name
         if not path.is_file() or path.read_text(encoding="utf-8") != content:
@@ -77,8 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     directory: Path = args.dir
+    with_outbound = directory.resolve() == DEFAULT_DIR.resolve()
     if args.check:
         problems = check(directory)
+        if with_outbound:
+            problems += check(OUTBOUND_DIR, wanted=outbound_files())
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -87,6 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{directory}: {len(expected_files())} schemas are current")
         return 0
     changed = write(directory)
+    if with_outbound:
+        changed += write(OUTBOUND_DIR, wanted=outbound_files())
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")
     if not changed:

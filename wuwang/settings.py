@@ -296,6 +296,24 @@ class CommandSettings(SettingsGroup):
     timezone: str = Field(
         default="Asia/Shanghai", description="the command centre's calendar (expiry days, 'today')"
     )
+    # Warnings (预警): the sender part of the GB/T 35965.1 identifier ZZZZZZDDDUUUXX_…
+    warning_area_code: str = Field(
+        default="420600", pattern=r"^\d{6}$", description="GB/T 2260 area code of the issuer (Xiangyang)"
+    )
+    warning_institution: str = Field(
+        default="000", pattern=r"^\d{3}$", description="GB/T 35965.1 institution code (DDD)"
+    )
+    warning_unit: str = Field(default="000", pattern=r"^\d{3}$", description="GB/T 35965.1 unit code (UUU)")
+    warning_extension: str = Field(
+        default="00", pattern=r"^\d{2}$", description="GB/T 35965.1 extension code (XX)"
+    )
+    warning_sender: str = Field(
+        default="emergency.xiangyang.example",
+        description="who issues every warning (CAP sender: globally unique, a host name is usual)",
+    )
+    warning_expiry_interval_s: float = Field(
+        default=30.0, gt=0, description="how often issued warnings past their expiry are expired"
+    )
 
 
 class DashboardSettings(SettingsGroup):

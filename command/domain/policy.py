@@ -109,6 +109,11 @@ class Action(StrEnum):
     PLANNED_EVENT_CREATE = "planned_event.create"
     PLANNED_EVENT_CANCEL = "planned_event.cancel"
 
+    WARNING_READ = "warning.read"  # 预警: a field team reads only those sent to it
+    WARNING_DRAFT = "warning.draft"  # 起草 (and discard a draft)
+    WARNING_APPROVE = "warning.approve"  # 批准并发布: the commander's (依法处置)
+    WARNING_UPDATE = "warning.update"
+    WARNING_CANCEL = "warning.cancel"  # 解除 an issued warning
     INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
     INBOUND_WARNING_READ = "inbound_warning.read"
 
@@ -223,6 +228,12 @@ POLICY: Mapping[Action, Grant] = {
     Action.PLANNED_EVENT_READ: _READERS,
     Action.PLANNED_EVENT_CREATE: _DESK,
     Action.PLANNED_EVENT_CANCEL: _DESK,
+    # warnings (预警): the desk drafts, the commander issues; a crew reads what targets it
+    Action.WARNING_READ: _grant((*_CENTRE, _F), (*_CENTRE, _P)),
+    Action.WARNING_DRAFT: _DESK,
+    Action.WARNING_APPROVE: _grant((_C, _A), (_C, _A, _P)),
+    Action.WARNING_UPDATE: _grant((_C, _A), (_C, _A, _P)),
+    Action.WARNING_CANCEL: _grant((_C, _A), (_C, _A, _P)),
     # inbound warnings (外部预警): a drill's are CAP files with status Exercise
     Action.INBOUND_WARNING_IMPORT: _DESK,
     Action.INBOUND_WARNING_READ: _READERS,

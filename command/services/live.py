@@ -53,7 +53,7 @@ def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
 
 
 ChangeType = Literal[
-    "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox"
+    "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox", "warning"
 ]
 
 
@@ -90,8 +90,22 @@ def visible_to(who: Principal, envelope: dict[str, Any]) -> bool:
     if not policy.sees(who.role, drill=False):
         return envelope.get("type") == "team"
     if policy.bound_to_own_team(who.role):
-        return envelope.get("team_id") == who.team_id or _on_incident(envelope, who.team_id)
+        return (
+            envelope.get("team_id") == who.team_id
+            or _on_incident(envelope, who.team_id)
+            or _warns_team(envelope, who.team_id)
+        )
     return True
+
+
+def _warns_team(envelope: dict[str, Any], team_id: str | None) -> bool:
+    """A warning change reaches the field page of every team it was sent to (drafts
+    never: they target no one yet)."""
+    if envelope.get("type") != "warning" or team_id is None:
+        return False
+    data = envelope.get("data")
+    teams = data.get("target_teams") if isinstance(data, dict) else None
+    return isinstance(teams, list) and team_id in teams
 
 
 def _on_incident(envelope: dict[str, Any], team_id: str | None) -> bool:

@@ -116,6 +116,19 @@
       tip(layer, "<b>" + W.escape(p.t) + "</b><br>" + W.escape(p.i) + " · " + W.escape(W.t("state." + p.s)));
       layer.on("click", function () { if (W.live) W.live.select(p.i); });
     },
+    /* 预警: a warning's area in its level's standard colour (蓝/黄/橙/红), the border
+     * solid, the fill a tint so what lies beneath stays readable. */
+    warningStyle: function (feature) {
+      var c = (feature.properties || {}).colour || "#ffd700";
+      return { color: c, weight: 3, opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
+    },
+    onEachWarning: function (feature, layer) {
+      var p = feature.properties || {};
+      tip(layer, p.html || "");
+      // the areas on the map by warning (canvas paths have no DOM to look at): identifier → level
+      W.map.warningAreas = W.map.warningAreas || {};
+      W.map.warningAreas[p.i] = p.level;
+    },
     teamPoint: function (feature, latlng) {
       var p = feature.properties;
       return window.L.circleMarker(latlng, {

@@ -45,7 +45,7 @@
   live.inScope = inScope;
   live.onFlush = null;
   var dirty = { incidents: false, teams: false, teamStatus: false };
-  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0 };
+  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0, warning: 0 };
 
   function tick(name, storeId) {
     // The detail's callbacks write into #detail: a page without it (the wall) is not told.
@@ -80,6 +80,7 @@
       // the server-drawn parts start empty in the new language: ask for them again
       tick("kpi", "kpi-tick");
       tick("reserve", "reserve-tick");
+      tick("warning", "warning-tick");
       return live.status;
     }
     live.stop();
@@ -207,6 +208,9 @@
     } else if (msg.type === "stock") {
       tick("reserve", "reserve-tick");
       bumpKpi();
+    } else if (msg.type === "warning") {
+      // 预警: the layer, the banner and the desk's list are drawn on the server (callbacks/warnings.py)
+      if (!msg.exercise_id || inScope(msg.exercise_id)) tick("warning", "warning-tick");
     } else if (msg.type === "inbox") {
       // the alarm inbox panel (desk only) fetches its rows again; a storm is one refresh
       if (!msg.exercise_id || inScope(msg.exercise_id)) bumpInbox();
@@ -250,6 +254,7 @@
     dirty.incidents = dirty.teams = dirty.teamStatus = true;
     tick("kpi", "kpi-tick");
     tick("reserve", "reserve-tick");
+    tick("warning", "warning-tick");  // what changed while away
     bumpInbox();  // (re)connected: the inbox may have changed while away
     if (live.selected) tick("detail", "detail-tick");
   }

@@ -442,7 +442,33 @@
         if (body.status && !field.status) showStatus(body.status, false);
         if (body.position && (!field.position || Date.now() - field.position.at > 120000)) field.here = body.position;
         showOrder(body.order || null);
+        showWarnings(body.warnings || []);
       }, function () { /* offline: the outbox and the last order stay on screen */ });
+  }
+
+  /* 预警: the warnings sent to this team, the most severe first, each in its colour. */
+  var LEVELS = ["red", "orange", "yellow", "blue"];
+  function showWarnings(list) {
+    var box = document.getElementById("field-warnings");
+    if (!box) return;
+    box.textContent = "";
+    list = list.slice().sort(function (a, b) { return LEVELS.indexOf(a.level) - LEVELS.indexOf(b.level); });
+    list.forEach(function (w) {
+      var card = document.createElement("div");
+      card.className = "field-warning level-" + w.level;
+      card.setAttribute("data-identifier", w.identifier || "");
+      var head = document.createElement("b");
+      head.textContent = W.t("warning_level." + w.level) + " " + (w.headline || "");
+      card.appendChild(head);
+      [w.instruction, w.description].forEach(function (text) {
+        if (!text) return;
+        var p = document.createElement("p");
+        p.textContent = text;
+        card.appendChild(p);
+      });
+      box.appendChild(card);
+    });
+    box.hidden = list.length === 0;
   }
 
   function locate(then) {
@@ -624,7 +650,7 @@
           liveStatus({ connected: true, stale: false, expired: false, since: Date.now() });
           loadCurrent();
           field.flush();
-        } else if (msg.type === "order" || msg.type === "incident") {
+        } else if (msg.type === "order" || msg.type === "incident" || msg.type === "warning") {
           loadCurrent();
         } else if (msg.type === "team" && msg.data && msg.data.status) {
           showStatus(msg.data.status, false);

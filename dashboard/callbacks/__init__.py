@@ -23,7 +23,21 @@ def register_all(app: Dash, console: Console) -> None:
         map,
         reserve,
         teams,
+        warnings,
     )
 
-    for module in (auth, live, map, incident, close_guard, inbox, kpis, teams, reserve, charts, exercise):
+    for module in (
+        auth,
+        live,
+        map,
+        incident,
+        close_guard,
+        inbox,
+        kpis,
+        teams,
+        reserve,
+        charts,
+        exercise,
+        warnings,
+    ):
         module.register(app, console)

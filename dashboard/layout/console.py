@@ -15,6 +15,7 @@ from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
 from dashboard.layout import wall as wall_parts
+from dashboard.layout import warnings as warnings_layout
 from dashboard.layout.inbox import inbox_panel
 from dashboard.layout.login import lang_switch
 from dashboard.layout.map import map_panel
@@ -34,6 +35,7 @@ def stores(console: Console, page: str, lang: Lang) -> list[Any]:
         dcc.Store(id=ids.KPI_TICK, data=0),
         dcc.Store(id=ids.RESERVE_TICK, data=0),
         dcc.Store(id=ids.HEAT_TICK, data=0),
+        dcc.Store(id=ids.WARNING_TICK, data=0),
         dcc.Store(id=ids.DETAIL_META),
         dcc.Store(id=ids.MAP_FOCUS),
         dcc.Store(id=ids.CLOSE_GUARD),
@@ -147,6 +149,7 @@ def side_panel(lang: Lang, who: Me) -> html.Aside:
     return html.Aside(
         className="side",
         children=[
+            warnings_layout.warning_panel(lang, who),
             dcc.RadioItems(
                 id=ids.SIDE_TABS,
                 className="tabs",
@@ -240,6 +243,8 @@ def console_page(
             # 演练 EXERCISE: across the top, above everything, in exercise mode only
             ex.banner(lang, who),
             header(lang, who, wall=wall),
+            # 预警: the active warnings by colour, the most severe first (callbacks/warnings.py)
+            html.Div(id=ids.WARNING_BANNER, className="warning-banner", hidden=True, role="alert"),
             html.Div(
                 id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "live.stale")
             ),

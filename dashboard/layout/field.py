@@ -107,6 +107,12 @@ def field_page(
                     ),
                 ],
             ),
+            # 预警: the warnings sent to this team, in force (assets/30-wuwang-field.js fills it)
+            html.Section(
+                id=ids.FIELD_WARNINGS,
+                className="field-section field-warnings",
+                hidden=True,
+            ),
             html.Section(
                 className="field-section",
                 children=[

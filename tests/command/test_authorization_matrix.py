@@ -41,6 +41,16 @@ STALE = 999
 INBOX_ROW = "IB-00000000000000aa"
 ACT = {"expected_version": STALE, "reason": "authorisation matrix"}
 
+WARNING: dict[str, Any] = {
+    "event_type": "meteorological",
+    "level": "yellow",
+    "area": {"polygon": [[32.0, 112.1], [32.0, 112.2], [32.1, 112.2]]},
+    "onset": "2098-12-31T00:00:00+08:00",
+    "expires": "2099-01-01T00:00:00+08:00",
+    "headline": "矩阵预警",
+}
+WARNING_ID = "42060000000000_20200101000000_1"
+
 # (method, path) -> (roles allowed, request body or query). Paths use {live}, {exercise},
 # {case}, {team}, {other_team}, {lot}, {plan}, {item}.
 POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
@@ -166,6 +176,18 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
         },
     ),
     ("POST", "/planned-events/{planned_event}/cancel"): (STAFF, {"reason": "矩阵"}),
+    # warnings (预警): the desk drafts, the commander issues, a crew reads what targets it
+    # (another's is 404, not 403); planners drill warnings only. The body's warning is
+    # over already (an allowed draft gets 422) and the world's is cancelled (an allowed
+    # approve, update or cancel gets 409)
+    ("GET", "/warnings/vocabulary"): (ALL, None),
+    ("GET", "/warnings"): (STAFF | {"field"}, None),
+    ("POST", "/warnings"): (STAFF, {**WARNING, "expires": "2020-01-01T10:00:00+08:00"}),
+    ("POST", "/warnings/inside"): (STAFF, {"polygon": WARNING["area"]["polygon"]}),
+    ("GET", "/warnings/{warning}"): (STAFF | {"field"}, None),
+    ("POST", "/warnings/{warning}/approve"): (frozenset({"commander", "admin"}), None),
+    ("POST", "/warnings/{warning}/update"): (frozenset({"commander", "admin"}), WARNING),
+    ("POST", "/warnings/{warning}/cancel"): (STAFF, {"reason": "矩阵"}),
     # CAP in: the body is no CAP file, so an admitted role gets 422 (planners: drills only,
     # decided once the file is read)
     ("POST", "/warnings/cap"): (READERS, {}),
@@ -241,6 +263,7 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_exercise_world(command_settings),
         **_inbox_world(command_settings),
         **_planned_event_world(command_settings),
+        **_warning_world(command_settings),
     }
 
 
@@ -268,6 +291,20 @@ def _planned_event_world(settings: Any) -> dict[str, str]:
             " '矩阵')"
         )
     return {"planned_event": "PE-MATRIX-1"}
+
+
+def _warning_world(settings: Any) -> dict[str, str]:
+    """A live warning, cancelled already (approve, update and cancel are refused with 409)."""
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO warning (identifier, sender, event_type, level, area_polygon, onset, expires,"
+            " headline, drafted_by, drafted_at, state, cancelled_by, cancelled_at, cancel_reason) VALUES"
+            " (%s, '矩阵', 'meteorological', 'yellow', '[[32.0, 112.1], [32.0, 112.2], [32.1, 112.2]]',"
+            " now(), now() + interval '2 hours', '矩阵预警', 'operator1', now(), 'cancelled', 'operator1',"
+            " now(), '矩阵')",
+            (WARNING_ID,),
+        )
+    return {"warning": WARNING_ID}
 
 
 def _exercise_world(settings: Any) -> dict[str, str]:
@@ -317,6 +354,7 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{exercise}": "{exercise_id}",
         "{inbox_row}": "{row_id}",
         "{planned_event}": "{event_id}",
+        "{warning}": "{identifier}",
     }
     covered = set()
     for method, path in templated:

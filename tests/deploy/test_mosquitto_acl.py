@@ -139,8 +139,13 @@ def test_only_the_drill_runner_publishes_exercise_topics(peers: MakePeer) -> Non
     status = "exercise/v1/EX-1/teams/v1/T-FIRE-01/status"
 
     sensor = "exercise/v1/EX-1/wuwang/v1/community/sensor/SEN-0001"
-    forgers = (("call/sys110", call), ("sensor/SEN-0001", sensor), ("T-FIRE-01", status), ("ingest", call),
-               ("command", status))
+    forgers = (
+        ("call/sys110", call),
+        ("sensor/SEN-0001", sensor),
+        ("T-FIRE-01", status),
+        ("ingest", call),
+        ("command", status),
+    )
     for user, topic in forgers:
         assert make(user).publish(topic, b"forged").value == NOT_AUTHORIZED, user
     sim = make("simulator")
@@ -183,6 +188,41 @@ def test_drill_orders_reach_the_virtual_crews_only_and_their_answers_reach_comma
     time.sleep(0.2)
     assert team.received.empty(), "a real team's device read a drill order"
     assert runner.received.empty() and command.received.empty()
+
+
+def test_warnings_reach_each_field_account_only_its_own(peers: MakePeer) -> None:
+    """warnings/v1/<account>: command writes, a team and a grid worker read only their
+    own (a subscription to another's is granted but nothing is delivered); nobody else
+    may write there; a drill's copy reaches the drill runner only."""
+    make = peers
+    # first: a field account's client id is its name, so a second login would take over
+    for user in ("T-FIRE-01", "report/GW-0001", "ingest", "simulator"):
+        forger = make(user)
+        assert forger.publish("warnings/v1/T-FIRE-01", b"forged").value == NOT_AUTHORIZED, user
+        forger.close()
+    team = make("T-FIRE-01")
+    worker = make("report/GW-0001")
+    for peer, own, other in (
+        (team, "warnings/v1/T-FIRE-01", "warnings/v1/T-OTHER"),
+        (worker, "warnings/v1/report/GW-0001", "warnings/v1/report/GW-0002"),
+    ):
+        assert peer.subscribe(own).value == 1
+        assert peer.subscribe(other).value == 1  # granted, never delivered
+    assert team.subscribe("exercise/v1/+/warnings/v1/T-FIRE-01").value == 1
+    runner = make("simulator")
+    assert runner.subscribe("exercise/v1/EX-1/warnings/v1/#").value == 1
+    command = make("command")
+
+    for topic in ("warnings/v1/T-OTHER", "warnings/v1/report/GW-0002"):
+        assert command.publish(topic, b"not yours").value in (0, 16)  # 16: no matching subscribers
+    assert command.publish("warnings/v1/T-FIRE-01", b"red").value == 0
+    assert command.publish("warnings/v1/report/GW-0001", b"orange").value == 0
+    assert command.publish("exercise/v1/EX-1/warnings/v1/T-FIRE-01", b"drill").value == 0
+    assert team.expect() == ("warnings/v1/T-FIRE-01", b"red")
+    assert worker.expect() == ("warnings/v1/report/GW-0001", b"orange")
+    assert runner.expect() == ("exercise/v1/EX-1/warnings/v1/T-FIRE-01", b"drill")
+    time.sleep(0.2)
+    assert team.received.empty() and worker.received.empty(), "a field account read another's warning"
 
 
 def test_ingest_shared_subscription(peers: MakePeer) -> None:

@@ -1,0 +1,355 @@
+"""预警 on the console: the active warnings as a map layer and a banner by colour (desk
+and wall), and the desk's panel — draft, count what is inside, approve, cancel. Every
+act goes to the command service with the caller's token; it decides (docs/warnings.md).
+The browser bumps ``warning-tick`` on every live ``warning`` change
+(assets/20-wuwang-live.js), so all of it follows the command service as it changes."""
+
+from __future__ import annotations
+
+import html as html_text
+import logging
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from dash import ALL, Dash, Input, Output, State, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import geo, ids
+from dashboard.api import ApiError
+from dashboard.callbacks.common import clicked, require
+from dashboard.context import Console
+from dashboard.i18n import Lang, lang_of, t
+
+log = logging.getLogger(__name__)
+
+#: The standard colours of the four levels (蓝/黄/橙/红), most severe first.
+LEVEL_ORDER = ("red", "orange", "yellow", "blue")
+ACT = "warning-act"
+
+
+def _ring(points: list[list[float]], datum: geo.Datum) -> dict[str, Any]:
+    ring = [[lon, lat] for lat, lon in points]
+    ring.append(ring[0])
+    return geo.geometry({"type": "Polygon", "coordinates": [ring]}, datum)
+
+
+async def area_geometries(
+    console: Console, warning: dict[str, Any], datum: geo.Datum
+) -> list[dict[str, Any]]:
+    """The warning's area on the map: its polygon, and the boundaries of its districts
+    and grid cells from the registries."""
+    area = warning.get("area") or {}
+    shapes: list[dict[str, Any]] = []
+    if len(area.get("polygon") or []) >= 3:
+        shapes.append(_ring(area["polygon"], datum))
+    for query, keys in (
+        ("SELECT boundary FROM district WHERE adcode = ANY(%s)", area.get("districts") or []),
+        ("SELECT boundary FROM grid_cell WHERE id = ANY(%s)", area.get("cells") or []),
+    ):
+        if not keys:
+            continue
+        for (raw,) in await console.db.fetch(query, (list(keys),)):
+            boundary = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+            if isinstance(boundary, dict) and boundary.get("type") in ("Polygon", "MultiPolygon"):
+                shapes.append(geo.geometry(boundary, datum))
+    return shapes
+
+
+def _rank(w: dict[str, Any]) -> int:
+    return LEVEL_ORDER.index(w["level"]) if w.get("level") in LEVEL_ORDER else len(LEVEL_ORDER)
+
+
+def banner(lang: Lang, active: list[dict[str, Any]]) -> tuple[list[Any], bool, str]:
+    """The banner's lines, hidden or not, and its class (the most severe level's colour)."""
+    if not active:
+        return [], True, "warning-banner"
+    ordered = sorted(active, key=_rank)
+    lines = [
+        html.Span(
+            className=f"warning-line level-{w['level']}",
+            children=[
+                html.B(t(lang, f"warning_level.{w['level']}")),
+                " ",
+                w.get("headline", ""),
+            ],
+        )
+        for w in ordered
+    ]
+    return lines, False, f"warning-banner level-{ordered[0]['level']}"
+
+
+async def _active(console: Console, token: str, exercise_id: str | None) -> list[dict[str, Any]]:
+    rows = await console.api.get("/warnings", token, exercise_id=exercise_id)
+    return [w for w in rows if isinstance(w, dict)] if isinstance(rows, list) else []
+
+
+def _scope(config: Any, me_drills: bool) -> str | None:
+    scope = (config or {}).get("exercise_id") if isinstance(config, dict) else None
+    return str(scope) if scope and me_drills else None
+
+
+def _area(districts: Any, cells: Any, polygon: Any) -> dict[str, Any]:
+    """The panel's area fields as the API takes them; polygon points one per line,
+    ``lat, lon``."""
+    points = []
+    for line in str(polygon or "").splitlines():
+        numbers = re.findall(r"-?\d+(?:\.\d+)?", line)
+        if len(numbers) >= 2:
+            points.append([float(numbers[0]), float(numbers[1])])
+    return {
+        "districts": [int(d) for d in districts or []],
+        "cells": [c for c in re.split(r"[\s,，]+", str(cells or "")) if c],
+        "polygon": points,
+    }
+
+
+def _event_label(lang: Lang, category: str, key: str) -> str:
+    """自然灾害 · 气象灾害: the category and the sub-type, from the catalogue."""
+    return f"{t(lang, 'warning_category.' + category)} · {t(lang, 'warning_event.' + key)}"
+
+
+def _error(lang: Lang, exc: ApiError) -> str:
+    return t(lang, "warning.refused", reason=exc.detail)
+
+
+def register(app: Dash, console: Console) -> None:
+    datum = geo.map_datum(console.settings)
+
+    @app.callback(
+        Output(ids.LAYER_WARNINGS, "data"),
+        Output(ids.WARNING_BANNER, "children"),
+        Output(ids.WARNING_BANNER, "hidden"),
+        Output(ids.WARNING_BANNER, "className"),
+        Input(ids.WARNING_TICK, "data"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def active_warnings(_tick: Any, config: Any, session: Any, lang_value: Any) -> Any:
+        me, token = await require(console, session)
+        if not me.may("warning.read"):
+            raise PreventUpdate
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        try:
+            rows = await _active(console, token, _scope(config, me.drills_only))
+        except ApiError as exc:
+            log.info("warnings unavailable: %s", exc)
+            return geo.collection([]), [], True, "warning-banner"
+        active = [w for w in rows if w.get("active")]
+        features = []
+        for w in sorted(active, key=_rank, reverse=True):  # the most severe drawn last, on top
+            name = t(lang, f"warning_level.{w['level']}")
+            headline, instruction = str(w.get("headline", "")), str(w.get("instruction", ""))
+            tip = (
+                f"<b>{html_text.escape(name)}</b> {html_text.escape(headline)}"
+                f"<br>{html_text.escape(instruction)}"
+            )
+            for shape in await area_geometries(console, w, datum):
+                features.append(
+                    {
+                        "type": "Feature",
+                        "geometry": shape,
+                        "properties": {
+                            "i": w["identifier"],
+                            "level": w["level"],
+                            "colour": w["colour"],
+                            "html": tip,
+                        },
+                    }
+                )
+        lines, hidden, class_name = banner(lang, active)
+        return geo.collection(features), lines, hidden, class_name
+
+    @app.callback(
+        Output(ids.WARNING_EVENT, "options"),
+        Output(ids.WARNING_DISTRICTS, "options"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def vocabulary(_config: Any, session: Any, lang_value: Any) -> Any:
+        me, token = await require(console, session)
+        if not me.may("warning.draft"):
+            raise PreventUpdate
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        try:
+            vocab = await console.api.get("/warnings/vocabulary", token)
+        except ApiError:
+            raise PreventUpdate from None
+        categories = set(vocab.get("categories", []))
+        events = [
+            {"label": _event_label(lang, str(e["category"]), str(e["key"])), "value": e["key"]}
+            for e in vocab.get("event_types", [])
+            if e.get("category") in categories
+        ]
+        districts = [
+            {"label": f"{name} ({adcode})", "value": adcode}
+            for adcode, name in await console.db.fetch("SELECT adcode, name FROM district ORDER BY adcode")
+        ]
+        return events, districts
+
+    @app.callback(
+        Output(ids.WARNING_INSIDE, "children"),
+        Output(ids.WARNING_FEEDBACK, "children"),
+        Input(ids.WARNING_COUNT, "n_clicks"),
+        Input(ids.WARNING_DRAFT, "n_clicks"),
+        State(ids.WARNING_EVENT, "value"),
+        State(ids.WARNING_LEVEL, "value"),
+        State(ids.WARNING_HEADLINE, "value"),
+        State(ids.WARNING_DESCRIPTION, "value"),
+        State(ids.WARNING_INSTRUCTION, "value"),
+        State(ids.WARNING_HOURS, "value"),
+        State(ids.WARNING_DISTRICTS, "value"),
+        State(ids.WARNING_CELLS, "value"),
+        State(ids.WARNING_POLYGON, "value"),
+        State(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    async def count_or_draft(
+        _count: Any,
+        _draft: Any,
+        event_type: Any,
+        level: Any,
+        headline: Any,
+        description: Any,
+        instruction: Any,
+        hours: Any,
+        districts: Any,
+        cells: Any,
+        polygon: Any,
+        config: Any,
+        session: Any,
+        lang_value: Any,
+    ) -> Any:
+        which = clicked()
+        if which not in (ids.WARNING_COUNT, ids.WARNING_DRAFT):
+            raise PreventUpdate
+        me, token = await require(console, session)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        area = _area(districts, cells, polygon)
+        exercise_id = _scope(config, me.drills_only)
+        try:
+            found = await console.api.request(
+                "POST",
+                "/warnings/inside",
+                token,
+                json=area,
+                params={"exercise_id": exercise_id} if exercise_id else None,
+            )
+        except ApiError as exc:
+            return "", _error(lang, exc)
+        counts = found.get("counts", {})
+        inside = t(
+            lang,
+            "warning.inside",
+            **{k: counts.get(k, 0) for k in ("grid_cells", "devices", "venues", "teams")},
+        )
+        extra = [
+            t(lang, f"warning.inside_{k}", n=v)
+            for k, v in sorted(counts.items())
+            if k in ("risk_sources", "shelters")
+        ]
+        inside_text = " · ".join([inside, *extra])
+        if which == ids.WARNING_COUNT:
+            return inside_text, ""
+        now = datetime.now(UTC)
+        body = {
+            "event_type": event_type or "",
+            "level": level or "yellow",
+            "area": area,
+            "onset": now.isoformat(),
+            "expires": (now + timedelta(hours=float(hours or 6))).isoformat(),
+            "headline": headline or "",
+            "description": description or "",
+            "instruction": instruction or "",
+        }
+        if exercise_id:
+            body["exercise_id"] = exercise_id
+        try:
+            made = await console.api.post("/warnings", token, body)
+        except ApiError as exc:
+            return inside_text, _error(lang, exc)
+        return inside_text, t(lang, "warning.drafted", identifier=made.get("identifier", ""))
+
+    @app.callback(
+        Output(ids.WARNING_LIST, "children"),
+        Input(ids.WARNING_TICK, "data"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def warning_list(_tick: Any, config: Any, session: Any, lang_value: Any) -> Any:
+        me, token = await require(console, session)
+        if not me.may("warning.draft"):
+            raise PreventUpdate
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        try:
+            rows = await _active(console, token, _scope(config, me.drills_only))
+        except ApiError as exc:
+            return html.P(_error(lang, exc), className="muted")
+        if not rows:
+            return html.P(t(lang, "warning.none"), className="muted")
+        items = []
+        for w in sorted(rows, key=_rank):
+            acts = []
+            if w["state"] == "draft" and me.may_on("warning.approve", w):
+                acts.append(
+                    html.Button(
+                        t(lang, "warning.approve"),
+                        id={"type": ACT, "id": w["identifier"], "act": "approve"},
+                        className="btn primary",
+                    )
+                )
+            if me.may_on("warning.cancel", w) or (w["state"] == "draft" and me.may_on("warning.draft", w)):
+                acts.append(
+                    html.Button(
+                        t(lang, "warning.cancel"),
+                        id={"type": ACT, "id": w["identifier"], "act": "cancel"},
+                        className="btn",
+                    )
+                )
+            items.append(
+                html.Div(
+                    className=f"warning-item level-{w['level']}",
+                    **{"data-identifier": w["identifier"], "data-state": w["state"]},
+                    children=[
+                        html.Div(
+                            [
+                                html.B(t(lang, f"warning_level.{w['level']}")),
+                                " ",
+                                w.get("headline", ""),
+                                " ",
+                                html.Span(t(lang, f"warning.state.{w['state']}"), className="muted small"),
+                            ]
+                        ),
+                        html.Div(w["identifier"], className="muted small mono"),
+                        html.Div(acts, className="row"),
+                    ],
+                )
+            )
+        return items
+
+    @app.callback(
+        Output(ids.WARNING_FEEDBACK, "children", allow_duplicate=True),
+        Input({"type": ACT, "id": ALL, "act": ALL}, "n_clicks"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    async def act(_clicks: Any, session: Any, lang_value: Any) -> Any:
+        button = clicked()
+        if not isinstance(button, dict) or button.get("type") != ACT:
+            raise PreventUpdate
+        _me, token = await require(console, session)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        ident, what = str(button["id"]), str(button["act"])
+        body = {"reason": t(lang, "warning.cancel_reason")} if what == "cancel" else None
+        try:
+            await console.api.post(f"/warnings/{ident}/{what}", token, body)
+        except ApiError as exc:
+            return _error(lang, exc)
+        return t(lang, "warning.approved" if what == "approve" else "warning.cancelled", identifier=ident)
