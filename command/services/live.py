@@ -52,7 +52,17 @@ def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
 
 
 ChangeType = Literal[
-    "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox"
+    "incident",
+    "alarm",
+    "team",
+    "stock",
+    "order",
+    "grid_event",
+    "alert",
+    "exercise",
+    "inbox",
+    "risk_source",
+    "shelter",
 ]
 
 
