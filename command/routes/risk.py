@@ -18,7 +18,7 @@ from pydantic import AwareDatetime, ConfigDict, Field
 from command.deps import Caller, State, forbid, require
 from command.domain import risk as dom
 from command.domain.vocabulary import Role
-from command.inputs import ApiIn
+from command.inputs import FROM_TEXT, ApiIn
 from command.security import Principal
 from command.services import risk as service
 from command.services.risk import NotFound
@@ -45,39 +45,43 @@ class _Strict(ApiIn):
 
 class RiskSourceIn(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=100, description="名称")]
-    kind: dom.RiskKind
+    kind: dom.RiskKind = Field(strict=False)  # enums from their JSON strings
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
-    level: dom.RiskLevel = Field(description="major 重大, large 较大, general 一般, low 低")
+    level: dom.RiskLevel = Field(strict=False, description="major 重大, large 较大, general 一般, low 低")
     responsible_unit: Annotated[str, Field(max_length=100, description="责任单位")] = ""
     contact: Annotated[str, Field(max_length=100, description="联系人及电话")] = ""
     inspection_interval_days: Annotated[int, Field(ge=1, le=366, description="巡查周期（天）")]
-    last_inspected_at: AwareDatetime | None = None
+    last_inspected_at: Annotated[AwareDatetime | None, FROM_TEXT] = None
 
 
 class FindingIn(_Strict):
     note: Annotated[str, Field(min_length=1, max_length=500, description="巡查发现")]
-    level: dom.RiskLevel | None = Field(default=None, description="raise the source's level to this")
+    level: dom.RiskLevel | None = Field(
+        default=None, strict=False, description="raise the source's level to this"
+    )
     alarm: bool = Field(default=False, description="raise an alarm into the triage inbox")
     case_id: Annotated[str | None, Field(max_length=64, description="the inspection's grid case")] = None
 
 
 class ShelterIn(_Strict):
     name: Annotated[str, Field(min_length=1, max_length=100)]
-    kind: dom.ShelterKind
+    kind: dom.ShelterKind = Field(strict=False)
     lat: Annotated[float, Field(ge=-90, le=90)]
     lon: Annotated[float, Field(ge=-180, le=180)]
     capacity: Annotated[int, Field(gt=0, le=1_000_000, description="容纳人数")]
     facilities: Annotated[
-        tuple[Annotated[str, Field(min_length=1, max_length=40)], ...],
-        Field(max_length=20, description="设施"),
-    ] = ()
-    status: dom.ShelterStatus = dom.ShelterStatus.CLOSED
+        list[Annotated[str, Field(min_length=1, max_length=40)]],
+        Field(default_factory=list, max_length=20, description="设施"),
+    ]
+    status: dom.ShelterStatus = Field(default=dom.ShelterStatus.CLOSED, strict=False)
 
 
 class OccupancyIn(_Strict):
     occupancy: Annotated[int, Field(ge=0, le=2_000_000, description="当前安置人数")]
-    status: dom.ShelterStatus | None = Field(default=None, description="open or close it with the count")
+    status: dom.ShelterStatus | None = Field(
+        default=None, strict=False, description="open or close it with the count"
+    )
 
 
 def _http(exc: NotFound | dom.RiskError) -> HTTPException:
