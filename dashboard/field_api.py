@@ -152,9 +152,7 @@ def router(console: Console) -> APIRouter:
             # and harmless to repeat, so a retried item can never lose it.
             try:
                 await api.post(
-                    f"/incidents/{quote(body.incident_id, safe='')}/arrived",
-                    token,
-                    {"team_id": me.team_id}
+                    f"/incidents/{quote(body.incident_id, safe='')}/arrived", token, {"team_id": me.team_id}
                 )
             except ApiError as exc:
                 if exc.status in (0, 401) or exc.status >= 500:
@@ -164,7 +162,7 @@ def router(console: Console) -> APIRouter:
             result = await api.post(
                 f"/teams/{quote(me.team_id or '', safe='')}/status",
                 token,
-                {k: v for k, v in sent.items() if v is not None}
+                {k: v for k, v in sent.items() if v is not None},
             )
         except ApiError as exc:
             return _from_error(exc)
@@ -202,11 +200,7 @@ def router(console: Console) -> APIRouter:
                 except ApiError as exc:
                     return _photo_refused(exc)
                 sent["photo_url"] = uploaded["url"]
-            result = await api.post(
-                "/field/reports",
-                token,
-                {k: v for k, v in sent.items() if v is not None}
-            )
+            result = await api.post("/field/reports", token, {k: v for k, v in sent.items() if v is not None})
         except ApiError as exc:
             return _from_error(exc)
         return _answer(200, ok=True, result=result)
@@ -221,7 +215,7 @@ def router(console: Console) -> APIRouter:
             result = await api.post(
                 f"/field/orders/{quote(body.order_id, safe='')}/ack",
                 token,
-                {"id": body.id, "status": "accepted"}
+                {"id": body.id, "status": "accepted"},
             )
         except ApiError as exc:
             return _from_error(exc)

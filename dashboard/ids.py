@@ -50,6 +50,8 @@ LAYER_HEAT = layer("heat")
 LAYER_INCIDENTS = layer("incidents")
 LAYER_TEAMS = layer("teams")
 LAYER_WAREHOUSES = layer("warehouses")
+LAYER_RISK_SOURCES = layer("risk-sources")
+LAYER_SHELTERS = layer("shelters")
 NETWORK_LEGEND = "network-legend"
 
 

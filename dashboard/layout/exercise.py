@@ -393,9 +393,13 @@ def controls(lang: Lang) -> html.Div:
                     ),
                 ],
             ),
-            speed_row(lang, SPEED, html.Button(
-                t(lang, "exercise.speed_set"), id=SPEED_BUTTON, n_clicks=0, className="btn btn-small"
-            )),
+            speed_row(
+                lang,
+                SPEED,
+                html.Button(
+                    t(lang, "exercise.speed_set"), id=SPEED_BUTTON, n_clicks=0, className="btn btn-small"
+                ),
+            ),
             html.Div(id=REPORTS, className="row wrap ex-reports"),
             html.Div(
                 className="row",
@@ -464,9 +468,13 @@ def new_exercise_form(lang: Lang) -> html.Details:
                     html.P(t(lang, "exercise.window_help"), className="muted small"),
                 ],
             ),
-            speed_row(lang, NEW_SPEED, html.Button(
-                t(lang, "exercise.start"), id=NEW_BUTTON, n_clicks=0, className="btn btn-primary"
-            )),
+            speed_row(
+                lang,
+                NEW_SPEED,
+                html.Button(
+                    t(lang, "exercise.start"), id=NEW_BUTTON, n_clicks=0, className="btn btn-primary"
+                ),
+            ),
         ],
     )
 
