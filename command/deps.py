@@ -1,22 +1,23 @@
-"""FastAPI dependencies: the lifespan's state, the caller's identity, role checks.
+"""FastAPI dependencies: the lifespan's state, the caller's identity, the policy's gate.
 
-Authentication is a bearer token on every route but /healthz and /metrics, checked
-against its session in PostgreSQL on every request (a logout or a disabled account
-ends it at once). Roles are
-checked per route here; ownership of an object (a field user's own team, a planner's
-exercise) is checked in the route against the object itself, through ``forbid``.
+Authentication is a bearer token on every route but /healthz, /metrics and
+/auth/login, checked against its session in PostgreSQL on every request (a logout or a
+disabled account ends it at once). Every other route declares its action with
+:func:`requires` (command/domain/policy.py decides); the object's scope and owner (a
+field user's own team, a planner's exercise) are checked where the object is known,
+against the same policy, through ``forbid``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from command import audit, users
-from command.domain.vocabulary import Role
+from command.domain.policy import Action, allowed_anywhere
 from command.security import InvalidToken, Principal, read_token
 from command.state import CommandState
 
@@ -77,13 +78,38 @@ async def forbid(
     return HTTPException(status.HTTP_403_FORBIDDEN, reason)
 
 
-def require(action: str, *roles: Role) -> Callable[[CommandState, Principal], Awaitable[Principal]]:
-    """A dependency that admits only ``roles`` (admin always) and audits refusals."""
-    allowed = {*roles, Role.ADMIN}
+#: The attribute by which a route's gate names its action (tests walk the routes for it).
+POLICY_ACTION = "policy_action"
 
-    async def check(state: State, who: Caller) -> Principal:
-        if who.role not in allowed:
-            raise await forbid(state, who, action, f"role {who.role} may not {action}")
+
+def requires(
+    action: Action, *, on: tuple[str, str] | None = None
+) -> Callable[[Request, CommandState, Principal], Awaitable[Principal]]:
+    """The route's gate: admits a caller whose role may do ``action`` somewhere (live or
+    in a drill) and audits a refusal under the action's code; ``on``: (object type, path
+    parameter) naming the object in that audit row."""
+
+    async def check(request: Request, state: State, who: Caller) -> Principal:
+        if not allowed_anywhere(who.role, action):
+            object_type, param = on if on is not None else (None, None)
+            raise await forbid(
+                state,
+                who,
+                str(action),
+                f"role {who.role} may not {action}",
+                object_type=object_type,
+                object_id=request.path_params.get(param) if param else None,
+            )
         return who
 
+    setattr(check, POLICY_ACTION, action)
     return check
+
+
+#: ``on=`` for routes under /incidents/{incident_id}: refusals name the incident.
+ON_INCIDENT = ("incident", "incident_id")
+
+
+def gate(action: Action, *, on: tuple[str, str] | None = None) -> list[Any]:
+    """``dependencies=gate(Action.X)`` on a route: its :func:`requires` gate."""
+    return [Depends(requires(action, on=on))]

@@ -28,9 +28,6 @@ log = logging.getLogger(__name__)
 #: How long a verified token is trusted without asking the command service again.
 ME_CACHE_S = 20.0
 ME_CACHE_SIZE = 2048
-STAFF_ROLES = frozenset({"operator", "commander", "planner", "admin"})
-#: Who plans, runs, steers and purges exercises and reads their reports (docs/exercises.md).
-EXERCISE_ROLES = frozenset({"planner", "commander", "admin"})
 
 
 #: Retry-After when a 503 comes without one (seconds).
@@ -64,45 +61,71 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Me:
-    """Who a token belongs to, as the command service says."""
+    """Who a token belongs to and what it may do, as the command service says
+    (``GET /auth/me``: action codes of its policy, on live objects and on a drill's).
+    The console draws a control only for an action listed here; the role is shown beside
+    the name, never decided on. The command service judges every act again."""
 
     user_id: str
     role: str
     team_id: str | None
     display_name: str
+    actions: frozenset[str] = frozenset()
+    drill_actions: frozenset[str] = frozenset()
+
+    def may(self, action: str, *, drill: bool | None = None) -> bool:
+        """``action`` on live objects (``drill=False``), on a drill's (True), or either."""
+        if drill is None:
+            return action in self.actions or action in self.drill_actions
+        return action in (self.drill_actions if drill else self.actions)
+
+    def may_on(self, action: str, thing: dict[str, Any]) -> bool:
+        """``action`` on this incident, row or case (a drill's when it has an exercise_id)."""
+        return self.may(action, drill=bool(thing.get("exercise_id")))
 
     @property
-    def is_staff(self) -> bool:
-        return self.role in STAFF_ROLES
+    def works_the_desk(self) -> bool:
+        """The command console's desk: whoever reads the alarm inbox (研判), live or drill."""
+        return self.may("inbox.read")
 
     @property
-    def is_field(self) -> bool:
-        return self.role == "field"
+    def reports_from_the_field(self) -> bool:
+        """The field page: a crew's own account, which sends on-scene reports."""
+        return self.may("field.report")
+
+    @property
+    def drills_only(self) -> bool:
+        """Works on drills only (演练): sees exercise incidents, never live ones."""
+        return self.may("incident.read", drill=True) and not self.may("incident.read", drill=False)
 
     @property
     def may_change_level(self) -> bool:
-        return self.role in ("commander", "admin")
+        return self.may("incident.level_change")
 
     @property
     def may_override_close(self) -> bool:
         """Resolve or close over what is still open, with a reason (the command service's
         closing guard: a commander's override)."""
-        return self.may_change_level
-
-    @property
-    def is_planner(self) -> bool:
-        return self.role == "planner"
+        return self.may("incident.closing_override")
 
     @property
     def may_run_exercises(self) -> bool:
         """Plan, start, steer and purge exercises, read their reports (演练)."""
-        return self.role in EXERCISE_ROLES
+        return self.may("exercise.create")
 
     @property
     def may_watch_exercises(self) -> bool:
-        """See an exercise's incidents on the console: the command service's live stream
-        carries exercise changes to planners and admins only."""
-        return self.role in ("planner", "admin")
+        """See an exercise's incidents on the console as they change (the command
+        service's live stream carries exercise changes to these callers only)."""
+        return self.may("exercise.watch")
+
+
+def _codes(body: dict[str, Any], scope: str) -> frozenset[str]:
+    """The action codes of ``/auth/me`` for one scope; none when it says nothing (an
+    older command service: the console then offers no control, it never guesses)."""
+    allowed = body.get("actions")
+    codes = allowed.get(scope) if isinstance(allowed, dict) else None
+    return frozenset(str(c) for c in codes) if isinstance(codes, list) else frozenset()
 
 
 def _detail(response: httpx2.Response) -> str:
@@ -282,6 +305,8 @@ class CommandApi:
             role=str(body["role"]),
             team_id=str(body["team_id"]) if body.get("team_id") else None,
             display_name=str(body.get("display_name") or body["user_id"]),
+            actions=_codes(body, "live"),
+            drill_actions=_codes(body, "drill"),
         )
         self._me[key] = (now + ME_CACHE_S, who)
         while len(self._me) > ME_CACHE_SIZE:

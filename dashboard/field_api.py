@@ -111,7 +111,7 @@ def router(console: Console) -> APIRouter:
             return _from_error(exc)
         if me is None or token is None:
             return _answer(401, detail="log in again")
-        if not me.is_field or not me.team_id:
+        if not me.reports_from_the_field or not me.team_id:
             return _answer(403, detail="the field page is for rescue teams")
         return me, token
 

@@ -131,7 +131,7 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             return _answer(503, exc.detail)
         if me is None or token is None:
             return _answer(401, "log in again")
-        if not me.is_staff:
+        if not me.works_the_desk:
             return _answer(403, "reports are for the command centre")
         if kind == "exercise" and not me.may_run_exercises:
             return _answer(403, f"{me.role} sees live operations only, not exercise reports")

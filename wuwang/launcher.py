@@ -82,8 +82,8 @@ DEMO_LOADERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("city-load", "wuwang.city", ("load",), "districts, grid cells, devices, cameras, venues, teams"),
     ("rosters-load", "command.demo_rosters", (), "team members, certificates, shifts and demo users"),
     ("reserve-load", "command.demo_reserve", (), "warehouses, items and stock lots"),
-    ("events-load", "command.demo_events", (), "planned events (大型活动) at stadiums and scenic spots"),
-    ("risk-load", "command.demo_risk", (), "risk sources (风险源) and emergency shelters (应急避难场所)"),
+    ("events-load", "command.demo_events", (), "planned events at stadiums and scenic spots"),
+    ("risk-load", "command.demo_risk", (), "risk sources and emergency shelters"),
     ("calls-import", "simulators.demo_datasets", (), "imported historical 110 calls for replays"),
 )
 
@@ -152,7 +152,7 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "exercises",
             "simulators",
             "simulator",
-            "drill runner: exercises started from the console (演练)",
+            "drill runner: exercises started from the console",
             args=("exercises",),
             # Scenario injects (warehouse short, escalation) go to the command API.
             env={"DRILL_API_URL": f"http://{command_host}:{settings.command_port}"},
@@ -401,7 +401,7 @@ class Demo:
         self.say(f"Logs        {self.logs}/<name>.log")
         if any(spec.name == "command" for spec in running):
             self.say("Demo logins (password: demo — demo mode only):")
-            self.say("  operator1, operator2 (值班员) · commander1 (指挥长) · planner1 (演练策划) · admin1")
+            self.say("  operator1, operator2 (operators) · commander1 · planner1 (drill planner) · admin1")
             self.say("  field teams log in with their team id, e.g. T-FIRE-01")
         self.say("What this set-up does NOT guarantee:")
         for caveat in caveats(endpoints, backend, self.settings):

@@ -21,6 +21,7 @@ from typing import Literal
 
 import shapely
 
+from wuwang import i18n
 from wuwang.city import District
 from wuwang.geo import bearing_deg, haversine_m, metres_per_degree, offset_by_metres
 
@@ -30,7 +31,8 @@ ROAD_SPACING_M = 600.0
 #: A landmark farther than this says nothing useful about the place.
 LANDMARK_WITHIN_M = 1500.0
 
-_DIRECTIONS_ZH = ("北", "东北", "东", "东南", "南", "西南", "西", "西北")
+#: The eight compass points, clockwise from north (``compass.<point>`` in the catalogues).
+_COMPASS = ("n", "ne", "e", "se", "s", "sw", "w", "nw")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,8 +182,9 @@ def road_labels(district: District, lattice: StreetLattice) -> list[RoadLabel]:
     return out
 
 
-def direction_zh(bearing: float) -> str:
-    return _DIRECTIONS_ZH[round(bearing / 45.0) % 8]
+def direction(bearing: float, lang: i18n.Lang = i18n.DEFAULT_LANG) -> str:
+    """A bearing as one of the 8 compass points, in words (东北, north-east)."""
+    return i18n.text(lang, f"compass.{_COMPASS[round(bearing / 45.0) % 8]}")
 
 
 def nearest_landmark(
@@ -193,20 +196,33 @@ def nearest_landmark(
 
 
 def describe_place(
-    lat: float, lon: float, districts: Sequence[District], landmarks: Sequence[Landmark] = ()
+    lat: float,
+    lon: float,
+    districts: Sequence[District],
+    landmarks: Sequence[Landmark] = (),
+    lang: i18n.Lang = i18n.DEFAULT_LANG,
 ) -> str:
     """E.g. ``樊城区人民路与邓城大道交叉口附近（襄阳站东北约 300 米）``; without a
-    district (a point far outside the city) only the landmark, or the coordinates."""
+    district (a point far outside the city) only the landmark, or the coordinates. The
+    names of districts, roads and landmarks are proper names: the same in any language."""
     district = district_at(lat, lon, districts)
     head = f"{lat:.5f}, {lon:.5f}"
     if district is not None:
         east_west, north_south = crossing_at(lat, lon, district)
-        head = f"{district.name}{east_west}与{north_south}交叉口附近"
+        head = i18n.text(
+            lang, "place.crossing", district=district.name, east_west=east_west, north_south=north_south
+        )
     near = nearest_landmark(lat, lon, landmarks)
     if near is None:
         return head
     landmark, distance = near
     if distance < 50:
-        return f"{head}（{landmark.name}）"
-    where = direction_zh(bearing_deg(landmark.lat, landmark.lon, lat, lon))
-    return f"{head}（{landmark.name}{where}约 {round(distance, -1):.0f} 米）"
+        return i18n.text(lang, "place.at_landmark", place=head, landmark=landmark.name)
+    return i18n.text(
+        lang,
+        "place.near_landmark",
+        place=head,
+        landmark=landmark.name,
+        direction=direction(bearing_deg(landmark.lat, landmark.lon, lat, lon), lang),
+        distance=f"{round(distance, -1):.0f}",
+    )

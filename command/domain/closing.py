@@ -19,6 +19,7 @@ from command.domain.incidents import (
     InvalidCommand,
     authorise_closing_override,
 )
+from wuwang import i18n
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,15 +69,18 @@ class OpenWork:
             ],
         }
 
-    def summary_zh(self) -> str:
+    def summary(self, lang: i18n.Lang = i18n.DEFAULT_LANG) -> str:
+        """The open work in a few words (the catalogue's ``closing.*``)."""
+        listed = i18n.text(lang, "why.list_separator").join
         parts = []
         if self.checklist:
-            parts.append(f"未完成检查项 {len(self.checklist)} 项")
+            parts.append(i18n.text(lang, "closing.open_checklist", n=len(self.checklist)))
         if self.teams:
-            parts.append("未归队队伍 " + "、".join(t.team_id for t in self.teams))
+            parts.append(i18n.text(lang, "closing.open_teams", teams=listed(t.team_id for t in self.teams)))
         if self.supplies:
-            parts.append("仍预留物资 " + "、".join(f"{s.item_code}×{s.reserved}" for s in self.supplies))
-        return "；".join(parts)
+            supplies = listed(f"{s.item_code}×{s.reserved}" for s in self.supplies)
+            parts.append(i18n.text(lang, "closing.open_supplies", supplies=supplies))
+        return i18n.text(lang, "closing.separator").join(parts)
 
 
 def open_work(
@@ -112,8 +116,8 @@ class Overridden:
     reason: str
     work: OpenWork
 
-    def record_text(self) -> str:
-        return f"指挥长越权：{self.reason}（{self.work.summary_zh()}）"
+    def record_text(self, lang: i18n.Lang = i18n.DEFAULT_LANG) -> str:
+        return i18n.text(lang, "closing.override", reason=self.reason, work=self.work.summary(lang))
 
 
 def check_closing(

@@ -44,30 +44,11 @@ from command.domain.incidents import (
 )
 from command.domain.reasons import Param, Reason, Said, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
+from wuwang import i18n
 from wuwang.contract import FEEDS, Alarm
 from wuwang.geo import haversine_m
 
 T = IncidentType
-
-TYPE_LABEL_ZH: Mapping[IncidentType, str] = MappingProxyType(
-    {
-        T.FIRE: "火灾",
-        T.HIGH_RISE_FIRE: "高层建筑火灾",
-        T.HAZMAT_LEAK: "危险化学品泄漏",
-        T.FLOOD: "城市内涝",
-        T.CROWD_CRUSH: "人群拥挤踩踏",
-        T.TRAFFIC_ACCIDENT: "交通事故",
-        T.EARTHQUAKE: "地震",
-        T.PUBLIC_HEALTH: "公共卫生事件",
-        T.UTILITY_OUTAGE: "停电停水",
-        T.MEDICAL: "医疗急救",
-        T.RESCUE: "抢险救援",
-        T.CRIMINAL: "刑事警情",
-        T.PUBLIC_ORDER: "治安警情",
-        T.DISPUTE: "纠纷",
-        T.OTHER: "其他事件",
-    }
-)
 
 #: States in which an incident accepts new alarms automatically. A resolved incident
 #: (待核查) does not: a new call about it opens a new incident that someone will see,
@@ -424,7 +405,7 @@ def title_for(alarm: Alarm, incident_type: IncidentType) -> str:
     """A new incident's title in the operator's words: what, then where —
     ``火灾 · 幸福路12号``. The source (110, video, sensor, report) is not repeated here:
     the console shows it as a tag from the incident's sources."""
-    what = TYPE_LABEL_ZH[incident_type]
+    what = i18n.name_of("zh_CN", "type", incident_type)
     where = _place_words(alarm)
     if len(where) > _TITLE_PLACE_MAX:
         where = where[: _TITLE_PLACE_MAX - 1] + "…"
@@ -449,7 +430,9 @@ def correlate(
         raise ValueError("now must be timezone-aware")
     for view in open_incidents:
         if alarm.alarm_id in view.alarm_ids:
-            return AlreadyLinked(view.incident_id, f"告警 {alarm.alarm_id} 已关联（重复投递）")
+            return AlreadyLinked(
+                view.incident_id, i18n.text("zh_CN", "correlation.already_linked", alarm=alarm.alarm_id)
+            )
 
     exercise = exercise_id if exercise_id is not None else alarm_exercise_id(alarm)
     rule = rules.rule_for(alarm.kind, alarm.category)
@@ -638,5 +621,5 @@ def route_team_report(alarm: Alarm, order: TeamOrder | None) -> TeamReportRoute:
             ),
         )
     if new_event is False:
-        return KeepReport(f"队伍 {team} 的现场上报不是新事件，且该队伍没有在办指令：只记录，不立事件")
+        return KeepReport(i18n.text("zh_CN", "correlation.report_kept", team=team))
     return None

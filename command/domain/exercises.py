@@ -34,6 +34,7 @@ from command.domain.incidents import (
 from command.domain.reserve import StockLot
 from command.domain.rosters import Team, TeamStatus
 from command.domain.vocabulary import ResponseLevel
+from wuwang import i18n
 from wuwang.exercises import MAX_SPEED, MIN_SPEED, ControlAction, ExerciseKind, ExerciseStatus
 from wuwang.geo import haversine_m
 
@@ -200,14 +201,12 @@ def describe_source(kind: str, source: str) -> dict[str, Any]:
 
 # --- the level inject -------------------------------------------------------------------------
 
-INJECT_PREFIX = "演练注入"
-
 
 def inject_reason(reason: str) -> str:
     why = reason.strip()
     if not why:
         raise InvalidExercise("an escalate inject needs a reason")
-    return f"{INJECT_PREFIX}：{why}"
+    return i18n.text("zh_CN", "exercise.inject_reason", reason=why)
 
 
 def decide_inject_level(
@@ -228,7 +227,7 @@ def decide_inject_level(
     if incident.state in TERMINAL_STATES:
         raise IllegalTransition(
             f"cannot change the level: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}) and takes no further changes"
+            "and takes no further changes"
         )
     if level == incident.level:
         return []

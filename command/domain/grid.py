@@ -49,24 +49,6 @@ class GridCategory(StrEnum):
     DAMAGED_FACILITY = "damaged_facility"  # 公共设施损坏
     RISK_INSPECTION = "risk_inspection"  # 风险源巡查 (opened by the console, command.domain.risk)
 
-    @property
-    def label_zh(self) -> str:
-        return _CATEGORY_ZH[self.value]
-
-
-_CATEGORY_ZH = {
-    "street_vending": "占道经营",
-    "material_piling": "乱堆物料",
-    "missing_manhole_cover": "井盖缺失",
-    "illegal_parking": "违章停车",
-    "noise_nuisance": "噪音扰民",
-    "fire_lane_blocked": "消防通道堵塞",
-    "ebike_charging": "电动车违规充电",
-    "garbage_overflow": "垃圾满溢",
-    "illegal_construction": "违章搭建",
-    "damaged_facility": "公共设施损坏",
-    "risk_inspection": "风险源巡查",
-}
 
 #: Default 处置时限 (filing → handled) per category. A missing manhole cover or a
 #: blocked fire lane endangers people now; an illegal structure needs an enforcement
@@ -109,18 +91,6 @@ class GridStage(StrEnum):
     VERIFIED = "verified"  # 核查
     CLOSED = "closed"  # 结案
     DISMISSED = "dismissed"  # 不予立案
-
-    @property
-    def label_zh(self) -> str:
-        return {
-            "discovered": "发现",
-            "filed": "立案",
-            "dispatched": "派遣",
-            "handled": "处置",
-            "verified": "核查",
-            "closed": "结案",
-            "dismissed": "不予立案",
-        }[self.value]
 
 
 class GridAction(StrEnum):
@@ -297,8 +267,7 @@ def advance(
     if nxt is None:
         allowed = ", ".join(a.value for a in allowed_actions(case)) or "nothing (final)"
         raise GridTransitionError(
-            f"case {case.id} is {case.stage.value} ({case.stage.label_zh}); "
-            f"cannot {act.value} — allowed: {allowed}"
+            f"case {case.id} is {case.stage.value}; cannot {act.value} — allowed: {allowed}"
         )
     last = case.steps[-1].at
     if at < last:
@@ -307,7 +276,7 @@ def advance(
         )
     if act in (GridAction.VERIFY, GridAction.REJECT) and by in case.handlers:
         raise GridTransitionError(
-            f"{by} handled case {case.id} and cannot verify it: 核查 must be done by someone else"
+            f"{by} handled case {case.id} and cannot verify it: verification must be done by someone else"
         )
     if act is GridAction.DISPATCH:
         if not assignee or not assignee.strip():

@@ -34,6 +34,8 @@ from typing import Annotated, Any, Literal, Protocol, Required, TypeAlias, Typed
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from command.domain import policy
+from command.domain.policy import Action
 from command.domain.reasons import Reason, Said
 from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from wuwang.contract import Alarm, AlarmKind
@@ -95,25 +97,9 @@ class IncidentState(StrEnum):
     MERGED = "merged"  # 已合并 (its sources live on in another incident)
 
     @property
-    def label_zh(self) -> str:
-        return _STATE_LABEL_ZH[self]
-
-    @property
     def is_terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-
-_STATE_LABEL_ZH = {
-    IncidentState.NEW: "待核实",
-    IncidentState.VERIFIED: "已立案",
-    IncidentState.DISPATCHED: "已派遣",
-    IncidentState.ON_SCENE: "处置中",
-    IncidentState.RESOLVED: "待核查",
-    IncidentState.CLOSED: "已结案",
-    IncidentState.CANCELLED: "已撤销",
-    IncidentState.FALSE_ALARM: "误报",
-    IncidentState.MERGED: "已合并",
-}
 
 S = IncidentState
 
@@ -222,15 +208,14 @@ def actor_of(who: SignedIn) -> Actor:
 
 
 def visible_incident(who: SignedIn, body: Mapping[str, Any]) -> bool:
-    """Whether ``who`` may see the incident stored as ``body``: planners see exercises
-    only; others live only (admin both); field users only incidents their own team is on."""
-    is_exercise = body.get("exercise_id") is not None
-    if str(who.role) == "planner":
-        return is_exercise
-    if is_exercise and str(who.role) != "admin":
+    """Whether ``who`` may see the incident stored as ``body``, as the policy says:
+    planners see exercises only; others live only (admin both); field users only
+    incidents their own team is on."""
+    role = Role(str(who.role))
+    if not policy.allowed(role, Action.INCIDENT_READ, drill=body.get("exercise_id") is not None):
         return False
-    if str(who.role) == "field":
-        return any(t["team_id"] == who.team_id for t in body.get("teams", []))
+    if policy.bound_to_own_team(role):
+        return any(policy.may_act_on_team(role, who.team_id, t["team_id"]) for t in body.get("teams", []))
     return True
 
 
@@ -254,9 +239,11 @@ class SourceRef(_Frozen):
     grid_cell_id: str | None = None
     summary: str = ""
     #: The triage rule that promoted the alarm to an incident (docs/triage.md), with its
-    #: reason as the operators read it; None for alarms that did not go through triage.
+    #: reason as the operators read it, in Chinese and in English (the rule's own texts,
+    #: its codes in the catalogue's words); None for alarms that did not go through triage.
     triage_rule: str | None = None
     triage_reason: str | None = None
+    triage_reason_en: str | None = None
     #: A field report's photo as it sent it (``/field/photos/<sha256>.<ext>`` when it
     #: came from the field page); the desk fetches it through ``/incidents/{id}/photos``.
     photo_url: str | None = None
@@ -822,33 +809,35 @@ def replay(events: Iterable[Event]) -> Incident:
 
 # --- authorisation ------------------------------------------------------------------
 
-_STAFF = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN, Role.PLANNER})
-_INTAKE = _STAFF | {Role.SYSTEM}
-_LEVEL = frozenset({Role.COMMANDER, Role.ADMIN})
+#: The commander's decisions (指挥长的决定): refused with the commander named.
+_COMMANDERS_DECISIONS = frozenset({Action.INCIDENT_LEVEL, Action.INCIDENT_CLOSE_OVERRIDE})
 
 
 def _authorise(
     exercise_id: str | None,
     incident_id: str,
     actor: Actor,
-    allowed: frozenset[Role],
+    action: Action,
     what: str,
     *,
     team_id: str | None = None,
 ) -> None:
-    role = actor.role
-    if role is Role.FIELD:
-        if team_id is None:
+    """The policy's answer for this incident's scope (command/domain/policy.py), with
+    the field's words for a refusal."""
+    role, drill = actor.role, exercise_id is not None
+    if policy.bound_to_own_team(role):
+        if team_id is None or not policy.allowed(role, action, drill=drill):
             raise Forbidden(f"field users may only record their own team's arrival, not {what}")
-        if actor.team_id is None or actor.team_id != team_id:
+        if not policy.may_act_on_team(role, actor.team_id, team_id):
             raise Forbidden(f"field user {actor.user_id} may only record the arrival of their own team")
         return
-    if role not in allowed:
-        if allowed == _LEVEL:
-            raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
-        raise Forbidden(f"role {role} may not {what}")
-    if role is Role.PLANNER and exercise_id is None:
+    if policy.allowed(role, action, drill=drill):
+        return
+    if not drill and policy.allowed(role, action, drill=True):
         raise Forbidden(f"planners may act only on exercise incidents; {incident_id} is a live incident")
+    if action in _COMMANDERS_DECISIONS:
+        raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
+    raise Forbidden(f"role {role} may not {what}")
 
 
 def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> None:
@@ -858,7 +847,7 @@ def authorise_closing_override(incident: Incident, actor: Actor, what: str) -> N
         incident.exercise_id,
         incident.incident_id,
         actor,
-        _LEVEL,
+        Action.INCIDENT_CLOSE_OVERRIDE,
         f"override the closing guard to {what} with open work",
     )
 
@@ -871,8 +860,7 @@ def _check_version(incident: Incident, expected_version: int | None) -> None:
 def _check_open(incident: Incident, what: str) -> None:
     if incident.state in TERMINAL_STATES:
         raise IllegalTransition(
-            f"cannot {what}: incident {incident.incident_id} is {incident.state} "
-            f"({incident.state.label_zh}) and takes no further changes"
+            f"cannot {what}: incident {incident.incident_id} is {incident.state} and takes no further changes"
         )
 
 
@@ -916,7 +904,7 @@ def _refuse_transition(incident: Incident, act: IncidentAct, what: str) -> Illeg
             f" (from {state} it may go to: {', '.join(allowed)})" if allowed else ""
         )
     return IllegalTransition(
-        f"cannot {what}: incident {incident.incident_id} is {state} ({state.label_zh}); {only}"
+        f"cannot {what}: incident {incident.incident_id} is {state}; {only}"
     )
 
 
@@ -1068,7 +1056,7 @@ def decide_open(
     """Open an incident (发现), from an alarm or by hand (``source=None``). Location and
     grid cell default to the source's. The edge must make sure ``incident_id`` is new
     (the event table's primary key (incident_id, seq) refuses a second seq 1)."""
-    _authorise(exercise_id, incident_id, actor, _INTAKE, "open an incident")
+    _authorise(exercise_id, incident_id, actor, Action.INCIDENT_OPEN, "open an incident")
     if not incident_id.strip():
         raise InvalidCommand("an incident id is required")
     if not title.strip():
@@ -1104,7 +1092,7 @@ def decide_link_source(
     """Link an alarm to the incident. Idempotent: an alarm already linked gives ``[]``
     (at-least-once delivery from ingest). The edge must also refuse an alarm linked to
     another incident (unique alarm_id in its source projection)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _INTAKE, "link an alarm")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LINK_ALARM, "link an alarm")
     if incident.has_alarm(source.alarm_id):
         return []
     _admit(incident, f"link alarm {source.alarm_id}", expected_version)
@@ -1131,8 +1119,8 @@ class LifecycleDecision(Protocol):
     ) -> list[Event]: ...
 
 
-def _decision(act: IncidentAct, roles: frozenset[Role], what: str, doc: str) -> LifecycleDecision:
-    """``decide_<act>``: who may (``roles``, refused as "may not ``what``"), then the act."""
+def _decision(act: IncidentAct, action: Action, what: str, doc: str) -> LifecycleDecision:
+    """``decide_<act>``: who may (the policy's ``action``, refused as "may not ``what``"), then the act."""
 
     def decide(
         incident: Incident,
@@ -1142,7 +1130,7 @@ def _decision(act: IncidentAct, roles: frozenset[Role], what: str, doc: str) -> 
         expected_version: int | None,
         reason: str | None = None,
     ) -> list[Event]:
-        _authorise(incident.exercise_id, incident.incident_id, actor, roles, what)
+        _authorise(incident.exercise_id, incident.incident_id, actor, action, what)
         return _lifecycle_act(
             incident, act, actor=actor, at=at, expected_version=expected_version, reason=reason
         )
@@ -1154,49 +1142,55 @@ def _decision(act: IncidentAct, roles: frozenset[Role], what: str, doc: str) -> 
 
 decide_verify = _decision(
     A.VERIFY,
-    _STAFF,
+    Action.INCIDENT_VERIFY,
     "verify an incident",
     "立案: the operator confirms the incident is real and takes it on.",
 )
 decide_resolve = _decision(
     A.RESOLVE,
-    _STAFF,
+    Action.INCIDENT_RESOLVE,
     "resolve an incident",
     "处置完毕: the situation is handled; the case waits for 核查 and 结案.",
 )
 decide_reopen = _decision(
     A.REOPEN,
-    _STAFF,
+    Action.INCIDENT_REOPEN,
     "reopen an incident",
     "核查 failed: a resolved incident goes back to on_scene (reason required).",
 )
 decide_close = _decision(
-    A.CLOSE, _STAFF, "close an incident", "结案 after 核查. Teams still on the incident are released."
+    A.CLOSE,
+    Action.INCIDENT_CLOSE,
+    "close an incident",
+    "结案 after 核查. Teams still on the incident are released.",
 )
 decide_cancel = _decision(
     A.CANCEL,
-    _STAFF,
+    Action.INCIDENT_CANCEL,
     "cancel an incident",
     "撤销: no longer needed (caller withdrew, handled by someone else). Only before anyone is on "
     "scene. Teams on their way are recalled (reason required).",
 )
 decide_false_alarm = _decision(
     A.FALSE_ALARM,
-    _STAFF,
+    Action.INCIDENT_FALSE_ALARM,
     "mark a false alarm",
     "误报: nothing was there. Possible until resolution (a team on scene may find nothing). "
     "Teams are released (reason required).",
 )
 decide_hold = _decision(
     A.HOLD,
-    _STAFF,
+    Action.INCIDENT_HOLD,
     "hold an incident",
     "挂起: park an open incident on purpose — waiting for a resource, for information, or of "
     "lower priority — with a reason. Not a state: the incident keeps its state and every act "
     "stays possible; the queue shows it under 挂起 until it is resumed.",
 )
 decide_resume = _decision(
-    A.RESUME, _STAFF, "resume an incident", "恢复: take a held incident back into the active work."
+    A.RESUME,
+    Action.INCIDENT_RESUME,
+    "resume an incident",
+    "恢复: take a held incident back into the active work.",
 )
 
 
@@ -1215,7 +1209,7 @@ def decide_dispatch(
     clear 110 fire call, but the record still shows 立案 before 派遣). On an incident
     already dispatched or on scene, it sends reinforcements. Repeating the same order
     for the same team gives ``[]``."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "dispatch a team")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_DISPATCH, "dispatch a team")
     current = incident.active_assignment(team_id)
     if current is not None and current.order_id == order_id:
         return []
@@ -1229,7 +1223,7 @@ def decide_dispatch(
     state = incident.state
     if A.DISPATCH not in LIFECYCLE[state]:
         raise IllegalTransition(
-            f"cannot dispatch team {team_id}: incident {incident.incident_id} is {state} ({state.label_zh})"
+            f"cannot dispatch team {team_id}: incident {incident.incident_id} is {state}"
             + ("; reopen it first" if A.REOPEN in LIFECYCLE[state] else "")
         )
     moves = _moves(incident, A.DISPATCH)
@@ -1269,7 +1263,12 @@ def decide_team_arrived(incident: Incident, *, team_id: str, **report: Unpack[Re
     arrival report gives ``[]`` (field networks resend)."""
     actor = report["actor"]
     _authorise(
-        incident.exercise_id, incident.incident_id, actor, _STAFF, "record a team's arrival", team_id=team_id
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_ARRIVE,
+        "record a team's arrival",
+        team_id=team_id,
     )
     current = incident.active_assignment(team_id)
     if current is not None and current.arrived_at is not None:
@@ -1293,7 +1292,7 @@ def decide_team_acknowledged(
         incident.exercise_id,
         incident.incident_id,
         actor,
-        _INTAKE,
+        Action.INCIDENT_ACKNOWLEDGE,
         "record an acknowledgement",
         team_id=team_id,
     )
@@ -1308,7 +1307,12 @@ def decide_team_en_route(incident: Incident, *, team_id: str, **report: Unpack[R
     the arrival, or for a team no longer on the incident, gives ``[]``."""
     actor = report["actor"]
     _authorise(
-        incident.exercise_id, incident.incident_id, actor, _INTAKE, "record a team en route", team_id=team_id
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_EN_ROUTE,
+        "record a team en route",
+        team_id=team_id,
     )
     current = incident.active_assignment(team_id)
     repeat = current is None or current.arrived_at is not None or current.en_route_at is not None
@@ -1329,7 +1333,9 @@ def decide_release_team(
     """Recall a team on its way or release one on scene. When the last team of a
     dispatched incident is recalled, the incident goes back to verified (all units
     recalled: it is still a case, but nobody is going)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "release a team")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_RELEASE_TEAM, "release a team"
+    )
     why = _admit(
         incident, f"release team {team_id}", expected_version, reason, reason_for=f"release team {team_id}"
     )
@@ -1376,8 +1382,10 @@ def decide_change_level(
 ) -> list[Event]:
     """Raise or lower the response level (响应级别) — a commander's act."""
     actor = context["actor"]
-    _authorise(incident.exercise_id, incident.incident_id, actor, _LEVEL, "change the response level")
-    same = f"at level {level.name} ({level.label_zh})" if level == incident.level else None
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LEVEL, "change the response level"
+    )
+    same = f"at level {level.name}" if level == incident.level else None
     data = LevelChanged(from_level=incident.level, to_level=level)
     return _amend(incident, data, same, ("change the response level",) * 2, reason, context)
 
@@ -1387,7 +1395,13 @@ def decide_reclassify(
 ) -> list[Event]:
     """Correct the incident type (e.g. fire → high_rise_fire); plans are keyed by type."""
     actor = context["actor"]
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "reclassify an incident")
+    _authorise(
+        incident.exercise_id,
+        incident.incident_id,
+        actor,
+        Action.INCIDENT_RECLASSIFY,
+        "reclassify an incident",
+    )
     data = Reclassified(from_type=incident.incident_type, to_type=incident_type)
     same = f"of type {incident_type}" if incident_type == incident.incident_type else None
     return _amend(incident, data, same, ("reclassify", "reclassify an incident"), reason, context)
@@ -1408,7 +1422,7 @@ def decide_activate_plan(
     """Record a 预案 activation. Which plan, and who must approve it, is the plan
     module's business; the incident only keeps the record and the active plan (with
     the plan's arrival target, which the console's queue ranks against)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "activate a plan")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.PLAN_ACTIVATE, "activate a plan")
     _admit(incident, f"activate plan {plan_id}", expected_version)
     data = PlanActivated(
         plan_id=plan_id, plan_version=plan_version, level=level, arrival_target_s=arrival_target_s
@@ -1428,7 +1442,9 @@ def decide_tick_checklist(
     reason: str | None = None,
 ) -> list[Event]:
     """Tick (or untick, ``done=False``) an item of the active plan's checklist."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "tick a checklist item")
+    _authorise(
+        incident.exercise_id, incident.incident_id, actor, Action.PLAN_CHECKLIST_TICK, "tick a checklist item"
+    )
     _admit(incident, "tick a checklist item", expected_version)
     if incident.active_plan is None or incident.active_plan.plan_id != plan_id:
         raise IllegalTransition(f"plan {plan_id} is not the active plan of incident {incident.incident_id}")
@@ -1440,7 +1456,7 @@ def decide_add_note(
     incident: Incident, *, text: str, actor: Actor, at: datetime, expected_version: int | None
 ) -> list[Event]:
     """A free-text entry in the timeline (phone call with the scene, a decision's context)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "add a note")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_NOTE, "add a note")
     _check_version(incident, expected_version)
     if not text.strip():
         raise InvalidCommand("a note needs text")
@@ -1483,7 +1499,7 @@ def decide_split(
     """Move a wrongly joined alarm out into a new incident (拆分). The new incident keeps
     the old one's exercise id; its type, level and title default to the old one's (pass
     the correlator's suggestion for the alarm instead where there is one)."""
-    _authorise(incident.exercise_id, incident.incident_id, actor, _STAFF, "split an incident")
+    _authorise(incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_SPLIT, "split an incident")
     why = _admit(
         incident, f"split alarm {alarm_id} out", expected_version, reason, reason_for="split a source out"
     )
@@ -1535,7 +1551,7 @@ def decide_merge(
     left. If the teams carried over are further along than the survivor (it was still
     new or verified), the survivor's state is moved forward along the legal path."""
     for inc in (merged, survivor):
-        _authorise(inc.exercise_id, inc.incident_id, actor, _STAFF, "merge incidents")
+        _authorise(inc.exercise_id, inc.incident_id, actor, Action.INCIDENT_MERGE, "merge incidents")
     _check_version(merged, expected_merged_version)
     _check_version(survivor, expected_survivor_version)
     why = _require_reason(reason, "merge incidents")

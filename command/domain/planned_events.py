@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
+from command.domain import policy
 from command.domain.incidents import Actor, Forbidden, IllegalTransition, InvalidCommand
+from command.domain.policy import Action as PolicyAction
 from command.domain.triage import PlannedEvent
-from command.domain.vocabulary import Role
 
 #: An event's radius: a building's forecourt at least, a district's festival at most.
 MIN_RADIUS_M = 20.0
@@ -32,8 +33,6 @@ MAX_NAME = 100
 MAX_PLACE = 200
 MAX_REASON = 500
 
-_STAFF = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
-_READERS = _STAFF | {Role.PLANNER}
 
 Action = Literal["create", "cancel", "read"]
 
@@ -74,16 +73,15 @@ class EventRecord:
 
 def authorise(actor: Actor, action: Action, exercise_id: str | None) -> None:
     """The one rule of who may do what with planned events. Raises :class:`Forbidden`."""
-    role = actor.role
+    role, drill = actor.role, exercise_id is not None
+    asked = PolicyAction(f"planned_event.{action}")
     if action == "read":
-        if role in _READERS:
+        if policy.allowed(role, asked, drill=drill):
             return
         raise Forbidden(f"role {role} may not read planned events")
-    if role in _STAFF:
+    if policy.allowed(role, asked, drill=drill):
         return
-    if role == Role.PLANNER:
-        if exercise_id is not None:
-            return
+    if not drill and policy.allowed(role, asked, drill=True):
         raise Forbidden(f"a planner may {action} only drill events; this event is live")
     raise Forbidden(f"role {role} may not {action} planned events")
 

@@ -57,16 +57,16 @@ SemVer = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+(\.\d+)?$")]
 #: from the MQTT contract (gas, co, water_level, temperature, smoke) plus values the
 #: console derives or an operator enters (magnitude, crowd density, loss percentages).
 MEASURES: dict[str, tuple[str, str]] = {
-    "water_level": ("m", "积水深度 ponding depth at a monitored point"),
-    "rainfall_3h": ("mm", "3 小时降雨量 3-hour rainfall"),
-    "gas": ("%LEL", "可燃气体浓度 combustible gas, % of lower explosive limit"),
-    "co": ("ppm", "一氧化碳 carbon monoxide"),
-    "temperature": ("°C", "温度 temperature"),
-    "smoke": ("%/m", "烟雾减光率 smoke obscuration"),
-    "crowd_density": ("persons/m2", "人群密度 crowd density from video analytics"),
-    "magnitude": ("M", "地震震级 earthquake magnitude"),
-    "load_loss_pct": ("%", "电网减供负荷比例 share of the city grid's load lost"),
-    "customers_out_pct": ("%", "停电/停水用户比例 share of customers without power or water"),
+    "water_level": ("m", "ponding depth at a monitored point"),  # 积水深度
+    "rainfall_3h": ("mm", "3-hour rainfall"),  # 3 小时降雨量
+    "gas": ("%LEL", "combustible gas, % of lower explosive limit"),  # 可燃气体浓度
+    "co": ("ppm", "carbon monoxide"),  # 一氧化碳
+    "temperature": ("°C", "temperature"),  # 温度
+    "smoke": ("%/m", "smoke obscuration"),  # 烟雾减光率
+    "crowd_density": ("persons/m2", "crowd density from video analytics"),  # 人群密度
+    "magnitude": ("M", "earthquake magnitude"),  # 地震震级
+    "load_loss_pct": ("%", "share of the city grid's load lost"),  # 电网减供负荷比例
+    "customers_out_pct": ("%", "share of customers without power or water"),  # 停电/停水用户比例
 }
 
 
@@ -208,12 +208,23 @@ class Role(_Strict):
     id: Code
     zh: Text
     en: Text
+    #: Who holds the role at each level, in Chinese and in English (the same levels).
     held_by: RoleHolders
+    held_by_en: RoleHolders
 
     @model_validator(mode="after")
     def _staffed_somewhere(self) -> Role:
         if all(self.held_by.get(level) is None for level in ResponseLevel):
             raise ValueError(f"role {self.id!r} is held by nobody at any level")
+        differ = [
+            lv.name
+            for lv in ResponseLevel
+            if (self.held_by.get(lv) is None) != (self.held_by_en.get(lv) is None)
+        ]
+        if differ:
+            raise ValueError(
+                f"role {self.id!r}: held_by and held_by_en name different levels ({', '.join(differ)})"
+            )
         return self
 
 
@@ -568,6 +579,7 @@ class RoleAssignment:
     role_zh: str
     role_en: str
     held_by: str
+    held_by_en: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,9 +633,9 @@ def _requirements(spec: LevelSpec) -> Requirements:
 def _roles(plan: Plan, level: ResponseLevel) -> tuple[RoleAssignment, ...]:
     out = []
     for r in plan.roles:
-        holder = r.held_by.get(level)
-        if holder is not None:
-            out.append(RoleAssignment(r.id, r.zh, r.en, holder))
+        holder, holder_en = r.held_by.get(level), r.held_by_en.get(level)
+        if holder is not None and holder_en is not None:
+            out.append(RoleAssignment(r.id, r.zh, r.en, holder, holder_en))
     return tuple(out)
 
 

@@ -36,14 +36,6 @@ class WarehouseKind(StrEnum):
     COMMERCIAL_AGREEMENT = "commercial_agreement"  # 企业协议储备
     PRODUCTION_CAPACITY = "production_capacity"  # 产能储备
 
-    @property
-    def label_zh(self) -> str:
-        return {
-            "government_stock": "政府实物储备",
-            "commercial_agreement": "企业协议储备",
-            "production_capacity": "产能储备",
-        }[self.value]
-
 
 class ItemCategory(StrEnum):
     """Broad categories, after the 应急保障重点物资分类目录 groupings."""

@@ -39,6 +39,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, StringConstraints, ValidationError, model_validator
 
+from command.domain import policy
 from command.domain.correlation import (
     JOINABLE_STATES,
     CorrelationRules,
@@ -48,8 +49,10 @@ from command.domain.correlation import (
 )
 from command.domain.incidents import Actor, Forbidden, IllegalTransition, InvalidCommand
 from command.domain.plans import _loc, _Strict, _UniqueKeyLoader, _validate
+from command.domain.policy import Action
 from command.domain.reasons import DEFAULT_LANG, Lang, Param, Reason, placeholders, shown_value
 from command.domain.vocabulary import Role
+from wuwang import i18n
 from wuwang.contract import Alarm, AlarmKind
 from wuwang.geo import haversine_m
 from wuwang.yamltext import not_valid_yaml
@@ -99,15 +102,6 @@ class DismissReason(StrEnum):
     TEST = "test"  # 测试
     OTHER = "other"  # 其他 (text required)
 
-    @property
-    def label_zh(self) -> str:
-        return {"false_alarm": "误报", "duplicate": "重复", "test": "测试", "other": "其他"}[self.value]
-
-
-#: Who may act on inbox rows. Planners only on exercise rows; field users never.
-#: ``system`` (the service) promotes and links on a rule's behalf, and expires.
-_STAFF = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
-_SYSTEM_ACTIONS = frozenset({"promote", "link", "expire"})
 
 SYSTEM_ACTOR = Actor("system:triage", Role.SYSTEM)
 
@@ -347,61 +341,23 @@ class TriageRules:
         return " ".join([reason.code, *(f"{k}={v}" for k, v in reason.params.items())])
 
 
-#: The words a triage reason shows for the codes its parameters carry (alarm kinds,
+#: The catalogue prefixes of the codes a triage reason's parameters carry (alarm kinds,
 #: video events, sensor kinds, call categories, severities, venue kinds): an operator
-#: reads 徘徊逗留, not ``loitering``. A code not listed is shown as it is.
-TRIAGE_WORDS: Mapping[str, Mapping[Lang, Mapping[str, str]]] = MappingProxyType(
-    {
-        "kind": {
-            "zh_CN": {"call": "110报警", "video": "视频", "sensor": "传感器", "report": "现场上报"},
-            "en": {"call": "110 call", "video": "video", "sensor": "sensor", "report": "field report"},
-        },
-        "category": {
-            "zh_CN": {
-                "fire_smoke": "烟火", "crowd": "人群聚集", "intrusion": "区域入侵", "fight": "打架斗殴",
-                "traffic_accident": "交通事故", "fall": "人员倒地", "loitering": "徘徊逗留",
-                "smoke": "烟感", "gas": "可燃气体", "co": "一氧化碳", "water_level": "水位",
-                "temperature": "温度", "criminal": "刑事", "public_order": "治安", "traffic": "交通",
-                "fire": "火灾", "medical": "医疗急救", "rescue": "救援", "dispute": "纠纷", "other": "其他",
-            },
-            "en": {
-                "fire_smoke": "fire/smoke", "crowd": "crowd", "intrusion": "intrusion", "fight": "fight",
-                "traffic_accident": "traffic accident", "fall": "person down", "loitering": "loitering",
-                "smoke": "smoke", "gas": "combustible gas", "co": "carbon monoxide",
-                "water_level": "water level", "temperature": "temperature", "criminal": "criminal",
-                "public_order": "public order", "traffic": "traffic", "fire": "fire", "medical": "medical",
-                "rescue": "rescue", "dispute": "dispute", "other": "other",
-            },
-        },
-        "severity": {
-            "zh_CN": {"critical": "危急", "high": "高", "medium": "中", "low": "低"},
-            "en": {"critical": "critical", "high": "high", "medium": "medium", "low": "low"},
-        },
-        "venue_kind": {
-            "zh_CN": {
-                "chemical_plant": "化工厂", "gas_station": "加油站", "warehouse": "仓库", "school": "学校",
-                "hospital": "医院", "nursing_home": "养老院", "stadium": "体育场馆", "station": "车站",
-                "scenic_spot": "景区", "mall": "商场",
-            },
-            "en": {
-                "chemical_plant": "chemical plant", "gas_station": "petrol station", "warehouse": "warehouse",
-                "school": "school", "hospital": "hospital", "nursing_home": "nursing home",
-                "stadium": "stadium", "station": "station", "scenic_spot": "scenic spot", "mall": "mall",
-            },
-        },
-    }
-)  # fmt: skip
+#: reads 徘徊逗留, not ``loitering``. A code the catalogue has no words for is shown as it is.
+TRIAGE_WORDS: Mapping[str, str] = MappingProxyType(
+    {"kind": "inbox.kind", "category": "inbox.cat", "severity": "inbox.sev", "venue_kind": "venue_kind"}
+)
 
 
 def triage_value(name: str, value: Param, lang: Lang) -> Param:
-    """A parameter as a triage reason shows it: the words of :data:`TRIAGE_WORDS`
+    """A parameter as a triage reason shows it: the catalogue's words for its code
     (``kinds``, "call+video", word by word), else as reasons.shown_value shows it."""
     if name == "kinds" and isinstance(value, str):
-        words = TRIAGE_WORDS["kind"][lang]
-        return ("+" if lang == "en" else "、").join(words.get(k, k) for k in value.split("+"))
-    table = TRIAGE_WORDS.get(name)
-    if table is not None and isinstance(value, str):
-        return table[lang].get(value, value)
+        names = (i18n.name_of(lang, TRIAGE_WORDS["kind"], k) for k in value.split("+"))
+        return i18n.text(lang, "triage.kinds_separator").join(names)
+    prefix = TRIAGE_WORDS.get(name)
+    if prefix is not None and isinstance(value, str):
+        return i18n.name_of(lang, prefix, value)
     return shown_value(name, value, lang)
 
 
@@ -1183,16 +1139,15 @@ class RowChange:
 
 
 def _authorise(row: InboxRow, actor: Actor, action: str) -> None:
-    role = actor.role
-    if role == Role.SYSTEM:
-        if action in _SYSTEM_ACTIONS:
-            return
-        raise Forbidden(f"the system may not {action} inbox row {row.row_id}: an operator must")
-    if role in _STAFF:
+    """Who may act on inbox rows (command/domain/policy.py): planners only on exercise
+    rows; field users never; ``system`` (the service) promotes and links on a rule's
+    behalf, and expires."""
+    role, drill = actor.role, row.exercise_id is not None
+    if policy.allowed(role, Action(f"inbox.{action}"), drill=drill):
         return
-    if role == Role.PLANNER:
-        if row.exercise_id is not None:
-            return
+    if role == Role.SYSTEM:
+        raise Forbidden(f"the system may not {action} inbox row {row.row_id}: an operator must")
+    if not drill and policy.allowed(role, Action(f"inbox.{action}"), drill=True):
         raise Forbidden(f"a planner may act only on exercise rows; inbox row {row.row_id} is live")
     raise Forbidden(f"role {role} may not {action} inbox rows")
 
@@ -1284,7 +1239,7 @@ def dismiss(
         raise InvalidCommand(f"unknown dismiss reason {reason!r}; use one of {allowed}") from None
     text = (note or "").strip() or None
     if why == DismissReason.OTHER and text is None:
-        raise InvalidCommand("dismissing for another reason (其他) needs a note saying why")
+        raise InvalidCommand("dismissing for another reason (other) needs a note saying why")
     after = _acted(row, actor, at, state=InboxState.DISMISSED, dismiss_reason=why, note=text)
     return RowChange(row, after, "dismiss", actor.user_id, actor.role, at)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from enum import IntEnum, StrEnum
 
+from wuwang import i18n
+
 
 class ResponseLevel(IntEnum):
     """响应级别 I–IV. Lower number = graver; I is the highest response."""
@@ -19,10 +21,6 @@ class ResponseLevel(IntEnum):
         return {1: "red", 2: "orange", 3: "yellow", 4: "blue"}[self.value]
 
     @property
-    def label_zh(self) -> str:
-        return {1: "特别重大", 2: "重大", 3: "较大", 4: "一般"}[self.value]
-
-    @property
     def roman(self) -> str:
         return self.name
 
@@ -33,7 +31,7 @@ class ResponseLevel(IntEnum):
             return cls(text)
         t = text.strip().upper()
         for level in cls:
-            if t in (level.name, str(level.value), level.label_zh):
+            if t in (level.name, str(level.value), i18n.text("zh_CN", f"level.{level.value}")):
                 return level
         raise ValueError(f"unknown response level {text!r}")
 

@@ -8,7 +8,9 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, Field
 
 from command import audit, users
-from command.deps import Caller, State
+from command.deps import Caller, State, gate
+from command.domain import policy
+from command.domain.policy import Action
 from command.domain.vocabulary import Role
 from command.security import Principal, client_address, issue_token, new_session_id, verify_password
 from command.state import CommandState
@@ -31,11 +33,21 @@ class TokenResponse(BaseModel):
     team_id: str | None
 
 
+class AllowedActions(BaseModel):
+    """What the caller may do (action codes of command/domain/policy.py): on live
+    objects, and on a drill's. The console draws its controls from these, the command
+    service still judges every act."""
+
+    live: list[str]
+    drill: list[str]
+
+
 class Me(BaseModel):
     user_id: str
     role: Role
     team_id: str | None
     display_name: str
+    actions: AllowedActions
 
 
 @router.post("/login", response_model=TokenResponse, responses={401: {}, 429: {}})
@@ -101,7 +113,9 @@ def _token_for(principal: Principal, state: State) -> TokenResponse:
     )
 
 
-@router.post("/refresh", response_model=TokenResponse, responses={401: {}})
+@router.post(
+    "/refresh", response_model=TokenResponse, responses={401: {}}, dependencies=gate(Action.SESSION_USE)
+)
 async def refresh(who: Caller, state: State) -> TokenResponse:
     """A fresh short-lived token of the same session for a caller whose token is still
     valid, so a wall display stays signed in through a shift. The session is checked as
@@ -123,7 +137,12 @@ async def refresh(who: Caller, state: State) -> TokenResponse:
     return _token_for(who, state)
 
 
-@router.post("/logout", status_code=status.HTTP_204_NO_CONTENT, responses={401: {}})
+@router.post(
+    "/logout",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={401: {}},
+    dependencies=gate(Action.SESSION_USE),
+)
 async def logout(who: Caller, state: State) -> Response:
     """End the caller's session: this token, every token refreshed from it, and every
     /ws opened with them stop working (the sockets are closed with 4401 at their next
@@ -139,11 +158,17 @@ async def logout(who: Caller, state: State) -> Response:
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me", response_model=Me, responses={401: {}})
+@router.get("/me", response_model=Me, responses={401: {}}, dependencies=gate(Action.SESSION_USE))
 async def me(who: Caller, state: State) -> Me:
     async with state.pool.connection() as conn:
         cur = await conn.execute("SELECT display_name FROM app_user WHERE id = %s", (who.user_id,))
         row = await cur.fetchone()
     return Me(
-        user_id=who.user_id, role=who.role, team_id=who.team_id, display_name=row[0] if row else who.user_id
+        user_id=who.user_id,
+        role=who.role,
+        team_id=who.team_id,
+        display_name=row[0] if row else who.user_id,
+        actions=AllowedActions(
+            live=policy.actions_of(who.role, drill=False), drill=policy.actions_of(who.role, drill=True)
+        ),
     )

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from command.deps import Caller, State
+from command.deps import ON_INCIDENT, Caller, State, gate
 from command.domain.incidents import DomainError
+from command.domain.policy import Action
 from command.inputs import ApiIn
 from command.routes.incidents import IncidentOut, domain_error
 from command.services import dispatch as service
@@ -192,7 +193,12 @@ def _error(exc: DomainError | NotFound) -> HTTPException:
     return domain_error(exc)
 
 
-@router.get("/{incident_id}/recommendations", response_model=Recommendations, responses=ERRORS)
+@router.get(
+    "/{incident_id}/recommendations",
+    response_model=Recommendations,
+    responses=ERRORS,
+    dependencies=gate(Action.DISPATCH_RECOMMEND, on=ON_INCIDENT),
+)
 async def recommendations(incident_id: IncidentId, state: State, who: Caller) -> dict[str, Any]:
     """Teams for each requirement of the active plan at the incident's current level (or
     the type's default first response), ranked by ETA, with reasons; teams skipped, with
@@ -203,7 +209,13 @@ async def recommendations(incident_id: IncidentId, state: State, who: Caller) ->
         raise _error(exc) from None
 
 
-@router.post("/{incident_id}/dispatch", response_model=DispatchOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/{incident_id}/dispatch",
+    response_model=DispatchOut,
+    status_code=201,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_DISPATCH, on=ON_INCIDENT),
+)
 async def dispatch(incident_id: IncidentId, body: DispatchRequest, state: State, who: Caller) -> DispatchOut:
     """派遣: one order to one team, atomically (order, incident events, team status,
     outbox, audit). The order reaches the team over MQTT through the outbox."""
@@ -219,7 +231,12 @@ async def dispatch(incident_id: IncidentId, body: DispatchRequest, state: State,
     )
 
 
-@router.post("/{incident_id}/release", response_model=DispatchOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/release",
+    response_model=DispatchOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_RELEASE_TEAM, on=ON_INCIDENT),
+)
 async def release(incident_id: IncidentId, body: ReleaseRequest, state: State, who: Caller) -> DispatchOut:
     """Recall a team on its way or release one on scene (reason required): its order is
     released, the team is available again and gets a release notice."""
@@ -235,7 +252,12 @@ async def release(incident_id: IncidentId, body: ReleaseRequest, state: State, w
     )
 
 
-@router.get("/{incident_id}/orders", response_model=list[OrderOut], responses=ERRORS)
+@router.get(
+    "/{incident_id}/orders",
+    response_model=list[OrderOut],
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def orders(incident_id: IncidentId, state: State, who: Caller) -> list[dict[str, Any]]:
     """Every order of the incident, oldest first, with delivery and acknowledgement."""
     try:

@@ -14,10 +14,11 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
-from command.deps import State, require
+from command.deps import State, requires
 from command.domain.exercises import ExerciseConflict, ExerciseError
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
-from command.domain.vocabulary import ResponseLevel, Role
+from command.domain.policy import Action
+from command.domain.vocabulary import ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
 from command.routes.incidents import IncidentOut
 from command.security import Principal
@@ -42,12 +43,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid request (the reason says which)"},
 }
 
-_MANAGERS = (Role.PLANNER, Role.COMMANDER)  # admin always
-Reader = Annotated[Principal, Depends(require("exercise.read", Role.OPERATOR, *_MANAGERS))]
-Creator = Annotated[Principal, Depends(require("exercise.create", *_MANAGERS))]
-Controller = Annotated[Principal, Depends(require("exercise.control", *_MANAGERS))]
-Injector = Annotated[Principal, Depends(require("exercise.inject", *_MANAGERS))]
-Purger = Annotated[Principal, Depends(require("exercise.purge", *_MANAGERS))]
+Reader = Annotated[Principal, Depends(requires(Action.EXERCISE_READ))]
+Creator = Annotated[Principal, Depends(requires(Action.EXERCISE_CREATE))]
+Controller = Annotated[Principal, Depends(requires(Action.EXERCISE_CONTROL))]
+Injector = Annotated[Principal, Depends(requires(Action.EXERCISE_INJECT))]
+Purger = Annotated[Principal, Depends(requires(Action.EXERCISE_PURGE))]
 
 
 # --- shapes -----------------------------------------------------------------------------------

@@ -31,8 +31,8 @@ from psycopg import AsyncConnection
 from pydantic import BaseModel, Field
 
 from command import audit
-from command.deps import Caller, State, forbid
-from command.domain.vocabulary import Role
+from command.deps import Caller, State, forbid, gate
+from command.domain.policy import Action, allowed_anywhere
 from command.inputs import FROM_TEXT, ApiIn
 from command.services import photos
 from command.services.dispatch import OrderAck, apply_ack, wake_relay
@@ -106,16 +106,18 @@ class PhotoOut(BaseModel):
     bytes: int
 
 
-async def _team_of(state: State, who: Caller, action: str) -> str:
-    if who.role is not Role.FIELD or who.team_id is None:
+async def _team_of(state: State, who: Caller, action: Action) -> str:
+    if who.team_id is None or not allowed_anywhere(who.role, action):
         raise await forbid(state, who, action, "only a field team's own account may do this")
     return who.team_id
 
 
-@router.post("/orders/{order_id}/ack", response_model=AckOut, responses=ERRORS)
+@router.post(
+    "/orders/{order_id}/ack", response_model=AckOut, responses=ERRORS, dependencies=gate(Action.FIELD_ACK)
+)
 async def acknowledge(order_id: OrderId, body: AckIn, state: State, who: Caller) -> AckOut:
     """确认接令: the team accepts (or refuses, with a reason) its dispatch order."""
-    team_id = await _team_of(state, who, "dispatch.ack")
+    team_id = await _team_of(state, who, Action.FIELD_ACK)
     now = datetime.now(UTC)
     outcome = await apply_ack(
         state,
@@ -131,10 +133,16 @@ async def acknowledge(order_id: OrderId, body: AckIn, state: State, who: Caller)
     return AckOut(applied=outcome.applied, outcome=outcome.why)
 
 
-@router.post("/reports", response_model=ReportOut, status_code=202, responses=ERRORS)
+@router.post(
+    "/reports",
+    response_model=ReportOut,
+    status_code=202,
+    responses=ERRORS,
+    dependencies=gate(Action.FIELD_REPORT),
+)
 async def report(body: ReportIn, state: State, who: Caller) -> ReportOut:
     """现场报告: queued for the broker on the team's own report topic."""
-    team_id = await _team_of(state, who, "field.report")
+    team_id = await _team_of(state, who, Action.FIELD_REPORT)
     topic = team_topic(team_id, "report")
     message: dict[str, Any] = {
         "id": body.id,
@@ -192,7 +200,13 @@ async def _over_quota(
     )
 
 
-@router.post("/photos", response_model=PhotoOut, status_code=201, responses=ERRORS)
+@router.post(
+    "/photos",
+    response_model=PhotoOut,
+    status_code=201,
+    responses=ERRORS,
+    dependencies=gate(Action.FIELD_PHOTO),
+)
 async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     """A photo for a report; stored by its SHA-256, so a retried upload is stored once.
 
@@ -200,7 +214,7 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     COMMAND_PHOTO_MAX_BYTES and COMMAND_PHOTO_MAX_PIXELS (413 above, 422 when they are
     not such an image), and the team's photos of the day must stay within
     COMMAND_PHOTO_QUOTA_BYTES (429, with Retry-After: the next day in COMMAND_TIMEZONE)."""
-    team_id = await _team_of(state, who, "field.photo")
+    team_id = await _team_of(state, who, Action.FIELD_PHOTO)
     settings = state.settings
     try:
         data = base64.b64decode(body.data_base64, validate=True)
@@ -251,7 +265,12 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
 
 
-@router.get("/photos/{name}", response_class=FileResponse, responses=ERRORS)
+@router.get(
+    "/photos/{name}",
+    response_class=FileResponse,
+    responses=ERRORS,
+    dependencies=gate(Action.FIELD_PHOTO_READ),
+)
 async def get_photo(name: PhotoName, state: State, who: Caller) -> FileResponse:
     """A report's photo, for anyone signed in: sent as the image type its name says,
     with ``X-Content-Type-Options: nosniff`` (a browser never guesses another type)."""

@@ -15,9 +15,9 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import BaseModel, Field
 
-from command.deps import Caller, State, forbid, require
+from command.deps import Caller, State, forbid, requires
 from command.domain.grid import GridAction, GridStage, GridTransitionError
-from command.domain.vocabulary import Role
+from command.domain.policy import Action
 from command.inputs import ApiIn, Text
 from command.routes.scope import ScopeNarrowing
 from command.security import Principal
@@ -37,8 +37,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"description": "stale expected_version: reload and decide again"},
     422: {"description": "the loop does not allow this step, or an invalid request (the reason says which)"},
 }
-
-_CENTRE = (Role.OPERATOR, Role.COMMANDER, Role.PLANNER)  # admin always
 
 
 class CaseOut(BaseModel):
@@ -166,7 +164,12 @@ async def _guard(
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
 
 
-@router.get("/cases", response_model=list[CaseOut], responses={401: ERRORS[401], 403: ERRORS[403]})
+@router.get(
+    "/cases",
+    response_model=list[CaseOut],
+    responses={401: ERRORS[401], 403: ERRORS[403]},
+    dependencies=[Depends(requires(Action.GRID_LIST))],
+)
 async def list_cases(
     state: State,
     who: Caller,
@@ -201,6 +204,7 @@ async def list_cases(
     response_model=CaseOut,
     status_code=201,
     responses={**ERRORS, 200: {"description": "this report_id was sent before: the first case"}},
+    dependencies=[Depends(requires(Action.GRID_DISCOVER))],
 )
 async def create_case(body: NewReport, state: State, who: Caller, response: Response) -> dict[str, Any]:
     """发现: a report made by hand — by an operator, a commander or a field user (grid
@@ -227,7 +231,12 @@ async def create_case(body: NewReport, state: State, who: Caller, response: Resp
     return case
 
 
-@router.get("/cases/{case_id}", response_model=CaseDetail, responses=ERRORS)
+@router.get(
+    "/cases/{case_id}",
+    response_model=CaseDetail,
+    responses=ERRORS,
+    dependencies=[Depends(requires(Action.GRID_READ))],
+)
 async def get_case(case_id: CaseId, state: State, who: Caller) -> dict[str, Any]:
     """The case with its steps (the record: who did what, when)."""
     return await _guard(state, who, "grid.read", service.case_detail(state, who, case_id), case_id)
@@ -277,8 +286,8 @@ for _action in (
     GridAction.CLOSE,
 ):
     # The command centre's acts are refused to field users up front (403, audited);
-    # handle is open to every role and checked against the case's assignee in the service.
-    _roles = [Depends(require(f"grid.{_action}", *_CENTRE))] if _action in service.CENTRE_ACTIONS else []
+    # handle is open to field users too and checked against the case's assignee in the service.
+    _gate = [Depends(requires(Action(f"grid.{_action}")))]
     router.add_api_route(
         f"/cases/{{case_id}}/{_action}",
         _endpoint(_action),
@@ -287,12 +296,12 @@ for _action in (
         responses=ERRORS,
         summary=_SUMMARIES[_action],
         name=f"grid_{_action}",
-        dependencies=_roles,
+        dependencies=_gate,
     )
 
 
-_OverdueReader = Annotated[Principal, Depends(require("grid.overdue", *_CENTRE))]
-_KpiReader = Annotated[Principal, Depends(require("grid.kpis", *_CENTRE))]
+_OverdueReader = Annotated[Principal, Depends(requires(Action.GRID_OVERDUE))]
+_KpiReader = Annotated[Principal, Depends(requires(Action.GRID_KPIS))]
 
 
 @router.get("/overdue", response_model=list[OverdueOut], responses={401: ERRORS[401], 403: ERRORS[403]})

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from command.deps import Caller, State, forbid
+from command.deps import Caller, State, forbid, gate
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
-from command.domain.vocabulary import Role
+from command.domain.policy import Action, allowed, allowed_anywhere
 from command.inputs import ApiIn, Text
 from command.routes.scope import ScopeNarrowing
 from command.security import Principal
@@ -139,8 +139,13 @@ class BulkOut(BaseModel):
     incident: dict[str, Any] | None = None
 
 
-async def _no_field_users(state: State, who: Principal, action: str, row_id: str | None = None) -> None:
-    if who.role == Role.FIELD:
+#: ``on=`` for /inbox/{row_id}/…: refusals name the row.
+_ON_ROW = ("inbox_row", "row_id")
+
+
+async def _check_role(state: State, who: Principal, action: str, row_id: str | None = None) -> None:
+    """The policy's refusal of a role that may never do ``action`` (field users)."""
+    if not allowed_anywhere(who.role, Action(action)):
         raise await forbid(
             state,
             who,
@@ -164,7 +169,12 @@ def _http(exc: DomainError | NotFound | service.RowNotFound) -> HTTPException:
 _CORRELATION = AlarmIntake.default().rules
 
 
-@router.get("", response_model=list[InboxRowOut], responses={401: ERRORS[401], 403: ERRORS[403]})
+@router.get(
+    "",
+    response_model=list[InboxRowOut],
+    responses={401: ERRORS[401], 403: ERRORS[403]},
+    dependencies=gate(Action.INBOX_READ),
+)
 async def list_inbox(
     state: State,
     who: Caller,
@@ -182,8 +192,7 @@ async def list_inbox(
     another state (``expired`` is the review list, latest expired first). Operators and
     commanders see live rows, planners exercise rows, admins both; ``exercise_id``
     narrows to one drill (planners and admins)."""
-    await _no_field_users(state, who, "inbox.read")
-    if scope is not None and who.role not in (Role.PLANNER, Role.ADMIN):
+    if scope is not None and not allowed(who.role, Action.INBOX_READ, drill=True):
         raise await forbid(state, who, "inbox.read", f"{who.role} may not see exercise rows")
     return await service.list_rows(
         state, who, row_state=row_state, scope=scope, incident_id=incident_id, limit=limit
@@ -200,7 +209,7 @@ async def _single(
     reason: str | None = None,
     note: str | None = None,
 ) -> ActOut:
-    await _no_field_users(state, who, f"inbox.{action}", row_id)
+    await _check_role(state, who, f"inbox.{action}", row_id)
     try:
         done = await service.act(
             state,
@@ -225,30 +234,45 @@ async def _single(
     )
 
 
-@router.post("/{row_id}/promote", response_model=ActOut, responses=ERRORS)
+@router.post(
+    "/{row_id}/promote",
+    response_model=ActOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INBOX_PROMOTE, on=_ON_ROW),
+)
 async def promote(row_id: RowId, body: Promote, state: State, who: Caller) -> ActOut:
     """立事件: open an incident from the row's latest alarm; the row becomes ``promoted``."""
     return await _single(state, who, "promote", row_id, note=body.note)
 
 
-@router.post("/{row_id}/link", response_model=ActOut, responses=ERRORS)
+@router.post(
+    "/{row_id}/link",
+    response_model=ActOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INBOX_LINK, on=_ON_ROW),
+)
 async def link(row_id: RowId, body: Link, state: State, who: Caller) -> ActOut:
     """关联: attach the row to an open incident of the same scope (live, or its drill)."""
     return await _single(state, who, "link", row_id, incident_id=body.incident_id, note=body.note)
 
 
-@router.post("/{row_id}/dismiss", response_model=ActOut, responses=ERRORS)
+@router.post(
+    "/{row_id}/dismiss",
+    response_model=ActOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INBOX_DISMISS, on=_ON_ROW),
+)
 async def dismiss(row_id: RowId, body: Dismiss, state: State, who: Caller) -> ActOut:
     """排除: with a reason (false_alarm 误报, duplicate 重复, test 测试, other 其他 + note)."""
     return await _single(state, who, "dismiss", row_id, reason=body.reason, note=body.note)
 
 
-@router.post("/bulk", response_model=BulkOut, responses=ERRORS)
+@router.post("/bulk", response_model=BulkOut, responses=ERRORS, dependencies=gate(Action.INBOX_BULK))
 async def bulk(body: Bulk, state: State, who: Caller) -> BulkOut:
     """One action on many rows: each row gets its own result, in the order given (each id
     once); rows that cannot be acted on are refused one by one with the reason, the others
     go through. A bulk promote opens ONE incident from the first accepted row."""
-    await _no_field_users(state, who, f"inbox.{body.action}")
+    await _check_role(state, who, f"inbox.{body.action}")
     if body.action == "link" and body.incident_id is None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a bulk link needs incident_id")
     if body.action == "dismiss" and body.reason is None:

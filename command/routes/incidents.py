@@ -16,10 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, Field
 
 from command import audit
-from command.deps import Caller, State
+from command.deps import ON_INCIDENT, Caller, State, gate
 from command.domain import incidents as domain
 from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
+from command.domain.policy import Action
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn
 from command.services import closing, photos
@@ -164,7 +165,12 @@ async def guarded(call: Awaitable[Incident]) -> IncidentOut:
         raise domain_error(exc) from None
 
 
-@router.get("", response_model=list[IncidentOut], responses={401: ERRORS[401]})
+@router.get(
+    "",
+    response_model=list[IncidentOut],
+    responses={401: ERRORS[401]},
+    dependencies=gate(Action.INCIDENT_LIST),
+)
 async def list_incidents(
     state: State,
     who: Caller,
@@ -175,7 +181,9 @@ async def list_incidents(
     return await service.list_incidents(state, who, open_only=open, limit=limit)
 
 
-@router.post("", response_model=IncidentOut, status_code=201, responses=ERRORS)
+@router.post(
+    "", response_model=IncidentOut, status_code=201, responses=ERRORS, dependencies=gate(Action.INCIDENT_OPEN)
+)
 async def open_incident(body: NewIncident, state: State, who: Caller) -> IncidentOut:
     """Open an incident by hand (e.g. a walk-in report)."""
 
@@ -207,7 +215,12 @@ async def open_incident(body: NewIncident, state: State, who: Caller) -> Inciden
         raise
 
 
-@router.get("/{incident_id}", response_model=IncidentDetail, responses=ERRORS)
+@router.get(
+    "/{incident_id}",
+    response_model=IncidentDetail,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> IncidentDetail:
     """The incident with its whole timeline (the event record)."""
     incident, events = await _readable(
@@ -246,7 +259,12 @@ async def _forbid(state: State, who: Caller, action: str, incident_id: str) -> H
     )
 
 
-@router.get("/{incident_id}/closing", response_model=ClosingState, responses=ERRORS)
+@router.get(
+    "/{incident_id}/closing",
+    response_model=ClosingState,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def closing_state(incident_id: IncidentId, state: State, who: Caller) -> ClosingState:
     """What is still open (checklist, teams, supplies) before resolving or closing."""
     incident, work = await _readable(
@@ -398,6 +416,7 @@ for _act in ACTS:
         summary=_act.summary,
         description=_act.description,
         name=_act.operation,
+        dependencies=gate(Action(_act.action), on=ON_INCIDENT),
     )
 
 
@@ -418,7 +437,12 @@ async def guarded_pair(call: Awaitable[tuple[Incident, Incident]]) -> PairOut:
     )
 
 
-@router.post("/{incident_id}/split", response_model=PairOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/split",
+    response_model=PairOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_SPLIT, on=ON_INCIDENT),
+)
 async def split(incident_id: IncidentId, body: Split, state: State, who: Caller) -> PairOut:
     """Move a wrongly joined alarm out into a new incident (拆分)."""
     return await guarded_pair(
@@ -426,7 +450,12 @@ async def split(incident_id: IncidentId, body: Split, state: State, who: Caller)
     )
 
 
-@router.post("/{incident_id}/merge", response_model=PairOut, responses=ERRORS)
+@router.post(
+    "/{incident_id}/merge",
+    response_model=PairOut,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_MERGE, on=ON_INCIDENT),
+)
 async def merge(incident_id: IncidentId, body: Merge, state: State, who: Caller) -> PairOut:
     """Merge this incident into ``into`` (合并); this one ends as merged."""
     return await guarded_pair(
@@ -473,13 +502,23 @@ def _photos_of(incident: Incident) -> list[PhotoRef]:
     return out
 
 
-@router.get("/{incident_id}/photos", response_model=list[PhotoRef], responses=ERRORS)
+@router.get(
+    "/{incident_id}/photos",
+    response_model=list[PhotoRef],
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def incident_photos(incident_id: IncidentId, state: State, who: Caller) -> list[PhotoRef]:
     """The photos of the incident's field reports (现场照片), for whoever may see it."""
     return _photos_of(await _with_photos(state, who, incident_id))
 
 
-@router.get("/{incident_id}/photos/{name}", response_class=FileResponse, responses=ERRORS)
+@router.get(
+    "/{incident_id}/photos/{name}",
+    response_class=FileResponse,
+    responses=ERRORS,
+    dependencies=gate(Action.INCIDENT_READ, on=ON_INCIDENT),
+)
 async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State, who: Caller) -> FileResponse:
     """One photo of the incident's reports, for whoever may see the incident: only a
     photo one of its sources carries, sent as the type its name says (nosniff)."""

@@ -12,15 +12,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from command.deps import State, forbid, require
-from command.domain.vocabulary import Role
+from command.deps import State, forbid, requires
+from command.domain.policy import Action, allowed
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import kpis as service
 
 router = APIRouter(tags=["kpis"])
 
-Reader = Annotated[Principal, Depends(require("kpi.read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))]
+Reader = Annotated[Principal, Depends(requires(Action.KPI_READ))]
 
 
 @router.get(
@@ -41,9 +41,9 @@ async def kpis(
         float, Query(ge=0.01, le=24 * 366, description="incidents opened in the last N hours (at least 36 s)")
     ] = 24,
 ) -> dict[str, Any]:
-    if who.role is Role.PLANNER and scope.is_live:
+    if scope.is_live and not allowed(who.role, Action.KPI_READ, drill=False):
         raise await forbid(state, who, "kpi.read", "planners see exercise KPIs only: pass exercise_id")
-    if who.role in (Role.OPERATOR, Role.COMMANDER) and scope.is_drill:
+    if scope.is_drill and not allowed(who.role, Action.KPI_READ, drill=True):
         raise await forbid(
             state,
             who,

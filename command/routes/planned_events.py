@@ -16,9 +16,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from command.deps import Caller, State, forbid
+from command.deps import Caller, State, forbid, gate
 from command.domain import planned_events as pe
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
+from command.domain.policy import Action
 from command.inputs import FROM_TEXT, ApiIn
 from command.routes.scope import ScopeQuery
 from command.security import Principal
@@ -108,7 +109,12 @@ async def _authorise(
         ) from None
 
 
-@router.get("", response_model=list[EventOut], responses={401: ERRORS[401], 403: ERRORS[403]})
+@router.get(
+    "",
+    response_model=list[EventOut],
+    responses={401: ERRORS[401], 403: ERRORS[403]},
+    dependencies=gate(Action.PLANNED_EVENT_READ),
+)
 async def list_events(
     state: State,
     who: Caller,
@@ -126,7 +132,13 @@ async def list_events(
     return [service.event_body(e, now) for e in events]
 
 
-@router.post("", response_model=EventOut, status_code=status.HTTP_201_CREATED, responses=ERRORS)
+@router.post(
+    "",
+    response_model=EventOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=ERRORS,
+    dependencies=gate(Action.PLANNED_EVENT_CREATE),
+)
 async def create_event(body: NewEvent, state: State, who: Caller) -> dict[str, Any]:
     """登记: a new planned event; from now on a risk context for triage while it runs."""
     await _authorise(state, who, "create", body.exercise_id)
@@ -152,7 +164,12 @@ async def create_event(body: NewEvent, state: State, who: Caller) -> dict[str, A
     return service.event_body(event, now)
 
 
-@router.post("/{event_id}/cancel", response_model=EventOut, responses=ERRORS)
+@router.post(
+    "/{event_id}/cancel",
+    response_model=EventOut,
+    responses=ERRORS,
+    dependencies=gate(Action.PLANNED_EVENT_CANCEL, on=("planned_event", "event_id")),
+)
 async def cancel_event(event_id: EventId, body: Cancel, state: State, who: Caller) -> dict[str, Any]:
     """取消: the event is kept (who, when, why) but no longer promotes alerts."""
     now: datetime = inbox_service.now()

@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, Field
 
-from command.deps import State, forbid, require
+from command.deps import State, forbid, requires
 from command.domain.incidents import DomainError
-from command.domain.vocabulary import Role
+from command.domain.policy import Action
 from command.inputs import ApiIn
 from command.routes.incidents import ERRORS, IncidentId, domain_error
 from command.security import Principal
@@ -27,13 +27,9 @@ router = APIRouter(tags=["plans"])
 PlanId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 ItemId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 
-Reader = Annotated[Principal, Depends(require("plan.read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))]
-Activator = Annotated[
-    Principal, Depends(require("plan.activate", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
-]
-Ticker = Annotated[
-    Principal, Depends(require("plan.checklist_tick", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
-]
+Reader = Annotated[Principal, Depends(requires(Action.PLAN_READ))]
+Activator = Annotated[Principal, Depends(requires(Action.PLAN_ACTIVATE))]
+Ticker = Annotated[Principal, Depends(requires(Action.PLAN_CHECKLIST_TICK))]
 
 PLAN_ERRORS: dict[int | str, dict[str, Any]] = {
     **ERRORS,

@@ -14,8 +14,8 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, st
 from fastapi.responses import HTMLResponse
 from starlette.concurrency import run_in_threadpool
 
-from command.deps import State, forbid, require
-from command.domain.vocabulary import Role
+from command.deps import State, forbid, requires
+from command.domain.policy import Action, allowed
 from command.security import Principal
 from command.services import report_render as render
 from command.services import reports as service
@@ -24,7 +24,7 @@ from command.services.reports import LoadedReport
 
 router = APIRouter(tags=["reports"])
 
-Reader = Annotated[Principal, Depends(require("report.read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))]
+Reader = Annotated[Principal, Depends(requires(Action.REPORT_READ))]
 ExerciseId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 IncidentId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 LangQuery = Annotated[Literal["zh", "en"], Query(description="zh (default, 简体中文) or en")]
@@ -59,7 +59,7 @@ async def _exercise(state: State, exercise_id: str) -> LoadedReport:
 async def _incident(state: State, who: Principal, incident_id: str) -> LoadedReport:
     try:
         scope = await service.incident_scope(state, incident_id)
-        if who.role is Role.PLANNER and scope.is_live:
+        if not allowed(who.role, Action.REPORT_READ, drill=scope.is_drill):
             raise await forbid(
                 state,
                 who,

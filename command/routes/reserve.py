@@ -13,10 +13,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import Field
 
-from command.deps import State, forbid, require
+from command.deps import State, forbid, requires
 from command.domain.incidents import DomainError
+from command.domain.policy import Action
 from command.domain.reserve import WarehouseKind
-from command.domain.vocabulary import Role
 from command.inputs import ApiIn, Text
 from command.routes.incidents import IncidentId, domain_error
 from command.security import Principal
@@ -30,7 +30,7 @@ Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9
 Ident = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 LotId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
-Reader = Annotated[Principal, Depends(require("reserve.read", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))]
+Reader = Annotated[Principal, Depends(requires(Action.RESERVE_READ))]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
@@ -51,9 +51,7 @@ class MoveRequest(ApiIn):
     quantity: int = Field(gt=0, le=10_000_000)
 
 
-Reserver = Annotated[
-    Principal, Depends(require("reserve.reserve", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
-]
+Reserver = Annotated[Principal, Depends(requires(Action.RESERVE_RESERVE))]
 
 
 def _error(exc: service.StockConflict | DomainError | NotFound) -> HTTPException:
@@ -150,7 +148,7 @@ async def reserve_stock(
 
 def _move_endpoint(movement: Literal["release", "issue", "return", "consume"]) -> Any:
     # A default, not an annotation: annotations are resolved from module globals.
-    mover = Depends(require(f"reserve.{movement}", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
+    mover = Depends(requires(Action(f"reserve.{movement}")))
 
     async def endpoint(
         incident_id: IncidentId,

@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from command.deps import Caller, State, forbid, require
+from command.deps import Caller, State, forbid, requires
 from command.domain.incidents import Forbidden
-from command.domain.vocabulary import Role, TeamType
+from command.domain.policy import Action
+from command.domain.vocabulary import TeamType
 from command.inputs import FROM_TEXT, ApiIn
 from command.services import rosters
 from command.services.incident_store import NotFound
@@ -142,7 +143,12 @@ def _error(exc: Forbidden | NotFound) -> HTTPException:
     return HTTPException(status.HTTP_403_FORBIDDEN, exc.reason)
 
 
-@router.get("", response_model=list[TeamOut], responses={401: ERRORS[401]})
+@router.get(
+    "",
+    response_model=list[TeamOut],
+    responses={401: ERRORS[401]},
+    dependencies=[Depends(requires(Action.TEAM_LIST))],
+)
 async def list_teams(
     state: State,
     who: Caller,
@@ -166,7 +172,7 @@ async def list_teams(
     "/near",
     response_model=list[NearTeam],
     responses={401: ERRORS[401], 403: ERRORS[403]},
-    dependencies=[Depends(require("teams.near", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))],
+    dependencies=[Depends(requires(Action.TEAM_NEAR))],
 )
 async def teams_near(
     state: State,
@@ -180,7 +186,12 @@ async def teams_near(
     return await rosters.near(state, lat, lon, radius_m, limit, type.value if type else None)
 
 
-@router.get("/{team_id}", response_model=TeamDetail, responses=ERRORS)
+@router.get(
+    "/{team_id}",
+    response_model=TeamDetail,
+    responses=ERRORS,
+    dependencies=[Depends(requires(Action.TEAM_READ))],
+)
 async def get_team(team_id: TeamId, state: State, who: Caller) -> dict[str, Any]:
     """The team with its members, certificates (expired ones flagged) and today's shifts."""
     only = rosters.visible_team_ids(who)
@@ -199,7 +210,12 @@ async def get_team(team_id: TeamId, state: State, who: Caller) -> dict[str, Any]
         raise _error(exc) from None
 
 
-@router.post("/{team_id}/status", response_model=TeamOut, responses=ERRORS)
+@router.post(
+    "/{team_id}/status",
+    response_model=TeamOut,
+    responses=ERRORS,
+    dependencies=[Depends(requires(Action.TEAM_STATUS, on=("team", "team_id")))],
+)
 async def set_status(team_id: TeamId, body: StatusChange, state: State, who: Caller) -> dict[str, Any]:
     """Change a team's status (the API path beside MQTT ``teams/v1/<id>/status``)."""
     try:

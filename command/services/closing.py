@@ -29,6 +29,7 @@ from command.services import incident_store as store
 from command.services.incident_store import locked_incident
 from command.services.live import publish
 from command.state import CommandState
+from wuwang import i18n
 
 
 def pending_checklist(state: CommandState, incident: Incident) -> list[OpenChecklistItem]:
@@ -118,7 +119,9 @@ def _with_override(events: list[Event], overridden: Overridden) -> list[Event]:
     out = []
     for e in events:
         if e.kind == "state_changed":
-            text = overridden.record_text() + (f"；{e.reason}" if e.reason else "")
+            text = overridden.record_text() + (
+                i18n.text("zh_CN", "closing.separator") + e.reason if e.reason else ""
+            )
             e = e.model_copy(update={"reason": text})
         out.append(e)
     return out

@@ -32,6 +32,7 @@ from psycopg.types.json import Jsonb
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from command import audit
+from command.domain import policy
 from command.domain.exercises import apply_stock_cuts, overlay_team_statuses
 from command.domain.incidents import (
     DomainError,
@@ -45,6 +46,7 @@ from command.domain.incidents import (
     visible_incident,
 )
 from command.domain.plans import Requirements, TeamRequirement, activate
+from command.domain.policy import Action
 from command.domain.reasons import Reason, duration, render
 from command.domain.recommend import (
     RecommendConfig,
@@ -59,6 +61,7 @@ from command.services import incident_store as store
 from command.services.incident_store import NotFound, locked_incident
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Identifier, encode, team_topic
 from wuwang.scope import LIVE, Scope
 from wuwang.travel import DEFAULT_SPEEDS_KMH
@@ -115,7 +118,7 @@ def order_message(
         "incident_id": incident.incident_id,
         "incident_type": str(incident.incident_type),
         "level": int(incident.level),
-        "level_zh": incident.level.label_zh,
+        "level_zh": i18n.text("zh_CN", f"level.{incident.level.value}"),
         "title": incident.title,
         "lat": incident.lat,
         "lon": incident.lon,
@@ -483,9 +486,15 @@ async def apply_ack(
                     "reason": ack.reason,
                     "at": at.isoformat(),
                     "order": order,
-                    "text": f"队伍 {team_id} 拒绝调度指令 {ack.order_id}"
-                    + (f"：{ack.reason}" if ack.reason else "")
-                    + "；请释放该队伍并另行派遣",
+                    "text": i18n.text(
+                        "zh_CN",
+                        "alert.order_refused",
+                        team=team_id,
+                        order=ack.order_id,
+                        because=i18n.text("zh_CN", "alert.order_refused_because", reason=ack.reason)
+                        if ack.reason
+                        else "",
+                    ),
                 },
                 exercise_id=exercise_id,
                 team_id=team_id,
@@ -539,8 +548,14 @@ async def raise_overdue_acks(state: CommandState, timeout_s: float) -> list[Over
                     "sent_at": o.sent_at.isoformat(),
                     "waited_s": round(waited, 1),
                     "timeout_s": timeout_s,
-                    "text": f"队伍 {o.team_id} 未在 {duration(timeout_s)} 内确认调度指令 {o.order_id}"
-                    f"（事件 {o.incident_id}）：请电话联系或改派",
+                    "text": i18n.text(
+                        "zh_CN",
+                        "alert.ack_overdue",
+                        team=o.team_id,
+                        timeout=duration(timeout_s),
+                        order=o.order_id,
+                        incident=o.incident_id,
+                    ),
                 },
                 exercise_id=o.exercise_id,
                 team_id=o.team_id,
@@ -642,8 +657,8 @@ async def recommendations(state: CommandState, who: Principal, incident_id: str)
     teams skipped with why; warehouses for the plan's supplies. Every reason comes as
     Chinese text (``reasons``, ``detail``) and as a code with parameters
     (``reason_codes``, ``code`` + ``params``; command.domain.reasons)."""
-    if str(who.role) == "field":
-        reason = "field users may not read dispatch recommendations"
+    if not policy.allowed_anywhere(who.role, Action.DISPATCH_RECOMMEND):
+        reason = f"{who.role} may not read dispatch recommendations"
         await audit.record_denied(
             state.pool, who, "dispatch.recommend", reason, object_type="incident", object_id=incident_id
         )

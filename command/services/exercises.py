@@ -48,6 +48,7 @@ from command.services import incident_store as store
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import exercise_source_prefix
 from wuwang.db import TIMESERIES_TABLES
 from wuwang.exercises import ControlAction, ExerciseKind, ExerciseStatus, control_stream
@@ -218,7 +219,11 @@ def scenario_title(path: Path) -> str:
     except (OSError, yaml.YAMLError):
         data = None
     name = data.get("name") if isinstance(data, dict) else None
-    return str(name)[:200] if isinstance(name, str) and name.strip() else f"演练：{path.stem}"
+    return (
+        str(name)[:200]
+        if isinstance(name, str) and name.strip()
+        else i18n.text("zh_CN", "exercise.default_drill_name", name=path.stem)
+    )
 
 
 async def _centres(
@@ -257,10 +262,10 @@ async def create(state: CommandState, who: Principal, new: NewExercise) -> dict[
                 centres = await _centres(conn, new.dataset_id)
             options["relocate_to"] = rules.default_relocation(*centres)
         source = rules.replay_source(new.start, new.end, new.dataset_id, options)
-        name = new.name or (
-            f"回放：{new.dataset_id}"
-            if new.dataset_id
-            else f"回放：{new.start:%Y-%m-%d %H:%M}–{new.end:%H:%M}"
+        name = new.name or i18n.text(
+            "zh_CN",
+            "exercise.default_replay_name",
+            name=new.dataset_id or f"{new.start:%Y-%m-%d %H:%M}–{new.end:%H:%M}",
         )
     else:
         raise InvalidExercise("imports are registered by the import, not here")

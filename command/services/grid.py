@@ -32,13 +32,13 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from command import audit
+from command.domain import policy
 from command.domain.correlation import alarm_exercise_id
 from command.domain.grid import (
     DEFAULT_GRID_CONFIG,
     FINAL,
     GridAction,
     GridCase,
-    GridCategory,
     GridConfig,
     GridKpis,
     GridStage,
@@ -52,10 +52,11 @@ from command.domain.grid import (
     overdue,
     replay,
 )
-from command.domain.vocabulary import Role
+from command.domain.policy import Action
 from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.lattice import grid_cell_id
 from wuwang.scope import LIVE, Scope
@@ -80,29 +81,6 @@ _INTAKE_LOCK_NS = 0x4752
 #: a case becomes overdue if nothing happens (its ``due_at``).
 _FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 
-_ZH_ACTION = {
-    "discover": "发现",
-    "file": "立案",
-    "dismiss": "不予立案",
-    "dispatch": "派遣",
-    "handle": "处置",
-    "verify": "核查",
-    "reject": "核查不通过",
-    "close": "结案",
-}
-
-#: Actions the command centre takes (planners on exercises); ``handle`` is the field's.
-CENTRE_ACTIONS = frozenset(
-    {
-        GridAction.FILE,
-        GridAction.DISMISS,
-        GridAction.DISPATCH,
-        GridAction.VERIFY,
-        GridAction.REJECT,
-        GridAction.CLOSE,
-    }
-)
-_CENTRE_ROLES = frozenset({Role.OPERATOR, Role.COMMANDER, Role.ADMIN})
 
 
 class NotFound(LookupError):
@@ -193,10 +171,8 @@ def _iso(t: datetime | None) -> str | None:
 
 
 def category_zh(category: str) -> str:
-    try:
-        return GridCategory(category).label_zh
-    except ValueError:
-        return category
+    """A category's Chinese name (the API's ``category_zh``), its code when it has none."""
+    return i18n.name_of("zh_CN", "grid.category", category)
 
 
 def case_body(s: Stored) -> dict[str, Any]:
@@ -208,7 +184,7 @@ def case_body(s: Stored) -> dict[str, Any]:
         "category": c.category,
         "category_zh": category_zh(c.category),
         "stage": str(c.stage),
-        "stage_zh": c.stage.label_zh,
+        "stage_zh": i18n.text("zh_CN", f"grid.stage.{c.stage}"),
         "is_open": c.stage not in FINAL,
         "description": c.description,
         "lat": c.lat,
@@ -253,7 +229,7 @@ def step_body(s: Stored) -> list[dict[str, Any]]:
         {
             "seq": i,
             "action": str(step.action),
-            "action_zh": _ZH_ACTION[step.action.value],
+            "action_zh": i18n.text("zh_CN", f"grid.action.{step.action.value}"),
             "by": step.by,
             "by_role": role,
             "at": step.at.isoformat(),
@@ -642,13 +618,11 @@ def _cell_of(state: CommandState, lat: float, lon: float) -> str:
 
 def _scope_allows(who: Principal, scope: Scope) -> str | None:
     """None when ``who`` may work on a case of this scope, else the reason not."""
-    if who.role == Role.ADMIN:
+    if policy.allowed(who.role, Action.GRID_READ, drill=scope.is_drill):
         return None
-    if scope.is_drill and who.role != Role.PLANNER:
+    if scope.is_drill:
         return f"{who.role} may not touch exercise {scope.exercise_id} (planners and admin only)"
-    if scope.is_live and who.role == Role.PLANNER:
-        return "planners work on exercise cases only"
-    return None
+    return "planners work on exercise cases only"
 
 
 def _is_assigned(who: Principal, case: GridCase) -> bool:
@@ -658,11 +632,9 @@ def _is_assigned(who: Principal, case: GridCase) -> bool:
 def can_see(who: Principal, s: Stored) -> bool:
     """Field users see live cases they reported or that are dispatched to them (user
     id or team id); planners exercise cases; others live cases (admin all)."""
-    if who.role == Role.ADMIN:
-        return True
     if _scope_allows(who, Scope.of(s.facts.exercise_id)) is not None:
         return False
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return _is_assigned(who, s.case) or s.case.reporter == who.user_id
     return True
 
@@ -670,24 +642,23 @@ def can_see(who: Principal, s: Stored) -> bool:
 def _may_act(who: Principal, s: Stored, action: GridAction) -> str | None:
     if (reason := _scope_allows(who, Scope.of(s.facts.exercise_id))) is not None:
         return reason
-    if who.role == Role.FIELD:
-        if action is not GridAction.HANDLE:
-            return f"field users may not {action} a grid case (the command centre does)"
-        if not _is_assigned(who, s.case):
-            return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
+    if not policy.allowed(who.role, Action(f"grid.{action}"), drill=s.facts.exercise_id is not None):
+        return f"{who.role} may not {action} a grid case (the command centre does)"
+    if policy.bound_to_own_team(who.role) and not _is_assigned(who, s.case):
+        return f"case {s.case.id} is dispatched to {s.case.assignee or 'nobody'}, not to {who.user_id}"
     return None
 
 
 def _list_scope(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
     """SQL over grid_case for what ``who`` may list (or refuse): one scope's cases when
-    asked for, else what the role sees."""
+    asked for, else what the role sees, as the policy says."""
     if scope is not None:
-        if who.role not in (Role.PLANNER, Role.ADMIN):
+        if not policy.allowed(who.role, Action.GRID_READ, drill=True):
             raise Refused(f"{who.role} may not see exercise {scope.exercise_id} (planners and admin only)")
         return scope.where(name="ex"), scope.named("ex")
-    if who.role == Role.PLANNER:
+    if not policy.allowed(who.role, Action.GRID_READ, drill=False):
         return sql.SQL("exercise_id IS NOT NULL"), {}
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return (
             sql.SQL("{} AND (assignee = ANY(%(me)s) OR reporter = %(user)s)").format(LIVE.where()),
             {"me": [x for x in (who.user_id, who.team_id) if x], "user": who.user_id},
@@ -785,7 +756,7 @@ async def act(
             at = max(now(), stored.case.steps[-1].at)
             case = advance(stored.case, action, who.user_id, at, note=note, assignee=assignee)
             detail: dict[str, Any] = {}
-            if action is GridAction.HANDLE and who.role != Role.FIELD:
+            if action is GridAction.HANDLE and not policy.bound_to_own_team(who.role):
                 detail["on_behalf_of"] = stored.case.assignee  # 代录 by the command centre
             new = await append_step(conn, stored, case, role=str(who.role), actor=who, detail=detail)
     except GridTransitionError as exc:
@@ -857,7 +828,7 @@ def _overdue_body(o: Overdue, s: Stored) -> dict[str, Any]:
         "category": o.category,
         "category_zh": category_zh(o.category),
         "stage": str(o.stage),
-        "stage_zh": o.stage.label_zh,
+        "stage_zh": i18n.text("zh_CN", f"grid.stage.{o.stage}"),
         "deadline": o.deadline.isoformat(),
         "overdue_by_s": o.overdue_by.total_seconds(),
         "assignee": o.assignee,

@@ -30,6 +30,7 @@ from psycopg.rows import dict_row
 from pydantic import ValidationError
 
 from command import audit
+from command.domain import policy
 from command.domain import triage as tri
 from command.domain.correlation import (
     CorrelationRules,
@@ -68,6 +69,7 @@ from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.services.tasks import stop_task
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.scope import LIVE, Scope
 
@@ -475,10 +477,25 @@ async def triage_alarm(conn: AsyncConnection[Any], alarm: Alarm, at: datetime, r
     return result
 
 
+def promotion_text(promotion: tri.Promotion, rules: TriageRules, lang: i18n.Lang) -> str:
+    """Why a rule promoted an alarm, in ``lang``: the rule's own text and its name."""
+    return i18n.text(
+        lang,
+        "triage.promoted_rule",
+        reason=rules.render(promotion.reason, lang),
+        rule=promotion.rule_id,
+        version=promotion.rules_version,
+    )
+
+
 def promoted_source(alarm: Alarm, promotion: tri.Promotion, rules: TriageRules) -> SourceRef:
     """The alarm as an incident's source, naming the rule that promoted it and why."""
     return SourceRef.from_alarm(alarm).model_copy(
-        update={"triage_rule": promotion.rule_id, "triage_reason": rules.render(promotion.reason)}
+        update={
+            "triage_rule": promotion.rule_id,
+            "triage_reason": promotion_text(promotion, rules, "zh_CN"),
+            "triage_reason_en": promotion_text(promotion, rules, "en"),
+        }
     )
 
 
@@ -542,7 +559,12 @@ def _manual_source(alarm: Alarm, row: InboxRow, who: Principal) -> SourceRef:
     return SourceRef.from_alarm(alarm).model_copy(
         update={
             "triage_rule": None,
-            "triage_reason": f"由告警收件箱 {row.row_id} 人工立事件（{who.user_id}）",
+            "triage_reason": i18n.text(
+                "zh_CN", "triage.promoted_by_hand", row_id=row.row_id, user=who.user_id
+            ),
+            "triage_reason_en": i18n.text(
+                "en", "triage.promoted_by_hand", row_id=row.row_id, user=who.user_id
+            ),
         }
     )
 
@@ -680,14 +702,14 @@ ListState = Literal["open", "expired", "promoted", "linked", "dismissed"]
 
 
 def scope_filter(who: Principal, scope: Scope | None) -> tuple[sql.Composable, dict[str, Any]]:
-    """One scope's rows when asked for; else live rows for operators and commanders,
-    exercise rows for planners, admin both."""
+    """One scope's rows when asked for; else what the role sees, as the policy says: live
+    rows for operators and commanders, exercise rows for planners, admin both."""
     if scope is not None:
         return scope.where(name="ex"), scope.named("ex")
-    if who.role == Role.PLANNER:
-        return sql.SQL("exercise_id IS NOT NULL"), {}
-    if who.role == Role.ADMIN:
-        return sql.SQL("TRUE"), {}
+    live = policy.allowed(who.role, policy.Action.INBOX_READ, drill=False)
+    drill = policy.allowed(who.role, policy.Action.INBOX_READ, drill=True)
+    if drill:
+        return (sql.SQL("TRUE") if live else sql.SQL("exercise_id IS NOT NULL")), {}
     return LIVE.where(), {}
 
 
@@ -724,7 +746,7 @@ async def list_rows(
 
 async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
     """Open inbox rows for a (re)connecting live client (none for field users)."""
-    if who.role == Role.FIELD:
+    if not policy.allowed_anywhere(who.role, policy.Action.INBOX_READ):
         return []
     return await list_rows(state, who, row_state="open", limit=500)
 

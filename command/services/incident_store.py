@@ -46,6 +46,7 @@ from command.domain.incidents import (
 from command.security import Principal
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.scope import Scope
 
 
@@ -222,9 +223,9 @@ def incident_body(inc: Incident) -> dict[str, Any]:
         "level": int(inc.level),
         "level_name": inc.level.name,
         "level_colour": inc.level.colour,
-        "level_zh": inc.level.label_zh,
+        "level_zh": i18n.text("zh_CN", f"level.{inc.level.value}"),
         "state": str(inc.state),
-        "state_zh": inc.state.label_zh,
+        "state_zh": i18n.text("zh_CN", f"state.{inc.state}"),
         "is_open": inc.is_open,
         "title": inc.title,
         "lat": inc.lat,

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from command.domain import policy
 from command.domain.correlation import (
     AlreadyLinked,
     CorrelationRules,
@@ -50,6 +51,7 @@ from command.services.incident_store import run_command as run_command  # the ro
 from command.services.incident_store import run_pair
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.scope import Scope
 
@@ -190,7 +192,8 @@ class AlarmIntake:
             if isinstance(decision, AlreadyLinked):
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)
-            why = f"{source.triage_reason}（规则 {promotion.rule_id}，v{promotion.rules_version}）；"
+            # the record's text: the promotion, then the correlator's reason (said by its code)
+            why = inbox.promotion_text(promotion, triage_rules, "zh_CN") + i18n.text("zh_CN", "record.then")
             if isinstance(decision, JoinIncident):
                 incident, _ = await store.load(conn, decision.incident_id, for_update=True)
                 events = decide_link_source(
@@ -306,13 +309,12 @@ async def merge(
 async def list_incidents(
     state: CommandState, who: Principal, *, open_only: bool, limit: int, scope: Scope | None = None
 ) -> list[dict[str, Any]]:
-    """The incidents the role sees (planners: every drill's, admins: all), or one
-    ``scope``'s when given."""
+    """The incidents the role sees (as the policy says: planners every drill's, admins
+    all), or one ``scope``'s when given."""
+    live, drill = policy.sees(who.role, drill=False), policy.sees(who.role, drill=True)
     exercise_filter: sql.Composable = sql.SQL(
-        "exercise_id IS NOT NULL" if str(who.role) == "planner" else "exercise_id IS NULL"
+        "TRUE" if live and drill else "exercise_id IS NOT NULL" if drill else "exercise_id IS NULL"
     )
-    if str(who.role) == "admin":
-        exercise_filter = sql.SQL("TRUE")
     if scope is not None:
         exercise_filter = scope.where(name="ex")
     async with state.pool.connection() as conn, conn.cursor() as cur:

@@ -16,6 +16,7 @@ from command.domain.incidents import Incident, event_from_record, replay
 from command.domain.kpi import KpiReport, compute_kpis
 from command.services import reserve
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.scope import Scope
 
 
@@ -58,7 +59,7 @@ def _report(report: KpiReport) -> dict[str, Any]:
             {
                 "level": int(level),
                 "name": level.name,
-                "label_zh": level.label_zh,
+                "label_zh": i18n.text("zh_CN", f"level.{level.value}"),
                 "colour": level.colour,
                 "open": count,
             }

@@ -31,7 +31,8 @@ from prometheus_client import Counter, Gauge
 from redis import Redis as SyncRedis
 
 from command import users
-from command.domain.vocabulary import Role
+from command.domain import policy
+from command.domain.policy import Action
 from command.security import Principal
 
 if TYPE_CHECKING:
@@ -94,12 +95,11 @@ def visible_to(who: Principal, envelope: dict[str, Any]) -> bool:
     """Who sees which change: planners exercises, plus the live roster (teams) that a
     drill works on top of; everyone else only live data; field users only what concerns
     their own team."""
-    is_exercise = envelope.get("exercise_id") is not None
-    if who.role == Role.PLANNER:
-        return is_exercise or envelope.get("type") == "team"
-    if is_exercise:
-        return who.role == Role.ADMIN
-    if who.role == Role.FIELD:
+    if envelope.get("exercise_id") is not None:
+        return policy.allowed(who.role, Action.EXERCISE_WATCH, drill=True)
+    if not policy.sees(who.role, drill=False):
+        return envelope.get("type") == "team"
+    if policy.bound_to_own_team(who.role):
         return envelope.get("team_id") == who.team_id or _on_incident(envelope, who.team_id)
     return True
 

@@ -263,7 +263,13 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
             "activated_by": ap.by,
             "level": int(act.level),
             "roles": [
-                {"id": r.id, "role_zh": r.role_zh, "role_en": r.role_en, "held_by": r.held_by}
+                {
+                    "id": r.id,
+                    "role_zh": r.role_zh,
+                    "role_en": r.role_en,
+                    "held_by": r.held_by,
+                    "held_by_en": r.held_by_en,
+                }
                 for r in act.roles
             ],
             "checklist": [_entry(e) for e in act.checklist],

@@ -10,8 +10,9 @@
   cos(latitude) (no tile server), styles are inline. Text from users (titles, reasons,
   notes, names) is escaped by Jinja2's autoescape, and plotly's JSON escapes ``</``.
 
-zh-CN by default, English with ``lang="en"``: every string of the report is in
-:data:`CATALOGUE` — add a key to both languages.
+zh-CN by default, English with ``lang="en"``: every string of the report is in the
+shared catalogues (``wuwang/i18n``): the report's own under ``aar.<key>``, the names of
+states, types, levels, roles, team types and event kinds as the console says them.
 """
 
 # ruff: noqa: E501 - the HTML template below keeps its table rows on one line each
@@ -36,326 +37,38 @@ from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 from command.domain import after_action as aa
 from command.domain import reasons
-from command.domain.correlation import TYPE_LABEL_ZH
 from command.domain.incidents import IncidentState
-from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.domain.vocabulary import ResponseLevel
 from command.services.reports import LoadedReport, MapLayer
+from wuwang import i18n
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
 
-# --- the catalogue: every string of the report, in both languages ------------------
+# --- words: the shared catalogues (wuwang/i18n), ``aar.<key>`` for the report's own -----
 
-CATALOGUE: Mapping[Lang, Mapping[str, str]] = {
-    "zh": {
-        "title": "复盘报告",
-        "title_line": "复盘报告：{name}",
-        "exercise_badge": "演练",
-        "live_badge": "实战",
-        "scope_exercise": "演练",
-        "scope_incident": "事件",
-        "span": "时间范围",
-        "tz_note": "时间为 {tz}",
-        "summary": "概要",
-        "summary_text": "共 {incidents} 起事件，{dispatched} 起已派遣，{reached} 起有队伍到场，{closed} 起已结案。",
-        "exercise_info": "演练信息",
-        "ex_kind": "类型",
-        "ex_status": "状态",
-        "ex_source": "来源",
-        "ex_speed": "倍速",
-        "ex_ran": "运行时间",
-        "ex_stats": "统计",
-        "ex_messages": "演练消息",
-        "ex_messages_text": "已发送 {sent} / 共 {items} 条，代理确认 {acked} 条",
-        "ex_injects": "注入（接口）",
-        "ex_injects_text": "已执行 {sent} 次，失败 {failed} 次",
-        "ex_drift": "时序偏差（实际发送−计划）",
-        "ex_wall": "实际用时",
-        "ex_error": "运行错误",
-        "exk_scenario": "脚本演练",
-        "exk_replay": "回放",
-        "exk_import": "导入数据集",
-        "exs_planned": "待运行",
-        "exs_running": "运行中",
-        "exs_paused": "已暂停",
-        "exs_finished": "已结束",
-        "exs_failed": "失败",
-        "exs_purged": "已清除",
-        "kpis": "关键指标",
-        "metric": "指标",
-        "count": "有值",
-        "missing": "未达",
-        "target": "目标",
-        "result": "结果",
-        "met": "达标",
-        "missed": "未达标",
-        "no_data": "无数据",
-        "call_processing": "接警处理时长（首次报警→首次派遣）",
-        "time_to_dispatch": "派遣决策时长（立案→首次派遣）",
-        "time_to_on_scene": "到场时长（首次派遣→首支队伍到场）",
-        "response": "总响应时长（首次报警→首支队伍到场）",
-        "nfpa": "NFPA 1225 接警处理：{share_target}的呼叫在 {target} 秒内",
-        "nfpa_value": "{within}/{count} 在 {target} 秒内（{share}）",
-        "checklist": "预案任务清单完成",
-        "closure": "结案率",
-        "shortfalls": "资源缺口",
-        "no_shortfalls": "无资源缺口。",
-        "sf_team": "队伍",
-        "sf_supply": "物资",
-        "sf_required": "需要",
-        "sf_have": "实有",
-        "sf_missing": "缺",
-        "incidents": "事件时间线",
-        "incident": "事件",
-        "type": "类型",
-        "state": "状态",
-        "level": "响应级别",
-        "teams": "队伍",
-        "plan": "预案",
-        "first_alarm": "首次报警",
-        "verified": "立案",
-        "first_dispatch": "首次派遣",
-        "first_on_scene": "首次到场",
-        "resolved": "处置完毕",
-        "closed": "结案",
-        "none": "—",
-        "map": "地图：事件位置与队伍轨迹",
-        "map_note": "WGS-84 经纬度，无底图；灰线为区界。",
-        "no_positions": "没有可绘制的位置。",
-        "plots": "图表",
-        "plot_cumulative": "累计事件、派遣与到场",
-        "plot_cp": "各事件接警处理时长与 60 秒线",
-        "series_incidents": "报警（事件）",
-        "series_dispatched": "已派遣",
-        "series_on_scene": "已到场",
-        "seconds": "秒",
-        "time": "时间",
-        "lat": "纬度",
-        "max": "最大",
-        "lon": "经度",
-        "events": "事件日志",
-        "events_count": "共 {n} 条",
-        "actor": "操作人",
-        "role": "角色",
-        "kind": "事件类型",
-        "reason": "原因",
-        "summary_col": "摘要",
-        "district": "区界",
-        "cell": "网格",
-        "track": "轨迹",
-        "generated": "生成时间",
-        "download": "下载 HTML",
-        "download_csv": "下载事件 CSV",
-        "ev.opened": "立卷：{title}（{type}，{level} 级）",
-        "ev.source_linked": "关联报警 {alarm}（{category}）",
-        "ev.source_split": "拆分报警 {alarm} 至 {to}",
-        "ev.merged_into": "并入事件 {into}",
-        "ev.absorbed": "合并事件 {from}（报警 {alarms} 条，队伍 {teams} 支）",
-        "ev.state_changed": "状态 {from} → {to}",
-        "ev.level_changed": "响应级别 {from} → {to}",
-        "ev.reclassified": "类型 {from} → {to}",
-        "ev.plan_activated": "启动预案 {plan}（v{version}，{level} 级）",
-        "ev.checklist_item_ticked": "任务 {item}：{done}",
-        "ev.team_dispatched": "派遣队伍 {team}（指令 {order}）",
-        "ev.team_acknowledged": "队伍 {team} 接令（指令 {order}）",
-        "ev.team_en_route": "队伍 {team} 出动",
-        "ev.team_arrived": "队伍 {team} 到场",
-        "ev.team_released": "队伍 {team} 撤离/释放",
-        "ev.note_added": "备注：{text}",
-        "ev.held": "挂起",
-        "ev.resumed": "恢复处置",
-        "role_operator": "值班员",
-        "role_commander": "指挥长",
-        "role_planner": "演练策划",
-        "role_admin": "系统管理员",
-        "role_field": "救援队伍",
-        "team_type_fire": "消防",
-        "team_type_medical": "医疗",
-        "team_type_police": "公安",
-        "team_type_hazmat": "危化品处置",
-        "team_type_water_rescue": "水上救援",
-        "team_type_comprehensive": "综合救援",
-        "team_type_other": "其他",
-        "evk.opened": "发现",
-        "evk.source_linked": "关联警情",
-        "evk.source_split": "拆分",
-        "evk.merged_into": "合并到",
-        "evk.absorbed": "并入",
-        "evk.state_changed": "状态",
-        "evk.level_changed": "响应级别",
-        "evk.reclassified": "改类",
-        "evk.plan_activated": "启动预案",
-        "evk.checklist_item_ticked": "检查项",
-        "evk.team_dispatched": "派遣",
-        "evk.team_arrived": "到场",
-        "evk.team_released": "撤回队伍",
-        "evk.note_added": "记录",
-        "evk.held": "挂起",
-        "evk.resumed": "恢复",
-        "role_system": "系统",
-        "actor_system": "系统",
-        "unit_team": "支",
-        "yes": "完成",
-        "no": "取消完成",
-    },
-    "en": {
-        "title": "After-action report",
-        "title_line": "After-action report: {name}",
-        "exercise_badge": "EXERCISE",
-        "live_badge": "LIVE",
-        "scope_exercise": "Exercise",
-        "scope_incident": "Incident",
-        "span": "Time span",
-        "tz_note": "times in {tz}",
-        "summary": "Summary",
-        "summary_text": "{incidents} incidents; {dispatched} dispatched, {reached} reached by a team, "
-        "{closed} closed.",
-        "exercise_info": "Exercise",
-        "ex_kind": "Kind",
-        "ex_status": "Status",
-        "ex_source": "Source",
-        "ex_speed": "Speed",
-        "ex_ran": "Ran",
-        "ex_stats": "Stats",
-        "ex_messages": "Exercise messages",
-        "ex_messages_text": "{sent} of {items} sent, {acked} acknowledged by the broker",
-        "ex_injects": "Injects (API)",
-        "ex_injects_text": "{sent} done, {failed} failed",
-        "ex_drift": "Timing drift (sent − scheduled)",
-        "ex_wall": "Wall-clock time",
-        "ex_error": "Run error",
-        "exk_scenario": "Scripted drill",
-        "exk_replay": "Replay",
-        "exk_import": "Imported dataset",
-        "exs_planned": "Planned",
-        "exs_running": "Running",
-        "exs_paused": "Paused",
-        "exs_finished": "Finished",
-        "exs_failed": "Failed",
-        "exs_purged": "Purged",
-        "kpis": "Key performance indicators",
-        "metric": "Indicator",
-        "count": "With value",
-        "missing": "Not reached",
-        "target": "Target",
-        "result": "Result",
-        "met": "met",
-        "missed": "missed",
-        "no_data": "no data",
-        "call_processing": "Call processing (first alarm → first dispatch)",
-        "time_to_dispatch": "Time to dispatch (verified → first dispatch)",
-        "time_to_on_scene": "Time to on scene (first dispatch → first arrival)",
-        "response": "Response (first alarm → first arrival)",
-        "nfpa": "NFPA 1225 alarm processing: {share_target} of calls within {target} s",
-        "nfpa_value": "{within}/{count} within {target} s ({share})",
-        "checklist": "Plan checklist completion",
-        "closure": "Closure rate",
-        "shortfalls": "Shortfalls",
-        "no_shortfalls": "No shortfalls.",
-        "sf_team": "team",
-        "sf_supply": "supply",
-        "sf_required": "required",
-        "sf_have": "had",
-        "sf_missing": "missing",
-        "incidents": "Timeline of incidents",
-        "incident": "Incident",
-        "type": "Type",
-        "state": "State",
-        "level": "Level",
-        "teams": "Teams",
-        "plan": "Plan",
-        "first_alarm": "First alarm",
-        "verified": "Verified",
-        "first_dispatch": "First dispatch",
-        "first_on_scene": "First on scene",
-        "resolved": "Resolved",
-        "closed": "Closed",
-        "none": "—",
-        "map": "Map: incidents and team tracks",
-        "map_note": "WGS-84 lon/lat, no basemap; grey lines are district boundaries.",
-        "no_positions": "No positions to draw.",
-        "plots": "Plots",
-        "plot_cumulative": "Cumulative incidents, dispatches and arrivals",
-        "plot_cp": "Call-processing time per incident and the 60 s line",
-        "series_incidents": "alarms (incidents)",
-        "series_dispatched": "dispatched",
-        "series_on_scene": "on scene",
-        "seconds": "s",
-        "time": "Time",
-        "lat": "latitude",
-        "max": "max",
-        "lon": "longitude",
-        "events": "Event log",
-        "events_count": "{n} events",
-        "actor": "Actor",
-        "role": "Role",
-        "kind": "Kind",
-        "reason": "Reason",
-        "summary_col": "Summary",
-        "district": "districts",
-        "cell": "grid cells",
-        "track": "track",
-        "generated": "Generated",
-        "download": "Download HTML",
-        "download_csv": "Download events CSV",
-        "ev.opened": "opened: {title} ({type}, level {level})",
-        "ev.source_linked": "alarm {alarm} linked ({category})",
-        "ev.source_split": "alarm {alarm} split out to {to}",
-        "ev.merged_into": "merged into {into}",
-        "ev.absorbed": "absorbed {from} ({alarms} alarms, {teams} teams)",
-        "ev.state_changed": "state {from} → {to}",
-        "ev.level_changed": "level {from} → {to}",
-        "ev.reclassified": "type {from} → {to}",
-        "ev.plan_activated": "plan {plan} activated (v{version}, level {level})",
-        "ev.checklist_item_ticked": "checklist item {item}: {done}",
-        "ev.team_dispatched": "team {team} dispatched (order {order})",
-        "ev.team_acknowledged": "team {team} acknowledged (order {order})",
-        "ev.team_en_route": "team {team} en route",
-        "ev.team_arrived": "team {team} on scene",
-        "ev.team_released": "team {team} released",
-        "ev.note_added": "note: {text}",
-        "ev.held": "held",
-        "ev.resumed": "resumed",
-        "role_operator": "Operator",
-        "role_commander": "Commander",
-        "role_planner": "Drill planner",
-        "role_admin": "Administrator",
-        "role_field": "Rescue team",
-        "team_type_fire": "Fire",
-        "team_type_medical": "Medical",
-        "team_type_police": "Police",
-        "team_type_hazmat": "Hazmat",
-        "team_type_water_rescue": "Water rescue",
-        "team_type_comprehensive": "Comprehensive",
-        "team_type_other": "Other",
-        "evk.opened": "Opened",
-        "evk.source_linked": "Alarm linked",
-        "evk.source_split": "Split",
-        "evk.merged_into": "Merged into",
-        "evk.absorbed": "Absorbed",
-        "evk.state_changed": "State",
-        "evk.level_changed": "Level",
-        "evk.reclassified": "Reclassified",
-        "evk.plan_activated": "Plan activated",
-        "evk.checklist_item_ticked": "Checklist",
-        "evk.team_dispatched": "Dispatched",
-        "evk.team_arrived": "Arrived",
-        "evk.team_released": "Released",
-        "evk.note_added": "Note",
-        "evk.held": "Held",
-        "evk.resumed": "Resumed",
-        "role_system": "system",
-        "actor_system": "system",
-        "unit_team": "team(s)",
-        "yes": "done",
-        "no": "undone",
-    },
-}
+
+def _catalogue_lang(lang: Lang) -> i18n.Lang:
+    return "zh_CN" if lang == "zh" else "en"
+
+
+def said(lang: Lang, key: str, **values: Any) -> str:
+    """A catalogue key's words in the report's language; a placeholder without a value
+    is left empty (a fact the event did not record), a missing key shows as itself."""
+    text = i18n.catalogue(_catalogue_lang(lang)).get(key)
+    if text is None:
+        return key
+    return text.format_map(defaultdict(str, values)) if values else text
 
 
 def t(lang: Lang, key: str, **values: Any) -> str:
-    text = CATALOGUE[lang].get(key) or CATALOGUE["en"].get(key) or key
-    return text.format_map(defaultdict(str, values)) if values else text
+    """The report's own words (``aar.<key>`` in the catalogues); the bare key when it
+    has none."""
+    return said(lang, f"aar.{key}", **values) if i18n.has(_catalogue_lang(lang), f"aar.{key}") else key
+
+
+def _named(lang: Lang, key: str, fallback: str) -> str:
+    return said(lang, key) if i18n.has(_catalogue_lang(lang), key) else fallback
 
 
 def parse_lang(value: str | None) -> Lang:
@@ -363,21 +76,16 @@ def parse_lang(value: str | None) -> Lang:
 
 
 def state_label(state: IncidentState | str, lang: Lang) -> str:
-    s = IncidentState(state)
-    return s.label_zh if lang == "zh" else s.value.replace("_", " ")
+    return said(lang, f"state.{IncidentState(state)}")
 
 
 def type_label(incident_type: str, lang: Lang) -> str:
     """An incident type in the reader's words (the type's id when it is not one we know)."""
-    try:
-        known = IncidentType(incident_type)
-    except ValueError:
-        return incident_type
-    return TYPE_LABEL_ZH[known] if lang == "zh" else known.value.replace("_", " ").capitalize()
+    return i18n.name_of(_catalogue_lang(lang), "type", incident_type)
 
 
 def level_label(level: ResponseLevel, lang: Lang) -> str:
-    return f"{level.name} {level.label_zh}" if lang == "zh" else f"{level.name} ({level.colour})"
+    return t(lang, "level_name", roman=level.name, name=said(lang, f"level.{level.value}"))
 
 
 def word(words: Mapping[str, tuple[str, str]], key: str, lang: Lang, fallback: str) -> str:
@@ -396,23 +104,23 @@ def title_label(title: str, incident_type: str, lang: Lang) -> str:
 
 
 def kind_label(kind: str, lang: Lang) -> str:
-    return t(lang, f"evk.{kind}") if f"evk.{kind}" in CATALOGUE[lang] else kind
+    return _named(lang, f"event.{kind}", kind)
 
 
 def role_label(role: str, lang: Lang) -> str:
-    return t(lang, f"role_{role}") if f"role_{role}" in CATALOGUE[lang] else role
+    return _named(lang, f"role.{role}", role)
 
 
 def actor_label(actor: str, lang: Lang) -> str:
     """A user's id as it is; the command service itself (``system:correlator``) in words."""
-    return t(lang, "actor_system") if actor == "system" or actor.startswith("system:") else actor
+    return said(lang, "actor.system") if actor == "system" or actor.startswith("system:") else actor
 
 
 def entry_reason(entry: aa.LogEntry | aa.LevelStep, lang: Lang) -> str:
     """An event's reason: a system-written one in the report's language (its code, from
     command/domain/reasons.py), else the text as written."""
     if entry.why is not None:
-        return reasons.render(entry.why, "zh_CN" if lang == "zh" else "en")
+        return reasons.render(entry.why, _catalogue_lang(lang))
     return entry.reason or ""
 
 
@@ -431,7 +139,8 @@ def event_summary(entry: aa.LogEntry, lang: Lang, words: Mapping[str, tuple[str,
         facts["type"] = type_label(facts["type"], lang)
     if "plan" in facts:
         facts["plan"] = word(words, f"plan:{facts['plan']}", lang, facts["plan"])
-    return t(lang, f"ev.{entry.kind}", **facts) if f"ev.{entry.kind}" in CATALOGUE[lang] else entry.kind
+    key = f"aar.ev.{entry.kind}"
+    return said(lang, key, **facts) if i18n.has(_catalogue_lang(lang), key) else entry.kind
 
 
 # --- JSON -----------------------------------------------------------------------------
@@ -1005,9 +714,7 @@ def to_html(
         short_name=lambda sf: (
             word(loaded.words, f"item:{sf.key}", lang, sf.key)
             if sf.kind == "supply"
-            else t(lang, f"team_type_{sf.key}")
-            if f"team_type_{sf.key}" in CATALOGUE[lang]
-            else sf.key
+            else _named(lang, f"team_type.{sf.key}", sf.key)
         ),
         short_unit=lambda sf: word(loaded.words, f"unit:{sf.key}", lang, t(lang, f"unit_{sf.unit}")),
         tz_name=f"UTC{hours:+g}" if lang == "zh" else f"{timezone} (UTC{hours:+g})",

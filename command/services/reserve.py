@@ -49,6 +49,7 @@ from command import audit
 from command.deps import forbid
 from command.domain.exercises import apply_stock_cuts
 from command.domain.incidents import IllegalTransition, InvalidCommand
+from command.domain.policy import Action, allowed, allowed_anywhere
 from command.domain.reserve import (
     Allocation,
     Expired,
@@ -66,7 +67,6 @@ from command.domain.reserve import (
     return_stock,
     stock_alerts,
 )
-from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import exercise_store
 from command.services.incident_store import NotFound
@@ -131,21 +131,17 @@ async def incident_scope(state: CommandState, incident_id: str) -> IncidentScope
 
 
 async def authorise_act(state: CommandState, who: Principal, inc: IncidentScope, action: str) -> None:
-    """Operators, commanders and admins act on any incident; planners only on exercise
-    incidents; field users never (the route's role check already refused them)."""
-    if who.role is Role.PLANNER and inc.scope.is_live:
-        raise await forbid(
-            state,
-            who,
-            action,
-            f"planners may act only on exercise incidents; {inc.id} is a live incident",
-            object_type="incident",
-            object_id=inc.id,
-        )
-    if who.role not in (Role.OPERATOR, Role.COMMANDER, Role.ADMIN, Role.PLANNER):
-        raise await forbid(
-            state, who, action, f"role {who.role} may not {action}", object_type="incident", object_id=inc.id
-        )
+    """Who may move stock for this incident, as the policy says: operators, commanders
+    and admins on any incident; planners only on exercise incidents; field users never
+    (the route's gate already refused them)."""
+    if allowed(who.role, action, drill=inc.scope.is_drill):
+        return
+    reason = (
+        f"planners may act only on exercise incidents; {inc.id} is a live incident"
+        if allowed_anywhere(who.role, action)
+        else f"role {who.role} may not {action}"
+    )
+    raise await forbid(state, who, action, reason, object_type="incident", object_id=inc.id)
 
 
 # --- reading the reserve ----------------------------------------------------------------
@@ -390,7 +386,7 @@ async def item_totals(conn: AsyncConnection[Any], item_code: str, today: date) -
 
 async def snapshot(state: CommandState, who: Principal) -> list[dict[str, Any]]:
     """City-wide totals per item for a (re)connecting console (field users get none)."""
-    if who.role is Role.FIELD:
+    if not allowed_anywhere(who.role, Action.RESERVE_READ):
         return []
     return [
         {k: r[k] for k in ("code", "name_zh", "unit", "quantity", "reserved", "usable", "min_stock", "low")}
@@ -518,7 +514,7 @@ async def _check_request(state: CommandState, item_code: str, warehouse_id: str 
                 raise InvalidCommand(f"no warehouse {warehouse_id!r}")
             if row[0] == "production_capacity":
                 raise InvalidCommand(
-                    f"warehouse {warehouse_id} is a production-capacity reserve (产能储备): it holds no "
+                    f"warehouse {warehouse_id} is a production-capacity reserve: it holds no "
                     "stock to reserve; call up production instead"
                 )
 

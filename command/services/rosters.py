@@ -31,7 +31,9 @@ from psycopg import AsyncConnection
 from psycopg.rows import dict_row
 
 from command import audit
+from command.domain import policy
 from command.domain.incidents import Forbidden
+from command.domain.policy import Action
 from command.domain.rosters import (
     Certificate,
     DutyRoster,
@@ -44,7 +46,7 @@ from command.domain.rosters import (
     on_duty,
     team_skills,
 )
-from command.domain.vocabulary import Role, TeamType
+from command.domain.vocabulary import TeamType
 from command.security import Principal
 from command.services import team_record
 from command.services.incident_store import NotFound
@@ -378,7 +380,7 @@ async def teams_with_positions(
 
 def visible_team_ids(who: Principal) -> set[str] | None:
     """None: every team; else the only teams this caller may see."""
-    if who.role == Role.FIELD:
+    if policy.bound_to_own_team(who.role):
         return {who.team_id} if who.team_id else set()
     return None
 
@@ -599,15 +601,12 @@ async def publish_team(state: CommandState, team_id: str) -> dict[str, Any] | No
 
 def _may_set_status(who: Principal, team_id: str) -> str | None:
     """Why ``who`` may not set this team's status, or None."""
-    if who.role == Role.FIELD:
-        if who.team_id != team_id:
-            return f"field user {who.user_id} may set only the status of their own team ({who.team_id})"
-        return None
-    if who.role == Role.PLANNER:
-        return f"planners may not change live teams; {team_id} is a live team (drills use exercise incidents)"
-    if who.role in (Role.OPERATOR, Role.COMMANDER, Role.ADMIN):
-        return None
-    return f"role {who.role} may not set team statuses"
+    if not policy.allowed(who.role, Action.TEAM_STATUS, drill=False):
+        # planners included: the roster is live, drills use exercise incidents
+        return f"role {who.role} may not change live team {team_id}'s status"
+    if not policy.may_act_on_team(who.role, who.team_id, team_id):
+        return f"field user {who.user_id} may set only the status of their own team ({who.team_id})"
+    return None
 
 
 @dataclass(frozen=True, slots=True)

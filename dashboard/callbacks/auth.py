@@ -132,7 +132,7 @@ def register(app: Dash, console: Console) -> None:
             return login_page(lang, error_text(lang, exc))
         if me is None:
             return login_page(lang, t(lang, "login.expired"))
-        if me.is_field:
+        if me.reports_from_the_field:
             return field_page(
                 console,
                 lang,
@@ -140,7 +140,7 @@ def register(app: Dash, console: Console) -> None:
                 await field_urls(console),
                 await team_name(console, me, token),
             )
-        if not me.is_staff:
+        if not me.works_the_desk:
             return login_page(lang, t(lang, "login.no_role"))
         wall = (path or "").rstrip("/").endswith("/wall")
         # ?layers=networks switches the five networks on, ?layers=all the grid too

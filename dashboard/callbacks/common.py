@@ -45,7 +45,7 @@ async def require(console: Console, session: Any) -> tuple[Me, str]:
 
 async def require_staff(console: Console, session: Any) -> tuple[Me, str]:
     me, token = await require(console, session)
-    if not me.is_staff:
+    if not me.works_the_desk:
         raise PreventUpdate
     return me, token
 

@@ -170,7 +170,7 @@ def register(app: Dash, console: Console) -> None:
         panel_tick = ctx.triggered_id != ex.BANNER_INTERVAL  # the banner's own tick leaves the panel
         rows: list[dict[str, Any]] | None = None
         listing: Any = no_update
-        if panel_tick or (me.is_planner and chosen is None):
+        if panel_tick or (me.drills_only and chosen is None):
             try:
                 got = await console.api.get("/exercises", token, limit=50)
                 rows = [r for r in got if isinstance(r, dict)] if isinstance(got, list) else []
@@ -179,20 +179,20 @@ def register(app: Dash, console: Console) -> None:
         # A planner who has chosen nothing (a wall display, a new tab) follows the newest
         # running exercise: the command service listed it to this token.
         followed = False
-        if chosen is None and me.is_planner and rows:
+        if chosen is None and me.drills_only and rows:
             active = next((r for r in rows if r.get("status") in ("running", "paused")), None)
             if active is not None and ex.valid_exercise_id(active.get("id")):
                 chosen, followed = active, True
         visible = chosen is not None and chosen.get("status") != "purged"
         watched = str(chosen["id"]) if chosen is not None and visible else None
-        exercise_mode = me.is_planner or (me.may_watch_exercises and watched is not None)
+        exercise_mode = me.drills_only or (me.may_watch_exercises and watched is not None)
         new_scope = ex.scope_for(me, watched)
         banner = ex.banner_children(lang, chosen if visible else None, zone) if exercise_mode else []
         if chosen is not None:
             banner.append(
                 html.Span(hidden=True, **{"data-exercise": chosen["id"], "data-status": chosen.get("status")})
             )
-        polling = exercise_mode and (me.is_planner or (chosen or {}).get("status") in ex.ACTIVE)
+        polling = exercise_mode and (me.drills_only or (chosen or {}).get("status") in ex.ACTIVE)
 
         panel: list[Any] = [no_update] * 6
         if panel_tick:

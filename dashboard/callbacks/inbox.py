@@ -3,10 +3,10 @@ live stream reports an ``inbox`` change, and the operator's acts on them — pro
 (升级为事件), link (关联到事件) and dismiss (排除), a row at a time or the ticked rows in
 bulk. Every call carries the user's token: the command service decides what each user
 sees (operators live rows, planners the drills', admins both) and authorises each act;
-the panel only leaves out the buttons a role could not use.
+the panel only leaves out the buttons whose action ``/auth/me`` does not list.
 
 Exercise mode (演练): the panel shows the rows of the scope the live picture shows (the
-exercise-scope store, checked against the role here, as the KPI tiles do).
+exercise-scope store, checked against the caller's actions here, as the KPI tiles do).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def scope_of(who: Me, scope: Any) -> tuple[str, str | None]:
     ident = ex.valid_exercise_id(scope.get("id"))
     if ident is not None:
         return "one", ident
-    return ("all", None) if who.is_planner else ("live", None)
+    return ("all", None) if who.drills_only else ("live", None)
 
 
 def in_scope(row: dict[str, Any], mode: str, ident: str | None) -> bool:

@@ -85,7 +85,7 @@ def register(app: Dash, console: Console) -> None:
         me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard_language)
         # Exercise mode (演练): the watched exercise's KPIs; the scope's id is checked
-        # against the role here and authorised again by the command service.
+        # against the caller's actions here and authorised again by the command service.
         exercise_mode, exercise_id = ex.kpi_exercise(me, scope)
         if exercise_mode and exercise_id is None:  # a planner who has not chosen an exercise
             return html.Div(t(lang, "kpi.planner"), className="muted")

@@ -145,7 +145,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def heat(_tick: Any, _config: Any, session: Any) -> Any:
         me, _token = await require_staff(console, session)
-        if me.is_planner:  # 演练: the heat is of live 110 calls; planners see exercises only
+        if me.drills_only:  # 演练: the heat is of live 110 calls; planners see exercises only
             return geo.collection([])
         try:
             return await call_heat(

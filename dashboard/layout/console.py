@@ -43,7 +43,7 @@ def stores(console: Console, page: str, lang: Lang) -> list[Any]:
 def header(lang: Lang, who: Me, *, wall: bool) -> html.Header:
     role = t(lang, f"role.{who.role}")
     links = []
-    if who.is_staff:
+    if who.works_the_desk:
         links.append(
             dcc.Link(
                 t(lang, "nav.desk" if wall else "nav.wall"),
@@ -59,7 +59,7 @@ def header(lang: Lang, who: Me, *, wall: bool) -> html.Header:
                 children=[
                     html.Span(t(lang, "app.title"), className="brand-title"),
                     html.Span(t(lang, "app.exercise_only"), className="badge badge-exercise")
-                    if who.is_planner
+                    if who.drills_only
                     else None,
                 ],
             ),
@@ -233,7 +233,7 @@ def console_page(
     else:
         body.append(side_panel(lang, who))
     return html.Div(
-        className=f"console {page}" + (" exercise" if who.is_planner else ""),
+        className=f"console {page}" + (" exercise" if who.drills_only else ""),
         children=[
             *stores(console, page, lang),
             *ex.exercise_stores(who),

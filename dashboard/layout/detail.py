@@ -1,7 +1,7 @@
 """The incident detail as components, from what the command API returned (pure: the
 callback fetches, this draws). Buttons carry pattern-matching ids handled in
-``dashboard.callbacks.incident``; what a role may not do is not drawn, and the command
-service refuses it anyway."""
+``dashboard.callbacks.incident``; an action ``/auth/me`` does not list is not drawn, and
+the command service refuses it anyway."""
 
 from __future__ import annotations
 
@@ -18,31 +18,24 @@ from dashboard.i18n import Lang, has, t
 from dashboard.i18n import data as words
 from dashboard.layout import close_guard, team_text
 from dashboard.layout.photos import report_photos
+from wuwang import i18n
 
 LEVELS = (1, 2, 3, 4)
 ROMAN = {1: "I", 2: "II", 3: "III", 4: "IV"}
-OPEN_STATES = ("new", "verified", "dispatched", "on_scene", "resolved")
-
-#: Which lifecycle acts make sense in which state (the command service decides; this
-#: only keeps buttons that cannot succeed off the screen).
-ACTS_BY_STATE: dict[str, tuple[str, ...]] = {
-    "new": ("verify", "cancel", "false-alarm"),
-    "verified": ("cancel", "false-alarm"),
-    "dispatched": ("cancel", "false-alarm"),
-    "on_scene": ("resolve", "false-alarm"),
-    "resolved": ("close", "reopen"),
-}
 NEEDS_REASON = frozenset({"cancel", "false-alarm", "reopen", "hold"})
-#: States in which the command service lets an incident be held (挂起): open, not yet
-#: resolved (command/domain/incidents.py HOLDABLE_STATES).
-HOLDABLE_STATES = ("new", "verified", "dispatched", "on_scene")
+#: Acts drawn elsewhere (a team is dispatched from the teams tab), not as buttons here.
+_NOT_BUTTONS = frozenset({"dispatch"})
 
 
-def hold_acts(inc: dict[str, Any]) -> tuple[str, ...]:
-    """挂起 for an incident that may be held, 恢复 for a held one."""
-    if inc.get("held"):
-        return ("resume",)
-    return ("hold",) if inc.get("state") in HOLDABLE_STATES else ()
+def next_acts(inc: dict[str, Any]) -> tuple[str, ...]:
+    """The acts the command service says the incident takes now (its ``next_acts``, from
+    the incident lifecycle), as this console names and draws them: buttons it has words for
+    (the API's ``false_alarm`` is the console's ``false-alarm``)."""
+    acts = inc.get("next_acts")
+    if not isinstance(acts, list):
+        return ()
+    named = (str(a).replace("_", "-") for a in acts)
+    return tuple(a for a in named if a not in _NOT_BUTTONS and has("en", f"act.{a}"))
 
 
 @dataclass
@@ -202,9 +195,11 @@ def held_banner(lang: Lang, inc: dict[str, Any], tz: ZoneInfo) -> html.Div | Non
 
 
 def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
-    if not who.is_staff or not inc.get("is_open", False):
+    if not who.may_on("incident.note", inc) or not inc.get("is_open", False):
         return None
-    acts = (*ACTS_BY_STATE.get(str(inc.get("state")), ()), *hold_acts(inc))
+    # what the incident takes now (the command service's state machine) and what this
+    # user may do (the command service's policy, from /auth/me)
+    acts = tuple(a for a in next_acts(inc) if who.may_on(f"incident.{a.replace('-', '_')}", inc))
     buttons = [
         html.Button(
             t(lang, f"act.{a}"),
@@ -215,7 +210,7 @@ def actions(lang: Lang, who: Me, inc: dict[str, Any]) -> html.Div | None:
         for a in acts
     ]
     level = None
-    if who.may_change_level:
+    if who.may_on("incident.level_change", inc):
         level = html.Div(
             className="row",
             children=[
@@ -287,7 +282,7 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             }
             for p in sorted(data.plans, key=lambda p: (p.get("id") not in covering, str(p.get("id"))))
         ]
-        if who.is_staff and inc.get("is_open") and options:
+        if who.may_on("plan.activate", inc) and inc.get("is_open") and options:
             children.append(
                 html.Div(
                     className="row",
@@ -336,13 +331,13 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
         )
     )
     roles = act.get("roles", [])
-    role_key = "role_zh" if lang == "zh_CN" else "role_en"
+    role_key, holder_key = ("role_zh", "held_by") if lang == "zh_CN" else ("role_en", "held_by_en")
     if roles:
         children.append(
             html.Ul(
                 className="roles",
                 children=[
-                    html.Li(f"{r.get(role_key, r.get('id'))}: {r.get('held_by') or '—'}") for r in roles
+                    html.Li(f"{r.get(role_key, r.get('id'))}: {r.get(holder_key) or '—'}") for r in roles
                 ],
             )
         )
@@ -363,7 +358,7 @@ def plan_section(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Se
             html.Span(who_when, className="muted small"),
         ]
         body: Any = html.Div(parts, className="check-body")
-        if who.is_staff and inc.get("is_open") and item.get("applies", True):
+        if who.may_on("plan.checklist_tick", inc) and inc.get("is_open") and item.get("applies", True):
             body = html.Button(
                 parts,
                 title=t(lang, "plan.untick" if done else "plan.tick"),
@@ -392,47 +387,21 @@ def _eta(lang: Lang, r: dict[str, Any]) -> str:
 
 def duration(lang: Lang, seconds: float) -> str:
     """Seconds as the recommender's reasons say them: 42 秒, 6 分 14 秒, 2 小时 05 分."""
-    s = round(seconds)
-    if s < 60:
-        return t(lang, "unit.duration_s", s=s)
-    if s < 3600:
-        return t(lang, "unit.duration_min_s", m=s // 60, s=s % 60)
-    return t(lang, "unit.duration_h_min", h=s // 3600, m=s % 3600 // 60)
-
-
-def _reason_value(lang: Lang, name: str, value: Any) -> Any:
-    """A reason's parameter as the text shows it: ``*_s`` seconds as a duration, ``status``
-    a team status and ``kind`` a warehouse kind by their names (docs/reserve-and-rosters.md)."""
-    if name.endswith("_s") and isinstance(value, (int, float)):
-        return duration(lang, value)
-    if name == "status":
-        return team_status_label(lang, str(value))
-    if name == "kind":
-        key = f"warehouse.{value}"
-        return t(lang, key) if has(lang, key) else str(value)
-    if name == "alarm_kind":
-        key = f"inbox.kind.{value}"
-        return t(lang, key) if has(lang, key) else str(value)
-    if name in ("incident_type", "types"):  # incident types; ``types`` comma-separated
-        names = [_type_label(lang, code.strip()) for code in str(value).split(",")]
-        return t(lang, "why.list_separator").join(names)
-    return value
+    return i18n.duration(lang, seconds)
 
 
 def reason_text(lang: Lang, reason: dict[str, Any], prefix: str = "reason") -> str:
     """One coded reason in the console's language, from its code and parameters: the
     recommender's (``reason.<code>``) or one the system wrote on an incident's record
-    (``why.<code>``); the command service's text when the code is one this console does
-    not know, or its parameters do not fit."""
+    (``why.<code>``), said by the shared catalogue as the command service says it; the
+    command service's text when the code is one this console does not know, or its
+    parameters do not fit."""
     fallback = str(reason.get("text") or reason.get("code") or "")
-    key = f"{prefix}.{reason.get('code')}"
     params = reason.get("params")
-    if not has(lang, key) or not isinstance(params, dict):
+    if not isinstance(params, dict):
         return fallback
-    try:
-        return t(lang, key, **{k: _reason_value(lang, k, v) for k, v in params.items()})
-    except (KeyError, ValueError, IndexError):  # a parameter missing or of another kind
-        return fallback
+    said = i18n.reason(lang, prefix, str(reason.get("code")), params)
+    return fallback if said is None else said
 
 
 def _reasons(lang: Lang, r: dict[str, Any]) -> str:
@@ -462,7 +431,7 @@ def team_recommendations(lang: Lang, who: Me, data: DetailData) -> html.Section:
     needed, the candidates ranked by ETA with the recommender's reasons, and a
     dispatch button for each; when nobody qualifies, why the teams were skipped."""
     recs = data.recommendations if isinstance(data.recommendations, dict) else {}
-    may = who.is_staff and bool(data.incident.get("is_open"))
+    may = who.may_on("incident.dispatch", data.incident) and bool(data.incident.get("is_open"))
     body: list[Any] = []
     err = _error(lang, data, "recommendations")
     if err is not None:
@@ -560,7 +529,7 @@ def stock_section(lang: Lang, who: Me, data: DetailData) -> html.Section:
     plan; what is already held."""
     recs = data.recommendations if isinstance(data.recommendations, dict) else {}
     lines = {str(s.get("key")): s for s in (data.plan or {}).get("shortfall", [])}
-    may = who.is_staff and bool(data.incident.get("is_open"))
+    may = who.may_on("reserve.reserve", data.incident) and bool(data.incident.get("is_open"))
     body: list[Any] = []
     for need in recs.get("supplies", []):
         item = str(need.get("item", ""))
@@ -696,9 +665,19 @@ def teams_on_incident(lang: Lang, data: DetailData, tz: ZoneInfo) -> html.Sectio
     )
 
 
+def _promotion(lang: Lang, source: dict[str, Any]) -> html.Span | None:
+    """Why triage made the alarm an incident, in the console's language (the command
+    service says it in both); nothing for a source that did not come through triage, or
+    an old record without the English."""
+    said = source.get("triage_reason" if lang == "zh_CN" else "triage_reason_en")
+    if not isinstance(said, str) or not said:
+        return None
+    return html.Span(said, className="muted small source-triage")
+
+
 def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Section:
     items = inc.get("sources", [])
-    may_split = who.is_staff and inc.get("is_open") and len(items) > 1
+    may_split = who.may_on("incident.split", inc) and inc.get("is_open") and len(items) > 1
     rows = []
     for s in items:
         kind = str(s.get("kind", ""))
@@ -712,6 +691,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
                     html.Span(clock(s.get("ts"), tz), className="mono small"),
                     html.Span(words.alarm_summary(lang, s)),
                     html.Span(s.get("source", ""), className="muted small mono"),
+                    _promotion(lang, s),
                     html.Button(
                         t(lang, "act.split"),
                         id={"type": ids.SPLIT, "alarm": str(s.get("alarm_id"))},
@@ -724,7 +704,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
             )
         )
     merge = None
-    if who.is_staff and inc.get("is_open"):
+    if who.may_on("incident.merge", inc) and inc.get("is_open"):
         merge = html.Div(
             className="row",
             children=[

@@ -96,7 +96,7 @@ def valid_incident_id(value: Any) -> str | None:
 def scope_for(who: Me, watched: str | None) -> dict[str, Any]:
     """The live picture's scope for ``who`` watching ``watched`` (an id the command
     service has just confirmed, or None). Operators and commanders: always live."""
-    if who.is_planner:
+    if who.drills_only:
         return {"mode": "one", "id": watched} if watched else {"mode": "all", "id": None}
     if who.may_watch_exercises and watched:
         return {"mode": "one", "id": watched}
@@ -114,7 +114,7 @@ def kpi_exercise(who: Me, scope: Any) -> tuple[bool, str | None]:
     if not who.may_watch_exercises:
         return False, None
     ident = valid_exercise_id(scope.get("id")) if isinstance(scope, dict) else None
-    if who.is_planner:
+    if who.drills_only:
         return True, ident
     return (ident is not None), ident
 
@@ -211,7 +211,7 @@ def banner_children(lang: Lang, ex: dict[str, Any] | None, tz: ZoneInfo) -> list
 def banner(lang: Lang, who: Me) -> html.Div:
     """Drawn on every console page; shown only in exercise mode (planners from the
     start; an admin once watching). The callback fills it."""
-    shown = who.is_planner
+    shown = who.drills_only
     return html.Div(
         id=BANNER,
         className="exercise-banner",
@@ -511,7 +511,7 @@ def exercise_stores(who: Me) -> list[Any]:
         dcc.Store(id=TICK, data=0),
         dcc.Interval(id=INTERVAL, interval=1000, disabled=True),
         # The banner's status: polled every 5 s in exercise mode (the wall has no panel).
-        dcc.Interval(id=BANNER_INTERVAL, interval=5000, disabled=not who.is_planner),
+        dcc.Interval(id=BANNER_INTERVAL, interval=5000, disabled=not who.drills_only),
     ]
 
 

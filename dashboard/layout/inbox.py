@@ -36,14 +36,11 @@ ACTIONS = ("promote", "link", "dismiss")
 
 
 def may_act(who: Me, row: dict[str, Any]) -> bool:
-    """Whether ``who`` gets the row's buttons — as the command service decides
-    (docs/command-api-inbox.md): operators, commanders and admins on any row, planners on
-    exercise rows only, field users never. The command service checks every act again."""
-    if not who.is_staff:
-        return False
-    if who.is_planner:
-        return bool(row.get("exercise_id"))
-    return True
+    """Whether ``who`` gets the row's buttons: the action in the row's scope (live or
+    its drill) as ``/auth/me`` lists it — today operators, commanders and admins on any
+    row, planners on exercise rows only, field users never (docs/security.md "Who may do
+    what"). The command service checks every act again."""
+    return who.may_on("inbox.dismiss", row)
 
 
 @cache
@@ -338,7 +335,7 @@ def inbox_panel(lang: Lang, who: Me) -> html.Section:
                         id=ids.INBOX_SELECT_ALL,
                         n_clicks=0,
                         className="btn btn-ghost btn-small inbox-select-all",
-                        hidden=not who.is_staff,
+                        hidden=not who.works_the_desk,
                     ),
                     dcc.RadioItems(
                         id=ids.INBOX_VIEW,

@@ -23,6 +23,8 @@ def test_field_user_token_carries_its_team(
     login: Callable[[str], dict[str, str]], command_client: TestClient
 ) -> None:
     me = command_client.get("/auth/me", headers=login("T-FIRE-01")).json()
+    actions = me.pop("actions")  # what the team may do: tests/command/test_policy_api.py
+    assert "field.report" in actions["live"] and "incident.verify" not in actions["live"]
     assert me == {
         "user_id": "T-FIRE-01",
         "role": "field",

@@ -4,8 +4,9 @@ One seeded world: a live incident (the field user's team is not on it), an exerc
 incident, a grid case, two teams and a stock lot. Acts are sent with a stale
 ``expected_version`` (999) wherever the route takes one, so an allowed role is
 stopped by the version check (409) after the role check, and nothing changes; a role
-that may not act gets 403 and an audit row. The table below is the policy; a route
-added without a row here fails the test.
+that may not act gets 403 and an audit row. The table below is written by hand, on
+purpose apart from command/domain/policy.py (which decides): the two must agree, and a
+route added without a row here fails the test.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def test_the_whole_loop_with_roles_versions_and_separation_of_duties(
     # … so operator1 is a handler and may not verify (separation of duties: 422, audited).
     self_check = step(again_handled, "verify", op1)
     assert self_check.status_code == 422
-    assert "核查 must be done by someone else" in self_check.json()["detail"]
+    assert "verification must be done by someone else" in self_check.json()["detail"]
     assert step(again_handled, "verify", gw).status_code == 403  # field users never verify
     verified = step(again_handled, "verify", op2).json()
     assert verified["stage"] == "verified" and verified["on_time"] is True

@@ -31,13 +31,14 @@ from dashboard.layout.console import console_page
 from dashboard.layout.detail import DetailData, incident_detail
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
+from tests.dashboard.who import me_body, signed_in
 from wuwang.geo import wgs84_to_gcj02
 from wuwang.settings import Settings
 
 TZ = ZoneInfo("Asia/Shanghai")
-OPERATOR = Me("operator1", "operator", None, "值班员")
-COMMANDER = Me("commander1", "commander", None, "指挥长")
-FIELD = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+OPERATOR = signed_in("operator1", "operator", None, "值班员")
+COMMANDER = signed_in("commander1", "commander", None, "指挥长")
+FIELD = signed_in("T-FIRE-01", "field", "T-FIRE-01", "队伍")
 
 
 def run_async(coro: Any) -> Any:
@@ -187,22 +188,12 @@ class FakeCommand:
             if token == "Bearer team":
                 return httpx2.Response(
                     200,
-                    json={
-                        "user_id": "T-FIRE-01",
-                        "role": "field",
-                        "team_id": "T-FIRE-01",
-                        "display_name": "队伍",
-                    },
+                    json=me_body("T-FIRE-01", "field", "T-FIRE-01", "队伍"),
                 )
             if token == "Bearer operator":
                 return httpx2.Response(
                     200,
-                    json={
-                        "user_id": "operator1",
-                        "role": "operator",
-                        "team_id": None,
-                        "display_name": "值班员",
-                    },
+                    json=me_body("operator1", "operator", None, "值班员"),
                 )
             return httpx2.Response(401, json={"detail": "invalid token"})
         if request.url.path in ("/field/reports", "/field/photos") and not self.reports:
@@ -379,6 +370,8 @@ def sample() -> DetailData:
         "level": 4,
         "state": "new",
         "is_open": True,
+        # what the command API says a new incident takes (command.domain.incidents.next_acts)
+        "next_acts": ["verify", "dispatch", "cancel", "false_alarm", "hold"],
         "title": "火灾",
         "version": 3,
         "opened_at": "2025-01-01T00:00:00+00:00",
@@ -541,16 +534,31 @@ def test_a_held_incident_offers_resume_and_says_why_it_is_held() -> None:
     data.incident = {
         **data.incident,
         "held": {"reason": "等待燃气公司到场", "by": "operator1", "at": "2026-07-12T06:02:00+00:00"},
+        "next_acts": ["verify", "dispatch", "cancel", "false_alarm", "resume"],
     }
     tree = html.Div(incident_detail("zh_CN", OPERATOR, data, TZ))
     acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
     assert "resume" in acts and "hold" not in acts
     assert "已挂起：等待燃气公司到场（operator1，14:02:00 起）" in texts_of(tree)
     # a resolved incident is neither held nor holdable
-    data.incident = {**data.incident, "state": "resolved", "held": None}
+    data.incident = {**data.incident, "state": "resolved", "held": None, "next_acts": ["close", "reopen"]}
     tree = html.Div(incident_detail("zh_CN", OPERATOR, data, TZ))
     acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
-    assert acts.isdisjoint({"hold", "resume"})
+    assert acts.isdisjoint({"hold", "resume"}) and {"close", "reopen"} <= acts
+
+
+def test_the_acts_drawn_are_the_ones_the_command_service_says() -> None:
+    """The console keeps no copy of the state machine: it draws the incident's ``next``
+    (an act it has no words for, or dispatch, which the teams tab does, is no button)."""
+    data = sample()
+    data.incident = {**data.incident, "next_acts": ["close", "dispatch", "teleport"]}
+    tree = html.Div(incident_detail("en", OPERATOR, data, TZ))
+    acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
+    assert acts == {"close", "note", "plan", "merge"}
+    data.incident = {**data.incident, "next_acts": []}  # an old command service: no buttons, no guesses
+    tree = html.Div(incident_detail("en", OPERATOR, data, TZ))
+    acts = {i["action"] for i in component_ids(tree) if isinstance(i, dict) and i.get("type") == ids.ACT}
+    assert acts == {"note", "plan", "merge"}
 
 
 def test_commanders_also_change_the_level() -> None:

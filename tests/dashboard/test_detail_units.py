@@ -313,6 +313,38 @@ def test_the_record_says_system_written_reasons_in_the_consoles_language() -> No
     assert event_reason("en", unknown) == "某原因"
 
 
+def test_role_holders_and_the_promotion_are_said_in_the_consoles_language() -> None:
+    """Issue 10's leftovers: who holds a plan's role (the plan's ``held_by_en``) and why
+    triage made an alarm an incident (the source's ``triage_reason_en``) in English."""
+    data = sample()
+    data.plan = {
+        "active": True,
+        "title_zh": "火灾预案",
+        "title_en": "Fire plan",
+        "activation": {
+            "level": 4,
+            "pending": 0,
+            "roles": [
+                {"id": "commander", "role_zh": "总指挥", "role_en": "Commander", "held_by": "市长",
+                 "held_by_en": "Mayor"},
+            ],
+            "checklist": [],
+        },
+    }  # fmt: skip
+    source = {
+        **data.incident["sources"][0],
+        "triage_rule": "call_110",
+        "triage_reason": "110 报警一律立事件（待核实）（规则 call_110，v1）",
+        "triage_reason_en": "every 110 call opens an incident (to be verified) (rule call_110, v1)",
+    }
+    data.incident = {**data.incident, "sources": [source]}
+    zh = texts_of(html.Div(incident_detail("zh_CN", OPERATOR, data, TZ)))
+    en = texts_of(html.Div(incident_detail("en", OPERATOR, data, TZ)))
+    assert "总指挥: 市长" in zh and "Commander: Mayor" in en
+    assert source["triage_reason"] in zh and source["triage_reason"] not in en
+    assert source["triage_reason_en"] in en and source["triage_reason_en"] not in zh
+
+
 def test_the_detail_says_a_major_risk_source_is_near_and_lists_shelters() -> None:
     from dashboard.layout.detail import DetailData, risk_panel
 

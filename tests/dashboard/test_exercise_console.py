@@ -18,20 +18,21 @@ from dash import Dash
 from dash.development.base_component import Component
 from fastapi.testclient import TestClient
 
-from dashboard.api import CommandApi, Me
+from dashboard.api import CommandApi
 from dashboard.app import create_app
 from dashboard.callbacks.exercise import new_exercise_body, scenario_files
 from dashboard.context import Console
 from dashboard.layout import exercise as ex
 from dashboard.layout.console import console_page
+from tests.dashboard.who import me_body, signed_in
 from wuwang.settings import Settings
 
 TZ = ZoneInfo("Asia/Shanghai")
 ROLES = {
-    "operator": Me("operator1", "operator", None, "值班员"),
-    "commander": Me("commander1", "commander", None, "指挥长"),
-    "planner": Me("planner1", "planner", None, "演练策划"),
-    "admin": Me("admin1", "admin", None, "管理员"),
+    "operator": signed_in("operator1", "operator", None, "值班员"),
+    "commander": signed_in("commander1", "commander", None, "指挥长"),
+    "planner": signed_in("planner1", "planner", None, "演练策划"),
+    "admin": signed_in("admin1", "admin", None, "管理员"),
 }
 EXERCISE = {
     "id": "EX-1",
@@ -69,12 +70,7 @@ class FakeCommand:
                 return httpx2.Response(401, json={"detail": "invalid token"})
             return httpx2.Response(
                 200,
-                json={
-                    "user_id": who.user_id,
-                    "role": who.role,
-                    "team_id": None,
-                    "display_name": who.display_name,
-                },
+                json=me_body(who.user_id, who.role, None, who.display_name),
             )
         if path == "/exercises" and request.method == "GET":
             return httpx2.Response(200, json=[EXERCISE])

@@ -9,19 +9,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboard import ids
-from dashboard.api import Me
 from dashboard.callbacks.inbox import in_scope, incident_options, refused_text, scope_of, ticked
 from dashboard.context import Console
 from dashboard.layout.console import console_page
 from dashboard.layout.inbox import ago_text, may_act, place_text, row_item
 from tests.dashboard.test_console_units import component_ids
+from tests.dashboard.who import signed_in
 from wuwang.settings import Settings
 
-OPERATOR = Me("operator1", "operator", None, "值班员")
-COMMANDER = Me("commander1", "commander", None, "指挥长")
-PLANNER = Me("planner1", "planner", None, "演练员")
-ADMIN = Me("admin", "admin", None, "管理员")
-FIELD = Me("T-FIRE-01", "field", "T-FIRE-01", "队伍")
+OPERATOR = signed_in("operator1", "operator", None, "值班员")
+COMMANDER = signed_in("commander1", "commander", None, "指挥长")
+PLANNER = signed_in("planner1", "planner", None, "演练员")
+ADMIN = signed_in("admin", "admin", None, "管理员")
+FIELD = signed_in("T-FIRE-01", "field", "T-FIRE-01", "队伍")
 NOW = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
 ZONE = ZoneInfo("Asia/Shanghai")
 

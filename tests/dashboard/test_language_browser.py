@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from command.users import demo_users
 from testkit.feeds import wait_for
@@ -91,22 +90,16 @@ LATIN_ALLOWED = {
 }  # fmt: skip
 
 
-PLANS = Path(__file__).resolve().parents[2] / "command" / "plans"
-
-
 def proper_names(stack: Stack, token: str, *also: str) -> list[str]:
     """Names that stay as they were written, whatever the language: the city's teams,
-    districts, roads and warehouses, the users' names, the posts and bodies that hold a
-    plan's roles (市急救中心调度科), the named places on the map and what a caller said
-    (``also``). Longest first."""
+    districts, roads and warehouses, the users' names, the named places on the map and
+    what a caller said (``also``). Longest first. (The holders of a plan's roles are not
+    among them: the plans name them in both languages, ``held_by_en``.)"""
     names = {t.name for t in stack.city.teams} | {d.name for d in stack.city.districts}
     names |= {v.name for v in stack.city.venues}  # the basemap's named places
     names |= {road for d in stack.city.districts for road in d.info.roads}  # the map's street names
     names |= {str(w["name"]) for w in stack.api("GET", "/reserve/warehouses", token)}
     names |= {u.display_name for u in demo_users([])}
-    for path in PLANS.glob("[!_]*.yaml"):
-        for role in yaml.safe_load(path.read_text(encoding="utf-8")).get("roles", []):
-            names |= {str(h) for h in (role.get("held_by") or {}).values() if h}
     names |= set(also)
     return sorted(names, key=len, reverse=True)
 
@@ -217,8 +210,17 @@ def test_every_screen_speaks_one_language(
             texts += texts_of(page)
             if lang == "en" and tabs.nth(i).inner_text().startswith("Record"):
                 shot(page, artifacts, "desk-record-en")
+            if tabs.nth(i).inner_text().startswith(("Sources", "警情来源")):
+                shot(page, artifacts, f"desk-sources-{lang}")  # with why triage promoted the call
         record = [x for x in texts if "—" in x]  # the record's "who — why" lines
         assert any(("verified on dispatch" if lang == "en" else "派遣即立案") in x for x in record), record
+        # why triage made the call an incident (the sources tab), in the page's language
+        promoted = (
+            "every 110 call opens an incident (to be verified) (rule call_110, v"
+            if lang == "en"
+            else "110 报警一律立事件（待核实）（规则 call_110，v"
+        )
+        assert any(x.startswith(promoted) for x in texts), [x for x in texts if "110" in x]
         tabs.nth(0).click()
         for tab in ("teams", "reserve", "charts"):
             page.click(f"#side-tabs label:has(input[value='{tab}'])")

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from command.domain.correlation import TYPE_LABEL_ZH
+from command.domain.correlation import title_for
+from command.domain.vocabulary import IncidentType
 from dashboard.context import type_names_zh
+from wuwang.contract import Alarm
 
 pytestmark = pytest.mark.browser
 
@@ -160,8 +162,15 @@ def test_the_wall_gets_one_list_gravest_first(queue: Any) -> None:
 
 def test_the_command_services_type_names_are_the_catalogues() -> None:
     # titles start with the command service's zh name of the type; the console finds it
-    # by the zh catalogue's (dashboard/context.py): the two must not drift apart
-    assert type_names_zh() == {str(k): v for k, v in TYPE_LABEL_ZH.items()}
+    # by the zh catalogue's (dashboard/context.py): both are the one shared catalogue
+    call = Alarm(
+        alarm_id="police/sys110#1", kind="call", source="police/sys110", msg_id="1", network=None,
+        ts=NOW, lat=None, lon=None, grid_cell_id=None, category="fire", summary="",
+        details={"address": "幸福路12号"},
+    )  # fmt: skip
+    assert set(type_names_zh()) == {str(t) for t in IncidentType}
+    for code, name in type_names_zh().items():
+        assert title_for(call, IncidentType(code)) == f"{name} · 幸福路12号", code
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from dashboard.api import ApiError, CommandApi
 from dashboard.app import create_app
 from dashboard.callbacks.common import error_text
 from dashboard.i18n import lang_of, t
+from tests.dashboard.who import me_body
 from wuwang.settings import Settings
 
 RETRY_AFTER = "7"
@@ -39,7 +40,7 @@ def command_service_without_redis(request: httpx2.Request) -> httpx2.Response:
     if request.url.path == "/auth/me" and token in ROLES:
         user, role = ROLES[token]
         team = user if role == "field" else None
-        body = {"user_id": user, "role": role, "team_id": team, "display_name": user}
+        body = me_body(user, role, team, user)
         return httpx2.Response(200, json=body)
     return httpx2.Response(
         503,

@@ -13,7 +13,7 @@ from wuwang.places import (
     RoadLabel,
     crossing_at,
     describe_place,
-    direction_zh,
+    direction,
     district_at,
     east_west_road,
     lattice_cell,
@@ -65,7 +65,7 @@ def test_outside_the_city_only_coordinates() -> None:
     ("bearing", "said"), [(0, "北"), (44, "东北"), (90, "东"), (200, "南"), (337.6, "北")]
 )
 def test_directions(bearing: float, said: str) -> None:
-    assert direction_zh(bearing) == said
+    assert direction(bearing) == said
 
 
 # --- the map's road names (wuwang.places.road_labels) -------------------------------
@@ -123,3 +123,16 @@ def test_the_simulated_streets_are_the_named_lattice() -> None:
     for (i, j), node in zip(lattice.cells, lattice.nodes, strict=True):
         assert node == lattice_point(FANCHENG, i, j)
         assert lattice_cell(*node, FANCHENG) == (i, j)
+
+
+def test_a_place_is_described_in_either_language() -> None:
+    station = Landmark("襄阳站", 32.0450, 112.1400)
+    lat, lon = offset_by_metres(station.lat, station.lon, -300, 300)  # south-east of it
+    east_west, north_south = crossing_at(lat, lon, FANCHENG)
+    assert describe_place(lat, lon, DISTRICTS, [station]) == (
+        f"樊城区{east_west}与{north_south}交叉口附近（襄阳站东南约 420 米）"
+    )
+    assert describe_place(lat, lon, DISTRICTS, [station], "en") == (
+        f"near the crossing of {east_west} and {north_south}, 樊城区 (about 420 m south-east of 襄阳站)"
+    )
+    assert direction(90, "en") == "east"

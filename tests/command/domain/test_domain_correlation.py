@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from command.domain.correlation import (
     DEFAULT_DISTANCE_M,
-    TYPE_LABEL_ZH,
     AlreadyLinked,
     CorrelationRules,
     IncidentView,
@@ -46,6 +45,7 @@ from command.domain.incidents import (
 from command.domain.reasons import WHY, Param, Reason, render
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
+from wuwang import i18n
 from wuwang.contract import Alarm, AlarmKind
 from wuwang.geo import offset_by_metres
 
@@ -133,7 +133,7 @@ def test_duplicate_110_calls_100_m_and_2_min_apart_join() -> None:
         "110报警（火灾）：与事件 INC-1 相距 100 米、相隔 2 分 00 秒，在 500 米 / 30 分 00 秒 范围内，并入"
     )
     assert render(second.why, "en") == (
-        "110 call (fire): 100 m and 2 min 00 s from incident INC-1, within 500 m / 30 min 00 s; joined"
+        "110 call (Fire): 100 m and 2 min 00 s from incident INC-1, within 500 m / 30 min 00 s; joined"
     )
     assert w.incidents["INC-1"].alarm_ids == ("police/sys110#1", "police/sys110#2")
 
@@ -146,7 +146,7 @@ def test_calls_2_km_apart_open_separate_incidents() -> None:
     assert decision.why.code == "correlation.opened"
     assert decision.why.params["types"] == "fire,high_rise_fire"
     assert "500 米 / 30 分 00 秒 范围内无在办同类事件（火灾、高层建筑火灾）" in decision.reason
-    assert "(fire, high rise fire)" in render(decision.why, "en")
+    assert "(Fire, High-rise fire)" in render(decision.why, "en")
     assert len(w.incidents) == 2
 
 
@@ -527,7 +527,7 @@ def test_doc_windows_table_matches_the_default_rules() -> None:
     for name, zh, distance, window, joins in rows:
         itype = IncidentType(_ticked(name)[0])
         rule = RULES.types[itype]
-        assert zh == TYPE_LABEL_ZH[itype]
+        assert zh == i18n.text("zh_CN", f"type.{itype}")
         assert float(distance) == rule.distance_m, name
         assert float(window.removesuffix(" min")) * 60 == rule.window_s, name
         assert set(_ticked(joins)) == {str(t) for t in rule.joins}, name
@@ -585,5 +585,5 @@ def test_every_system_reason_is_documented_and_said_in_both_languages() -> None:
         zh, en = render(why, "zh_CN"), render(why, "en")
         assert "{" not in zh + en and "hazmat_leak" not in zh + en, (code, zh, en)
         if "alarm_kind" in entry.params:
-            assert "视频告警" in zh and "video alert" in en, (code, zh, en)
+            assert "视频（" in zh and "video (" in en, (code, zh, en)
         assert not any("\u4e00" <= c <= "\u9fff" for c in en.replace("同一处", "")), (code, en)

@@ -25,6 +25,7 @@ from command.domain.grid import (
     overdue,
     replay,
 )
+from wuwang import i18n
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2025, 7, 1, 9, 0, tzinfo=CST)
@@ -49,8 +50,8 @@ def closed_case(
 
 
 def test_categories_match_the_simulator_codes() -> None:
-    assert GridCategory.STREET_VENDING.label_zh == "占道经营"
-    assert GridCategory("fire_lane_blocked").label_zh == "消防通道堵塞"
+    assert i18n.text("zh_CN", f"grid.category.{GridCategory.STREET_VENDING}") == "占道经营"
+    assert i18n.text("zh_CN", "grid.category.fire_lane_blocked") == "消防通道堵塞"
     assert set(DEFAULT_SLA) == {c.value for c in GridCategory}
     assert DEFAULT_SLA["missing_manhole_cover"] == timedelta(hours=2)
     assert DEFAULT_SLA["material_piling"] == timedelta(hours=24)
@@ -107,7 +108,7 @@ def test_failed_verification_sends_the_case_back_for_rework() -> None:
 
 def test_illegal_steps_are_refused_with_reasons() -> None:
     c = discover("G4", "noise_nuisance", "市民", T0)
-    with pytest.raises(GridTransitionError, match=r"is discovered .*cannot handle — allowed: file, dismiss"):
+    with pytest.raises(GridTransitionError, match=r"is discovered; cannot handle — allowed: file, dismiss"):
         advance(c, "handle", "x", minutes(1))
     with pytest.raises(GridTransitionError, match="needs an assignee"):
         advance(advance(c, "file", "受理员", minutes(1)), "dispatch", "派遣员", minutes(2))
@@ -241,4 +242,6 @@ def test_docs_sla_table_matches_the_code() -> None:
             break
         code, zh, hours = (c.strip().strip("`") for c in line.strip("|").split("|"))
         rows[code] = (zh, timedelta(hours=float(hours)))
-    assert rows == {c.value: (c.label_zh, DEFAULT_SLA[c.value]) for c in GridCategory}
+    assert rows == {
+        c.value: (i18n.text("zh_CN", f"grid.category.{c}"), DEFAULT_SLA[c.value]) for c in GridCategory
+    }

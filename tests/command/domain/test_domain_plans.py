@@ -349,6 +349,9 @@ def test_activate_creates_checklist_and_requirements(library: PlanLibrary) -> No
     assert act.pending == act.checklist
     roles = {r.id: r.held_by for r in act.roles}
     assert roles["commander"] == "市应急管理局局长"
+    assert {r.id: r.held_by_en for r in act.roles}[
+        "commander"
+    ] == "Director, City Emergency Management Bureau"
     assert "info_group" not in roles
 
 

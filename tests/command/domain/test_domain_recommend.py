@@ -94,8 +94,8 @@ def test_eta_is_great_circle_times_road_factor_at_type_speed() -> None:
     assert texts(c.reasons) == [
         "1.0 km straight line × road factor 1.3 ≈ 1.3 km at 40 km/h",
         "ETA 1 min 57 s",
-        "position 30 s old",
-        "on shift until 08:00",
+        "Position 30 s old",
+        "On shift until 08:00",
     ]
     assert texts(c.reasons, "zh_CN") == [
         "直线 1.0 公里 × 道路系数 1.3 ≈ 1.3 公里，时速 40 公里",
@@ -140,12 +140,12 @@ def test_ranking_and_skips_explained() -> None:
         assert s.detail.code == f"team.skipped.{s.reason.value}"
     said = {tid: (render(why, "en"), render(why, "zh_CN")) for tid, (_, why) in skipped.items()}
     assert said == {
-        "busy": ("status en route", "状态：在途"),
-        "home": ("off duty", "不在岗"),
-        "noshift": ("not on duty (no shift covers now)", "不在班（此刻无排班）"),
-        "stale": ("position stale (last 12 min 00 s ago)", "位置已过时（最后上报于 12 分 00 秒 前）"),
-        "silent": ("no position reported", "未上报位置"),
-        "mine": ("already assigned to this incident", "已派往此事件"),
+        "busy": ("Status: En route", "状态：在途"),
+        "home": ("Off duty", "不在岗"),
+        "noshift": ("Not on duty (no shift now)", "不在班（此刻无排班）"),
+        "stale": ("Position stale (last 12 min 00 s ago)", "位置已过时（最后上报于 12 分 00 秒 前）"),
+        "silent": ("No position reported", "未上报位置"),
+        "mine": ("Already assigned to this incident", "已派往此事件"),
     }
     assert "medic" not in skipped  # other types are not part of this requirement
 
@@ -158,7 +158,7 @@ def test_stale_positions_can_fall_back_to_home_base() -> None:
     assert first.team_id == "stale" and first.from_base
     assert first.distance_m == pytest.approx(2000, rel=1e-6)
     assert Reason("team.from_base.stale_position", {"age_s": 600.0}) in first.reasons
-    assert "from home base: position stale (10 min 00 s old)" in texts(first.reasons)
+    assert "From home base: position stale (10 min 00 s old)" in texts(first.reasons)
     assert "按驻地计算：位置已过时（10 分 00 秒 前）" in texts(first.reasons, "zh_CN")
     assert not ranking.skipped
     silent = recommend_teams(
@@ -167,7 +167,7 @@ def test_stale_positions_can_fall_back_to_home_base() -> None:
     (c,) = silent.candidates
     assert c.from_base and c.position_age_s is None
     assert c.reasons[2] == Reason("team.from_base.no_position")
-    assert texts(c.reasons)[2] == "from home base: no position"
+    assert texts(c.reasons)[2] == "From home base: no position"
 
 
 def test_shortage_and_limit() -> None:
@@ -299,8 +299,8 @@ def test_warehouses_rank_covering_first_then_eta() -> None:
         "eta",
     ]
     assert texts(r.candidates[2].reasons)[1:3] == [
-        "commercial agreement: 9000 available, covers all",
-        "call-up lead time 2 h 00 min",
+        "Commercial agreement: 9000 available, covers all",
+        "Call-up lead time 2 h 00 min",
     ]
     assert texts(r.candidates[2].reasons, "zh_CN")[1:3] == [
         "企业协议储备：可用 9000，足以满足",
@@ -313,7 +313,7 @@ def test_warehouses_rank_covering_first_then_eta() -> None:
     factory = r.candidates[-1].reasons[1]
     assert factory.code == "warehouse.production" and factory.params["kind"] == "production_capacity"
     assert render(factory, "en") == (
-        "production capacity: 24000/day after 1 h 00 min lead time; 1000 ready in 2 h 00 min"
+        "Production capacity: 24000/day after 1 h 00 min lead time; 1000 ready in 2 h 00 min"
     )
     assert render(factory) == "产能储备：调用后 1 小时 00 分 开工，每天 24000；1000 需 2 小时 00 分"
 
@@ -683,8 +683,9 @@ def assert_sayable(reasons: list[Reason]) -> None:
 @pytest.mark.parametrize("code", sorted(CODES))
 def test_every_code_has_both_texts_using_exactly_its_parameters(code: str) -> None:
     entry = CATALOGUE[code]
-    assert entry.zh_CN.strip() and entry.en.strip()
-    assert placeholders(entry.zh_CN) == placeholders(entry.en) == set(entry.params), code
+    zh, en = entry.template("zh_CN"), entry.template("en")
+    assert zh.strip() and en.strip() and zh != f"reason.{code}"
+    assert placeholders(zh) == placeholders(en) == set(entry.params), code
     # formatting with any value of the parameters' kinds works in both languages
     sample: dict[str, str | int | float] = {
         p: 125.5
@@ -704,7 +705,7 @@ def test_every_code_has_both_texts_using_exactly_its_parameters(code: str) -> No
 def test_chinese_is_the_default_and_vocabulary_is_named() -> None:
     busy = Reason("team.skipped.busy", {"status": "on_scene"})
     assert busy.text() == render(busy) == render(busy, "zh_CN") == "状态：到达现场"
-    assert busy.text("en") == "status on scene"
+    assert busy.text("en") == "Status: On scene"
     assert render(Reason("eta", {"eta_s": 42}), "en") == "ETA 42 s"
     assert render(Reason("eta", {"eta_s": 3725})) == "预计 1 小时 02 分 到达"
     assert hash(busy) == hash(Reason("team.skipped.busy", {"status": "on_scene"}))

@@ -30,6 +30,7 @@ from command.domain.reserve import (
     return_stock,
     stock_alerts,
 )
+from wuwang import i18n
 
 TODAY = date(2025, 7, 1)
 
@@ -41,9 +42,9 @@ def lot(
 
 
 def test_warehouse_kinds_have_chinese_labels() -> None:
-    assert WarehouseKind.GOVERNMENT_STOCK.label_zh == "政府实物储备"
-    assert WarehouseKind("commercial_agreement").label_zh == "企业协议储备"
-    assert WarehouseKind.PRODUCTION_CAPACITY.label_zh == "产能储备"
+    assert i18n.text("zh_CN", f"warehouse.{WarehouseKind.GOVERNMENT_STOCK}") == "政府实物储备"
+    assert i18n.text("zh_CN", f"warehouse.{WarehouseKind('commercial_agreement')}") == "企业协议储备"
+    assert i18n.text("zh_CN", f"warehouse.{WarehouseKind.PRODUCTION_CAPACITY}") == "产能储备"
 
 
 def test_lot_invariants() -> None:

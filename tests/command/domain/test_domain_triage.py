@@ -60,6 +60,7 @@ from command.domain.triage import (
 from command.domain.vocabulary import IncidentType, Role
 from ingest.alarms import VIDEO_EVENT_ZH
 from tests.command.domain.conftest import CST, HOME, grid_alarm
+from wuwang import i18n
 from wuwang.contract import Alarm, AlarmKind, CallCategory
 from wuwang.geo import offset_by_metres
 from wuwang.thresholds import DEFAULT_THRESHOLDS
@@ -738,7 +739,8 @@ def test_promote_link_and_dismiss_record_who_when_and_why() -> None:
     d = dismiss(row, reason=DismissReason.DUPLICATE, actor=OP, at=at)
     assert d.after.state == InboxState.DISMISSED and d.after.dismiss_reason == DismissReason.DUPLICATE
     assert d.audit_detail()["dismiss_reason"] == "duplicate"
-    assert DismissReason.FALSE_ALARM.label_zh == "误报" and DismissReason.TEST.label_zh == "测试"
+    assert i18n.text("zh_CN", f"inbox.reason.{DismissReason.FALSE_ALARM}") == "误报"
+    assert i18n.text("zh_CN", f"inbox.reason.{DismissReason.TEST}") == "测试"
 
 
 def test_dismiss_needs_a_known_reason_and_other_needs_words() -> None:
