@@ -109,6 +109,14 @@ class Action(StrEnum):
     PLANNED_EVENT_CREATE = "planned_event.create"
     PLANNED_EVENT_CANCEL = "planned_event.cancel"
 
+    RISK_READ = "risk.read"  # 风险源
+    RISK_EDIT = "risk.edit"
+    RISK_SWEEP = "risk.sweep"  # open grid cases for overdue inspections
+    RISK_FINDING = "risk.finding"  # a grid worker's finding: may raise the level or an alarm
+    RISK_INCIDENT = "risk.incident_context"  # major sources near an incident, shelters
+    SHELTER_READ = "shelter.read"  # 应急避难场所
+    SHELTER_EDIT = "shelter.edit"
+    SHELTER_REPORT_OCCUPANCY = "shelter.report_occupancy"
     EXERCISE_READ = "exercise.read"  # 演练
     EXERCISE_WATCH = "exercise.watch"  # see a drill's incidents and changes as they happen
     EXERCISE_CREATE = "exercise.create"
@@ -220,6 +228,16 @@ POLICY: Mapping[Action, Grant] = {
     Action.PLANNED_EVENT_READ: _READERS,
     Action.PLANNED_EVENT_CREATE: _DESK,
     Action.PLANNED_EVENT_CANCEL: _DESK,
+    # risk sources (风险源) and shelters (应急避难场所): registries of the live city, which
+    # drills read too; the centre keeps them, grid workers and crews report from the field
+    Action.RISK_READ: _EVERYONE,
+    Action.RISK_EDIT: _grant(_CENTRE),
+    Action.RISK_SWEEP: _grant(_CENTRE),
+    Action.RISK_FINDING: _grant((*_CENTRE, _F)),
+    Action.RISK_INCIDENT: _SCOPED_READ,
+    Action.SHELTER_READ: _EVERYONE,
+    Action.SHELTER_EDIT: _grant(_CENTRE),
+    Action.SHELTER_REPORT_OCCUPANCY: _grant((*_CENTRE, _F)),
     # exercises (演练)
     Action.EXERCISE_READ: _grant((), (*_CENTRE, _P)),
     Action.EXERCISE_WATCH: _grant((), (_P, _A)),

@@ -15,9 +15,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import AwareDatetime, ConfigDict, Field
 
-from command.deps import Caller, State, forbid, require
+from command.deps import ON_INCIDENT, State, forbid, requires
 from command.domain import risk as dom
-from command.domain.vocabulary import Role
+from command.domain.policy import Action, allowed
 from command.inputs import FROM_TEXT, ApiIn
 from command.security import Principal
 from command.services import risk as service
@@ -35,8 +35,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such risk source, shelter or incident"},
     422: {"description": "refused by the rules or an invalid request (the reason says which)"},
 }
-
-_CENTRE = (Role.OPERATOR, Role.COMMANDER)  # admin always
 
 
 class _Strict(ApiIn):
@@ -94,12 +92,16 @@ def _http(exc: NotFound | dom.RiskError) -> HTTPException:
 
 
 @router.get("/risk-sources", responses={401: ERRORS[401]}, summary="List the risk sources (风险源)")
-async def list_sources(state: State, who: Caller) -> list[dict[str, Any]]:
+async def list_sources(
+    state: State, who: Annotated[Principal, Depends(requires(Action.RISK_READ))]
+) -> list[dict[str, Any]]:
     return await service.list_sources(state)
 
 
 @router.get("/risk-sources/{source_id}", responses={401: ERRORS[401], 404: ERRORS[404]})
-async def get_source(state: State, who: Caller, source_id: SourceId) -> dict[str, Any]:
+async def get_source(
+    state: State, source_id: SourceId, who: Annotated[Principal, Depends(requires(Action.RISK_READ))]
+) -> dict[str, Any]:
     try:
         return await service.get_source(state, source_id)
     except NotFound as exc:
@@ -116,7 +118,7 @@ async def put_source(
     source_id: SourceId,
     body: RiskSourceIn,
     response: Response,
-    who: Annotated[Principal, Depends(require("risk.edit", *_CENTRE))],
+    who: Annotated[Principal, Depends(requires(Action.RISK_EDIT, on=("risk_source", "source_id")))],
 ) -> dict[str, Any]:
     out, created = await service.put_source(state, who, source_id, body.model_dump())
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -129,7 +131,7 @@ async def put_source(
     summary="Open a grid case for every overdue inspection (idempotent)",
 )
 async def sweep(
-    state: State, who: Annotated[Principal, Depends(require("risk.sweep", *_CENTRE))]
+    state: State, who: Annotated[Principal, Depends(requires(Action.RISK_SWEEP))]
 ) -> list[dict[str, str]]:
     return await service.sweep_inspections(state)
 
@@ -143,7 +145,7 @@ async def finding(
     state: State,
     source_id: SourceId,
     body: FindingIn,
-    who: Annotated[Principal, Depends(require("risk.finding", Role.FIELD, *_CENTRE))],
+    who: Annotated[Principal, Depends(requires(Action.RISK_FINDING, on=("risk_source", "source_id")))],
 ) -> dict[str, Any]:
     try:
         return await service.report_finding(
@@ -157,7 +159,9 @@ async def finding(
 
 
 @router.get("/shelters", responses={401: ERRORS[401]}, summary="List the shelters (应急避难场所)")
-async def list_shelters(state: State, who: Caller) -> list[dict[str, Any]]:
+async def list_shelters(
+    state: State, who: Annotated[Principal, Depends(requires(Action.SHELTER_READ))]
+) -> list[dict[str, Any]]:
     return await service.list_shelters(state)
 
 
@@ -168,7 +172,7 @@ async def list_shelters(state: State, who: Caller) -> list[dict[str, Any]]:
 )
 async def nearest(
     state: State,
-    who: Caller,
+    who: Annotated[Principal, Depends(requires(Action.SHELTER_READ))],
     lat: Annotated[float, Query(ge=-90, le=90)],
     lon: Annotated[float, Query(ge=-180, le=180)],
     need: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
@@ -183,7 +187,7 @@ async def put_shelter(
     shelter_id: ShelterId,
     body: ShelterIn,
     response: Response,
-    who: Annotated[Principal, Depends(require("shelter.edit", *_CENTRE))],
+    who: Annotated[Principal, Depends(requires(Action.SHELTER_EDIT, on=("shelter", "shelter_id")))],
 ) -> dict[str, Any]:
     out, created = await service.put_shelter(state, who, shelter_id, body.model_dump())
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
@@ -199,7 +203,9 @@ async def occupancy(
     state: State,
     shelter_id: ShelterId,
     body: OccupancyIn,
-    who: Annotated[Principal, Depends(require("shelter.report_occupancy", Role.FIELD, *_CENTRE))],
+    who: Annotated[
+        Principal, Depends(requires(Action.SHELTER_REPORT_OCCUPANCY, on=("shelter", "shelter_id")))
+    ],
 ) -> dict[str, Any]:
     try:
         return await service.report_occupancy(state, who, shelter_id, body.occupancy, status=body.status)
@@ -218,20 +224,18 @@ async def occupancy(
 async def incident_risk(
     state: State,
     incident_id: IncidentId,
-    who: Annotated[
-        Principal, Depends(require("risk.incident_context", Role.OPERATOR, Role.COMMANDER, Role.PLANNER))
-    ],
+    who: Annotated[Principal, Depends(requires(Action.RISK_INCIDENT, on=ON_INCIDENT))],
 ) -> dict[str, Any]:
     try:
         exercise_id, body = await service.incident_context(state, incident_id)
     except NotFound as exc:
         raise _http(exc) from None
     drill = exercise_id is not None
-    if (who.role == Role.PLANNER and not drill) or (who.role in _CENTRE and drill):
+    if not allowed(who.role, Action.RISK_INCIDENT, drill=drill):
         raise await forbid(
             state,
             who,
-            "risk.incident_context",
+            str(Action.RISK_INCIDENT),
             f"{who.role} may not see {'drill' if drill else 'live'} incident {incident_id}",
             object_type="incident",
             object_id=incident_id,

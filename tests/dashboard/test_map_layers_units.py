@@ -25,7 +25,7 @@ from dashboard.layout.map import map_panel
 from dashboard.tiles import VECTOR_CLASS, VECTOR_GRID_ASSET, basemap, tile_kind, tile_layers
 from wuwang.settings import Settings
 
-CATALOGUES = Path(__file__).resolve().parents[2] / "dashboard" / "i18n"
+CATALOGUES = Path(__file__).resolve().parents[2] / "wuwang" / "i18n"
 URLS = {name: f"/geo/{name}.json" for name in geoserve.LAYERS}
 
 
