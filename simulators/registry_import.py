@@ -13,7 +13,9 @@ cell. One transaction: a file is in completely or not at all.
 
 from __future__ import annotations
 
+import argparse
 import csv
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,3 +224,39 @@ def import_registry_csv(
             cur.execute(_UPSERT[m.registry], {**row, "cell": grid_cell_id(row["lat"], row["lon"], cell_deg)})
             report.imported += 1
     return report
+
+
+COMMAND = "import-registry"
+
+
+def add_subcommand(sub: argparse._SubParsersAction[Any]) -> None:
+    p = sub.add_parser(COMMAND, help="import risk sources or shelters from CSV with a mapping file")
+    p.add_argument("csv", type=Path, help="the CSV file")
+    p.add_argument("--mapping", type=Path, required=True, help="the mapping file (simulators/mappings/)")
+    p.add_argument("--database-url", default=None, help="default: DATABASE_URL from the settings")
+
+
+def main(ns: argparse.Namespace) -> int:
+    """Exit 0 when every row was read, 1 when some were reported, 2 for a bad mapping."""
+    from wuwang.settings import get_settings
+
+    settings = get_settings()
+    url = ns.database_url or settings.database_url
+    if not url:
+        print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
+        return 2
+    try:
+        mapping = load_registry_mapping(ns.mapping)
+    except MappingError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    try:
+        with psycopg.connect(url) as conn:
+            report = import_registry_csv(conn, ns.csv, mapping, settings.grid_cell_deg)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"cannot read {ns.csv}: {exc}", file=sys.stderr)
+        return 2
+    print(f"{mapping.registry}: {report.imported} imported, {len(report.problems)} skipped")
+    for line, reason in report.problems:
+        print(f"  line {line}: {reason}")
+    return 1 if report.problems else 0

@@ -69,3 +69,17 @@ def test_a_bad_mapping_is_named_by_its_key(tmp_path: Path) -> None:
     bad.write_text(text.replace("重大: major", "重大: huge"), encoding="utf-8")
     with pytest.raises(MappingError, match="level_map"):
         load_registry_mapping(bad)
+
+
+def test_the_command_line_imports_and_reports_skipped_rows(
+    make_settings: Callable[..., Settings], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from simulators.__main__ import main
+
+    settings = make_settings(account="command")
+    args = ["import-registry", str(DATA / "cn_shelters_sample.csv"), "--mapping"]
+    url = ["--database-url", settings.database_url or ""]
+    assert main([*args, str(MAPPINGS / "cn_shelters_example.yaml"), *url]) == 1  # one row skipped
+    out = capsys.readouterr().out
+    assert "shelter: 2 imported, 1 skipped" in out and "line 4" in out
+    assert main([*args, str(MAPPINGS / "no_such.yaml"), *url]) == 2
