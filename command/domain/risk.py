@@ -35,6 +35,10 @@ class RiskError(ValueError):
 #: An incident this close to a major source is "near" it (docs/risk-and-shelters.md).
 MAJOR_RADIUS_M = 1000.0
 
+#: The venue kind a major source has in the triage context: rules.yaml's
+#: ``risk_major_source`` rules name it, so triage's reasons say an alarm is near one.
+MAJOR_RISK_VENUE = "major_risk_source"
+
 #: The grid category an inspection case is opened in (command.domain.grid's table).
 INSPECTION_CATEGORY = "risk_inspection"
 

@@ -229,3 +229,29 @@ def test_an_incident_near_a_major_source_says_so_and_lists_shelters(
     assert [s["id"] for s in body["shelters"]] == ["SH-T6"] and body["shelters"][0]["free"] == 2000
     assert command_client.get(f"/incidents/{incident['id']}/risk", headers=planner).status_code == 403
     assert command_client.get("/incidents/INC-NONE/risk", headers=op).status_code == 404
+
+
+def test_triage_names_a_major_risk_source_near_an_alarm(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    from tests.command.test_inbox_api import push, taken
+
+    op = login("operator1")
+    command_client.put("/risk-sources/RS-T7", json=source_body(level="large"), headers=op)
+    # near a 较大 source only: the alarm stays in the inbox
+    first = push(command_settings, category="intrusion", confidence=0.9, source="video/CAM-R1")
+    wait_for(lambda: taken(command_settings, first))
+    assert open_incidents(command_client, op) == []
+    # 3 km south (beyond any corroboration radius), a 重大 source: an alarm there opens an
+    # incident whose reason names it
+    south = (PLACE[0] - 0.03, PLACE[1])
+    command_client.put(
+        "/risk-sources/RS-T8",
+        json=source_body(name="南郊燃气门站", kind="gas_pipeline", lat=south[0] + 0.002, lon=south[1]),
+        headers=op,
+    )
+    near = push(command_settings, category="intrusion", confidence=0.9, source="video/CAM-R2", place=south)
+    incident = wait_for(lambda: open_incidents(command_client, op))[0]
+    source = next(s for s in incident["sources"] if s["alarm_id"] == near)
+    assert source["triage_rule"] == "risk_major_source"
+    assert "重大风险源 南郊燃气门站" in source["triage_reason"]
