@@ -241,6 +241,8 @@ def report_occupancy(shelter: Shelter, occupancy: int, *, status: ShelterStatus 
 
 def evacuation_needed(incident_type: str, plan_steps: Sequence[str] = ()) -> bool:
     """An incident whose type evacuates (:data:`EVACUATION_TYPES`) or whose active plan
-    has a step that says so (疏散, 转移安置): the console then lists shelters."""
-    words = ("疏散", "转移安置", "evacuat")
-    return incident_type in EVACUATION_TYPES or any(w in s for s in plan_steps for w in words)
+    has an evacuation step (its id says so: ``evacuate_building``, ``evacuation_group``,
+    ``shelter_residents``): the console then lists shelters."""
+    return incident_type in EVACUATION_TYPES or any(
+        w in s for s in plan_steps for w in ("evacuat", "shelter")
+    )

@@ -23,6 +23,7 @@ from command.security import Principal
 from command.services import grid as grid_service
 from command.services.live import Change, publish
 from command.state import CommandState
+from wuwang import i18n
 from wuwang.contract import Alarm
 from wuwang.lattice import grid_cell_id
 
@@ -269,7 +270,9 @@ async def _open_inspection_case(
         dom.INSPECTION_CATEGORY,
         SWEEP_ACTOR,
         at,
-        description=f"风险源巡查逾期：{s.name}（{s.id}），应于 {o.due_at:%Y-%m-%d} 前巡查",
+        description=i18n.text(
+            i18n.DEFAULT_LANG, "risk.case_description", name=s.name, id=s.id, due=f"{o.due_at:%Y-%m-%d}"
+        ),
         lat=s.lat,
         lon=s.lon,
         grid_cell_id=s.grid_cell_id,
@@ -362,7 +365,13 @@ async def _raise_alarm(
         lon=s.lon,
         grid_cell_id=s.grid_cell_id,
         category=dom.FINDING_CATEGORY,
-        summary=f"风险源隐患：{s.name}（{s.id}，{s.level}）",
+        summary=i18n.text(
+            i18n.DEFAULT_LANG,
+            "risk.alarm_summary",
+            name=s.name,
+            id=s.id,
+            level=i18n.text(i18n.DEFAULT_LANG, f"risk.level.{s.level}"),
+        ),
         details={"risk_source_id": s.id, "level": str(s.level), "note": note, "reporter": who.user_id},
     )
     await state.redis.xadd(

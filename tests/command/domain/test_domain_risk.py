@@ -121,4 +121,5 @@ def test_occupancy_fills_and_frees_a_shelter() -> None:
 def test_which_incidents_evacuate() -> None:
     assert evacuation_needed("hazmat_leak")
     assert not evacuation_needed("traffic_accident")
-    assert evacuation_needed("other", ("组织周边居民疏散",))
+    assert evacuation_needed("other", ("evacuate_building",))
+    assert not evacuation_needed("other", ("cordon",))
