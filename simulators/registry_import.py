@@ -3,7 +3,8 @@ mapping mechanism of the call importer (simulators/importer.py): a YAML mapping 
 validated with errors that name the key, says which column holds what, the datum of
 the coordinates and how the source's words map to our codes (wuwang.risk).
 
-    python -m simulators import-registry FILE.csv --mapping simulators/mappings/cn_risk_sources_example.yaml
+    python -m simulators import-registry FILE.csv \
+        --mapping simulators/mappings/registries/cn_risk_sources_example.yaml
 
 Every readable row is upserted by its id (a second import updates, never duplicates);
 an unreadable row is reported with its line and reason and skipped; the grid cell is

@@ -16,7 +16,7 @@ from wuwang.geo import gcj02_to_wgs84
 from wuwang.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-MAPPINGS = ROOT / "simulators" / "mappings"
+MAPPINGS = ROOT / "simulators" / "mappings" / "registries"  # apart from the call mappings
 DATA = ROOT / "tests" / "data"
 
 
