@@ -29,9 +29,8 @@ DEV_STAMP := $(VENV)/.installed-dev-$(DEV_HASH)
 # Packages type-checked by `make lint` (those that exist yet; testkit/ is the tests' harness).
 PACKAGES := $(patsubst %/__init__.py,%,$(wildcard wuwang/__init__.py ingest/__init__.py \
 	command/__init__.py dashboard/__init__.py simulators/__init__.py testkit/__init__.py))
-# Tests type-checked as strictly as the packages; the other test folders are not yet
-# (docs/architecture.md, "Tests", says how many errors are left there).
-TYPED_TESTS := bench tests/simulators tests/bench tests/deploy tests/test_import_contracts.py
+# The tests and the benchmarks, type-checked as strictly as the packages.
+TYPED_TESTS := bench tests
 
 .PHONY: help demo test lint basemap install install-dev broker-check clean
 

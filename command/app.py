@@ -21,7 +21,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from command import inputs
 from command.audit import RefusedLogins
+from command.domain.cap import MAX_CAP_BYTES
 from command.routes import auth, field, grid, health, incidents, ws
+from command.routes import cap as cap_routes
 from command.routes import dispatch as dispatch_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
@@ -194,6 +196,8 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
     app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
     app.include_router(risk_routes.router)  # risk sources and shelters (风险源, 应急避难场所)
+    # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
+    app.include_router(cap_routes.router)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers
@@ -201,7 +205,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.add_middleware(
         BodyLimit,
         default=settings.command_body_limit_bytes,
-        by_prefix={"/field/photos": settings.command_upload_limit_bytes},
+        by_prefix={"/field/photos": settings.command_upload_limit_bytes, "/warnings/cap": MAX_CAP_BYTES},
     )
     app.add_middleware(ws.ExposeTransportAbort)
     redact_tokens_in_logs()

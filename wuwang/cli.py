@@ -76,8 +76,14 @@ SERVICES: Mapping[str, ServiceHelp] = {
             (
                 "Storage and alarms",
                 (
-                    "dead_letter_raw_cap", "retention_days", "compress_after_days", "aggregate_refresh_s",
-                    "alarm_stream", "alarm_stream_maxlen", "sensor_thresholds", "video_alarm_confidence",
+                    "dead_letter_raw_cap",
+                    "retention_days",
+                    "compress_after_days",
+                    "aggregate_refresh_s",
+                    "alarm_stream",
+                    "alarm_stream_maxlen",
+                    "sensor_thresholds",
+                    "video_alarm_confidence",
                     "grid_cell_deg",
                 ),
             ),
@@ -88,7 +94,8 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "command",
         "The command service: incidents from alarms, contingency plans, teams, reserve, dispatch, "
         "audit; HTTP API and /ws on COMMAND_HOST:COMMAND_PORT (docs/incidents.md, docs/command-api-*.md). "
-        "COMMAND_TOKEN_SECRET is required outside DEMO_MODE.",
+        "COMMAND_TOKEN_SECRET is required outside DEMO_MODE. 'python -m command cap import FILE…' "
+        "stores CAP 1.2 files of other agencies as inbound warnings (docs/warnings.md).",
         (
             ("Endpoints", ENDPOINTS),
             ("Listening", _COMMAND_LISTEN),
@@ -106,8 +113,13 @@ SERVICES: Mapping[str, ServiceHelp] = {
             ("Endpoints", ("database_url",)),
             ("Listening", _DASHBOARD_LISTEN),
             ("Secrets", _DASHBOARD_SECRETS),
-            ("Map console", (*_prefixed("dashboard_", leave=(*_DASHBOARD_LISTEN, *_DASHBOARD_SECRETS)),
-                             "command_timezone")),
+            (
+                "Map console",
+                (
+                    *_prefixed("dashboard_", leave=(*_DASHBOARD_LISTEN, *_DASHBOARD_SECRETS)),
+                    "command_timezone",
+                ),
+            ),
             ("Start-up", START_UP),
         ),
     ),
@@ -131,8 +143,10 @@ SERVICES: Mapping[str, ServiceHelp] = {
             ("Endpoints (unset: found or started, docs/deployment.md)", ENDPOINTS),
             ("Storage (migrate)", ("storage_backend", "retention_days", "compress_after_days")),
             ("Listening (demo)", (*_COMMAND_LISTEN, *_DASHBOARD_LISTEN, *_INGEST_LISTEN)),
-            ("Secrets (demo: made for the run when unset)",
-             ("command_token_secret", "command_console_secret", "dashboard_secret")),
+            (
+                "Secrets (demo: made for the run when unset)",
+                ("command_token_secret", "command_console_secret", "dashboard_secret"),
+            ),
             ("Start-up", (*START_UP, "ingest_shared_group")),
         ),
     ),
@@ -193,7 +207,7 @@ def _choices(field: FieldInfo) -> str:
 def _description(name: str, field: FieldInfo) -> str:
     text = (field.description or "").strip()
     prefix = name.upper() + ":"
-    return text[len(prefix):].strip() if text.startswith(prefix) else text
+    return text[len(prefix) :].strip() if text.startswith(prefix) else text
 
 
 def _environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -230,7 +244,7 @@ def settings_epilog(service: str, env: Mapping[str, str] | None = None) -> str:
     out.append("")
     out += textwrap.wrap(
         "Logs: one line per record on stderr — time (ISO 8601, UTC), level, service[pid], logger: "
-        "message (docs/deployment.md, \"Logs\"). Exit codes: 0 stopped cleanly, 1 failed, "
+        'message (docs/deployment.md, "Logs"). Exit codes: 0 stopped cleanly, 1 failed, '
         "2 configuration or usage refused.",
         88,
     )

@@ -836,7 +836,7 @@ def _authorise(
     if not drill and policy.allowed(role, action, drill=True):
         raise Forbidden(f"planners may act only on exercise incidents; {incident_id} is a live incident")
     if action in _COMMANDERS_DECISIONS:
-        raise Forbidden(f"only a commander or an admin may {what} (指挥长的决定); you are {role}")
+        raise Forbidden(f"only a commander or an admin may {what} (the commander's decision); you are {role}")
     raise Forbidden(f"role {role} may not {what}")
 
 
@@ -993,7 +993,7 @@ class _Words:
 
 
 _SAY: Mapping[IncidentAct, _Words] = {
-    A.VERIFY: _Words("verify", only="only a new incident can be verified (立案)"),
+    A.VERIFY: _Words("verify", only="only a new incident can be verified"),
     A.RESOLVE: _Words("resolve"),
     A.REOPEN: _Words("reopen", reason="reopen an incident"),
     A.CLOSE: _Words("close"),
@@ -1119,7 +1119,7 @@ class LifecycleDecision(Protocol):
     ) -> list[Event]: ...
 
 
-def _decision(act: IncidentAct, action: Action, what: str, doc: str) -> LifecycleDecision:
+def _decision(act: IncidentAct, action: Action, what: str, *, doc: str) -> LifecycleDecision:
     """``decide_<act>``: who may (the policy's ``action``, refused as "may not ``what``"), then the act."""
 
     def decide(
@@ -1144,45 +1144,45 @@ decide_verify = _decision(
     A.VERIFY,
     Action.INCIDENT_VERIFY,
     "verify an incident",
-    "立案: the operator confirms the incident is real and takes it on.",
+    doc="立案: the operator confirms the incident is real and takes it on.",
 )
 decide_resolve = _decision(
     A.RESOLVE,
     Action.INCIDENT_RESOLVE,
     "resolve an incident",
-    "处置完毕: the situation is handled; the case waits for 核查 and 结案.",
+    doc="处置完毕: the situation is handled; the case waits for 核查 and 结案.",
 )
 decide_reopen = _decision(
     A.REOPEN,
     Action.INCIDENT_REOPEN,
     "reopen an incident",
-    "核查 failed: a resolved incident goes back to on_scene (reason required).",
+    doc="核查 failed: a resolved incident goes back to on_scene (reason required).",
 )
 decide_close = _decision(
     A.CLOSE,
     Action.INCIDENT_CLOSE,
     "close an incident",
-    "结案 after 核查. Teams still on the incident are released.",
+    doc="结案 after 核查. Teams still on the incident are released.",
 )
 decide_cancel = _decision(
     A.CANCEL,
     Action.INCIDENT_CANCEL,
     "cancel an incident",
-    "撤销: no longer needed (caller withdrew, handled by someone else). Only before anyone is on "
+    doc="撤销: no longer needed (caller withdrew, handled by someone else). Only before anyone is on "
     "scene. Teams on their way are recalled (reason required).",
 )
 decide_false_alarm = _decision(
     A.FALSE_ALARM,
     Action.INCIDENT_FALSE_ALARM,
     "mark a false alarm",
-    "误报: nothing was there. Possible until resolution (a team on scene may find nothing). "
+    doc="误报: nothing was there. Possible until resolution (a team on scene may find nothing). "
     "Teams are released (reason required).",
 )
 decide_hold = _decision(
     A.HOLD,
     Action.INCIDENT_HOLD,
     "hold an incident",
-    "挂起: park an open incident on purpose — waiting for a resource, for information, or of "
+    doc="挂起: park an open incident on purpose — waiting for a resource, for information, or of "
     "lower priority — with a reason. Not a state: the incident keeps its state and every act "
     "stays possible; the queue shows it under 挂起 until it is resumed.",
 )
@@ -1190,7 +1190,7 @@ decide_resume = _decision(
     A.RESUME,
     Action.INCIDENT_RESUME,
     "resume an incident",
-    "恢复: take a held incident back into the active work.",
+    doc="恢复: take a held incident back into the active work.",
 )
 
 

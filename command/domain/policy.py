@@ -117,6 +117,9 @@ class Action(StrEnum):
     SHELTER_READ = "shelter.read"  # 应急避难场所
     SHELTER_EDIT = "shelter.edit"
     SHELTER_REPORT_OCCUPANCY = "shelter.report_occupancy"
+    INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
+    INBOUND_WARNING_READ = "inbound_warning.read"
+
     EXERCISE_READ = "exercise.read"  # 演练
     EXERCISE_WATCH = "exercise.watch"  # see a drill's incidents and changes as they happen
     EXERCISE_CREATE = "exercise.create"
@@ -238,6 +241,9 @@ POLICY: Mapping[Action, Grant] = {
     Action.SHELTER_READ: _EVERYONE,
     Action.SHELTER_EDIT: _grant(_CENTRE),
     Action.SHELTER_REPORT_OCCUPANCY: _grant((*_CENTRE, _F)),
+    # inbound warnings (外部预警): a drill's are CAP files with status Exercise
+    Action.INBOUND_WARNING_IMPORT: _DESK,
+    Action.INBOUND_WARNING_READ: _READERS,
     # exercises (演练)
     Action.EXERCISE_READ: _grant((), (*_CENTRE, _P)),
     Action.EXERCISE_WATCH: _grant((), (_P, _A)),

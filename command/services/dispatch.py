@@ -518,8 +518,8 @@ async def raise_overdue_acks(state: CommandState, timeout_s: float) -> list[Over
     each alert once), audited, and published as an ``alert`` change."""
     async with state.pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "UPDATE dispatch_order SET ack_overdue_at = datetime.now(UTC) WHERE status = 'sent'"
-            " AND ack_overdue_at IS NULL AND sent_at < datetime.now(UTC) - make_interval(secs => %s)"
+            "UPDATE dispatch_order SET ack_overdue_at = now() WHERE status = 'sent'"
+            " AND ack_overdue_at IS NULL AND sent_at < now() - make_interval(secs => %s)"
             " RETURNING order_id, incident_id, team_id, exercise_id, sent_at",
             (timeout_s,),
         )

@@ -87,10 +87,10 @@ def relay_alarm(
     at 樊城区人民路); returns its id."""
     alarm = Alarm(
         alarm_id=alarm_id,
-        kind=kind,  # type: ignore[arg-type]
+        kind=kind,
         source=source,
         msg_id=msg_id,
-        network=network,  # type: ignore[arg-type]
+        network=network,
         ts=ts,
         lat=place[0],
         lon=place[1],

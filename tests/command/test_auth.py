@@ -6,7 +6,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from command.security import Principal, Role, issue_token
+from command.domain.vocabulary import Role
+from command.security import Principal, issue_token
 from wuwang.settings import DEMO_TOKEN_SECRET, Settings
 
 

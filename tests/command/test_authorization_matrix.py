@@ -192,6 +192,10 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ),
     ("POST", "/planned-events/{planned_event}/cancel"): (STAFF, {"reason": "矩阵"}),
     **RISK_POLICY,
+    # CAP in: the body is no CAP file, so an admitted role gets 422 (planners: drills only,
+    # decided once the file is read)
+    ("POST", "/warnings/cap"): (READERS, {}),
+    ("GET", "/warnings/inbound"): (READERS, None),
     # last: it ends the session of the token it is called with
     ("POST", "/auth/logout"): (ALL, None),
 }

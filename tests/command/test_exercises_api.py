@@ -33,6 +33,7 @@ from simulators.replay import parse_replay_source
 from tests.command.conftest import FIELD_TEAM
 from tests.command.test_incidents_api import wait_for
 from tests.command.test_reserve_api import seed_stock
+from tests.helpers_replies import text_stream_entries
 from wuwang.contract import Alarm
 from wuwang.exercises import ControlAction, control_stream
 from wuwang.settings import Settings
@@ -305,9 +306,9 @@ def test_control_commands_reach_the_runners_stream(
         sent.append(r.json())
     assert sent[0]["stream"] == control_stream("EX-CTL") == "wuwang:exercise:EX-CTL:control"
 
-    r = redis.Redis.from_url(command_settings.redis_url or "", decode_responses=True)
-    entries = r.xrange(control_stream("EX-CTL"))
-    r.close()
+    rds = redis.Redis.from_url(command_settings.redis_url or "", decode_responses=True)
+    entries = text_stream_entries(rds, control_stream("EX-CTL"))
+    rds.close()
     assert [e[0] for e in entries] == [s["entry_id"] for s in sent]
     fields = [e[1] for e in entries]
     assert [(f["action"], f["value"], f["by"]) for f in fields] == [

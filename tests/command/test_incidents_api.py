@@ -18,8 +18,8 @@ Login = Callable[[str], dict[str, str]]
 def push_alarm(settings: Settings, alarm_id: str, *, category: str = "fire", lat: float = 32.0420,
                lon: float = 112.1440, kind: str = "call", minutes_ago: float = 0) -> None:
     alarm = Alarm(
-        alarm_id=alarm_id, kind=kind, source="police/sys110", msg_id=alarm_id.split("#")[-1],  # type: ignore[arg-type]
-        network="police", ts=datetime.now(UTC) - timedelta(minutes=minutes_ago), lat=lat, lon=lon,  # type: ignore[arg-type]
+        alarm_id=alarm_id, kind=kind, source="police/sys110", msg_id=alarm_id.split("#")[-1],
+        network="police", ts=datetime.now(UTC) - timedelta(minutes=minutes_ago), lat=lat, lon=lon,
         grid_cell_id=None, category=category, summary=f"樊城区人民路 {category}", details={},
     )
     r = redis.Redis.from_url(settings.redis_url or "")
@@ -40,7 +40,8 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
 def open_incidents(client: TestClient, headers: dict[str, str]) -> list[dict[str, Any]]:
     r = client.get("/incidents", headers=headers)
     assert r.status_code == 200, r.text
-    return r.json()
+    incidents: list[dict[str, Any]] = r.json()
+    return incidents
 
 
 def test_duplicate_calls_become_one_incident_and_a_far_one_another(

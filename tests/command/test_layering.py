@@ -44,7 +44,8 @@ def longest_chain(graph: dict[str, set[str]]) -> list[str]:
         below = [from_(d) for d in graph[name]]
         return (name, *max(below, key=len, default=()))
 
-    return list(max((from_(n) for n in graph), key=len))
+    longest: tuple[str, ...] = max((from_(n) for n in graph), key=len)
+    return list(longest)
 
 
 def test_the_domain_imports_no_service_and_no_client() -> None:

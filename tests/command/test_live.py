@@ -7,7 +7,8 @@ import redis
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from command.security import Principal, Role, issue_token
+from command.domain.vocabulary import Role
+from command.security import Principal, issue_token
 from command.services.live import Change, LiveHub, channel_of, visible_to
 from wuwang.settings import DEMO_TOKEN_SECRET, Settings
 

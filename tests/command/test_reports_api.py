@@ -181,7 +181,10 @@ def scenario(command_client: TestClient, command_settings: Settings, login: Logi
 
     ls, le = window(timelines[live])
     es, ee = window(timelines["EX-RPT-A"])
-    inside = lambda s, e, k: s + (e - s) * k  # noqa: E731
+
+    def inside(s: datetime, e: datetime, k: float) -> datetime:
+        return s + (e - s) * k
+
     # live track: 3 points inside the dispatch window, one before it (left out)
     live_points = [(inside(ls, le, k), 32.03 + k / 100, 112.14) for k in (0.1, 0.5, 0.9)]
     _insert_positions(url, FIELD_TEAM, None, live_points)

@@ -130,7 +130,7 @@ def _find(component: Any, cls: str) -> list[Any]:
 
 def test_the_map_draws_on_the_basemap(archive: Path, tmp_path: Path) -> None:
     with_tiles = map_panel(settings_with(archive), "zh_CN", wall=False, urls={"places": "/geo/places.json"})
-    assert "no-basemap" not in with_tiles.className
+    assert "no-basemap" not in with_tiles.className  # type: ignore[attr-defined]
     (layer,) = _find(with_tiles, "TileLayer")
     assert layer.url == LOCAL_URL
     overlays = {o.children.id: o for o in _find(with_tiles, "Overlay")}
@@ -139,7 +139,7 @@ def test_the_map_draws_on_the_basemap(archive: Path, tmp_path: Path) -> None:
     assert overlays[ids.LAYER_PLACES].checked is True
     assert overlays[ids.LAYER_PLACES].children.url == "/geo/places.json"
     bare = map_panel(settings_with(tmp_path / "none.mbtiles"), "zh_CN", wall=False)
-    assert "no-basemap" in bare.className and _find(bare, "TileLayer") == []
+    assert "no-basemap" in bare.className and _find(bare, "TileLayer") == []  # type: ignore[attr-defined]
 
 
 def test_positions_are_shifted_only_for_a_gcj02_tile_service(archive: Path) -> None:

@@ -177,7 +177,7 @@ class FakeCommand:
     """The command service as far as the field API uses it."""
 
     def __init__(self, *, reports: bool = False) -> None:
-        self.seen: list[tuple[str, str, dict[str, Any], str | None]] = []
+        self.seen: list[tuple[str, str, dict[str, Any]]] = []
         self.reports = reports
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:

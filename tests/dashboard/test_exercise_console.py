@@ -61,7 +61,7 @@ class FakeCommand:
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         token = request.headers.get("authorization", "").removeprefix("Bearer ")
-        body = json.loads(request.content) if request.content else None
+        body: Any = json.loads(request.content) if request.content else None
         path = request.url.path
         self.seen.append((request.method, path, body, token))
         if path == "/auth/me":
@@ -173,6 +173,7 @@ def test_incident_reports_are_for_every_console_user_and_the_command_service_dec
 
 def callback_key(app: Dash, *outputs: str) -> str:
     """The callback_map key whose outputs include all of ``outputs`` ("id.prop")."""
+    key: str
     for key in app.callback_map:
         plain = re.sub(r"@[0-9a-f]+", "", key)
         if all(o in plain for o in outputs):
@@ -460,7 +461,7 @@ def test_only_exercise_roles_get_the_tab_and_only_planners_start_with_the_banner
         ("admin", True, False),
     ):
         page = console_page(console, "zh_CN", ROLES[role], wall=False)
-        text = json.dumps(page.to_plotly_json(), default=lambda o: o.to_plotly_json(), ensure_ascii=False)
+        text = json.dumps(page.to_plotly_json(), default=lambda o: o.to_plotly_json(), ensure_ascii=False)  # type: ignore[no-untyped-call]
         assert ('"value": "exercises"' in text) is tab, role
         shown = find(page, ex.BANNER)
         assert shown is not None and (not shown.hidden) is banner, role

@@ -224,7 +224,11 @@ def test_link_with_the_picker_and_bulk_dismiss(console_stack: Stack, desk: Watch
     for camera, place in zip((one, two, three), places, strict=True):
         video_alerts(stack, camera, "loitering", place, 1)
     for camera in (one, two, three):
-        wait_for(lambda c=camera: row_of(page, c) is not None, 60, 0.3, f"the row of {camera}")
+
+        def drawn(c: str = camera) -> bool:
+            return row_of(page, c) is not None
+
+        wait_for(drawn, 60, 0.3, f"the row of {camera}")
 
     # 关联到事件: the picker lists the open incident; the row leaves the open list
     button(page, one, "link").click()

@@ -22,6 +22,8 @@ LIVE_INC: dict[str, Any] = {
     "is_open": True,
     "level": 4,
     "exercise_id": None,
+    # what the command service says a new incident takes (its lifecycle)
+    "next_acts": ["verify", "dispatch", "cancel", "false_alarm", "hold"],
     "sources": [{"kind": "alarm", "alarm_id": "a1"}, {"kind": "alarm", "alarm_id": "a2"}],
 }
 DRILL_INC: dict[str, Any] = {**LIVE_INC, "id": "INC-EX", "exercise_id": "EX-1"}

@@ -59,7 +59,7 @@ def test_styles_and_scripts_are_served_from_the_first_request() -> None:
     """Dash walks assets/ on the first request to one of its own routes; a wall display
     opening /wall first after a restart got a page without the console's scripts."""
     app = create_app(Settings(demo_mode=True, dashboard_streets_file=None))
-    scripts = {s.get("asset_path") for s in app.scripts.get_all_scripts()}
-    styles = {s.get("asset_path") for s in app.css.get_all_css()}
+    scripts = {s.get("asset_path") for s in app.scripts.get_all_scripts()}  # type: ignore[no-untyped-call]
+    styles = {s.get("asset_path") for s in app.css.get_all_css()}  # type: ignore[no-untyped-call]
     assert {"00-wuwang-core.js", "20-wuwang-live.js", "50-wuwang-wall.js"} <= scripts
     assert {"02-console.css", "03-wall.css"} <= styles

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from mqtt5_scripted_broker import ScriptedBroker
+
+from tests.faults.mqtt5_scripted_broker import ScriptedBroker
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from mqtt5_scripted_broker import (
+
+from tests.faults.mqtt5_scripted_broker import (
     PACKET_TOO_LARGE,
     SERVER_SHUTTING_DOWN,
     SESSION_TAKEN_OVER,
     ScriptedBroker,
     Session,
 )
-
 from wuwang.contract import INGEST_SUBSCRIPTIONS
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import (

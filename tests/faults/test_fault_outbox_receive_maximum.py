@@ -13,10 +13,10 @@ from concurrent.futures import Future
 from types import SimpleNamespace
 
 import psycopg
-from mqtt5_scripted_broker import ScriptedBroker
 from psycopg_pool import AsyncConnectionPool
 
 from command.services.mqtt_side import OutboxRelay
+from tests.faults.mqtt5_scripted_broker import ScriptedBroker
 from wuwang.mqtt import Backoff, MqttTarget
 from wuwang.mqttlink import MqttLink, Published
 from wuwang.settings import Settings

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from mqtt5_scripted_broker import ScriptedBroker
-
 from simulators.feeds import CST
 from simulators.publish import BrokerConfig, Publisher, RunConfig
+from tests.faults.mqtt5_scripted_broker import ScriptedBroker
 from wuwang.city import CitySize
 from wuwang.mqtt import MqttTarget
 

@@ -19,6 +19,7 @@ import redis
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
 from testkit.feeds import Publisher, samples, scrape, total, wait_for
+from tests.helpers_replies import one, stream_entries
 from wuwang import db
 from wuwang.contract import encode, wuwang_topic
 from wuwang.endpoints import (
@@ -39,17 +40,17 @@ def _group() -> str:
 
 def ledger_count(url: str) -> int:
     with psycopg.connect(url, connect_timeout=3) as conn:
-        return int(conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0])
+        return int(one(conn.execute("SELECT count(*) FROM message_ledger"))[0])
 
 
 def assert_exactly_once(url: str, n: int) -> None:
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0] == n
+        assert one(conn.execute("SELECT count(*) FROM message_ledger"))[0] == n
         rows = 0
         for table, columns in TABLE_COLUMNS.items():
             source = "network, source_id" if "source_id" in columns else "team_id"
-            count, distinct = conn.execute(
-                f"SELECT count(*), count(DISTINCT ({source}, msg_id)) FROM {table}").fetchone()
+            count, distinct = one(conn.execute(
+                f"SELECT count(*), count(DISTINCT ({source}, msg_id)) FROM {table}"))
             assert count == distinct, f"duplicates in {table}"
             rows += count
         assert rows == n
@@ -219,21 +220,21 @@ def test_redis_down_alarms_wait_in_the_outbox(start_ingest: StartIngest, mqtt_br
         wait_for(lambda: total(scrape(svc.metrics_url), "ingest_alarm_relay_errors_total") >= 1, 30,
                  what="the relay failing on Redis")
         with psycopg.connect(database_url) as conn:
-            wait_for(lambda: conn.execute("SELECT count(*) FROM alarm_outbox").fetchone()[0] == 50, 30,
+            wait_for(lambda: one(conn.execute("SELECT count(*) FROM alarm_outbox"))[0] == 50, 30,
                      what="50 alarms in the outbox")
             waiting = "SELECT count(*) FROM alarm_outbox WHERE published_at IS NULL"
-            assert conn.execute(waiting).fetchone()[0] == 50
+            assert one(conn.execute(waiting))[0] == 50
         own_redis.start()
         r = redis.Redis.from_url(redis_url)
         try:
             wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= 50, 60, what="alarms on the stream")
-            ids = {f[b"alarm_id"] for _, f in r.xrange(svc.settings.alarm_stream)}
+            ids = {f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.alarm_stream)}
         finally:
             r.close()
         assert ids == {f"police/sys110#c{i}".encode() for i in range(50)}
         with psycopg.connect(database_url) as conn:
-            wait_for(lambda: conn.execute(
-                "SELECT count(*) FROM alarm_outbox WHERE published_at IS NULL").fetchone()[0] == 0, 10,
+            wait_for(lambda: one(conn.execute(
+                "SELECT count(*) FROM alarm_outbox WHERE published_at IS NULL"))[0] == 0, 10,
                 what="outbox marked published")
     finally:
         own_redis.stop()

@@ -20,6 +20,7 @@ import pytest
 from ingest.rows import TABLE_COLUMNS, Unstorable, place_of, row_for
 from ingest.service import IngestService
 from testkit.feeds import Publisher, sample, scrape, total, wait_for
+from tests.helpers_replies import one
 from wuwang.contract import MAX_PAYLOAD_BYTES, ContractError, TsWindow, parse_message
 
 N = 10_000
@@ -176,21 +177,21 @@ def test_fuzz_10000_never_stops_and_accounts_for_every_message(make_settings: An
     assert sum(got.values()) == N
     assert got == {o: float(expected[o]) for o in got}
     with psycopg.connect(database_url) as conn:
-        ledger = conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0]
-        rows = sum(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLE_COLUMNS)
-        drills = sum(conn.execute(f"SELECT count(*) FROM {t} WHERE exercise_id IS NOT NULL").fetchone()[0]
+        ledger = one(conn.execute("SELECT count(*) FROM message_ledger"))[0]
+        rows = sum(one(conn.execute(f"SELECT count(*) FROM {t}"))[0] for t in TABLE_COLUMNS)
+        drills = sum(one(conn.execute(f"SELECT count(*) FROM {t} WHERE exercise_id IS NOT NULL"))[0]
                      for t in TABLE_COLUMNS)
         in_drills = "SELECT count(*) FROM message_ledger WHERE starts_with(source, 'ex/')"
-        ledger_drills = conn.execute(in_drills).fetchone()[0]
-        dead = conn.execute(
+        ledger_drills = one(conn.execute(in_drills))[0]
+        dead = one(conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE reason = ''),"
             " count(*) FILTER (WHERE octet_length(payload) > %s OR octet_length(payload) > payload_size),"
             " count(*) FILTER (WHERE payload_size > %s)"
-            " FROM dead_letter", (CAP, MAX_PAYLOAD_BYTES)).fetchone()
-        door = conn.execute(
+            " FROM dead_letter", (CAP, MAX_PAYLOAD_BYTES)))
+        door = one(conn.execute(
             "SELECT count(*) FILTER (WHERE reason LIKE '%%retention window%%'),"
             " count(*) FILTER (WHERE reason LIKE '%%ahead of the receipt time%%'),"
-            " count(*) FILTER (WHERE reason LIKE '%%U+0000%%') FROM dead_letter").fetchone()
+            " count(*) FILTER (WHERE reason LIKE '%%U+0000%%') FROM dead_letter"))
     assert ledger == rows == got["stored"]
     assert ledger_drills == drills > 0
     assert dead[0] == got["dead_letter"]

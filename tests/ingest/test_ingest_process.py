@@ -20,6 +20,7 @@ import pytest
 
 from ingest.rows import TABLE_COLUMNS
 from testkit.feeds import Publisher, samples, scrape, total, wait_for
+from tests.helpers_replies import one
 from wuwang.settings import REPO_ROOT, Settings
 
 _METRICS_RE = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
@@ -27,22 +28,22 @@ _METRICS_RE = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
 
 def ledger_count(url: str) -> int:
     with psycopg.connect(url) as conn:
-        return int(conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0])
+        return int(one(conn.execute("SELECT count(*) FROM message_ledger"))[0])
 
 
 def assert_exactly_once(url: str, n: int) -> None:
     """n ledger rows, n feed rows, and no (source, msg_id) twice in any feed table."""
     with psycopg.connect(url) as conn:
-        assert conn.execute("SELECT count(*) FROM message_ledger").fetchone()[0] == n
+        assert one(conn.execute("SELECT count(*) FROM message_ledger"))[0] == n
         rows = 0
         for table, columns in TABLE_COLUMNS.items():
             source = "network, source_id" if "source_id" in columns else "team_id"
-            count, distinct = conn.execute(
-                f"SELECT count(*), count(DISTINCT ({source}, msg_id)) FROM {table}").fetchone()
+            count, distinct = one(conn.execute(
+                f"SELECT count(*), count(DISTINCT ({source}, msg_id)) FROM {table}"))
             assert count == distinct, f"duplicates in {table}"
             rows += count
         assert rows == n
-        assert conn.execute("SELECT count(*) FROM dead_letter").fetchone()[0] == 0
+        assert one(conn.execute("SELECT count(*) FROM dead_letter"))[0] == 0
 
 
 class IngestProcess:

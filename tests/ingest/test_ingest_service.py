@@ -19,6 +19,7 @@ import redis
 from ingest.rows import TABLE_COLUMNS
 from ingest.service import IngestService
 from testkit.feeds import Publisher, samples, scrape, total, wait_for
+from tests.helpers_replies import one, stream_entries
 from wuwang.contract import MAX_PAYLOAD_BYTES, Alarm, encode, team_topic, wuwang_topic
 from wuwang.endpoints import embedded_redis, free_port
 from wuwang.lattice import grid_cell_id
@@ -30,7 +31,7 @@ StartIngest = Callable[..., IngestService]
 def table_counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         tables = (*TABLE_COLUMNS, "message_ledger", "dead_letter")
-        return {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in tables}
+        return {t: one(conn.execute(f"SELECT count(*) FROM {t}"))[0] for t in tables}
 
 
 def scalar(url: str, query: str, *args: Any) -> Any:
@@ -117,7 +118,7 @@ def test_publish_n_stores_n_and_again_still_n(start_ingest: StartIngest, mqtt_br
     r = redis.Redis.from_url(redis_url)
     try:
         wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= outbox, 30, what="alarms on the stream")
-        ids = [f[b"alarm_id"] for _, f in r.xrange(svc.settings.alarm_stream)]
+        ids = [f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.alarm_stream)]
         assert len(set(ids)) == outbox
     finally:
         r.close()
@@ -158,7 +159,7 @@ def test_alarms_hysteresis_and_stream(start_ingest: StartIngest, mqtt_broker: An
     r = redis.Redis.from_url(redis_url)
     try:
         wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= 5, 30, what="5 alarms on the stream")
-        entries = r.xrange(svc.settings.alarm_stream)
+        entries = stream_entries(r, svc.settings.alarm_stream)
     finally:
         r.close()
     alarms = {f[b"alarm_id"].decode(): orjson.loads(f[b"payload"]) for _, f in entries}
@@ -253,7 +254,7 @@ def test_registered_device_position_and_grid_cell(start_ingest: StartIngest, mqt
     with psycopg.connect(database_url) as conn:
         rows = dict((r[0], r[1:]) for r in conn.execute(
             "SELECT device_id, lat, lon, grid_cell_id, ts_from_receipt FROM sensor_reading"))
-        alarm = conn.execute("SELECT payload FROM alarm_outbox").fetchone()[0]
+        alarm = one(conn.execute("SELECT payload FROM alarm_outbox"))[0]
     assert rows["SEN-REG"] == (32.05, 112.15, grid_cell_id(32.05, 112.15, svc.settings.grid_cell_deg), True)
     assert rows["SEN-NEW"] == (None, None, None, True)
     assert rows["SEN-OWN"] == (32.0, 112.0, "r1280c4480", True)

@@ -13,12 +13,12 @@ The attacks of issue 8, reproduced against the configuration before the fix:
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from broker_peers import FIELD_PASSWORD, NOT_AUTHORIZED, Peer
 
+from tests.broker_peers import FIELD_PASSWORD, NOT_AUTHORIZED, Peer
 from wuwang.contract import INGEST_SUBSCRIPTIONS
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
 
@@ -83,7 +83,7 @@ def peers(ports: Ports) -> Iterator[Any]:
         peer.close()
 
 
-def _ingest_worker(peers: Any, client_id: str) -> Peer:
+def _ingest_worker(peers: Callable[..., Peer], client_id: str) -> Peer:
     """An ingest worker's persistent session (MQTT 5, expiry 1 h, QoS 1), as the ingest
     opens it: clean start off, the shared subscription of the contract's feeds."""
     worker = peers("ingest", client_id=client_id, session_expiry=3600, clean_start=False)

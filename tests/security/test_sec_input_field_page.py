@@ -12,7 +12,7 @@ import pytest
 
 from tests.dashboard.test_console_units import FakeCommand, field_client
 
-CATALOGUES = Path(__file__).resolve().parents[2] / "dashboard" / "i18n"
+CATALOGUES = Path(__file__).resolve().parents[2] / "wuwang" / "i18n"
 REPORT = {
     "id": "web-report-9",
     "category": "fire",

@@ -187,7 +187,7 @@ def test_daily_quota_per_team(client: TestClient, login: Headers, settings: Sett
     assert _upload(client, other, image(colour=0)).status_code == 201
     assert _upload(client, other, data).status_code == 201
     with psycopg.connect(settings.database_url or "") as conn:
-        rows = dict(conn.execute("SELECT team_id, bytes FROM field_photo_usage").fetchall())
+        rows: dict[str, int] = dict(conn.execute("SELECT team_id, bytes FROM field_photo_usage").fetchall())
     assert rows == {FIELD_TEAM: sent, OTHER_TEAM: len(data)}
 
 

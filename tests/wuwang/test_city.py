@@ -19,8 +19,11 @@ from wuwang.city import (
     DISTRICTS_FILE,
     SENSOR_UNITS,
     SOURCE_FILE,
+    Camera,
     City,
     CitySize,
+    Device,
+    Venue,
     build_city,
     convert_districts_geojson,
     grid_cells,
@@ -176,7 +179,8 @@ def test_sizes_are_parameters() -> None:
 def test_every_point_lies_in_its_cell_and_district(city: City) -> None:
     cells = {c.id: c for c in city.grid_cells}
     districts = {d.adcode: d for d in city.districts}
-    for x in (*city.venues, *city.devices, *city.cameras):
+    placed: tuple[Venue | Device | Camera, ...] = (*city.venues, *city.devices, *city.cameras)
+    for x in placed:
         assert grid_cell_id(x.lat, x.lon, DEG) == x.grid_cell_id, x
         assert cells[x.grid_cell_id].geometry.contains(Point(x.lon, x.lat)), x
     for v in city.venues:

@@ -27,7 +27,6 @@ from dashboard.i18n import LANGUAGES, catalogue
 from ingest import alarms
 from ingest.rows import TABLE_COLUMNS, Place, Unstorable, place_of, row_for
 from wuwang import db, launcher, schemas_export
-from wuwang.city import grid_cell_id
 from wuwang.contract import (
     FEEDS,
     INGEST_SUBSCRIPTIONS,
@@ -50,6 +49,7 @@ from wuwang.contract import (
     wuwang_topic,
 )
 from wuwang.exercises import exercise_topic
+from wuwang.lattice import grid_cell_id
 
 NOW = datetime(2025, 5, 1, 0, 0, tzinfo=UTC)
 DEG = 0.025

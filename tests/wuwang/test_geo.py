@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import random
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -102,7 +103,7 @@ def _shape(coords: object) -> object:
 def test_geometry_conversion_keeps_structure_and_axis_order() -> None:
     ring = [[112.10, 32.00], [112.20, 32.00], [112.20, 32.10], [112.10, 32.10], [112.10, 32.00]]
     hole = [[112.14, 32.04], [112.16, 32.04], [112.16, 32.06], [112.14, 32.04]]
-    geoms = [
+    geoms: list[dict[str, Any]] = [
         {"type": "Point", "coordinates": [112.15, 32.05, 87.5]},  # altitude kept
         {"type": "LineString", "coordinates": ring[:3]},
         {"type": "Polygon", "coordinates": [ring, hole]},

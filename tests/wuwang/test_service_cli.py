@@ -199,7 +199,7 @@ def assert_one_format(text: str) -> list[re.Match[str]]:
     return [m for m in map(LOG_LINE_RE.match, lines) if m is not None]
 
 
-def wait_for_text(log: Path, text: str, timeout: float, poke: Callable[[], None] | None = None) -> str:
+def wait_for_text(log: Path, text: str, timeout: float, poke: Callable[[], object] | None = None) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         content = log.read_text(errors="replace")

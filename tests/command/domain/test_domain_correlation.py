@@ -33,7 +33,6 @@ from command.domain.incidents import (
     Event,
     Incident,
     IncidentState,
-    Role,
     apply,
     decide_dispatch,
     decide_merge,
@@ -43,7 +42,7 @@ from command.domain.incidents import (
     replay,
 )
 from command.domain.reasons import WHY, Param, Reason, render
-from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 from tests.command.domain.conftest import CST, HOME, NETWORK_OF, grid_alarm
 from wuwang import i18n
 from wuwang.contract import Alarm, AlarmKind

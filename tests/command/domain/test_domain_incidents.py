@@ -33,7 +33,6 @@ from command.domain.incidents import (
     InvalidHistory,
     Opened,
     Resumed,
-    Role,
     SourceLinked,
     SourceRef,
     StaleVersion,
@@ -64,7 +63,7 @@ from command.domain.incidents import (
     event_from_record,
     replay,
 )
-from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.domain.vocabulary import IncidentType, ResponseLevel, Role
 
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2024, 5, 1, 8, 0, tzinfo=CST)

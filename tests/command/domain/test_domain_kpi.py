@@ -14,7 +14,6 @@ from command.domain.incidents import (
     Event,
     Incident,
     IncidentState,
-    Role,
     SourceRef,
     apply,
     decide_cancel,
@@ -32,10 +31,10 @@ from command.domain.kpi import (
     compute_kpis,
     incidents_as_of,
     open_by_level,
-    percentile,
     time_to_on_scene_s,
 )
-from command.domain.vocabulary import IncidentType, ResponseLevel
+from command.domain.vocabulary import IncidentType, ResponseLevel, Role
+from wuwang.stats import percentile
 
 CST = timezone(timedelta(hours=8))
 DAY = datetime(2024, 8, 1, 0, 0, tzinfo=CST)

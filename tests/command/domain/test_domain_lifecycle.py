@@ -106,7 +106,7 @@ def test_refusals_name_the_state_and_what_it_allows() -> None:
     with pytest.raises(IllegalTransition) as err:
         s.do(decide_close)
     assert err.value.reason == (
-        f"cannot close: incident {s.inc.incident_id} is verified (已立案); verified → closed is not allowed"
+        f"cannot close: incident {s.inc.incident_id} is verified; verified → closed is not allowed"
         " (from verified it may go to: cancelled, dispatched, false_alarm)"
     )
 

@@ -63,6 +63,7 @@ def test_planners_act_only_on_drills() -> None:
         "planned_event.read",
         "risk.read",  # the registries of risk sources and shelters: reference data
         "shelter.read",
+        "inbound_warning.read",  # other agencies' warnings (CAP in): reference data too
     }
     assert not allowed(Role.PLANNER, Action.RISK_EDIT, drill=True)  # the registries are live
     assert not sees(Role.PLANNER, drill=False) and sees(Role.PLANNER, drill=True)

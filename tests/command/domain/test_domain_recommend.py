@@ -420,14 +420,14 @@ def reference_warehouses(
         route, drive = model.travel(w.lat, w.lon, *SCENE, "supply_truck")
         if w.kind == WarehouseKind.PRODUCTION_CAPACITY:
             if w.id in caps:
-                c = caps[w.id]
-                eta = c.seconds_to_produce(quantity) + drive
-                made = {
+                cap = caps[w.id]
+                eta = cap.seconds_to_produce(quantity) + drive
+                made: dict[str, str | int | float] = {
                     "kind": "production_capacity",
-                    "per_day": c.per_day,
-                    "lead_time_s": c.lead_time_s,
+                    "per_day": cap.per_day,
+                    "lead_time_s": cap.lead_time_s,
                     "quantity": quantity,
-                    "ready_s": c.seconds_to_produce(quantity),
+                    "ready_s": cap.seconds_to_produce(quantity),
                 }
                 reasons = [
                     model.explain(straight, route, "supply_truck"),
