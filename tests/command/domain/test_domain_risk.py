@@ -30,7 +30,9 @@ T0 = datetime(2026, 6, 1, 8, 0, tzinfo=UTC)
 FANCHENG = (32.045, 112.135)  # 樊城区
 
 
-def source(sid: str, level: RiskLevel, *, last: datetime | None, days: int = 30, at=FANCHENG) -> RiskSource:
+def source(
+    sid: str, level: RiskLevel, *, last: datetime | None, days: int = 30, at: tuple[float, float] = FANCHENG
+) -> RiskSource:
     return RiskSource(sid, f"源 {sid}", RiskKind.GAS_STATION, at[0], at[1], level, timedelta(days=days), last)
 
 
