@@ -32,6 +32,7 @@ from command.routes import planned_events as planned_events_routes
 from command.routes import plans as plans_routes
 from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
+from command.routes import risk as risk_routes
 from command.routes import teams as teams_routes
 from command.routes import warnings as warnings_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
@@ -202,6 +203,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.include_router(reports_routes.router)  # after-action reports (复盘报告)
     app.include_router(inbox_routes.router)  # the alarm inbox (告警收件箱)
     app.include_router(planned_events_routes.router)  # planned events (大型活动登记)
+    app.include_router(risk_routes.router)  # risk sources and shelters (风险源, 应急避难场所)
     # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
     app.include_router(cap_routes.router)
     app.include_router(warnings_routes.router)  # warnings (预警)

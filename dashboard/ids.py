@@ -51,6 +51,8 @@ LAYER_INCIDENTS = layer("incidents")
 LAYER_TEAMS = layer("teams")
 LAYER_WAREHOUSES = layer("warehouses")
 LAYER_WARNINGS = layer("warnings")
+LAYER_RISK_SOURCES = layer("risk-sources")
+LAYER_SHELTERS = layer("shelters")
 NETWORK_LEGEND = "network-legend"
 
 

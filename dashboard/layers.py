@@ -118,6 +118,7 @@ NETWORK_COLOURS = {
 }
 
 HEAT = Pane("heat", 350)
+RISK = Pane("risk", 600)  # risk sources and shelters: under the warehouses, teams, incidents
 WAREHOUSES = Pane("warehouses", 620)
 TEAMS = Pane("teams", 640)
 INCIDENTS = Pane("incidents", 660)
@@ -198,6 +199,26 @@ LAYERS: tuple[MapLayer, ...] = (
         label_args=lambda s: {"hours": s.dashboard.heat_hours},
     ),
     *(_network(n) for n in NETWORKS),
+    MapLayer(
+        "risk-sources",
+        "layer.risk_sources",
+        "markers",
+        Served("risk_sources"),
+        on=frozenset({"desk"}),
+        pane=RISK,
+        point="riskPoint",
+        interactive=True,
+    ),
+    MapLayer(
+        "shelters",
+        "layer.shelters",
+        "markers",
+        Served("shelters"),
+        on=frozenset({"desk", "field"}),
+        pane=RISK,
+        point="shelterPoint",
+        interactive=True,
+    ),
     MapLayer(
         "warehouses",
         "layer.warehouses",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from simulators import drill, exercise_daemon
+from simulators import drill, exercise_daemon, registry_import
 from simulators.feeds import CST, FeedGenerator, FeedMix
 from simulators.publish import BrokerConfig, RunConfig, broker_from_settings, run_processes, run_single
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Exercises: the daemon, CSV import and replay (H4, simulators/exercise_daemon.py).
     exercise_daemon.add_subcommands(sub)
     drill.add_subcommand(sub)  # scripted scenarios (H2, simulators/drill.py)
+    registry_import.add_subcommand(sub)  # risk sources and shelters from CSV
     return parser
 
 
@@ -84,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     own_process = argv is None
     if ns.cmd in exercise_daemon.COMMANDS:
         return exercise_daemon.main(ns, setup_log=own_process)
+    if ns.cmd == registry_import.COMMAND:
+        return registry_import.main(ns)
     if ns.cmd == drill.COMMAND:
         if own_process:
             setup_logging("simulators-drill", "INFO")

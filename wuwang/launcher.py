@@ -83,6 +83,7 @@ DEMO_LOADERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
     ("rosters-load", "command.demo_rosters", (), "team members, certificates, shifts and demo users"),
     ("reserve-load", "command.demo_reserve", (), "warehouses, items and stock lots"),
     ("events-load", "command.demo_events", (), "planned events at stadiums and scenic spots"),
+    ("risk-load", "command.demo_risk", (), "risk sources and emergency shelters"),
     ("calls-import", "simulators.demo_datasets", (), "imported historical 110 calls for replays"),
 )
 

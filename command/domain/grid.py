@@ -47,6 +47,7 @@ class GridCategory(StrEnum):
     GARBAGE_OVERFLOW = "garbage_overflow"  # 垃圾满溢
     ILLEGAL_CONSTRUCTION = "illegal_construction"  # 违章搭建
     DAMAGED_FACILITY = "damaged_facility"  # 公共设施损坏
+    RISK_INSPECTION = "risk_inspection"  # 风险源巡查 (opened by the console, command.domain.risk)
 
 
 #: Default 处置时限 (filing → handled) per category. A missing manhole cover or a
@@ -64,6 +65,8 @@ DEFAULT_SLA: Mapping[str, timedelta] = MappingProxyType(
         GridCategory.GARBAGE_OVERFLOW.value: timedelta(hours=4),
         GridCategory.ILLEGAL_CONSTRUCTION.value: timedelta(hours=72),
         GridCategory.DAMAGED_FACILITY.value: timedelta(hours=48),
+        # An overdue inspection is already late: a day to get a grid worker there.
+        GridCategory.RISK_INSPECTION.value: timedelta(hours=24),
     }
 )
 

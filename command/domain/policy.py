@@ -114,6 +114,14 @@ class Action(StrEnum):
     WARNING_APPROVE = "warning.approve"  # 批准并发布: the commander's (依法处置)
     WARNING_UPDATE = "warning.update"
     WARNING_CANCEL = "warning.cancel"  # 解除 an issued warning
+    RISK_READ = "risk.read"  # 风险源
+    RISK_EDIT = "risk.edit"
+    RISK_SWEEP = "risk.sweep"  # open grid cases for overdue inspections
+    RISK_FINDING = "risk.finding"  # a grid worker's finding: may raise the level or an alarm
+    RISK_INCIDENT = "risk.incident_context"  # major sources near an incident, shelters
+    SHELTER_READ = "shelter.read"  # 应急避难场所
+    SHELTER_EDIT = "shelter.edit"
+    SHELTER_REPORT_OCCUPANCY = "shelter.report_occupancy"
     INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
     INBOUND_WARNING_READ = "inbound_warning.read"
 
@@ -234,6 +242,16 @@ POLICY: Mapping[Action, Grant] = {
     Action.WARNING_APPROVE: _grant((_C, _A), (_C, _A, _P)),
     Action.WARNING_UPDATE: _grant((_C, _A), (_C, _A, _P)),
     Action.WARNING_CANCEL: _grant((_C, _A), (_C, _A, _P)),
+    # risk sources (风险源) and shelters (应急避难场所): registries of the live city, which
+    # drills read too; the centre keeps them, grid workers and crews report from the field
+    Action.RISK_READ: _EVERYONE,
+    Action.RISK_EDIT: _grant(_CENTRE),
+    Action.RISK_SWEEP: _grant(_CENTRE),
+    Action.RISK_FINDING: _grant((*_CENTRE, _F)),
+    Action.RISK_INCIDENT: _SCOPED_READ,
+    Action.SHELTER_READ: _EVERYONE,
+    Action.SHELTER_EDIT: _grant(_CENTRE),
+    Action.SHELTER_REPORT_OCCUPANCY: _grant((*_CENTRE, _F)),
     # inbound warnings (外部预警): a drill's are CAP files with status Exercise
     Action.INBOUND_WARNING_IMPORT: _DESK,
     Action.INBOUND_WARNING_READ: _READERS,

@@ -50,6 +50,7 @@ from command.domain.incidents import (
 )
 from command.domain.incidents import actor_of as actor_of  # routes.planned_events reaches it here
 from command.domain.reasons import Param, Reason, Said
+from command.domain.risk import MAJOR_RISK_VENUE
 from command.domain.triage import (
     DismissReason,
     InboxRow,
@@ -413,6 +414,13 @@ async def load_context(
             (s, n, w, e),
         )
         venues = [tri.VenueRef(i, k, la, lo, nm) for i, k, la, lo, nm in await cur.fetchall()]
+        # Major risk sources (风险源, docs/risk-and-shelters.md) are venues to the risk rules.
+        cur = await conn.execute(
+            "SELECT id, lat, lon, name FROM risk_source WHERE level = 'major'"
+            " AND lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s ORDER BY id LIMIT 200",
+            (s, n, w, e),
+        )
+        venues += [tri.VenueRef(i, MAJOR_RISK_VENUE, la, lo, nm) for i, la, lo, nm in await cur.fetchall()]
     events = await planned_events.risk_context(conn, t, scope, rules)
     return own, TriageContext(now=at, recent_alarms=recent, rows=nearby, venues=venues, events=events)
 

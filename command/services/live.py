@@ -53,7 +53,18 @@ def channel_of(redis: aioredis.Redis | SyncRedis) -> str:
 
 
 ChangeType = Literal[
-    "incident", "alarm", "team", "stock", "order", "grid_event", "alert", "exercise", "inbox", "warning"
+    "incident",
+    "alarm",
+    "team",
+    "stock",
+    "order",
+    "grid_event",
+    "alert",
+    "exercise",
+    "inbox",
+    "risk_source",
+    "shelter",
+    "warning",
 ]
 
 

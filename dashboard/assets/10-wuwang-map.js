@@ -9,7 +9,10 @@
     available: "#22c55e", dispatched: "#a78bfa", en_route: "#22d3ee",
     on_scene: "#f472b6", returning: "#94a3b8", off_duty: "#475569"
   };
-  W.colours = { level: LEVEL, status: STATUS };
+  /* Risk levels 重大/较大/一般/低 and shelter states: their symbols' colours. */
+  var RISK_LEVEL = { major: "#d50000", large: "#ff6d00", general: "#ffd600", low: "#90a4ae" };
+  var SHELTER_STATUS = { open: "#00c853", full: "#ff9100", closed: "#78909c" };
+  W.colours = { level: LEVEL, status: STATUS, risk: RISK_LEVEL, shelter: SHELTER_STATUS };
 
   function tip(layer, html) {
     layer.bindTooltip(html, { direction: "top", offset: [0, -8], className: "map-tip" });
@@ -168,6 +171,40 @@
       var m = window.L.circleMarker(latlng, {
         radius: 7, color: p.low ? "#e53935" : "#e0e0e0", weight: p.low ? 3 : 1.5,
         fillColor: "#8d6e63", fillOpacity: 1, pane: "warehouses"
+      });
+      if (p.html) tip(m, p.html);
+      return m;
+    },
+    /* Risk sources (风险源): a diamond by level (重大 red … 低 grey), a white ring when
+     * the inspection is overdue. */
+    riskPoint: function (feature, latlng) {
+      var p = feature.properties, s = k();
+      var colour = RISK_LEVEL[p.l] || "#9e9e9e";
+      var m = window.L.marker(latlng, {
+        pane: "risk",
+        icon: window.L.divIcon({
+          className: "risk-source" + (p.o ? " overdue" : ""),
+          html: '<div style="background:' + colour + ";width:" + 12 * s + "px;height:" + 12 * s + 'px"></div>',
+          iconSize: window.L.point(14 * s, 14 * s)
+        })
+      });
+      if (p.html) tip(m, p.html);
+      return m;
+    },
+    /* Shelters (应急避难场所): a square by status (open green, full orange, closed grey),
+     * filled in proportion to the room left. */
+    shelterPoint: function (feature, latlng) {
+      var p = feature.properties, s = k();
+      var colour = SHELTER_STATUS[p.s] || "#9e9e9e";
+      var fill = Math.round(100 * Math.max(0, Math.min(1, p.f || 0)));
+      var m = window.L.marker(latlng, {
+        pane: "risk",
+        icon: window.L.divIcon({
+          className: "shelter shelter-" + p.s,
+          html: '<div style="border-color:' + colour + ";width:" + 14 * s + "px;height:" + 14 * s +
+            "px;background:linear-gradient(to top," + colour + " " + fill + "%,rgba(11,18,32,0.85) " + fill + '%)"></div>',
+          iconSize: window.L.point(18 * s, 18 * s)
+        })
       });
       if (p.html) tip(m, p.html);
       return m;

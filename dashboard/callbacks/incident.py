@@ -47,6 +47,7 @@ async def fetch_detail(console: Console, me: Me, token: str, incident_id: str, l
         "plans": api.get("/plans", token),
         "orders": api.get(incident_path(incident_id, "orders"), token),
         "reserve": api.get(incident_path(incident_id, "reserve"), token),
+        "risk": api.get(incident_path(incident_id, "risk"), token),
     }
     if data.incident.get("is_open"):
         parts["recommendations"] = api.get(incident_path(incident_id, "recommendations"), token)
@@ -67,6 +68,8 @@ async def fetch_detail(console: Console, me: Me, token: str, incident_id: str, l
             data.orders = result if isinstance(result, list) else (result or {}).get("orders", [])
         elif name == "reserve":
             data.reserve = result
+        elif name == "risk":
+            data.risk = result
         elif name == "recommendations":
             data.recommendations = result
     data.area_chart = await area_chart(console, lang, data.incident)

@@ -1,8 +1,9 @@
 """The map's layers that the server sends (dashboard/layers.py declares them all): the
 heavy static ones once switched on (the grid), the heat of recent
 110 calls (again when calls arrive, at most once a minute), warehouses with their stock
-(again when stock changes). Incidents and teams are drawn by the browser from the
-live stream (callbacks/live.py)."""
+(again when stock changes), risk sources and shelters (风险源, 应急避难场所; again with
+the heat's tick, so a shelter's reported occupancy shows within a minute). Incidents
+and teams are drawn by the browser from the live stream (callbacks/live.py)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,69 @@ def warehouse_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum)
         tip = f"<b>{html_text.escape(str(w.get('name', w.get('id'))))}</b><br>{html_text.escape(kind)}{lines}"
         feats.append(
             geo.feature(float(w["lat"]), float(w["lon"]), datum, {"i": w.get("id"), "html": tip, "low": low})
+        )
+    return geo.collection(feats)
+
+
+def _esc(value: Any) -> str:
+    return html_text.escape(str(value))
+
+
+def risk_source_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum) -> dict[str, Any]:
+    """One marker per risk source: its level is its colour (``l``), an overdue
+    inspection its ring (``o``)."""
+    feats = []
+    for r in rows:
+        level, kind = str(r.get("level")), str(r.get("kind"))
+        lines = [
+            f"<b>{_esc(r.get('name', r.get('id')))}</b>",
+            f"{_esc(t(lang, f'risk.kind.{kind}'))} · "
+            f"{_esc(t(lang, 'risk.level_label', level=t(lang, f'risk.level.{level}')))}",
+            _esc(
+                t(
+                    lang,
+                    "risk.responsible",
+                    unit=r.get("responsible_unit") or "—",
+                    contact=r.get("contact") or "—",
+                )
+            ),
+        ]
+        due = str(r.get("inspection_due_at") or "")[:10]
+        overdue = bool(r.get("inspection_overdue"))
+        lines.append(_esc(t(lang, "risk.inspection_overdue" if overdue else "risk.inspection_due", due=due)))
+        feats.append(
+            geo.feature(
+                float(r["lat"]),
+                float(r["lon"]),
+                datum,
+                {"i": r.get("id"), "l": level, "o": overdue, "html": "<br>".join(lines)},
+            )
+        )
+    return geo.collection(feats)
+
+
+def shelter_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum) -> dict[str, Any]:
+    """One marker per shelter: its status is its colour (``s``), its size the room
+    left (``f``: the free share)."""
+    feats = []
+    for r in rows:
+        status, kind = str(r.get("status")), str(r.get("kind"))
+        capacity = max(int(r.get("capacity") or 1), 1)
+        free = int(r.get("free") or 0)
+        tip = (
+            f"<b>{_esc(r.get('name', r.get('id')))}</b><br>"
+            f"{_esc(t(lang, f'shelter.kind.{kind}'))} · {_esc(t(lang, f'shelter.status.{status}'))}<br>"
+            + _esc(
+                t(lang, "shelter.occupancy", occupancy=r.get("occupancy", 0), capacity=capacity, free=free)
+            )
+        )
+        feats.append(
+            geo.feature(
+                float(r["lat"]),
+                float(r["lon"]),
+                datum,
+                {"i": r.get("id"), "s": status, "f": round(free / capacity, 3), "html": tip},
+            )
         )
     return geo.collection(feats)
 
@@ -107,3 +171,24 @@ def register(app: Dash, console: Console) -> None:
             log.info("warehouses unavailable: %s", exc)
             return geo.collection([])
         return warehouse_features(lang, rows if isinstance(rows, list) else [], datum)
+
+    @app.callback(
+        Output(ids.LAYER_RISK_SOURCES, "data"),
+        Output(ids.LAYER_SHELTERS, "data"),
+        Input(ids.HEAT_TICK, "data"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def risk_and_shelters(_tick: Any, _config: Any, session: Any, lang_value: Any) -> Any:
+        _me, token = await require_staff(console, session)
+        lang = lang_of(lang_value or console.settings.dashboard_language)
+        out = []
+        for path, features in (("/risk-sources", risk_source_features), ("/shelters", shelter_features)):
+            try:
+                rows = await console.api.get(path, token)
+            except ApiError as exc:
+                log.info("%s unavailable: %s", path, exc)
+                rows = []
+            out.append(features(lang, rows if isinstance(rows, list) else [], datum))
+        return out[0], out[1]

@@ -49,6 +49,8 @@ class DetailData:
     recommendations: dict[str, Any] | None = None
     orders: list[dict[str, Any]] = field(default_factory=list)
     reserve: dict[str, Any] | None = None
+    #: GET /incidents/{id}/risk: major risk sources near it, shelters for an evacuation
+    risk: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     area_chart: Any = None
     #: A resolve or close the command service refused (the close-guard store), if any.
@@ -825,6 +827,47 @@ def _tab(lang: Lang, value: str, label: str, *children: Any) -> dcc.Tab:
     )
 
 
+def risk_panel(lang: Lang, data: DetailData) -> html.Div | None:
+    """What the registries say about the place (docs/risk-and-shelters.md): each major
+    risk source within reach and the response level that suggests, and for an
+    evacuation the nearest open shelters with room and how far they are."""
+    risk = data.risk if isinstance(data.risk, dict) else {}
+    near = risk.get("near_major_risk") or []
+    rows: list[Any] = [
+        html.P(
+            t(lang, "risk.near_major", name=n.get("name"), distance_m=n.get("distance_m")), className="notice"
+        )
+        for n in near
+    ]
+    level, suggested = risk.get("level"), risk.get("suggested_level")
+    if near and isinstance(level, int) and isinstance(suggested, int) and suggested < level:
+        rows.append(
+            html.P(t(lang, "risk.suggested_level", level=ROMAN.get(suggested, suggested)), className="small")
+        )
+    if risk.get("evacuation"):
+        shelters = risk.get("shelters") or []
+        rows.append(html.H4(t(lang, "risk.evacuation")))
+        rows.append(
+            html.Ul(
+                [
+                    html.Li(
+                        t(
+                            lang,
+                            "shelter.distance",
+                            name=x.get("name"),
+                            distance_m=x.get("distance_m"),
+                            free=x.get("free"),
+                        )
+                    )
+                    for x in shelters
+                ]
+            )
+            if shelters
+            else html.P(t(lang, "risk.no_shelter"), className="muted small")
+        )
+    return html.Div(className="detail-risk", id="detail-risk", children=rows) if rows else None
+
+
 def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list[Any]:
     """One screen: the summary and the actions on top, the rest as tabs (the plan's
     checklist, teams, supplies, the record, the sources). The chosen tab is kept while
@@ -834,6 +877,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
     if inc.get("merged_into"):
         top.append(html.P(t(lang, "detail.merged_into", id=inc["merged_into"]), className="notice"))
     top.append(held_banner(lang, inc, tz))
+    top.append(risk_panel(lang, data))
     top.append(actions(lang, who, inc))
     refusal = close_guard.applies(data.refusal, inc)
     if refusal is not None:

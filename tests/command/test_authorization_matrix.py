@@ -50,6 +50,30 @@ WARNING: dict[str, Any] = {
     "headline": "矩阵预警",
 }
 WARNING_ID = "42060000000000_20200101000000_1"
+# risk sources and shelters (风险源, 应急避难场所): everyone reads; the centre edits and
+# sweeps; field users report findings and occupancy; incident context as incidents
+RISK_SOURCE = {
+    "name": "矩阵加油站",
+    "kind": "gas_station",
+    "lat": 32.04,
+    "lon": 112.14,
+    "level": "general",
+    "inspection_interval_days": 30,
+}
+SHELTER = {"name": "矩阵避难场所", "kind": "park", "lat": 32.04, "lon": 112.14, "capacity": 100}
+FIELD_AND_STAFF = STAFF | {"field"}
+RISK_POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
+    ("GET", "/risk-sources"): (ALL, None),
+    ("GET", "/risk-sources/{risk_source}"): (ALL, None),
+    ("PUT", "/risk-sources/{risk_source}"): (STAFF, RISK_SOURCE),
+    ("POST", "/risk-sources/sweep"): (STAFF, None),
+    ("POST", "/risk-sources/{risk_source}/findings"): (FIELD_AND_STAFF, {"note": "矩阵"}),
+    ("GET", "/shelters"): (ALL, None),
+    ("GET", "/shelters/nearest"): (ALL, {"lat": 32.04, "lon": 112.14}),
+    ("PUT", "/shelters/{shelter}"): (STAFF, {**SHELTER, "status": "open"}),
+    ("POST", "/shelters/{shelter}/occupancy"): (FIELD_AND_STAFF, {"occupancy": 10}),
+    ("GET", "/incidents/{live}/risk"): (STAFF, None),
+}
 
 # (method, path) -> (roles allowed, request body or query). Paths use {live}, {exercise},
 # {case}, {team}, {other_team}, {lot}, {plan}, {item}.
@@ -188,6 +212,7 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/warnings/{warning}/approve"): (frozenset({"commander", "admin"}), None),
     ("POST", "/warnings/{warning}/update"): (frozenset({"commander", "admin"}), WARNING),
     ("POST", "/warnings/{warning}/cancel"): (STAFF, {"reason": "矩阵"}),
+    **RISK_POLICY,
     # CAP in: the body is no CAP file, so an admitted role gets 422 (planners: drills only,
     # decided once the file is read)
     ("POST", "/warnings/cap"): (READERS, {}),
@@ -264,7 +289,23 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_inbox_world(command_settings),
         **_planned_event_world(command_settings),
         **_warning_world(command_settings),
+        **_risk_world(command_settings),
     }
+
+
+def _risk_world(settings: Any) -> dict[str, str]:
+    """A registered risk source and an open shelter (findings and counts on them succeed)."""
+    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO risk_source (id, name, kind, lat, lon, grid_cell_id, level,"
+            " inspection_interval_days)"
+            " VALUES ('RS-MATRIX', '矩阵加油站', 'gas_station', 32.04, 112.14, 'c', 'general', 30)"
+        )
+        conn.execute(
+            "INSERT INTO shelter (id, name, kind, lat, lon, grid_cell_id, capacity, status)"
+            " VALUES ('SH-MATRIX', '矩阵避难场所', 'park', 32.04, 112.14, 'c', 100, 'open')"
+        )
+    return {"risk_source": "RS-MATRIX", "shelter": "SH-MATRIX"}
 
 
 def _inbox_world(settings: Any) -> dict[str, str]:
@@ -334,6 +375,8 @@ def _call(
         return client.get(path, params=body, headers=headers).status_code
     if method == "DELETE":
         return client.delete(path, headers=headers).status_code
+    if method == "PUT":
+        return client.put(path, json=body or {}, headers=headers).status_code
     return client.post(path, json=body or {}, headers=headers).status_code
 
 
@@ -355,6 +398,8 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{inbox_row}": "{row_id}",
         "{planned_event}": "{event_id}",
         "{warning}": "{identifier}",
+        "{risk_source}": "{source_id}",
+        "{shelter}": "{shelter_id}",
     }
     covered = set()
     for method, path in templated:

@@ -343,3 +343,30 @@ def test_role_holders_and_the_promotion_are_said_in_the_consoles_language() -> N
     assert "总指挥: 市长" in zh and "Commander: Mayor" in en
     assert source["triage_reason"] in zh and source["triage_reason"] not in en
     assert source["triage_reason_en"] in en and source["triage_reason_en"] not in zh
+
+
+def test_the_detail_says_a_major_risk_source_is_near_and_lists_shelters() -> None:
+    from dashboard.layout.detail import DetailData, risk_panel
+
+    data = DetailData(
+        incident={"id": "INC-1", "level": 3},
+        timeline=[],
+        risk={
+            "near_major_risk": [{"id": "RS-1", "name": "人民路加油站", "distance_m": 330}],
+            "level": 3,
+            "suggested_level": 2,
+            "evacuation": True,
+            "shelters": [{"id": "SH-1", "name": "人民广场", "distance_m": 480, "free": 1200}],
+        },
+    )
+    text = str(risk_panel("zh_CN", data))
+    assert "附近有重大风险源：人民路加油站（330 米）" in text
+    assert "建议响应级别提升至 II 级" in text
+    assert "人民广场：480 米，空余 1200" in text
+    en = str(risk_panel("en", data))
+    assert "Major risk source nearby" in en and "Evacuation: nearest open shelters" in en
+    none = DetailData(
+        incident={}, timeline=[], risk={"near_major_risk": [], "evacuation": True, "shelters": []}
+    )
+    assert "附近无有空位的开放避难场所" in str(risk_panel("zh_CN", none))
+    assert risk_panel("zh_CN", DetailData(incident={}, timeline=[])) is None

@@ -67,7 +67,7 @@ def test_the_map_draws_the_registry_in_order_with_names_in_both_languages() -> N
     assert ids.layer_network("video") == layers.by_key("net-video").id
     # the panes of their own, in z-order, exactly those the layers draw in
     panes = [(p.name, p.style["zIndex"]) for p in _find(panel, "Pane")]
-    assert panes == [("heat", 350), ("warehouses", 620), ("teams", 640), ("incidents", 660)]
+    assert panes == [("heat", 350), ("risk", 600), ("warehouses", 620), ("teams", 640), ("incidents", 660)]
 
 
 def test_what_is_on_at_first_differs_between_desk_and_wall() -> None:
@@ -95,26 +95,26 @@ def test_what_is_on_at_first_differs_between_desk_and_wall() -> None:
 def test_a_new_layer_is_one_entry(monkeypatch: pytest.MonkeyPatch) -> None:
     """The recipe of docs/architecture.md: an entry (plus its names and, for a new kind
     of symbol, a drawing function) is on the map, served, and loaded when switched on."""
-    shelters = MapLayer(
-        "shelters",
+    example = MapLayer(
+        "example",
         "layer.places",  # any catalogue key: the recipe adds its own
         "markers",
-        Static("shelters"),
+        Static("example"),
         on=frozenset({"desk"}),
         point="placePoint",
         on_request=True,
     )
-    monkeypatch.setattr(map_layout, "LAYERS", (*LAYERS, shelters))
-    monkeypatch.setattr(layers, "LAYERS", (*LAYERS, shelters))
-    assert "shelters" in layers.static_files()
-    desk = overlays(map_panel(settings(), "zh_CN", wall=False, urls={"shelters": "/geo/shelters.json"}))
-    wall = overlays(map_panel(settings(), "zh_CN", wall=True, urls={"shelters": "/geo/shelters.json"}))
-    assert desk["layer-shelters"].checked and desk["layer-shelters"].children.url == "/geo/shelters.json"
+    monkeypatch.setattr(map_layout, "LAYERS", (*LAYERS, example))
+    monkeypatch.setattr(layers, "LAYERS", (*LAYERS, example))
+    assert "example" in layers.static_files()
+    desk = overlays(map_panel(settings(), "zh_CN", wall=False, urls={"example": "/geo/example.json"}))
+    wall = overlays(map_panel(settings(), "zh_CN", wall=True, urls={"example": "/geo/example.json"}))
+    assert desk["layer-example"].checked and desk["layer-example"].children.url == "/geo/example.json"
     assert (
-        not wall["layer-shelters"].checked
-        and "url" not in wall["layer-shelters"].children.to_plotly_json()["props"]
+        not wall["layer-example"].checked
+        and "url" not in wall["layer-example"].children.to_plotly_json()["props"]
     )
-    assert desk["layer-shelters"].children.pointToLayer == {"variable": "wuwang.map.placePoint"}
+    assert desk["layer-example"].children.pointToLayer == {"variable": "wuwang.map.placePoint"}
 
 
 def test_the_registry_says_what_is_served_and_what_the_live_feeds_draw() -> None:
@@ -210,3 +210,32 @@ def test_the_field_page_draws_the_registrys_field_layers() -> None:
     # the desk keeps its districts over a basemap (a light tint); the river goes
     desk = overlays(map_panel(settings(dashboard_tile_url=RASTER), "zh_CN", wall=False, urls=URLS))
     assert desk[ids.LAYER_DISTRICTS].checked and not desk[ids.LAYER_RIVER].checked
+
+
+def test_risk_sources_and_shelters_are_drawn_by_level_and_room() -> None:
+    from dashboard.callbacks.map import risk_source_features, shelter_features
+
+    source = {
+        "id": "RS-1",
+        "name": "人民路加油站",
+        "kind": "gas_station",
+        "lat": 32.04,
+        "lon": 112.14,
+        "level": "major",
+        "responsible_unit": "中石化",
+        "contact": "刘 0710",
+        "inspection_due_at": "2026-06-01T00:00:00+00:00",
+        "inspection_overdue": True,
+    }
+    [f] = risk_source_features("zh_CN", [source], "wgs84")["features"]
+    assert f["properties"]["l"] == "major" and f["properties"]["o"] is True
+    assert "加油加气站" in f["properties"]["html"] and "风险等级 重大" in f["properties"]["html"]
+    assert "巡查逾期（应于 2026-06-01）" in f["properties"]["html"]
+    [en] = risk_source_features("en", [source], "wgs84")["features"]
+    assert "Risk level Major" in en["properties"]["html"]
+    shelter = {"id": "SH-1", "name": "<广场>", "kind": "square", "lat": 32.0, "lon": 112.1, "status": "open"}
+    [g] = shelter_features("zh_CN", [{**shelter, "capacity": 200, "occupancy": 150, "free": 50}], "wgs84")[
+        "features"
+    ]
+    assert g["properties"]["s"] == "open" and g["properties"]["f"] == 0.25
+    assert "&lt;广场&gt;" in g["properties"]["html"] and "空余 50" in g["properties"]["html"]

@@ -61,8 +61,11 @@ def test_planners_act_only_on_drills() -> None:
         "grid.list",
         "field.photo_read",
         "planned_event.read",
+        "risk.read",  # the registries of risk sources and shelters: reference data
+        "shelter.read",
         "inbound_warning.read",  # other agencies' warnings (CAP in): reference data too
     }
+    assert not allowed(Role.PLANNER, Action.RISK_EDIT, drill=True)  # the registries are live
     assert not sees(Role.PLANNER, drill=False) and sees(Role.PLANNER, drill=True)
     assert not allowed(Role.PLANNER, Action.TEAM_STATUS, drill=False)
 
