@@ -182,7 +182,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def risk_and_shelters(_tick: Any, _config: Any, session: Any, lang_value: Any) -> Any:
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         out = []
         for path, features in (("/risk-sources", risk_source_features), ("/shelters", shelter_features)):
             try:

@@ -295,7 +295,7 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
 
 def _risk_world(settings: Any) -> dict[str, str]:
     """A registered risk source and an open shelter (findings and counts on them succeed)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO risk_source (id, name, kind, lat, lon, grid_cell_id, level,"
             " inspection_interval_days)"
