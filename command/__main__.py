@@ -22,12 +22,12 @@ def main(svc: Service) -> int:
 
     settings = svc.settings
     app = create_app(settings)
-    svc.log.info("command service on http://%s:%d/", settings.command_host, settings.command_port)
+    svc.log.info("command service on http://%s:%d/", settings.command.host, settings.command.port)
     return serve_asgi(
         svc,
         app,
-        settings.command_host,
-        settings.command_port,
+        settings.command.host,
+        settings.command.port,
         # What a console sends on /ws is its token and token renewals (< 1 KiB); uvicorn's
         # default would let an unauthenticated client push 16 MiB frames.
         ws_max_size=64 * 1024,

@@ -86,12 +86,12 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
     wall-clock expiry of quiet inbox rows (bench/shift replays a compressed hour)."""
     expiry: list[WorkerFactory] = [lambda state: inbox_service.InboxExpiry()] if inbox_expiry else []
     return [
-        lambda state: LiveHub(state.settings.command_ws_queue),
+        lambda state: LiveHub(state.settings.command.ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),
         *expiry,  # quiet inbox rows → review list (docs/triage.md)
         # issued warnings past their expiry → expired (docs/warnings.md)
-        lambda state: warnings_service.WarningExpiry(state.settings.command_warning_expiry_interval_s),
-        lambda state: RefusedLogins(state.settings.command_login_audit_flush_s),
+        lambda state: warnings_service.WarningExpiry(state.settings.command.warning_expiry_interval_s),
+        lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
 
@@ -107,17 +107,21 @@ def register_snapshots(state: CommandState) -> None:
 
 
 def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = None) -> FastAPI:
-    if not settings.database_url or not settings.redis_url:
+    if not settings.shared.database_url or not settings.shared.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be set (python -m wuwang demo sets them)")
     secret = token_secret(settings)
     factories = list(default_workers() if workers is None else workers)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, CommandState]]:
-        plans = plans_service.load_library(settings.command_plans_dir)  # a bad library stops start-up
+        plans = plans_service.load_library(settings.command.plans_dir)  # a bad library stops start-up
         triage_rules = inbox_service.load_rules()  # bad triage rules stop start-up (TriageRulesError)
         pool = AsyncConnectionPool(
-            settings.database_url or "", min_size=2, max_size=16, open=False, kwargs={"connect_timeout": 5}
+            settings.shared.database_url or "",
+            min_size=2,
+            max_size=16,
+            open=False,
+            kwargs={"connect_timeout": 5},
         )
         await pool.open(wait=True, timeout=30)
         async with pool.connection() as conn:
@@ -130,17 +134,17 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
                     "run python -m wuwang migrate"
                 )
         redis = aioredis.Redis.from_url(
-            settings.redis_url or "",
+            settings.shared.redis_url or "",
             # A hung Redis must not hang requests: they fail (503, or PostgreSQL's answer).
-            socket_connect_timeout=settings.command_redis_timeout_s,
-            socket_timeout=settings.command_redis_timeout_s,
+            socket_connect_timeout=settings.command.redis_timeout_s,
+            socket_timeout=settings.command.redis_timeout_s,
         )
         state = CommandState(
             settings=settings,
             pool=pool,
             redis=redis,
             limiter=LoginLimiter(
-                redis, settings.command_login_limit, settings.command_login_limit_per_address
+                redis, settings.command.login_limit, settings.command.login_limit_per_address
             ),
             token_secret=secret,
             metrics=CollectorRegistry(),
@@ -209,8 +213,8 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     # may abort a socket that takes no data; no token reaches a log line.
     app.add_middleware(
         BodyLimit,
-        default=settings.command_body_limit_bytes,
-        by_prefix={"/field/photos": settings.command_upload_limit_bytes, "/warnings/cap": MAX_CAP_BYTES},
+        default=settings.command.body_limit_bytes,
+        by_prefix={"/field/photos": settings.command.upload_limit_bytes, "/warnings/cap": MAX_CAP_BYTES},
     )
     app.add_middleware(ws.ExposeTransportAbort)
     redact_tokens_in_logs()

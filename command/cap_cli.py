@@ -76,7 +76,7 @@ def main(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     except ValueError as exc:  # pydantic's ValidationError is one
         print(f"bad settings: {exc}", file=sys.stderr)
         return 2
-    if not settings.database_url:
+    if not settings.shared.database_url:
         print("DATABASE_URL is not set: where should the warnings go?", file=sys.stderr)
         return 2
-    return asyncio.run(import_files(settings.database_url, list(ns.files), ns.by, out or sys.stdout))
+    return asyncio.run(import_files(settings.shared.database_url, list(ns.files), ns.by, out or sys.stdout))

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging("demo-events", "WARNING")
     from wuwang.settings import get_settings
 
-    url = ns.database_url or get_settings().database_url
+    url = ns.database_url or get_settings().shared.database_url
     if not url:
         print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
         return 2

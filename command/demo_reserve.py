@@ -289,13 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wuwang.settings import get_settings
 
     settings = get_settings()
-    url = ns.database_url or settings.database_url
+    url = ns.database_url or settings.shared.database_url
     if not url:
         print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
         return 2
     with psycopg.connect(url) as conn:
         counts = load_demo_reserve(
-            conn, ns.seed, plans_dir=settings.command_plans_dir, timezone=settings.command_timezone
+            conn, ns.seed, plans_dir=settings.command.plans_dir, timezone=settings.command.timezone
         )
     print("demo reserve loaded: " + ", ".join(f"{k}={v}" for k, v in counts.items()))
     return 0

@@ -304,12 +304,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from wuwang.settings import get_settings
 
     settings = get_settings()
-    url = ns.database_url or settings.database_url
+    url = ns.database_url or settings.shared.database_url
     if not url:
         print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
         return 2
     with psycopg.connect(url) as conn:
-        sources, shelters = load_demo_risk(conn, settings.grid_cell_deg)
+        sources, shelters = load_demo_risk(conn, settings.shared.grid_cell_deg)
     print(f"demo risk sources loaded: {sources}; shelters: {shelters}")
     return 0
 

@@ -195,11 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:  # this process's own command line: its logging, in the one format
         setup_logging("demo-rosters", "WARNING")
     settings = get_settings()
-    if not settings.demo_mode:
+    if not settings.shared.demo_mode:
         print("refusing to write demo rosters outside DEMO_MODE=1", file=sys.stderr)
         return 2
-    with psycopg.connect(settings.database_url or DEFAULT_DATABASE_URL, connect_timeout=5) as conn:
-        stats = load_demo_rosters(conn, args.seed, datetime.now(UTC), timezone=settings.command_timezone)
+    with psycopg.connect(settings.shared.database_url or DEFAULT_DATABASE_URL, connect_timeout=5) as conn:
+        stats = load_demo_rosters(conn, args.seed, datetime.now(UTC), timezone=settings.command.timezone)
     print(f"demo rosters: {stats.line()}")
     return 0
 

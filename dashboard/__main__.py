@@ -19,15 +19,15 @@ def main(svc: Service) -> int:
     app = create_app(settings)
     svc.log.info(
         "map console on http://%s:%d/ (command service %s)",
-        settings.dashboard_host,
-        settings.dashboard_port,
-        settings.dashboard_command_url,
+        settings.dashboard.host,
+        settings.dashboard.port,
+        settings.dashboard.command_url,
     )
     return serve_asgi(
         svc,
         app.server,
-        settings.dashboard_host,
-        settings.dashboard_port,
+        settings.dashboard.host,
+        settings.dashboard.port,
         lifespan="on",  # closes the console's HTTP and database pools (dashboard.app)
     )
 

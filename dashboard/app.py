@@ -63,8 +63,8 @@ def content_security_policy(settings: Settings, script_hashes: list[str]) -> str
     vector tiles are fetched, so their service is talked to as well."""
     connect = ["'self'", _origin(ws_url(settings))]
     images = ["'self'", "data:", "blob:"]
-    if settings.dashboard_tile_url:
-        tiles = _origin(settings.dashboard_tile_url.replace("{s}", "a"))
+    if settings.dashboard.tile_url:
+        tiles = _origin(settings.dashboard.tile_url.replace("{s}", "a"))
         images.append(tiles)
         if tile_kind(settings) == "vector":
             connect.append(tiles)
@@ -92,7 +92,7 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
     app = Dash(
         __name__,
         backend="fastapi",
-        title=t(settings.dashboard_language, "app.title"),
+        title=t(settings.dashboard.language, "app.title"),
         assets_folder=str(ASSETS),
         # loaded by assets/11-wuwang-basemap.js only for a vector basemap
         assets_ignore=VECTOR_GRID_ASSET,
@@ -104,21 +104,21 @@ def create_app(settings: Settings, *, api: CommandApi | None = None) -> Dash:
             {"name": "theme-color", "content": "#0b1220"},
         ],
     )
-    app.index_string = INDEX.replace("{noscript}", t(settings.dashboard_language, "app.noscript"))
+    app.index_string = INDEX.replace("{noscript}", t(settings.dashboard.language, "app.noscript"))
     server = cast(FastAPI, app.server)
     # Signs the per-page-load tokens Dash hands out (dash._callback_signing): every
     # dashboard process must share it, and outside demo mode it must be a real secret.
     server.secret_key = dashboard_secret(settings)  # type: ignore[attr-defined]
     server.state.wuwang_console = console
     server.router.lifespan_context = _lifespan(console, server.router.lifespan_context)
-    app.layout = shell(settings.dashboard_token_check_s)
+    app.layout = shell(settings.dashboard.token_check_s)
     register_all(app, console)
     # Dash finds assets/ (styles, scripts) on its first request to one of its own routes;
     # a first request to any other page (a wall display reopening /wall after a restart)
     # was served without them. Set the server up now instead.
     app._setup_server()  # type: ignore[no-untyped-call]  # dash is untyped here
     # Bodies are limited before anything reads them (docs/security.md, "auth").
-    server.add_middleware(BodyLimit, default=settings.dashboard_body_limit_bytes)
+    server.add_middleware(BodyLimit, default=settings.dashboard.body_limit_bytes)
     # Report links carry a one-time ticket in their query string: never in the access log.
     redact_tokens_in_logs()
     field_api.mount(server, console)

@@ -18,9 +18,9 @@ from wuwang.settings import Settings, console_secret
 
 def ws_url(settings: Settings) -> str:
     """The command service's /ws as the browser reaches it."""
-    if settings.dashboard_command_ws_url:
-        return settings.dashboard_command_ws_url
-    parts = urlsplit(settings.dashboard_command_url)
+    if settings.dashboard.command_ws_url:
+        return settings.dashboard.command_ws_url
+    parts = urlsplit(settings.dashboard.command_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, parts.path.rstrip("/") + "/ws", "", ""))
 
@@ -40,12 +40,12 @@ class Console:
 
     @classmethod
     def create(cls, settings: Settings, api: CommandApi | None = None) -> Console:
-        db = ReadOnlyDatabase(settings.database_url)
+        db = ReadOnlyDatabase(settings.shared.database_url)
         return cls(
             settings=settings,
-            api=api or CommandApi(settings.dashboard_command_url, console_secret=console_secret(settings)),
+            api=api or CommandApi(settings.dashboard.command_url, console_secret=console_secret(settings)),
             db=db,
-            registries=Registries(db, map_datum(settings), settings.dashboard_streets_file),
+            registries=Registries(db, map_datum(settings), settings.dashboard.streets_file),
         )
 
     def browser_config(self, page: str) -> dict[str, Any]:
@@ -55,17 +55,17 @@ class Console:
             "page": page,
             "ws_url": ws_url(s),
             "datum": map_datum(s),
-            "call_target_s": s.dashboard_call_target_s,
-            "arrival_target_s": s.dashboard_arrival_target_s,
+            "call_target_s": s.dashboard.call_target_s,
+            "arrival_target_s": s.dashboard.arrival_target_s,
             # the types' zh names, which start the titles the command service makes: the
             # queue says the type in the console's language (assets/15-wuwang-queue.js)
             "type_zh": type_names_zh(),
             "flush_ms": 250,
             "queue_limit": 200,
             # the wall display: page rotation and the unit board's overdue rules
-            "wall_page_s": s.dashboard_wall_page_s,
-            "ack_timeout_s": s.command_ack_timeout_s,
-            "en_route_limit_s": s.dashboard_en_route_limit_s,
+            "wall_page_s": s.dashboard.wall_page_s,
+            "ack_timeout_s": s.command.ack_timeout_s,
+            "en_route_limit_s": s.dashboard.en_route_limit_s,
             # which map layer each live feed draws (dashboard/layers.py)
             "live_layers": live_layers(),
         }

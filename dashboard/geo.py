@@ -22,7 +22,7 @@ Datum = Literal["wgs84", "gcj02"]
 def map_datum(settings: Settings) -> Datum:
     """The datum the map draws in. ``DASHBOARD_TILE_DATUM`` describes the deployment's
     tile service (``DASHBOARD_TILE_URL``); the demo's own basemap is WGS-84, like the data."""
-    return settings.dashboard_tile_datum if settings.dashboard_tile_url else "wgs84"
+    return settings.dashboard.tile_datum if settings.dashboard.tile_url else "wgs84"
 
 
 def point(lat: float, lon: float, datum: Datum) -> tuple[float, float]:

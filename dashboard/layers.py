@@ -177,7 +177,7 @@ LAYERS: tuple[MapLayer, ...] = (
         "layer.streets",
         "lines",
         Static("streets"),
-        needs=lambda s: s.dashboard_streets_file is not None,
+        needs=lambda s: s.dashboard.streets_file is not None,
         style="streetStyle",
     ),
     MapLayer(
@@ -196,7 +196,7 @@ LAYERS: tuple[MapLayer, ...] = (
         Served("heat"),
         pane=HEAT,
         point="heatPoint",
-        label_args=lambda s: {"hours": s.dashboard_heat_hours},
+        label_args=lambda s: {"hours": s.dashboard.heat_hours},
     ),
     *(_network(n) for n in NETWORKS),
     MapLayer(

@@ -78,20 +78,20 @@ class Basemap:
 def tile_kind(settings: Settings) -> TileKind:
     """Raster or vector tiles at ``DASHBOARD_TILE_URL``: as set, else by the template's
     file suffix (``…/{z}/{x}/{y}.pbf``); the demo's own tiles are raster."""
-    if settings.dashboard_tile_kind != "auto":
-        return settings.dashboard_tile_kind
-    path = urlsplit(settings.dashboard_tile_url or "").path.lower()
+    if settings.dashboard.tile_kind != "auto":
+        return settings.dashboard.tile_kind
+    path = urlsplit(settings.dashboard.tile_url or "").path.lower()
     return "vector" if path.endswith(_VECTOR_SUFFIXES) else "raster"
 
 
 def basemap(settings: Settings) -> Basemap | None:
     """The configured tile service, else the local archive, else none."""
-    if settings.dashboard_tile_url:
+    if settings.dashboard.tile_url:
         return Basemap(
-            settings.dashboard_tile_url,
+            settings.dashboard.tile_url,
             local=False,
             kind=tile_kind(settings),
-            attribution=settings.dashboard_tile_attribution,
+            attribution=settings.dashboard.tile_attribution,
         )
     archive = local_archive(settings)
     if archive is None:
@@ -113,7 +113,7 @@ def tile_layers(settings: Settings) -> list[Any]:
     base = basemap(settings)
     if base is None:
         return []
-    options: dict[str, Any] = {"url": base.url, "maxZoom": settings.dashboard_tile_max_zoom}
+    options: dict[str, Any] = {"url": base.url, "maxZoom": settings.dashboard.tile_max_zoom}
     if base.local:
         options |= {
             "minNativeZoom": base.min_native_zoom,

@@ -27,8 +27,8 @@ def main(svc: Service) -> int:
     service = IngestService(svc.settings)
     tune_gc()
     service.start()
-    svc.log.info("client id %s, shared group %r, metrics %s", svc.settings.ingest_client_id,
-                 svc.settings.ingest_shared_group or "", service.metrics_url)
+    svc.log.info("client id %s, shared group %r, metrics %s", svc.settings.ingest.client_id,
+                 svc.settings.ingest.shared_group or "", service.metrics_url)
     while not svc.stop.wait(1.0):
         if not service.healthy:
             svc.log.error("a worker thread has died; stopping so that the supervisor restarts us")

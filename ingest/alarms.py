@@ -1,7 +1,7 @@
 """Which messages raise an alarm for the command centre. Pure rules, no I/O.
 
 - every 110 call;
-- every video alert at or above ``settings.video_alarm_confidence``;
+- every video alert at or above ``settings.ingest.video_alarm_confidence``;
 - every field report (grid worker or team);
 - a sensor reading that crosses its kind's raise level, with hysteresis: once raised,
   the (device, kind) pair stays raised until a reading falls below the lower clear
@@ -52,7 +52,7 @@ VIDEO_EVENT_ZH = {
 
 
 def thresholds(overrides: Mapping[str, tuple[float, float]] | None = None) -> dict[str, Threshold]:
-    """The defaults, with ``settings.sensor_thresholds`` (kind → (raise, clear)) on top."""
+    """The defaults, with ``settings.ingest.sensor_thresholds`` (kind → (raise, clear)) on top."""
     merged = dict(DEFAULT_THRESHOLDS)
     for kind, (raise_at, clear_below) in (overrides or {}).items():
         merged[kind] = Threshold(float(raise_at), float(clear_below))

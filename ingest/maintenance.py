@@ -28,12 +28,12 @@ _LOCK_POLICIES = 0x494E_4753_0002
 class Maintenance:
     def __init__(self, settings: Settings, metrics: IngestMetrics, *,
                  policies_every_s: float = POLICIES_EVERY_S) -> None:
-        if not settings.database_url:
+        if not settings.shared.database_url:
             raise ValueError("DATABASE_URL is not set")
         self._settings = settings
-        self._url = settings.database_url
+        self._url = settings.shared.database_url
         self._metrics = metrics
-        self._refresh_every = settings.aggregate_refresh_s
+        self._refresh_every = settings.ingest.aggregate_refresh_s
         self._policies_every = policies_every_s
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-maintenance", daemon=True)
@@ -57,8 +57,8 @@ class Maintenance:
             now = time.monotonic()
             if now >= next_policies:
                 self._task("policies", _LOCK_POLICIES, lambda c: db.apply_policies(
-                    c, retention_days=self._settings.retention_days,
-                    compress_after_days=self._settings.compress_after_days))
+                    c, retention_days=self._settings.shared.retention_days,
+                    compress_after_days=self._settings.shared.compress_after_days))
                 next_policies = time.monotonic() + self._policies_every
             if now >= next_refresh:
                 self._task("refresh", _LOCK_REFRESH, db.refresh_aggregates)

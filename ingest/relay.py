@@ -3,7 +3,7 @@
 The writer puts alarms into ``alarm_outbox`` in the same transaction as their
 messages, so a Redis outage loses none. This thread takes unpublished rows in id
 order (``FOR UPDATE SKIP LOCKED``, so several ingest processes never publish the same
-rows at the same time), XADDs each to ``settings.alarm_stream`` (MAXLEN ~
+rows at the same time), XADDs each to ``settings.shared.alarm_stream`` (MAXLEN ~
 ``alarm_stream_maxlen``) with the fields ``alarm_id`` and ``payload`` (JSON), and
 marks them published in the same transaction. If the commit is lost after the XADD,
 the rows are published again: consumers dedupe by ``alarm_id``.
@@ -39,13 +39,15 @@ _MARK = "UPDATE alarm_outbox SET published_at = now() WHERE id = ANY(%s)"
 
 class AlarmRelay:
     def __init__(self, settings: Settings, metrics: IngestMetrics, *, poll_s: float = POLL_S) -> None:
-        if not settings.database_url or not settings.redis_url:
+        if not settings.shared.database_url or not settings.shared.redis_url:
             raise ValueError("DATABASE_URL and REDIS_URL must be set")
         self._settings = settings
-        self._db_url = settings.database_url
+        self._db_url = settings.shared.database_url
         self._metrics = metrics
         self._poll_s = poll_s
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+        self._redis = redis.Redis.from_url(
+            settings.shared.redis_url, socket_timeout=5, socket_connect_timeout=3
+        )
         self._conn: psycopg.Connection | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -113,8 +115,8 @@ class AlarmRelay:
                 return 0
             pipe = self._redis.pipeline(transaction=False)
             for _id, alarm_id, payload in rows:
-                pipe.xadd(self._settings.alarm_stream, {"alarm_id": alarm_id, "payload": payload},
-                          maxlen=self._settings.alarm_stream_maxlen, approximate=True)
+                pipe.xadd(self._settings.shared.alarm_stream, {"alarm_id": alarm_id, "payload": payload},
+                          maxlen=self._settings.ingest.alarm_stream_maxlen, approximate=True)
             pipe.execute()
             self._conn.execute(_MARK, ([r[0] for r in rows],))
         self._metrics.alarms_relayed.inc(len(rows))

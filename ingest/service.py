@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 
 
 def missing_endpoints(settings: Settings) -> list[str]:
-    wanted = (("DATABASE_URL", settings.database_url), ("REDIS_URL", settings.redis_url),
-              ("MQTT_URL", settings.mqtt_url))
+    wanted = (("DATABASE_URL", settings.shared.database_url), ("REDIS_URL", settings.shared.redis_url),
+              ("MQTT_URL", settings.shared.mqtt_url))
     return [name for name, value in wanted if not value]
 
 
@@ -57,7 +57,7 @@ class IngestService:
             raise ValueError(f"{', '.join(missing)} not set")
         self.settings = settings
         self.metrics = IngestMetrics()
-        self._metrics_addr = metrics_addr or settings.ingest_metrics_host  # loopback unless opened
+        self._metrics_addr = metrics_addr or settings.ingest.metrics_host  # loopback unless opened
         self._serve_metrics = serve_metrics
         self._metrics_port: int | None = None
         self.link = feed_link(settings, self.metrics)  # wuwang.mqttlink.MqttLink, the network thread
@@ -85,7 +85,7 @@ class IngestService:
             raise RuntimeError("already started")
         self._started = True
         if self._serve_metrics:
-            self._metrics_port = self.metrics.serve(self.settings.ingest_metrics_port, self._metrics_addr)
+            self._metrics_port = self.metrics.serve(self.settings.ingest.metrics_port, self._metrics_addr)
             log.info("metrics on http://%s:%d/metrics", self._metrics_addr, self._metrics_port)
         self.writer.start()
         self.relay.start()

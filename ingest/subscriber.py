@@ -30,7 +30,7 @@ Inbound = Delivery
 
 
 def subscriptions(settings: Settings) -> list[str]:
-    group = settings.ingest_shared_group
+    group = settings.ingest.shared_group
     return [f"$share/{group}/{t}" if group else t for t in INGEST_SUBSCRIPTIONS]
 
 
@@ -76,22 +76,22 @@ class LinkMetrics(LinkObserver):
 def feed_link(settings: Settings, metrics: IngestMetrics, *, backoff: Backoff | None = None) -> MqttLink:
     """The link the feeds arrive on: QoS 1, persistent session under the ingest's client
     id, Receive Maximum = inbox size = ``INGEST_QUEUE_SIZE``. Not started."""
-    if not settings.mqtt_url:
+    if not settings.shared.mqtt_url:
         raise ValueError("MQTT_URL is not set")
     return MqttLink(
-        MqttTarget.from_url(settings.mqtt_url),
-        settings.ingest_client_id,
-        protocol=settings.mqtt_protocol,
+        MqttTarget.from_url(settings.shared.mqtt_url),
+        settings.ingest.client_id,
+        protocol=settings.shared.mqtt_protocol,
         subscriptions=[(t, 1) for t in subscriptions(settings)],
         persistent=True,
-        session_expiry_s=settings.ingest_session_expiry_s,
-        keepalive=settings.mqtt_keepalive,
-        inbox_size=settings.ingest_queue_size,
+        session_expiry_s=settings.ingest.session_expiry_s,
+        keepalive=settings.shared.mqtt_keepalive,
+        inbox_size=settings.ingest.queue_size,
         backoff=backoff,
         name="ingest",
-        observer=LinkMetrics(metrics, settings.ingest_queue_size),
+        observer=LinkMetrics(metrics, settings.ingest.queue_size),
         # Refused unread anyway; keep only what its dead letter keeps, not up to the
         # broker's packet limit times the queue size.
         max_payload=MAX_PAYLOAD_BYTES,
-        oversized_keep=settings.dead_letter_raw_cap,
+        oversized_keep=settings.ingest.dead_letter_raw_cap,
     )

@@ -205,20 +205,20 @@ class BatchWriter:
     def __init__(self, settings: Settings, inbox: queue.Queue[Delivery], ack: AckFn, metrics: IngestMetrics,
                  *, on_alarms: Callable[[], None] | None = None,
                  on_abandoned: Callable[[], None] | None = None) -> None:
-        if not settings.database_url:
+        if not settings.shared.database_url:
             raise ValueError("DATABASE_URL is not set")
         self._settings = settings
-        self._url = settings.database_url
+        self._url = settings.shared.database_url
         self._inbox = inbox
         self._ack = ack
         self._metrics = metrics
         self._on_alarms = on_alarms
         self._on_abandoned = on_abandoned
-        self._thresholds = rules.thresholds(settings.sensor_thresholds)
+        self._thresholds = rules.thresholds(settings.ingest.sensor_thresholds)
         # The door: what retention would delete within the hour, or what claims to come from
         # the future, is never stored (docs/ingest.md, "The time window").
-        self._window = TsWindow(max_age=timedelta(days=settings.retention_days),
-                                max_ahead=timedelta(seconds=settings.ingest_clock_skew_s))
+        self._window = TsWindow(max_age=timedelta(days=settings.shared.retention_days),
+                                max_ahead=timedelta(seconds=settings.ingest.clock_skew_s))
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
@@ -255,8 +255,8 @@ class BatchWriter:
     def _run(self) -> None:
         batch: list[Delivery] = []
         deadline = 0.0  # time.monotonic() by which the current batch is written
-        flush_s = self._settings.ingest_flush_ms / 1000
-        size = self._settings.ingest_batch_size
+        flush_s = self._settings.ingest.flush_ms / 1000
+        size = self._settings.ingest.batch_size
         inbox = self._inbox
         while not self._abort.is_set():
             if not batch:
@@ -350,7 +350,7 @@ class BatchWriter:
             self._conn = None
             conn = psycopg.connect(
                 self._url, autocommit=True, connect_timeout=5,
-                application_name=f"ingest {self._settings.ingest_client_id}"[:63],
+                application_name=f"ingest {self._settings.ingest.client_id}"[:63],
                 keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
             )
             conn.execute(_STAGING)
@@ -423,7 +423,7 @@ class BatchWriter:
             # (a) rows, unstorable → dead letters, dedupe inside the batch
             seen: set[Key] = set()
             candidates: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
-            grid_deg = settings.grid_cell_deg
+            grid_deg = settings.shared.grid_cell_deg
             for p in parsed:
                 msg = p.msg
                 if msg is None:
@@ -484,7 +484,7 @@ class BatchWriter:
 
             # (d) dead letters
             if dead:
-                cap = settings.dead_letter_raw_cap
+                cap = settings.ingest.dead_letter_raw_cap
                 with cur.copy(
                     "COPY dead_letter (received_at, topic, payload, payload_size, reason, exercise_id)"
                     " FROM STDIN"
@@ -517,7 +517,8 @@ class BatchWriter:
                     scope = msg.topic.exercise_id or LIVE_SCOPE
                     readings[(scope, msg.topic.source_id, p.device_id, p.kind)].append((msg, place))
                 continue
-            alarm = rules.message_alarm(msg, place, video_confidence=self._settings.video_alarm_confidence)
+            confidence = self._settings.ingest.video_alarm_confidence
+            alarm = rules.message_alarm(msg, place, video_confidence=confidence)
             if alarm is not None:
                 found.append(alarm)
         if not readings:

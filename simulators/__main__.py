@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     size = CitySize(ns.venues, ns.devices, ns.cameras, ns.patrol_units, ns.teams)
     mix = replace(FeedMix(), busy=ns.busy)
     budget = ns.rate / ns.time_scale  # messages per simulated second
-    probe = FeedGenerator(build_city(ns.city_seed, size, settings.grid_cell_deg), seed=ns.seed, start=start,
+    city = build_city(ns.city_seed, size, settings.shared.grid_cell_deg)
+    probe = FeedGenerator(city, seed=ns.seed, start=start,
                           rate=ns.rate,
                           time_scale=ns.time_scale, mix=mix)
     if budget < probe.demand_per_sim_second():
@@ -127,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = RunConfig(
         broker=broker, rate=ns.rate, seed=ns.seed, start=start, bad_fraction=ns.bad_fraction,
         time_scale=ns.time_scale, count=ns.count, duration=ns.duration, city_seed=ns.city_seed,
-        city_size=size, grid_deg=settings.grid_cell_deg, mix=mix, window=ns.window,
+        city_size=size, grid_deg=settings.shared.grid_cell_deg, mix=mix, window=ns.window,
     )
     log.info("%s:%d user=%s MQTT %s QoS 1 rate=%g msg/s seed=%d start=%s processes=%d", broker.host,
              broker.port, broker.username, broker.protocol, ns.rate, ns.seed, start.isoformat(), ns.processes)

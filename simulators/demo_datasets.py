@@ -54,10 +54,10 @@ def load_demo_datasets(database_url: str, csv_path: Path = CSV_PATH) -> str:
 def main() -> int:
     setup_logging("demo-datasets", "INFO")
     settings = Settings()
-    if not settings.database_url:
+    if not settings.shared.database_url:
         print("DATABASE_URL is not set", file=sys.stderr)
         return 2
-    print(load_demo_datasets(settings.database_url))
+    print(load_demo_datasets(settings.shared.database_url))
     return 0
 
 

@@ -60,7 +60,7 @@ COMMANDS = ("exercises", "import", "replay")
 
 
 def _database_url(settings: Settings) -> str:
-    return settings.database_url or DEFAULT_DATABASE_URL
+    return settings.shared.database_url or DEFAULT_DATABASE_URL
 
 
 def _runner_mark() -> dict[str, Any]:

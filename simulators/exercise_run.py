@@ -121,12 +121,12 @@ class InjectApi:
     ) -> InjectApi:
         """CLI options, else the settings (DRILL_API_URL / DRILL_USER / DRILL_PASSWORD),
         else the command service the console uses and, in demo mode only, the demo planner."""
-        url = url or settings.drill_api_url or settings.dashboard_command_url
-        username = username or settings.drill_user or DEMO_PLANNER
-        password = password or settings.drill_password or ("demo" if settings.demo_mode else "")
+        url = url or settings.drill.api_url or settings.dashboard.command_url
+        username = username or settings.drill.user or DEMO_PLANNER
+        password = password or settings.drill.password or ("demo" if settings.shared.demo_mode else "")
         if not password:
             raise ValueError("no password for the drill planner: set DRILL_PASSWORD or pass --password")
-        if password in DEMO_SECRETS and not settings.demo_mode:
+        if password in DEMO_SECRETS and not settings.shared.demo_mode:
             raise ValueError(
                 "the drill planner's password ships in this repository: set a real one or DEMO_MODE=1"
             )
@@ -569,8 +569,8 @@ class ExerciseRun:
 
     def run(self) -> RunReport:
         settings = self.settings
-        self._conn = psycopg.connect(settings.database_url or DEFAULT_DATABASE_URL, autocommit=True)
-        self._rds = redis.Redis.from_url(settings.redis_url or DEFAULT_REDIS_URL)
+        self._conn = psycopg.connect(settings.shared.database_url or DEFAULT_DATABASE_URL, autocommit=True)
+        self._rds = redis.Redis.from_url(settings.shared.redis_url or DEFAULT_REDIS_URL)
         self._row = _ExerciseRow(self._conn, self.exercise_id)
         self._t0 = time.monotonic()
         try:
@@ -604,10 +604,10 @@ class ExerciseRun:
         """The MQTT publisher (subscribed to the drill's orders when crews play)."""
         settings, o = self.settings, self.options
         broker = BrokerConfig.from_url(
-            settings.mqtt_url or DEFAULT_MQTT_URL,
-            settings.mqtt_protocol,
-            settings.mqtt_keepalive,
-            settings.demo_mode,
+            settings.shared.mqtt_url or DEFAULT_MQTT_URL,
+            settings.shared.mqtt_protocol,
+            settings.shared.mqtt_keepalive,
+            settings.shared.demo_mode,
         )
         self._publisher = _Publisher(
             broker,

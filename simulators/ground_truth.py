@@ -42,7 +42,7 @@ REAL_OVER = (1.6, 4.0)
 BLIP_OVER = (1.0, 1.4)
 _CLEAR = {"smoke": 1.0, "gas": 2.0, "co": 5.0, "water_level": 2.2, "temperature": 30.0}
 
-#: The confidence at which the ingest raises a video alarm (settings.video_alarm_confidence).
+#: The confidence at which the ingest raises a video alarm (settings.ingest.video_alarm_confidence).
 VIDEO_ALARM_CONFIDENCE = 0.8
 
 

@@ -86,8 +86,9 @@ def broker_from_settings(url_override: str | None = None) -> BrokerConfig:
     from wuwang.settings import DEFAULT_MQTT_URL, get_settings
 
     settings = get_settings()
-    url = url_override or settings.mqtt_url or DEFAULT_MQTT_URL
-    return BrokerConfig.from_url(url, settings.mqtt_protocol, settings.mqtt_keepalive, settings.demo_mode)
+    url = url_override or settings.shared.mqtt_url or DEFAULT_MQTT_URL
+    shared = settings.shared
+    return BrokerConfig.from_url(url, shared.mqtt_protocol, shared.mqtt_keepalive, shared.demo_mode)
 
 
 @dataclass(frozen=True)

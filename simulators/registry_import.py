@@ -242,7 +242,7 @@ def main(ns: argparse.Namespace) -> int:
     from wuwang.settings import get_settings
 
     settings = get_settings()
-    url = ns.database_url or settings.database_url
+    url = ns.database_url or settings.shared.database_url
     if not url:
         print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
         return 2
@@ -253,7 +253,7 @@ def main(ns: argparse.Namespace) -> int:
         return 2
     try:
         with psycopg.connect(url) as conn:
-            report = import_registry_csv(conn, ns.csv, mapping, settings.grid_cell_deg)
+            report = import_registry_csv(conn, ns.csv, mapping, settings.shared.grid_cell_deg)
     except (OSError, UnicodeDecodeError) as exc:
         print(f"cannot read {ns.csv}: {exc}", file=sys.stderr)
         return 2

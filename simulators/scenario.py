@@ -278,15 +278,15 @@ def demo_world(grid_deg: float | None = None) -> ScenarioWorld:
     from wuwang.settings import get_settings
 
     settings = get_settings()
-    city = build_city(deg=grid_deg if grid_deg is not None else settings.grid_cell_deg)
+    city = build_city(deg=grid_deg if grid_deg is not None else settings.shared.grid_cell_deg)
     thresholds = dict(DEFAULT_THRESHOLDS)
-    for kind, (raise_at, clear_below) in settings.sensor_thresholds.items():
+    for kind, (raise_at, clear_below) in settings.ingest.sensor_thresholds.items():
         thresholds[kind] = Threshold(float(raise_at), float(clear_below))
     return ScenarioWorld(
         city,
         holdings(),
         thresholds,
-        settings.video_alarm_confidence,
+        settings.ingest.video_alarm_confidence,
     )
 
 

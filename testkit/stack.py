@@ -252,8 +252,8 @@ def exercise_runner(stack: Stack, *, workers: int = 1, poll_s: float = 0.3) -> I
     the simulator's MQTT account (the only one the broker lets publish exercise topics)."""
     from simulators.exercise_daemon import serve
 
-    settings = stack.command_settings.model_copy(
-        update={"mqtt_url": stack.mqtt_simulator_url, "dashboard_command_url": stack.command_url}
+    settings = stack.command_settings.updated(
+        mqtt_url=stack.mqtt_simulator_url, dashboard_command_url=stack.command_url
     )
     stop = threading.Event()
     thread = threading.Thread(

@@ -85,7 +85,7 @@ def template_database(endpoints: Endpoints) -> Iterator[str]:
     _drop_template(endpoints.database_url, name)
     with psycopg.connect(_database_url(endpoints.database_url, "postgres"), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    db.migrate(url, storage=Settings(demo_mode=True).storage_backend)
+    db.migrate(url, storage=Settings(demo_mode=True).shared.storage_backend)
     with psycopg.connect(_database_url(endpoints.database_url, "postgres"), autocommit=True) as conn:
         conn.execute(
             sql.SQL("ALTER DATABASE {} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false").format(

@@ -49,13 +49,13 @@ def running(module: str, env: Mapping[str, str], port: int, log: Path) -> Iterat
 
 def service_env(settings: Settings, *, log_level: str, **extra: str) -> dict[str, str]:
     """The environment ``make demo`` gives a child, from the test's settings."""
-    assert settings.database_url and settings.redis_url and settings.mqtt_url
+    assert settings.shared.database_url and settings.shared.redis_url and settings.shared.mqtt_url
     return {
         "DEMO_MODE": "1",
-        "DATABASE_URL": settings.database_url,
-        "REDIS_URL": settings.redis_url,
-        "MQTT_URL": settings.mqtt_url,
-        "MQTT_PROTOCOL": settings.mqtt_protocol,
+        "DATABASE_URL": settings.shared.database_url,
+        "REDIS_URL": settings.shared.redis_url,
+        "MQTT_URL": settings.shared.mqtt_url,
+        "MQTT_PROTOCOL": settings.shared.mqtt_protocol,
         "LOG_LEVEL": log_level,
         **extra,
     }
@@ -74,8 +74,8 @@ def ingest_vars(settings: Settings, metrics_port: int) -> dict[str, str]:
     """An ingest worker's own settings: the test's client id and group, metrics on ``metrics_port``."""
     return {
         "INGEST_METRICS_PORT": str(metrics_port),
-        "INGEST_CLIENT_ID": settings.ingest_client_id,
-        "INGEST_SHARED_GROUP": settings.ingest_shared_group or "",
+        "INGEST_CLIENT_ID": settings.ingest.client_id,
+        "INGEST_SHARED_GROUP": settings.ingest.shared_group or "",
         "INGEST_SESSION_EXPIRY_S": "60",
-        "ALARM_STREAM": settings.alarm_stream,
+        "ALARM_STREAM": settings.shared.alarm_stream,
     }

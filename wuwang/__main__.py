@@ -84,16 +84,16 @@ def migrate_command() -> int:
     except ConfigError as exc:
         print(f"migrate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging("migrate", settings.log_level)
+    setup_logging("migrate", settings.shared.log_level)
     services = LocalServices(settings)
     notes: list[str] = []
     try:
         # Only the database is resolved (same rule as the demo; see wuwang.endpoints).
-        url = services._database(settings.data_dir, notes)
+        url = services._database(settings.shared.data_dir, notes)
         for note in notes:
             print(note)
         try:
-            applied = db.migrate(url, storage=settings.storage_backend)
+            applied = db.migrate(url, storage=settings.shared.storage_backend)
         except (db.StorageBackendError, db.MigrationError) as exc:
             # Said plainly, once; a rerun resumes where this one stopped.
             print(f"migrate: {exc}", file=sys.stderr)
@@ -105,22 +105,23 @@ def migrate_command() -> int:
             if backend == "timescale":
                 db.apply_policies(
                     conn,
-                    retention_days=settings.retention_days,
-                    compress_after_days=settings.compress_after_days,
+                    retention_days=settings.shared.retention_days,
+                    compress_after_days=settings.shared.compress_after_days,
                 )
         if applied:
             print("applied: " + ", ".join(f"{v}_{names.get(v, '?')}" for v in applied))
         else:
             print(f"nothing to apply: schema is at {latest[0] if latest else '?'}")
         if backend == "timescale":
+            storage = settings.shared
             print(
-                f"backend: timescale (hypertables, compression after {settings.compress_after_days} d, "
-                f"retention {settings.retention_days} d after receipt: chunks dropped when"
-                f" {db.keep_after_receipt_days(settings.retention_days)} d old by ts, continuous aggregates)"
+                f"backend: timescale (hypertables, compression after {storage.compress_after_days} d, "
+                f"retention {storage.retention_days} d after receipt: chunks dropped when"
+                f" {db.keep_after_receipt_days(storage.retention_days)} d old by ts, continuous aggregates)"
             )
         else:
             why = (
-                "STORAGE_BACKEND=plain" if settings.storage_backend == "plain"
+                "STORAGE_BACKEND=plain" if settings.shared.storage_backend == "plain"
                 else f"TimescaleDB not used: {db.probe_timescale(url).why}"
             )
             print(

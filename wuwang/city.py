@@ -1141,7 +1141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if url is None:
         from wuwang.settings import get_settings
 
-        url = get_settings().database_url
+        url = get_settings().shared.database_url
     if not url:
         print("DATABASE_URL is not set (or pass --database-url postgresql://…)", file=sys.stderr)
         return 2

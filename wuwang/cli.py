@@ -1,9 +1,10 @@
 """Every service explains itself: ``python -m <service> --help``.
 
 The help of ``ingest``, ``command``, ``dashboard``, ``simulators`` and ``wuwang`` is
-built here, from the one :class:`~wuwang.settings.Settings`: for each setting the
-service reads, its environment variable, default, description and — when the
-environment sets it — the value it would run with. Secrets (``*_SECRET``,
+built here, from the one :class:`~wuwang.settings.Settings`: the service's own group
+(``settings.ingest``, ``settings.command``, …) together, then what it reads of the
+shared group and of others. For each setting: its environment variable, default,
+description and — when the environment sets it — the value it would run with. Secrets (``*_SECRET``,
 ``*_PASSWORD``) never show a value, only whether they are set; a URL's password is
 masked. Nothing is started and nothing is validated: ``--help`` works without the
 secrets a service needs to run and without a reachable database.
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic.fields import FieldInfo
 
-from wuwang.settings import REPO_ROOT, Settings
+from wuwang.settings import GROUPS, REPO_ROOT, field_info
 
 #: Shown for a secret that is set (its value never is).
 HIDDEN = "(set, not shown)"
@@ -53,15 +54,11 @@ class ServiceHelp:
         return [f for _title, names in self.groups for f in names]
 
 
-def _prefixed(prefix: str, *, leave: Sequence[str] = ()) -> tuple[str, ...]:
-    return tuple(n for n in Settings.model_fields if n.startswith(prefix) and n not in leave)
+def _group(group: str) -> tuple[str, ...]:
+    """The environment names of a group's settings (``settings.<group>``), as declared."""
+    model = GROUPS[group]
+    return tuple(model.env_name(field) for field in model.model_fields)
 
-
-_COMMAND_SECRETS = ("command_token_secret", "command_console_secret")
-_COMMAND_LISTEN = ("command_host", "command_port")
-_DASHBOARD_SECRETS = ("dashboard_secret", "command_console_secret")
-_DASHBOARD_LISTEN = ("dashboard_host", "dashboard_port")
-_INGEST_LISTEN = ("ingest_metrics_host", "ingest_metrics_port")
 
 SERVICES: Mapping[str, ServiceHelp] = {
     "ingest": ServiceHelp(
@@ -71,21 +68,10 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "DATABASE_URL, REDIS_URL and MQTT_URL are required.",
         (
             ("Endpoints", ENDPOINTS),
-            ("Listening", _INGEST_LISTEN),
-            ("Ingest", _prefixed("ingest_", leave=_INGEST_LISTEN)),
+            ("Ingest", _group("ingest")),
             (
-                "Storage and alarms",
-                (
-                    "dead_letter_raw_cap",
-                    "retention_days",
-                    "compress_after_days",
-                    "aggregate_refresh_s",
-                    "alarm_stream",
-                    "alarm_stream_maxlen",
-                    "sensor_thresholds",
-                    "video_alarm_confidence",
-                    "grid_cell_deg",
-                ),
+                "Storage and alarms (shared)",
+                ("retention_days", "compress_after_days", "alarm_stream", "grid_cell_deg"),
             ),
             ("Start-up", START_UP),
         ),
@@ -98,9 +84,7 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "stores CAP 1.2 files of other agencies as inbound warnings (docs/warnings.md).",
         (
             ("Endpoints", ENDPOINTS),
-            ("Listening", _COMMAND_LISTEN),
-            ("Secrets", _COMMAND_SECRETS),
-            ("Command service", _prefixed("command_", leave=(*_COMMAND_LISTEN, *_COMMAND_SECRETS))),
+            ("Command service", _group("command")),
             ("Shared", ("alarm_stream", "grid_cell_deg")),
             ("Start-up", START_UP),
         ),
@@ -111,15 +95,8 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "DASHBOARD_HOST:DASHBOARD_PORT (docs/console.md). DASHBOARD_SECRET is required outside DEMO_MODE.",
         (
             ("Endpoints", ("database_url",)),
-            ("Listening", _DASHBOARD_LISTEN),
-            ("Secrets", _DASHBOARD_SECRETS),
-            (
-                "Map console",
-                (
-                    *_prefixed("dashboard_", leave=(*_DASHBOARD_LISTEN, *_DASHBOARD_SECRETS)),
-                    "command_timezone",
-                ),
-            ),
+            ("Map console", _group("dashboard")),
+            ("Shared with the command service", ("command_console_secret", "command_timezone")),
             ("Start-up", START_UP),
         ),
     ),
@@ -130,7 +107,7 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "docs/exercises.md. 'python -m simulators COMMAND --help' for a command's options.",
         (
             ("Endpoints", ENDPOINTS),
-            ("Drill runner", ("drill_api_url", "dashboard_command_url", "drill_user", "drill_password")),
+            ("Drill runner", (*_group("drill"), "dashboard_command_url")),
             ("The simulated city", ("grid_cell_deg", "sensor_thresholds", "video_alarm_confidence")),
             ("Start-up", START_UP),
         ),
@@ -142,7 +119,17 @@ SERVICES: Mapping[str, ServiceHelp] = {
         (
             ("Endpoints (unset: found or started, docs/deployment.md)", ENDPOINTS),
             ("Storage (migrate)", ("storage_backend", "retention_days", "compress_after_days")),
-            ("Listening (demo)", (*_COMMAND_LISTEN, *_DASHBOARD_LISTEN, *_INGEST_LISTEN)),
+            (
+                "Listening (demo)",
+                (
+                    "command_host",
+                    "command_port",
+                    "dashboard_host",
+                    "dashboard_port",
+                    "ingest_metrics_host",
+                    "ingest_metrics_port",
+                ),
+            ),
             (
                 "Secrets (demo: made for the run when unset)",
                 ("command_token_secret", "command_console_secret", "dashboard_secret"),
@@ -216,7 +203,7 @@ def _environment(env: Mapping[str, str]) -> dict[str, str]:
 
 def describe_setting(name: str, env: Mapping[str, str] | None = None, width: int = 88) -> str:
     """Two or more lines for one setting: ``NAME  default …  [set: …]``, then its description."""
-    field = Settings.model_fields[name]
+    field = field_info(name)
     current = _environment(os.environ if env is None else env).get(name)
     head = f"  {name.upper()}  default {_default(name, field)}{_choices(field)}"
     if current is not None:
@@ -248,6 +235,40 @@ def settings_epilog(service: str, env: Mapping[str, str] | None = None) -> str:
         "2 configuration or usage refused.",
         88,
     )
+    return "\n".join(out)
+
+
+#: What each group of :class:`~wuwang.settings.Settings` is, in docs/deployment.md.
+GROUP_TITLES: Mapping[str, str] = {
+    "shared": "read by more than one service: endpoints, storage, start-up",
+    "ingest": "the ingest workers (`python -m ingest`)",
+    "command": "the command service (`python -m command`)",
+    "dashboard": "the map console (`python -m dashboard`)",
+    "drill": "the drill runner (`python -m simulators exercises`, `drill`)",
+}
+
+#: The generated part of docs/deployment.md ("Settings, per service") lies between these.
+DOC_BEGIN = "<!-- settings tables: generated by `python -m wuwang.cli`, do not edit -->"
+DOC_END = "<!-- end of settings tables -->"
+
+
+def settings_tables() -> str:
+    """Every setting as Markdown, one table per group of :class:`~wuwang.settings.Settings`
+    (``settings.<group>.<field>``): variable, default, what it does."""
+    out = [DOC_BEGIN]
+    for group, model in GROUPS.items():
+        out += ["", f"### `settings.{group}`: {GROUP_TITLES[group]}", ""]
+        out += ["| variable | field | default | what |", "|---|---|---|---|"]
+        for field, info in model.model_fields.items():
+            name = model.env_name(field)
+            cells = (
+                f"`{name.upper()}`",
+                f"`{field}`",
+                f"`{_default(name, info)}`" + _choices(info),
+                _description(name, info),
+            )
+            out.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    out += ["", DOC_END]
     return "\n".join(out)
 
 
@@ -292,3 +313,7 @@ def service_args(service: str, argv: Sequence[str] | None = None) -> argparse.Na
     """Parse the command line of a service without arguments of its own: ``-h``/``--help``
     prints the help and exits 0; anything else is a usage error (exit 2), never a traceback."""
     return parser_for(service).parse_args(argv)
+
+
+if __name__ == "__main__":  # the tables of docs/deployment.md
+    print(settings_tables())

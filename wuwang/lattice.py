@@ -15,7 +15,7 @@ def default_deg() -> float:
     """The configured cell size (``GRID_CELL_DEG``)."""
     from wuwang.settings import get_settings  # late: settings validate the environment
 
-    return get_settings().grid_cell_deg
+    return get_settings().shared.grid_cell_deg
 
 
 def cell_index(lat: float, lon: float, deg: float) -> tuple[int, int]:

@@ -93,9 +93,9 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
     env = child_env(endpoints, settings, "ingest")
     workers = opts.ingest_workers if env["INGEST_SHARED_GROUP"] else 1
     specs: list[ServiceSpec] = []
-    metrics_host = reach_host(settings.ingest_metrics_host)
+    metrics_host = reach_host(settings.ingest.metrics_host)
     for i in range(1, workers + 1):
-        port = _metrics_port(settings.ingest_metrics_port + i - 1)
+        port = _metrics_port(settings.ingest.metrics_port + i - 1)
         specs.append(
             ServiceSpec(
                 f"ingest-{i}",
@@ -125,12 +125,12 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             ),
         )
     )
-    command_host = reach_host(settings.command_host)
+    command_host = reach_host(settings.command.host)
     # The console proves with this secret that a browser address it forwards with a login
     # is its own (docs/security.md): one per run for the command service and the
     # dashboard, never the repository's demo value.
     console_env = (
-        {} if settings.command_console_secret else {"COMMAND_CONSOLE_SECRET": secrets.token_urlsafe(32)}
+        {} if settings.command.console_secret else {"COMMAND_CONSOLE_SECRET": secrets.token_urlsafe(32)}
     )
     specs.append(
         ServiceSpec(
@@ -139,11 +139,11 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "command",
             "incidents, plans, reserve, rosters, dispatch (API + /ws)",
             env=console_env,
-            ready_port=settings.command_port,
+            ready_port=settings.command.port,
             ready_host=command_host,
             urls=(
-                f"http://{command_host}:{settings.command_port}/docs",
-                f"http://{command_host}:{settings.command_port}/healthz",
+                f"http://{command_host}:{settings.command.port}/docs",
+                f"http://{command_host}:{settings.command.port}/healthz",
             ),
         )
     )
@@ -155,12 +155,12 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "drill runner: exercises started from the console",
             args=("exercises",),
             # Scenario injects (warehouse short, escalation) go to the command API.
-            env={"DRILL_API_URL": f"http://{command_host}:{settings.command_port}"},
+            env={"DRILL_API_URL": f"http://{command_host}:{settings.command.port}"},
         )
     )
-    dashboard_host = reach_host(settings.dashboard_host)
-    dashboard_env = {"DASHBOARD_COMMAND_URL": f"http://{command_host}:{settings.command_port}", **console_env}
-    if not settings.dashboard_secret:
+    dashboard_host = reach_host(settings.dashboard.host)
+    dashboard_env = {"DASHBOARD_COMMAND_URL": f"http://{command_host}:{settings.command.port}", **console_env}
+    if not settings.dashboard.secret:
         # One signing secret per run, shared by every dashboard process of it: never the
         # repository's (anyone could forge the console's signed URLs with that one).
         dashboard_env["DASHBOARD_SECRET"] = secrets.token_urlsafe(32)
@@ -171,11 +171,11 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "command",
             "map console: desk, wall display, field page",
             env=dashboard_env,
-            ready_port=settings.dashboard_port,
+            ready_port=settings.dashboard.port,
             ready_host=dashboard_host,
             urls=(
-                f"http://{dashboard_host}:{settings.dashboard_port}/",
-                f"http://{dashboard_host}:{settings.dashboard_port}/wall",
+                f"http://{dashboard_host}:{settings.dashboard.port}/",
+                f"http://{dashboard_host}:{settings.dashboard.port}/wall",
             ),
         )
     )
@@ -190,7 +190,7 @@ def child_env(endpoints: Endpoints, settings: Settings, account: str) -> dict[st
     if target.username is None and account in DEMO_MQTT_ACCOUNTS:
         env["MQTT_URL"] = target.with_user(account, DEMO_MQTT_ACCOUNTS[account]).url()
     if endpoints.broker == "configured":
-        env["INGEST_SHARED_GROUP"] = settings.ingest_shared_group or ""
+        env["INGEST_SHARED_GROUP"] = settings.ingest.shared_group or ""
     return env
 
 
@@ -280,7 +280,7 @@ class Demo:
         self.opts, self.settings, self.stop, self.out = opts, settings, stop, out
         self.services = LocalServices(settings)
         self.children: list[Child] = []
-        self.logs = settings.data_dir / "logs"
+        self.logs = settings.shared.data_dir / "logs"
         self.endpoints: Endpoints | None = None
 
     def say(self, text: str = "") -> None:
@@ -304,7 +304,7 @@ class Demo:
         if self.stop.is_set():
             return 0
 
-        applied = db.migrate(endpoints.database_url, storage=self.settings.storage_backend)
+        applied = db.migrate(endpoints.database_url, storage=self.settings.shared.storage_backend)
         with db.connect(endpoints.database_url, autocommit=True) as conn:
             backend = db.backend(conn)
         self.say(f"Schema: {'applied ' + ', '.join(applied) if applied else 'up to date'} ({backend})")
@@ -482,9 +482,9 @@ def _hosts(settings: Settings | None) -> list[tuple[str, str]]:
     if settings is None:
         return []
     return [
-        ("COMMAND_HOST", settings.command_host),
-        ("DASHBOARD_HOST", settings.dashboard_host),
-        ("INGEST_METRICS_HOST", settings.ingest_metrics_host),
+        ("COMMAND_HOST", settings.command.host),
+        ("DASHBOARD_HOST", settings.dashboard.host),
+        ("INGEST_METRICS_HOST", settings.ingest.metrics_host),
     ]
 
 
@@ -536,7 +536,9 @@ def run_demo(opts: DemoOptions) -> int:
     except ConfigError as exc:
         print(f"demo: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    setup_logging("demo", "WARNING" if settings.log_level.upper() == "INFO" else settings.log_level)
+    setup_logging(
+        "demo", "WARNING" if settings.shared.log_level.upper() == "INFO" else settings.shared.log_level
+    )
     code = Demo(opts, settings, stop).run()
     print(f"Demo stopped (exit {code}).", flush=True)
     return code

@@ -37,7 +37,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from wuwang.settings import Settings
+from wuwang.settings import Settings, variable_of
 
 #: Exit code for a configuration the service refuses (like sysexits' EX_USAGE family).
 EXIT_CONFIG = 2
@@ -90,7 +90,7 @@ def load_settings(**overrides: Any) -> Settings:
 def _describe(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
-        where = ".".join(str(part) for part in err["loc"]).upper()
+        where = variable_of(err["loc"])
         message = str(err["msg"]).removeprefix("Value error, ")
         lines.append(f"{where}: {message}" if where else message)
     return "invalid configuration: " + "; ".join(lines)
@@ -178,10 +178,10 @@ def stop_event(
 def start(name: str, **overrides: Any) -> Service:
     """Settings, logging and the stop Event for service ``name`` (raises ConfigError)."""
     settings = load_settings(**overrides)
-    setup_logging(name, settings.log_level)
+    setup_logging(name, settings.shared.log_level)
     stop = stop_event()
     log = logging.getLogger(name)
-    log.info("starting (pid %d, demo mode %s)", os.getpid(), "on" if settings.demo_mode else "off")
+    log.info("starting (pid %d, demo mode %s)", os.getpid(), "on" if settings.shared.demo_mode else "off")
     return Service(name, settings, stop, log)
 
 
@@ -214,7 +214,7 @@ def serve_asgi(svc: Service, app: Any, host: str, port: int, **options: Any) -> 
         app,
         host=host,
         port=port,
-        log_level=svc.settings.log_level.lower(),
+        log_level=svc.settings.shared.log_level.lower(),
         proxy_headers=False,
         log_config=None,
         **options,

@@ -27,7 +27,7 @@ MAX_LAT = 85.0511287798
 def basemap_file(settings: Settings) -> Path:
     """Where the demo's basemap archive is: ``DASHBOARD_BASEMAP_FILE``, else
     ``<DATA_DIR>/basemap.mbtiles`` (the builder writes it there, the dashboard reads it)."""
-    return settings.dashboard_basemap_file or settings.data_dir / ARCHIVE_NAME
+    return settings.dashboard.basemap_file or settings.shared.data_dir / ARCHIVE_NAME
 
 
 def world_px(lat: float, lon: float, zoom: int, tile_px: int = TILE_PX) -> tuple[float, float]:

@@ -905,7 +905,7 @@ def run(
         )
         city = city or build_city()
         rig.load_city(city)
-        grid_deg = rig.settings().grid_cell_deg
+        grid_deg = rig.settings().shared.grid_cell_deg
         stream = build_stream(city, cfg.stream_size, seed=cfg.seed, sensor_publishers=cfg.sensor_publishers)
         rig.register_gateways(stream.sensor_gateways)
         results = Results(cfg, machine, dict(stream.feed_counts()))

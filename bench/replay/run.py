@@ -327,7 +327,7 @@ def _now_rfc3339() -> str:
 
 def baseline(rig: Rig, exercise_id: str, items: Sequence[TimedMessage], speed: float) -> DriftStats:
     """Sleep until each due time, stamp ``ts``, encode, publish at QoS 1 (bare paho)."""
-    broker = BrokerConfig.from_url(rig.settings().mqtt_url or "", "5", 30, True)
+    broker = BrokerConfig.from_url(rig.settings().shared.mqtt_url or "", "5", 30, True)
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2, client_id=f"bench-replay-base-{os.getpid()}", protocol=mqtt.MQTTv5
     )

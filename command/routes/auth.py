@@ -80,7 +80,7 @@ async def login(body: LoginRequest, request: Request, state: State) -> TokenResp
                 signed_in_at=now,
                 session_id=session_id,
             )
-            ends = now + timedelta(seconds=state.settings.command_session_max_s)
+            ends = now + timedelta(seconds=state.settings.command.session_max_s)
             await users.open_session(conn, session_id, body.username, now, ends)
             await audit.record(conn, body.username, "auth.login", detail={"address": address})
     if principal is None:
@@ -102,7 +102,7 @@ async def _refused(state: CommandState, user: str, address: str, reason: str) ->
 
 def _token_for(principal: Principal, state: State) -> TokenResponse:
     token, expires = issue_token(
-        principal, secret=state.token_secret, ttl_s=state.settings.command_token_ttl_s
+        principal, secret=state.token_secret, ttl_s=state.settings.command.token_ttl_s
     )
     return TokenResponse(
         access_token=token,
@@ -124,7 +124,7 @@ async def refresh(who: Caller, state: State) -> TokenResponse:
     signed_in = who.signed_in_at
     now = datetime.now(UTC)
     async with state.pool.connection() as conn:
-        if signed_in is None or now - signed_in > timedelta(seconds=state.settings.command_session_max_s):
+        if signed_in is None or now - signed_in > timedelta(seconds=state.settings.command.session_max_s):
             reason: str | None = "the session is older than a shift: log in again"
         else:
             reason = await users.session_standing(conn, who, now)

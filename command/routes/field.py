@@ -178,7 +178,7 @@ async def report(body: ReportIn, state: State, who: Caller) -> ReportOut:
 
 
 def _photo_dir(state: State) -> FsPath:
-    path = state.settings.data_dir / "photos"
+    path = state.settings.shared.data_dir / "photos"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -220,9 +220,9 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
         data = base64.b64decode(body.data_base64, validate=True)
     except (binascii.Error, ValueError):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "data_base64 is not base64") from None
-    if len(data) > settings.command_photo_max_bytes:
+    if len(data) > settings.command.photo_max_bytes:
         raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {settings.command_photo_max_bytes} bytes"
+            status.HTTP_413_CONTENT_TOO_LARGE, f"photo larger than {settings.command.photo_max_bytes} bytes"
         )
     # Named by content and the declared type (inspect makes them agree): a retry of a
     # photo already stored is answered at once, stored once, counted once.
@@ -230,22 +230,22 @@ async def upload_photo(body: PhotoIn, state: State, who: Caller) -> PhotoOut:
     target = _photo_dir(state) / name
     if target.exists():
         return PhotoOut(url=f"/field/photos/{name}", bytes=len(data))
-    now = datetime.now(ZoneInfo(settings.command_timezone))
+    now = datetime.now(ZoneInfo(settings.command.timezone))
     async with state.pool.connection() as conn:
         # Over the quota already: answered before the decoding (a phone retries a 429).
-        if await photos.used(conn, team_id, now.date()) + len(data) > settings.command_photo_quota_bytes:
-            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
+        if await photos.used(conn, team_id, now.date()) + len(data) > settings.command.photo_quota_bytes:
+            raise await _over_quota(conn, team_id, now, len(data), settings.command.photo_quota_bytes)
     try:
         # Decoding takes a moment (and a thread's memory): off the event loop.
         photo = await run_in_threadpool(
-            photos.inspect, data, body.content_type, settings.command_photo_max_pixels
+            photos.inspect, data, body.content_type, settings.command.photo_max_pixels
         )
     except photos.PhotoRefused as exc:
         code = status.HTTP_413_CONTENT_TOO_LARGE if exc.too_large else status.HTTP_422_UNPROCESSABLE_CONTENT
         raise HTTPException(code, exc.reason) from None
     async with state.pool.connection() as conn, conn.transaction():
-        if not await photos.charge(conn, team_id, now.date(), len(data), settings.command_photo_quota_bytes):
-            raise await _over_quota(conn, team_id, now, len(data), settings.command_photo_quota_bytes)
+        if not await photos.charge(conn, team_id, now.date(), len(data), settings.command.photo_quota_bytes):
+            raise await _over_quota(conn, team_id, now, len(data), settings.command.photo_quota_bytes)
         await audit.record(
             conn,
             who,

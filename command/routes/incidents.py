@@ -523,7 +523,7 @@ async def incident_photo(incident_id: IncidentId, name: PhotoName, state: State,
     """One photo of the incident's reports, for whoever may see the incident: only a
     photo one of its sources carries, sent as the type its name says (nosniff)."""
     incident = await _with_photos(state, who, incident_id)
-    target = photos.stored_path(state.settings.data_dir, name)
+    target = photos.stored_path(state.settings.shared.data_dir, name)
     if target is None or name not in {p.name for p in _photos_of(incident)}:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no such photo on incident {incident_id}")
     return FileResponse(

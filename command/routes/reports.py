@@ -77,7 +77,7 @@ async def _html(
     state: State, loaded: LoadedReport, lang: Literal["zh", "en"], download: bool
 ) -> HTMLResponse:
     # Drawing the figures and a ~5 MB page takes a moment: off the event loop.
-    page = await run_in_threadpool(render.to_html, loaded, lang, timezone=state.settings.command_timezone)
+    page = await run_in_threadpool(render.to_html, loaded, lang, timezone=state.settings.command.timezone)
     headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
     if download:
         headers["Content-Disposition"] = f'attachment; filename="{render.filename(loaded, "html")}"'

@@ -184,7 +184,7 @@ async def draft_warning(body: NewWarning, state: State, who: Caller) -> dict[str
         try:
             w = wd.draft(
                 identifier=ident,
-                sender=state.settings.command_warning_sender,
+                sender=state.settings.command.warning_sender,
                 content=content,
                 exercise_id=body.exercise_id,
                 actor=service.actor(who),

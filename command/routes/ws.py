@@ -84,7 +84,7 @@ async def _close(websocket: WebSocket, code: int, reason: str) -> None:
 async def live_stream(websocket: WebSocket) -> None:
     state: CommandState = websocket.state.command
     origin = websocket.headers.get("origin")
-    if origin is not None and origin not in state.settings.command_allowed_origins:
+    if origin is not None and origin not in state.settings.command.allowed_origins:
         await audit.record_denied(state.pool, "anonymous", "ws.connect", f"origin {origin[:100]} not allowed")
         await websocket.close(code=CLOSE_FORBIDDEN_ORIGIN, reason="origin not allowed")
         return
@@ -123,7 +123,7 @@ async def live_stream(websocket: WebSocket) -> None:
 async def _first_message(websocket: WebSocket, state: CommandState) -> Principal:
     try:
         message = await asyncio.wait_for(
-            websocket.receive(), timeout=state.settings.command_ws_auth_timeout_s
+            websocket.receive(), timeout=state.settings.command.ws_auth_timeout_s
         )
     except TimeoutError:
         raise InvalidToken(f"not authenticated: {FIRST_MESSAGE}") from None
@@ -136,7 +136,7 @@ async def _first_message(websocket: WebSocket, state: CommandState) -> Principal
 
 
 async def _stream(websocket: WebSocket, state: CommandState, hub: LiveHub, feed: ClientFeed) -> None:
-    timeout = state.settings.command_ws_send_timeout_s
+    timeout = state.settings.command.ws_send_timeout_s
     try:
         await asyncio.wait_for(websocket.send_text((await _snapshot(state, feed.who)).decode()), timeout)
     except TimeoutError:

@@ -60,7 +60,7 @@ class AlarmFeed:
                 raise
 
     async def _run(self, state: CommandState) -> None:
-        stream, group = state.settings.alarm_stream, state.settings.command_alarm_group
+        stream, group = state.settings.shared.alarm_stream, state.settings.command.alarm_group
         delay = 0.2
         while True:
             try:

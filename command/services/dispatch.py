@@ -592,10 +592,10 @@ DEFAULT_TEAM_NEEDS: Mapping[IncidentType, tuple[tuple[TeamType, int], ...]] = {
 def recommend_config(state: CommandState) -> RecommendConfig:
     s = state.settings
     return RecommendConfig(
-        road_factor=s.command_road_factor,
+        road_factor=s.command.road_factor,
         speeds_kmh=DEFAULT_SPEEDS_KMH,
-        stale_after=timedelta(seconds=s.command_position_stale_s),
-        stale_fallback_to_base=s.command_recommend_from_base,
+        stale_after=timedelta(seconds=s.command.position_stale_s),
+        stale_fallback_to_base=s.command.recommend_from_base,
     )
 
 

@@ -610,7 +610,7 @@ async def _publish_when_committed(state: CommandState, case_id: str, changes: li
 
 
 def _cell_of(state: CommandState, lat: float, lon: float) -> str:
-    return grid_cell_id(lat, lon, state.settings.grid_cell_deg)
+    return grid_cell_id(lat, lon, state.settings.shared.grid_cell_deg)
 
 
 # --- who may -----------------------------------------------------------------------------

@@ -187,7 +187,7 @@ class LiveHub:
 
     async def start(self, state: CommandState) -> None:
         state.live = self
-        self._recheck_s = state.settings.command_ws_recheck_s
+        self._recheck_s = state.settings.command.ws_recheck_s
         self._dropped = Counter(
             "wuwang_ws_dropped_total",
             "live (/ws) clients closed by the server, by reason",

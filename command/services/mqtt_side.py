@@ -131,18 +131,18 @@ class LinkWorker:
 
     async def start(self, state: CommandState) -> None:
         s = state.settings
-        if not s.mqtt_url:
+        if not s.shared.mqtt_url:
             log.warning("MQTT_URL is not set: no dispatch orders go out and no acks come in")
             return
-        self._forget = s.command_mqtt_forget_session_on_stop
+        self._forget = s.command.mqtt_forget_session_on_stop
         self.link = MqttLink(
-            MqttTarget.from_url(s.mqtt_url),
-            s.command_mqtt_client_id,
-            protocol=s.mqtt_protocol,
-            subscriptions=subscriptions(s.command_shared_group),
+            MqttTarget.from_url(s.shared.mqtt_url),
+            s.command.mqtt_client_id,
+            protocol=s.shared.mqtt_protocol,
+            subscriptions=subscriptions(s.command.shared_group),
             persistent=True,
-            session_expiry_s=s.command_mqtt_session_expiry_s,
-            keepalive=s.mqtt_keepalive,
+            session_expiry_s=s.command.mqtt_session_expiry_s,
+            keepalive=s.shared.mqtt_keepalive,
             name="command",
         )
         self.link.attach()
@@ -202,7 +202,7 @@ class TeamFeed:
         link = link_of(state)
         if link is None:
             return
-        self._positions = rosters.PositionWriter(state.settings.command_position_db_interval_s)
+        self._positions = rosters.PositionWriter(state.settings.command.position_db_interval_s)
         with contextlib.suppress(Exception):  # Redis down: rebuilt on the next start
             await rosters.rebuild_geo(state)
         self._task = asyncio.create_task(self._run(state, link), name="team-feed")
@@ -447,7 +447,7 @@ class OutboxRelay:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    state.settings.database_url or "", autocommit=True, connect_timeout=5
+                    state.settings.shared.database_url or "", autocommit=True, connect_timeout=5
                 ) as conn:
                     while True:
                         cur = await conn.execute("SELECT pg_try_advisory_lock(%s)", (_RELAY_LOCK,))
@@ -498,7 +498,7 @@ class OutboxRelay:
             log.warning("could not publish the changes of dispatch notice %s", payload[:200], exc_info=True)
 
     async def _relay(self, state: CommandState) -> None:
-        window = state.settings.command_outbox_window
+        window = state.settings.command.outbox_window
         inflight: dict[int, _InFlight] = {}
         done_unmarked: list[_InFlight] = []
         # Short: while the broker is down this only polls the link's own state (the link
@@ -620,7 +620,7 @@ class AckWatchdog:
         return self._task is not None and not self._task.done()
 
     async def _run(self, state: CommandState) -> None:
-        timeout = state.settings.command_ack_timeout_s
+        timeout = state.settings.command.ack_timeout_s
         interval = min(max(timeout / 4, 0.2), 5.0)
         while True:
             try:

@@ -202,7 +202,7 @@ async def plan_view(state: CommandState, incident: Incident) -> dict[str, Any]:
             "problem": f"plan {ap.plan_id!r} is no longer in the plan library",
         }
     act, orphans = current_activation(plan, incident)
-    today = local_day(datetime.now(UTC), ZoneInfo(state.settings.command_timezone))
+    today = local_day(datetime.now(UTC), ZoneInfo(state.settings.command.timezone))
     async with state.pool.connection() as conn:
         teams = await _teams_by_type(conn, incident.active_team_ids)
         free_teams = await _available_teams(conn, incident.active_team_ids)

@@ -100,7 +100,7 @@ class _LostRace(Exception):
 
 def today_for(settings: Settings) -> date:
     """Today in the command centre's calendar (a lot is usable through its expiry day)."""
-    return local_day(datetime.now(UTC), ZoneInfo(settings.command_timezone))
+    return local_day(datetime.now(UTC), ZoneInfo(settings.command.timezone))
 
 
 # --- incidents as the reserve sees them ------------------------------------------------
@@ -306,7 +306,7 @@ async def alerts(state: CommandState, within_days: int | None = None) -> dict[st
     """Low stock city-wide (against each item's ``min_stock``), lots expiring within the
     window, and lots already expired — from :func:`stock_alerts`."""
     today = today_for(state.settings)
-    days = state.settings.command_expiring_days if within_days is None else within_days
+    days = state.settings.command.expiring_days if within_days is None else within_days
     async with state.pool.connection() as conn:
         all_lots = await _all_lots(conn)
         cur = await conn.execute("SELECT code, name_zh, name_en, unit, unit_zh, min_stock FROM reserve_item")

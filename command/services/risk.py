@@ -172,7 +172,7 @@ async def put_source(
 ) -> tuple[dict[str, Any], bool]:
     """Register or replace a risk source (``fields`` as the API's body); returns (body,
     created). The grid cell and district follow from the place."""
-    cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.grid_cell_deg)
+    cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.shared.grid_cell_deg)
     async with state.pool.connection() as conn, conn.transaction():
         created = await upsert_source(conn, source_id, fields, cell)
         await audit.record(
@@ -375,7 +375,7 @@ async def _raise_alarm(
         details={"risk_source_id": s.id, "level": str(s.level), "note": note, "reporter": who.user_id},
     )
     await state.redis.xadd(
-        state.settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()}
+        state.settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()}
     )
 
 
@@ -435,7 +435,7 @@ async def upsert_shelter(conn: AsyncConnection[Any], shelter_id: str, f: dict[st
 async def put_shelter(
     state: CommandState, who: Principal | str, shelter_id: str, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.grid_cell_deg)
+    cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.shared.grid_cell_deg)
     async with state.pool.connection() as conn, conn.transaction():
         created = await upsert_shelter(conn, shelter_id, fields, cell)
         await audit.record(

@@ -175,7 +175,7 @@ async def live_or_none(state: CommandState, team_ids: Sequence[str]) -> dict[str
 
 
 def local_zone(state: CommandState) -> ZoneInfo:
-    return ZoneInfo(state.settings.command_timezone)
+    return ZoneInfo(state.settings.command.timezone)
 
 
 _TEAM_SQL = f"""
@@ -356,7 +356,7 @@ async def team_summaries(
         rows = await _team_rows(conn, team_ids)
         roster = await duty_roster(conn, at, team_ids)
     live = await live_or_none(state, [r["id"] for r in rows])
-    stale = state.settings.command_position_stale_s
+    stale = state.settings.command.position_stale_s
     return [team_summary(r, _position(r, live.get(r["id"])), roster, at, stale) for r in rows]
 
 
@@ -509,7 +509,7 @@ async def near(
         else:
             rows = {r["id"]: r for r in await _team_rows(conn, [h.team_id for h in hits])}
     now = datetime.now(UTC)
-    stale_after = state.settings.command_position_stale_s
+    stale_after = state.settings.command.position_stale_s
     out = []
     for hit in hits:
         row = rows.get(hit.team_id)
@@ -757,7 +757,7 @@ class PositionWriter:
                         "lon": lon,
                         "at": at.isoformat(),
                         "age_s": round(age, 1),
-                        "stale": age > state.settings.command_position_stale_s,
+                        "stale": age > state.settings.command.position_stale_s,
                         "source": "live",
                         **extra,
                     },

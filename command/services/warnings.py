@@ -55,10 +55,10 @@ OPTIONAL_REGISTRIES = ("risk_source", "shelter")
 
 def sender_code(settings: Settings) -> wd.SenderCode:
     return wd.SenderCode(
-        settings.command_warning_area_code,
-        settings.command_warning_institution,
-        settings.command_warning_unit,
-        settings.command_warning_extension,
+        settings.command.warning_area_code,
+        settings.command.warning_institution,
+        settings.command.warning_unit,
+        settings.command.warning_extension,
     )
 
 

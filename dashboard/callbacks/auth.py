@@ -122,7 +122,7 @@ def register(app: Dash, console: Console) -> None:
         return page, None if page.className == "login-page" else identity(session)
 
     async def draw(path: str | None, search: str | None, session: Any, lang_value: Any, note: Any) -> Any:
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         token = token_of(session)
         if token is None:
             return login_page(lang, t(lang, "login.expired") if note == "expired" else None)
@@ -170,7 +170,7 @@ def register(app: Dash, console: Console) -> None:
         prevent_initial_call=True,
     )
     async def login(_clicks: Any, _submit: Any, username: Any, password: Any, lang_value: Any) -> Any:
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         if not _clicks and not _submit:
             raise PreventUpdate
         if (

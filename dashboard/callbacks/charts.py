@@ -35,7 +35,7 @@ def register(app: Dash, console: Console) -> None:
         if tab != "charts":
             raise PreventUpdate
         await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         now = datetime.now(UTC)
         try:
             series = await calls_per_hour(console.db, now, tz(console), hours=HOURS)

@@ -43,7 +43,7 @@ def register(app: Dash, console: Console) -> None:
         if action not in GUARDED:
             raise PreventUpdate
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         reason = text_of(inputs_by_name().get(OVERRIDE_INPUT))
         if reason is None:
             return html.Span(t(lang, "guard.reason_required"), className="error"), no_update, no_update

@@ -85,7 +85,7 @@ def browser(name: str) -> ClientsideFunction:
 
 def tz(console: Console) -> ZoneInfo:
     try:
-        return ZoneInfo(console.settings.command_timezone)
+        return ZoneInfo(console.settings.command.timezone)
     except Exception:  # a bad zone name must not break the page
         return ZoneInfo("Asia/Shanghai")
 

@@ -162,7 +162,7 @@ def register(app: Dash, console: Console) -> None:
         watch: Any, _panel: Any, _banner: Any, _tick: Any, lang_value: Any, session: Any, scope: Any
     ) -> Any:
         me, token = await require_runner(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             chosen = await fetch_exercise(console, token, ex.valid_exercise_id(watch))
         except ApiError:
@@ -235,7 +235,7 @@ def register(app: Dash, console: Console) -> None:
         if which is None:
             raise PreventUpdate
         _me, token = await require_runner(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         if which == ex.UNWATCH:
             return None, t(lang, "exercise.unwatched")
         ident = ex.valid_exercise_id(which.get("id") if isinstance(which, dict) else None)
@@ -276,7 +276,7 @@ def register(app: Dash, console: Console) -> None:
         if not n:
             raise PreventUpdate
         _me, token = await require_runner(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         body = new_exercise_body(kind, scenario, dataset, begin, end, speed, zone)
         if isinstance(body, str):
             return no_update, html.Span(t(lang, body), className="error")
@@ -322,7 +322,7 @@ def register(app: Dash, console: Console) -> None:
         if which is None:
             raise PreventUpdate
         _me, token = await require_runner(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         ident = ex.valid_exercise_id(watch)
         if ident is None:
             return html.Span(t(lang, "exercise.choose_hint"), className="error"), no_update, no_update
@@ -364,7 +364,7 @@ def register(app: Dash, console: Console) -> None:
         if tab != "exercises":
             raise PreventUpdate
         _me, token = await require_runner(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         files = scenario_files()
         scenarios = [{"label": f"{s['name']} ({s['file']})", "value": s["file"]} for s in files]
         try:
@@ -387,7 +387,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def incident_reports(selected: Any, session: Any, lang_value: Any) -> Any:
         await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         return ex.incident_reports(lang, ex.valid_incident_id(selected))
 
     # --- in the browser ------------------------------------------------------------------------

@@ -137,7 +137,7 @@ def register(app: Dash, console: Console) -> None:
         _tick: Any, view: Any, scope: Any, checks: Any, drawn: Any, session: Any, lang_value: Any
     ) -> Any:
         me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         view = view if view in ib.VIEWS else "open"
         mode, ident = scope_of(me, scope)
         try:
@@ -186,7 +186,7 @@ def register(app: Dash, console: Console) -> None:
         prevent_initial_call=True,
     )
     def selection(checks: Any, lang_value: Any) -> Any:
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         chosen = ticked(checks)
         return not chosen, t(lang, "inbox.selected", n=len(chosen))
 
@@ -237,7 +237,7 @@ def register(app: Dash, console: Console) -> None:
         if button is None:
             raise PreventUpdate
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         shown = shown if isinstance(shown, dict) else {}
         keep: list[Any] = [no_update] * 12
         closed: list[Any] = [

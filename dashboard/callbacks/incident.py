@@ -125,7 +125,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def detail(incident_id: Any, _tick: Any, refused: Any, session: Any, lang_value: Any) -> Any:
         me, token = await require(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         if not isinstance(incident_id, str) or not incident_id:  # deselected (the ✕)
             return html.P(t(lang, "detail.none"), className="muted"), None
         try:
@@ -186,7 +186,7 @@ def register(app: Dash, console: Console) -> None:
         if not isinstance(button, dict) or not isinstance(meta, dict) or not meta.get("id"):
             raise PreventUpdate
         me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         values = inputs_by_name()
         try:
             message = await perform(console, me, token, lang, button, meta, values)

@@ -83,7 +83,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def kpi_tiles(_tick: Any, session: Any, lang_value: Any, scope: Any) -> Any:
         me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         # Exercise mode (演练): the watched exercise's KPIs; the scope's id is checked
         # against the caller's actions here and authorised again by the command service.
         exercise_mode, exercise_id = ex.kpi_exercise(me, scope)
@@ -93,4 +93,4 @@ def register(app: Dash, console: Console) -> None:
             k = await console.api.get("/kpis", token, window_hours=24, **Scope.of(exercise_id).query())
         except ApiError as exc:
             return html.Div(error_text(lang, exc), className="muted")
-        return tiles(lang, k, console.settings.dashboard_call_target_s)
+        return tiles(lang, k, console.settings.dashboard.call_target_s)

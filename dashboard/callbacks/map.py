@@ -121,7 +121,7 @@ def _load_when_switched_on(app: Dash, console: Console, layer: MapLayer, source:
         State(ids.LANG, "data"),
     )
     async def switched_on(overlays: Any, current: Any, session: Any, lang_value: Any) -> Any:
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         if not isinstance(overlays, list) or t(lang, layer.label) not in overlays:
             raise PreventUpdate
         if current:
@@ -149,7 +149,7 @@ def register(app: Dash, console: Console) -> None:
             return geo.collection([])
         try:
             return await call_heat(
-                console.db, datetime.now(UTC), console.settings.dashboard_heat_hours, datum
+                console.db, datetime.now(UTC), console.settings.dashboard.heat_hours, datum
             )
         except Exception:  # the map must not break on a chart's query
             log.warning("heat layer query failed", exc_info=True)
@@ -164,7 +164,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def warehouses(_tick: Any, session: Any, lang_value: Any) -> Any:
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             rows = await console.api.get("/reserve/warehouses", token)
         except ApiError as exc:
@@ -182,7 +182,7 @@ def register(app: Dash, console: Console) -> None:
     )
     async def risk_and_shelters(_tick: Any, _config: Any, session: Any, lang_value: Any) -> Any:
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         out = []
         for path, features in (("/risk-sources", risk_source_features), ("/shelters", shelter_features)):
             try:

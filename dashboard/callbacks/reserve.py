@@ -113,7 +113,7 @@ def register(app: Dash, console: Console) -> None:
         if tab != "reserve":  # fetched while its tab is open (and again when stock changes)
             raise PreventUpdate
         _me, token = await require_staff(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             items, alerts = await asyncio.gather(
                 console.api.get("/reserve/items", token), console.api.get("/reserve/alerts", token)

@@ -131,7 +131,7 @@ def register(app: Dash, console: Console) -> None:
         me, token = await require(console, session)
         if not me.may("warning.read"):
             raise PreventUpdate
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             rows = await _active(console, token, _scope(config, me.drills_only))
         except ApiError as exc:
@@ -173,7 +173,7 @@ def register(app: Dash, console: Console) -> None:
         me, token = await require(console, session)
         if not me.may("warning.draft"):
             raise PreventUpdate
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             vocab = await console.api.get("/warnings/vocabulary", token)
         except ApiError:
@@ -229,7 +229,7 @@ def register(app: Dash, console: Console) -> None:
         if which not in (ids.WARNING_COUNT, ids.WARNING_DRAFT):
             raise PreventUpdate
         me, token = await require(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         area = _area(districts, cells, polygon)
         exercise_id = _scope(config, me.drills_only)
         try:
@@ -286,7 +286,7 @@ def register(app: Dash, console: Console) -> None:
         me, token = await require(console, session)
         if not me.may("warning.draft"):
             raise PreventUpdate
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             rows = await _active(console, token, _scope(config, me.drills_only))
         except ApiError as exc:
@@ -345,7 +345,7 @@ def register(app: Dash, console: Console) -> None:
         if not isinstance(button, dict) or button.get("type") != ACT:
             raise PreventUpdate
         _me, token = await require(console, session)
-        lang = lang_of(lang_value or console.settings.dashboard_language)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
         ident, what = str(button["id"]), str(button["act"])
         body = {"reason": t(lang, "warning.cancel_reason")} if what == "cancel" else None
         try:

@@ -124,7 +124,7 @@ def field_page(
                         zoom=9,
                         preferCanvas=True,
                         className="field-map" + ("" if tiles else " no-basemap"),
-                        attributionControl=bool(settings.dashboard_tile_url),
+                        attributionControl=bool(settings.dashboard.tile_url),
                         children=[
                             *tiles,
                             # the registry's field layers (dashboard/layers.py): district

@@ -162,10 +162,10 @@ def map_panel(
                 center=list(CENTER),
                 zoom=ZOOM,
                 minZoom=7,
-                maxZoom=settings.dashboard_tile_max_zoom,
+                maxZoom=settings.dashboard.tile_max_zoom,
                 preferCanvas=True,
                 zoomControl=not wall,
-                attributionControl=bool(settings.dashboard_tile_url),
+                attributionControl=bool(settings.dashboard.tile_url),
                 style={"width": "100%", "height": "100%"},
                 children=[
                     *base,

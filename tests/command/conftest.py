@@ -43,8 +43,8 @@ def command_settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def command_client(command_settings: Settings) -> Iterator[TestClient]:
-    assert command_settings.database_url
-    _seed_minimal_city(command_settings.database_url)
+    assert command_settings.shared.database_url
+    _seed_minimal_city(command_settings.shared.database_url)
     app = create_app(command_settings)
     with TestClient(app) as client:
         yield client
@@ -99,7 +99,9 @@ def relay_alarm(
         summary=f"樊城区人民路 {category}",
         details=details,
     )
-    client = redis.Redis.from_url(settings.redis_url or "")
-    client.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    client = redis.Redis.from_url(settings.shared.redis_url or "")
+    client.xadd(
+        settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()}
+    )
     client.close()
     return alarm.alarm_id

@@ -73,7 +73,7 @@ def test_health_and_metrics_need_no_token(command_client: TestClient) -> None:
 
 def test_audit_log_is_append_only(command_client: TestClient, command_settings: Settings) -> None:
     command_client.post("/auth/login", json={"username": "operator1", "password": "demo"})
-    with psycopg.connect(command_settings.database_url or "", autocommit=True) as conn:
+    with psycopg.connect(command_settings.shared.database_url or "", autocommit=True) as conn:
         for stmt in ("UPDATE audit_log SET outcome = 'ok'", "DELETE FROM audit_log", "TRUNCATE audit_log"):
             with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
                 conn.execute(stmt)
@@ -98,7 +98,7 @@ def test_refresh_renews_a_valid_token_and_keeps_the_login_time(
     ]
     assert signed_in[0] == signed_in[1]
     assert command_client.get("/auth/me", headers=_bearer(second["access_token"])).status_code == 200
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         row = conn.execute(
             "SELECT count(*) FROM audit_log"
             " WHERE action = 'auth.refresh' AND actor = 'commander1' AND outcome = 'ok'"
@@ -110,7 +110,7 @@ def test_refresh_is_refused_past_a_shift_for_a_disabled_user_and_without_a_token
     command_client: TestClient, command_settings: Settings
 ) -> None:
     assert command_client.post("/auth/refresh").status_code == 401
-    long_ago = datetime.now(UTC) - timedelta(seconds=command_settings.command_session_max_s + 60)
+    long_ago = datetime.now(UTC) - timedelta(seconds=command_settings.command.session_max_s + 60)
     login = command_client.post("/auth/login", json={"username": "operator1", "password": "demo"}).json()
     sid = jwt.decode(login["access_token"], options={"verify_signature": False})["sid"]
     stale, _ = issue_token(
@@ -122,7 +122,7 @@ def test_refresh_is_refused_past_a_shift_for_a_disabled_user_and_without_a_token
     r = command_client.post("/auth/refresh", headers=_bearer(stale))
     assert r.status_code == 401 and "shift" in r.json()["detail"]
     token = command_client.post("/auth/login", json={"username": "operator2", "password": "demo"}).json()
-    with psycopg.connect(command_settings.database_url or "", autocommit=True) as conn:
+    with psycopg.connect(command_settings.shared.database_url or "", autocommit=True) as conn:
         conn.execute("UPDATE app_user SET disabled = true WHERE id = 'operator2'")
     r = command_client.post("/auth/refresh", headers=_bearer(token["access_token"]))
     assert r.status_code == 401 and "changed" in r.json()["detail"]

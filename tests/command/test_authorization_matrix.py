@@ -283,7 +283,7 @@ def _fill(value: Any, world: dict[str, str]) -> Any:
 @pytest.fixture
 def world(command_client: TestClient, command_settings: Any, login: Login) -> dict[str, str]:
     return {
-        **_world(command_settings.database_url, command_client, login),
+        **_world(command_settings.shared.database_url, command_client, login),
         **_report_world(command_settings),
         **_exercise_world(command_settings),
         **_inbox_world(command_settings),
@@ -295,7 +295,7 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
 
 def _risk_world(settings: Any) -> dict[str, str]:
     """A registered risk source and an open shelter (findings and counts on them succeed)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO risk_source (id, name, kind, lat, lon, grid_cell_id, level,"
             " inspection_interval_days)"
@@ -310,7 +310,7 @@ def _risk_world(settings: Any) -> dict[str, str]:
 
 def _inbox_world(settings: Any) -> dict[str, str]:
     """A live inbox row, dismissed already (acts on it are refused with 409, nothing changes)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO triage_row (row_id, source, category, alarm_kind, first_seen, last_seen, count,"
             " max_severity, severity_rank, summary, first_alarm_id, alarm_ids, recent, identity, state,"
@@ -324,7 +324,7 @@ def _inbox_world(settings: Any) -> dict[str, str]:
 
 def _planned_event_world(settings: Any) -> dict[str, str]:
     """A live planned event, cancelled already (a cancel is refused with 409)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO planned_event (event_id, name, lat, lon, radius_m, starts_at, ends_at, created_by,"
             " state, cancelled_by, cancelled_at, cancel_reason) VALUES ('PE-MATRIX-1', '矩阵活动', 32.04,"
@@ -336,7 +336,7 @@ def _planned_event_world(settings: Any) -> dict[str, str]:
 
 def _warning_world(settings: Any) -> dict[str, str]:
     """A live warning, cancelled already (approve, update and cancel are refused with 409)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO warning (identifier, sender, event_type, level, area_polygon, onset, expires,"
             " headline, drafted_by, drafted_at, state, cancelled_by, cancelled_at, cancel_reason) VALUES"
@@ -350,7 +350,7 @@ def _warning_world(settings: Any) -> dict[str, str]:
 
 def _exercise_world(settings: Any) -> dict[str, str]:
     """A running exercise to manage (running: a purge is refused, nothing is lost)."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, status, created_by) VALUES"
             " ('EX-MATRIX-RUN', '矩阵演练', 'scenario', 'matrix.yaml', 'running', 'planner1')"
@@ -360,7 +360,7 @@ def _exercise_world(settings: Any) -> dict[str, str]:
 
 def _report_world(settings: Any) -> dict[str, str]:
     """An exercise to read the after-action report of."""
-    with psycopg.connect(settings.database_url, autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, created_by) VALUES"
             " ('EX-MATRIX-R', '矩阵演练', 'scenario', 'matrix.yaml', 'planner1')"
@@ -428,7 +428,7 @@ def test_roles_on_every_route(
             if refused == (role in allowed) or status >= 500:
                 wrong.append(f"{role:9} {method} {path}: {status}")
     assert not wrong, "\n".join(wrong)
-    with psycopg.connect(command_settings.database_url) as conn:
+    with psycopg.connect(command_settings.shared.database_url) as conn:
         denied = conn.execute("SELECT count(*) FROM audit_log WHERE outcome = 'denied'").fetchone()
     assert denied is not None and denied[0] > 50  # every 403 above left an audit row
 
@@ -480,7 +480,10 @@ def test_planner_may_work_an_exercise_incident(
             lon=112.1,
             exercise_id="EX-1",
         )
-        async with await AsyncConnection.connect(command_settings.database_url) as conn, conn.transaction():
+        async with (
+            await AsyncConnection.connect(command_settings.shared.database_url) as conn,
+            conn.transaction(),
+        ):
             await incident_store.append(conn, None, events, audit_action="incident.open")
         return "EX-MATRIX-1"
 

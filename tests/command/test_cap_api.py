@@ -127,8 +127,8 @@ def test_expired_and_exercise_alerts_are_stored_but_not_active(
 
 
 def settings_rows(settings: Settings, query: str) -> int:
-    assert settings.database_url
-    with psycopg.connect(settings.database_url) as conn:
+    assert settings.shared.database_url
+    with psycopg.connect(settings.shared.database_url) as conn:
         row = conn.execute(query).fetchone()
     assert row is not None
     return int(row[0])

@@ -79,7 +79,7 @@ def test_open_work_blocks_resolve_and_close_until_done_or_overridden(
     change = timeline[-1]
     assert change["kind"] == "state_changed" and change["data"]["to_state"] == "resolved"
     assert change["reason"].startswith("指挥长越权：现场已移交属地处置（")
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         audited = conn.execute(
             "SELECT action, outcome, actor, detail FROM audit_log WHERE object_id = %s"
             " AND action IN ('incident.resolve', 'incident.closing_override') ORDER BY id",

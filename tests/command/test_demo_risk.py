@@ -34,12 +34,12 @@ def test_every_demo_place_lies_in_the_district_it_names() -> None:
 def test_the_demo_loads_twice_into_the_same_rows(make_settings: object) -> None:
     settings: Settings = make_settings(account="command")  # type: ignore[operator]
     now = datetime.now(UTC)
-    with psycopg.connect(settings.database_url or "") as conn:
-        assert load_demo_risk(conn, settings.grid_cell_deg, now) == (
+    with psycopg.connect(settings.shared.database_url or "") as conn:
+        assert load_demo_risk(conn, settings.shared.grid_cell_deg, now) == (
             len(DEMO_RISK_SOURCES),
             len(DEMO_SHELTERS),
         )
-        assert load_demo_risk(conn, settings.grid_cell_deg, now) == (
+        assert load_demo_risk(conn, settings.shared.grid_cell_deg, now) == (
             len(DEMO_RISK_SOURCES),
             len(DEMO_SHELTERS),
         )

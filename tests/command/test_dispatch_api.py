@@ -136,7 +136,7 @@ def test_fifty_concurrent_dispatches_of_one_team_give_exactly_one_order(
     with ThreadPoolExecutor(50) as pool:
         codes = Counter(pool.map(attempt, range(50)))
     assert codes == {201: 1, 409: 49}, codes
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     assert db_rows(url, "SELECT count(*) FROM dispatch_order WHERE team_id = %s", FIELD_TEAM) == [(1,)]
     assert db_rows(url, "SELECT count(*) FROM mqtt_outbox") == [(1,)]
     assert db_rows(url, "SELECT status FROM team WHERE id = %s", FIELD_TEAM) == [("dispatched",)]
@@ -164,7 +164,7 @@ def test_dispatch_is_one_transaction_and_release_gives_the_team_back(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     op, planner, field = login("operator1"), login("planner1"), login(FIELD_TEAM)
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     inc = open_incident(command_client, op)
     # field users and planners (live incident) may not dispatch; refusals are audited
     assert dispatch(command_client, field, inc, FIELD_TEAM).status_code == 403
@@ -227,7 +227,7 @@ def test_closing_an_incident_releases_its_orders_and_teams(
 ) -> None:
     """The orders follow the incident record whichever route appended the event."""
     op, field, cmd = login("operator1"), login(OTHER_TEAM), login("commander1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     inc = open_incident(command_client, op)
     r = dispatch(command_client, op, inc, OTHER_TEAM)
     assert r.status_code == 201
@@ -278,7 +278,7 @@ def test_recommendation_ranks_by_eta_and_explains_skipped_teams(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     _seed_fire_teams(url)
     inc = open_incident(command_client, op)
     rec = command_client.get(f"/incidents/{inc['id']}/recommendations", headers=op)
@@ -346,7 +346,7 @@ def test_recommendation_follows_the_active_plan_at_the_current_level(
     from command.services import incident_store
 
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     add_team(url, "W-1", "water_rescue", position=(32.0450, 112.1460))
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(

@@ -45,7 +45,7 @@ def ingest_running(make_settings: Callable[..., Settings], command_settings: Set
     n = f"{os.getpid()}-{next(_ids)}"
     settings = make_settings(
         account="ingest",
-        alarm_stream=command_settings.alarm_stream,
+        alarm_stream=command_settings.shared.alarm_stream,
         ingest_shared_group=f"ingest-e2e-{n}",
         ingest_metrics_port=0,
         ingest_flush_ms=20,
@@ -91,7 +91,7 @@ def test_a_110_call_becomes_an_incident_a_dispatched_team_and_a_closed_case(
     login: Login,
 ) -> None:
     op, field, cmd = login("operator1"), login(FIELD_TEAM), login("commander1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     now = datetime.now(UTC)
     with psycopg.connect(url) as conn:  # T-FIRE-01 is on a 24-hour shift
         conn.execute(

@@ -85,7 +85,7 @@ def push(
 
 
 def one(settings: Settings, query: str, *params: Any) -> Any:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         row = conn.execute(query, params).fetchone()
     return row[0] if row else None
 
@@ -117,7 +117,7 @@ def store_feed_rows(settings: Settings, exercise_id: str | None) -> None:
     now = datetime.now(UTC)
     n = next(_n)
     src = f"ex/{exercise_id}/" if exercise_id else ""
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         common = (now, now, False)
         conn.execute(
             "INSERT INTO sensor_reading (ts, received_at, ts_from_receipt, network, source_id, msg_id,"
@@ -209,7 +209,7 @@ def exercise_rows(settings: Settings, incidents: list[str]) -> dict[str, int]:
         "stock_movement": "incident_id = ANY(%(incidents)s)",
     }
     params = {"ex": EX, "prefix": PREFIX, "topic_prefix": f"exercise/v1/{EX}/", "incidents": incidents}
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         return {
             table: int(conn.execute(f"SELECT count(*) FROM {table} WHERE {cond}", params).fetchone()[0])  # type: ignore[index]
             for table, cond in where.items()
@@ -217,7 +217,7 @@ def exercise_rows(settings: Settings, incidents: list[str]) -> dict[str, int]:
 
 
 def all_rows(settings: Settings, tables: list[str]) -> dict[str, int]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in tables}  # type: ignore[index]
 
 
@@ -252,7 +252,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
     s = command_settings
     operator, commander, planner = login("operator1"), login("commander1"), login("planner1")
     now = datetime.now(UTC)
-    with psycopg.connect(s.database_url or "") as conn:  # both fire teams on shift
+    with psycopg.connect(s.shared.database_url or "") as conn:  # both fire teams on shift
         for team in (FIELD_TEAM, OTHER_TEAM):
             conn.execute(
                 "INSERT INTO team_shift (team_id, starts_at, ends_at) VALUES (%s, %s, %s)",
@@ -283,7 +283,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
             "/exercises", headers=planner, json={"kind": "scenario", "scenario": "iso.yaml", "id": EX}
         )
         assert r.status_code == 201, r.text
-        with psycopg.connect(s.database_url or "") as conn:
+        with psycopg.connect(s.shared.database_url or "") as conn:
             conn.execute("UPDATE exercise SET status = 'running', started_at = now() WHERE id = %s", (EX,))
         drill_fire = incident_of(s, push(s, "ex-1", exercise_id=EX))  # at the live fire's very place
         assert incident_of(s, push(s, "ex-2", exercise_id=EX)) == drill_fire  # joins the drill's fire
@@ -299,7 +299,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         store_feed_rows(s, EX)
 
         # The planner works the drill: a team off duty in the drill, an order, a hold, injects.
-        with psycopg.connect(s.database_url or "") as conn:
+        with psycopg.connect(s.shared.database_url or "") as conn:
             conn.execute(
                 "INSERT INTO exercise_team_state (exercise_id, team_id, status, changed_at)"
                 " VALUES (%s, %s, 'off_duty', now())",
@@ -412,7 +412,7 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         assert not [c for c in seen if c["id"] in drill_ids or PREFIX in str(c["id"])]
 
     # The drill is over; purge it.
-    with psycopg.connect(s.database_url or "") as conn:
+    with psycopg.connect(s.shared.database_url or "") as conn:
         conn.execute("UPDATE exercise SET status = 'finished', finished_at = now() WHERE id = %s", (EX,))
     incidents = [drill_fire, drill_other]
     drill_before = exercise_rows(s, incidents)
@@ -442,14 +442,14 @@ def test_a_drill_beside_live_operations_changes_nothing_live_and_its_purge_leave
         > 0
     )
     # The append-only rule is back outside the purge's transaction.
-    with psycopg.connect(s.database_url or "") as conn, pytest.raises(psycopg.errors.RaiseException):
+    with psycopg.connect(s.shared.database_url or "") as conn, pytest.raises(psycopg.errors.RaiseException):
         conn.execute("DELETE FROM incident_event WHERE incident_id = %s", (live_fire,))
 
 
 def test_purging_an_imported_dataset_removes_its_calls_only(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         for dataset in ("DS-A", "DS-B"):
             conn.execute(
                 "INSERT INTO exercise (id, name, kind, source, status, created_by)"

@@ -62,7 +62,7 @@ def create(client: TestClient, headers: dict[str, str], **body: Any) -> dict[str
 
 def set_status(settings: Settings, exercise_id: str, status: str) -> None:
     """What the exercise runner does (engineer H4's side)."""
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         conn.execute("UPDATE exercise SET status = %s WHERE id = %s", (status, exercise_id))
 
 
@@ -93,15 +93,15 @@ def exercise_alarm(
         summary=f"樊城区人民路 {category}",
         details={"exercise_id": exercise_id} if exercise_id else {},
     )
-    r = redis.Redis.from_url(settings.redis_url or "")
-    r.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r = redis.Redis.from_url(settings.shared.redis_url or "")
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
     r.close()
     return alarm
 
 
 def incident_of(settings: Settings, alarm_id: str) -> str:
     def find() -> str | None:
-        with psycopg.connect(settings.database_url or "") as conn:
+        with psycopg.connect(settings.shared.database_url or "") as conn:
             row = conn.execute(
                 "SELECT incident_id FROM incident_source WHERE alarm_id = %s", (alarm_id,)
             ).fetchone()
@@ -112,7 +112,7 @@ def incident_of(settings: Settings, alarm_id: str) -> str:
 
 
 def audit_actions(settings: Settings, exercise_id: str) -> list[str]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT action FROM audit_log WHERE object_type = 'exercise' AND object_id = %s"
             " AND outcome = 'ok' ORDER BY id",
@@ -155,7 +155,7 @@ def test_a_dataset_from_another_city_is_replayed_onto_this_one(
     """Imported calls from San Francisco land on this city's map (distances kept) unless
     the planner says where; calls already here stay where they were."""
     planner = login("planner1")
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, status, created_by)"
             " VALUES ('DS-SF', 'SF', 'import', 'sf.csv', 'finished', 'planner1')"
@@ -192,7 +192,7 @@ def test_register_replays_of_a_window_and_of_an_imported_dataset(
     assert '"window"' in window["source"]
 
     # An imported dataset (registered by the import as an exercise of kind import).
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, status, created_by)"
             " VALUES ('DS-2019', '2019年接警记录', 'import', 'calls-2019.csv', 'finished', 'planner1')"
@@ -306,7 +306,7 @@ def test_control_commands_reach_the_runners_stream(
         sent.append(r.json())
     assert sent[0]["stream"] == control_stream("EX-CTL") == "wuwang:exercise:EX-CTL:control"
 
-    rds = redis.Redis.from_url(command_settings.redis_url or "", decode_responses=True)
+    rds = redis.Redis.from_url(command_settings.shared.redis_url or "", decode_responses=True)
     entries = text_stream_entries(rds, control_stream("EX-CTL"))
     rds.close()
     assert [e[0] for e in entries] == [s["entry_id"] for s in sent]
@@ -341,7 +341,7 @@ def test_invalid_control_is_422_and_never_reaches_the_stream(
     create(command_client, planner, id="EX-CTL-BAD")
     r = command_client.post("/exercises/EX-CTL-BAD/control", headers=planner, json=body)
     assert r.status_code == 422, r.text
-    client = redis.Redis.from_url(command_settings.redis_url or "")
+    client = redis.Redis.from_url(command_settings.shared.redis_url or "")
     assert client.xlen(control_stream("EX-CTL-BAD")) == 0
     client.close()
 
@@ -478,7 +478,7 @@ def test_an_escalate_of_an_alarm_that_waited_in_the_inbox_finds_the_incident_its
     create(command_client, planner, id="EX-INBOX")
     set_status(command_settings, "EX-INBOX", "running")
     source = "ex/EX-INBOX/video/CAM-1220"
-    r = redis.Redis.from_url(command_settings.redis_url or "")
+    r = redis.Redis.from_url(command_settings.shared.redis_url or "")
     for n in (1, 2, 3):
         alarm = Alarm(
             alarm_id=f"{source}#drill-v-{n}", kind="video", source=source, msg_id=f"drill-v-{n}",
@@ -487,7 +487,7 @@ def test_an_escalate_of_an_alarm_that_waited_in_the_inbox_finds_the_incident_its
             details={"exercise_id": "EX-INBOX", "confidence": 0.82},
         )  # fmt: skip
         payload = alarm.model_dump_json()
-        r.xadd(command_settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": payload})
+        r.xadd(command_settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": payload})
     r.close()
 
     def row() -> dict[str, Any] | None:
@@ -526,7 +526,7 @@ def test_purge_marks_the_exercise_purged_and_is_refused_while_it_runs(
     assert r.json()["exercise"]["status"] == "purged"
     assert r.json()["exercise"]["stats"]["purge"]["by"] == "planner1"
     assert set(r.json()["deleted"]) >= {"incident", "incident_event", "emergency_call", "message_ledger"}
-    client = redis.Redis.from_url(command_settings.redis_url or "")
+    client = redis.Redis.from_url(command_settings.shared.redis_url or "")
     assert client.exists(control_stream("EX-PURGE")) == 0  # the runner's queue goes too
     client.close()
     # Purging again is harmless; the exercise stays on the record as purged.
@@ -568,7 +568,7 @@ def test_roles(command_client: TestClient, command_settings: Settings, login: Lo
         assert command_client.get(path, headers=operator).status_code == 200
         assert command_client.get(path, headers=field).status_code == 403
         assert command_client.get(path).status_code == 401
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         denied = conn.execute(
             "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action LIKE 'exercise.%'"
         ).fetchone()

@@ -54,7 +54,7 @@ def test_order_ack_over_http(command_settings: Settings) -> None:
         again = client.post(f"/field/orders/{order_id}/ack", headers=field, json={"id": "a1"})
         assert again.json()["applied"] is False  # repeated by a flaky network: harmless
         assert db_rows(
-            command_settings.database_url or "",
+            command_settings.shared.database_url or "",
             "SELECT status FROM dispatch_order WHERE order_id = %s",
             order_id,
         ) == [("acked",)]

@@ -61,7 +61,7 @@ def _cases(client: TestClient, headers: dict[str, str], query: str = "") -> list
 
 
 def _denied(settings: Settings, action: str) -> list[tuple[str, str | None]]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT actor, object_id FROM audit_log WHERE action = %s AND outcome = 'denied' ORDER BY id",
             (action,),
@@ -80,7 +80,7 @@ def _roles(case: GridCase) -> list[str | None]:
 def _store(settings: Settings, cases: Sequence[GridCase], exercise_id: str | None = None) -> None:
     async def run() -> None:
         async with (
-            await psycopg.AsyncConnection.connect(settings.database_url or "") as conn,
+            await psycopg.AsyncConnection.connect(settings.shared.database_url or "") as conn,
             conn.transaction(),
         ):
             for case in cases:
@@ -173,7 +173,7 @@ def test_grid_report_on_the_stream_becomes_one_case_not_an_incident(
     assert case["reporter"] == "police/sys110"  # push_alarm's source: its details name no reporter
     assert case["allowed_actions"] == ["file", "dismiss"]
     assert case["overdue"] is False
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         assert conn.execute(
             "SELECT count(*) FROM grid_case WHERE source_alarm_id = %s", (grid_alarm,)
         ).fetchone() == (1,)
@@ -195,7 +195,7 @@ def test_the_whole_loop_with_roles_versions_and_separation_of_duties(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     add_user(
-        command_settings.database_url or "",
+        command_settings.shared.database_url or "",
         NewUser(GRID_WORKER, "网格员 张敏", Role.FIELD, DEMO_PASSWORD, team_id=FIELD_TEAM),
     )
     op1, op2, gw, other = login("operator1"), login("operator2"), login(GRID_WORKER), login(OTHER_TEAM)
@@ -274,13 +274,13 @@ def test_the_whole_loop_with_roles_versions_and_separation_of_duties(
     assert [s["seq"] for s in steps] == list(range(1, 9))
     assert _cases(command_client, op1) == []  # the open list
     assert [c["id"] for c in _cases(command_client, op1, "?stage=closed")] == [case["id"]]
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         audited = conn.execute(
             "SELECT actor, action, outcome FROM audit_log WHERE object_id = %s ORDER BY id", (case["id"],)
         ).fetchall()
     # The record is append-only.
     with (
-        psycopg.connect(command_settings.database_url or "") as conn,
+        psycopg.connect(command_settings.shared.database_url or "") as conn,
         pytest.raises(psycopg.errors.RaiseException, match="append-only"),
     ):
         conn.execute("UPDATE grid_case_step SET note = 'x' WHERE case_id = %s", (case["id"],))

@@ -77,7 +77,7 @@ def test_hold_and_resume_with_reason_version_and_live_push(
         ("held", "等待燃气公司到场", "operator1"),
         ("resumed", None, "operator1"),
     ]
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         audited = conn.execute(
             "SELECT action, outcome FROM audit_log WHERE object_id = %s ORDER BY id",
             (inc["id"],),

@@ -62,14 +62,14 @@ def rows(client: TestClient, headers: dict[str, str], state: str = "open") -> li
 
 def taken(settings: Settings, *alarm_ids: str) -> bool:
     """Whether the command service has taken (and committed) every alarm."""
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         row = conn.execute("SELECT count(*) FROM alarm_inbox WHERE alarm_id = ANY(%s)", (list(alarm_ids),))
         found = row.fetchone()
     return found is not None and found[0] == len(set(alarm_ids))
 
 
 def db(settings: Settings, query: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         return conn.execute(query, params).fetchall()
 
 
@@ -387,7 +387,7 @@ def test_one_open_row_per_source_a_later_storm_supersedes_the_old_row(
     # the database refuses a second open row of the key outright
     with (
         pytest.raises(psycopg.errors.UniqueViolation),
-        psycopg.connect(command_settings.database_url or "") as conn,
+        psycopg.connect(command_settings.shared.database_url or "") as conn,
     ):
         conn.execute(
             "UPDATE triage_row SET state = 'open', acted_by = NULL, acted_role = NULL, acted_at = NULL,"

@@ -22,8 +22,8 @@ def push_alarm(settings: Settings, alarm_id: str, *, category: str = "fire", lat
         network="police", ts=datetime.now(UTC) - timedelta(minutes=minutes_ago), lat=lat, lon=lon,
         grid_cell_id=None, category=category, summary=f"樊城区人民路 {category}", details={},
     )
-    r = redis.Redis.from_url(settings.redis_url or "")
-    r.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r = redis.Redis.from_url(settings.shared.redis_url or "")
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
     r.close()
 
 
@@ -60,7 +60,7 @@ def test_duplicate_calls_become_one_incident_and_a_far_one_another(
     joined = next(x for x in incidents if len(x["sources"]) == 2)
     assert {s["alarm_id"] for s in joined["sources"]} == {"police/sys110#c1", "police/sys110#c2"}
     assert {s["triage_rule"] for s in joined["sources"]} == {"call_110"}  # triage: every 110 call promotes
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         assert conn.execute("SELECT count(*) FROM incident_source").fetchone() == (3,)
         assert conn.execute("SELECT count(*) FROM alarm_inbox").fetchone() == (3,)
 
@@ -96,7 +96,7 @@ def test_operator_and_commander_acts_with_versions(
     detail = command_client.get(url, headers=op).json()
     kinds = [e["kind"] for e in detail["timeline"]]
     assert kinds == ["opened", "state_changed", "level_changed"]
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         audited = conn.execute("SELECT action, outcome FROM audit_log WHERE object_id = %s ORDER BY id",
                                (inc["id"],)).fetchall()
     assert ("incident.level_change", "denied") in audited
@@ -121,6 +121,6 @@ def test_split_and_merge_keep_every_alarm_once(
                                   "into_expected_version": a["version"], "reason": "同一起火灾"}, headers=op)
     assert m.status_code == 200, m.text
     assert m.json()["first"]["state"] == "merged"
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         rows = conn.execute("SELECT alarm_id, incident_id FROM incident_source ORDER BY alarm_id").fetchall()
     assert rows == [("police/sys110#s1", a["id"]), ("police/sys110#s2", a["id"])]

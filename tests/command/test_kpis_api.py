@@ -43,7 +43,7 @@ def append_decided(
 
     async def run() -> None:
         async with (
-            await psycopg.AsyncConnection.connect(settings.database_url or "") as conn,
+            await psycopg.AsyncConnection.connect(settings.shared.database_url or "") as conn,
             conn.transaction(),
         ):
             incident = (await store.load(conn, incident_id, for_update=True))[0] if incident_id else None
@@ -123,7 +123,7 @@ def test_kpis_from_the_incident_record(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     op, cmd = login("operator1"), login("commander1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     now = datetime.now(UTC)
     # Opened 30 h ago and still open: outside the 24 h window, inside "open by level".
     open_by_domain(command_settings, "INC-OLD-1", now - timedelta(hours=30))
@@ -222,7 +222,7 @@ def test_kpi_role_refusals_are_audited(
     assert command_client.get("/kpis?exercise_id=EX-1", headers=op).status_code == 403
     assert command_client.get("/kpis", headers=op).status_code == 200
     assert command_client.get("/kpis").status_code == 401
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT actor FROM audit_log WHERE action = 'kpi.read' AND outcome = 'denied' ORDER BY id"
         ).fetchall()

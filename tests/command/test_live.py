@@ -48,7 +48,7 @@ def test_ws_token_as_first_message_and_renewed_on_the_open_socket(
         renewed = command_client.post("/auth/refresh", headers=_bearer(first["access_token"])).json()
         ws.send_text(orjson.dumps({"type": "auth", "token": renewed["access_token"]}).decode())
         # the renewal keeps the stream going
-        bus = redis.Redis.from_url(command_settings.redis_url or "")
+        bus = redis.Redis.from_url(command_settings.shared.redis_url or "")
         bus.publish(channel_of(bus), Change("incident", "INC-R", {"state": "new"}, version=1).encode())
         bus.close()
         assert orjson.loads(ws.receive_text())["id"] == "INC-R"
@@ -76,7 +76,7 @@ def test_ws_sends_snapshot_then_changes_by_role(
         snap_a, snap_b = orjson.loads(a.receive_text()), orjson.loads(b.receive_text())
         assert snap_a["type"] == "snapshot" and snap_a["user"]["role"] == "operator"
         assert snap_b["user"]["role"] == "planner"
-        bus = redis.Redis.from_url(command_settings.redis_url or "")
+        bus = redis.Redis.from_url(command_settings.shared.redis_url or "")
         bus.publish(channel_of(bus), Change("incident", "INC-1", {"state": "new"}, version=1).encode())
         drill = Change("incident", "EX-1", {"state": "new"}, version=1, exercise_id="EX")
         bus.publish(channel_of(bus), drill.encode())

@@ -65,8 +65,8 @@ def publish_as_team(link: MqttLink, leaf: str, body: dict[str, Any]) -> None:
 
 @contextmanager
 def running_command(settings: Settings) -> Iterator[tuple[TestClient, Callable[[str], dict[str, str]]]]:
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
+    assert settings.shared.database_url
+    _seed_minimal_city(settings.shared.database_url)
     with TestClient(create_app(settings)) as client:
 
         def login(user: str) -> dict[str, str]:
@@ -88,7 +88,7 @@ def test_order_dispatched_while_the_broker_is_down_is_delivered_once_it_is_back(
     make_settings: Callable[..., Settings], own_mosquitto: Broker
 ) -> None:
     settings = isolated_settings(make_settings, broker=own_mosquitto)
-    url = settings.database_url or ""
+    url = settings.shared.database_url or ""
     with running_command(settings) as (client, login), team_terminal(own_mosquitto, "outage") as team:
         op = login("operator1")
         assert client.get("/healthz").json()["checks"]["broker"] == "ok"
@@ -120,7 +120,7 @@ def test_team_acks_and_refusals_over_mqtt(
     command_client: TestClient, command_settings: Settings, login: Login, mqtt_broker: Broker
 ) -> None:
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     with team_terminal(mqtt_broker, "acks") as team:
         inc = open_incident(command_client, op)
         r = dispatch(command_client, op, inc, FIELD_TEAM)
@@ -204,7 +204,7 @@ def test_an_order_not_acknowledged_in_time_raises_one_alert(
     if not mqtt_broker.is_mosquitto:
         pytest.skip("needs Mosquitto")
     settings = isolated_settings(make_settings, command_ack_timeout_s=0.5)
-    url = settings.database_url or ""
+    url = settings.shared.database_url or ""
     with running_command(settings) as (client, login), team_terminal(mqtt_broker, "silent") as team:
         op = login("operator1")
         token = op["Authorization"].removeprefix("Bearer ")
@@ -232,7 +232,7 @@ def test_status_over_mqtt_updates_the_team_and_ignores_a_stale_seq(
     command_client: TestClient, command_settings: Settings, login: Login, mqtt_broker: Broker
 ) -> None:
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
 
     def team_status() -> tuple[str, int | None]:
         t = command_client.get(f"/teams/{FIELD_TEAM}", headers=op).json()
@@ -262,7 +262,7 @@ def test_position_over_mqtt_is_found_by_geosearch(
     command_client: TestClient, command_settings: Settings, login: Login, mqtt_broker: Broker
 ) -> None:
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     near = {"lat": 32.0420, "lon": 112.1440, "radius_m": 1000}
 
     def found() -> list[dict[str, Any]]:

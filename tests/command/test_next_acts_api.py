@@ -73,7 +73,7 @@ def test_next_acts_follow_the_state_and_the_hold(
     assert verified.json()["next_acts"] == ["dispatch", "cancel", "false_alarm", "hold"]
 
     # A body stored before next_acts existed still gets them in the queue.
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         conn.execute("UPDATE incident SET body = body - 'next_acts' WHERE id = %s", (inc["id"],))
     assert _queued(command_client, op, inc["id"])["next_acts"] == verified.json()["next_acts"]
 

@@ -35,8 +35,8 @@ def push_call(settings: Settings, msg_id: str, address: str) -> None:
         summary=f"110报警 火灾: {address}",
         details={"call_id": msg_id, "address": address},
     )
-    r = redis.Redis.from_url(settings.redis_url or "")
-    r.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r = redis.Redis.from_url(settings.shared.redis_url or "")
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
     r.close()
 
 
@@ -57,7 +57,7 @@ def test_the_order_says_the_callers_address_or_the_nearest_crossing_and_landmark
     assert (message["address"], message["address_source"]) == ("樊城区人民路 128 号三楼", "call")
     assert (message["lat"], message["lon"]) == (32.0420, 112.1440)
 
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         conn.execute(
             "INSERT INTO venue (id, name, kind, lat, lon)"
             " VALUES ('V-ST', '襄阳站', 'station', 32.0650, 112.1640)"

@@ -140,8 +140,8 @@ def test_a_crowd_alert_inside_a_running_event_opens_an_incident_naming_it(
 def test_the_demo_events_sit_at_the_city_venues(
     command_client: TestClient, command_settings: Settings
 ) -> None:
-    assert command_settings.database_url
-    with psycopg.connect(command_settings.database_url) as conn:
+    assert command_settings.shared.database_url
+    with psycopg.connect(command_settings.shared.database_url) as conn:
         conn.execute(
             "INSERT INTO venue (id, name, kind, lat, lon) VALUES"
             " ('V-TEST-STADIUM', '襄阳市体育中心', 'stadium', 32.05, 112.15)"

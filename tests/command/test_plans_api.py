@@ -53,7 +53,7 @@ def post(client: TestClient, url: str, headers: dict[str, str], **body: Any) -> 
 
 
 def denied(settings: Settings, action: str) -> list[str]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT actor FROM audit_log WHERE action = %s AND outcome = 'denied' ORDER BY id", (action,)
         ).fetchall()
@@ -223,7 +223,7 @@ def test_shortfall_counts_teams_on_the_incident_and_stock_held(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     op = login("operator1")
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         conn.execute(
             "INSERT INTO team (id, name, team_type, base_lat, base_lon, size)"
             " VALUES ('T-MED-01', '市急救中心一组', 'medical', 32.0, 112.1, 6)"

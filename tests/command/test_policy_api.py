@@ -134,7 +134,7 @@ def test_the_databases_role_check_lists_the_policys_roles(
     """The CHECKs on ``app_user.role`` stay as the last line of defence: one lists
     exactly the roles people log in with, the other binds to a team exactly the roles
     the policy binds to their own team."""
-    with psycopg.connect(command_settings.database_url) as conn:
+    with psycopg.connect(command_settings.shared.database_url) as conn:
         rows = conn.execute(
             "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c"
             " WHERE c.conrelid = 'app_user'::regclass AND c.contype = 'c'"

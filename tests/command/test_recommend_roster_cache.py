@@ -32,7 +32,7 @@ def test_a_kept_roster_follows_shift_and_status_changes(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     op = login("operator1")
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     add_team(url, "F-KEPT", position=(32.0450, 112.1460))
     inc = open_incident(command_client, op)
 

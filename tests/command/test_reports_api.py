@@ -125,7 +125,7 @@ def _seed_exercise(url: str) -> None:
 def scenario(command_client: TestClient, command_settings: Settings, login: Login) -> dict[str, Any]:
     """One live incident worked to closure, two exercise incidents (one worked with a
     plan, one never dispatched), and tracks in both worlds."""
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     op, planner = login("operator1"), login("planner1")
     admin = login("admin1")
     add_team(url, FIELD_TEAM)  # on shift
@@ -306,7 +306,7 @@ def test_csv_has_one_row_per_event(
     ticked = [row for row in rows if row["kind"] == "checklist_item_ticked"]
     assert len(ticked) == 1 and ticked[0]["role"] == "planner"
     # the step in words (zh by default), not its id
-    plan = load_library(Settings().command_plans_dir).get("hazmat_leak")
+    plan = load_library(Settings().command.plans_dir).get("hazmat_leak")
     step = next(a for a in plan.checklist if a.id == scenario["item"])
     assert step.zh in ticked[0]["summary"] and scenario["item"] not in ticked[0]["summary"]
 
@@ -330,7 +330,7 @@ def test_who_may_read_which_report(
         assert command_client.get(f"/exercises/{EX}/report{suffix}").status_code == 401
         assert command_client.get(f"/exercises/EX-NOPE/report{suffix}", headers=planner).status_code == 404
         assert command_client.get(f"/incidents/INC-NOPE/report{suffix}", headers=commander).status_code == 404
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         denied = conn.execute(
             "SELECT count(*) FROM audit_log WHERE outcome = 'denied' AND action = 'report.read'"
         ).fetchone()

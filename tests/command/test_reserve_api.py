@@ -28,7 +28,7 @@ Lot = tuple[str, str, str, int, date | None]  # id, warehouse, item, quantity, e
 
 def seed_stock(settings: Settings, lots: Sequence[Lot], items: Sequence[str] = ("first_aid_kit",)) -> None:
     catalogue = load_plans(DEFAULT_PLAN_DIR).items
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         for code in items:
             i = catalogue[code]
             conn.execute(
@@ -50,7 +50,7 @@ def seed_stock(settings: Settings, lots: Sequence[Lot], items: Sequence[str] = (
 
 
 def lot_row(settings: Settings, lot_id: str) -> tuple[int, int]:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         row = conn.execute("SELECT quantity, reserved FROM stock_lot WHERE id = %s", (lot_id,)).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
@@ -140,7 +140,7 @@ def test_reserve_picks_earliest_expiry_first_and_never_an_expired_lot(
     assert reserve(command_client, op, incident_id, "first_aid_kit", 1, "WH-NOWHERE").status_code == 422
     assert reserve(command_client, op, incident_id, "first_aid_kit", 0).status_code == 422
     assert reserve(command_client, op, "INC-NOPE", "first_aid_kit", 1).status_code == 404
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         audited = conn.execute(
             "SELECT count(*) FROM audit_log WHERE action = 'reserve.reserve'"
             " AND outcome = 'ok' AND object_id = %s",
@@ -176,7 +176,7 @@ def test_fifty_concurrent_reservations_of_the_last_units(
     calls = [(users[i % 4], incidents[i % 5], "stretcher", 7) for i in range(50)]
     codes = _race(command_client, calls)
     assert codes == Counter({201: 1, 409: 49})
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         assert conn.execute("SELECT quantity, reserved FROM stock_lot WHERE id = 'L-SEVEN'").fetchone() == (
             7,
             7,
@@ -262,7 +262,7 @@ def test_issue_return_consume_release(
 def test_alerts_warehouses_and_the_demo_loader(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     today = today_for(command_settings)
     with psycopg.connect(url) as conn:
         first = load_demo_reserve(conn, 1, today=today)
@@ -326,7 +326,7 @@ def test_reserve_role_rules_and_exercise_holds_are_virtual(
     refused = reserve(command_client, planner, live, "first_aid_kit", 1)
     assert refused.status_code == 403 and "live incident" in refused.json()["detail"]
     assert command_client.get("/reserve/items", headers=planner).status_code == 200
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT actor, action FROM audit_log WHERE outcome = 'denied' ORDER BY id"
         ).fetchall()

@@ -135,7 +135,7 @@ def test_an_overdue_inspection_opens_one_grid_case_and_a_finding_raises_the_leve
     # the database, not only the sweep's check, refuses a second case for the same due date
     due = db(command_settings, "SELECT due_at FROM risk_inspection_case WHERE case_id = %s", case_id)[0][0]
     with (
-        psycopg.connect(command_settings.database_url or "") as conn,
+        psycopg.connect(command_settings.shared.database_url or "") as conn,
         pytest.raises(psycopg.errors.UniqueViolation),
     ):
         conn.execute(

@@ -39,14 +39,14 @@ def push_report(settings: Settings, team: str, msg_id: str, category: str, **det
         summary=f"队伍 {team} 上报 {category}",
         details={"reporter": team, "team_id": team, **details},
     )
-    r = redis.Redis.from_url(settings.redis_url or "")
-    r.xadd(settings.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r = redis.Redis.from_url(settings.shared.redis_url or "")
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
     r.close()
     return alarm.alarm_id
 
 
 def ledger(settings: Settings, alarm_id: str) -> tuple[str | None, str | None] | None:
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         row = conn.execute(
             "SELECT incident_id, triage_rule FROM alarm_inbox WHERE alarm_id = %s", (alarm_id,)
         ).fetchone()

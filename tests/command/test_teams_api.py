@@ -36,7 +36,7 @@ def _token(headers: dict[str, str]) -> str:
 def test_demo_rosters_members_certificates_shifts_and_duty(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     for i, team_type in enumerate(("medical", "police", "hazmat", "water_rescue", "comprehensive")):
         add_team(
             url, f"T-DEMO-{i}", team_type, on_shift=False, size=60 if team_type == "comprehensive" else 8
@@ -94,8 +94,8 @@ def test_demo_rosters_members_certificates_shifts_and_duty(
 
 
 def test_demo_rosters_command_line(command_settings: Settings) -> None:
-    _seed_minimal_city(command_settings.database_url or "")
-    env = {**os.environ, "DEMO_MODE": "1", "DATABASE_URL": command_settings.database_url or ""}
+    _seed_minimal_city(command_settings.shared.database_url or "")
+    env = {**os.environ, "DEMO_MODE": "1", "DATABASE_URL": command_settings.shared.database_url or ""}
     done = subprocess.run(
         [sys.executable, "-m", "command.demo_rosters", "--seed", "3"],
         cwd=REPO_ROOT,
@@ -122,7 +122,7 @@ def test_demo_rosters_command_line(command_settings: Settings) -> None:
 def test_status_changes_by_role_are_audited_and_published(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     field, op, planner = login(FIELD_TEAM), login("operator1"), login("planner1")
     with command_client.websocket_connect(f"/ws?token={_token(field)}") as ws:
         snapshot = ws.receive_json()
@@ -181,7 +181,7 @@ def test_a_field_page_status_is_ordered_by_seq_and_stored_once(
 ) -> None:
     """The field page's outbox may resend a change whose answer was lost, or deliver an
     older one late: with the terminal's seq, neither is applied twice or over a newer."""
-    url = command_settings.database_url or ""
+    url = command_settings.shared.database_url or ""
     field = login(FIELD_TEAM)
 
     def post(msg_id: str, seq: int, status: str) -> dict[str, Any]:
@@ -213,7 +213,7 @@ def test_near_uses_the_live_positions(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:
     async def place(positions: dict[str, tuple[float, float, float]]) -> list[bool]:
-        r = aioredis.Redis.from_url(command_settings.redis_url or "")
+        r = aioredis.Redis.from_url(command_settings.shared.redis_url or "")
         try:
             now = datetime.now(UTC)
             return [

@@ -249,7 +249,7 @@ def test_issued_warnings_past_their_expiry_are_expired_by_the_worker(
         " WHERE identifier = %s RETURNING identifier",
         ident,
     )
-    fast = command_settings.model_copy(update={"command_warning_expiry_interval_s": 0.2})
+    fast = command_settings.updated(command_warning_expiry_interval_s=0.2)
     with TestClient(create_app(fast)) as client:
         token = client.post("/auth/login", json={"username": "commander1", "password": DEMO_PASSWORD})
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}

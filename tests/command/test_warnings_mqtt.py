@@ -30,7 +30,7 @@ def test_an_issued_warning_reaches_the_teams_inside_over_mqtt(
     if not mqtt_broker.is_mosquitto:
         pytest.skip("needs Mosquitto (ACLs)")
     settings = isolated_settings(make_settings)
-    url = settings.database_url or ""
+    url = settings.shared.database_url or ""
     own = f"warnings/v1/{FIELD_TEAM}"
     team = MqttLink(
         mqtt_broker.target.with_user(FIELD_TEAM, DEMO_PASSWORD),

@@ -68,8 +68,8 @@ def test_dashboard_secret_must_be_real_outside_demo_mode() -> None:
         Settings(demo_mode=False, dashboard_secret="demo")
     with pytest.raises(ValidationError, match="DASHBOARD_SECRET"):
         Settings(demo_mode=False, dashboard_secret="short")
-    assert Settings(demo_mode=False, dashboard_secret="x" * 40).dashboard_secret == "x" * 40
-    assert Settings(demo_mode=True, dashboard_secret="demo").dashboard_secret == "demo"
+    assert Settings(demo_mode=False, dashboard_secret="x" * 40).dashboard.secret == "x" * 40
+    assert Settings(demo_mode=True, dashboard_secret="demo").dashboard.secret == "demo"
 
 
 def test_the_app_refuses_to_start_without_a_secret_outside_demo_mode() -> None:

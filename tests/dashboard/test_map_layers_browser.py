@@ -186,7 +186,7 @@ def test_a_vector_tile_service_is_drawn_by_the_vendored_library(
     console_stack: Stack, desk: Watched, tile_server: tuple[str, list[str]], artifacts: Path
 ) -> None:
     url, asked = tile_server
-    settings = console_stack.settings.model_copy(update={"dashboard_tile_url": url})
+    settings = console_stack.settings.updated(dashboard_tile_url=url)
     port = free_port()
     dashboard = ServerThread(create_app(settings).server, port, "dashboard-vector")
     dashboard.start()

@@ -61,10 +61,10 @@ def test_ws_says_unavailable_while_redis_is_down_and_login_goes_on(
 ) -> None:
     redis_proc, restart = own_redis
     settings = make_settings(account="command", redis_url=f"redis://127.0.0.1:{redis_proc.port}/0")
-    assert settings.database_url
-    with psycopg.connect(settings.database_url) as conn:
+    assert settings.shared.database_url
+    with psycopg.connect(settings.shared.database_url) as conn:
         upsert_users(conn, [u for u in demo_users([]) if u.team_id is None])
-    app = create_app(settings, workers=[lambda state: LiveHub(state.settings.command_ws_queue)])
+    app = create_app(settings, workers=[lambda state: LiveHub(state.settings.command.ws_queue)])
     with TestClient(app) as client:
         token = _token(client, "operator1")
         with client.websocket_connect("/ws") as ws:

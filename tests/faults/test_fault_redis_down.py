@@ -114,8 +114,8 @@ def console(
         command_mqtt_client_id=f"command-redis-down-{os.getpid()}-{own_redis.port}",
         command_mqtt_forget_session_on_stop=True,
     )
-    assert settings.database_url
-    _seed(settings.database_url)
+    assert settings.shared.database_url
+    _seed(settings.shared.database_url)
     with TestClient(create_app(settings)) as client:
         yield Console(client, settings, own_redis, {})
 
@@ -129,7 +129,7 @@ def assert_unavailable(response: Any) -> None:
 
 def test_teams_answer_from_postgresql_while_redis_is_down(console: Console) -> None:
     op = console.headers("operator1")
-    assert _live_fix(console.settings.redis_url or "", NEAR_TEAM, 32.0451, 112.1461)
+    assert _live_fix(console.settings.shared.redis_url or "", NEAR_TEAM, 32.0451, 112.1461)
     listed = {t["id"]: t for t in console.client.get("/teams", headers=op).json()}
     assert listed[NEAR_TEAM]["position"]["source"] == "live"
 
@@ -184,7 +184,7 @@ def test_what_needs_redis_says_503_with_retry_after(console: Console) -> None:
 
     r = console.client.post(f"/exercises/{exercise_id}/control", headers=planner, json={"action": "play"})
     assert_unavailable(r)
-    with psycopg.connect(console.settings.database_url or "") as conn:
+    with psycopg.connect(console.settings.shared.database_url or "") as conn:
         audited = conn.execute(
             "SELECT count(*) FROM audit_log WHERE action = 'exercise.control' AND object_id = %s",
             (exercise_id,),

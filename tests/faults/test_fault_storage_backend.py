@@ -51,9 +51,9 @@ def empty_database(endpoints: Endpoints) -> Iterator[Callable[[], str]]:
 
 def test_storage_backend_is_a_setting_with_three_values(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STORAGE_BACKEND", raising=False)
-    assert Settings().storage_backend == "auto"
+    assert Settings().shared.storage_backend == "auto"
     monkeypatch.setenv("STORAGE_BACKEND", "plain")
-    assert Settings().storage_backend == "plain"
+    assert Settings().shared.storage_backend == "plain"
     with pytest.raises(ValidationError, match="storage_backend"):
         Settings(storage_backend="mongo")
 

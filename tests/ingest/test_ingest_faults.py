@@ -227,8 +227,8 @@ def test_redis_down_alarms_wait_in_the_outbox(start_ingest: StartIngest, mqtt_br
         own_redis.start()
         r = redis.Redis.from_url(redis_url)
         try:
-            wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= 50, 60, what="alarms on the stream")
-            ids = {f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.alarm_stream)}
+            wait_for(lambda: r.xlen(svc.settings.shared.alarm_stream) >= 50, 60, what="alarms on the stream")
+            ids = {f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.shared.alarm_stream)}
         finally:
             r.close()
         assert ids == {f"police/sys110#c{i}".encode() for i in range(50)}

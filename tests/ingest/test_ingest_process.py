@@ -21,7 +21,7 @@ import pytest
 from ingest.rows import TABLE_COLUMNS
 from testkit.feeds import Publisher, samples, scrape, total, wait_for
 from tests.helpers_replies import one
-from wuwang.settings import REPO_ROOT, Settings
+from wuwang.settings import ENV_NAMES, REPO_ROOT, Settings
 
 _METRICS_RE = re.compile(r"metrics on http://[^:]+:(\d+)/metrics")
 
@@ -60,13 +60,14 @@ class IngestProcess:
     def env(self) -> dict[str, str]:
         s = self.settings
         # Nothing from the outer environment may configure the child, except the basics.
-        env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+        env = {k: v for k, v in os.environ.items() if k.lower() not in ENV_NAMES}
         env.update({
-            "DATABASE_URL": str(s.database_url), "REDIS_URL": str(s.redis_url), "MQTT_URL": str(s.mqtt_url),
-            "MQTT_PROTOCOL": s.mqtt_protocol, "INGEST_CLIENT_ID": s.ingest_client_id,
-            "INGEST_SHARED_GROUP": s.ingest_shared_group or "", "DEMO_MODE": "1", "INGEST_METRICS_PORT": "0",
-            "INGEST_SESSION_EXPIRY_S": str(s.ingest_session_expiry_s), "ALARM_STREAM": s.alarm_stream,
-            "INGEST_FLUSH_MS": str(s.ingest_flush_ms), "INGEST_BATCH_SIZE": str(s.ingest_batch_size),
+            "DATABASE_URL": str(s.shared.database_url), "REDIS_URL": str(s.shared.redis_url),
+            "MQTT_URL": str(s.shared.mqtt_url),
+            "MQTT_PROTOCOL": s.shared.mqtt_protocol, "INGEST_CLIENT_ID": s.ingest.client_id,
+            "INGEST_SHARED_GROUP": s.ingest.shared_group or "", "DEMO_MODE": "1", "INGEST_METRICS_PORT": "0",
+            "INGEST_SESSION_EXPIRY_S": str(s.ingest.session_expiry_s), "ALARM_STREAM": s.shared.alarm_stream,
+            "INGEST_FLUSH_MS": str(s.ingest.flush_ms), "INGEST_BATCH_SIZE": str(s.ingest.batch_size),
         })
         return env
 
@@ -210,7 +211,7 @@ def test_two_workers_share_the_load(ingest_process: Callable[..., IngestProcess]
     group = _group()
     a = ingest_process("ingest-a", ingest_shared_group=group)
     b = ingest_process("ingest-b", ingest_shared_group=group)
-    assert a.settings.ingest_client_id != b.settings.ingest_client_id
+    assert a.settings.ingest.client_id != b.settings.ingest.client_id
     a.start()
     b.start()
     n = 2000
@@ -230,7 +231,7 @@ def test_two_workers_share_the_load(ingest_process: Callable[..., IngestProcess]
 
 
 def test_refuses_to_start_without_endpoints(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ENV_NAMES}
     env["DEMO_MODE"] = "1"
     done = subprocess.run([sys.executable, "-m", "ingest"], cwd=REPO_ROOT, env=env, capture_output=True,
                           timeout=60, check=False)

@@ -60,10 +60,10 @@ def start_ingest(make_settings: Callable[..., Settings]) -> Iterator[StartIngest
         overrides.setdefault("ingest_metrics_port", 0)
         overrides.setdefault("ingest_flush_ms", 20)
         settings = make_settings(**overrides)
-        if settings.ingest_shared_group and "ingest_shared_group" not in overrides:
+        if settings.ingest.shared_group and "ingest_shared_group" not in overrides:
             # A group of this test's own: sessions other tests leave behind in a shared
             # group would otherwise take their turn of our messages.
-            settings = settings.model_copy(update={"ingest_shared_group": f"t{uuid.uuid4().hex[:10]}"})
+            settings = settings.updated(ingest_shared_group=f"t{uuid.uuid4().hex[:10]}")
         svc = IngestService(settings, metrics_addr="127.0.0.1")
         svc.start()
         started.append(svc)
@@ -117,8 +117,8 @@ def test_publish_n_stores_n_and_again_still_n(start_ingest: StartIngest, mqtt_br
     assert outbox > 0
     r = redis.Redis.from_url(redis_url)
     try:
-        wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= outbox, 30, what="alarms on the stream")
-        ids = [f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.alarm_stream)]
+        wait_for(lambda: r.xlen(svc.settings.shared.alarm_stream) >= outbox, 30, what="alarms on the stream")
+        ids = [f[b"alarm_id"] for _, f in stream_entries(r, svc.settings.shared.alarm_stream)]
         assert len(set(ids)) == outbox
     finally:
         r.close()
@@ -158,8 +158,8 @@ def test_alarms_hysteresis_and_stream(start_ingest: StartIngest, mqtt_broker: An
         pub.close()
     r = redis.Redis.from_url(redis_url)
     try:
-        wait_for(lambda: r.xlen(svc.settings.alarm_stream) >= 5, 30, what="5 alarms on the stream")
-        entries = stream_entries(r, svc.settings.alarm_stream)
+        wait_for(lambda: r.xlen(svc.settings.shared.alarm_stream) >= 5, 30, what="5 alarms on the stream")
+        entries = stream_entries(r, svc.settings.shared.alarm_stream)
     finally:
         r.close()
     alarms = {f[b"alarm_id"].decode(): orjson.loads(f[b"payload"]) for _, f in entries}
@@ -255,7 +255,8 @@ def test_registered_device_position_and_grid_cell(start_ingest: StartIngest, mqt
         rows = dict((r[0], r[1:]) for r in conn.execute(
             "SELECT device_id, lat, lon, grid_cell_id, ts_from_receipt FROM sensor_reading"))
         alarm = one(conn.execute("SELECT payload FROM alarm_outbox"))[0]
-    assert rows["SEN-REG"] == (32.05, 112.15, grid_cell_id(32.05, 112.15, svc.settings.grid_cell_deg), True)
+    cell = grid_cell_id(32.05, 112.15, svc.settings.shared.grid_cell_deg)
+    assert rows["SEN-REG"] == (32.05, 112.15, cell, True)
     assert rows["SEN-NEW"] == (None, None, None, True)
     assert rows["SEN-OWN"] == (32.0, 112.0, "r1280c4480", True)
     assert alarm["lat"] == 32.05 and alarm["summary"] == "可燃气体超限 25 %LEL"

@@ -23,8 +23,8 @@ def settings(make_settings: Callable[..., Settings]) -> Settings:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
+    assert settings.shared.database_url
+    _seed_minimal_city(settings.shared.database_url)
     # raise_server_exceptions=False: a crash must show as the 500 a client would see.
     with TestClient(create_app(settings), raise_server_exceptions=False) as c:
         yield c

@@ -84,8 +84,8 @@ def server(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Run
 
     def start(**overrides: Any) -> Running:
         settings = make_settings(account="command", **overrides)
-        assert settings.database_url
-        _seed(settings.database_url)
+        assert settings.shared.database_url
+        _seed(settings.shared.database_url)
         counting = Counting(create_app(settings))
         lines: list[str] = []
         capture = _Capture(lines)
@@ -233,7 +233,7 @@ def _dropped(url: str, reason: str) -> float:
 def test_a_ws_client_that_never_reads_is_dropped(server: Callable[..., Running]) -> None:
     run = server(command_ws_send_timeout_s=1.0, command_ws_queue=100_000)
     sock = _handshake(run.port, _login(run.url))
-    bus = redis.Redis.from_url(run.settings.redis_url or "")
+    bus = redis.Redis.from_url(run.settings.shared.redis_url or "")
     big = {"blob": "x" * 60_000}
     try:
         for i in range(2000):  # ~120 MB offered, far more than any socket buffer

@@ -42,8 +42,8 @@ def seed_users(database_url: str) -> None:
 @pytest.fixture
 def command_settings(make_settings: Callable[..., Settings]) -> Settings:
     settings = make_settings(account="command")
-    assert settings.database_url
-    seed_users(settings.database_url)
+    assert settings.shared.database_url
+    seed_users(settings.shared.database_url)
     return settings
 
 
@@ -60,7 +60,7 @@ def _login(client: TestClient, user: str, password: str = DEMO_PASSWORD, **heade
 
 
 def _sql(settings: Settings, statement: str, *args: object) -> None:
-    with psycopg.connect(settings.database_url or "", autocommit=True) as conn:
+    with psycopg.connect(settings.shared.database_url or "", autocommit=True) as conn:
         conn.execute(statement, args)
 
 
@@ -109,15 +109,15 @@ def test_a_token_without_a_session_is_refused(command_client: TestClient) -> Non
 @pytest.fixture
 def rechecking_client(make_settings: Callable[..., Settings]) -> Iterator[tuple[TestClient, Settings]]:
     settings = make_settings(account="command", command_ws_recheck_s=0.2)
-    assert settings.database_url
-    seed_users(settings.database_url)
+    assert settings.shared.database_url
+    seed_users(settings.shared.database_url)
     with TestClient(create_app(settings)) as client:
         yield client, settings
 
 
 def _close_after_publishing(ws: object, settings: Settings) -> WebSocketDisconnect | None:
     """Publish changes until the socket is closed; None when it kept streaming."""
-    bus = redis.Redis.from_url(settings.redis_url or "")
+    bus = redis.Redis.from_url(settings.shared.redis_url or "")
     try:
         for i in range(60):
             bus.publish(channel_of(bus), Change("incident", f"INC-{i}", {"state": "new"}, version=1).encode())
@@ -207,7 +207,7 @@ def test_a_browser_cannot_choose_the_address_it_is_throttled_by(command_client: 
 def test_refused_logins_are_audited_in_aggregate(command_settings: Settings) -> None:
     refused = 60
     # one flush, when the service stops (a slow machine must not see a timed one too)
-    settings = command_settings.model_copy(update={"command_login_audit_flush_s": 3600.0})
+    settings = command_settings.updated(command_login_audit_flush_s=3600.0)
     with TestClient(create_app(settings)) as client:
         for i in range(refused):
             client.post(
@@ -216,7 +216,7 @@ def test_refused_logins_are_audited_in_aggregate(command_settings: Settings) -> 
                 headers=_console("10.0.0.66"),
             )
     # the service stopped: what it counted is written
-    with psycopg.connect(command_settings.database_url or "") as conn:
+    with psycopg.connect(command_settings.shared.database_url or "") as conn:
         rows = conn.execute(
             "SELECT detail FROM audit_log WHERE action = 'auth.login' AND outcome = 'denied'"
             " AND actor = 'operator1'"
@@ -232,8 +232,8 @@ def test_login_works_and_is_still_throttled_while_redis_is_down(
 ) -> None:
     dead_redis = f"redis://127.0.0.1:{free_port()}/0"
     settings = make_settings(account="command", redis_url=dead_redis)
-    assert settings.database_url
-    seed_users(settings.database_url)
+    assert settings.shared.database_url
+    seed_users(settings.shared.database_url)
     with TestClient(create_app(settings, workers=[])) as client:
         _login(client, "operator1", **_console("10.0.0.12"))
         codes = [

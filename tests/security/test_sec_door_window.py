@@ -102,7 +102,7 @@ def test_kept_at_the_door_means_kept_by_retention(door: Settings, database_url: 
     now = datetime.now(UTC)
     write(door, [delivery(SENSOR_TOPIC, sensor("edge", (now - timedelta(days=399, hours=23)).isoformat()))])
     with psycopg.connect(database_url, autocommit=True) as conn:
-        db.apply_policies(conn, retention_days=door.retention_days, compress_after_days=7)
+        db.apply_policies(conn, retention_days=door.shared.retention_days, compress_after_days=7)
     assert rows(database_url, "SELECT msg_id FROM sensor_reading") == [("edge",)]
 
 

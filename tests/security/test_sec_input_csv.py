@@ -96,8 +96,8 @@ def test_incident_report_csv_is_inert(client: TestClient, login: Headers) -> Non
 
 
 def test_exercise_report_csv_is_inert(client: TestClient, login: Headers, settings: Settings) -> None:
-    assert settings.database_url
-    with psycopg.connect(settings.database_url) as conn:
+    assert settings.shared.database_url
+    with psycopg.connect(settings.shared.database_url) as conn:
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, status, created_by, started_at)"
             " VALUES (%s, %s, 'scenario', 'fire.yaml', 'running', 'planner1', now())",

