@@ -17,7 +17,7 @@ from command.deps import Caller, State, forbid, gate
 from command.domain import cap
 from command.domain import warnings as wd
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
-from command.domain.policy import Action
+from command.domain.policy import Action, allowed
 from command.domain.vocabulary import Role
 from command.domain.warning_events import CATEGORIES, EVENT_TYPES
 from command.inputs import FROM_TEXT, ApiIn
@@ -221,8 +221,9 @@ ATOM_MEDIA = "application/atom+xml"
 async def atom_feed(request: Request, state: State, who: Caller) -> Response:
     """The live warnings in force as an Atom feed, each entry linking its CAP 1.2 file:
     what downstream release systems (预警信息发布系统, 应急广播) poll."""
-    if who.role == Role.FIELD:
-        raise await forbid(state, who, "warning.read", "the feed is for release systems and the centre")
+    if who.role == Role.FIELD or not allowed(who.role, Action.WARNING_READ, drill=False):
+        # the feed is live warnings for release systems and the centre, not a crew's or a drill's
+        raise await forbid(state, who, "warning.read", f"role {who.role} may not read the live warnings feed")
     now = clock()
     async with state.pool.connection() as conn:
         alerts = [await service.as_cap(conn, w) for w in await service.issued_for_feed(conn, now=now)]

@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geo, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clicked, require
+from dashboard.callbacks.common import clicked, error_text, require
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 
@@ -111,6 +111,10 @@ def _event_label(lang: Lang, category: str, key: str) -> str:
 
 
 def _error(lang: Lang, exc: ApiError) -> str:
+    """A refusal's reason; an unreachable or unavailable service in the operator's words
+    (the command service's own detail is English and technical)."""
+    if exc.status == 0 or exc.unavailable:
+        return error_text(lang, exc)
     return t(lang, "warning.refused", reason=exc.detail)
 
 
@@ -262,7 +266,7 @@ def register(app: Dash, console: Console) -> None:
             "level": level or "yellow",
             "area": area,
             "onset": now.isoformat(),
-            "expires": (now + timedelta(hours=float(hours or 6))).isoformat(),
+            "expires": (now + timedelta(hours=_hours(hours))).isoformat(),
             "headline": headline or "",
             "description": description or "",
             "instruction": instruction or "",
@@ -353,3 +357,12 @@ def register(app: Dash, console: Console) -> None:
         except ApiError as exc:
             return _error(lang, exc)
         return t(lang, "warning.approved" if what == "approve" else "warning.cancelled", identifier=ident)
+
+
+def _hours(value: Any) -> float:
+    """The warning's duration typed on the desk (1–720 h); anything else is the usual 6 h."""
+    try:
+        hours = float(str(value).strip())
+    except ValueError:
+        return 6.0
+    return hours if 1 <= hours <= 720 else 6.0

@@ -43,7 +43,14 @@ def warning_panel(lang: Lang, who: Me) -> html.Details | None:
                     dcc.Textarea(id=ids.WARNING_DESCRIPTION, placeholder=t(lang, "warning.description")),
                     dcc.Textarea(id=ids.WARNING_INSTRUCTION, placeholder=t(lang, "warning.instruction")),
                     html.Label(t(lang, "warning.hours")),
-                    dcc.Input(id=ids.WARNING_HOURS, type="number", min=1, max=720, value=6),
+                    # text, not number: a number field's spin buttons speak the browser's language
+                    dcc.Input(
+                        id=ids.WARNING_HOURS,
+                        type="text",
+                        inputMode="numeric",
+                        pattern="[0-9]{1,3}",
+                        value="6",
+                    ),
                     dcc.Dropdown(
                         id=ids.WARNING_DISTRICTS,
                         multi=True,

@@ -209,6 +209,8 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/warnings"): (STAFF, {**WARNING, "expires": "2020-01-01T10:00:00+08:00"}),
     ("POST", "/warnings/inside"): (STAFF, {"polygon": WARNING["area"]["polygon"]}),
     ("GET", "/warnings/{warning}"): (STAFF | {"field"}, None),
+    ("GET", "/warnings/{warning}.cap"): (STAFF | {"field"}, None),
+    ("GET", "/warnings/feed.atom"): (frozenset({"operator", "commander", "admin"}), None),
     ("POST", "/warnings/{warning}/approve"): (frozenset({"commander", "admin"}), None),
     ("POST", "/warnings/{warning}/update"): (frozenset({"commander", "admin"}), WARNING),
     ("POST", "/warnings/{warning}/cancel"): (STAFF, {"reason": "矩阵"}),

@@ -84,7 +84,14 @@ def test_draft_count_approve_update_cancel_with_audit_and_outbox(
 
     counted = command_client.post("/warnings/inside", json={"polygon": SQUARE}, headers=op)
     assert counted.status_code == 200, counted.text
-    assert counted.json()["counts"] == {"grid_cells": 1, "devices": 1, "venues": 1, "teams": 1}
+    assert counted.json()["counts"] == {
+        "grid_cells": 1,
+        "devices": 1,
+        "venues": 1,
+        "teams": 1,
+        "risk_sources": 0,
+        "shelters": 0,
+    }
     assert counted.json()["teams"] == [FIELD_TEAM] and counted.json()["grid_workers"] == 1
 
     r = command_client.post("/warnings", json=body(), headers=op)

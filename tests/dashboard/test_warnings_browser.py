@@ -8,9 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def _open_panel(page: Any) -> None:
