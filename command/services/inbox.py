@@ -16,7 +16,6 @@ See docs/incidents.md (the inbox and its API) and docs/triage.md (the rules).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 from collections.abc import Sequence
@@ -68,7 +67,7 @@ from command.services import incident_store as store
 from command.services import planned_events
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
-from command.services.tasks import stop_task
+from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
 from wuwang.contract import Alarm
@@ -787,34 +786,13 @@ async def expire_due(state: CommandState, at: datetime | None = None) -> list[In
     return expired
 
 
-class InboxExpiry:
+class InboxExpiry(Periodic):
     """The periodic expiry of quiet inbox rows (a worker of the command service)."""
 
     name = "inbox-expiry"
 
-    def __init__(self, interval_s: float = 30.0) -> None:
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-        self.expired = 0
-
-    async def start(self, state: CommandState) -> None:
-        self._task = asyncio.create_task(self._run(state), name=self.name)
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-
-    def healthy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _run(self, state: CommandState) -> None:
-        while True:
-            try:
-                self.expired += len(await expire_due(state))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("inbox expiry failed; next in %.0f s", self._interval, exc_info=True)
-            await asyncio.sleep(self._interval)
+    async def round(self, state: CommandState) -> int:
+        return len(await expire_due(state))
 
 
 __all__ = [

@@ -68,7 +68,7 @@ from command.security import Principal
 from command.services import dispatch, exercises, rosters, team_record
 from command.services import incident_store as store
 from command.services.live import Change, publish
-from command.services.tasks import stop_task
+from command.services.tasks import Periodic, stop_task
 from wuwang.contract import (
     CONTRACT_VERSION,
     ContractError,
@@ -600,36 +600,18 @@ class OutboxRelay:
             await dispatch.publish_order(state, order_id)
 
 
-class AckWatchdog:
-    """Raises the "order not acknowledged" alert once per order."""
+class AckWatchdog(Periodic):
+    """Raises the "order not acknowledged" alert once per order, checking a quarter of
+    the ack timeout apart (0.2–5 s)."""
 
     name = "ack-watchdog"
 
-    def __init__(self) -> None:
-        self._task: asyncio.Task[None] | None = None
-        self.raised = 0
-        self._ok = False
-
     async def start(self, state: CommandState) -> None:
-        self._task = asyncio.create_task(self._run(state), name="ack-watchdog")
+        self.interval_s = min(max(state.settings.command.ack_timeout_s / 4, 0.2), 5.0)
+        await super().start(state)
 
-    async def stop(self) -> None:
-        await stop_task(self._task)
-
-    def healthy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _run(self, state: CommandState) -> None:
-        timeout = state.settings.command.ack_timeout_s
-        interval = min(max(timeout / 4, 0.2), 5.0)
-        while True:
-            try:
-                self.raised += len(await dispatch.raise_overdue_acks(state, timeout))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("ack watchdog: check failed; next in %.1f s", interval, exc_info=True)
-            await asyncio.sleep(interval)
+    async def round(self, state: CommandState) -> int:
+        return len(await dispatch.raise_overdue_acks(state, state.settings.command.ack_timeout_s))
 
 
 def worker_factories() -> list[Callable[[CommandState], Worker]]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,40 @@ async def stop_task(task: asyncio.Task[None] | None, *, within_s: float = 5.0) -
         await asyncio.wait({task}, timeout=min(_RECANCEL_S, left))
     if not task.cancelled() and task.exception() is not None:
         log.warning("task %s ended with an error", task.get_name(), exc_info=task.exception())
+
+
+class Periodic:
+    """A worker of the command service that does one round of work every ``interval_s``
+    seconds (expire quiet inbox rows, expire warnings, raise overdue acks): a failed round
+    is logged and the next one comes on time; stopping cancels it (:func:`stop_task`).
+    Subclasses name themselves and say what a round is (:meth:`round`, the number of
+    things it changed, summed in :attr:`count`)."""
+
+    name = "periodic"
+
+    def __init__(self, interval_s: float = 30.0) -> None:
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+        self.count = 0
+
+    async def start(self, state: Any) -> None:
+        self._task = asyncio.create_task(self._run(state), name=self.name)
+
+    async def stop(self) -> None:
+        await stop_task(self._task)
+
+    def healthy(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def round(self, state: Any) -> int:
+        raise NotImplementedError
+
+    async def _run(self, state: Any) -> None:
+        while True:
+            try:
+                self.count += await self.round(state)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("%s: a round failed; next in %.1f s", self.name, self.interval_s, exc_info=True)
+            await asyncio.sleep(self.interval_s)

@@ -11,7 +11,6 @@ worker ``report/GW-<cell>``; a drill's behind its ``exercise/v1/<id>/`` prefix) 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from command.domain.warning_events import EVENT_TYPES
 from command.security import Principal
 from command.services import live
 from command.services.incident_store import NotFound
-from command.services.tasks import stop_task
+from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
 from wuwang.lattice import grid_cell_id
@@ -434,34 +433,13 @@ async def expire_due(state: CommandState, now: datetime) -> list[wd.WarningRecor
     return done
 
 
-class WarningExpiry:
+class WarningExpiry(Periodic):
     """The periodic expiry of issued warnings (a worker of the command service)."""
 
     name = "warning-expiry"
 
-    def __init__(self, interval_s: float = 30.0) -> None:
-        self._interval = interval_s
-        self._task: asyncio.Task[None] | None = None
-        self.expired = 0
-
-    async def start(self, state: CommandState) -> None:
-        self._task = asyncio.create_task(self._run(state), name=self.name)
-
-    async def stop(self) -> None:
-        await stop_task(self._task)
-
-    def healthy(self) -> bool:
-        return self._task is not None and not self._task.done()
-
-    async def _run(self, state: CommandState) -> None:
-        while True:
-            try:
-                self.expired += len(await expire_due(state, datetime.now(UTC)))
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("warning expiry failed; next in %.0f s", self._interval, exc_info=True)
-            await asyncio.sleep(self._interval)
+    async def round(self, state: CommandState) -> int:
+        return len(await expire_due(state, datetime.now(UTC)))
 
 
 def actor(who: Principal) -> Actor:
