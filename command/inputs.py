@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import psycopg
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
-from pydantic import AfterValidator, BaseModel, ConfigDict, Strict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ class ApiIn(BaseModel):
         refuse_nul_within(value)
         return value
 
+
+class ClosedApiIn(ApiIn):
+    """A request body that names every field it takes: an unknown field is a 422."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+#: An exercise id in a body or a query (wuwang.exercises.EXERCISE_ID_RE).
+ExerciseIdText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 DATA_REFUSED = "the request holds a value the database cannot store (e.g. a NUL, U+0000, in a text)"
 

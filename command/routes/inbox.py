@@ -14,12 +14,12 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from command.deps import Caller, State, forbid, gate
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
 from command.domain.policy import Action, allowed, allowed_anywhere
-from command.inputs import ApiIn, Text
+from command.inputs import ClosedApiIn, Text
 from command.routes.scope import ScopeNarrowing
 from command.security import Principal
 from command.services import inbox as service
@@ -42,30 +42,23 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(ApiIn):
-    """A request body: the project's input rules (strict scalars, no NUL in any text,
-    command/inputs.py), and no unknown fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-class Promote(_Strict):
+class Promote(ClosedApiIn):
     note: NoteText | None = None
 
 
-class Link(_Strict):
+class Link(ClosedApiIn):
     incident_id: IncidentIdText
     note: NoteText | None = None
 
 
-class Dismiss(_Strict):
+class Dismiss(ClosedApiIn):
     reason: DismissReasonText = Field(
         description="false_alarm 误报 · duplicate 重复 · test 测试 · other 其他"
     )
     note: NoteText | None = Field(default=None, description="required for reason other")
 
 
-class Bulk(_Strict):
+class Bulk(ClosedApiIn):
     action: Literal["promote", "link", "dismiss"]
     row_ids: Annotated[
         list[Annotated[str, Field(pattern=r"^IB-[0-9a-f]{16}$")]],

@@ -14,13 +14,13 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from command.deps import Caller, State, forbid, gate
 from command.domain import planned_events as pe
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import inbox as inbox_service
@@ -30,7 +30,6 @@ from command.services.incident_store import NotFound
 router = APIRouter(prefix="/planned-events", tags=["planned events"])
 
 EventId = Annotated[str, Path(pattern=r"^PE-[0-9A-Za-z-]{4,40}$", description="a planned event's id, PE-…")]
-ExerciseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
@@ -41,11 +40,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(ApiIn):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NewEvent(_Strict):
+class NewEvent(ClosedApiIn):
     name: Annotated[str, Field(min_length=1, max_length=pe.MAX_NAME, description="活动名称")]
     place: Annotated[str, Field(max_length=pe.MAX_PLACE, description="地点（地址）")] = ""
     lat: Annotated[float, Field(ge=-90, le=90)]
@@ -53,10 +48,12 @@ class NewEvent(_Strict):
     radius_m: Annotated[float, Field(ge=pe.MIN_RADIUS_M, le=pe.MAX_RADIUS_M, description="范围半径（米）")]
     starts_at: Annotated[AwareDatetime, FROM_TEXT]
     ends_at: Annotated[AwareDatetime, FROM_TEXT]
-    exercise_id: ExerciseId | None = Field(default=None, description="a drill's event (planners: required)")
+    exercise_id: ExerciseIdText | None = Field(
+        default=None, description="a drill's event (planners: required)"
+    )
 
 
-class Cancel(_Strict):
+class Cancel(ClosedApiIn):
     reason: Annotated[str, Field(min_length=1, max_length=pe.MAX_REASON, description="why it is cancelled")]
 
 

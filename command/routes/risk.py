@@ -13,12 +13,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
-from pydantic import AwareDatetime, ConfigDict, Field
+from pydantic import AwareDatetime, Field
 
 from command.deps import ON_INCIDENT, State, forbid, requires
 from command.domain import risk as dom
 from command.domain.policy import Action, allowed
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ClosedApiIn
 from command.security import Principal
 from command.services import risk as service
 from command.services.risk import NotFound
@@ -37,11 +37,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(ApiIn):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RiskSourceIn(_Strict):
+class RiskSourceIn(ClosedApiIn):
     name: Annotated[str, Field(min_length=1, max_length=100, description="名称")]
     kind: dom.RiskKind = Field(strict=False)  # enums from their JSON strings
     lat: Annotated[float, Field(ge=-90, le=90)]
@@ -53,7 +49,7 @@ class RiskSourceIn(_Strict):
     last_inspected_at: Annotated[AwareDatetime | None, FROM_TEXT] = None
 
 
-class FindingIn(_Strict):
+class FindingIn(ClosedApiIn):
     note: Annotated[str, Field(min_length=1, max_length=500, description="巡查发现")]
     level: dom.RiskLevel | None = Field(
         default=None, strict=False, description="raise the source's level to this"
@@ -62,7 +58,7 @@ class FindingIn(_Strict):
     case_id: Annotated[str | None, Field(max_length=64, description="the inspection's grid case")] = None
 
 
-class ShelterIn(_Strict):
+class ShelterIn(ClosedApiIn):
     name: Annotated[str, Field(min_length=1, max_length=100)]
     kind: dom.ShelterKind = Field(strict=False)
     lat: Annotated[float, Field(ge=-90, le=90)]
@@ -75,7 +71,7 @@ class ShelterIn(_Strict):
     status: dom.ShelterStatus = Field(default=dom.ShelterStatus.CLOSED, strict=False)
 
 
-class OccupancyIn(_Strict):
+class OccupancyIn(ClosedApiIn):
     occupancy: Annotated[int, Field(ge=0, le=2_000_000, description="当前安置人数")]
     status: dom.ShelterStatus | None = Field(
         default=None, strict=False, description="open or close it with the count"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from command.deps import Caller, State, forbid, gate
 from command.domain import cap
@@ -20,7 +20,7 @@ from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action, allowed
 from command.domain.vocabulary import Role
 from command.domain.warning_events import CATEGORIES, EVENT_TYPES
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import warnings as service
@@ -33,7 +33,6 @@ router = APIRouter(prefix="/warnings", tags=["warnings"])
 Identifier = Annotated[
     str, Path(pattern=r"^[0-9]{14}_[0-9]{14}_[1-9][0-9]{0,5}$", description="GB/T 35965.1 identifier")
 ]
-ExerciseId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "not authenticated"},
@@ -44,11 +43,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class _Strict(ApiIn):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AreaIn(_Strict):
+class AreaIn(ClosedApiIn):
     polygon: Annotated[
         list[Annotated[list[float], Field(min_length=2, max_length=2)]],
         Field(default_factory=list, max_length=wd.MAX_POLYGON_POINTS + 1, description="[[lat, lon]…] WGS-84"),
@@ -61,7 +56,7 @@ class AreaIn(_Strict):
     ]
 
 
-class ContentIn(_Strict):
+class ContentIn(ClosedApiIn):
     event_type: Annotated[str, Field(min_length=1, max_length=40, description="see GET /warnings/vocabulary")]
     level: Literal["red", "orange", "yellow", "blue"]
     area: AreaIn
@@ -73,10 +68,12 @@ class ContentIn(_Strict):
 
 
 class NewWarning(ContentIn):
-    exercise_id: ExerciseId | None = Field(default=None, description="a drill's warning (planners: required)")
+    exercise_id: ExerciseIdText | None = Field(
+        default=None, description="a drill's warning (planners: required)"
+    )
 
 
-class Cancel(_Strict):
+class Cancel(ClosedApiIn):
     reason: Annotated[str, Field(min_length=1, max_length=wd.MAX_REASON)]
 
 
