@@ -24,6 +24,7 @@
   var focused = null;  // the incident the map is on
   var held = null;     // drawn again after a language switch: the kept view stays, no flight
 
+  W.deskMap = deskMap;  // the desk's Leaflet map (tests place drawn points with it)
   W.focus = {
     to: function (id, lat, lon) {
       var m = deskMap();

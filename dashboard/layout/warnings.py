@@ -58,6 +58,8 @@ def warning_panel(lang: Lang, who: Me) -> html.Details | None:
                         options=[],
                     ),
                     dcc.Input(id=ids.WARNING_CELLS, type="text", placeholder=t(lang, "warning.cells")),
+                    # drawn on the map (layout/map.py draw_control) or typed, from the keyboard
+                    html.P(t(lang, "warning.draw_hint"), className="muted small warning-draw-hint"),
                     dcc.Textarea(id=ids.WARNING_POLYGON, placeholder=t(lang, "warning.polygon")),
                     html.Div(
                         className="row",
