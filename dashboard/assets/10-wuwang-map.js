@@ -114,6 +114,10 @@
       });
     });
   }
+  /* An area's popup kept clear of the layers control at the map's top right. */
+  function popupOptions(kind) {
+    return { className: "map-popup " + kind, maxWidth: 360, autoPanPaddingTopRight: window.L.point(240, 20) };
+  }
   function clickableArea(layer, rank) {
     layer._wuwangRank = rank;
     layer.on("add", function () {
@@ -167,7 +171,7 @@
     onEachWarning: function (feature, layer) {
       var p = feature.properties || {};
       tip(layer, p.html || "");
-      layer.bindPopup(p.html || "", { className: "map-popup warning-popup", maxWidth: 360 });
+      layer.bindPopup(p.html || "", popupOptions("warning-popup"));
       clickableArea(layer, 2);
       // the areas on the map by warning (canvas paths have no DOM to look at): identifier → level
       W.map.warningAreas = W.map.warningAreas || {};
@@ -182,7 +186,7 @@
     },
     onEachInboundWarning: function (feature, layer) {
       var p = feature.properties || {};
-      layer.bindPopup(p.html || "", { className: "map-popup inbound-popup", maxWidth: 360 });
+      layer.bindPopup(p.html || "", popupOptions("inbound-popup"));
       tip(layer, p.tip || "");
       clickableArea(layer, 1);
       W.map.inboundAreas = W.map.inboundAreas || {};

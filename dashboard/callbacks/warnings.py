@@ -511,7 +511,7 @@ def register(app: Dash, console: Console) -> None:
             log.info("inbound warnings unavailable: %s", exc)
             return geo.collection([])
         zone = tz(console)
-        features = []
+        features: list[dict[str, Any]] = []
         for w in sorted((r for r in rows if isinstance(r, dict)), key=_rank, reverse=True):
             shapes, adcodes = inbound_shapes(w.get("areas"))
             if adcodes:
