@@ -166,7 +166,7 @@
      * solid, the fill a tint so what lies beneath stays readable. */
     warningStyle: function (feature) {
       var c = (feature.properties || {}).colour || "#ffd700";
-      return { color: c, weight: 3, opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
+      return { color: c, weight: 3 * k(), opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
     },
     onEachWarning: function (feature, layer) {
       var p = feature.properties || {};
@@ -182,7 +182,8 @@
      * the headline, onset and expiry (drawn on the server, escaped). */
     inboundWarningStyle: function (feature) {
       var c = (feature.properties || {}).colour || "#9e9e9e";
-      return { color: c, weight: 2.5, opacity: 0.95, dashArray: "10 6", fill: true, fillColor: c, fillOpacity: 0.1 };
+      var s = k();  // as thick on a 4K wall as on the desk
+      return { color: c, weight: 2.5 * s, opacity: 0.95, dashArray: 10 * s + " " + 6 * s, fill: true, fillColor: c, fillOpacity: 0.1 };
     },
     onEachInboundWarning: function (feature, layer) {
       var p = feature.properties || {};

@@ -78,7 +78,7 @@ def _page_point(page: Any, lat: float, lon: float) -> tuple[float, float]:
     """Where (lat, lon) is on the page, from the desk map's own projection."""
     x, y = page.evaluate(
         """([lat, lon]) => {
-            const m = window.wuwang.deskMap(), p = m.latLngToContainerPoint([lat, lon]);
+            const m = window.wuwang.shownMap('desk'), p = m.latLngToContainerPoint([lat, lon]);
             const box = m.getContainer().getBoundingClientRect();
             return [box.left + p.x, box.top + p.y];
         }""",
@@ -105,7 +105,9 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
     page.wait_for_function(
         f"() => ((window.wuwang.map || {{}}).inboundAreas || {{}})['{inbound_id}'] === 'blue'", timeout=30_000
     )
-    page.evaluate(f"() => window.wuwang.deskMap().setView([{lat}, {lon + 0.015}], 14, {{animate: false}})")
+    page.evaluate(
+        f"() => window.wuwang.shownMap('desk').setView([{lat}, {lon + 0.015}], 14, {{animate: false}})"
+    )
     page.wait_for_timeout(300)  # the canvas redrawn at the new view
     page.mouse.click(*_page_point(page, lat + 0.004, lon + 0.03))
     popup = page.wait_for_selector(".inbound-popup", timeout=10_000)
@@ -154,7 +156,7 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
         "() => Object.values((window.wuwang.map || {}).warningAreas || {}).includes('orange')", timeout=20_000
     )
     commander.page.evaluate(
-        f"() => window.wuwang.deskMap().setView([{lat}, {lon + 0.015}], 14, {{animate: false}})"
+        f"() => window.wuwang.shownMap('desk').setView([{lat}, {lon + 0.015}], 14, {{animate: false}})"
     )
     shot(commander.page, artifacts, "warning-drawn-issued")
     ctx.close()
@@ -173,6 +175,10 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
         timeout=30_000,
     )
     assert wall.page.locator(".legend-warning.inbound").count() == 1
+    wall.page.evaluate(
+        f"() => window.wuwang.shownMap('wall').setView([{lat - 0.003}, {lon + 0.012}], 14, {{animate: 0}})"
+    )
+    wall.page.wait_for_timeout(500)  # the tiles and the canvas at the new view
     shot(wall.page, artifacts, "warning-drawn-wall-4k")
     big.close()
 
