@@ -114,9 +114,10 @@
       });
     });
   }
-  /* An area's popup kept clear of the layers control at the map's top right. */
+  /* An area's popup kept clear of the layers control down the map's right side (Leaflet pads the
+   * right with the bottom-right padding). */
   function popupOptions(kind) {
-    return { className: "map-popup " + kind, maxWidth: 360, autoPanPaddingTopRight: window.L.point(240, 20) };
+    return { className: "map-popup " + kind, maxWidth: 360, autoPanPaddingBottomRight: window.L.point(240, 20) };
   }
   function clickableArea(layer, rank) {
     layer._wuwangRank = rank;
