@@ -46,6 +46,10 @@ class Pair:
 
     urls: tuple[str, str]
 
+    @classmethod
+    def on(cls, ports: tuple[int, int]) -> Pair:
+        return cls((f"http://127.0.0.1:{ports[0]}", f"http://127.0.0.1:{ports[1]}"))
+
 
 @contextmanager
 def started(processes: list[tuple[str, dict[str, str], int]], logs: Path) -> Iterator[None]:
@@ -120,11 +124,7 @@ def two_of_each(
         for port, command_port in zip(dashboard_ports, command_ports, strict=True)
     ]
     with started(processes, tmp_path):
-        yield (
-            Pair(tuple(f"http://127.0.0.1:{p}" for p in command_ports)),  # type: ignore[arg-type]
-            Pair(tuple(f"http://127.0.0.1:{p}" for p in dashboard_ports)),  # type: ignore[arg-type]
-            settings,
-        )
+        yield Pair.on(command_ports), Pair.on(dashboard_ports), settings
 
 
 def call(url: str, method: str = "GET", body: Any = None, token: str | None = None) -> tuple[int, Any]:
