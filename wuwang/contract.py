@@ -864,9 +864,9 @@ class FeedSpecs:
         parsed_topic = self.parse_topic(topic)
         reader = self._readers[parsed_topic.feed]
         # The fast path: msgspec decodes the struct, and the document once more as plain
-        # values (the extra fields, and the storability walk). Whatever it does not settle
-        # — a refusal, or a case where msgspec reads differently from the contract — goes
-        # to the slow path, which gives the reason (or, rarely, the very same message).
+        # values (the extra fields, which the struct skips). Whatever it does not settle —
+        # a refusal, or a case where msgspec reads differently from the contract — goes to
+        # the slow path, which gives the reason (or, rarely, the very same message).
         read = _fast_read(reader, payload)
         body, document, sent = read if read is not None else _slow_read(reader.model, payload)
         extra = {k: v for k, v in document.items() if k not in reader.declared}
