@@ -868,8 +868,7 @@ class FeedSpecs:
         # a refusal, or a case where msgspec reads differently from the contract — goes to
         # the slow path, which gives the reason (or, rarely, the very same message).
         read = _fast_read(reader, payload)
-        body, document, sent = read if read is not None else _slow_read(reader.model, payload)
-        extra = {k: v for k, v in document.items() if k not in reader.declared}
+        body, extra, sent = read if read is not None else _slow_read(reader, payload)
         problem = body.cross_check()
         if problem is None and read is None:  # what the fast path lets through is storable
             problem = _unstorable(_all_values(body, extra))
@@ -921,14 +920,16 @@ class _Reader:
     decoder: msgspec.json.Decoder[_Payload]  # msgspec compiles one per type
     patterns: tuple[tuple[str, re.Pattern[str]], ...]  # its patterned fields, read the ECMA way
     declared: frozenset[str]  # the field names it declares (the rest of a message is extra)
+    integers: tuple[str, ...]  # its fields that may hold an integer
 
     @classmethod
     def of(cls, model: type[_Payload]) -> _Reader:
         patterns = strict_json.pattern_fields(model)
-        return cls(model, msgspec.json.Decoder(model), patterns, frozenset(model.__struct_fields__))
+        declared = frozenset(model.__struct_fields__)
+        return cls(model, msgspec.json.Decoder(model), patterns, declared, strict_json.int_fields(model))
 
 
-#: (the struct, the payload as plain values, its ts read; None when it sent none)
+#: (the struct, the extra fields, its ts read; None when it sent none)
 _Read = tuple[_Payload, dict[str, Any], datetime | None]
 
 
@@ -947,24 +948,29 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
         value = getattr(body, name)
         if value is not None and pattern.search(value) is None:  # "smoke\n" (see ecma_pattern)
             return None
-    # What could not be stored (``_unstorable``) can be seen in the bytes: msgspec refuses
-    # NaN, Infinity, numbers beyond a double and lone surrogates; U+0000 is the escape
-    # \u0000; an integer beyond 64 bits has 19 digits or more. Too deep for the contract
-    # takes more than MAX_DEPTH brackets. Scanning bytes is cheap; a hit (rare: a long
-    # number in an id, say) has the slow path decide.
-    if b"\\u0000" in payload or _LONG_INTEGER.search(payload) is not None:
+    # What could not be stored (``_unstorable``): msgspec refuses NaN, Infinity, numbers
+    # beyond a double and lone surrogates; U+0000 is the escape \u0000 in the bytes; what
+    # is left is an integer beyond 64 bits, in an integer field or an extra one. Too deep
+    # for the contract takes more than MAX_DEPTH brackets. Any doubt (rare) has the slow
+    # path decide.
+    if b"\\u0000" in payload:
         return None
+    extra = {k: v for k, v in document.items() if k not in reader.declared}
+    for value in (*(getattr(body, name) for name in reader.integers), *extra.values()):
+        kind = type(value)
+        if kind is int:
+            if not -(2**63) <= value < 2**64:
+                return None
+        elif (kind is dict or kind is list) and _unstorable(value) is not None:
+            return None
     if payload.count(b"[") + payload.count(b"{") > strict_json.MAX_DEPTH and (
         strict_json.nesting_problem(document) is not None
     ):
         return None
-    return body, document, sent
+    return body, extra, sent
 
 
-_LONG_INTEGER = re.compile(rb"[0-9]{19}")
-
-
-def _slow_read(model: type[_Payload], payload: bytes) -> _Read:
+def _slow_read(reader: _Reader, payload: bytes) -> _Read:
     """Read the payload with Python's json, and either refuse it with every problem named
     (``ContractError``) or return what the fast path would have returned."""
     try:
@@ -973,17 +979,17 @@ def _slow_read(model: type[_Payload], payload: bytes) -> _Read:
         raise ContractError(f"{BAD_JSON} ({exc.detail[:100]})") from None
     if not isinstance(document, dict):
         raise ContractError(NOT_AN_OBJECT)
-    problems = strict_json.explain(model, document, _REFINEMENTS)
+    problems = strict_json.explain(reader.model, document, _REFINEMENTS)
     if problems:
         raise ContractError(_describe(problems))
-    declared = {k: document[k] for k in model.__struct_fields__ if k in document}
+    declared = {k: v for k, v in document.items() if k in reader.declared}
     try:
-        body = msgspec.convert(declared, model)
+        body = msgspec.convert(declared, reader.model)
     except msgspec.ValidationError as exc:  # explain() and msgspec disagree: still a refusal
         raise ContractError(f"payload: {exc}") from None
     sent = None if body.ts is None else _read_ts(body.ts)
     assert not isinstance(sent, str)  # explain() checked it
-    return body, document, sent
+    return body, {k: v for k, v in document.items() if k not in reader.declared}, sent
 
 
 #: Decodes any JSON into plain values (the document beside the struct).

@@ -241,3 +241,20 @@ def enum_types(model: type[msgspec.Struct]) -> dict[str, type[enum.Enum]]:
         elif isinstance(t, mi.EnumType):
             found[t.cls.__name__] = t.cls
     return found
+
+
+def int_fields(model: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The fields of ``model`` that may hold an integer (msgspec takes any size)."""
+    out = []
+    for f in _fields(model):
+        stack: list[mi.Type] = [f.type]
+        while stack:
+            t = stack.pop()
+            if isinstance(t, mi.Metadata):
+                stack.append(t.type)
+            elif isinstance(t, mi.UnionType):
+                stack.extend(t.types)
+            elif isinstance(t, mi.IntType):
+                out.append(f.name)
+                break
+    return tuple(out)
