@@ -918,15 +918,16 @@ class _Reader:
 
     model: type[_Payload]
     decoder: msgspec.json.Decoder[_Payload]  # msgspec compiles one per type
-    patterns: tuple[tuple[str, re.Pattern[str]], ...]  # its patterned fields, read the ECMA way
+    patterned: tuple[str, ...]  # its string fields with a pattern
     declared: frozenset[str]  # the field names it declares (the rest of a message is extra)
-    integers: tuple[str, ...]  # its fields that may hold an integer
+    unbounded: tuple[str, ...]  # its integer fields whose bounds do not keep them within 64 bits
 
     @classmethod
     def of(cls, model: type[_Payload]) -> _Reader:
-        patterns = strict_json.pattern_fields(model)
+        patterned = strict_json.patterned_fields(model)
         declared = frozenset(model.__struct_fields__)
-        return cls(model, msgspec.json.Decoder(model), patterns, declared, strict_json.int_fields(model))
+        unbounded = strict_json.int_fields(model, within=(-(2**63), 2**64 - 1))
+        return cls(model, msgspec.json.Decoder(model), patterned, declared, unbounded)
 
 
 #: (the struct, the extra fields, its ts read; None when it sent none)
@@ -944,9 +945,11 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     sent = None if body.ts is None else _read_ts(body.ts)
     if isinstance(sent, str):
         return None
-    for name, pattern in reader.patterns:
+    for name in reader.patterned:
         value = getattr(body, name)
-        if value is not None and pattern.search(value) is None:  # "smoke\n" (see ecma_pattern)
+        # Python's "$", which msgspec's pattern check uses, also matches before a final
+        # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern)
+        if value is not None and value.endswith("\n"):
             return None
     # What could not be stored (``_unstorable``): msgspec refuses NaN, Infinity, numbers
     # beyond a double and lone surrogates; U+0000 is the escape \u0000 in the bytes; what
@@ -956,18 +959,30 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     if b"\\u0000" in payload:
         return None
     extra = {k: v for k, v in document.items() if k not in reader.declared}
-    for value in (*(getattr(body, name) for name in reader.integers), *extra.values()):
-        kind = type(value)
-        if kind is int:
-            if not -(2**63) <= value < 2**64:
-                return None
-        elif (kind is dict or kind is list) and _unstorable(value) is not None:
-            return None
-    if payload.count(b"[") + payload.count(b"{") > strict_json.MAX_DEPTH and (
-        strict_json.nesting_problem(document) is not None
+    if (extra and _doubtful(extra.values())) or (
+        reader.unbounded and _doubtful(getattr(body, name) for name in reader.unbounded)
+    ):
+        return None
+    # 201 levels take 201 opening and 201 closing brackets
+    if len(payload) > 2 * strict_json.MAX_DEPTH and (
+        payload.count(b"[") + payload.count(b"{") > strict_json.MAX_DEPTH
+        and strict_json.nesting_problem(document) is not None
     ):
         return None
     return body, extra, sent
+
+
+def _doubtful(values: Iterable[Any]) -> bool:
+    """Whether one of these decoded values may not be storable: an integer beyond 64 bits,
+    or a nested value ``_unstorable`` refuses."""
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            if not -(2**63) <= value < 2**64:
+                return True
+        elif (kind is dict or kind is list) and _unstorable(value) is not None:
+            return True
+    return False
 
 
 def _slow_read(reader: _Reader, payload: bytes) -> _Read:

@@ -98,14 +98,9 @@ def ecma_pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-def pattern_fields(model: type[msgspec.Struct]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """The string fields of ``model`` that carry a pattern, each with its ECMA reading."""
-    out = []
-    for f in _fields(model):
-        string = _string_type(f.type)
-        if string is not None and string.pattern is not None:
-            out.append((f.name, ecma_pattern(string.pattern)))
-    return tuple(out)
+def patterned_fields(model: type[msgspec.Struct]) -> tuple[str, ...]:
+    """The string fields of ``model`` that carry a pattern."""
+    return tuple(f.name for f in _fields(model) if (t := _string_type(f.type)) is not None and t.pattern)
 
 
 def explain(
@@ -243,8 +238,9 @@ def enum_types(model: type[msgspec.Struct]) -> dict[str, type[enum.Enum]]:
     return found
 
 
-def int_fields(model: type[msgspec.Struct]) -> tuple[str, ...]:
-    """The fields of ``model`` that may hold an integer (msgspec takes any size)."""
+def int_fields(model: type[msgspec.Struct], within: tuple[int, int] | None = None) -> tuple[str, ...]:
+    """The fields of ``model`` that may hold an integer (msgspec takes any size); with
+    ``within`` (lowest, highest), only those whose bounds do not keep them in that range."""
     out = []
     for f in _fields(model):
         stack: list[mi.Type] = [f.type]
@@ -254,7 +250,13 @@ def int_fields(model: type[msgspec.Struct]) -> tuple[str, ...]:
                 stack.append(t.type)
             elif isinstance(t, mi.UnionType):
                 stack.extend(t.types)
-            elif isinstance(t, mi.IntType):
+            elif isinstance(t, mi.IntType) and (within is None or not _bounded(t, *within)):
                 out.append(f.name)
                 break
     return tuple(out)
+
+
+def _bounded(t: mi.IntType, lowest: int, highest: int) -> bool:
+    low = t.ge if t.ge is not None else (t.gt + 1 if t.gt is not None else None)
+    high = t.le if t.le is not None else (t.lt - 1 if t.lt is not None else None)
+    return low is not None and high is not None and low >= lowest and high <= highest
