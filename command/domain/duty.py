@@ -467,6 +467,9 @@ def sign_handover(handover: Handover, side: Side, *, by: str, at: datetime) -> H
     shift = handover.outgoing if side == "outgoing" else handover.incoming
     if not shift.has(by):
         raise Forbidden(f"{by} is not on the {side} shift {shift.shift_id}")
+    other = handover.incoming_signed_by if side == "outgoing" else handover.outgoing_signed_by
+    if other == by:
+        raise Forbidden("one person signs for one shift only: the other shift signs for itself")
     if side == "outgoing":
         if handover.outgoing_signed_at is not None:
             raise IllegalTransition("the outgoing shift has signed already")
