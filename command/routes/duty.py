@@ -666,5 +666,7 @@ async def sign_handover(handover_id: HandoverId, state: State, who: Caller) -> d
             ) from None
         except DomainError as exc:
             raise _http(exc) from None
-        await service.save_signature(conn, after, side, who)
+        await service.save_signature(
+            conn, after, side, who, await _names(conn, [after.outgoing, after.incoming])
+        )
     return await _handover_out(state, after)

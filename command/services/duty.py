@@ -607,7 +607,7 @@ async def get_handover(conn: AsyncConnection[Any], handover_id: str, *, lock: bo
 
 
 async def save_signature(
-    conn: AsyncConnection[Any], h: rules.Handover, side: rules.Side, who: Principal
+    conn: AsyncConnection[Any], h: rules.Handover, side: rules.Side, who: Principal, names: Mapping[str, str]
 ) -> None:
     """Store one side's signature; the second one seals the handover and writes its
     duty log entry."""
@@ -628,7 +628,9 @@ async def save_signature(
             Scope.of(h.exercise_id),
             rules.EntryKind.HANDOVER,
             h.handover_id,
-            f"{h.outgoing_signed_by} → {h.incoming_signed_by}",
+            "{} → {}".format(
+                *(names.get(u or "", u or "") for u in (h.outgoing_signed_by, h.incoming_signed_by))
+            ),
             at=at,
             actor=who.user_id,
             detail={

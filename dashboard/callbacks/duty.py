@@ -170,7 +170,7 @@ def step_input(lang: Lang, instruction_id: str, step: str) -> dcc.Input:
         type="text",
         maxLength=200,
         placeholder=t(lang, hint),
-        className="duty-step-text",
+        className="input duty-step-text",
     )
 
 
@@ -275,6 +275,7 @@ def register(app: Dash, console: Console) -> None:
         Output(d.HANDOVER, "children"),
         Output(d.INSTRUCTIONS, "children"),
         Output(d.LOG, "children"),
+        Output(d.HANDOVER_FORM, "hidden"),
         Input(ids.SIDE_TABS, "value"),
         Input(d.INTERVAL, "n_intervals"),
         Input(d.REFRESH, "data"),
@@ -291,7 +292,7 @@ def register(app: Dash, console: Console) -> None:
         scope = _scope(me, scope_data)
         if scope is None:
             choose = html.P(t(lang, "duty.choose_exercise"), className="muted")
-            return choose, [], [], [], []
+            return choose, [], [], [], [], True
         zone = tz(console)
         query = scope.query()
         try:
@@ -301,7 +302,7 @@ def register(app: Dash, console: Console) -> None:
             handovers = await console.api.get("/duty/handovers", token, **query)
         except ApiError as exc:
             failed = html.P(error_text(lang, exc), className="muted")
-            return failed, [], [], [], []
+            return failed, [], [], [], [], True
         current = now.get("current") or {}
         today = datetime.fromisoformat(now["at"]).astimezone(zone).date().isoformat()
         return (
@@ -310,6 +311,8 @@ def register(app: Dash, console: Console) -> None:
             handover_view(lang, me, handovers, zone),
             instruction_items(lang, me, instructions, zone),
             log_list(lang, log.get("entries") or [], zone),
+            # one handover at a time: drawn up again only once the last one is signed
+            not me.may("duty.handover_draw") or bool(handovers and not handovers[0]["sealed"]),
         )
 
     @app.callback(

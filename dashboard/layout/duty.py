@@ -26,6 +26,7 @@ HANDOVER = "duty-handover"
 HANDOVER_ITEMS = "duty-handover-items"
 HANDOVER_NOTES = "duty-handover-notes"
 HANDOVER_DRAW = "duty-handover-draw"
+HANDOVER_FORM = "duty-handover-form"
 FEEDBACK = "duty-feedback"
 #: Pattern-matching ids: an instruction's next step (with its text) and a signature.
 STEP = "duty-step"
@@ -59,19 +60,22 @@ def duty_panel(lang: Lang, who: Me) -> html.Div | None:
                 children=[
                     html.H3(t(lang, "duty.handover")),
                     html.Div(id=HANDOVER),
+                    # hidden while a handover waits for its signatures (callbacks/duty.py)
                     html.Div(
+                        id=HANDOVER_FORM,
                         className="duty-form",
                         hidden=not who.may("duty.handover_draw"),
                         children=[
                             dcc.Textarea(
                                 id=HANDOVER_ITEMS,
                                 placeholder=t(lang, "duty.handover_items"),
-                                className="duty-text",
+                                className="input duty-text",
                             ),
                             dcc.Input(
                                 id=HANDOVER_NOTES,
                                 type="text",
                                 maxLength=400,
+                                className="input",
                                 placeholder=t(lang, "duty.handover_notes"),
                             ),
                             html.Button(t(lang, "duty.handover_draw"), id=HANDOVER_DRAW, className="btn"),
@@ -91,12 +95,13 @@ def duty_panel(lang: Lang, who: Me) -> html.Div | None:
                                 id=INSTRUCTION_FROM,
                                 type="text",
                                 maxLength=100,
+                                className="input",
                                 placeholder=t(lang, "duty.instruction_from"),
                             ),
                             dcc.Textarea(
                                 id=INSTRUCTION_TEXT,
                                 placeholder=t(lang, "duty.instruction_text"),
-                                className="duty-text",
+                                className="input duty-text",
                             ),
                             html.Button(
                                 t(lang, "duty.instruction_save"), id=INSTRUCTION_SAVE, className="btn"
@@ -117,7 +122,7 @@ def duty_panel(lang: Lang, who: Me) -> html.Div | None:
                             dcc.Textarea(
                                 id=ENTRY_TEXT,
                                 placeholder=t(lang, "duty.entry_placeholder"),
-                                className="duty-text",
+                                className="input duty-text",
                             ),
                             html.Button(t(lang, "duty.entry_save"), id=ENTRY_SAVE, className="btn primary"),
                         ],
