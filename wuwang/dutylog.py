@@ -19,7 +19,8 @@ def entry_line(lang: i18n.Lang, kind: str, text: str, detail: Mapping[str, Any])
     reached in the reader's words (the stored text is what was typed or titled)."""
     state = detail.get("state")
     if kind == "incident_closed" and isinstance(state, str) and i18n.has(lang, f"state.{state}"):
-        return f"{text}（{i18n.text(lang, f'state.{state}')}）"
+        return i18n.text(lang, "duty.line_ended", text=text, state=i18n.text(lang, f"state.{state}"))
     if kind == "instruction_followed" and isinstance(state, str):
-        return f"{i18n.text(lang, f'duty.instruction_state.{state}')}：{text}"
+        step = i18n.text(lang, f"duty.instruction_state.{state}")
+        return i18n.text(lang, "duty.line_step", text=text, state=step)
     return text

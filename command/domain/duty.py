@@ -111,10 +111,10 @@ def plan_shift(
         if user not in roles:
             raise InvalidCommand(f"no user {user}")
     if roles[leader] != "commander":
-        raise InvalidCommand(f"the leader on duty must be a commander (带班领导): {leader} is not")
+        raise InvalidCommand(f"the leader on duty must be a commander: {leader} is not")
     for user in officers:
         if roles[user] != "operator":
-            raise InvalidCommand(f"a duty officer must be an operator (值班员): {user} is not")
+            raise InvalidCommand(f"a duty officer must be an operator: {user} is not")
     return DutyShift(shift_id, exercise_id, starts_at, ends_at, leader, officers, set_by)
 
 
