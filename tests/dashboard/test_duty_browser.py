@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -102,5 +103,15 @@ def test_a_free_log_entry_and_a_handover_signed_by_both_shifts(
     desk4k.page.wait_for_selector('.duty-handover-card:has-text("交接完成")', timeout=20_000)
     shot(desk4k.page, artifacts, "duty-desk-4k")
     big.close()
+    # The shift's log through the console's /report/duty (the user's token, server side).
+    token = stack.login("operator1")
+    shift_id = stack.api("GET", "/duty/now", token)["current"]["shift_id"]
+    req = urllib.request.Request(
+        f"{stack.dashboard_url}/report/duty/{shift_id}.csv?lang=zh",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(req, timeout=30) as answer:
+        text = answer.read().decode("utf-8-sig")
+    assert ENTRY in text and "交接班" in text
     for watched in (desk, night, desk4k):
         assert not [e for e in watched.errors if "duty" in e.lower()], watched.errors
