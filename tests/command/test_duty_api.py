@@ -287,3 +287,31 @@ def test_a_handover_is_signed_by_both_shifts_and_then_immutable(
     ]
     with pytest.raises(psycopg.errors.RaiseException, match="immutable"):
         db(command_settings, "UPDATE duty_handover SET notes = 'changed afterwards'")
+
+
+def test_a_drill_keeps_a_duty_desk_of_its_own(command_client: TestClient, login: Login) -> None:
+    """Planners set and write a drill's desk; live operations see none of it."""
+    planner, op = login("planner1"), login("operator1")
+    now = datetime.now(UTC)
+    shift = {
+        "starts_at": (now - timedelta(hours=1)).isoformat(),
+        "ends_at": (now + timedelta(hours=7)).isoformat(),
+        "leader": "commander1",
+        "officers": ["operator1", "operator2"],
+    }
+    assert command_client.post("/duty/shifts", headers=planner, json=shift).status_code == 403  # live
+    r = command_client.post("/duty/shifts", headers=planner, json={**shift, "exercise_id": "EX-DUTY-1"})
+    assert r.status_code == 201, r.text
+    drill = {"exercise_id": "EX-DUTY-1"}
+    assert (
+        command_client.post(
+            "/duty/log", headers=planner, json={"text": "演练：模拟接报", **drill}
+        ).status_code
+        == 201
+    )
+    now_drill = command_client.get("/duty/now", headers=planner, params=drill).json()
+    assert now_drill["current"]["shift_id"] == r.json()["shift_id"]
+    assert command_client.get("/duty/now", headers=op).json()["current"] is None
+    assert command_client.get("/duty/log", headers=op).json()["entries"] == []
+    entries = command_client.get("/duty/log", headers=planner, params=drill).json()["entries"]
+    assert [(e["kind"], e["exercise_id"]) for e in entries] == [("free", "EX-DUTY-1")]
