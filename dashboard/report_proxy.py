@@ -15,6 +15,7 @@ command service's answer through as it streams in:
 | ``/report/exercise/<id>.csv`` | ``GET /exercises/<id>/report.csv`` |
 | ``/report/incident/<id>.html`` (``?download=1``) | ``GET /incidents/<id>/report.html`` |
 | ``/report/incident/<id>.csv`` | ``GET /incidents/<id>/report.csv`` |
+| ``/report/duty/<shift id or day>.html`` / ``.csv`` | ``GET /duty/log.html`` / ``.csv`` (值班日志) |
 
 Exercise reports are for planners, commanders and admins (operators see live only);
 incident reports for every console user — the command service still decides per
@@ -53,9 +54,9 @@ log = logging.getLogger(__name__)
 
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _PASSED_HEADERS = ("content-type", "last-modified", "etag")  # the body is passed on decoded
-Kind = Literal["exercise", "incident"]
+Kind = Literal["exercise", "incident", "duty"]
 Format = Literal["html", "csv"]
-_REPORT_PATH = re.compile(r"^/report/(exercise|incident)/([A-Za-z0-9_.:-]{1,64})\.(html|csv)$")
+_REPORT_PATH = re.compile(r"^/report/(exercise|incident|duty)/([A-Za-z0-9_.:-]{1,64})\.(html|csv)$")
 #: What a report link may ask besides its path: its language, and to be saved.
 _QUERY = re.compile(r"^(?:lang=(?:zh|en)(?:&download=1)?|download=1)?$")
 REPORT_LANGS = ("zh", "en")
@@ -159,11 +160,23 @@ def _answer(code: int, detail: str) -> JSONResponse:
 def filename(kind: Kind, ident: str, fmt: Format) -> str:
     """What a downloaded report is called (the id is already checked against ``_ID``)."""
     safe = ident.replace(":", "_")
-    return f"after-action-{kind}-{safe}.{fmt}"
+    return f"duty-log-{safe}.{fmt}" if kind == "duty" else f"after-action-{kind}-{safe}.{fmt}"
 
 
 def upstream_path(kind: Kind, ident: str, fmt: Format) -> str:
+    if kind == "duty":
+        return f"/duty/log.{fmt}"
     return f"/{'exercises' if kind == 'exercise' else 'incidents'}/{ident}/report.{fmt}"
+
+
+#: A duty log is one shift's (its id) or one day's (YYYY-MM-DD).
+_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def upstream_params(kind: Kind, ident: str) -> dict[str, str]:
+    if kind != "duty":
+        return {}
+    return {"day": ident} if _DAY.fullmatch(ident) else {"shift_id": ident}
 
 
 def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
@@ -180,6 +193,8 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             return _answer(401, "log in again")
         if not me.works_the_desk:
             return _answer(403, "reports are for the command centre")
+        if kind == "duty" and not me.may("duty.read"):
+            return _answer(403, f"{me.role} does not read the duty log")
         if kind == "exercise" and not me.may_run_exercises:
             return _answer(403, f"{me.role} sees live operations only, not exercise reports")
         return me, token
@@ -225,9 +240,11 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
         me, token = who
         download = request.query_params.get("download") in ("1", "true") or fmt == "csv"
         lang = request.query_params.get("lang")
-        params = {"lang": lang} if lang in REPORT_LANGS else None  # the command service's default: zh
+        params = upstream_params(kind, ident)
+        if lang in REPORT_LANGS:  # else the command service's default: zh
+            params["lang"] = lang
         try:
-            upstream = await api.open_stream(upstream_path(kind, ident, fmt), token, params)
+            upstream = await api.open_stream(upstream_path(kind, ident, fmt), token, params or None)
         except ApiError as exc:
             return _answer(503, exc.detail)
         if upstream.status_code >= 400:
@@ -279,6 +296,14 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
     @r.get("/incident/{ident}.csv")
     async def incident_csv(request: Request, ident: str) -> Response:
         return await report(request, "incident", ident, "csv")
+
+    @r.get("/duty/{ident}.html")
+    async def duty_html(request: Request, ident: str) -> Response:
+        return await report(request, "duty", ident, "html")
+
+    @r.get("/duty/{ident}.csv")
+    async def duty_csv(request: Request, ident: str) -> Response:
+        return await report(request, "duty", ident, "csv")
 
     return r
 
