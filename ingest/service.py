@@ -1,4 +1,4 @@
-"""Wiring: one ingest instance = network thread + writer thread + alarm relay +
+"""Wiring: one ingest instance = network thread + writer process (ingest/writerproc.py) + alarm relay +
 maintenance + metrics endpoint. Usable in-process (tests) and from ``python -m ingest``.
 
     svc = IngestService(settings)
@@ -17,7 +17,7 @@ from ingest.maintenance import Maintenance
 from ingest.metrics import IngestMetrics
 from ingest.relay import AlarmRelay
 from ingest.subscriber import feed_link
-from ingest.writer import BatchWriter
+from ingest.writerproc import WriterProcess
 from wuwang.settings import Settings, reach_host
 
 log = logging.getLogger(__name__)
@@ -64,8 +64,10 @@ class IngestService:
         self.inbox = self.link.inbox
         self.metrics.queue_depth.set_function(self.inbox.qsize)
         self.relay = AlarmRelay(settings, self.metrics)
-        self.writer = BatchWriter(settings, self.inbox, self.link.ack_mid, self.metrics,
-                                  on_alarms=self.relay.wake, on_abandoned=self.link.request_redelivery)
+        # Parsing and writing run in a process of their own (a GIL of their own), fed
+        # through a pipe; the acks come back after COMMIT (ingest/writerproc.py).
+        self.writer = WriterProcess(settings, self.inbox, self.link.ack_mid, self.metrics,
+                                    on_alarms=self.relay.wake, on_abandoned=self.link.request_redelivery)
         self.maintenance = Maintenance(settings, self.metrics)
         self._started = False
         self._stopped = False
