@@ -38,7 +38,9 @@ from typing import Any
 
 import orjson
 import psycopg
-from psycopg import sql
+from psycopg import postgres, sql
+from psycopg.adapt import Dumper
+from psycopg.pq import Format
 
 from ingest import alarms as rules
 from ingest.metrics import IngestMetrics
@@ -119,6 +121,26 @@ _OUTBOX = (
     " SELECT a, p::jsonb FROM unnest(%b::text[], %b::text[]) WITH ORDINALITY AS u(a, p, n) ORDER BY n"
     " ON CONFLICT (alarm_id) DO NOTHING RETURNING payload->>'kind'"
 )
+
+#: Each feed table's column types in TABLE_COLUMNS order, for binary COPY (read from the
+#: catalogue once per connection: the schema is the truth, not a copy of it here).
+_COLUMN_TYPES = (
+    "SELECT format_type(a.atttypid, a.atttypmod) FROM unnest(%s::text[]) WITH ORDINALITY AS c(name, n)"
+    " JOIN pg_attribute a ON a.attrelid = %s::regclass AND a.attname = c.name ORDER BY c.n"
+)
+
+
+class JsonTextBinaryDumper(Dumper):
+    """A jsonb value the row builder already serialised (``extra``, ``bbox``: JSON text) in
+    jsonb's binary form — version byte 1, then the text — without parsing it again."""
+
+    format = Format.BINARY
+    oid = postgres.types["jsonb"].oid
+
+    def dump(self, obj: Any) -> bytes:
+        text = obj if isinstance(obj, str) else orjson.dumps(obj).decode()
+        return b"\x01" + text.encode()
+
 
 Key = tuple[str, str]
 StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, device_id, kind)
@@ -232,6 +254,7 @@ class BatchWriter:
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
+        self._types: dict[str, list[str]] = {}  # feed table → column types (binary COPY)
         self._draining = threading.Event()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
@@ -383,6 +406,13 @@ class BatchWriter:
                 keepalives=1, keepalives_idle=10, keepalives_interval=5, keepalives_count=3,
             )
             conn.execute(_STAGING)
+            # Feed rows go in COPY's binary format (bench/ingest/ledger.py: 12.0 → 9.3 µs of
+            # the writer's CPU per row to format them, the backend's the same).
+            conn.adapters.register_dumper(None, JsonTextBinaryDumper)
+            self._types = {
+                table: [str(r[0]) for r in conn.execute(_COLUMN_TYPES, (list(columns), table))]
+                for table, columns in TABLE_COLUMNS.items()
+            }
             self._conn = conn
         return self._conn
 
@@ -503,10 +533,11 @@ class BatchWriter:
             for c in fresh:
                 by_table[c[2]].append(c[3])
             for table, rows in by_table.items():
-                stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+                stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
                     sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, TABLE_COLUMNS[table]))
                 )
                 with cur.copy(stmt) as copy:
+                    copy.set_types(self._types[table])
                     write_row = copy.write_row
                     for row in rows:
                         write_row(row)
