@@ -157,6 +157,7 @@ class WriterProcess:
         self._conn: Connection | None = None
         self._conn_lock = threading.Lock()
         self._ready = threading.Event()
+        self._up = threading.Event()  # a writer process is there to take messages
         self._draining = threading.Event()
         self._drained = threading.Event()
         self._drained_ok = False
@@ -231,8 +232,10 @@ class WriterProcess:
             self._proc = proc
             self._forwarded = self._reported = 0
             self._taken.clear()
+        self._up.set()
 
     def _restart(self) -> None:
+        self._up.clear()  # the feeder holds what it takes until the new writer is there
         proc = self._proc
         code = None
         if proc is not None:
@@ -281,9 +284,12 @@ class WriterProcess:
             if self.on_committed is not None:
                 for d in chunk:
                     self._taken[(d.generation, d.mid)] = d
-            sent = self._send(("msgs", [_wire(d) for d in chunk]), len(chunk))
-            if not sent and self._on_abandoned is not None:
-                # The writer process is gone (or going): these are unacknowledged, and the
+            wire = [_wire(d) for d in chunk]
+            while not self._up.wait(0.5):  # between a death and the restart: keep the chunk
+                if self._stopped.is_set():
+                    return
+            if not self._send(("msgs", wire), len(wire)) and self._on_abandoned is not None:
+                # The writer process died under our feet: these are unacknowledged, and the
                 # link's next connection brings them again.
                 self._on_abandoned()
 
