@@ -1196,14 +1196,17 @@ def explanations(r: Results) -> list[str]:
     lat = r.latency
     if lat is not None and lat.p("stored", 99) > TARGETS["latency_p99_ms"]:
         out.append(
-            f"- **Latency p99 ({lat.p('stored', 99):.0f} ms, target ≤ 250 ms).** Publish → received is "
+            f"- **Latency p99 ({lat.p('stored', 99):.0f} ms, target ≤ {TARGETS['latency_p99_ms']:g} ms).** "
+            "Publish → received is "
             f"p50 {lat.p('received', 50):.0f} / p99 {lat.p('received', 99):.0f} ms: the broker and the "
             "network thread are quick; the rest is the writer's batching. Per batch (median of "
             f"{lat.batches}, {lat.batch_size_p50:.0f} messages each) the newest message waited "
             f"{lat.newest_wait_ms_p50:.0f} ms from receipt to commit — the time to parse and write the "
             f"batch on this machine (other jobs took {lat.others:.2f} of its {cores} cores meanwhile) — "
             f"and the oldest {lat.oldest_wait_ms_p50:.0f} ms: the window (`INGEST_FLUSH_MS`, counted "
-            "from the first message's receipt) plus that write. What would reach it: "
+            "from the first message's receipt) plus that write; the bench's stream is 98 % routine "
+            "sensor readings, which wait out the window (a batch holding a call, a report, a confident "
+            "video alert or a reading at its raise level is committed at once). What would reach it: "
             "`INGEST_FLUSH_MS=50` (at this rate batches are far from 1,000 messages, so a shorter "
             "window costs little), and a writer that spends fewer µs per message (above), which "
             "shortens the write itself."
@@ -1281,8 +1284,9 @@ def render(r: Results, command: str) -> str:
             f"achieved {fmt_rate(lat.achieved)}) for {lat.messages / lat.rate:.0f} s through the same "
             "`mosquitto_pub -l` "
             "processes, fed line by line; each payload carries the time it was handed to the publisher "
-            "(`bench_t`, an extra field the contract keeps); the worker records the time its writer's "
-            f"COMMIT returned for the batch holding it. Load {fmt_load(lat.load_before)} → "
+            "(`bench_t`, an extra field the contract keeps); the worker records the time its writer "
+            "process's report of the COMMIT of the batch holding it arrived (when the acks are "
+            f"released). Load {fmt_load(lat.load_before)} → "
             f"{fmt_load(lat.load_after)}; other jobs used {lat.others:.2f} cores meanwhile.",
             "",
             table(
