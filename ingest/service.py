@@ -36,6 +36,9 @@ def missing_endpoints(settings: Settings) -> list[str]:
 #: per message. Objects of a batch die by reference counting; only cycles wait longer.
 GC_THRESHOLDS = (50_000, 20, 10)
 
+#: How long ``start`` waits for the writer process before it starts receiving anyway.
+WRITER_START_S = 60.0
+
 
 def tune_gc() -> None:
     """For a process that runs one ingest (``python -m ingest``, the benchmark's worker):
@@ -90,6 +93,11 @@ class IngestService:
             self._metrics_port = self.metrics.serve(self.settings.ingest.metrics_port, self._metrics_addr)
             log.info("metrics on http://%s:%d/metrics", self._metrics_addr, self._metrics_port)
         self.writer.start()
+        # Receive only once there is a writer to hand messages to: its start (a new Python
+        # process importing the contract and connecting) takes seconds on a busy machine.
+        if not self.writer.wait_ready(WRITER_START_S):
+            log.warning("the writer process is not up after %.0f s; receiving anyway (messages wait "
+                        "in the inbox)", WRITER_START_S)
         self.relay.start()
         self.maintenance.start()
         self.link.start()

@@ -265,7 +265,16 @@ class WriterProcess:
 
     def _feed(self) -> None:
         inbox = self._inbox
+        # The writer process holds at most two batches (one being written, one filling): the
+        # rest waits in the link's bounded inbox, whose being full is what pauses reading from
+        # the broker (back-pressure, docs/ingest.md) — an unbounded pipe would hide it.
+        backlog = 2 * self._settings.ingest.batch_size
         while True:
+            room = backlog - self.pending
+            if room <= 0:
+                if self._stopped.wait(FORWARD_POLL_S):
+                    return
+                continue
             try:
                 first = inbox.get(timeout=0.05)
             except queue.Empty:
@@ -276,7 +285,7 @@ class WriterProcess:
             if not self._draining.is_set():
                 time.sleep(FORWARD_POLL_S)
             chunk = [first]
-            while len(chunk) < CHUNK:
+            while len(chunk) < min(CHUNK, room):
                 try:
                     chunk.append(inbox.get_nowait())
                 except queue.Empty:
