@@ -25,9 +25,10 @@ Content-Security-Policy forbids; it is served with a policy of its own that lets
 them in a **sandbox** (an opaque origin: it cannot read the console's storage or call
 anything, and loads nothing from anywhere).
 
-Tickets live in the dashboard process that issued them: with several dashboard
-processes behind one address, ``/report/*`` must reach the same process (sticky
-sessions), or the report link says the ticket expired.
+Tickets live in Redis (``REDIS_URL``) under ``wuwang:report-ticket:<ticket>`` with a
+60-second expiry, and are taken with GETDEL: with several dashboard processes behind one
+address (docs/scaling.md), a ticket issued by one is good — once — at any other, with no
+sticky sessions. Only a console without Redis (a single process) keeps them in its memory.
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ import re
 import secrets
 import time
 from collections import OrderedDict
-from typing import Literal
+from typing import Literal, Protocol
 
+import orjson
+import redis.asyncio as aioredis
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
@@ -75,15 +78,59 @@ REPORT_CSP = "; ".join(
 )
 
 
-class Tickets:
+class Tickets(Protocol):
     """One-time, path-bound, short-lived stand-ins for a token in a report URL."""
+
+    ttl_s: float
+
+    async def issue(self, token: str, path: str) -> str: ...
+
+    async def take(self, ticket: str, path: str) -> str | None:
+        """The token, once, if the ticket is for ``path`` and still good."""
+        ...
+
+
+TICKET_KEY = "wuwang:report-ticket:"
+
+
+class RedisTickets:
+    """Tickets every dashboard process sharing one Redis can take (each once): Redis
+    expires them, GETDEL makes the first taker the only one."""
+
+    def __init__(self, redis_url: str, ttl_s: float = TICKET_TTL_S) -> None:
+        self.redis_url = redis_url
+        self.ttl_s = ttl_s
+
+    def _client(self) -> aioredis.Redis:
+        # A client per use: a report click is rare, and a pool would be bound to the
+        # event loop it was first used on.
+        return aioredis.Redis.from_url(self.redis_url)
+
+    async def issue(self, token: str, path: str) -> str:
+        ticket = secrets.token_urlsafe(24)
+        ttl_ms = max(1, int(self.ttl_s * 1000))
+        async with self._client() as redis:
+            await redis.set(TICKET_KEY + ticket, orjson.dumps([path, token]), px=ttl_ms)
+        return ticket
+
+    async def take(self, ticket: str, path: str) -> str | None:
+        async with self._client() as redis:
+            raw = await redis.getdel(TICKET_KEY + ticket)
+        if raw is None:
+            return None
+        bound, token = orjson.loads(raw)
+        return str(token) if bound == path else None
+
+
+class MemoryTickets:
+    """Tickets in this process's memory: a console without Redis (one process)."""
 
     def __init__(self, ttl_s: float = TICKET_TTL_S, size: int = TICKETS_MAX) -> None:
         self.ttl_s = ttl_s
         self.size = size
         self._held: OrderedDict[str, tuple[float, str, str]] = OrderedDict()
 
-    def issue(self, token: str, path: str) -> str:
+    async def issue(self, token: str, path: str) -> str:
         now = time.monotonic()
         while self._held and (len(self._held) >= self.size or next(iter(self._held.values()))[0] < now):
             self._held.popitem(last=False)
@@ -91,7 +138,7 @@ class Tickets:
         self._held[ticket] = (now + self.ttl_s, path, token)
         return ticket
 
-    def take(self, ticket: str, path: str) -> str | None:
+    async def take(self, ticket: str, path: str) -> str | None:
         """The token, once, if the ticket is for ``path`` and still good."""
         held = self._held.pop(ticket, None)
         if held is None:
@@ -121,7 +168,7 @@ def upstream_path(kind: Kind, ident: str, fmt: Format) -> str:
 
 def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
     api = console.api
-    held = tickets or Tickets()
+    held = tickets or tickets_for(console)
     r = APIRouter(prefix="/report", include_in_schema=False)
 
     async def allowed(token: str | None, kind: str) -> tuple[Me, str] | JSONResponse:
@@ -154,7 +201,11 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             return who
         _me, token = who
         sep = "&" if query else "?"
-        url = f"{path}{'?' + query if query else ''}{sep}ticket={held.issue(token, path)}"
+        try:
+            ticket = await held.issue(token, path)
+        except aioredis.RedisError:
+            return _answer(503, "the ticket store (Redis) is unavailable: try again")
+        url = f"{path}{'?' + query if query else ''}{sep}ticket={ticket}"
         return JSONResponse({"url": url, "expires_in": held.ttl_s}, headers={"Cache-Control": "no-store"})
 
     async def report(request: Request, kind: Kind, ident: str, fmt: Format) -> Response:
@@ -162,7 +213,10 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
             return _answer(404, "no such report")
         token = _token(request)
         if token is None and request.query_params.get("ticket"):
-            token = held.take(request.query_params["ticket"], request.url.path)
+            try:
+                token = await held.take(request.query_params["ticket"], request.url.path)
+            except aioredis.RedisError:
+                return _answer(503, "the ticket store (Redis) is unavailable: try again")
             if token is None:
                 return _answer(401, "this report link has expired: open it again from the console")
         who = await allowed(token, kind)
@@ -227,6 +281,12 @@ def router(console: Console, tickets: Tickets | None = None) -> APIRouter:
         return await report(request, "incident", ident, "csv")
 
     return r
+
+
+def tickets_for(console: Console) -> Tickets:
+    """Redis when the console has one (every process sees every ticket), else memory."""
+    url = console.settings.shared.redis_url
+    return RedisTickets(url) if url else MemoryTickets()
 
 
 def mount(server: FastAPI, console: Console) -> None:

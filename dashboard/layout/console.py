@@ -230,6 +230,8 @@ def console_page(
             counts=counts,
             networks_on=networks_on,
             grid_on=grid_on,
+            # 预警: whoever may draft draws the area on the desk's map
+            draw=not wall and who.may("warning.draft"),
         ),
     ]
     if wall:
