@@ -111,6 +111,31 @@ def test_exercise_rows_are_the_live_rows_with_their_exercise_id() -> None:
 # --- alarm rules --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("topic", "body", "urgent"), [
+    (wuwang_topic("police", "call", "sys110"),
+     {"id": "c", "call_id": "110-9", "category": "fire", "lat": 1.0, "lon": 2.0, "address": "a",
+      "description": "d", "caller": "x"}, True),
+    (team_topic("T-1", "report"),
+     {"id": "r", "reporter": "张三", "category": "c", "description": "d", "lat": 1.0, "lon": 2.0}, True),
+    (wuwang_topic("video", "video", "CAM-1"),
+     {"id": "v", "camera_id": "CAM-1", "event": "fight", "confidence": 0.8, "lat": 1.0, "lon": 2.0}, True),
+    (wuwang_topic("video", "video", "CAM-1"),
+     {"id": "v", "camera_id": "CAM-1", "event": "fight", "confidence": 0.79, "lat": 1.0, "lon": 2.0}, False),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "smoke", "value": DEFAULT_THRESHOLDS["smoke"].raise_at,
+      "unit": "%/m"}, True),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "smoke", "value": DEFAULT_THRESHOLDS["smoke"].clear_below,
+      "unit": "%/m"}, False),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "humidity", "value": 1e9, "unit": "%"}, False),
+    (team_topic("T-1", "position"), {"id": "p", "lat": 1.0, "lon": 2.0}, False),
+    (team_topic("T-1", "status"), {"id": "s", "status": "en_route"}, False),
+])
+def test_may_alarm_names_what_skips_the_batch_wait(topic: str, body: dict[str, object], urgent: bool) -> None:
+    assert alarms.may_alarm(msg(topic, body), DEFAULT_THRESHOLDS, video_confidence=0.8) is urgent
+
+
 def test_message_alarms() -> None:
     call = msg(wuwang_topic("police", "call", "sys110"), {
         "id": "c1", "call_id": "110-1", "category": "fire", "lat": 32.0, "lon": 112.0,
