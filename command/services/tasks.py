@@ -43,6 +43,9 @@ class Periodic:
     things it changed, summed in :attr:`count`)."""
 
     name = "periodic"
+    #: Whether the first round waits one interval (a round that writes for the whole
+    #: city need not run at every start of every process).
+    first_after_interval = False
 
     def __init__(self, interval_s: float = 30.0) -> None:
         self.interval_s = interval_s
@@ -62,6 +65,8 @@ class Periodic:
         raise NotImplementedError
 
     async def _run(self, state: Any) -> None:
+        if self.first_after_interval:
+            await asyncio.sleep(self.interval_s)
         while True:
             try:
                 self.count += await self.round(state)
