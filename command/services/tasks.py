@@ -51,6 +51,7 @@ class Periodic:
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self.count = 0
+        self.rounds = 0  # rounds done (a failed one not counted)
 
     async def start(self, state: Any) -> None:
         self._task = asyncio.create_task(self._run(state), name=self.name)
@@ -70,6 +71,7 @@ class Periodic:
         while True:
             try:
                 self.count += await self.round(state)
+                self.rounds += 1
             except asyncio.CancelledError:
                 raise
             except Exception:
