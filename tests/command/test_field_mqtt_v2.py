@@ -54,6 +54,12 @@ def send(link: MqttLink, topic: str, payload: dict[str, object] | bytes) -> None
     link.publish(topic, raw).result(timeout=10)
 
 
+def dead_letter(url: str, topic: str, reason: str) -> Callable[[], bool]:
+    """Whether a dead letter of ``topic`` names ``reason``."""
+    query = "SELECT 1 FROM dead_letter WHERE topic = %s AND strpos(reason, %s) > 0"
+    return lambda: bool(db_rows(url, query, topic, reason))
+
+
 def test_a_teams_shelter_count_is_applied_once_and_bad_ones_are_dead_letters(
     make_settings: Callable[..., Settings], mqtt_broker: Broker
 ) -> None:
@@ -82,12 +88,7 @@ def test_a_teams_shelter_count_is_applied_once_and_bad_ones_are_dead_letters(
             (b"not json", "not valid UTF-8 JSON"),
         ):
             send(team, topic, bad)
-            wait_for(
-                lambda reason=reason: bool(
-                    db_rows(url, "SELECT 1 FROM dead_letter WHERE topic = %s AND strpos(reason, %s) > 0",
-                            topic, reason)
-                )
-            )
+            wait_for(dead_letter(url, topic, reason))
         send(team, topic, {"id": "occ-5", "shelter_id": "SH-Q1", "occupancy": 60})
         wait_for(lambda: client.get("/shelters", headers=op).json()[0]["occupancy"] == 60)
         assert client.get("/shelters", headers=op).json()[0]["status"] == "open"  # room again

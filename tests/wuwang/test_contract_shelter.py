@@ -11,11 +11,11 @@ import pytest
 from wuwang.contract import (
     MAX_SHELTER_OCCUPANCY,
     ContractError,
-    ShelterStatus,
     parse_shelter_report,
     shelter_team_of,
     shelter_topic,
 )
+from wuwang.risk import ShelterStatus
 
 NOW = datetime(2026, 12, 7, 9, 30, tzinfo=UTC)
 TOPIC = shelter_topic("T-FIRE-01")
