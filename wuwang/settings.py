@@ -317,7 +317,7 @@ class CommandSettings(SettingsGroup):
     risk_sweep_interval_s: float = Field(
         default=300.0,
         gt=0,
-        description="how often risk sources whose inspection is overdue get their grid case (风险源巡查)",
+        description="how often risk sources whose inspection is overdue get their grid case",
     )
 
 

@@ -4,6 +4,7 @@ the reasons a count is refused at the door, with plain inputs."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
@@ -71,3 +72,22 @@ def test_a_count_on_another_topic_or_too_large_is_refused() -> None:
         read({"id": "x", "shelter_id": "SH-FC-01", "occupancy": 1}, topic="teams/v1/T-FIRE-01/shelter")
     with pytest.raises(ContractError, match="exceeds"):
         parse_shelter_report(TOPIC, b" " * 70_000, NOW)
+
+
+def test_the_documented_example_is_read_and_matches_the_exported_schema() -> None:
+    import json
+    import re
+
+    import jsonschema
+
+    from wuwang.schemas_export import V2_DIR
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "mqtt-contract.md").read_text(encoding="utf-8")
+    section = doc[doc.index("## 12. Shelter occupancy") :]
+    found = re.search(r"Topic `([^`]+)`:\n\n```json\n(.*?)\n```", section, re.DOTALL)
+    assert found is not None, "§12 lost its example"
+    topic, body = found.groups()
+    msg = parse_shelter_report(topic, body.encode(), NOW)
+    assert (msg.team_id, msg.report.shelter_id, msg.report.occupancy) == ("T-FIRE-01", "SH-FC-01", 860)
+    schema = json.loads((V2_DIR / "team-shelter.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(json.loads(body))
