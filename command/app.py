@@ -55,7 +55,8 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-#: 0017: warnings; 0018: inbound CAP warnings; 0021: shelter reports, warning recipients.
+#: 0017: warnings; 0018: inbound CAP warnings; 0020: the duty desk; 0021: shelter reports,
+#: warning recipients.
 REQUIRED_SCHEMA = "0021"
 
 WorkerFactory = Callable[[CommandState], Worker]
