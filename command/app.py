@@ -44,6 +44,7 @@ from command.services import incidents as incidents_service
 from command.services import mqtt_side
 from command.services import plans as plans_service
 from command.services import reserve as reserve_service
+from command.services import risk as risk_service
 from command.services import rosters as rosters_service
 from command.services import warnings as warnings_service
 from command.services.alarm_feed import AlarmFeed
@@ -56,7 +57,9 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0020"  # 0017: warnings; 0018: inbound CAP warnings; 0020: the duty desk
+#: 0017: warnings; 0018: inbound CAP warnings; 0020: the duty desk; 0021: shelter reports,
+#: warning recipients.
+REQUIRED_SCHEMA = "0021"
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -94,6 +97,8 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
         # issued warnings past their expiry → expired (docs/warnings.md)
         lambda state: warnings_service.WarningExpiry(state.settings.command.warning_expiry_interval_s),
         lambda state: duty_service.DutyLogFeed(),  # calls, incidents → the duty log (值班日志)
+        # risk sources whose inspection is overdue → one grid case each (docs/risk-and-shelters.md)
+        lambda state: risk_service.RiskSweep(state.settings.command.risk_sweep_interval_s),
         lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]

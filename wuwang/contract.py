@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field  # the Alarm (ingest → comma
 
 from wuwang import strict_json
 from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
+from wuwang.risk import ShelterStatus
 from wuwang.scope import Scope
 from wuwang.strict_json import Problem, Refinement
 
@@ -1140,3 +1141,95 @@ INGEST_SUBSCRIPTIONS = FEEDS.subscriptions
 parse_topic = FEEDS.parse_topic
 parse_message = FEEDS.parse_message
 json_schemas = FEEDS.json_schemas
+
+
+# --- version 2 beside version 1: shelter occupancy (docs/mqtt-contract.md §12) ---------
+#
+# v1 is frozen (§1), so a team's count of the people in an emergency shelter is a v2
+# leaf: ``teams/v2/<team_id>/shelter``. It is not a stored feed of FEEDS (the ingest's
+# time-series tables): like a status or an ack, the command service applies it to its
+# shelter registry with the registry's rules, once per (team, id).
+
+SHELTER_CONTRACT_VERSION = "v2"
+
+#: The largest count a message may carry at all: more people than the largest
+#: shelters hold (a stadium's tens of thousands) is a broken sender, refused at the door;
+#: the registry's own rule (at most twice the shelter's capacity) comes after it.
+MAX_SHELTER_OCCUPANCY = 200_000
+
+SHELTER_ID_PATTERN = r"^SH-[0-9A-Za-z-]{2,40}$"
+
+
+class ShelterOccupancyReport(_Payload):
+    """A field team's count of the people in a shelter (应急避难场所 安置人数)."""
+
+    shelter_id: Annotated[str, Field(pattern=SHELTER_ID_PATTERN, description="the shelter, SH-…")]
+    occupancy: Annotated[int, Field(ge=0, le=MAX_SHELTER_OCCUPANCY, description="people in it now")]
+    status: ShelterStatus | None = Field(
+        default=None, description="open or close it with the count; a count at capacity makes it full"
+    )
+
+
+def shelter_topic(team_id: str) -> str:
+    return f"teams/{SHELTER_CONTRACT_VERSION}/{team_id}/shelter"
+
+
+#: What the command service subscribes to for the counts (shared among its processes).
+SHELTER_SUBSCRIPTION = shelter_topic("+")
+
+
+@dataclass(frozen=True, slots=True)
+class ShelterMessage:
+    """One readable shelter count: who sent it, what it says, and when it was counted."""
+
+    team_id: str
+    report: ShelterOccupancyReport
+    ts: datetime
+    ts_from_receipt: bool
+
+
+def shelter_team_of(topic: str) -> str | None:
+    """The team of a ``teams/v2/<team_id>/shelter`` topic; None for any other topic."""
+    parts = topic.split("/")
+    if (
+        len(parts) == 4
+        and parts[0] == "teams"
+        and parts[1] == SHELTER_CONTRACT_VERSION
+        and parts[3] == "shelter"
+        and _SOURCE_ID_RE.fullmatch(parts[2])
+    ):
+        return parts[2]
+    return None
+
+
+def parse_shelter_report(
+    topic: str, payload: bytes, received_at: datetime, window: TsWindow | None = None
+) -> ShelterMessage:
+    """Read one shelter count; ContractError with the reason when it cannot be read."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    team_id = shelter_team_of(topic)
+    if team_id is None:
+        raise ContractError(f"not a shelter topic teams/{SHELTER_CONTRACT_VERSION}/<team_id>/shelter")
+    try:
+        body = ShelterOccupancyReport.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+    problem = _unstorable_body(body)
+    if problem is not None:
+        raise ContractError(problem)
+    if body.ts is None:
+        return ShelterMessage(team_id, body, received_at, True)
+    ts = datetime.fromisoformat(body.ts.upper())
+    if window is not None:
+        window.check(ts, received_at)
+    return ShelterMessage(team_id, body, ts, False)
+
+
+def shelter_json_schema() -> dict[str, Any]:
+    """The v2 shelter count's JSON Schema, as exported to docs/schemas/v2/."""
+    schema = ShelterOccupancyReport.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"wuwang/{SHELTER_CONTRACT_VERSION}/team-shelter.schema.json"
+    schema["additionalProperties"] = True
+    return schema

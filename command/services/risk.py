@@ -8,10 +8,11 @@ and ``shelter``). See docs/risk-and-shelters.md.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection
@@ -23,6 +24,7 @@ from command.domain.grid import discover
 from command.security import Principal
 from command.services import grid as grid_service
 from command.services.live import Change, ChangeType, publish
+from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
 from wuwang.contract import Alarm
@@ -291,6 +293,17 @@ async def sweep_inspections(state: CommandState, at: datetime | None = None) -> 
     return opened
 
 
+class RiskSweep(Periodic):
+    """The periodic inspection sweep (a worker of the command service): every overdue
+    inspection gets its grid case, once per source and due date (docs/risk-and-shelters.md)."""
+
+    name = "risk-sweep"
+    first_after_interval = True
+
+    async def round(self, state: CommandState) -> int:
+        return len(await sweep_inspections(state))
+
+
 async def _open_inspection_case(
     conn: AsyncConnection[Any], o: dom.OverdueInspection, at: datetime
 ) -> grid_service.Stored:
@@ -462,6 +475,10 @@ async def put_shelter(
     return await _put(state, who, _SHELTERS, shelter_id, fields, detail)
 
 
+class _Repeat(Exception):
+    """A report whose (reporter, id) was applied before: its transaction is rolled back."""
+
+
 async def report_occupancy(
     state: CommandState,
     who: Principal | str,
@@ -469,30 +486,60 @@ async def report_occupancy(
     occupancy: int,
     *,
     status: dom.ShelterStatus | None = None,
-) -> dict[str, Any]:
-    """A field team's count (the field page over HTTP; the MQTT side calls this too)."""
+    msg_id: str | None = None,
+    channel: Literal["http", "mqtt"] = "http",
+    reported_at: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """A field team's count (the field page over HTTP, ``teams/v2/<team>/shelter`` over
+    MQTT). Returns (the shelter, applied): a report whose ``msg_id`` this reporter sent
+    before is applied once — the second time nothing changes and applied is False."""
     at = now()
     by = who.user_id if isinstance(who, Principal) else who
-    async with state.pool.connection() as conn, conn.transaction():
-        row = await _load_shelter(conn, shelter_id, for_update=True)
-        after = dom.report_occupancy(_shelter(row), occupancy, status=status)
-        await conn.execute(
-            "UPDATE shelter SET occupancy = %s, status = %s, occupancy_at = %s, occupancy_by = %s,"
-            " updated_at = now() WHERE id = %s",
-            (after.occupancy, str(after.status), at, by, shelter_id),
-        )
-        await audit.record(
-            conn,
-            who,
-            "shelter.report_occupancy",
-            object_type="shelter",
-            object_id=shelter_id,
-            detail={"occupancy": after.occupancy, "status": str(after.status)},
-        )
-        row = await _load_shelter(conn, shelter_id)
+    try:
+        async with state.pool.connection() as conn, conn.transaction():
+            row = await _load_shelter(conn, shelter_id, for_update=True)
+            after = dom.report_occupancy(_shelter(row), occupancy, status=status)
+            cur = await conn.execute(
+                "INSERT INTO shelter_occupancy_report"
+                " (reporter, msg_id, shelter_id, occupancy, status, channel, reported_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (
+                    by,
+                    msg_id or f"{channel}-{uuid.uuid4().hex}",
+                    shelter_id,
+                    after.occupancy,
+                    str(after.status),
+                    channel,
+                    min(reported_at or at, at),
+                ),
+            )
+            if await cur.fetchone() is None:
+                raise _Repeat
+            await conn.execute(
+                "UPDATE shelter SET occupancy = %s, status = %s, occupancy_at = %s, occupancy_by = %s,"
+                " updated_at = now() WHERE id = %s",
+                (after.occupancy, str(after.status), at, by, shelter_id),
+            )
+            await audit.record(
+                conn,
+                who,
+                "shelter.report_occupancy",
+                object_type="shelter",
+                object_id=shelter_id,
+                detail={
+                    "occupancy": after.occupancy,
+                    "status": str(after.status),
+                    "channel": channel,
+                    "msg_id": msg_id,
+                },
+            )
+            row = await _load_shelter(conn, shelter_id)
+    except _Repeat:
+        async with state.pool.connection() as conn:
+            return shelter_body(await _load_shelter(conn, shelter_id)), False
     body = shelter_body(row)
     await publish(state.redis, Change("shelter", shelter_id, body))
-    return body
+    return body, True
 
 
 async def nearest_shelters(
