@@ -54,7 +54,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0018"  # 0017: warnings; 0018: inbound CAP warnings
+REQUIRED_SCHEMA = "0020"  # 0017: warnings; 0018: inbound CAP warnings; 0020: the duty desk
 
 WorkerFactory = Callable[[CommandState], Worker]
 
