@@ -25,6 +25,7 @@ from command.domain.cap import MAX_CAP_BYTES
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import cap as cap_routes
 from command.routes import dispatch as dispatch_routes
+from command.routes import duty as duty_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
 from command.routes import kpis as kpis_routes
@@ -36,6 +37,7 @@ from command.routes import risk as risk_routes
 from command.routes import teams as teams_routes
 from command.routes import warnings as warnings_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
+from command.services import duty as duty_service
 from command.services import grid as grid_service
 from command.services import inbox as inbox_service
 from command.services import incidents as incidents_service
@@ -91,6 +93,7 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
         *expiry,  # quiet inbox rows → review list (docs/triage.md)
         # issued warnings past their expiry → expired (docs/warnings.md)
         lambda state: warnings_service.WarningExpiry(state.settings.command.warning_expiry_interval_s),
+        lambda state: duty_service.DutyLogFeed(),  # calls, incidents → the duty log (值班日志)
         lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
@@ -207,6 +210,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
     app.include_router(cap_routes.router)
     app.include_router(warnings_routes.router)  # warnings (预警)
+    app.include_router(duty_routes.router)  # the duty desk (值班值守)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers

@@ -15,6 +15,7 @@ def register_all(app: Dash, console: Console) -> None:
         auth,
         charts,
         close_guard,
+        duty,
         exercise,
         inbox,
         incident,
@@ -39,5 +40,6 @@ def register_all(app: Dash, console: Console) -> None:
         charts,
         exercise,
         warnings,
+        duty,
     ):
         module.register(app, console)
