@@ -88,8 +88,10 @@ def fetched(rows: Any) -> dict[str, Any]:
 
 def refused(exc: ApiError) -> dict[str, Any]:
     """What ``ids.WARNINGS`` holds after a fetch that failed: no rows, and why (as data: a
-    store holds JSON, not the exception)."""
-    return {"rows": [], "error": {"status": exc.status, "detail": exc.detail, "retry_after": exc.retry_after}}
+    store holds JSON, not the exception). An unavailable service's detail is English and
+    technical, shown in the operator's words instead: it does not reach the browser."""
+    detail = "" if exc.unavailable else exc.detail
+    return {"rows": [], "error": {"status": exc.status, "detail": detail, "retry_after": exc.retry_after}}
 
 
 def stored(data: Any) -> tuple[list[dict[str, Any]], ApiError | None]:
