@@ -1234,6 +1234,7 @@ def parse_shelter_report(
     if team_id is None:
         raise ContractError(f"not a shelter topic teams/{SHELTER_CONTRACT_VERSION}/<team_id>/shelter")
     body, _extra, sent = _read_body(_SHELTER_READER, payload)
+    assert isinstance(body, ShelterOccupancyReport)  # the reader's struct
     if sent is None:
         return ShelterMessage(team_id, body, received_at, True)
     if window is not None:
