@@ -471,12 +471,17 @@
     if (none) none.hidden = list.length > 0;
     shelterNow();
   }
+  // literal keys, so the catalogue check sees each one
+  var SHELTER_STATUS = {
+    open: "shelter.status.open", full: "shelter.status.full", closed: "shelter.status.closed"
+  };
   function shelterNow() {
     var select = document.getElementById("field-shelter");
     var out = document.getElementById("field-shelter-now");
     if (!select || !out) return;
     var s = field.shelters && field.shelters[select.value];
-    out.textContent = s ? W.t("shelter.status." + s.status) + " · " +
+    var status = s && SHELTER_STATUS[s.status] ? W.t(SHELTER_STATUS[s.status]) + " · " : "";
+    out.textContent = s ? status +
       W.t("shelter.occupancy", { occupancy: s.occupancy, capacity: s.capacity, free: s.free }) : "";
   }
   function countShelter() {
