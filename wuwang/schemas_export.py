@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wuwang import outbound
+from wuwang import exchange, outbound
 from wuwang.contract import FEEDS, FeedSpecs
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 OUTBOUND_DIR = DEFAULT_DIR / "outbound"
+EXCHANGE_DIR = DEFAULT_DIR / "exchange"  # the upward reporting form (docs/duty-and-reporting.md)
 SUFFIX = ".schema.json"
 
 
@@ -40,6 +41,11 @@ def expected_files(feeds: FeedSpecs = FEEDS) -> dict[str, str]:
 def outbound_files() -> dict[str, str]:
     """File name → content, for every outbound message (docs/schemas/outbound/)."""
     return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(outbound.json_schemas().items())}
+
+
+def exchange_files() -> dict[str, str]:
+    """File name → content, for the upward reporting form (docs/schemas/exchange/)."""
+    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(exchange.json_schemas().items())}
 
 
 def check(directory: Path, feeds: FeedSpecs = FEEDS, wanted: dict[str, str] | None = None) -> list[str]:
@@ -91,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = check(directory)
         if with_outbound:
             problems += check(OUTBOUND_DIR, wanted=outbound_files())
+            problems += check(EXCHANGE_DIR, wanted=exchange_files())
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -101,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     changed = write(directory)
     if with_outbound:
         changed += write(OUTBOUND_DIR, wanted=outbound_files())
+        changed += write(EXCHANGE_DIR, wanted=exchange_files())
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")
     if not changed:
