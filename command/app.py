@@ -56,7 +56,7 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0019"  # 0017: warnings; 0018: inbound CAP warnings; 0019: upward reports
+REQUIRED_SCHEMA = "0020"  # 0018: inbound CAP warnings; 0019: upward reports; 0020: the duty desk
 
 WorkerFactory = Callable[[CommandState], Worker]
 

@@ -75,6 +75,10 @@ class ClosedApiIn(ApiIn):
 #: An exercise id in a body or a query (wuwang.exercises.EXERCISE_ID_RE).
 ExerciseIdText = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 
+#: A place in a body, WGS-84 degrees (what the field pages and registries send).
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+
 DATA_REFUSED = "the request holds a value the database cannot store (e.g. a NUL, U+0000, in a text)"
 
 

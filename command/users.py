@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,20 +44,25 @@ _UPSERT = (
 )
 
 
-def upsert_users(conn: Connection[Any], users: list[NewUser]) -> None:
+#: Makes a password's stored hash: argon2 with a fresh salt for every user. The test
+#: harness passes one that hashes each password once per process (testkit/users.py).
+Hasher = Callable[[str], str]
+
+
+def _rows(users: list[NewUser], hashed: Hasher) -> list[tuple[Any, ...]]:
+    return [(u.id, u.display_name, str(u.role), u.team_id, hashed(u.password)) for u in users]
+
+
+def upsert_users(conn: Connection[Any], users: list[NewUser], hashed: Hasher = hash_password) -> None:
     with conn.cursor() as cur:
-        cur.executemany(
-            _UPSERT,
-            [(u.id, u.display_name, str(u.role), u.team_id, hash_password(u.password)) for u in users],
-        )
+        cur.executemany(_UPSERT, _rows(users, hashed))
 
 
-async def upsert_users_async(conn: AsyncConnection[Any], users: list[NewUser]) -> None:
+async def upsert_users_async(
+    conn: AsyncConnection[Any], users: list[NewUser], hashed: Hasher = hash_password
+) -> None:
     async with conn.cursor() as cur:
-        await cur.executemany(
-            _UPSERT,
-            [(u.id, u.display_name, str(u.role), u.team_id, hash_password(u.password)) for u in users],
-        )
+        await cur.executemany(_UPSERT, _rows(users, hashed))
 
 
 # Sessions (wuwang/migrations/0010_auth_sessions.sql). A token is only as good as its

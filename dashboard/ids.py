@@ -69,6 +69,7 @@ KPI_TICK = "kpi-tick"  # bumped (debounced) when incidents or stock changed
 RESERVE_TICK = "reserve-tick"
 HEAT_TICK = "heat-tick"
 WARNING_TICK = "warning-tick"  # bumped when a warning (预警) changed
+WARNINGS = "warnings-fetched"  # the scope's warnings, fetched once a tick; the layer, banner and list read it
 
 # Warnings (预警): the banner (desk and wall) and the desk's panel (callbacks/warnings.py).
 WARNING_BANNER = "warning-banner"

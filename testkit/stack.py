@@ -28,9 +28,10 @@ from psycopg import sql
 
 from command.app import create_app as create_command
 from command.demo_reserve import load_demo_reserve
-from command.users import demo_users, upsert_users
+from command.users import demo_users
 from dashboard.app import create_app as create_dashboard
 from ingest.service import IngestService
+from testkit.users import seed_users
 from wuwang.city import City, CitySize, build_city, load_city
 from wuwang.endpoints import Endpoints, free_port
 from wuwang.settings import Settings
@@ -134,12 +135,12 @@ class Stack:
 
 
 def seed(url: str, city: City, *, field_users: bool = True) -> None:
-    """The city, the demo users (field users for every team when ``field_users``: an
-    argon2 hash each, so a 1,000-team benchmark city skips them), a shift for every
-    team covering the next day, and the demo reserve."""
+    """The city, the demo users (field users for every team when ``field_users``; one
+    argon2 hash for them all, testkit/users.py — a 1,000-team benchmark city still skips
+    them), a shift for every team covering the next day, and the demo reserve."""
     with psycopg.connect(url) as conn:
         load_city(conn, city)
-        upsert_users(conn, demo_users([t.id for t in city.teams] if field_users else []))
+        seed_users(conn, demo_users([t.id for t in city.teams] if field_users else []))
         now = datetime.now(UTC)
         with conn.cursor() as cur:
             cur.executemany(

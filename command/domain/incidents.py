@@ -1361,16 +1361,18 @@ class Context(TypedDict):
 
 def _amend(
     incident: Incident,
+    action: Action,
     data: LevelChanged | Reclassified,
     already: str | None,
     words: tuple[str, str],
     reason: str | None,
     context: Context,
 ) -> list[Event]:
-    """A correction of what the incident is (its level, its type), with a reason; refused
-    when it is ``already`` so. ``words``: the act after "cannot …" and after "a reason is
-    required to …"."""
+    """A correction of what the incident is (its level, its type), by whoever the policy
+    allows ``action``, with a reason; refused when it is ``already`` so. ``words``: the
+    act after "cannot …", and after "may not …" and "a reason is required to …"."""
     what, reason_for = words
+    _authorise(incident.exercise_id, incident.incident_id, context["actor"], action, reason_for)
     why = _admit(incident, what, context["expected_version"], reason, reason_for=reason_for)
     if already is not None:
         raise IllegalTransition(f"incident {incident.incident_id} is already {already}")
@@ -1381,30 +1383,20 @@ def decide_change_level(
     incident: Incident, *, level: ResponseLevel, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Raise or lower the response level (响应级别) — a commander's act."""
-    actor = context["actor"]
-    _authorise(
-        incident.exercise_id, incident.incident_id, actor, Action.INCIDENT_LEVEL, "change the response level"
-    )
-    same = f"at level {level.name}" if level == incident.level else None
     data = LevelChanged(from_level=incident.level, to_level=level)
-    return _amend(incident, data, same, ("change the response level",) * 2, reason, context)
+    same = f"at level {level.name}" if level == incident.level else None
+    words = ("change the response level",) * 2
+    return _amend(incident, Action.INCIDENT_LEVEL, data, same, words, reason, context)
 
 
 def decide_reclassify(
     incident: Incident, *, incident_type: IncidentType, reason: str | None, **context: Unpack[Context]
 ) -> list[Event]:
     """Correct the incident type (e.g. fire → high_rise_fire); plans are keyed by type."""
-    actor = context["actor"]
-    _authorise(
-        incident.exercise_id,
-        incident.incident_id,
-        actor,
-        Action.INCIDENT_RECLASSIFY,
-        "reclassify an incident",
-    )
     data = Reclassified(from_type=incident.incident_type, to_type=incident_type)
     same = f"of type {incident_type}" if incident_type == incident.incident_type else None
-    return _amend(incident, data, same, ("reclassify", "reclassify an incident"), reason, context)
+    words = ("reclassify", "reclassify an incident")
+    return _amend(incident, Action.INCIDENT_RECLASSIFY, data, same, words, reason, context)
 
 
 def decide_activate_plan(

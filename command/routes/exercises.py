@@ -19,7 +19,7 @@ from command.domain.exercises import ExerciseConflict, ExerciseError
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition, StaleVersion
 from command.domain.policy import Action
 from command.domain.vocabulary import ResponseLevel
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ApiIn, Latitude, Longitude
 from command.routes.incidents import IncidentOut
 from command.security import Principal
 from command.services import exercises as service
@@ -112,8 +112,8 @@ class NewScenario(_New):
 
 
 class Point(ApiIn):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: Latitude
+    lon: Longitude
 
 
 class NewReplay(_New):

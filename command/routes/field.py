@@ -33,7 +33,7 @@ from pydantic import BaseModel, Field
 from command import audit
 from command.deps import Caller, State, forbid, gate
 from command.domain.policy import Action, allowed_anywhere
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ApiIn, Latitude, Longitude
 from command.services import photos
 from command.services.dispatch import OrderAck, apply_ack, wake_relay
 from wuwang.contract import ContractError, encode, parse_message, team_topic
@@ -78,8 +78,8 @@ class ReportIn(ApiIn):
     )
     category: str = Field(min_length=1, max_length=64)
     description: str = Field(max_length=4000)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: Latitude
+    lon: Longitude
     photo_url: str | None = Field(default=None, max_length=2048)
     ts: Annotated[datetime | None, FROM_TEXT] = Field(
         default=None, description="when it was written (offline queue)"

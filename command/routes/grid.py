@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from command.deps import Caller, State, forbid, requires
 from command.domain.grid import GridAction, GridStage, GridTransitionError
 from command.domain.policy import Action
-from command.inputs import ApiIn, Text
+from command.inputs import ApiIn, Latitude, Longitude, Text
 from command.routes.scope import ScopeNarrowing
 from command.security import Principal
 from command.services import grid as service
@@ -77,8 +77,8 @@ class NewReport(ApiIn):
         min_length=1, max_length=64, description="a grid category code, e.g. fire_lane_blocked"
     )
     description: str = Field(default="", max_length=2000)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: Latitude
+    lon: Longitude
     grid_cell_id: str | None = Field(
         default=None, min_length=1, max_length=64, description="default: the lattice cell of lat/lon"
     )

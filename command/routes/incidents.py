@@ -22,7 +22,7 @@ from command.domain.closing import ClosingBlocked
 from command.domain.incidents import DomainError, Forbidden, Incident, StaleVersion
 from command.domain.policy import Action
 from command.domain.vocabulary import IncidentType, ResponseLevel
-from command.inputs import FROM_TEXT, ApiIn
+from command.inputs import FROM_TEXT, ApiIn, Latitude, Longitude
 from command.services import closing, photos
 from command.services import incident_store as store
 from command.services import incidents as service
@@ -143,8 +143,8 @@ class NewIncident(ApiIn):
     type: Annotated[IncidentType, FROM_TEXT]
     level: Annotated[int, Field(ge=1, le=4)] = 4
     title: str = Field(min_length=1, max_length=200)
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
+    lat: Latitude
+    lon: Longitude
     reason: str | None = Field(default=None, max_length=1000)
 
 

@@ -20,7 +20,7 @@ from command.deps import Caller, State, forbid, gate
 from command.domain import planned_events as pe
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action
-from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText
+from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText, Latitude, Longitude
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import inbox as inbox_service
@@ -43,8 +43,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 class NewEvent(ClosedApiIn):
     name: Annotated[str, Field(min_length=1, max_length=pe.MAX_NAME, description="活动名称")]
     place: Annotated[str, Field(max_length=pe.MAX_PLACE, description="地点（地址）")] = ""
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
+    lat: Latitude
+    lon: Longitude
     radius_m: Annotated[float, Field(ge=pe.MIN_RADIUS_M, le=pe.MAX_RADIUS_M, description="范围半径（米）")]
     starts_at: Annotated[AwareDatetime, FROM_TEXT]
     ends_at: Annotated[AwareDatetime, FROM_TEXT]

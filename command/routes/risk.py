@@ -10,7 +10,8 @@ what the rules refuse is 422 with the reason.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response, status
 from pydantic import AwareDatetime, Field
@@ -18,7 +19,7 @@ from pydantic import AwareDatetime, Field
 from command.deps import ON_INCIDENT, State, forbid, requires
 from command.domain import risk as dom
 from command.domain.policy import Action, allowed
-from command.inputs import FROM_TEXT, ClosedApiIn
+from command.inputs import FROM_TEXT, ClosedApiIn, Latitude, Longitude
 from command.security import Principal
 from command.services import risk as service
 from command.services.risk import NotFound
@@ -37,11 +38,16 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class RiskSourceIn(ClosedApiIn):
+class _PlaceIn(ClosedApiIn):
+    """What a risk source and a shelter are both registered with: a name and a place."""
+
     name: Annotated[str, Field(min_length=1, max_length=100, description="名称")]
+    lat: Latitude
+    lon: Longitude
+
+
+class RiskSourceIn(_PlaceIn):
     kind: dom.RiskKind = Field(strict=False)  # enums from their JSON strings
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
     level: dom.RiskLevel = Field(strict=False, description="major 重大, large 较大, general 一般, low 低")
     responsible_unit: Annotated[str, Field(max_length=100, description="责任单位")] = ""
     contact: Annotated[str, Field(max_length=100, description="联系人及电话")] = ""
@@ -58,11 +64,8 @@ class FindingIn(ClosedApiIn):
     case_id: Annotated[str | None, Field(max_length=64, description="the inspection's grid case")] = None
 
 
-class ShelterIn(ClosedApiIn):
-    name: Annotated[str, Field(min_length=1, max_length=100)]
+class ShelterIn(_PlaceIn):
     kind: dom.ShelterKind = Field(strict=False)
-    lat: Annotated[float, Field(ge=-90, le=90)]
-    lon: Annotated[float, Field(ge=-180, le=180)]
     capacity: Annotated[int, Field(gt=0, le=1_000_000, description="容纳人数")]
     facilities: Annotated[
         list[Annotated[str, Field(min_length=1, max_length=40)]],
@@ -78,10 +81,29 @@ class OccupancyIn(ClosedApiIn):
     )
 
 
+Answer = TypeVar("Answer")
+
+
 def _http(exc: NotFound | dom.RiskError) -> HTTPException:
     if isinstance(exc, NotFound):
         return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
     return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+async def _answer(call: Awaitable[Answer]) -> Answer:
+    """A service's answer, or its refusal as HTTP: 404 for no such object, 422 with the
+    rule's reason."""
+    try:
+        return await call
+    except (NotFound, dom.RiskError) as exc:
+        raise _http(exc) from None
+
+
+async def _registered(call: Awaitable[tuple[dict[str, Any], bool]], response: Response) -> dict[str, Any]:
+    """A registry PUT: 201 when it made the entry, 200 when it replaced one."""
+    out, created = await call
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return out
 
 
 # --- risk sources ---------------------------------------------------------------------------
@@ -98,10 +120,7 @@ async def list_sources(
 async def get_source(
     state: State, source_id: SourceId, who: Annotated[Principal, Depends(requires(Action.RISK_READ))]
 ) -> dict[str, Any]:
-    try:
-        return await service.get_source(state, source_id)
-    except NotFound as exc:
-        raise _http(exc) from None
+    return await _answer(service.get_source(state, source_id))
 
 
 @router.put(
@@ -116,9 +135,7 @@ async def put_source(
     response: Response,
     who: Annotated[Principal, Depends(requires(Action.RISK_EDIT, on=("risk_source", "source_id")))],
 ) -> dict[str, Any]:
-    out, created = await service.put_source(state, who, source_id, body.model_dump())
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return out
+    return await _registered(service.put_source(state, who, source_id, body.model_dump()), response)
 
 
 @router.post(
@@ -143,12 +160,11 @@ async def finding(
     body: FindingIn,
     who: Annotated[Principal, Depends(requires(Action.RISK_FINDING, on=("risk_source", "source_id")))],
 ) -> dict[str, Any]:
-    try:
-        return await service.report_finding(
+    return await _answer(
+        service.report_finding(
             state, who, source_id, note=body.note, level=body.level, alarm=body.alarm, case_id=body.case_id
         )
-    except (NotFound, dom.RiskError) as exc:
-        raise _http(exc) from None
+    )
 
 
 # --- shelters ------------------------------------------------------------------------------------
@@ -185,9 +201,7 @@ async def put_shelter(
     response: Response,
     who: Annotated[Principal, Depends(requires(Action.SHELTER_EDIT, on=("shelter", "shelter_id")))],
 ) -> dict[str, Any]:
-    out, created = await service.put_shelter(state, who, shelter_id, body.model_dump())
-    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return out
+    return await _registered(service.put_shelter(state, who, shelter_id, body.model_dump()), response)
 
 
 @router.post(
@@ -203,10 +217,7 @@ async def occupancy(
         Principal, Depends(requires(Action.SHELTER_REPORT_OCCUPANCY, on=("shelter", "shelter_id")))
     ],
 ) -> dict[str, Any]:
-    try:
-        return await service.report_occupancy(state, who, shelter_id, body.occupancy, status=body.status)
-    except (NotFound, dom.RiskError) as exc:
-        raise _http(exc) from None
+    return await _answer(service.report_occupancy(state, who, shelter_id, body.occupancy, status=body.status))
 
 
 # --- incidents ----------------------------------------------------------------------------------
@@ -222,10 +233,7 @@ async def incident_risk(
     incident_id: IncidentId,
     who: Annotated[Principal, Depends(requires(Action.RISK_INCIDENT, on=ON_INCIDENT))],
 ) -> dict[str, Any]:
-    try:
-        exercise_id, body = await service.incident_context(state, incident_id)
-    except NotFound as exc:
-        raise _http(exc) from None
+    exercise_id, body = await _answer(service.incident_context(state, incident_id))
     drill = exercise_id is not None
     if not allowed(who.role, Action.RISK_INCIDENT, drill=drill):
         raise await forbid(

@@ -80,9 +80,27 @@ def banner(lang: Lang, active: list[dict[str, Any]]) -> tuple[list[Any], bool, s
     return lines, False, f"warning-banner level-{ordered[0]['level']}"
 
 
-async def _active(console: Console, token: str, exercise_id: str | None) -> list[dict[str, Any]]:
-    rows = await console.api.get("/warnings", token, exercise_id=exercise_id)
-    return [w for w in rows if isinstance(w, dict)] if isinstance(rows, list) else []
+def fetched(rows: Any) -> dict[str, Any]:
+    """What ``ids.WARNINGS`` holds after a fetch that was answered: the rows."""
+    return {"rows": [w for w in rows if isinstance(w, dict)] if isinstance(rows, list) else [], "error": None}
+
+
+def refused(exc: ApiError) -> dict[str, Any]:
+    """What ``ids.WARNINGS`` holds after a fetch that failed: no rows, and why (as data: a
+    store holds JSON, not the exception)."""
+    return {"rows": [], "error": {"status": exc.status, "detail": exc.detail, "retry_after": exc.retry_after}}
+
+
+def stored(data: Any) -> tuple[list[dict[str, Any]], ApiError | None]:
+    """The rows in ``ids.WARNINGS`` and the failure, if the fetch failed."""
+    if not isinstance(data, dict):
+        return [], None
+    rows = [w for w in data.get("rows") or [] if isinstance(w, dict)]
+    error = data.get("error")
+    if isinstance(error, dict):
+        status, detail = int(error.get("status") or 0), str(error.get("detail") or "")
+        return rows, ApiError(status, detail, error.get("retry_after"))
+    return rows, None
 
 
 def _scope(config: Any, me_drills: bool) -> str | None:
@@ -121,25 +139,39 @@ def _error(lang: Lang, exc: ApiError) -> str:
 def register(app: Dash, console: Console) -> None:
     datum = geo.map_datum(console.settings)
 
+    # One GET /warnings a tick: the map layer with the banner, and the desk's list, both
+    # read what it stored (each used to ask the command service for itself).
+    @app.callback(
+        Output(ids.WARNINGS, "data"),
+        Input(ids.WARNING_TICK, "data"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+    )
+    async def fetch_warnings(_tick: Any, config: Any, session: Any) -> Any:
+        me, token = await require(console, session)
+        if not me.may("warning.read"):
+            raise PreventUpdate
+        try:
+            rows = await console.api.get("/warnings", token, exercise_id=_scope(config, me.drills_only))
+            return fetched(rows)
+        except ApiError as exc:
+            log.info("warnings unavailable: %s", exc)
+            return refused(exc)
+
     @app.callback(
         Output(ids.LAYER_WARNINGS, "data"),
         Output(ids.WARNING_BANNER, "children"),
         Output(ids.WARNING_BANNER, "hidden"),
         Output(ids.WARNING_BANNER, "className"),
-        Input(ids.WARNING_TICK, "data"),
-        Input(ids.CONFIG, "data"),
-        State(ids.SESSION, "data"),
+        Input(ids.WARNINGS, "data"),
         State(ids.LANG, "data"),
     )
-    async def active_warnings(_tick: Any, config: Any, session: Any, lang_value: Any) -> Any:
-        me, token = await require(console, session)
-        if not me.may("warning.read"):
+    async def active_warnings(data: Any, lang_value: Any) -> Any:
+        if data is None:
             raise PreventUpdate
         lang = lang_of(lang_value or console.settings.dashboard.language)
-        try:
-            rows = await _active(console, token, _scope(config, me.drills_only))
-        except ApiError as exc:
-            log.info("warnings unavailable: %s", exc)
+        rows, failed = stored(data)
+        if failed is not None:
             return geo.collection([]), [], True, "warning-banner"
         active = [w for w in rows if w.get("active")]
         features = []
@@ -281,20 +313,20 @@ def register(app: Dash, console: Console) -> None:
 
     @app.callback(
         Output(ids.WARNING_LIST, "children"),
-        Input(ids.WARNING_TICK, "data"),
-        Input(ids.CONFIG, "data"),
+        Input(ids.WARNINGS, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
     )
-    async def warning_list(_tick: Any, config: Any, session: Any, lang_value: Any) -> Any:
-        me, token = await require(console, session)
+    async def warning_list(data: Any, session: Any, lang_value: Any) -> Any:
+        if data is None:
+            raise PreventUpdate
+        me, _token = await require(console, session)
         if not me.may("warning.draft"):
             raise PreventUpdate
         lang = lang_of(lang_value or console.settings.dashboard.language)
-        try:
-            rows = await _active(console, token, _scope(config, me.drills_only))
-        except ApiError as exc:
-            return html.P(_error(lang, exc), className="muted")
+        rows, failed = stored(data)
+        if failed is not None:
+            return html.P(_error(lang, failed), className="muted")
         if not rows:
             return html.P(t(lang, "warning.none"), className="muted")
         items = []

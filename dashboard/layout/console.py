@@ -36,6 +36,7 @@ def stores(console: Console, page: str, lang: Lang) -> list[Any]:
         dcc.Store(id=ids.RESERVE_TICK, data=0),
         dcc.Store(id=ids.HEAT_TICK, data=0),
         dcc.Store(id=ids.WARNING_TICK, data=0),
+        dcc.Store(id=ids.WARNINGS),
         dcc.Store(id=ids.DETAIL_META),
         dcc.Store(id=ids.MAP_FOCUS),
         dcc.Store(id=ids.CLOSE_GUARD),

@@ -12,7 +12,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from command.app import create_app
-from command.users import DEMO_PASSWORD, NewUser, demo_users, upsert_users
+from command.users import DEMO_PASSWORD, NewUser, demo_users
+from testkit.users import seed_users
 from wuwang.contract import Alarm
 from wuwang.settings import Settings
 
@@ -33,7 +34,7 @@ def _seed_minimal_city(database_url: str) -> None:
                 " VALUES (%s, %s, 'fire', 420606, 32.05, 112.14, 20) ON CONFLICT DO NOTHING",
                 (team, f"消防救援队 {team}"),
             )
-        upsert_users(conn, demo_users([FIELD_TEAM, OTHER_TEAM]))
+        seed_users(conn, demo_users([FIELD_TEAM, OTHER_TEAM]))
 
 
 @pytest.fixture
@@ -67,7 +68,7 @@ def login(command_client: TestClient) -> Callable[[str], dict[str, str]]:
 
 def add_user(database_url: str, user: NewUser) -> None:
     with psycopg.connect(database_url) as conn:
-        upsert_users(conn, [user])
+        seed_users(conn, [user])
 
 
 def relay_alarm(

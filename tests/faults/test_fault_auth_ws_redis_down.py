@@ -16,7 +16,8 @@ from starlette.websockets import WebSocketDisconnect
 
 from command.app import create_app
 from command.services.live import CLOSE_UNAVAILABLE, LiveHub
-from command.users import DEMO_PASSWORD, demo_users, upsert_users
+from command.users import DEMO_PASSWORD, demo_users
+from testkit.users import seed_users
 from wuwang.endpoints import ManagedProcess, embedded_redis, free_port
 from wuwang.settings import Settings
 
@@ -63,7 +64,7 @@ def test_ws_says_unavailable_while_redis_is_down_and_login_goes_on(
     settings = make_settings(account="command", redis_url=f"redis://127.0.0.1:{redis_proc.port}/0")
     assert settings.shared.database_url
     with psycopg.connect(settings.shared.database_url) as conn:
-        upsert_users(conn, [u for u in demo_users([]) if u.team_id is None])
+        seed_users(conn, [u for u in demo_users([]) if u.team_id is None])
     app = create_app(settings, workers=[lambda state: LiveHub(state.settings.command.ws_queue)])
     with TestClient(app) as client:
         token = _token(client, "operator1")

@@ -27,7 +27,8 @@ from fastapi.testclient import TestClient
 from command.app import create_app
 from command.services import exercises as exercise_service
 from command.services.rosters import store_position
-from command.users import DEMO_PASSWORD, demo_users, upsert_users
+from command.users import DEMO_PASSWORD, demo_users
+from testkit.users import seed_users
 from wuwang.endpoints import ManagedProcess, embedded_redis, free_port
 from wuwang.settings import Settings
 
@@ -72,7 +73,7 @@ def _seed(database_url: str) -> None:
                 "INSERT INTO team_shift (team_id, starts_at, ends_at) VALUES (%s, %s, %s)",
                 (team, now - timedelta(hours=2), now + timedelta(hours=10)),
             )
-        upsert_users(conn, demo_users([NEAR_TEAM, FAR_TEAM]))
+        seed_users(conn, demo_users([NEAR_TEAM, FAR_TEAM]))
 
 
 def _live_fix(redis_url: str, team_id: str, lat: float, lon: float) -> bool:

@@ -24,7 +24,8 @@ import websockets
 
 from command.app import create_app
 from command.services.live import Change, channel_of
-from command.users import DEMO_PASSWORD, demo_users, upsert_users
+from command.users import DEMO_PASSWORD, demo_users
+from testkit.users import seed_users
 from wuwang.endpoints import free_port
 from wuwang.settings import Settings
 
@@ -74,7 +75,7 @@ class _Capture(logging.Handler):
 
 def _seed(database_url: str) -> None:
     with psycopg.connect(database_url) as conn:
-        upsert_users(conn, [u for u in demo_users([]) if u.team_id is None])
+        seed_users(conn, [u for u in demo_users([]) if u.team_id is None])
 
 
 @pytest.fixture

@@ -20,7 +20,8 @@ from command.app import create_app
 from command.domain.vocabulary import Role
 from command.security import CONSOLE_SECRET_HEADER, FORWARDED_FOR_HEADER, Principal
 from command.services.live import CLOSE_UNAUTHORISED, Change, LiveHub, channel_of
-from command.users import DEMO_PASSWORD, demo_users, upsert_users
+from command.users import DEMO_PASSWORD, demo_users
+from testkit.users import seed_users as seed_accounts
 from wuwang.endpoints import free_port
 from wuwang.settings import DEMO_CONSOLE_SECRET, Settings
 
@@ -36,7 +37,7 @@ def seed_users(database_url: str) -> None:
             "INSERT INTO team (id, name, team_type, district_adcode, base_lat, base_lon, size)"
             " VALUES ('T-A', 'T-A', 'fire', 420606, 32.05, 112.14, 20) ON CONFLICT DO NOTHING"
         )
-        upsert_users(conn, demo_users(["T-A"]))
+        seed_accounts(conn, demo_users(["T-A"]))
 
 
 @pytest.fixture
