@@ -431,10 +431,11 @@ async def send_report(incident_id: IncidentId, number: Number, state: State, who
     ) -> tuple[rp.Report, list[rp.Change]]:
         at = now()
         after = rp.mark_sent(s.report, at=at)
+        sent = service.Stored(after, s.exercise_id, s.jurisdiction, s.changes)
         if after.channel is rp.Channel.WRITTEN:
-            sent = service.Stored(after, s.exercise_id, s.jurisdiction, s.changes)
             form = service.exchange_form(state.settings, rule, sent, rp.last_sent(earlier, after.number))
             await service.queue(conn, after.report_id, form, at)
+        await service.log_sent(conn, rule, sent, inc.title)
         return after, []
 
     return await _act(state, who, incident_id, number, Action.UPWARD_SEND, "send", decide)
@@ -453,6 +454,9 @@ async def record_receipt(
     async def decide(
         conn: AsyncConnection[Any], inc: Incident, s: service.Stored, earlier: list[rp.Report]
     ) -> tuple[rp.Report, list[rp.Change]]:
-        return rp.acknowledge(s.report, by=body.signed_by, at=body.received_at or now()), []
+        after = rp.acknowledge(s.report, by=body.signed_by, at=body.received_at or now())
+        if after != s.report:
+            await service.log_receipt(conn, s.exercise_id, after, f"{after.report_id}:manual")
+        return after, []
 
     return await _act(state, who, incident_id, number, Action.UPWARD_RECEIPT, "receipt", decide)

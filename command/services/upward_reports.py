@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx2
 from psycopg import AsyncConnection, sql
@@ -29,10 +30,12 @@ from pydantic import ValidationError
 
 from command import audit
 from command.domain import reporting as rp
+from command.domain.duty import EntryKind
 from command.domain.incidents import Event, IllegalTransition, Incident
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.security import Principal
 from command.services import incident_store
+from command.services.duty import record_duty_event
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import exchange, i18n
@@ -320,6 +323,31 @@ async def step_audit(
         object_id=report.report_id,
         detail={"state": str(report.state), "version": report.current.n, **detail},
     )
+
+
+# --- the duty log (值班日志) --------------------------------------------------------------
+
+CLOCK_WORDS = {"phone": "电话报告", "written": "书面报告", "follow_up": "续报", "final": "终报"}
+KIND_WORDS = {"first": "首报", "follow_up": "续报", "final": "终报"}
+
+
+async def log_sent(conn: AsyncConnection[Any], rule: rp.Rule, s: Stored, title: str) -> None:
+    r = s.report
+    how = "电话报告" if r.channel is rp.Channel.PHONE else "书面报送"
+    await record_duty_event(
+        conn, Scope.of(s.exercise_id), EntryKind.REPORT_SENT, r.report_id,
+        f"信息报送：{title} 第{r.number}报（{KIND_WORDS[str(r.kind)]}）"
+        f"已{how}{rule.report_to}，签发人 {r.approved_by}",
+        at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+    )  # fmt: skip
+
+
+async def log_receipt(conn: AsyncConnection[Any], exercise_id: str | None, r: rp.Report, ref: str) -> None:
+    await record_duty_event(
+        conn, Scope.of(exercise_id), EntryKind.RECEIPT_RECEIVED, ref,
+        f"回执：{r.report_id} 第{r.number}报（{KIND_WORDS[str(r.kind)]}）已签收，签收人 {r.receipt_by}",
+        at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+    )  # fmt: skip
 
 
 # --- figures ------------------------------------------------------------------------------
@@ -657,13 +685,15 @@ async def record_receipt(
         after = rp.acknowledge(report, by=f"{receipt.unit.name} {receipt.signedBy}", at=receipt.receivedTime)
         await save_state(conn, after)
         await step_audit(conn, actor, "receipt", after, receipt_id=receipt.receiptId)
+        exercise_id = next(s.exercise_id for s in stored if s.report.report_id == receipt.reportId)
+        await log_receipt(conn, exercise_id, after, receipt.receiptId)
     return True
 
 
 async def record_instruction(conn: AsyncConnection[Any], ins: exchange.Instruction, now: datetime) -> bool:
     """A 批示 from the upper level, once per instruction id; audited."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute("SELECT exercise_id FROM incident WHERE id = %s", (ins.eventId,))
+        await cur.execute("SELECT exercise_id, title FROM incident WHERE id = %s", (ins.eventId,))
         inc = await cur.fetchone()
     cur2 = await conn.execute(
         "INSERT INTO upward_instruction (instruction_id, report_id, incident_id, exercise_id, from_unit,"
@@ -684,6 +714,13 @@ async def record_instruction(conn: AsyncConnection[Any], ins: exchange.Instructi
     )
     if await cur2.fetchone() is None:
         return False
+    about = f"（{inc['title']}）" if inc else ""
+    await record_duty_event(
+        conn, Scope.of(inc["exercise_id"] if inc else None),
+        EntryKind.INSTRUCTION_RECEIVED, ins.instructionId,
+        f"上级批示{about}：{ins.fromUnit.name} {ins.issuedBy}：{ins.text}",
+        at=ins.issuedTime, detail={"instruction_id": ins.instructionId, "incident_id": ins.eventId},
+    )  # fmt: skip
     await audit.record(
         conn, "system", "upward_report.instruction", object_type="incident", object_id=ins.eventId,
         detail={"instruction_id": ins.instructionId, "from": ins.fromUnit.name, "text": ins.text},
@@ -804,6 +841,7 @@ async def escalate(state: CommandState, now: datetime) -> int:
     """Record each clock that is overdue (once) as escalated to the leader on duty, and
     the time a recorded one was met."""
     rule = rule_of(state.settings)
+    zone = ZoneInfo(state.settings.command.timezone)
     count = 0
     async with state.pool.connection() as conn, conn.transaction():
         for scope_row in await (
@@ -829,6 +867,14 @@ async def escalate(state: CommandState, now: datetime) -> int:
                 )
                 if await cur.fetchone() is not None:
                     count += 1
+                    due = datetime.fromisoformat(b["due_at"]).astimezone(zone).strftime("%m-%d %H:%M")
+                    await record_duty_event(
+                        conn, Scope.of(b["exercise_id"]),
+                        EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}",
+                        f"报送超时：{b['title']} 的{CLOCK_WORDS[b['kind']]}应于 {due} 前报送，已提请带班领导",
+                        at=now,
+                        detail={"incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY},
+                    )  # fmt: skip
                     await audit.record(
                         conn, "system", "upward_report.escalate",
                         object_type="incident", object_id=b["incident_id"],
