@@ -322,7 +322,9 @@ class CommandSettings(SettingsGroup):
     report_jurisdiction: str = Field(
         default="hubei", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="the rule this centre reports under"
     )
-    report_unit: str = Field(default="襄阳市应急管理局指挥中心", description="the reporting unit's name")
+    report_unit: str | None = Field(
+        default=None, description="the reporting unit's name (default: the demo city's command centre)"
+    )
     report_area_code: str = Field(
         default="420600", pattern=r"^\d{6}$", description="GB/T 2260 area code of the reporting unit"
     )

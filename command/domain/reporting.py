@@ -543,11 +543,11 @@ class Report:
 def _next_kind_ok(kind: ReportKind, earlier: Sequence[Report]) -> None:
     kinds = [r.kind for r in earlier]
     if kind is ReportKind.FIRST and ReportKind.FIRST in kinds:
-        raise IllegalTransition("this incident already has its first report (首报)")
+        raise IllegalTransition("this incident already has its first report")
     if kind is not ReportKind.FIRST and ReportKind.FIRST not in kinds:
-        raise IllegalTransition("the first report (首报) comes first")
+        raise IllegalTransition("the first report comes first")
     if ReportKind.FINAL in kinds:
-        raise IllegalTransition("the final report (终报) has been made: no further reports")
+        raise IllegalTransition("the final report has been made: no further reports")
 
 
 def draft(

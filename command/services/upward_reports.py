@@ -119,16 +119,14 @@ async def draft_content(conn: AsyncConnection[Any], settings: Settings, inc: Inc
         supplies = tuple(f"{r['name_zh']} {r['qty']}{r['unit_zh']}" for r in await cur.fetchall())
     summary = next((s.summary for s in inc.sources if s.summary), "")
     where = f"{place_row['district']}{place_row['cell'] or ''}" if place_row else ""
-    place = "，".join(x for x in (where, summary) if x) or inc.title
+    place = _zh("upward.draft.place_separator").join(x for x in (where, summary) if x) or inc.title
     area_code = str(place_row["adcode"]) if place_row else settings.command.report_area_code
     measures = []
     if inc.active_plan is not None:
-        measures.append(
-            f"已启动预案 {inc.active_plan.plan_id}"
-            f"（{i18n.text('zh_CN', f'level.{inc.active_plan.level.value}')}响应）"
-        )
+        level = _zh(f"level.{inc.active_plan.level.value}")
+        measures.append(_zh("upward.draft.plan", plan=inc.active_plan.plan_id, level=level))
     if inc.teams:
-        measures.append(f"已调派救援队伍 {len(team_ids)} 支")
+        measures.append(_zh("upward.draft.teams", n=len(team_ids)))
     history = await figure_history(conn, inc.incident_id)
     return rp.Content(
         title=inc.title,
@@ -140,7 +138,7 @@ async def draft_content(conn: AsyncConnection[Any], settings: Settings, inc: Inc
         incident_type=inc.incident_type,
         level=inc.level,
         figures=rp.latest_figures(history),
-        measures="；".join(measures),
+        measures=_zh("upward.draft.separator").join(measures),
         teams=tuple(names.get(t, t) for t in team_ids),
         supplies=supplies,
     )
@@ -327,25 +325,31 @@ async def step_audit(
 
 # --- the duty log (值班日志) --------------------------------------------------------------
 
-CLOCK_WORDS = {"phone": "电话报告", "written": "书面报告", "follow_up": "续报", "final": "终报"}
-KIND_WORDS = {"first": "首报", "follow_up": "续报", "final": "终报"}
+
+def _zh(key: str, **values: Any) -> str:
+    """The report's and the duty log's words: the centre's language (zh-CN, the default)."""
+    return i18n.text(i18n.DEFAULT_LANG, key, **values)
 
 
 async def log_sent(conn: AsyncConnection[Any], rule: rp.Rule, s: Stored, title: str) -> None:
     r = s.report
-    how = "电话报告" if r.channel is rp.Channel.PHONE else "书面报送"
+    text = _zh(
+        "upward.log.report_sent", title=title, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
+        how=_zh(f"upward.how.{r.channel}"), to=rule.report_to, by=r.approved_by,
+    )  # fmt: skip
     await record_duty_event(
-        conn, Scope.of(s.exercise_id), EntryKind.REPORT_SENT, r.report_id,
-        f"信息报送：{title} 第{r.number}报（{KIND_WORDS[str(r.kind)]}）"
-        f"已{how}{rule.report_to}，签发人 {r.approved_by}",
+        conn, Scope.of(s.exercise_id), EntryKind.REPORT_SENT, r.report_id, text,
         at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
     )  # fmt: skip
 
 
 async def log_receipt(conn: AsyncConnection[Any], exercise_id: str | None, r: rp.Report, ref: str) -> None:
+    text = _zh(
+        "upward.log.receipt", report_id=r.report_id, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
+        by=r.receipt_by,
+    )  # fmt: skip
     await record_duty_event(
-        conn, Scope.of(exercise_id), EntryKind.RECEIPT_RECEIVED, ref,
-        f"回执：{r.report_id} 第{r.number}报（{KIND_WORDS[str(r.kind)]}）已签收，签收人 {r.receipt_by}",
+        conn, Scope.of(exercise_id), EntryKind.RECEIPT_RECEIVED, ref, text,
         at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
     )  # fmt: skip
 
@@ -543,7 +547,10 @@ def exchange_form(settings: Settings, rule: rp.Rule, s: Stored, previous: rp.Rep
         sequence=r.number,
         previousReportId=previous.report_id if previous else None,
         status="exercise" if s.exercise_id else "actual",
-        sender=exchange.Unit(name=settings.command.report_unit, areaCode=settings.command.report_area_code),
+        sender=exchange.Unit(
+            name=settings.command.report_unit or _zh("upward.unit_default"),
+            areaCode=settings.command.report_area_code,
+        ),
         receiver=exchange.Unit(name=rule.report_to, areaCode=rule.area_code),
         reporter=v.by,
         approver=r.approved_by,
@@ -714,11 +721,13 @@ async def record_instruction(conn: AsyncConnection[Any], ins: exchange.Instructi
     )
     if await cur2.fetchone() is None:
         return False
-    about = f"（{inc['title']}）" if inc else ""
+    text = _zh(
+        "upward.log.instruction", about=inc["title"] if inc else ins.eventId, unit=ins.fromUnit.name,
+        by=ins.issuedBy, text=ins.text,
+    )  # fmt: skip
     await record_duty_event(
         conn, Scope.of(inc["exercise_id"] if inc else None),
-        EntryKind.INSTRUCTION_RECEIVED, ins.instructionId,
-        f"上级批示{about}：{ins.fromUnit.name} {ins.issuedBy}：{ins.text}",
+        EntryKind.INSTRUCTION_RECEIVED, ins.instructionId, text,
         at=ins.issuedTime, detail={"instruction_id": ins.instructionId, "incident_id": ins.eventId},
     )  # fmt: skip
     await audit.record(
@@ -871,7 +880,10 @@ async def escalate(state: CommandState, now: datetime) -> int:
                     await record_duty_event(
                         conn, Scope.of(b["exercise_id"]),
                         EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}",
-                        f"报送超时：{b['title']} 的{CLOCK_WORDS[b['kind']]}应于 {due} 前报送，已提请带班领导",
+                        _zh(
+                            "upward.log.clock_overdue", title=b["title"],
+                            clock=_zh(f"upward.clock.{b['kind']}"), due=due,
+                        ),
                         at=now,
                         detail={"incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY},
                     )  # fmt: skip

@@ -21,6 +21,7 @@ def register_all(app: Dash, console: Console) -> None:
         kpis,
         live,
         map,
+        reporting,
         reserve,
         teams,
         warnings,
@@ -39,5 +40,6 @@ def register_all(app: Dash, console: Console) -> None:
         charts,
         exercise,
         warnings,
+        reporting,
     ):
         module.register(app, console)

@@ -14,6 +14,7 @@ from dashboard.i18n import Lang, catalogue, t
 from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
 from dashboard.layout import exercise as ex
+from dashboard.layout import reporting as reporting_layout
 from dashboard.layout import wall as wall_parts
 from dashboard.layout import warnings as warnings_layout
 from dashboard.layout.inbox import inbox_panel
@@ -250,6 +251,8 @@ def console_page(
                 id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "live.stale")
             ),
             kpi_bar(lang),
+            # 信息报送: every running report clock, red when overdue (the wall only)
+            reporting_layout.wall_strip(lang) if wall else None,
             html.Main(className="console-main", children=body),
             # the wall has no side panel: its exercise components, hidden, for the callbacks
             ex.exercise_panel(lang, who, hidden=True) if wall else None,
