@@ -847,14 +847,17 @@ async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
 
 
 async def escalate(state: CommandState, now: datetime) -> int:
-    """Record each clock that is overdue (once) as escalated to the leader on duty, and
-    the time a recorded one was met."""
+    """Record each clock that is overdue (once) as escalated to the leader on duty, with
+    its line in the duty log; whether it is met since is the clocks' own answer."""
     rule = rule_of(state.settings)
     zone = ZoneInfo(state.settings.command.timezone)
     count = 0
     async with state.pool.connection() as conn, conn.transaction():
         for scope_row in await (
-            await conn.execute("SELECT DISTINCT exercise_id FROM incident WHERE is_open")
+            await conn.execute(
+                "SELECT DISTINCT exercise_id FROM incident WHERE is_open OR ended_at > %s",
+                (now - timedelta(days=7),),  # ended ones may still owe their final report
+            )
         ).fetchall():
             for b in await board(conn, rule, Scope.of(scope_row[0]), now):
                 if b["state"] != str(rp.ClockState.OVERDUE):

@@ -7,15 +7,21 @@ changed approved version and a second sending."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import jsonschema
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg_pool import AsyncConnectionPool
 
+from command.services import upward_reports
+from command.state import CommandState
 from tests.command.conftest import FIELD_TEAM
 from tests.command.test_inbox_api import Login, db
 from wuwang.settings import Settings
@@ -171,3 +177,34 @@ def test_field_users_get_403_and_an_uncovered_incident_has_no_clocks(
     field = login(FIELD_TEAM)
     assert command_client.get(f"/incidents/{incident}/reports", headers=field).status_code == 403
     assert command_client.get("/reports/clocks", headers=field).status_code == 403
+
+
+def test_an_overdue_clock_is_escalated_to_the_leader_on_duty_once_and_logged(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    incident = open_level_ii(command_client, login("operator1"))
+    later = datetime.now(UTC) + timedelta(hours=1)  # both first-report clocks have run out
+
+    async def sweep() -> int:
+        async with AsyncConnectionPool(command_settings.shared.database_url or "", open=False) as pool:
+            state = cast(CommandState, SimpleNamespace(settings=command_settings, pool=pool))
+            return await upward_reports.escalate(state, later)
+
+    assert asyncio.run(sweep()) >= 2
+    escalated = db(
+        command_settings,
+        "SELECT clock_kind, escalated_to FROM upward_clock_escalation WHERE incident_id = %s ORDER BY due_at",
+        incident,
+    )
+    assert escalated == [("phone", "commander"), ("written", "commander")]
+    logged = db(
+        command_settings,
+        "SELECT text FROM duty_log_entry WHERE kind = 'clock_overdue' AND detail->>'incident_id' = %s",
+        incident,
+    )
+    assert len(logged) == 2 and all("带班领导" in row[0] for row in logged)
+    asyncio.run(sweep())  # a second sweep doubles nothing
+    assert (
+        len(db(command_settings, "SELECT 1 FROM upward_clock_escalation WHERE incident_id = %s", incident))
+        == 2
+    )

@@ -126,7 +126,8 @@ CREATE TABLE upward_instruction (
 );
 CREATE INDEX upward_instruction_received_idx ON upward_instruction (received_at);
 
--- Clocks that went overdue: escalated to the leader on duty once, visible until met.
+-- Clocks that went overdue: escalated to the leader on duty once (whether one is met
+-- since is the clocks' own answer: they are computed from the reports sent).
 CREATE TABLE upward_clock_escalation (
     incident_id    text NOT NULL REFERENCES incident (id),
     clock_key      text NOT NULL,
@@ -135,6 +136,5 @@ CREATE TABLE upward_clock_escalation (
     due_at         timestamptz NOT NULL,
     escalated_at   timestamptz NOT NULL,
     escalated_to   text NOT NULL DEFAULT 'commander',   -- 带班领导
-    met_at         timestamptz,
     PRIMARY KEY (incident_id, clock_key)
 );
