@@ -25,6 +25,7 @@ from command.domain.cap import MAX_CAP_BYTES
 from command.routes import auth, field, grid, health, incidents, ws
 from command.routes import cap as cap_routes
 from command.routes import dispatch as dispatch_routes
+from command.routes import duty as duty_routes
 from command.routes import exercises as exercises_routes
 from command.routes import inbox as inbox_routes
 from command.routes import kpis as kpis_routes
@@ -37,12 +38,14 @@ from command.routes import teams as teams_routes
 from command.routes import upward_reports as upward_routes
 from command.routes import warnings as warnings_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
+from command.services import duty as duty_service
 from command.services import grid as grid_service
 from command.services import inbox as inbox_service
 from command.services import incidents as incidents_service
 from command.services import mqtt_side
 from command.services import plans as plans_service
 from command.services import reserve as reserve_service
+from command.services import risk as risk_service
 from command.services import rosters as rosters_service
 from command.services import upward_reports as upward_service
 from command.services import warnings as warnings_service
@@ -56,7 +59,9 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-REQUIRED_SCHEMA = "0020"  # 0018: inbound CAP warnings; 0019: upward reports; 0020: the duty desk
+#: 0018: inbound CAP warnings; 0019: upward reports; 0020: the duty desk; 0021: shelter
+#: reports, warning recipients.
+REQUIRED_SCHEMA = "0021"
 
 WorkerFactory = Callable[[CommandState], Worker]
 
@@ -93,6 +98,9 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
         *expiry,  # quiet inbox rows → review list (docs/triage.md)
         # issued warnings past their expiry → expired (docs/warnings.md)
         lambda state: warnings_service.WarningExpiry(state.settings.command.warning_expiry_interval_s),
+        lambda state: duty_service.DutyLogFeed(),  # calls, incidents → the duty log (值班日志)
+        # risk sources whose inspection is overdue → one grid case each (docs/risk-and-shelters.md)
+        lambda state: risk_service.RiskSweep(state.settings.command.risk_sweep_interval_s),
         lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
         # reports to the upper level sent, receipts and instructions taken, overdue clocks
         # escalated (docs/duty-and-reporting.md)
@@ -213,6 +221,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     # CAP in (外部预警); before any /warnings/{id} route, which would take "inbound" for an id
     app.include_router(cap_routes.router)
     app.include_router(warnings_routes.router)  # warnings (预警)
+    app.include_router(duty_routes.router)  # the duty desk (值班值守)
     app.include_router(upward_routes.router)  # upward reporting (信息报送)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500

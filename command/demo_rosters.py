@@ -100,6 +100,30 @@ def _shift_rows(
     ]
 
 
+#: The centre's own demo duty roster (值班表): 王强 leads, 张伟 by day and 李娜 by night.
+CENTRE_SHIFTS = ((time(8), time(20), "D", "operator1"), (time(20), time(8), "N", "operator2"))
+
+
+def _centre_duty_roster(conn: psycopg.Connection[Any], today: date, zone: ZoneInfo) -> None:
+    """The command centre's day and night shifts from yesterday to tomorrow (live), each
+    left out where a shift of the roster already covers its time (set by hand, or
+    loaded before): running it again adds nothing."""
+    rows = [
+        (f"DS-DEMO-{s.starts_at:%Y%m%d}-{tag}", s.starts_at, s.ends_at, officer)
+        for start, end, tag, officer in CENTRE_SHIFTS
+        for s in daily_shifts("centre", start, end, today - timedelta(days=1), 3, zone)
+    ]
+    with conn.cursor() as cur:
+        for shift_id, starts_at, ends_at, officer in sorted(rows, key=lambda r: r[1]):
+            cur.execute(
+                "INSERT INTO duty_shift (shift_id, starts_at, ends_at, leader, officers, set_by)"
+                " SELECT %(id)s, %(starts)s, %(ends)s, 'commander1', ARRAY[%(officer)s], 'demo'"
+                " WHERE NOT EXISTS (SELECT 1 FROM duty_shift WHERE exercise_id IS NULL"
+                " AND starts_at < %(ends)s AND ends_at > %(starts)s)",
+                {"id": shift_id, "starts": starts_at, "ends": ends_at, "officer": officer},
+            )
+
+
 def load_demo_rosters(
     conn: psycopg.Connection[Any],
     seed: int,
@@ -175,6 +199,7 @@ def load_demo_rosters(
     made = demo_users(ids) if users else []
     if made:
         upsert_users(conn, made)
+        _centre_duty_roster(conn, today, zone)
     return RosterStats(
         len(ids),
         len(member_rows),

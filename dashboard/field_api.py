@@ -22,6 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.api import ApiError, Me
 from dashboard.context import Console
+from wuwang.contract import MAX_SHELTER_OCCUPANCY, SHELTER_ID_PATTERN
+from wuwang.geo import haversine_m
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,15 @@ class ReportIn(_FieldIn):
     incident_id: str | None = Field(default=None, max_length=64)
     # ticked "new event": not part of the current order's incident (which is the default)
     new_event: bool = False
+
+
+class ShelterCountIn(_FieldIn):
+    """A count of the people in a shelter near the team (应急避难场所 安置人数)."""
+
+    id: str = Field(pattern=_ID)
+    ts: str | None = Field(default=None, max_length=40)
+    shelter_id: str = Field(pattern=SHELTER_ID_PATTERN)
+    occupancy: int = Field(ge=0, le=MAX_SHELTER_OCCUPANCY)
 
 
 class AckIn(_FieldIn):
@@ -221,6 +232,24 @@ def router(console: Console) -> APIRouter:
             return _from_error(exc)
         return _answer(200, ok=True, result=result)
 
+    @r.post("/shelter")
+    async def shelter(request: Request) -> JSONResponse:
+        """A shelter count: the command service applies the registry's rules (a count at
+        capacity makes it full; a closed one holds no one: 422) once per id."""
+        got = await team_request(request, ShelterCountIn)
+        if isinstance(got, JSONResponse):
+            return got
+        _me, token, body = got
+        try:
+            result = await api.post(
+                f"/shelters/{quote(body.shelter_id, safe='')}/occupancy",
+                token,
+                {"id": body.id, "occupancy": body.occupancy},
+            )
+        except ApiError as exc:
+            return _from_error(exc)
+        return _answer(200, ok=True, result=result)
+
     @r.get("/current")
     async def current(request: Request) -> JSONResponse:
         """The team's status and the order in force, for the page to show."""
@@ -230,11 +259,13 @@ def router(console: Console) -> APIRouter:
         me, token = who
         status: str | None = None
         position: dict[str, Any] | None = None
+        base: dict[str, Any] | None = None
         try:
             team = await api.get(f"/teams/{quote(me.team_id or '', safe='')}", token)
             if isinstance(team, dict):
                 status = team.get("status")
                 position = last_position(team)
+                base = last_position({"position": team.get("base")})
         except ApiError as exc:
             if exc.status in (0, 401) or exc.status >= 500:
                 return _from_error(exc)
@@ -262,8 +293,22 @@ def router(console: Console) -> APIRouter:
         except ApiError:
             found = []
         warnings = [field_warning(w) for w in found if isinstance(w, dict) and w.get("active")]
+        try:  # 应急避难场所 near the team, for its occupancy form; the page works on without them
+            registry = await api.get("/shelters", token)
+        except ApiError:
+            registry = []
+        # the team's place, else its order's scene, else its base (a crew without a fix yet)
+        scene = {"lat": order["lat"], "lon": order["lon"]} if order and order.get("lat") else None
+        near = position or scene or base
+        shelters = shelters_near(registry if isinstance(registry, list) else [], near)
         return _answer(
-            200, team_id=me.team_id, status=status, order=order, position=position, warnings=warnings
+            200,
+            team_id=me.team_id,
+            status=status,
+            order=order,
+            position=position,
+            warnings=warnings,
+            shelters=shelters,
         )
 
     @r.get("/updates")
@@ -291,6 +336,30 @@ def router(console: Console) -> APIRouter:
 def field_warning(w: dict[str, Any]) -> dict[str, Any]:
     """What a crew's page shows of a warning (the command service's view, trimmed)."""
     return {k: w.get(k) for k in ("identifier", "level", "headline", "description", "instruction", "expires")}
+
+
+#: Shelters farther than this from the team are not offered on its page.
+SHELTER_RADIUS_M = 5000.0
+
+
+def shelters_near(
+    rows: list[dict[str, Any]], where: dict[str, Any] | None, *, limit: int = 5
+) -> list[dict[str, Any]]:
+    """The shelters a crew may count: the nearest ``limit`` within :data:`SHELTER_RADIUS_M`
+    of its place (none without a place), with what its page shows of them."""
+    if where is None:
+        return []
+    lat, lon = float(where["lat"]), float(where["lon"])
+    out = []
+    for s in rows:
+        if not isinstance(s, dict) or not isinstance(s.get("lat"), int | float):
+            continue
+        d = haversine_m(lat, lon, float(s["lat"]), float(s["lon"]))
+        if d <= SHELTER_RADIUS_M:
+            shown = ("id", "name", "status", "occupancy", "capacity", "free")
+            out.append({**{k: s.get(k) for k in shown}, "distance_m": round(d)})
+    out.sort(key=lambda s: (s["distance_m"], s["id"]))
+    return out[:limit]
 
 
 def last_position(team: dict[str, Any]) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from wuwang.geo import geometry_wgs84_to_gcj02, wgs84_to_gcj02
+from wuwang.geo import gcj02_to_wgs84, geometry_wgs84_to_gcj02, wgs84_to_gcj02
 from wuwang.settings import Settings
 
 Datum = Literal["wgs84", "gcj02"]
@@ -29,6 +29,14 @@ def point(lat: float, lon: float, datum: Datum) -> tuple[float, float]:
     """(lat, lon) on the map for a WGS-84 position."""
     if datum == "gcj02":
         return wgs84_to_gcj02(lat, lon)
+    return lat, lon
+
+
+def from_map(lat: float, lon: float, datum: Datum) -> tuple[float, float]:
+    """The WGS-84 position of a point picked on the map (a drawn warning area's corner):
+    the inverse of :func:`point`, so what is stored is the datum of everything else."""
+    if datum == "gcj02":
+        return gcj02_to_wgs84(lat, lon)
     return lat, lon
 
 

@@ -51,6 +51,7 @@ LAYER_INCIDENTS = layer("incidents")
 LAYER_TEAMS = layer("teams")
 LAYER_WAREHOUSES = layer("warehouses")
 LAYER_WARNINGS = layer("warnings")
+LAYER_INBOUND_WARNINGS = layer("inbound-warnings")
 LAYER_RISK_SOURCES = layer("risk-sources")
 LAYER_SHELTERS = layer("shelters")
 NETWORK_LEGEND = "network-legend"
@@ -69,6 +70,7 @@ KPI_TICK = "kpi-tick"  # bumped (debounced) when incidents or stock changed
 RESERVE_TICK = "reserve-tick"
 HEAT_TICK = "heat-tick"
 WARNING_TICK = "warning-tick"  # bumped when a warning (预警) changed
+REGISTRY_TICK = "registry-tick"  # bumped when a shelter's count or a risk source changed
 WARNINGS = "warnings-fetched"  # the scope's warnings, fetched once a tick; the layer, banner and list read it
 
 # Warnings (预警): the banner (desk and wall) and the desk's panel (callbacks/warnings.py).
@@ -82,6 +84,7 @@ WARNING_INSTRUCTION = "warning-instruction"
 WARNING_DISTRICTS = "warning-districts"
 WARNING_CELLS = "warning-cells"
 WARNING_POLYGON = "warning-polygon"
+WARNING_DRAW = "warning-draw"  # the desk map's EditControl: the area drawn as a polygon
 WARNING_HOURS = "warning-hours"
 WARNING_COUNT = "warning-count"
 WARNING_DRAFT = "warning-draft"

@@ -229,6 +229,17 @@ LAYERS: tuple[MapLayer, ...] = (
         point="warehousePoint",
         interactive=True,
     ),
+    # 外部预警: CAP from other agencies (气象, 地震, 水利), dashed, under the console's own
+    MapLayer(
+        "inbound-warnings",
+        "layer.inbound_warnings",
+        "areas",
+        Served("inbound_warnings"),
+        on=DESK_AND_WALL,
+        style="inboundWarningStyle",
+        each="onEachInboundWarning",
+        interactive=True,
+    ),
     # 预警: active warnings' areas, coloured by level (蓝/黄/橙/红), under every marker
     MapLayer(
         "warnings",

@@ -193,3 +193,21 @@ def sensor_alarm(msg: Message, place: Place, t: Threshold) -> Alarm:
     return _alarm(msg, place, "sensor", p.kind, f"{name}超限 {_number(p.value)} {p.unit}",
                   {"device_id": p.device_id, "kind": p.kind, "value": p.value, "unit": p.unit,
                    "raise_at": t.raise_at, "clear_below": t.clear_below})
+
+
+def may_alarm(msg: Message, sensor_thresholds: Mapping[str, Threshold], *, video_confidence: float,
+              feeds: FeedSpecs = FEEDS) -> bool:
+    """Whether a message may raise an alarm: the writer commits a batch holding one at once
+    instead of waiting out ``INGEST_FLUSH_MS`` (an operator waits for it). A sensor
+    reading at or above its raise level counts whatever its hysteresis state (the state is
+    in the database; a reading that turns out not to raise only costs an early commit)."""
+    kind = feeds[msg.feed].alarm
+    if kind is None:
+        return False
+    p = msg.payload
+    if isinstance(p, SensorReading):
+        t = sensor_thresholds.get(p.kind)
+        return t is not None and p.value >= t.raise_at
+    if isinstance(p, VideoAlert):
+        return p.confidence >= video_confidence
+    return kind in MESSAGE_RULES

@@ -56,6 +56,10 @@ class IngestMetrics:
         )
         self.db_errors = Counter("ingest_db_errors", "Database errors while writing a batch, by kind",
                                  ["kind"], registry=r)
+        self.writer_restarts = Counter(
+            "ingest_writer_restarts", "Times the writer process ended unexpectedly and was started again "
+            "(what it had taken was redelivered by the broker)", registry=r,
+        )
         self.alarms = Counter("ingest_alarms", "Alarms written to the outbox, by kind", ["kind"], registry=r)
         self.alarms_relayed = Counter("ingest_alarms_relayed", "Alarms published to the Redis stream",
                                       registry=r)

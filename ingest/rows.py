@@ -1,4 +1,5 @@
-"""Pure conversion of a parsed ``Message`` into a row of its feed table. No I/O.
+"""Pure conversion of a parsed ``Message`` into a row of its feed table, straight from
+the decoded payload struct (``FeedSpec.row`` reads its attributes). No I/O.
 
 A message that parsed but cannot be stored as it is (a NUL character, which
 PostgreSQL text and jsonb refuse; an integer beyond bigint; an extra field orjson
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from msgspec import structs
 
 from wuwang.contract import FEEDS, FeedSpecs, Message, SensorReading, json_column
 
@@ -100,22 +103,13 @@ def _all_plain(values: Iterable[Any]) -> bool:
     return True
 
 
-#: Field names of each payload model (``model_fields`` is a slow descriptor on the class).
-_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
 def _check_payload(p: Any) -> None:
     """``_check_text`` on every field of the payload, in field order: one quick pass
-    over the values (``_all_plain``); the field-by-field check only when a value needs
-    it (nested, or possibly refused), so the reason is always ``_check_text``'s."""
-    model = type(p)
-    fields = _FIELDS.get(model)
-    if fields is None:
-        fields = _FIELDS[model] = tuple(model.model_fields)
-    values = p.__dict__
-    if len(values) == len(fields) and _all_plain(values.values()):
+    over the struct's values (``_all_plain``); the field-by-field check only when a value
+    needs it (nested, or possibly refused), so the reason is always ``_check_text``'s."""
+    if _all_plain(structs.astuple(p)):
         return
-    for name in fields:
+    for name in p.__struct_fields__:
         _check_text(getattr(p, name), name)
 
 

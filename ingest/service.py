@@ -1,4 +1,4 @@
-"""Wiring: one ingest instance = network thread + writer thread + alarm relay +
+"""Wiring: one ingest instance = network thread + writer process (ingest/writerproc.py) + alarm relay +
 maintenance + metrics endpoint. Usable in-process (tests) and from ``python -m ingest``.
 
     svc = IngestService(settings)
@@ -17,7 +17,7 @@ from ingest.maintenance import Maintenance
 from ingest.metrics import IngestMetrics
 from ingest.relay import AlarmRelay
 from ingest.subscriber import feed_link
-from ingest.writer import BatchWriter
+from ingest.writerproc import WriterProcess
 from wuwang.settings import Settings, reach_host
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ def missing_endpoints(settings: Settings) -> list[str]:
 #: whole heap (pydantic's schemas included) every batch or two — measured 12 µs of CPU
 #: per message. Objects of a batch die by reference counting; only cycles wait longer.
 GC_THRESHOLDS = (50_000, 20, 10)
+
+#: How long ``start`` waits for the writer process before it starts receiving anyway.
+WRITER_START_S = 60.0
 
 
 def tune_gc() -> None:
@@ -64,8 +67,10 @@ class IngestService:
         self.inbox = self.link.inbox
         self.metrics.queue_depth.set_function(self.inbox.qsize)
         self.relay = AlarmRelay(settings, self.metrics)
-        self.writer = BatchWriter(settings, self.inbox, self.link.ack_mid, self.metrics,
-                                  on_alarms=self.relay.wake, on_abandoned=self.link.request_redelivery)
+        # Parsing and writing run in a process of their own (a GIL of their own), fed
+        # through a pipe; the acks come back after COMMIT (ingest/writerproc.py).
+        self.writer = WriterProcess(settings, self.inbox, self.link.ack_mid, self.metrics,
+                                    on_alarms=self.relay.wake, on_abandoned=self.link.request_redelivery)
         self.maintenance = Maintenance(settings, self.metrics)
         self._started = False
         self._stopped = False
@@ -88,6 +93,11 @@ class IngestService:
             self._metrics_port = self.metrics.serve(self.settings.ingest.metrics_port, self._metrics_addr)
             log.info("metrics on http://%s:%d/metrics", self._metrics_addr, self._metrics_port)
         self.writer.start()
+        # Receive only once there is a writer to hand messages to: its start (a new Python
+        # process importing the contract and connecting) takes seconds on a busy machine.
+        if not self.writer.wait_ready(WRITER_START_S):
+            log.warning("the writer process is not up after %.0f s; receiving anyway (messages wait "
+                        "in the inbox)", WRITER_START_S)
         self.relay.start()
         self.maintenance.start()
         self.link.start()

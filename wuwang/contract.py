@@ -22,11 +22,16 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Annotated, Any, Literal
 
+import msgspec
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from msgspec import Meta, Struct, structs
+from pydantic import BaseModel, ConfigDict, Field  # the Alarm (ingest → command over Redis)
 
+from wuwang import strict_json
 from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
+from wuwang.risk import ShelterStatus
 from wuwang.scope import Scope
+from wuwang.strict_json import Problem, Refinement
 
 CONTRACT_VERSION = "v1"
 
@@ -172,13 +177,19 @@ _NETWORK_OF: dict[str, Network] = {n.value: n for n in Network}
 
 
 # --- payloads ---------------------------------------------------------------
+#
+# msgspec Structs are the only definition of a valid payload: the types, bounds,
+# lengths and patterns below are what the decoder enforces, what a refusal's reason
+# names (wuwang/strict_json.py reads them back) and what docs/schemas/ publishes.
 
-Latitude = Annotated[float, Field(ge=-90, le=90, description="WGS-84 latitude")]
-Longitude = Annotated[float, Field(ge=-180, le=180, description="WGS-84 longitude")]
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
-ShortText = Annotated[str, Field(min_length=1, max_length=64)]
-Identifier = Annotated[str, Field(min_length=1, max_length=64)]
-SequenceNumber = Annotated[int, Field(ge=0, le=2**63 - 1)]  # stored as bigint
+Latitude = Annotated[float, Meta(ge=-90, le=90, description="WGS-84 latitude")]
+Longitude = Annotated[float, Meta(ge=-180, le=180, description="WGS-84 longitude")]
+ShortText = Annotated[str, Meta(min_length=1, max_length=64)]
+Identifier = Annotated[str, Meta(min_length=1, max_length=64)]
+SequenceNumber = Annotated[int, Meta(ge=0, le=2**63 - 1)]  # stored as bigint
+#: A lower-case word: a sensor kind, a video analytics event.
+Kind = Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+Url = Annotated[str, Meta(max_length=2048)]
 
 #: RFC 3339 section 5.6 date-time, ASCII digits only ("\d" would take any Unicode digit);
 #: a space for "T" is tolerated (section 5.6, NOTE). Second 60 (leap second) is refused.
@@ -186,110 +197,139 @@ _RFC3339_RE = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]+)?"
     r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2})?"
 )
+NOT_RFC3339 = "ts must be an RFC 3339 date-time"
+NO_OFFSET = "ts must carry a UTC offset (e.g. +08:00 or Z)"
 
 
-class _Payload(BaseModel):
-    # strict: "12" is not a number and 1 is not a string. extra="allow": unknown
-    # fields travel on (kept in the row's ``extra`` column), never rejected.
-    model_config = ConfigDict(strict=True, extra="allow", frozen=True, allow_inf_nan=False)
+def _read_ts(value: str) -> datetime | str:
+    """``ts`` as a time, or (a str) why it is not an RFC 3339 date-time with an offset."""
+    match = _RFC3339_RE.fullmatch(value)
+    if match is None:
+        return NOT_RFC3339
+    if match["offset"] is None:
+        return NO_OFFSET
+    try:
+        ts = datetime.fromisoformat(value.upper())  # out-of-range fields: month 13, offset +24:00
+        if ts.year in (1, 9999):  # no UTC equivalent in 0001..9999: every consumer would crash
+            ts.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return NOT_RFC3339
+    return ts
 
-    id: Identifier = Field(description="unique per source; the same id twice is stored once")
-    ts: str | None = Field(
-        default=None,
+
+def _ts_problem(value: str) -> str | None:
+    read = _read_ts(value)
+    return read if isinstance(read, str) else None
+
+
+#: Rules beyond a field's type, checked on both paths of ``parse_message``.
+_REFINEMENTS: Mapping[str, Refinement] = MappingProxyType({"ts": _ts_problem})
+
+
+# Strict by construction: msgspec never coerces ("12" is not a number, 1 is not a string,
+# 2.0 is not an integer). Unknown fields are skipped by the struct and kept by
+# ``parse_message`` (``Message.extra``), never rejected. ``omit_defaults``: a payload
+# written out (``to_json``) leaves out the optional fields it did not carry.
+class _Payload(Struct, frozen=True, kw_only=True, omit_defaults=True):
+    id: Annotated[str, Meta(
+        min_length=1, max_length=64, description="unique per source; the same id twice is stored once"
+    )]
+    ts: Annotated[str | None, Meta(
         description="RFC 3339 time with offset; leave out if the device has no clock "
         "(the receipt time is used and marked as such)",
-        json_schema_extra={"format": "date-time"},
-    )
-
-    @field_validator("ts")
-    @classmethod
-    def _rfc3339(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        match = _RFC3339_RE.fullmatch(value)
-        if match is None:
-            raise ValueError("ts must be an RFC 3339 date-time")
-        if match["offset"] is None:
-            raise ValueError("ts must carry a UTC offset (e.g. +08:00 or Z)")
-        try:
-            # out-of-range fields (month 13, offset +24:00), or a time that has no UTC
-            # equivalent in 0001..9999 (every consumer converting to UTC would crash)
-            datetime.fromisoformat(value.upper()).astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise ValueError("ts must be an RFC 3339 date-time") from None
-        return value
+        extra_json_schema={"format": "date-time"},
+    )] = None
 
     def cross_check(self) -> str | None:
         """Why the fields, each valid alone, do not go together; None when they do."""
         return None
 
 
-class SensorReading(_Payload):
+class SensorReading(_Payload, frozen=True, kw_only=True):
     device_id: Identifier
-    kind: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(
-        description="smoke, gas, co, water_level, temperature, ..."
-    )
+    kind: Annotated[str, Meta(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$", description="smoke, gas, co, water_level, temperature, ..."
+    )]
     value: float
-    unit: Annotated[str, Field(min_length=1, max_length=16)]
-    lat: Latitude | None = Field(default=None, description="may be left out for a registered device")
+    unit: Annotated[str, Meta(min_length=1, max_length=16)]
+    lat: Annotated[Latitude | None, Meta(description="may be left out for a registered device")] = None
     lon: Longitude | None = None
 
     def cross_check(self) -> str | None:
         return "lat and lon must be given together" if (self.lat is None) != (self.lon is None) else None
 
 
-class VideoAlert(_Payload):
+class VideoAlert(_Payload, frozen=True, kw_only=True):
     camera_id: Identifier
-    event: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")] = Field(
-        description="fire_smoke, crowd, intrusion, fight, traffic_accident, fall, loitering, ..."
-    )
-    confidence: Annotated[float, Field(ge=0, le=1)]
+    event: Annotated[str, Meta(
+        pattern=r"^[a-z][a-z0-9_]{0,31}$",
+        description="fire_smoke, crowd, intrusion, fight, traffic_accident, fall, loitering, ...",
+    )]
+    confidence: Annotated[float, Meta(ge=0, le=1)]
     lat: Latitude
     lon: Longitude
-    snapshot_url: Annotated[str, Field(max_length=2048)] | None = None
-    bbox: Annotated[list[float], Field(min_length=4, max_length=4)] | None = Field(
-        default=None, description="[x, y, width, height] in the snapshot's pixels"
-    )
+    snapshot_url: Url | None = None
+    bbox: Annotated[
+        Annotated[list[float], Meta(min_length=4, max_length=4)] | None,
+        Meta(description="[x, y, width, height] in the snapshot's pixels"),
+    ] = None
 
 
-class EmergencyCall(_Payload):
+class EmergencyCall(_Payload, frozen=True, kw_only=True):
     """A 110 call record. ``caller`` is personal data: shown masked."""
 
     call_id: Identifier
     category: CallCategory
     lat: Latitude
     lon: Longitude
-    address: Annotated[str, Field(max_length=500)]
-    description: Annotated[str, Field(max_length=4000)]
-    caller: Annotated[str, Field(max_length=64)]
-    priority: Annotated[int, Field(ge=1, le=4)] | None = Field(
-        default=None, description="1 (most urgent) to 4"
-    )
+    address: Annotated[str, Meta(max_length=500)]
+    description: Annotated[str, Meta(max_length=4000)]
+    caller: Annotated[str, Meta(max_length=64)]
+    priority: Annotated[
+        Annotated[int, Meta(ge=1, le=4)] | None, Meta(description="1 (most urgent) to 4")
+    ] = None
 
 
-class FieldReport(_Payload):
+class FieldReport(_Payload, frozen=True, kw_only=True):
     reporter: Identifier
     category: ShortText
-    description: Annotated[str, Field(max_length=4000)]
+    description: Annotated[str, Meta(max_length=4000)]
     lat: Latitude
     lon: Longitude
-    photo_url: Annotated[str, Field(max_length=2048)] | None = None
+    photo_url: Url | None = None
 
 
-class TeamPosition(_Payload):
+class TeamPosition(_Payload, frozen=True, kw_only=True):
     lat: Latitude
     lon: Longitude
-    speed: Annotated[float, Field(ge=0, le=150)] | None = Field(default=None, description="m/s")
-    heading: Annotated[float, Field(ge=0, le=360)] | None = Field(default=None, description="degrees")
-    seq: SequenceNumber | None = Field(
-        default=None, description="per-team sequence number; order is not kept across reconnects"
-    )
+    speed: Annotated[Annotated[float, Meta(ge=0, le=150)] | None, Meta(description="m/s")] = None
+    heading: Annotated[Annotated[float, Meta(ge=0, le=360)] | None, Meta(description="degrees")] = None
+    seq: Annotated[
+        SequenceNumber | None,
+        Meta(description="per-team sequence number; order is not kept across reconnects"),
+    ] = None
 
 
-class TeamStatusUpdate(_Payload):
+class TeamStatusUpdate(_Payload, frozen=True, kw_only=True):
     status: TeamStatus
     incident_id: Identifier | None = None
     seq: SequenceNumber | None = None
+
+
+def payload_fields(model: type[_Payload]) -> tuple[str, ...]:
+    """The fields a payload declares, in order (the rest of a message is ``extra``)."""
+    return model.__struct_fields__
+
+
+def required_fields(model: type[_Payload]) -> tuple[str, ...]:
+    """The fields a message must carry, in the model's order."""
+    return tuple(f.name for f in structs.fields(model) if f.required)
+
+
+def to_builtins(payload: _Payload) -> dict[str, Any]:
+    """The payload's declared fields as JSON values, without the optional ones it left out."""
+    out: dict[str, Any] = msgspec.to_builtins(payload)
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,20 +356,14 @@ class Message:
         return self.topic.source
 
 
-def _describe(err: ValidationError) -> str:
-    parts = []
-    for e in err.errors()[:3]:
-        loc = ".".join(str(p) for p in e["loc"]) or "payload"
-        msg = e["msg"].removeprefix("Value error, ")
-        if e["type"] == "missing":
-            parts.append(f"missing required field {loc}")
-        elif e["type"] == "json_invalid":
-            parts.append(f"not valid UTF-8 JSON ({msg.removeprefix('Invalid JSON: ')[:100]})")
-        elif e["type"] == "model_type":
-            parts.append("payload is not a JSON object")
-        else:
-            parts.append(f"{loc}: {msg}")
-    more = len(err.errors()) - 3
+BAD_JSON = "not valid UTF-8 JSON"
+NOT_AN_OBJECT = "payload is not a JSON object"
+
+
+def _describe(problems: list[Problem]) -> str:
+    """The reason of a refusal: its first three problems, and how many more."""
+    parts = [f"missing required field {at}" if what is None else f"{at}: {what}" for at, what in problems[:3]]
+    more = len(problems) - 3
     return "; ".join(parts) + (f" (+{more} more)" if more > 0 else "")
 
 
@@ -363,41 +397,9 @@ def _unstorable(values: Any) -> str | None:
     return None
 
 
-def _unstorable_body(body: BaseModel) -> str | None:
-    """``_unstorable(dict(body))``, without building the dict when nothing is wrong.
-
-    A flat payload (the common case: strings, numbers, booleans, nulls, no nesting) is
-    checked in one pass with the very tests of ``_unstorable``; anything else — a nested
-    value, a value of another type, or a problem found — goes to ``_unstorable`` itself,
-    so that the answer (and which problem is named first) is always its answer.
-    tests/wuwang/test_contract_properties.py checks the two agree.
-    """
-    extra = body.__pydantic_extra__
-    for values in (body.__dict__.values(), extra.values() if extra else ()):
-        for value in values:
-            kind = type(value)
-            if kind is str:
-                if "\x00" in value:
-                    break
-            elif kind is float:
-                if not math.isfinite(value):
-                    break
-            elif kind is int:
-                if not -(2**63) <= value < 2**64:
-                    break
-            elif value is None or kind is bool:
-                continue
-            elif isinstance(value, str):  # a field of an enum type (a StrEnum member)
-                if "\x00" in value:
-                    break
-            else:  # nested (or unexpected): the full walk decides
-                break
-        else:
-            continue
-        return _unstorable(dict(body))
-    if extra and any("\x00" in key for key in extra):
-        return _unstorable(dict(body))
-    return None
+def _all_values(body: _Payload, extra: dict[str, Any]) -> dict[str, Any]:
+    """The payload's fields and its extra fields, in one dict (for ``_unstorable``)."""
+    return {**structs.asdict(body), **extra}
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,7 +706,7 @@ class FeedSpec:
     #: MQTT topic filters that carry it: ``wuwang/v1/+/<feed>/+`` (network, source id)
     #: and/or ``teams/v1/+/<leaf>`` (team id). The leaf routes a topic to this feed.
     topics: tuple[str, ...]
-    model: type[_Payload]  # the payload (issue 14 swaps pydantic here, and only here)
+    model: type[_Payload]  # the payload: a msgspec Struct, the one definition of its fields
     table: str
     columns: tuple[str, ...]  # the feed's own columns, between HEAD_COLUMNS and TAIL_COLUMNS
     row: RowBuilder
@@ -743,7 +745,7 @@ class FeedSpec:
     @property
     def required_fields(self) -> tuple[str, ...]:
         """The payload fields a message must carry, in the model's order."""
-        return tuple(name for name, info in self.model.model_fields.items() if info.is_required())
+        return required_fields(self.model)
 
     @property
     def schema_name(self) -> str:
@@ -760,6 +762,7 @@ class FeedSpecs:
     def __init__(self, specs: Iterable[FeedSpec]) -> None:
         self.specs = tuple(specs)
         self._by_feed: dict[Feed, FeedSpec] = {}
+        self._readers: dict[Feed, _Reader] = {}
         self._by_leaf: dict[tuple[str, str], FeedSpec] = {}
         tables: set[str] = set()
         for spec in self.specs:
@@ -768,6 +771,7 @@ class FeedSpecs:
             if spec.table in tables:
                 raise ValueError(f"table {spec.table} holds two feeds")
             self._by_feed[spec.feed] = spec
+            self._readers[spec.feed] = _Reader.of(spec.model)
             tables.add(spec.table)
             for pattern in spec.topics:
                 family = FeedSpec._family(pattern)
@@ -859,20 +863,22 @@ class FeedSpecs:
         if len(payload) > MAX_PAYLOAD_BYTES:
             raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
         parsed_topic = self.parse_topic(topic)
-        model = self._by_feed[parsed_topic.feed].model
-        try:
-            # Pydantic reads the JSON itself: strict types, enums from strings, one pass.
-            body = model.model_validate_json(payload)
-        except ValidationError as exc:
-            raise ContractError(_describe(exc)) from None
-        problem = body.cross_check() or _unstorable_body(body)
+        reader = self._readers[parsed_topic.feed]
+        # The fast path: msgspec decodes the struct, and the document once more as plain
+        # values (the extra fields, which the struct skips). Whatever it does not settle —
+        # a refusal, or a case where msgspec reads differently from the contract — goes to
+        # the slow path, which gives the reason (or, rarely, the very same message).
+        read = _fast_read(reader, payload)
+        body, extra, sent = read if read is not None else _slow_read(reader, payload)
+        problem = body.cross_check()
+        if problem is None and read is None:  # what the fast path lets through is storable
+            problem = _unstorable(_all_values(body, extra))
         if problem is not None:
             raise ContractError(problem)
-        extra = dict(body.model_extra or {})
-        if body.ts is None:
+        if sent is None:
             ts, from_receipt = received_at, True
         else:
-            ts, from_receipt = datetime.fromisoformat(body.ts.upper()), False
+            ts, from_receipt = sent, False
             if window is not None:
                 window.check(ts, received_at)
         return Message(
@@ -885,15 +891,125 @@ class FeedSpecs:
         )
 
     def json_schemas(self) -> dict[str, dict[str, Any]]:
-        """One JSON Schema per feed, as exported to docs/schemas/."""
+        """One JSON Schema per feed, as exported to docs/schemas/: generated by msgspec
+        from the payload struct, with the enumerations it uses under ``$defs``."""
         out: dict[str, dict[str, Any]] = {}
         for spec in self.specs:
-            schema = spec.model.model_json_schema(mode="validation")
+            generated = msgspec.json.schema(spec.model)
+            defs: dict[str, Any] = generated["$defs"]
+            schema: dict[str, Any] = dict(defs.pop(spec.model.__name__))
+            for name, cls in strict_json.enum_types(spec.model).items():
+                # msgspec sorts the values and leaves out their type: the contract's order
+                # (as docs/mqtt-contract.md lists them), and strings
+                defs[name].update(enum=[str(m.value) for m in cls], type="string")
+            if defs:
+                schema["$defs"] = defs
+            for name, prop in schema["properties"].items():  # the titles the schemas always had
+                prop.setdefault("title", name.replace("_", " ").title())
             schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
             schema["$id"] = f"wuwang/{CONTRACT_VERSION}/{spec.schema_name}.schema.json"
             schema["additionalProperties"] = True
             out[spec.schema_name] = schema
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """What ``parse_message`` needs of one payload struct, built once per feed."""
+
+    model: type[_Payload]
+    decoder: msgspec.json.Decoder[_Payload]  # msgspec compiles one per type
+    patterned: tuple[str, ...]  # its string fields with a pattern
+    declared: frozenset[str]  # the field names it declares (the rest of a message is extra)
+    unbounded: tuple[str, ...]  # its integer fields whose bounds do not keep them within 64 bits
+
+    @classmethod
+    def of(cls, model: type[_Payload]) -> _Reader:
+        patterned = strict_json.patterned_fields(model)
+        declared = frozenset(model.__struct_fields__)
+        unbounded = strict_json.int_fields(model, within=(-(2**63), 2**64 - 1))
+        return cls(model, msgspec.json.Decoder(model), patterned, declared, unbounded)
+
+
+#: (the struct, the extra fields, its ts read; None when it sent none)
+_Read = tuple[_Payload, dict[str, Any], datetime | None]
+
+
+def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
+    """What ``_slow_read`` would return, when msgspec reads the payload as the contract
+    does; None when the slow path must decide (a refusal, or a case msgspec reads otherwise)."""
+    try:
+        body = reader.decoder.decode(payload)
+        document = _DOCUMENT.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None
+    sent = None if body.ts is None else _read_ts(body.ts)
+    if isinstance(sent, str):
+        return None
+    for name in reader.patterned:
+        value = getattr(body, name)
+        # Python's "$", which msgspec's pattern check uses, also matches before a final
+        # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern)
+        if value is not None and value.endswith("\n"):
+            return None
+    # What could not be stored (``_unstorable``): msgspec refuses NaN, Infinity, numbers
+    # beyond a double and lone surrogates; U+0000 is the escape \u0000 in the bytes; what
+    # is left is an integer beyond 64 bits, in an integer field or an extra one. Too deep
+    # for the contract takes more than MAX_DEPTH brackets. Any doubt (rare) has the slow
+    # path decide.
+    if b"\\u0000" in payload:
+        return None
+    extra = {k: v for k, v in document.items() if k not in reader.declared}
+    if (extra and _doubtful(extra.values())) or (
+        reader.unbounded and _doubtful(getattr(body, name) for name in reader.unbounded)
+    ):
+        return None
+    # 201 levels take 201 opening and 201 closing brackets
+    if len(payload) > 2 * strict_json.MAX_DEPTH and (
+        payload.count(b"[") + payload.count(b"{") > strict_json.MAX_DEPTH
+        and strict_json.nesting_problem(document) is not None
+    ):
+        return None
+    return body, extra, sent
+
+
+def _doubtful(values: Iterable[Any]) -> bool:
+    """Whether one of these decoded values may not be storable: an integer beyond 64 bits,
+    or a nested value ``_unstorable`` refuses."""
+    for value in values:
+        kind = type(value)
+        if kind is int:
+            if not -(2**63) <= value < 2**64:
+                return True
+        elif (kind is dict or kind is list) and _unstorable(value) is not None:
+            return True
+    return False
+
+
+def _slow_read(reader: _Reader, payload: bytes) -> _Read:
+    """Read the payload with Python's json, and either refuse it with every problem named
+    (``ContractError``) or return what the fast path would have returned."""
+    try:
+        document = strict_json.load(payload)
+    except strict_json.Unreadable as exc:
+        raise ContractError(f"{BAD_JSON} ({exc.detail[:100]})") from None
+    if not isinstance(document, dict):
+        raise ContractError(NOT_AN_OBJECT)
+    problems = strict_json.explain(reader.model, document, _REFINEMENTS)
+    if problems:
+        raise ContractError(_describe(problems))
+    declared = {k: v for k, v in document.items() if k in reader.declared}
+    try:
+        body = msgspec.convert(declared, reader.model)
+    except msgspec.ValidationError as exc:  # explain() and msgspec disagree: still a refusal
+        raise ContractError(f"payload: {exc}") from None
+    sent = None if body.ts is None else _read_ts(body.ts)
+    assert not isinstance(sent, str)  # explain() checked it
+    return body, {k: v for k, v in document.items() if k not in reader.declared}, sent
+
+
+#: Decodes any JSON into plain values (the document beside the struct).
+_DOCUMENT = msgspec.json.Decoder()
 
 
 _NETWORK_COLUMNS = ("network", "source_id", "msg_id")
@@ -1025,3 +1141,95 @@ INGEST_SUBSCRIPTIONS = FEEDS.subscriptions
 parse_topic = FEEDS.parse_topic
 parse_message = FEEDS.parse_message
 json_schemas = FEEDS.json_schemas
+
+
+# --- version 2 beside version 1: shelter occupancy (docs/mqtt-contract.md §12) ---------
+#
+# v1 is frozen (§1), so a team's count of the people in an emergency shelter is a v2
+# leaf: ``teams/v2/<team_id>/shelter``. It is not a stored feed of FEEDS (the ingest's
+# time-series tables): like a status or an ack, the command service applies it to its
+# shelter registry with the registry's rules, once per (team, id).
+
+SHELTER_CONTRACT_VERSION = "v2"
+
+#: The largest count a message may carry at all: more people than the largest
+#: shelters hold (a stadium's tens of thousands) is a broken sender, refused at the door;
+#: the registry's own rule (at most twice the shelter's capacity) comes after it.
+MAX_SHELTER_OCCUPANCY = 200_000
+
+SHELTER_ID_PATTERN = r"^SH-[0-9A-Za-z-]{2,40}$"
+
+
+class ShelterOccupancyReport(_Payload):
+    """A field team's count of the people in a shelter (应急避难场所 安置人数)."""
+
+    shelter_id: Annotated[str, Field(pattern=SHELTER_ID_PATTERN, description="the shelter, SH-…")]
+    occupancy: Annotated[int, Field(ge=0, le=MAX_SHELTER_OCCUPANCY, description="people in it now")]
+    status: ShelterStatus | None = Field(
+        default=None, description="open or close it with the count; a count at capacity makes it full"
+    )
+
+
+def shelter_topic(team_id: str) -> str:
+    return f"teams/{SHELTER_CONTRACT_VERSION}/{team_id}/shelter"
+
+
+#: What the command service subscribes to for the counts (shared among its processes).
+SHELTER_SUBSCRIPTION = shelter_topic("+")
+
+
+@dataclass(frozen=True, slots=True)
+class ShelterMessage:
+    """One readable shelter count: who sent it, what it says, and when it was counted."""
+
+    team_id: str
+    report: ShelterOccupancyReport
+    ts: datetime
+    ts_from_receipt: bool
+
+
+def shelter_team_of(topic: str) -> str | None:
+    """The team of a ``teams/v2/<team_id>/shelter`` topic; None for any other topic."""
+    parts = topic.split("/")
+    if (
+        len(parts) == 4
+        and parts[0] == "teams"
+        and parts[1] == SHELTER_CONTRACT_VERSION
+        and parts[3] == "shelter"
+        and _SOURCE_ID_RE.fullmatch(parts[2])
+    ):
+        return parts[2]
+    return None
+
+
+def parse_shelter_report(
+    topic: str, payload: bytes, received_at: datetime, window: TsWindow | None = None
+) -> ShelterMessage:
+    """Read one shelter count; ContractError with the reason when it cannot be read."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ContractError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD_BYTES}")
+    team_id = shelter_team_of(topic)
+    if team_id is None:
+        raise ContractError(f"not a shelter topic teams/{SHELTER_CONTRACT_VERSION}/<team_id>/shelter")
+    try:
+        body = ShelterOccupancyReport.model_validate_json(payload)
+    except ValidationError as exc:
+        raise ContractError(_describe(exc)) from None
+    problem = _unstorable_body(body)
+    if problem is not None:
+        raise ContractError(problem)
+    if body.ts is None:
+        return ShelterMessage(team_id, body, received_at, True)
+    ts = datetime.fromisoformat(body.ts.upper())
+    if window is not None:
+        window.check(ts, received_at)
+    return ShelterMessage(team_id, body, ts, False)
+
+
+def shelter_json_schema() -> dict[str, Any]:
+    """The v2 shelter count's JSON Schema, as exported to docs/schemas/v2/."""
+    schema = ShelterOccupancyReport.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"wuwang/{SHELTER_CONTRACT_VERSION}/team-shelter.schema.json"
+    schema["additionalProperties"] = True
+    return schema

@@ -5,10 +5,10 @@
 
 The schemas come from the feed specification, ``wuwang.contract.FEEDS.json_schemas()``
 (one per feed; the payload models are the truth), and what the console sends to the
-field beyond orders from ``wuwang.outbound`` (into ``docs/schemas/outbound/``, with the
-default directory only); the files are what the other teams
-read. Sorted keys, 2-space indent, UTF-8, trailing newline, so that the output is stable
-and diffs stay small.
+field beyond orders from ``wuwang.outbound`` (into ``docs/schemas/outbound/``) and the
+v2 messages beside v1 (``docs/schemas/v2/``), both with the default directory only; the
+files are what the other teams read. Sorted keys, 2-space indent, UTF-8, trailing
+newline, so that the output is stable and diffs stay small.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from wuwang import exchange, outbound
-from wuwang.contract import FEEDS, FeedSpecs
+from wuwang.contract import FEEDS, FeedSpecs, shelter_json_schema
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 OUTBOUND_DIR = DEFAULT_DIR / "outbound"
+V2_DIR = DEFAULT_DIR / "v2"  # version 2 beside version 1 (docs/mqtt-contract.md §12)
 EXCHANGE_DIR = DEFAULT_DIR / "exchange"  # the upward reporting form (docs/duty-and-reporting.md)
 SUFFIX = ".schema.json"
 
@@ -41,6 +42,11 @@ def expected_files(feeds: FeedSpecs = FEEDS) -> dict[str, str]:
 def outbound_files() -> dict[str, str]:
     """File name → content, for every outbound message (docs/schemas/outbound/)."""
     return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(outbound.json_schemas().items())}
+
+
+def v2_files() -> dict[str, str]:
+    """File name → content, for every v2 inbound message (docs/schemas/v2/)."""
+    return {f"team-shelter{SUFFIX}": render(shelter_json_schema())}
 
 
 def exchange_files() -> dict[str, str]:
@@ -97,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         problems = check(directory)
         if with_outbound:
             problems += check(OUTBOUND_DIR, wanted=outbound_files())
+            problems += check(V2_DIR, wanted=v2_files())
             problems += check(EXCHANGE_DIR, wanted=exchange_files())
         for problem in problems:
             print(problem, file=sys.stderr)
@@ -108,6 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     changed = write(directory)
     if with_outbound:
         changed += write(OUTBOUND_DIR, wanted=outbound_files())
+        changed += write(V2_DIR, wanted=v2_files())
         changed += write(EXCHANGE_DIR, wanted=exchange_files())
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")

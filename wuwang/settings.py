@@ -314,6 +314,11 @@ class CommandSettings(SettingsGroup):
     warning_expiry_interval_s: float = Field(
         default=30.0, gt=0, description="how often issued warnings past their expiry are expired"
     )
+    risk_sweep_interval_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="how often risk sources whose inspection is overdue get their grid case",
+    )
     # Upward reporting (信息报送): the rule, who reports, where reports go (docs/duty-and-reporting.md)
     report_rules_dir: Path = Field(
         default=REPO_ROOT / "command" / "reporting_rules",

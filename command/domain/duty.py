@@ -111,10 +111,10 @@ def plan_shift(
         if user not in roles:
             raise InvalidCommand(f"no user {user}")
     if roles[leader] != "commander":
-        raise InvalidCommand(f"the leader on duty must be a commander (带班领导): {leader} is not")
+        raise InvalidCommand(f"the leader on duty must be a commander: {leader} is not")
     for user in officers:
         if roles[user] != "operator":
-            raise InvalidCommand(f"a duty officer must be an operator (值班员): {user} is not")
+            raise InvalidCommand(f"a duty officer must be an operator: {user} is not")
     return DutyShift(shift_id, exercise_id, starts_at, ends_at, leader, officers, set_by)
 
 
@@ -467,6 +467,9 @@ def sign_handover(handover: Handover, side: Side, *, by: str, at: datetime) -> H
     shift = handover.outgoing if side == "outgoing" else handover.incoming
     if not shift.has(by):
         raise Forbidden(f"{by} is not on the {side} shift {shift.shift_id}")
+    other = handover.incoming_signed_by if side == "outgoing" else handover.outgoing_signed_by
+    if other == by:
+        raise Forbidden("one person signs for one shift only: the other shift signs for itself")
     if side == "outgoing":
         if handover.outgoing_signed_at is not None:
             raise IllegalTransition("the outgoing shift has signed already")

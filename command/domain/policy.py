@@ -132,6 +132,13 @@ class Action(StrEnum):
     UPWARD_CLOCKS = "upward_report.clocks"  # every running clock: the desk and the wall
     UPWARD_INSTRUCTIONS = "upward_report.instructions"  # 上级批示 received
 
+    DUTY_READ = "duty.read"  # 值班值守: the roster, the duty log, instructions, handovers, exports
+    DUTY_ROSTER_SET = "duty.roster_set"  # who leads and who is on duty per shift
+    DUTY_LOG_WRITE = "duty.log_write"  # a duty officer's free entry in the duty log
+    DUTY_INSTRUCTION = "duty.instruction"  # 领导批示: record one, pass it on, follow it up
+    DUTY_HANDOVER_DRAW = "duty.handover_draw"  # 交接班: draw up what is handed over
+    DUTY_HANDOVER_SIGN = "duty.handover_sign"  # sign for one's own shift (a member of it)
+
     EXERCISE_READ = "exercise.read"  # 演练
     EXERCISE_WATCH = "exercise.watch"  # see a drill's incidents and changes as they happen
     EXERCISE_CREATE = "exercise.create"
@@ -262,6 +269,15 @@ POLICY: Mapping[Action, Grant] = {
     # inbound warnings (外部预警): a drill's are CAP files with status Exercise
     Action.INBOUND_WARNING_IMPORT: _DESK,
     Action.INBOUND_WARNING_READ: _READERS,
+    # the duty desk (值班值守): the duty officers write, the leader on duty (a commander) sets
+    # the roster; signatures are personal (the shift's members only, which the domain
+    # checks), so the administrator, on no shift, does not sign; planners a drill's desk
+    Action.DUTY_READ: _grant(_CENTRE, (*_CENTRE, _P)),
+    Action.DUTY_ROSTER_SET: _grant((_C, _A), (_C, _A, _P)),
+    Action.DUTY_LOG_WRITE: _DESK,
+    Action.DUTY_INSTRUCTION: _DESK,
+    Action.DUTY_HANDOVER_DRAW: _DESK,
+    Action.DUTY_HANDOVER_SIGN: _grant((_O, _C)),
     # upward reporting (信息报送): the duty officer drafts, the leader on duty (指挥长)
     # approves, the centre sends and reads; planners in drills only; never the field
     Action.UPWARD_READ: _grant(_CENTRE, (*_CENTRE, _P)),

@@ -467,3 +467,41 @@ def expire(warning: WarningRecord, *, at: datetime) -> WarningRecord:
     if warning.state != WarningState.ISSUED or at < warning.content.expires:
         raise IllegalTransition(f"warning {warning.identifier} is not due to expire")
     return replace(warning, state=WarningState.EXPIRED, ended_at=at)
+
+
+# --- re-targeting: a team that moves into the area after issue -----------------------------
+
+
+def moved_in(
+    warnings: Iterable[WarningRecord],
+    team_id: str,
+    lat: float,
+    lon: float,
+    *,
+    cell: str | None,
+    adcode: int | None,
+    now: datetime,
+) -> list[WarningRecord]:
+    """The live, issued, unexpired warnings whose area holds a team's new place and that
+    were not sent to it: it gets them now (a drill's warnings go to its virtual crews,
+    never to a live team's position)."""
+    _aware(now, "now")
+    return [
+        w
+        for w in warnings
+        if w.exercise_id is None
+        and w.state == WarningState.ISSUED
+        and now < w.content.expires
+        and team_id not in w.target_teams
+        and w.content.area.contains(lat, lon, cell=cell, adcode=adcode)
+    ]
+
+
+def add_team(warning: WarningRecord, team_id: str, *, now: datetime) -> WarningRecord:
+    """The warning with one more team among its recipients (it moved into the area)."""
+    _aware(now, "now")
+    if warning.state != WarningState.ISSUED or now >= warning.content.expires:
+        raise IllegalTransition(f"warning {warning.identifier} is not in force: nobody new is told")
+    if team_id in warning.target_teams:
+        return warning
+    return replace(warning, target_teams=(*warning.target_teams, team_id))

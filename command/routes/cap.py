@@ -58,6 +58,7 @@ class InboundOut(BaseModel):
     urgency: str
     certainty: str
     level: str | None
+    colour: str | None  # the level's standard colour (#e60012 …), none without a level
     headline: str | None
     onset: str | None
     expires: str | None

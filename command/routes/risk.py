@@ -23,6 +23,7 @@ from command.inputs import FROM_TEXT, ClosedApiIn, Latitude, Longitude
 from command.security import Principal
 from command.services import risk as service
 from command.services.risk import NotFound
+from wuwang.contract import MAX_SHELTER_OCCUPANCY
 
 router = APIRouter(tags=["risk sources and shelters"])
 
@@ -75,7 +76,14 @@ class ShelterIn(_PlaceIn):
 
 
 class OccupancyIn(ClosedApiIn):
-    occupancy: Annotated[int, Field(ge=0, le=2_000_000, description="当前安置人数")]
+    id: Annotated[
+        str | None,
+        Field(
+            pattern=r"^[A-Za-z0-9_.:-]{1,64}$",
+            description="the sender's report id: a report resent with the same id is applied once",
+        ),
+    ] = None
+    occupancy: Annotated[int, Field(ge=0, le=MAX_SHELTER_OCCUPANCY, description="当前安置人数")]
     status: dom.ShelterStatus | None = Field(
         default=None, strict=False, description="open or close it with the count"
     )
@@ -207,7 +215,7 @@ async def put_shelter(
 @router.post(
     "/shelters/{shelter_id}/occupancy",
     responses={k: ERRORS[k] for k in (401, 403, 404, 422)},
-    summary="Report a shelter's occupancy (the field page; MQTT teams/v1/<team>/shelter likewise)",
+    summary="Report a shelter's occupancy (the field page; MQTT teams/v2/<team>/shelter likewise)",
 )
 async def occupancy(
     state: State,
@@ -217,7 +225,10 @@ async def occupancy(
         Principal, Depends(requires(Action.SHELTER_REPORT_OCCUPANCY, on=("shelter", "shelter_id")))
     ],
 ) -> dict[str, Any]:
-    return await _answer(service.report_occupancy(state, who, shelter_id, body.occupancy, status=body.status))
+    shelter, _applied = await _answer(
+        service.report_occupancy(state, who, shelter_id, body.occupancy, status=body.status, msg_id=body.id)
+    )
+    return shelter
 
 
 # --- incidents ----------------------------------------------------------------------------------

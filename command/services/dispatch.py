@@ -23,7 +23,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection, sql
@@ -62,7 +62,7 @@ from command.services.incident_store import NotFound, locked_incident
 from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang import i18n
-from wuwang.contract import Identifier, encode, team_topic
+from wuwang.contract import encode, team_topic
 from wuwang.scope import LIVE, Scope
 from wuwang.travel import DEFAULT_SPEEDS_KMH
 
@@ -132,14 +132,19 @@ def order_message(
     }
 
 
+#: An id in an ack, as contract v1 bounds every id (1 to 64 characters). Its own pydantic
+#: annotation: the contract's payloads are msgspec structs, whose bounds pydantic ignores.
+AckId = Annotated[str, Field(min_length=1, max_length=64)]
+
+
 class OrderAck(BaseModel):
     """What a team answers on ``teams/v1/<team_id>/ack``. Extra fields are kept."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    id: Identifier
+    id: AckId
     ts: AwareDatetime | None = None
-    order_id: Identifier
+    order_id: AckId
     status: Literal["accepted", "refused"]
     reason: str | None = Field(default=None, max_length=500)
 

@@ -523,6 +523,9 @@ async def purge(state: CommandState, who: Principal, exercise_id: str) -> dict[s
         await delete("grid_case", "DELETE FROM grid_case WHERE exercise_id = %(ex)s", p)
         await delete("triage_row", "DELETE FROM triage_row WHERE exercise_id = %(ex)s", p)
         await delete("planned_event", "DELETE FROM planned_event WHERE exercise_id = %(ex)s", p)
+        # the drill's duty desk (值班值守): its handovers before the shifts they name
+        for table in ("duty_handover", "duty_instruction", "duty_log_entry", "duty_shift"):
+            await delete(table, f"DELETE FROM {table} WHERE exercise_id = %(ex)s", p)
         await delete(
             "alarm_inbox",
             "DELETE FROM alarm_inbox WHERE exercise_id = %(ex)s OR starts_with(alarm_id, %(prefix)s)",

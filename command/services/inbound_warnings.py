@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from command import audit
 from command.cap_schema import read_cap
 from command.domain import cap
+from command.domain.warnings import Level
 from command.security import Principal
 
 _COLUMNS = (
@@ -42,6 +43,9 @@ def _body(row: dict[str, Any]) -> dict[str, Any]:
         if out[key] is not None:
             out[key] = out[key].isoformat()
     out["categories"] = list(out["categories"])
+    # the standard colour of its level (蓝/黄/橙/红), for the map; none when the agency's
+    # severity gave no level (Unknown)
+    out["colour"] = Level(out["level"]).colour if out["level"] else None
     return out
 
 

@@ -18,6 +18,8 @@
   ``exercise/v1/+/teams/v1/+/position``     QoS 0  a drill's team positions → a ``team``
                                                    change with ``exercise_id`` (planners'
                                                    map); never Redis GEO or the team row
+  ``$share/command/teams/v2/+/shelter``     QoS 1  a team's shelter count (v2, §12) →
+                                                   ``risk.report_occupancy``, once per id
   ========================================  =====  ==========================================
 
   Positions are not shared because Redis is shared anyway (the newer-only Lua write makes
@@ -31,7 +33,10 @@
 
 * :class:`TeamFeed` ("team-feed") reads the link's inbox on the event loop: acks →
   ``dispatch.apply_ack``, statuses → ``rosters.apply_status_report``, positions →
-  ``rosters.PositionWriter``; acknowledges each message to the broker after its commit.
+  ``rosters.PositionWriter`` (and a team that moved into an issued warning's area gets
+  it, once: ``warnings.Retargeting``), shelter counts → ``risk.report_occupancy`` (a
+  count that cannot be applied is a dead letter with its reason); acknowledges each
+  message to the broker after its commit.
   Unreadable messages are logged, counted and acknowledged (they never block the
   feed); a database or Redis outage is waited out with the message held.
 
@@ -63,19 +68,25 @@ import redis.exceptions
 from pydantic import ValidationError
 
 from command.domain.incidents import DomainError, Event, Incident, actor_of, decide_team_arrived
+from command.domain.risk import RiskError
 from command.domain.vocabulary import Role
 from command.security import Principal
-from command.services import dispatch, exercises, rosters, team_record
+from command.services import dead_letters, dispatch, exercises, rosters, team_record
 from command.services import incident_store as store
+from command.services import risk as shelters
+from command.services import warnings as warnings_service
 from command.services.live import Change, publish
 from command.services.tasks import Periodic, stop_task
 from wuwang.contract import (
     CONTRACT_VERSION,
+    SHELTER_SUBSCRIPTION,
     ContractError,
     TeamPosition,
     TeamStatus,
     TeamStatusUpdate,
     parse_message,
+    parse_shelter_report,
+    shelter_team_of,
     team_topic,
 )
 from wuwang.exercises import EXERCISE_PREFIX
@@ -112,6 +123,8 @@ def subscriptions(group: str | None) -> list[tuple[str, int]]:
         # the drill runner's virtual crews answering a drill's orders
         (shared(f"{EXERCISE_PREFIX}/+/{team_topic('+', 'ack')}"), 1),
         (f"{EXERCISE_PREFIX}/+/{team_topic('+', 'position')}", 0),
+        # v2 beside v1: a team's count of the people in a shelter (docs/mqtt-contract.md §12)
+        (shared(SHELTER_SUBSCRIPTION), 1),
     ]
 
 
@@ -192,6 +205,7 @@ class TeamFeed:
     def __init__(self) -> None:
         self._task: asyncio.Task[None] | None = None
         self._positions: rosters.PositionWriter | None = None
+        self._retarget = warnings_service.Retargeting()
         self._known: set[str] = set()
         self._known_at = 0.0
         self.handled = 0
@@ -250,6 +264,8 @@ class TeamFeed:
     async def handle(self, state: CommandState, delivery: Delivery) -> None:
         if delivery.topic.startswith(f"{EXERCISE_PREFIX}/"):
             return await self._exercise_message(state, delivery)
+        if shelter_team_of(delivery.topic) is not None:
+            return await self._shelter_count(state, delivery)
         where = _team_of(delivery.topic)
         if where is None:
             self.ignored += 1
@@ -276,7 +292,9 @@ class TeamFeed:
                         log.info("status %s from %s ignored: %s", p.id, team_id, result.why)
                 elif isinstance(msg.payload, TeamPosition) and self._positions is not None:
                     p2 = msg.payload
-                    await self._positions.apply(state, team_id, p2.lat, p2.lon, at, _motion(p2))
+                    if await self._positions.apply(state, team_id, p2.lat, p2.lon, at, _motion(p2)):
+                        # moved into a warning's area after it was issued: it gets it now, once
+                        await self._retarget.team_moved(state, team_id, p2.lat, p2.lon, at)
             else:
                 self.ignored += 1
                 return
@@ -284,6 +302,40 @@ class TeamFeed:
             self.rejected += 1
             reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
             log.warning("unreadable %s from %s (%s): %r", leaf, team_id, reason, delivery.payload[:200])
+            return
+        self.handled += 1
+
+    async def _shelter_count(self, state: CommandState, delivery: Delivery) -> None:
+        """``teams/v2/<team>/shelter``: a team's count of the people in a shelter, applied
+        with the registry's rules once per (team, id); what cannot be applied is a dead
+        letter with its reason (docs/mqtt-contract.md §12)."""
+        reason: str | None = None
+        try:
+            msg = parse_shelter_report(delivery.topic, delivery.payload, delivery.received_at)
+            if not await self._known_team(state, msg.team_id):
+                reason = f"unknown team {msg.team_id}"
+            else:
+                r = msg.report
+                _body, applied = await shelters.report_occupancy(
+                    state,
+                    msg.team_id,
+                    r.shelter_id,
+                    r.occupancy,
+                    status=r.status,
+                    msg_id=r.id,
+                    channel="mqtt",
+                    reported_at=msg.ts,
+                )
+                if not applied:
+                    log.info("shelter count %s from %s: a repeat, applied before", r.id, msg.team_id)
+        except ContractError as exc:
+            reason = exc.reason
+        except (shelters.NotFound, RiskError) as exc:
+            reason = str(exc)
+        if reason is not None:
+            self.rejected += 1
+            log.warning("shelter count on %s refused: %s", delivery.topic, reason)
+            await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
             return
         self.handled += 1
 

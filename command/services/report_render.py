@@ -502,10 +502,13 @@ def _plotly_js() -> Markup:
     return Markup(get_plotlyjs())  # noqa: S704 - the library itself, no user text
 
 
-def _fmt_s(value: float | None) -> str:
+def _fmt_s(value: float | None, lang: Lang) -> str:
+    """A duration in the report's words (秒/分钟 in Chinese): seconds up to ten minutes."""
     if value is None:
         return "—"
-    return f"{value:.0f} s" if value < 600 else f"{value / 60:.1f} min"
+    if value < 600:
+        return said(lang, "unit.seconds", n=f"{value:.0f}")
+    return said(lang, "unit.minutes", n=f"{value / 60:.1f}")
 
 
 def _fmt_share(value: float | None) -> str:
@@ -693,7 +696,7 @@ def to_html(
             ("response", k.response),
         ],
         t=lambda key, **values: t(lang, key, **values),
-        s=_fmt_s,
+        s=lambda value: _fmt_s(value, lang),
         share=_fmt_share,
         when=when,
         state=lambda st: state_label(st, lang),

@@ -8,9 +8,11 @@ and ``shelter``). See docs/risk-and-shelters.md.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg import AsyncConnection
@@ -21,7 +23,8 @@ from command.domain import risk as dom
 from command.domain.grid import discover
 from command.security import Principal
 from command.services import grid as grid_service
-from command.services.live import Change, publish
+from command.services.live import Change, ChangeType, publish
+from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
 from wuwang.contract import Alarm
@@ -146,19 +149,27 @@ async def list_sources(state: CommandState) -> list[dict[str, Any]]:
     return [source_body(r, at) for r in rows]
 
 
-async def _load_source(
-    conn: AsyncConnection[Any], source_id: str, *, for_update: bool = False
+async def _load_row(
+    conn: AsyncConnection[Any], table: str, columns: str, what: str, object_id: str, *, for_update: bool
 ) -> dict[str, Any]:
+    """One registry row by id (locked with ``for_update``); :class:`NotFound` names ``what``."""
     async with conn.cursor(row_factory=dict_row) as cur:
         await cur.execute(
-            f"SELECT {_SOURCE_COLUMNS} FROM risk_source WHERE id = %s"
-            + (" FOR UPDATE" if for_update else ""),
-            (source_id,),
+            f"SELECT {columns} FROM {table} WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
+            (object_id,),
         )
         row = await cur.fetchone()
     if row is None:
-        raise NotFound(f"no risk source {source_id}")
+        raise NotFound(f"no {what} {object_id}")
     return row
+
+
+async def _load_source(
+    conn: AsyncConnection[Any], source_id: str, *, for_update: bool = False
+) -> dict[str, Any]:
+    return await _load_row(
+        conn, "risk_source", _SOURCE_COLUMNS, "risk source", source_id, for_update=for_update
+    )
 
 
 async def get_source(state: CommandState, source_id: str) -> dict[str, Any]:
@@ -172,20 +183,42 @@ async def put_source(
 ) -> tuple[dict[str, Any], bool]:
     """Register or replace a risk source (``fields`` as the API's body); returns (body,
     created). The grid cell and district follow from the place."""
+    detail = {"level": fields["level"], "kind": fields["kind"]}
+    return await _put(state, who, _SOURCES, source_id, fields, detail)
+
+
+@dataclass(frozen=True)
+class _Registry:
+    """A registry of places (risk sources, shelters) as :func:`_put` writes it: the live
+    change's and audit object's type, the audit action's prefix, and its store."""
+
+    object_type: ChangeType
+    audit_prefix: str
+    upsert: Callable[[AsyncConnection[Any], str, dict[str, Any], str], Awaitable[bool]]
+    load: Callable[[AsyncConnection[Any], str], Awaitable[dict[str, Any]]]
+    body: Callable[[dict[str, Any]], dict[str, Any]]
+
+
+async def _put(
+    state: CommandState,
+    who: Principal | str,
+    registry: _Registry,
+    object_id: str,
+    fields: dict[str, Any],
+    detail: dict[str, Any],
+) -> tuple[dict[str, Any], bool]:
+    """Register or replace an entry in one transaction with its audit record, then
+    announce it; returns (body, created)."""
     cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.shared.grid_cell_deg)
     async with state.pool.connection() as conn, conn.transaction():
-        created = await upsert_source(conn, source_id, fields, cell)
+        created = await registry.upsert(conn, object_id, fields, cell)
+        action = f"{registry.audit_prefix}.{'create' if created else 'edit'}"
         await audit.record(
-            conn,
-            who,
-            "risk.create" if created else "risk.edit",
-            object_type="risk_source",
-            object_id=source_id,
-            detail={"level": fields["level"], "kind": fields["kind"]},
+            conn, who, action, object_type=registry.object_type, object_id=object_id, detail=detail
         )
-        row = await _load_source(conn, source_id)
-    body = source_body(row, now())
-    await publish(state.redis, Change("risk_source", source_id, body))
+        row = await registry.load(conn, object_id)
+    body = registry.body(row)
+    await publish(state.redis, Change(registry.object_type, object_id, body))
     return body, created
 
 
@@ -258,6 +291,17 @@ async def sweep_inspections(state: CommandState, at: datetime | None = None) -> 
     for stored in stored_cases:
         await publish(state.redis, grid_service.change_for(stored))
     return opened
+
+
+class RiskSweep(Periodic):
+    """The periodic inspection sweep (a worker of the command service): every overdue
+    inspection gets its grid case, once per source and due date (docs/risk-and-shelters.md)."""
+
+    name = "risk-sweep"
+    first_after_interval = True
+
+    async def round(self, state: CommandState) -> int:
+        return len(await sweep_inspections(state))
 
 
 async def _open_inspection_case(
@@ -392,15 +436,7 @@ async def list_shelters(state: CommandState) -> list[dict[str, Any]]:
 async def _load_shelter(
     conn: AsyncConnection[Any], shelter_id: str, *, for_update: bool = False
 ) -> dict[str, Any]:
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(
-            f"SELECT {_SHELTER_COLUMNS} FROM shelter WHERE id = %s" + (" FOR UPDATE" if for_update else ""),
-            (shelter_id,),
-        )
-        row = await cur.fetchone()
-    if row is None:
-        raise NotFound(f"no shelter {shelter_id}")
-    return row
+    return await _load_row(conn, "shelter", _SHELTER_COLUMNS, "shelter", shelter_id, for_update=for_update)
 
 
 async def upsert_shelter(conn: AsyncConnection[Any], shelter_id: str, f: dict[str, Any], cell: str) -> bool:
@@ -435,21 +471,12 @@ async def upsert_shelter(conn: AsyncConnection[Any], shelter_id: str, f: dict[st
 async def put_shelter(
     state: CommandState, who: Principal | str, shelter_id: str, fields: dict[str, Any]
 ) -> tuple[dict[str, Any], bool]:
-    cell = grid_cell_id(fields["lat"], fields["lon"], state.settings.shared.grid_cell_deg)
-    async with state.pool.connection() as conn, conn.transaction():
-        created = await upsert_shelter(conn, shelter_id, fields, cell)
-        await audit.record(
-            conn,
-            who,
-            "shelter.create" if created else "shelter.edit",
-            object_type="shelter",
-            object_id=shelter_id,
-            detail={"capacity": fields["capacity"], "status": fields.get("status") or "closed"},
-        )
-        row = await _load_shelter(conn, shelter_id)
-    body = shelter_body(row)
-    await publish(state.redis, Change("shelter", shelter_id, body))
-    return body, created
+    detail = {"capacity": fields["capacity"], "status": fields.get("status") or "closed"}
+    return await _put(state, who, _SHELTERS, shelter_id, fields, detail)
+
+
+class _Repeat(Exception):
+    """A report whose (reporter, id) was applied before: its transaction is rolled back."""
 
 
 async def report_occupancy(
@@ -459,30 +486,60 @@ async def report_occupancy(
     occupancy: int,
     *,
     status: dom.ShelterStatus | None = None,
-) -> dict[str, Any]:
-    """A field team's count (the field page over HTTP; the MQTT side calls this too)."""
+    msg_id: str | None = None,
+    channel: Literal["http", "mqtt"] = "http",
+    reported_at: datetime | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """A field team's count (the field page over HTTP, ``teams/v2/<team>/shelter`` over
+    MQTT). Returns (the shelter, applied): a report whose ``msg_id`` this reporter sent
+    before is applied once — the second time nothing changes and applied is False."""
     at = now()
     by = who.user_id if isinstance(who, Principal) else who
-    async with state.pool.connection() as conn, conn.transaction():
-        row = await _load_shelter(conn, shelter_id, for_update=True)
-        after = dom.report_occupancy(_shelter(row), occupancy, status=status)
-        await conn.execute(
-            "UPDATE shelter SET occupancy = %s, status = %s, occupancy_at = %s, occupancy_by = %s,"
-            " updated_at = now() WHERE id = %s",
-            (after.occupancy, str(after.status), at, by, shelter_id),
-        )
-        await audit.record(
-            conn,
-            who,
-            "shelter.report_occupancy",
-            object_type="shelter",
-            object_id=shelter_id,
-            detail={"occupancy": after.occupancy, "status": str(after.status)},
-        )
-        row = await _load_shelter(conn, shelter_id)
+    try:
+        async with state.pool.connection() as conn, conn.transaction():
+            row = await _load_shelter(conn, shelter_id, for_update=True)
+            after = dom.report_occupancy(_shelter(row), occupancy, status=status)
+            cur = await conn.execute(
+                "INSERT INTO shelter_occupancy_report"
+                " (reporter, msg_id, shelter_id, occupancy, status, channel, reported_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                (
+                    by,
+                    msg_id or f"{channel}-{uuid.uuid4().hex}",
+                    shelter_id,
+                    after.occupancy,
+                    str(after.status),
+                    channel,
+                    min(reported_at or at, at),
+                ),
+            )
+            if await cur.fetchone() is None:
+                raise _Repeat
+            await conn.execute(
+                "UPDATE shelter SET occupancy = %s, status = %s, occupancy_at = %s, occupancy_by = %s,"
+                " updated_at = now() WHERE id = %s",
+                (after.occupancy, str(after.status), at, by, shelter_id),
+            )
+            await audit.record(
+                conn,
+                who,
+                "shelter.report_occupancy",
+                object_type="shelter",
+                object_id=shelter_id,
+                detail={
+                    "occupancy": after.occupancy,
+                    "status": str(after.status),
+                    "channel": channel,
+                    "msg_id": msg_id,
+                },
+            )
+            row = await _load_shelter(conn, shelter_id)
+    except _Repeat:
+        async with state.pool.connection() as conn:
+            return shelter_body(await _load_shelter(conn, shelter_id)), False
     body = shelter_body(row)
     await publish(state.redis, Change("shelter", shelter_id, body))
-    return body
+    return body, True
 
 
 async def nearest_shelters(
@@ -537,3 +594,7 @@ async def incident_context(state: CommandState, incident_id: str) -> tuple[str |
         "evacuation": evacuation,
         "shelters": shelters,
     }
+
+
+_SOURCES = _Registry("risk_source", "risk", upsert_source, _load_source, lambda row: source_body(row, now()))
+_SHELTERS = _Registry("shelter", "shelter", upsert_shelter, _load_shelter, shelter_body)

@@ -43,11 +43,15 @@ class Periodic:
     things it changed, summed in :attr:`count`)."""
 
     name = "periodic"
+    #: Whether the first round waits one interval (a round that writes for the whole
+    #: city need not run at every start of every process).
+    first_after_interval = False
 
     def __init__(self, interval_s: float = 30.0) -> None:
         self.interval_s = interval_s
         self._task: asyncio.Task[None] | None = None
         self.count = 0
+        self.rounds = 0  # rounds done (a failed one not counted)
 
     async def start(self, state: Any) -> None:
         self._task = asyncio.create_task(self._run(state), name=self.name)
@@ -62,9 +66,12 @@ class Periodic:
         raise NotImplementedError
 
     async def _run(self, state: Any) -> None:
+        if self.first_after_interval:
+            await asyncio.sleep(self.interval_s)
         while True:
             try:
                 self.count += await self.round(state)
+                self.rounds += 1
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -11,6 +11,7 @@ worker ``report/GW-<cell>``; a drill's behind its ``exercise/v1/<id>/`` prefix) 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from psycopg.rows import dict_row
 from command import audit
 from command.domain import cap
 from command.domain import warnings as wd
-from command.domain.incidents import Actor
+from command.domain.incidents import Actor, IllegalTransition
 from command.domain.warning_events import EVENT_TYPES
 from command.security import Principal
 from command.services import live
@@ -335,19 +336,38 @@ def field_topic(scope: Scope, account: str) -> str:
     return scope.topic(f"warnings/v1/{account}")
 
 
-async def _deliver(conn: AsyncConnection[Any], w: wd.WarningRecord, at: datetime) -> int:
+async def _deliver(
+    conn: AsyncConnection[Any],
+    w: wd.WarningRecord,
+    at: datetime,
+    *,
+    teams: Iterable[str] | None = None,
+    reason: Literal["issued", "moved_in"] = "issued",
+) -> int:
+    """Queue the field message of ``w`` for its recipients (or only ``teams``), each
+    recorded in ``warning_recipient`` — one row per version and account."""
     scope = Scope.of(w.exercise_id)
     payload = orjson.dumps(field_message(w, at))
-    accounts = [*w.target_teams, *(f"report/{g}" for g in w.target_grid_workers)]
-    if not accounts:
+    recipients = [(t, "team") for t in (w.target_teams if teams is None else teams)]
+    if teams is None:
+        recipients += [(g, "grid_worker") for g in w.target_grid_workers]
+    if not recipients:
         return 0
     async with conn.cursor() as cur:
         await cur.executemany(
+            "INSERT INTO warning_recipient (identifier, account, kind, reason) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT DO NOTHING",
+            [(w.identifier, a, kind, reason) for a, kind in recipients],
+        )
+        await cur.executemany(
             "INSERT INTO mqtt_outbox (topic, payload) VALUES (%s, %s)",
-            [(field_topic(scope, a), payload) for a in accounts],
+            [
+                (field_topic(scope, a if kind == "team" else f"report/{a}"), payload)
+                for a, kind in recipients
+            ],
         )
     await conn.execute("SELECT pg_notify('wuwang_outbox', '')")
-    return len(accounts)
+    return len(recipients)
 
 
 async def _audit(
@@ -412,6 +432,96 @@ async def announce(state: CommandState, warnings: Iterable[wd.WarningRecord], no
             state.redis,
             live.Change("warning", w.identifier, warning_body(w, now), w.version, w.exercise_id),
         )
+
+
+# --- re-targeting: teams that move into the area after issue --------------------------------
+
+
+async def tell_team(
+    state: CommandState, identifier: str, team_id: str, now: datetime
+) -> wd.WarningRecord | None:
+    """Send an issued warning to a team that moved into its area after issue: the team
+    joins ``target_teams`` (so its field page lists it and a cancel reaches it) and gets
+    the message once — ``warning_recipient``'s key refuses a second telling, whichever
+    command process saw the position. None when nothing was sent."""
+    async with state.pool.connection() as conn, conn.transaction():
+        w = await get(conn, identifier, for_update=True)
+        try:
+            after = wd.add_team(w, team_id, now=now)
+        except IllegalTransition:
+            return None  # cancelled, superseded or expired meanwhile
+        if after is w:
+            return None  # told already
+        cur = await conn.execute(
+            "INSERT INTO warning_recipient (identifier, account, kind, reason)"
+            " VALUES (%s, %s, 'team', 'moved_in')"
+            " ON CONFLICT DO NOTHING RETURNING 1",
+            (identifier, team_id),
+        )
+        if await cur.fetchone() is None:
+            return None
+        await save(conn, after, "system", "retarget", team_id=team_id)
+        await _deliver(conn, after, now, teams=[team_id], reason="moved_in")
+    await announce(state, [after], now)
+    return after
+
+
+class Retargeting:
+    """The team feed's check, for every new team position, whether the team has moved
+    into the area of a live warning in force that was not sent to it. The warnings in
+    force are read at most every ``refresh_s`` (positions come every few seconds per
+    team); the districts of the grid cells once."""
+
+    def __init__(self, refresh_s: float = 5.0) -> None:
+        self.refresh_s = refresh_s
+        self._warnings: list[wd.WarningRecord] = []
+        self._loaded_at: float | None = None
+        self._districts: dict[str, int] | None = None
+        self.told = 0
+
+    async def _in_force(self, state: CommandState, now: datetime) -> list[wd.WarningRecord]:
+        clock = asyncio.get_running_loop().time()
+        if self._loaded_at is None or clock - self._loaded_at >= self.refresh_s:
+            async with state.pool.connection() as conn:
+                self._warnings = await _select(
+                    conn,
+                    sql.SQL("exercise_id IS NULL AND state = 'issued' AND expires > %(now)s"),
+                    {"now": now},
+                )
+            self._loaded_at = clock
+        return self._warnings
+
+    async def _district_of(self, state: CommandState, cell: str) -> int | None:
+        if self._districts is None:
+            async with state.pool.connection() as conn:
+                rows = await _rows(conn, "SELECT id, district_adcode FROM grid_cell")
+            self._districts = {r[0]: r[1] for r in rows if r[1] is not None}
+        return self._districts.get(cell)
+
+    async def team_moved(
+        self, state: CommandState, team_id: str, lat: float, lon: float, at: datetime
+    ) -> list[str]:
+        """Tell the team every warning it has just moved into; returns their identifiers."""
+        now = max(at, datetime.now(UTC))
+        warnings = await self._in_force(state, now)
+        if not warnings:
+            return []
+        cell = grid_cell_id(lat, lon)
+        by_district = any(w.content.area.districts for w in warnings)
+        adcode = await self._district_of(state, cell) if by_district else None
+        told = []
+        for w in wd.moved_in(warnings, team_id, lat, lon, cell=cell, adcode=adcode, now=now):
+            after = await tell_team(state, w.identifier, team_id, now)
+            # remembered either way: the next position of this team does not ask again
+            self._warnings = [
+                x if x.identifier != w.identifier else (after or wd.add_team(x, team_id, now=now))
+                for x in self._warnings
+            ]
+            if after is not None:
+                told.append(w.identifier)
+                self.told += 1
+                log.info("warning %s: team %s moved into its area and was told", w.identifier, team_id)
+        return told
 
 
 # --- expiry --------------------------------------------------------------------------------

@@ -95,6 +95,50 @@
     return { held: held, shown: shown };
   };
 
+  /* Areas (warnings) lie in the overlay pane's canvas, under the canvases of the teams'
+   * and incidents' panes, which take every click; and a district drawn later would be
+   * above them in their own canvas. So the map itself answers a click: the popup of the
+   * highest-ranked area under it (the console's own warnings over other agencies'),
+   * never while a shape is being drawn or edited. */
+  /* While a warning's area is drawn, edited or deleted, the canvases of the panes above
+   * the markers' (teams, incidents) and the other markers let the clicks through to
+   * leaflet-draw's own (its mouse marker, the vertices): "wuwang-drawing" on the map. */
+  if (window.L && window.L.Map && window.L.Map.addInitHook) {
+    window.L.Map.addInitHook(function () {
+      var map = this;
+      map.on("draw:drawstart draw:editstart draw:deletestart", function () {
+        map.getContainer().classList.add("wuwang-drawing");
+      });
+      map.on("draw:drawstop draw:editstop draw:deletestop", function () {
+        map.getContainer().classList.remove("wuwang-drawing");
+      });
+    });
+  }
+  /* An area's popup kept clear of the layers control down the map's right side (Leaflet pads the
+   * right with the bottom-right padding). */
+  function popupOptions(kind) {
+    return { className: "map-popup " + kind, maxWidth: 360, autoPanPaddingBottomRight: window.L.point(240, 20) };
+  }
+  function clickableArea(layer, rank) {
+    layer._wuwangRank = rank;
+    layer.on("add", function () {
+      var map = layer._map;
+      if (!map._wuwangAreas) {
+        var areas = (map._wuwangAreas = new Set());
+        map.on("click", function (e) {
+          if (map.getContainer().classList.contains("wuwang-drawing")) { return; }
+          var best = null, at = map.latLngToLayerPoint(e.latlng);
+          areas.forEach(function (area) {
+            if (area._map !== map) { areas.delete(area); return; }
+            if (area.getPopup() && area._containsPoint(at) && (!best || area._wuwangRank > best._wuwangRank)) { best = area; }
+          });
+          if (best) { best.openPopup(e.latlng); }
+        });
+      }
+      map._wuwangAreas.add(layer);
+    });
+  }
+
   W.map = {
     /* Incidents: the level's colour; one ring per age step (10 min, 30 min, 1 h). */
     incidentPoint: function (feature, latlng) {
@@ -123,14 +167,32 @@
      * solid, the fill a tint so what lies beneath stays readable. */
     warningStyle: function (feature) {
       var c = (feature.properties || {}).colour || "#ffd700";
-      return { color: c, weight: 3, opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
+      return { color: c, weight: 3 * k(), opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
     },
     onEachWarning: function (feature, layer) {
       var p = feature.properties || {};
       tip(layer, p.html || "");
+      layer.bindPopup(p.html || "", popupOptions("warning-popup"));
+      clickableArea(layer, 2);
       // the areas on the map by warning (canvas paths have no DOM to look at): identifier → level
       W.map.warningAreas = W.map.warningAreas || {};
       W.map.warningAreas[p.i] = p.level;
+    },
+    /* 外部预警: CAP from another agency — the level's colour (grey without one), the
+     * border dashed so it is never taken for one of ours; a click opens who sent it,
+     * the headline, onset and expiry (drawn on the server, escaped). */
+    inboundWarningStyle: function (feature) {
+      var c = (feature.properties || {}).colour || "#9e9e9e";
+      var s = k();  // as thick on a 4K wall as on the desk
+      return { color: c, weight: 2.5 * s, opacity: 0.95, dashArray: 10 * s + " " + 6 * s, fill: true, fillColor: c, fillOpacity: 0.1 };
+    },
+    onEachInboundWarning: function (feature, layer) {
+      var p = feature.properties || {};
+      layer.bindPopup(p.html || "", popupOptions("inbound-popup"));
+      tip(layer, p.tip || "");
+      clickableArea(layer, 1);
+      W.map.inboundAreas = W.map.inboundAreas || {};
+      W.map.inboundAreas[p.i] = p.level || "none";
     },
     teamPoint: function (feature, latlng) {
       var p = feature.properties;
@@ -284,4 +346,50 @@
       return { color: "#56657f", weight: 1.2, opacity: 0.8 };
     }
   };
+
+  /* The drawing tools (leaflet-draw inside dash-leaflet's EditControl) speak English; their
+   * words are read from L.drawLocal each time a button or tip is made, so L.drawLocal
+   * answers from the page's catalogue (drawtool.* keys), whatever the bundle set it to. */
+  var DRAW_WORDS = [
+    ["draw.toolbar.actions.title", "drawtool.cancel_title"], ["draw.toolbar.actions.text", "drawtool.cancel"],
+    ["draw.toolbar.finish.title", "drawtool.finish_title"], ["draw.toolbar.finish.text", "drawtool.finish"],
+    ["draw.toolbar.undo.title", "drawtool.undo_title"], ["draw.toolbar.undo.text", "drawtool.undo"],
+    ["draw.toolbar.buttons.polygon", "drawtool.polygon"], ["draw.toolbar.buttons.rectangle", "drawtool.rectangle"],
+    ["draw.handlers.polygon.tooltip.start", "drawtool.polygon_start"],
+    ["draw.handlers.polygon.tooltip.cont", "drawtool.polygon_cont"],
+    ["draw.handlers.polygon.tooltip.end", "drawtool.polygon_end"],
+    ["draw.handlers.polyline.error", "drawtool.crossing"],
+    ["draw.handlers.rectangle.tooltip.start", "drawtool.rectangle_start"],
+    ["draw.handlers.simpleshape.tooltip.end", "drawtool.release"],
+    ["edit.toolbar.actions.save.title", "drawtool.save_title"], ["edit.toolbar.actions.save.text", "drawtool.save"],
+    ["edit.toolbar.actions.cancel.title", "drawtool.undo_edit_title"], ["edit.toolbar.actions.cancel.text", "drawtool.cancel"],
+    ["edit.toolbar.actions.clearAll.title", "drawtool.clear_title"], ["edit.toolbar.actions.clearAll.text", "drawtool.clear"],
+    ["edit.toolbar.buttons.edit", "drawtool.edit"], ["edit.toolbar.buttons.editDisabled", "drawtool.edit_none"],
+    ["edit.toolbar.buttons.remove", "drawtool.remove"], ["edit.toolbar.buttons.removeDisabled", "drawtool.remove_none"],
+    ["edit.handlers.edit.tooltip.text", "drawtool.edit_tip"], ["edit.handlers.edit.tooltip.subtext", "drawtool.edit_subtip"],
+    ["edit.handlers.remove.tooltip.text", "drawtool.remove_tip"]
+  ];
+  function localDraw(base) {
+    var out = JSON.parse(JSON.stringify(base || {}));
+    DRAW_WORDS.forEach(function (pair) {
+      var path = pair[0].split("."), at = out;
+      for (var i = 0; i < path.length - 1; i++) { at = at[path[i]] = at[path[i]] || {}; }
+      var text = W.t(pair[1]);
+      if (text !== pair[1]) { at[path[path.length - 1]] = text; }
+    });
+    return out;
+  }
+  function hookDrawWords() {
+    var L = window.L;
+    if (!L || L._wuwangDrawWords) { return; }
+    L._wuwangDrawWords = true;
+    var base = L.drawLocal;
+    Object.defineProperty(L, "drawLocal", {
+      configurable: true,
+      get: function () { return localDraw(base); },
+      set: function (value) { base = value; }
+    });
+  }
+  hookDrawWords();
+  document.addEventListener("DOMContentLoaded", hookDrawWords);
 })();

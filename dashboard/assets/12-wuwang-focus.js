@@ -13,17 +13,19 @@
   if (window.L && window.L.Map && window.L.Map.addInitHook) {
     window.L.Map.addInitHook(function () { maps.push(this); });
   }
-  function deskMap() {
+  function shownMap(view) {
     for (var i = maps.length - 1; i >= 0; i--) {
       var box = maps[i].getContainer();
-      if (box && box.isConnected && box.closest(".console.desk")) return maps[i];
+      if (box && box.isConnected && box.closest(".console." + view)) return maps[i];
     }
     return null;
   }
+  function deskMap() { return shownMap("desk"); }
   var saved = null;    // {map, center, zoom}: the view before the first incident was opened
   var focused = null;  // the incident the map is on
   var held = null;     // drawn again after a language switch: the kept view stays, no flight
 
+  W.shownMap = shownMap;  // the desk's or the wall's Leaflet map (tests place drawn points with it)
   W.focus = {
     to: function (id, lat, lon) {
       var m = deskMap();

@@ -45,7 +45,14 @@
   live.inScope = inScope;
   live.onFlush = null;
   var dirty = { incidents: false, teams: false, teamStatus: false };
-  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0, warning: 0 };
+  var flushTimer = null, kpiTimer = null, lastHeat = 0, ticks = { detail: 0, kpi: 0, reserve: 0, heat: 0, exercise: 0, warning: 0, registry: 0 };
+  /* Risk sources and shelters (callbacks/map.py draws both layers): a shelter's new count
+   * or status redraws them, a burst of counts from many teams once per REGISTRY_DEBOUNCE_MS. */
+  var REGISTRY_DEBOUNCE_MS = 1500, registryTimer = null;
+  function bumpRegistry() {
+    if (registryTimer) return;
+    registryTimer = setTimeout(function () { registryTimer = null; tick("registry", "registry-tick"); }, REGISTRY_DEBOUNCE_MS);
+  }
 
   function tick(name, storeId) {
     // The detail's callbacks write into #detail: a page without it (the wall) is not told.
@@ -211,6 +218,8 @@
     } else if (msg.type === "warning") {
       // 预警: the layer, the banner and the desk's list are drawn on the server (callbacks/warnings.py)
       if (!msg.exercise_id || inScope(msg.exercise_id)) tick("warning", "warning-tick");
+    } else if (msg.type === "shelter" || msg.type === "risk_source") {
+      bumpRegistry();
     } else if (msg.type === "inbox") {
       // the alarm inbox panel (desk only) fetches its rows again; a storm is one refresh
       if (!msg.exercise_id || inScope(msg.exercise_id)) bumpInbox();

@@ -155,6 +155,10 @@
       return res.json().catch(function () { return {}; }).then(function (answer) {
         if (res.ok || res.status === 409) {  // stored now, or stored before (a repeat)
           if (item.kind === "status") showStatus(item.body.status, false);
+          if (item.kind === "shelter") {  // the shelter's count and status as applied
+            shelterSay(W.t("field.shelter_sent"), false);
+            loadCurrent();
+          }
           return remove(item.id).then(function () { return true; });
         }
         // a refusal with a catalogue key is said in the team's language; the server's detail otherwise
@@ -211,6 +215,7 @@
         row.setAttribute("data-outbox", item.id);
         var what = item.kind === "status" ? W.t("team_status." + item.body.status) :
           item.kind === "report" ? W.t("report." + item.body.category) + " — " + (item.body.description || "").slice(0, 40) :
+          item.kind === "shelter" ? W.t("field.shelter_item", { name: item.body.name || item.body.shelter_id, n: item.body.occupancy }) :
           W.t("field.ack");
         if (item.kind === "report" && item.body.new_event) what += " · " + W.t("field.new_event_tag");
         var label = document.createElement("span");
@@ -443,7 +448,53 @@
         if (body.position && (!field.position || Date.now() - field.position.at > 120000)) field.here = body.position;
         showOrder(body.order || null);
         showWarnings(body.warnings || []);
+        showShelters(body.shelters || []);
       }, function () { /* offline: the outbox and the last order stay on screen */ });
+  }
+
+  /* 应急避难场所 near the team: the list to count in, each with its last count. */
+  function showShelters(list) {
+    var select = document.getElementById("field-shelter");
+    if (!select) return;
+    var chosen = select.value;
+    field.shelters = {};
+    select.textContent = "";
+    list.forEach(function (s) {
+      field.shelters[s.id] = s;
+      var o = document.createElement("option");
+      o.value = s.id;
+      o.textContent = W.t("field.shelter_option", { name: s.name, distance_m: s.distance_m });
+      select.appendChild(o);
+    });
+    if (chosen && field.shelters[chosen]) select.value = chosen;
+    var none = document.getElementById("field-shelter-none");
+    if (none) none.hidden = list.length > 0;
+    shelterNow();
+  }
+  function shelterNow() {
+    var select = document.getElementById("field-shelter");
+    var out = document.getElementById("field-shelter-now");
+    if (!select || !out) return;
+    var s = field.shelters && field.shelters[select.value];
+    out.textContent = s ? W.t("shelter.status." + s.status) + " · " +
+      W.t("shelter.occupancy", { occupancy: s.occupancy, capacity: s.capacity, free: s.free }) : "";
+  }
+  function countShelter() {
+    var select = document.getElementById("field-shelter");
+    var input = document.getElementById("field-shelter-count");
+    var s = select && field.shelters ? field.shelters[select.value] : null;
+    var text = input ? String(input.value || "").trim() : "";
+    if (!s) { shelterSay(W.t("field.shelter_none"), true); return; }
+    if (!/^[0-9]{1,6}$/.test(text)) { shelterSay(W.t("field.shelter_need_count"), true); return; }
+    field.enqueue("shelter", { shelter_id: s.id, name: s.name, occupancy: Number(text) }).then(function () {
+      W.setProps("field-shelter-count", { value: "" });
+      if (input) input.value = "";
+      shelterSay(W.t("field.shelter_queued"), false);
+    });
+  }
+  function shelterSay(text, bad) {
+    var el = document.getElementById("field-shelter-msg");
+    if (el) { el.textContent = text; el.classList.toggle("bad", !!bad); }
   }
 
   /* 预警: the warnings sent to this team, the most severe first, each in its colour. */
@@ -558,6 +609,7 @@
     document.addEventListener("pointerdown", audioContext, { once: true });
     document.addEventListener("change", function (ev) {
       if (ev.target && ev.target.closest && ev.target.closest("#field-new-event")) reportTarget();
+      if (ev.target && ev.target.id === "field-shelter") shelterNow();
     });
     document.addEventListener("click", function (ev) {
       var t = ev.target;
@@ -580,6 +632,7 @@
         } else if (action === "follow") followAgain();
         else if (action === "locate") locate(null);
         else if (action === "report") report();
+        else if (action === "shelter") countShelter();
         return;
       }
       var d = t.closest("[data-discard]");

@@ -15,6 +15,7 @@ def register_all(app: Dash, console: Console) -> None:
         auth,
         charts,
         close_guard,
+        duty,
         exercise,
         inbox,
         incident,
@@ -40,6 +41,7 @@ def register_all(app: Dash, console: Console) -> None:
         charts,
         exercise,
         warnings,
+        duty,
         reporting,
     ):
         module.register(app, console)

@@ -1,8 +1,8 @@
 """The map's layers that the server sends (dashboard/layers.py declares them all): the
 heavy static ones once switched on (the grid), the heat of recent
 110 calls (again when calls arrive, at most once a minute), warehouses with their stock
-(again when stock changes), risk sources and shelters (风险源, 应急避难场所; again with
-the heat's tick, so a shelter's reported occupancy shows within a minute). Incidents
+(again when stock changes), risk sources and shelters (风险源, 应急避难场所; again when
+the live stream says a shelter's count or a source changed, and with the heat's tick). Incidents
 and teams are drawn by the browser from the live stream (callbacks/live.py)."""
 
 from __future__ import annotations
@@ -11,17 +11,19 @@ import html as html_text
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from dash import Dash, Input, Output, State
 from dash.exceptions import PreventUpdate
 
 from dashboard import geo, geoserve, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import require_staff
+from dashboard.callbacks.common import require_staff, tz
 from dashboard.context import Console
 from dashboard.data.aggregates import call_heat
 from dashboard.i18n import Lang, lang_of, t
 from dashboard.layers import LAYERS, MapLayer, Static
+from dashboard.layout.detail import clock
 
 log = logging.getLogger(__name__)
 
@@ -83,11 +85,17 @@ def risk_source_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datu
     return geo.collection(feats)
 
 
-def shelter_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum) -> dict[str, Any]:
+def shelter_features(
+    lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum, zone: ZoneInfo | None = None
+) -> dict[str, Any]:
     """One marker per shelter: its status is its colour (``s``), its size the room
-    left (``f``: the free share)."""
+    left (``f``: the free share); the popup says who counted last, and when."""
     feats = []
     for r in rows:
+        reported = ""
+        if r.get("occupancy_at") and r.get("occupancy_by"):
+            at = clock(str(r["occupancy_at"]), zone or ZoneInfo("Asia/Shanghai"), with_date=True)
+            reported = "<br>" + _esc(t(lang, "shelter.reported", by=r["occupancy_by"], at=at))
         status, kind = str(r.get("status")), str(r.get("kind"))
         capacity = max(int(r.get("capacity") or 1), 1)
         free = int(r.get("free") or 0)
@@ -97,6 +105,7 @@ def shelter_features(lang: Lang, rows: list[dict[str, Any]], datum: geo.Datum) -
             + _esc(
                 t(lang, "shelter.occupancy", occupancy=r.get("occupancy", 0), capacity=capacity, free=free)
             )
+            + reported
         )
         feats.append(
             geo.feature(
@@ -176,19 +185,27 @@ def register(app: Dash, console: Console) -> None:
         Output(ids.LAYER_RISK_SOURCES, "data"),
         Output(ids.LAYER_SHELTERS, "data"),
         Input(ids.HEAT_TICK, "data"),
+        Input(ids.REGISTRY_TICK, "data"),  # live: a shelter's count, a source's level
         Input(ids.CONFIG, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
     )
-    async def risk_and_shelters(_tick: Any, _config: Any, session: Any, lang_value: Any) -> Any:
+    async def risk_and_shelters(
+        _tick: Any, _registry: Any, _config: Any, session: Any, lang_value: Any
+    ) -> Any:
         _me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard.language)
         out = []
-        for path, features in (("/risk-sources", risk_source_features), ("/shelters", shelter_features)):
+        for path in ("/risk-sources", "/shelters"):
             try:
                 rows = await console.api.get(path, token)
             except ApiError as exc:
                 log.info("%s unavailable: %s", path, exc)
                 rows = []
-            out.append(features(lang, rows if isinstance(rows, list) else [], datum))
+            found = rows if isinstance(rows, list) else []
+            out.append(
+                risk_source_features(lang, found, datum)
+                if path == "/risk-sources"
+                else shelter_features(lang, found, datum, tz(console))
+            )
         return out[0], out[1]

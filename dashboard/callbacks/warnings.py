@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import html as html_text
 import logging
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from dash import ALL, Dash, Input, Output, State, html
+from dash import ALL, Dash, Input, Output, State, html, no_update
 from dash.exceptions import PreventUpdate
 
 from dashboard import geo, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clicked, error_text, require
+from dashboard.callbacks.common import clicked, error_text, require, tz
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 
@@ -121,6 +122,126 @@ def _area(districts: Any, cells: Any, polygon: Any) -> dict[str, Any]:
         "cells": [c for c in re.split(r"[\s,，]+", str(cells or "")) if c],
         "polygon": points,
     }
+
+
+def drawn_points(drawn: Any, datum: geo.Datum) -> str:
+    """The polygon drawn on the map (the EditControl's GeoJSON, in the map's datum) as the
+    panel's points, one ``lat, lon`` per line in WGS-84 — the datum everything is stored
+    in. The last shape drawn is the area (a warning has one polygon); none: empty."""
+    features = (drawn or {}).get("features") if isinstance(drawn, dict) else None
+    rings = [
+        f["geometry"]["coordinates"][0]
+        for f in features or []
+        if isinstance(f, dict) and (f.get("geometry") or {}).get("type") == "Polygon"
+    ]
+    if not rings:
+        return ""
+    ring = [p for p in rings[-1] if isinstance(p, list) and len(p) >= 2]
+    if len(ring) > 1 and ring[0] == ring[-1]:
+        ring = ring[:-1]  # GeoJSON closes the ring; the API closes it itself
+    points = (geo.from_map(float(lat), float(lon), datum) for lon, lat, *_ in ring)
+    return "\n".join(f"{lat:.6f}, {lon:.6f}" for lat, lon in points)
+
+
+async def _inside(
+    console: Console, token: str, lang: Lang, area: dict[str, Any], exercise_id: str | None
+) -> str:
+    """范围内: how many grid cells, devices, venues, teams, risk sources and shelters the
+    area holds, as the command service counts them (``POST /warnings/inside``)."""
+    found = await console.api.request(
+        "POST",
+        "/warnings/inside",
+        token,
+        json=area,
+        params={"exercise_id": exercise_id} if exercise_id else None,
+    )
+    counts = found.get("counts", {})
+    inside = t(
+        lang,
+        "warning.inside",
+        **{k: counts.get(k, 0) for k in ("grid_cells", "devices", "venues", "teams")},
+    )
+    extra = [
+        t(lang, f"warning.inside_{k}", n=v)
+        for k, v in sorted(counts.items())
+        if k in ("risk_sources", "shelters")
+    ]
+    return " · ".join([inside, *extra])
+
+
+#: A CAP circle drawn as a polygon of this many sides.
+CIRCLE_SIDES = 48
+KM_PER_DEGREE = 111.32
+
+
+def _circle(lat: float, lon: float, radius_km: float) -> list[list[float]]:
+    """A CAP circle (centre, radius in km) as a closed [lon, lat] ring, WGS-84."""
+    dlat = radius_km / KM_PER_DEGREE
+    dlon = radius_km / (KM_PER_DEGREE * max(math.cos(math.radians(lat)), 0.01))
+    ring = [
+        [
+            lon + dlon * math.cos(2 * math.pi * i / CIRCLE_SIDES),
+            lat + dlat * math.sin(2 * math.pi * i / CIRCLE_SIDES),
+        ]
+        for i in range(CIRCLE_SIDES)
+    ]
+    return [*ring, ring[0]]
+
+
+def inbound_shapes(areas: Any) -> tuple[list[dict[str, Any]], list[int]]:
+    """An inbound warning's areas (as ``GET /warnings/inbound`` gives them, WGS-84): its
+    polygons and circles as GeoJSON, and the 6-digit geocodes (GB/T 2260 区划代码) whose
+    districts' boundaries the map draws too."""
+    shapes: list[dict[str, Any]] = []
+    adcodes: list[int] = []
+    for area in areas if isinstance(areas, list) else []:
+        if not isinstance(area, dict):
+            continue
+        for ring in area.get("polygons") or []:
+            if len(ring) >= 3:
+                shapes.append({"type": "Polygon", "coordinates": [[[lon, lat] for lat, lon in ring]]})
+        for c in area.get("circles") or []:
+            if float(c.get("radius_km") or 0) > 0:
+                circle = _circle(float(c["lat"]), float(c["lon"]), float(c["radius_km"]))
+                shapes.append({"type": "Polygon", "coordinates": [circle]})
+        for code in area.get("geocodes") or []:
+            value = str(code.get("value", ""))
+            if re.fullmatch(r"\d{6}", value):
+                adcodes.append(int(value))
+    return shapes, adcodes
+
+
+def _words(w: dict[str, Any], lang: Lang) -> dict[str, Any]:
+    """The info block in the page's language if the agency wrote one, else its first."""
+    infos = [i for i in w.get("infos") or [] if isinstance(i, dict)]
+    prefix = "zh" if lang == "zh_CN" else "en"
+    return next(
+        (i for i in infos if str(i.get("language", "")).lower().startswith(prefix)), infos[0] if infos else {}
+    )
+
+
+def inbound_popup(lang: Lang, w: dict[str, Any], zone: Any) -> tuple[str, str]:
+    """The popup (sender, headline, onset, expiry) and the tooltip, escaped."""
+    words = _words(w, lang)
+    level = t(lang, f"warning_level.{w['level']}") if w.get("level") else t(lang, "inbound.level_none")
+    headline = str(words.get("headline") or w.get("headline") or words.get("event") or w.get("event") or "")
+    sender = str(words.get("sender_name") or w.get("sender") or "")
+
+    def when(value: Any, missing: str) -> str:
+        if not value:
+            return t(lang, missing)
+        return datetime.fromisoformat(str(value)).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+    esc = html_text.escape
+    rows = (
+        ("inbound.sender", sender),
+        ("inbound.onset", when(w.get("onset"), "inbound.onset_now")),
+        ("inbound.expires", when(w.get("expires"), "inbound.until_cancelled")),
+    )
+    popup = f"<b>{esc(t(lang, 'inbound.title'))} · {esc(level)}</b><br><b>{esc(headline)}</b>" + "".join(
+        f"<br>{esc(t(lang, key))}：{esc(value)}" for key, value in rows
+    )
+    return popup, f"<b>{esc(level)}</b> {esc(headline)}"
 
 
 def _event_label(lang: Lang, category: str, key: str) -> str:
@@ -229,6 +350,7 @@ def register(app: Dash, console: Console) -> None:
     @app.callback(
         Output(ids.WARNING_INSIDE, "children"),
         Output(ids.WARNING_FEEDBACK, "children"),
+        Output(ids.WARNING_DRAW, "editToolbar"),
         Input(ids.WARNING_COUNT, "n_clicks"),
         Input(ids.WARNING_DRAFT, "n_clicks"),
         State(ids.WARNING_EVENT, "value"),
@@ -269,29 +391,11 @@ def register(app: Dash, console: Console) -> None:
         area = _area(districts, cells, polygon)
         exercise_id = _scope(config, me.drills_only)
         try:
-            found = await console.api.request(
-                "POST",
-                "/warnings/inside",
-                token,
-                json=area,
-                params={"exercise_id": exercise_id} if exercise_id else None,
-            )
+            inside_text = await _inside(console, token, lang, area, exercise_id)
         except ApiError as exc:
-            return "", _error(lang, exc)
-        counts = found.get("counts", {})
-        inside = t(
-            lang,
-            "warning.inside",
-            **{k: counts.get(k, 0) for k in ("grid_cells", "devices", "venues", "teams")},
-        )
-        extra = [
-            t(lang, f"warning.inside_{k}", n=v)
-            for k, v in sorted(counts.items())
-            if k in ("risk_sources", "shelters")
-        ]
-        inside_text = " · ".join([inside, *extra])
+            return "", _error(lang, exc), no_update
         if which == ids.WARNING_COUNT:
-            return inside_text, ""
+            return inside_text, "", no_update
         now = datetime.now(UTC)
         body = {
             "event_type": event_type or "",
@@ -308,8 +412,10 @@ def register(app: Dash, console: Console) -> None:
         try:
             made = await console.api.post("/warnings", token, body)
         except ApiError as exc:
-            return inside_text, _error(lang, exc)
-        return inside_text, t(lang, "warning.drafted", identifier=made.get("identifier", ""))
+            return inside_text, _error(lang, exc), no_update
+        # drafted: the drawn shape leaves the map (the draft's area is drawn once issued)
+        clear = {"mode": "remove", "action": "clear all", "n_clicks": int(_draft or 0)}
+        return inside_text, t(lang, "warning.drafted", identifier=made.get("identifier", "")), clear
 
     @app.callback(
         Output(ids.WARNING_LIST, "children"),
@@ -389,6 +495,76 @@ def register(app: Dash, console: Console) -> None:
         except ApiError as exc:
             return _error(lang, exc)
         return t(lang, "warning.approved" if what == "approve" else "warning.cancelled", identifier=ident)
+
+    @app.callback(
+        Output(ids.WARNING_POLYGON, "value"),
+        Output(ids.WARNING_INSIDE, "children", allow_duplicate=True),
+        Input(ids.WARNING_DRAW, "geojson"),
+        State(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    async def drawn(geojson: Any, config: Any, session: Any, lang_value: Any) -> Any:
+        """Drawn, edited or deleted on the map: the points into the panel (typed points
+        stay possible, from the keyboard) and what is inside counted at once."""
+        points = drawn_points(geojson, datum)
+        if not points:
+            return "", ""
+        me, token = await require(console, session)
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        try:
+            inside = await _inside(
+                console, token, lang, _area([], "", points), _scope(config, me.drills_only)
+            )
+        except ApiError as exc:
+            return points, _error(lang, exc)
+        return points, inside
+
+    @app.callback(
+        Output(ids.LAYER_INBOUND_WARNINGS, "data"),
+        Input(ids.WARNING_TICK, "data"),
+        Input(ids.HEAT_TICK, "data"),
+        Input(ids.CONFIG, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+    )
+    async def inbound_warnings(_tick: Any, _heat: Any, _config: Any, session: Any, lang_value: Any) -> Any:
+        """外部预警 on the map: the agencies' warnings in force (the command service leaves
+        out cancelled, replaced and expired ones), again with every warning change and
+        the heat's minute."""
+        me, token = await require(console, session)
+        if not me.may("inbound_warning.read"):
+            raise PreventUpdate
+        lang = lang_of(lang_value or console.settings.dashboard.language)
+        try:
+            rows = await console.api.get("/warnings/inbound", token)
+        except ApiError as exc:
+            log.info("inbound warnings unavailable: %s", exc)
+            return geo.collection([])
+        zone = tz(console)
+        features: list[dict[str, Any]] = []
+        for w in sorted((r for r in rows if isinstance(r, dict)), key=_rank, reverse=True):
+            shapes, adcodes = inbound_shapes(w.get("areas"))
+            if adcodes:
+                query = "SELECT boundary FROM district WHERE adcode = ANY(%s)"
+                for (raw,) in await console.db.fetch(query, (adcodes,)):
+                    boundary = orjson.loads(raw) if isinstance(raw, (str, bytes)) else raw
+                    if isinstance(boundary, dict) and boundary.get("type") in ("Polygon", "MultiPolygon"):
+                        shapes.append(boundary)
+            popup, tip = inbound_popup(lang, w, zone)
+            props = {
+                "i": str(w["id"]),
+                "level": w.get("level"),
+                "colour": w.get("colour"),
+                "html": popup,
+                "tip": tip,
+            }
+            features.extend(
+                {"type": "Feature", "geometry": geo.geometry(shape, datum), "properties": props}
+                for shape in shapes
+            )
+        return geo.collection(features)
 
 
 def _hours(value: Any) -> float:

@@ -13,6 +13,7 @@ from dashboard.context import Console
 from dashboard.i18n import Lang, catalogue, t
 from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
+from dashboard.layout import duty as duty_layout
 from dashboard.layout import exercise as ex
 from dashboard.layout import reporting as reporting_layout
 from dashboard.layout import wall as wall_parts
@@ -37,6 +38,7 @@ def stores(console: Console, page: str, lang: Lang) -> list[Any]:
         dcc.Store(id=ids.RESERVE_TICK, data=0),
         dcc.Store(id=ids.HEAT_TICK, data=0),
         dcc.Store(id=ids.WARNING_TICK, data=0),
+        dcc.Store(id=ids.REGISTRY_TICK, data=0),
         dcc.Store(id=ids.WARNINGS),
         dcc.Store(id=ids.DETAIL_META),
         dcc.Store(id=ids.MAP_FOCUS),
@@ -148,6 +150,8 @@ def queue_panel(lang: Lang, *, wall: bool = False) -> html.Section:
 def side_panel(lang: Lang, who: Me) -> html.Aside:
     # 演练: the exercises panel's tab for planners, commanders and admins (layout/exercise.py)
     tabs = (*SIDE_TABS, "exercises") if who.may_run_exercises else SIDE_TABS
+    if who.may("duty.read"):  # 值班值守: the duty desk's own tab
+        tabs = (*tabs, "duty")
     return html.Aside(
         className="side",
         children=[
@@ -198,6 +202,7 @@ def side_panel(lang: Lang, who: Me) -> html.Aside:
                 ],
             ),
             ex.exercise_panel(lang, who),
+            duty_layout.duty_panel(lang, who),
         ],
     )
 
@@ -231,6 +236,8 @@ def console_page(
             counts=counts,
             networks_on=networks_on,
             grid_on=grid_on,
+            # 预警: whoever may draft draws the area on the desk's map
+            draw=not wall and who.may("warning.draft"),
         ),
     ]
     if wall:
@@ -251,6 +258,8 @@ def console_page(
                 id=ids.STALE_BANNER, className="stale-banner", hidden=True, children=t(lang, "live.stale")
             ),
             kpi_bar(lang),
+            # 值班: who leads and who is on duty, on the wall (the desk has its duty tab)
+            duty_layout.wall_strip(lang) if wall and who.may("duty.read") else None,
             # 信息报送: every running report clock, red when overdue (the wall only)
             reporting_layout.wall_strip(lang) if wall else None,
             html.Main(className="console-main", children=body),

@@ -1,5 +1,6 @@
 """The field page (mobile web) for a rescue team: one-tap status, the current order on
-a small map with an acknowledge button, and an on-scene report with photo and GPS.
+a small map with an acknowledge button, an on-scene report with photo and GPS, and the
+count of the people in a shelter near the team (应急避难场所).
 
 Everything a team sends goes through the browser's outbox (``assets/wuwang-field.js``,
 IndexedDB): it is stored first, then sent with an idempotent id, and stays on the
@@ -213,6 +214,40 @@ def field_page(
                         t(lang, "field.send"),
                         className="btn btn-primary btn-block",
                         **data_attrs(action="report"),
+                    ),
+                ],
+            ),
+            # 应急避难场所: how many people are in a shelter near the team (the JS fills the list
+            # from /field/api/current; the count goes through the outbox like a report)
+            html.Section(
+                id="field-shelters",
+                className="field-section field-shelters",
+                children=[
+                    html.H2(t(lang, "field.shelter")),
+                    html.Label(t(lang, "field.shelter_pick"), htmlFor="field-shelter"),
+                    html.Select(id="field-shelter", className="input"),
+                    html.Div(id="field-shelter-now", className="muted small"),
+                    html.Label(t(lang, "field.shelter_count"), htmlFor="field-shelter-count"),
+                    # text with a numeric keypad: no browser-language spin buttons
+                    dcc.Input(
+                        id="field-shelter-count",
+                        type="text",
+                        inputMode="numeric",
+                        pattern="[0-9]*",
+                        maxLength=6,
+                        className="input",
+                        debounce=False,
+                    ),
+                    html.Div(
+                        id="field-shelter-none",
+                        className="muted small",
+                        children=t(lang, "field.shelter_none"),
+                    ),
+                    html.Div(id="field-shelter-msg", className="small", role="status"),
+                    html.Button(
+                        t(lang, "field.shelter_send"),
+                        className="btn btn-primary btn-block",
+                        **data_attrs(action="shelter"),
                     ),
                 ],
             ),

@@ -131,7 +131,58 @@ def legend(lang: Lang, counts: dict[str, dict[str, int]] | None) -> list[Any]:
             ],
         )
     )
+    rows.append(warning_legend(lang))
     return rows
+
+
+#: 预警 colours, most severe first (GB/T 35965.1's 红/橙/黄/蓝; the swatches' CSS holds them)
+WARNING_LEVELS = ("red", "orange", "yellow", "blue")
+
+
+def warning_legend(lang: Lang) -> html.Div:
+    """预警 on the map: the console's own warnings outlined solid, other agencies' (CAP)
+    dashed, each in its level's colour."""
+    return html.Div(
+        className="legend-warnings",
+        children=[
+            html.Div(t(lang, "legend.warnings"), className="legend-title"),
+            *(
+                html.Div(
+                    className=f"legend-warning {kind}",
+                    children=[
+                        *(html.Span(className=f"area-swatch level-{lv}") for lv in WARNING_LEVELS),
+                        html.Span(t(lang, f"legend.warning_{kind}"), className="legend-name"),
+                    ],
+                )
+                for kind in ("own", "inbound")
+            ),
+        ],
+    )
+
+
+#: The warning's area as the operator draws it: one polygon or rectangle, no lines,
+#: circles or markers (a warning's area is a polygon, docs/warnings.md).
+DRAW_SHAPES = {
+    "polygon": {"allowIntersection": False, "shapeOptions": {"color": "#22d3ee", "weight": 3}},
+    "rectangle": {"shapeOptions": {"color": "#22d3ee", "weight": 3}},
+    "polyline": False,
+    "circle": False,
+    "marker": False,
+    "circlemarker": False,
+}
+
+
+def draw_control() -> dl.FeatureGroup:
+    """预警 on the desk: draw, edit or delete the warning's area on the map (dash-leaflet's
+    EditControl; leaflet-draw and its icons are inside the installed package, nothing is
+    fetched). callbacks/warnings.py turns what is drawn into the panel's polygon points."""
+    return dl.FeatureGroup(
+        [
+            dl.EditControl(
+                id=ids.WARNING_DRAW, position="topleft", draw=DRAW_SHAPES, edit={"edit": True, "remove": True}
+            )
+        ]
+    )
 
 
 def map_panel(
@@ -143,6 +194,7 @@ def map_panel(
     counts: dict[str, dict[str, int]] | None = None,
     networks_on: bool = False,
     grid_on: bool = False,
+    draw: bool = False,
 ) -> html.Div:
     base = tile_layers(settings)
     opt_in = {"networks": networks_on, "grid": grid_on}
@@ -172,6 +224,7 @@ def map_panel(
                     *(dl.Pane(name=pane.name, style={"zIndex": pane.z}) for pane in panes()),
                     dl.LayersControl(switched, id=ids.LAYERS, position="topright", collapsed=wall),
                     dl.ScaleControl(position="bottomleft", imperial=False),
+                    *([draw_control()] if draw else []),
                 ],
             ),
             html.Div(

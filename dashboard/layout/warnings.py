@@ -26,7 +26,12 @@ def warning_panel(lang: Lang, who: Me) -> html.Details | None:
             html.Div(
                 className="warning-form",
                 children=[
-                    dcc.Dropdown(id=ids.WARNING_EVENT, placeholder=t(lang, "warning.event_type"), options=[]),
+                    dcc.Dropdown(
+                        id=ids.WARNING_EVENT,
+                        className="dropdown",
+                        placeholder=t(lang, "warning.event_type"),
+                        options=[],
+                    ),
                     dcc.RadioItems(
                         id=ids.WARNING_LEVEL,
                         className="warning-levels",
@@ -36,16 +41,26 @@ def warning_panel(lang: Lang, who: Me) -> html.Details | None:
                     ),
                     dcc.Input(
                         id=ids.WARNING_HEADLINE,
+                        className="input",
                         type="text",
                         maxLength=120,
                         placeholder=t(lang, "warning.headline"),
                     ),
-                    dcc.Textarea(id=ids.WARNING_DESCRIPTION, placeholder=t(lang, "warning.description")),
-                    dcc.Textarea(id=ids.WARNING_INSTRUCTION, placeholder=t(lang, "warning.instruction")),
+                    dcc.Textarea(
+                        id=ids.WARNING_DESCRIPTION,
+                        className="input",
+                        placeholder=t(lang, "warning.description"),
+                    ),
+                    dcc.Textarea(
+                        id=ids.WARNING_INSTRUCTION,
+                        className="input",
+                        placeholder=t(lang, "warning.instruction"),
+                    ),
                     html.Label(t(lang, "warning.hours")),
                     # text, not number: a number field's spin buttons speak the browser's language
                     dcc.Input(
                         id=ids.WARNING_HOURS,
+                        className="input",
                         type="text",
                         inputMode="numeric",
                         pattern="[0-9]{1,3}",
@@ -53,12 +68,22 @@ def warning_panel(lang: Lang, who: Me) -> html.Details | None:
                     ),
                     dcc.Dropdown(
                         id=ids.WARNING_DISTRICTS,
+                        className="dropdown",
                         multi=True,
                         placeholder=t(lang, "warning.districts"),
                         options=[],
                     ),
-                    dcc.Input(id=ids.WARNING_CELLS, type="text", placeholder=t(lang, "warning.cells")),
-                    dcc.Textarea(id=ids.WARNING_POLYGON, placeholder=t(lang, "warning.polygon")),
+                    dcc.Input(
+                        id=ids.WARNING_CELLS,
+                        className="input",
+                        type="text",
+                        placeholder=t(lang, "warning.cells"),
+                    ),
+                    # drawn on the map (layout/map.py draw_control) or typed, from the keyboard
+                    html.P(t(lang, "warning.draw_hint"), className="muted small warning-draw-hint"),
+                    dcc.Textarea(
+                        id=ids.WARNING_POLYGON, className="input", placeholder=t(lang, "warning.polygon")
+                    ),
                     html.Div(
                         className="row",
                         children=[

@@ -75,6 +75,37 @@ RISK_POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]]
     ("GET", "/incidents/{live}/risk"): (STAFF, None),
 }
 
+# the duty desk (值班值守): the centre reads and writes, the commander (and admin) sets the
+# roster, the shifts' own members sign. The world's shifts are in 2020 (nobody is on duty
+# now: an allowed handover gets 404), its instruction is open (an allowed "done" gets
+# 409), its handover is sealed (an allowed signature gets 409); the bodies below are
+# refused with 422 or 409 after the role check
+COMMANDERS = frozenset({"commander", "admin"})
+DUTY_SHIFT = {"leader": "commander1", "officers": ["operator1"]}
+DUTY_POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
+    ("GET", "/duty/now"): (STAFF, None),
+    ("GET", "/duty/shifts"): (STAFF, None),
+    ("POST", "/duty/shifts"): (
+        COMMANDERS,
+        {**DUTY_SHIFT, "starts_at": "2020-01-01T09:00:00+08:00", "ends_at": "2020-01-01T10:00:00+08:00"},
+    ),
+    ("PUT", "/duty/shifts/{duty_shift}"): (
+        COMMANDERS,
+        {**DUTY_SHIFT, "starts_at": "2020-01-01T10:00:00+08:00", "ends_at": "2020-01-01T09:00:00+08:00"},
+    ),
+    ("GET", "/duty/log"): (STAFF, None),
+    ("GET", "/duty/log.csv"): (STAFF, None),
+    ("GET", "/duty/log.html"): (STAFF, None),
+    ("POST", "/duty/log"): (STAFF, {"text": "   "}),
+    ("GET", "/duty/instructions"): (STAFF, None),
+    ("POST", "/duty/instructions"): (STAFF, {"issued_by": "矩阵", "text": "   "}),
+    ("POST", "/duty/instructions/{duty_instruction}/advance"): (STAFF, {"to": "done"}),
+    ("GET", "/duty/handovers"): (STAFF, None),
+    ("GET", "/duty/handovers/{duty_handover}"): (STAFF, None),
+    ("POST", "/duty/handovers"): (STAFF, {}),
+    ("POST", "/duty/handovers/{duty_handover}/sign"): (frozenset({"operator", "commander"}), None),
+}
+
 # (method, path) -> (roles allowed, request body or query). Paths use {live}, {exercise},
 # {case}, {team}, {other_team}, {lot}, {plan}, {item}.
 POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
@@ -215,6 +246,7 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     ("POST", "/warnings/{warning}/update"): (frozenset({"commander", "admin"}), WARNING),
     ("POST", "/warnings/{warning}/cancel"): (STAFF, {"reason": "矩阵"}),
     **RISK_POLICY,
+    **DUTY_POLICY,
     # CAP in: the body is no CAP file, so an admitted role gets 422 (planners: drills only,
     # decided once the file is read)
     ("POST", "/warnings/cap"): (READERS, {}),
@@ -310,8 +342,36 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_planned_event_world(command_settings),
         **_warning_world(command_settings),
         **_risk_world(command_settings),
+        **_duty_world(command_settings),
         **_upward_world(command_settings),
     }
+
+
+def _duty_world(settings: Any) -> dict[str, str]:
+    """Two past shifts, an open instruction and a handover both shifts have signed."""
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
+        for n, start, officer in (
+            (1, "2020-01-01T08:00:00+08:00", "operator1"),
+            (2, "2020-01-01T20:00:00+08:00", "operator2"),
+        ):
+            conn.execute(
+                "INSERT INTO duty_shift (shift_id, starts_at, ends_at, leader, officers, set_by)"
+                " VALUES (%s, %s::timestamptz, %s::timestamptz + interval '12 hours', 'commander1',"
+                " ARRAY[%s], 'commander1')",
+                (f"DS-MATRIX-{n}", start, start, officer),
+            )
+        conn.execute(
+            "INSERT INTO duty_instruction (instruction_id, received_at, issued_by, text, recorded_by,"
+            " updated_by, updated_at)"
+            " VALUES ('DI-MATRIX-1', now(), '矩阵', '矩阵批示', 'operator1', 'operator1', now())"
+        )
+        conn.execute(
+            "INSERT INTO duty_handover (handover_id, outgoing_shift_id, incoming_shift_id, drawn_up_by,"
+            " drawn_up_at, snapshot, outgoing_signed_by, outgoing_signed_at, incoming_signed_by,"
+            " incoming_signed_at) VALUES ('DH-MATRIX-1', 'DS-MATRIX-1', 'DS-MATRIX-2', 'operator1', now(),"
+            " '{}', 'operator1', now(), 'operator2', now())"
+        )
+    return {"duty_shift": "DS-MATRIX-1", "duty_instruction": "DI-MATRIX-1", "duty_handover": "DH-MATRIX-1"}
 
 
 def _upward_world(settings: Any) -> dict[str, str]:
@@ -433,6 +493,9 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{warning}": "{identifier}",
         "{risk_source}": "{source_id}",
         "{shelter}": "{shelter_id}",
+        "{duty_shift}": "{shift_id}",
+        "{duty_instruction}": "{instruction_id}",
+        "{duty_handover}": "{handover_id}",
         "{instruction}": "{instruction_id}",
         "/reports/1": "/reports/{number}",
     }

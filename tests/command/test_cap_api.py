@@ -79,6 +79,7 @@ def test_import_update_cancel_and_the_active_list(command_client: TestClient, lo
     assert body["created"] is True and body["retired"] == []
     w = body["warning"]
     assert (w["level"], w["severity"], w["msg_type"], w["state"]) == ("yellow", "Moderate", "Alert", "active")
+    assert w["colour"] == "#ffd700"  # the level's standard colour, for the map's inbound layer
     assert [i["language"] for i in w["infos"]] == ["zh-CN", "en"]
     assert len(w["areas"]) == 1  # the zh and en blocks' one area, kept once
     assert w["areas"][0]["geocodes"] == [{"name": "GB/T 2260", "value": "420606"}]

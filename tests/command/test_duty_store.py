@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
 
+from command.demo_rosters import _centre_duty_roster
+from command.domain import duty as rules
 from command.domain.incidents import InvalidCommand
 from command.services import duty
+from command.users import demo_users
+from testkit.users import seed_users
 from wuwang.scope import Scope
 
 
@@ -73,3 +78,21 @@ def test_a_handover_signed_by_both_is_immutable(database_url: str) -> None:
         conn.rollback()
         with pytest.raises(psycopg.errors.RaiseException, match="immutable"):
             conn.execute("DELETE FROM duty_handover")
+
+
+def test_the_demo_loads_the_centres_day_and_night_shifts_once(database_url: str) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    today = datetime.now(zone).date()
+    with psycopg.connect(database_url) as conn:
+        seed_users(conn, demo_users([]))
+        _centre_duty_roster(conn, today, zone)
+        _centre_duty_roster(conn, today, zone)  # again: nothing added
+        rows = conn.execute(
+            "SELECT shift_id, starts_at, ends_at, leader, officers FROM duty_shift"
+        ).fetchall()
+    assert len(rows) == 6
+    shifts = [rules.DutyShift(r[0], None, r[1], r[2], r[3], tuple(r[4])) for r in rows]
+    for s in shifts:
+        rules.check_no_overlap(s, shifts)
+    on_duty = rules.current_shift(shifts, datetime.now(UTC))
+    assert on_duty is not None and on_duty.leader == "commander1"

@@ -74,6 +74,8 @@ def test_every_route_asks_the_policy(command_client: TestClient) -> None:
     assert asked[("POST", "/grid/cases/{case_id}/dispatch")] == [Action.GRID_DISPATCH]
     assert asked[("POST", "/exercises")] == [Action.EXERCISE_CREATE]
     assert asked[("GET", "/auth/me")] == [Action.SESSION_USE]
+    assert asked[("POST", "/duty/handovers/{handover_id}/sign")] == [Action.DUTY_HANDOVER_SIGN]
+    assert asked[("POST", "/duty/shifts")] == [Action.DUTY_ROSTER_SET]
 
 
 #: What /auth/me must say, written out by hand (not read from the policy): for each
@@ -82,7 +84,13 @@ EXPECTED: dict[str, dict[str, set[str]]] = {
     "operator1": {
         "live": {"incident.open", "incident.verify", "incident.dispatch", "incident.close", "reserve.issue"},
         "drill": {"incident.verify", "exercise.read"},
-        "never": {"incident.level_change", "incident.closing_override", "exercise.create", "field.report"},
+        "never": {
+            "incident.level_change",
+            "incident.closing_override",
+            "exercise.create",
+            "field.report",
+            "duty.roster_set",
+        },
     },
     "commander1": {
         "live": {"incident.verify", "incident.level_change", "incident.closing_override", "grid.dispatch"},

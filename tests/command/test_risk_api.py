@@ -13,7 +13,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.command.conftest import FIELD_TEAM
+from command.app import create_app, default_workers
+from command.services.risk import RiskSweep
+from command.users import DEMO_PASSWORD
+from tests.command.conftest import FIELD_TEAM, _seed_minimal_city
 from tests.command.test_inbox_api import db, rows
 from tests.command.test_incidents_api import open_incidents, push_alarm, wait_for
 from wuwang.settings import Settings
@@ -209,6 +212,46 @@ def test_occupancy_is_reported_and_nearest_shelters_have_room(
         command_client.post("/shelters/SH-NONE/occupancy", json={"occupancy": 5}, headers=field).status_code
         == 404
     )
+    # the field page's outbox resends with the report's id: applied once
+    once = {"id": "page-1", "occupancy": 70}
+    url = "/shelters/SH-NEAR/occupancy"
+    assert command_client.post(url, json=once, headers=field).json()["occupancy"] == 70
+    again = command_client.post(url, json={**once, "occupancy": 10}, headers=field)
+    assert again.status_code == 200 and again.json()["occupancy"] == 70
+    bad_id = command_client.post(url, json={"id": "a b", "occupancy": 1}, headers=field)
+    assert bad_id.status_code == 422
+
+
+def test_the_sweep_worker_opens_one_case_per_overdue_inspection(
+    make_settings: Callable[..., Settings],
+) -> None:
+    """The periodic sweep (worker ``risk-sweep``): an overdue source gets its grid case
+    without anyone asking, and one only however many rounds run."""
+    settings = make_settings(account="command")
+    url = settings.shared.database_url or ""
+    _seed_minimal_city(url)
+    sweeps: list[RiskSweep] = []
+
+    def sweep(state: object) -> RiskSweep:
+        sweeps.append(RiskSweep(0.1))
+        return sweeps[-1]
+
+    last = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+    with TestClient(create_app(settings, [*default_workers(), sweep])) as client:
+        op = {"Authorization": "Bearer " + client.post(
+            "/auth/login", json={"username": "operator1", "password": DEMO_PASSWORD}
+        ).json()["access_token"]}
+        r = client.put("/risk-sources/RS-W1", json=source_body(last_inspected_at=last), headers=op)
+        assert r.status_code == 201, r.text
+        wait_for(lambda: db(settings, "SELECT count(*) FROM risk_inspection_case") == [(1,)])
+        seen = sweeps[0].rounds
+        wait_for(lambda: sweeps[0].rounds >= seen + 3)  # more rounds: still one case
+        cases = db(
+            settings,
+            "SELECT c.category, c.reporter FROM risk_inspection_case r JOIN grid_case c ON c.id = r.case_id",
+        )
+        assert cases == [("risk_inspection", "system:risk_sweep")]
+        assert sweeps[0].count == 1
 
 
 def test_an_incident_near_a_major_source_says_so_and_lists_shelters(

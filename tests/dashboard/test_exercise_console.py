@@ -6,6 +6,7 @@ start form, the banner)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 import httpx2
 import pytest
+import redis
 from dash import Dash
 from dash.development.base_component import Component
 from fastapi.testclient import TestClient
@@ -515,14 +517,34 @@ def test_a_report_opens_in_a_tab_by_a_one_time_ticket_never_the_token(
 
 
 def test_tickets_expire() -> None:
-    from dashboard.report_proxy import Tickets
+    from dashboard.report_proxy import MemoryTickets
 
-    tickets = Tickets(ttl_s=-1)
-    assert (
-        tickets.take(tickets.issue("tok", "/report/exercise/EX-1.html"), "/report/exercise/EX-1.html") is None
-    )
-    tickets = Tickets(size=2)
-    first = tickets.issue("a", "/p")
-    tickets.issue("b", "/p")
-    tickets.issue("c", "/p")
-    assert tickets.take(first, "/p") is None  # pushed out: the store stays bounded
+    async def check() -> None:
+        tickets = MemoryTickets(ttl_s=-1)
+        path = "/report/exercise/EX-1.html"
+        assert await tickets.take(await tickets.issue("tok", path), path) is None
+        tickets = MemoryTickets(size=2)
+        first = await tickets.issue("a", "/p")
+        await tickets.issue("b", "/p")
+        await tickets.issue("c", "/p")
+        assert await tickets.take(first, "/p") is None  # pushed out: the store stays bounded
+
+    asyncio.run(check())
+
+
+def test_tickets_in_redis_are_one_time_path_bound_and_expire(redis_url: str) -> None:
+    from dashboard.report_proxy import TICKET_KEY, RedisTickets
+
+    async def check() -> None:
+        tickets = RedisTickets(redis_url)
+        path = "/report/incident/INC-1.html"
+        ticket = await tickets.issue("tok", path)
+        assert 0 < redis.Redis.from_url(redis_url).pttl(TICKET_KEY + ticket) <= 60_000  # Redis expires it
+        assert await RedisTickets(redis_url).take(ticket, path) == "tok"  # another process takes it
+        assert await tickets.take(ticket, path) is None  # once
+        assert await tickets.take(await tickets.issue("tok", path), "/report/incident/INC-2.html") is None
+        gone = await RedisTickets(redis_url, ttl_s=0.001).issue("tok", path)
+        await asyncio.sleep(0.05)
+        assert await tickets.take(gone, path) is None
+
+    asyncio.run(check())

@@ -57,3 +57,24 @@ def test_the_order_carries_the_incidents_address_when_there_is_one() -> None:
     assert order is not None and order["address"] == "樊城区长虹路18号"
     order = current_order(FIELD, [{**incident, "address": None}])
     assert order is not None and order["address"] is None  # the page shows the coordinates then
+
+
+def test_the_shelters_offered_for_a_count_are_the_nearest_within_reach() -> None:
+    from dashboard.field_api import SHELTER_RADIUS_M, shelters_near
+    from wuwang.geo import offset_by_metres
+
+    here = (32.05, 112.14)
+
+    def shelter(n: str, north_m: float, **more: object) -> dict[str, object]:
+        lat, lon = offset_by_metres(*here, north_m, 0)
+        return {"id": n, "name": n, "lat": lat, "lon": lon, "status": "open", "occupancy": 0,
+                "capacity": 100, "free": 100, "kind": "park", **more}
+
+    rows = [shelter("SH-FAR", SHELTER_RADIUS_M + 200), shelter("SH-B", 900), shelter("SH-A", 300),
+            {"id": "SH-BAD", "lat": True, "lon": 1}]
+    near = shelters_near(rows, {"lat": here[0], "lon": here[1]})
+    assert [(s["id"], s["distance_m"]) for s in near] == [("SH-A", 300), ("SH-B", 900)]
+    assert set(near[0]) == {"id", "name", "status", "occupancy", "capacity", "free", "distance_m"}
+    assert shelters_near(rows, None) == []  # no place known: nothing to offer
+    many = [shelter(f"SH-{i}", 10 * i) for i in range(9)]
+    assert len(shelters_near(many, {"lat": here[0], "lon": here[1]})) == 5

@@ -239,3 +239,31 @@ def test_risk_sources_and_shelters_are_drawn_by_level_and_room() -> None:
     ]
     assert g["properties"]["s"] == "open" and g["properties"]["f"] == 0.25
     assert "&lt;广场&gt;" in g["properties"]["html"] and "空余 50" in g["properties"]["html"]
+
+
+def test_a_shelters_popup_says_who_counted_last_and_when_in_both_languages() -> None:
+    from zoneinfo import ZoneInfo
+
+    from dashboard.callbacks.map import shelter_features
+
+    counted = {
+        "id": "SH-2",
+        "name": "长虹公园",
+        "kind": "park",
+        "lat": 32.0,
+        "lon": 112.1,
+        "status": "full",
+        "capacity": 300,
+        "occupancy": 300,
+        "free": 0,
+        "occupancy_at": "2026-12-07T09:30:00+00:00",
+        "occupancy_by": "T-FIRE-01",
+    }
+    zone = ZoneInfo("Asia/Shanghai")
+    [zh] = shelter_features("zh_CN", [counted], "wgs84", zone)["features"]
+    assert "已满" in zh["properties"]["html"]
+    assert "T-FIRE-01 上报于 12-07 17:30:00" in zh["properties"]["html"]
+    [en] = shelter_features("en", [counted], "wgs84", zone)["features"]
+    assert "counted by T-FIRE-01 at 12-07 17:30:00" in en["properties"]["html"]
+    [never] = shelter_features("zh_CN", [{**counted, "occupancy_at": None}], "wgs84", zone)["features"]
+    assert "上报于" not in never["properties"]["html"]

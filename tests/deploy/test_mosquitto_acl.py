@@ -225,6 +225,31 @@ def test_warnings_reach_each_field_account_only_its_own(peers: MakePeer) -> None
     assert team.received.empty() and worker.received.empty(), "a field account read another's warning"
 
 
+def test_a_team_counts_shelter_occupancy_under_its_own_id_only(peers: MakePeer) -> None:
+    """teams/v2/<team>/shelter (v2 beside v1, docs/mqtt-contract.md §12): a team writes
+    under its own id, command reads it; another team, a device, ingest and command
+    itself cannot write there, and nothing deeper is allowed."""
+    make = peers
+    command = make("command")
+    assert command.subscribe("$share/command/teams/v2/+/shelter", qos=1).value == 1
+    for user, topic in (
+        ("T-FIRE-01", "teams/v2/T-OTHER/shelter"),
+        ("T-FIRE-01", "teams/v2/T-FIRE-01/shelter/extra"),
+        ("T-FIRE-01", "teams/v2/T-FIRE-01/status"),
+        ("report/GW-0001", "teams/v2/report/GW-0001/shelter"),
+        ("ingest", "teams/v2/ingest/shelter"),
+        ("command", "teams/v2/command/shelter"),
+    ):
+        forger = make(user)
+        assert forger.publish(topic, b"forged").value == NOT_AUTHORIZED, (user, topic)
+        forger.close()
+    team = make("T-FIRE-01")
+    assert team.publish("teams/v2/T-FIRE-01/shelter", b"count").value == 0
+    assert command.expect() == ("teams/v2/T-FIRE-01/shelter", b"count")
+    time.sleep(0.2)
+    assert command.received.empty(), "a refused count was delivered"
+
+
 def test_ingest_shared_subscription(peers: MakePeer) -> None:
     make = peers
     first = make("ingest", client_id="ingest-1")

@@ -4,6 +4,8 @@ Each uses servers of the test's own so it may stop them."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -158,6 +160,42 @@ def test_postgres_stopped_and_restarted_mid_stream(start_ingest: StartIngest, mq
         assert svc.healthy
     finally:
         pg.stop()
+
+
+@pytest.mark.slow
+def test_writer_process_killed_mid_batch_loses_nothing(start_ingest: StartIngest, mqtt_broker: Any,
+                                                        database_url: str) -> None:
+    """kill -9 of the writer process while its batch waits for the database: the receiving
+    process starts a new writer, reconnects so that the broker resends what was not
+    acknowledged, and every message ends up stored exactly once."""
+    svc = start_ingest(ingest_shared_group=_group())
+    assert svc.writer.wait_ready(60), "no writer process"
+    first_pid = svc.writer.pid
+    url = mqtt_broker.url_for("simulator")
+    batches = [[m.item() for m in samples(500, seed=51 + k, prefix=f"w{k}-")] for k in range(3)]
+    pub = Publisher(url, protocol=mqtt_broker.protocol)
+    try:
+        pub.publish_all(batches[0])
+        wait_for(lambda: ledger_count(database_url) == 500, 60, what="the first 500 stored")
+        with psycopg.connect(database_url) as blocker:
+            # The writer takes the next messages but cannot commit them.
+            blocker.execute("LOCK TABLE message_ledger IN SHARE ROW EXCLUSIVE MODE")
+            pub.publish_all(batches[1])
+            wait_for(lambda: svc.writer.pending > 0, 30, what="messages in the writer process")
+            assert first_pid is not None
+            os.kill(first_pid, signal.SIGKILL)
+            wait_for(lambda: svc.writer.pid not in (None, first_pid), 60, what="a new writer process")
+            blocker.rollback()
+        pub.publish_all(batches[2])
+    finally:
+        pub.close()
+    wait_for(lambda: ledger_count(database_url) == 1500, 90, what="all 1500 stored")
+    assert_exactly_once(database_url, 1500)
+    metrics = scrape(svc.metrics_url)
+    assert total(metrics, "ingest_writer_restarts_total") == 1
+    assert total(metrics, "ingest_messages_total", outcome="stored") == 1500
+    assert svc.healthy
+    assert svc.stop(timeout=30), "the new writer drained"
 
 
 @pytest.mark.slow

@@ -15,7 +15,7 @@ from ingest.alarms import advance, step
 from ingest.ratelog import RateLimitedLog, truncated
 from ingest.rows import NOWHERE, TABLE_COLUMNS, Place, Unstorable, place_of, row_for
 from testkit.feeds import samples
-from wuwang.contract import Message, encode, parse_message, team_topic, wuwang_topic
+from wuwang.contract import Message, encode, parse_message, team_topic, to_builtins, wuwang_topic
 from wuwang.exercises import exercise_topic
 from wuwang.lattice import grid_cell_id
 from wuwang.thresholds import DEFAULT_THRESHOLDS, Threshold
@@ -111,6 +111,31 @@ def test_exercise_rows_are_the_live_rows_with_their_exercise_id() -> None:
 # --- alarm rules --------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("topic", "body", "urgent"), [
+    (wuwang_topic("police", "call", "sys110"),
+     {"id": "c", "call_id": "110-9", "category": "fire", "lat": 1.0, "lon": 2.0, "address": "a",
+      "description": "d", "caller": "x"}, True),
+    (team_topic("T-1", "report"),
+     {"id": "r", "reporter": "张三", "category": "c", "description": "d", "lat": 1.0, "lon": 2.0}, True),
+    (wuwang_topic("video", "video", "CAM-1"),
+     {"id": "v", "camera_id": "CAM-1", "event": "fight", "confidence": 0.8, "lat": 1.0, "lon": 2.0}, True),
+    (wuwang_topic("video", "video", "CAM-1"),
+     {"id": "v", "camera_id": "CAM-1", "event": "fight", "confidence": 0.79, "lat": 1.0, "lon": 2.0}, False),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "smoke", "value": DEFAULT_THRESHOLDS["smoke"].raise_at,
+      "unit": "%/m"}, True),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "smoke", "value": DEFAULT_THRESHOLDS["smoke"].clear_below,
+      "unit": "%/m"}, False),
+    (wuwang_topic("venue", "sensor", "SEN-1"),
+     {"id": "s", "device_id": "SEN-1", "kind": "humidity", "value": 1e9, "unit": "%"}, False),
+    (team_topic("T-1", "position"), {"id": "p", "lat": 1.0, "lon": 2.0}, False),
+    (team_topic("T-1", "status"), {"id": "s", "status": "en_route"}, False),
+])
+def test_may_alarm_names_what_skips_the_batch_wait(topic: str, body: dict[str, object], urgent: bool) -> None:
+    assert alarms.may_alarm(msg(topic, body), DEFAULT_THRESHOLDS, video_confidence=0.8) is urgent
+
+
 def test_message_alarms() -> None:
     call = msg(wuwang_topic("police", "call", "sys110"), {
         "id": "c1", "call_id": "110-1", "category": "fire", "lat": 32.0, "lon": 112.0,
@@ -144,7 +169,7 @@ def test_message_alarms() -> None:
     assert alarms.message_alarm(status, NOWHERE, video_confidence=0.8) is None
 
     # The same call in an exercise: the same alarm, marked, under an id of its own.
-    body = encode(call.payload.model_dump(exclude_none=True))
+    body = encode(to_builtins(call.payload))
     drill = parse_message(exercise_topic("EX-1", wuwang_topic("police", "call", "sys110")), body, NOW)
     d = alarms.message_alarm(drill, place_of(drill, DEG, {}), video_confidence=0.8)
     assert d is not None and d.alarm_id == "ex/EX-1/police/sys110#c1" and d.source == "ex/EX-1/police/sys110"
@@ -262,11 +287,11 @@ def test_quick_row_checks_answer_as_the_field_by_field_check(unit: object, kind:
     from ingest.rows import _check_payload, _check_text, _json
     from wuwang.contract import SensorReading
 
-    # Any value where text goes (model_construct does not validate): the row checks must refuse it.
-    p = SensorReading.model_construct(id="r1", device_id="D1", kind=kind, value=1.0, unit=unit)  # type: ignore[arg-type]
+    # Any value where text goes (a struct built in code is not validated): the row checks must refuse it.
+    p = SensorReading(id="r1", device_id="D1", kind=kind, value=1.0, unit=unit)  # type: ignore[arg-type]
 
     def by_field(payload: SensorReading) -> None:
-        for name in type(payload).model_fields:
+        for name in type(payload).__struct_fields__:
             _check_text(getattr(payload, name), name)
 
     assert _reason(_check_payload, p) == _reason(by_field, p)

@@ -318,3 +318,22 @@ def test_a_message_the_database_refuses_is_dead_lettered_alone(start_ingest: Sta
     assert counts["sensor_reading"] == 9 and counts["message_ledger"] == 9 and counts["dead_letter"] == 1
     reason = scalar(database_url, "SELECT reason FROM dead_letter")
     assert reason.startswith("refused by the database") and "poison refused" in reason
+
+
+def test_a_call_is_committed_without_waiting_for_the_batch_window(
+        start_ingest: StartIngest, mqtt_broker: Any, database_url: str) -> None:
+    """A batch holding a 110 call is written at once, not when INGEST_FLUSH_MS runs out
+    (here a minute; the wait below is half that)."""
+    svc = start_ingest(ingest_flush_ms=60_000)
+    assert svc.writer.wait_ready(60)
+    call_id = f"c-{uuid.uuid4().hex[:8]}"
+    pub = Publisher(mqtt_broker.url_for("simulator"), protocol=mqtt_broker.protocol)
+    try:
+        pub.publish_all([(wuwang_topic("police", "call", "sys110"), encode({
+            "id": call_id, "call_id": "110-1", "category": "fire", "lat": 32.0, "lon": 112.0,
+            "address": "樊城区人民路12号", "description": "三楼冒烟", "caller": "13812345678"}))])
+    finally:
+        pub.close()
+    stored = "SELECT count(*) FROM emergency_call WHERE msg_id = %s"
+    wait_for(lambda: scalar(database_url, stored, call_id) == 1, 30,
+             what="the call stored long before the window closes")

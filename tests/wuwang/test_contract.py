@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 import pytest
-from pydantic import ValidationError
 
 from wuwang.contract import (
     INGEST_SUBSCRIPTIONS,
@@ -35,7 +34,10 @@ from wuwang.contract import (
     encode,
     parse_message,
     parse_topic,
+    payload_fields,
+    required_fields,
     team_topic,
+    to_builtins,
     topic_exercise_id,
     wuwang_topic,
 )
@@ -413,15 +415,15 @@ def test_valid_payload_parses(name: str) -> None:
     assert msg.source == parse_topic(topic).source
     assert msg.received_at == RECEIVED
     assert msg.extra == {}
-    dumped = msg.payload.model_dump(mode="json", exclude_none=True)
+    dumped = to_builtins(msg.payload)
     assert dumped == payload
 
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_required_and_optional_fields_are_those_of_design(name: str) -> None:
     _, model, _ = CASES[name]
-    required = {n for n, f in model.model_fields.items() if f.is_required()}
-    optional = {n for n, f in model.model_fields.items() if not f.is_required()}
+    required = set(required_fields(model))
+    optional = set(payload_fields(model)) - required
     assert required == REQUIRED[name]
     assert optional == OPTIONAL[name]
 
@@ -807,8 +809,7 @@ def test_unknown_fields_are_kept_in_extra() -> None:
     topic, payload = case("video", **extra)
     msg = parse(topic, payload)
     assert msg.extra == extra
-    assert msg.payload.model_extra == extra
-    assert not set(extra) & set(VideoAlert.model_fields)
+    assert not set(extra) & set(payload_fields(VideoAlert))
     assert msg.payload.camera_id == "CAM-0001"  # type: ignore[attr-defined]
 
 
@@ -822,7 +823,7 @@ def test_message_and_payload_are_frozen() -> None:
     msg = parse(topic, payload)
     with pytest.raises(dataclasses.FrozenInstanceError):
         msg.ts = RECEIVED  # type: ignore[misc]
-    with pytest.raises(ValidationError):
+    with pytest.raises(AttributeError):
         msg.payload.id = "other"  # type: ignore[misc]
 
 
@@ -1017,4 +1018,4 @@ def test_encode_writes_utf8_and_round_trips() -> None:
     topic, _, payload = CASES["call"]
     raw = encode(payload)
     assert "襄阳".encode() in raw  # UTF-8, not \\u escapes
-    assert parse(topic, raw).payload.model_dump(mode="json", exclude_none=True) == payload
+    assert to_builtins(parse(topic, raw).payload) == payload

@@ -18,7 +18,7 @@ from typing import Annotated, Any, get_args
 
 import psycopg
 import pytest
-from pydantic import Field
+from msgspec import Meta
 
 from command.domain import correlation
 from dashboard import charts
@@ -65,16 +65,17 @@ class MadeUp(StrEnum):
     FUEL = "fuel"  # a team vehicle's fuel level: teams/v1/<team_id>/fuel
 
 
-class NoiseLevel(_Payload):
-    device_id: Annotated[str, Field(min_length=1, max_length=64)]
-    db: Annotated[float, Field(ge=0, le=200)] = Field(description="sound level, dB(A)")
+# kw_only: the fields follow id and ts, in this order; frozen is inherited, but mypy wants it said
+class NoiseLevel(_Payload, frozen=True, kw_only=True):
+    device_id: Annotated[str, Meta(min_length=1, max_length=64)]
+    db: Annotated[float, Meta(ge=0, le=200, description="sound level, dB(A)")]
     lat: Latitude
     lon: Longitude
 
 
-class FuelLevel(_Payload):
-    percent: Annotated[float, Field(ge=0, le=100)]
-    odometer_km: Annotated[int, Field(ge=0)] | None = None
+class FuelLevel(_Payload, frozen=True, kw_only=True):
+    percent: Annotated[float, Meta(ge=0, le=100)]
+    odometer_km: Annotated[int, Meta(ge=0)] | None = None
 
 
 def _noise_row(msg: Message, place: Place) -> tuple[Any, ...]:

@@ -273,3 +273,56 @@ def test_sender_codes_must_have_their_widths() -> None:
         wd.SenderCode(extension="A1")
     with pytest.raises(InvalidCommand, match="time zone"):
         wd.identifier_stem(SENDER, datetime(2026, 7, 1))
+
+
+# --- re-targeting: teams that move into the area after issue ------------------------------
+
+
+def test_a_team_that_moves_into_the_area_after_issue_is_told_once() -> None:
+    w = issued()  # sent to T-FIRE-01 when issued
+    now = T0 + timedelta(minutes=30)
+    inside, outside = HOME, (HOME[0] + 0.05, HOME[1])
+
+    def moved(team: str, where: tuple[float, float], warnings: list[wd.WarningRecord]) -> list[str]:
+        found = wd.moved_in(warnings, team, where[0], where[1], cell=None, adcode=None, now=now)
+        return [x.identifier for x in found]
+
+    assert moved("T-FIRE-02", inside, [w]) == [w.identifier]
+    assert moved("T-FIRE-02", outside, [w]) == []
+    assert moved("T-FIRE-01", inside, [w]) == []  # told when it was issued
+    after = wd.add_team(w, "T-FIRE-02", now=now)
+    assert after.target_teams == ("T-FIRE-01", "T-FIRE-02")
+    assert moved("T-FIRE-02", inside, [after]) == []  # not a second time
+    assert wd.add_team(after, "T-FIRE-02", now=now) is after
+    # field users of the team now read it (the field page lists it)
+    assert wd.targets(OTHER, after) and not wd.targets(OTHER, w)
+
+
+def test_only_live_warnings_in_force_are_re_targeted_and_cells_and_districts_count() -> None:
+    w = issued()
+    now = T0 + timedelta(minutes=30)
+    far = (HOME[0] + 0.5, HOME[1])
+    drill = wd.approve(a_draft(exercise_id="EX-1"), actor=CMD, at=T0, teams=[], grid_workers=[])
+    cancelled = wd.cancel(w, actor=CMD, at=now, reason="解除")
+    for gone in (drill, cancelled, wd.expire(w, at=w.content.expires), a_draft()):
+        assert wd.moved_in([gone], "T-FIRE-02", *HOME, cell=None, adcode=None, now=now) == []
+    assert wd.moved_in([w], "T-FIRE-02", *HOME, cell=None, adcode=None, now=w.content.expires) == []
+    by_cell = wd.approve(
+        wd.draft(
+            identifier=wd.next_identifier(SENDER, T0, (w.identifier,)),
+            sender="襄阳市应急管理局",
+            content=content(area=wd.make_area((), cells=["r5c5"], districts=[420606])),
+            exercise_id=None,
+            actor=OP,
+            at=T0,
+        ),
+        actor=CMD,
+        at=T0,
+        teams=[],
+        grid_workers=[],
+    )
+    assert wd.moved_in([by_cell], "T-FIRE-02", *far, cell="r5c5", adcode=None, now=now) == [by_cell]
+    assert wd.moved_in([by_cell], "T-FIRE-02", *far, cell="r1c1", adcode=420606, now=now) == [by_cell]
+    assert wd.moved_in([by_cell], "T-FIRE-02", *far, cell="r1c1", adcode=420607, now=now) == []
+    with pytest.raises(IllegalTransition, match="not in force"):
+        wd.add_team(cancelled, "T-FIRE-02", now=now)

@@ -1,0 +1,26 @@
+"""How a duty log entry (值班日志, command/domain/duty.py) reads, in either language: the
+command service's exports and the console's duty panel say it the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from wuwang import i18n
+
+
+def kind_label(lang: i18n.Lang, kind: str) -> str:
+    """接警, 事件接报, 报送, …: the entry's kind in words."""
+    return i18n.text(lang, f"duty.kind.{kind}")
+
+
+def entry_line(lang: i18n.Lang, kind: str, text: str, detail: Mapping[str, Any]) -> str:
+    """The entry's text, with the state an incident ended in or the step an instruction
+    reached in the reader's words (the stored text is what was typed or titled)."""
+    state = detail.get("state")
+    if kind == "incident_closed" and isinstance(state, str) and i18n.has(lang, f"state.{state}"):
+        return i18n.text(lang, "duty.line_ended", text=text, state=i18n.text(lang, f"state.{state}"))
+    if kind == "instruction_followed" and isinstance(state, str):
+        step = i18n.text(lang, f"duty.instruction_state.{state}")
+        return i18n.text(lang, "duty.line_step", text=text, state=step)
+    return text
