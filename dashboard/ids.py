@@ -32,6 +32,7 @@ CONNECTION = "connection"
 # Map.
 MAP = "map"
 LAYERS = "layers"  # the layers control: which overlays are on
+MAP_FILES = "map-files"  # the static layers' files the first draw needs (fetched at once)
 
 
 def layer(key: str) -> str:

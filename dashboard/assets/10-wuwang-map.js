@@ -347,6 +347,23 @@
     }
   };
 
+  /* The static layers' files of the first draw (layout/map.py, first_files): asked for
+   * as soon as the page arrives, while the panels' first callbacks are still running;
+   * dash-leaflet asks for the same URLs once its layers mount and gets them from the
+   * browser's cache (they are sent with max-age), or joins the request in flight. */
+  var cs = (window.dash_clientside = window.dash_clientside || {});
+  cs.wuwang = Object.assign({}, cs.wuwang, {
+    prefetchFiles: function (urls) {
+      (urls || []).forEach(function (url) {
+        // read to the end: an unread body would stop the download (and the cache entry) half-way
+        window.fetch(url, { credentials: "same-origin" })
+          .then(function (response) { return response.arrayBuffer(); })
+          .catch(function () { /* dash-leaflet asks again itself */ });
+      });
+      return cs.no_update;
+    }
+  });
+
   /* The drawing tools (leaflet-draw inside dash-leaflet's EditControl) speak English; their
    * words are read from L.drawLocal each time a button or tip is made, so L.drawLocal
    * answers from the page's catalogue (drawtool.* keys), whatever the bundle set it to. */

@@ -18,7 +18,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geo, geoserve, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import require_staff, tz
+from dashboard.callbacks.common import browser, clientside, require_staff, tz
 from dashboard.context import Console
 from dashboard.data.aggregates import call_heat
 from dashboard.i18n import Lang, lang_of, t
@@ -141,6 +141,12 @@ def _load_when_switched_on(app: Dash, console: Console, layer: MapLayer, source:
 
 def register(app: Dash, console: Console) -> None:
     datum = geo.map_datum(console.settings)
+
+    # The first draw's static files, asked for at once (layout/map.py, ``first_files``).
+    # (its output is never written: a callback needs one to run when the page arrives)
+    clientside(
+        app, browser("prefetchFiles"), Output(ids.MAP_FILES, "clear_data"), Input(ids.MAP_FILES, "data")
+    )
 
     for layer in LAYERS:
         if layer.on_request and isinstance(layer.source, Static):

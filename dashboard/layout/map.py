@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import dash_leaflet as dl
-from dash import html
+from dash import dcc, html
 
 from dashboard import ids
 from dashboard.data.registries import NETWORKS
@@ -86,6 +86,30 @@ def overlays(
         name = t(lang, layer.label, **(layer.label_args(settings) if layer.label_args else {}))
         out.append(dl.Overlay(_geojson(layer, urls, shown=shown, basemap=basemap), name=name, checked=shown))
     return out
+
+
+def first_files(
+    settings: Settings,
+    view: View,
+    *,
+    basemap: bool,
+    urls: dict[str, str] | None,
+    opt_in: frozenset[str] = frozenset(),
+) -> list[str]:
+    """The files of the static layers switched on when the page is drawn: the browser
+    asks for them as soon as the page arrives (assets/10-wuwang-map.js,
+    ``prefetchFiles``), while the panels' first callbacks run, and dash-leaflet's own
+    requests for the same URLs are then answered from its cache."""
+    if not urls:
+        return []
+    return [
+        urls[layer.source.name]
+        for layer in LAYERS
+        if layer.available(settings)
+        and isinstance(layer.source, Static)
+        and layer.source.name in urls
+        and layer.shown(view, basemap=basemap, opt_in=opt_in)
+    ]
 
 
 def fixed_layers(
@@ -197,18 +221,16 @@ def map_panel(
     draw: bool = False,
 ) -> html.Div:
     base = tile_layers(settings)
-    opt_in = {"networks": networks_on, "grid": grid_on}
-    switched = overlays(
-        settings,
-        lang,
-        "wall" if wall else "desk",
-        basemap=bool(base),
-        urls=urls,
-        opt_in=frozenset(word for word, on in opt_in.items() if on),
-    )
+    words = frozenset(word for word, on in {"networks": networks_on, "grid": grid_on}.items() if on)
+    view: View = "wall" if wall else "desk"
+    switched = overlays(settings, lang, view, basemap=bool(base), urls=urls, opt_in=words)
     return html.Div(
         className="map-panel" + ("" if base else " no-basemap"),
         children=[
+            dcc.Store(
+                id=ids.MAP_FILES,
+                data=first_files(settings, view, basemap=bool(base), urls=urls, opt_in=words),
+            ),
             dl.MapContainer(
                 id=ids.MAP,
                 center=list(CENTER),

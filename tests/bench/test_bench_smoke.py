@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from bench import common
+from bench.console import __main__ as console_bench
 from bench.dispatch import live as dispatch_live
 from bench.dispatch import run as dispatch
 from bench.ingest import run as ingest
@@ -54,7 +55,13 @@ def test_dispatch_benchmark_runs(tmp_path: Path) -> None:
     cfg = dispatch.Config(teams=60, warehouses=12, lots=300, iterations=5, warmup=1, retries=0)
     results = dispatch.run(cfg)
     assert set(results.cases) == {
-        "floor", "teams", "warehouses", "warehouses_indexed", "roster", "request", "request_rebuilt",
+        "floor",
+        "teams",
+        "warehouses",
+        "warehouses_indexed",
+        "roster",
+        "request",
+        "request_rebuilt",
         "request_no_gc",
     }
     assert all(len(c.samples_ms) == 5 and len(c.cpu_ms) == 5 for c in results.cases.values())
@@ -72,15 +79,66 @@ def test_dispatch_live_section_renders() -> None:
     load = (0.1, 0.1, 0.1)
     latencies = [[10.0, 12.0, 11.0], [20.0, float("inf"), 25.0]]
     live = dispatch_live.LiveResults(
-        config=cfg, machine=common.describe_machine(None), connected=3, latencies=latencies,
-        first_client=[10.0, 20.0], clients_missing=1, closed=0, messages=6, background_rate=990.0,
-        background_stored=5000, load_before=load, load_after=load, elapsed_s=30.0,
+        config=cfg,
+        machine=common.describe_machine(None),
+        connected=3,
+        latencies=latencies,
+        first_client=[10.0, 20.0],
+        clients_missing=1,
+        closed=0,
+        messages=6,
+        background_rate=990.0,
+        background_stored=5000,
+        load_before=load,
+        load_after=load,
+        elapsed_s=30.0,
     )
     assert len(live.pairs) == 6
     text = dispatch.render(None, "test", live)
     assert "### Part 2: MQTT → /ws latency with 200 clients" in text
     assert "Not yet measured" not in text
     assert "**missed**" in text and "never seen" in text
+
+
+def test_console_render_section_says_where_the_time_goes() -> None:
+    """The first render needs a whole stack and a browser; its report is checked on
+    made-up milestones (two runs per page, their medians)."""
+
+    def run(
+        scripts: float, structure: float | None, data_in: float, callbacks: int
+    ) -> dict[str, float | None]:
+        return {
+            "html": 5.0,
+            "scripts": scripts,
+            "structure": structure,
+            "data_asked": data_in - 50,
+            "data_in": data_in,
+            "callbacks": float(callbacks),
+            "bytes": 800_000.0,
+        }
+
+    marks = {
+        "plain": console_bench.median_marks([run(300, None, 400, 0), run(320, None, 420, 0)]),
+        "floor": console_bench.median_marks([run(800, 900, 1100, 0), run(820, 920, 1120, 0)]),
+        "console": console_bench.median_marks([run(1200, 1500, 1900, 19), run(1300, 1600, 2100, 19)]),
+    }
+    assert marks["plain"]["structure"] is None and marks["console"]["scripts"] == 1250
+    times = {"plain": [600.0, 640.0], "floor": [1500.0, 1540.0], "console": [3000.0, 3200.0]}
+    median = {name: sum(ts) / 2 for name, ts in times.items()}
+    render = {
+        "entities": 10_000,
+        "runs": 2,
+        "times": times,
+        "median": median,
+        "milestones": marks,
+        "ratio": median["console"] / median["plain"],
+        "floor_ratio": median["floor"] / median["plain"],
+    }
+    text = console_bench.report(common.describe_machine(None), {"render": render}, (0.1, 0.1, 0.1))
+    assert "**Ratio console / plain: 5.00×** (target ≤ 1.5×: NOT met)" in text
+    assert "| map points all in | 410 | 1110 | 2000 |" in text
+    assert "| callbacks started before drawn | 0 | 0 | 19 |" in text
+    assert "arrives 300 ms after its scripts ran" in text and "the remaining 1100 ms" in text
 
 
 @pytest.mark.slow
@@ -90,8 +148,15 @@ def test_ingest_benchmark_runs(endpoints: Endpoints, mqtt_broker: object, tmp_pa
         pytest.skip("needs mosquitto and mosquitto_pub")
     process = getattr(mqtt_broker, "process", None)
     broker_pid = process.proc.pid if process is not None and process.proc is not None else None
-    cfg = ingest.Config(copy_rows=300, insert_rows=30, mqtt_messages=300, latency_seconds=1.0, repeat=1,
-                        sensor_publishers=2, retries=0)
+    cfg = ingest.Config(
+        copy_rows=300,
+        insert_rows=30,
+        mqtt_messages=300,
+        latency_seconds=1.0,
+        repeat=1,
+        sensor_publishers=2,
+        retries=0,
+    )
     city = build_city(size=CitySize(venues=20, devices=100, cameras=40, patrol_units=5, teams=12))
     results = ingest.run(cfg, endpoints=endpoints, broker_pid=broker_pid, city=city)
 
@@ -116,8 +181,18 @@ def test_replay_benchmark_runs(endpoints: Endpoints, mqtt_broker: object, tmp_pa
     if endpoints.broker != "mosquitto":
         pytest.skip("needs mosquitto")
     cfg = replay.Config(
-        span_s=120.0, background_per_s=1.0, bursts=1, calls_per_burst=20, x10_window_s=30.0, x1_window_s=2.0,
-        flood=100, control_window_s=60.0, pause_at_s=1.0, pause_for_s=0.5, seek_after_s=1.0, seek_jump_s=10.0,
+        span_s=120.0,
+        background_per_s=1.0,
+        bursts=1,
+        calls_per_burst=20,
+        x10_window_s=30.0,
+        x1_window_s=2.0,
+        flood=100,
+        control_window_s=60.0,
+        pause_at_s=1.0,
+        pause_for_s=0.5,
+        seek_after_s=1.0,
+        seek_jump_s=10.0,
     )
     results = replay.run(cfg, endpoints=endpoints)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -75,6 +76,26 @@ def test_dashboard_secret_must_be_real_outside_demo_mode() -> None:
 def test_the_app_refuses_to_start_without_a_secret_outside_demo_mode() -> None:
     with pytest.raises(RuntimeError, match="DASHBOARD_SECRET"):
         create_app(Settings(demo_mode=False))
+
+
+def test_the_page_comes_compressed_with_its_second_requests_preloaded() -> None:
+    """The first response names what the renderer asks for next (the layout, the
+    callbacks, the map's chunk), so the browser fetches them with the bundles; responses
+    are gzipped; assets fingerprinted with their modification time are cached for good."""
+    with TestClient(create_app(Settings(demo_mode=True)).server) as client:
+        index = client.get("/", headers={"Accept-Encoding": "gzip"})
+        assert index.headers["content-encoding"] == "gzip"
+        for path in ("/_dash-layout", "/_dash-dependencies"):
+            assert f'<link rel="preload" href="{path}" as="fetch" crossorigin>' in index.text
+            assert client.get(path).status_code == 200
+        preloaded = re.findall(r'<link rel="preload" href="([^"]+)" as="script">', index.text)
+        assert any(p.endswith("/async-GeoJSON.js") for p in preloaded)
+        for path in preloaded:  # each is a chunk the server has
+            assert client.get(path).status_code == 200, path
+        asset = re.search(r'src="(/assets/00-wuwang-core\.js\?m=[^"]+)"', index.text)
+        assert asset is not None
+        assert client.get(asset.group(1)).headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert "immutable" not in client.get("/assets/00-wuwang-core.js").headers.get("cache-control", "")
 
 
 def test_websocket_url_follows_the_command_url() -> None:

@@ -212,6 +212,28 @@ def test_the_field_page_draws_the_registrys_field_layers() -> None:
     assert desk[ids.LAYER_DISTRICTS].checked and not desk[ids.LAYER_RIVER].checked
 
 
+def test_the_first_draws_files_are_asked_for_with_the_page() -> None:
+    """The static files switched on when the page is drawn are listed for the browser to
+    fetch at once (assets/10-wuwang-map.js, prefetchFiles); the ones off are not."""
+
+    def first(panel: Any) -> list[str]:
+        [store] = [s for s in _find(panel, "Store") if s.id == ids.MAP_FILES]
+        return list(store.data)
+
+    def on_with_url(panel: Any) -> list[str]:
+        return [
+            o.children.url for o in overlays(panel).values() if o.checked and getattr(o.children, "url", None)
+        ]
+
+    for networks_on, grid_on in ((False, False), (True, False), (True, True)):
+        desk = map_panel(settings(), "zh_CN", wall=False, urls=URLS, networks_on=networks_on, grid_on=grid_on)
+        assert first(desk) == on_with_url(desk)
+    desk = map_panel(settings(), "zh_CN", wall=False, urls=URLS, networks_on=True)
+    assert URLS["net-video"] in first(desk) and URLS["grid"] not in first(desk)
+    assert URLS["net-video"] not in first(map_panel(settings(), "zh_CN", wall=True, urls=URLS))
+    assert first(map_panel(settings(), "zh_CN", wall=False, urls=None)) == []
+
+
 def test_risk_sources_and_shelters_are_drawn_by_level_and_room() -> None:
     from dashboard.callbacks.map import risk_source_features, shelter_features
 
