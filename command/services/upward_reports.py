@@ -14,6 +14,7 @@ outbox to the upper level, receipts (回执), instructions (批示) and escalate
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,12 +31,12 @@ from pydantic import ValidationError
 
 from command import audit
 from command.domain import reporting as rp
-from command.domain.duty import EntryKind
+from command.domain.duty import EntryKind, receive_instruction
 from command.domain.incidents import Event, IllegalTransition, Incident
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.security import Principal
 from command.services import incident_store
-from command.services.duty import record_duty_event
+from command.services.duty import insert_instruction, record_duty_event
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import exchange, i18n
@@ -721,14 +722,16 @@ async def record_instruction(conn: AsyncConnection[Any], ins: exchange.Instructi
     )
     if await cur2.fetchone() is None:
         return False
-    text = _zh(
-        "upward.log.instruction", about=inc["title"] if inc else ins.eventId, unit=ins.fromUnit.name,
-        by=ins.issuedBy, text=ins.text,
-    )  # fmt: skip
-    await record_duty_event(
-        conn, Scope.of(inc["exercise_id"] if inc else None),
-        EntryKind.INSTRUCTION_RECEIVED, ins.instructionId, text,
-        at=ins.issuedTime, detail={"instruction_id": ins.instructionId, "incident_id": ins.eventId},
+    # on the duty desk like the leader's own: passed on and followed up there (docs/duty-and-reporting.md)
+    desk_id = "DI-UP-" + re.sub(r"[^0-9A-Za-z-]", "-", ins.instructionId)[:57]
+    await insert_instruction(
+        conn,
+        receive_instruction(
+            instruction_id=desk_id, exercise_id=inc["exercise_id"] if inc else None, received_at=now,
+            issued_by=f"{ins.fromUnit.name} {ins.issuedBy}".strip()[:100], text=ins.text,
+            recorded_by="system:upward", incident_id=ins.eventId,
+        ),
+        "system:upward",
     )  # fmt: skip
     await audit.record(
         conn, "system", "upward_report.instruction", object_type="incident", object_id=ins.eventId,

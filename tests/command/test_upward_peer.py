@@ -100,6 +100,11 @@ def test_a_sent_report_is_received_acknowledged_and_answered_with_an_instruction
         }
         assert {"report_sent", "receipt_received", "instruction_received"} <= set(log)
         assert "及时续报" in log["instruction_received"]
+        # on the duty desk, to be passed on and followed up like the leader's own
+        (desk,) = db(
+            settings, "SELECT issued_by, state FROM duty_instruction WHERE incident_id = %s", incident
+        )
+        assert desk == ("湖北省应急管理厅总值班室 省厅带班领导", "open")
 
     # a form that is not the exchange form is refused, with a receipt that says why
     answer = httpx2.post(f"{url}/reports", json={"reportId": "X-R01", "formVersion": "0.9"})
