@@ -35,6 +35,7 @@ from command.routes import reports as reports_routes
 from command.routes import reserve as reserve_routes
 from command.routes import risk as risk_routes
 from command.routes import teams as teams_routes
+from command.routes import upward_reports as upward_routes
 from command.routes import warnings as warnings_routes
 from command.security import LoginLimiter, redact_tokens_in_logs
 from command.services import duty as duty_service
@@ -46,6 +47,7 @@ from command.services import plans as plans_service
 from command.services import reserve as reserve_service
 from command.services import risk as risk_service
 from command.services import rosters as rosters_service
+from command.services import upward_reports as upward_service
 from command.services import warnings as warnings_service
 from command.services.alarm_feed import AlarmFeed
 from command.services.incidents import AlarmIntake
@@ -57,8 +59,8 @@ from wuwang.settings import Settings, token_secret
 log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
-#: 0017: warnings; 0018: inbound CAP warnings; 0020: the duty desk; 0021: shelter reports,
-#: warning recipients.
+#: 0018: inbound CAP warnings; 0019: upward reports; 0020: the duty desk; 0021: shelter
+#: reports, warning recipients.
 REQUIRED_SCHEMA = "0021"
 
 WorkerFactory = Callable[[CommandState], Worker]
@@ -100,6 +102,9 @@ def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
         # risk sources whose inspection is overdue → one grid case each (docs/risk-and-shelters.md)
         lambda state: risk_service.RiskSweep(state.settings.command.risk_sweep_interval_s),
         lambda state: RefusedLogins(state.settings.command.login_audit_flush_s),
+        # reports to the upper level sent, receipts and instructions taken, overdue clocks
+        # escalated (docs/duty-and-reporting.md)
+        lambda state: upward_service.UpwardLink(state.settings.command.upper_interval_s),
         *mqtt_side.worker_factories(),  # MQTT link, team feed, order outbox relay, ack watchdog
     ]
 
@@ -124,6 +129,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, CommandState]]:
         plans = plans_service.load_library(settings.command.plans_dir)  # a bad library stops start-up
         triage_rules = inbox_service.load_rules()  # bad triage rules stop start-up (TriageRulesError)
+        upward_service.rule_of(settings)  # a bad reporting rule stops start-up (RuleError)
         pool = AsyncConnectionPool(
             settings.shared.database_url or "",
             min_size=2,
@@ -216,6 +222,7 @@ def create_app(settings: Settings, workers: Sequence[WorkerFactory] | None = Non
     app.include_router(cap_routes.router)
     app.include_router(warnings_routes.router)  # warnings (预警)
     app.include_router(duty_routes.router)  # the duty desk (值班值守)
+    app.include_router(upward_routes.router)  # upward reporting (信息报送)
     add_redis_unavailable_handler(app)
     inputs.install(app)  # data the database refuses (a NUL that slipped through) is a 422, never a 500
     # Auth (docs/security.md): bodies limited before anything parses them; /ws handlers

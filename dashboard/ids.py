@@ -119,6 +119,11 @@ CHART_AREA = "chart-area"
 
 # Pattern-matching button types ({"type": ..., ...}).
 ACT = "act"  # {"type": "act", "action": "verify"}
+#: 信息报送 on the detail: {"type": "upward", "action": draft_first|save|approve|send, "n": report}
+UPWARD = "upward"
+WALL_REPORT_CLOCKS = "wall-report-clocks"  # the wall's running report clocks
+WALL_REPORT_TICK = "wall-report-tick"
+UPWARD_INPUT = "upward-input"  # {"type": …, "name": deaths|missing|injured|measures, "n": report}
 DISPATCH = "dispatch"  # {"type": "dispatch", "team": id}
 DETAIL_CLOSE = "detail-close"  # {"type": "detail-close", "panel": "detail"}: the ✕, deselect
 CLOSE_OVERRIDE = "close-override"  # {"type": "close-override", "action": "resolve" | "close"}

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from simulators import drill, exercise_daemon, registry_import
+from simulators import drill, exercise_daemon, registry_import, upper
 from simulators.feeds import CST, FeedGenerator, FeedMix
 from simulators.publish import BrokerConfig, RunConfig, broker_from_settings, run_processes, run_single
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     exercise_daemon.add_subcommands(sub)
     drill.add_subcommand(sub)  # scripted scenarios (H2, simulators/drill.py)
     registry_import.add_subcommand(sub)  # risk sources and shelters from CSV
+    upper.add_subcommand(sub)  # the upper level's platform for upward reports (信息报送)
     return parser
 
 
@@ -87,6 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exercise_daemon.main(ns, setup_log=own_process)
     if ns.cmd == registry_import.COMMAND:
         return registry_import.main(ns)
+    if ns.cmd == upper.COMMAND:
+        if own_process:
+            setup_logging("simulators-upper", "INFO")
+        return upper.main(ns)
     if ns.cmd == drill.COMMAND:
         if own_process:
             setup_logging("simulators-drill", "INFO")

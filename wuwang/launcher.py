@@ -88,6 +88,10 @@ DEMO_LOADERS: tuple[tuple[str, str, tuple[str, ...], str], ...] = (
 )
 
 
+#: The simulated upper-level platform's port in the demo (another free one if taken).
+UPPER_PORT = 8091
+
+
 def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -> list[ServiceSpec]:
     """What the demo runs, in start order (stopped in reverse). One line per service."""
     env = child_env(endpoints, settings, "ingest")
@@ -126,6 +130,23 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
         )
     )
     command_host = reach_host(settings.command.host)
+    # The upper level's platform (信息报送): the command service sends its reports there
+    # and fetches the instructions (批示) it issues, unless a real one is configured.
+    upper_env: dict[str, str] = {}
+    if not settings.command.upper_url:
+        upper_port = _metrics_port(UPPER_PORT)
+        upper_env["COMMAND_UPPER_URL"] = f"http://127.0.0.1:{upper_port}"
+        specs.append(
+            ServiceSpec(
+                "upper",
+                "simulators",
+                "simulator",
+                "the upper level's platform: receives reports, sends receipts and instructions",
+                args=("upper", "--port", str(upper_port)),
+                ready_port=upper_port,
+                urls=(f"http://127.0.0.1:{upper_port}/reports",),
+            )
+        )
     # The console proves with this secret that a browser address it forwards with a login
     # is its own (docs/security.md): one per run for the command service and the
     # dashboard, never the repository's demo value.
@@ -138,7 +159,7 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
             "command",
             "command",
             "incidents, plans, reserve, rosters, dispatch (API + /ws)",
-            env=console_env,
+            env={**console_env, **upper_env},
             ready_port=settings.command.port,
             ready_host=command_host,
             urls=(

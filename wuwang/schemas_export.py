@@ -20,12 +20,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wuwang import outbound
+from wuwang import exchange, outbound
 from wuwang.contract import FEEDS, FeedSpecs, shelter_json_schema
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "docs" / "schemas"
 OUTBOUND_DIR = DEFAULT_DIR / "outbound"
 V2_DIR = DEFAULT_DIR / "v2"  # version 2 beside version 1 (docs/mqtt-contract.md §12)
+EXCHANGE_DIR = DEFAULT_DIR / "exchange"  # the upward reporting form (docs/duty-and-reporting.md)
 SUFFIX = ".schema.json"
 
 
@@ -46,6 +47,11 @@ def outbound_files() -> dict[str, str]:
 def v2_files() -> dict[str, str]:
     """File name → content, for every v2 inbound message (docs/schemas/v2/)."""
     return {f"team-shelter{SUFFIX}": render(shelter_json_schema())}
+
+
+def exchange_files() -> dict[str, str]:
+    """File name → content, for the upward reporting form (docs/schemas/exchange/)."""
+    return {f"{name}{SUFFIX}": render(schema) for name, schema in sorted(exchange.json_schemas().items())}
 
 
 def check(directory: Path, feeds: FeedSpecs = FEEDS, wanted: dict[str, str] | None = None) -> list[str]:
@@ -98,6 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if with_outbound:
             problems += check(OUTBOUND_DIR, wanted=outbound_files())
             problems += check(V2_DIR, wanted=v2_files())
+            problems += check(EXCHANGE_DIR, wanted=exchange_files())
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -109,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if with_outbound:
         changed += write(OUTBOUND_DIR, wanted=outbound_files())
         changed += write(V2_DIR, wanted=v2_files())
+        changed += write(EXCHANGE_DIR, wanted=exchange_files())
     for path in changed:
         print(f"wrote {path}" if path.exists() else f"removed {path}")
     if not changed:

@@ -319,6 +319,29 @@ class CommandSettings(SettingsGroup):
         gt=0,
         description="how often risk sources whose inspection is overdue get their grid case",
     )
+    # Upward reporting (信息报送): the rule, who reports, where reports go (docs/duty-and-reporting.md)
+    report_rules_dir: Path = Field(
+        default=REPO_ROOT / "command" / "reporting_rules",
+        description="the reporting rules, one YAML file per jurisdiction",
+    )
+    report_jurisdiction: str = Field(
+        default="hubei", pattern=r"^[a-z][a-z0-9_]{0,31}$", description="the rule this centre reports under"
+    )
+    report_unit: str | None = Field(
+        default=None, description="the reporting unit's name (default: the demo city's command centre)"
+    )
+    report_area_code: str = Field(
+        default="420600", pattern=r"^\d{6}$", description="GB/T 2260 area code of the reporting unit"
+    )
+    upper_url: str | None = Field(
+        default=None,
+        description="COMMAND_UPPER_URL: the upper level's platform (POST /reports, GET"
+        " /instructions); None: reports are approved and queued, not sent",
+    )
+    upper_interval_s: float = Field(
+        default=5.0, gt=0, description="how often queued reports are sent and instructions fetched"
+    )
+    upper_timeout_s: float = Field(default=10.0, gt=0, description="one request to the upper level")
 
 
 class DashboardSettings(SettingsGroup):

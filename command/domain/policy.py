@@ -124,6 +124,13 @@ class Action(StrEnum):
     SHELTER_REPORT_OCCUPANCY = "shelter.report_occupancy"
     INBOUND_WARNING_IMPORT = "inbound_warning.import"  # 外部预警: CAP 1.2 from other agencies
     INBOUND_WARNING_READ = "inbound_warning.read"
+    UPWARD_READ = "upward_report.read"  # 信息报送: an incident's reports, figures, clocks
+    UPWARD_DRAFT = "upward_report.draft"  # 起草 / 修改 (the duty officer), and the figures
+    UPWARD_APPROVE = "upward_report.approve"  # 签发: the leader on duty's
+    UPWARD_SEND = "upward_report.send"
+    UPWARD_RECEIPT = "upward_report.receipt"  # 回执 taken by phone, entered by hand
+    UPWARD_CLOCKS = "upward_report.clocks"  # every running clock: the desk and the wall
+    UPWARD_INSTRUCTIONS = "upward_report.instructions"  # 上级批示 received
 
     DUTY_READ = "duty.read"  # 值班值守: the roster, the duty log, instructions, handovers, exports
     DUTY_ROSTER_SET = "duty.roster_set"  # who leads and who is on duty per shift
@@ -271,6 +278,15 @@ POLICY: Mapping[Action, Grant] = {
     Action.DUTY_INSTRUCTION: _DESK,
     Action.DUTY_HANDOVER_DRAW: _DESK,
     Action.DUTY_HANDOVER_SIGN: _grant((_O, _C)),
+    # upward reporting (信息报送): the duty officer drafts, the leader on duty (指挥长)
+    # approves, the centre sends and reads; planners in drills only; never the field
+    Action.UPWARD_READ: _grant(_CENTRE, (*_CENTRE, _P)),
+    Action.UPWARD_DRAFT: _DESK,
+    Action.UPWARD_APPROVE: _grant((_C, _A), (_C, _A, _P)),
+    Action.UPWARD_SEND: _DESK,
+    Action.UPWARD_RECEIPT: _DESK,
+    Action.UPWARD_CLOCKS: _grant(_CENTRE, (*_CENTRE, _P)),
+    Action.UPWARD_INSTRUCTIONS: _grant(_CENTRE, (*_CENTRE, _P)),
     # exercises (演练)
     Action.EXERCISE_READ: _grant((), (*_CENTRE, _P)),
     Action.EXERCISE_WATCH: _grant((), (_P, _A)),

@@ -22,6 +22,7 @@ def register_all(app: Dash, console: Console) -> None:
         kpis,
         live,
         map,
+        reporting,
         reserve,
         teams,
         warnings,
@@ -41,5 +42,6 @@ def register_all(app: Dash, console: Console) -> None:
         exercise,
         warnings,
         duty,
+        reporting,
     ):
         module.register(app, console)

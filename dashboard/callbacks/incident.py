@@ -48,6 +48,7 @@ async def fetch_detail(console: Console, me: Me, token: str, incident_id: str, l
         "orders": api.get(incident_path(incident_id, "orders"), token),
         "reserve": api.get(incident_path(incident_id, "reserve"), token),
         "risk": api.get(incident_path(incident_id, "risk"), token),
+        "reporting": api.get(incident_path(incident_id, "reports"), token),
     }
     if data.incident.get("is_open"):
         parts["recommendations"] = api.get(incident_path(incident_id, "recommendations"), token)
@@ -70,6 +71,8 @@ async def fetch_detail(console: Console, me: Me, token: str, incident_id: str, l
             data.reserve = result
         elif name == "risk":
             data.risk = result
+        elif name == "reporting":
+            data.reporting = result
         elif name == "recommendations":
             data.recommendations = result
     data.area_chart = await area_chart(console, lang, data.incident)

@@ -15,6 +15,7 @@ from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
 from dashboard.layout import duty as duty_layout
 from dashboard.layout import exercise as ex
+from dashboard.layout import reporting as reporting_layout
 from dashboard.layout import wall as wall_parts
 from dashboard.layout import warnings as warnings_layout
 from dashboard.layout.inbox import inbox_panel
@@ -259,6 +260,8 @@ def console_page(
             kpi_bar(lang),
             # 值班: who leads and who is on duty, on the wall (the desk has its duty tab)
             duty_layout.wall_strip(lang) if wall and who.may("duty.read") else None,
+            # 信息报送: every running report clock, red when overdue (the wall only)
+            reporting_layout.wall_strip(lang) if wall else None,
             html.Main(className="console-main", children=body),
             # the wall has no side panel: its exercise components, hidden, for the callbacks
             ex.exercise_panel(lang, who, hidden=True) if wall else None,

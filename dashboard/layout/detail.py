@@ -51,6 +51,8 @@ class DetailData:
     reserve: dict[str, Any] | None = None
     #: GET /incidents/{id}/risk: major risk sources near it, shelters for an evacuation
     risk: dict[str, Any] | None = None
+    #: GET /incidents/{id}/reports: 信息报送 clocks, reports, figures
+    reporting: dict[str, Any] | None = None
     errors: dict[str, str] = field(default_factory=dict)
     area_chart: Any = None
     #: A resolve or close the command service refused (the close-guard store), if any.
@@ -868,10 +870,19 @@ def risk_panel(lang: Lang, data: DetailData) -> html.Div | None:
     return html.Div(className="detail-risk", id="detail-risk", children=rows) if rows else None
 
 
+def _reports_label(lang: Lang, data: DetailData) -> str:
+    """The reporting tab's label, with how many report clocks are overdue."""
+    clocks = (data.reporting or {}).get("clocks") or []
+    late = sum(1 for c in clocks if c.get("state") == "overdue")
+    return t(lang, "upward.tab_overdue", n=late) if late else t(lang, "upward.tab")
+
+
 def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list[Any]:
     """One screen: the summary and the actions on top, the rest as tabs (the plan's
     checklist, teams, supplies, the record, the sources). The chosen tab is kept while
     the detail is drawn again (persistence) and from one incident to the next."""
+    from dashboard.layout.reporting import reporting_tab  # it draws with this module's helpers
+
     inc = data.incident
     top: list[Any] = [summary(lang, inc, tz)]
     if inc.get("merged_into"):
@@ -907,6 +918,12 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
             "supplies",
             t(lang, "detail.tab_supplies"),
             stock_section(lang, who, data) if is_open else _held_stock(lang, data),
+        ),
+        _tab(
+            lang,
+            "reports",
+            _reports_label(lang, data),
+            reporting_tab(lang, who, inc, data.reporting, tz),
         ),
         _tab(
             lang,

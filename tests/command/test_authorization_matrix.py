@@ -251,6 +251,24 @@ POLICY: dict[tuple[str, str], tuple[frozenset[str], dict[str, Any] | None]] = {
     # decided once the file is read)
     ("POST", "/warnings/cap"): (READERS, {}),
     ("GET", "/warnings/inbound"): (READERS, None),
+    # upward reporting (信息报送): the desk drafts and sends, the leader on duty (commander)
+    # approves, the centre reads the clocks; planners drills only, field users never. The
+    # world's incident has no report yet: an allowed draft of a follow-up gets 409 (no 首报),
+    # an allowed act on report 1 gets 404; a figures entry and an instruction's follow-up
+    # are recorded
+    ("GET", "/incidents/{live}/reports"): (STAFF, None),
+    ("POST", "/incidents/{live}/reports"): (STAFF, {"kind": "follow_up"}),
+    ("POST", "/incidents/{live}/figures"): (STAFF, {"source": "矩阵"}),
+    ("GET", "/incidents/{live}/reports/1"): (STAFF, None),
+    ("GET", "/incidents/{live}/reports/1.json"): (STAFF, None),
+    ("GET", "/incidents/{live}/reports/1.eido.json"): (STAFF, None),
+    ("PATCH", "/incidents/{live}/reports/1"): (STAFF, {"note": "矩阵"}),
+    ("POST", "/incidents/{live}/reports/1/approve"): (frozenset({"commander", "admin"}), None),
+    ("POST", "/incidents/{live}/reports/1/send"): (STAFF, None),
+    ("POST", "/incidents/{live}/reports/1/receipt"): (STAFF, {"signed_by": "矩阵"}),
+    ("GET", "/reports/clocks"): (STAFF, None),
+    ("GET", "/reports/instructions"): (STAFF, None),
+    ("POST", "/reports/instructions/{instruction}/follow-up"): (STAFF, {"passed_to": "矩阵"}),
     # last: it ends the session of the token it is called with
     ("POST", "/auth/logout"): (ALL, None),
 }
@@ -325,6 +343,7 @@ def world(command_client: TestClient, command_settings: Any, login: Login) -> di
         **_warning_world(command_settings),
         **_risk_world(command_settings),
         **_duty_world(command_settings),
+        **_upward_world(command_settings),
     }
 
 
@@ -353,6 +372,16 @@ def _duty_world(settings: Any) -> dict[str, str]:
             " '{}', 'operator1', now(), 'operator2', now())"
         )
     return {"duty_shift": "DS-MATRIX-1", "duty_instruction": "DI-MATRIX-1", "duty_handover": "DH-MATRIX-1"}
+
+
+def _upward_world(settings: Any) -> dict[str, str]:
+    """A live instruction from the upper level (上级批示) to pass on."""
+    with psycopg.connect(settings.shared.database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO upward_instruction (instruction_id, from_unit, text, issued_at, received_at)"
+            " VALUES ('INS-MATRIX', '湖北省应急管理厅', '矩阵批示', now(), now())"
+        )
+    return {"instruction": "INS-MATRIX"}
 
 
 def _risk_world(settings: Any) -> dict[str, str]:
@@ -439,6 +468,8 @@ def _call(
         return client.delete(path, headers=headers).status_code
     if method == "PUT":
         return client.put(path, json=body or {}, headers=headers).status_code
+    if method == "PATCH":
+        return client.patch(path, json=body or {}, headers=headers).status_code
     return client.post(path, json=body or {}, headers=headers).status_code
 
 
@@ -465,6 +496,8 @@ def test_every_route_has_a_policy(command_client: TestClient) -> None:
         "{duty_shift}": "{shift_id}",
         "{duty_instruction}": "{instruction_id}",
         "{duty_handover}": "{handover_id}",
+        "{instruction}": "{instruction_id}",
+        "/reports/1": "/reports/{number}",
     }
     covered = set()
     for method, path in templated:

@@ -92,13 +92,13 @@ def dispatched(data: DetailData) -> DetailData:
     return data
 
 
-def test_the_detail_is_a_summary_with_actions_over_five_tabs() -> None:
+def test_the_detail_is_a_summary_with_actions_over_six_tabs() -> None:
     tree = html.Div(incident_detail("zh_CN", OPERATOR, sample(), TZ))
     tabs = find(tree, lambda c: getattr(c, "id", None) == ids.DETAIL_TABS)
     assert len(tabs) == 1
     assert tabs[0].persistence  # the chosen tab survives the detail being drawn again
     values = [tab.value for tab in find(tabs[0], lambda c: isinstance(c, dcc.Tab))]
-    assert values == ["plan", "teams", "supplies", "timeline", "sources"]
+    assert values == ["plan", "teams", "supplies", "reports", "timeline", "sources"]
     top = find(tree, lambda c: getattr(c, "className", None) == "detail-top")[0]
     assert find(top, lambda c: getattr(c, "id", None) == {"type": ids.DETAIL_CLOSE, "panel": "detail"})
     assert find(top, lambda c: getattr(c, "id", None) == {"type": ids.ACT, "action": "verify"})

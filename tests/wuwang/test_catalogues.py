@@ -38,6 +38,8 @@ ALLOWED_FILES = {
     "command/domain/cap.py": "GB/T 35965.1 interchange data: the colour words and the parameter "
     "name (预警级别) that CAP files of Chinese agencies carry",
     "command/routes/*.py": "OpenAPI summaries and descriptions glossing the field's terms",
+    "wuwang/exchange.py": "GB/T 35965.2-modelled interchange data: the report kinds and grade words the"
+    " upward form carries (首报, 重大) and its field glosses",
 }
 ALLOWED_TEXTS = {
     "五网同构": "the product's name",
