@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from wuwang.lattice import grid_cell_id
+from wuwang.risk import DEMO_SHELTERS
 from wuwang.service import setup_logging
 
 #: (id, name, kind, lat, lon, district adcode, level, unit, contact, interval days,
@@ -129,107 +130,6 @@ DEMO_RISK_SOURCES: tuple[tuple[str, str, str, float, float, int, str, str, str, 
         10,
     ),
 )
-
-#: (id, name, kind, lat, lon, district adcode, capacity, facilities, status, occupancy)
-DEMO_SHELTERS: tuple[tuple[str, str, str, float, float, int, int, tuple[str, ...], str, int], ...] = (
-    (
-        "SH-DEMO-01",
-        "襄阳市体育中心应急避难场所",
-        "stadium",
-        32.070,
-        112.190,
-        420602,
-        12000,
-        ("water", "power", "toilets", "medical", "beds"),
-        "open",
-        3400,
-    ),
-    (
-        "SH-DEMO-02",
-        "诸葛亮广场应急避难场所",
-        "square",
-        32.005,
-        112.130,
-        420602,
-        8000,
-        ("water", "toilets", "power"),
-        "open",
-        7950,
-    ),
-    (
-        "SH-DEMO-03",
-        "月亮湾公园应急避难场所",
-        "park",
-        32.040,
-        112.190,
-        420602,
-        15000,
-        ("water", "toilets", "tents"),
-        "open",
-        1200,
-    ),
-    (
-        "SH-DEMO-04",
-        "襄阳五中避难点",
-        "school",
-        32.045,
-        112.130,
-        420606,
-        3000,
-        ("water", "power", "beds"),
-        "closed",
-        0,
-    ),
-    (
-        "SH-DEMO-05",
-        "襄州区人民广场应急避难场所",
-        "square",
-        32.088,
-        112.210,
-        420607,
-        6000,
-        ("water", "toilets"),
-        "open",
-        500,
-    ),
-    (
-        "SH-DEMO-06",
-        "枣阳市民广场应急避难场所",
-        "square",
-        32.120,
-        112.750,
-        420683,
-        5000,
-        ("water", "toilets", "power"),
-        "closed",
-        0,
-    ),
-    (
-        "SH-DEMO-07",
-        "老河口市体育馆避难点",
-        "stadium",
-        32.390,
-        111.670,
-        420682,
-        4000,
-        ("water", "power", "beds", "medical"),
-        "open",
-        0,
-    ),
-    (
-        "SH-DEMO-08",
-        "宜城市民公园应急避难场所",
-        "park",
-        31.720,
-        112.260,
-        420684,
-        7000,
-        ("water", "toilets", "tents"),
-        "closed",
-        0,
-    ),
-)
-
 
 def load_demo_risk(
     conn: psycopg.Connection[Any], cell_deg: float, now: datetime | None = None

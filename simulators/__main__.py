@@ -68,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--window", type=int, default=1000, help="unacknowledged messages in flight, at most")
     f.add_argument("--dry-run", action="store_true", help="print 'topic<TAB>payload' lines, publish nothing")
     f.add_argument("--city-seed", type=int, default=DEFAULT_CITY_SEED)
+    f.add_argument("--shelter-counts", action="store_true",
+                   help="teams also count people in the demo's shelters (teams/v2/<team>/shelter)")
     default = CitySize()
     for name in ("venues", "devices", "cameras", "patrol_units", "teams"):
         f.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(default, name))
@@ -134,6 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         broker=broker, rate=ns.rate, seed=ns.seed, start=start, bad_fraction=ns.bad_fraction,
         time_scale=ns.time_scale, count=ns.count, duration=ns.duration, city_seed=ns.city_seed,
         city_size=size, grid_deg=settings.shared.grid_cell_deg, mix=mix, window=ns.window,
+        shelter_counts=ns.shelter_counts,
     )
     log.info("%s:%d user=%s MQTT %s QoS 1 rate=%g msg/s seed=%d start=%s processes=%d", broker.host,
              broker.port, broker.username, broker.protocol, ns.rate, ns.seed, start.isoformat(), ns.processes)

@@ -36,6 +36,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from simulators.feeds import CST, FeedGenerator, FeedMix, SimEvent
+from simulators.shelter_counts import ShelterCounts, demo_shelter_sites
 from wuwang.city import DEFAULT_CITY_SEED, CitySize, build_city
 from wuwang.mqtt import DEMO_MQTT_ACCOUNTS, MqttTarget, apply_target
 from wuwang.mqttlink import cap_paho_inflight, receive_maximum
@@ -111,6 +112,9 @@ class RunConfig:
     client_id_prefix: str = "wuwang-sim"
     drain_timeout: float = 10.0
     connect_timeout: float = 15.0
+    # The teams also count people in the demo's shelters (teams/v2/<team>/shelter):
+    # the demo's city only, whose shelters command.demo_risk loaded.
+    shelter_counts: bool = False
 
 
 def shard_of(ev: SimEvent, shards: int) -> int:
@@ -205,6 +209,11 @@ class Publisher:
                 city, seed=cfg.seed, start=cfg.start, rate=cfg.rate, bad_fraction=cfg.bad_fraction,
                 time_scale=cfg.time_scale, mix=cfg.mix,
             )
+            counts = (
+                ShelterCounts(demo_shelter_sites(), {t.id: t.team_type for t in city.teams},
+                              run=gen.run, seed=cfg.seed)
+                if cfg.shelter_counts else None
+            )
             t0 = time.monotonic()
             for ev in gen.events(cfg.count):
                 if self.stop.is_set():
@@ -212,6 +221,11 @@ class Publisher:
                 elapsed = time.monotonic() - t0
                 if cfg.duration is not None and elapsed >= cfg.duration:
                     break
+                # Every shard watches the whole stream (the same counts everywhere); the
+                # count follows the team position that prompted it, through its shard.
+                count = None
+                if counts is not None and ev.bad is None:
+                    count = counts.observe(ev.topic, ev.payload, ev.at)
                 if shard_of(ev, self.shards) != self.shard:
                     continue
                 # Pace by the stream position, so all shards together keep the rate.
@@ -225,6 +239,9 @@ class Publisher:
                     break
                 self.client.publish(ev.topic, ev.payload, qos=1)
                 self.counters.published += 1
+                if count is not None:
+                    self.client.publish(count.topic, count.body(), qos=1)
+                    self.counters.published += 1
                 if ev.bad is not None:
                     self.counters.bad += 1
                 if on_progress is not None:

@@ -126,6 +126,7 @@ def demo_services(opts: DemoOptions, settings: Settings, endpoints: Endpoints) -
                 str(opts.seed),
                 "--bad-fraction",
                 f"{opts.bad_fraction:g}",
+                "--shelter-counts",  # the shelter layer moves (docs/risk-and-shelters.md)
             ),
         )
     )

@@ -228,7 +228,8 @@ def test_warnings_reach_each_field_account_only_its_own(peers: MakePeer) -> None
 def test_a_team_counts_shelter_occupancy_under_its_own_id_only(peers: MakePeer) -> None:
     """teams/v2/<team>/shelter (v2 beside v1, docs/mqtt-contract.md §12): a team writes
     under its own id, command reads it; another team, a device, ingest and command
-    itself cannot write there, and nothing deeper is allowed."""
+    itself cannot write there, and nothing deeper is allowed. The demo's simulator
+    writes for its simulated teams."""
     make = peers
     command = make("command")
     assert command.subscribe("$share/command/teams/v2/+/shelter", qos=1).value == 1
@@ -246,6 +247,11 @@ def test_a_team_counts_shelter_occupancy_under_its_own_id_only(peers: MakePeer) 
     team = make("T-FIRE-01")
     assert team.publish("teams/v2/T-FIRE-01/shelter", b"count").value == 0
     assert command.expect() == ("teams/v2/T-FIRE-01/shelter", b"count")
+    # the demo's simulator speaks for its simulated teams, as on teams/v1 (demo only)
+    sim = make("simulator")
+    assert sim.publish("teams/v2/T-FIRE-02/shelter/extra", b"forged").value == NOT_AUTHORIZED
+    assert sim.publish("teams/v2/T-FIRE-02/shelter", b"sim count").value == 0
+    assert command.expect() == ("teams/v2/T-FIRE-02/shelter", b"sim count")
     time.sleep(0.2)
     assert command.received.empty(), "a refused count was delivered"
 

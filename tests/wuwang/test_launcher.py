@@ -114,7 +114,7 @@ def test_demo_services_shared_and_not(tmp_path: Path) -> None:
     assert len({s.env["INGEST_METRICS_PORT"] for s in specs[:3]}) == 3
     simulator = next(s for s in specs if s.name == "simulator")
     assert simulator.args[:1] == ("feeds",)
-    assert {"--rate", "--seed", "--bad-fraction"} <= set(simulator.args)
+    assert {"--rate", "--seed", "--bad-fraction", "--shelter-counts"} <= set(simulator.args)
     one = demo_services(DemoOptions(ingest_workers=3), settings, fake_endpoints("amqtt"))
     assert [s.name for s in one if s.name.startswith("ingest")] == ["ingest-1"], (
         "amqtt: no shared subscriptions"
