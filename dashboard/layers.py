@@ -149,6 +149,8 @@ LAYERS: tuple[MapLayer, ...] = (
         on=EVERYWHERE,
         basemap_replaces=frozenset({"field"}),
         style="districtStyle",
+        # a district clicked while the warning form is open joins the area (callbacks/warnings.py)
+        each="onEachDistrict",
     ),
     MapLayer(
         "district-labels", "layer.district_names", "labels", Static("district_labels"), point="labelPoint"

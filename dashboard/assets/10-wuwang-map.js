@@ -114,6 +114,13 @@
       });
     });
   }
+  /* html.Details does not tell Dash when it is opened or folded: the warning panel's
+   * "open" is handed on, so a district is picked, and shown picked, only while it is open
+   * (callbacks/warnings.py district_clicked, districts_highlighted). */
+  document.addEventListener("toggle", function (e) {
+    var el = e.target, dc = window.dash_clientside;
+    if (el && el.id === "warning-panel" && dc && dc.set_props) { dc.set_props("warning-panel", { open: el.open }); }
+  }, true);
   /* An area's popup kept clear of the layers control down the map's right side (Leaflet pads the
    * right with the bottom-right padding). */
   function popupOptions(kind) {
@@ -165,6 +172,33 @@
     },
     /* 预警: a warning's area in its level's standard colour (蓝/黄/橙/红), the border
      * solid, the fill a tint so what lies beneath stays readable. */
+    /* A district clicked while the warning form is open: its canvas lies under the
+     * markers' panes, which take every click, so the map hit-tests the districts itself
+     * and hands the one under the click to the console, which adds it to the area or
+     * takes it out (callbacks/warnings.py district_clicked). Not while drawing. */
+    onEachDistrict: function (feature, layer) {
+      layer.on("add", function () {
+        var map = layer._map;
+        if (!map._wuwangDistricts) {
+          var districts = (map._wuwangDistricts = new Set());
+          map.on("click", function (e) {
+            var dc = window.dash_clientside;
+            if (map.getContainer().classList.contains("wuwang-drawing")) { return; }
+            if (!document.querySelector("#warning-panel[open]") || !dc || !dc.set_props) { return; }
+            var at = map.latLngToLayerPoint(e.latlng), hit = null;
+            districts.forEach(function (d) {
+              if (d._map !== map) { districts.delete(d); return; }
+              if (!hit && d._containsPoint(at)) { hit = d; }
+            });
+            if (hit) {
+              W._districtClicks = (W._districtClicks || 0) + 1;
+              dc.set_props("layer-districts", { clickData: hit.feature, n_clicks: W._districtClicks });
+            }
+          });
+        }
+        map._wuwangDistricts.add(layer);
+      });
+    },
     warningStyle: function (feature) {
       var c = (feature.properties || {}).colour || "#ffd700";
       return { color: c, weight: 3 * k(), opacity: 0.95, dashArray: null, fill: true, fillColor: c, fillOpacity: 0.18 };
@@ -331,6 +365,11 @@
     districtStyle: function (feature, context) {
       // Over a basemap the fill is a tint only, so the streets beneath stay visible.
       var onBasemap = context && context.hideout && context.hideout.basemap;
+      var picked = (context && context.hideout && context.hideout.picked) || [];
+      if (feature && feature.properties && picked.indexOf(feature.properties.i) >= 0) {
+        // in the area of the warning being drafted (callbacks/warnings.py districts_hideout)
+        return { color: "#ffb300", weight: 3, opacity: 1, fill: true, fillColor: "#ffb300", fillOpacity: 0.3 };
+      }
       return {
         color: "#6f8fbf", weight: onBasemap ? 1.5 : 2, opacity: onBasemap ? 0.7 : 0.9,
         fill: true, fillColor: "#13213a", fillOpacity: onBasemap ? 0.12 : 0.55

@@ -145,6 +145,26 @@ def drawn_points(drawn: Any, datum: geo.Datum) -> str:
     return "\n".join(f"{lat:.6f}, {lon:.6f}" for lat, lon in points)
 
 
+def picked_districts(chosen: Any, clicked_feature: Any, *, form_open: bool) -> list[int] | None:
+    """A district clicked on the map while the draft form is open: added to the area's
+    districts, or taken out if it was in. None: nothing to change (the form is folded,
+    or the click was not on a district)."""
+    props = clicked_feature.get("properties") if isinstance(clicked_feature, dict) else None
+    adcode = props.get("i") if isinstance(props, dict) else None
+    if not form_open or not isinstance(adcode, int) or isinstance(adcode, bool):
+        return None
+    current = [d for d in chosen or [] if isinstance(d, int) and not isinstance(d, bool)]
+    return [d for d in current if d != adcode] if adcode in current else [*current, adcode]
+
+
+def districts_hideout(hideout: Any, chosen: Any, *, form_open: bool) -> dict[str, Any]:
+    """The districts layer's drawing options with the districts in the area being drafted
+    (highlighted by districtStyle, assets/10-wuwang-map.js) while the form is open."""
+    base = dict(hideout) if isinstance(hideout, dict) else {}
+    base["picked"] = [d for d in chosen or [] if isinstance(d, int)] if form_open else []
+    return base
+
+
 async def _inside(
     console: Console, token: str, lang: Lang, area: dict[str, Any], exercise_id: str | None
 ) -> str:
@@ -522,6 +542,30 @@ def register(app: Dash, console: Console) -> None:
         except ApiError as exc:
             return points, _error(lang, exc)
         return points, inside
+
+    @app.callback(
+        Output(ids.WARNING_DISTRICTS, "value", allow_duplicate=True),
+        Input(ids.LAYER_DISTRICTS, "n_clicks"),
+        State(ids.LAYER_DISTRICTS, "clickData"),
+        State(ids.WARNING_PANEL, "open"),
+        State(ids.WARNING_DISTRICTS, "value"),
+        prevent_initial_call=True,
+    )
+    def district_clicked(_clicks: Any, feature: Any, form_open: Any, chosen: Any) -> Any:
+        """A district clicked on the map while the draft form is open joins the area
+        (or leaves it): the same field as the dropdown, so the dropdown shows it."""
+        picked = picked_districts(chosen, feature, form_open=bool(form_open))
+        return no_update if picked is None else picked
+
+    @app.callback(
+        Output(ids.LAYER_DISTRICTS, "hideout"),
+        Input(ids.WARNING_DISTRICTS, "value"),
+        Input(ids.WARNING_PANEL, "open"),
+        State(ids.LAYER_DISTRICTS, "hideout"),
+        prevent_initial_call=True,
+    )
+    def districts_highlighted(chosen: Any, form_open: Any, hideout: Any) -> Any:
+        return districts_hideout(hideout, chosen, form_open=bool(form_open))
 
     @app.callback(
         Output(ids.LAYER_INBOUND_WARNINGS, "data"),

@@ -1,7 +1,8 @@
 """预警 drawn on the map, in Chromium against the whole stack: a meteorological CAP
 warning imported over the API shows on the inbound layer (dashed, its popup names the
-sender); the operator draws the warning's area with the map's polygon tool (the tool
-speaks Chinese, nothing is fetched from elsewhere), sees what is inside, drafts; the
+sender); the operator clicks a district on the map into the area and out again, draws
+the warning's area with the map's polygon tool (the tool speaks Chinese, nothing is
+fetched from elsewhere), sees what is inside, drafts; the
 commander approves; the area is on the desk's and the wall's map and the wall's banner
 says it. Screenshots at 1920×1080 and 3840×2160."""
 
@@ -124,6 +125,15 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
     page.click('#warning-level input[value="orange"]')
     page.fill("#warning-headline", HEADLINE)
     page.fill("#warning-instruction", "加固临时搭建物，停止高空作业。")
+    # A district clicked on the map joins the area, highlighted; clicked again it leaves.
+    district_at = _page_point(page, lat - 0.006, lon + 0.012)
+    page.mouse.click(*district_at)
+    picked = "() => document.querySelector('#warning-districts').innerText.includes('(4206')"
+    page.wait_for_function(picked, timeout=10_000)  # the dropdown shows it, name (adcode)
+    shot(page, artifacts, "warning-district-picked")
+    page.mouse.click(*district_at)
+    page.wait_for_function(f"() => !({picked})()", timeout=10_000)
+    page.keyboard.press("Escape")  # the agency's warning covers the district: its popup opened too
     tool = page.locator(".leaflet-draw-draw-polygon")
     assert tool.get_attribute("title") == "画预警范围（多边形）"  # the drawing tool speaks Chinese
     tool.click()
@@ -138,6 +148,7 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
     assert all(abs(a - lat) < 0.0045 and abs(b - lon) < 0.0045 for a, b in points), points  # WGS-84, as drawn
     page.wait_for_selector('#warning-inside:has-text("队伍")', timeout=20_000)  # counted at once
     assert "队伍 0" not in page.inner_text("#warning-inside")  # the team's base is inside
+    assert "(4206" not in page.inner_text("#warning-districts")  # drawing picks no district
     shot(page, artifacts, "warning-drawn")
     page.click("#warning-draft")
     page.wait_for_selector('#warning-feedback:has-text("已起草")', timeout=20_000)
