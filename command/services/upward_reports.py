@@ -51,6 +51,9 @@ LEADER_ON_DUTY = "commander"
 RETRY_S = (5.0, 15.0, 60.0, 300.0)
 #: How often overdue clocks are looked for (and escalated once each).
 ESCALATE_EVERY_S = 30.0
+#: Receipts are fetched again this far back: one signed late with an earlier time is not missed
+#: (each is recorded once by its id, whatever is fetched twice).
+RECEIPTS_OVERLAP = timedelta(minutes=10)
 
 
 @cache
@@ -768,6 +771,7 @@ class UpwardLink(Periodic):
     def __init__(self, interval_s: float = 5.0, escalate_every_s: float = ESCALATE_EVERY_S) -> None:
         super().__init__(interval_s)
         self.instructions_since: datetime | None = None
+        self.receipts_since: datetime | None = None
         self.escalate_every_s = escalate_every_s
         self.escalated_at: datetime | None = None
 
@@ -784,8 +788,32 @@ class UpwardLink(Periodic):
                 base_url=url, timeout=state.settings.command.upper_timeout_s
             ) as client:
                 done += await send_due(state, client)
+                done += await self.fetch_receipts(state, client)
                 done += await self.fetch_instructions(state, client)
         return done
+
+    async def fetch_receipts(self, state: CommandState, client: httpx2.AsyncClient) -> int:
+        """回执 the upper level signed after it took the report (answered 202): recorded
+        against their reports, once per receipt id."""
+        since = self.receipts_since - RECEIPTS_OVERLAP if self.receipts_since else None
+        try:
+            response = await client.get(
+                exchange.RECEIPTS_PATH, params={"since": since.isoformat()} if since else {}
+            )
+            if response.status_code == 404:  # a platform that answers every report at once
+                return 0
+            response.raise_for_status()
+            items = [exchange.Receipt.model_validate(x) for x in response.json()]
+        except (httpx2.HTTPError, ValueError, ValidationError) as exc:
+            log.warning("upper level: receipts not fetched: %s", exc)
+            return 0
+        count = 0
+        async with state.pool.connection() as conn, conn.transaction():
+            for receipt in items:
+                count += await record_receipt(conn, receipt, actor="system")
+        if items:
+            self.receipts_since = max(r.receivedTime for r in items)
+        return count
 
     async def fetch_instructions(self, state: CommandState, client: httpx2.AsyncClient) -> int:
         params = {"since": self.instructions_since.isoformat()} if self.instructions_since else {}
@@ -807,7 +835,8 @@ class UpwardLink(Periodic):
 
 
 async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
-    """Post every queued report that is due; a receipt in the answer is recorded."""
+    """Post every queued report that is due; a receipt in the answer is recorded (a 202
+    answer is delivered too: its receipt is fetched later)."""
     now = datetime.now(UTC)
     async with state.pool.connection() as conn:
         cur = await conn.execute(
@@ -826,12 +855,12 @@ async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
             )
             if response.status_code >= 500:
                 error = f"HTTP {response.status_code}"
-            else:
+            elif response.status_code != 202:  # 202: taken, its receipt comes later (fetch_receipts)
                 receipt = exchange.Receipt.model_validate(response.json())
         except (httpx2.HTTPError, ValueError, ValidationError) as exc:
             error = str(exc) or type(exc).__name__
         async with state.pool.connection() as conn, conn.transaction():
-            if receipt is None:
+            if error is not None:
                 delay = RETRY_S[min(attempts, len(RETRY_S) - 1)]
                 await conn.execute(
                     "UPDATE upward_outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s"
@@ -842,9 +871,10 @@ async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
             await conn.execute(
                 "UPDATE upward_outbox SET attempts = attempts + 1, delivered_at = %s, last_error = %s"
                 " WHERE report_id = %s",
-                (now, receipt.reason if receipt.status == "rejected" else None, report_id),
+                (now, receipt.reason if receipt and receipt.status == "rejected" else None, report_id),
             )
-            await record_receipt(conn, receipt, actor="system")
+            if receipt is not None:
+                await record_receipt(conn, receipt, actor="system")
             sent += 1
     return sent
 
