@@ -36,7 +36,7 @@ from command.domain.incidents import Event, IllegalTransition, Incident
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.security import Principal
 from command.services import incident_store
-from command.services.duty import insert_instruction, record_duty_event
+from command.services.duty import display_names, insert_instruction, record_duty_event
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import exchange, i18n
@@ -335,26 +335,36 @@ def _zh(key: str, **values: Any) -> str:
     return i18n.text(i18n.DEFAULT_LANG, key, **values)
 
 
+def _log_line(key: str, words: dict[str, str], **values: Any) -> tuple[str, dict[str, Any]]:
+    """A duty log line as stored (zh-CN) and how to say it again in the reader's language
+    (``detail.say``, read by wuwang.dutylog.entry_line): ``words`` are catalogue keys
+    (the report's kind, the clock), ``values`` are names and numbers as they are."""
+    text = _zh(key, **values, **{name: _zh(word) for name, word in words.items()})
+    return text, {"key": key, "words": words, "values": values}
+
+
 async def log_sent(conn: AsyncConnection[Any], rule: rp.Rule, s: Stored, title: str) -> None:
     r = s.report
-    text = _zh(
-        "upward.log.report_sent", title=title, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
-        how=_zh(f"upward.how.{r.channel}"), to=rule.report_to, by=r.approved_by,
+    approver = r.approved_by or ""
+    names = await display_names(conn, [approver])  # the leader by name, not by account
+    text, say = _log_line(
+        "upward.log.report_sent", {"kind": f"upward.kind.{r.kind}", "how": f"upward.how.{r.channel}"},
+        title=title, n=r.number, to=rule.report_to, by=names.get(approver, approver),
     )  # fmt: skip
     await record_duty_event(
         conn, Scope.of(s.exercise_id), EntryKind.REPORT_SENT, r.report_id, text,
-        at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+        at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id, "say": say},
     )  # fmt: skip
 
 
 async def log_receipt(conn: AsyncConnection[Any], exercise_id: str | None, r: rp.Report, ref: str) -> None:
-    text = _zh(
-        "upward.log.receipt", report_id=r.report_id, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
+    text, say = _log_line(
+        "upward.log.receipt", {"kind": f"upward.kind.{r.kind}"}, report_id=r.report_id, n=r.number,
         by=r.receipt_by,
     )  # fmt: skip
     await record_duty_event(
         conn, Scope.of(exercise_id), EntryKind.RECEIPT_RECEIVED, ref, text,
-        at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+        at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id, "say": say},
     )  # fmt: skip
 
 
@@ -913,15 +923,17 @@ async def escalate(state: CommandState, now: datetime) -> int:
                 if await cur.fetchone() is not None:
                     count += 1
                     due = datetime.fromisoformat(b["due_at"]).astimezone(zone).strftime("%m-%d %H:%M")
+                    text, say = _log_line(
+                        "upward.log.clock_overdue", {"clock": f"upward.clock.{b['kind']}"},
+                        title=b["title"], due=due,
+                    )  # fmt: skip
                     await record_duty_event(
                         conn, Scope.of(b["exercise_id"]),
-                        EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}",
-                        _zh(
-                            "upward.log.clock_overdue", title=b["title"],
-                            clock=_zh(f"upward.clock.{b['kind']}"), due=due,
-                        ),
-                        at=now,
-                        detail={"incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY},
+                        EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}", text, at=now,
+                        detail={
+                            "incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY,
+                            "say": say,
+                        },
                     )  # fmt: skip
                     await audit.record(
                         conn, "system", "upward_report.escalate",
