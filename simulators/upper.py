@@ -1,4 +1,4 @@
-"""``python -m simulators upper [--host H] [--port P] [--no-instructions]``: a simulated
+"""``python -m simulators upper [--host H] [--port P] [--no-instructions] [--receipt-delay S]``: a simulated
 upper-level platform (上级应急管理部门的信息报送系统) for upward reporting.
 
 It speaks the exchange form of wuwang/exchange.py (docs/duty-and-reporting.md):
@@ -6,7 +6,11 @@ It speaks the exchange form of wuwang/exchange.py (docs/duty-and-reporting.md):
 * ``POST /reports`` — one report; validated against the form. A valid one is kept (keyed
   by its ``reportId``: the same report posted again gets the same receipt, nothing is
   doubled) and answered 200 with a receipt (回执, ``status: received``); an invalid one
-  is answered 422 with a receipt that says ``rejected`` and why.
+  is answered 422 with a receipt that says ``rejected`` and why. With ``--receipt-delay S``
+  a valid report is answered 202 (taken) and its receipt is signed S seconds later, as a
+  duty office that reads before it signs.
+* ``GET /receipts?since=<ISO time>`` — the receipts signed after that time (the later
+  ones too); the command service fetches them and records each once.
 * ``GET /instructions?since=<ISO time>`` — the instructions (批示) issued after that time.
   On each first report (首报) received the platform issues one, as a provincial duty
   office does ("收悉，…及时续报"), unless ``--no-instructions``.
@@ -24,7 +28,7 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -53,6 +57,7 @@ class UpperPlatform:
         duty_officer: str = "省厅值班员",
         instruct_on_first: bool = True,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        receipt_delay_s: float | None = None,
     ) -> None:
         self.unit = unit
         self.duty_officer = duty_officer
@@ -60,6 +65,9 @@ class UpperPlatform:
         self.clock = clock
         self.reports: dict[str, exchange.EventReport] = {}
         self.receipts: dict[str, exchange.Receipt] = {}
+        self.receipt_delay = None if receipt_delay_s is None else timedelta(seconds=receipt_delay_s)
+        #: reports taken whose receipt is not signed yet: report id → when it is due
+        self.unsigned: dict[str, datetime] = {}
         self.instructions: list[exchange.Instruction] = []
         self.rejected = 0
         self._lock = threading.Lock()
@@ -73,27 +81,58 @@ class UpperPlatform:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:10])
             return 422, self._rejected(body, problems).model_dump(mode="json")
         with self._lock:
+            self._sign_due()
             known = self.receipts.get(report.reportId)
             if known is not None:  # the same report again (a retry): the same receipt
                 return 200, known.model_dump(mode="json")
+            if report.reportId in self.unsigned:  # again before its receipt is signed
+                return 202, {"reportId": report.reportId, "status": "accepted"}
             at = self.clock()
-            receipt = exchange.Receipt(
-                receiptId=f"RC-{report.reportId}",
-                reportId=report.reportId,
-                status="received",
-                receivedTime=at,
-                unit=self.unit,
-                signedBy=self.duty_officer,
-            )
             self.reports[report.reportId] = report
-            self.receipts[report.reportId] = receipt
             if self.instruct_on_first and report.reportKind == "first":
                 self._instruct(
                     report.event.eventId, report.reportId, report.status, FIRST_REPORT_INSTRUCTION, at
                 )
+            if self.receipt_delay is not None:
+                self.unsigned[report.reportId] = at + self.receipt_delay
+                log.info("took %s (%s): receipt due %s", report.reportId, report.reportKindName,
+                         self.unsigned[report.reportId])  # fmt: skip
+                return 202, {"reportId": report.reportId, "status": "accepted"}
+            receipt = self._sign(report.reportId, at)
         log.info("received %s (%s, %s): receipt %s", report.reportId, report.reportKindName, report.status,
                  receipt.receiptId)  # fmt: skip
         return 200, receipt.model_dump(mode="json")
+
+    def _sign(self, report_id: str, at: datetime) -> exchange.Receipt:
+        receipt = exchange.Receipt(
+            receiptId=f"RC-{report_id}",
+            reportId=report_id,
+            status="received",
+            receivedTime=at,
+            unit=self.unit,
+            signedBy=self.duty_officer,
+        )
+        self.receipts[report_id] = receipt
+        self.unsigned.pop(report_id, None)
+        return receipt
+
+    def _sign_due(self) -> None:
+        now = self.clock()
+        for report_id, due in sorted(self.unsigned.items(), key=lambda item: item[1]):
+            if due <= now:
+                self._sign(report_id, due)
+
+    def sign_all(self) -> list[exchange.Receipt]:
+        """Sign every receipt still owed now (the duty office catches up)."""
+        with self._lock:
+            at = self.clock()
+            return [self._sign(report_id, at) for report_id in list(self.unsigned)]
+
+    def receipts_since(self, after: datetime | None) -> list[dict[str, Any]]:
+        with self._lock:
+            self._sign_due()
+            chosen = [r for r in self.receipts.values() if after is None or r.receivedTime > after]
+        return [r.model_dump(mode="json") for r in chosen]
 
     def _rejected(self, body: bytes, why: str) -> exchange.Receipt:
         try:
@@ -164,14 +203,18 @@ def handler_for(platform: UpperPlatform) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             url = urlsplit(self.path)
-            if url.path == exchange.INSTRUCTIONS_PATH:
+            if url.path in (exchange.INSTRUCTIONS_PATH, exchange.RECEIPTS_PATH):
                 since = parse_qs(url.query).get("since", [None])[0]
                 try:
                     after = datetime.fromisoformat(since) if since else None
                 except ValueError:
                     self._answer(422, {"detail": "since: an ISO 8601 time"})
                     return
-                self._answer(200, platform.since(after))
+                if after is not None and after.tzinfo is None:
+                    self._answer(422, {"detail": "since: a time with its offset"})
+                    return
+                listed = platform.since if url.path == exchange.INSTRUCTIONS_PATH else platform.receipts_since
+                self._answer(200, listed(after))
             elif url.path == exchange.REPORTS_PATH:
                 self._answer(200, [r.model_dump(mode="json") for r in list(platform.reports.values())])
             else:
@@ -214,10 +257,14 @@ def add_subcommand(sub: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"listen port (default {DEFAULT_PORT})")
     p.add_argument("--no-instructions", action="store_true", help="issue no 批示 on first reports")
+    p.add_argument(
+        "--receipt-delay", type=float, default=None, metavar="S",
+        help="answer reports 202 and sign their receipts (回执) S seconds later (default: at once)",
+    )  # fmt: skip
 
 
 def main(ns: argparse.Namespace) -> int:
-    platform = UpperPlatform(instruct_on_first=not ns.no_instructions)
+    platform = UpperPlatform(instruct_on_first=not ns.no_instructions, receipt_delay_s=ns.receipt_delay)
     server = serve(platform, ns.host, ns.port)
     log.info("upper-level platform %s listening on %s:%d", platform.unit.name, ns.host, server.server_port)
     try:

@@ -23,4 +23,27 @@ def entry_line(lang: i18n.Lang, kind: str, text: str, detail: Mapping[str, Any])
     if kind == "instruction_followed" and isinstance(state, str):
         step = i18n.text(lang, f"duty.instruction_state.{state}")
         return i18n.text(lang, "duty.line_step", text=text, state=step)
-    return text
+    said = _said_again(lang, detail.get("say"))
+    return text if said is None else said
+
+
+def _said_again(lang: i18n.Lang, say: Any) -> str | None:
+    """An automatic line (报送, 回执, 超时) in the reader's words, from what it was made of
+    (``detail.say``: a catalogue key, catalogue keys for its words, its names and numbers);
+    None when the entry carries no such record or it does not fit the catalogue."""
+    if not isinstance(say, Mapping):
+        return None
+    key, words, values = say.get("key"), say.get("words") or {}, say.get("values") or {}
+    if not (isinstance(key, str) and key.startswith("upward.log.") and i18n.has(lang, key)):
+        return None
+    if not (isinstance(words, Mapping) and isinstance(values, Mapping)):
+        return None
+    if not all(isinstance(w, str) and i18n.has(lang, w) for w in words.values()):
+        return None
+    filled = {str(k): v for k, v in values.items()} | {
+        str(name): i18n.text(lang, str(word)) for name, word in words.items()
+    }
+    try:
+        return i18n.text(lang, key, **filled)
+    except (KeyError, IndexError, ValueError):  # a line written under another catalogue
+        return None

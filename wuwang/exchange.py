@@ -17,8 +17,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 FORM_VERSION = "1.0"
-#: POST <upper platform>/reports: one form; the answer is a :class:`Receipt`.
+#: POST <upper platform>/reports: one form; the answer is a :class:`Receipt` (200), or 202
+#: ``{"reportId", "status": "accepted"}`` when the upper level signs its receipt later.
 REPORTS_PATH = "/reports"
+#: GET <upper platform>/receipts?since=<ISO time>: the receipts signed since then (the
+#: later ones among them), fetched by the command side; each is recorded once by its id.
+RECEIPTS_PATH = "/receipts"
 #: GET <upper platform>/instructions?since=<ISO time>: the instructions issued since then.
 INSTRUCTIONS_PATH = "/instructions"
 

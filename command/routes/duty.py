@@ -134,11 +134,18 @@ class EntryOut(BaseModel):
     detail: dict[str, Any]
 
 
+class PersonOut(BaseModel):
+    name: str
+    role: str
+
+
 class LogOut(BaseModel):
     start: str
     end: str
     shifts: list[ShiftOut]
     entries: list[EntryOut]
+    #: who wrote the entries (by user id): name and role, for the "by" column
+    actors: dict[str, PersonOut]
 
 
 class InstructionOut(BaseModel):
@@ -376,11 +383,13 @@ async def read_log(
     now = service.now()
     async with state.pool.connection() as conn:
         names = await _names(conn, list(period.shifts))
+        actors = await service.people(conn, sorted({e.actor for e in period.entries}))
     return {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "shifts": [service.shift_body(s, names, now) for s in period.shifts],
         "entries": [service.entry_body(e) for e in period.entries],
+        "actors": actors,
     }
 
 

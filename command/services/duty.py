@@ -139,6 +139,15 @@ async def display_names(conn: AsyncConnection[Any], user_ids: Sequence[str]) -> 
     return {str(user): str(name) for user, name in await cur.fetchall()}
 
 
+async def people(conn: AsyncConnection[Any], user_ids: Sequence[str]) -> dict[str, dict[str, str]]:
+    """Name and role of each named user (the same ``app_user`` row the console's signed-in
+    name comes from), for the log's "by" column; a disabled user keeps their name there."""
+    cur = await conn.execute(
+        "SELECT id, display_name, role FROM app_user WHERE id = ANY(%s)", (list(user_ids),)
+    )
+    return {str(user): {"name": str(name), "role": str(role)} for user, name, role in await cur.fetchall()}
+
+
 async def shifts_between(
     conn: AsyncConnection[Any], scope: Scope, start: datetime, end: datetime, *, lock: bool = False
 ) -> list[rules.DutyShift]:

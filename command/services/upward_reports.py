@@ -36,7 +36,7 @@ from command.domain.incidents import Event, IllegalTransition, Incident
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.security import Principal
 from command.services import incident_store
-from command.services.duty import insert_instruction, record_duty_event
+from command.services.duty import display_names, insert_instruction, record_duty_event
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import exchange, i18n
@@ -51,6 +51,9 @@ LEADER_ON_DUTY = "commander"
 RETRY_S = (5.0, 15.0, 60.0, 300.0)
 #: How often overdue clocks are looked for (and escalated once each).
 ESCALATE_EVERY_S = 30.0
+#: Receipts are fetched again this far back: one signed late with an earlier time is not missed
+#: (each is recorded once by its id, whatever is fetched twice).
+RECEIPTS_OVERLAP = timedelta(minutes=10)
 
 
 @cache
@@ -332,26 +335,36 @@ def _zh(key: str, **values: Any) -> str:
     return i18n.text(i18n.DEFAULT_LANG, key, **values)
 
 
+def _log_line(key: str, words: dict[str, str], **values: Any) -> tuple[str, dict[str, Any]]:
+    """A duty log line as stored (zh-CN) and how to say it again in the reader's language
+    (``detail.say``, read by wuwang.dutylog.entry_line): ``words`` are catalogue keys
+    (the report's kind, the clock), ``values`` are names and numbers as they are."""
+    text = _zh(key, **values, **{name: _zh(word) for name, word in words.items()})
+    return text, {"key": key, "words": words, "values": values}
+
+
 async def log_sent(conn: AsyncConnection[Any], rule: rp.Rule, s: Stored, title: str) -> None:
     r = s.report
-    text = _zh(
-        "upward.log.report_sent", title=title, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
-        how=_zh(f"upward.how.{r.channel}"), to=rule.report_to, by=r.approved_by,
+    approver = r.approved_by or ""
+    names = await display_names(conn, [approver])  # the leader by name, not by account
+    text, say = _log_line(
+        "upward.log.report_sent", {"kind": f"upward.kind.{r.kind}", "how": f"upward.how.{r.channel}"},
+        title=title, n=r.number, to=rule.report_to, by=names.get(approver, approver),
     )  # fmt: skip
     await record_duty_event(
         conn, Scope.of(s.exercise_id), EntryKind.REPORT_SENT, r.report_id, text,
-        at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+        at=r.sent_at, detail={"report_id": r.report_id, "incident_id": r.incident_id, "say": say},
     )  # fmt: skip
 
 
 async def log_receipt(conn: AsyncConnection[Any], exercise_id: str | None, r: rp.Report, ref: str) -> None:
-    text = _zh(
-        "upward.log.receipt", report_id=r.report_id, n=r.number, kind=_zh(f"upward.kind.{r.kind}"),
+    text, say = _log_line(
+        "upward.log.receipt", {"kind": f"upward.kind.{r.kind}"}, report_id=r.report_id, n=r.number,
         by=r.receipt_by,
     )  # fmt: skip
     await record_duty_event(
         conn, Scope.of(exercise_id), EntryKind.RECEIPT_RECEIVED, ref, text,
-        at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id},
+        at=r.acknowledged_at, detail={"report_id": r.report_id, "incident_id": r.incident_id, "say": say},
     )  # fmt: skip
 
 
@@ -768,6 +781,7 @@ class UpwardLink(Periodic):
     def __init__(self, interval_s: float = 5.0, escalate_every_s: float = ESCALATE_EVERY_S) -> None:
         super().__init__(interval_s)
         self.instructions_since: datetime | None = None
+        self.receipts_since: datetime | None = None
         self.escalate_every_s = escalate_every_s
         self.escalated_at: datetime | None = None
 
@@ -784,8 +798,32 @@ class UpwardLink(Periodic):
                 base_url=url, timeout=state.settings.command.upper_timeout_s
             ) as client:
                 done += await send_due(state, client)
+                done += await self.fetch_receipts(state, client)
                 done += await self.fetch_instructions(state, client)
         return done
+
+    async def fetch_receipts(self, state: CommandState, client: httpx2.AsyncClient) -> int:
+        """回执 the upper level signed after it took the report (answered 202): recorded
+        against their reports, once per receipt id."""
+        since = self.receipts_since - RECEIPTS_OVERLAP if self.receipts_since else None
+        try:
+            response = await client.get(
+                exchange.RECEIPTS_PATH, params={"since": since.isoformat()} if since else {}
+            )
+            if response.status_code == 404:  # a platform that answers every report at once
+                return 0
+            response.raise_for_status()
+            items = [exchange.Receipt.model_validate(x) for x in response.json()]
+        except (httpx2.HTTPError, ValueError, ValidationError) as exc:
+            log.warning("upper level: receipts not fetched: %s", exc)
+            return 0
+        count = 0
+        async with state.pool.connection() as conn, conn.transaction():
+            for receipt in items:
+                count += await record_receipt(conn, receipt, actor="system")
+        if items:
+            self.receipts_since = max(r.receivedTime for r in items)
+        return count
 
     async def fetch_instructions(self, state: CommandState, client: httpx2.AsyncClient) -> int:
         params = {"since": self.instructions_since.isoformat()} if self.instructions_since else {}
@@ -807,7 +845,8 @@ class UpwardLink(Periodic):
 
 
 async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
-    """Post every queued report that is due; a receipt in the answer is recorded."""
+    """Post every queued report that is due; a receipt in the answer is recorded (a 202
+    answer is delivered too: its receipt is fetched later)."""
     now = datetime.now(UTC)
     async with state.pool.connection() as conn:
         cur = await conn.execute(
@@ -826,12 +865,12 @@ async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
             )
             if response.status_code >= 500:
                 error = f"HTTP {response.status_code}"
-            else:
+            elif response.status_code != 202:  # 202: taken, its receipt comes later (fetch_receipts)
                 receipt = exchange.Receipt.model_validate(response.json())
         except (httpx2.HTTPError, ValueError, ValidationError) as exc:
             error = str(exc) or type(exc).__name__
         async with state.pool.connection() as conn, conn.transaction():
-            if receipt is None:
+            if error is not None:
                 delay = RETRY_S[min(attempts, len(RETRY_S) - 1)]
                 await conn.execute(
                     "UPDATE upward_outbox SET attempts = attempts + 1, last_error = %s, next_attempt_at = %s"
@@ -842,9 +881,10 @@ async def send_due(state: CommandState, client: httpx2.AsyncClient) -> int:
             await conn.execute(
                 "UPDATE upward_outbox SET attempts = attempts + 1, delivered_at = %s, last_error = %s"
                 " WHERE report_id = %s",
-                (now, receipt.reason if receipt.status == "rejected" else None, report_id),
+                (now, receipt.reason if receipt and receipt.status == "rejected" else None, report_id),
             )
-            await record_receipt(conn, receipt, actor="system")
+            if receipt is not None:
+                await record_receipt(conn, receipt, actor="system")
             sent += 1
     return sent
 
@@ -883,15 +923,17 @@ async def escalate(state: CommandState, now: datetime) -> int:
                 if await cur.fetchone() is not None:
                     count += 1
                     due = datetime.fromisoformat(b["due_at"]).astimezone(zone).strftime("%m-%d %H:%M")
+                    text, say = _log_line(
+                        "upward.log.clock_overdue", {"clock": f"upward.clock.{b['kind']}"},
+                        title=b["title"], due=due,
+                    )  # fmt: skip
                     await record_duty_event(
                         conn, Scope.of(b["exercise_id"]),
-                        EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}",
-                        _zh(
-                            "upward.log.clock_overdue", title=b["title"],
-                            clock=_zh(f"upward.clock.{b['kind']}"), due=due,
-                        ),
-                        at=now,
-                        detail={"incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY},
+                        EntryKind.CLOCK_OVERDUE, f"{b['incident_id']}:{b['key']}", text, at=now,
+                        detail={
+                            "incident_id": b["incident_id"], "clock": b["key"], "to": LEADER_ON_DUTY,
+                            "say": say,
+                        },
                     )  # fmt: skip
                     await audit.record(
                         conn, "system", "upward_report.escalate",

@@ -93,7 +93,20 @@ def export_links(lang: Lang, shift_id: str | None, day: str) -> list[Any]:
     return links
 
 
-def log_list(lang: Lang, entries: list[dict[str, Any]], zone: ZoneInfo) -> list[Any]:
+def actor_label(lang: Lang, actor: str, actors: dict[str, dict[str, str]]) -> str:
+    """Who wrote an entry, in the operator's words: name and role (王强（指挥长）); an
+    automatic entry names nobody, an unknown account shows as it was recorded."""
+    if actor.startswith("system"):
+        return ""
+    person = actors.get(actor)
+    if person is None:
+        return actor
+    return t(lang, "duty.actor", name=person["name"], role=t(lang, f"role.{person['role']}"))
+
+
+def log_list(
+    lang: Lang, entries: list[dict[str, Any]], zone: ZoneInfo, actors: dict[str, dict[str, str]] | None = None
+) -> list[Any]:
     if not entries:
         return [html.Li(t(lang, "duty.log_empty"), className="muted")]
     return [
@@ -107,9 +120,7 @@ def log_list(lang: Lang, entries: list[dict[str, Any]], zone: ZoneInfo) -> list[
                     dutylog.entry_line(lang, e["kind"], e["text"], e.get("detail") or {}),
                     className="duty-line",
                 ),
-                html.Span(
-                    e["actor"] if not e["actor"].startswith("system") else "", className="duty-actor muted"
-                ),
+                html.Span(actor_label(lang, e["actor"], actors or {}), className="duty-actor muted"),
             ],
         )
         for e in reversed(entries[-LOG_SHOWN:])
@@ -310,7 +321,7 @@ def register(app: Dash, console: Console) -> None:
             export_links(lang, current.get("shift_id"), today) if scope.is_live else [],
             handover_view(lang, me, handovers, zone),
             instruction_items(lang, me, instructions, zone),
-            log_list(lang, log.get("entries") or [], zone),
+            log_list(lang, log.get("entries") or [], zone, log.get("actors") or {}),
             # one handover at a time: drawn up again only once the last one is signed
             not me.may("duty.handover_draw") or bool(handovers and not handovers[0]["sealed"]),
         )

@@ -178,6 +178,8 @@ def test_the_duty_log_fills_from_what_happens_and_exports_per_shift_and_per_day(
     assert ("report_sent", "RPT-DUTY/1") in kinds and kinds[-1] == ("free", None)
     assert [k for k, _ in kinds].count("incident_closed") == 1
     assert all(e["exercise_id"] is None for e in log["entries"])  # the drill's entry stays in the drill
+    # the "by" column: each person who wrote an entry, by name and role (not the account id alone)
+    assert log["actors"]["operator1"] == {"name": "张伟", "role": "operator"}
 
     today = datetime.now(ZoneInfo(command_settings.command.timezone)).date().isoformat()  # the centre's day
     for lang, closed_word, kind_word in (("zh", "已撤销", "值班记录"), ("en", "cancelled", "Free entry")):

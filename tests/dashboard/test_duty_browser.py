@@ -60,6 +60,9 @@ def test_a_free_log_entry_and_a_handover_signed_by_both_shifts(
     page.click("#duty-entry-save")
     page.wait_for_selector(f'#duty-log li[data-kind="free"]:has-text("{ENTRY}")', timeout=20_000)
     assert page.input_value("#duty-entry-text") == ""
+    # who wrote it: the person by name and role, not the account
+    by = page.locator('#duty-log li[data-kind="free"] .duty-actor').first.inner_text()
+    assert by == "张伟（值班员）", by
     page.fill("#duty-handover-items", "跟进人民路积水点排水\n核实樊城区停电恢复情况")
     page.fill("#duty-handover-notes", "夜间有雨，注意内涝")
     page.click("#duty-handover-draw")
