@@ -18,8 +18,8 @@ from typing import Any
 
 import psycopg
 
+from wuwang.demo_shelters import DEMO_SHELTERS
 from wuwang.lattice import grid_cell_id
-from wuwang.risk import DEMO_SHELTERS
 from wuwang.service import setup_logging
 
 #: (id, name, kind, lat, lon, district adcode, level, unit, contact, interval days,

@@ -31,8 +31,9 @@ from typing import Any
 import orjson
 
 from wuwang.contract import TeamStatus, shelter_topic
+from wuwang.demo_shelters import DEMO_SHELTERS
 from wuwang.geo import haversine_m
-from wuwang.risk import DEMO_SHELTERS, ShelterStatus
+from wuwang.risk import ShelterStatus
 
 #: Team types whose call-out is taken to be an evacuation while on scene.
 EVACUATING_TEAM_TYPES = frozenset({"fire", "hazmat", "water_rescue", "comprehensive"})

@@ -85,7 +85,8 @@ SERVICES: Mapping[str, ServiceHelp] = {
         (
             ("Endpoints", ENDPOINTS),
             ("Command service", _group("command")),
-            ("Shared", ("alarm_stream", "grid_cell_deg")),
+            # dead letters of the v2 shelter counts are cut as the ingest cuts its own
+            ("Shared", ("alarm_stream", "grid_cell_deg", "dead_letter_raw_cap")),
             ("Start-up", START_UP),
         ),
     ),
@@ -94,7 +95,7 @@ SERVICES: Mapping[str, ServiceHelp] = {
         "The map console: operator desk, wall display (/wall), field page; on "
         "DASHBOARD_HOST:DASHBOARD_PORT (docs/console.md). DASHBOARD_SECRET is required outside DEMO_MODE.",
         (
-            ("Endpoints", ("database_url",)),
+            ("Endpoints", ("database_url", "redis_url")),  # redis: report tickets across processes
             ("Map console", _group("dashboard")),
             ("Shared with the command service", ("command_console_secret", "command_timezone")),
             ("Start-up", START_UP),

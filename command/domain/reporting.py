@@ -107,6 +107,9 @@ class Rule(_Strict):
     jurisdiction: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
     title: Text
     report_to: Text  # 上级: whom reports go to
+    # The same in English, for an English desk (the rule is data in the jurisdiction's words)
+    title_en: Text | None = None
+    report_to_en: Text | None = None
     area_code: Annotated[str, StringConstraints(pattern=r"^\d{6}$")]  # GB/T 2260 of the jurisdiction
     timezone: Text = "Asia/Shanghai"
     types: list[IncidentType] | Literal["all"] = "all"

@@ -225,7 +225,10 @@ async def incident_reports(incident_id: IncidentId, state: State, who: Caller) -
     clocks = rp.clocks(rule, service.facts(inc, events), service.sent_of(stored), at)
     return {
         "incident_id": incident_id,
-        "rule": {"jurisdiction": rule.jurisdiction, "title": rule.title, "report_to": rule.report_to},
+        "rule": {
+            "jurisdiction": rule.jurisdiction, "title": rule.title, "report_to": rule.report_to,
+            "title_en": rule.title_en, "report_to_en": rule.report_to_en,
+        },
         "covered": bool(clocks),
         "clocks": [service.clock_body(c, at, escalated.get((incident_id, c.key))) for c in clocks],
         "reports": [

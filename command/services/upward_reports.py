@@ -519,6 +519,7 @@ async def board(
                 {
                     "incident_id": incident_id,
                     "title": inc.title,
+                    "incident_type": inc.incident_type.value,
                     "incident_level": inc.level.value,
                     "exercise_id": inc.exercise_id,
                     **clock_body(c, now, escalated.get((incident_id, c.key))),

@@ -8,7 +8,13 @@
   var CONTROLS = [
     [".leaflet-control-zoom-in", "leaflet.zoom_in"],
     [".leaflet-control-zoom-out", "leaflet.zoom_out"],
-    [".leaflet-control-layers-toggle", "leaflet.layers"]
+    [".leaflet-control-layers-toggle", "leaflet.layers"],
+    // the drawing tools of the warning form (leaflet-draw): made once in the language of
+    // their first drawing, said again here when the language changes
+    [".leaflet-draw-draw-polygon", "drawtool.polygon"],
+    [".leaflet-draw-draw-rectangle", "drawtool.rectangle"],
+    [".leaflet-draw-edit-edit", "drawtool.edit", "drawtool.edit_none"],
+    [".leaflet-draw-edit-remove", "drawtool.remove", "drawtool.remove_none"]
   ];
 
   function localise() {
@@ -16,11 +22,15 @@
     var tag = W.t("app.lang_tag");
     if (tag && tag !== "app.lang_tag" && document.documentElement.lang !== tag) document.documentElement.lang = tag;
     CONTROLS.forEach(function (pair) {
-      var text = W.t(pair[1]);
       var els = document.querySelectorAll(pair[0]);
       for (var i = 0; i < els.length; i++) {
+        // a disabled tool says why (nothing to edit), as leaflet-draw's own title does
+        var off = pair[2] && els[i].classList.contains("leaflet-disabled");
+        var text = W.t(off ? pair[2] : pair[1]);
         if (els[i].getAttribute("title") !== text) els[i].setAttribute("title", text);
         if (els[i].getAttribute("aria-label") !== text) els[i].setAttribute("aria-label", text);
+        var spoken = els[i].querySelector(".sr-only");  // leaflet-draw's words for screen readers
+        if (spoken && spoken.textContent !== text) spoken.textContent = text;
       }
     });
   }

@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, t
+from dashboard.i18n.data import incident_title
 from dashboard.layout import data_attrs
 
 CLOCK_KINDS = ("phone", "written", "follow_up", "final")
@@ -123,6 +124,13 @@ def _report_row(lang: Lang, who: Me, inc: dict[str, Any], r: dict[str, Any]) -> 
     )
 
 
+def _said(lang: Lang, rule: dict[str, Any], name: str) -> str:
+    """A rule's words in the desk's language: its English form on an English desk when the
+    rule file gives one (the Chinese is the rule's own text, kept on a Chinese desk)."""
+    english = rule.get(f"{name}_en") if lang == "en" else None
+    return str(english or rule.get(name) or "")
+
+
 def reporting_tab(
     lang: Lang, who: Me, inc: dict[str, Any], reporting: dict[str, Any] | None, tz: ZoneInfo
 ) -> html.Div:
@@ -135,7 +143,7 @@ def reporting_tab(
     kinds = {str(r.get("kind")) for r in reports}
     parts: list[Any] = [
         html.P(
-            t(lang, "upward.rule", title=rule.get("title", ""), to=rule.get("report_to", "")),
+            t(lang, "upward.rule", title=_said(lang, rule, "title"), to=_said(lang, rule, "report_to")),
             className="small",
         )
     ]
@@ -182,7 +190,7 @@ def wall_rows(lang: Lang, clocks: list[dict[str, Any]], tz: ZoneInfo) -> list[ht
     for c in clocks[:WALL_ROWS]:
         row = clock_row(lang, c, tz)
         row.children = [
-            html.Span(str(c.get("title") or c.get("incident_id")), className="report-clock-incident"),
+            html.Span(incident_title(lang, c), className="report-clock-incident"),
             *row.children,
         ]
         rows.append(row)

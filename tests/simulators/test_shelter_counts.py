@@ -9,7 +9,7 @@ import pytest
 
 from simulators.shelter_counts import ShelterCounts, ShelterSite, demo_shelter_sites, next_occupancy
 from wuwang.contract import parse_shelter_report
-from wuwang.risk import DEMO_SHELTERS
+from wuwang.demo_shelters import DEMO_SHELTERS
 
 NEAR = ShelterSite("SH-T-NEAR", 32.0700, 112.1900, 1000, True, 990)
 SHUT = ShelterSite("SH-T-SHUT", 32.0701, 112.1901, 1000, False, 0)  # nearer still, but closed

@@ -33,6 +33,7 @@ ALLOWED_FILES = {
     "command/demo_reserve.py": "demo data: warehouses and items by name",
     "command/demo_events.py": "demo data: planned events by name",
     "command/demo_risk.py": "demo data: risk sources and shelters by name, their units and contacts",
+    "wuwang/demo_shelters.py": "demo data: shelters by name (command and simulators)",
     "command/users.py": "demo data: the demo users' names",
     "wuwang/reserve_layout.py": "demo data: warehouses and agreement suppliers by name",
     "command/domain/cap.py": "GB/T 35965.1 interchange data: the colour words and the parameter "
