@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from shapely.geometry import Point
 
-from command.demo_risk import DEMO_RISK_SOURCES, DEMO_SHELTERS, load_demo_risk
+from command.demo_risk import DEMO_RISK_SOURCES, load_demo_risk
 from command.domain.risk import RiskKind, RiskLevel, ShelterKind, ShelterStatus
 from wuwang.city import load_districts
+from wuwang.demo_shelters import DEMO_SHELTERS
 from wuwang.settings import Settings
 
 
