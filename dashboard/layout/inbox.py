@@ -173,7 +173,7 @@ def row_item(
         )
     first, last = parse_time(row.get("first_seen")), parse_time(row.get("last_seen"))
     meta: list[Any] = [
-        html.Span(f"{kind_text(lang, row.get('alarm_kind'))} · {device}", className="tag", title=source),
+        html.Span(f"{kind_text(lang, row.get('alarm_kind'))} · {device}", className="tag", title=device),
         _when(t(lang, "inbox.first"), lang, first, now, zone),
         _when(t(lang, "inbox.last"), lang, last, now, zone),
     ]

@@ -78,6 +78,8 @@ CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\
 #: (INC-20261207-0001, T-FIRE-03, LOT-GOV-CITY-04-medical_mask-2, operator1): the name
 #: of a thing, not a word.
 TOKEN = re.compile(r"[A-Za-z0-9]+(?:[-_:./#][A-Za-z0-9]+)*")
+#: Capitals joined by - or _ are an id too, digits or not (a camera CAM-PAECDFD, T-FIRE).
+CAPS_ID = re.compile(r"[A-Z]+(?:[-_][A-Z0-9]+)+")
 WORD = re.compile(r"[A-Za-z]+")
 #: Latin words a Chinese screen may show: units of measure, level numerals (Ⅰ–Ⅳ级 are
 #: written with Latin letters on Chinese screens too), brand and standard names.
@@ -104,6 +106,10 @@ def proper_names(stack: Stack, token: str, *also: str) -> list[str]:
     return sorted(names, key=len, reverse=True)
 
 
+def _is_id(token: str) -> bool:
+    return any(c.isdigit() for c in token) or CAPS_ID.fullmatch(token) is not None
+
+
 def leaks(texts: list[str], lang: str, names: list[str] = ()) -> list[str]:  # type: ignore[assignment]
     """The texts that speak the other language (a proper name is no language)."""
     if lang == "en":
@@ -117,7 +123,7 @@ def leaks(texts: list[str], lang: str, names: list[str] = ()) -> list[str]:  # t
         return sorted(found)
     found = set()
     for text in texts:
-        bare = TOKEN.sub(lambda m: " " if any(c.isdigit() for c in m.group()) else m.group(), text)
+        bare = TOKEN.sub(lambda m: " " if _is_id(m.group()) else m.group(), text)
         words = WORD.findall(bare)
         if any(w not in LATIN_ALLOWED for w in words):
             found.add(text)
@@ -126,6 +132,8 @@ def leaks(texts: list[str], lang: str, names: list[str] = ()) -> list[str]:  # t
 
 def test_the_leak_finder_tells_the_languages_apart() -> None:
     assert leaks(["事件队列", "INC-20261207-0001 交通事故", "3.2 km", "Ⅰ级", "I 级"], "zh_CN") == []
+    assert leaks(["视频 · CAM-PAECDFD"], "zh_CN") == []  # a camera's id, digits or not
+    assert leaks(["video/CAM-PAECDFD"], "zh_CN") == ["video/CAM-PAECDFD"]  # a feed's name is a word
     assert leaks(["traffic_accident v1", "locate_scene✓", "flood: 内涝"], "zh_CN") == [
         "flood: 内涝",
         "locate_scene✓",

@@ -17,6 +17,23 @@ from tests.dashboard.test_console_browser import login, shot
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
 
+def choose_event_and_level(page: Any, event: str, level: str) -> None:
+    """Pick the event type by typing and the level by its radio, and see both taken: the
+    types arrive from the command service after the panel is drawn, and a type typed before
+    they are there matches nothing (the open menu then swallows the next click)."""
+    for _attempt in range(20):
+        page.click("#warning-event")
+        page.keyboard.type(event)
+        page.keyboard.press("Enter")
+        page.keyboard.press("Escape")
+        radio = page.locator(f'#warning-level input[value="{level}"]')
+        radio.click()
+        if event in page.inner_text("#warning-event") and radio.is_checked():
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the event type {event} and the level {level} were not taken")
+
+
 def _open_panel(page: Any) -> None:
     page.wait_for_selector("#warning-panel", timeout=30_000)
     page.click("#warning-panel summary")
@@ -44,10 +61,7 @@ def test_draft_approve_and_the_wall_and_the_field_page_receive_it(
     page = desk.page
     login(page, stack, "operator1")
     _open_panel(page)
-    page.click("#warning-event")
-    page.keyboard.type("气象灾害")
-    page.keyboard.press("Enter")
-    page.click('#warning-level input[value="orange"]')
+    choose_event_and_level(page, "气象灾害", "orange")
     page.fill("#warning-headline", headline)
     page.fill("#warning-instruction", "停止户外作业，转移低洼地带人员。")
     page.fill("#warning-polygon", points)

@@ -28,6 +28,7 @@ from command.domain.cap import (
 from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
+from tests.dashboard.test_warnings_browser import choose_event_and_level
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -119,10 +120,7 @@ def test_draw_the_area_approve_and_the_map_and_wall_show_it_beside_an_agencys_ca
 
     # The operator drafts: the texts in the panel, the area drawn on the map.
     page.click("#warning-panel summary")
-    page.click("#warning-event")
-    page.keyboard.type("气象灾害")
-    page.keyboard.press("Enter")
-    page.click('#warning-level input[value="orange"]')
+    choose_event_and_level(page, "气象灾害", "orange")
     page.fill("#warning-headline", HEADLINE)
     page.fill("#warning-instruction", "加固临时搭建物，停止高空作业。")
     # A district clicked on the map joins the area, highlighted; clicked again it leaves.
