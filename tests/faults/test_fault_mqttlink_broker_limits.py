@@ -158,7 +158,11 @@ def test_server_shutting_down_is_a_loss_logged_at_warning_and_the_backoff_resets
     broker = start_broker(after_connack=_kick_first(3, SERVER_SHUTTING_DOWN))
     heard = _Heard()
     link = make_link(broker, observer=heard, stable_after_s=3600.0)
-    assert _wait_until(lambda: len(broker.open_sessions()) == 1 and link.subscribed.is_set())
+    # Three kicks, then a session that stays (seen between a CONNACK and its kick, the
+    # first session can look open and subscribed for a moment: wait for the back-offs too)
+    assert _wait_until(
+        lambda: len(link.delays) >= 3 and len(broker.open_sessions()) == 1 and link.subscribed.is_set()
+    )
     assert list(link.delays) == [BASE, 2 * BASE, 4 * BASE]
     assert heard.lost == 3 and heard.taken_over == 0 and not link.taken_over
     lost = [r for r in caplog.records if "0x8B" in r.getMessage()]
