@@ -57,6 +57,13 @@ def actor(lang: Lang, who: Any) -> str:
 _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
+def distance_text(lang: Lang, metres: float) -> str:
+    """"1.2 km" / "850 m" in ``lang``, as the browser says it (``W.distanceText``)."""
+    if metres < 1000:
+        return t(lang, "unit.m", n=round(metres / 10) * 10)
+    return t(lang, "unit.km", n=f"{metres / 1000:.{1 if metres < 10_000 else 0}f}")
+
+
 def incident_title(lang: Lang, inc: Mapping[str, Any]) -> str:
     """An incident's title in ``lang``: the command service writes the titles it makes
     in Chinese (``火灾 · 樊城区人民路12号``); in English the incident's type says what it

@@ -857,7 +857,7 @@ def risk_panel(lang: Lang, data: DetailData) -> html.Div | None:
                             lang,
                             "shelter.distance",
                             name=x.get("name"),
-                            distance_m=x.get("distance_m"),
+                            distance=words.distance_text(lang, float(x.get("distance_m") or 0)),
                             free=x.get("free"),
                         )
                     )
