@@ -83,6 +83,13 @@ def browser(name: str) -> ClientsideFunction:
     return ClientsideFunction(namespace="wuwang", function_name=name)
 
 
+def drill_of(config: Any, me: Me) -> str | None:
+    """The drill a drills-only user (a planner) works in, from the console's config store;
+    None for everyone else, who works live."""
+    exercise = config.get("exercise_id") if isinstance(config, dict) else None
+    return str(exercise) if exercise and me.drills_only else None
+
+
 def tz(console: Console) -> ZoneInfo:
     try:
         return ZoneInfo(console.settings.command.timezone)
@@ -110,6 +117,7 @@ __all__ = [
     "browser",
     "clicked",
     "clientside",
+    "drill_of",
     "error_text",
     "lang_of",
     "require",

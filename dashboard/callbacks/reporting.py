@@ -11,7 +11,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clicked, error_text, require, require_staff, tz
+from dashboard.callbacks.common import clicked, drill_of, error_text, require, require_staff, tz
 from dashboard.callbacks.incident import incident_path
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
@@ -72,8 +72,7 @@ def register(app: Dash, console: Console) -> None:
     async def wall_clocks(_n: Any, config: Any, session: Any, lang_value: Any) -> Any:
         me, token = await require(console, session)
         lang = lang_of(lang_value or console.settings.dashboard.language)
-        exercise = (config or {}).get("exercise_id") if isinstance(config, dict) else None
-        scope = str(exercise) if exercise and me.drills_only else None
+        scope = drill_of(config, me)
         if not me.may("upward_report.clocks", drill=scope is not None):
             raise PreventUpdate
         try:

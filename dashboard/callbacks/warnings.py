@@ -19,7 +19,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geo, ids
 from dashboard.api import ApiError
-from dashboard.callbacks.common import clicked, error_text, require, tz
+from dashboard.callbacks.common import clicked, drill_of, error_text, require, tz
 from dashboard.context import Console
 from dashboard.i18n import Lang, lang_of, t
 
@@ -104,11 +104,6 @@ def stored(data: Any) -> tuple[list[dict[str, Any]], ApiError | None]:
         status, detail = int(error.get("status") or 0), str(error.get("detail") or "")
         return rows, ApiError(status, detail, error.get("retry_after"))
     return rows, None
-
-
-def _scope(config: Any, me_drills: bool) -> str | None:
-    scope = (config or {}).get("exercise_id") if isinstance(config, dict) else None
-    return str(scope) if scope and me_drills else None
 
 
 def _area(districts: Any, cells: Any, polygon: Any) -> dict[str, Any]:
@@ -295,7 +290,7 @@ def register(app: Dash, console: Console) -> None:
         if not me.may("warning.read"):
             raise PreventUpdate
         try:
-            rows = await console.api.get("/warnings", token, exercise_id=_scope(config, me.drills_only))
+            rows = await console.api.get("/warnings", token, exercise_id=drill_of(config, me))
             return fetched(rows)
         except ApiError as exc:
             log.info("warnings unavailable: %s", exc)
@@ -411,7 +406,7 @@ def register(app: Dash, console: Console) -> None:
         me, token = await require(console, session)
         lang = lang_of(lang_value or console.settings.dashboard.language)
         area = _area(districts, cells, polygon)
-        exercise_id = _scope(config, me.drills_only)
+        exercise_id = drill_of(config, me)
         try:
             inside_text = await _inside(console, token, lang, area, exercise_id)
         except ApiError as exc:
@@ -537,7 +532,7 @@ def register(app: Dash, console: Console) -> None:
         lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
             inside = await _inside(
-                console, token, lang, _area([], "", points), _scope(config, me.drills_only)
+                console, token, lang, _area([], "", points), drill_of(config, me)
             )
         except ApiError as exc:
             return points, _error(lang, exc)

@@ -11,6 +11,7 @@ import httpx2
 
 from dashboard import ids
 from dashboard.api import CommandApi, Me
+from dashboard.callbacks.common import drill_of
 from dashboard.layout.console import side_panel
 from dashboard.layout.detail import actions, sources
 from dashboard.layout.inbox import may_act
@@ -106,3 +107,12 @@ def _tz() -> Any:
     from zoneinfo import ZoneInfo
 
     return ZoneInfo("Asia/Shanghai")
+
+
+def test_only_a_drills_only_user_works_in_the_configured_drill() -> None:
+    planner = Me("planner1", "planner", None, "演练策划", drill_actions=frozenset({"incident.read"}))
+    operator = Me("operator1", "operator", None, "值班员", actions=frozenset({"incident.read"}))
+    config = {"exercise_id": "EX-1"}
+    assert drill_of(config, planner) == "EX-1"
+    assert drill_of(config, operator) is None  # the desk works live
+    assert drill_of({}, planner) is None and drill_of(None, planner) is None
