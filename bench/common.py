@@ -236,7 +236,7 @@ def describe_machine(database_url: str | None = None) -> Machine:
         postgres=postgres_version(database_url),
         mosquitto=mosquitto_version(),
         libraries=", ".join(
-            f"{n} {package_version(n)}" for n in ("paho-mqtt", "psycopg", "pydantic", "orjson")
+            f"{n} {package_version(n)}" for n in ("paho-mqtt", "psycopg", "msgspec", "pydantic", "orjson")
         ),
         load_at_start=load_average(),
         gauge_us=speed_gauge(),
