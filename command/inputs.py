@@ -22,32 +22,13 @@ from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Strict, field_validator
 
-log = logging.getLogger(__name__)
+from wuwang.nul import NUL_REFUSED as NUL_REFUSED  # the refusal's words, for the tests
+from wuwang.nul import refuse_nul, refuse_nul_within
 
-NUL = "\x00"
-NUL_REFUSED = "text must not contain NUL (U+0000)"
+log = logging.getLogger(__name__)
 
 #: For enum and datetime fields of a strict body: JSON carries them as strings.
 FROM_TEXT = Strict(False)
-
-
-def refuse_nul(value: str) -> str:
-    if NUL in value:
-        raise ValueError(NUL_REFUSED)
-    return value
-
-
-def refuse_nul_within(value: object) -> None:
-    """Refuse a NUL in ``value`` or anywhere inside it (free-form dicts and lists too)."""
-    if isinstance(value, str):
-        refuse_nul(value)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            refuse_nul_within(key)
-            refuse_nul_within(item)
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            refuse_nul_within(item)
 
 
 #: Text in a query parameter (bodies are covered by ``ApiIn``).

@@ -12,9 +12,11 @@ the standard's XML elements), not Python's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from wuwang.nul import refuse_nul_within
 
 FORM_VERSION = "1.0"
 #: POST <upper platform>/reports: one form; the answer is a :class:`Receipt` (200), or 202
@@ -40,6 +42,12 @@ Count = Annotated[int, Field(ge=0)]
 
 class _Closed(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        refuse_nul_within(value)  # a peer's text is stored: PostgreSQL cannot hold NUL
+        return value
 
 
 class Unit(_Closed):
@@ -172,3 +180,21 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         schema["$id"] = f"wuwang/exchange/{FORM_VERSION}/{name}.schema.json"
         out[name] = schema
     return out
+
+
+Peer = TypeVar("Peer", bound=BaseModel)
+
+
+def each_valid(model: type[Peer], document: Any) -> tuple[list[Peer], list[str]]:
+    """The items of a list the upper level sent that read as ``model``, and why each of
+    the others did not: one bad item (a NUL, a missing field) never holds back the rest."""
+    if not isinstance(document, list):
+        return [], [f"not a list of {model.__name__}: {type(document).__name__}"]
+    good: list[Peer] = []
+    bad: list[str] = []
+    for n, item in enumerate(document):
+        try:
+            good.append(model.model_validate(item))
+        except ValidationError as exc:
+            bad.append(f"item {n}: {exc.errors()[0]['msg']}")
+    return good, bad

@@ -814,10 +814,12 @@ class UpwardLink(Periodic):
             if response.status_code == 404:  # a platform that answers every report at once
                 return 0
             response.raise_for_status()
-            items = [exchange.Receipt.model_validate(x) for x in response.json()]
-        except (httpx2.HTTPError, ValueError, ValidationError) as exc:
+            items, refused = exchange.each_valid(exchange.Receipt, response.json())
+        except (httpx2.HTTPError, ValueError) as exc:
             log.warning("upper level: receipts not fetched: %s", exc)
             return 0
+        for why in refused:
+            log.warning("upper level: a receipt refused: %s", why)
         count = 0
         async with state.pool.connection() as conn, conn.transaction():
             for receipt in items:
@@ -831,10 +833,12 @@ class UpwardLink(Periodic):
         try:
             response = await client.get(exchange.INSTRUCTIONS_PATH, params=params)
             response.raise_for_status()
-            items = [exchange.Instruction.model_validate(x) for x in response.json()]
-        except (httpx2.HTTPError, ValueError, ValidationError) as exc:
+            items, refused = exchange.each_valid(exchange.Instruction, response.json())
+        except (httpx2.HTTPError, ValueError) as exc:
             log.warning("upper level: instructions not fetched: %s", exc)
             return 0
+        for why in refused:
+            log.warning("upper level: an instruction refused: %s", why)
         count = 0
         now = datetime.now(UTC)
         async with state.pool.connection() as conn, conn.transaction():
