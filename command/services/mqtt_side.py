@@ -192,6 +192,15 @@ def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
     return (scope.exercise_id, *where) if where is not None else None
 
 
+def _reason(exc: ContractError | ValidationError) -> str:
+    """Why a team's message could not be read, in the dead letter's words."""
+    if isinstance(exc, ContractError):
+        return exc.reason
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
 def _motion(p: TeamPosition) -> dict[str, float | int]:
     """The optional parts of a position report that were sent."""
     return {k: v for k, v in (("speed", p.speed), ("heading", p.heading), ("seq", p.seq)) if v is not None}
@@ -300,8 +309,10 @@ class TeamFeed:
                 return
         except (ContractError, ValidationError) as exc:
             self.rejected += 1
-            reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
+            reason = _reason(exc)
             log.warning("unreadable %s from %s (%s): %r", leaf, team_id, reason, delivery.payload[:200])
+            if leaf == "ack":  # statuses and positions are the ingest's to dead-letter
+                await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
             return
         self.handled += 1
 
@@ -361,8 +372,10 @@ class TeamFeed:
             msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
         except (ContractError, ValidationError) as exc:
             self.rejected += 1
-            reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
+            reason = _reason(exc)
             log.warning("unreadable exercise %s on %s (%s)", leaf, delivery.topic, reason)
+            if leaf == "ack":
+                await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
             return
         at = min(msg.ts, delivery.received_at)
         if isinstance(msg.payload, TeamStatusUpdate):
