@@ -201,6 +201,10 @@ def _reason(exc: ContractError | ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
+async def _dead_letter(state: CommandState, delivery: Delivery, reason: str) -> None:
+    await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
+
+
 def _motion(p: TeamPosition) -> dict[str, float | int]:
     """The optional parts of a position report that were sent."""
     return {k: v for k, v in (("speed", p.speed), ("heading", p.heading), ("seq", p.seq)) if v is not None}
@@ -312,7 +316,7 @@ class TeamFeed:
             reason = _reason(exc)
             log.warning("unreadable %s from %s (%s): %r", leaf, team_id, reason, delivery.payload[:200])
             if leaf == "ack":  # statuses and positions are the ingest's to dead-letter
-                await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
+                await _dead_letter(state, delivery, reason)
             return
         self.handled += 1
 
@@ -375,7 +379,7 @@ class TeamFeed:
             reason = _reason(exc)
             log.warning("unreadable exercise %s on %s (%s)", leaf, delivery.topic, reason)
             if leaf == "ack":
-                await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
+                await _dead_letter(state, delivery, reason)
             return
         at = min(msg.ts, delivery.received_at)
         if isinstance(msg.payload, TeamStatusUpdate):

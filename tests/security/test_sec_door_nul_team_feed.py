@@ -58,8 +58,11 @@ def test_a_teams_ack_with_nul_is_a_dead_letter_and_the_order_stands(
         assert r.status_code == 201, r.text
         order_id = r.json()["order"]["order_id"]
 
-        send(team, ACK_TOPIC, {"id": "ack-nul", "order_id": order_id, "status": "refused",
-                               "reason": "车辆\u0000故障"})
+        send(
+            team,
+            ACK_TOPIC,
+            {"id": "ack-nul", "order_id": order_id, "status": "refused", "reason": "车辆\u0000故障"},
+        )
         wait_for(dead_letter(url, ACK_TOPIC, "NUL (U+0000)"))
         send(team, ACK_TOPIC, b"not json")
         wait_for(dead_letter(url, ACK_TOPIC, "Invalid JSON"))
@@ -69,7 +72,11 @@ def test_a_teams_ack_with_nul_is_a_dead_letter_and_the_order_stands(
 
         # The feed was not stopped by it: the team's clean ack is applied.
         send(team, ACK_TOPIC, {"id": "ack-ok", "order_id": order_id, "status": "accepted"})
-        wait_for(lambda: db_rows(url, "SELECT status FROM dispatch_order WHERE order_id = %s", order_id)
-                 == [("acked",)])
-        (raw,), = db_rows(url, "SELECT payload FROM dead_letter WHERE strpos(reason, 'NUL') > 0")
+        wait_for(
+            lambda: (
+                db_rows(url, "SELECT status FROM dispatch_order WHERE order_id = %s", order_id)
+                == [("acked",)]
+            )
+        )
+        ((raw,),) = db_rows(url, "SELECT payload FROM dead_letter WHERE strpos(reason, 'NUL') > 0")
         assert b"\\u0000" in bytes(raw), "the bytes the team sent are kept"
