@@ -34,7 +34,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -147,6 +147,17 @@ class JsonTextBinaryDumper(Dumper):
         return b"\x01" + text.encode()
 
 
+class Inbox(Protocol):
+    """Where the writer takes its messages from, in order: the link's ``queue.Queue``, or
+    the writer process's :class:`ingest.writerproc.ChunkInbox`."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Delivery: ...
+
+    def get_nowait(self) -> Delivery: ...
+
+    def empty(self) -> bool: ...
+
+
 Key = tuple[str, str]
 StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, device_id, kind)
 
@@ -239,7 +250,7 @@ def _state_time(msg: Message) -> datetime:
 
 
 class BatchWriter:
-    def __init__(self, settings: Settings, inbox: queue.Queue[Delivery], ack: AckFn, metrics: IngestMetrics,
+    def __init__(self, settings: Settings, inbox: Inbox, ack: AckFn, metrics: IngestMetrics,
                  *, on_alarms: Callable[[], None] | None = None,
                  on_abandoned: Callable[[], None] | None = None) -> None:
         if not settings.shared.database_url:
@@ -331,8 +342,7 @@ class BatchWriter:
             except Exception:  # a bug must not kill the writer; the batch is redelivered
                 log.exception("unexpected error writing a batch of %d; left unacknowledged", len(batch))
                 committed = False
-                if self._on_abandoned is not None:
-                    self._on_abandoned()
+                self._abandoned(len(batch))
                 self._abort.wait(1.0)
             if committed or not self._abort.is_set():
                 batch = []
@@ -381,6 +391,12 @@ class BatchWriter:
 
     def _db_error(self, kind: str) -> None:
         self._metrics.db_errors.labels(kind=kind).inc()
+
+    def _abandoned(self, messages: int) -> None:
+        """A batch of ``messages`` given up on: never acknowledged, so the broker must send
+        them again (``on_abandoned``: the link reconnects)."""
+        if self._on_abandoned is not None:
+            self._on_abandoned()
 
     def _parse(self, item: Delivery) -> Parsed:
         if item.size > MAX_PAYLOAD_BYTES:  # the link kept only its head
