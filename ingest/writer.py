@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -249,8 +249,7 @@ class BatchWriter:
         self._thresholds = rules.thresholds(settings.ingest.sensor_thresholds)
         # The door: what retention would delete within the hour, or what claims to come from
         # the future, is never stored (docs/ingest.md, "The time window").
-        self._window = TsWindow(max_age=timedelta(days=settings.shared.retention_days),
-                                max_ahead=timedelta(seconds=settings.ingest.clock_skew_s))
+        self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None

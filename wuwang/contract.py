@@ -413,6 +413,12 @@ class TsWindow:
     max_age: timedelta
     max_ahead: timedelta
 
+    @classmethod
+    def of(cls, retention_days: int, clock_skew_s: float) -> TsWindow:
+        """The door of ``RETENTION_DAYS`` and ``INGEST_CLOCK_SKEW_S``: the ingest's, and
+        every path that hands a message on to it (the field page's reports)."""
+        return cls(max_age=timedelta(days=retention_days), max_ahead=timedelta(seconds=clock_skew_s))
+
     def check(self, ts: datetime, received_at: datetime) -> None:
         """Raises ContractError when ``ts`` is outside the window around ``received_at``."""
         try:

@@ -11,6 +11,7 @@ PostgreSQL; the bounds themselves, as a hypothesis property of ``parse_message``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,13 @@ from typing import Any
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testkit.feeds import delivery
 from testkit.feeds import write_batch as write
+from tests.command.conftest import FIELD_TEAM
 from wuwang import db
 from wuwang.contract import ContractError, TsWindow, parse_message, team_topic, wuwang_topic
 from wuwang.settings import Settings
@@ -193,3 +196,29 @@ def test_the_contract_examples_as_published_today(door: Settings, database_url: 
     (ledger,), = rows(database_url, "SELECT count(*) FROM message_ledger")
     assert ledger == len(examples)
     assert rows(database_url, "SELECT count(*) FROM dead_letter") == [(with_ts,)]
+
+
+# --- the field page's reports: the same door, answered at once -------------------------
+
+
+@pytest.mark.parametrize(
+    ("ts", "said"),
+    [
+        ("2099-01-01T00:00:00Z", "ahead of the receipt time"),
+        ("1970-01-01T00:00:00Z", "retention window"),
+    ],
+)
+def test_a_field_report_the_ingest_would_refuse_is_refused_to_the_team(
+    client: TestClient, login: Callable[[str], dict[str, str]], database_url: str, ts: str, said: str
+) -> None:
+    """``POST /field/reports`` queues the report for the broker and answers 202; the ingest
+    then dead-letters a ``ts`` outside its window. The team was told "queued" about a
+    report that never reached the console: the route must apply the same door and say so."""
+    team = login(FIELD_TEAM)
+    body = {"id": "rep-ts", "category": "on_scene", "description": "已到达", "lat": 32.04, "lon": 112.14}
+    r = client.post("/field/reports", headers=team, json={**body, "ts": ts})
+    assert r.status_code == 422, r.text
+    assert said in r.text
+    assert rows(database_url, "SELECT count(*) FROM mqtt_outbox") == [(0,)]
+    now = datetime.now(UTC).isoformat()
+    assert client.post("/field/reports", headers=team, json={**body, "ts": now}).status_code == 202
