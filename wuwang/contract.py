@@ -437,6 +437,18 @@ class TsWindow:
                                 f" time (accepted until {_utc(latest)})")
 
 
+#: The two refusals of ``TsWindow.check``, as their reasons begin (contract §6's table).
+_CLOCK_REFUSAL_RE = re.compile(
+    r"^ts \S+ is (?:older than the .+? retention window|more than .+? ahead of the receipt time)"
+)
+
+
+def is_clock_refusal(reason: str) -> bool:
+    """Whether a refusal's reason is the time window's: the sender's clock is wrong (what
+    the field page says in the team's words, ``field.clock_wrong``)."""
+    return _CLOCK_REFUSAL_RE.match(reason) is not None
+
+
 def _utc(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
