@@ -27,6 +27,11 @@ from hypothesis import strategies as st
 from testkit.feeds import delivery
 from testkit.feeds import write_batch as write
 from tests.command.conftest import FIELD_TEAM
+from tests.command.test_dispatch_api import isolated_settings
+from tests.command.test_field_mqtt_v2 import send, terminal
+from tests.command.test_incidents_api import wait_for
+from tests.command.test_mqtt_side import running_command
+from tests.conftest import Broker
 from tests.dashboard.test_console_units import FakeCommand, field_client
 from wuwang import db
 from wuwang.contract import (
@@ -273,3 +278,29 @@ def test_the_field_page_says_a_clock_refusal_in_the_teams_words(detail: str, key
         path = Path(__file__).resolve().parents[2] / "wuwang" / "i18n" / f"{name}.json"
         catalogue = orjson.loads(path.read_bytes())
         assert catalogue["field.clock_wrong"].strip()
+
+
+@pytest.mark.mosquitto
+def test_the_command_service_keeps_the_same_door_for_team_statuses(
+    make_settings: Callable[..., Settings], mqtt_broker: Broker
+) -> None:
+    """A team status is read by the ingest (stored) and by the command service (the team's
+    row). The ingest dead-letters one whose ts is outside the window; the command service
+    applied it all the same — the team 'on scene since 1970-01-01' on the console, with no
+    row behind it. Now both keep one door: refused by both, applied by neither."""
+    if not mqtt_broker.is_mosquitto:
+        pytest.skip("needs Mosquitto (ACLs)")
+    settings = isolated_settings(make_settings)
+    url = settings.shared.database_url or ""
+    topic = team_topic(FIELD_TEAM, "status")
+    with running_command(settings) as (_client, _login), terminal(mqtt_broker, FIELD_TEAM, []) as team:
+        before = rows(url, "SELECT status, status_at FROM team WHERE id = %s", FIELD_TEAM)
+        for n, ts in enumerate(("1970-01-01T00:00:00Z", "2099-01-01T00:00:00Z"), start=1):
+            send(team, topic, {"id": f"st-{n}", "ts": ts, "status": "on_scene", "seq": n})
+        now = datetime.now(UTC)
+        send(team, topic, {"id": "st-3", "ts": now.isoformat(), "status": "en_route", "seq": 3})
+        wait_for(lambda: rows(url, "SELECT status FROM team WHERE id = %s", FIELD_TEAM) == [("en_route",)])
+        ((status_at,),) = rows(url, "SELECT status_at FROM team WHERE id = %s", FIELD_TEAM)
+        assert status_at >= now - timedelta(seconds=1), (before, status_at)
+        said = rows(url, "SELECT detail->>'to' FROM audit_log WHERE action = 'team.status' ORDER BY id")
+        assert ("on_scene",) not in said, "a status outside the window was applied"
