@@ -64,7 +64,7 @@ from command.domain.triage import (
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import incident_store as store
-from command.services import planned_events
+from command.services import places, planned_events
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.services.tasks import Periodic
@@ -589,7 +589,7 @@ async def _promote_into(
     latest alarms become its sources too."""
     first = changes[0].before
     alarm = await _last_alarm(conn, first)
-    decision = correlate(alarm, [], correlation, at)
+    decision = correlate(alarm, [], correlation, at, place=places.alarm_place(alarm.lat, alarm.lon))
     assert isinstance(decision, OpenIncident)
     opened: dict[str, Param] = {"row_id": first.row_id, "count": first.count}
     why = Reason("inbox.opened_note", {**opened, "note": note}) if note else Reason("inbox.opened", opened)

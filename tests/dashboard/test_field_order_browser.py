@@ -66,9 +66,9 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     )
     field.page.wait_for_selector('#field-updates:has-text("响应级别调整为 III 级")', timeout=20_000)
     version = stack.api("GET", f"/incidents/{iid}", token)["incident"]["version"]
-    stack.api(
-        "POST", f"/incidents/{iid}/plan", token, {"plan_id": "high_rise_fire", "expected_version": version}
-    )
+    # no plan covers a plain fire: the desk takes the high-rise one, with its reason
+    plan = {"plan_id": "high_rise_fire", "expected_version": version, "force": True, "reason": "仓库参照"}
+    stack.api("POST", f"/incidents/{iid}/plan", token, plan)
     field.page.wait_for_selector('#field-updates:has-text("启动应急预案")', timeout=20_000)
     field.page.locator("#field-updates").scroll_into_view_if_needed()
     shot(field.page, artifacts, "field-page-updates")

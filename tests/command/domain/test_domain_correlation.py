@@ -325,6 +325,12 @@ def test_titles_say_what_then_where_without_the_source() -> None:
         update={"grid_cell_id": None}
     )
     assert title_for(nowhere, IncidentType.MEDICAL) == "医疗急救"
+    # the place in words the service found for it (the nearest crossing) comes before them
+    near = "樊城区人民路与邓城大道交叉口附近"
+    assert title_for(gas, IncidentType.HAZMAT_LEAK, near) == f"危险化学品泄漏 · {near}"
+    assert title_for(call, IncidentType.FIRE, near) == "火灾 · 樊城区人民路12号"  # the caller's address first
+    decision = correlate(gas, [], RULES, gas.ts, place=near)
+    assert isinstance(decision, OpenIncident) and decision.title_zh == f"危险化学品泄漏 · {near}"
     for title in (title_for(call, IncidentType.FIRE), title_for(gas, IncidentType.HAZMAT_LEAK)):
         assert "110报警" not in title and "告警" not in title and "（" not in title
 
