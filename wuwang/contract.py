@@ -413,6 +413,12 @@ class TsWindow:
     max_age: timedelta
     max_ahead: timedelta
 
+    @classmethod
+    def of(cls, retention_days: int, clock_skew_s: float) -> TsWindow:
+        """The door of ``RETENTION_DAYS`` and ``INGEST_CLOCK_SKEW_S``: the ingest's, and
+        every path that hands a message on to it (the field page's reports)."""
+        return cls(max_age=timedelta(days=retention_days), max_ahead=timedelta(seconds=clock_skew_s))
+
     def check(self, ts: datetime, received_at: datetime) -> None:
         """Raises ContractError when ``ts`` is outside the window around ``received_at``."""
         try:
@@ -429,6 +435,18 @@ class TsWindow:
         if latest is not None and ts > latest:
             raise ContractError(f"ts {_utc(ts)} is more than {_span(self.max_ahead)} ahead of the receipt"
                                 f" time (accepted until {_utc(latest)})")
+
+
+#: The two refusals of ``TsWindow.check``, as their reasons begin (contract §6's table).
+_CLOCK_REFUSAL_RE = re.compile(
+    r"^ts \S+ is (?:older than the .+? retention window|more than .+? ahead of the receipt time)"
+)
+
+
+def is_clock_refusal(reason: str) -> bool:
+    """Whether a refusal's reason is the time window's: the sender's clock is wrong (what
+    the field page says in the team's words, ``field.clock_wrong``)."""
+    return _CLOCK_REFUSAL_RE.match(reason) is not None
 
 
 def _utc(t: datetime) -> str:

@@ -365,7 +365,8 @@ async def _period(state: State, scope: Scope, shift_id: str | None, day: date | 
             title = f"{start:%Y-%m-%d}"
             shifts = await service.shifts_between(conn, scope, start, end)
         entries = await service.entries_between(conn, scope, start, end)
-    return render.LogPeriod(title, start, end, entries, shifts)
+        people = await service.people(conn, sorted({e.actor for e in entries}))
+    return render.LogPeriod(title, start, end, entries, shifts, people)
 
 
 ShiftQuery = Annotated[str | None, Query(pattern=r"^DS-[0-9A-Za-z-]{4,60}$", description="one shift's log")]
@@ -383,13 +384,12 @@ async def read_log(
     now = service.now()
     async with state.pool.connection() as conn:
         names = await _names(conn, list(period.shifts))
-        actors = await service.people(conn, sorted({e.actor for e in period.entries}))
     return {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "shifts": [service.shift_body(s, names, now) for s in period.shifts],
         "entries": [service.entry_body(e) for e in period.entries],
-        "actors": actors,
+        "actors": period.people,
     }
 
 
