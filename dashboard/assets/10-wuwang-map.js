@@ -398,12 +398,9 @@
     if (up.done) { return; }
     up.done = true;
     clearTimeout(up.timer);
-    var dc = window.dash_clientside;
     // two frames: the one the last layer was drawn in is painted first
     window.requestAnimationFrame(function () {
-      window.requestAnimationFrame(function () {
-        if (dc && dc.set_props) { dc.set_props("map-up", { data: Date.now() }); }
-      });
+      window.requestAnimationFrame(function () { W.setProps("map-up", { data: Date.now() }); });
     });
   }
   function checkUp() {

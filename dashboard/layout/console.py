@@ -240,7 +240,9 @@ def console_page(
     # The desk: the alarm inbox above the incident queue (layout/inbox.py); the wall shows
     # the queue only (nothing to click there).
     inbox: Any = (
-        html.Div(id=ids.INBOX_SLOT, className="deferred-slot inbox-slot") if deferred else inbox_panel(lang, who)
+        html.Div(id=ids.INBOX_SLOT, className="deferred-slot inbox-slot")
+        if deferred
+        else inbox_panel(lang, who)
     )
     left: Any = (
         queue_panel(lang, wall=True)
