@@ -581,7 +581,7 @@ class BatchWriter:
                 new_alarms.sort(key=lambda a: a.ts)
                 cur.execute(_OUTBOX, (
                     [a.alarm_id for a in new_alarms],
-                    [orjson.dumps(a.model_dump(mode="json")).decode() for a in new_alarms],
+                    [a.encode().decode() for a in new_alarms],
                 ))
                 outcome.alarms.update(r[0] for r in cur.fetchall())
         return outcome

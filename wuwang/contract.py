@@ -25,7 +25,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 from msgspec import Meta, Struct, structs
-from pydantic import BaseModel, ConfigDict, Field  # the Alarm (ingest → command over Redis)
 
 from wuwang import strict_json
 from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
@@ -469,11 +468,14 @@ def encode(payload: dict[str, Any]) -> bytes:
 AlarmKind = Literal["call", "video", "sensor", "report"]
 
 
-class Alarm(BaseModel):
+class Alarm(Struct, frozen=True, kw_only=True):
     """What ingest raises for the command service. ``alarm_id`` is stable: a consumer
-    that sees the same alarm twice (at-least-once relay) keeps one."""
+    that sees the same alarm twice (at-least-once relay) keeps one.
 
-    model_config = ConfigDict(frozen=True)
+    A msgspec Struct like the payloads: the one definition both sides use, written by the
+    ingest (``to_json``, ``encode``) and read by the command service (``from_json``,
+    ``from_builtins``: strict types, a refusal is a ``ContractError``). Building one
+    checks nothing (its makers are this repository's code); reading one checks all."""
 
     alarm_id: str
     kind: AlarmKind
@@ -486,7 +488,40 @@ class Alarm(BaseModel):
     grid_cell_id: str | None
     category: str  # call category, video event, sensor kind, report category
     summary: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON values (the outbox's jsonb, a console's change): every field, times in RFC 3339."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    def encode(self) -> bytes:
+        """The JSON document (the Redis stream's ``payload``)."""
+        return _ALARM_ENCODER.encode(self)
+
+    def replace(self, **changes: Any) -> Alarm:
+        """A copy with ``changes``."""
+        return structs.replace(self, **changes)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Alarm:
+        """Read an alarm's JSON document; ContractError when it is not one."""
+        try:
+            return _ALARM_DECODER.decode(raw)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise ContractError(f"not an alarm: {exc}") from None
+
+    @classmethod
+    def from_builtins(cls, value: Any) -> Alarm:
+        """Read an alarm from JSON values (a jsonb column); ContractError when it is not one."""
+        try:
+            return msgspec.convert(value, cls)
+        except msgspec.ValidationError as exc:
+            raise ContractError(f"not an alarm: {exc}") from None
+
+
+_ALARM_ENCODER = msgspec.json.Encoder()
+_ALARM_DECODER = msgspec.json.Decoder(Alarm)
 
 
 def alarm_id_for(source: str, msg_id: str) -> str:
