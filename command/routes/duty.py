@@ -24,7 +24,7 @@ from command.deps import Caller, State, forbid, gate
 from command.domain import duty as rules
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action, allowed
-from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText
+from command.inputs import FROM_TEXT, ClosedApiIn, Day, ExerciseIdText
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import duty as service
@@ -370,7 +370,7 @@ async def _period(state: State, scope: Scope, shift_id: str | None, day: date | 
 
 
 ShiftQuery = Annotated[str | None, Query(pattern=r"^DS-[0-9A-Za-z-]{4,60}$", description="one shift's log")]
-DayQuery = Annotated[date | None, Query(description="one day's log (YYYY-MM-DD, the centre's time zone)")]
+DayQuery = Annotated[Day | None, Query(description="one day's log (YYYY-MM-DD, the centre's time zone)")]
 LangQuery = Annotated[Literal["zh", "en", "zh-CN"], Query(description="the file's language")]
 
 

@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
-from pydantic import ValidationError
 
 from command import audit
 from command.domain import policy
@@ -70,7 +69,7 @@ from command.services.live import Change, publish
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, ContractError
 from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
@@ -404,8 +403,8 @@ async def load_context(
         )
         for (payload,) in await cur.fetchall():
             try:
-                recent.append(Alarm.model_validate(payload))
-            except ValidationError:
+                recent.append(Alarm.from_builtins(payload))
+            except ContractError:
                 continue
         cur = await conn.execute(
             "SELECT id, kind, lat, lon, name FROM venue WHERE lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s"
@@ -552,7 +551,7 @@ async def _last_alarm(conn: AsyncConnection[Any], row: InboxRow) -> Alarm:
     found = await cur.fetchone()
     if found is None:
         raise IllegalTransition(f"the latest alarm of inbox row {row.row_id} is no longer stored")
-    return Alarm.model_validate(found[0])
+    return Alarm.from_builtins(found[0])
 
 
 async def _new_incident_id(conn: AsyncConnection[Any], at: datetime) -> str:

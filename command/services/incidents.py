@@ -149,7 +149,7 @@ class AlarmIntake:
             cur = await conn.execute(
                 "INSERT INTO alarm_inbox (alarm_id, exercise_id, payload) VALUES (%s, %s, %s)"
                 " ON CONFLICT (alarm_id) DO NOTHING",
-                (alarm.alarm_id, exercise_id, Jsonb(alarm.model_dump(mode="json"))),
+                (alarm.alarm_id, exercise_id, Jsonb(alarm.to_json())),
             )
             if cur.rowcount == 0:
                 return  # seen before: at-least-once delivery
@@ -168,7 +168,7 @@ class AlarmIntake:
                 changed, rows = await self._triage_and_correlate(conn, alarm, at, scope, triage_rules)
         await publish(
             state.redis,
-            Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
+            Change("alarm", alarm.alarm_id, alarm.to_json(), exercise_id=exercise_id),
         )
         if changed is not None:
             await publish(state.redis, store.change_for(changed))
