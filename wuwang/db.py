@@ -339,8 +339,8 @@ def apply_policies(
     )
     for job in failing_jobs(conn):
         log.warning(
-            "TimescaleDB job %s (%s%s) failed its last run: %s — what it does (retention, compression,"
-            " aggregate refresh) is not happening in the background",
+            "TimescaleDB job %s (%s%s) failed its last run: %s — check that its work (retention,"
+            " compression, aggregate refresh) is being done (timescaledb_information.job_stats)",
             job.job_id,
             job.proc,
             f" on {job.table}" if job.table else "",
@@ -359,8 +359,9 @@ class FailingJob:
 def failing_jobs(conn: psycopg.Connection) -> list[FailingJob]:
     """TimescaleDB's background jobs whose last run failed, with the error it gave (none on
     plain PostgreSQL). The scheduler only records failures in its own tables; without this
-    a server where every job fails (TimescaleDB 2.28.3 on PostgreSQL 15.20: "cannot drop
-    portal") would keep rows and never compress, with nobody told."""
+    a failing retention or compression job keeps rows and disk, with nobody told (on
+    TimescaleDB 2.28.3 with PostgreSQL 15.20 every run ends in "cannot drop portal", after
+    its work: docs/deployment.md)."""
     if backend(conn) != "timescale":
         return []
     rows = conn.execute(
