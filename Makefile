@@ -16,8 +16,9 @@ UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
-# two cores well; each test file stays on one worker and the browser tests all go to one
-# worker, one at a time (tests/conftest.py). TEST_WORKERS=0 runs in one process.
+# two cores well; each test file stays on one worker, the longest files first, and each
+# worker runs its browser files one at a time on its own console stack (tests/conftest.py,
+# testkit/xdist_order.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
 # Stamps: one per set of lock files, named by their hash.
@@ -50,7 +51,7 @@ basemap: $(RUNTIME_STAMP)
 	$(PY) -m simulators.basemap build
 
 test: $(DEV_STAMP) broker-check
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	@status=0; \

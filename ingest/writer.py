@@ -33,7 +33,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import orjson
@@ -265,8 +265,7 @@ class BatchWriter:
         self._thresholds = rules.thresholds(settings.ingest.sensor_thresholds)
         # The door: what retention would delete within the hour, or what claims to come from
         # the future, is never stored (docs/ingest.md, "The time window").
-        self._window = TsWindow(max_age=timedelta(days=settings.shared.retention_days),
-                                max_ahead=timedelta(seconds=settings.ingest.clock_skew_s))
+        self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
@@ -582,7 +581,7 @@ class BatchWriter:
                 new_alarms.sort(key=lambda a: a.ts)
                 cur.execute(_OUTBOX, (
                     [a.alarm_id for a in new_alarms],
-                    [orjson.dumps(a.model_dump(mode="json")).decode() for a in new_alarms],
+                    [a.encode().decode() for a in new_alarms],
                 ))
                 outcome.alarms.update(r[0] for r in cur.fetchall())
         return outcome

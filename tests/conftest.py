@@ -15,8 +15,10 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -35,6 +37,9 @@ from wuwang.endpoints import (
 )
 from wuwang.mqtt import MqttTarget
 from wuwang.settings import Settings
+
+if TYPE_CHECKING:
+    from testkit.xdist_order import LongestFileFirst
 
 _counter = itertools.count()
 
@@ -211,19 +216,41 @@ def mqtt_broker(endpoints: Endpoints, local_services: tuple[Endpoints, LocalServ
     )
 
 
+@contextmanager
+def mosquitto_of_its_own(endpoints: Endpoints, workdir: Path) -> Iterator[Broker]:
+    """A Mosquitto with the project's configuration in ``workdir``, stopped on leaving."""
+    workdir.chmod(0o755)
+    port = free_port()
+    proc = private_mosquitto(workdir / "mosquitto", port)
+    proc.start()
+    target = MqttTarget("127.0.0.1", port, None, None, False)
+    own = Endpoints(endpoints.database_url, endpoints.redis_url, target, "5", "mosquitto")
+    try:
+        yield Broker(target, "5", "mosquitto", proc, own)
+    finally:
+        proc.stop()
+
+
 @pytest.fixture
 def own_mosquitto(endpoints: Endpoints, tmp_path: Path) -> Iterator[Broker]:
     """A Mosquitto of this test's own (project configuration), free to kill and restart."""
     if endpoints.broker != "mosquitto":
         pytest.skip("needs the mosquitto binary (apt-get install mosquitto)")
-    tmp_path.chmod(0o755)
-    port = free_port()
-    proc = private_mosquitto(tmp_path / "mosquitto", port)
-    proc.start()
-    target = MqttTarget("127.0.0.1", port, None, None, False)
-    own = Endpoints(endpoints.database_url, endpoints.redis_url, target, "5", "mosquitto")
-    yield Broker(target, "5", "mosquitto", proc, own)
-    proc.stop()
+    with mosquitto_of_its_own(endpoints, tmp_path) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def module_broker(
+    endpoints: Endpoints, mqtt_broker: Broker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Broker]:
+    """A Mosquitto of this module's own, where the session's would carry another
+    stack's traffic too; the session's broker when it is embedded amqtt (one a session)."""
+    if endpoints.broker != "mosquitto":
+        yield mqtt_broker
+        return
+    with mosquitto_of_its_own(endpoints, tmp_path_factory.mktemp("module-broker")) as broker:
+        yield broker
 
 
 @pytest.fixture
@@ -258,13 +285,15 @@ def _drop(admin_url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``make test``: ``--dist loadgroup``) a test file stays on one
-    worker, in order, as when run alone: module-scoped services (an ingest on the session
-    broker, say) must not overlap with another module's on the same worker, where two
-    would share one subscription. Every browser test goes to one worker, one after
-    another on one shared console stack: two browsers and two stacks at once on two
-    cores starve each other's pages, and the tests that count the desk clean it first."""
-    for item in items:
-        browser = item.get_closest_marker("browser") is not None
-        item.add_marker(pytest.mark.xdist_group("browser" if browser else item.nodeid.split("::", 1)[0]))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LongestFileFirst | None:
+    """``make test`` (``-n 2 --dist loadfile``): a test file stays on one worker, in
+    order, as when run alone — module-scoped services (an ingest on the session broker,
+    say) must not overlap with another module's on the same worker, where two would
+    share one subscription — and the longest files go first (testkit/xdist_order.py).
+    Each worker has its own services and, for its browser files, its own console stack
+    (session-scoped: one a worker, its browser tests one after another on it)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from testkit.xdist_order import LongestFileFirst  # xdist is there: it calls this hook
+
+    return LongestFileFirst(config, log)

@@ -85,6 +85,7 @@ from wuwang.contract import (
     TeamPosition,
     TeamStatus,
     TeamStatusUpdate,
+    TsWindow,
     parse_message,
     parse_shelter_report,
     shelter_team_of,
@@ -247,6 +248,13 @@ def _reason(exc: ContractError | ValidationError) -> str:
     return f"{where}: {first['msg']}" if where else str(first["msg"])
 
 
+def _door(state: CommandState) -> TsWindow:
+    """The ingest's time window: a status or position it dead-letters (a clock far off) is
+    not applied to the team either (the dead letter is the ingest's: it reads them too)."""
+    s = state.settings
+    return TsWindow.of(s.shared.retention_days, s.ingest.clock_skew_s)
+
+
 async def _dead_letter(state: CommandState, delivery: Delivery, reason: str) -> None:
     await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
 
@@ -336,7 +344,7 @@ class TeamFeed:
                 outcome = await dispatch.apply_ack(state, team_id, ack, delivery.received_at)
                 log.info("ack from %s for %s: %s", team_id, ack.order_id, outcome.why)
             elif leaf in ("status", "position"):
-                msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+                msg = parse_message(delivery.topic, delivery.payload, delivery.received_at, _door(state))
                 if not await self._known_team(state, team_id):
                     self.ignored += 1
                     return
@@ -419,7 +427,7 @@ class TeamFeed:
                 )
                 self.handled += 1
                 return
-            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at, _door(state))
         except (ContractError, ValidationError) as exc:
             self.rejected += 1
             reason = _reason(exc)

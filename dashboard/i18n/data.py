@@ -58,7 +58,7 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def distance_text(lang: Lang, metres: float) -> str:
-    """"1.2 km" / "850 m" in ``lang``, as the browser says it (``W.distanceText``)."""
+    """ "1.2 km" / "850 m" in ``lang``, as the browser says it (``W.distanceText``)."""
     if metres < 1000:
         return t(lang, "unit.m", n=round(metres / 10) * 10)
     return t(lang, "unit.km", n=f"{metres / 1000:.{1 if metres < 10_000 else 0}f}")
@@ -139,7 +139,7 @@ def report_summary(lang: Lang, src: Mapping[str, Any], teams: Mapping[str, str])
         else t(lang, "source.grid_worker")
     )
     summary = str(src.get("summary") or "")
-    head, sep, written = summary.partition(": ")
+    _head, sep, written = summary.partition(": ")
     return t(
         lang,
         "source.report_line",

@@ -938,7 +938,7 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
             "sources",
             t(lang, "detail.tab_sources", n=sources_n),
             sources(lang, who, data, tz),
-            report_photos(lang, inc),  # None without photos
+            report_photos(lang, inc, team_names(data)),  # None without photos
             _section(t(lang, "chart.area_title"), data.area_chart) if data.area_chart is not None else None,
         ),
     ]

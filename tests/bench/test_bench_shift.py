@@ -173,4 +173,5 @@ def test_help_says_what_the_bench_does_in_a_whole_sentence(capsys: pytest.Captur
     with pytest.raises(SystemExit):
         shift.main(["--help"])
     help_text = " ".join(capsys.readouterr().out.split())
-    assert "through the real ingest → command triage → inbox / incidents, scored against the truth." in help_text
+    said = "through the real ingest → command triage → inbox / incidents, scored against the truth."
+    assert said in help_text

@@ -9,6 +9,7 @@ import os
 import shutil
 import urllib.error
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -108,21 +109,53 @@ def basemap_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def console_of(
+    endpoints: Any, template_database: str, broker: Any, redis_url: str, basemap_file: Path
+) -> AbstractContextManager[Stack]:
+    """The browser tests' console stack on ``broker`` and the Redis at ``redis_url``."""
+    return running_stack(
+        endpoints,
+        template_database,
+        broker.url_for,
+        broker.protocol,
+        broker.kind,
+        redis_url=redis_url,
+        dashboard_token_check_s=1.0,  # token renewal is tested without waiting minutes
+        dashboard_basemap_file=basemap_file,
+    )
+
+
 @pytest.fixture(scope="session")
 def console_stack(
     endpoints: Any, template_database: str, mqtt_broker: Any, private_redis: str, basemap_file: Path
 ) -> Iterator[Stack]:
-    with running_stack(
-        endpoints,
-        template_database,
-        mqtt_broker.url_for,
-        mqtt_broker.protocol,
-        mqtt_broker.kind,
-        redis_url=private_redis,
-        dashboard_token_check_s=1.0,  # token renewal is tested without waiting minutes
-        dashboard_basemap_file=basemap_file,
-    ) as stack:
+    """The stack the browser tests of one worker share, one after another."""
+    with console_of(endpoints, template_database, mqtt_broker, private_redis, basemap_file) as stack:
         yield stack
+
+
+@pytest.fixture(scope="module")
+def own_console_stack(
+    endpoints: Any,
+    template_database: str,
+    module_broker: Any,
+    basemap_file: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stack]:
+    """A console stack of the module's own, beside the worker's shared one if that is
+    up: its own broker (both stacks' services subscribe to the same topics) and Redis
+    server (pub/sub spans a server), so neither hears the other."""
+    workdir = tmp_path_factory.mktemp("own-console-redis")
+    workdir.chmod(0o755)
+    server = embedded_redis(workdir, free_port())
+    server.start()
+    try:
+        with console_of(
+            endpoints, template_database, module_broker, f"redis://127.0.0.1:{server.port}/0", basemap_file
+        ) as stack:
+            yield stack
+    finally:
+        server.stop()
 
 
 def clear_open_incidents(stack: Stack, token: str) -> None:

@@ -18,6 +18,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from testkit.feeds import wait_for
@@ -176,7 +177,9 @@ def test_sections_ranking_titles_and_announcements(
 
 def test_an_order_not_acknowledged_in_time_flashes_its_row(console_stack: Stack, desk: Watched) -> None:
     """The command service's ack watchdog (COMMAND_ACK_TIMEOUT_S, 60 s here) raises an
-    ``ack_overdue`` alert for an order nobody acknowledged: its incident's row flashes."""
+    ``ack_overdue`` alert for an order nobody acknowledged: its incident's row flashes.
+    The order is made the timeout old in the database instead of waited out (the
+    watchdog compares the stored send time with its clock, nothing else)."""
     stack, page = console_stack, desk.page
     commander = stack.login("commander1")
     login(page, stack, "operator1")
@@ -211,7 +214,18 @@ def test_an_order_not_acknowledged_in_time_flashes_its_row(console_stack: Stack,
         commander,
         {"team_id": team, "expected_version": verified["version"]},
     )
-    page.wait_for_selector(f"{row(iid)}.announce-overdue", timeout=120_000)
+    # Nothing flashes before the timeout: the watchdog runs every 5 s at most.
+    page.wait_for_timeout(6_000)
+    assert page.query_selector(f"{row(iid)}.announce-overdue") is None
+    timeout_s = stack.command_settings.command.ack_timeout_s
+    with psycopg.connect(stack.database_url) as conn:
+        aged = conn.execute(
+            "UPDATE dispatch_order SET sent_at = sent_at - make_interval(secs => %s)"
+            " WHERE incident_id = %s AND team_id = %s AND status = 'sent'",
+            (timeout_s + 1, iid, team),
+        ).rowcount
+    assert aged == 1
+    page.wait_for_selector(f"{row(iid)}.announce-overdue", timeout=30_000)
     assert page.inner_text(f"{row(iid)} .announce-tag") == "指令超时未接令"
     page.click(f"{row(iid)} .qtext")  # opening it acknowledges
     page.wait_for_selector(f"{row(iid)}:not(.announce)", timeout=10_000)

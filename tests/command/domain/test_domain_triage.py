@@ -589,8 +589,9 @@ def test_exercise_alarms_only_fold_and_corroborate_within_their_exercise() -> No
     assert decide(alarm("video", "fire_smoke", confidence=0.85), ctx(recent=[same_drill_call]), RULES) is None
     # rows: same source key, different scopes never fold together
     live = alarm("video", "loitering", source="video/CAM-7")
-    drill = Alarm(**{**alarm("video", "loitering", source="video/CAM-7", seconds=5).model_dump(),
-                     "details": {"exercise_id": "EX-1", "confidence": 0.9}, "alarm_id": "x#1"})  # fmt: skip
+    drill = alarm("video", "loitering", source="video/CAM-7", seconds=5).replace(
+        details={"exercise_id": "EX-1", "confidence": 0.9}, alarm_id="x#1"
+    )
     rows = fold_all([live, drill])
     assert len(rows) == 2 and {r.exercise_id for r in rows} == {None, "EX-1"}
 
