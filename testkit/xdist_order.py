@@ -19,7 +19,26 @@ from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 #: A file's own time in seconds where it is known to be long (measured with
 #: ``--durations=0``, the browser tests on 2026-12-07 under load; only the proportions
 #: matter). Any other file is reckoned at ``SECONDS_PER_TEST`` a test.
-FILE_SECONDS: dict[str, float] = {}
+FILE_SECONDS: dict[str, float] = {
+    "tests/dashboard/test_language_browser.py": 305,
+    "tests/dashboard/test_queue_browser.py": 254,
+    "tests/dashboard/test_detail_browser.py": 253,
+    "tests/dashboard/test_warnings_browser.py": 215,
+    "tests/dashboard/test_warnings_draw_browser.py": 191,
+    "tests/dashboard/test_exercise_browser.py": 186,
+    "tests/dashboard/test_console_browser.py": 184,
+    "tests/dashboard/test_duty_browser.py": 164,
+    "tests/dashboard/test_wall_browser.py": 121,
+    "tests/dashboard/test_inbox_browser.py": 120,
+    "tests/dashboard/test_reporting_browser.py": 97,
+    "tests/dashboard/test_map_layers_browser.py": 75,
+    "tests/dashboard/test_basemap_browser.py": 72,
+    "tests/dashboard/test_field_browser.py": 36,
+    "tests/dashboard/test_risk_browser.py": 31,
+    "tests/dashboard/test_field_shelter_browser.py": 30,
+    "tests/dashboard/test_field_geo_js.py": 23,
+    "tests/dashboard/test_field_order_browser.py": 80,  # its own stack: start, call, stop
+}
 SECONDS_PER_TEST = 1.5
 
 
