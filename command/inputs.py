@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import date
 from typing import Annotated, Any
 
 import psycopg
@@ -33,6 +34,20 @@ FROM_TEXT = Strict(False)
 
 #: Text in a query parameter (bodies are covered by ``ApiIn``).
 Text = Annotated[str, AfterValidator(refuse_nul)]
+
+DAY_OUT_OF_RANGE = "a day between 0001-01-02 and 9999-12-30"
+
+
+def _within_calendar(day: date) -> date:
+    # A day's log spans into the next day (and a shifted day into the one before):
+    # the calendar's first and last days would overflow Python's dates (a 500).
+    if not date.min < day < date.max:
+        raise ValueError(DAY_OUT_OF_RANGE)
+    return day
+
+
+#: A calendar day in a query parameter, with a day on each side of it.
+Day = Annotated[date, AfterValidator(_within_calendar)]
 
 
 class ApiIn(BaseModel):

@@ -60,6 +60,8 @@ INDEX = """<!DOCTYPE html>
 PRELOAD_FETCH = ("_dash-layout", "_dash-dependencies")
 PRELOAD_SCRIPTS = (
     "_dash-component-suites/dash_leaflet/async-GeoJSON.js",
+    # the warning's drawing tools on the desk's map (asked for only once the map mounts)
+    "_dash-component-suites/dash_leaflet/async-EditControl.ts.js",
     "_dash-component-suites/dash/dcc/async-dropdown.js",
     "_dash-component-suites/dash/dcc/async-slider.js",
 )

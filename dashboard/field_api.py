@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dashboard.api import ApiError, Me
 from dashboard.context import Console
-from wuwang.contract import MAX_SHELTER_OCCUPANCY, SHELTER_ID_PATTERN
+from wuwang.contract import MAX_SHELTER_OCCUPANCY, SHELTER_ID_PATTERN, is_clock_refusal
 from wuwang.geo import haversine_m
 
 log = logging.getLogger(__name__)
@@ -213,6 +213,8 @@ def router(console: Console) -> APIRouter:
                 sent["photo_url"] = uploaded["url"]
             result = await api.post("/field/reports", token, {k: v for k, v in sent.items() if v is not None})
         except ApiError as exc:
+            if exc.status == 422 and is_clock_refusal(exc.detail):  # the phone's clock, said so
+                return _answer(422, detail=exc.detail, i18n_key="field.clock_wrong")
             return _from_error(exc)
         return _answer(200, ok=True, result=result)
 

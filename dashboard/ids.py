@@ -33,6 +33,9 @@ CONNECTION = "connection"
 MAP = "map"
 LAYERS = "layers"  # the layers control: which overlays are on
 MAP_FILES = "map-files"  # the static layers' files the first draw needs (fetched at once)
+MAP_UP = "map-up"  # set by the browser once the map's first layers are drawn (assets/10-wuwang-map.js)
+INBOX_SLOT = "inbox-slot"  # the desk's panels drawn once the map is up (layout/console.py, deferred)
+SIDE_SLOT = "side-slot"
 
 
 def layer(key: str) -> str:

@@ -33,8 +33,8 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Protocol
 
 import orjson
 import psycopg
@@ -101,11 +101,16 @@ _STATE_ENSURE = (
     " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS u(s, p, d, k)"
     " ORDER BY s, p, d, k ON CONFLICT (scope, source_id, device_id, kind) DO NOTHING"
 )
+# Only the rows a reading may change are locked: every row of a key with a reading at its
+# raise level (``h``), and a raised row of any other key (a reading below the raise level
+# can only clear). A row neither raised nor "hot" stays as it is, so it is neither created
+# nor locked: most of a batch is routine readings of quiet sensors.
 _STATE_LOCK = (
     "SELECT s.scope, s.source_id, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
     " FROM sensor_alarm_state s"
-    " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[]) AS u(sc, p, d, k)"
+    " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bool[]) AS u(sc, p, d, k, h)"
     " ON s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
+    " WHERE s.raised OR u.h"
     " ORDER BY s.scope, s.source_id, s.device_id, s.kind FOR UPDATE OF s"
 )
 _STATE_UPDATE = (
@@ -140,6 +145,17 @@ class JsonTextBinaryDumper(Dumper):
     def dump(self, obj: Any) -> bytes:
         text = obj if isinstance(obj, str) else orjson.dumps(obj).decode()
         return b"\x01" + text.encode()
+
+
+class Inbox(Protocol):
+    """Where the writer takes its messages from, in order: the link's ``queue.Queue``, or
+    the writer process's :class:`ingest.writerproc.ChunkInbox`."""
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Delivery: ...
+
+    def get_nowait(self) -> Delivery: ...
+
+    def empty(self) -> bool: ...
 
 
 Key = tuple[str, str]
@@ -234,7 +250,7 @@ def _state_time(msg: Message) -> datetime:
 
 
 class BatchWriter:
-    def __init__(self, settings: Settings, inbox: queue.Queue[Delivery], ack: AckFn, metrics: IngestMetrics,
+    def __init__(self, settings: Settings, inbox: Inbox, ack: AckFn, metrics: IngestMetrics,
                  *, on_alarms: Callable[[], None] | None = None,
                  on_abandoned: Callable[[], None] | None = None) -> None:
         if not settings.shared.database_url:
@@ -249,8 +265,7 @@ class BatchWriter:
         self._thresholds = rules.thresholds(settings.ingest.sensor_thresholds)
         # The door: what retention would delete within the hour, or what claims to come from
         # the future, is never stored (docs/ingest.md, "The time window").
-        self._window = TsWindow(max_age=timedelta(days=settings.shared.retention_days),
-                                max_ahead=timedelta(seconds=settings.ingest.clock_skew_s))
+        self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
         self._devices = DeviceRegistry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
@@ -326,8 +341,7 @@ class BatchWriter:
             except Exception:  # a bug must not kill the writer; the batch is redelivered
                 log.exception("unexpected error writing a batch of %d; left unacknowledged", len(batch))
                 committed = False
-                if self._on_abandoned is not None:
-                    self._on_abandoned()
+                self._abandoned(len(batch))
                 self._abort.wait(1.0)
             if committed or not self._abort.is_set():
                 batch = []
@@ -376,6 +390,12 @@ class BatchWriter:
 
     def _db_error(self, kind: str) -> None:
         self._metrics.db_errors.labels(kind=kind).inc()
+
+    def _abandoned(self, messages: int) -> None:
+        """A batch of ``messages`` given up on: never acknowledged, so the broker must send
+        them again (``on_abandoned``: the link reconnects)."""
+        if self._on_abandoned is not None:
+            self._on_abandoned()
 
     def _parse(self, item: Delivery) -> Parsed:
         if item.size > MAX_PAYLOAD_BYTES:  # the link kept only its head
@@ -561,7 +581,7 @@ class BatchWriter:
                 new_alarms.sort(key=lambda a: a.ts)
                 cur.execute(_OUTBOX, (
                     [a.alarm_id for a in new_alarms],
-                    [orjson.dumps(a.model_dump(mode="json")).decode() for a in new_alarms],
+                    [a.encode().decode() for a in new_alarms],
                 ))
                 outcome.alarms.update(r[0] for r in cur.fetchall())
         return outcome
@@ -570,12 +590,17 @@ class BatchWriter:
                 fresh: list[tuple[Message, Place]]) -> list[Alarm]:
         found: list[Alarm] = []
         readings: dict[StateKey, list[tuple[Message, Place]]] = defaultdict(list)
+        hot: set[StateKey] = set()  # a reading at its raise level: the state may be raised
+        thresholds = self._thresholds
         for msg, place in fresh:
             p = msg.payload
             if isinstance(p, SensorReading):
-                if p.kind in self._thresholds:
-                    scope = msg.topic.exercise_id or LIVE_SCOPE
-                    readings[(scope, msg.topic.source_id, p.device_id, p.kind)].append((msg, place))
+                t = thresholds.get(p.kind)
+                if t is not None:
+                    key = (msg.topic.exercise_id or LIVE_SCOPE, msg.topic.source_id, p.device_id, p.kind)
+                    readings[key].append((msg, place))
+                    if p.value >= t.raise_at:
+                        hot.add(key)
                 continue
             confidence = self._settings.ingest.video_alarm_confidence
             alarm = rules.message_alarm(msg, place, video_confidence=confidence)
@@ -585,16 +610,19 @@ class BatchWriter:
             return found
 
         keys = sorted(readings)
-        columns = [[k[i] for k in keys] for i in range(4)]
-        cur.execute(_STATE_ENSURE, (NEVER, *columns))
-        cur.execute(_STATE_LOCK, columns)
+        if hot:
+            ensure = sorted(hot)
+            cur.execute(_STATE_ENSURE, (NEVER, *([k[i] for k in ensure] for i in range(4))))
+        cur.execute(_STATE_LOCK, (*([k[i] for k in keys] for i in range(4)), [k in hot for k in keys]))
         state: dict[StateKey, tuple[bool, float]] = {
             (str(r[0]), str(r[1]), str(r[2]), str(r[3])): (bool(r[4]), float(r[5])) for r in cur.fetchall()
         }
         changed: list[tuple[str, str, str, str, bool, datetime]] = []
         for key in keys:
-            raised, changed_epoch = state.get(key, (False, NEVER.timestamp()))
-            threshold = self._thresholds[key[3]]
+            if key not in state:
+                continue  # neither raised nor hot: below the raise level nothing changes
+            raised, changed_epoch = state[key]
+            threshold = thresholds[key[3]]
             changed_at: datetime | None = None
             pairs = readings[key]
             if len(pairs) > 1:

@@ -6,11 +6,15 @@ as :class:`ingest.writer.BatchWriter`'s (``start``, ``alive``, ``pending``, ``dr
 and runs two threads:
 
 - *feeder* (``ingest-feeder``): takes what the link put into its inbox and sends it,
-  a chunk at a time, down a pipe to the writer process;
-- *results* (``ingest-results``): reads what the writer process reports back — a
-  batch committed (its acks, counts and alarm kinds), a database error, a batch given
-  up on — and applies it: ``link.ack_mid`` for each message of a committed batch, the
-  metrics, the relay's wake-up.
+  a chunk at a time, down a pipe to the writer process — as columns (topics, payloads,
+  receipt times, sizes: one pickle of a few lists, not one tuple per message) — and keeps
+  the chunk's Deliveries, in order, until the writer reports them;
+- *results* (``ingest-results``): reads what the writer process reports back — the next
+  *n* messages committed (with the batch's counts and alarm kinds), a database error, the
+  next *n* given up on — and applies it: ``link.ack_mid`` for each of those *n* kept
+  Deliveries, the metrics, the relay's wake-up. The writer takes its messages in the
+  order they were sent and commits its batches one after the other, so a count says
+  which: no packet ids go back and forth.
 
 The writer process (:func:`writer_main`, ``multiprocessing`` *spawn*) runs an unchanged
 :class:`~ingest.writer.BatchWriter` over its own inbox: parse, batch, one transaction,
@@ -30,6 +34,7 @@ its uncommitted batch is rolled back with its connection, and nothing of it was 
 
 from __future__ import annotations
 
+import array
 import contextlib
 import logging
 import multiprocessing
@@ -39,14 +44,14 @@ import queue
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
 from ingest.metrics import IngestMetrics
-from ingest.writer import AckFn, BatchWriter, Outcome, record_commit
+from ingest.writer import AckFn, BatchWriter, Inbox, Outcome, record_commit
 from wuwang.mqtt import Backoff
 from wuwang.mqttlink import Delivery
 from wuwang.service import setup_logging
@@ -64,15 +69,71 @@ CHUNK = 1000
 #: after the shortest back-off again.
 STABLE_S = 30.0
 
-#: A Delivery on the pipe: (topic, payload, received_at, qos, mid, generation, size, retain).
-Wire = tuple[str, bytes, datetime, int, int, int, int, bool]
-#: An ack on the pipe: (generation, mid, qos).
-WireAck = tuple[int, int, int]
+#: A chunk on the pipe, as columns: ("msgs", topics, payloads, receipt times (an
+#: ``array("d")`` of epoch seconds, as bytes), sizes). What the writer needs and nothing
+#: else: packet ids, connection generations and QoS stay with the receiving process, which
+#: acknowledges. Pickling a datetime per message cost more than the rest of the hand-over.
+Chunk = tuple[str, list[str], list[bytes], bytes, list[int]]
 Committed = Callable[[list[Delivery]], None]
 
 
-def _wire(d: Delivery) -> Wire:
-    return (d.topic, d.payload, d.received_at, d.qos, d.mid, d.generation, d.size, d.retain)
+def _chunk(deliveries: Sequence[Delivery]) -> Chunk:
+    stamps = array.array("d", [d.received_at.timestamp() for d in deliveries])
+    return ("msgs", [d.topic for d in deliveries], [d.payload for d in deliveries], stamps.tobytes(),
+            [d.size for d in deliveries])
+
+
+def _deliveries(chunk: Chunk) -> list[Delivery]:
+    """The writer process's side of ``_chunk`` (the receipt time exact to the microsecond:
+    a double holds today's epoch seconds to 0.24 µs). mid, generation and QoS are the
+    receiving process's; here they are placeholders nobody reads."""
+    _, topics, payloads, raw_stamps, sizes = chunk
+    stamps = array.array("d")
+    stamps.frombytes(raw_stamps)
+    at = datetime.fromtimestamp
+    return [Delivery(topic, payload, at(stamp, UTC), 1, 0, 0, size)
+            for topic, payload, stamp, size in zip(topics, payloads, stamps, sizes, strict=True)]
+
+
+class ChunkInbox:
+    """The writer process's inbox: filled a chunk at a time from the pipe, read one message
+    at a time by the writer thread (``Inbox``) — a deque and an event, instead of a
+    ``queue.Queue``'s lock and condition taken twice per message."""
+
+    def __init__(self) -> None:
+        self._items: deque[Delivery] = deque()
+        self._filled = threading.Event()
+
+    def put_chunk(self, items: Sequence[Delivery]) -> None:
+        self._items.extend(items)
+        self._filled.set()
+
+    def get_nowait(self) -> Delivery:
+        try:
+            return self._items.popleft()
+        except IndexError:
+            raise queue.Empty from None
+
+    def get(self, block: bool = True, timeout: float | None = None) -> Delivery:
+        until = None if timeout is None else time.monotonic() + timeout
+        while True:
+            try:
+                return self._items.popleft()
+            except IndexError:
+                if not block:
+                    raise queue.Empty from None
+            self._filled.clear()
+            if self._items:  # filled between the popleft and the clear
+                continue
+            left = None if until is None else until - time.monotonic()
+            if (left is not None and left <= 0) or not self._filled.wait(left):
+                raise queue.Empty
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
 
 
 # --- the writer process ------------------------------------------------------------
@@ -82,22 +143,24 @@ class PipedWriter(BatchWriter):
     """A BatchWriter whose commits, database errors and given-up batches are reported to
     the receiving process through ``conn`` (which releases the acks and keeps the metrics)."""
 
-    def __init__(self, settings: Settings, inbox: queue.Queue[Delivery], conn: Connection) -> None:
+    def __init__(self, settings: Settings, inbox: Inbox, conn: Connection) -> None:
         self._pipe = conn
         self._send_lock = threading.Lock()
-        super().__init__(settings, inbox, lambda _g, _m: None, IngestMetrics(),
-                         on_abandoned=lambda: self.report(("abandoned",)))
+        super().__init__(settings, inbox, lambda _g, _m: None, IngestMetrics())
 
     def report(self, message: tuple[Any, ...]) -> None:
         with self._send_lock:
             self._pipe.send(message)
 
     def _committed(self, batch: Sequence[Delivery], outcome: Outcome, seconds: float) -> None:
-        acks: list[WireAck] = [(d.generation, d.mid, d.qos) for d in batch]
-        self.report(("committed", acks, dict(outcome.counts), dict(outcome.alarms), seconds))
+        # The next len(batch) messages in the order they came: the receiving process acks them.
+        self.report(("committed", len(batch), dict(outcome.counts), dict(outcome.alarms), seconds))
 
     def _db_error(self, kind: str) -> None:
         self.report(("db_error", kind))
+
+    def _abandoned(self, messages: int) -> None:
+        self.report(("abandoned", messages))
 
 
 def writer_main(settings: Settings, conn: Connection, log_level: int) -> None:
@@ -110,20 +173,18 @@ def writer_main(settings: Settings, conn: Connection, log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     setup_logging("ingest-writer", logging.getLevelName(log_level))
-    inbox: queue.Queue[Delivery] = queue.Queue()
+    inbox = ChunkInbox()
     writer = PipedWriter(settings, inbox, conn)
     tune_gc()
     writer.start()
     writer.report(("ready", os.getpid()))
-    put = inbox.put
     while True:
         try:
             message = conn.recv()
         except (EOFError, OSError):
             return  # the receiving process is gone: its connection and our acks with it
         if message[0] == "msgs":
-            for t in message[1]:
-                put(Delivery(*t))
+            inbox.put_chunk(_deliveries(message))
         elif message[0] == "drain":
             drained = writer.drain(float(message[1]))
             with contextlib.suppress(OSError):
@@ -149,9 +210,10 @@ class WriterProcess:
         self._on_alarms = on_alarms
         self._on_abandoned = on_abandoned
         #: Called with the Deliveries of each committed batch, in the results thread
-        #: (the benchmark's latency probe); while None, nothing is kept per message.
+        #: (the benchmark's latency probe).
         self.on_committed: Committed | None = None
-        self._taken: dict[tuple[int, int], Delivery] = {}
+        #: Sent to the current writer process and not yet reported, in the order sent.
+        self._sent: deque[Delivery] = deque()
         self._ctx = multiprocessing.get_context("spawn")  # fork would copy the threads' locks
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -164,8 +226,6 @@ class WriterProcess:
         self._stopped = threading.Event()
         self._drain_until = 0.0
         self._spawned_at = 0.0
-        self._forwarded = 0  # messages sent to the current writer process
-        self._reported = 0  # of those, committed (acks released)
         self._restart_backoff = Backoff(base=0.5, cap=10.0)
         self._feeder = threading.Thread(target=self._feed, name="ingest-feeder", daemon=True)
         self._results = threading.Thread(target=self._read_results, name="ingest-results", daemon=True)
@@ -190,7 +250,7 @@ class WriterProcess:
     @property
     def pending(self) -> int:
         """Messages sent to the writer process and not yet committed."""
-        return self._forwarded - self._reported
+        return len(self._sent)
 
     def wait_ready(self, timeout: float) -> bool:
         """True once the (current) writer process has started and reported in."""
@@ -230,8 +290,7 @@ class WriterProcess:
         with self._conn_lock:
             self._conn = parent
             self._proc = proc
-            self._forwarded = self._reported = 0
-            self._taken.clear()
+            self._sent.clear()  # the dead one's: unacknowledged, the broker resends them
         self._up.set()
 
     def _restart(self) -> None:
@@ -284,35 +343,29 @@ class WriterProcess:
                 continue
             if not self._draining.is_set():
                 time.sleep(FORWARD_POLL_S)
-            chunk = [first]
-            while len(chunk) < min(CHUNK, room):
-                try:
-                    chunk.append(inbox.get_nowait())
-                except queue.Empty:
-                    break
-            if self.on_committed is not None:
-                for d in chunk:
-                    self._taken[(d.generation, d.mid)] = d
-            wire = [_wire(d) for d in chunk]
+            chunk = [first, *_take(inbox, min(CHUNK, room) - 1)]
+            wire = _chunk(chunk)
             while not self._up.wait(0.5):  # between a death and the restart: keep the chunk
                 if self._stopped.is_set():
                     return
-            if not self._send(("msgs", wire), len(wire)) and self._on_abandoned is not None:
+            if not self._send(wire, chunk) and self._on_abandoned is not None:
                 # The writer process died under our feet: these are unacknowledged, and the
                 # link's next connection brings them again.
                 self._on_abandoned()
 
-    def _send(self, message: tuple[Any, ...], messages: int = 0) -> bool:
+    def _send(self, message: tuple[Any, ...], chunk: Sequence[Delivery] = ()) -> bool:
         """Down the pipe to the current writer process; False when it is gone."""
         with self._conn_lock:  # one writer to the pipe, and never across a restart
             conn = self._conn
+            if conn is None:
+                return False
+            # Kept before sending: the writer's report may be read before send() returns. If
+            # the writer is gone, its successor's _spawn empties this (under the same lock).
+            self._sent.extend(chunk)
             try:
-                if conn is None:
-                    return False
                 conn.send(message)
             except (OSError, ValueError):
                 return False
-            self._forwarded += messages
         return True
 
     def _read_results(self) -> None:
@@ -337,20 +390,21 @@ class WriterProcess:
     def _handle(self, message: tuple[Any, ...]) -> None:
         what = message[0]
         if what == "committed":
-            _, acks, counts, alarms, seconds = message
-            record_commit(self._metrics, Outcome(Counter(counts), Counter(alarms)), seconds, len(acks))
-            for generation, mid, qos in acks:
-                if qos > 0:
-                    self._ack(generation, mid)
-            self._reported += len(acks)
+            _, n, counts, alarms, seconds = message
+            batch = self._reported(n)
+            record_commit(self._metrics, Outcome(Counter(counts), Counter(alarms)), seconds, n)
+            ack = self._ack
+            for d in batch:
+                if d.qos > 0:
+                    ack(d.generation, d.mid)
             if self.on_committed is not None:
-                taken = self._taken
-                self.on_committed([d for g, m, _ in acks if (d := taken.pop((g, m), None)) is not None])
+                self.on_committed(batch)
             if alarms and self._on_alarms is not None:
                 self._on_alarms()
         elif what == "db_error":
             self._metrics.db_errors.labels(kind=message[1]).inc()
         elif what == "abandoned":
+            self._reported(message[1])  # never acknowledged: the broker sends them again
             if self._on_abandoned is not None:
                 self._on_abandoned()
         elif what == "ready":
@@ -359,3 +413,20 @@ class WriterProcess:
         elif what == "drained":
             self._drained_ok = bool(message[1])
             self._drained.set()
+
+    def _reported(self, n: int) -> list[Delivery]:
+        """The next ``n`` messages sent, which the writer process has just reported on."""
+        sent = self._sent
+        return [sent.popleft() for _ in range(min(n, len(sent)))]
+
+
+def _take(inbox: queue.Queue[Delivery], n: int) -> list[Delivery]:
+    """Up to ``n`` messages from the link's inbox at once: one turn of its lock, not one per
+    message (``queue.Queue``'s own ``mutex``, ``queue`` and ``not_full``: what ``get``
+    does, for a run of messages). Its producer waiting for room is woken as ``get`` would."""
+    with inbox.mutex:
+        items = inbox.queue
+        taken = [items.popleft() for _ in range(min(n, len(items)))]
+        if taken:
+            inbox.not_full.notify(len(taken))
+    return taken

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,12 +19,15 @@ MakeSettings = Callable[..., Settings]
 
 
 @contextmanager
-def running(module: str, env: Mapping[str, str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """``python -m module`` from this checkout, until it listens on 127.0.0.1:port;
-    its output goes to ``log``. Stopped (terminated, else killed) on leaving."""
+def running(
+    module: str, env: Mapping[str, str], port: int, log: Path, args: Sequence[str] = ()
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m module [args]`` from this checkout, until it listens on
+    127.0.0.1:port; its output goes to ``log``. Stopped (terminated, else killed) on
+    leaving."""
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", module],
+            [sys.executable, "-m", module, *args],
             cwd=REPO_ROOT,
             env={**os.environ, "PYTHONUNBUFFERED": "1", **env},
             stdout=out,

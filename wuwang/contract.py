@@ -25,7 +25,6 @@ from typing import Annotated, Any, Literal
 import msgspec
 import orjson
 from msgspec import Meta, Struct, structs
-from pydantic import BaseModel, ConfigDict, Field  # the Alarm (ingest → command over Redis)
 
 from wuwang import strict_json
 from wuwang.exercises import EXERCISE_ID_RE, EXERCISE_PREFIX
@@ -413,6 +412,12 @@ class TsWindow:
     max_age: timedelta
     max_ahead: timedelta
 
+    @classmethod
+    def of(cls, retention_days: int, clock_skew_s: float) -> TsWindow:
+        """The door of ``RETENTION_DAYS`` and ``INGEST_CLOCK_SKEW_S``: the ingest's, and
+        every path that hands a message on to it (the field page's reports)."""
+        return cls(max_age=timedelta(days=retention_days), max_ahead=timedelta(seconds=clock_skew_s))
+
     def check(self, ts: datetime, received_at: datetime) -> None:
         """Raises ContractError when ``ts`` is outside the window around ``received_at``."""
         try:
@@ -429,6 +434,18 @@ class TsWindow:
         if latest is not None and ts > latest:
             raise ContractError(f"ts {_utc(ts)} is more than {_span(self.max_ahead)} ahead of the receipt"
                                 f" time (accepted until {_utc(latest)})")
+
+
+#: The two refusals of ``TsWindow.check``, as their reasons begin (contract §6's table).
+_CLOCK_REFUSAL_RE = re.compile(
+    r"^ts \S+ is (?:older than the .+? retention window|more than .+? ahead of the receipt time)"
+)
+
+
+def is_clock_refusal(reason: str) -> bool:
+    """Whether a refusal's reason is the time window's: the sender's clock is wrong (what
+    the field page says in the team's words, ``field.clock_wrong``)."""
+    return _CLOCK_REFUSAL_RE.match(reason) is not None
 
 
 def _utc(t: datetime) -> str:
@@ -451,11 +468,14 @@ def encode(payload: dict[str, Any]) -> bytes:
 AlarmKind = Literal["call", "video", "sensor", "report"]
 
 
-class Alarm(BaseModel):
+class Alarm(Struct, frozen=True, kw_only=True):
     """What ingest raises for the command service. ``alarm_id`` is stable: a consumer
-    that sees the same alarm twice (at-least-once relay) keeps one."""
+    that sees the same alarm twice (at-least-once relay) keeps one.
 
-    model_config = ConfigDict(frozen=True)
+    A msgspec Struct like the payloads: the one definition both sides use, written by the
+    ingest (``to_json``, ``encode``) and read by the command service (``from_json``,
+    ``from_builtins``: strict types, a refusal is a ``ContractError``). Building one
+    checks nothing (its makers are this repository's code); reading one checks all."""
 
     alarm_id: str
     kind: AlarmKind
@@ -468,7 +488,40 @@ class Alarm(BaseModel):
     grid_cell_id: str | None
     category: str  # call category, video event, sensor kind, report category
     summary: str
-    details: dict[str, Any] = Field(default_factory=dict)
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON values (the outbox's jsonb, a console's change): every field, times in RFC 3339."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+    def encode(self) -> bytes:
+        """The JSON document (the Redis stream's ``payload``)."""
+        return _ALARM_ENCODER.encode(self)
+
+    def replace(self, **changes: Any) -> Alarm:
+        """A copy with ``changes``."""
+        return structs.replace(self, **changes)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Alarm:
+        """Read an alarm's JSON document; ContractError when it is not one."""
+        try:
+            return _ALARM_DECODER.decode(raw)
+        except msgspec.DecodeError as exc:  # ValidationError included
+            raise ContractError(f"not an alarm: {exc}") from None
+
+    @classmethod
+    def from_builtins(cls, value: Any) -> Alarm:
+        """Read an alarm from JSON values (a jsonb column); ContractError when it is not one."""
+        try:
+            return msgspec.convert(value, cls)
+        except msgspec.ValidationError as exc:
+            raise ContractError(f"not an alarm: {exc}") from None
+
+
+_ALARM_ENCODER = msgspec.json.Encoder()
+_ALARM_DECODER = msgspec.json.Decoder(Alarm)
 
 
 def alarm_id_for(source: str, msg_id: str) -> str:

@@ -27,6 +27,18 @@ def entry_line(lang: i18n.Lang, kind: str, text: str, detail: Mapping[str, Any])
     return text if said is None else said
 
 
+def writer_label(lang: i18n.Lang, actor: str, people: Mapping[str, Mapping[str, str]]) -> str | None:
+    """Who wrote an entry: name and role (王强（指挥长）) from ``people`` (account → name,
+    role); the account as recorded when it is unknown; None for an automatic entry (the
+    command service writing), which each reader words its own way."""
+    if actor == "system" or actor.startswith("system:"):
+        return None
+    person = people.get(actor)
+    if person is None:
+        return actor
+    return i18n.text(lang, "duty.actor", name=person["name"], role=i18n.text(lang, f"role.{person['role']}"))
+
+
 def _said_again(lang: i18n.Lang, say: Any) -> str | None:
     """An automatic line (报送, 回执, 超时) in the reader's words, from what it was made of
     (``detail.say``: a catalogue key, catalogue keys for its words, its names and numbers);

@@ -393,7 +393,9 @@ def render(r: Run, command: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.shift", description=__doc__.splitlines()[0])
+    # the docstring's first paragraph, a whole sentence (its first line stops mid-sentence)
+    summary = " ".join((__doc__ or "").split("\n\n", 1)[0].split())
+    parser = argparse.ArgumentParser(prog="python -m bench.shift", description=summary)
     parser.add_argument("--minutes", type=float, default=60.0, help="simulated minutes (default 60)")
     parser.add_argument("--speed", type=float, default=30.0, help="replay speed, × real time (default 30)")
     parser.add_argument("--seed", type=int, default=9)

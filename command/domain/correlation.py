@@ -385,10 +385,11 @@ _CALL_SUMMARY_HEAD = re.compile(r"^\s*110报警\s+[^:：]*[:：]\s*")
 _TITLE_PLACE_MAX = 60
 
 
-def _place_words(alarm: Alarm) -> str:
+def _place_words(alarm: Alarm, place: str | None = None) -> str:
     """Where, as an operator says it: the caller's address, else (a call without one) the
-    caller's words, else the coordinates (a grid cell's id is an internal code: never on
-    a screen; the order's address names the nearest crossing for the team)."""
+    caller's words, else ``place`` — the nearest crossing the service found for the
+    alarm's point (``command.services.places.alarm_place``) — else the coordinates (a
+    grid cell's id is an internal code: never on a screen)."""
     address = " ".join(str(alarm.details.get("address") or "").split())
     if address:
         return address
@@ -396,17 +397,20 @@ def _place_words(alarm: Alarm) -> str:
         words = " ".join(_CALL_SUMMARY_HEAD.sub("", alarm.summary).split())
         if words:
             return words
+    if place and place.strip():
+        return " ".join(place.split())
     if alarm.lat is not None and alarm.lon is not None:
         return f"{alarm.lat:.4f}, {alarm.lon:.4f}"
     return ""
 
 
-def title_for(alarm: Alarm, incident_type: IncidentType) -> str:
+def title_for(alarm: Alarm, incident_type: IncidentType, place: str | None = None) -> str:
     """A new incident's title in the operator's words: what, then where —
-    ``火灾 · 幸福路12号``. The source (110, video, sensor, report) is not repeated here:
-    the console shows it as a tag from the incident's sources."""
+    ``火灾 · 幸福路12号``, ``烟火 · 樊城区人民路与邓城大道交叉口附近`` for a camera
+    (``place``). The source (110, video, sensor, report) is not repeated here: the
+    console shows it as a tag from the incident's sources."""
     what = i18n.name_of("zh_CN", "type", incident_type)
-    where = _place_words(alarm)
+    where = _place_words(alarm, place)
     if len(where) > _TITLE_PLACE_MAX:
         where = where[: _TITLE_PLACE_MAX - 1] + "…"
     return f"{what} · {where}" if where else what
@@ -419,12 +423,14 @@ def correlate(
     now: datetime,
     *,
     exercise_id: str | None = None,
+    place: str | None = None,
 ) -> CorrelationDecision:
     """Join the nearest compatible open incident, or open a new one.
 
     ``exercise_id`` marks the alarm as part of an exercise; if not given, it is read
     from ``alarm.details["exercise_id"]``. An alarm ``ts`` ahead of ``now`` (a device
-    clock running fast) is taken as ``now``.
+    clock running fast) is taken as ``now``. ``place`` is the alarm's point in words,
+    for a new incident's title (:func:`title_for`).
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
@@ -503,7 +509,7 @@ def correlate(
     return OpenIncident(
         incident_type=rule.incident_type,
         level_suggestion=rule.level,
-        title_zh=title_for(alarm, rule.incident_type),
+        title_zh=title_for(alarm, rule.incident_type, place),
         why=why,
     )
 

@@ -12,6 +12,7 @@ from command.deps import Caller, State, gate
 from command.domain import policy
 from command.domain.policy import Action
 from command.domain.vocabulary import Role
+from command.inputs import ApiIn
 from command.security import Principal, client_address, issue_token, new_session_id, verify_password
 from command.state import CommandState
 from wuwang.settings import console_secret
@@ -19,7 +20,10 @@ from wuwang.settings import console_secret
 router = APIRouter(prefix="/auth", tags=["auth"])
 
 
-class LoginRequest(BaseModel):
+class LoginRequest(ApiIn):
+    """Strict, no NUL (``ApiIn``): a NUL in the name is refused here, naming the field,
+    not by the database's look-up."""
+
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
 

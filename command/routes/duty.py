@@ -24,7 +24,7 @@ from command.deps import Caller, State, forbid, gate
 from command.domain import duty as rules
 from command.domain.incidents import DomainError, Forbidden, IllegalTransition
 from command.domain.policy import Action, allowed
-from command.inputs import FROM_TEXT, ClosedApiIn, ExerciseIdText
+from command.inputs import FROM_TEXT, ClosedApiIn, Day, ExerciseIdText
 from command.routes.scope import ScopeQuery
 from command.security import Principal
 from command.services import duty as service
@@ -365,11 +365,12 @@ async def _period(state: State, scope: Scope, shift_id: str | None, day: date | 
             title = f"{start:%Y-%m-%d}"
             shifts = await service.shifts_between(conn, scope, start, end)
         entries = await service.entries_between(conn, scope, start, end)
-    return render.LogPeriod(title, start, end, entries, shifts)
+        people = await service.people(conn, sorted({e.actor for e in entries}))
+    return render.LogPeriod(title, start, end, entries, shifts, people)
 
 
 ShiftQuery = Annotated[str | None, Query(pattern=r"^DS-[0-9A-Za-z-]{4,60}$", description="one shift's log")]
-DayQuery = Annotated[date | None, Query(description="one day's log (YYYY-MM-DD, the centre's time zone)")]
+DayQuery = Annotated[Day | None, Query(description="one day's log (YYYY-MM-DD, the centre's time zone)")]
 LangQuery = Annotated[Literal["zh", "en", "zh-CN"], Query(description="the file's language")]
 
 
@@ -383,13 +384,12 @@ async def read_log(
     now = service.now()
     async with state.pool.connection() as conn:
         names = await _names(conn, list(period.shifts))
-        actors = await service.people(conn, sorted({e.actor for e in period.entries}))
     return {
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "shifts": [service.shift_body(s, names, now) for s in period.shifts],
         "entries": [service.entry_body(e) for e in period.entries],
-        "actors": actors,
+        "actors": period.people,
     }
 
 

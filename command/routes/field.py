@@ -36,7 +36,7 @@ from command.domain.policy import Action, allowed_anywhere
 from command.inputs import FROM_TEXT, ApiIn, Latitude, Longitude
 from command.services import photos
 from command.services.dispatch import OrderAck, apply_ack, wake_relay
-from wuwang.contract import ContractError, encode, parse_message, team_topic
+from wuwang.contract import ContractError, TsWindow, encode, parse_message, team_topic
 
 router = APIRouter(prefix="/field", tags=["field"])
 
@@ -159,7 +159,10 @@ async def report(body: ReportIn, state: State, who: Caller) -> ReportOut:
         message["new_event"] = body.new_event
     payload = encode(message)
     try:
-        parse_message(topic, payload, datetime.now(UTC))  # the same rules as ingest's
+        # The ingest's rules and its time window: a report it would dead-letter is refused
+        # here, where the team still hears why, instead of "queued" and never seen.
+        window = TsWindow.of(state.settings.shared.retention_days, state.settings.ingest.clock_skew_s)
+        parse_message(topic, payload, datetime.now(UTC), window)
     except ContractError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.reason) from None
     async with state.pool.connection() as conn, conn.transaction():

@@ -16,11 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from pydantic import ValidationError
 from redis.exceptions import ResponseError
 
 from command.services.tasks import stop_task
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, ContractError
 
 if TYPE_CHECKING:
     from command.state import CommandState
@@ -119,15 +118,15 @@ class AlarmFeed:
     ) -> None:
         raw = fields.get(b"payload") or fields.get("payload")
         try:
-            alarm = Alarm.model_validate_json(raw or b"")
-        except ValidationError as exc:
+            alarm = Alarm.from_json(raw or b"")
+        except ContractError as exc:
             # Never blocks the stream: logged with a truncated copy, acknowledged.
             self.rejected += 1
             log.warning(
                 "unreadable alarm %s on %s: %s; payload %r",
                 entry_id,
                 stream,
-                exc.errors()[0]["msg"] if exc.errors() else exc,
+                exc.reason,
                 (raw or b"")[:200],
             )
             await state.redis.xack(stream, group, entry_id)

@@ -29,7 +29,7 @@ import psycopg
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from command import audit
 from command.domain import policy
@@ -63,6 +63,7 @@ from command.services.live import Change, publish
 from command.state import CommandState
 from wuwang import i18n
 from wuwang.contract import encode, team_topic
+from wuwang.nul import refuse_nul_within
 from wuwang.scope import LIVE, Scope
 from wuwang.travel import DEFAULT_SPEEDS_KMH
 
@@ -147,6 +148,13 @@ class OrderAck(BaseModel):
     order_id: AckId
     status: Literal["accepted", "refused"]
     reason: str | None = Field(default=None, max_length=500)
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> OrderAck:
+        # A NUL would reach PostgreSQL and fail there, losing the ack with a traceback;
+        # refused here it is an unreadable ack (a dead letter) like any other.
+        refuse_nul_within([self.id, self.order_id, self.reason, self.model_extra or {}])
+        return self
 
 
 # --- orders in the database ----------------------------------------------------------------

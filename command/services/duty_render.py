@@ -6,13 +6,13 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from jinja2 import Environment, select_autoescape
 
 from command.domain import duty as rules
-from command.services.report_render import Lang, actor_label, said, spreadsheet_text
+from command.services.report_render import Lang, said, spreadsheet_text
 from wuwang import dutylog, i18n
 
 
@@ -25,6 +25,7 @@ class LogPeriod:
     end: datetime
     entries: Sequence[rules.LogEntry]
     shifts: Sequence[rules.DutyShift] = ()
+    people: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # writer → name, role
 
 
 def _tongue(lang: Lang) -> i18n.Lang:
@@ -37,6 +38,12 @@ def kind_label(kind: rules.EntryKind | str, lang: Lang) -> str:
 
 def entry_text(entry: rules.LogEntry, lang: Lang) -> str:
     return dutylog.entry_line(_tongue(lang), str(entry.kind), entry.text, entry.detail)
+
+
+def written_by(entry: rules.LogEntry, period: LogPeriod, lang: Lang) -> str:
+    """Who wrote the entry, as the console's duty panel says it (name and role); the
+    command service's own entries as "system"."""
+    return dutylog.writer_label(_tongue(lang), entry.actor, period.people) or said(lang, "actor.system")
 
 
 def _local(at: datetime, tz: tzinfo) -> str:
@@ -58,7 +65,7 @@ def to_csv(period: LogPeriod, lang: Lang, tz: tzinfo) -> bytes:
                 _local(e.at, tz),
                 kind_label(e.kind, lang),
                 spreadsheet_text(entry_text(e, lang)),
-                spreadsheet_text(actor_label(e.actor, lang)),
+                spreadsheet_text(written_by(e, period, lang)),
                 spreadsheet_text(e.ref or ""),
             ]
         )
@@ -118,7 +125,7 @@ def to_html(period: LogPeriod, lang: Lang, tz: tzinfo, names: Mapping[str, str])
         shifts=shifts,
         head=[said(lang, f"duty.col.{c}") for c in ("at", "kind", "text", "actor")],
         rows=[
-            (_local(e.at, tz), kind_label(e.kind, lang), entry_text(e, lang), actor_label(e.actor, lang))
+            (_local(e.at, tz), kind_label(e.kind, lang), entry_text(e, lang), written_by(e, period, lang))
             for e in period.entries
         ],
         empty=said(lang, "duty.log_empty"),

@@ -580,7 +580,7 @@ async def discover_from_alarm(
     )
     await conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_INTAKE_LOCK_NS, case_id))
     changes = [
-        Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=stored.facts.exercise_id),
+        Change("alarm", alarm.alarm_id, alarm.to_json(), exercise_id=stored.facts.exercise_id),
         change_for(stored),
     ]
     task = asyncio.create_task(

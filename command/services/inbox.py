@@ -26,7 +26,6 @@ from typing import Any, Literal
 
 from psycopg import AsyncConnection, sql
 from psycopg.rows import dict_row
-from pydantic import ValidationError
 
 from command import audit
 from command.domain import policy
@@ -64,13 +63,13 @@ from command.domain.triage import (
 from command.domain.vocabulary import Role
 from command.security import Principal
 from command.services import incident_store as store
-from command.services import planned_events
+from command.services import places, planned_events
 from command.services.incident_store import NotFound
 from command.services.live import Change, publish
 from command.services.tasks import Periodic
 from command.state import CommandState
 from wuwang import i18n
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, ContractError
 from wuwang.scope import LIVE, Scope
 
 log = logging.getLogger(__name__)
@@ -404,8 +403,8 @@ async def load_context(
         )
         for (payload,) in await cur.fetchall():
             try:
-                recent.append(Alarm.model_validate(payload))
-            except ValidationError:
+                recent.append(Alarm.from_builtins(payload))
+            except ContractError:
                 continue
         cur = await conn.execute(
             "SELECT id, kind, lat, lon, name FROM venue WHERE lat BETWEEN %s AND %s AND lon BETWEEN %s AND %s"
@@ -552,7 +551,7 @@ async def _last_alarm(conn: AsyncConnection[Any], row: InboxRow) -> Alarm:
     found = await cur.fetchone()
     if found is None:
         raise IllegalTransition(f"the latest alarm of inbox row {row.row_id} is no longer stored")
-    return Alarm.model_validate(found[0])
+    return Alarm.from_builtins(found[0])
 
 
 async def _new_incident_id(conn: AsyncConnection[Any], at: datetime) -> str:
@@ -589,7 +588,7 @@ async def _promote_into(
     latest alarms become its sources too."""
     first = changes[0].before
     alarm = await _last_alarm(conn, first)
-    decision = correlate(alarm, [], correlation, at)
+    decision = correlate(alarm, [], correlation, at, place=places.alarm_place(alarm.lat, alarm.lon))
     assert isinstance(decision, OpenIncident)
     opened: dict[str, Param] = {"row_id": first.row_id, "count": first.count}
     why = Reason("inbox.opened_note", {**opened, "note": note}) if note else Reason("inbox.opened", opened)

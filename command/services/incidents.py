@@ -45,7 +45,7 @@ from command.domain.triage import InboxRow, ToIncident
 from command.domain.vocabulary import IncidentType, Role
 from command.security import Principal
 from command.services import grid as grid_service
-from command.services import inbox
+from command.services import inbox, places
 from command.services import incident_store as store
 from command.services.incident_store import run_command as run_command  # the routes' way in
 from command.services.incident_store import run_pair
@@ -149,7 +149,7 @@ class AlarmIntake:
             cur = await conn.execute(
                 "INSERT INTO alarm_inbox (alarm_id, exercise_id, payload) VALUES (%s, %s, %s)"
                 " ON CONFLICT (alarm_id) DO NOTHING",
-                (alarm.alarm_id, exercise_id, Jsonb(alarm.model_dump(mode="json"))),
+                (alarm.alarm_id, exercise_id, Jsonb(alarm.to_json())),
             )
             if cur.rowcount == 0:
                 return  # seen before: at-least-once delivery
@@ -168,7 +168,7 @@ class AlarmIntake:
                 changed, rows = await self._triage_and_correlate(conn, alarm, at, scope, triage_rules)
         await publish(
             state.redis,
-            Change("alarm", alarm.alarm_id, alarm.model_dump(mode="json"), exercise_id=exercise_id),
+            Change("alarm", alarm.alarm_id, alarm.to_json(), exercise_id=exercise_id),
         )
         if changed is not None:
             await publish(state.redis, store.change_for(changed))
@@ -188,7 +188,8 @@ class AlarmIntake:
         rows = triaged.changed  # a ToInbox: the row it folded into (and one it superseded)
         if isinstance(triaged.outcome, ToIncident):
             promotion = triaged.outcome.promotion
-            decision = correlate(alarm, await open_views(conn, scope), self.rules, at)
+            place = places.alarm_place(alarm.lat, alarm.lon)  # a new incident's title says where in words
+            decision = correlate(alarm, await open_views(conn, scope), self.rules, at, place=place)
             if isinstance(decision, AlreadyLinked):
                 return None, rows  # delivered again: nothing to do
             source = inbox.promoted_source(alarm, promotion, triage_rules)

@@ -65,6 +65,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 import redis.exceptions
+from prometheus_client import CollectorRegistry, Counter
 from pydantic import ValidationError
 
 from command.domain.incidents import DomainError, Event, Incident, actor_of, decide_team_arrived
@@ -84,6 +85,7 @@ from wuwang.contract import (
     TeamPosition,
     TeamStatus,
     TeamStatusUpdate,
+    TsWindow,
     parse_message,
     parse_shelter_report,
     shelter_team_of,
@@ -91,8 +93,9 @@ from wuwang.contract import (
 )
 from wuwang.exercises import EXERCISE_PREFIX
 from wuwang.mqtt import Backoff, MqttTarget
-from wuwang.mqttlink import Delivery, MqttLink, Published
+from wuwang.mqttlink import Delivery, LinkObserver, MqttLink, Published
 from wuwang.scope import Scope
+from wuwang.settings import Settings
 
 if TYPE_CHECKING:
     from command.state import CommandState, Worker
@@ -132,6 +135,59 @@ def link_of(state: CommandState) -> MqttLink | None:
     return state.mqtt
 
 
+class LinkCounters(LinkObserver):
+    """The link's losses as the command service's Prometheus metrics (``/metrics``): what
+    an alert rule sees of a broker that keeps disconnecting us, or of another process
+    taking our session (the link logs each at WARNING, a takeover at ERROR)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._losses = Counter(
+            "command_mqtt_reconnects", "Broker connections lost (then retried)", registry=registry
+        )
+        self._disconnects = Counter(
+            "command_mqtt_broker_disconnects",
+            "DISCONNECTs the broker sent us, by reason code (e.g. 0x8E session taken over, 0x8B server"
+            " shutting down)",
+            ["reason"],
+            registry=registry,
+        )
+        self._taken_over = Counter(
+            "command_mqtt_session_taken_over",
+            "Times another client connected with COMMAND_MQTT_CLIENT_ID and took the session (0x8E)",
+            registry=registry,
+        )
+
+    def connection_lost(self) -> None:
+        self._losses.inc()
+
+    def broker_disconnected(self, reason_code: int) -> None:
+        self._disconnects.labels(reason=f"0x{reason_code:02X}").inc()
+
+    def session_taken_over(self) -> None:
+        self._taken_over.inc()
+
+
+def command_link(
+    settings: Settings, registry: CollectorRegistry, *, backoff: Backoff | None = None
+) -> MqttLink:
+    """The command service's link: orders out, acks, statuses, positions and shelter counts
+    in, under its persistent session. Not started."""
+    if not settings.shared.mqtt_url:
+        raise ValueError("MQTT_URL is not set")
+    return MqttLink(
+        MqttTarget.from_url(settings.shared.mqtt_url),
+        settings.command.mqtt_client_id,
+        protocol=settings.shared.mqtt_protocol,
+        subscriptions=subscriptions(settings.command.shared_group),
+        persistent=True,
+        session_expiry_s=settings.command.mqtt_session_expiry_s,
+        keepalive=settings.shared.mqtt_keepalive,
+        backoff=backoff,
+        name="command",
+        observer=LinkCounters(registry),
+    )
+
+
 class LinkWorker:
     """Owns the MQTT link for the service's lifetime."""
 
@@ -148,16 +204,7 @@ class LinkWorker:
             log.warning("MQTT_URL is not set: no dispatch orders go out and no acks come in")
             return
         self._forget = s.command.mqtt_forget_session_on_stop
-        self.link = MqttLink(
-            MqttTarget.from_url(s.shared.mqtt_url),
-            s.command.mqtt_client_id,
-            protocol=s.shared.mqtt_protocol,
-            subscriptions=subscriptions(s.command.shared_group),
-            persistent=True,
-            session_expiry_s=s.command.mqtt_session_expiry_s,
-            keepalive=s.shared.mqtt_keepalive,
-            name="command",
-        )
+        self.link = command_link(s, state.metrics)
         self.link.attach()
         self.link.start()
         state.mqtt = self.link
@@ -190,6 +237,26 @@ def _exercise_team_of(topic: str) -> tuple[str, str, str] | None:
         return None
     where = _team_of(scope.live_topic(topic))
     return (scope.exercise_id, *where) if where is not None else None
+
+
+def _reason(exc: ContractError | ValidationError) -> str:
+    """Why a team's message could not be read, in the dead letter's words."""
+    if isinstance(exc, ContractError):
+        return exc.reason
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return f"{where}: {first['msg']}" if where else str(first["msg"])
+
+
+def _door(state: CommandState) -> TsWindow:
+    """The ingest's time window: a status or position it dead-letters (a clock far off) is
+    not applied to the team either (the dead letter is the ingest's: it reads them too)."""
+    s = state.settings
+    return TsWindow.of(s.shared.retention_days, s.ingest.clock_skew_s)
+
+
+async def _dead_letter(state: CommandState, delivery: Delivery, reason: str) -> None:
+    await dead_letters.record(state, delivery.topic, delivery.payload, delivery.received_at, reason)
 
 
 def _motion(p: TeamPosition) -> dict[str, float | int]:
@@ -277,7 +344,7 @@ class TeamFeed:
                 outcome = await dispatch.apply_ack(state, team_id, ack, delivery.received_at)
                 log.info("ack from %s for %s: %s", team_id, ack.order_id, outcome.why)
             elif leaf in ("status", "position"):
-                msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+                msg = parse_message(delivery.topic, delivery.payload, delivery.received_at, _door(state))
                 if not await self._known_team(state, team_id):
                     self.ignored += 1
                     return
@@ -300,8 +367,10 @@ class TeamFeed:
                 return
         except (ContractError, ValidationError) as exc:
             self.rejected += 1
-            reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
+            reason = _reason(exc)
             log.warning("unreadable %s from %s (%s): %r", leaf, team_id, reason, delivery.payload[:200])
+            if leaf == "ack":  # statuses and positions are the ingest's to dead-letter
+                await _dead_letter(state, delivery, reason)
             return
         self.handled += 1
 
@@ -358,11 +427,13 @@ class TeamFeed:
                 )
                 self.handled += 1
                 return
-            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at)
+            msg = parse_message(delivery.topic, delivery.payload, delivery.received_at, _door(state))
         except (ContractError, ValidationError) as exc:
             self.rejected += 1
-            reason = exc.reason if isinstance(exc, ContractError) else exc.errors()[0]["msg"]
+            reason = _reason(exc)
             log.warning("unreadable exercise %s on %s (%s)", leaf, delivery.topic, reason)
+            if leaf == "ack":
+                await _dead_letter(state, delivery, reason)
             return
         at = min(msg.ts, delivery.received_at)
         if isinstance(msg.payload, TeamStatusUpdate):

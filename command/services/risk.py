@@ -419,7 +419,7 @@ async def _raise_alarm(
         details={"risk_source_id": s.id, "level": str(s.level), "note": note, "reporter": who.user_id},
     )
     await state.redis.xadd(
-        state.settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()}
+        state.settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()}
     )
 
 

@@ -147,9 +147,13 @@
   };
 
   W.setProps = function (id, props) {
-    if (window.dash_clientside && window.dash_clientside.set_props) {
-      window.dash_clientside.set_props(id, props);
-    }
+    var dc = window.dash_clientside;
+    if (!dc || !dc.set_props) return;
+    // Not on the page (a panel drawn only once the map is up: layout/console.py, deferred;
+    // a page being drawn again): Dash would throw. The panel reads its state when drawn.
+    var state = window.store && window.store.getState ? window.store.getState() : null;
+    if (state && state.paths && state.paths.strs && !state.paths.strs[id]) return;
+    dc.set_props(id, props);
   };
 
   /* A component's current props, read from Dash's store (Dash has set_props but no

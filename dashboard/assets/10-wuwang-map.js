@@ -386,6 +386,38 @@
     }
   };
 
+  /* The map up first, the desk's panels after it (layout/console.py, deferred): once
+   * every file of the first draw has been drawn — a drawing function called with that
+   * layer's context (dash-leaflet hands each function the layer's props, its url among
+   * them) — and the frame is on screen, "map-up" is set and the inbox and side tabs are
+   * asked for (callbacks/auth.py). An empty file draws nothing and is not waited for;
+   * UP_AT_LATEST_MS after the page arrived they are asked for whatever the map did. */
+  var UP_AT_LATEST_MS = 5000;
+  var up = { want: [], drawn: {}, done: true, timer: null };
+  function mapUp() {
+    if (up.done) { return; }
+    up.done = true;
+    clearTimeout(up.timer);
+    // two frames: the one the last layer was drawn in is painted first
+    window.requestAnimationFrame(function () {
+      window.requestAnimationFrame(function () { W.setProps("map-up", { data: Date.now() }); });
+    });
+  }
+  function checkUp() {
+    if (!up.done && up.want.every(function (url) { return up.drawn[url]; })) { mapUp(); }
+  }
+  function noteDrawn(context) {
+    var url = context && context.url;
+    if (url && !up.drawn[url]) { up.drawn[url] = true; checkUp(); }
+  }
+  Object.keys(W.map).forEach(function (name) {
+    var draw = W.map[name];
+    W.map[name] = function () {
+      noteDrawn(arguments[arguments.length - 1]);  // the context comes last
+      return draw.apply(this, arguments);
+    };
+  });
+
   /* The static layers' files of the first draw (layout/map.py, first_files): asked for
    * as soon as the page arrives, while the panels' first callbacks are still running;
    * dash-leaflet asks for the same URLs once its layers mount and gets them from the
@@ -393,12 +425,24 @@
   var cs = (window.dash_clientside = window.dash_clientside || {});
   cs.wuwang = Object.assign({}, cs.wuwang, {
     prefetchFiles: function (urls) {
+      // a new page: its map is waited for afresh
+      clearTimeout(up.timer);
+      up = { want: (urls || []).slice(), drawn: {}, done: false, timer: setTimeout(mapUp, UP_AT_LATEST_MS) };
+      var page = up;
       (urls || []).forEach(function (url) {
         // read to the end: an unread body would stop the download (and the cache entry) half-way
         window.fetch(url, { credentials: "same-origin" })
           .then(function (response) { return response.arrayBuffer(); })
+          .then(function (body) {
+            // nothing to draw (no features): nothing to wait for
+            if (body.byteLength < 200 && /"features":\s*\[\s*\]/.test(new TextDecoder().decode(body))) {
+              page.drawn[url] = true;
+              if (page === up) { checkUp(); }
+            }
+          })
           .catch(function () { /* dash-leaflet asks again itself */ });
       });
+      checkUp();
       return cs.no_update;
     }
   });

@@ -469,6 +469,8 @@
     if (chosen && field.shelters[chosen]) select.value = chosen;
     var none = document.getElementById("field-shelter-none");
     if (none) none.hidden = list.length > 0;
+    var form = document.getElementById("field-shelter-form");
+    if (form) form.hidden = list.length === 0;
     shelterNow();
   }
   // literal keys, so the catalogue check sees each one

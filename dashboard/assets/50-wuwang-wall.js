@@ -225,6 +225,8 @@
         }
         var inc = t.incident_id || (t.active_order ? t.active_order.incident_id : null);
         sub.appendChild(el("span", "unit-incident", inc ? incidentText(inc) : W.t("team_type." + (t.type || "other"))));
+        // teams by name with their id everywhere: the id tells two of a name apart
+        if (t.name && t.name !== t.id) sub.appendChild(el("span", "unit-id mono", t.id));
         row.appendChild(sub);
         frag.appendChild(row);
         items.push({ el: row, group: s, pinned: !!t._overdue });

@@ -14,10 +14,10 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
 from dashboard.api import ApiError, Me
-from dashboard.callbacks.common import clientside, error_text, token_of
+from dashboard.callbacks.common import clientside, error_text, require_staff, token_of
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
-from dashboard.layout.console import console_page
+from dashboard.layout.console import console_page, deferred_panels
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
 
@@ -156,7 +156,24 @@ def register(app: Dash, console: Console) -> None:
             counts=counts,
             networks_on=layers in ("networks", "all"),
             grid_on=layers == "all",
+            deferred=True,
         )
+
+    @app.callback(
+        Output(ids.INBOX_SLOT, "children"),
+        Output(ids.SIDE_SLOT, "children"),
+        Input(ids.MAP_UP, "data"),
+        State(ids.SESSION, "data"),
+        State(ids.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    async def panels(up: Any, session: Any, lang_value: Any) -> Any:
+        """The desk's inbox and side tabs, once the browser says its map is drawn (the
+        page came without them: layout/console.py, ``deferred``)."""
+        if not up:
+            raise PreventUpdate
+        me, _token = await require_staff(console, session)
+        return deferred_panels(lang_of(lang_value or console.settings.dashboard.language), me)
 
     @app.callback(
         Output(ids.SESSION, "data"),

@@ -96,12 +96,7 @@ def export_links(lang: Lang, shift_id: str | None, day: str) -> list[Any]:
 def actor_label(lang: Lang, actor: str, actors: dict[str, dict[str, str]]) -> str:
     """Who wrote an entry, in the operator's words: name and role (王强（指挥长）); an
     automatic entry names nobody, an unknown account shows as it was recorded."""
-    if actor.startswith("system"):
-        return ""
-    person = actors.get(actor)
-    if person is None:
-        return actor
-    return t(lang, "duty.actor", name=person["name"], role=t(lang, f"role.{person['role']}"))
+    return dutylog.writer_label(lang, actor, actors) or ""
 
 
 def log_list(

@@ -58,7 +58,7 @@ _HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 def distance_text(lang: Lang, metres: float) -> str:
-    """"1.2 km" / "850 m" in ``lang``, as the browser says it (``W.distanceText``)."""
+    """ "1.2 km" / "850 m" in ``lang``, as the browser says it (``W.distanceText``)."""
     if metres < 1000:
         return t(lang, "unit.m", n=round(metres / 10) * 10)
     return t(lang, "unit.km", n=f"{metres / 1000:.{1 if metres < 10_000 else 0}f}")
@@ -91,9 +91,12 @@ def user_label(lang: Lang, who: Any) -> str:
     return str(getattr(who, "display_name", "") or getattr(who, "user_id", ""))
 
 
-def alarm_summary(lang: Lang, src: Mapping[str, Any]) -> str:
+def alarm_summary(lang: Lang, src: Mapping[str, Any], teams: Mapping[str, str] | None = None) -> str:
     """An alarm's one-line summary: the ingest writes it in Chinese (``110报警 交通:
-    …``); in English the alarm's kind says what it was."""
+    …``); in English the alarm's kind says what it was. A field report is said from its
+    parts (:func:`report_summary`)."""
+    if src.get("kind") == "report":
+        return report_summary(lang, src, teams or {})
     summary = str(src.get("summary") or "")
     if lang == "zh_CN" or (summary and not _HAN.search(summary)):
         return summary or str(src.get("category") or "")
@@ -109,3 +112,38 @@ def district(row: Mapping[str, Any]) -> str | None:
     if isinstance(lat, int | float) and isinstance(lon, int | float):
         return district_of(float(lat), float(lon))
     return None
+
+
+def report_category(lang: Lang, category: str) -> str:
+    """A report's category in words: the field page's (``report.<code>``), a grid
+    worker's (``grid.category.<code>``), a category typed in Chinese as it is; any other
+    code is "other", never shown as a code."""
+    for key in (f"report.{category}", f"grid.category.{category}"):
+        if has(lang, key):
+            return t(lang, key)
+    return category if _HAN.search(category) else t(lang, "report.other")
+
+
+def report_summary(lang: Lang, src: Mapping[str, Any], teams: Mapping[str, str]) -> str:
+    """A field report as a source of an incident: who (a team by name with its id, or a
+    grid worker), its category in words and what was written. The ingest's summary
+    (``队伍 T-1 上报 flood: 已到达``, ingest/alarms.py) holds the written text after its
+    first ": "; the rest of it is said again from the source and the category."""
+    from dashboard.layout import team_text
+
+    source = str(src.get("source") or "")
+    parent, _, last = source.rpartition("/")
+    who = (
+        team_text(dict(teams), last)
+        if parent == "team" or parent.endswith("/team")
+        else t(lang, "source.grid_worker")
+    )
+    summary = str(src.get("summary") or "")
+    _head, sep, written = summary.partition(": ")
+    return t(
+        lang,
+        "source.report_line",
+        who=who,
+        what=report_category(lang, str(src.get("category") or "")),
+        text=written if sep else summary,
+    )

@@ -147,64 +147,79 @@ def queue_panel(lang: Lang, *, wall: bool = False) -> html.Section:
     )
 
 
-def side_panel(lang: Lang, who: Me) -> html.Aside:
+def side_panels(lang: Lang, who: Me) -> list[Any]:
+    """The side panel's tabs and what they show, but the exercises panel (its callback
+    also draws the banner above the page, so it is on the page from the start)."""
     # 演练: the exercises panel's tab for planners, commanders and admins (layout/exercise.py)
     tabs = (*SIDE_TABS, "exercises") if who.may_run_exercises else SIDE_TABS
     if who.may("duty.read"):  # 值班值守: the duty desk's own tab
         tabs = (*tabs, "duty")
-    return html.Aside(
-        className="side",
-        children=[
-            warnings_layout.warning_panel(lang, who),
-            dcc.RadioItems(
-                id=ids.SIDE_TABS,
-                className="tabs",
-                inline=True,
-                value="detail",
-                options=[{"label": t(lang, f"tab.{name}"), "value": name} for name in tabs],
-            ),
-            html.Div(
-                id=ids.PANEL_DETAIL,
-                className="panel",
-                children=[
-                    html.Div(id=ids.FEEDBACK, className="feedback", role="status"),
-                    html.Div(id=ex.INCIDENT_REPORTS, className="row wrap report-links"),
-                    html.Div(id=ids.DETAIL, children=html.P(t(lang, "detail.none"), className="muted")),
-                ],
-            ),
-            html.Div(
-                id=ids.PANEL_TEAMS,
-                className="panel",
-                style={"display": "none"},
-                children=[
-                    html.Div(id=ids.TEAMS_BOARD),
-                ],
-            ),
-            html.Div(
-                id=ids.PANEL_RESERVE,
-                className="panel",
-                style={"display": "none"},
-                children=[
-                    html.Div(
-                        id=ids.RESERVE_BOARD, children=html.P(t(lang, "common.loading"), className="muted")
-                    ),
-                ],
-            ),
-            html.Div(
-                id=ids.PANEL_CHARTS,
-                className="panel",
-                style={"display": "none"},
-                children=[
-                    html.H3(t(lang, "chart.calls_title")),
-                    # The graph (and Plotly with it, 3.5 MB) is drawn when the tab is opened, not at
-                    # load: the wall and the desk come up faster.
-                    html.Div(id=ids.CHART_CALLS, className="chart"),
-                ],
-            ),
-            ex.exercise_panel(lang, who),
-            duty_layout.duty_panel(lang, who),
-        ],
-    )
+    return [
+        warnings_layout.warning_panel(lang, who),
+        dcc.RadioItems(
+            id=ids.SIDE_TABS,
+            className="tabs",
+            inline=True,
+            value="detail",
+            options=[{"label": t(lang, f"tab.{name}"), "value": name} for name in tabs],
+        ),
+        html.Div(
+            id=ids.PANEL_DETAIL,
+            className="panel",
+            children=[
+                html.Div(id=ids.FEEDBACK, className="feedback", role="status"),
+                html.Div(id=ex.INCIDENT_REPORTS, className="row wrap report-links"),
+                html.Div(id=ids.DETAIL, children=html.P(t(lang, "detail.none"), className="muted")),
+            ],
+        ),
+        html.Div(
+            id=ids.PANEL_TEAMS,
+            className="panel",
+            style={"display": "none"},
+            children=[
+                html.Div(id=ids.TEAMS_BOARD),
+            ],
+        ),
+        html.Div(
+            id=ids.PANEL_RESERVE,
+            className="panel",
+            style={"display": "none"},
+            children=[
+                html.Div(id=ids.RESERVE_BOARD, children=html.P(t(lang, "common.loading"), className="muted")),
+            ],
+        ),
+        html.Div(
+            id=ids.PANEL_CHARTS,
+            className="panel",
+            style={"display": "none"},
+            children=[
+                html.H3(t(lang, "chart.calls_title")),
+                # The graph (and Plotly with it, 3.5 MB) is drawn when the tab is opened, not at
+                # load: the wall and the desk come up faster.
+                html.Div(id=ids.CHART_CALLS, className="chart"),
+            ],
+        ),
+        duty_layout.duty_panel(lang, who),
+    ]
+
+
+def side_panel(lang: Lang, who: Me, *, deferred: bool = False) -> html.Aside:
+    """The desk's side panel; ``deferred``: its tabs are an empty slot, filled once the
+    map is up (:func:`deferred_panels`)."""
+    if deferred:
+        children = [html.Div(id=ids.SIDE_SLOT, className="deferred-slot"), ex.exercise_panel(lang, who)]
+    else:
+        *tabs, duty = side_panels(lang, who)
+        children = [*tabs, ex.exercise_panel(lang, who), duty]
+    return html.Aside(className="side", children=children)
+
+
+def deferred_panels(lang: Lang, who: Me) -> tuple[Any, list[Any]]:
+    """What the desk draws once its map is up: the alarm inbox and the side panel's tabs.
+    Their components' first callbacks (a dozen requests, and the drawing of what they
+    answer) would otherwise share the browser's one thread with the map's first draw
+    (docs/benchmarks.md, "Console")."""
+    return inbox_panel(lang, who), side_panels(lang, who)
 
 
 def console_page(
@@ -217,14 +232,22 @@ def console_page(
     counts: dict[str, dict[str, int]] | None = None,
     networks_on: bool = False,
     grid_on: bool = False,
+    deferred: bool = False,
 ) -> html.Div:
+    """``deferred``: the desk's inbox and side tabs are empty slots, filled once the map
+    is up (:func:`deferred_panels`, callbacks/auth.py); the router draws it so."""
     page = "wall" if wall else "desk"
     # The desk: the alarm inbox above the incident queue (layout/inbox.py); the wall shows
     # the queue only (nothing to click there).
+    inbox: Any = (
+        html.Div(id=ids.INBOX_SLOT, className="deferred-slot inbox-slot")
+        if deferred
+        else inbox_panel(lang, who)
+    )
     left: Any = (
         queue_panel(lang, wall=True)
         if wall
-        else html.Div(className="left-column", children=[inbox_panel(lang, who), queue_panel(lang)])
+        else html.Div(className="left-column", children=[inbox, queue_panel(lang)])
     )
     body: list[Any] = [
         left,
@@ -243,7 +266,7 @@ def console_page(
     if wall:
         body.append(wall_parts.unit_board(lang))
     else:
-        body.append(side_panel(lang, who))
+        body.append(side_panel(lang, who, deferred=deferred))
     return html.Div(
         className=f"console {page}" + (" exercise" if who.drills_only else ""),
         children=[

@@ -677,7 +677,9 @@ def _promotion(lang: Lang, source: dict[str, Any]) -> html.Span | None:
     return html.Span(said, className="muted small source-triage")
 
 
-def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Section:
+def sources(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> html.Section:
+    inc = data.incident
+    names = team_names(data)  # a team's report says the team by name
     items = inc.get("sources", [])
     may_split = who.may_on("incident.split", inc) and inc.get("is_open") and len(items) > 1
     rows = []
@@ -691,7 +693,7 @@ def sources(lang: Lang, who: Me, inc: dict[str, Any], tz: ZoneInfo) -> html.Sect
                         t(lang, f"source.{kind}") if has(lang, f"source.{kind}") else kind, className="tag"
                     ),
                     html.Span(clock(s.get("ts"), tz), className="mono small"),
-                    html.Span(words.alarm_summary(lang, s)),
+                    html.Span(words.alarm_summary(lang, s, names)),
                     html.Span(s.get("source", ""), className="muted small mono"),
                     _promotion(lang, s),
                     html.Button(
@@ -767,7 +769,7 @@ def _event_text(lang: Lang, e: dict[str, Any], record: RecordWords) -> str:
         return str(d.get("text", ""))
     if kind in ("opened", "source_linked"):
         src = d.get("source") or {}
-        return words.alarm_summary(lang, src) if src else words.incident_title(lang, d)
+        return words.alarm_summary(lang, src, record.teams) if src else words.incident_title(lang, d)
     if kind == "merged_into":
         return str(d.get("target_incident_id", ""))
     if kind == "absorbed":
@@ -935,8 +937,8 @@ def incident_detail(lang: Lang, who: Me, data: DetailData, tz: ZoneInfo) -> list
             lang,
             "sources",
             t(lang, "detail.tab_sources", n=sources_n),
-            sources(lang, who, inc, tz),
-            report_photos(lang, inc),  # None without photos
+            sources(lang, who, data, tz),
+            report_photos(lang, inc, team_names(data)),  # None without photos
             _section(t(lang, "chart.area_title"), data.area_chart) if data.area_chart is not None else None,
         ),
     ]

@@ -224,30 +224,39 @@ def field_page(
                 className="field-section field-shelters",
                 children=[
                     html.H2(t(lang, "field.shelter")),
-                    html.Label(t(lang, "field.shelter_pick"), htmlFor="field-shelter"),
-                    html.Select(id="field-shelter", className="input"),
-                    html.Div(id="field-shelter-now", className="muted small"),
-                    html.Label(t(lang, "field.shelter_count"), htmlFor="field-shelter-count"),
-                    # text with a numeric keypad: no browser-language spin buttons
-                    dcc.Input(
-                        id="field-shelter-count",
-                        type="text",
-                        inputMode="numeric",
-                        pattern="[0-9]*",
-                        maxLength=6,
-                        className="input",
-                        debounce=False,
+                    # the form shows once the list holds a shelter; "none within reach" when
+                    # it is empty — neither until the first answer, so nothing misleads
+                    html.Div(
+                        id="field-shelter-form",
+                        hidden=True,
+                        children=[
+                            html.Label(t(lang, "field.shelter_pick"), htmlFor="field-shelter"),
+                            html.Select(id="field-shelter", className="input"),
+                            html.Div(id="field-shelter-now", className="muted small"),
+                            html.Label(t(lang, "field.shelter_count"), htmlFor="field-shelter-count"),
+                            # text with a numeric keypad: no browser-language spin buttons
+                            dcc.Input(
+                                id="field-shelter-count",
+                                type="text",
+                                inputMode="numeric",
+                                pattern="[0-9]*",
+                                maxLength=6,
+                                className="input",
+                                debounce=False,
+                            ),
+                            html.Div(id="field-shelter-msg", className="small", role="status"),
+                            html.Button(
+                                t(lang, "field.shelter_send"),
+                                className="btn btn-primary btn-block",
+                                **data_attrs(action="shelter"),
+                            ),
+                        ],
                     ),
                     html.Div(
                         id="field-shelter-none",
                         className="muted small",
+                        hidden=True,
                         children=t(lang, "field.shelter_none"),
-                    ),
-                    html.Div(id="field-shelter-msg", className="small", role="status"),
-                    html.Button(
-                        t(lang, "field.shelter_send"),
-                        className="btn btn-primary btn-block",
-                        **data_attrs(action="shelter"),
                     ),
                 ],
             ),

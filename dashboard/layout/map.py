@@ -231,6 +231,8 @@ def map_panel(
                 id=ids.MAP_FILES,
                 data=first_files(settings, view, basemap=bool(base), urls=urls, opt_in=words),
             ),
+            # set by the browser once those files are drawn: the desk's panels follow then
+            dcc.Store(id=ids.MAP_UP),
             dl.MapContainer(
                 id=ids.MAP,
                 center=list(CENTER),

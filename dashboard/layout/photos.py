@@ -6,11 +6,13 @@ places it."""
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from dash import html
 
 from dashboard.i18n import Lang, t
+from dashboard.i18n import data as words
 from dashboard.layout import data_attrs
 
 #: The photos the command service stores (``/field/photos/<sha256>.<ext>``): the only
@@ -28,7 +30,11 @@ def photo_names(incident: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def report_photos(lang: Lang, incident: dict[str, Any]) -> html.Section | None:
+def report_photos(
+    lang: Lang, incident: dict[str, Any], teams: Mapping[str, str] | None = None
+) -> html.Section | None:
+    """The strip, each photo described by its report in the console's language (the
+    team by name with its id: ``teams``)."""
     found = photo_names(incident)
     if not found:
         return None
@@ -37,7 +43,7 @@ def report_photos(lang: Lang, incident: dict[str, Any]) -> html.Section | None:
             className="photo-thumb",
             title=t(lang, "photo.enlarge"),
             children=html.Img(
-                alt=t(lang, "photo.alt", summary=source.get("summary") or ""),
+                alt=t(lang, "photo.alt", summary=words.alarm_summary(lang, source, teams)),
                 **data_attrs(photo=f"/desk/photos/{incident.get('id')}/{name}"),
             ),
         )

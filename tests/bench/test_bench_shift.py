@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from bench.shift import run as shift
 from bench.shift.score import InboxRowSeen, LedgerAlarm, Observed, score, start_for
 from simulators.ground_truth import Signal, TrueEvent, hand_built, peak_hour
@@ -165,3 +167,11 @@ def test_the_bench_runs_on_a_scratch_stack() -> None:
     ):
         assert key in out
     assert shift.render(r, "python -m bench.shift").startswith("## Shift")
+
+
+def test_help_says_what_the_bench_does_in_a_whole_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        shift.main(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    said = "through the real ingest → command triage → inbox / incidents, scored against the truth."
+    assert said in help_text

@@ -101,8 +101,6 @@ def relay_alarm(
         details=details,
     )
     client = redis.Redis.from_url(settings.shared.redis_url or "")
-    client.xadd(
-        settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()}
-    )
+    client.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})
     client.close()
     return alarm.alarm_id

@@ -182,7 +182,10 @@ def test_the_duty_log_fills_from_what_happens_and_exports_per_shift_and_per_day(
     assert log["actors"]["operator1"] == {"name": "张伟", "role": "operator"}
 
     today = datetime.now(ZoneInfo(command_settings.command.timezone)).date().isoformat()  # the centre's day
-    for lang, closed_word, kind_word in (("zh", "已撤销", "值班记录"), ("en", "cancelled", "Free entry")):
+    for lang, closed_word, kind_word, writer in (
+        ("zh", "已撤销", "值班记录", "张伟（值班员）"),
+        ("en", "cancelled", "Free entry", "张伟 (Operator)"),
+    ):
         r = command_client.get(
             "/duty/log.csv", headers=op, params={"shift_id": day["shift_id"], "lang": lang}
         )
@@ -192,8 +195,11 @@ def test_the_duty_log_fills_from_what_happens_and_exports_per_shift_and_per_day(
         text = r.content.decode("utf-8-sig")
         assert closed_word.lower() in text.lower() and kind_word in text
         assert "'=接市应急局电话" in text  # a formula is never run by a spreadsheet
+        # the writer by name and role, as on the console, never the bare account id
+        assert rows[-1][3] == writer and "operator1" not in text
         page = command_client.get("/duty/log.html", headers=op, params={"day": today, "lang": lang})
         assert page.status_code == 200 and "王强" in page.text and "=接市应急局电话" in page.text
+        assert writer in page.text and "operator1" not in page.text
     assert (
         command_client.get("/duty/log.csv", headers=op, params={"shift_id": "DS-NONE-1"}).status_code == 404
     )

@@ -94,7 +94,7 @@ def exercise_alarm(
         details={"exercise_id": exercise_id} if exercise_id else {},
     )
     r = redis.Redis.from_url(settings.shared.redis_url or "")
-    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})
     r.close()
     return alarm
 
@@ -486,7 +486,7 @@ def test_an_escalate_of_an_alarm_that_waited_in_the_inbox_finds_the_incident_its
             grid_cell_id=None, category="loitering", summary="视频告警 徘徊逗留",
             details={"exercise_id": "EX-INBOX", "confidence": 0.82},
         )  # fmt: skip
-        payload = alarm.model_dump_json()
+        payload = alarm.encode()
         r.xadd(command_settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": payload})
     r.close()
 

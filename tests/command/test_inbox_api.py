@@ -128,6 +128,9 @@ def test_a_high_confidence_fire_alert_opens_an_incident_naming_its_rule(
     alarm_id = push(command_settings, category="fire_smoke", confidence=0.95, source="video/CAM-F")
     incident = wait_for(lambda: open_incidents(command_client, op))[0]
     assert incident["type"] == "fire"
+    # what, then where in words (the nearest crossing), not the camera's coordinates
+    assert incident["title"].startswith("火灾 · 樊城区") and incident["title"].endswith("交叉口附近")
+    assert "32.04" not in incident["title"], incident["title"]
     source = incident["sources"][0]
     assert source["alarm_id"] == alarm_id
     assert source["triage_rule"] == "video_fire_smoke"

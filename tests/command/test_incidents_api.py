@@ -23,7 +23,7 @@ def push_alarm(settings: Settings, alarm_id: str, *, category: str = "fire", lat
         grid_cell_id=None, category=category, summary=f"樊城区人民路 {category}", details={},
     )
     r = redis.Redis.from_url(settings.shared.redis_url or "")
-    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})
     r.close()
 
 

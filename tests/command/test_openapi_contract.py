@@ -32,9 +32,13 @@ from wuwang.settings import Settings
 
 #: One user of every role: operator, commander, planner, admin, a field team.
 ROLES = ("operator1", "commander1", "planner1", "admin1", FIELD_TEAM)
-#: Per operation, role and kind of data: 5 roles × 3 kinds × ~50 operations × 3
-#: examples keeps the sweep to a couple of minutes.
+#: Per operation, role and kind of data: 5 roles × 3 kinds × ~140 operations × 3
+#: examples keeps each role's sweep to two or three minutes.
 EXAMPLES_PER_ROLE = 3
+#: Operations that end the caller's session. Swept with a token of their own: with the
+#: role's token, the first example logged the sweep out and every later operation was
+#: a 401 that proved nothing.
+SESSION_ENDING = frozenset({"POST /auth/logout"})
 
 
 def _reproducible(examples: int) -> settings:
@@ -55,6 +59,22 @@ class LiveCommand:
     headers: dict[str, str]
     tokens: dict[str, dict[str, str]]
 
+    def login(self, user: str) -> dict[str, str]:
+        """A token of a new session of ``user``."""
+        answer = httpx2.post(f"{self.base_url}/auth/login", json={"username": user, "password": "demo"})
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    def headers_for(self, label: str, user: str) -> dict[str, str]:
+        """The role's token, or a throwaway one where the operation ends its session."""
+        return self.login(user) if label in SESSION_ENDING else self.tokens[user]
+
+    def assert_still_signed_in(self, user: str) -> None:
+        """The sweep ran signed in to the end: neither logged out nor expired on the way
+        (a sweep answered 401 throughout would find no 5xx and prove nothing)."""
+        answer = httpx2.get(f"{self.base_url}/auth/me", headers=self.tokens[user])
+        assert answer.status_code == 200, f"{user}'s sweep ended signed out: {answer.text}"
+
 
 @pytest.fixture(scope="module")
 def live_command(
@@ -71,6 +91,8 @@ def live_command(
         alarm_stream="test:alarms:schemathesis",
         command_login_limit="10000/minute",
         command_login_limit_per_address="10000/minute",
+        # The module's sweeps outlast the 15 minutes of a production token.
+        command_token_ttl_s=6 * 3600,
     )
     port = free_port()
     server = uvicorn.Server(
@@ -83,19 +105,16 @@ def live_command(
     while not server.started:
         assert time.monotonic() < deadline, "command service did not start"
         time.sleep(0.05)
-    tokens: dict[str, dict[str, str]] = {}
-    for user in ROLES:
-        answer = httpx2.post(f"{base}/auth/login", json={"username": user, "password": "demo"})
-        assert answer.status_code == 200, answer.text
-        tokens[user] = {"Authorization": f"Bearer {answer.json()['access_token']}"}
-    headers = tokens["admin1"]
+    live = LiveCommand(base, {}, {})
+    live.tokens = {user: live.login(user) for user in ROLES}
+    live.headers = live.tokens["admin1"]
     # Something to act on: an incident opened by hand.
     httpx2.post(
         f"{base}/incidents",
-        headers=headers,
+        headers=live.headers,
         json={"type": "fire", "level": 3, "title": "测试火情", "lat": 32.04, "lon": 112.14},
     )
-    yield LiveCommand(base, headers, tokens)
+    yield live
     server.should_exit = True
     thread.join(timeout=10)
 
@@ -109,6 +128,7 @@ def _ok(result: Ok[Operation] | Err[InvalidSchema]) -> Operation:
     return result.ok()
 
 
+@pytest.mark.timeout(1200)  # ~140 operations × 15 cases: about five minutes on a busy machine
 def test_api_conforms(live_command: LiveCommand) -> None:
     """Every operation, ~15 generated cases each. (Driven by hand: schemathesis'
     pytest plugin does not run under pytest 9.)"""
@@ -118,6 +138,7 @@ def test_api_conforms(live_command: LiveCommand) -> None:
     assert len(operations) > 40
 
     for operation in operations:
+        headers = live_command.headers_for(operation.label, "admin1")
 
         @given(case=operation.as_strategy())
         @_reproducible(15)
@@ -126,7 +147,7 @@ def test_api_conforms(live_command: LiveCommand) -> None:
             # transition, a stale version): 4xx there is right, so that check is off.
             case.call_and_validate(
                 base_url=live_command.base_url,
-                headers=live_command.headers,
+                headers=headers,  # noqa: B023 - check() runs within this iteration
                 excluded_checks=[positive_data_acceptance],
             )
 
@@ -135,6 +156,7 @@ def test_api_conforms(live_command: LiveCommand) -> None:
         except (Exception, FailureGroup) as exc:  # collect every operation's failure, then fail once
             failures.append(f"{operation.label}: {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+    live_command.assert_still_signed_in("admin1")
 
 
 def _nul_in(value: Any) -> Any:
@@ -165,6 +187,7 @@ def _strategies(operation: Any) -> dict[str, SearchStrategy[schemathesis.Case[An
     }
 
 
+@pytest.mark.timeout(900)  # ~140 operations × 3 kinds × 3 cases
 @pytest.mark.parametrize("user", ROLES)
 def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> None:
     """Whatever a signed-in user of this role sends — valid, invalid, a NUL in every
@@ -172,16 +195,17 @@ def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> N
     schema = schemathesis.openapi.from_url(f"{live_command.base_url}/openapi.json")
     failures: list[str] = []
     operations = [_ok(result) for result in schema.get_all_operations()]
-    headers = live_command.tokens[user]
-
     for operation in operations:
+        headers = live_command.headers_for(operation.label, user)
         for mode, strategy in _strategies(operation).items():
 
             @given(case=strategy)
             @_reproducible(EXAMPLES_PER_ROLE)
             def check(case: schemathesis.Case[Any]) -> None:
                 case.call_and_validate(
-                    base_url=live_command.base_url, headers=headers, checks=[not_a_server_error]
+                    base_url=live_command.base_url,
+                    headers=headers,  # noqa: B023 - check() runs within this iteration
+                    checks=[not_a_server_error],
                 )
 
             try:
@@ -191,3 +215,4 @@ def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> N
             except (Exception, FailureGroup) as exc:  # every operation's failure, then fail once
                 failures.append(f"{user} {mode} {operation.label}: {str(exc)[:1500]}")
     assert not failures, "\n\n".join(failures)
+    live_command.assert_still_signed_in(user)

@@ -36,7 +36,7 @@ def push_call(settings: Settings, msg_id: str, address: str) -> None:
         details={"call_id": msg_id, "address": address},
     )
     r = redis.Redis.from_url(settings.shared.redis_url or "")
-    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})
     r.close()
 
 

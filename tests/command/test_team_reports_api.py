@@ -40,7 +40,7 @@ def push_report(settings: Settings, team: str, msg_id: str, category: str, **det
         details={"reporter": team, "team_id": team, **details},
     )
     r = redis.Redis.from_url(settings.shared.redis_url or "")
-    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.model_dump_json()})
+    r.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})
     r.close()
     return alarm.alarm_id
 

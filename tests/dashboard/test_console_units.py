@@ -28,7 +28,7 @@ from dashboard.charts import figure
 from dashboard.context import Console, ws_url
 from dashboard.data.aggregates import neighbourhood
 from dashboard.field_api import current_order, router
-from dashboard.layout.console import console_page
+from dashboard.layout.console import console_page, deferred_panels
 from dashboard.layout.detail import DetailData, incident_detail
 from dashboard.layout.field import field_page
 from dashboard.layout.login import login_page
@@ -653,10 +653,14 @@ def test_every_callback_names_components_that_a_page_draws() -> None:
     settings = Settings(demo_mode=True, dashboard_streets_file=None)
     app = create_app(settings)
     console = Console.create(settings)
+    inbox, side = deferred_panels("zh_CN", OPERATOR)
     pages = [
         login_page("zh_CN"),
         console_page(console, "zh_CN", OPERATOR, wall=False),
         console_page(console, "en", COMMANDER, wall=True),
+        # the page the router draws, and what it draws once the map is up
+        console_page(console, "zh_CN", OPERATOR, wall=False, deferred=True),
+        html.Div(children=[inbox, *side]),
         field_page(console, "zh_CN", FIELD),
     ]
     drawn = {i for page in pages for i in component_ids(page) if isinstance(i, str)}
@@ -670,6 +674,29 @@ def test_every_callback_names_components_that_a_page_draws() -> None:
             ident = part.rsplit(".", 1)[0].lstrip(".")
             if ident and not ident.startswith("{"):
                 assert ident in drawn, key
+
+
+def test_the_desk_comes_without_its_panels_which_follow_the_map() -> None:
+    """The router's desk carries the inbox and the side tabs as empty slots; what fills
+    them once the map is up makes the whole desk again. What the first draw needs stays
+    on the page: the queue, the KPI tiles, the map, the exercise banner and panel (one
+    callback draws both). The wall is the same either way."""
+    console = Console.create(Settings(demo_mode=True, dashboard_streets_file=None))
+    for who in (OPERATOR, COMMANDER):
+        whole = component_ids(console_page(console, "zh_CN", who, wall=False))
+        first = component_ids(console_page(console, "zh_CN", who, wall=False, deferred=True))
+        later = component_ids(deferred_panels("zh_CN", who))
+        assert ids.INBOX_SLOT in first and ids.SIDE_SLOT in first
+        slots = [ids.INBOX_SLOT, ids.SIDE_SLOT]
+        assert sorted(map(str, whole)) == sorted(str(i) for i in [*first, *later] if i not in slots)
+        assert {ids.QUEUE, ids.KPI_TILES, ids.MAP, ids.MAP_UP, ids.MAP_FILES, "exercise-banner"} <= set(
+            map(str, first)
+        )
+        assert {ids.INBOX_PANEL, ids.SIDE_TABS, ids.DETAIL, ids.WARNING_PANEL} <= set(map(str, later))
+    wall = console_page(console, "zh_CN", COMMANDER, wall=True)
+    assert component_ids(wall) == component_ids(
+        console_page(console, "zh_CN", COMMANDER, wall=True, deferred=True)
+    )
 
 
 def test_acknowledging_goes_to_the_command_services_field_route() -> None:

@@ -370,3 +370,59 @@ def test_the_detail_says_a_major_risk_source_is_near_and_lists_shelters() -> Non
     )
     assert "附近无有空位的开放避难场所" in str(risk_panel("zh_CN", none))
     assert risk_panel("zh_CN", DetailData(incident={}, timeline=[])) is None
+
+
+def test_a_team_report_among_the_sources_names_the_team_and_its_category_in_words() -> None:
+    """The ingest writes "队伍 T-1 上报 flood: …": the desk says the team by name with its
+    id and the category in the operator's words, never the code."""
+    from ingest import alarms
+    from ingest.rows import NOWHERE
+    from tests.ingest.test_ingest_rules import msg
+    from wuwang.contract import team_topic
+
+    def report(category: str, text: str) -> dict[str, Any]:
+        message = msg(
+            team_topic("T-1", "report"),
+            {
+                "id": f"r-{category}",
+                "reporter": "张三",
+                "category": category,
+                "description": text,
+                "lat": 1.0,
+                "lon": 2.0,
+            },
+        )
+        alarm = alarms.message_alarm(message, NOWHERE, video_confidence=0.8)
+        assert alarm is not None
+        return {
+            "alarm_id": alarm.alarm_id,
+            "kind": "report",
+            "source": alarm.source,
+            "category": alarm.category,
+            "summary": alarm.summary,
+            "ts": "2025-01-01T00:04:00+00:00",
+        }
+
+    data = dispatched(sample())
+    data.incident["sources"] = [report("flood", "途中发现道路积水，已绕行"), report("on_scene", "已到达")]
+    lines = {
+        lang: [
+            " ".join(texts_of(li))
+            for li in find(
+                incident_detail(lang, OPERATOR, data, TZ),
+                lambda c: "source-report" in str(getattr(c, "className", "")),
+            )
+        ]
+        for lang in ("zh_CN", "en")
+    }
+    assert "消防一站 · T-1 上报积水内涝：途中发现道路积水，已绕行" in lines["zh_CN"][0]
+    assert "消防一站 · T-1 上报到场：已到达" in lines["zh_CN"][1]
+    assert "消防一站 · T-1 reported: Flooding — 途中发现道路积水，已绕行" in lines["en"][0]
+    assert "消防一站 · T-1 reported: Arrival on scene — 已到达" in lines["en"][1]
+    for said in lines["zh_CN"] + lines["en"]:
+        assert "flood:" not in said and "on_scene" not in said, said
+    # the report's photo is described by the same words
+    data.incident["sources"][0]["photo_url"] = f"/field/photos/{'a' * 64}.jpg"
+    tree = incident_detail("en", OPERATOR, data, TZ)
+    [img] = find(tree, lambda c: isinstance(c, html.Img))
+    assert img.alt == "Scene photo: 消防一站 · T-1 reported: Flooding — 途中发现道路积水，已绕行"

@@ -1,8 +1,8 @@
 """A field team's report lands on its order's incident, in Chromium against the whole
 stack (MQTT → ingest → command → /ws): sent 18 km from the scene and of another
 category, it joins the incident the team was sent to; the team's page lists the
-command centre's note on its incident as it is written; the desk shows the report's
-photo as a thumbnail, enlarged on a click."""
+command centre's note, level raise and plan activation on its incident as they are
+made; the desk shows the report's photo as a thumbnail, enlarged on a click."""
 
 from __future__ import annotations
 
@@ -58,6 +58,20 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     )
     field.page.wait_for_selector('#field-updates:has-text("仓库内有液化气罐")', timeout=20_000)
     assert "指挥中心更新" in field.page.inner_text("#field-updates")
+    # The commander raises the level and the desk activates the plan: both reach the page.
+    version = stack.api("GET", f"/incidents/{iid}", token)["incident"]["version"]
+    stack.api(
+        "POST",
+        f"/incidents/{iid}/level",
+        stack.login("commander1"),
+        {"expected_version": version, "level": 3, "reason": "仓库内有液化气罐"},
+    )
+    field.page.wait_for_selector('#field-updates:has-text("响应级别调整为 III 级")', timeout=20_000)
+    version = stack.api("GET", f"/incidents/{iid}", token)["incident"]["version"]
+    # no plan covers a plain fire: the desk takes the high-rise one, with its reason
+    plan = {"plan_id": "high_rise_fire", "expected_version": version, "force": True, "reason": "仓库参照"}
+    stack.api("POST", f"/incidents/{iid}/plan", token, plan)
+    field.page.wait_for_selector('#field-updates:has-text("启动应急预案")', timeout=20_000)
     field.page.locator("#field-updates").scroll_into_view_if_needed()
     shot(field.page, artifacts, "field-page-updates")
 

@@ -61,6 +61,9 @@ def test_a_team_reports_a_shelters_occupancy_and_the_desk_sees_it(
     login(page, stack, team_id)
     page.wait_for_selector(".field-page .connection.ok", timeout=30_000)
     page.wait_for_selector(f'#field-shelter option[value="{shelter_id}"]', state="attached", timeout=20_000)
+    # with a shelter in reach the form is shown and the "none in reach" line is not
+    assert page.is_visible("#field-shelter-form")
+    assert not page.is_visible("#field-shelter-none")
     page.select_option("#field-shelter", shelter_id)
     page.wait_for_selector('#field-shelter-now:has-text("安置 0 / 300 人")', timeout=10_000)
 

@@ -268,6 +268,7 @@ def test_wall_is_readable_from_across_the_room(console_stack: Stack, chromium: A
     assert {b["team"] for b in board} == set(teams)
     first = next(b for b in board if b["team"] == teams[0])
     assert first["status"] == "en_route" and first["overdue"] and "在途超时" in first["text"], first
+    assert all(b["team"] in b["text"] for b in board), board  # by name with the id
     unacked = next(b for b in board if b["team"] == teams[6])
     assert unacked["status"] == "dispatched" and unacked["overdue"], unacked
     assert "超时未接令" in unacked["text"], unacked

@@ -88,7 +88,10 @@ def make_link() -> Iterator[Callable[..., MqttLink]]:
     def make(broker: ScriptedBroker, client_id: str = "cmd-1", **kwargs: object) -> MqttLink:
         kwargs.setdefault("backoff", Backoff(base=BASE, cap=CAP, rng=_Ceiling()))
         link = MqttLink(
-            MqttTarget("127.0.0.1", broker.port, None, None, False), client_id, name=client_id, **kwargs  # type: ignore[arg-type]
+            MqttTarget("127.0.0.1", broker.port, None, None, False),
+            client_id,
+            name=client_id,
+            **kwargs,  # type: ignore[arg-type]
         )
         links.append(link)
         link.start()
@@ -286,6 +289,39 @@ def test_the_ingest_counts_takeovers_and_broker_disconnects_and_subscribes_under
         assert {f for _, fs in broker.subscribe_packets for f in fs} == {
             f"$share/ingest/{t}" for t in INGEST_SUBSCRIPTIONS
         }
+    finally:
+        link.stop(2.0)
+
+
+def test_the_command_service_counts_takeovers_and_broker_disconnects(
+    start_broker: Callable[..., ScriptedBroker],
+) -> None:
+    """The command service's link is the same link: its ``/metrics`` hear of each kick too
+    (before, only the ingest counted them; the command service only logged)."""
+    from prometheus_client import CollectorRegistry
+
+    from command.services.mqtt_side import command_link
+    from wuwang.settings import Settings
+
+    broker = start_broker(
+        after_connack=lambda s: {1: SESSION_TAKEN_OVER, 2: SESSION_TAKEN_OVER, 3: SERVER_SHUTTING_DOWN}.get(
+            s.number
+        ),
+        maximum_packet_size=128,
+    )
+    settings = Settings(mqtt_url=f"mqtt://127.0.0.1:{broker.port}", command_shared_group="command")
+    registry = CollectorRegistry()
+    link = command_link(settings, registry, backoff=Backoff(base=BASE, cap=CAP, rng=_Ceiling()))
+    link.start()
+    try:
+        assert link.wait_connected(10), link.last_error
+        value = registry.get_sample_value
+        assert value("command_mqtt_reconnects_total") == 3
+        assert value("command_mqtt_session_taken_over_total") == 2
+        assert value("command_mqtt_broker_disconnects_total", {"reason": "0x8E"}) == 2
+        assert value("command_mqtt_broker_disconnects_total", {"reason": "0x8B"}) == 1
+        assert list(link.delays) == [BASE, 2 * BASE, 4 * BASE]
+        assert broker.oversized == [] and link.subscribed.wait(10)
     finally:
         link.stop(2.0)
 

@@ -240,7 +240,13 @@ def test_recovers_when_redis_returns_empty(console: Console, tmp_path: Path) -> 
         )
         assert near.status_code == 200, near.text
         assert [t["id"] for t in near.json()] == [NEAR_TEAM, FAR_TEAM]
-        assert console.client.get("/healthz").json()["checks"]["redis"] == "ok"
+        # A pooled connection opened before the restart fails once when it is next used
+        # (redis-py finds it closed only then), so the first probe may still say down:
+        # recovery is that the probes come back by themselves, with no restart.
+        deadline = time.monotonic() + 30
+        while console.client.get("/healthz").json()["checks"]["redis"] != "ok":
+            assert time.monotonic() < deadline, "Redis is back but /healthz never says so"
+            time.sleep(0.2)
     finally:
         fresh.stop()
 

@@ -73,7 +73,7 @@ def count(url: str, table: str) -> int:
 
 def outbox(url: str) -> dict[str, Alarm]:
     """The alarms the ingest raised, as the command service reads them."""
-    return {a: Alarm.model_validate(p) for a, p in rows(url, "SELECT alarm_id, payload FROM alarm_outbox")}
+    return {a: Alarm.from_builtins(p) for a, p in rows(url, "SELECT alarm_id, payload FROM alarm_outbox")}
 
 
 def test_exercise_rows_are_marked_and_ids_are_kept_per_exercise(ingest: IngestService, mqtt_broker: Any,

@@ -95,3 +95,66 @@ def test_unavailable_backs_off_longer_than_a_lost_connection(run: dict[str, Any]
     (lost,) = run["lost"]
     assert 2500 <= unavailable <= 5000  # 5 s base, full jitter in [0.5, 1)
     assert 250 <= lost <= 500
+
+
+LIVE = CORE.with_name("20-wuwang-live.js")
+CATALOGUES = Path(__file__).resolve().parents[2] / "wuwang" / "i18n"
+
+#: The status line and the stale banner (20-wuwang-live.js, ``renderStatus``) as the
+#: socket's close codes leave them: 1013 says "server unavailable", in the page's
+#: language, and the banner goes back to its usual words once the stream is back.
+BANNER_HARNESS = r"""
+var files = process.argv.slice(-3);
+var listeners = function () {};
+var banner = { attrs: {}, textContent: "usual words",
+  hasAttribute: function (n) { return n in this.attrs; },
+  getAttribute: function (n) { return this.attrs[n]; },
+  setAttribute: function (n, v) { this.attrs[n] = v; },
+  removeAttribute: function (n) { delete this.attrs[n]; } };
+globalThis.window = globalThis;
+globalThis.setInterval = function () { return 0; };  // the page's clocks: not this test's
+window.addEventListener = listeners;
+globalThis.document = { addEventListener: listeners, hidden: false,
+  querySelectorAll: function () { return []; },
+  getElementById: function (id) { return id === "stale-banner" ? banner : null; } };
+var props = [];
+window.dash_clientside = { no_update: "NO_UPDATE",
+  set_props: function (id, p) {
+    props.push([id, p]);
+    if (id === "stale-banner") banner.textContent = p.children;
+  } };
+var fs = require("fs");
+eval(fs.readFileSync(files[0], "utf8"));
+eval(fs.readFileSync(files[1], "utf8"));
+var catalogue = JSON.parse(fs.readFileSync(files[2], "utf8"));
+var cs = window.dash_clientside.wuwang;
+var out = {};
+out.unavailable = cs.renderStatus({ connected: false, stale: true, unavailable: true }, catalogue);
+out.bannerUnavailable = banner.textContent;
+out.lost = cs.renderStatus({ connected: false, stale: true }, catalogue);
+out.bannerLost = banner.textContent;
+out.back = cs.renderStatus({ connected: true, stale: false }, catalogue);
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.mark.parametrize("catalogue", ["zh_CN", "en"])
+def test_unavailable_is_said_on_the_status_line_and_the_banner(catalogue: str) -> None:
+    if NODE is None:
+        pytest.skip("needs node to run the console's script")
+    words_file = CATALOGUES / f"{catalogue}.json"
+    done = subprocess.run(
+        [NODE, "-e", BANNER_HARNESS, str(CORE), str(LIVE), str(words_file)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    out = json.loads(done.stdout)
+    words = json.loads(words_file.read_text(encoding="utf-8"))
+    assert out["unavailable"] == [words["live.unavailable"], "connection bad", False]
+    assert out["bannerUnavailable"] == words["live.unavailable_banner"]
+    # a lost connection (no 1013): "reconnecting", and the banner's usual words again
+    assert out["lost"] == [words["live.reconnecting"], "connection bad", False]
+    assert out["bannerLost"] == "usual words"
+    assert out["back"] == [words["live.connected"], "connection ok", True]

@@ -116,9 +116,16 @@ def test_an_unregistered_device_id_has_a_state_per_publisher(door: Settings, dat
     write_batch(door, [smoke("SEN-ATTACK", "a1", "SEN-NEW", 0.0, now - timedelta(seconds=8)),
                        smoke("SEN-ATTACK", "a2", "SEN-NEW", 0.5, now - timedelta(seconds=7))])
     assert dead(database_url) == []
+    # Its readings, below the raise level, change no state: none of its own is created
+    # (nothing to hold), and the device's own stays raised.
+    assert raised(database_url, "SEN-NEW") == [("SEN-NEW", True)]
+    # Raising and clearing only ever touch its own.
+    write_batch(door, [smoke("SEN-ATTACK", "a3", "SEN-NEW", 12.0, now - timedelta(seconds=7)),
+                       smoke("SEN-ATTACK", "a4", "SEN-NEW", 0.0, now - timedelta(seconds=6.5))])
     assert raised(database_url, "SEN-NEW") == [("SEN-ATTACK", False), ("SEN-NEW", True)]
     write_batch(door, [smoke("SEN-NEW", "n2", "SEN-NEW", 13.0, now - timedelta(seconds=6))])
-    assert alarm_ids(database_url) == ["venue/SEN-NEW#n1"], "still raised: no second alarm, none cleared"
+    assert alarm_ids(database_url) == ["venue/SEN-NEW#n1", "venue/SEN-ATTACK#a3"], \
+        "still raised: no second alarm, none cleared"
 
 
 def test_a_fast_clock_within_the_skew_cannot_freeze_the_state(door: Settings, database_url: str) -> None:

@@ -11,20 +11,37 @@ PostgreSQL; the bounds themselves, as a hypothesis property of ``parse_message``
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import orjson
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from testkit.feeds import delivery
 from testkit.feeds import write_batch as write
+from tests.command.conftest import FIELD_TEAM
+from tests.command.test_dispatch_api import isolated_settings
+from tests.command.test_field_mqtt_v2 import send, terminal
+from tests.command.test_incidents_api import wait_for
+from tests.command.test_mqtt_side import running_command
+from tests.conftest import Broker
+from tests.dashboard.test_console_units import FakeCommand, field_client
 from wuwang import db
-from wuwang.contract import ContractError, TsWindow, parse_message, team_topic, wuwang_topic
+from wuwang.contract import (
+    ContractError,
+    TsWindow,
+    is_clock_refusal,
+    parse_message,
+    team_topic,
+    wuwang_topic,
+)
 from wuwang.settings import Settings
 
 
@@ -155,8 +172,9 @@ def test_parse_message_accepts_exactly_the_window(offset_s: int) -> None:
     if inside:
         assert parse_message(SENSOR_TOPIC, payload, RECEIVED, window=WINDOW).ts == ts
     else:
-        with pytest.raises(ContractError, match=r"^ts .* (retention window|ahead of the receipt time)"):
+        with pytest.raises(ContractError, match=r"^ts .* (retention window|ahead of the receipt time)") as e:
             parse_message(SENSOR_TOPIC, payload, RECEIVED, window=WINDOW)
+        assert is_clock_refusal(e.value.reason), "the field page would not know it for a clock refusal"
 
 
 def test_without_a_window_parse_message_is_unchanged() -> None:
@@ -193,3 +211,96 @@ def test_the_contract_examples_as_published_today(door: Settings, database_url: 
     (ledger,), = rows(database_url, "SELECT count(*) FROM message_ledger")
     assert ledger == len(examples)
     assert rows(database_url, "SELECT count(*) FROM dead_letter") == [(with_ts,)]
+
+
+# --- the field page's reports: the same door, answered at once -------------------------
+
+
+@pytest.mark.parametrize(
+    ("ts", "said"),
+    [
+        ("2099-01-01T00:00:00Z", "ahead of the receipt time"),
+        ("1970-01-01T00:00:00Z", "retention window"),
+    ],
+)
+def test_a_field_report_the_ingest_would_refuse_is_refused_to_the_team(
+    client: TestClient, login: Callable[[str], dict[str, str]], database_url: str, ts: str, said: str
+) -> None:
+    """``POST /field/reports`` queues the report for the broker and answers 202; the ingest
+    then dead-letters a ``ts`` outside its window. The team was told "queued" about a
+    report that never reached the console: the route must apply the same door and say so."""
+    team = login(FIELD_TEAM)
+    body = {"id": "rep-ts", "category": "on_scene", "description": "已到达", "lat": 32.04, "lon": 112.14}
+    r = client.post("/field/reports", headers=team, json={**body, "ts": ts})
+    assert r.status_code == 422, r.text
+    assert said in r.text
+    assert rows(database_url, "SELECT count(*) FROM mqtt_outbox") == [(0,)]
+    now = datetime.now(UTC).isoformat()
+    assert client.post("/field/reports", headers=team, json={**body, "ts": now}).status_code == 202
+
+
+class _RefusingReports(FakeCommand):
+    """A command service that refuses every report with ``detail``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(reports=True)
+        self.detail = detail
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == "/field/reports":
+            return httpx2.Response(422, json={"detail": self.detail})
+        return super().__call__(request)
+
+
+@pytest.mark.parametrize(
+    ("detail", "key"),
+    [
+        (
+            "ts 2099-01-01T00:00:00Z is more than 300 s ahead of the receipt time (accepted until x)",
+            "field.clock_wrong",
+        ),
+        (
+            "ts 1970-01-01T00:00:00Z is older than the 400-day retention window (accepted from x)",
+            "field.clock_wrong",
+        ),
+        ("category: String should have at most 64 characters", None),
+    ],
+)
+def test_the_field_page_says_a_clock_refusal_in_the_teams_words(detail: str, key: str | None) -> None:
+    report = {"id": "r-1", "category": "fire", "description": "三楼起火", "lat": 32.05, "lon": 112.14}
+    r = field_client(_RefusingReports(detail)).post(
+        "/field/api/report", headers={"Authorization": "Bearer team"}, json=report
+    )
+    assert r.status_code == 422
+    assert r.json().get("i18n_key") == key
+    assert is_clock_refusal(detail) == (key is not None)
+    for name in ("zh_CN", "en"):
+        path = Path(__file__).resolve().parents[2] / "wuwang" / "i18n" / f"{name}.json"
+        catalogue = orjson.loads(path.read_bytes())
+        assert catalogue["field.clock_wrong"].strip()
+
+
+@pytest.mark.mosquitto
+def test_the_command_service_keeps_the_same_door_for_team_statuses(
+    make_settings: Callable[..., Settings], mqtt_broker: Broker
+) -> None:
+    """A team status is read by the ingest (stored) and by the command service (the team's
+    row). The ingest dead-letters one whose ts is outside the window; the command service
+    applied it all the same — the team 'on scene since 1970-01-01' on the console, with no
+    row behind it. Now both keep one door: refused by both, applied by neither."""
+    if not mqtt_broker.is_mosquitto:
+        pytest.skip("needs Mosquitto (ACLs)")
+    settings = isolated_settings(make_settings)
+    url = settings.shared.database_url or ""
+    topic = team_topic(FIELD_TEAM, "status")
+    with running_command(settings) as (_client, _login), terminal(mqtt_broker, FIELD_TEAM, []) as team:
+        before = rows(url, "SELECT status, status_at FROM team WHERE id = %s", FIELD_TEAM)
+        for n, ts in enumerate(("1970-01-01T00:00:00Z", "2099-01-01T00:00:00Z"), start=1):
+            send(team, topic, {"id": f"st-{n}", "ts": ts, "status": "on_scene", "seq": n})
+        now = datetime.now(UTC)
+        send(team, topic, {"id": "st-3", "ts": now.isoformat(), "status": "en_route", "seq": 3})
+        wait_for(lambda: rows(url, "SELECT status FROM team WHERE id = %s", FIELD_TEAM) == [("en_route",)])
+        ((status_at,),) = rows(url, "SELECT status_at FROM team WHERE id = %s", FIELD_TEAM)
+        assert status_at >= now - timedelta(seconds=1), (before, status_at)
+        said = rows(url, "SELECT detail->>'to' FROM audit_log WHERE action = 'team.status' ORDER BY id")
+        assert ("on_scene",) not in said, "a status outside the window was applied"

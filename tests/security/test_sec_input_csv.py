@@ -8,6 +8,7 @@ import csv
 import io
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
@@ -109,6 +110,28 @@ def test_exercise_report_csv_is_inert(client: TestClient, login: Headers, settin
     report = client.get(f"/exercises/{EX}/report.csv", headers=planner)
     assert report.status_code == 200, report.text
     _assert_inert(_cells(report.content), report.content)
+
+
+def test_duty_log_csv_is_inert(client: TestClient, login: Headers, settings: Settings) -> None:
+    """The third CSV the project writes: the duty log (值班记录), whose free entries are
+    typed by the officer on duty."""
+    op = login("operator1")
+    for payload in PAYLOADS:
+        r = client.post("/duty/log", headers=op, json={"text": payload})
+        assert r.status_code == 201, r.text
+    today = datetime.now(ZoneInfo(settings.command.timezone)).date().isoformat()
+    for lang in ("zh", "en"):
+        export = client.get("/duty/log.csv", headers=op, params={"day": today, "lang": lang})
+        assert export.status_code == 200, export.text
+        assert export.headers["x-content-type-options"] == "nosniff"
+        _header, *body = rows = _cells(export.content)
+        for cell in (cell for row in rows for cell in row):
+            assert not cell.lstrip(" ").startswith(FORMULA_STARTS), cell
+        texts = {row[2] for row in body}
+        for payload in PAYLOADS:
+            assert "'" + payload.strip() in texts or "'" + payload in texts, (payload, texts)
+        for line in export.content.decode("utf-8-sig").split("\r\n")[:-1]:
+            assert line.startswith('"'), line
 
 
 @pytest.mark.parametrize("cell", ["42", "2026-12-07T08:00:00+00:00", "消防救援队 T-FIRE-01", "a=b", ""])

@@ -152,11 +152,19 @@ def test_audit_of_a_refusal_survives_a_nul(make_settings: Callable[..., Settings
     assert rows == [("evil␀user", "denied", "EX␀1", {"reason": "may not read exercise EX␀1"})]
 
 
-def test_data_the_database_refuses_is_422_not_500(client: TestClient) -> None:
-    """The last-resort guard, through a route whose body model is another part's (the
-    login's user look-up): never a 500."""
-    r = client.post("/auth/login", json={"username": f"admin1{NUL}", "password": "demo"})
-    assert r.status_code in (401, 422), r.text
+def test_the_login_body_refuses_nul_and_names_the_field(client: TestClient) -> None:
+    """The login's body is an ``ApiIn`` like every other: a NUL in the user name or the
+    password is refused at the door, naming the field — not by the database's look-up
+    (the last-resort guard) after it was counted against the login budget."""
+    for field in ("username", "password"):
+        body = {"username": "admin1", "password": "demo"} | {field: f"ad{NUL}min1"}
+        r = client.post("/auth/login", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["detail"][0]["loc"] == ["body", field], r.text
+        assert NUL_REFUSED in r.text
+    r = client.post("/auth/login", json={"username": True, "password": "demo"})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "username"]
+    assert client.post("/auth/login", json={"username": "admin1", "password": "demo"}).status_code == 200
 
 
 def test_last_resort_guard_answers_a_database_data_error_with_422(

@@ -94,7 +94,9 @@ def test_command_service_listens_on_loopback_by_default(make_settings: MakeSetti
 def test_dashboard_listens_on_loopback_by_default(make_settings: MakeSettings, tmp_path: Path) -> None:
     settings = make_settings(account="command")
     port = free_port()
-    env = service_env(settings, DASHBOARD_PORT=str(port), DASHBOARD_COMMAND_URL=f"http://127.0.0.1:{free_port()}")
+    env = service_env(
+        settings, DASHBOARD_PORT=str(port), DASHBOARD_COMMAND_URL=f"http://127.0.0.1:{free_port()}"
+    )
     with running("dashboard", env, port, tmp_path / "dashboard.log"):
         assert_loopback_only(port)
 
@@ -104,6 +106,15 @@ def test_ingest_metrics_listen_on_loopback_by_default(make_settings: MakeSetting
     port = free_port()
     env = service_env(settings, **ingest_vars(settings, port))
     with running("ingest", env, port, tmp_path / "ingest.log"):
+        assert_loopback_only(port)
+
+
+def test_upper_level_simulator_listens_on_loopback_by_default(tmp_path: Path) -> None:
+    """The simulated upper-level platform (信息报送, ``python -m simulators upper``) that
+        ``make demo`` starts: it takes reports and issues instructions without any login, so
+    it is held to the same rule (a service added later, not one of the issue's four)."""
+    port = free_port()
+    with running("simulators", {}, port, tmp_path / "upper.log", args=("upper", "--port", str(port))):
         assert_loopback_only(port)
 
 

@@ -310,7 +310,7 @@ def test_open_from_alarm_fills_the_incident() -> None:
 def test_titles_say_what_then_where_without_the_source() -> None:
     # the ingest's call: its summary names the source and category, its details the address
     call = alarm(1, summary="110报警 火灾: 樊城区人民路12号")
-    call = call.model_copy(update={"details": {"address": "樊城区人民路12号", "call_id": "C-1"}})
+    call = call.replace(details={"address": "樊城区人民路12号", "call_id": "C-1"})
     assert title_for(call, IncidentType.FIRE) == "火灾 · 樊城区人民路12号"
     # a call without an address: the caller's words, without the ingest's head
     assert title_for(alarm(2, summary="110报警 交通: 人民路口两车相撞"), IncidentType.TRAFFIC_ACCIDENT) == (
@@ -321,10 +321,14 @@ def test_titles_say_what_then_where_without_the_source() -> None:
     gas = alarm(3, "sensor", "gas", summary="可燃气体超限 25 %LEL")
     assert title_for(gas, IncidentType.HAZMAT_LEAK) == f"危险化学品泄漏 · {gas.lat:.4f}, {gas.lon:.4f}"
     assert "G-420606-001" not in title_for(gas, IncidentType.HAZMAT_LEAK)
-    nowhere = alarm(4, "video", "fall", summary="视频告警", no_position=True).model_copy(
-        update={"grid_cell_id": None}
-    )
+    nowhere = alarm(4, "video", "fall", summary="视频告警", no_position=True).replace(grid_cell_id=None)
     assert title_for(nowhere, IncidentType.MEDICAL) == "医疗急救"
+    # the place in words the service found for it (the nearest crossing) comes before them
+    near = "樊城区人民路与邓城大道交叉口附近"
+    assert title_for(gas, IncidentType.HAZMAT_LEAK, near) == f"危险化学品泄漏 · {near}"
+    assert title_for(call, IncidentType.FIRE, near) == "火灾 · 樊城区人民路12号"  # the caller's address first
+    decision = correlate(gas, [], RULES, gas.ts, place=near)
+    assert isinstance(decision, OpenIncident) and decision.title_zh == f"危险化学品泄漏 · {near}"
     for title in (title_for(call, IncidentType.FIRE), title_for(gas, IncidentType.HAZMAT_LEAK)):
         assert "110报警" not in title and "告警" not in title and "（" not in title
 

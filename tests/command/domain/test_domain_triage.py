@@ -5,6 +5,8 @@ errors that point at the line. Plain inputs only; no services."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import replace
@@ -12,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -586,8 +589,9 @@ def test_exercise_alarms_only_fold_and_corroborate_within_their_exercise() -> No
     assert decide(alarm("video", "fire_smoke", confidence=0.85), ctx(recent=[same_drill_call]), RULES) is None
     # rows: same source key, different scopes never fold together
     live = alarm("video", "loitering", source="video/CAM-7")
-    drill = Alarm(**{**alarm("video", "loitering", source="video/CAM-7", seconds=5).model_dump(),
-                     "details": {"exercise_id": "EX-1", "confidence": 0.9}, "alarm_id": "x#1"})  # fmt: skip
+    drill = alarm("video", "loitering", source="video/CAM-7", seconds=5).replace(
+        details={"exercise_id": "EX-1", "confidence": 0.9}, alarm_id="x#1"
+    )
     rows = fold_all([live, drill])
     assert len(rows) == 2 and {r.exercise_id for r in rows} == {None, "EX-1"}
 
@@ -910,9 +914,9 @@ def test_an_unknown_field_and_a_missing_one_point_at_their_lines() -> None:
 
 
 def test_a_duplicate_key_and_broken_yaml_point_at_their_lines() -> None:
-    dup = RULES_TEXT.replace("version: 2\n", "version: 2\nversion: 3\n")
+    dup = RULES_TEXT.replace("version: 3\n", "version: 3\nversion: 4\n")
     (p,) = problems(dup)
-    assert p == f"rules.yaml:{line_of(dup, 'version: 3')}: not valid YAML: duplicate key 'version'"
+    assert p == f"rules.yaml:{line_of(dup, 'version: 4')}: not valid YAML: duplicate key 'version'"
     (p,) = problems("version: 1\nby_kind: [\n")
     assert p.startswith("rules.yaml:3: not valid YAML")
     (p,) = problems("- just a list\n")
@@ -983,3 +987,30 @@ def test_docs_table_names_every_shipped_rule() -> None:
     documented = re.findall(r"^\| `([a-z0-9_]+)` \| (\w+) \|", table, flags=re.MULTILINE)
     assert {rule_id for rule_id, _ in documented} == set(RULES.rule_ids)
     assert f"(version {RULES.version})" in docs
+
+
+# --- a change to the rules bumps their version --------------------------------------------------
+
+# The rules' content (everything but `version`, comments and layout ignored) for each shipped
+# version. A promotion records the version it ran under, so two different rule sets must never
+# share one: change rules.yaml, bump `version`, and add the new digest here.
+SHIPPED_RULE_DIGESTS = {
+    2: "5b6bfcde073190ac",
+    3: "75f796b1cd2b2651",
+}
+
+
+def rules_digest(text: str) -> str:
+    data = yaml.safe_load(text)
+    data.pop("version", None)
+    encoded = json.dumps(data, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()[:16]
+
+
+def test_a_change_to_the_shipped_rules_bumps_their_version() -> None:
+    digest = rules_digest(RULES_TEXT)
+    assert SHIPPED_RULE_DIGESTS.get(RULES.version) == digest, (
+        f"rules.yaml's content changed (digest {digest}) but its version is still {RULES.version}: "
+        "bump `version` and add the digest to SHIPPED_RULE_DIGESTS"
+    )
+    assert RULES.version == max(SHIPPED_RULE_DIGESTS)
