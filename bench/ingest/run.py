@@ -256,12 +256,15 @@ class Rig:
         with psycopg.connect(self.db_url) as conn:
             load_city(conn, city)
 
-    def register_gateways(self, gateways: dict[str, str]) -> None:
-        """Register each sensor behind the gateway the stream publishes it from (the ingest
-        takes a registered device's readings from its publisher only)."""
+    def register_gateways(self, gateways: dict[str, str], platforms: dict[str, str]) -> None:
+        """Register each sensor behind the gateway, and each camera behind the video
+        platform, the stream publishes it from (the ingest takes a registered device's
+        readings and a registered camera's alerts from its publisher only)."""
         with psycopg.connect(self.db_url) as conn, conn.cursor() as cur:
             cur.executemany("UPDATE device SET gateway_id = %s WHERE id = %s",
                             [(g, d) for d, g in gateways.items()])
+            cur.executemany("UPDATE camera SET gateway_id = %s WHERE id = %s",
+                            [(p, c) for c, p in platforms.items()])
 
     def close(self) -> None:
         for proc in self._procs:
@@ -910,7 +913,7 @@ def run(
         rig.load_city(city)
         grid_deg = rig.settings().shared.grid_cell_deg
         stream = build_stream(city, cfg.stream_size, seed=cfg.seed, sensor_publishers=cfg.sensor_publishers)
-        rig.register_gateways(stream.sensor_gateways)
+        rig.register_gateways(stream.sensor_gateways, stream.camera_platforms)
         results = Results(cfg, machine, dict(stream.feed_counts()))
         devices = device_positions(city)
 
@@ -953,7 +956,10 @@ def run(
 
         # MQTT stages: the same payload files for each.
         n_mq = min(cfg.mqtt_messages, len(stream))
-        sub = Stream(stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq], stream.sensor_gateways)
+        sub = Stream(
+            stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq], stream.sensor_gateways,
+            stream.camera_platforms,
+        )
         files = sub.write_files(rig.tmp / "payloads", "m")
         mqtt_specs = [
             Spec(
