@@ -622,6 +622,16 @@
 
   var cs = (window.dash_clientside = window.dash_clientside || {});
   cs.wuwang = Object.assign({}, cs.wuwang, {
+    /* The desk's inbox and side tabs come after its map (layout/console.py, deferred): an
+     * incident opened before they did — a row clicked, one kept across a language switch —
+     * is opened in their detail now. */
+    panelsDrawn: function () {
+      if (live.selected) {
+        W.setProps("selected-incident", { data: live.selected });
+        W.setProps("side-tabs", { value: "detail" });
+      }
+      return cs.no_update;
+    },
     attachLive: function (cfg, catalogue, session) {
       setCatalogue(catalogue);
       if (!cfg || !session || !session.token) return cs.no_update;
