@@ -177,8 +177,13 @@ def _execute_idempotent(conn: psycopg.Connection, stmt: str, attempts: int = 5) 
 
 
 def _collided(exc: psycopg.Error) -> bool:
-    if isinstance(exc, psycopg.errors.DeadlockDetected | psycopg.errors.SerializationFailure
-                  | psycopg.errors.LockNotAvailable | psycopg.errors.ObjectInUse):
+    if isinstance(
+        exc,
+        psycopg.errors.DeadlockDetected
+        | psycopg.errors.SerializationFailure
+        | psycopg.errors.LockNotAvailable
+        | psycopg.errors.ObjectInUse,
+    ):
         return True
     return "concurrently" in _first_line(exc)  # XX000 "tuple concurrently deleted/updated"
 
@@ -285,7 +290,10 @@ def keep_after_receipt_days(retention_days: int, door_max_age_days: int | None =
 
 
 def apply_policies(
-    conn: psycopg.Connection, *, retention_days: int, compress_after_days: int,
+    conn: psycopg.Connection,
+    *,
+    retention_days: int,
+    compress_after_days: int,
     door_max_age_days: int | None = None,
 ) -> None:
     """Retention (and compression on TimescaleDB). On plain PostgreSQL retention is a
@@ -298,12 +306,24 @@ def apply_policies(
     keep_days = keep_after_receipt_days(retention_days, door_max_age_days)
     if backend(conn) == "timescale":
         for table in TIMESERIES_TABLES:
-            _ensure_policy(conn, table, "policy_retention", "drop_after", keep_days,
-                           "SELECT add_retention_policy(%s::regclass,"
-                           " drop_after => make_interval(days => %s), if_not_exists => true)")
-            _ensure_policy(conn, table, "policy_compression", "compress_after", compress_after_days,
-                           "SELECT add_compression_policy(%s::regclass,"
-                           " compress_after => make_interval(days => %s), if_not_exists => true)")
+            _ensure_policy(
+                conn,
+                table,
+                "policy_retention",
+                "drop_after",
+                keep_days,
+                "SELECT add_retention_policy(%s::regclass,"
+                " drop_after => make_interval(days => %s), if_not_exists => true)",
+            )
+            _ensure_policy(
+                conn,
+                table,
+                "policy_compression",
+                "compress_after",
+                compress_after_days,
+                "SELECT add_compression_policy(%s::regclass,"
+                " compress_after => make_interval(days => %s), if_not_exists => true)",
+            )
     else:
         for table in TIMESERIES_TABLES:
             conn.execute(
@@ -317,6 +337,43 @@ def apply_policies(
     conn.execute(
         "DELETE FROM message_ledger WHERE stored_at < now() - make_interval(days => %s)", (keep_days,)
     )
+    for job in failing_jobs(conn):
+        log.warning(
+            "TimescaleDB job %s (%s%s) failed its last run: %s — check that its work (retention,"
+            " compression, aggregate refresh) is being done (timescaledb_information.job_stats)",
+            job.job_id,
+            job.proc,
+            f" on {job.table}" if job.table else "",
+            job.error,
+        )
+
+
+@dataclass(frozen=True)
+class FailingJob:
+    job_id: int
+    proc: str
+    table: str | None
+    error: str
+
+
+def failing_jobs(conn: psycopg.Connection) -> list[FailingJob]:
+    """TimescaleDB's background jobs whose last run failed, with the error it gave (none on
+    plain PostgreSQL). The scheduler only records failures in its own tables; without this
+    a failing retention or compression job keeps rows and disk, with nobody told (on
+    TimescaleDB 2.28.3 with PostgreSQL 15.20 every run ends in "cannot drop portal", after
+    its work: docs/deployment.md)."""
+    if backend(conn) != "timescale":
+        return []
+    rows = conn.execute(
+        "SELECT s.job_id, j.proc_name, s.hypertable_name,"
+        "       (SELECT h.err_message FROM timescaledb_information.job_history h"
+        "         WHERE h.job_id = s.job_id AND NOT h.succeeded"
+        "         ORDER BY h.finish_time DESC NULLS LAST LIMIT 1)"
+        "  FROM timescaledb_information.job_stats s"
+        "  JOIN timescaledb_information.jobs j USING (job_id)"
+        " WHERE s.last_run_status = 'Failed' ORDER BY s.job_id"
+    ).fetchall()
+    return [FailingJob(int(r[0]), str(r[1]), r[2], r[3] or "no error recorded") for r in rows]
 
 
 def _ensure_policy(conn: psycopg.Connection, table: str, proc: str, key: str, days: int, add: str) -> None:

@@ -14,7 +14,9 @@ one these tests are skipped with that reason — CI runs plain PostgreSQL.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
@@ -116,8 +118,13 @@ def test_retention_job_keeps_a_row_received_at_the_edge_of_the_window(ts_db: str
         window = timedelta(days=RETENTION)
         for table in db.TIMESERIES_TABLES:
             insert_row(conn, table, "edge", now - window - timedelta(hours=1), now - timedelta(hours=1))
-            insert_row(conn, table, "ancient", now - 2 * window - timedelta(days=10),
-                       now - 2 * window - timedelta(days=10))
+            insert_row(
+                conn,
+                table,
+                "ancient",
+                now - 2 * window - timedelta(days=10),
+                now - 2 * window - timedelta(days=10),
+            )
         for table in db.TIMESERIES_TABLES:
             job_id = _policies(conn)[(table, "policy_retention")][0]
             conn.execute("CALL run_job(%s)", (job_id,))
@@ -136,6 +143,29 @@ def test_ledger_is_pruned_on_timescale_too(ts_db: str) -> None:
             )
         db.apply_policies(conn, retention_days=RETENTION, compress_after_days=7)
         assert {r[0] for r in conn.execute("SELECT source FROM message_ledger")} == {"venue/recent"}
+
+
+def test_a_failing_background_job_is_said_at_each_policies_round(
+    ts_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The scheduler keeps its failures to itself; the hourly round (and migrate) names them."""
+    with db.connect(ts_db, autocommit=True) as conn:
+        conn.execute(
+            "CREATE PROCEDURE broken_upkeep(job_id int, config jsonb) LANGUAGE plpgsql"
+            " AS $$ BEGIN RAISE EXCEPTION 'disk full on the archive volume'; END $$"
+        )
+        job_id = conn.execute("SELECT add_job('broken_upkeep', '1 hour')").fetchone()[0]  # type: ignore[index]
+        for _ in range(600):  # the scheduler runs a new job at once; wait for it to have run
+            if any(j.job_id == job_id for j in db.failing_jobs(conn)):
+                break
+            time.sleep(0.1)
+        (failed,) = [j for j in db.failing_jobs(conn) if j.job_id == job_id]
+        assert failed.proc == "broken_upkeep"
+        assert failed.error == "disk full on the archive volume"
+        with caplog.at_level(logging.WARNING, logger="wuwang.db"):
+            db.apply_policies(conn, retention_days=RETENTION, compress_after_days=7)
+    said = [r.getMessage() for r in caplog.records if f"job {job_id} " in r.getMessage()]
+    assert said and "disk full on the archive volume" in said[0]
 
 
 # --- resumable migrations ---------------------------------------------------------------------------
