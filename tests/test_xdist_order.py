@@ -16,7 +16,8 @@ def test_a_long_file_is_dealt_whole_and_any_other_test_alone() -> None:
         "tests/dashboard/test_queue_browser.py"
     )
     assert unit_of("tests/command/test_auth.py::test_login") == "tests/command/test_auth.py::test_login"
-    assert estimate("tests/dashboard/test_language_browser.py", 2) > estimate("tests/command/test_auth.py::x", 1)
+    journey, test = "tests/dashboard/test_language_browser.py", "tests/command/test_auth.py::test_login"
+    assert estimate(journey, 2) > estimate(test, 1)
 
 
 def test_every_file_that_drives_chromium_is_dealt_whole() -> None:

@@ -399,10 +399,19 @@
     if (up.done) { return; }
     up.done = true;
     clearTimeout(up.timer);
+    var page = up;
     // two frames: the one the last layer was drawn in is painted first
     window.requestAnimationFrame(function () {
-      window.requestAnimationFrame(function () { W.setProps("map-up", { data: Date.now() }); });
+      window.requestAnimationFrame(function () { askPanels(page, 0); });
     });
+  }
+  function askPanels(page, tries) {
+    W.setProps("map-up", { data: Date.now() });
+    // nothing drawn (the command service did not say who this is in time): ask again
+    setTimeout(function () {
+      var slot = W.getProps("side-slot");
+      if (page === up && slot && !slot.children && tries < 12) { askPanels(page, tries + 1); }
+    }, 5000);
   }
   function checkUp() {
     if (!up.done && up.want.every(function (url) { return up.drawn[url]; })) { mapUp(); }

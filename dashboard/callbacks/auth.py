@@ -14,7 +14,7 @@ from dash.exceptions import PreventUpdate
 
 from dashboard import geoserve, ids
 from dashboard.api import ApiError, Me
-from dashboard.callbacks.common import browser, clientside, error_text, require_staff, token_of
+from dashboard.callbacks.common import clientside, error_text, require_staff, token_of
 from dashboard.context import Console
 from dashboard.i18n import lang_of, t
 from dashboard.layout.console import console_page, deferred_panels
@@ -174,15 +174,6 @@ def register(app: Dash, console: Console) -> None:
             raise PreventUpdate
         me, _token = await require_staff(console, session)
         return deferred_panels(lang_of(lang_value or console.settings.dashboard.language), me)
-
-    # (its output is never written: the browser opens the incident chosen meanwhile)
-    clientside(
-        app,
-        browser("panelsDrawn"),
-        Output(ids.MAP_UP, "clear_data"),
-        Input(ids.SIDE_SLOT, "children"),
-        prevent_initial_call=True,
-    )
 
     @app.callback(
         Output(ids.SESSION, "data"),

@@ -27,7 +27,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
 from dashboard.layout import data_attrs
-from wuwang.places import crossing_place
+from wuwang.places import crossing_place, district_at
 
 VIEWS = ("open", "expired")
 ROW_ID = re.compile(r"IB-[0-9a-f]{16}")
@@ -52,6 +52,12 @@ def _districts() -> tuple[Any, ...]:
         return tuple(load_districts())
     except Exception:  # the place falls back to the coordinates
         return ()
+
+
+def district_of(lat: float, lon: float) -> str | None:
+    """The name of the district the point lies in (None outside the city)."""
+    found = district_at(lat, lon, _districts())
+    return None if found is None else str(found.name)
 
 
 def place_text(lang: Lang, row: dict[str, Any]) -> str:
