@@ -16,8 +16,8 @@ UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
-# two cores well; each test file stays on one worker, the longest files first, and each
-# worker runs its browser files one at a time on its own console stack (tests/conftest.py,
+# two cores well. The browser files go first, each whole on one worker, one at a time on
+# that worker's own console stack, then every other test on its own (tests/conftest.py,
 # testkit/xdist_order.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 
@@ -51,7 +51,7 @@ basemap: $(RUNTIME_STAMP)
 	$(PY) -m simulators.basemap build
 
 test: $(DEV_STAMP) broker-check
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load) $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	@status=0; \

@@ -60,8 +60,8 @@ log = logging.getLogger(__name__)
 
 #: Oldest schema this code runs on (see wuwang/migrations).
 #: 0018: inbound CAP warnings; 0019: upward reports; 0020: the duty desk; 0021: shelter
-#: reports, warning recipients.
-REQUIRED_SCHEMA = "0021"
+#: reports, warning recipients; 0022: cameras' video platforms (camera.gateway_id).
+REQUIRED_SCHEMA = "0022"
 
 WorkerFactory = Callable[[CommandState], Worker]
 

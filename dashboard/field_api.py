@@ -382,7 +382,12 @@ def last_position(team: dict[str, Any]) -> dict[str, Any] | None:
 _UPDATE_KINDS = {
     "note_added": lambda d: {"text": d.get("text")},
     "level_changed": lambda d: {"level": d.get("to_level")},
-    "plan_activated": lambda d: {"level": d.get("level")},
+    # which plan, in both languages (the page picks its own): a crew reads its name
+    "plan_activated": lambda d: {
+        "level": d.get("level"),
+        "title_zh": d.get("title_zh"),
+        "title_en": d.get("title_en"),
+    },
 }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from msgspec import structs
 
-from wuwang.contract import FEEDS, FeedSpecs, Message, SensorReading, json_column
+from wuwang.contract import FEEDS, FeedSpecs, Message, SensorReading, VideoAlert, json_column
 
 # Both belong to the feed specification; the ingest's modules know them from here.
 from wuwang.contract import Place as Place
@@ -43,25 +43,42 @@ def place_of(msg: Message, grid_deg: float, devices: DevicePositions) -> Place:
     return Place(lat, lon, grid_cell_id(lat, lon, grid_deg))
 
 
-#: device id → the source id that speaks for it (``device.gateway_id``, else the device's own id).
-DevicePublishers = Mapping[str, str]
+#: What a payload speaks for, as registered: (its id field, the id). A sensor reading names a
+#: ``device``, a video alert a ``camera``: two registries, so the field keeps their ids apart.
+Subject = tuple[str, str]
+
+#: subject → the source id that speaks for it (its ``gateway_id``, else its own id).
+Publishers = Mapping[Subject, str]
 
 
-def foreign_device(msg: Message, publishers: DevicePublishers) -> str | None:
-    """Why a live sensor reading may not be taken from its publisher, or None.
+def subject_of(payload: object) -> Subject | None:
+    """The registered thing a payload speaks for, or None for feeds that name none."""
+    if isinstance(payload, SensorReading):
+        return ("device_id", payload.device_id)
+    if isinstance(payload, VideoAlert):
+        return ("camera_id", payload.camera_id)
+    return None
+
+
+def foreign_subject(msg: Message, publishers: Publishers) -> str | None:
+    """Why a live sensor reading or video alert may not be taken from its publisher, or None.
 
     The topic's ``source_id`` is the account that sent it (the broker's ACL binds the
-    two); a gateway speaks only for the devices registered behind it, and a device
-    registered without a gateway only for itself. An unregistered device is accepted
-    from anyone (contract v1: registration is optional), harmlessly: its alarm state is
-    kept per publisher. A drill's copy is the drill runner's and has a state of its own."""
-    p = msg.payload
-    if not isinstance(p, SensorReading) or msg.topic.scope.is_drill:
+    two); a gateway (a sensor gateway, a video platform) speaks only for the devices and
+    cameras registered behind it, and one registered without a gateway only for itself.
+    An unregistered id is accepted from anyone (contract v1: registration is optional),
+    harmlessly: a sensor's alarm state is kept per publisher, and an alert's source is its
+    publisher. A drill's copy is the drill runner's and has a state of its own."""
+    if msg.topic.scope.is_drill:
         return None
-    registered = publishers.get(p.device_id)
+    subject = subject_of(msg.payload)
+    if subject is None:
+        return None
+    registered = publishers.get(subject)
     if registered is None or registered == msg.topic.source_id:
         return None
-    return (f"device_id {p.device_id!r} is not registered behind source {msg.topic.source_id!r}"
+    field, ident = subject
+    return (f"{field} {ident!r} is not registered behind source {msg.topic.source_id!r}"
             f" (registered: {registered!r})")
 
 

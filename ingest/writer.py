@@ -48,12 +48,14 @@ from ingest.ratelog import RateLimitedLog, truncated
 from ingest.rows import (
     TABLE_COLUMNS,
     DevicePositions,
-    DevicePublishers,
     Place,
+    Publishers,
+    Subject,
     Unstorable,
-    foreign_device,
+    foreign_subject,
     place_of,
     row_for,
+    subject_of,
 )
 from wuwang.contract import (
     MAX_PAYLOAD_BYTES,
@@ -204,16 +206,24 @@ def _clean(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """A device of table ``device`` as the ingest uses it."""
+    """A registered device (table ``device``) or camera (table ``camera``) as the ingest uses it."""
 
     position: tuple[float, float]
     publisher: str  # the source id that speaks for it: its gateway, else its own id
 
 
-class DeviceRegistry:
-    """Registered devices (table ``device``), cached: sensors that leave out lat/lon get
-    their device's position, and a live reading is taken only from the device's
-    publisher. The registry may be empty. A change is seen within ``TTL_S`` (a device
+#: One round trip for both registries: the subject's field says which table answered.
+_REGISTERED = (
+    "SELECT 'device_id', id, lat, lon, coalesce(gateway_id, id) FROM device WHERE id = ANY(%s)"
+    " UNION ALL"
+    " SELECT 'camera_id', id, lat, lon, coalesce(gateway_id, id) FROM camera WHERE id = ANY(%s)"
+)
+
+
+class Registry:
+    """Registered devices and cameras (tables ``device``, ``camera``), cached: sensors that
+    leave out lat/lon get their device's position, and a live reading or alert is taken
+    only from its publisher. Both may be empty. A change is seen within ``TTL_S`` (one
     registered since its id was last missed: ``MISS_TTL_S``)."""
 
     TTL_S = 300.0
@@ -221,25 +231,25 @@ class DeviceRegistry:
     MAX_ENTRIES = 100_000
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[float, Registration | None]] = {}
+        self._cache: dict[Subject, tuple[float, Registration | None]] = {}
 
-    def lookup(self, conn: psycopg.Connection, device_ids: set[str]) -> dict[str, Registration]:
+    def lookup(self, conn: psycopg.Connection, subjects: set[Subject]) -> dict[Subject, Registration]:
         now = time.monotonic()
-        missing = [d for d in device_ids if d not in self._cache or self._cache[d][0] < now]
+        missing = [s for s in subjects if s not in self._cache or self._cache[s][0] < now]
         if missing:
             if len(self._cache) > self.MAX_ENTRIES:
                 self._cache.clear()
-                missing = list(device_ids)  # the batch's cached ones went with the rest
+                missing = list(subjects)  # the batch's cached ones went with the rest
+            devices = [i for f, i in missing if f == "device_id"]
+            cameras = [i for f, i in missing if f == "camera_id"]
             found = {
-                r[0]: Registration((float(r[1]), float(r[2])), str(r[3]))
-                for r in conn.execute(
-                    "SELECT id, lat, lon, coalesce(gateway_id, id) FROM device WHERE id = ANY(%s)",
-                    (missing,))
+                (str(r[0]), str(r[1])): Registration((float(r[2]), float(r[3])), str(r[4]))
+                for r in conn.execute(_REGISTERED, (devices, cameras))
             }
-            for d in missing:
-                reg = found.get(d)
-                self._cache[d] = (now + (self.TTL_S if reg else self.MISS_TTL_S), reg)
-        return {d: reg for d in device_ids if (reg := self._cache[d][1]) is not None}
+            for s in missing:
+                reg = found.get(s)
+                self._cache[s] = (now + (self.TTL_S if reg else self.MISS_TTL_S), reg)
+        return {s: reg for s in subjects if (reg := self._cache[s][1]) is not None}
 
 
 def _state_time(msg: Message) -> datetime:
@@ -266,7 +276,7 @@ class BatchWriter:
         # The door: what retention would delete within the hour, or what claims to come from
         # the future, is never stored (docs/ingest.md, "The time window").
         self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
-        self._devices = DeviceRegistry()
+        self._registry = Registry()
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
         self._types: dict[str, list[str]] = {}  # feed table → column types (binary COPY)
@@ -492,12 +502,11 @@ class BatchWriter:
         dead: list[Parsed] = [p for p in parsed if p.msg is None]
         with conn.transaction(), conn.cursor() as cur:
             need = {
-                p.msg.payload.device_id for p in parsed
-                if p.msg is not None and isinstance(p.msg.payload, SensorReading)
+                s for p in parsed if p.msg is not None and (s := subject_of(p.msg.payload)) is not None
             }
-            registry = self._devices.lookup(conn, need) if need else {}
-            devices: DevicePositions = {d: r.position for d, r in registry.items()}
-            publishers: DevicePublishers = {d: r.publisher for d, r in registry.items()}
+            registry = self._registry.lookup(conn, need) if need else {}
+            devices: DevicePositions = {i: r.position for (f, i), r in registry.items() if f == "device_id"}
+            publishers: Publishers = {s: r.publisher for s, r in registry.items()}
 
             # (a) rows, unstorable → dead letters, dedupe inside the batch
             seen: set[Key] = set()
@@ -507,7 +516,7 @@ class BatchWriter:
                 msg = p.msg
                 if msg is None:
                     continue
-                foreign = foreign_device(msg, publishers) if publishers else None
+                foreign = foreign_subject(msg, publishers) if publishers else None
                 if foreign is not None:
                     self._bad(p.item, foreign)
                     dead.append(Parsed(p.item, None, foreign, p.feed))

@@ -39,7 +39,7 @@ from wuwang.mqtt import MqttTarget
 from wuwang.settings import Settings
 
 if TYPE_CHECKING:
-    from testkit.xdist_order import LongestFileFirst
+    from testkit.xdist_order import LongestFirst
 
 _counter = itertools.count()
 
@@ -285,15 +285,15 @@ def _drop(admin_url: str, name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LongestFileFirst | None:
-    """``make test`` (``-n 2 --dist loadfile``): a test file stays on one worker, in
-    order, as when run alone — module-scoped services (an ingest on the session broker,
-    say) must not overlap with another module's on the same worker, where two would
-    share one subscription — and the longest files go first (testkit/xdist_order.py).
-    Each worker has its own services and, for its browser files, its own console stack
-    (session-scoped: one a worker, its browser tests one after another on it)."""
-    if config.getvalue("dist") != "loadfile":
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LongestFirst | None:
+    """``make test`` (``-n 2 --dist load``): the long files (the browser journeys) whole
+    and first, longest first, then every other test on its own, so both workers finish
+    together (testkit/xdist_order.py). Each worker has its own services and, for its
+    browser files, its own console stack (session-scoped: one a worker, its browser
+    tests one after another on it). Module fixtures are torn down whenever a worker
+    moves on to another file, so two modules' services never overlap on one worker."""
+    if config.getvalue("dist") != "load":
         return None
-    from testkit.xdist_order import LongestFileFirst  # xdist is there: it calls this hook
+    from testkit.xdist_order import LongestFirst  # xdist is there: it calls this hook
 
-    return LongestFileFirst(config, log)
+    return LongestFirst(config, log)

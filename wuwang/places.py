@@ -195,6 +195,22 @@ def nearest_landmark(
     return best if best is not None and best[1] <= within_m else None
 
 
+def crossing_place(
+    lat: float, lon: float, districts: Sequence[District], lang: i18n.Lang = i18n.DEFAULT_LANG
+) -> str | None:
+    """A point in the words of an alarm's place — the nearest crossing of named main
+    roads in its district (``樊城区人民路与邓城大道交叉口附近``), no landmark, so it stays
+    short — or None outside the city (the caller then gives the coordinates). The one
+    rule of a new incident's title and an inbox row's place."""
+    district = district_at(lat, lon, districts)
+    if district is None:
+        return None
+    east_west, north_south = crossing_at(lat, lon, district)
+    return i18n.text(
+        lang, "place.crossing", district=district.name, east_west=east_west, north_south=north_south
+    )
+
+
 def describe_place(
     lat: float,
     lon: float,
@@ -205,13 +221,7 @@ def describe_place(
     """E.g. ``樊城区人民路与邓城大道交叉口附近（襄阳站东北约 300 米）``; without a
     district (a point far outside the city) only the landmark, or the coordinates. The
     names of districts, roads and landmarks are proper names: the same in any language."""
-    district = district_at(lat, lon, districts)
-    head = f"{lat:.5f}, {lon:.5f}"
-    if district is not None:
-        east_west, north_south = crossing_at(lat, lon, district)
-        head = i18n.text(
-            lang, "place.crossing", district=district.name, east_west=east_west, north_south=north_south
-        )
+    head = crossing_place(lat, lon, districts, lang) or f"{lat:.5f}, {lon:.5f}"
     near = nearest_landmark(lat, lon, landmarks)
     if near is None:
         return head

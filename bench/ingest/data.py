@@ -33,6 +33,8 @@ SIM_RATE = 500.0
 SIM_TIME_SCALE = 10.0
 
 _STAMP = b'"@@BENCH_T@@"'
+#: The source id the stream's video alerts are published from (cameras registered behind it).
+VIDEO_PLATFORM = "VP-BENCH-video"
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Stream:
     groups: tuple[int, ...]  # message → group, in stream order
     bodies: tuple[dict[str, Any], ...]  # message → payload object (id not yet set)
     sensor_gateways: dict[str, str]  # device id → the gateway (source id) that publishes it
+    camera_platforms: dict[str, str]  # camera id → the video platform (source id) that publishes it
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -107,6 +110,7 @@ def build_stream(city: City, n: int, *, seed: int = 7, sensor_publishers: int = 
     groups: list[int] = []
     bodies: list[dict[str, Any]] = []
     gateway_of: dict[str, int] = {}  # device id → its sensor group
+    platforms: dict[str, str] = {}  # camera id → its video platform
     for ev in gen.events(n):
         parsed = parse_topic(ev.topic)
         body = orjson.loads(ev.payload)
@@ -116,6 +120,12 @@ def build_stream(city: City, n: int, *, seed: int = 7, sensor_publishers: int = 
             # behind it (``sensor_gateways``): each device always in the same group.
             key = f"sensor-{gateway_of.setdefault(body['device_id'], len(gateway_of) % sensor_publishers)}"
             topic = wuwang_topic(str(parsed.network), "sensor", f"GW-BENCH-{key}")
+        elif str(parsed.feed) == "video":
+            # A video platform (视频平台) publishing for the cameras registered behind it
+            # (``camera_platforms``): a camera account speaks only for its own cameras.
+            key = "video"
+            topic = wuwang_topic(str(parsed.network), "video", VIDEO_PLATFORM)
+            platforms[body["camera_id"]] = VIDEO_PLATFORM
         else:
             key = f"{parsed.feed}{'-team' if parsed.is_team else ''}"
             topic = ev.topic  # the first message's own topic stands for the group
@@ -126,7 +136,7 @@ def build_stream(city: City, n: int, *, seed: int = 7, sensor_publishers: int = 
         groups.append(g)
         bodies.append(body)
     return Stream(tuple(topics), tuple(groups), tuple(bodies),
-                  {d: f"GW-BENCH-sensor-{k}" for d, k in gateway_of.items()})
+                  {d: f"GW-BENCH-sensor-{k}" for d, k in gateway_of.items()}, platforms)
 
 
 def device_positions(city: City) -> DevicePositions:

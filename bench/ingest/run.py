@@ -256,12 +256,15 @@ class Rig:
         with psycopg.connect(self.db_url) as conn:
             load_city(conn, city)
 
-    def register_gateways(self, gateways: dict[str, str]) -> None:
-        """Register each sensor behind the gateway the stream publishes it from (the ingest
-        takes a registered device's readings from its publisher only)."""
+    def register_gateways(self, gateways: dict[str, str], platforms: dict[str, str]) -> None:
+        """Register each sensor behind the gateway, and each camera behind the video
+        platform, the stream publishes it from (the ingest takes a registered device's
+        readings and a registered camera's alerts from its publisher only)."""
         with psycopg.connect(self.db_url) as conn, conn.cursor() as cur:
             cur.executemany("UPDATE device SET gateway_id = %s WHERE id = %s",
                             [(g, d) for d, g in gateways.items()])
+            cur.executemany("UPDATE camera SET gateway_id = %s WHERE id = %s",
+                            [(p, c) for c, p in platforms.items()])
 
     def close(self) -> None:
         for proc in self._procs:
@@ -910,7 +913,7 @@ def run(
         rig.load_city(city)
         grid_deg = rig.settings().shared.grid_cell_deg
         stream = build_stream(city, cfg.stream_size, seed=cfg.seed, sensor_publishers=cfg.sensor_publishers)
-        rig.register_gateways(stream.sensor_gateways)
+        rig.register_gateways(stream.sensor_gateways, stream.camera_platforms)
         results = Results(cfg, machine, dict(stream.feed_counts()))
         devices = device_positions(city)
 
@@ -953,7 +956,10 @@ def run(
 
         # MQTT stages: the same payload files for each.
         n_mq = min(cfg.mqtt_messages, len(stream))
-        sub = Stream(stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq], stream.sensor_gateways)
+        sub = Stream(
+            stream.topics, stream.groups[:n_mq], stream.bodies[:n_mq], stream.sensor_gateways,
+            stream.camera_platforms,
+        )
         files = sub.write_files(rig.tmp / "payloads", "m")
         mqtt_specs = [
             Spec(
@@ -1144,7 +1150,9 @@ def explanations(r: Results) -> list[str]:
             "(the collector tuned as in `python -m ingest`, `ingest.service.tune_gc`). The rest is "
             "psycopg formatting the rows and the ledger keys for COPY, the ledger itself (every key "
             "COPYed into a staging table, then `INSERT … ON CONFLICT DO NOTHING RETURNING` into its "
-            "B-tree: a second indexed row per message), the sensor-hysteresis rules, lock and update, "
+            "B-tree: a second indexed row per message), the sensor-hysteresis rules (the state rows a "
+            "reading may change, locked and updated: raised ones, and those of a reading at its raise "
+            "level), "
             f"and the alarm outbox. {TARGETS['writer_vs_copy']:g}× would need the writer's whole work "
             f"within {budget:.0f} µs per message, {compare}. What would reach it: fewer Python steps per "
             "message (the contract's decoder, the row builder); overlapping parsing with the backend's "
@@ -1172,7 +1180,8 @@ def explanations(r: Results) -> list[str]:
             f"is not free in Python: the bare subscriber used {sink_us:.0f} µs of CPU per message for "
             "paho to read the packet, build the message and send the PUBACK. An ingest worker's receiving "
             f"process does that plus the hand-over ({net_us:.0f} µs per message: paho, the receipt time, "
-            "the queue, the pipe to the writer process and the acks it reports back), and its writer "
+            "the queue, the chunk of columns down the pipe to the writer process, and the acks of the "
+            "messages it reports committed), and its writer "
             f"process parses and writes ({wr_us:.0f} µs) — two processes, two GILs, {worker_us:.0f} µs "
             f"in all, {busy:.2f} of a core busy at the measured rate. The receiving process alone could "
             f"go to about {fmt_rate(1e6 / net_us) if net_us > 0 else '–'} msg/s and the writer process "
@@ -1191,7 +1200,7 @@ def explanations(r: Results) -> list[str]:
             f"{fmt_rate(two.rate)} msg/s, while other jobs on this machine took {two.others:.2f} cores "
             f"(with one worker: {one.others:.2f}). A second worker can only use the CPU that is left, and it "
             "brings its own PostgreSQL backend. The workers do not wait for each other: their writers' "
-            "backends were found waiting for a lock (the sensor-state rows both lock) in "
+            "backends were found waiting for a lock (the raised or raising sensor-state rows both lock) in "
             f"{two.lock_wait:.0%} of the samples. The design scales out — the ledger, the sensor state and "
             "the outbox are in PostgreSQL, the workers share nothing else — but by cores: ≥ 1.5× needs "
             "a core for each worker with PostgreSQL and Mosquitto elsewhere (4+ cores, or the "

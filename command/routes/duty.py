@@ -396,7 +396,21 @@ async def read_log(
 _FILE_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-@router.get("/log.csv", responses=READ_ERRORS, dependencies=gate(Action.DUTY_READ))
+#: What /duty/log.csv answers, documented as such (not the default JSON).
+CSV_OK: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the duty log, one row per entry (UTF-8 with BOM, local time)",
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.get(
+    "/log.csv",
+    response_class=Response,
+    responses={**CSV_OK, **READ_ERRORS},
+    dependencies=gate(Action.DUTY_READ),
+)
 async def export_log_csv(
     state: State,
     who: Caller,

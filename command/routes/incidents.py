@@ -23,7 +23,7 @@ from command.domain.incidents import DomainError, Forbidden, Incident, StaleVers
 from command.domain.policy import Action
 from command.domain.vocabulary import IncidentType, ResponseLevel
 from command.inputs import FROM_TEXT, ApiIn, Latitude, Longitude
-from command.services import closing, photos
+from command.services import closing, photos, plans
 from command.services import incident_store as store
 from command.services import incidents as service
 from command.services.incident_store import NotFound, event_body, incident_body
@@ -228,7 +228,7 @@ async def get_incident(incident_id: IncidentId, state: State, who: Caller) -> In
     )
     return IncidentDetail(
         incident=IncidentOut.model_validate(incident_body(incident)),
-        timeline=[EventOut.model_validate(event_body(e)) for e in events],
+        timeline=[EventOut.model_validate(plans.with_plan_title(state, event_body(e))) for e in events],
     )
 
 

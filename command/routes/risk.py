@@ -37,6 +37,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "no such risk source, shelter or incident"},
     422: {"description": "refused by the rules or an invalid request (the reason says which)"},
 }
+#: A registry PUT that made the entry (200: it replaced one).
+REGISTERED: dict[str, Any] = {"description": "registered: a new entry"}
 
 
 class _PlaceIn(ClosedApiIn):
@@ -133,7 +135,7 @@ async def get_source(
 
 @router.put(
     "/risk-sources/{source_id}",
-    responses={k: ERRORS[k] for k in (401, 403, 422)},
+    responses={201: REGISTERED, **{k: ERRORS[k] for k in (401, 403, 422)}},
     summary="Register or replace a risk source",
 )
 async def put_source(
@@ -201,7 +203,7 @@ async def nearest(
     return await service.nearest_shelters(state, lat, lon, need=need, limit=limit)
 
 
-@router.put("/shelters/{shelter_id}", responses={k: ERRORS[k] for k in (401, 403, 422)})
+@router.put("/shelters/{shelter_id}", responses={201: REGISTERED, **{k: ERRORS[k] for k in (401, 403, 422)}})
 async def put_shelter(
     state: State,
     shelter_id: ShelterId,

@@ -11,7 +11,7 @@ from psycopg import AsyncConnection
 from command.domain.incidents import Incident
 from wuwang.city import load_districts
 from wuwang.geo import metres_per_degree
-from wuwang.places import LANDMARK_WITHIN_M, Landmark, describe_place, district_at
+from wuwang.places import LANDMARK_WITHIN_M, Landmark, crossing_place, describe_place
 
 AddressSource = Literal["call", "nearest"]
 
@@ -61,9 +61,8 @@ def alarm_place(lat: float | None, lon: float | None) -> str | None:
     """An alarm's point in words for a new incident's title: the nearest crossing of
     named main roads in its district (``樊城区人民路与邓城大道交叉口附近``); None
     without a point or outside the city (the title then gives the coordinates). No
-    landmark: the title stays short, the team's order gives the whole address."""
+    landmark: the title stays short, the team's order gives the whole address. The
+    inbox panel says an inbox row's place by the same rule (:func:`crossing_place`)."""
     if lat is None or lon is None:
         return None
-    if district_at(lat, lon, load_districts()) is None:
-        return None
-    return describe_place(lat, lon, load_districts())
+    return crossing_place(lat, lon, load_districts())

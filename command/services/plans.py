@@ -93,6 +93,21 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def with_plan_title(state: CommandState, event: dict[str, Any]) -> dict[str, Any]:
+    """A ``plan_activated`` event's body with the plan's title (``title_zh``/``title_en``,
+    from the library) beside its id, so a reader who may not read the library — a field
+    crew — still learns WHICH plan its incident runs; other events, and a plan no longer
+    in the library, as recorded."""
+    data = event.get("data")
+    if event.get("kind") != "plan_activated" or not isinstance(data, dict):
+        return event
+    try:
+        plan = state.plans.get(str(data.get("plan_id")))
+    except KeyError:
+        return event
+    return {**event, "data": {**data, "title_zh": plan.title_zh, "title_en": plan.title_en}}
+
+
 def plan_detail(plan: Plan) -> dict[str, Any]:
     """The whole plan as written in its file (levels keyed I … IV)."""
     detail: dict[str, Any] = plan.model_dump(mode="json", by_alias=True)

@@ -391,17 +391,27 @@
    * layer's context (dash-leaflet hands each function the layer's props, its url among
    * them) — and the frame is on screen, "map-up" is set and the inbox and side tabs are
    * asked for (callbacks/auth.py). An empty file draws nothing and is not waited for;
-   * UP_AT_LATEST_MS after the page arrived they are asked for whatever the map did. */
-  var UP_AT_LATEST_MS = 5000;
+   * UP_AT_LATEST_MS after the files are in (a layer switched off meanwhile never draws)
+   * they are asked for whatever the map did. */
+  var UP_AT_LATEST_MS = 10000;
   var up = { want: [], drawn: {}, done: true, timer: null };
   function mapUp() {
     if (up.done) { return; }
     up.done = true;
     clearTimeout(up.timer);
+    var page = up;
     // two frames: the one the last layer was drawn in is painted first
     window.requestAnimationFrame(function () {
-      window.requestAnimationFrame(function () { W.setProps("map-up", { data: Date.now() }); });
+      window.requestAnimationFrame(function () { askPanels(page, 0); });
     });
+  }
+  function askPanels(page, tries) {
+    W.setProps("map-up", { data: Date.now() });
+    // nothing drawn (the command service did not say who this is in time): ask again
+    setTimeout(function () {
+      var slot = W.getProps("side-slot");
+      if (page === up && slot && !slot.children && tries < 12) { askPanels(page, tries + 1); }
+    }, 5000);
   }
   function checkUp() {
     if (!up.done && up.want.every(function (url) { return up.drawn[url]; })) { mapUp(); }
@@ -427,11 +437,11 @@
     prefetchFiles: function (urls) {
       // a new page: its map is waited for afresh
       clearTimeout(up.timer);
-      up = { want: (urls || []).slice(), drawn: {}, done: false, timer: setTimeout(mapUp, UP_AT_LATEST_MS) };
+      up = { want: (urls || []).slice(), drawn: {}, done: false, timer: null };
       var page = up;
-      (urls || []).forEach(function (url) {
+      Promise.all((urls || []).map(function (url) {
         // read to the end: an unread body would stop the download (and the cache entry) half-way
-        window.fetch(url, { credentials: "same-origin" })
+        return window.fetch(url, { credentials: "same-origin" })
           .then(function (response) { return response.arrayBuffer(); })
           .then(function (body) {
             // nothing to draw (no features): nothing to wait for
@@ -441,6 +451,8 @@
             }
           })
           .catch(function () { /* dash-leaflet asks again itself */ });
+      })).then(function () {
+        if (page === up && !page.done) { page.timer = setTimeout(mapUp, UP_AT_LATEST_MS); }
       });
       checkUp();
       return cs.no_update;

@@ -148,15 +148,25 @@
   live.select = function (id) {
     live.selected = id;
     if (W.announce) W.announce.ack(id);  // opening a flashing row acknowledges it
-    // Only the desk has a detail to open: the wall highlights the incident and no more
-    // (its callbacks would write into a detail that is not on the page).
-    if (document.getElementById("detail")) {
-      W.setProps("selected-incident", { data: id });
-      W.setProps("side-tabs", { value: "detail" });
-    }
+    openDetail(0);
     dirty.incidents = true;
     schedule(true);
   };
+  /* Only the desk has a detail to open: the wall highlights the incident and no more (its
+   * callbacks would write into a detail that is not on the page). The desk's side panel
+   * comes after its map (layout/console.py, deferred): an incident chosen before it did —
+   * a row clicked, the one kept across a language switch — is opened once it is there. */
+  var detailWait = null;
+  function openDetail(tries) {
+    clearTimeout(detailWait);
+    if (!live.selected) return;
+    if (document.getElementById("detail")) {
+      W.setProps("selected-incident", { data: live.selected });
+      W.setProps("side-tabs", { value: "detail" });
+    } else if (live.cfg && live.cfg.page === "desk" && tries < 240) {  // a minute at most
+      detailWait = setTimeout(function () { openDetail(tries + 1); }, 250);
+    }
+  }
 
   /* Teams read over HTTP when the snapshot carried none (or to fill names in). */
   live.seedTeams = function (rows) {

@@ -3,7 +3,8 @@
  * The command service pushes every change of an incident to the field pages of the
  * teams assigned to it (docs/console.md, "The field page"); on such a change, and when
  * the live connection (re)opens, this asks /field/api/updates for the incident's latest
- * notes, level changes and plan activations and lists them under the order card.
+ * notes, level changes and plan activations (the plan by its title) and lists them under
+ * the order card.
  * Kept apart from 30-wuwang-field.js: it only hooks field.onChange.
  */
 (function () {
@@ -30,6 +31,9 @@
     if (u.kind === "level_changed") {
       return W.t("field.update.level_changed", { level: ROMAN[u.level] || "?", name: W.t("level." + u.level) });
     }
+    // the plan by name in the page's language (a plan gone from the library: its level only)
+    var title = W.t("app.lang_tag") === "en" ? u.title_en || u.title_zh : u.title_zh;
+    if (title) return W.t("field.update.plan_named", { title: title, level: ROMAN[u.level] || "?" });
     return W.t("field.update.plan_activated", { level: ROMAN[u.level] || "?" });
   }
 

@@ -27,6 +27,7 @@ from dashboard import ids
 from dashboard.api import Me
 from dashboard.i18n import Lang, has, t
 from dashboard.layout import data_attrs
+from wuwang.places import crossing_place, district_at
 
 VIEWS = ("open", "expired")
 ROW_ID = re.compile(r"IB-[0-9a-f]{16}")
@@ -54,23 +55,20 @@ def _districts() -> tuple[Any, ...]:
 
 
 def district_of(lat: float, lon: float) -> str | None:
-    from shapely.geometry import Point
-
-    here = Point(lon, lat)
-    for d in _districts():
-        if d.geometry.contains(here):
-            return str(d.name)
-    return None
+    """The name of the district the point lies in (None outside the city)."""
+    found = district_at(lat, lon, _districts())
+    return None if found is None else str(found.name)
 
 
 def place_text(lang: Lang, row: dict[str, Any]) -> str:
-    """Where: the district the point lies in (with the coordinates), else 位置不明. A
-    grid cell's id (r1269c4486) is a code, not a place: it is never shown."""
+    """Where, in the words of the incident titles (``wuwang.places.crossing_place``, one
+    rule for both): the nearest crossing of named main roads and its district; the
+    coordinates only outside the city; else 位置不明. A grid cell's id (r1269c4486) is a
+    code, not a place: it is never shown."""
     lat, lon = row.get("lat"), row.get("lon")
     if isinstance(lat, (int, float)) and isinstance(lon, (int, float)):
-        where = district_of(float(lat), float(lon))
-        point = f"{float(lat):.4f}, {float(lon):.4f}"
-        return f"{where} ({point})" if where else point
+        where = crossing_place(float(lat), float(lon), _districts(), lang)
+        return where or f"{float(lat):.4f}, {float(lon):.4f}"
     return t(lang, "inbox.place_cell_only" if row.get("grid_cell_id") else "inbox.place_unknown")
 
 

@@ -86,19 +86,22 @@ def relay_alarm(
 ) -> str:
     """One alarm on the command service's stream, as ingest relays it (summarised as
     at 樊城区人民路); returns its id."""
-    alarm = Alarm(
-        alarm_id=alarm_id,
-        kind=kind,
-        source=source,
-        msg_id=msg_id,
-        network=network,
-        ts=ts,
-        lat=place[0],
-        lon=place[1],
-        grid_cell_id=None,
-        category=category,
-        summary=f"樊城区人民路 {category}",
-        details=details,
+    # read as the command service reads what ingest relays (the kind and network checked)
+    alarm = Alarm.from_builtins(
+        {
+            "alarm_id": alarm_id,
+            "kind": kind,
+            "source": source,
+            "msg_id": msg_id,
+            "network": network,
+            "ts": ts,
+            "lat": place[0],
+            "lon": place[1],
+            "grid_cell_id": None,
+            "category": category,
+            "summary": f"樊城区人民路 {category}",
+            "details": details,
+        }
     )
     client = redis.Redis.from_url(settings.shared.redis_url or "")
     client.xadd(settings.shared.alarm_stream, {"alarm_id": alarm.alarm_id, "payload": alarm.encode()})

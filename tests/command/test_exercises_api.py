@@ -34,7 +34,7 @@ from tests.command.conftest import FIELD_TEAM
 from tests.command.test_incidents_api import wait_for
 from tests.command.test_reserve_api import seed_stock
 from tests.helpers_replies import text_stream_entries
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, Network
 from wuwang.exercises import ControlAction, control_stream
 from wuwang.settings import Settings
 
@@ -84,7 +84,7 @@ def exercise_alarm(
         kind="call",
         source=source,
         msg_id=msg_id,
-        network="police",
+        network=Network.POLICE,
         ts=datetime.now(UTC),
         lat=lat,
         lon=lon,
@@ -482,8 +482,8 @@ def test_an_escalate_of_an_alarm_that_waited_in_the_inbox_finds_the_incident_its
     for n in (1, 2, 3):
         alarm = Alarm(
             alarm_id=f"{source}#drill-v-{n}", kind="video", source=source, msg_id=f"drill-v-{n}",
-            network="video", ts=datetime.now(UTC) - timedelta(seconds=30 - n), lat=32.0420, lon=112.1440,
-            grid_cell_id=None, category="loitering", summary="视频告警 徘徊逗留",
+            network=Network.VIDEO, ts=datetime.now(UTC) - timedelta(seconds=30 - n), lat=32.0420,
+            lon=112.1440, grid_cell_id=None, category="loitering", summary="视频告警 徘徊逗留",
             details={"exercise_id": "EX-INBOX", "confidence": 0.82},
         )  # fmt: skip
         payload = alarm.encode()

@@ -19,6 +19,8 @@ from command.domain.triage import DEFAULT_RULES_FILE, TriageRulesError
 from command.services import inbox as inbox_service
 from tests.command.conftest import FIELD_TEAM, relay_alarm
 from tests.command.test_incidents_api import open_incidents, wait_for
+from wuwang.city import load_districts
+from wuwang.places import crossing_place
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
@@ -231,6 +233,10 @@ def test_operators_promote_link_and_dismiss_rows_with_role_checks(
     promoted, incident = r.json()["row"], r.json()["incident"]
     assert promoted["state"] == "promoted" and promoted["incident_id"] == incident["id"]
     assert incident["state"] == "new" and row["B"] in incident["sources"][0]["triage_reason"]
+    # the title says where as the inbox row does (one rule: the nearest crossing, its district)
+    where = crossing_place(promoted["lat"], promoted["lon"], load_districts())
+    assert where is not None and where.endswith("交叉口附近"), where
+    assert incident["title"].endswith(f" · {where}"), incident["title"]
 
     # link: an operator attaches another row to that incident
     r = command_client.post(f"/inbox/{row['C']}/link", headers=op, json={"incident_id": incident["id"]})

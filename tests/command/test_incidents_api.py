@@ -9,17 +9,17 @@ import psycopg
 import redis
 from fastapi.testclient import TestClient
 
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, AlarmKind, Network
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
 
 
 def push_alarm(settings: Settings, alarm_id: str, *, category: str = "fire", lat: float = 32.0420,
-               lon: float = 112.1440, kind: str = "call", minutes_ago: float = 0) -> None:
+               lon: float = 112.1440, kind: AlarmKind = "call", minutes_ago: float = 0) -> None:
     alarm = Alarm(
         alarm_id=alarm_id, kind=kind, source="police/sys110", msg_id=alarm_id.split("#")[-1],
-        network="police", ts=datetime.now(UTC) - timedelta(minutes=minutes_ago), lat=lat, lon=lon,
+        network=Network.POLICE, ts=datetime.now(UTC) - timedelta(minutes=minutes_ago), lat=lat, lon=lon,
         grid_cell_id=None, category=category, summary=f"樊城区人民路 {category}", details={},
     )
     r = redis.Redis.from_url(settings.shared.redis_url or "")

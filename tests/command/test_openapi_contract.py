@@ -39,6 +39,18 @@ EXAMPLES_PER_ROLE = 3
 #: role's token, the first example logged the sweep out and every later operation was
 #: a 401 that proved nothing.
 SESSION_ENDING = frozenset({"POST /auth/logout"})
+#: Each call's limit: long, for a machine shared with other test runs (a timeout is a
+#: failure of the sweep, not a 5xx, but it must not be mistaken for one).
+REQUEST_TIMEOUT_S = 120.0
+
+
+def _why(exc: BaseException) -> str:
+    """A failure with what it groups (hypothesis' "flaky" and schemathesis' groups hide
+    the response that failed in their sub-exceptions)."""
+    parts = [str(exc)]
+    for sub in getattr(exc, "exceptions", ()):
+        parts.append(_why(sub))
+    return "\n  ".join(parts)[:4000]
 
 
 def _reproducible(examples: int) -> settings:
@@ -68,6 +80,13 @@ class LiveCommand:
     def headers_for(self, label: str, user: str) -> dict[str, str]:
         """The role's token, or a throwaway one where the operation ends its session."""
         return self.login(user) if label in SESSION_ENDING else self.tokens[user]
+
+    def schema(self) -> Any:
+        """The service's OpenAPI, read with time to spare (a busy machine answered the
+        ~140 operations' schema later than schemathesis waits)."""
+        answer = httpx2.get(f"{self.base_url}/openapi.json", timeout=REQUEST_TIMEOUT_S)
+        assert answer.status_code == 200, answer.text
+        return schemathesis.openapi.from_dict(answer.json())
 
     def assert_still_signed_in(self, user: str) -> None:
         """The sweep ran signed in to the end: neither logged out nor expired on the way
@@ -132,7 +151,7 @@ def _ok(result: Ok[Operation] | Err[InvalidSchema]) -> Operation:
 def test_api_conforms(live_command: LiveCommand) -> None:
     """Every operation, ~15 generated cases each. (Driven by hand: schemathesis'
     pytest plugin does not run under pytest 9.)"""
-    schema = schemathesis.openapi.from_url(f"{live_command.base_url}/openapi.json")
+    schema = live_command.schema()
     failures: list[str] = []
     operations = [_ok(result) for result in schema.get_all_operations()]
     assert len(operations) > 40
@@ -149,12 +168,13 @@ def test_api_conforms(live_command: LiveCommand) -> None:
                 base_url=live_command.base_url,
                 headers=headers,  # noqa: B023 - check() runs within this iteration
                 excluded_checks=[positive_data_acceptance],
+                timeout=REQUEST_TIMEOUT_S,
             )
 
         try:
             check()
         except (Exception, FailureGroup) as exc:  # collect every operation's failure, then fail once
-            failures.append(f"{operation.label}: {str(exc)[:1500]}")
+            failures.append(f"{operation.label}: {_why(exc)}")
     assert not failures, "\n\n".join(failures)
     live_command.assert_still_signed_in("admin1")
 
@@ -192,7 +212,7 @@ def _strategies(operation: Any) -> dict[str, SearchStrategy[schemathesis.Case[An
 def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> None:
     """Whatever a signed-in user of this role sends — valid, invalid, a NUL in every
     text — the answer is never a 5xx (refusals included: their audit write cannot fail)."""
-    schema = schemathesis.openapi.from_url(f"{live_command.base_url}/openapi.json")
+    schema = live_command.schema()
     failures: list[str] = []
     operations = [_ok(result) for result in schema.get_all_operations()]
     for operation in operations:
@@ -206,6 +226,7 @@ def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> N
                     base_url=live_command.base_url,
                     headers=headers,  # noqa: B023 - check() runs within this iteration
                     checks=[not_a_server_error],
+                    timeout=REQUEST_TIMEOUT_S,
                 )
 
             try:
@@ -213,6 +234,6 @@ def test_no_server_error_for_any_role(live_command: LiveCommand, user: str) -> N
             except Unsatisfiable:  # no invalid request exists (no parameters, no body)
                 assert mode == "invalid", operation.label
             except (Exception, FailureGroup) as exc:  # every operation's failure, then fail once
-                failures.append(f"{user} {mode} {operation.label}: {str(exc)[:1500]}")
+                failures.append(f"{user} {mode} {operation.label}: {_why(exc)}")
     assert not failures, "\n\n".join(failures)
     live_command.assert_still_signed_in(user)

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from tests.command.conftest import FIELD_TEAM, OTHER_TEAM
 from tests.command.test_dispatch_api import dispatch, open_incident
 from tests.command.test_incidents_api import open_incidents, wait_for
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, Network
 from wuwang.settings import Settings
 
 Login = Callable[[str], dict[str, str]]
@@ -26,7 +26,7 @@ def push_call(settings: Settings, msg_id: str, address: str) -> None:
         kind="call",
         source="police/sys110",
         msg_id=msg_id,
-        network="police",
+        network=Network.POLICE,
         ts=datetime.now(UTC),
         lat=32.0420,
         lon=112.1440,

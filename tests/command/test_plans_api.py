@@ -219,6 +219,27 @@ def test_forced_activation_of_a_plan_for_another_type(command_client: TestClient
     assert event["kind"] == "plan_activated" and "activated anyway: 起火楼层存放危化品" in event["reason"]
 
 
+def test_a_crew_reads_which_plan_its_incident_runs(
+    command_client: TestClient, command_settings: Settings, login: Login
+) -> None:
+    """A field crew may not read the plan library, yet its incident's record names the
+    activated plan by title in both languages (the field page's updates say WHICH plan)."""
+    op, field = login("operator1"), login(FIELD_TEAM)
+    inc = open_high_rise_fire(command_client, op)
+    dispatch(command_settings, inc["id"], FIELD_TEAM, datetime.now(UTC))
+    version = command_client.get(f"/incidents/{inc['id']}", headers=op).json()["incident"]["version"]
+    r = post(
+        command_client, f"/incidents/{inc['id']}/plan", op, plan_id="high_rise_fire", expected_version=version
+    )
+    assert r.status_code == 200, r.text
+    seen = command_client.get(f"/incidents/{inc['id']}", headers=field)
+    assert seen.status_code == 200, seen.text
+    event = next(e for e in seen.json()["timeline"] if e["kind"] == "plan_activated")
+    assert event["data"]["plan_id"] == "high_rise_fire"
+    assert (event["data"]["title_zh"], event["data"]["title_en"]) == (HRF.title_zh, HRF.title_en)
+    assert event["data"]["title_zh"] == "高层建筑火灾应急预案"
+
+
 def test_shortfall_counts_teams_on_the_incident_and_stock_held(
     command_client: TestClient, command_settings: Settings, login: Login
 ) -> None:

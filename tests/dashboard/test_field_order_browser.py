@@ -71,7 +71,9 @@ def test_a_field_report_lands_on_its_orders_incident_with_its_photo(
     # no plan covers a plain fire: the desk takes the high-rise one, with its reason
     plan = {"plan_id": "high_rise_fire", "expected_version": version, "force": True, "reason": "仓库参照"}
     stack.api("POST", f"/incidents/{iid}/plan", token, plan)
-    field.page.wait_for_selector('#field-updates:has-text("启动应急预案")', timeout=20_000)
+    # the crew reads WHICH plan, by its title, not only its level
+    named = "启动应急预案：高层建筑火灾应急预案，III 级响应"
+    field.page.wait_for_selector(f'#field-updates:has-text("{named}")', timeout=20_000)
     field.page.locator("#field-updates").scroll_into_view_if_needed()
     shot(field.page, artifacts, "field-page-updates")
 

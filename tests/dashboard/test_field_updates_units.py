@@ -17,7 +17,15 @@ def event(seq: int, kind: str, **data: Any) -> dict[str, Any]:
 def test_updates_are_the_latest_notes_levels_and_plans_newest_first() -> None:
     timeline = [
         event(1, "opened", title="x"),
-        event(2, "plan_activated", plan_id="flood", plan_version=1, level=4),
+        event(
+            2,
+            "plan_activated",
+            plan_id="flood",
+            plan_version=1,
+            level=4,
+            title_zh="防汛应急预案",
+            title_en="Flood plan",
+        ),
         event(3, "team_dispatched", team_id="T1", order_id="O1"),
         event(4, "level_changed", from_level=4, to_level=3),
         event(5, "note_added", text="注意液化气罐"),
@@ -25,7 +33,14 @@ def test_updates_are_the_latest_notes_levels_and_plans_newest_first() -> None:
     assert field_updates(timeline) == [
         {"seq": 5, "kind": "note_added", "at": "2026-12-07T09:00:05+00:00", "text": "注意液化气罐"},
         {"seq": 4, "kind": "level_changed", "at": "2026-12-07T09:00:04+00:00", "level": 3},
-        {"seq": 2, "kind": "plan_activated", "at": "2026-12-07T09:00:02+00:00", "level": 4},
+        {
+            "seq": 2,
+            "kind": "plan_activated",
+            "at": "2026-12-07T09:00:02+00:00",
+            "level": 4,
+            "title_zh": "防汛应急预案",  # which plan, in both languages: the page picks its own
+            "title_en": "Flood plan",
+        },
     ]
     many = [event(i, "note_added", text=str(i)) for i in range(1, 9)]
     assert [u["seq"] for u in field_updates(many)] == [8, 7, 6, 5, 4]

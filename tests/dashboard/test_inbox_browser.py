@@ -33,7 +33,9 @@ from testkit.feeds import publish, wait_for
 from testkit.stack import Stack
 from tests.dashboard.conftest import Watched
 from tests.dashboard.test_console_browser import login, shot
+from wuwang.city import load_districts
 from wuwang.contract import encode, wuwang_topic
+from wuwang.places import crossing_place
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -148,6 +150,10 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
     assert "频繁" in row.query_selector(".badge-flapping").inner_text()
     assert "徘徊逗留" in row.inner_text()  # the category in the operator's words, not "loitering"
     assert "loitering" not in row.inner_text()
+    # where, in the incident titles' words: the nearest crossing and its district, no coordinates
+    where = crossing_place(*places[0], load_districts())
+    assert where is not None and row.query_selector(".inbox-place").inner_text() == where
+    assert f"{places[0][0]:.4f}" not in row.inner_text()
     wait_for(lambda: row_of(page, crowd) is not None, 60, 0.3, "the crowd camera's row")
     sensor = f'.inbox-row[data-source$="/{gauge}"]'
     page.wait_for_selector(sensor, timeout=60_000)
@@ -163,6 +169,9 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
     page.wait_for_selector("#inbox-feedback .ok", timeout=20_000)
     incident_id = page.inner_text("#inbox-feedback .ok").split()[-1]
     assert incident_id.startswith("INC-"), incident_id
+    # the incident's title says where as the row did (one rule for both)
+    title = stack.api("GET", f"/incidents/{incident_id}", token)["incident"]["title"]
+    assert title.endswith(f" · {crossing_place(*places[1], load_districts())}"), title
     page.wait_for_selector(f'#queue [data-incident="{incident_id}"]', timeout=20_000)
     wait_for(lambda: row_of(page, crowd) is None, 20, 0.3, "the promoted row off the open list")
 
@@ -205,6 +214,7 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
     panel = page.inner_text("#inbox-panel")
     assert "loitering" in panel and "Promote to incident" in panel and "to triage" in panel
     assert "inbox." not in panel and "triage." not in panel and "徘徊" not in panel
+    assert "near the crossing of" in panel  # the place in English words; the names stay names
     page.screenshot(path=str(artifacts / "inbox-desk-en.png"))
     assert desk.errors == [], desk.errors
     assert desk.foreign() == [], desk.foreign()
@@ -300,4 +310,3 @@ def test_the_inbox_is_not_on_the_wall(console_stack: Stack, desk: Watched) -> No
     page.wait_for_selector(".connection.ok", timeout=30_000)
     page.wait_for_selector("#queue", timeout=30_000)
     assert page.query_selector(".inbox-panel") is None
-

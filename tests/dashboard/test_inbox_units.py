@@ -15,6 +15,8 @@ from dashboard.layout.console import console_page
 from dashboard.layout.inbox import ago_text, may_act, place_text, row_item
 from tests.dashboard.test_console_units import component_ids
 from tests.dashboard.who import signed_in
+from wuwang.city import load_districts
+from wuwang.places import crossing_place
 from wuwang.settings import Settings
 
 OPERATOR = signed_in("operator1", "operator", None, "值班员")
@@ -80,15 +82,16 @@ def texts(node: Any) -> str:
 
 def test_a_row_says_what_where_how_often_and_why_in_words() -> None:
     zh = texts(row_item("zh_CN", OPERATOR, row(), NOW, ZONE))
-    shown = ("徘徊逗留", "32.0420, 112.1440", "×50", "频繁", "视频 · CAM-1", "首次", "6 分钟前", "刚刚", "低")
+    shown = ("徘徊逗留", "交叉口附近", "×50", "频繁", "视频 · CAM-1", "首次", "6 分钟前", "刚刚", "低")
     for part in shown:
         assert part in zh, (part, zh)
     assert "进入告警收件箱待研判" in zh and "频繁告警" in zh  # the reason, and the badge's
     assert "升级为事件" in zh and "关联到事件" in zh and "排除" in zh
+    assert "32.0420" not in zh  # inside the city: the crossing, not the coordinates
     en = texts(row_item("en", OPERATOR, row(), NOW, ZONE))
     for part in (
         "loitering",
-        "32.0420, 112.1440",
+        "near the crossing of",
         "×50",
         "flapping",
         "video · CAM-1",
@@ -104,10 +107,16 @@ def test_a_row_says_what_where_how_often_and_why_in_words() -> None:
     assert "r1281c4486" not in zh and "r1281c4486" not in en  # a grid cell's id is a code
 
 
-def test_the_place_is_the_district_never_the_cells_id() -> None:
+def test_the_place_is_the_nearest_crossing_never_the_cells_id() -> None:
     here = place_text("zh_CN", row())
-    assert "32.0420, 112.1440" in here and "区" in here  # 樊城区 or 襄城区: the district it lies in
+    # in the incident titles' words: the district and its nearest crossing, no coordinates
+    assert here == crossing_place(32.042, 112.144, load_districts()), here
+    assert here.startswith("樊城区") and here.endswith("交叉口附近") and "32.04" not in here
     assert place_text("zh_CN", row(grid_cell_id=None)) == here
+    en = place_text("en", row())
+    assert en.startswith("near the crossing of ") and en.endswith(", 樊城区"), en  # names stay names
+    # only a point outside the city gives its coordinates
+    assert place_text("zh_CN", row(lat=40.0, lon=116.4)) == "40.0000, 116.4000"
     assert place_text("en", row(lat=None, lon=None)) == "in a grid cell (no coordinates)"
     assert place_text("en", row(grid_cell_id=None, lat=None, lon=None)) == "no position"
     assert ago_text("zh_CN", NOW - timedelta(hours=2, minutes=5), NOW) == "2 小时 5 分钟前"

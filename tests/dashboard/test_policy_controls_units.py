@@ -13,7 +13,7 @@ from dashboard import ids
 from dashboard.api import CommandApi, Me
 from dashboard.callbacks.common import drill_of
 from dashboard.layout.console import side_panel
-from dashboard.layout.detail import actions, sources
+from dashboard.layout.detail import DetailData, actions, sources
 from dashboard.layout.inbox import may_act
 from tests.dashboard.test_console_units import component_ids, run_async
 
@@ -59,7 +59,7 @@ def test_a_role_name_without_actions_gets_no_control() -> None:
     assert not may_act(commander, {"row_id": "r1", "exercise_id": None})
     assert not commander.may_change_level and not commander.may_run_exercises
     assert not commander.works_the_desk
-    assert "merge" not in acts_of(sources("zh_CN", commander, LIVE_INC, _tz()))
+    assert "merge" not in acts_of(sources("zh_CN", commander, DetailData(LIVE_INC, []), _tz()))
 
 
 def test_a_drills_incident_asks_the_drill_list() -> None:

@@ -182,7 +182,7 @@ def test_sensor_alarm_summary_and_json() -> None:
         "id": "a", "device_id": "SEN-1", "kind": "smoke", "value": 12.3, "unit": "%/m"})
     a = alarms.sensor_alarm(m, NOWHERE, DEFAULT_THRESHOLDS["smoke"])
     assert a.summary == "烟感超限 12.3 %/m"
-    dumped = a.model_dump(mode="json")
+    dumped = a.to_json()
     assert dumped["ts"] == "2025-05-01T00:00:00Z" and dumped["network"] == "venue"
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from ingest.writer import DeviceRegistry
+from ingest.writer import Registry
 from testkit.feeds import delivery, write_batch
 from wuwang.contract import wuwang_topic
 from wuwang.mqttlink import Delivery
@@ -162,9 +162,10 @@ def test_the_registry_cache_overflowing_mid_batch_loses_no_device(database_url: 
     still be looked up (else a KeyError would dead-letter a batch of valid readings)."""
     register(database_url, "SEN-A")
     register(database_url, "SEN-B", gateway_id="GW-1")
-    registry = DeviceRegistry()
+    registry = Registry()
     registry.MAX_ENTRIES = 1
     with psycopg.connect(database_url) as conn:
-        assert set(registry.lookup(conn, {"SEN-A", "SEN-X"})) == {"SEN-A"}
-        got = registry.lookup(conn, {"SEN-A", "SEN-B"})
-    assert {d: r.publisher for d, r in got.items()} == {"SEN-A": "SEN-A", "SEN-B": "GW-1"}
+        assert set(registry.lookup(conn, {("device_id", "SEN-A"), ("device_id", "SEN-X")})) == {
+            ("device_id", "SEN-A")}
+        got = registry.lookup(conn, {("device_id", "SEN-A"), ("device_id", "SEN-B")})
+    assert {d: r.publisher for (_, d), r in got.items()} == {"SEN-A": "SEN-A", "SEN-B": "GW-1"}

@@ -175,3 +175,17 @@ def test_a_mapping_with_nul_is_refused_naming_the_key(tmp_path: Path) -> None:
         'description: {columns: [desc], template: "{desc}\\0"}\n', encoding="utf-8")
     with pytest.raises(MappingError, match=r"description\.template: .*NUL"):
         load_mapping(path)
+
+
+@pytest.mark.parametrize("nul", [b"\x00", b"&#0;", b"&#x0;"])
+def test_a_cap_document_with_nul_is_refused_as_not_well_formed(nul: bytes) -> None:
+    """Another agency's CAP warning (``POST /warnings/cap``, ``command cap import``): XML
+    1.0 cannot hold U+0000, raw or as a character reference, so the parser refuses the
+    document (422) before any text of it reaches PostgreSQL."""
+    from command.cap_schema import read_cap
+    from command.domain.cap import CapRefused
+
+    head = b'<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>a'
+    doc = head + nul + b"</identifier></alert>"
+    with pytest.raises(CapRefused, match="not well-formed"):
+        read_cap(doc)

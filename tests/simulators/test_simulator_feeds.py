@@ -36,6 +36,7 @@ from wuwang.contract import (
     SensorReading,
     TeamStatus,
     TeamStatusUpdate,
+    VideoAlert,
     parse_message,
 )
 
@@ -129,7 +130,11 @@ def test_contract_topics_and_registry_agree(city: City) -> None:
             assert msg.topic.source_id == dev.id and msg.topic.network == dev.network
             assert p.unit == dev.unit and p.kind == dev.kind
         elif ev.feed == Feed.VIDEO:
+            assert isinstance(p, VideoAlert)
             assert cameras[msg.topic.source_id].network == msg.topic.network
+            # Each demo camera publishes for itself: the door takes an alert only from the
+            # source registered for its camera (no video platform in the demo city).
+            assert p.camera_id == msg.topic.source_id
         elif msg.topic.is_team:
             assert msg.topic.source_id in teams
 

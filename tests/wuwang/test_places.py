@@ -12,6 +12,7 @@ from wuwang.places import (
     Landmark,
     RoadLabel,
     crossing_at,
+    crossing_place,
     describe_place,
     direction,
     district_at,
@@ -54,6 +55,17 @@ def test_the_nearest_landmark_within_reach_with_direction_and_distance() -> None
     assert at_it.endswith("（襄阳站）")
     far = offset_by_metres(station.lat, station.lon, 3000, 0)
     assert "襄阳站" not in describe_place(*far, DISTRICTS, [station])
+
+
+def test_an_alarms_place_is_the_crossing_without_landmark_and_none_outside_the_city() -> None:
+    lat, lon = FANCHENG.center
+    here = crossing_place(lat, lon, DISTRICTS)
+    assert here is not None and here.startswith("樊城区") and here.endswith("交叉口附近")
+    # the same words as the order's address, less its landmark
+    near = [Landmark("襄阳站", *offset_by_metres(lat, lon, 200, 0))]
+    assert describe_place(lat, lon, DISTRICTS, near).startswith(here + "（")
+    assert crossing_place(lat, lon, DISTRICTS, "en") == describe_place(lat, lon, DISTRICTS, lang="en")
+    assert crossing_place(40.0, 116.4, DISTRICTS) is None  # Beijing: the caller gives coordinates
 
 
 def test_outside_the_city_only_coordinates() -> None:

@@ -14,12 +14,12 @@ from command.domain.correlation import (
     report_team,
     route_team_report,
 )
-from wuwang.contract import Alarm
+from wuwang.contract import Alarm, AlarmKind
 
 ORDER = TeamOrder("ORD-1", "INC-7", incident_open=True)
 
 
-def report(kind: str = "report", **details: Any) -> Alarm:
+def report(kind: AlarmKind = "report", **details: Any) -> Alarm:
     return Alarm(
         alarm_id=f"team/T-FIRE-01#{kind}-1",
         kind=kind,
