@@ -85,8 +85,18 @@ SERVICES: Mapping[str, ServiceHelp] = {
         (
             ("Endpoints", ENDPOINTS),
             ("Command service", _group("command")),
-            # dead letters of the v2 shelter counts are cut as the ingest cuts its own
-            ("Shared", ("alarm_stream", "grid_cell_deg", "dead_letter_raw_cap")),
+            # dead letters of the v2 shelter counts are cut as the ingest cuts its own; team
+            # statuses and field reports keep the ingest's time window (retention, clock skew)
+            (
+                "Shared",
+                (
+                    "alarm_stream",
+                    "grid_cell_deg",
+                    "dead_letter_raw_cap",
+                    "retention_days",
+                    "ingest_clock_skew_s",
+                ),
+            ),
             ("Start-up", START_UP),
         ),
     ),
