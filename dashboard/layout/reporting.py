@@ -194,4 +194,7 @@ def wall_rows(lang: Lang, clocks: list[dict[str, Any]], tz: ZoneInfo) -> list[ht
             *row.children,
         ]
         rows.append(row)
+    if len(clocks) > WALL_ROWS:
+        # the wall never hides that clocks are cut off: the desk's board lists them all
+        rows.append(html.Li(t(lang, "upward.wall_more", n=len(clocks) - WALL_ROWS), className="muted more"))
     return rows

@@ -185,7 +185,11 @@ def duty_tab(lang: Lang) -> list[str]:
 
 def reporting_tab(lang: Lang) -> list[str]:
     body = {"rule": RULE, "covered": True, "clocks": CLOCKS, "reports": REPORTS}
-    wall = [{**c, "title": INCIDENT["title"], "incident_id": INCIDENT["id"]} for c in CLOCKS]
+    # more clocks than the wall shows, so its "N more" line is read too
+    wall = [
+        {**c, "title": INCIDENT["title"], "incident_id": INCIDENT["id"]}
+        for c in CLOCKS * (reporting.WALL_ROWS // len(CLOCKS) + 1)
+    ]
     return [
         *texts(reporting.reporting_tab(lang, ME, INCIDENT, body, ZONE)),
         *texts(reporting.wall_strip(lang)),
@@ -242,3 +246,13 @@ def test_the_code_finder_sees_keys_codes_and_accounts() -> None:
         "report_sent",
         "签发人 commander1",
     ]
+
+
+@pytest.mark.parametrize("lang", ["zh_CN", "en"])
+def test_the_wall_says_how_many_clocks_it_leaves_out(lang: Lang) -> None:
+    clock = {**CLOCKS[0], "title": INCIDENT["title"], "incident_id": INCIDENT["id"]}
+    shown = reporting.wall_rows(lang, [clock] * reporting.WALL_ROWS, ZONE)
+    assert len(shown) == reporting.WALL_ROWS and "more" not in str(shown[-1].className)
+    cut = reporting.wall_rows(lang, [clock] * (reporting.WALL_ROWS + 3), ZONE)
+    assert len(cut) == reporting.WALL_ROWS + 1
+    assert "more" in str(cut[-1].className) and "3" in " ".join(texts(cut[-1]))
