@@ -66,7 +66,6 @@ def layer_network(network: str) -> str:
 
 
 # Live state pushed by the browser code (assets/wuwang-live.js).
-LIVE_QUEUE = "live-queue"  # open incidents, sorted, summarised
 LIVE_TEAMS = "live-teams"  # counts by status + the board's rows
 SELECTED = "selected-incident"  # the incident id the operator opened
 DETAIL_TICK = "detail-tick"  # bumped when the open incident changed
@@ -103,7 +102,7 @@ QUEUE_COUNT = "queue-count"
 QUEUE_SOUND = "queue-sound"  # enable the announcement tone (assets/25-wuwang-announce.js)
 QUEUE_MUTE = "queue-mute"
 KPI_TILES = "kpi-tiles"
-KPI_LIVE = "kpi-live"  # the tiles computed in the browser (open by level, teams available)
+KPI_LIVE = "kpi-live"  # the tiles drawn by the browser (open by level, teams available): no callback
 SIDE_TABS = "side-tabs"
 PANEL_DETAIL = "panel-detail"
 PANEL_TEAMS = "panel-teams"

@@ -533,6 +533,32 @@
     return { total: total, counts: counts, by_type: byType, active: active.slice(0, 60), active_total: active.length };
   }
 
+  /* The live KPI tiles (open incidents by level, teams available), drawn straight into
+   * their element like the queue: through a Dash callback, each incident cost some forty
+   * store updates on the page's one thread before the map's next frame (docs/console.md). */
+  var kpiState = { byLevel: null, teams: null };
+  function kpiTile(cls, key, value, label) {
+    var tile = el("div", cls);
+    tile.setAttribute("data-kpi", key);
+    tile.appendChild(el("div", "kpi-value", value));
+    tile.appendChild(el("div", "kpi-label", label));
+    return tile;
+  }
+  function drawKpiLive() {
+    var box = document.getElementById("kpi-live");
+    if (!box || !kpiState.byLevel) return;
+    var byLevel = kpiState.byLevel, teams = kpiState.teams;
+    var frag = document.createDocumentFragment();
+    [1, 2, 3, 4].forEach(function (lv) {
+      frag.appendChild(kpiTile("kpi kpi-level level-" + lv, "open-" + lv, String(byLevel[lv] || 0),
+                               ROMAN[lv] + " " + W.t("level." + lv)));
+    });
+    var avail = teams ? (teams.counts.available || 0) : 0;
+    frag.appendChild(kpiTile("kpi", "teams-available", teams ? avail + " / " + teams.total : "—",
+                             W.t("kpi.teams_available")));
+    box.replaceChildren(frag);
+  }
+
   /* The map layer a live feed draws (the registry, dashboard/layers.py, via the config). */
   function liveLayer(feed) {
     var layers = (live.cfg && live.cfg.live_layers) || {};
@@ -543,12 +569,13 @@
     flushTimer = null;
     var page = live.cfg ? live.cfg.page : null;
     if (page !== "desk" && page !== "wall") return;
+    var kpis = dirty.incidents || dirty.teamStatus;
     if (dirty.incidents) {
       dirty.incidents = false;
       W.setProps(liveLayer("incidents"), { data: incidentFeatures() });
       var q = queueRows();
       drawQueue(q);
-      W.setProps("live-queue", { data: { total: q.total, by_level: q.by_level } });
+      kpiState.byLevel = q.by_level;
     }
     if (dirty.teams) {
       dirty.teams = false;
@@ -556,9 +583,11 @@
     }
     if (dirty.teamStatus) {
       dirty.teamStatus = false;
-      W.setProps("live-teams", { data: teamsSummary() });
+      kpiState.teams = teamsSummary();
+      W.setProps("live-teams", { data: kpiState.teams });
       if (W.wall) W.wall.teamsChanged();
     }
+    if (kpis) drawKpiLive();
     live.stats.flushes += 1;
     live.stats.lastFlushAt = Date.now();
     if (live.onFlush) live.onFlush();
@@ -642,22 +671,6 @@
         return cs.no_update;
       }
       return live.attach(cfg, session.token, catalogue);
-    },
-    renderKpiLive: function (q, teams, catalogue) {
-      setCatalogue(catalogue);
-      var byLevel = (q && q.by_level) || { 1: 0, 2: 0, 3: 0, 4: 0 };
-      var tiles = [1, 2, 3, 4].map(function (lv) {
-        return h("Div", { className: "kpi kpi-level level-" + lv, "data-kpi": "open-" + lv, children: [
-          h("Div", { className: "kpi-value", children: String(byLevel[lv]) }),
-          h("Div", { className: "kpi-label", children: ROMAN[lv] + " " + W.t("level." + lv) })
-        ] });
-      });
-      var avail = teams ? (teams.counts.available || 0) : 0;
-      tiles.push(h("Div", { className: "kpi", "data-kpi": "teams-available", children: [
-        h("Div", { className: "kpi-value", children: teams ? avail + " / " + teams.total : "—" }),
-        h("Div", { className: "kpi-label", children: W.t("kpi.teams_available") })
-      ] }));
-      return tiles;
     },
     renderTeamsBoard: function (s, tab, catalogue) {
       setCatalogue(catalogue);

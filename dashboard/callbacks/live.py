@@ -1,6 +1,7 @@
-"""The live picture (clientside): start the WebSocket, draw the queue, the live KPI
-tiles and the connection state from what ``assets/20-wuwang-live.js`` pushes, and
-switch the side panel's tabs. None of these go to the server."""
+"""The live picture (clientside): start the WebSocket, draw the connection state from
+what ``assets/20-wuwang-live.js`` pushes, and switch the side panel's tabs. None of
+these go to the server. The queue and the live KPI tiles (``ids.KPI_LIVE``) are drawn
+by the browser straight into their elements, without a callback."""
 
 from __future__ import annotations
 
@@ -20,15 +21,6 @@ def register(app: Dash, console: Console) -> None:
         Input(ids.CONFIG, "data"),
         Input(ids.I18N, "data"),
         State(ids.SESSION, "data"),
-    )
-    clientside(
-        app,
-        _fn("renderKpiLive"),
-        Output(ids.KPI_LIVE, "children"),
-        Input(ids.LIVE_QUEUE, "data"),
-        Input(ids.LIVE_TEAMS, "data"),
-        State(ids.I18N, "data"),
-        prevent_initial_call=True,  # drawn when the browser pushes the live state
     )
     clientside(
         app,

@@ -30,7 +30,6 @@ def stores(console: Console, page: str, lang: Lang) -> list[Any]:
         dcc.Store(id=ids.CONFIG, data=console.browser_config(page)),
         dcc.Store(id=ids.I18N, data=catalogue(lang)),
         dcc.Store(id=ids.LIVE_STATUS),
-        dcc.Store(id=ids.LIVE_QUEUE),
         dcc.Store(id=ids.LIVE_TEAMS),
         dcc.Store(id=ids.SELECTED),
         dcc.Store(id=ids.DETAIL_TICK, data=0),
