@@ -152,13 +152,20 @@ def register(app: Dash, console: Console) -> None:
         if layer.on_request and isinstance(layer.source, Static):
             _load_when_switched_on(app, console, layer, layer.source)
 
+    # The served layers are first asked for once the map's first draw is on screen
+    # ("map-up", assets/10-wuwang-map.js), like the desk's panels: their callbacks and
+    # drawing do not share the browser's one thread with that draw. A tick before then
+    # is not lost: the map-up fetch reads the current state.
     @app.callback(
         Output(ids.LAYER_HEAT, "data"),
         Input(ids.HEAT_TICK, "data"),
-        Input(ids.CONFIG, "data"),
+        Input(ids.MAP_UP, "data"),
         State(ids.SESSION, "data"),
+        prevent_initial_call=True,
     )
-    async def heat(_tick: Any, _config: Any, session: Any) -> Any:
+    async def heat(_tick: Any, up: Any, session: Any) -> Any:
+        if not up:
+            raise PreventUpdate
         me, _token = await require_staff(console, session)
         if me.drills_only:  # 演练: the heat is of live 110 calls; planners see exercises only
             return geo.collection([])
@@ -173,11 +180,14 @@ def register(app: Dash, console: Console) -> None:
     @app.callback(
         Output(ids.LAYER_WAREHOUSES, "data"),
         Input(ids.RESERVE_TICK, "data"),
+        Input(ids.MAP_UP, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
-        prevent_initial_call=True,  # the snapshot's reserve tick fetches them
+        prevent_initial_call=True,
     )
-    async def warehouses(_tick: Any, session: Any, lang_value: Any) -> Any:
+    async def warehouses(_tick: Any, up: Any, session: Any, lang_value: Any) -> Any:
+        if not up:
+            raise PreventUpdate
         _me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard.language)
         try:
@@ -192,13 +202,14 @@ def register(app: Dash, console: Console) -> None:
         Output(ids.LAYER_SHELTERS, "data"),
         Input(ids.HEAT_TICK, "data"),
         Input(ids.REGISTRY_TICK, "data"),  # live: a shelter's count, a source's level
-        Input(ids.CONFIG, "data"),
+        Input(ids.MAP_UP, "data"),
         State(ids.SESSION, "data"),
         State(ids.LANG, "data"),
+        prevent_initial_call=True,
     )
-    async def risk_and_shelters(
-        _tick: Any, _registry: Any, _config: Any, session: Any, lang_value: Any
-    ) -> Any:
+    async def risk_and_shelters(_tick: Any, _registry: Any, up: Any, session: Any, lang_value: Any) -> Any:
+        if not up:
+            raise PreventUpdate
         _me, token = await require_staff(console, session)
         lang = lang_of(lang_value or console.settings.dashboard.language)
         out = []
