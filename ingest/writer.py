@@ -283,34 +283,67 @@ class BatchWriter:
         self._draining = threading.Event()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        self.pending = 0  # messages taken from the inbox and not yet committed
+        self._committer = threading.Thread(
+            target=self._commit_batches, name="ingest-writer-commit", daemon=True
+        )
+        self._turn = threading.Condition()  # guards the hand-over: _next, _writing, _filled_all
+        self._next: list[Parsed] | None = None  # handed over, not yet taken by the committer
+        self._filling = 0  # messages in the batch the writer thread is filling
+        self._writing = 0  # messages handed to the committer and not yet committed
+        self._filled_all = False  # the writer thread has ended: the committer ends when idle
 
     # --- control -------------------------------------------------------------------
 
     def start(self) -> None:
+        self._committer.start()
         self._thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self._committer.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Messages taken from the inbox and not yet committed: the batch filling and the
+        batch being written."""
+        return self._filling + self._writing
 
     def drain(self, timeout: float) -> bool:
         """Write what is in the inbox, then stop. False when the timeout ran out first
         (the rest stays unacknowledged: the broker redelivers it to the next start)."""
+        until = time.monotonic() + timeout
         self._draining.set()
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._committer.join(max(0.0, until - time.monotonic()))
+        if self._thread.is_alive() or self._committer.is_alive():
             self._abort.set()
+            with self._turn:
+                self._turn.notify_all()
             self._thread.join(10)
-        drained = not self._thread.is_alive() and self.pending == 0 and self._inbox.empty()
+            self._committer.join(10)
+        drained = not self.alive and self.pending == 0 and self._inbox.empty()
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
         return drained
 
-    # --- the thread ----------------------------------------------------------------
+    # --- the threads ---------------------------------------------------------------
+    #
+    # Two threads, one batch each: the writer thread takes messages from the inbox, parses
+    # them and fills the next batch while the committer thread writes the previous one in
+    # PostgreSQL. A batch is handed over only when the committer is idle, so the writer
+    # holds at most two batches (one filling, one being written), they are committed one
+    # after the other in the order taken, and their acks are released in that order.
 
     def _run(self) -> None:
+        try:
+            self._fill()
+        finally:
+            with self._turn:
+                self._filled_all = True
+                self._turn.notify_all()
+
+    def _fill(self) -> None:
         batch: list[Parsed] = []
         urgent = False  # the batch holds a message that may raise an alarm: commit at once
         deadline = 0.0  # time.monotonic() by which the current batch is written
@@ -337,8 +370,9 @@ class BatchWriter:
                     break
                 urgent = urgent or self._urgent(taken)
                 batch.append(taken)
-            self.pending = len(batch)
-            if len(batch) < size and not urgent and not self._draining.is_set():
+            self._filling = len(batch)
+            full = len(batch) >= size
+            if not full and not urgent and not self._draining.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     # Let the window fill up without taking messages one by one: a writer
@@ -346,6 +380,28 @@ class BatchWriter:
                     # message). Look again every FILL_POLL_S, or at once when draining.
                     self._draining.wait(min(remaining, FILL_POLL_S))
                     continue
+            with self._turn:
+                if self._next is not None or self._writing:
+                    # Due, but the previous batch is still being written: go on filling this
+                    # one (it leaves with the next turn), or wait when it is full.
+                    self._turn.wait(0.05 if full else FILL_POLL_S)
+                    continue
+                self._next = batch
+                self._writing = len(batch)
+                self._turn.notify_all()
+            batch = []
+            urgent = False
+            self._filling = 0
+
+    def _commit_batches(self) -> None:
+        """The committer thread: writes the batches the writer thread hands over, in order."""
+        while True:
+            with self._turn:
+                while self._next is None and not self._filled_all and not self._abort.is_set():
+                    self._turn.wait()
+                batch, self._next = self._next, None
+                if batch is None:
+                    return
             try:
                 committed = self._write_parsed(batch)
             except Exception:  # a bug must not kill the writer; the batch is redelivered
@@ -353,10 +409,11 @@ class BatchWriter:
                 committed = False
                 self._abandoned(len(batch))
                 self._abort.wait(1.0)
-            if committed or not self._abort.is_set():
-                batch = []
-                urgent = False
-            self.pending = len(batch)
+            if not committed and self._abort.is_set():
+                return  # aborted before its commit: it stays pending (unacknowledged)
+            with self._turn:
+                self._writing = 0
+                self._turn.notify_all()
 
     def _urgent(self, parsed: Parsed) -> bool:
         """An operator waits for this one: a call, a report, a confident video alert, a
