@@ -49,7 +49,6 @@ from ingest.rows import (
     TABLE_COLUMNS,
     DevicePositions,
     Place,
-    Publishers,
     Subject,
     Unstorable,
     foreign_subject,
@@ -107,10 +106,14 @@ _STATE_ENSURE = (
 # raise level (``h``), and a raised row of any other key (a reading below the raise level
 # can only clear). A row neither raised nor "hot" stays as it is, so it is neither created
 # nor locked: most of a batch is routine readings of quiet sensors.
+#: The batch's keys go as one JSON array of [scope, publisher, device, kind, hot] (orjson
+#: writes it in C; psycopg's array dumper is a Python loop per element: a fifth of the
+#: writer's CPU per message with a key per reading).
 _STATE_LOCK = (
     "SELECT s.scope, s.source_id, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
     " FROM sensor_alarm_state s"
-    " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bool[]) AS u(sc, p, d, k, h)"
+    " JOIN (SELECT e->>0 AS sc, e->>1 AS p, e->>2 AS d, e->>3 AS k, (e->>4)::bool AS h"
+    " FROM json_array_elements(%s::json) AS e) AS u"
     " ON s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
     " WHERE s.raised OR u.h"
     " ORDER BY s.scope, s.source_id, s.device_id, s.kind FOR UPDATE OF s"
@@ -164,12 +167,17 @@ Key = tuple[str, str]
 StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, device_id, kind)
 
 
+#: A message's row: (its place, its feed table, the values in TABLE_COLUMNS order).
+Built = tuple[Place, str, tuple[object, ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Parsed:
     item: Delivery
     msg: Message | None
     reason: str | None  # why it is a dead letter (msg is None)
     feed: str  # metrics label
+    built: Built | None = None  # its row, when the writer thread could build it already
 
 
 @dataclass
@@ -233,6 +241,14 @@ class Registry:
     def __init__(self) -> None:
         self._cache: dict[Subject, tuple[float, Registration | None]] = {}
 
+    def cached(self, subject: Subject) -> tuple[bool, Registration | None]:
+        """(known, its registration) from the cache alone: known is False when only
+        ``lookup`` can say (never asked, or asked too long ago)."""
+        entry = self._cache.get(subject)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
     def lookup(self, conn: psycopg.Connection, subjects: set[Subject]) -> dict[Subject, Registration]:
         now = time.monotonic()
         missing = [s for s in subjects if s not in self._cache or self._cache[s][0] < now]
@@ -277,6 +293,7 @@ class BatchWriter:
         # the future, is never stored (docs/ingest.md, "The time window").
         self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
         self._registry = Registry()
+        self._grid_deg = settings.shared.grid_cell_deg
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
         self._types: dict[str, list[str]] = {}  # feed table → column types (binary COPY)
@@ -474,7 +491,37 @@ class BatchWriter:
         except ContractError as exc:
             self._bad(item, exc.reason)
             return Parsed(item, None, exc.reason, feed_label(item.topic))
-        return Parsed(item, msg, None, str(msg.feed))
+        feed = str(msg.feed)
+        # The row is built here too (the writer thread, while the committer waits for the
+        # database) when the registry's cache knows what the message speaks for; else the
+        # committer builds it after the batch's registry lookup.
+        subject = subject_of(msg.payload)
+        registration = None
+        if subject is not None:
+            known, registration = self._registry.cached(subject)
+            if not known:
+                return Parsed(item, msg, None, feed)
+        return self._built(item, msg, feed, subject, registration)
+
+    def _built(self, item: Delivery, msg: Message, feed: str, subject: Subject | None,
+               registration: Registration | None) -> Parsed:
+        """The message with its row, or a dead letter: another source's registered device
+        or camera (``foreign_subject``), or text the database cannot store."""
+        devices: DevicePositions = {}
+        if registration is not None and subject is not None:
+            foreign = foreign_subject(msg, {subject: registration.publisher})
+            if foreign is not None:
+                self._bad(item, foreign)
+                return Parsed(item, None, foreign, feed)
+            if subject[0] == "device_id":
+                devices = {subject[1]: registration.position}
+        place = place_of(msg, self._grid_deg, devices)
+        try:
+            table, row = row_for(msg, place)
+        except Unstorable as exc:
+            self._bad(item, exc.reason)
+            return Parsed(item, None, exc.reason, feed)
+        return Parsed(item, msg, None, feed, (place, table, row))
 
     def _bad(self, item: Delivery, reason: str) -> None:
         self._badlog.log(logging.WARNING, "bad message on %r: %s; payload %s", item.topic, reason,
@@ -559,32 +606,29 @@ class BatchWriter:
         dead: list[Parsed] = [p for p in parsed if p.msg is None]
         with conn.transaction(), conn.cursor() as cur:
             need = {
-                s for p in parsed if p.msg is not None and (s := subject_of(p.msg.payload)) is not None
+                s for p in parsed
+                if p.built is None and p.msg is not None and (s := subject_of(p.msg.payload)) is not None
             }
             registry = self._registry.lookup(conn, need) if need else {}
-            devices: DevicePositions = {i: r.position for (f, i), r in registry.items() if f == "device_id"}
-            publishers: Publishers = {s: r.publisher for s, r in registry.items()}
 
-            # (a) rows, unstorable → dead letters, dedupe inside the batch
+            # (a) rows (those the writer thread could not build yet), foreign or unstorable →
+            # dead letters, dedupe inside the batch
             seen: set[Key] = set()
             candidates: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
-            grid_deg = settings.shared.grid_cell_deg
             for p in parsed:
                 msg = p.msg
                 if msg is None:
                     continue
-                foreign = foreign_subject(msg, publishers) if publishers else None
-                if foreign is not None:
-                    self._bad(p.item, foreign)
-                    dead.append(Parsed(p.item, None, foreign, p.feed))
-                    continue
-                place = place_of(msg, grid_deg, devices)
-                try:
-                    table, row = row_for(msg, place)
-                except Unstorable as exc:
-                    self._bad(p.item, exc.reason)
-                    dead.append(Parsed(p.item, None, exc.reason, p.feed))
-                    continue
+                built = p.built
+                if built is None:
+                    subject = subject_of(msg.payload)
+                    registration = None if subject is None else registry.get(subject)
+                    p = self._built(p.item, msg, p.feed, subject, registration)
+                    if p.built is None:
+                        dead.append(p)
+                        continue
+                    built = p.built
+                place, table, row = built
                 key = (msg.topic.source, msg.payload.id)
                 if key in seen:
                     outcome.counts[(p.feed, "duplicate")] += 1
@@ -679,7 +723,7 @@ class BatchWriter:
         if hot:
             ensure = sorted(hot)
             cur.execute(_STATE_ENSURE, (NEVER, *([k[i] for k in ensure] for i in range(4))))
-        cur.execute(_STATE_LOCK, (*([k[i] for k in keys] for i in range(4)), [k in hot for k in keys]))
+        cur.execute(_STATE_LOCK, (orjson.dumps([(*k, k in hot) for k in keys]).decode(),))
         state: dict[StateKey, tuple[bool, float]] = {
             (str(r[0]), str(r[1]), str(r[2]), str(r[3])): (bool(r[4]), float(r[5])) for r in cur.fetchall()
         }
