@@ -124,6 +124,8 @@ _STATE_UPDATE = (
     " AS u(sc, p, d, k, r, c)"
     " WHERE s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
 )
+#: ingest_keys' columns, for its binary COPY (text: length and bytes, nothing escaped).
+_KEY_TYPES = ("text", "text", "text")
 LIVE_SCOPE = ""  # sensor_alarm_state.scope of live readings
 # %b: arrays go in binary; the text array format escapes every element with a regex.
 _OUTBOX = (
@@ -639,7 +641,8 @@ class BatchWriter:
             # (b) the ledger says which are new
             fresh: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
             if candidates:
-                with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN") as copy:
+                with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_KEY_TYPES)
                     write_row = copy.write_row
                     for c in candidates:
                         write_row((*c[4], c[5]))
