@@ -988,12 +988,15 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     sent = None if body.ts is None else _read_ts(body.ts)
     if isinstance(sent, str):
         return None
-    for name in reader.patterned:
-        value = getattr(body, name)
-        # Python's "$", which msgspec's pattern check uses, also matches before a final
-        # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern)
-        if value is not None and value.endswith("\n"):
-            return None
+    # Python's "$", which msgspec's pattern check uses, also matches before a final
+    # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern). A
+    # decoded newline needs the escape \n or \u000a in the bytes: without either, no field
+    # ends with one.
+    if b"\\n" in payload or b"\\u000" in payload:
+        for name in reader.patterned:
+            value = getattr(body, name)
+            if value is not None and value.endswith("\n"):
+                return None
     # What could not be stored (``_unstorable``): msgspec refuses NaN, Infinity, numbers
     # beyond a double and lone surrogates; U+0000 is the escape \u0000 in the bytes; what
     # is left is an integer beyond 64 bits, in an integer field or an extra one. Too deep
