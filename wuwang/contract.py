@@ -106,6 +106,18 @@ class Topic:
     network: Network | None  # None for team topics
     source_id: str  # device/camera/system id on wuwang topics, team id on team topics
     exercise_id: str | None = None  # set for exercise/v1/<exercise_id>/... (a drill's copy)
+    #: The key under which message ids are unique (derived; kept: the writer asks it of
+    #: every message, and a Topic is built once per distinct topic).
+    source: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Ids are unique per source; a source is one device of one network, or one team.
+        # A drill (a replay above all) republishes recorded messages with their original
+        # ids, so each exercise has sources of its own: "ex/<exercise_id>/police/sys110".
+        # No network is called "ex", so these never meet a live source.
+        live = f"team/{self.source_id}" if self.network is None else f"{self.network}/{self.source_id}"
+        source = live if self.exercise_id is None else f"{exercise_source_prefix(self.exercise_id)}{live}"
+        object.__setattr__(self, "source", source)
 
     @property
     def is_team(self) -> bool:
@@ -115,15 +127,6 @@ class Topic:
     def scope(self) -> Scope:
         """Live, or the exercise whose prefix the topic carried."""
         return Scope.of(self.exercise_id)
-
-    @property
-    def source(self) -> str:
-        # Ids are unique per source; a source is one device of one network, or one team.
-        # A drill (a replay above all) republishes recorded messages with their original
-        # ids, so each exercise has sources of its own: "ex/<exercise_id>/police/sys110".
-        # No network is called "ex", so these never meet a live source.
-        live = f"team/{self.source_id}" if self.network is None else f"{self.network}/{self.source_id}"
-        return live if self.exercise_id is None else f"{exercise_source_prefix(self.exercise_id)}{live}"
 
 
 def exercise_source_prefix(exercise_id: str) -> str:
@@ -341,6 +344,10 @@ class Message:
     received_at: datetime
     ts_from_receipt: bool  # True when the device sent no ts and the receipt time stands in
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Every text in the payload and its extra fields is known to be storable (no U+0000,
+    #: no lone surrogate): the fast path of ``parse_message`` proves it. False (a message
+    #: built otherwise): ``ingest.rows.row_for`` checks every field.
+    clean_text: bool = False
 
     @property
     def msg_id(self) -> str:
@@ -420,6 +427,12 @@ class TsWindow:
 
     def check(self, ts: datetime, received_at: datetime) -> None:
         """Raises ContractError when ``ts`` is outside the window around ``received_at``."""
+        # One subtraction settles almost every message: ``ts - received_at`` never overflows,
+        # nor does its negation, and it is below ``-max_age`` exactly when ``ts`` is before a
+        # lower bound that exists. The bounds are computed only to name them in a refusal.
+        ahead = ts - received_at
+        if -ahead <= self.max_age and ahead <= self.max_ahead:
+            return
         try:
             earliest = received_at - self.max_age
         except OverflowError:  # a window reaching before year 1 has no lower bound
@@ -543,9 +556,9 @@ class Unstorable(ContractError):
     """Parsed, but the database would refuse it (reason says why)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """Where a message is: its own coordinates, or its registered device's."""
+class Place(Struct, frozen=True):
+    """Where a message is: its own coordinates, or its registered device's (a Struct:
+    one is built for every message the ingest stores)."""
 
     lat: float | None
     lon: float | None
@@ -579,7 +592,8 @@ RowBuilder = Callable[["Message", Place], tuple[Any, ...]]
 
 
 def _network(msg: Message) -> str | None:
-    return str(msg.topic.network) if msg.topic.network is not None else None
+    network = msg.topic.network
+    return None if network is None else str(network._value_)  # not str(member): Enum.__str__ is Python
 
 
 def _sensor_row(msg: Message, place: Place) -> tuple[Any, ...]:
@@ -921,21 +935,14 @@ class FeedSpecs:
         # values (the extra fields, which the struct skips). Whatever it does not settle —
         # a refusal, or a case where msgspec reads differently from the contract — goes to
         # the slow path, which gives the reason (or, rarely, the very same message).
-        body, extra, sent = _read_body(reader, payload)
+        body, extra, sent, clean = _read_body(reader, payload)
         if sent is None:
             ts, from_receipt = received_at, True
         else:
             ts, from_receipt = sent, False
             if window is not None:
                 window.check(ts, received_at)
-        return Message(
-            topic=parsed_topic,
-            payload=body,
-            ts=ts,
-            received_at=received_at,
-            ts_from_receipt=from_receipt,
-            extra=extra,
-        )
+        return Message(parsed_topic, body, ts, received_at, from_receipt, extra, clean)
 
     def json_schemas(self) -> dict[str, dict[str, Any]]:
         """One JSON Schema per feed, as exported to docs/schemas/: generated by msgspec
@@ -981,12 +988,15 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     sent = None if body.ts is None else _read_ts(body.ts)
     if isinstance(sent, str):
         return None
-    for name in reader.patterned:
-        value = getattr(body, name)
-        # Python's "$", which msgspec's pattern check uses, also matches before a final
-        # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern)
-        if value is not None and value.endswith("\n"):
-            return None
+    # Python's "$", which msgspec's pattern check uses, also matches before a final
+    # newline; ECMA's (the contract's) does not: "smoke\n" (strict_json.ecma_pattern). A
+    # decoded newline needs the escape \n or \u000a in the bytes: without either, no field
+    # ends with one.
+    if b"\\n" in payload or b"\\u000" in payload:
+        for name in reader.patterned:
+            value = getattr(body, name)
+            if value is not None and value.endswith("\n"):
+                return None
     # What could not be stored (``_unstorable``): msgspec refuses NaN, Infinity, numbers
     # beyond a double and lone surrogates; U+0000 is the escape \u0000 in the bytes; what
     # is left is an integer beyond 64 bits, in an integer field or an extra one. Too deep
@@ -994,7 +1004,7 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     # path decide.
     if b"\\u0000" in payload:
         return None
-    extra = {k: v for k, v in document.items() if k not in reader.declared}
+    extra = _extra_fields(document, reader.declared)
     if (extra and _doubtful(extra.values())) or (
         reader.unbounded and _doubtful(getattr(body, name) for name in reader.unbounded)
     ):
@@ -1006,6 +1016,15 @@ def _fast_read(reader: _Reader, payload: bytes) -> _Read | None:
     ):
         return None
     return body, extra, sent
+
+
+def _extra_fields(document: dict[str, Any], declared: frozenset[str]) -> dict[str, Any]:
+    """The document's fields the struct does not declare, in the document's order (one set
+    difference settles the usual none or one)."""
+    undeclared = document.keys() - declared
+    if len(undeclared) < 2:
+        return {k: document[k] for k in undeclared}
+    return {k: v for k, v in document.items() if k in undeclared}
 
 
 def _doubtful(values: Iterable[Any]) -> bool:
@@ -1040,11 +1059,12 @@ def _slow_read(reader: _Reader, payload: bytes) -> _Read:
         raise ContractError(f"payload: {exc}") from None
     sent = None if body.ts is None else _read_ts(body.ts)
     assert not isinstance(sent, str)  # explain() checked it
-    return body, {k: v for k, v in document.items() if k not in reader.declared}, sent
+    return body, _extra_fields(document, reader.declared), sent
 
 
-def _read_body(reader: _Reader, payload: bytes) -> _Read:
-    """The struct, its extra fields and its ts, or ContractError with every reason.
+def _read_body(reader: _Reader, payload: bytes) -> tuple[_Payload, dict[str, Any], datetime | None, bool]:
+    """The struct, its extra fields, its ts and whether its text is known to be storable
+    (read on the fast path), or ContractError with every reason.
 
     The fast path: msgspec decodes the struct, and the document once more as plain values
     (the extra fields, which the struct skips). Whatever it does not settle — a refusal,
@@ -1057,7 +1077,7 @@ def _read_body(reader: _Reader, payload: bytes) -> _Read:
         problem = _unstorable(_all_values(body, extra))
     if problem is not None:
         raise ContractError(problem)
-    return body, extra, sent
+    return body, extra, sent, read is not None
 
 
 def _struct_schema(model: type[_Payload], schema_id: str) -> dict[str, Any]:
@@ -1286,7 +1306,7 @@ def parse_shelter_report(
     team_id = shelter_team_of(topic)
     if team_id is None:
         raise ContractError(f"not a shelter topic teams/{SHELTER_CONTRACT_VERSION}/<team_id>/shelter")
-    body, _extra, sent = _read_body(_SHELTER_READER, payload)
+    body, _extra, sent, _clean = _read_body(_SHELTER_READER, payload)
     assert isinstance(body, ShelterOccupancyReport)  # the reader's struct
     if sent is None:
         return ShelterMessage(team_id, body, received_at, True)

@@ -252,7 +252,7 @@ def test_the_code_finder_sees_keys_codes_and_accounts() -> None:
 def test_the_wall_says_how_many_clocks_it_leaves_out(lang: Lang) -> None:
     clock = {**CLOCKS[0], "title": INCIDENT["title"], "incident_id": INCIDENT["id"]}
     shown = reporting.wall_rows(lang, [clock] * reporting.WALL_ROWS, ZONE)
-    assert len(shown) == reporting.WALL_ROWS and "more" not in str(shown[-1].className)
+    assert len(shown) == reporting.WALL_ROWS and "more" not in str(getattr(shown[-1], "className", ""))
     cut = reporting.wall_rows(lang, [clock] * (reporting.WALL_ROWS + 3), ZONE)
     assert len(cut) == reporting.WALL_ROWS + 1
-    assert "more" in str(cut[-1].className) and "3" in " ".join(texts(cut[-1]))
+    assert "more" in str(getattr(cut[-1], "className", "")) and "3" in " ".join(texts(cut[-1]))
