@@ -910,8 +910,8 @@ def render_milestones(r: dict[str, Any]) -> list[str]:
             "list are preloaded with the HTML, but the page itself depends on who is logged in, so it "
             "comes from the router's callback (one POST, the command service asked who the token is). "
             f"Its points are all in at {c['data_in']:.0f} ms (fetched as soon as the page arrives, "
-            f"while {c['callbacks']:.0f} callbacks for the map's served layers, the banners and the "
-            "KPI tiles run; the inbox and the side tabs wait for the map to be drawn); the remaining "
+            f"while {c['callbacks']:.0f} callbacks of the first page run; the map's served layers, the "
+            "inbox and the side tabs wait for the map to be drawn); the remaining "
             f"{r['median']['console'] - c['data_in']:.0f} ms are dash-leaflet mounting its layers "
             "under React while those callbacks are answered on the same main thread, "
             "then parsing, clustering and drawing the points as the plain page does.",

@@ -546,8 +546,8 @@
   }
   function drawKpiLive() {
     var box = document.getElementById("kpi-live");
-    if (!box || !kpiState.byLevel) return;
-    var byLevel = kpiState.byLevel, teams = kpiState.teams;
+    if (!box) return;
+    var byLevel = kpiState.byLevel || { 1: 0, 2: 0, 3: 0, 4: 0 }, teams = kpiState.teams;
     var frag = document.createDocumentFragment();
     [1, 2, 3, 4].forEach(function (lv) {
       frag.appendChild(kpiTile("kpi kpi-level level-" + lv, "open-" + lv, String(byLevel[lv] || 0),
