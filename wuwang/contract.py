@@ -556,9 +556,9 @@ class Unstorable(ContractError):
     """Parsed, but the database would refuse it (reason says why)."""
 
 
-class Place(Struct, frozen=True):
+class Place(Struct, frozen=True, gc=False):
     """Where a message is: its own coordinates, or its registered device's (a Struct:
-    one is built for every message the ingest stores)."""
+    one is built for every message the ingest stores; numbers and text, never a cycle)."""
 
     lat: float | None
     lon: float | None
