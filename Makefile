@@ -16,8 +16,8 @@ UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
-# two cores well. The browser files go first, each whole on one worker, one at a time on
-# that worker's own console stack, then every other test on its own (tests/conftest.py,
+# two cores well. The browser files go whole to one worker, one at a time on its console
+# stack, every other test on its own to the other (tests/conftest.py,
 # testkit/xdist_order.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 

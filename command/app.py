@@ -91,7 +91,11 @@ async def stop_within(what: str, stopping: Awaitable[None], timeout_s: float) ->
 def default_workers(*, inbox_expiry: bool = True) -> list[WorkerFactory]:
     """Background parts started with the service, in order. ``inbox_expiry`` False: no
     wall-clock expiry of quiet inbox rows (bench/shift replays a compressed hour)."""
-    expiry: list[WorkerFactory] = [lambda state: inbox_service.InboxExpiry()] if inbox_expiry else []
+    expiry: list[WorkerFactory] = (
+        [lambda state: inbox_service.InboxExpiry(state.settings.command.inbox_expiry_interval_s)]
+        if inbox_expiry
+        else []
+    )
     return [
         lambda state: LiveHub(state.settings.command.ws_queue),
         lambda state: AlarmFeed(AlarmIntake.default()),

@@ -1,7 +1,15 @@
-"""How ``make test`` deals the tests out to its two pytest-xdist workers: the long
-files (``FILE_SECONDS``: the browser journeys) whole and first, longest first, each on
-the worker that is free; every other test on its own after them, so the two workers
-finish within a test of each other.
+"""How ``make test`` deals the tests out to its pytest-xdist workers: the long files
+(``FILE_SECONDS``: the browser journeys) whole, longest first, to the first worker; every
+other test on its own to the other worker. A worker that runs out of its kind takes the
+other kind (the first worker the short tests, the other the shortest long files left),
+so the two still finish within a test or a short file of each other.
+
+So one worker at a time drives Chromium against its console stack: two console stacks and
+two Chromiums on two cores (what the previous order did for its first ~10 minutes) is
+when sign-ins timed out and pages missed their waits. The short tests beside them wait
+mostly on PostgreSQL, Redis and the broker, which share the cores better. The journeys
+(~950 s of worker time under load) are less than the short tests (~1,500 s), so in a
+whole run the other worker never takes a long file.
 
 A long file stays whole because its Chromium and module fixtures are per file, and two
 of its tests on two workers would set them up twice. Not xdist's ``xdist_group`` marks
@@ -13,35 +21,37 @@ was dealt out alone, in collection order.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
 #: The long files' own time in seconds (their tests' set-up, call and teardown with
-#: ``--durations=0``, the browser tests alone in one process on 2026-12-07 under load;
-#: only the proportions matter). Each is dealt whole; a test of any other file is dealt
-#: alone and reckoned at ``SECONDS_PER_TEST``. A new browser file belongs here.
+#: ``--durations=0``, the browser tests alone in one process, niced, on 2026-12-08 at load
+#: average ~11 on two cores; only the proportions matter). Each is dealt whole; a test of
+#: any other file is dealt alone and reckoned at ``SECONDS_PER_TEST``. A new browser file
+#: belongs here.
 FILE_SECONDS: dict[str, float] = {
-    "tests/dashboard/test_language_browser.py": 305,
-    "tests/dashboard/test_queue_browser.py": 254,
-    "tests/dashboard/test_detail_browser.py": 253,
-    "tests/dashboard/test_warnings_browser.py": 215,
-    "tests/dashboard/test_warnings_draw_browser.py": 191,
-    "tests/dashboard/test_exercise_browser.py": 186,
-    "tests/dashboard/test_console_browser.py": 184,
-    "tests/dashboard/test_duty_browser.py": 164,
-    "tests/dashboard/test_wall_browser.py": 121,
-    "tests/dashboard/test_inbox_browser.py": 120,
-    "tests/dashboard/test_reporting_browser.py": 97,
-    "tests/dashboard/test_map_layers_browser.py": 75,
-    "tests/dashboard/test_basemap_browser.py": 72,
-    "tests/dashboard/test_field_browser.py": 36,
-    "tests/dashboard/test_risk_browser.py": 31,
-    "tests/dashboard/test_field_shelter_browser.py": 30,
-    "tests/dashboard/test_field_geo_js.py": 23,
-    "tests/dashboard/test_field_order_browser.py": 80,  # its own stack: start, call, stop
-    "tests/dashboard/test_queue_rank_js.py": 11,
-    "tests/dashboard/test_console_geo_js.py": 5,
+    "tests/dashboard/test_language_browser.py": 152,
+    "tests/dashboard/test_warnings_draw_browser.py": 93,
+    "tests/dashboard/test_detail_browser.py": 87,
+    "tests/dashboard/test_queue_browser.py": 78,
+    "tests/dashboard/test_console_browser.py": 71,
+    "tests/dashboard/test_inbox_browser.py": 68,  # less since the expiry runs every second
+    "tests/dashboard/test_reporting_browser.py": 66,
+    "tests/dashboard/test_exercise_browser.py": 63,
+    "tests/dashboard/test_wall_browser.py": 46,
+    "tests/dashboard/test_warnings_browser.py": 39,
+    "tests/dashboard/test_duty_browser.py": 39,
+    "tests/dashboard/test_map_layers_browser.py": 33,
+    "tests/dashboard/test_basemap_browser.py": 32,
+    "tests/dashboard/test_field_order_browser.py": 30,  # its own stack: start, call, stop
+    "tests/dashboard/test_field_shelter_browser.py": 28,
+    "tests/dashboard/test_field_geo_js.py": 19,
+    "tests/dashboard/test_field_browser.py": 17,
+    "tests/dashboard/test_risk_browser.py": 15,
+    "tests/dashboard/test_queue_rank_js.py": 5,
+    "tests/dashboard/test_console_geo_js.py": 3,
 }
 SECONDS_PER_TEST = 1.5
 
@@ -56,20 +66,46 @@ def estimate(unit: str, tests: int) -> float:
     return FILE_SECONDS.get(unit, tests * SECONDS_PER_TEST)
 
 
+def is_long(unit: str) -> bool:
+    return unit in FILE_SECONDS
+
+
+def deal_order(units: dict[str, int]) -> list[str]:
+    """The units (unit → its number of tests) in the order they wait to be dealt: the
+    long files longest first, then the short tests (in the order of collection)."""
+    return sorted(units, key=lambda u: (not is_long(u), -estimate(u, units[u])))
+
+
+def next_unit(waiting: Sequence[str], *, browser_worker: bool) -> str:
+    """The unit a worker is given next out of ``waiting`` (in ``deal_order``): the
+    browser worker the longest long file, any other worker the first short test; each
+    the other kind when its own has run out (the short worker the shortest long file)."""
+    if browser_worker:
+        return waiting[0]
+    return next((u for u in waiting if not is_long(u)), waiting[-1])
+
+
 class LongestFirst(LoadScopeScheduling):  # type: ignore[misc]  # xdist is untyped
-    """xdist's scope scheduling with ``unit_of`` as the scope, the queue longest first
-    (the order of collection among equals)."""
+    """xdist's scope scheduling with ``unit_of`` as the scope: the first worker given work
+    is the browser worker, the units go out as ``next_unit`` says."""
 
     _ordered = False
-    workqueue: OrderedDict[str, dict[str, bool]]  # the files not sent yet: file → test → done
+    _browser_worker: Any = None
+    workqueue: OrderedDict[str, dict[str, bool]]  # the units not sent yet: unit → test → done
 
     def _split_scope(self, nodeid: str) -> str:
         return unit_of(nodeid)
 
     def _assign_work_unit(self, node: Any) -> None:
-        # The first assignment comes after the queue is built, before any file is sent.
+        # The first assignment comes after the queue is built, before any unit is sent.
         if not self._ordered:
             self._ordered = True
-            queue = self.workqueue.items()
-            self.workqueue = OrderedDict(sorted(queue, key=lambda u: -estimate(u[0], len(u[1]))))
+            self._browser_worker = node
+            queue = self.workqueue
+            self.workqueue = OrderedDict(
+                (u, queue[u]) for u in deal_order({u: len(t) for u, t in queue.items()})
+            )
+        # xdist sends the unit at the head of the queue: put the chosen one there.
+        chosen = next_unit(list(self.workqueue), browser_worker=node is self._browser_worker)
+        self.workqueue.move_to_end(chosen, last=False)
         super()._assign_work_unit(node)

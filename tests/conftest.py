@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+import hypothesis
 import psycopg
 import pytest
 import redis
@@ -42,6 +43,12 @@ if TYPE_CHECKING:
     from testkit.xdist_order import LongestFirst
 
 _counter = itertools.count()
+
+# No per-example deadline (Hypothesis's default is 200 ms): tests never assert wall-clock
+# times, and on two loaded cores a first example that imports or warms something up
+# takes longer (test_percentile_matches_numpys_default failed so, "FlakyFailure").
+hypothesis.settings.register_profile("suite", deadline=None)
+hypothesis.settings.load_profile("suite")
 
 
 @pytest.fixture(scope="session")
@@ -286,11 +293,12 @@ def _drop(admin_url: str, name: str) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LongestFirst | None:
-    """``make test`` (``-n 2 --dist load``): the long files (the browser journeys) whole
-    and first, longest first, then every other test on its own, so both workers finish
-    together (testkit/xdist_order.py). Each worker has its own services and, for its
-    browser files, its own console stack (session-scoped: one a worker, its browser
-    tests one after another on it). Module fixtures are torn down whenever a worker
+    """``make test`` (``-n 2 --dist load``): the long files (the browser journeys) whole,
+    longest first, to the first worker, every other test on its own to the other; each
+    takes the other kind when its own runs out, so both finish together
+    (testkit/xdist_order.py). Each worker has its own services and, for its browser
+    files, its own console stack (session-scoped: one a worker, its browser tests one
+    after another on it). Module fixtures are torn down whenever a worker
     moves on to another file, so two modules' services never overlap on one worker."""
     if config.getvalue("dist") != "load":
         return None

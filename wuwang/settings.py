@@ -316,6 +316,9 @@ class CommandSettings(SettingsGroup):
     warning_expiry_interval_s: float = Field(
         default=30.0, gt=0, description="how often issued warnings past their expiry are expired"
     )
+    inbox_expiry_interval_s: float = Field(
+        default=30.0, gt=0, description="how often quiet alarm-inbox rows are moved to the review list"
+    )
     risk_sweep_interval_s: float = Field(
         default=300.0,
         gt=0,

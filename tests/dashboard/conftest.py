@@ -121,6 +121,7 @@ def console_of(
         broker.kind,
         redis_url=redis_url,
         dashboard_token_check_s=1.0,  # token renewal is tested without waiting minutes
+        command_inbox_expiry_interval_s=1.0,  # a quiet inbox row expires without waiting 30 s
         dashboard_basemap_file=basemap_file,
     )
 

@@ -192,7 +192,12 @@ def test_a_storm_is_one_row_promote_dismiss_and_the_review_list(
             " last_seen = last_seen - interval '1 hour' WHERE source = %s",
             (f"video/{quiet}",),
         )
-    wait_for(lambda: row_of(page, quiet) is None, 60, 0.5, "the quiet row expired (worker: 30 s)")
+    wait_for(
+        lambda: row_of(page, quiet) is None,
+        30,
+        0.3,
+        "the quiet row expired (COMMAND_INBOX_EXPIRY_INTERVAL_S: 1 s)",
+    )
     page.click("#inbox-view label:has-text('待复核')")
     page.wait_for_selector(f'.inbox-row[data-source="video/{quiet}"]', timeout=20_000)
     review = row_of(page, quiet)
