@@ -592,8 +592,7 @@ RowBuilder = Callable[["Message", Place], tuple[Any, ...]]
 
 
 def _network(msg: Message) -> str | None:
-    network = msg.topic.network
-    return None if network is None else str(network._value_)  # not str(member): Enum.__str__ is Python
+    return str(msg.topic.network) if msg.topic.network is not None else None
 
 
 def _sensor_row(msg: Message, place: Place) -> tuple[Any, ...]:
