@@ -69,7 +69,7 @@ def foreign_subject(msg: Message, publishers: Publishers) -> str | None:
     An unregistered id is accepted from anyone (contract v1: registration is optional),
     harmlessly: a sensor's alarm state is kept per publisher, and an alert's source is its
     publisher. A drill's copy is the drill runner's and has a state of its own."""
-    if msg.topic.scope.is_drill:
+    if msg.topic.exercise_id:  # a drill's (``Topic.scope``), without building its Scope
         return None
     subject = subject_of(msg.payload)
     if subject is None:
@@ -140,9 +140,12 @@ def row_for(msg: Message, place: Place, feeds: FeedSpecs = FEEDS) -> tuple[str, 
     """(table, values in TABLE_COLUMNS order): the head, the feed's own columns
     (``FeedSpec.row``), the extra fields and the exercise the message was published in
     (exercise/v1/<id>/...; NULL when live). Raises Unstorable."""
-    spec = feeds[msg.feed]
-    _check_payload(msg.payload)
-    extra = _json(msg.extra, "extra fields")
+    spec = feeds[msg.topic.feed]
+    if msg.clean_text:  # read on the contract's fast path: its text is storable as it is
+        extra = json_column(msg.extra, "extra fields")
+    else:
+        _check_payload(msg.payload)
+        extra = _json(msg.extra, "extra fields")
     return spec.table, (
         msg.ts, msg.received_at, msg.ts_from_receipt, *spec.row(msg, place), extra, msg.topic.exercise_id
     )

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 import psycopg
 from psycopg import postgres, sql
@@ -49,7 +50,6 @@ from ingest.rows import (
     TABLE_COLUMNS,
     DevicePositions,
     Place,
-    Publishers,
     Subject,
     Unstorable,
     foreign_subject,
@@ -107,10 +107,14 @@ _STATE_ENSURE = (
 # raise level (``h``), and a raised row of any other key (a reading below the raise level
 # can only clear). A row neither raised nor "hot" stays as it is, so it is neither created
 # nor locked: most of a batch is routine readings of quiet sensors.
+#: The batch's keys go as one JSON array of [scope, publisher, device, kind, hot] (orjson
+#: writes it in C; psycopg's array dumper is a Python loop per element: a fifth of the
+#: writer's CPU per message with a key per reading).
 _STATE_LOCK = (
     "SELECT s.scope, s.source_id, s.device_id, s.kind, s.raised, extract(epoch FROM s.changed_at)::float8"
     " FROM sensor_alarm_state s"
-    " JOIN unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::bool[]) AS u(sc, p, d, k, h)"
+    " JOIN (SELECT e->>0 AS sc, e->>1 AS p, e->>2 AS d, e->>3 AS k, (e->>4)::bool AS h"
+    " FROM json_array_elements(%s::json) AS e) AS u"
     " ON s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
     " WHERE s.raised OR u.h"
     " ORDER BY s.scope, s.source_id, s.device_id, s.kind FOR UPDATE OF s"
@@ -121,6 +125,8 @@ _STATE_UPDATE = (
     " AS u(sc, p, d, k, r, c)"
     " WHERE s.scope = u.sc AND s.source_id = u.p AND s.device_id = u.d AND s.kind = u.k"
 )
+#: ingest_keys' columns, for its binary COPY (text: length and bytes, nothing escaped).
+_KEY_TYPES = ("text", "text", "text")
 LIVE_SCOPE = ""  # sensor_alarm_state.scope of live readings
 # %b: arrays go in binary; the text array format escapes every element with a regex.
 _OUTBOX = (
@@ -164,12 +170,19 @@ Key = tuple[str, str]
 StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, device_id, kind)
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+#: A message's row: (its place, its feed table, the values in TABLE_COLUMNS order).
+Built = tuple[Place, str, tuple[object, ...]]
+
+
+class Parsed(msgspec.Struct, frozen=True, gc=False):
+    """A message as the writer thread hands it on (a Struct: one per message; nothing
+    refers back to it, so it never closes a cycle and the collector can skip it)."""
+
     item: Delivery
     msg: Message | None
     reason: str | None  # why it is a dead letter (msg is None)
     feed: str  # metrics label
+    built: Built | None = None  # its row, when the writer thread could build it already
 
 
 @dataclass
@@ -233,6 +246,14 @@ class Registry:
     def __init__(self) -> None:
         self._cache: dict[Subject, tuple[float, Registration | None]] = {}
 
+    def cached(self, subject: Subject) -> tuple[bool, Registration | None]:
+        """(known, its registration) from the cache alone: known is False when only
+        ``lookup`` can say (never asked, or asked too long ago)."""
+        entry = self._cache.get(subject)
+        if entry is None or entry[0] < time.monotonic():
+            return False, None
+        return True, entry[1]
+
     def lookup(self, conn: psycopg.Connection, subjects: set[Subject]) -> dict[Subject, Registration]:
         now = time.monotonic()
         missing = [s for s in subjects if s not in self._cache or self._cache[s][0] < now]
@@ -277,40 +298,74 @@ class BatchWriter:
         # the future, is never stored (docs/ingest.md, "The time window").
         self._window = TsWindow.of(settings.shared.retention_days, settings.ingest.clock_skew_s)
         self._registry = Registry()
+        self._grid_deg = settings.shared.grid_cell_deg
         self._badlog = RateLimitedLog(log)
         self._conn: psycopg.Connection | None = None
         self._types: dict[str, list[str]] = {}  # feed table → column types (binary COPY)
         self._draining = threading.Event()
         self._abort = threading.Event()
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
-        self.pending = 0  # messages taken from the inbox and not yet committed
+        self._committer = threading.Thread(
+            target=self._commit_batches, name="ingest-writer-commit", daemon=True
+        )
+        self._turn = threading.Condition()  # guards the hand-over: _next, _writing, _filled_all
+        self._next: list[Parsed] | None = None  # handed over, not yet taken by the committer
+        self._filling = 0  # messages in the batch the writer thread is filling
+        self._writing = 0  # messages handed to the committer and not yet committed
+        self._filled_all = False  # the writer thread has ended: the committer ends when idle
 
     # --- control -------------------------------------------------------------------
 
     def start(self) -> None:
+        self._committer.start()
         self._thread.start()
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._thread.is_alive() and self._committer.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """Messages taken from the inbox and not yet committed: the batch filling and the
+        batch being written."""
+        return self._filling + self._writing
 
     def drain(self, timeout: float) -> bool:
         """Write what is in the inbox, then stop. False when the timeout ran out first
         (the rest stays unacknowledged: the broker redelivers it to the next start)."""
+        until = time.monotonic() + timeout
         self._draining.set()
         self._thread.join(timeout)
-        if self._thread.is_alive():
+        self._committer.join(max(0.0, until - time.monotonic()))
+        if self._thread.is_alive() or self._committer.is_alive():
             self._abort.set()
+            with self._turn:
+                self._turn.notify_all()
             self._thread.join(10)
-        drained = not self._thread.is_alive() and self.pending == 0 and self._inbox.empty()
+            self._committer.join(10)
+        drained = not self.alive and self.pending == 0 and self._inbox.empty()
         if self._conn is not None:
             with contextlib.suppress(Exception):
                 self._conn.close()
         return drained
 
-    # --- the thread ----------------------------------------------------------------
+    # --- the threads ---------------------------------------------------------------
+    #
+    # Two threads, one batch each: the writer thread takes messages from the inbox, parses
+    # them and fills the next batch while the committer thread writes the previous one in
+    # PostgreSQL. A batch is handed over only when the committer is idle, so the writer
+    # holds at most two batches (one filling, one being written), they are committed one
+    # after the other in the order taken, and their acks are released in that order.
 
     def _run(self) -> None:
+        try:
+            self._fill()
+        finally:
+            with self._turn:
+                self._filled_all = True
+                self._turn.notify_all()
+
+    def _fill(self) -> None:
         batch: list[Parsed] = []
         urgent = False  # the batch holds a message that may raise an alarm: commit at once
         deadline = 0.0  # time.monotonic() by which the current batch is written
@@ -337,8 +392,9 @@ class BatchWriter:
                     break
                 urgent = urgent or self._urgent(taken)
                 batch.append(taken)
-            self.pending = len(batch)
-            if len(batch) < size and not urgent and not self._draining.is_set():
+            self._filling = len(batch)
+            full = len(batch) >= size
+            if not full and not urgent and not self._draining.is_set():
                 remaining = deadline - time.monotonic()
                 if remaining > 0:
                     # Let the window fill up without taking messages one by one: a writer
@@ -346,6 +402,28 @@ class BatchWriter:
                     # message). Look again every FILL_POLL_S, or at once when draining.
                     self._draining.wait(min(remaining, FILL_POLL_S))
                     continue
+            with self._turn:
+                if self._next is not None or self._writing:
+                    # Due, but the previous batch is still being written: go on filling this
+                    # one (it leaves with the next turn), or wait when it is full.
+                    self._turn.wait(0.05 if full else FILL_POLL_S)
+                    continue
+                self._next = batch
+                self._writing = len(batch)
+                self._turn.notify_all()
+            batch = []
+            urgent = False
+            self._filling = 0
+
+    def _commit_batches(self) -> None:
+        """The committer thread: writes the batches the writer thread hands over, in order."""
+        while True:
+            with self._turn:
+                while self._next is None and not self._filled_all and not self._abort.is_set():
+                    self._turn.wait()
+                batch, self._next = self._next, None
+                if batch is None:
+                    return
             try:
                 committed = self._write_parsed(batch)
             except Exception:  # a bug must not kill the writer; the batch is redelivered
@@ -353,10 +431,11 @@ class BatchWriter:
                 committed = False
                 self._abandoned(len(batch))
                 self._abort.wait(1.0)
-            if committed or not self._abort.is_set():
-                batch = []
-                urgent = False
-            self.pending = len(batch)
+            if not committed and self._abort.is_set():
+                return  # aborted before its commit: it stays pending (unacknowledged)
+            with self._turn:
+                self._writing = 0
+                self._turn.notify_all()
 
     def _urgent(self, parsed: Parsed) -> bool:
         """An operator waits for this one: a call, a report, a confident video alert, a
@@ -417,7 +496,37 @@ class BatchWriter:
         except ContractError as exc:
             self._bad(item, exc.reason)
             return Parsed(item, None, exc.reason, feed_label(item.topic))
-        return Parsed(item, msg, None, str(msg.feed))
+        feed = str(msg.feed)
+        # The row is built here too (the writer thread, while the committer waits for the
+        # database) when the registry's cache knows what the message speaks for; else the
+        # committer builds it after the batch's registry lookup.
+        subject = subject_of(msg.payload)
+        registration = None
+        if subject is not None:
+            known, registration = self._registry.cached(subject)
+            if not known:
+                return Parsed(item, msg, None, feed)
+        return self._built(item, msg, feed, subject, registration)
+
+    def _built(self, item: Delivery, msg: Message, feed: str, subject: Subject | None,
+               registration: Registration | None) -> Parsed:
+        """The message with its row, or a dead letter: another source's registered device
+        or camera (``foreign_subject``), or text the database cannot store."""
+        devices: DevicePositions = {}
+        if registration is not None and subject is not None:
+            foreign = foreign_subject(msg, {subject: registration.publisher})
+            if foreign is not None:
+                self._bad(item, foreign)
+                return Parsed(item, None, foreign, feed)
+            if subject[0] == "device_id":
+                devices = {subject[1]: registration.position}
+        place = place_of(msg, self._grid_deg, devices)
+        try:
+            table, row = row_for(msg, place)
+        except Unstorable as exc:
+            self._bad(item, exc.reason)
+            return Parsed(item, None, exc.reason, feed)
+        return Parsed(item, msg, None, feed, (place, table, row))
 
     def _bad(self, item: Delivery, reason: str) -> None:
         self._badlog.log(logging.WARNING, "bad message on %r: %s; payload %s", item.topic, reason,
@@ -502,32 +611,29 @@ class BatchWriter:
         dead: list[Parsed] = [p for p in parsed if p.msg is None]
         with conn.transaction(), conn.cursor() as cur:
             need = {
-                s for p in parsed if p.msg is not None and (s := subject_of(p.msg.payload)) is not None
+                s for p in parsed
+                if p.built is None and p.msg is not None and (s := subject_of(p.msg.payload)) is not None
             }
             registry = self._registry.lookup(conn, need) if need else {}
-            devices: DevicePositions = {i: r.position for (f, i), r in registry.items() if f == "device_id"}
-            publishers: Publishers = {s: r.publisher for s, r in registry.items()}
 
-            # (a) rows, unstorable → dead letters, dedupe inside the batch
+            # (a) rows (those the writer thread could not build yet), foreign or unstorable →
+            # dead letters, dedupe inside the batch
             seen: set[Key] = set()
             candidates: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
-            grid_deg = settings.shared.grid_cell_deg
             for p in parsed:
                 msg = p.msg
                 if msg is None:
                     continue
-                foreign = foreign_subject(msg, publishers) if publishers else None
-                if foreign is not None:
-                    self._bad(p.item, foreign)
-                    dead.append(Parsed(p.item, None, foreign, p.feed))
-                    continue
-                place = place_of(msg, grid_deg, devices)
-                try:
-                    table, row = row_for(msg, place)
-                except Unstorable as exc:
-                    self._bad(p.item, exc.reason)
-                    dead.append(Parsed(p.item, None, exc.reason, p.feed))
-                    continue
+                built = p.built
+                if built is None:
+                    subject = subject_of(msg.payload)
+                    registration = None if subject is None else registry.get(subject)
+                    p = self._built(p.item, msg, p.feed, subject, registration)
+                    if p.built is None:
+                        dead.append(p)
+                        continue
+                    built = p.built
+                place, table, row = built
                 key = (msg.topic.source, msg.payload.id)
                 if key in seen:
                     outcome.counts[(p.feed, "duplicate")] += 1
@@ -538,7 +644,8 @@ class BatchWriter:
             # (b) the ledger says which are new
             fresh: list[tuple[Message, Place, str, tuple[object, ...], Key, str]] = []
             if candidates:
-                with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN") as copy:
+                with cur.copy("COPY ingest_keys (source, msg_id, feed) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(_KEY_TYPES)
                     write_row = copy.write_row
                     for c in candidates:
                         write_row((*c[4], c[5]))
@@ -622,7 +729,7 @@ class BatchWriter:
         if hot:
             ensure = sorted(hot)
             cur.execute(_STATE_ENSURE, (NEVER, *([k[i] for k in ensure] for i in range(4))))
-        cur.execute(_STATE_LOCK, (*([k[i] for k in keys] for i in range(4)), [k in hot for k in keys]))
+        cur.execute(_STATE_LOCK, (orjson.dumps([(*k, k in hot) for k in keys]).decode(),))
         state: dict[StateKey, tuple[bool, float]] = {
             (str(r[0]), str(r[1]), str(r[2]), str(r[3])): (bool(r[4]), float(r[5])) for r in cur.fetchall()
         }

@@ -479,18 +479,38 @@ def bench_teams(env: tuple[Endpoints, str, str], seconds: int) -> dict[str, Any]
 LATENCY_PROBE = """
 (function () {
   window.__want = {}; window.__seen = {}; window.__opened = {};
+  window.__received = {}; window.__flushed = {}; window.__long = [];
+  // What held the page's main thread meanwhile (tasks over 50 ms: start, duration).
+  try {
+    new PerformanceObserver(function (list) {
+      list.getEntries().forEach(function (e) {
+        window.__long.push([performance.timeOrigin + e.startTime, e.duration]);
+      });
+    }).observe({ type: "longtask", buffered: true });
+  } catch (e) { /* no long-task timing: the split says less */ }
+  function callsOf(inc) {
+    return (inc.sources || []).map(function (s) { return String(s.alarm_id || "").split("#").pop(); })
+      .filter(function (id) { return window.__want[id]; });
+  }
   const hook = setInterval(function () {
     const live = window.wuwang && window.wuwang.live;
     if (!live) return;
     clearInterval(hook);
+    live.onChange = function (msg) {  // the change arrived over /ws and was applied
+      if (msg.type !== "incident") return;
+      const t = Date.now();
+      callsOf(msg.data || {}).forEach(function (id) {
+        if (!window.__received[id]) window.__received[id] = t;
+      });
+    };
     live.onFlush = function () {
-      const found = [];
+      const found = [], t = Date.now();
       live.incidents.forEach(function (inc) {
-        (inc.sources || []).forEach(function (s) {
-          const id = String(s.alarm_id || "").split("#").pop();
-          if (window.__want[id] && !window.__seen[id]) {
+        callsOf(inc).forEach(function (id) {
+          if (!window.__seen[id]) {
             found.push(id);
             window.__opened[id] = Date.parse(inc.opened_at);
+            if (!window.__flushed[id]) window.__flushed[id] = t;
           }
         });
       });
@@ -644,6 +664,9 @@ def bench_latency(env: tuple[Endpoints, str, str], calls: int, background: int) 
             publisher.close()
             seen = page.evaluate("window.__seen")
             opened = page.evaluate("window.__opened")
+            received = page.evaluate("window.__received")
+            flushed = page.evaluate("window.__flushed")
+            longtasks = page.evaluate("window.__long")
             ctx.close()
             time.sleep(3)
             with psycopg.connect(stack.database_url) as conn:
@@ -654,6 +677,14 @@ def bench_latency(env: tuple[Endpoints, str, str], calls: int, background: int) 
     # alarm outbox, Redis stream, correlation) and opened → drawn (pub/sub, /ws, the page).
     server_ms = [opened[m] - t for m, t in sent.items() if m in opened and opened[m] == opened[m]]
     page_ms = [seen[m] - opened[m] for m in seen if m in opened and opened[m] == opened[m]]
+    # ... and opened → drawn in three: opened → the change in the page (the command's
+    # transaction and commit, pub/sub, /ws), → handed to the map (the page's scheduling),
+    # → the next frame (what else ran on the main thread first).
+    wire_ms = [received[m] - opened[m] for m in received if m in opened and opened[m] == opened[m]]
+    queued_ms = [flushed[m] - received[m] for m in flushed if m in received]
+    frame_ms = [seen[m] - flushed[m] for m in seen if m in flushed]
+    t_first, t_last = min(sent.values(), default=0.0), max(seen.values(), default=0.0)
+    held = [d for start, d in longtasks if t_first <= start <= t_last]
     return {
         "calls": calls,
         "seen": sum(1 for x in lat_ms if math.isfinite(x)),
@@ -665,6 +696,15 @@ def bench_latency(env: tuple[Endpoints, str, str], calls: int, background: int) 
         "server_p99": percentile(server_ms, 99),
         "page_p50": percentile(page_ms, 50),
         "page_p99": percentile(page_ms, 99),
+        "wire_p50": percentile(wire_ms, 50),
+        "wire_p99": percentile(wire_ms, 99),
+        "queued_p50": percentile(queued_ms, 50),
+        "queued_p99": percentile(queued_ms, 99),
+        "frame_p50": percentile(frame_ms, 50),
+        "frame_p99": percentile(frame_ms, 99),
+        "longtasks": len(held),
+        "longtask_ms": sum(held),
+        "longtask_max": max(held, default=0.0),
         "background_target": background,
         "background_rate": bg_rate,
         "background_stored": (after[0] if after else 0) - (before[0] if before else 0),
@@ -795,8 +835,33 @@ def report(machine: Any, results: dict[str, Any], load_end: Any) -> str:
             f"{c.get('server_p99', math.nan):.0f} ms; incident opened → drawn on the map (pub/sub, /ws, "
             f"the page) p50 {c.get('page_p50', math.nan):.0f} ms, p99 {c.get('page_p99', math.nan):.0f} ms.",
             "",
+            *latency_split(c),
         ]
     return "\n".join(lines)
+
+
+def latency_split(c: dict[str, Any]) -> list[str]:
+    """Incident opened → drawn, in its three parts (runs before the split was measured
+    have none)."""
+    if "wire_p50" not in c:
+        return []
+    return [
+        table(
+            ["incident opened → drawn, in parts", "p50", "p99"],
+            [
+                [label, f"{c[key + '_p50']:.0f} ms", f"{c[key + '_p99']:.0f} ms"]
+                for key, label in (
+                    ("wire", "→ the change in the page (command's transaction and commit, pub/sub, /ws)"),
+                    ("queued", "→ handed to the map layer (the page's scheduling of the update)"),
+                    ("frame", "→ the next frame drawn (what ran on the main thread first)"),
+                )
+            ],
+        ),
+        "",
+        f"Long tasks (> 50 ms) on the page while the calls came: {c['longtasks']}, "
+        f"{c['longtask_ms']:.0f} ms in all, the longest {c['longtask_max']:.0f} ms.",
+        "",
+    ]
 
 
 PAGES = (("plain", "plain"), ("floor", "Dash floor"), ("console", "console"))

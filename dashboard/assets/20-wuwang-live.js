@@ -289,7 +289,9 @@
     dirty.incidents = true;
     if (inScope(body.exercise_id)) announce(id, W.queueRank.news(prev, body, live.known));
     if (body.is_open === false && W.announce) W.announce.ack(id);
-    if (id === live.selected || body.merged_into === live.selected) tick("detail", "detail-tick");
+    // Only the open incident's detail is fetched again (nothing open: a change with no
+    // merged_into, null, must not match a null selection and refetch an empty detail).
+    if (live.selected && (id === live.selected || body.merged_into === live.selected)) tick("detail", "detail-tick");
     if (!inScope(body.exercise_id)) return;
     if (!prev || !body.is_open || prev.state !== body.state || prev.level !== body.level) bumpKpi();
   }
