@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import msgspec
 import orjson
 import psycopg
 from psycopg import postgres, sql
@@ -173,8 +174,10 @@ StateKey = tuple[str, str, str, str]  # sensor_alarm_state: (scope, source_id, d
 Built = tuple[Place, str, tuple[object, ...]]
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
+class Parsed(msgspec.Struct, frozen=True, gc=False):
+    """A message as the writer thread hands it on (a Struct: one per message; nothing
+    refers back to it, so it never closes a cycle and the collector can skip it)."""
+
     item: Delivery
     msg: Message | None
     reason: str | None  # why it is a dead letter (msg is None)

@@ -8,8 +8,8 @@ So one worker at a time drives Chromium against its console stack: two console s
 two Chromiums on two cores (what the previous order did for its first ~10 minutes) is
 when sign-ins timed out and pages missed their waits. The short tests beside them wait
 mostly on PostgreSQL, Redis and the broker, which share the cores better. The journeys
-(~950 s of worker time under load) are less than the short tests (~1,500 s), so in a
-whole run the other worker never takes a long file.
+(~17 min of worker time in a loaded run on 2026-12-08) are less than the short tests
+(~45 min), so in a whole run the other worker never takes a long file.
 
 A long file stays whole because its Chromium and module fixtures are per file, and two
 of its tests on two workers would set them up twice. Not xdist's ``xdist_group`` marks

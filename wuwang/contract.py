@@ -556,9 +556,9 @@ class Unstorable(ContractError):
     """Parsed, but the database would refuse it (reason says why)."""
 
 
-class Place(Struct, frozen=True):
+class Place(Struct, frozen=True, gc=False):
     """Where a message is: its own coordinates, or its registered device's (a Struct:
-    one is built for every message the ingest stores)."""
+    one is built for every message the ingest stores; numbers and text, never a cycle)."""
 
     lat: float | None
     lon: float | None
@@ -592,8 +592,7 @@ RowBuilder = Callable[["Message", Place], tuple[Any, ...]]
 
 
 def _network(msg: Message) -> str | None:
-    network = msg.topic.network
-    return None if network is None else str(network._value_)  # not str(member): Enum.__str__ is Python
+    return str(msg.topic.network) if msg.topic.network is not None else None
 
 
 def _sensor_row(msg: Message, place: Place) -> tuple[Any, ...]:

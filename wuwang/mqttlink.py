@@ -73,6 +73,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MessageState, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
@@ -183,9 +184,10 @@ def cap_paho_inflight(client: paho.Client, window: int) -> None:
                     message.state = MessageState.MQTT_MS_QUEUED
 
 
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One received message, as handed to the consumer."""
+class Delivery(msgspec.Struct, frozen=True, gc=False):
+    """One received message, as handed to the consumer. A Struct (one per message, on the
+    network thread: an eighth of a frozen dataclass's time to build); ``gc=False``: it holds
+    only text, bytes, a time and numbers, never a cycle."""
 
     topic: str
     payload: bytes  # only its head when the link truncated it (``size > len(payload)``)
