@@ -18,7 +18,8 @@ PYTEST_ARGS ?=
 # Two pytest workers (pytest-xdist): most of the suite waits on real services, so two share
 # two cores well. The browser files go whole to one worker, one at a time on its console
 # stack, every other test on its own to the other (tests/conftest.py,
-# testkit/xdist_order.py). TEST_WORKERS=0 runs in one process.
+# testkit/xdist_order.py). TEST_WORKERS=0 runs in one process. The 30 slowest set-ups,
+# calls and teardowns are listed at the end of every run (CI's log says where the time goes).
 TEST_WORKERS ?= 2
 
 # Stamps: one per set of lock files, named by their hash.
@@ -51,7 +52,7 @@ basemap: $(RUNTIME_STAMP)
 	$(PY) -m simulators.basemap build
 
 test: $(DEV_STAMP) broker-check
-	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load) $(PYTEST_ARGS)
+	$(PY) -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist load) --durations=30 $(PYTEST_ARGS)
 
 lint: $(DEV_STAMP)
 	@status=0; \
