@@ -12,6 +12,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 UV := $(VENV)/bin/uv
+# PY follows VENV: with PY overridden alone, the install stamp is looked for in ./.venv and the
+# install would run into PY's venv, re-pointing its editable package at this checkout.
+ifneq ($(PY),$(VENV)/bin/python)
+$(error PY is $(PY) but VENV is $(VENV): run make VENV=<that venv> instead of PY=…)
+endif
 UV_VERSION := 0.13.8
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
