@@ -30,6 +30,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from testkit.feeds import publish, wait_for
 from testkit.stack import Stack
@@ -62,7 +63,7 @@ def login(page: Any, stack: Stack, user: str, path: str = "/") -> None:
         try:
             page.wait_for_selector("#login-button", state="detached", timeout=20_000)
             return
-        except Exception:  # still on the sign-in page
+        except PlaywrightTimeout:  # still on the sign-in page
             error = page.inner_text(".login-error") if page.query_selector(".login-error") else ""
             if attempt == 2 or not error.strip():
                 return  # the caller's own wait says what went wrong
